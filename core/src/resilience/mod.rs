@@ -1,0 +1,7 @@
+//! The resilience mechanisms, one module each, composed by the call pipeline.
+
+pub mod breaker;
+pub mod cache;
+pub mod quota;
+pub mod rate_limit;
+pub mod retry;
