@@ -210,8 +210,7 @@ impl Clock for FakeClock {
 
     fn wall(&self) -> DateTime<Utc> {
         let now = self.now();
-        self.inner.wall_origin
-            + chrono::Duration::from_std(now).unwrap_or(chrono::Duration::zero())
+        self.inner.wall_origin + chrono::Duration::from_std(now).unwrap_or(chrono::Duration::zero())
     }
 
     fn sleep_until(&self, deadline: Duration) -> Sleep {
@@ -260,9 +259,7 @@ impl Future for FakeSleep {
                 id
             }
         };
-        state
-            .timers
-            .insert((self.deadline, id), cx.waker().clone());
+        state.timers.insert((self.deadline, id), cx.waker().clone());
         Poll::Pending
     }
 }

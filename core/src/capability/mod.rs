@@ -1,0 +1,248 @@
+//! Capabilities: named operations with a validated request and a normalised
+//! answer, whichever provider serves them.
+//!
+//! Each capability family lives in its own module (schemas and validation);
+//! the [`capabilities!`] table below is the one place that lists them.
+//!
+//! ```
+//! use polyrelay::capability::{CapabilityId, Request};
+//! let request = Request::parse("finance.fx_rates", serde_json::json!({"base": "usd", "symbols": "EUR,GBP"})).unwrap();
+//! assert_eq!(request.capability(), CapabilityId::FxRates);
+//! assert!(Request::parse("finance.fx_rates", serde_json::json!({"base": "dollars"})).is_err());
+//! ```
+
+pub mod crypto;
+pub mod finance;
+pub mod params;
+pub mod weather;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+pub use params::Params;
+
+macro_rules! capabilities {
+    ($( $variant:ident => $name:literal, $request:ty, $data:ty, ttl $ttl:expr; )*) => {
+        /// A capability's identity.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum CapabilityId { $(
+            #[doc = concat!("`", $name, "`")]
+            $variant,
+        )* }
+
+        impl CapabilityId {
+            /// Every capability, in table order.
+            pub const ALL: &'static [CapabilityId] = &[$(CapabilityId::$variant),*];
+
+            /// The dotted name, e.g. `weather.current`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(CapabilityId::$variant => $name,)* }
+            }
+
+            /// How long an answer stays fresh in the cache by default.
+            pub fn default_ttl(self) -> Duration {
+                match self { $(CapabilityId::$variant => $ttl,)* }
+            }
+
+            /// Validates loosely typed parameters into this capability's request.
+            pub fn parse(self, params: Value) -> Result<Request> {
+                let params = Params::new(params)?;
+                match self { $(CapabilityId::$variant => Ok(Request::$variant(<$request>::from_params(params)?)),)* }
+            }
+        }
+
+        impl FromStr for CapabilityId {
+            type Err = Error;
+            fn from_str(name: &str) -> Result<Self> {
+                match name {
+                    $($name => Ok(CapabilityId::$variant),)*
+                    other => Err(Error::invalid(
+                        "capability",
+                        format!("must be one of {}, got {other:?}", [$($name),*].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        /// A validated request for one capability.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[serde(untagged)]
+        pub enum Request { $(
+            #[doc = concat!("`", $name, "`")]
+            $variant($request),
+        )* }
+
+        impl Request {
+            /// The capability this request is for.
+            pub fn capability(&self) -> CapabilityId {
+                match self { $(Request::$variant(_) => CapabilityId::$variant,)* }
+            }
+        }
+
+        /// A normalised answer.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Data { $(
+            #[doc = concat!("`", $name, "`")]
+            $variant($data),
+        )* }
+
+        impl Data {
+            /// The capability this answer is for.
+            pub fn capability(&self) -> CapabilityId {
+                match self { $(Data::$variant(_) => CapabilityId::$variant,)* }
+            }
+        }
+    };
+}
+
+capabilities! {
+    WeatherCurrent => "weather.current", weather::CurrentQuery, weather::CurrentWeather, ttl Duration::from_secs(600);
+    WeatherForecast => "weather.forecast", weather::ForecastQuery, weather::Forecast, ttl Duration::from_secs(1800);
+    FxRates => "finance.fx_rates", finance::FxQuery, finance::FxRates, ttl Duration::from_secs(3600);
+    CryptoPrice => "crypto.price", crypto::CryptoQuery, crypto::CryptoPrices, ttl Duration::from_secs(60);
+}
+
+impl fmt::Display for CapabilityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CapabilityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Request {
+    /// Validates `params` for the capability named `capability`.
+    pub fn parse(capability: &str, params: Value) -> Result<Self> {
+        capability.parse::<CapabilityId>()?.parse(params)
+    }
+}
+
+impl Data {
+    /// The answer as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field_of(err: Error) -> String {
+        match err {
+            Error::InvalidRequest { field, .. } => field,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_capability_names_the_known_ones() {
+        let err = Request::parse("weather.now", json!({})).unwrap_err();
+        assert!(err.to_string().contains("weather.current"), "{err}");
+    }
+
+    #[test]
+    fn weather_validation_names_the_field() {
+        assert_eq!(
+            field_of(Request::parse("weather.current", json!({"lat": 91, "lon": 0})).unwrap_err()),
+            "lat"
+        );
+        assert_eq!(
+            field_of(Request::parse("weather.current", json!({"lat": 1})).unwrap_err()),
+            "lon"
+        );
+        assert_eq!(
+            field_of(Request::parse("weather.current", json!({})).unwrap_err()),
+            "lat"
+        );
+        assert_eq!(
+            field_of(Request::parse("weather.current", json!({"city": "  "})).unwrap_err()),
+            "city"
+        );
+        assert_eq!(
+            field_of(
+                Request::parse("weather.current", json!({"lat": 1, "lon": 2, "units": "f"}))
+                    .unwrap_err()
+            ),
+            "units"
+        );
+        assert_eq!(
+            field_of(
+                Request::parse("weather.forecast", json!({"lat": 1, "lon": 2, "days": 40}))
+                    .unwrap_err()
+            ),
+            "days"
+        );
+        assert_eq!(
+            field_of(Request::parse("weather.current", json!([1, 2])).unwrap_err()),
+            "params"
+        );
+    }
+
+    #[test]
+    fn equal_places_make_equal_requests() {
+        let a = Request::parse("weather.current", json!({"lat": 52.52, "lon": 13.41})).unwrap();
+        let b = Request::parse(
+            "weather.current",
+            json!({"lon": "13.41000001", "lat": 52.52}),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn fx_validation_and_normalisation() {
+        let r = Request::parse(
+            "finance.fx_rates",
+            json!({"base": "usd", "symbols": ["gbp", "EUR", "GBP"]}),
+        )
+        .unwrap();
+        let Request::FxRates(q) = r else { panic!() };
+        assert_eq!(q.base.as_str(), "USD");
+        assert_eq!(
+            q.symbols.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            ["EUR", "GBP"]
+        );
+        assert_eq!(
+            field_of(Request::parse("finance.fx_rates", json!({"symbols": ["EURO"]})).unwrap_err()),
+            "symbols[0]"
+        );
+        assert_eq!(
+            field_of(
+                Request::parse("finance.fx_rates", json!({"date": "2024-13-01"})).unwrap_err()
+            ),
+            "date"
+        );
+    }
+
+    #[test]
+    fn crypto_validation_resolves_names() {
+        let r = Request::parse(
+            "crypto.price",
+            json!({"assets": ["bitcoin", "ETH"], "vs_currencies": "usd,eur"}),
+        )
+        .unwrap();
+        let Request::CryptoPrice(q) = r else { panic!() };
+        assert_eq!(q.assets, ["BTC", "ETH"]);
+        assert_eq!(q.vs_currencies, ["USD", "EUR"]);
+        assert_eq!(
+            field_of(Request::parse("crypto.price", json!({})).unwrap_err()),
+            "assets"
+        );
+        assert_eq!(
+            field_of(Request::parse("crypto.price", json!({"assets": ["nocoin"]})).unwrap_err()),
+            "assets[0]"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Reading loosely typed parameters (JSON from Python, C or a CLI) into
+//! validated requests, with errors that name the field.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// A parameter object being consumed field by field. [`Params::finish`]
+/// rejects any field nobody asked for, so a typo never passes silently.
+#[derive(Debug)]
+pub struct Params {
+    fields: Map<String, Value>,
+}
+
+impl Params {
+    /// Wraps a JSON value, which must be an object (or null for no parameters).
+    pub fn new(value: Value) -> Result<Self> {
+        match value {
+            Value::Object(fields) => Ok(Self { fields }),
+            Value::Null => Ok(Self { fields: Map::new() }),
+            other => Err(Error::invalid(
+                "params",
+                format!("must be an object, got {}", type_name(&other)),
+            )),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        match self.fields.remove(name) {
+            Some(Value::Null) | None => None,
+            Some(value) => Some(value),
+        }
+    }
+
+    /// An optional number.
+    pub fn opt_f64(&mut self, name: &str) -> Result<Option<f64>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| Error::invalid(name, "must be a finite number")),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| Error::invalid(name, format!("must be a number, got {s:?}"))),
+            Some(other) => Err(Error::invalid(
+                name,
+                format!("must be a number, got {}", type_name(&other)),
+            )),
+        }
+    }
+
+    /// An optional non-negative integer.
+    pub fn opt_u64(&mut self, name: &str) -> Result<Option<u64>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| Error::invalid(name, "must be a non-negative integer")),
+            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+                Error::invalid(name, format!("must be a non-negative integer, got {s:?}"))
+            }),
+            Some(other) => Err(Error::invalid(
+                name,
+                format!("must be a non-negative integer, got {}", type_name(&other)),
+            )),
+        }
+    }
+
+    /// An optional non-empty string, trimmed.
+    pub fn opt_str(&mut self, name: &str) -> Result<Option<String>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(Error::invalid(name, "must not be empty"))
+            }
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(other) => Err(Error::invalid(
+                name,
+                format!("must be a string, got {}", type_name(&other)),
+            )),
+        }
+    }
+
+    /// An optional list of non-empty strings; a single string may also be a
+    /// comma-separated list (`"EUR,GBP"`).
+    pub fn opt_str_list(&mut self, name: &str) -> Result<Option<Vec<String>>> {
+        let items: Vec<String> = match self.take(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            Some(Value::Array(values)) => {
+                let mut items = Vec::with_capacity(values.len());
+                for (i, v) in values.into_iter().enumerate() {
+                    match v {
+                        Value::String(s) => items.push(s.trim().to_string()),
+                        other => {
+                            return Err(Error::invalid(
+                                format!("{name}[{i}]"),
+                                format!("must be a string, got {}", type_name(&other)),
+                            ))
+                        }
+                    }
+                }
+                items
+            }
+            Some(other) => {
+                return Err(Error::invalid(
+                    name,
+                    format!("must be a list of strings, got {}", type_name(&other)),
+                ))
+            }
+        };
+        if items.is_empty() || items.iter().any(String::is_empty) {
+            return Err(Error::invalid(name, "must not contain empty entries"));
+        }
+        Ok(Some(items))
+    }
+
+    /// Fails on any field that was not consumed.
+    pub fn finish(self, allowed: &[&str]) -> Result<()> {
+        match self.fields.keys().next() {
+            None => Ok(()),
+            Some(unknown) => Err(Error::invalid(
+                unknown.clone(),
+                format!(
+                    "is not a known parameter; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,370 @@
+//! The provider model: one trait that every provider implements in one file.
+//!
+//! A provider is declarative. It describes itself ([`ProviderInfo`]), turns a
+//! validated [`Request`] into an [`HttpRequest`], and turns the
+//! [`HttpResponse`] into a normalised [`Data`] or a classified
+//! [`ProviderFailure`]. It never sends anything, sleeps, retries or sees a key:
+//! the pipeline does all of that, the same way for every provider.
+//!
+//! A provider that needs two round trips (geocode, then forecast) answers the
+//! first response with [`Step::Next`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::resilience::retry::{parse_retry_after, parse_retry_after_ms};
+
+/// How a provider authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Auth {
+    /// No key at all.
+    Keyless,
+    /// An API key read from `env` (or the config file).
+    Key {
+        /// Environment variable holding the key, e.g. `COINGECKO_API_KEY`.
+        env: &'static str,
+        /// Where the key goes in the request.
+        placement: KeyPlacement,
+        /// Whether the provider also works without a key (at lower limits).
+        optional: bool,
+    },
+}
+
+/// Where a key is sent. Headers are preferred wherever the provider accepts
+/// one, because query strings end up in proxy and server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum KeyPlacement {
+    /// `name: {prefix}{key}`, e.g. `Authorization: Bearer …`.
+    Header {
+        /// Header name.
+        name: &'static str,
+        /// Text before the key (`"Bearer "` or empty).
+        prefix: &'static str,
+    },
+    /// `?{param}={key}`.
+    Query {
+        /// Query parameter name.
+        param: &'static str,
+    },
+}
+
+/// What a provider declares about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderInfo {
+    /// Stable id, lower-case with dashes (`open-meteo`).
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Capabilities served.
+    pub capabilities: &'static [CapabilityId],
+    /// Authentication.
+    pub auth: Auth,
+    /// Default base URL; config can override it.
+    pub base_url: &'static str,
+    /// Documentation URL.
+    pub docs_url: &'static str,
+    /// Terms worth knowing (attribution, non-commercial, …).
+    pub terms: &'static str,
+    /// Whether the free terms allow commercial use.
+    pub commercial_use: bool,
+    /// Documented free-tier rate, as a rate string (`"600/min"`), if any.
+    pub default_rate_limit: Option<&'static str>,
+    /// Documented free-tier daily request quota, if any.
+    pub default_daily_quota: Option<u64>,
+}
+
+impl ProviderInfo {
+    /// Whether this provider can be called without any key.
+    pub fn is_keyless(&self) -> bool {
+        match self.auth {
+            Auth::Keyless => true,
+            Auth::Key { optional, .. } => optional,
+        }
+    }
+}
+
+/// What the provider may know about the call besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    /// The base URL to use (the default, or the configured override).
+    pub base_url: &'a str,
+    /// The SDK-wide User-Agent, already including the contact when set.
+    pub user_agent: &'a str,
+}
+
+/// One provider.
+pub trait Provider: Send + Sync + 'static {
+    /// What the provider declares about itself.
+    fn info(&self) -> &'static ProviderInfo;
+
+    /// The first HTTP request for `request`. Returns
+    /// [`FailureClass::Unsupported`] when this provider cannot serve it.
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure>;
+
+    /// Interprets a response: the answer, a follow-up request, or a
+    /// classified failure. Called for every status; start with
+    /// [`HttpResponse::check_status`] unless the provider has its own rules.
+    fn response(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure>;
+
+    /// Canned replies in the provider's real wire format, paths relative to
+    /// the base URL. The emulator serves them under `/{id}`; tests use them
+    /// to check normalisation.
+    fn fixtures(&self) -> &'static [Fixture] {
+        &[]
+    }
+}
+
+/// A canned reply in a provider's real wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixture {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path relative to the provider's base URL (`/v1/forecast`); a trailing
+    /// `*` matches any suffix.
+    pub path: &'static str,
+    /// Status code.
+    pub status: u16,
+    /// Response body.
+    pub body: &'static str,
+}
+
+/// What a response leads to.
+#[derive(Debug)]
+pub enum Step {
+    /// The normalised answer.
+    Done(Data),
+    /// Another request is needed (multi-step providers).
+    Next(HttpRequest),
+}
+
+/// An HTTP request as a provider describes it, without credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL without the query string.
+    pub url: String,
+    /// Query pairs, in order.
+    pub query: Vec<(Cow<'static, str>, String)>,
+    /// Extra headers (User-Agent is added by the pipeline).
+    pub headers: Vec<(Cow<'static, str>, String)>,
+    /// JSON body, if any.
+    pub body: Option<serde_json::Value>,
+}
+
+impl HttpRequest {
+    /// A GET of `base` + `path`.
+    pub fn get(base: &str, path: &str) -> Self {
+        Self::new(Method::GET, base, path)
+    }
+
+    /// A POST of `base` + `path` with a JSON body.
+    pub fn post_json(base: &str, path: &str, body: serde_json::Value) -> Self {
+        let mut req = Self::new(Method::POST, base, path);
+        req.body = Some(body);
+        req
+    }
+
+    fn new(method: Method, base: &str, path: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let url = if path.is_empty() || path.starts_with('/') {
+            format!("{base}{path}")
+        } else {
+            format!("{base}/{path}")
+        };
+        Self {
+            method,
+            url,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((Cow::Borrowed(name), value.into()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((Cow::Borrowed(name), value.into()));
+        self
+    }
+
+    /// Whether repeating the request is safe (RFC 9110 §9.2.2).
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self.method, Method::POST | Method::PATCH)
+    }
+}
+
+/// A provider's response, fully read.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes (bounded by the configured maximum size).
+    pub body: Bytes,
+    /// Wall time at which it arrived, for `Retry-After` dates.
+    pub received_at: DateTime<Utc>,
+}
+
+impl HttpResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON of type `T`; a mismatch is a malformed response.
+    /// Leading blank lines (DeepSeek's keep-alive) are tolerated.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ProviderFailure> {
+        let start = self
+            .body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(self.body.len());
+        serde_json::from_slice(&self.body[start..]).map_err(|e| {
+            ProviderFailure::malformed(format!("unexpected response body: {e}")).status(self.status)
+        })
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The server's requested wait: `retry-after-ms`, then `Retry-After`
+    /// (seconds or any HTTP-date form). Garbage is ignored.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after-ms")
+            .and_then(parse_retry_after_ms)
+            .or_else(|| {
+                self.header("retry-after")
+                    .and_then(|v| parse_retry_after(v, self.received_at))
+            })
+    }
+
+    /// A short, secret-free excerpt of the body for error messages.
+    pub fn body_excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body[..self.body.len().min(200)]);
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The default classification of a non-2xx status; `Ok` for 2xx.
+    ///
+    /// 408 and 5xx are transient, 429 is rate limited (with `Retry-After`),
+    /// 401/403 are auth, 402 is quota (credits), 404/410 not found, other
+    /// 4xx invalid request.
+    pub fn check_status(&self) -> Result<(), ProviderFailure> {
+        if self.is_success() {
+            return Ok(());
+        }
+        let class = match self.status {
+            408 | 500..=599 => FailureClass::Transient,
+            429 => FailureClass::RateLimited,
+            401 | 403 => FailureClass::Auth,
+            402 => FailureClass::QuotaExhausted,
+            404 | 410 => FailureClass::NotFound,
+            400..=499 => FailureClass::InvalidRequest,
+            _ => FailureClass::MalformedResponse,
+        };
+        Err(self.failure(class, self.body_excerpt()))
+    }
+
+    /// A failure of `class` carrying this response's status and `Retry-After`.
+    pub fn failure(&self, class: FailureClass, message: impl Into<String>) -> ProviderFailure {
+        ProviderFailure::new(class, message)
+            .status(self.status)
+            .retry_after(self.retry_after())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&'static str, &str)], body: &str) -> HttpResponse {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().unwrap());
+        }
+        HttpResponse {
+            status,
+            headers: map,
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            received_at: "2015-10-21T07:27:30Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn default_classification_by_status() {
+        let class = |s| response(s, &[], "").check_status().unwrap_err().class;
+        assert_eq!(class(503), FailureClass::Transient);
+        assert_eq!(class(408), FailureClass::Transient);
+        assert_eq!(class(429), FailureClass::RateLimited);
+        assert_eq!(class(401), FailureClass::Auth);
+        assert_eq!(class(402), FailureClass::QuotaExhausted);
+        assert_eq!(class(404), FailureClass::NotFound);
+        assert_eq!(class(422), FailureClass::InvalidRequest);
+        assert!(response(204, &[], "").check_status().is_ok());
+    }
+
+    #[test]
+    fn retry_after_in_every_form() {
+        let r = response(429, &[("retry-after", "3")], "");
+        assert_eq!(
+            r.check_status().unwrap_err().retry_after,
+            Some(Duration::from_secs(3))
+        );
+        let r = response(429, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], "");
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(30)));
+        let r = response(429, &[("retry-after-ms", "1500"), ("retry-after", "9")], "");
+        assert_eq!(r.retry_after(), Some(Duration::from_millis(1500)));
+        let r = response(429, &[("retry-after", "soon")], "");
+        assert_eq!(r.retry_after(), None);
+    }
+
+    #[test]
+    fn json_tolerates_leading_blank_lines_and_flags_garbage() {
+        let r = response(200, &[], "\n\n  {\"a\": 1}");
+        let v: serde_json::Value = r.json().unwrap();
+        assert_eq!(v["a"], 1);
+        let r = response(200, &[], "{\"a\": ");
+        assert_eq!(
+            r.json::<serde_json::Value>().unwrap_err().class,
+            FailureClass::MalformedResponse
+        );
+    }
+
+    #[test]
+    fn urls_join_cleanly() {
+        assert_eq!(
+            HttpRequest::get("http://h/x/", "/v1/a").url,
+            "http://h/x/v1/a"
+        );
+        assert_eq!(HttpRequest::get("http://h", "v1").url, "http://h/v1");
+        assert!(!HttpRequest::post_json("http://h", "/", serde_json::json!({})).is_idempotent());
+    }
+}
