@@ -1,4 +1,390 @@
-//! Configuration.
+//! Configuration: defaults that work with no file and no keys, a TOML file,
+//! and `POLYRELAY_*` environment variables, in that order of precedence.
+//!
+//! ```toml
+//! timezone = "Europe/Paris"          # calendar day of daily quotas
+//! user_agent = "my-app/1.0"
+//! contact = "ops@example.com"        # sent where providers ask for it
+//! commercial = false                 # true drops providers whose free terms forbid it
+//! total_timeout = "30s"
+//!
+//! [cache]
+//! stale_if_error = "1d"
+//!
+//! [defaults.retry]                   # applies to every provider
+//! max_attempts = 3
+//!
+//! [capabilities."weather.current"]
+//! chain = ["met-norway", "open-meteo"]
+//! cache_ttl = "10m"
+//!
+//! [providers.open-meteo]
+//! base_url = "http://127.0.0.1:8080/open-meteo"
+//! rate_limit = "600/min"
+//! daily_quota = 10000
+//! breaker = { sliding_window_size = 20, minimum_number_of_calls = 10 }
+//! ```
+//!
+//! Per-provider tables are deep-merged over `[defaults]`, so a provider can
+//! change one retry setting and keep the rest. Unknown keys, bad durations,
+//! unknown providers and unknown `POLYRELAY_*` variables are errors naming
+//! the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::capability::CapabilityId;
+use crate::error::{Error, Result};
+use crate::resilience::breaker::BreakerConfig;
+use crate::resilience::cache::CacheConfig;
+use crate::resilience::rate_limit::RateLimitConfig;
+use crate::resilience::retry::RetryConfig;
+
+/// The whole configuration, before it is resolved against the provider
+/// registry by [`crate::Client`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// IANA time zone whose calendar day daily quotas follow (default `UTC`).
+    pub timezone: Option<String>,
+    /// User-Agent product token (default `polyrelay/<version>`).
+    pub user_agent: Option<String>,
+    /// Contact (e-mail or URL) appended to the User-Agent; several providers
+    /// (MET Norway, Nominatim, NWS, …) require one.
+    pub contact: Option<String>,
+    /// Drop providers whose free terms forbid commercial use.
+    pub commercial: bool,
+    /// Point every provider at this emulator: provider `x` uses `{url}/x`.
+    pub emulator_url: Option<String>,
+    /// One deadline over a whole call (default: `defaults.retry.total_timeout`).
+    #[serde(with = "duration_serde::option")]
+    pub total_timeout: Option<Duration>,
+    /// Largest response body accepted, in bytes (default 8 MiB).
+    pub max_response_bytes: Option<usize>,
+    /// Response cache.
+    pub cache: CacheConfig,
+    /// Settings applied to every provider before its own table.
+    pub defaults: Map<String, Value>,
+    /// Per-capability settings, by capability name.
+    pub capabilities: BTreeMap<String, CapabilitySettings>,
+    /// Per-provider settings, by provider id.
+    pub providers: BTreeMap<String, Map<String, Value>>,
+}
+
+/// Settings of one capability.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapabilitySettings {
+    /// Provider ids in fallback order (default: keyless first).
+    pub chain: Option<Vec<String>>,
+    /// How long answers stay fresh.
+    #[serde(with = "duration_serde::option")]
+    pub cache_ttl: Option<Duration>,
+    /// Total deadline for this capability's calls.
+    #[serde(with = "duration_serde::option")]
+    pub total_timeout: Option<Duration>,
+}
+
+/// Settings of one provider, after `[defaults]` and its own table are merged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// `false` removes the provider from every chain.
+    pub enabled: bool,
+    /// Base URL override.
+    pub base_url: Option<String>,
+    /// Environment variable holding the key, instead of the provider's own.
+    pub api_key_env: Option<String>,
+    /// Client-side rate limit (`"10/s"`); `"off"` disables the default one.
+    pub rate_limit: Option<RateLimitSetting>,
+    /// Daily request quota; 0 disables the provider's default quota.
+    pub daily_quota: Option<u64>,
+    /// Retry and timeout settings.
+    pub retry: RetryConfig,
+    /// Circuit breaker settings.
+    pub breaker: BreakerConfig,
+    /// How long a provider whose key was refused stays benched (default 1 h).
+    #[serde(with = "duration_serde")]
+    pub auth_bench: Duration,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base_url: None,
+            api_key_env: None,
+            rate_limit: None,
+            daily_quota: None,
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            auth_bench: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A rate limit, or `"off"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RateLimitSetting {
+    /// `"off"` (or `false`).
+    Off(OffSwitch),
+    /// A limit.
+    Limit(RateLimitConfig),
+}
+
+/// The literal `"off"` or `false`.
+#[derive(Debug, Clone, Copy)]
+pub struct OffSwitch;
+
+impl<'de> Deserialize<'de> for OffSwitch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(false) => Ok(OffSwitch),
+            Value::String(s) if s == "off" => Ok(OffSwitch),
+            _ => Err(serde::de::Error::custom("not off")),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            Error::config(
+                "toml",
+                e.to_string().lines().collect::<Vec<_>>().join(" "),
+            )
+        })?;
+        let json = serde_json::to_value(value).map_err(|e| Error::config("toml", e.to_string()))?;
+        Self::from_json(json)
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config("config file", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            Error::Config { field, message } => {
+                Error::config(field, format!("{message} (in {})", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Builds from a JSON-like value (a Python dict, a C string of JSON).
+    pub fn from_json(value: Value) -> Result<Self> {
+        let config: Config = serde_json::from_value(value).map_err(|e| Error::config("config", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration a process gets from its environment: the file named
+    /// by `POLYRELAY_CONFIG` (if set), then every `POLYRELAY_*` override.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Like [`Config::from_env`], from explicit variables (tests, embedding).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let vars: BTreeMap<String, String> = vars.into_iter().collect();
+        let mut config = match vars.get("POLYRELAY_CONFIG") {
+            Some(path) if !path.is_empty() => Self::from_file(path)?,
+            _ => Self::default(),
+        };
+        config.apply_env(&vars)?;
+        Ok(config)
+    }
+
+    /// Applies `POLYRELAY_*` overrides from `vars`; other variables are ignored.
+    pub fn apply_env(&mut self, vars: &BTreeMap<String, String>) -> Result<()> {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("POLYRELAY_") else {
+                continue;
+            };
+            let bad = |msg: String| Error::config(name.clone(), msg);
+            match rest {
+                "CONFIG" => {}
+                "TIMEZONE" => self.timezone = Some(value.clone()),
+                "USER_AGENT" => self.user_agent = Some(value.clone()),
+                "CONTACT" => self.contact = Some(value.clone()),
+                "EMULATOR_URL" => self.emulator_url = Some(value.clone()),
+                "COMMERCIAL" => self.commercial = parse_bool(value).map_err(bad)?,
+                "CACHE" => self.cache.enabled = parse_bool(value).map_err(bad)?,
+                "TOTAL_TIMEOUT" => {
+                    self.total_timeout = Some(duration_serde::parse(value).map_err(bad)?)
+                }
+                _ => {
+                    if let Some(cap) = rest.strip_prefix("CHAIN_") {
+                        let capability = CapabilityId::ALL
+                            .iter()
+                            .find(|c| env_name(c.as_str()) == cap)
+                            .ok_or_else(|| bad(format!("no capability is named {cap}")))?;
+                        self.capabilities
+                            .entry(capability.as_str().to_string())
+                            .or_default()
+                            .chain = Some(value.split(',').map(|s| s.trim().to_string()).collect());
+                    } else {
+                        self.apply_provider_env(rest, value).map_err(bad)?;
+                    }
+                }
+            }
+        }
+        self.validate()
+    }
+
+    fn apply_provider_env(&mut self, rest: &str, value: &str) -> std::result::Result<(), String> {
+        const SETTINGS: &[(&str, &str)] = &[
+            ("_BASE_URL", "base_url"),
+            ("_RATE_LIMIT", "rate_limit"),
+            ("_DAILY_QUOTA", "daily_quota"),
+            ("_ENABLED", "enabled"),
+            ("_API_KEY_ENV", "api_key_env"),
+        ];
+        for (suffix, key) in SETTINGS {
+            if let Some(provider) = rest.strip_suffix(suffix) {
+                let id = crate::providers::builtin()
+                    .iter()
+                    .map(|p| p.info().id)
+                    .find(|id| env_name(id) == provider)
+                    .ok_or_else(|| format!("no provider is named {provider}"))?;
+                let parsed = match *key {
+                    "daily_quota" => Value::from(value.trim().parse::<u64>().map_err(|_| {
+                        format!("expected a whole number, got {value:?}")
+                    })?),
+                    "enabled" => Value::Bool(parse_bool(value)?),
+                    _ => Value::String(value.to_string()),
+                };
+                self.providers
+                    .entry(id.to_string())
+                    .or_default()
+                    .insert(key.to_string(), parsed);
+                return Ok(());
+            }
+        }
+        Err("unknown polyrelay variable; see the configuration docs for the supported ones".to_string())
+    }
+
+    /// Checks everything that can be checked without the provider registry:
+    /// names, time zone, URLs, every provider table. Chains and provider ids
+    /// are checked against the registry when a client is built.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(tz) = &self.timezone {
+            tz.parse::<chrono_tz::Tz>()
+                .map_err(|_| Error::config("timezone", format!("unknown IANA time zone {tz:?}")))?;
+        }
+        if let Some(url) = &self.emulator_url {
+            check_url("emulator_url", url)?;
+        }
+        if self.max_response_bytes == Some(0) {
+            return Err(Error::config("max_response_bytes", "must be at least 1"));
+        }
+        self.cache.validate().map_err(|e| prefix_error("cache", e))?;
+        for name in self.capabilities.keys() {
+            name.parse::<CapabilityId>().map_err(|_| {
+                Error::config(format!("capabilities.{name}"), "no capability has this name")
+            })?;
+        }
+        self.provider_settings_for("defaults", None)?;
+        for id in self.providers.keys() {
+            self.provider_settings(id)?;
+        }
+        Ok(())
+    }
+
+    /// The merged settings of provider `id` (`[defaults]` then its table).
+    pub fn provider_settings(&self, id: &str) -> Result<ProviderSettings> {
+        self.provider_settings_for(&format!("providers.{id}"), self.providers.get(id))
+    }
+
+    fn provider_settings_for(&self, field: &str, own: Option<&Map<String, Value>>) -> Result<ProviderSettings> {
+        let mut merged = Value::Object(self.defaults.clone());
+        if let Some(own) = own {
+            merge(&mut merged, Value::Object(own.clone()));
+        }
+        let settings: ProviderSettings =
+            serde_json::from_value(merged).map_err(|e| Error::config(field, e.to_string()))?;
+        if let Some(url) = &settings.base_url {
+            check_url(&format!("{field}.base_url"), url)?;
+        }
+        settings.retry.validate().map_err(|e| prefix_error(&format!("{field}.retry"), e))?;
+        settings.breaker.validate().map_err(|e| prefix_error(&format!("{field}.breaker"), e))?;
+        if let Some(RateLimitSetting::Limit(limit)) = &settings.rate_limit {
+            limit.validate().map_err(|e| prefix_error(&format!("{field}.rate_limit"), e))?;
+        }
+        Ok(settings)
+    }
+
+    /// The calendar time zone of daily quotas.
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.timezone
+            .as_deref()
+            .and_then(|tz| tz.parse().ok())
+            .unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The User-Agent sent to every provider.
+    pub fn user_agent(&self) -> String {
+        let product = self
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("polyrelay/{} (+https://github.com/polyrelay/polyrelay)", env!("CARGO_PKG_VERSION")));
+        match &self.contact {
+            Some(contact) => format!("{product} {contact}"),
+            None => product,
+        }
+    }
+}
+
+fn prefix_error(prefix: &str, error: Error) -> Error {
+    match error {
+        Error::Config { field, message } => Error::config(format!("{prefix}.{field}"), message),
+        other => other,
+    }
+}
+
+fn check_url(field: &str, url: &str) -> Result<()> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(Error::config(field, format!("must be an http(s) URL, got {url:?}"))),
+    }
+}
+
+/// `weather.current` → `WEATHER_CURRENT`, `open-meteo` → `OPEN_METEO`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+fn parse_bool(value: &str) -> std::result::Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) if slot.is_object() && value.is_object() => merge(slot, value),
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
 
 /// Durations in config files and JSON: `"500ms"`, `"10s"`, `"1.5s"`, `"2m"`,
 /// `"1h"`, `"1d"`, or a number of seconds. Serialised as seconds (float).

@@ -131,6 +131,13 @@ pub trait Provider: Send + Sync + 'static {
     fn fixtures(&self) -> &'static [Fixture] {
         &[]
     }
+
+    /// The header that carries an idempotency key, for providers that
+    /// de-duplicate POSTs by one (`Idempotency-Key`). Only then is a POST
+    /// retried after it may have been sent.
+    fn idempotency_header(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A canned reply in a provider's real wire format.

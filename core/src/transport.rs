@@ -1,0 +1,167 @@
+//! Sending one provider request over HTTP, with the key added last.
+//!
+//! This is the only place a key is exposed (`ExposeSecret`), and only into
+//! the outgoing request. Transport errors are classified here and their
+//! messages are built without the URL, because a query-string key would
+//! otherwise appear in them.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{HttpRequest, HttpResponse, KeyPlacement};
+
+/// The shared HTTP client and its limits.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    client: reqwest::Client,
+    user_agent: http::HeaderValue,
+    max_body: usize,
+}
+
+impl Transport {
+    pub(crate) fn new(user_agent: &str, max_body: usize) -> Result<Self, crate::Error> {
+        // reqwest is built without a default TLS crypto provider; install ring
+        // once per process (a second install is a harmless no-op error).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let user_agent = http::HeaderValue::from_str(user_agent)
+            .map_err(|_| crate::Error::config("user_agent", "must be printable ASCII"))?;
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| crate::Error::config("http", format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            user_agent,
+            max_body,
+        })
+    }
+
+    /// Sends `request` with `key` placed as the provider declares; reads the
+    /// whole body up to the size limit. Timeouts are the caller's job.
+    pub(crate) async fn send(
+        &self,
+        request: &HttpRequest,
+        key: Option<(&SecretString, KeyPlacement)>,
+        idempotency: Option<(&'static str, &str)>,
+        received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
+    ) -> Result<HttpResponse, ProviderFailure> {
+        let mut builder = self
+            .client
+            .request(request.method.clone(), &request.url)
+            .header(http::header::USER_AGENT, self.user_agent.clone());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_ref(), value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        if let Some((header, value)) = idempotency {
+            builder = builder.header(header, value);
+        }
+        match key {
+            Some((key, KeyPlacement::Header { name, prefix })) => {
+                let mut value = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret()))
+                    .map_err(|_| ProviderFailure::new(FailureClass::Auth, "the key contains characters not allowed in a header").not_sent())?;
+                value.set_sensitive(true);
+                builder = builder.header(name, value);
+            }
+            Some((key, KeyPlacement::Query { param })) => {
+                builder = builder.query(&[(param, key.expose_secret())]);
+            }
+            None => {}
+        }
+        let mut response = builder.send().await.map_err(classify_send_error)?;
+        let status = response.status().as_u16();
+        let headers = std::mem::take(response.headers_mut());
+        if let Some(len) = response.content_length() {
+            if len > self.max_body as u64 {
+                return Err(too_large(status, self.max_body));
+            }
+        }
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body {
+                        return Err(too_large(status, self.max_body));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ProviderFailure::new(
+                        FailureClass::Transient,
+                        format!("connection failed while reading the body: {}", describe(&e)),
+                    )
+                    .status(status))
+                }
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: Bytes::from(body),
+            received_at: received_at(),
+        })
+    }
+}
+
+fn too_large(status: u16, max: usize) -> ProviderFailure {
+    ProviderFailure::malformed(format!("response body larger than the {max} byte limit")).status(status)
+}
+
+fn classify_send_error(error: reqwest::Error) -> ProviderFailure {
+    let failure = ProviderFailure::new(FailureClass::Transient, describe(&error));
+    if error.is_connect() {
+        failure.not_sent()
+    } else {
+        failure
+    }
+}
+
+/// A description of a transport error that never includes the URL.
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_connect() {
+        "connection refused or unreachable"
+    } else if error.is_timeout() {
+        "timed out"
+    } else if error.is_body() || error.is_decode() {
+        "broken response body"
+    } else if error.is_request() {
+        "connection failed"
+    } else {
+        "HTTP error"
+    };
+    // The source chain (hyper/io errors) carries the useful detail and no URL.
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(err) = source {
+        detail = err.to_string();
+        source = err.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// Removes the key from a failure message: some providers echo the key they
+/// refused ("invalid API key sk-…") in their error bodies.
+pub(crate) fn redact(mut failure: ProviderFailure, key: Option<&SecretString>) -> ProviderFailure {
+    if let Some(key) = key {
+        let key = key.expose_secret();
+        if key.len() >= 4 && failure.message.contains(key) {
+            failure.message = failure.message.replace(key, "[redacted]");
+        }
+    }
+    failure
+}
