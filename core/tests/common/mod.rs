@@ -1,0 +1,191 @@
+//! Shared test fixtures: an emulator serving every built-in provider's real
+//! wire format, clients pointed at it, and a small configurable provider for
+//! cases no keyless built-in provider can show (keys, POST).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
+use polyrelay::capability::{CapabilityId, Data, Request};
+use polyrelay::clock::FakeClock;
+use polyrelay::config::Config;
+use polyrelay::error::ProviderFailure;
+use polyrelay::provider::{Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step};
+use polyrelay::Client;
+pub use polyrelay_emulator::{Emulator, Fault, Method, Reply};
+
+/// An emulator serving the fixtures of every built-in provider under `/{id}`.
+pub async fn emulator() -> Emulator {
+    let emulator = Emulator::start().await.expect("emulator starts");
+    for provider in polyrelay::providers::builtin() {
+        let id = provider.info().id;
+        for fixture in provider.fixtures() {
+            let method = Method::from_bytes(fixture.method.as_bytes()).expect("fixture method");
+            emulator.route(
+                method,
+                &format!("/{id}{}", fixture.path),
+                Reply::bytes(fixture.body.as_bytes().to_vec())
+                    .with_status(fixture.status)
+                    .with_header("content-type", "application/json"),
+            );
+        }
+    }
+    emulator
+}
+
+/// A fake clock at 2025-01-01T00:00Z whose backoff sleeps jump time.
+pub fn clock() -> FakeClock {
+    let clock = FakeClock::at_epoch();
+    clock.auto_advance(true);
+    clock
+}
+
+/// A client on `clock`, every provider pointed at `emulator`, configured by
+/// `toml`, seeing only the environment variables in `vars`.
+pub fn client(emulator: &Emulator, clock: &FakeClock, toml: &str, vars: &[(&str, &str)]) -> Client {
+    builder(emulator, clock, toml, vars).build().expect("client builds")
+}
+
+/// The builder behind [`client`], to add providers.
+pub fn builder(
+    emulator: &Emulator,
+    clock: &FakeClock,
+    toml: &str,
+    vars: &[(&str, &str)],
+) -> polyrelay::ClientBuilder {
+    let mut env: Vec<(String, String)> = vec![("POLYRELAY_EMULATOR_URL".into(), emulator.base_url())];
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Client::builder()
+        .config(Config::from_toml_str(toml).expect("test config parses"))
+        .env_vars(env)
+        .clock(clock.shared())
+        .seed(7)
+}
+
+/// Berlin.
+pub fn berlin() -> serde_json::Value {
+    serde_json::json!({"lat": 52.52, "lon": 13.41})
+}
+
+/// A minimal `weather.current` provider: `GET|POST /{id}/weather` answering
+/// `{"temp": 21.5}`.
+pub struct TestWeather {
+    info: &'static ProviderInfo,
+    post: bool,
+    idempotency_header: Option<&'static str>,
+}
+
+impl TestWeather {
+    /// A keyless GET provider.
+    pub fn keyless(id: &'static str) -> Arc<Self> {
+        Self::build(id, Auth::Keyless, false, None)
+    }
+
+    /// A provider that needs the key in `env`, sent as the `x-api-key` header.
+    pub fn keyed(id: &'static str, env: &'static str) -> Arc<Self> {
+        let auth = Auth::Key {
+            env,
+            placement: polyrelay::provider::KeyPlacement::Header {
+                name: "x-api-key",
+                prefix: "",
+            },
+            optional: false,
+        };
+        Self::build(id, auth, false, None)
+    }
+
+    /// A keyless POST provider, optionally de-duplicating by an idempotency header.
+    pub fn post(id: &'static str, idempotency_header: Option<&'static str>) -> Arc<Self> {
+        Self::build(id, Auth::Keyless, true, idempotency_header)
+    }
+
+    fn build(id: &'static str, auth: Auth, post: bool, idempotency_header: Option<&'static str>) -> Arc<Self> {
+        let info = Box::leak(Box::new(ProviderInfo {
+            id,
+            name: id,
+            capabilities: &[CapabilityId::WeatherCurrent],
+            auth,
+            base_url: "http://127.0.0.1:9",
+            docs_url: "https://example.invalid/docs",
+            terms: "test provider",
+            commercial_use: true,
+            default_rate_limit: None,
+            default_daily_quota: None,
+        }));
+        Arc::new(Self {
+            info,
+            post,
+            idempotency_header,
+        })
+    }
+
+    /// The emulator path this provider calls.
+    pub fn path(&self) -> String {
+        format!("/{}/weather", self.info.id)
+    }
+
+    /// Serves a normal answer for this provider on `emulator`.
+    pub fn serve(&self, emulator: &Emulator, temp: f64) {
+        let method = if self.post { Method::POST } else { Method::GET };
+        emulator.route(method, &self.path(), Reply::json(&serde_json::json!({ "temp": temp })));
+    }
+}
+
+impl Provider for TestWeather {
+    fn info(&self) -> &'static ProviderInfo {
+        self.info
+    }
+
+    fn request(&self, request: &Request, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+        let Request::WeatherCurrent(query) = request else {
+            return Err(ProviderFailure::unsupported("weather.current only"));
+        };
+        let coords = query.location.coordinates()?;
+        Ok(if self.post {
+            HttpRequest::post_json(ctx.base_url, "/weather", serde_json::json!({"lat": coords.lat.get(), "lon": coords.lon.get()}))
+        } else {
+            HttpRequest::get(ctx.base_url, "/weather")
+                .query("lat", coords.lat.to_param())
+                .query("lon", coords.lon.to_param())
+        })
+    }
+
+    fn response(&self, _: &Request, _: &CallContext<'_>, response: HttpResponse) -> Result<Step, ProviderFailure> {
+        response.check_status()?;
+        let body: serde_json::Value = response.json()?;
+        let temp = body["temp"]
+            .as_f64()
+            .ok_or_else(|| ProviderFailure::malformed("no temp"))?;
+        Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
+            location: GeoPoint {
+                lat: 0.0,
+                lon: 0.0,
+                name: None,
+                country_code: None,
+                timezone: None,
+            },
+            observed_at: "2025-01-01T00:00:00Z".into(),
+            temperature_c: temp,
+            feels_like_c: None,
+            humidity_pct: None,
+            wind_speed_ms: None,
+            wind_dir_deg: None,
+            pressure_hpa: None,
+            precipitation_mm: None,
+            cloud_cover_pct: None,
+            condition: Condition::from_wmo(0),
+        })))
+    }
+
+    fn idempotency_header(&self) -> Option<&'static str> {
+        self.idempotency_header
+    }
+}
+
+/// The temperature of a `weather.current` answer.
+pub fn temperature(reply: &polyrelay::Envelope) -> f64 {
+    match reply.data() {
+        Data::WeatherCurrent(w) => w.temperature_c,
+        other => panic!("not weather.current: {other:?}"),
+    }
+}
