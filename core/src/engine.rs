@@ -36,7 +36,9 @@ use crate::resilience::breaker::{CircuitBreaker, Outcome};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::quota::QuotaDecision;
 use crate::resilience::rate_limit::RateDecision;
-use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig};
+use crate::resilience::retry::{
+    Backoff, GiveUpReason, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision,
+};
 use crate::state::StateStore;
 use crate::stats::ProviderStats;
 use crate::transport::{redact, Transport};
@@ -100,7 +102,7 @@ impl ProviderSlot {
             base_url,
             key,
             key_env,
-            backoff: Backoff::new(&settings.retry, seed),
+            backoff: Backoff::with_seed(&settings.retry, seed),
             budget: RetryBudget::new(&settings.retry.budget, clock.clone()),
             settings,
             breakers,
@@ -370,7 +372,7 @@ impl Engine {
         let idempotency_key = (!first.is_idempotent())
             .then(|| slot.provider.idempotency_header())
             .flatten()
-            .map(|header| (header, IdempotencyKey::generate(&slot.backoff)));
+            .map(|header| (header, IdempotencyKey::generate(&mut rand::rng()).to_string()));
         slot.budget.deposit();
         loop {
             // Guards: each try spends one quota unit and one limiter token.
@@ -516,26 +518,31 @@ impl Engine {
             _ => {}
         }
         let server_wait = failure.retry_after.filter(|_| retry.respect_retry_after);
-        if let Some(wait) = server_wait {
-            if wait > retry.max_retry_after {
-                slot.bench(now, wait, format!("asked to wait {:.0} s", wait.as_secs_f64()));
-                return None;
+        // A failure that may have reached the provider is only retried when
+        // repeating it is safe.
+        let repeatable = request.is_idempotent()
+            || !failure.request_sent
+            || slot.provider.idempotency_header().is_some();
+        let decision = if failure.class.is_retryable() && repeatable {
+            RetryDecision::decide(retry, &slot.backoff, tries, server_wait, deadline.saturating_sub(now))
+        } else {
+            RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted)
+        };
+        match decision {
+            RetryDecision::Retry { after } if slot.budget.withdraw() => Some(after),
+            RetryDecision::FailOver { bench_for } => {
+                slot.bench(now, bench_for, format!("asked to wait {:.0} s", bench_for.as_secs_f64()));
+                None
+            }
+            _ => {
+                // Out of tries but the provider said when it will answer
+                // again: skip it until then instead of hammering it.
+                if let (FailureClass::RateLimited, Some(wait)) = (failure.class, server_wait) {
+                    slot.bench(now, wait, "rate limited by the provider".into());
+                }
+                None
             }
         }
-        let retry_allowed = failure.class.is_retryable()
-            && tries < retry.max_attempts
-            && (request.is_idempotent() || !failure.request_sent || slot.provider.idempotency_header().is_some());
-        if !retry_allowed {
-            if let (FailureClass::RateLimited, Some(wait)) = (failure.class, server_wait) {
-                slot.bench(now, wait, "rate limited by the provider".into());
-            }
-            return None;
-        }
-        let wait = server_wait.unwrap_or_else(|| slot.backoff.delay(tries));
-        if now.saturating_add(wait) >= deadline || !slot.budget.withdraw() {
-            return None;
-        }
-        Some(wait)
     }
 
     /// One try: the provider's request (and follow-ups) over HTTP.

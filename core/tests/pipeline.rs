@@ -1,0 +1,396 @@
+//! End-to-end behaviour of the call pipeline through the public Rust API,
+//! against real loopback servers speaking the providers' wire formats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use polyrelay::clock::Clock;
+use polyrelay::{Error, ErrorKind};
+use serde_json::json;
+
+const WEATHER_CHAIN: &str = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway", "wttr-in"]
+"#;
+
+#[tokio::test]
+async fn primary_down_is_answered_by_the_next_provider_with_the_trail_saying_why() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(&emulator, &clock, WEATHER_CHAIN, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+
+    assert_eq!(reply.provider, "met-norway");
+    assert!(!reply.cached && !reply.stale);
+    let first = &reply.attempts[0];
+    assert_eq!((first.provider, first.outcome, first.status), ("open-meteo", "transient", Some(503)));
+    assert_eq!(first.tries, 3, "max_attempts = 3 counts the first call");
+    assert!(first.reason.contains("503"), "{}", first.reason);
+    assert!(reply.attempts[1].succeeded());
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 3);
+    assert_eq!(emulator.hits("/wttr-in/*"), 0, "the chain stops at the first answer");
+}
+
+#[tokio::test]
+async fn all_down_serves_the_last_good_answer_flagged_stale() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!("{WEATHER_CHAIN}\n[cache]\nstale_if_error = \"1h\"\n");
+    let client = client(&emulator, &clock, &config, &[]);
+    let fresh = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(fresh.provider, "open-meteo");
+
+    // Still fresh: answered from the cache without any request.
+    let hits = emulator.requests().len();
+    let again = client.call("weather.current", berlin()).await.unwrap();
+    assert!(again.cached && !again.stale && again.attempts.is_empty());
+    assert_eq!(emulator.requests().len(), hits);
+
+    // Past freshness with every provider down: the stale answer, with the trail.
+    clock.advance(Duration::from_secs(601));
+    for provider in ["open-meteo", "met-norway", "wttr-in"] {
+        emulator.fault_always(&format!("/{provider}/*"), Fault::status(500));
+    }
+    let stale = client.call("weather.current", berlin()).await.unwrap();
+    assert!(stale.cached && stale.stale);
+    assert_eq!(stale.provider, "open-meteo");
+    assert_eq!(stale.data(), fresh.data());
+    assert_eq!(stale.attempts.len(), 3);
+    assert!(stale.attempts.iter().all(|a| a.outcome == "transient"));
+}
+
+#[tokio::test]
+async fn all_down_and_nothing_cached_fails_with_the_whole_trail() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(&emulator, &clock, WEATHER_CHAIN, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(502));
+    emulator.fault_always("/met-norway/*", Fault::Reset);
+    emulator.fault_always("/wttr-in/*", Fault::Malformed);
+
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::AllProvidersFailed);
+    let outcomes: Vec<_> = error.attempts().iter().map(|a| (a.provider, a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [("open-meteo", "transient"), ("met-norway", "transient"), ("wttr-in", "malformed_response")]
+    );
+    let message = error.to_string();
+    for provider in ["open-meteo", "met-norway", "wttr-in"] {
+        assert!(message.contains(provider), "{message}");
+    }
+    assert!(message.starts_with("weather.current: no provider could answer"), "{message}");
+}
+
+#[tokio::test]
+async fn a_missing_key_skips_the_provider_with_a_reason_and_never_fails_the_call() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let keyed = TestWeather::keyed("keyed-weather", "KEYED_WEATHER_API_KEY");
+    keyed.serve(&emulator, 30.0);
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["keyed-weather", "open-meteo"]
+"#;
+    let client = builder(&emulator, &clock, config, &[]).provider(keyed.clone()).build().unwrap();
+
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+
+    assert_eq!(reply.provider, "open-meteo");
+    let skipped = &reply.attempts[0];
+    assert_eq!((skipped.provider, skipped.outcome, skipped.tries), ("keyed-weather", "skipped_no_key", 0));
+    assert_eq!(skipped.reason, "skipped: KEYED_WEATHER_API_KEY is not set");
+    assert_eq!(emulator.hits(&keyed.path()), 0);
+
+    // With the key set, the same provider answers, the key sent as its header.
+    let client = builder(&emulator, &clock, config, &[("KEYED_WEATHER_API_KEY", "k-123456")])
+        .provider(keyed.clone())
+        .build()
+        .unwrap();
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "keyed-weather");
+    assert_eq!(temperature(&reply), 30.0);
+    let sent = emulator.requests_to(&keyed.path());
+    assert_eq!(sent[0].header("x-api-key"), Some("k-123456"));
+    assert_eq!(sent[0].query_param("lat"), Some("52.52"));
+}
+
+#[tokio::test]
+async fn a_hanging_provider_never_holds_a_call_past_the_total_deadline() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+total_timeout = "30s"
+[defaults.retry]
+attempt_timeout = "10s"
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::Hang);
+
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("weather.current", berlin()).await }
+    });
+    // Drive virtual time in 10 ms steps while the call waits on real sockets.
+    while !call.is_finished() {
+        clock.advance(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_micros(300)).await;
+        assert!(clock.now() < Duration::from_secs(40), "the call outlived its deadline");
+    }
+    let error = call.await.unwrap().unwrap_err();
+    let Error::Timeout { deadline, attempts, .. } = &error else {
+        panic!("expected Timeout, got {error:?}");
+    };
+    assert_eq!(*deadline, Duration::from_secs(30));
+    let elapsed = clock.now();
+    assert!(
+        elapsed >= Duration::from_secs(30) && elapsed <= Duration::from_millis(30_020),
+        "ended at {elapsed:?}"
+    );
+    assert_eq!(attempts[0].tries, 3, "10 s + 10 s + cut at 30 s");
+    assert!(attempts[0].reason.contains("total deadline"), "{}", attempts[0].reason);
+    // Every hung request was abandoned by the client, none left open.
+    emulator
+        .wait_for_closed_early("/open-meteo/v1/forecast", 3, Duration::from_secs(2))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn invalid_parameters_fail_before_any_network_call() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(&emulator, &clock, "", &[]);
+    let error = client
+        .call("weather.current", json!({"lat": 123, "lon": 13}))
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, Error::InvalidRequest { field, .. } if field == "lat"), "{error}");
+    let error = client.call("weather.tomorrow", json!({})).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert!(emulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn retry_after_seconds_sets_the_next_try_exactly() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_next(
+        "/open-meteo/*",
+        Fault::Respond(Reply::new(429).with_header("retry-after", "3")),
+        1,
+    );
+    let started = clock.now();
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "open-meteo");
+    assert_eq!(reply.attempts[0].tries, 2);
+    // The header replaced the backoff: exactly 3 s of virtual time passed.
+    assert_eq!(clock.now() - started, Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn retry_after_above_the_cap_fails_over_at_once_and_benches_the_provider() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!("{WEATHER_CHAIN}\n[cache]\nenabled = false\n");
+    let client = client(&emulator, &clock, &config, &[]);
+    emulator.fault_always(
+        "/open-meteo/*",
+        Fault::Respond(Reply::new(429).with_header("retry-after", "3600")),
+    );
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "met-norway");
+    assert_eq!(reply.attempts[0].tries, 1, "no retry on a 1 h Retry-After");
+    assert_eq!(clock.now(), Duration::ZERO, "failed over at once");
+
+    // Later calls skip open-meteo until +3600 s, then try it again.
+    clock.advance(Duration::from_secs(3599));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.attempts[0].outcome, "skipped_benched");
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 1);
+    emulator.clear_faults();
+    clock.advance(Duration::from_secs(1));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "open-meteo");
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried_and_server_errors_are_retried_up_to_max_attempts() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+[cache]
+enabled = false
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(400));
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.attempts()[0].outcome, "invalid_request");
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 1);
+
+    emulator.clear_faults();
+    emulator.clear_log();
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.attempts()[0].tries, 3);
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 3);
+}
+
+#[tokio::test]
+async fn an_open_breaker_skips_the_provider_until_its_wait_is_over() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[cache]
+enabled = false
+[providers.open-meteo]
+retry = { max_attempts = 1 }
+breaker = { sliding_window_size = 4, minimum_number_of_calls = 4, wait_duration_in_open_state = "30s" }
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    for _ in 0..4 {
+        let reply = client.call("weather.current", berlin()).await.unwrap();
+        assert_eq!(reply.attempts[0].outcome, "transient");
+    }
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    let skipped = &reply.attempts[0];
+    assert_eq!(skipped.outcome, "skipped_circuit_open");
+    assert_eq!(skipped.reason, "skipped: circuit open for 30.0 s");
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 4);
+    assert_eq!(client.health().capabilities["weather.current"].status, "degraded");
+
+    emulator.clear_faults();
+    clock.advance(Duration::from_secs(30));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "open-meteo", "half-open probe succeeds");
+}
+
+#[tokio::test]
+async fn a_used_up_daily_quota_skips_the_provider_until_local_midnight() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+timezone = "Europe/Paris"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[cache]
+enabled = false
+[providers.open-meteo]
+daily_quota = 2
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    for _ in 0..2 {
+        assert_eq!(client.call("weather.current", berlin()).await.unwrap().provider, "open-meteo");
+    }
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "met-norway");
+    assert_eq!(reply.attempts[0].outcome, "skipped_quota");
+    // 2025-01-01T00:00Z is 01:00 in Paris: the next day starts at 23:00Z.
+    assert_eq!(reply.attempts[0].retry_after, Some(Duration::from_secs(23 * 3600)));
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 2);
+    let stats = client.stats();
+    let quota = stats.iter().find(|s| s.provider == "open-meteo").unwrap().quota.clone().unwrap();
+    assert_eq!(quota.remaining, 0);
+
+    clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(client.call("weather.current", berlin()).await.unwrap().provider, "open-meteo");
+}
+
+#[tokio::test]
+async fn not_found_everywhere_is_a_not_found_error_remembered_by_the_cache() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."finance.fx_rates"]
+chain = ["frankfurter", "currency-api"]
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always("/frankfurter/*", Fault::Respond(Reply::json(&json!({"message": "not found"})).with_status(404)));
+    emulator.fault_always("/currency-api/*", Fault::Respond(Reply::text("Not found").with_status(404)));
+    let params = json!({"base": "USD", "symbols": ["EUR"]});
+    let error = client.call("finance.fx_rates", params.clone()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    let hits = emulator.requests().len();
+    assert_eq!(hits, 2);
+    let error = client.call("finance.fx_rates", params).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(emulator.requests().len(), hits, "the negative answer was cached");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_replies_fall_back_instead_of_failing() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!("{WEATHER_CHAIN}\nmax_response_bytes = 100000\n[cache]\nenabled = false\n");
+    let client = client(&emulator, &clock, &config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::Malformed);
+    emulator.fault_always("/met-norway/*", Fault::Oversized(50_000_000));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "wttr-in");
+    assert_eq!(reply.attempts[0].outcome, "malformed_response");
+    assert_eq!(reply.attempts[1].outcome, "malformed_response");
+    assert!(reply.attempts[1].reason.contains("limit"), "{}", reply.attempts[1].reason);
+}
+
+#[tokio::test]
+async fn a_post_is_not_retried_after_a_reset_unless_the_provider_takes_an_idempotency_key() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let plain = TestWeather::post("post-plain", None);
+    let keyed_a = TestWeather::post("post-idem-a", Some("idempotency-key"));
+    let keyed_b = TestWeather::post("post-idem-b", Some("idempotency-key"));
+    for provider in [&plain, &keyed_a, &keyed_b] {
+        provider.serve(&emulator, 10.0);
+    }
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["post-plain", "post-idem-a", "post-idem-b"]
+[cache]
+enabled = false
+"#;
+    let client = builder(&emulator, &clock, config, &[])
+        .provider(plain.clone())
+        .provider(keyed_a.clone())
+        .provider(keyed_b.clone())
+        .build()
+        .unwrap();
+    emulator.fault_always(&plain.path(), Fault::Reset);
+    emulator.fault_always(&keyed_a.path(), Fault::Reset);
+    emulator.fault_next(&keyed_b.path(), Fault::Reset, 1);
+
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+
+    assert_eq!(reply.provider, "post-idem-b");
+    assert_eq!(emulator.hits(&plain.path()), 1, "a plain POST is never repeated");
+    assert_eq!(emulator.hits(&keyed_a.path()), 3);
+    let key_of = |path: String| -> Vec<String> {
+        emulator
+            .requests_to(&path)
+            .iter()
+            .map(|r| r.header("idempotency-key").unwrap().to_string())
+            .collect()
+    };
+    let a = key_of(keyed_a.path());
+    let b = key_of(keyed_b.path());
+    assert!(a.iter().all(|k| *k == a[0]), "one key across a provider's retries");
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0], b[1]);
+    assert_ne!(a[0], b[0], "a new key for the next provider");
+}
