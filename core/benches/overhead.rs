@@ -1,1 +1,256 @@
-fn main() {}
+//! What polyrelay adds on top of a raw HTTP call.
+//!
+//! Run: `cargo bench -p polyrelay --bench overhead` (add `-- --quick` for a
+//! short run). Everything runs in one process against one hyper server on
+//! loopback (the emulator, TCP_NODELAY, keep-alive, logging off), and raw
+//! reqwest and polyrelay are measured in alternating rounds so that machine
+//! noise hits both alike. polyrelay runs with the cache off and every guard
+//! on: daily quota, GCRA limiter, breaker, retry, attempt timeout, deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
+use polyrelay::capability::{CapabilityId, Data, Request};
+use polyrelay::config::Config;
+use polyrelay::error::ProviderFailure;
+use polyrelay::provider::{Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step};
+use polyrelay::Client;
+use polyrelay_emulator::{Emulator, Fault, Method, Reply};
+
+const BODY: &str = r#"{"temp": 21.5, "humidity": 40, "wind": 3.2, "observed": "2025-01-01T00:00:00Z"}"#;
+
+/// A one-request provider, as small as a real keyless provider.
+struct Bench(&'static ProviderInfo);
+
+impl Provider for Bench {
+    fn info(&self) -> &'static ProviderInfo {
+        self.0
+    }
+    fn request(&self, request: &Request, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+        let Request::WeatherCurrent(q) = request else {
+            return Err(ProviderFailure::unsupported("weather.current only"));
+        };
+        let c = q.location.coordinates()?;
+        Ok(HttpRequest::get(ctx.base_url, "/weather")
+            .query("lat", c.lat.to_param())
+            .query("lon", c.lon.to_param()))
+    }
+    fn response(&self, _: &Request, _: &CallContext<'_>, r: HttpResponse) -> Result<Step, ProviderFailure> {
+        r.check_status()?;
+        let v: serde_json::Value = r.json()?;
+        let temp = v["temp"].as_f64().ok_or_else(|| ProviderFailure::malformed("temp"))?;
+        Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
+            location: GeoPoint { lat: 52.52, lon: 13.41, name: None, country_code: None, timezone: None },
+            observed_at: v["observed"].as_str().unwrap_or_default().to_string(),
+            temperature_c: temp,
+            feels_like_c: None,
+            humidity_pct: v["humidity"].as_f64(),
+            wind_speed_ms: v["wind"].as_f64(),
+            wind_dir_deg: None,
+            pressure_hpa: None,
+            precipitation_mm: None,
+            cloud_cover_pct: None,
+            condition: Condition::from_wmo(0),
+        })))
+    }
+}
+
+fn provider(id: &'static str) -> Arc<Bench> {
+    Arc::new(Bench(Box::leak(Box::new(ProviderInfo {
+        id,
+        name: id,
+        capabilities: &[CapabilityId::WeatherCurrent],
+        auth: Auth::Keyless,
+        base_url: "http://127.0.0.1:9",
+        docs_url: "",
+        terms: "",
+        commercial_use: true,
+        default_rate_limit: None,
+        default_daily_quota: None,
+    }))))
+}
+
+fn client(emulator: &Emulator, toml: &str) -> Client {
+    Client::builder()
+        .config(Config::from_toml_str(toml).expect("bench config"))
+        .env_vars([("POLYRELAY_EMULATOR_URL".to_string(), emulator.base_url())])
+        .provider(provider("bench-ok"))
+        .provider(provider("bench-down"))
+        .build()
+        .expect("bench client")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, per_round, conc_secs) = if quick { (4, 500, 1.0) } else { (10, 2_000, 3.0) };
+
+    let emulator = Emulator::start_background().expect("emulator");
+    emulator.set_logging(false);
+    emulator.route(Method::GET, "/bench-ok/weather", Reply::text(BODY).with_header("content-type", "application/json"));
+    emulator.route(Method::GET, "/bench-down/weather", Reply::text(BODY));
+    emulator.fault_always("/bench-down/*", Fault::status(503));
+    let url = format!("{}/bench-ok/weather", emulator.base_url());
+
+    let guarded = client(
+        &emulator,
+        r#"
+[cache]
+enabled = false
+[capabilities."weather.current"]
+chain = ["bench-ok"]
+[providers.bench-ok]
+rate_limit = "1000000/s"
+daily_quota = 1000000000
+"#,
+    );
+    let raw = reqwest::Client::builder().tcp_nodelay(true).build().expect("reqwest");
+    let request = Request::parse("weather.current", serde_json::json!({"lat": 52.52, "lon": 13.41})).expect("request");
+
+    let raw_call = {
+        let (raw, url) = (raw.clone(), url.clone());
+        move || {
+        let raw = raw.clone();
+        let url = url.clone();
+        async move {
+            let body = raw
+                .get(&url)
+                .query(&[("lat", "52.52"), ("lon", "13.41")])
+                .header("user-agent", "bench")
+                .send()
+                .await
+                .expect("raw send")
+                .bytes()
+                .await
+                .expect("raw body");
+            let value: serde_json::Value = serde_json::from_slice(&body).expect("raw json");
+            std::hint::black_box(value);
+        }
+    }};
+    let relay_call = {
+        let (guarded, request) = (guarded.clone(), request.clone());
+        move || {
+            let client = guarded.clone();
+            let request = request.clone();
+            async move {
+                let reply = client.request(request).await.expect("polyrelay call");
+                std::hint::black_box(reply);
+            }
+        }
+    };
+
+    // Warm up connections and code paths.
+    for _ in 0..500 {
+        raw_call().await;
+        relay_call().await;
+    }
+
+    // Concurrency 1: latency, alternating rounds.
+    let mut raw_lat = Vec::new();
+    let mut relay_lat = Vec::new();
+    for _ in 0..rounds {
+        for _ in 0..per_round {
+            let t = Instant::now();
+            raw_call().await;
+            raw_lat.push(t.elapsed());
+        }
+        for _ in 0..per_round {
+            let t = Instant::now();
+            relay_call().await;
+            relay_lat.push(t.elapsed());
+        }
+    }
+    raw_lat.sort();
+    relay_lat.sort();
+
+    // Concurrency 64: throughput, alternating.
+    async fn throughput<F, Fut>(make: F, secs: f64) -> f64
+    where
+        F: Fn() -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let make = make.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        make().await;
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("task");
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    }
+    let mut raw_tput = 0.0;
+    let mut relay_tput = 0.0;
+    for _ in 0..2 {
+        raw_tput += throughput(raw_call.clone(), conc_secs).await;
+        relay_tput += throughput(relay_call.clone(), conc_secs).await;
+    }
+    raw_tput /= 2.0;
+    relay_tput /= 2.0;
+
+    // Cache hit latency (cache on, entry warm).
+    let cached = client(&emulator, "[capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n");
+    cached.request(request.clone()).await.expect("warm cache");
+    let hits = if quick { 100_000 } else { 1_000_000 };
+    let t = Instant::now();
+    for _ in 0..hits {
+        std::hint::black_box(cached.request(request.clone()).await.expect("hit"));
+    }
+    let hit_mean = t.elapsed() / hits;
+
+    // Skipping a provider whose breaker is open: the call fails without I/O.
+    let down = client(
+        &emulator,
+        r#"
+[cache]
+enabled = false
+[capabilities."weather.current"]
+chain = ["bench-down"]
+[providers.bench-down]
+retry = { max_attempts = 1 }
+breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_in_open_state = "1h" }
+"#,
+    );
+    let _ = down.request(request.clone()).await;
+    let skips = if quick { 20_000 } else { 200_000 };
+    let t = Instant::now();
+    for _ in 0..skips {
+        let error = down.request(request.clone()).await.expect_err("breaker open");
+        debug_assert_eq!(error.attempts()[0].outcome, "skipped_circuit_open");
+        std::hint::black_box(error);
+    }
+    let skip_mean = t.elapsed() / skips;
+
+    let p = |v: &[Duration], q| micros(percentile(v, q));
+    let added50 = p(&relay_lat, 0.50) - p(&raw_lat, 0.50);
+    let added99 = p(&relay_lat, 0.99) - p(&raw_lat, 0.99);
+    let ratio = relay_tput / raw_tput;
+    println!("polyrelay overhead benchmark ({} samples per side at concurrency 1)\n", raw_lat.len());
+    println!("| measure | raw reqwest | polyrelay | added / ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!("| p50 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 10 µs |", p(&raw_lat, 0.5), p(&relay_lat, 0.5), added50);
+    println!("| p99 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 50 µs |", p(&raw_lat, 0.99), p(&relay_lat, 0.99), added99);
+    println!("| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× | ≥ 0.9× |");
+    println!("| cache hit (mean) | | {:.3} µs | | ≤ 1 µs |", micros(hit_mean));
+    println!("| open-breaker skip (mean) | | {:.3} µs | | ≤ 20 µs |", micros(skip_mean));
+}

@@ -17,10 +17,10 @@ use crate::config::{Config, RateLimitSetting};
 use crate::engine::{Answer, Chain, Engine, ProviderSlot};
 use crate::error::{Attempt, Error, Result};
 use crate::provider::{Auth, Provider};
-use crate::resilience::breaker::BreakerSnapshot;
+use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
 use crate::resilience::cache::{ResponseCache, TtlPolicy};
 use crate::resilience::quota::QuotaSnapshot;
-use crate::resilience::rate_limit::RateLimitConfig;
+use crate::resilience::rate_limit::{Rate, RateLimitConfig};
 use crate::state::{InMemoryState, ProviderLimits, StateStore};
 use crate::stats::StatsCounters;
 use crate::transport::Transport;
@@ -159,14 +159,16 @@ impl ClientBuilder {
                 (None, None) => info.base_url.to_string(),
             };
             let rate_limit = match &settings.rate_limit {
-                Some(RateLimitSetting::Off(_)) => None,
+                Some(RateLimitSetting::Off) => None,
                 Some(RateLimitSetting::Limit(limit)) => Some(limit.clone()),
                 None => info
                     .default_rate_limit
                     .map(|rate| {
-                        RateLimitConfig::parse(rate).map_err(|e| {
-                            Error::config(format!("providers.{}.rate_limit", info.id), e.to_string())
-                        })
+                        rate.parse::<Rate>()
+                            .map(|rate| RateLimitConfig { rate, burst: None })
+                            .map_err(|e| {
+                                Error::config(format!("providers.{}.rate_limit", info.id), e.to_string())
+                            })
                     })
                     .transpose()?,
             };
@@ -378,7 +380,8 @@ impl Client {
                     } else {
                         slot.breaker(*capability).and_then(|b| {
                             let snap = b.snapshot();
-                            snap.state.rejects_calls().then(|| format!("circuit {}", snap.state.as_str()))
+                            matches!(snap.state, CircuitState::Open | CircuitState::ForcedOpen)
+                                .then(|| format!("circuit {}", snap.state.as_str()))
                         })
                     };
                     match reason {

@@ -127,26 +127,31 @@ impl Default for ProviderSettings {
     }
 }
 
-/// A rate limit, or `"off"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// A rate limit: `"10/s"`, `{ rate = "10/s", burst = 20 }`, or `"off"`.
+#[derive(Debug, Clone)]
 pub enum RateLimitSetting {
-    /// `"off"` (or `false`).
-    Off(OffSwitch),
+    /// `"off"` (or `false`): no client-side limit, not even the provider's default.
+    Off,
     /// A limit.
     Limit(RateLimitConfig),
 }
 
-/// The literal `"off"` or `false`.
-#[derive(Debug, Clone, Copy)]
-pub struct OffSwitch;
-
-impl<'de> Deserialize<'de> for OffSwitch {
+impl<'de> Deserialize<'de> for RateLimitSetting {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
         match Value::deserialize(d)? {
-            Value::Bool(false) => Ok(OffSwitch),
-            Value::String(s) if s == "off" => Ok(OffSwitch),
-            _ => Err(serde::de::Error::custom("not off")),
+            Value::Bool(false) => Ok(Self::Off),
+            Value::String(s) if s == "off" => Ok(Self::Off),
+            Value::String(s) => s
+                .parse()
+                .map(|rate| Self::Limit(RateLimitConfig { rate, burst: None }))
+                .map_err(D::Error::custom),
+            table @ Value::Object(_) => serde_json::from_value(table)
+                .map(Self::Limit)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "rate_limit must be like \"10/s\", a table {{ rate, burst }}, or \"off\"; got {other}"
+            ))),
         }
     }
 }
@@ -284,7 +289,7 @@ impl Config {
         if self.max_response_bytes == Some(0) {
             return Err(Error::config("max_response_bytes", "must be at least 1"));
         }
-        self.cache.validate().map_err(|e| prefix_error("cache", e))?;
+        self.cache.validate().map_err(|e| field_error("cache", e.field, e.reason))?;
         for name in self.capabilities.keys() {
             name.parse::<CapabilityId>().map_err(|_| {
                 Error::config(format!("capabilities.{name}"), "no capability has this name")
@@ -312,10 +317,10 @@ impl Config {
         if let Some(url) = &settings.base_url {
             check_url(&format!("{field}.base_url"), url)?;
         }
-        settings.retry.validate().map_err(|e| prefix_error(&format!("{field}.retry"), e))?;
-        settings.breaker.validate().map_err(|e| prefix_error(&format!("{field}.breaker"), e))?;
+        settings.retry.validate().map_err(|e| field_error(&format!("{field}.retry"), e.field, e.reason))?;
+        settings.breaker.validate().map_err(|e| field_error(&format!("{field}.breaker"), e.field, e.reason))?;
         if let Some(RateLimitSetting::Limit(limit)) = &settings.rate_limit {
-            limit.validate().map_err(|e| prefix_error(&format!("{field}.rate_limit"), e))?;
+            limit.validate().map_err(|e| field_error(&format!("{field}.rate_limit"), e.field, e.reason))?;
         }
         Ok(settings)
     }
@@ -341,11 +346,8 @@ impl Config {
     }
 }
 
-fn prefix_error(prefix: &str, error: Error) -> Error {
-    match error {
-        Error::Config { field, message } => Error::config(format!("{prefix}.{field}"), message),
-        other => other,
-    }
+fn field_error(prefix: &str, field: &str, reason: impl std::fmt::Display) -> Error {
+    Error::config(format!("{prefix}.{field}"), reason.to_string())
 }
 
 fn check_url(field: &str, url: &str) -> Result<()> {

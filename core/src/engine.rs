@@ -19,6 +19,7 @@
 //! Each mechanism lives in its own module under [`crate::resilience`]; this
 //! file only composes them.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,50 +298,38 @@ impl Engine {
             status: None,
             tries: 0,
             elapsed: Duration::ZERO,
-            reason: String::new(),
+            reason: Cow::Borrowed(""),
             retry_after: None,
         };
-        let mut skip = |entry: &mut Attempt, outcome: &'static str, reason: String, retry_after| {
-            entry.outcome = outcome;
-            entry.reason = reason;
-            entry.retry_after = retry_after;
-        };
-
+        // Skips that cost nothing: the provider cannot serve this request,
+        // has no key, or is benched.
         let first = match slot.provider.request(request, &ctx) {
-            Ok(first) => Some(first),
-            Err(failure) => {
-                skip(
-                    &mut entry,
-                    failure.class.as_str(),
-                    format!("skipped: {failure}"),
-                    None,
-                );
-                None
-            }
-        };
-        if first.is_some() && slot.needs_key() && slot.key.is_none() {
-            skip(
-                &mut entry,
+            Err(failure) => Err((failure.class.as_str(), format!("skipped: {failure}"), None)),
+            Ok(_) if slot.needs_key() && slot.key.is_none() => Err((
                 "skipped_no_key",
                 format!("skipped: {} is not set", slot.key_env),
                 None,
-            );
-        } else if first.is_some() {
-            if let Some((left, reason)) = slot.benched(started) {
-                skip(
-                    &mut entry,
+            )),
+            Ok(first) => match slot.benched(started) {
+                Some((left, why)) => Err((
                     "skipped_benched",
-                    format!("skipped: benched for {:.1} s ({reason})", left.as_secs_f64()),
+                    format!("skipped: benched for {:.1} s ({why})", left.as_secs_f64()),
                     Some(left),
-                );
-            }
-        }
+                )),
+                None => Ok(first),
+            },
+        };
         let turn = match first {
-            Some(first) if entry.reason.is_empty() => {
-                self.tries(slot, request, &ctx, first, deadline, &mut entry)
+            Ok(first) => {
+                self.tries(slot, request, &ctx, &first, deadline, &mut entry)
                     .await
             }
-            _ => Turn::Failed,
+            Err((outcome, reason, retry_after)) => {
+                entry.outcome = outcome;
+                entry.reason = Cow::Owned(reason);
+                entry.retry_after = retry_after;
+                Turn::Failed
+            }
         };
         entry.elapsed = self.clock.now().saturating_sub(started);
         slot.stats.outcome(entry.outcome);
@@ -362,7 +351,7 @@ impl Engine {
         slot: &ProviderSlot,
         request: &Request,
         ctx: &CallContext<'_>,
-        first: HttpRequest,
+        first: &HttpRequest,
         deadline: Duration,
         entry: &mut Attempt,
     ) -> Turn {
@@ -381,10 +370,10 @@ impl Engine {
             {
                 entry.outcome = "skipped_quota";
                 entry.retry_after = Some(retry_after);
-                entry.reason = format!(
+                entry.reason = Cow::Owned(format!(
                     "skipped: daily quota used up until {}",
                     reset_at.format("%Y-%m-%d %H:%M:%S UTC")
-                );
+                ));
                 return Turn::Failed;
             }
             match self.state.check_rate(id, 1).await {
@@ -393,16 +382,16 @@ impl Engine {
                     self.state.refund_quota(id, 1).await;
                     entry.outcome = "skipped_rate_limit";
                     entry.retry_after = Some(retry_after);
-                    entry.reason = format!(
+                    entry.reason = Cow::Owned(format!(
                         "skipped: client rate limit, next slot in {:.3} s",
                         retry_after.as_secs_f64()
-                    );
+                    ));
                     return Turn::Failed;
                 }
                 RateDecision::InsufficientCapacity { burst } => {
                     self.state.refund_quota(id, 1).await;
                     entry.outcome = "skipped_rate_limit";
-                    entry.reason = format!("skipped: rate limit burst {burst} is too small");
+                    entry.reason = Cow::Owned(format!("skipped: rate limit burst {burst} is too small"));
                     return Turn::Failed;
                 }
             }
@@ -412,11 +401,11 @@ impl Engine {
                     self.state.refund_quota(id, 1).await;
                     entry.outcome = "skipped_circuit_open";
                     entry.retry_after = Some(rejected.retry_after);
-                    entry.reason = format!(
+                    entry.reason = Cow::Owned(format!(
                         "skipped: circuit {} for {:.1} s",
                         rejected.state.as_str().replace('_', "-"),
                         rejected.retry_after.as_secs_f64()
-                    );
+                    ));
                     return Turn::Failed;
                 }
                 None => None,
@@ -430,7 +419,7 @@ impl Engine {
                 slot,
                 request,
                 ctx,
-                first.clone(),
+                first,
                 idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
             );
             let result = tokio::select! {
@@ -455,7 +444,7 @@ impl Engine {
                     span.in_scope(|| tracing::debug!(outcome = "success", "attempt"));
                     entry.outcome = "success";
                     entry.status = status;
-                    entry.reason = format!("answered in {:.1} ms", latency.as_secs_f64() * 1000.0);
+                    entry.reason = Cow::Borrowed("answered");
                     return Turn::Answered(Arc::new(Answer {
                         data,
                         provider: id,
@@ -470,18 +459,18 @@ impl Engine {
             span.in_scope(|| tracing::debug!(outcome = failure.class.as_str(), status = failure.status, "attempt"));
             entry.outcome = failure.class.as_str();
             entry.status = failure.status;
-            entry.reason = if entry.tries > 1 {
+            entry.reason = Cow::Owned(if entry.tries > 1 {
                 format!("{failure} (after {} tries)", entry.tries)
             } else {
                 failure.to_string()
-            };
+            });
             entry.retry_after = failure.retry_after;
 
             let now = self.clock.now();
             if now >= deadline {
                 return Turn::DeadlinePassed;
             }
-            if let Some(wait) = self.next_try(slot, &failure, &first, entry.tries, now, deadline) {
+            if let Some(wait) = self.next_try(slot, &failure, first, entry.tries, now, deadline) {
                 self.clock.backoff(wait).await;
                 continue;
             }
@@ -551,7 +540,7 @@ impl Engine {
         slot: &ProviderSlot,
         request: &Request,
         ctx: &CallContext<'_>,
-        first: HttpRequest,
+        first: &HttpRequest,
         idempotency: Option<(&'static str, &str)>,
     ) -> Result<(Data, Option<u16>), ProviderFailure> {
         let key = match (&slot.key, slot.provider.info().auth) {
@@ -568,15 +557,16 @@ impl Engine {
         slot: &ProviderSlot,
         request: &Request,
         ctx: &CallContext<'_>,
-        first: HttpRequest,
+        first: &HttpRequest,
         key: Option<(&SecretString, crate::provider::KeyPlacement)>,
         idempotency: Option<(&'static str, &str)>,
     ) -> Result<(Data, Option<u16>), ProviderFailure> {
-        let mut next = first;
+        let mut follow_up: Option<HttpRequest> = None;
         for _ in 0..MAX_STEPS {
+            let next = follow_up.as_ref().unwrap_or(first);
             let response = self
                 .transport
-                .send(&next, key, idempotency, || self.clock.wall())
+                .send(next, key, idempotency, || self.clock.wall())
                 .await?;
             let status = response.status;
             match slot.provider.response(request, ctx, response)? {
@@ -586,7 +576,7 @@ impl Engine {
                     }
                     return Ok((data, Some(status)));
                 }
-                Step::Next(request) => next = request,
+                Step::Next(request) => follow_up = Some(request),
             }
         }
         Err(ProviderFailure::malformed(format!(

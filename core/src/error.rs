@@ -14,6 +14,7 @@
 //! them to the outgoing request last), and failure messages are built from
 //! status codes and provider bodies, never from request URLs or headers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -195,7 +196,7 @@ pub struct Attempt {
     pub elapsed: Duration,
     /// A sentence a person can act on, e.g.
     /// "skipped: OPENWEATHER_API_KEY is not set".
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// When the provider may be tried again, if it is benched or throttled.
     #[serde(with = "crate::config::duration_serde::option")]
     pub retry_after: Option<Duration>,
