@@ -6,4 +6,5 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod provider;
+pub mod providers;
 pub mod resilience;
