@@ -1,0 +1,579 @@
+//! MET Norway Locationforecast 2.0 (the data behind yr.no): `weather.current`
+//! and `weather.forecast`.
+//!
+//! Keyless, but MET requires an identifying `User-Agent` with contact
+//! details. The pipeline sets the client-wide one; this provider never sets
+//! its own. Coordinates go out with at most 4 decimals ([`Degrees::to_param`]);
+//! more is refused with 403.
+//!
+//! **403 is classified as [`FailureClass::Auth`].** At MET a 403 means the
+//! User-Agent was refused (missing, blank, generic or blocked). The
+//! User-Agent is MET's credential. Like a bad key, it does not fix itself
+//! between calls, and MET treats clients that keep sending a refused
+//! User-Agent as abusive. `Auth` benches the provider until the configuration
+//! changes. `InvalidRequest` would send the same refused request on every
+//! call. The message says what to fix.
+//!
+//! The compact format is an hourly time series for about 2.5 days, then
+//! 6-hourly. `weather.current` is its first entry. The forecast is built from
+//! it like this:
+//! * days are local calendar days, approximated from the longitude as
+//!   UTC + round(lon / 15) hours, since MET gives no time zone;
+//! * min/max come from the instant temperatures of the day's entries (for
+//!   6-hourly days, 4 samples, so the extremes are somewhat understated);
+//! * precipitation is the sum of the `next_1_hours` amounts where they exist,
+//!   else of the `next_6_hours` amounts, never counting an hour twice;
+//! * the wind is the maximum instant speed;
+//! * the condition is the most severe WMO code of the day, as Open-Meteo does;
+//! * days after the first with fewer than 4 entries are dropped (the series'
+//!   ragged end), as are days without any symbol.
+//!
+//! [`Degrees::to_param`]: crate::capability::weather::Degrees::to_param
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Deserialize;
+
+use super::{not_served, utc_text};
+use crate::capability::weather::{Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// MET Norway (<https://api.met.no>): keyless forecasts for any point on
+/// Earth, free under CC BY 4.0 with an identifying User-Agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetNorway;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "met-norway",
+    name: "MET Norway Locationforecast",
+    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
+    auth: Auth::Keyless,
+    base_url: "https://api.met.no",
+    docs_url: "https://api.met.no/weatherapi/locationforecast/2.0/documentation",
+    terms: "Free, commercial use included (NLOD 2.0 / CC BY 4.0, attribution required). \
+            Requires an identifying User-Agent with contact details; at most 20 requests/s \
+            per application; clients must cache (Expires / If-Modified-Since).",
+    commercial_use: true,
+    default_rate_limit: Some("20/s"),
+    default_daily_quota: None,
+};
+
+impl Provider for MetNorway {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let location = match request {
+            Request::WeatherCurrent(q) => &q.location,
+            Request::WeatherForecast(q) => &q.location,
+            other => return Err(not_served(&INFO, other)),
+        };
+        let at = location.coordinates()?;
+        Ok(
+            HttpRequest::get(ctx.base_url, "/weatherapi/locationforecast/2.0/compact")
+                .query("lat", at.lat.to_param())
+                .query("lon", at.lon.to_param()),
+        )
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        if response.status == 403 {
+            return Err(response.failure(
+                FailureClass::Auth,
+                "MET Norway refused the User-Agent (403): it requires one that identifies \
+                 the application and gives contact details; set the client's User-Agent \
+                 and contact",
+            ));
+        }
+        response.check_status()?;
+        let reply: Reply = response.json()?;
+        let status = response.status;
+        let malformed = |what: &str| {
+            ProviderFailure::malformed(format!("MET Norway reply: {what}")).status(status)
+        };
+        let [lon, lat, ..] = reply.geometry.coordinates[..] else {
+            return Err(malformed("no coordinates in `geometry`"));
+        };
+        let location = GeoPoint {
+            lat,
+            lon,
+            name: None,
+            country_code: None,
+            timezone: None,
+        };
+        let series = &reply.properties.timeseries;
+        let data = match request {
+            Request::WeatherCurrent(_) => {
+                let first = series.first().ok_or_else(|| malformed("empty `timeseries`"))?;
+                let now = &first.data.instant.details;
+                let symbol = first
+                    .data
+                    .symbol()
+                    .ok_or_else(|| malformed("no symbol in the first entry"))?;
+                Data::WeatherCurrent(CurrentWeather {
+                    location,
+                    observed_at: utc_text(first.time),
+                    temperature_c: now
+                        .air_temperature
+                        .ok_or_else(|| malformed("no `air_temperature` in the first entry"))?,
+                    feels_like_c: None,
+                    humidity_pct: now.relative_humidity,
+                    wind_speed_ms: now.wind_speed,
+                    wind_dir_deg: now.wind_from_direction,
+                    pressure_hpa: now.air_pressure_at_sea_level,
+                    precipitation_mm: first
+                        .data
+                        .next_1_hours
+                        .as_ref()
+                        .and_then(|p| p.details.as_ref())
+                        .and_then(|d| d.precipitation_amount),
+                    cloud_cover_pct: now.cloud_area_fraction,
+                    condition: Condition::from_wmo(wmo_code(symbol).ok_or_else(|| {
+                        malformed(&format!("unknown symbol_code {symbol:?}"))
+                    })?),
+                })
+            }
+            Request::WeatherForecast(q) => {
+                // The requested longitude: validated, unlike the reply's.
+                let lon = q.location.coordinates()?.lon.get();
+                let daily = daily(series, lon, usize::from(q.days))
+                    .map_err(|symbol| malformed(&format!("unknown symbol_code {symbol:?}")))?;
+                if daily.is_empty() {
+                    return Err(malformed("no complete day in `timeseries`"));
+                }
+                Data::WeatherForecast(Forecast {
+                    location,
+                    generated_at: reply.properties.meta.updated_at,
+                    daily,
+                })
+            }
+            other => return Err(not_served(&INFO, other)),
+        };
+        Ok(Step::Done(data))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// One local day being summed up.
+struct DayTotals {
+    date: NaiveDate,
+    samples: u32,
+    min: f64,
+    max: f64,
+    precipitation: Option<f64>,
+    wind_max: Option<f64>,
+    code: Option<u8>,
+}
+
+/// Aggregates the series into at most `limit` days (see the module docs);
+/// an unknown symbol is returned as the error.
+fn daily(series: &[Entry], lon: f64, limit: usize) -> Result<Vec<ForecastDay>, String> {
+    let offset = TimeDelta::hours((lon / 15.0).round() as i64);
+    let mut days: Vec<DayTotals> = Vec::new();
+    let mut precipitation_until: Option<DateTime<Utc>> = None;
+    for entry in series {
+        let details = &entry.data.instant.details;
+        let Some(temp) = details.air_temperature else {
+            continue;
+        };
+        let Some(local) = entry.time.checked_add_signed(offset) else {
+            continue;
+        };
+        let date = local.date_naive();
+        let day = match days.last_mut() {
+            Some(day) if day.date == date => day,
+            _ => {
+                days.push(DayTotals {
+                    date,
+                    samples: 0,
+                    min: temp,
+                    max: temp,
+                    precipitation: None,
+                    wind_max: None,
+                    code: None,
+                });
+                let last = days.len() - 1;
+                &mut days[last]
+            }
+        };
+        day.samples += 1;
+        day.min = day.min.min(temp);
+        day.max = day.max.max(temp);
+        if let Some(wind) = details.wind_speed {
+            day.wind_max = Some(day.wind_max.map_or(wind, |w| w.max(wind)));
+        }
+        if let Some(symbol) = entry.data.symbol() {
+            let code = wmo_code(symbol).ok_or_else(|| symbol.to_string())?;
+            day.code = Some(day.code.map_or(code, |c| c.max(code)));
+        }
+        if precipitation_until.is_none_or(|until| until <= entry.time) {
+            let period = [
+                (&entry.data.next_1_hours, 1),
+                (&entry.data.next_6_hours, 6),
+            ]
+            .into_iter()
+            .find_map(|(period, hours)| {
+                let amount = period.as_ref()?.details.as_ref()?.precipitation_amount?;
+                Some((amount, hours))
+            });
+            if let Some((amount, hours)) = period {
+                day.precipitation = Some(day.precipitation.unwrap_or(0.0) + amount);
+                precipitation_until = entry.time.checked_add_signed(TimeDelta::hours(hours));
+            }
+        }
+    }
+    Ok(days
+        .into_iter()
+        .enumerate()
+        .filter(|(i, day)| *i == 0 || day.samples >= 4)
+        .filter_map(|(_, day)| {
+            Some(ForecastDay {
+                date: day.date.format("%Y-%m-%d").to_string(),
+                temp_min_c: day.min,
+                temp_max_c: day.max,
+                precipitation_mm: day.precipitation.map(|p| (p * 100.0).round() / 100.0),
+                wind_max_ms: day.wind_max,
+                condition: Condition::from_wmo(day.code?),
+            })
+        })
+        .take(limit)
+        .collect())
+}
+
+/// The WMO code of a MET `symbol_code`, ignoring the `_day` / `_night` /
+/// `_polartwilight` variant. WMO 4677 as polyrelay uses it has no sleet code,
+/// so sleet maps to the snow code of the same intensity; MET gives no hail,
+/// so every thunder symbol is 95. Two symbols are misspelt by MET itself
+/// (`lightss…`) and are listed as sent.
+pub(crate) fn wmo_code(symbol: &str) -> Option<u8> {
+    let base = ["_day", "_night", "_polartwilight"]
+        .iter()
+        .find_map(|suffix| symbol.strip_suffix(suffix))
+        .unwrap_or(symbol);
+    Some(match base {
+        "clearsky" => 0,
+        "fair" => 1,
+        "partlycloudy" => 2,
+        "cloudy" => 3,
+        "fog" => 45,
+        "lightrain" => 61,
+        "rain" => 63,
+        "heavyrain" => 65,
+        "lightsleet" | "lightsnow" => 71,
+        "sleet" | "snow" => 73,
+        "heavysleet" | "heavysnow" => 75,
+        "lightrainshowers" => 80,
+        "rainshowers" => 81,
+        "heavyrainshowers" => 82,
+        "lightsleetshowers" | "sleetshowers" | "lightsnowshowers" | "snowshowers" => 85,
+        "heavysleetshowers" | "heavysnowshowers" => 86,
+        "lightrainandthunder"
+        | "rainandthunder"
+        | "heavyrainandthunder"
+        | "lightrainshowersandthunder"
+        | "rainshowersandthunder"
+        | "heavyrainshowersandthunder"
+        | "lightsleetandthunder"
+        | "sleetandthunder"
+        | "heavysleetandthunder"
+        | "lightssleetshowersandthunder"
+        | "sleetshowersandthunder"
+        | "heavysleetshowersandthunder"
+        | "lightsnowandthunder"
+        | "snowandthunder"
+        | "heavysnowandthunder"
+        | "lightssnowshowersandthunder"
+        | "snowshowersandthunder"
+        | "heavysnowshowersandthunder" => 95,
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    geometry: Geometry,
+    properties: Properties,
+}
+
+#[derive(Deserialize)]
+struct Geometry {
+    /// `[lon, lat, altitude]`.
+    coordinates: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct Properties {
+    meta: Meta,
+    timeseries: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    updated_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    time: DateTime<Utc>,
+    data: EntryData,
+}
+
+#[derive(Deserialize)]
+struct EntryData {
+    instant: Instant,
+    next_1_hours: Option<Period>,
+    next_6_hours: Option<Period>,
+    next_12_hours: Option<Period>,
+}
+
+impl EntryData {
+    /// The symbol of the shortest period ahead that has one.
+    fn symbol(&self) -> Option<&str> {
+        [&self.next_1_hours, &self.next_6_hours, &self.next_12_hours]
+            .into_iter()
+            .find_map(|p| Some(p.as_ref()?.summary.as_ref()?.symbol_code.as_str()))
+    }
+}
+
+#[derive(Deserialize)]
+struct Instant {
+    details: InstantDetails,
+}
+
+#[derive(Deserialize)]
+struct InstantDetails {
+    air_pressure_at_sea_level: Option<f64>,
+    air_temperature: Option<f64>,
+    cloud_area_fraction: Option<f64>,
+    relative_humidity: Option<f64>,
+    wind_from_direction: Option<f64>,
+    wind_speed: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Period {
+    summary: Option<Summary>,
+    details: Option<PeriodDetails>,
+}
+
+#[derive(Deserialize)]
+struct Summary {
+    symbol_code: String,
+}
+
+#[derive(Deserialize)]
+struct PeriodDetails {
+    precipitation_amount: Option<f64>,
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/weatherapi/locationforecast/2.0/compact",
+    status: 200,
+    body: OSLO,
+}];
+
+/// A trimmed compact reply for Oslo (59.9139, 10.7522): 9 hourly entries,
+/// then 6-hourly ones, ending with a bare entry as the real series does.
+const OSLO: &str = r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.7522,59.9139,14]},"properties":{"meta":{"updated_at":"2025-01-15T13:34:52Z","units":{"air_pressure_at_sea_level":"hPa","air_temperature":"celsius","cloud_area_fraction":"%","precipitation_amount":"mm","relative_humidity":"%","wind_from_direction":"degrees","wind_speed":"m/s"}},"timeseries":[
+{"time":"2025-01-15T14:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1021.3,"air_temperature":1.2,"cloud_area_fraction":100,"relative_humidity":78.5,"wind_from_direction":215.3,"wind_speed":3.4}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.6}}}},
+{"time":"2025-01-15T15:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1021.0,"air_temperature":0.9,"cloud_area_fraction":100,"relative_humidity":80.1,"wind_from_direction":212.8,"wind_speed":3.6}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.1}},"next_6_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":1.6}}}},
+{"time":"2025-01-15T16:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.6,"air_temperature":0.5,"cloud_area_fraction":100,"relative_humidity":82.4,"wind_from_direction":210.4,"wind_speed":3.9}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.2}},"next_6_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":1.8}}}},
+{"time":"2025-01-15T17:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.1,"air_temperature":0.2,"cloud_area_fraction":100,"relative_humidity":85.0,"wind_from_direction":208.9,"wind_speed":4.1}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.3}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":1.6}}}},
+{"time":"2025-01-15T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.7,"air_temperature":0.0,"cloud_area_fraction":100,"relative_humidity":88.7,"wind_from_direction":207.5,"wind_speed":4.4}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":0.6}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":1.3}}}},
+{"time":"2025-01-15T19:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.4,"air_temperature":-0.3,"cloud_area_fraction":100,"relative_humidity":90.2,"wind_from_direction":205.1,"wind_speed":4.2}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":0.5}},"next_6_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.7}}}},
+{"time":"2025-01-15T20:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.2,"air_temperature":-0.6,"cloud_area_fraction":99.2,"relative_humidity":89.6,"wind_from_direction":203.7,"wind_speed":3.8}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.2}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.2}}}},
+{"time":"2025-01-15T21:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.1,"air_temperature":-0.8,"cloud_area_fraction":93.8,"relative_humidity":87.3,"wind_from_direction":201.0,"wind_speed":3.5}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-15T22:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.0,"air_temperature":-1.1,"cloud_area_fraction":41.4,"relative_humidity":85.9,"wind_from_direction":198.6,"wind_speed":3.1}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-16T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1018.8,"air_temperature":-1.5,"cloud_area_fraction":22.7,"relative_humidity":84.2,"wind_from_direction":195.2,"wind_speed":2.8}},"next_12_hours":{"summary":{"symbol_code":"fair_day"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-16T06:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1018.9,"air_temperature":-3.2,"cloud_area_fraction":12.5,"relative_humidity":86.0,"wind_from_direction":180.4,"wind_speed":2.1}},"next_12_hours":{"summary":{"symbol_code":"clearsky_day"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"fair_day"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-16T12:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.5,"air_temperature":-0.4,"cloud_area_fraction":3.1,"relative_humidity":70.3,"wind_from_direction":165.0,"wind_speed":2.5}},"next_12_hours":{"summary":{"symbol_code":"clearsky_night"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"clearsky_day"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-16T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.2,"air_temperature":-2.7,"cloud_area_fraction":0.0,"relative_humidity":79.8,"wind_from_direction":150.9,"wind_speed":1.9}},"next_12_hours":{"summary":{"symbol_code":"fair_night"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"clearsky_night"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-17T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.4,"air_temperature":-4.1,"cloud_area_fraction":14.8,"relative_humidity":83.5,"wind_from_direction":140.2,"wind_speed":1.6}},"next_12_hours":{"summary":{"symbol_code":"cloudy"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"fair_night"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-17T06:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.6,"air_temperature":-4.6,"cloud_area_fraction":96.9,"relative_humidity":85.1,"wind_from_direction":150.6,"wind_speed":2.0}},"next_12_hours":{"summary":{"symbol_code":"lightrain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}}}},
+{"time":"2025-01-17T12:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1016.8,"air_temperature":0.8,"cloud_area_fraction":100,"relative_humidity":88.4,"wind_from_direction":170.3,"wind_speed":3.3}},"next_12_hours":{"summary":{"symbol_code":"rain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"lightrain"},"details":{"precipitation_amount":0.4}}}},
+{"time":"2025-01-17T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1013.5,"air_temperature":-0.2,"cloud_area_fraction":100,"relative_humidity":93.0,"wind_from_direction":185.7,"wind_speed":3.9}},"next_12_hours":{"summary":{"symbol_code":"rain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"rain"},"details":{"precipitation_amount":2.1}}}},
+{"time":"2025-01-18T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1011.9,"air_temperature":0.6,"cloud_area_fraction":100,"relative_humidity":95.4,"wind_from_direction":190.1,"wind_speed":4.5}}}}]}}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn oslo(capability: &str) -> Request {
+        match capability {
+            "weather.current" => request(capability, json!({"lat": 59.913868, "lon": 10.752245})),
+            _ => request(capability, json!({"lat": 59.913868, "lon": 10.752245, "days": 10})),
+        }
+    }
+
+    #[test]
+    fn request_is_exact_with_four_decimals_and_no_user_agent_override() {
+        let r = request("weather.current", json!({"lat": 59.913868, "lon": 10.752245}));
+        let req = MetNorway.request(&r, &ctx(&MetNorway)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(
+            req.url,
+            "https://api.met.no/weatherapi/locationforecast/2.0/compact"
+        );
+        assert_eq!(query(&req), [("lat", "59.9139"), ("lon", "10.7522")]);
+        assert!(req.headers.is_empty(), "{:?}", req.headers);
+
+        let r = request("weather.forecast", json!({"lat": -33.9, "lon": 18.4232}));
+        let req = MetNorway.request(&r, &ctx(&MetNorway)).unwrap();
+        assert_eq!(query(&req), [("lat", "-33.9"), ("lon", "18.4232")]);
+
+        let r = request("weather.current", json!({"city": "Oslo"}));
+        let err = MetNorway.request(&r, &ctx(&MetNorway)).unwrap_err();
+        assert_eq!(err.class, FailureClass::Unsupported);
+    }
+
+    #[test]
+    fn fixture_normalises_current_weather() {
+        let r = request("weather.current", json!({"lat": 59.9139, "lon": 10.7522}));
+        let body = fixture(&MetNorway, "/weatherapi/locationforecast/2.0/compact");
+        let Data::WeatherCurrent(w) = answer(&MetNorway, &r, test_response(200, &[], body))
+        else {
+            panic!("wrong data")
+        };
+        assert_eq!((w.location.lat, w.location.lon), (59.9139, 10.7522));
+        assert_eq!(w.observed_at, "2025-01-15T14:00:00Z");
+        assert_eq!(w.temperature_c, 1.2);
+        assert_eq!(w.feels_like_c, None);
+        assert_eq!(w.humidity_pct, Some(78.5));
+        assert_eq!(w.wind_speed_ms, Some(3.4)); // already m/s
+        assert_eq!(w.wind_dir_deg, Some(215.3));
+        assert_eq!(w.pressure_hpa, Some(1021.3));
+        assert_eq!(w.precipitation_mm, Some(0.0));
+        assert_eq!(w.cloud_cover_pct, Some(100.0));
+        assert_eq!(w.condition, Condition::from_wmo(3)); // "cloudy"
+    }
+
+    #[test]
+    fn fixture_aggregates_local_days() {
+        let body = fixture(&MetNorway, "/weatherapi/locationforecast/2.0/compact");
+        let Data::WeatherForecast(f) = answer(
+            &MetNorway,
+            &oslo("weather.forecast"),
+            test_response(203, &[], body),
+        ) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.generated_at.as_deref(), Some("2025-01-15T13:34:52Z"));
+        // 10 days asked; the ragged last day (one entry) is dropped.
+        let dates: Vec<&str> = f.daily.iter().map(|d| d.date.as_str()).collect();
+        assert_eq!(dates, ["2025-01-15", "2025-01-16", "2025-01-17"]);
+
+        let today = &f.daily[0];
+        assert_eq!((today.temp_min_c, today.temp_max_c), (-1.1, 1.2));
+        assert_eq!(today.precipitation_mm, Some(1.9)); // hourly amounts only
+        assert_eq!(today.wind_max_ms, Some(4.4));
+        assert_eq!(today.condition.text, "Moderate snow fall"); // "snow" beats "lightsnow"
+
+        // 2025-01-16T00:00Z is 01:00 local (lon 10.75 → UTC+1): it belongs to the 16th.
+        let d = &f.daily[1];
+        assert_eq!((d.temp_min_c, d.temp_max_c), (-3.2, -0.4));
+        assert_eq!(d.precipitation_mm, Some(0.0));
+        assert_eq!(d.wind_max_ms, Some(2.8));
+        assert_eq!(d.condition.code, 2);
+
+        let d = &f.daily[2];
+        assert_eq!((d.temp_min_c, d.temp_max_c), (-4.6, 0.8));
+        assert_eq!(d.precipitation_mm, Some(2.5)); // 6-hourly amounts
+        assert_eq!(d.condition.text, "Moderate rain");
+
+        let r = request("weather.forecast", json!({"lat": 59.9, "lon": 10.75, "days": 2}));
+        let Data::WeatherForecast(f) = answer(&MetNorway, &r, test_response(200, &[], body))
+        else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 2);
+    }
+
+    #[test]
+    fn symbol_table_covers_every_met_symbol() {
+        assert_eq!(wmo_code("clearsky_day"), Some(0));
+        assert_eq!(wmo_code("clearsky_polartwilight"), Some(0));
+        assert_eq!(wmo_code("fair_night"), Some(1));
+        assert_eq!(wmo_code("cloudy"), Some(3));
+        assert_eq!(wmo_code("heavyrainshowers_day"), Some(82));
+        assert_eq!(wmo_code("lightssnowshowersandthunder_night"), Some(95));
+        assert_eq!(wmo_code("sleet"), Some(73));
+        assert_eq!(wmo_code("sunny"), None);
+        assert_eq!(wmo_code("cloudy_evening"), None);
+        let all = "clearsky cloudy fair fog heavyrain heavyrainandthunder heavyrainshowers \
+            heavyrainshowersandthunder heavysleet heavysleetandthunder heavysleetshowers \
+            heavysleetshowersandthunder heavysnow heavysnowandthunder heavysnowshowers \
+            heavysnowshowersandthunder lightrain lightrainandthunder lightrainshowers \
+            lightrainshowersandthunder lightsleet lightsleetandthunder lightsleetshowers \
+            lightsnow lightsnowandthunder lightsnowshowers lightssleetshowersandthunder \
+            lightssnowshowersandthunder partlycloudy rain rainandthunder rainshowers \
+            rainshowersandthunder sleet sleetandthunder sleetshowers sleetshowersandthunder \
+            snow snowandthunder snowshowers snowshowersandthunder";
+        for symbol in all.split_whitespace() {
+            let code = wmo_code(symbol).unwrap_or_else(|| panic!("{symbol} unmapped"));
+            assert_ne!(Condition::from_wmo(code).text, "Unknown", "{symbol}");
+        }
+        assert_eq!(all.split_whitespace().count(), 41);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = oslo("weather.current");
+        let f = failure(&MetNorway, &r, test_response(403, &[], "403 Forbidden"));
+        assert_eq!(f.class, FailureClass::Auth);
+        assert!(f.message.contains("User-Agent"), "{}", f.message);
+
+        let f = failure(
+            &MetNorway,
+            &r,
+            test_response(429, &[("retry-after", "30")], "Too Many Requests"),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+
+        let f = failure(&MetNorway, &r, test_response(400, &[], "Bad Request"));
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        let f = failure(&MetNorway, &r, test_response(503, &[], "Service Unavailable"));
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&MetNorway, "/weatherapi/locationforecast/2.0/compact");
+        for capability in ["weather.current", "weather.forecast"] {
+            let r = oslo(capability);
+            assert_truncations_are_malformed(&MetNorway, &r, body);
+            for bad in [
+                body.replace("\"cloudy\"", "\"sunny\""),
+                body.replace("[10.7522,59.9139,14]", "[]"),
+                r#"{"type":"Feature","geometry":{"coordinates":[1,2]},"properties":{"meta":{},"timeseries":[]}}"#.to_string(),
+            ] {
+                let f = failure(&MetNorway, &r, test_response(200, &[], &bad));
+                assert_eq!(f.class, FailureClass::MalformedResponse, "{capability}: {f}");
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The built-in providers, one file each, and their registry.
+//!
+//! Every provider is a unit struct implementing [`Provider`] in its own module.
+//! Adding one is one line in the `providers!` list below: the macro declares
+//! the module, re-exports the struct and registers it in [`builtin`].
+//!
+//! ```
+//! use polyrelay::providers;
+//! let open_meteo = providers::find("open-meteo").unwrap();
+//! assert!(open_meteo.info().is_keyless());
+//! assert!(providers::builtin().len() >= 7);
+//! ```
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::capability::Request;
+use crate::error::ProviderFailure;
+use crate::provider::{Provider, ProviderInfo};
+
+/// Declares each provider module, re-exports its struct and registers it.
+macro_rules! providers {
+    ($($module:ident :: $provider:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        $(pub use $module::$provider;)*
+
+        static BUILTIN: &[&dyn Provider] = &[$(&$module::$provider),*];
+    };
+}
+
+// Order matters: within a capability it is the default fallback order
+// (keyless, most reliable first).
+providers! {
+    open_meteo::OpenMeteo,
+    met_norway::MetNorway,
+    wttr_in::WttrIn,
+    frankfurter::Frankfurter,
+    currency_api::CurrencyApi,
+    coingecko::CoinGecko,
+    coinpaprika::CoinPaprika,
+}
+
+/// Every built-in provider, in the default fallback order.
+pub fn builtin() -> &'static [&'static dyn Provider] {
+    BUILTIN
+}
+
+/// The built-in provider with this id (`"open-meteo"`), if any.
+pub fn find(id: &str) -> Option<&'static dyn Provider> {
+    BUILTIN.iter().copied().find(|p| p.info().id == id)
+}
+
+/// The failure for a request of a capability the provider does not serve.
+pub(crate) fn not_served(info: &ProviderInfo, request: &Request) -> ProviderFailure {
+    ProviderFailure::unsupported(format!(
+        "{} does not serve {}",
+        info.id,
+        request.capability()
+    ))
+    .not_sent()
+}
+
+/// A UTC instant as ISO-8601 with seconds, e.g. `2025-01-15T13:45:00Z`, the
+/// one timestamp form every provider's answer uses.
+pub(crate) fn utc_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A provider's own error text, whitespace-collapsed and cut to 200
+/// characters so a trail stays readable.
+pub(crate) fn clip(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// A response built in memory, for provider tests.
+#[cfg(test)]
+pub(crate) fn test_response(
+    status: u16,
+    headers: &[(&'static str, &str)],
+    body: &str,
+) -> crate::provider::HttpResponse {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(*name, value.parse().unwrap());
+    }
+    crate::provider::HttpResponse {
+        status,
+        headers: map,
+        body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        received_at: "2025-01-15T14:05:00Z".parse().unwrap(),
+    }
+}
+
+/// Shared pieces of the provider tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::capability::Data;
+    use crate::error::FailureClass;
+    use crate::provider::{CallContext, HttpRequest, Step};
+
+    /// A call context with the provider's default base URL.
+    pub(crate) fn ctx(provider: &dyn Provider) -> CallContext<'static> {
+        CallContext {
+            base_url: provider.info().base_url,
+            user_agent: "polyrelay-test/0.1 (ops@example.com)",
+        }
+    }
+
+    /// A validated request.
+    pub(crate) fn request(capability: &str, params: serde_json::Value) -> Request {
+        Request::parse(capability, params).unwrap()
+    }
+
+    /// The request's query pairs as plain strings.
+    pub(crate) fn query(req: &HttpRequest) -> Vec<(&str, &str)> {
+        req.query
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
+            .collect()
+    }
+
+    /// The body of the provider's fixture at `path`.
+    pub(crate) fn fixture(provider: &dyn Provider, path: &str) -> &'static str {
+        provider
+            .fixtures()
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no fixture at {path}"))
+            .body
+    }
+
+    /// Runs `response()` and expects a final answer.
+    pub(crate) fn answer(
+        provider: &dyn Provider,
+        request: &Request,
+        response: crate::provider::HttpResponse,
+    ) -> Data {
+        match provider.response(request, &ctx(provider), response) {
+            Ok(Step::Done(data)) => data,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    /// Runs `response()` and expects a failure.
+    pub(crate) fn failure(
+        provider: &dyn Provider,
+        request: &Request,
+        response: crate::provider::HttpResponse,
+    ) -> ProviderFailure {
+        match provider.response(request, &ctx(provider), response) {
+            Err(failure) => failure,
+            Ok(step) => panic!("expected a failure, got {step:?}"),
+        }
+    }
+
+    /// Feeds every prefix of `body` and a few corruptions to `response()`:
+    /// each must fail as malformed (or, for an empty prefix, any failure),
+    /// never panic or succeed.
+    pub(crate) fn assert_truncations_are_malformed(
+        provider: &dyn Provider,
+        request: &Request,
+        body: &str,
+    ) {
+        let cuts = [0, 1, body.len() / 3, body.len() / 2, body.len() - 1];
+        for cut in cuts {
+            let mut end = cut;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            let f = failure(provider, request, test_response(200, &[], &body[..end]));
+            assert_eq!(
+                f.class,
+                FailureClass::MalformedResponse,
+                "cut at {end}: {f}"
+            );
+        }
+        for garbage in ["null", "[]", "\"text\"", "<html>busy</html>"] {
+            let f = failure(provider, request, test_response(200, &[], garbage));
+            assert_eq!(f.class, FailureClass::MalformedResponse, "{garbage}: {f}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::CapabilityId;
+
+    #[test]
+    fn ids_are_unique_and_lower_case_with_dashes() {
+        let mut ids: Vec<&str> = builtin().iter().map(|p| p.info().id).collect();
+        for id in &ids {
+            assert!(
+                !id.is_empty()
+                    && !id.starts_with('-')
+                    && !id.ends_with('-')
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "bad id {id:?}"
+            );
+        }
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate provider id");
+    }
+
+    #[test]
+    fn every_provider_serves_something_and_declares_fixtures() {
+        for provider in builtin() {
+            let info = provider.info();
+            assert!(!info.capabilities.is_empty(), "{} serves nothing", info.id);
+            assert!(
+                !provider.fixtures().is_empty(),
+                "{} has no fixtures",
+                info.id
+            );
+            assert!(info.base_url.starts_with("https://"), "{}", info.id);
+            assert!(info.docs_url.starts_with("https://"), "{}", info.id);
+            for fixture in provider.fixtures() {
+                assert!(
+                    fixture.path.starts_with('/'),
+                    "{}: {}",
+                    info.id,
+                    fixture.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_capability_has_a_keyless_provider() {
+        for capability in CapabilityId::ALL {
+            assert!(
+                builtin()
+                    .iter()
+                    .any(|p| p.info().is_keyless() && p.info().capabilities.contains(capability)),
+                "no keyless provider for {capability}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_by_id() {
+        assert_eq!(find("coingecko").map(|p| p.info().id), Some("coingecko"));
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn clip_collapses_and_cuts() {
+        assert_eq!(clip("  a \n b  "), "a b");
+        let long = "é".repeat(300);
+        assert_eq!(clip(&long).chars().count(), 201);
+    }
+}

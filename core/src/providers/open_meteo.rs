@@ -1,0 +1,423 @@
+//! Open-Meteo forecast API: `weather.current` and `weather.forecast`.
+//!
+//! Keyless and free for non-commercial use. It needs coordinates (a place
+//! name is `Unsupported`; the pipeline can fall back to a provider that
+//! resolves names). Wind is requested in the API's default km/h and converted
+//! to m/s. With `timezone=auto`, times are local: the current observation time
+//! is turned into UTC with `utc_offset_seconds`, and daily dates stay local.
+//! Errors come as `{"error":true,"reason":"…"}` with HTTP 400 (bad
+//! parameters) or 429 (limits exceeded); the reason becomes the message.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use serde::Deserialize;
+
+use super::{clip, not_served, utc_text};
+use crate::capability::weather::{
+    kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// Open-Meteo (<https://open-meteo.com>): keyless weather from national
+/// weather-service models, free for non-commercial use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenMeteo;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "open-meteo",
+    name: "Open-Meteo",
+    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
+    auth: Auth::Keyless,
+    base_url: "https://api.open-meteo.com",
+    docs_url: "https://open-meteo.com/en/docs",
+    terms: "Free for non-commercial use only, under 600 calls/min, 5,000/hour, 10,000/day \
+            and 300,000/month; data under CC BY 4.0 (attribution required). Commercial use \
+            needs the paid customer API.",
+    commercial_use: false,
+    default_rate_limit: Some("600/min"),
+    default_daily_quota: Some(10_000),
+};
+
+const CURRENT_FIELDS: &str = "temperature_2m,relative_humidity_2m,apparent_temperature,\
+    precipitation,weather_code,cloud_cover,pressure_msl,wind_speed_10m,wind_direction_10m";
+const DAILY_FIELDS: &str =
+    "weather_code,temperature_2m_max,temperature_2m_min,precipitation_sum,wind_speed_10m_max";
+
+impl Provider for OpenMeteo {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let (location, days) = match request {
+            Request::WeatherCurrent(q) => (&q.location, None),
+            Request::WeatherForecast(q) => (&q.location, Some(q.days)),
+            other => return Err(not_served(&INFO, other)),
+        };
+        let at = location.coordinates()?;
+        let req = HttpRequest::get(ctx.base_url, "/v1/forecast")
+            .query("latitude", at.lat.to_param())
+            .query("longitude", at.lon.to_param());
+        Ok(match days {
+            None => req.query("current", CURRENT_FIELDS).query("timezone", "auto"),
+            Some(days) => req
+                .query("daily", DAILY_FIELDS)
+                .query("timezone", "auto")
+                .query("forecast_days", days.to_string()),
+        })
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        response.check_status().map_err(|mut failure| {
+            // `{"error":true,"reason":"…"}`: the reason says what was wrong.
+            if let Ok(ErrorReply {
+                reason: Some(reason),
+            }) = serde_json::from_slice(&response.body)
+            {
+                failure.message = clip(&reason);
+            }
+            failure
+        })?;
+        let reply: Reply = response.json()?;
+        let location = GeoPoint {
+            lat: reply.latitude,
+            lon: reply.longitude,
+            name: None,
+            country_code: None,
+            timezone: reply.timezone,
+        };
+        let data = match request {
+            Request::WeatherCurrent(_) => {
+                let now = reply
+                    .current
+                    .ok_or_else(|| malformed(&response, "no `current` block"))?;
+                let local = NaiveDateTime::parse_from_str(&now.time, "%Y-%m-%dT%H:%M")
+                    .map_err(|_| malformed(&response, "unreadable `current.time`"))?;
+                let observed = TimeDelta::try_seconds(reply.utc_offset_seconds)
+                    .and_then(|offset| local.checked_sub_signed(offset))
+                    .ok_or_else(|| malformed(&response, "impossible `utc_offset_seconds`"))?;
+                Data::WeatherCurrent(CurrentWeather {
+                    location,
+                    observed_at: utc_text(observed.and_utc()),
+                    temperature_c: now.temperature_2m,
+                    feels_like_c: now.apparent_temperature,
+                    humidity_pct: now.relative_humidity_2m,
+                    wind_speed_ms: now.wind_speed_10m.map(kmh_to_ms),
+                    wind_dir_deg: now.wind_direction_10m,
+                    pressure_hpa: now.pressure_msl,
+                    precipitation_mm: now.precipitation,
+                    cloud_cover_pct: now.cloud_cover,
+                    condition: Condition::from_wmo(now.weather_code),
+                })
+            }
+            Request::WeatherForecast(q) => {
+                let daily = reply
+                    .daily
+                    .ok_or_else(|| malformed(&response, "no `daily` block"))?;
+                let days = daily.days(usize::from(q.days));
+                if days.is_empty() {
+                    return Err(malformed(&response, "no complete day in `daily`"));
+                }
+                Data::WeatherForecast(Forecast {
+                    location,
+                    generated_at: None,
+                    daily: days,
+                })
+            }
+            other => return Err(not_served(&INFO, other)),
+        };
+        Ok(Step::Done(data))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("Open-Meteo reply: {what}")).status(response.status)
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    latitude: f64,
+    longitude: f64,
+    #[serde(default)]
+    utc_offset_seconds: i64,
+    timezone: Option<String>,
+    current: Option<Current>,
+    daily: Option<Daily>,
+}
+
+#[derive(Deserialize)]
+struct Current {
+    time: String,
+    temperature_2m: f64,
+    relative_humidity_2m: Option<f64>,
+    apparent_temperature: Option<f64>,
+    precipitation: Option<f64>,
+    weather_code: u8,
+    cloud_cover: Option<f64>,
+    pressure_msl: Option<f64>,
+    wind_speed_10m: Option<f64>,
+    wind_direction_10m: Option<f64>,
+}
+
+/// Parallel arrays, one element per day; `null` where a model has no value.
+#[derive(Deserialize)]
+struct Daily {
+    time: Vec<String>,
+    weather_code: Vec<Option<u8>>,
+    temperature_2m_max: Vec<Option<f64>>,
+    temperature_2m_min: Vec<Option<f64>>,
+    #[serde(default)]
+    precipitation_sum: Vec<Option<f64>>,
+    #[serde(default)]
+    wind_speed_10m_max: Vec<Option<f64>>,
+}
+
+impl Daily {
+    /// Up to `limit` days, stopping at the first day without temperatures or
+    /// a weather code (the end of the model's range), so days stay contiguous.
+    fn days(&self, limit: usize) -> Vec<ForecastDay> {
+        let at = |v: &[Option<f64>], i: usize| v.get(i).copied().flatten();
+        self.time
+            .iter()
+            .enumerate()
+            .take(limit)
+            .map_while(|(i, date)| {
+                Some(ForecastDay {
+                    date: date.clone(),
+                    temp_min_c: at(&self.temperature_2m_min, i)?,
+                    temp_max_c: at(&self.temperature_2m_max, i)?,
+                    precipitation_mm: at(&self.precipitation_sum, i),
+                    wind_max_ms: at(&self.wind_speed_10m_max, i).map(kmh_to_ms),
+                    condition: Condition::from_wmo(self.weather_code.get(i).copied().flatten()?),
+                })
+            })
+            .collect()
+    }
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/v1/forecast",
+    status: 200,
+    body: BERLIN,
+}];
+
+/// A reply for Berlin (52.52, 13.41) with both `current` and 7 `daily` days,
+/// so it serves either capability.
+const BERLIN: &str = r#"{"latitude":52.52,"longitude":13.419998,"generationtime_ms":0.0817775726318359,"utc_offset_seconds":3600,"timezone":"Europe/Berlin","timezone_abbreviation":"GMT+1","elevation":38.0,"current_units":{"time":"iso8601","interval":"seconds","temperature_2m":"°C","relative_humidity_2m":"%","apparent_temperature":"°C","precipitation":"mm","weather_code":"wmo code","cloud_cover":"%","pressure_msl":"hPa","wind_speed_10m":"km/h","wind_direction_10m":"°"},"current":{"time":"2025-01-15T14:45","interval":900,"temperature_2m":3.4,"relative_humidity_2m":81,"apparent_temperature":-0.6,"precipitation":0.00,"weather_code":3,"cloud_cover":100,"pressure_msl":1031.2,"wind_speed_10m":11.2,"wind_direction_10m":256},"daily_units":{"time":"iso8601","weather_code":"wmo code","temperature_2m_max":"°C","temperature_2m_min":"°C","precipitation_sum":"mm","wind_speed_10m_max":"km/h"},"daily":{"time":["2025-01-15","2025-01-16","2025-01-17","2025-01-18","2025-01-19","2025-01-20","2025-01-21"],"weather_code":[3,45,3,3,2,61,3],"temperature_2m_max":[4.1,2.9,1.8,3.2,4.5,6.0,5.1],"temperature_2m_min":[-0.8,-2.1,-3.4,-1.9,0.2,2.3,1.4],"precipitation_sum":[0.00,0.00,0.00,0.00,0.00,2.40,0.30],"wind_speed_10m_max":[14.4,9.0,7.6,10.1,13.0,18.7,15.8]}}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::FailureClass;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn ok(body: &str) -> HttpResponse {
+        test_response(200, &[("content-type", "application/json")], body)
+    }
+
+    #[test]
+    fn current_request_is_exact() {
+        let r = request("weather.current", json!({"lat": 52.52, "lon": 13.41}));
+        let req = OpenMeteo.request(&r, &ctx(&OpenMeteo)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://api.open-meteo.com/v1/forecast");
+        assert_eq!(
+            query(&req),
+            [
+                ("latitude", "52.52"),
+                ("longitude", "13.41"),
+                ("current", "temperature_2m,relative_humidity_2m,apparent_temperature,precipitation,weather_code,cloud_cover,pressure_msl,wind_speed_10m,wind_direction_10m"),
+                ("timezone", "auto"),
+            ]
+        );
+        assert!(req.headers.is_empty());
+        assert!(req.body.is_none());
+    }
+
+    #[test]
+    fn forecast_request_is_exact_and_uses_the_configured_base() {
+        let r = request(
+            "weather.forecast",
+            json!({"lat": -33.86785, "lon": 151.20732, "days": 7}),
+        );
+        let ctx = CallContext {
+            base_url: "http://127.0.0.1:9/open-meteo/",
+            user_agent: "x",
+        };
+        let req = OpenMeteo.request(&r, &ctx).unwrap();
+        assert_eq!(req.url, "http://127.0.0.1:9/open-meteo/v1/forecast");
+        assert_eq!(
+            query(&req),
+            [
+                ("latitude", "-33.8679"),
+                ("longitude", "151.2073"),
+                ("daily", "weather_code,temperature_2m_max,temperature_2m_min,precipitation_sum,wind_speed_10m_max"),
+                ("timezone", "auto"),
+                ("forecast_days", "7"),
+            ]
+        );
+    }
+
+    #[test]
+    fn place_names_and_other_capabilities_are_unsupported() {
+        let r = request("weather.current", json!({"city": "Berlin"}));
+        let err = OpenMeteo.request(&r, &ctx(&OpenMeteo)).unwrap_err();
+        assert_eq!(err.class, FailureClass::Unsupported);
+        let r = request("finance.fx_rates", json!({}));
+        let err = OpenMeteo.request(&r, &ctx(&OpenMeteo)).unwrap_err();
+        assert_eq!(err.class, FailureClass::Unsupported);
+    }
+
+    #[test]
+    fn fixture_normalises_current_weather() {
+        let r = request("weather.current", json!({"lat": 52.52, "lon": 13.41}));
+        let Data::WeatherCurrent(w) = answer(
+            &OpenMeteo,
+            &r,
+            ok(fixture(&OpenMeteo, "/v1/forecast")),
+        ) else {
+            panic!("wrong data")
+        };
+        assert_eq!(w.location.lat, 52.52);
+        assert_eq!(w.location.lon, 13.419998);
+        assert_eq!(w.location.timezone.as_deref(), Some("Europe/Berlin"));
+        // 14:45 in Berlin (UTC+1) is 13:45 UTC.
+        assert_eq!(w.observed_at, "2025-01-15T13:45:00Z");
+        assert_eq!(w.temperature_c, 3.4);
+        assert_eq!(w.feels_like_c, Some(-0.6));
+        assert_eq!(w.humidity_pct, Some(81.0));
+        assert_eq!(w.wind_speed_ms, Some(3.11)); // 11.2 km/h
+        assert_eq!(w.wind_dir_deg, Some(256.0));
+        assert_eq!(w.pressure_hpa, Some(1031.2));
+        assert_eq!(w.precipitation_mm, Some(0.0));
+        assert_eq!(w.cloud_cover_pct, Some(100.0));
+        assert_eq!(w.condition, Condition::from_wmo(3));
+        assert_eq!(w.condition.text, "Overcast");
+    }
+
+    #[test]
+    fn fixture_normalises_the_forecast_to_the_requested_days() {
+        let body = fixture(&OpenMeteo, "/v1/forecast");
+        let r = request(
+            "weather.forecast",
+            json!({"lat": 52.52, "lon": 13.41, "days": 3}),
+        );
+        let Data::WeatherForecast(f) = answer(&OpenMeteo, &r, ok(body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 3);
+        let d = &f.daily[0];
+        assert_eq!(d.date, "2025-01-15");
+        assert_eq!((d.temp_min_c, d.temp_max_c), (-0.8, 4.1));
+        assert_eq!(d.precipitation_mm, Some(0.0));
+        assert_eq!(d.wind_max_ms, Some(4.0)); // 14.4 km/h
+        assert_eq!(f.daily[1].condition.code, 45);
+        assert_eq!(f.daily[1].condition.text, "Fog");
+
+        let r = request(
+            "weather.forecast",
+            json!({"lat": 52.52, "lon": 13.41, "days": 16}),
+        );
+        let Data::WeatherForecast(f) = answer(&OpenMeteo, &r, ok(body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 7);
+        assert_eq!(f.daily[5].condition.text, "Slight rain");
+        assert_eq!(f.daily[5].precipitation_mm, Some(2.4));
+        assert_eq!(f.daily[5].wind_max_ms, Some(5.19)); // 18.7 km/h
+    }
+
+    #[test]
+    fn a_day_without_values_ends_the_forecast() {
+        let body = r#"{"latitude":1,"longitude":2,"daily":{"time":["2025-01-15","2025-01-16"],
+            "weather_code":[1,null],"temperature_2m_max":[3,4],"temperature_2m_min":[1,2]}}"#;
+        let r = request("weather.forecast", json!({"lat": 1, "lon": 2}));
+        let Data::WeatherForecast(f) = answer(&OpenMeteo, &r, ok(body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 1);
+        assert_eq!(f.daily[0].precipitation_mm, None);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = request("weather.current", json!({"lat": 52.52, "lon": 13.41}));
+        let f = failure(
+            &OpenMeteo,
+            &r,
+            test_response(
+                400,
+                &[],
+                r#"{"error":true,"reason":"Cannot initialize WeatherVariable from invalid String value tempeture_2m for key hourly"}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        assert_eq!(f.status, Some(400));
+        assert!(f.message.contains("tempeture_2m"), "{}", f.message);
+
+        let f = failure(
+            &OpenMeteo,
+            &r,
+            test_response(
+                429,
+                &[("retry-after", "30")],
+                r#"{"error":true,"reason":"Minutely API request limit exceeded. Please try again in one minute."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+        assert!(f.message.starts_with("Minutely"), "{}", f.message);
+
+        let f = failure(&OpenMeteo, &r, test_response(502, &[], "<html>Bad Gateway</html>"));
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&OpenMeteo, "/v1/forecast");
+        for r in [
+            request("weather.current", json!({"lat": 52.52, "lon": 13.41})),
+            request("weather.forecast", json!({"lat": 52.52, "lon": 13.41})),
+        ] {
+            assert_truncations_are_malformed(&OpenMeteo, &r, body);
+            let f = failure(&OpenMeteo, &r, ok(r#"{"latitude":1,"longitude":2}"#));
+            assert_eq!(f.class, FailureClass::MalformedResponse);
+        }
+        let r = request("weather.current", json!({"lat": 1, "lon": 2}));
+        let bad_time = r#"{"latitude":1,"longitude":2,"current":{"time":"yesterday","temperature_2m":1,"weather_code":0}}"#;
+        let f = failure(&OpenMeteo, &r, ok(bad_time));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+        let bad_offset = r#"{"latitude":1,"longitude":2,"utc_offset_seconds":9223372036854775807,
+            "current":{"time":"2025-01-15T14:45","temperature_2m":1,"weather_code":0}}"#;
+        let f = failure(&OpenMeteo, &r, ok(bad_offset));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

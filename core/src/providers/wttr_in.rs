@@ -1,0 +1,563 @@
+//! wttr.in: `weather.current` and `weather.forecast` (3 days), for
+//! coordinates or a place name.
+//!
+//! Keyless, with no published limits. It is a hobby service and is best used
+//! as a last resort. It is the one built-in weather provider that resolves
+//! place names itself. `GET /{location}?format=j1` returns WorldWeatherOnline
+//! data where numbers are strings. They are parsed, and a value that does not
+//! parse makes the reply malformed. WWO weather codes map to WMO codes through
+//! the table in this file, and km/h become m/s.
+//!
+//! Error signals, as wttr.in really sends them:
+//! * overload: 503 or 429 with a plain-text body (default classification);
+//! * unknown location: 404 (since 2025 the body is the weather of some
+//!   *other*, random place, so the body is never read), or, in older
+//!   deployments, 200 with the plain text `Unknown location; please try
+//!   ~lat,lon` (chubin/wttr.in#591, #1134) → `NotFound`;
+//! * the same plain text also appears when wttr.in's geolocation backend is
+//!   overloaded (chubin/wttr.in#1059, #1063). A pair of coordinates cannot be
+//!   an unknown place, so for coordinates it is `Transient`.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use url::form_urlencoded;
+
+use super::{not_served, utc_text};
+use crate::capability::weather::{
+    kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// wttr.in (<https://wttr.in>): keyless console-weather service with a JSON
+/// format; resolves place names; 3-day forecasts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WttrIn;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "wttr-in",
+    name: "wttr.in",
+    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
+    auth: Auth::Keyless,
+    base_url: "https://wttr.in",
+    docs_url: "https://github.com/chubin/wttr.in",
+    terms: "Free hobby service with WorldWeatherOnline data; no published limits or terms \
+            for commercial use; overload answers 503/429. Use as a last resort.",
+    commercial_use: false,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+/// wttr.in forecasts at most this many days.
+const MAX_DAYS: usize = 3;
+
+impl Provider for WttrIn {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let location = match request {
+            Request::WeatherCurrent(q) => &q.location,
+            Request::WeatherForecast(q) => &q.location,
+            other => return Err(not_served(&INFO, other)),
+        };
+        let path = match location {
+            Location::Coordinates(c) => format!("/{},{}", c.lat.to_param(), c.lon.to_param()),
+            // wttr.in reads `+` as a space, as form encoding writes it.
+            Location::Place { city } => {
+                let encoded: String = form_urlencoded::byte_serialize(city.as_bytes()).collect();
+                format!("/{encoded}")
+            }
+        };
+        Ok(HttpRequest::get(ctx.base_url, &path).query("format", "j1"))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let (location, days) = match request {
+            Request::WeatherCurrent(q) => (&q.location, None),
+            Request::WeatherForecast(q) => (&q.location, Some(usize::from(q.days))),
+            other => return Err(not_served(&INFO, other)),
+        };
+        if response.status == 404 {
+            return Err(response.failure(FailureClass::NotFound, "wttr.in: unknown location"));
+        }
+        response.check_status()?;
+        let text = response.body.trim_ascii_start();
+        if text.starts_with(b"Unknown location") {
+            let class = match location {
+                Location::Place { .. } => FailureClass::NotFound,
+                Location::Coordinates(_) => FailureClass::Transient,
+            };
+            return Err(response.failure(class, format!("wttr.in: {}", response.body_excerpt())));
+        }
+        let reply: Reply = response.json()?;
+        let area = reply
+            .nearest_area
+            .first()
+            .ok_or_else(|| malformed("no `nearest_area`"))?;
+        let location = GeoPoint {
+            lat: area.latitude,
+            lon: area.longitude,
+            name: area.area_name.first().map(|n| n.value.clone()),
+            country_code: None,
+            timezone: None,
+        };
+        let data = match days {
+            None => {
+                let now = reply
+                    .current_condition
+                    .first()
+                    .ok_or_else(|| malformed("no `current_condition`"))?;
+                let observed = observed_at(&now.observation_time, response.received_at)?;
+                Data::WeatherCurrent(CurrentWeather {
+                    location,
+                    observed_at: utc_text(observed),
+                    temperature_c: now.temp_c,
+                    feels_like_c: now.feels_like_c,
+                    humidity_pct: now.humidity,
+                    wind_speed_ms: now.windspeed_kmph.map(kmh_to_ms),
+                    wind_dir_deg: now.winddir_degree,
+                    pressure_hpa: now.pressure,
+                    precipitation_mm: now.precip_mm,
+                    cloud_cover_pct: now.cloudcover,
+                    condition: condition(now.weather_code)?,
+                })
+            }
+            Some(days) => {
+                let daily = reply
+                    .weather
+                    .iter()
+                    .take(days.min(MAX_DAYS))
+                    .map(Day::normalise)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if daily.is_empty() {
+                    return Err(malformed("no `weather` days"));
+                }
+                Data::WeatherForecast(Forecast {
+                    location,
+                    generated_at: None,
+                    daily,
+                })
+            }
+        };
+        Ok(Step::Done(data))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn malformed(what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("wttr.in reply: {what}")).status(200)
+}
+
+/// wttr.in gives the observation time as a UTC time of day (`01:41 PM`).
+/// The observation is the latest such instant not after the reply, with an
+/// hour of slack for clock skew.
+fn observed_at(time: &str, received_at: DateTime<Utc>) -> Result<DateTime<Utc>, ProviderFailure> {
+    let time = NaiveTime::parse_from_str(time.trim(), "%I:%M %p")
+        .map_err(|_| malformed(&format!("unreadable observation_time {time:?}")))?;
+    let same_day = received_at.date_naive().and_time(time).and_utc();
+    Ok(if same_day > received_at + chrono::Duration::hours(1) {
+        same_day - chrono::Duration::days(1)
+    } else {
+        same_day
+    })
+}
+
+fn condition(wwo: u16) -> Result<Condition, ProviderFailure> {
+    wmo_code(wwo)
+        .map(Condition::from_wmo)
+        .ok_or_else(|| malformed(&format!("unknown weatherCode {wwo}")))
+}
+
+/// The WMO code of a WorldWeatherOnline weather code. Sleet maps to the snow
+/// code of the same intensity and ice pellets to snow grains (77), since WMO
+/// 4677 as polyrelay uses it has neither.
+pub(crate) fn wmo_code(wwo: u16) -> Option<u8> {
+    Some(match wwo {
+        113 => 0,                         // Clear/Sunny
+        116 => 2,                         // Partly cloudy
+        119 | 122 => 3,                   // Cloudy, Overcast
+        143 | 248 => 45,                  // Mist, Fog
+        260 => 48,                        // Freezing fog
+        263 | 266 => 51,                  // (Patchy) light drizzle
+        185 | 281 => 56,                  // (Patchy) freezing drizzle
+        284 => 57,                        // Heavy freezing drizzle
+        293 | 296 => 61,                  // (Patchy) light rain
+        299 | 302 => 63,                  // Moderate rain (at times)
+        305 | 308 => 65,                  // Heavy rain (at times)
+        311 => 66,                        // Light freezing rain
+        314 => 67,                        // Moderate or heavy freezing rain
+        227 | 317 | 323 | 326 => 71,      // Blowing snow, light sleet, (patchy) light snow
+        320 | 329 | 332 => 73,            // Moderate/heavy sleet, (patchy) moderate snow
+        230 | 335 | 338 => 75,            // Blizzard, (patchy) heavy snow
+        350 | 374 | 377 => 77,            // Ice pellets (showers)
+        176 | 353 => 80,                  // Patchy rain nearby, light rain shower
+        356 => 81,                        // Moderate or heavy rain shower
+        359 => 82,                        // Torrential rain shower
+        179 | 182 | 362 | 368 => 85,      // Patchy snow/sleet, light sleet/snow showers
+        365 | 371 => 86,                  // Moderate or heavy sleet/snow showers
+        200 | 386 | 389 | 392 | 395 => 95, // Thundery outbreaks, rain/snow with thunder
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    current_condition: Vec<CurrentCondition>,
+    nearest_area: Vec<Area>,
+    #[serde(default)]
+    weather: Vec<Day>,
+}
+
+#[derive(Deserialize)]
+struct CurrentCondition {
+    #[serde(rename = "temp_C", deserialize_with = "number")]
+    temp_c: f64,
+    #[serde(rename = "FeelsLikeC", default, deserialize_with = "opt_number")]
+    feels_like_c: Option<f64>,
+    #[serde(default, deserialize_with = "opt_number")]
+    humidity: Option<f64>,
+    #[serde(rename = "windspeedKmph", default, deserialize_with = "opt_number")]
+    windspeed_kmph: Option<f64>,
+    #[serde(rename = "winddirDegree", default, deserialize_with = "opt_number")]
+    winddir_degree: Option<f64>,
+    #[serde(default, deserialize_with = "opt_number")]
+    pressure: Option<f64>,
+    #[serde(rename = "precipMM", default, deserialize_with = "opt_number")]
+    precip_mm: Option<f64>,
+    #[serde(default, deserialize_with = "opt_number")]
+    cloudcover: Option<f64>,
+    #[serde(rename = "weatherCode", deserialize_with = "code")]
+    weather_code: u16,
+    observation_time: String,
+}
+
+#[derive(Deserialize)]
+struct Area {
+    #[serde(rename = "areaName", default)]
+    area_name: Vec<Text>,
+    #[serde(deserialize_with = "number")]
+    latitude: f64,
+    #[serde(deserialize_with = "number")]
+    longitude: f64,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct Day {
+    date: String,
+    #[serde(rename = "maxtempC", deserialize_with = "number")]
+    max_temp_c: f64,
+    #[serde(rename = "mintempC", deserialize_with = "number")]
+    min_temp_c: f64,
+    hourly: Vec<Hour>,
+}
+
+impl Day {
+    /// Sums the 3-hourly slots: total precipitation, maximum wind and the
+    /// most severe condition (as Open-Meteo's daily code).
+    fn normalise(&self) -> Result<ForecastDay, ProviderFailure> {
+        let mut code = None;
+        for hour in &self.hourly {
+            let wmo = condition(hour.weather_code)?.code;
+            code = Some(code.map_or(wmo, |c: u8| c.max(wmo)));
+        }
+        let code = code.ok_or_else(|| malformed(&format!("no `hourly` for {}", self.date)))?;
+        let precipitation = self.hourly.iter().filter_map(|h| h.precip_mm).reduce(|a, b| a + b);
+        let wind = self.hourly.iter().filter_map(|h| h.windspeed_kmph).reduce(f64::max);
+        Ok(ForecastDay {
+            date: self.date.clone(),
+            temp_min_c: self.min_temp_c,
+            temp_max_c: self.max_temp_c,
+            precipitation_mm: precipitation.map(|p| (p * 100.0).round() / 100.0),
+            wind_max_ms: wind.map(kmh_to_ms),
+            condition: Condition::from_wmo(code),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Hour {
+    #[serde(rename = "weatherCode", deserialize_with = "code")]
+    weather_code: u16,
+    #[serde(rename = "windspeedKmph", default, deserialize_with = "opt_number")]
+    windspeed_kmph: Option<f64>,
+    #[serde(rename = "precipMM", default, deserialize_with = "opt_number")]
+    precip_mm: Option<f64>,
+}
+
+/// A number sent as a JSON string (`"7"`) or, occasionally, a JSON number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient {
+    Number(f64),
+    Text(String),
+}
+
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    opt_number(d)?.ok_or_else(|| D::Error::custom("empty number"))
+}
+
+/// An empty string is a missing value; anything else must parse.
+fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Lenient::deserialize(d)? {
+        Lenient::Number(n) => Ok(Some(n)),
+        Lenient::Text(t) if t.trim().is_empty() => Ok(None),
+        Lenient::Text(t) => t
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("not a number: {t:?}"))),
+    }
+}
+
+fn code<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let value = number(d)?;
+    if value.fract() == 0.0 && (0.0..=999.0).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(D::Error::custom(format!("not a weather code: {value}")))
+    }
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/*",
+    status: 200,
+    body: BERLIN,
+}];
+
+/// A `format=j1` reply for `/52.52,13.41` (Berlin), hourly blocks trimmed to
+/// the commonly used fields.
+const BERLIN: &str = r#"{"current_condition":[{"FeelsLikeC":"0","FeelsLikeF":"32","cloudcover":"100","humidity":"81","localObsDateTime":"2025-01-15 02:41 PM","observation_time":"01:41 PM","precipInches":"0.0","precipMM":"0.0","pressure":"1031","pressureInches":"30","temp_C":"3","temp_F":"37","uvIndex":"0","visibility":"10","visibilityMiles":"6","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"weatherIconUrl":[{"value":""}],"winddir16Point":"WSW","winddirDegree":"250","windspeedKmph":"11","windspeedMiles":"7"}],
+"nearest_area":[{"areaName":[{"value":"Berlin"}],"country":[{"value":"Germany"}],"latitude":"52.517","longitude":"13.400","population":"3426354","region":[{"value":"Berlin"}],"weatherUrl":[{"value":""}]}],"request":[{"query":"Lat 52.52 and Lon 13.41","type":"LatLon"}],"weather":[
+{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:12 AM","sunset":"04:12 PM"}],"avgtempC":"2","date":"2025-01-15","hourly":[
+{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"11","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"-1","time":"0","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"240","windspeedKmph":"7"},
+{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"-1","time":"300","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"242","windspeedKmph":"8"},
+{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"16","chanceofrain":"0","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.0","pressure":"1029","tempC":"0","time":"600","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"244","windspeedKmph":"10"},
+{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"19","chanceofrain":"0","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.0","pressure":"1028","tempC":"3","time":"900","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"246","windspeedKmph":"12"},
+{"DewPointC":"1","FeelsLikeC":"1","WindGustKmph":"20","chanceofrain":"74","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"0.2","pressure":"1027","tempC":"4","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"176","weatherDesc":[{"value":"Patchy rain nearby"}],"winddirDegree":"248","windspeedKmph":"13"},
+{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"17","chanceofrain":"74","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.4","pressure":"1026","tempC":"3","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"266","weatherDesc":[{"value":"Light drizzle"}],"winddirDegree":"250","windspeedKmph":"11"},
+{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"14","chanceofrain":"0","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.0","pressure":"1025","tempC":"1","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"252","windspeedKmph":"9"},
+{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"0","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"254","windspeedKmph":"8"}],"maxtempC":"4","mintempC":"-1","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"},
+{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:11 AM","sunset":"04:14 PM"}],"avgtempC":"0","date":"2025-01-16","hourly":[
+{"DewPointC":"-6","FeelsLikeC":"-6","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"-3","time":"0","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"240","windspeedKmph":"5"},
+{"DewPointC":"-6","FeelsLikeC":"-6","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"-3","time":"300","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"242","windspeedKmph":"5"},
+{"DewPointC":"-5","FeelsLikeC":"-5","WindGustKmph":"9","chanceofrain":"0","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.0","pressure":"1029","tempC":"-2","time":"600","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"244","windspeedKmph":"6"},
+{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.0","pressure":"1028","tempC":"1","time":"900","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"246","windspeedKmph":"8"},
+{"DewPointC":"-1","FeelsLikeC":"-1","WindGustKmph":"14","chanceofrain":"0","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"0.0","pressure":"1027","tempC":"2","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"248","windspeedKmph":"9"},
+{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.0","pressure":"1026","tempC":"1","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"250","windspeedKmph":"8"},
+{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"9","chanceofrain":"0","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.0","pressure":"1025","tempC":"-1","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"252","windspeedKmph":"6"},
+{"DewPointC":"-5","FeelsLikeC":"-5","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"-2","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"254","windspeedKmph":"5"}],"maxtempC":"2","mintempC":"-3","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"},
+{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:10 AM","sunset":"04:16 PM"}],"avgtempC":"3","date":"2025-01-17","hourly":[
+{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"0","time":"0","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"240","windspeedKmph":"8"},
+{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"16","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"0","time":"300","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"242","windspeedKmph":"10"},
+{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"22","chanceofrain":"74","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.1","pressure":"1029","tempC":"1","time":"600","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"244","windspeedKmph":"14"},
+{"DewPointC":"1","FeelsLikeC":"1","WindGustKmph":"28","chanceofrain":"74","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.6","pressure":"1028","tempC":"4","time":"900","uvIndex":"0","visibility":"10","weatherCode":"296","weatherDesc":[{"value":"Light rain"}],"winddirDegree":"246","windspeedKmph":"18"},
+{"DewPointC":"3","FeelsLikeC":"3","WindGustKmph":"32","chanceofrain":"74","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"1.8","pressure":"1027","tempC":"6","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"302","weatherDesc":[{"value":"Moderate rain"}],"winddirDegree":"248","windspeedKmph":"20"},
+{"DewPointC":"2","FeelsLikeC":"2","WindGustKmph":"27","chanceofrain":"74","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.9","pressure":"1026","tempC":"5","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"296","weatherDesc":[{"value":"Light rain"}],"winddirDegree":"250","windspeedKmph":"17"},
+{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"20","chanceofrain":"74","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.2","pressure":"1025","tempC":"3","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"176","weatherDesc":[{"value":"Patchy rain nearby"}],"winddirDegree":"252","windspeedKmph":"13"},
+{"DewPointC":"-1","FeelsLikeC":"-1","WindGustKmph":"17","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"2","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"254","windspeedKmph":"11"}],"maxtempC":"6","mintempC":"0","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"}]}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn berlin(capability: &str, days: u8) -> Request {
+        match capability {
+            "weather.current" => request(capability, json!({"lat": 52.52, "lon": 13.41})),
+            _ => request(capability, json!({"lat": 52.52, "lon": 13.41, "days": days})),
+        }
+    }
+
+    #[test]
+    fn requests_are_exact_for_coordinates_and_places() {
+        let req = WttrIn
+            .request(&berlin("weather.current", 0), &ctx(&WttrIn))
+            .unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://wttr.in/52.52,13.41");
+        assert_eq!(query(&req), [("format", "j1")]);
+        assert!(req.headers.is_empty());
+
+        let r = request("weather.forecast", json!({"city": "São Paulo, BR"}));
+        let req = WttrIn.request(&r, &ctx(&WttrIn)).unwrap();
+        assert_eq!(req.url, "https://wttr.in/S%C3%A3o+Paulo%2C+BR");
+        assert_eq!(query(&req), [("format", "j1")]);
+
+        let r = request("weather.current", json!({"city": "a/b?c#d"}));
+        let req = WttrIn.request(&r, &ctx(&WttrIn)).unwrap();
+        assert_eq!(req.url, "https://wttr.in/a%2Fb%3Fc%23d");
+
+        let r = request("crypto.price", json!({"assets": "BTC"}));
+        let err = WttrIn.request(&r, &ctx(&WttrIn)).unwrap_err();
+        assert_eq!(err.class, FailureClass::Unsupported);
+    }
+
+    #[test]
+    fn fixture_normalises_current_weather() {
+        let body = fixture(&WttrIn, "/*");
+        let Data::WeatherCurrent(w) = answer(
+            &WttrIn,
+            &berlin("weather.current", 0),
+            test_response(200, &[("content-type", "application/json")], body),
+        ) else {
+            panic!("wrong data")
+        };
+        assert_eq!((w.location.lat, w.location.lon), (52.517, 13.4));
+        assert_eq!(w.location.name.as_deref(), Some("Berlin"));
+        // observation_time is UTC; the reply arrived at 14:05 UTC.
+        assert_eq!(w.observed_at, "2025-01-15T13:41:00Z");
+        assert_eq!(w.temperature_c, 3.0);
+        assert_eq!(w.feels_like_c, Some(0.0));
+        assert_eq!(w.humidity_pct, Some(81.0));
+        assert_eq!(w.wind_speed_ms, Some(3.06)); // 11 km/h
+        assert_eq!(w.wind_dir_deg, Some(250.0));
+        assert_eq!(w.pressure_hpa, Some(1031.0));
+        assert_eq!(w.precipitation_mm, Some(0.0));
+        assert_eq!(w.cloud_cover_pct, Some(100.0));
+        assert_eq!(w.condition, Condition::from_wmo(3)); // WWO 122 Overcast
+    }
+
+    #[test]
+    fn observation_just_before_midnight_is_yesterday() {
+        let received: DateTime<Utc> = "2025-01-15T00:20:00Z".parse().unwrap();
+        assert_eq!(
+            utc_text(observed_at("11:50 PM", received).unwrap()),
+            "2025-01-14T23:50:00Z"
+        );
+        assert_eq!(
+            utc_text(observed_at("12:10 AM", received).unwrap()),
+            "2025-01-15T00:10:00Z"
+        );
+    }
+
+    #[test]
+    fn fixture_normalises_the_forecast_limited_to_three_days() {
+        let body = fixture(&WttrIn, "/*");
+        let Data::WeatherForecast(f) = answer(
+            &WttrIn,
+            &berlin("weather.forecast", 7),
+            test_response(200, &[], body),
+        ) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 3);
+        let d = &f.daily[0];
+        assert_eq!(d.date, "2025-01-15");
+        assert_eq!((d.temp_min_c, d.temp_max_c), (-1.0, 4.0));
+        assert_eq!(d.precipitation_mm, Some(0.6));
+        assert_eq!(d.wind_max_ms, Some(3.61)); // 13 km/h
+        assert_eq!(d.condition.text, "Slight rain showers"); // WWO 176 is the most severe
+        assert_eq!(f.daily[1].condition.code, 3);
+        assert_eq!(f.daily[2].precipitation_mm, Some(3.6));
+        assert_eq!(f.daily[2].wind_max_ms, Some(5.56)); // 20 km/h
+
+        let Data::WeatherForecast(f) = answer(
+            &WttrIn,
+            &berlin("weather.forecast", 1),
+            test_response(200, &[], body),
+        ) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 1);
+    }
+
+    #[test]
+    fn code_table_maps_every_wwo_code_to_a_known_wmo_code() {
+        let wwo = [
+            113, 116, 119, 122, 143, 176, 179, 182, 185, 200, 227, 230, 248, 260, 263, 266, 281,
+            284, 293, 296, 299, 302, 305, 308, 311, 314, 317, 320, 323, 326, 329, 332, 335, 338,
+            350, 353, 356, 359, 362, 365, 368, 371, 374, 377, 386, 389, 392, 395,
+        ];
+        for code in wwo {
+            let wmo = wmo_code(code).unwrap_or_else(|| panic!("{code} unmapped"));
+            assert_ne!(Condition::from_wmo(wmo).text, "Unknown", "{code}");
+        }
+        assert_eq!(wmo_code(308), Some(65));
+        assert_eq!(wmo_code(389), Some(95));
+        assert_eq!(wmo_code(999), None);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let city = request("weather.current", json!({"city": "Xqzzyville"}));
+        let coords = berlin("weather.current", 0);
+
+        // 404 carries a random other city's weather: never read as an answer.
+        let f = failure(&WttrIn, &city, test_response(404, &[], fixture(&WttrIn, "/*")));
+        assert_eq!(f.class, FailureClass::NotFound);
+
+        let unknown = "Unknown location; please try ~52.52045,13.40732";
+        let f = failure(&WttrIn, &city, test_response(200, &[], unknown));
+        assert_eq!(f.class, FailureClass::NotFound);
+        assert!(f.message.contains("Unknown location"), "{}", f.message);
+        let f = failure(&WttrIn, &coords, test_response(200, &[], unknown));
+        assert_eq!(f.class, FailureClass::Transient);
+
+        let f = failure(
+            &WttrIn,
+            &coords,
+            test_response(503, &[("content-type", "text/plain")], "Service overloaded"),
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(
+            &WttrIn,
+            &coords,
+            test_response(429, &[("retry-after", "30")], "Too many queries"),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&WttrIn, "/*");
+        for r in [berlin("weather.current", 0), berlin("weather.forecast", 3)] {
+            assert_truncations_are_malformed(&WttrIn, &r, body);
+            for bad in [
+                body.replace(r#""temp_C":"3""#, r#""temp_C":"warm""#),
+                body.replace(r#""maxtempC":"4""#, r#""maxtempC":"""#),
+                body.replace(r#""weatherCode":"122""#, r#""weatherCode":"12.5""#),
+                body.replace(r#""weatherCode":"122""#, r#""weatherCode":"998""#),
+                body.replace(r#""latitude":"52.517""#, r#""latitude":"N52""#),
+            ] {
+                let f = failure(&WttrIn, &r, test_response(200, &[], &bad));
+                assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
+            }
+        }
+        let bad = body.replace(r#""observation_time":"01:41 PM""#, r#""observation_time":"noon""#);
+        let f = failure(&WttrIn, &berlin("weather.current", 0), test_response(200, &[], &bad));
+        assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
+    }
+}
