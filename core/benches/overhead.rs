@@ -14,11 +14,14 @@ use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
 use polyrelay::capability::{CapabilityId, Data, Request};
 use polyrelay::config::Config;
 use polyrelay::error::ProviderFailure;
-use polyrelay::provider::{Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step};
+use polyrelay::provider::{
+    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
 use polyrelay::Client;
 use polyrelay_emulator::{Emulator, Fault, Method, Reply};
 
-const BODY: &str = r#"{"temp": 21.5, "humidity": 40, "wind": 3.2, "observed": "2025-01-01T00:00:00Z"}"#;
+const BODY: &str =
+    r#"{"temp": 21.5, "humidity": 40, "wind": 3.2, "observed": "2025-01-01T00:00:00Z"}"#;
 
 /// A one-request provider, as small as a real keyless provider.
 struct Bench(&'static ProviderInfo);
@@ -27,7 +30,11 @@ impl Provider for Bench {
     fn info(&self) -> &'static ProviderInfo {
         self.0
     }
-    fn request(&self, request: &Request, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let Request::WeatherCurrent(q) = request else {
             return Err(ProviderFailure::unsupported("weather.current only"));
         };
@@ -36,12 +43,25 @@ impl Provider for Bench {
             .query("lat", c.lat.to_param())
             .query("lon", c.lon.to_param()))
     }
-    fn response(&self, _: &Request, _: &CallContext<'_>, r: HttpResponse) -> Result<Step, ProviderFailure> {
+    fn response(
+        &self,
+        _: &Request,
+        _: &CallContext<'_>,
+        r: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
         r.check_status()?;
         let v: serde_json::Value = r.json()?;
-        let temp = v["temp"].as_f64().ok_or_else(|| ProviderFailure::malformed("temp"))?;
+        let temp = v["temp"]
+            .as_f64()
+            .ok_or_else(|| ProviderFailure::malformed("temp"))?;
         Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
-            location: GeoPoint { lat: 52.52, lon: 13.41, name: None, country_code: None, timezone: None },
+            location: GeoPoint {
+                lat: 52.52,
+                lon: 13.41,
+                name: None,
+                country_code: None,
+                timezone: None,
+            },
             observed_at: v["observed"].as_str().unwrap_or_default().to_string(),
             temperature_c: temp,
             feels_like_c: None,
@@ -92,11 +112,19 @@ fn micros(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per_round, conc_secs) = if quick { (4, 500, 1.0) } else { (10, 2_000, 3.0) };
+    let (rounds, per_round, conc_secs) = if quick {
+        (4, 500, 1.0)
+    } else {
+        (10, 2_000, 3.0)
+    };
 
     let emulator = Emulator::start_background().expect("emulator");
     emulator.set_logging(false);
-    emulator.route(Method::GET, "/bench-ok/weather", Reply::text(BODY).with_header("content-type", "application/json"));
+    emulator.route(
+        Method::GET,
+        "/bench-ok/weather",
+        Reply::text(BODY).with_header("content-type", "application/json"),
+    );
     emulator.route(Method::GET, "/bench-down/weather", Reply::text(BODY));
     emulator.fault_always("/bench-down/*", Fault::status(503));
     let url = format!("{}/bench-ok/weather", emulator.base_url());
@@ -113,29 +141,37 @@ rate_limit = "1000000/s"
 daily_quota = 1000000000
 "#,
     );
-    let raw = reqwest::Client::builder().tcp_nodelay(true).build().expect("reqwest");
-    let request = Request::parse("weather.current", serde_json::json!({"lat": 52.52, "lon": 13.41})).expect("request");
+    let raw = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .expect("reqwest");
+    let request = Request::parse(
+        "weather.current",
+        serde_json::json!({"lat": 52.52, "lon": 13.41}),
+    )
+    .expect("request");
 
     let raw_call = {
         let (raw, url) = (raw.clone(), url.clone());
         move || {
-        let raw = raw.clone();
-        let url = url.clone();
-        async move {
-            let body = raw
-                .get(&url)
-                .query(&[("lat", "52.52"), ("lon", "13.41")])
-                .header("user-agent", "bench")
-                .send()
-                .await
-                .expect("raw send")
-                .bytes()
-                .await
-                .expect("raw body");
-            let value: serde_json::Value = serde_json::from_slice(&body).expect("raw json");
-            std::hint::black_box(value);
+            let raw = raw.clone();
+            let url = url.clone();
+            async move {
+                let body = raw
+                    .get(&url)
+                    .query(&[("lat", "52.52"), ("lon", "13.41")])
+                    .header("user-agent", "bench")
+                    .send()
+                    .await
+                    .expect("raw send")
+                    .bytes()
+                    .await
+                    .expect("raw body");
+                let value: serde_json::Value = serde_json::from_slice(&body).expect("raw json");
+                std::hint::black_box(value);
+            }
         }
-    }};
+    };
     let relay_call = {
         let (guarded, request) = (guarded.clone(), request.clone());
         move || {
@@ -209,7 +245,10 @@ daily_quota = 1000000000
     relay_tput /= 2.0;
 
     // Cache hit latency (cache on, entry warm).
-    let cached = client(&emulator, "[capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n");
+    let cached = client(
+        &emulator,
+        "[capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n",
+    );
     cached.request(request.clone()).await.expect("warm cache");
     let hits = if quick { 100_000 } else { 1_000_000 };
     let t = Instant::now();
@@ -235,7 +274,10 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
     let skips = if quick { 20_000 } else { 200_000 };
     let t = Instant::now();
     for _ in 0..skips {
-        let error = down.request(request.clone()).await.expect_err("breaker open");
+        let error = down
+            .request(request.clone())
+            .await
+            .expect_err("breaker open");
         debug_assert_eq!(error.attempts()[0].outcome, "skipped_circuit_open");
         std::hint::black_box(error);
     }
@@ -245,12 +287,31 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
     let added50 = p(&relay_lat, 0.50) - p(&raw_lat, 0.50);
     let added99 = p(&relay_lat, 0.99) - p(&raw_lat, 0.99);
     let ratio = relay_tput / raw_tput;
-    println!("polyrelay overhead benchmark ({} samples per side at concurrency 1)\n", raw_lat.len());
+    println!(
+        "polyrelay overhead benchmark ({} samples per side at concurrency 1)\n",
+        raw_lat.len()
+    );
     println!("| measure | raw reqwest | polyrelay | added / ratio | target |");
     println!("|---|---|---|---|---|");
-    println!("| p50 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 10 µs |", p(&raw_lat, 0.5), p(&relay_lat, 0.5), added50);
-    println!("| p99 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 50 µs |", p(&raw_lat, 0.99), p(&relay_lat, 0.99), added99);
+    println!(
+        "| p50 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 10 µs |",
+        p(&raw_lat, 0.5),
+        p(&relay_lat, 0.5),
+        added50
+    );
+    println!(
+        "| p99 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 50 µs |",
+        p(&raw_lat, 0.99),
+        p(&relay_lat, 0.99),
+        added99
+    );
     println!("| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× | ≥ 0.9× |");
-    println!("| cache hit (mean) | | {:.3} µs | | ≤ 1 µs |", micros(hit_mean));
-    println!("| open-breaker skip (mean) | | {:.3} µs | | ≤ 20 µs |", micros(skip_mean));
+    println!(
+        "| cache hit (mean) | | {:.3} µs | | ≤ 1 µs |",
+        micros(hit_mean)
+    );
+    println!(
+        "| open-breaker skip (mean) | | {:.3} µs | | ≤ 20 µs |",
+        micros(skip_mean)
+    );
 }

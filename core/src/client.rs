@@ -43,7 +43,10 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("providers", &self.engine.slots.iter().map(|s| s.id()).collect::<Vec<_>>())
+            .field(
+                "providers",
+                &self.engine.slots.iter().map(|s| s.id()).collect::<Vec<_>>(),
+            )
             .field("state", &self.engine.state.backend())
             .finish()
     }
@@ -132,8 +135,11 @@ impl ClientBuilder {
         let timezone = config.time_zone();
         let user_agent = config.user_agent();
 
-        let registry: Vec<Arc<dyn Provider>> =
-            crate::providers::builtin().into_iter().chain(self.extra).collect();
+        let registry: Vec<Arc<dyn Provider>> = crate::providers::builtin()
+            .iter()
+            .map(|p| Arc::new(*p) as Arc<dyn Provider>)
+            .chain(self.extra)
+            .collect();
         check_registry(&config, &registry)?;
         let mut slots: Vec<Arc<ProviderSlot>> = Vec::new();
         let mut limits = Vec::new();
@@ -160,14 +166,17 @@ impl ClientBuilder {
             };
             let rate_limit = match &settings.rate_limit {
                 Some(RateLimitSetting::Off) => None,
-                Some(RateLimitSetting::Limit(limit)) => Some(limit.clone()),
+                Some(RateLimitSetting::Limit(limit)) => Some(*limit),
                 None => info
                     .default_rate_limit
                     .map(|rate| {
                         rate.parse::<Rate>()
                             .map(|rate| RateLimitConfig { rate, burst: None })
                             .map_err(|e| {
-                                Error::config(format!("providers.{}.rate_limit", info.id), e.to_string())
+                                Error::config(
+                                    format!("providers.{}.rate_limit", info.id),
+                                    e.to_string(),
+                                )
                             })
                     })
                     .transpose()?,
@@ -223,7 +232,9 @@ impl ClientBuilder {
             };
             chains.push(Chain {
                 slots: order,
-                total_timeout: settings.and_then(|s| s.total_timeout).unwrap_or(default_total),
+                total_timeout: settings
+                    .and_then(|s| s.total_timeout)
+                    .unwrap_or(default_total),
                 ttl: TtlPolicy {
                     ttl: settings
                         .and_then(|s| s.cache_ttl)
@@ -265,7 +276,10 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
     for (i, provider) in registry.iter().enumerate() {
         let id = provider.info().id;
         if registry[..i].iter().any(|p| p.info().id == id) {
-            return Err(Error::config(format!("providers.{id}"), "two providers have this id"));
+            return Err(Error::config(
+                format!("providers.{id}"),
+                "two providers have this id",
+            ));
         }
     }
     for id in config.providers.keys() {
@@ -278,15 +292,24 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
     }
     for (name, settings) in &config.capabilities {
         let field = format!("capabilities.{name}.chain");
-        let capability: CapabilityId = name
-            .parse()
-            .map_err(|_| Error::config(format!("capabilities.{name}"), "no capability has this name"))?;
+        let capability: CapabilityId = name.parse().map_err(|_| {
+            Error::config(
+                format!("capabilities.{name}"),
+                "no capability has this name",
+            )
+        })?;
         for id in settings.chain.iter().flatten() {
             let provider = find(id).ok_or_else(|| {
-                Error::config(&field, format!("unknown provider {id:?}; known: {}", known()))
+                Error::config(
+                    &field,
+                    format!("unknown provider {id:?}; known: {}", known()),
+                )
             })?;
             if !provider.info().capabilities.contains(&capability) {
-                return Err(Error::config(&field, format!("provider {id:?} does not serve {name}")));
+                return Err(Error::config(
+                    &field,
+                    format!("provider {id:?} does not serve {name}"),
+                ));
             }
         }
     }
@@ -371,8 +394,13 @@ impl Client {
                 let mut ready = Vec::new();
                 let mut unavailable = BTreeMap::new();
                 for slot in &chain.slots {
-                    let reason = if matches!(slot.provider.info().auth, Auth::Key { optional: false, .. })
-                        && slot.key.is_none()
+                    let reason = if matches!(
+                        slot.provider.info().auth,
+                        Auth::Key {
+                            optional: false,
+                            ..
+                        }
+                    ) && slot.key.is_none()
                     {
                         Some(format!("{} is not set", slot.key_env))
                     } else if let Some((left, why)) = slot.benched(now) {
@@ -398,7 +426,14 @@ impl Client {
                 } else {
                     "degraded"
                 };
-                (capability.as_str(), CapabilityHealth { status, ready, unavailable })
+                (
+                    capability.as_str(),
+                    CapabilityHealth {
+                        status,
+                        ready,
+                        unavailable,
+                    },
+                )
             })
             .collect();
         Health {

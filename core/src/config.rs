@@ -160,10 +160,7 @@ impl Config {
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let value: toml::Value = toml::from_str(text).map_err(|e| {
-            Error::config(
-                "toml",
-                e.to_string().lines().collect::<Vec<_>>().join(" "),
-            )
+            Error::config("toml", e.to_string().lines().collect::<Vec<_>>().join(" "))
         })?;
         let json = serde_json::to_value(value).map_err(|e| Error::config("toml", e.to_string()))?;
         Self::from_json(json)
@@ -172,8 +169,12 @@ impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config("config file", format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                "config file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         Self::from_toml_str(&text).map_err(|e| match e {
             Error::Config { field, message } => {
                 Error::config(field, format!("{message} (in {})", path.display()))
@@ -184,7 +185,8 @@ impl Config {
 
     /// Builds from a JSON-like value (a Python dict, a C string of JSON).
     pub fn from_json(value: Value) -> Result<Self> {
-        let config: Config = serde_json::from_value(value).map_err(|e| Error::config("config", e.to_string()))?;
+        let config: Config =
+            serde_json::from_value(value).map_err(|e| Error::config("config", e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -259,9 +261,12 @@ impl Config {
                     .find(|id| env_name(id) == provider)
                     .ok_or_else(|| format!("no provider is named {provider}"))?;
                 let parsed = match *key {
-                    "daily_quota" => Value::from(value.trim().parse::<u64>().map_err(|_| {
-                        format!("expected a whole number, got {value:?}")
-                    })?),
+                    "daily_quota" => Value::from(
+                        value
+                            .trim()
+                            .parse::<u64>()
+                            .map_err(|_| format!("expected a whole number, got {value:?}"))?,
+                    ),
                     "enabled" => Value::Bool(parse_bool(value)?),
                     _ => Value::String(value.to_string()),
                 };
@@ -272,7 +277,10 @@ impl Config {
                 return Ok(());
             }
         }
-        Err("unknown polyrelay variable; see the configuration docs for the supported ones".to_string())
+        Err(
+            "unknown polyrelay variable; see the configuration docs for the supported ones"
+                .to_string(),
+        )
     }
 
     /// Checks everything that can be checked without the provider registry:
@@ -289,10 +297,15 @@ impl Config {
         if self.max_response_bytes == Some(0) {
             return Err(Error::config("max_response_bytes", "must be at least 1"));
         }
-        self.cache.validate().map_err(|e| field_error("cache", e.field, e.reason))?;
+        self.cache
+            .validate()
+            .map_err(|e| field_error("cache", e.field, e.reason))?;
         for name in self.capabilities.keys() {
             name.parse::<CapabilityId>().map_err(|_| {
-                Error::config(format!("capabilities.{name}"), "no capability has this name")
+                Error::config(
+                    format!("capabilities.{name}"),
+                    "no capability has this name",
+                )
             })?;
         }
         self.provider_settings_for("defaults", None)?;
@@ -307,7 +320,11 @@ impl Config {
         self.provider_settings_for(&format!("providers.{id}"), self.providers.get(id))
     }
 
-    fn provider_settings_for(&self, field: &str, own: Option<&Map<String, Value>>) -> Result<ProviderSettings> {
+    fn provider_settings_for(
+        &self,
+        field: &str,
+        own: Option<&Map<String, Value>>,
+    ) -> Result<ProviderSettings> {
         let mut merged = Value::Object(self.defaults.clone());
         if let Some(own) = own {
             merge(&mut merged, Value::Object(own.clone()));
@@ -317,10 +334,18 @@ impl Config {
         if let Some(url) = &settings.base_url {
             check_url(&format!("{field}.base_url"), url)?;
         }
-        settings.retry.validate().map_err(|e| field_error(&format!("{field}.retry"), e.field, e.reason))?;
-        settings.breaker.validate().map_err(|e| field_error(&format!("{field}.breaker"), e.field, e.reason))?;
+        settings
+            .retry
+            .validate()
+            .map_err(|e| field_error(&format!("{field}.retry"), e.field, e.reason))?;
+        settings
+            .breaker
+            .validate()
+            .map_err(|e| field_error(&format!("{field}.breaker"), e.field, e.reason))?;
         if let Some(RateLimitSetting::Limit(limit)) = &settings.rate_limit {
-            limit.validate().map_err(|e| field_error(&format!("{field}.rate_limit"), e.field, e.reason))?;
+            limit
+                .validate()
+                .map_err(|e| field_error(&format!("{field}.rate_limit"), e.field, e.reason))?;
         }
         Ok(settings)
     }
@@ -335,10 +360,12 @@ impl Config {
 
     /// The User-Agent sent to every provider.
     pub fn user_agent(&self) -> String {
-        let product = self
-            .user_agent
-            .clone()
-            .unwrap_or_else(|| format!("polyrelay/{} (+https://github.com/polyrelay/polyrelay)", env!("CARGO_PKG_VERSION")));
+        let product = self.user_agent.clone().unwrap_or_else(|| {
+            format!(
+                "polyrelay/{} (+https://github.com/polyrelay/polyrelay)",
+                env!("CARGO_PKG_VERSION")
+            )
+        });
         match &self.contact {
             Some(contact) => format!("{product} {contact}"),
             None => product,
@@ -353,14 +380,23 @@ fn field_error(prefix: &str, field: &str, reason: impl std::fmt::Display) -> Err
 fn check_url(field: &str, url: &str) -> Result<()> {
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err(Error::config(field, format!("must be an http(s) URL, got {url:?}"))),
+        _ => Err(Error::config(
+            field,
+            format!("must be an http(s) URL, got {url:?}"),
+        )),
     }
 }
 
 /// `weather.current` → `WEATHER_CURRENT`, `open-meteo` → `OPEN_METEO`.
 pub fn env_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -125,7 +125,13 @@ impl ProviderSlot {
     }
 
     fn needs_key(&self) -> bool {
-        matches!(self.provider.info().auth, Auth::Key { optional: false, .. })
+        matches!(
+            self.provider.info().auth,
+            Auth::Key {
+                optional: false,
+                ..
+            }
+        )
     }
 
     /// Benches the provider until `now + for_`, keeping the longest bench.
@@ -166,7 +172,8 @@ pub(crate) struct Engine {
     /// Indexed like [`CapabilityId::ALL`].
     pub chains: Vec<Chain>,
     pub slots: Vec<Arc<ProviderSlot>>,
-    pub cache: ResponseCache<Request, Arc<Answer>>,
+    /// Answers, and authoritative "not found" errors (negative caching).
+    pub cache: ResponseCache<Request, Result<Arc<Answer>, Arc<Error>>>,
 }
 
 /// How one provider's turn ended.
@@ -205,7 +212,10 @@ impl Engine {
                 match engine.run_chain(&request).await {
                     Ok((answer, attempts)) => {
                         *trail.lock() = attempts;
-                        Ok(Fetched::Value(answer))
+                        Ok(Fetched::Value(Ok(answer)))
+                    }
+                    Err(error @ Error::NotFound { .. }) => {
+                        Ok(Fetched::NotFound(Err(Arc::new(error))))
                     }
                     Err(error) => {
                         *trail.lock() = error.attempts().to_vec();
@@ -219,6 +229,7 @@ impl Engine {
             .get_or_fetch(&request, ttl, fetch)
             .await
             .map_err(|e| Arc::unwrap_or_clone(e.0))?;
+        let answer = outcome.value.clone().map_err(Arc::unwrap_or_clone)?;
         let attempts = if outcome.cached() && !outcome.stale() {
             Vec::new()
         } else {
@@ -227,7 +238,7 @@ impl Engine {
         Ok(CallResult {
             cached: outcome.cached(),
             stale: outcome.stale(),
-            answer: outcome.value,
+            answer,
             attempts,
         })
     }
@@ -246,7 +257,10 @@ impl Engine {
                 deadline_passed = true;
                 break;
             }
-            match self.provider_turn(slot, request, deadline, &mut attempts).await {
+            match self
+                .provider_turn(slot, request, deadline, &mut attempts)
+                .await
+            {
                 Turn::Answered(answer) => return Ok((answer, attempts)),
                 Turn::Failed => {}
                 Turn::DeadlinePassed => {
@@ -361,12 +375,19 @@ impl Engine {
         let idempotency_key = (!first.is_idempotent())
             .then(|| slot.provider.idempotency_header())
             .flatten()
-            .map(|header| (header, IdempotencyKey::generate(&mut rand::rng()).to_string()));
+            .map(|header| {
+                (
+                    header,
+                    IdempotencyKey::generate(&mut rand::rng()).to_string(),
+                )
+            });
         slot.budget.deposit();
         loop {
             // Guards: each try spends one quota unit and one limiter token.
-            if let QuotaDecision::Exhausted { reset_at, retry_after } =
-                self.state.consume_quota(id, 1).await
+            if let QuotaDecision::Exhausted {
+                reset_at,
+                retry_after,
+            } = self.state.consume_quota(id, 1).await
             {
                 entry.outcome = "skipped_quota";
                 entry.retry_after = Some(retry_after);
@@ -391,7 +412,8 @@ impl Engine {
                 RateDecision::InsufficientCapacity { burst } => {
                     self.state.refund_quota(id, 1).await;
                     entry.outcome = "skipped_rate_limit";
-                    entry.reason = Cow::Owned(format!("skipped: rate limit burst {burst} is too small"));
+                    entry.reason =
+                        Cow::Owned(format!("skipped: rate limit burst {burst} is too small"));
                     return Turn::Failed;
                 }
             }
@@ -414,7 +436,8 @@ impl Engine {
             entry.tries += 1;
             let sent_at = self.clock.now();
             let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(deadline);
-            let span = tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
+            let span =
+                tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
             let exchange = self.exchange(
                 slot,
                 request,
@@ -456,7 +479,13 @@ impl Engine {
             if let Some(permit) = permit {
                 permit.record(failure.class.breaker_outcome(), latency);
             }
-            span.in_scope(|| tracing::debug!(outcome = failure.class.as_str(), status = failure.status, "attempt"));
+            span.in_scope(|| {
+                tracing::debug!(
+                    outcome = failure.class.as_str(),
+                    status = failure.status,
+                    "attempt"
+                )
+            });
             entry.outcome = failure.class.as_str();
             entry.status = failure.status;
             entry.reason = Cow::Owned(if entry.tries > 1 {
@@ -513,14 +542,24 @@ impl Engine {
             || !failure.request_sent
             || slot.provider.idempotency_header().is_some();
         let decision = if failure.class.is_retryable() && repeatable {
-            RetryDecision::decide(retry, &slot.backoff, tries, server_wait, deadline.saturating_sub(now))
+            RetryDecision::decide(
+                retry,
+                &slot.backoff,
+                tries,
+                server_wait,
+                deadline.saturating_sub(now),
+            )
         } else {
             RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted)
         };
         match decision {
             RetryDecision::Retry { after } if slot.budget.withdraw() => Some(after),
             RetryDecision::FailOver { bench_for } => {
-                slot.bench(now, bench_for, format!("asked to wait {:.0} s", bench_for.as_secs_f64()));
+                slot.bench(
+                    now,
+                    bench_for,
+                    format!("asked to wait {:.0} s", bench_for.as_secs_f64()),
+                );
                 None
             }
             _ => {

@@ -140,6 +140,39 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
+/// The built-in providers are `&'static` singletons; this lets them sit in
+/// the same `Arc<dyn Provider>` registry as providers added at run time.
+impl<P: Provider + ?Sized> Provider for &'static P {
+    fn info(&self) -> &'static ProviderInfo {
+        (**self).info()
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        (**self).request(request, ctx)
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        (**self).response(request, ctx, response)
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        (**self).fixtures()
+    }
+
+    fn idempotency_header(&self) -> Option<&'static str> {
+        (**self).idempotency_header()
+    }
+}
+
 /// A canned reply in a provider's real wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fixture {

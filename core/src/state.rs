@@ -79,7 +79,10 @@ impl InMemoryState {
         for limit in limits {
             let limiter = match &limit.rate_limit {
                 Some(config) => Some(RateLimiter::new(config, clock.clone()).map_err(|e| {
-                    crate::Error::config(format!("providers.{}.rate_limit", limit.provider), e.to_string())
+                    crate::Error::config(
+                        format!("providers.{}.rate_limit", limit.provider),
+                        e.to_string(),
+                    )
                 })?),
                 None => None,
             };
@@ -96,7 +99,9 @@ impl StateStore for InMemoryState {
     fn consume_quota(&self, provider: &'static str, cost: u64) -> BoxFuture<'_, QuotaDecision> {
         let decision = match self.providers.get(provider).and_then(|g| g.quota.as_ref()) {
             Some(quota) => quota.try_consume(cost),
-            None => QuotaDecision::Allowed { remaining: u64::MAX },
+            None => QuotaDecision::Allowed {
+                remaining: u64::MAX,
+            },
         };
         Box::pin(std::future::ready(decision))
     }
@@ -109,7 +114,11 @@ impl StateStore for InMemoryState {
     }
 
     fn check_rate(&self, provider: &'static str, cost: u32) -> BoxFuture<'_, RateDecision> {
-        let decision = match self.providers.get(provider).and_then(|g| g.limiter.as_ref()) {
+        let decision = match self
+            .providers
+            .get(provider)
+            .and_then(|g| g.limiter.as_ref())
+        {
             Some(limiter) => limiter.check(cost),
             None => RateDecision::Allowed { remaining: None },
         };

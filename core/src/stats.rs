@@ -65,7 +65,11 @@ impl ProviderStats {
     }
 
     pub(crate) fn snapshot(&self) -> StatsCounters {
-        let counts: Vec<u64> = self.latency.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let total: u64 = counts.iter().sum();
         let pct = |p: f64| -> Option<f64> {
             if total == 0 {

@@ -33,7 +33,9 @@ impl Transport {
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| crate::Error::config("http", format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
+            })?;
         Ok(Self {
             client,
             user_agent,
@@ -68,8 +70,15 @@ impl Transport {
         }
         match key {
             Some((key, KeyPlacement::Header { name, prefix })) => {
-                let mut value = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret()))
-                    .map_err(|_| ProviderFailure::new(FailureClass::Auth, "the key contains characters not allowed in a header").not_sent())?;
+                let mut value =
+                    http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret()))
+                        .map_err(|_| {
+                            ProviderFailure::new(
+                                FailureClass::Auth,
+                                "the key contains characters not allowed in a header",
+                            )
+                            .not_sent()
+                        })?;
                 value.set_sensitive(true);
                 builder = builder.header(name, value);
             }
@@ -115,7 +124,8 @@ impl Transport {
 }
 
 fn too_large(status: u16, max: usize) -> ProviderFailure {
-    ProviderFailure::malformed(format!("response body larger than the {max} byte limit")).status(status)
+    ProviderFailure::malformed(format!("response body larger than the {max} byte limit"))
+        .status(status)
 }
 
 fn classify_send_error(error: reqwest::Error) -> ProviderFailure {

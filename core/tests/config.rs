@@ -26,7 +26,10 @@ fn no_file_and_no_keys_gives_a_working_client_with_keyless_providers_first() {
         let chain = client.chain(*capability);
         assert!(!chain.is_empty(), "{capability} has no provider");
         let first = polyrelay::providers::find(chain[0]).unwrap();
-        assert!(first.info().is_keyless(), "{capability} starts with a keyed provider");
+        assert!(
+            first.info().is_keyless(),
+            "{capability} starts with a keyed provider"
+        );
     }
     let health = client.health();
     assert!(health.capabilities.values().all(|c| c.status != "down"));
@@ -37,27 +40,57 @@ fn mistakes_are_errors_naming_the_field() {
     assert_eq!(field(build("timezone = \"Mars/Olympus\"", &[])), "timezone");
     assert_eq!(field(build("colour = 1", &[])), "config");
     assert_eq!(
-        field(build("[providers.open-meteo]\nretry = { attempt_timeout = \"soon\" }", &[])),
+        field(build(
+            "[providers.open-meteo]\nretry = { attempt_timeout = \"soon\" }",
+            &[]
+        )),
         "providers.open-meteo"
     );
     assert_eq!(
-        field(build("[providers.open-meteo]\nretry = { max_attempts = 0 }", &[])),
+        field(build(
+            "[providers.open-meteo]\nretry = { max_attempts = 0 }",
+            &[]
+        )),
         "providers.open-meteo.retry.max_attempts"
     );
     assert_eq!(
-        field(build("[providers.open-meteo]\nbreaker = { failure_rate_threshold = 120 }", &[])),
+        field(build(
+            "[providers.open-meteo]\nbreaker = { failure_rate_threshold = 120 }",
+            &[]
+        )),
         "providers.open-meteo.breaker.failure_rate_threshold"
     );
-    assert_eq!(field(build("[providers.no-such-provider]\nenabled = true", &[])), "providers.no-such-provider");
     assert_eq!(
-        field(build("[capabilities.\"weather.current\"]\nchain = [\"frankfurter\"]", &[])),
+        field(build("[providers.no-such-provider]\nenabled = true", &[])),
+        "providers.no-such-provider"
+    );
+    assert_eq!(
+        field(build(
+            "[capabilities.\"weather.current\"]\nchain = [\"frankfurter\"]",
+            &[]
+        )),
         "capabilities.weather.current.chain"
     );
-    assert_eq!(field(build("[capabilities.\"weather.now\"]\nchain = []", &[])), "capabilities.weather.now");
-    assert_eq!(field(build("[providers.open-meteo]\nbase_url = \"ftp://x\"", &[])), "providers.open-meteo.base_url");
-    assert_eq!(field(build("", &[("POLYRELAY_COLOUR", "blue")])), "POLYRELAY_COLOUR");
-    assert_eq!(field(build("", &[("POLYRELAY_TOTAL_TIMEOUT", "forever")])), "POLYRELAY_TOTAL_TIMEOUT");
-    assert_eq!(field(build("", &[("POLYRELAY_NOPE_BASE_URL", "http://x")])), "POLYRELAY_NOPE_BASE_URL");
+    assert_eq!(
+        field(build("[capabilities.\"weather.now\"]\nchain = []", &[])),
+        "capabilities.weather.now"
+    );
+    assert_eq!(
+        field(build("[providers.open-meteo]\nbase_url = \"ftp://x\"", &[])),
+        "providers.open-meteo.base_url"
+    );
+    assert_eq!(
+        field(build("", &[("POLYRELAY_COLOUR", "blue")])),
+        "POLYRELAY_COLOUR"
+    );
+    assert_eq!(
+        field(build("", &[("POLYRELAY_TOTAL_TIMEOUT", "forever")])),
+        "POLYRELAY_TOTAL_TIMEOUT"
+    );
+    assert_eq!(
+        field(build("", &[("POLYRELAY_NOPE_BASE_URL", "http://x")])),
+        "POLYRELAY_NOPE_BASE_URL"
+    );
 }
 
 #[test]
@@ -70,7 +103,9 @@ fn the_environment_overrides_the_file() {
     assert_eq!(client.chain(CapabilityId::WeatherCurrent), ["met-norway"]);
 
     let client = build("", &[("POLYRELAY_OPEN_METEO_ENABLED", "false")]).unwrap();
-    assert!(!client.chain(CapabilityId::WeatherCurrent).contains(&"open-meteo"));
+    assert!(!client
+        .chain(CapabilityId::WeatherCurrent)
+        .contains(&"open-meteo"));
 }
 
 #[test]
@@ -87,7 +122,10 @@ retry = { max_attempts = 2 }
     .unwrap();
     let merged = config.provider_settings("open-meteo").unwrap();
     assert_eq!(merged.retry.max_attempts, 2);
-    assert_eq!(merged.retry.attempt_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(
+        merged.retry.attempt_timeout,
+        std::time::Duration::from_secs(2)
+    );
     let other = config.provider_settings("met-norway").unwrap();
     assert_eq!(other.retry.max_attempts, 5);
 }
@@ -97,8 +135,16 @@ fn commercial_mode_drops_providers_whose_free_terms_forbid_it() {
     let client = build("commercial = true", &[]).unwrap();
     for capability in CapabilityId::ALL {
         for id in client.chain(*capability) {
-            assert!(polyrelay::providers::find(id).unwrap().info().commercial_use, "{id}");
+            assert!(
+                polyrelay::providers::find(id)
+                    .unwrap()
+                    .info()
+                    .commercial_use,
+                "{id}"
+            );
         }
     }
-    assert!(!client.chain(CapabilityId::WeatherCurrent).contains(&"open-meteo"));
+    assert!(!client
+        .chain(CapabilityId::WeatherCurrent)
+        .contains(&"open-meteo"));
 }

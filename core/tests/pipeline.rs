@@ -27,12 +27,19 @@ async fn primary_down_is_answered_by_the_next_provider_with_the_trail_saying_why
     assert_eq!(reply.provider, "met-norway");
     assert!(!reply.cached && !reply.stale);
     let first = &reply.attempts[0];
-    assert_eq!((first.provider, first.outcome, first.status), ("open-meteo", "transient", Some(503)));
+    assert_eq!(
+        (first.provider, first.outcome, first.status),
+        ("open-meteo", "transient", Some(503))
+    );
     assert_eq!(first.tries, 3, "max_attempts = 3 counts the first call");
     assert!(first.reason.contains("503"), "{}", first.reason);
     assert!(reply.attempts[1].succeeded());
     assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 3);
-    assert_eq!(emulator.hits("/wttr-in/*"), 0, "the chain stops at the first answer");
+    assert_eq!(
+        emulator.hits("/wttr-in/*"),
+        0,
+        "the chain stops at the first answer"
+    );
 }
 
 #[tokio::test]
@@ -75,16 +82,27 @@ async fn all_down_and_nothing_cached_fails_with_the_whole_trail() {
     let error = client.call("weather.current", berlin()).await.unwrap_err();
 
     assert_eq!(error.kind(), ErrorKind::AllProvidersFailed);
-    let outcomes: Vec<_> = error.attempts().iter().map(|a| (a.provider, a.outcome)).collect();
+    let outcomes: Vec<_> = error
+        .attempts()
+        .iter()
+        .map(|a| (a.provider, a.outcome))
+        .collect();
     assert_eq!(
         outcomes,
-        [("open-meteo", "transient"), ("met-norway", "transient"), ("wttr-in", "malformed_response")]
+        [
+            ("open-meteo", "transient"),
+            ("met-norway", "transient"),
+            ("wttr-in", "malformed_response")
+        ]
     );
     let message = error.to_string();
     for provider in ["open-meteo", "met-norway", "wttr-in"] {
         assert!(message.contains(provider), "{message}");
     }
-    assert!(message.starts_with("weather.current: no provider could answer"), "{message}");
+    assert!(
+        message.starts_with("weather.current: no provider could answer"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -97,21 +115,32 @@ async fn a_missing_key_skips_the_provider_with_a_reason_and_never_fails_the_call
 [capabilities."weather.current"]
 chain = ["keyed-weather", "open-meteo"]
 "#;
-    let client = builder(&emulator, &clock, config, &[]).provider(keyed.clone()).build().unwrap();
+    let client = builder(&emulator, &clock, config, &[])
+        .provider(keyed.clone())
+        .build()
+        .unwrap();
 
     let reply = client.call("weather.current", berlin()).await.unwrap();
 
     assert_eq!(reply.provider, "open-meteo");
     let skipped = &reply.attempts[0];
-    assert_eq!((skipped.provider, skipped.outcome, skipped.tries), ("keyed-weather", "skipped_no_key", 0));
+    assert_eq!(
+        (skipped.provider, skipped.outcome, skipped.tries),
+        ("keyed-weather", "skipped_no_key", 0)
+    );
     assert_eq!(skipped.reason, "skipped: KEYED_WEATHER_API_KEY is not set");
     assert_eq!(emulator.hits(&keyed.path()), 0);
 
     // With the key set, the same provider answers, the key sent as its header.
-    let client = builder(&emulator, &clock, config, &[("KEYED_WEATHER_API_KEY", "k-123456")])
-        .provider(keyed.clone())
-        .build()
-        .unwrap();
+    let client = builder(
+        &emulator,
+        &clock,
+        config,
+        &[("KEYED_WEATHER_API_KEY", "k-123456")],
+    )
+    .provider(keyed.clone())
+    .build()
+    .unwrap();
     let reply = client.call("weather.current", berlin()).await.unwrap();
     assert_eq!(reply.provider, "keyed-weather");
     assert_eq!(temperature(&reply), 30.0);
@@ -142,10 +171,16 @@ chain = ["open-meteo"]
     while !call.is_finished() {
         clock.advance(Duration::from_millis(10));
         tokio::time::sleep(Duration::from_micros(300)).await;
-        assert!(clock.now() < Duration::from_secs(40), "the call outlived its deadline");
+        assert!(
+            clock.now() < Duration::from_secs(40),
+            "the call outlived its deadline"
+        );
     }
     let error = call.await.unwrap().unwrap_err();
-    let Error::Timeout { deadline, attempts, .. } = &error else {
+    let Error::Timeout {
+        deadline, attempts, ..
+    } = &error
+    else {
         panic!("expected Timeout, got {error:?}");
     };
     assert_eq!(*deadline, Duration::from_secs(30));
@@ -155,7 +190,11 @@ chain = ["open-meteo"]
         "ended at {elapsed:?}"
     );
     assert_eq!(attempts[0].tries, 3, "10 s + 10 s + cut at 30 s");
-    assert!(attempts[0].reason.contains("total deadline"), "{}", attempts[0].reason);
+    assert!(
+        attempts[0].reason.contains("total deadline"),
+        "{}",
+        attempts[0].reason
+    );
     // Every hung request was abandoned by the client, none left open.
     emulator
         .wait_for_closed_early("/open-meteo/v1/forecast", 3, Duration::from_secs(2))
@@ -172,8 +211,14 @@ async fn invalid_parameters_fail_before_any_network_call() {
         .call("weather.current", json!({"lat": 123, "lon": 13}))
         .await
         .unwrap_err();
-    assert!(matches!(&error, Error::InvalidRequest { field, .. } if field == "lat"), "{error}");
-    let error = client.call("weather.tomorrow", json!({})).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidRequest { field, .. } if field == "lat"),
+        "{error}"
+    );
+    let error = client
+        .call("weather.tomorrow", json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
     assert!(emulator.requests().is_empty());
 }
@@ -274,7 +319,10 @@ breaker = { sliding_window_size = 4, minimum_number_of_calls = 4, wait_duration_
     assert_eq!(skipped.outcome, "skipped_circuit_open");
     assert_eq!(skipped.reason, "skipped: circuit open for 30.0 s");
     assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 4);
-    assert_eq!(client.health().capabilities["weather.current"].status, "degraded");
+    assert_eq!(
+        client.health().capabilities["weather.current"].status,
+        "degraded"
+    );
 
     emulator.clear_faults();
     clock.advance(Duration::from_secs(30));
@@ -297,20 +345,43 @@ daily_quota = 2
 "#;
     let client = client(&emulator, &clock, config, &[]);
     for _ in 0..2 {
-        assert_eq!(client.call("weather.current", berlin()).await.unwrap().provider, "open-meteo");
+        assert_eq!(
+            client
+                .call("weather.current", berlin())
+                .await
+                .unwrap()
+                .provider,
+            "open-meteo"
+        );
     }
     let reply = client.call("weather.current", berlin()).await.unwrap();
     assert_eq!(reply.provider, "met-norway");
     assert_eq!(reply.attempts[0].outcome, "skipped_quota");
     // 2025-01-01T00:00Z is 01:00 in Paris: the next day starts at 23:00Z.
-    assert_eq!(reply.attempts[0].retry_after, Some(Duration::from_secs(23 * 3600)));
+    assert_eq!(
+        reply.attempts[0].retry_after,
+        Some(Duration::from_secs(23 * 3600))
+    );
     assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 2);
     let stats = client.stats();
-    let quota = stats.iter().find(|s| s.provider == "open-meteo").unwrap().quota.clone().unwrap();
+    let quota = stats
+        .iter()
+        .find(|s| s.provider == "open-meteo")
+        .unwrap()
+        .quota
+        .clone()
+        .unwrap();
     assert_eq!(quota.remaining, 0);
 
     clock.advance(Duration::from_secs(23 * 3600));
-    assert_eq!(client.call("weather.current", berlin()).await.unwrap().provider, "open-meteo");
+    assert_eq!(
+        client
+            .call("weather.current", berlin())
+            .await
+            .unwrap()
+            .provider,
+        "open-meteo"
+    );
 }
 
 #[tokio::test]
@@ -322,23 +393,37 @@ async fn not_found_everywhere_is_a_not_found_error_remembered_by_the_cache() {
 chain = ["frankfurter", "currency-api"]
 "#;
     let client = client(&emulator, &clock, config, &[]);
-    emulator.fault_always("/frankfurter/*", Fault::Respond(Reply::json(&json!({"message": "not found"})).with_status(404)));
-    emulator.fault_always("/currency-api/*", Fault::Respond(Reply::text("Not found").with_status(404)));
+    emulator.fault_always(
+        "/frankfurter/*",
+        Fault::Respond(Reply::json(&json!({"message": "not found"})).with_status(404)),
+    );
+    emulator.fault_always(
+        "/currency-api/*",
+        Fault::Respond(Reply::text("Not found").with_status(404)),
+    );
     let params = json!({"base": "USD", "symbols": ["EUR"]});
-    let error = client.call("finance.fx_rates", params.clone()).await.unwrap_err();
+    let error = client
+        .call("finance.fx_rates", params.clone())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
     let hits = emulator.requests().len();
     assert_eq!(hits, 2);
     let error = client.call("finance.fx_rates", params).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
-    assert_eq!(emulator.requests().len(), hits, "the negative answer was cached");
+    assert_eq!(
+        emulator.requests().len(),
+        hits,
+        "the negative answer was cached"
+    );
 }
 
 #[tokio::test]
 async fn malformed_and_oversized_replies_fall_back_instead_of_failing() {
     let emulator = emulator().await;
     let clock = clock();
-    let config = format!("{WEATHER_CHAIN}\nmax_response_bytes = 100000\n[cache]\nenabled = false\n");
+    let config =
+        format!("max_response_bytes = 100000\n{WEATHER_CHAIN}\n[cache]\nenabled = false\n");
     let client = client(&emulator, &clock, &config, &[]);
     emulator.fault_always("/open-meteo/*", Fault::Malformed);
     emulator.fault_always("/met-norway/*", Fault::Oversized(50_000_000));
@@ -346,7 +431,11 @@ async fn malformed_and_oversized_replies_fall_back_instead_of_failing() {
     assert_eq!(reply.provider, "wttr-in");
     assert_eq!(reply.attempts[0].outcome, "malformed_response");
     assert_eq!(reply.attempts[1].outcome, "malformed_response");
-    assert!(reply.attempts[1].reason.contains("limit"), "{}", reply.attempts[1].reason);
+    assert!(
+        reply.attempts[1].reason.contains("limit"),
+        "{}",
+        reply.attempts[1].reason
+    );
 }
 
 #[tokio::test]
@@ -378,7 +467,11 @@ enabled = false
     let reply = client.call("weather.current", berlin()).await.unwrap();
 
     assert_eq!(reply.provider, "post-idem-b");
-    assert_eq!(emulator.hits(&plain.path()), 1, "a plain POST is never repeated");
+    assert_eq!(
+        emulator.hits(&plain.path()),
+        1,
+        "a plain POST is never repeated"
+    );
     assert_eq!(emulator.hits(&keyed_a.path()), 3);
     let key_of = |path: String| -> Vec<String> {
         emulator
@@ -389,7 +482,10 @@ enabled = false
     };
     let a = key_of(keyed_a.path());
     let b = key_of(keyed_b.path());
-    assert!(a.iter().all(|k| *k == a[0]), "one key across a provider's retries");
+    assert!(
+        a.iter().all(|k| *k == a[0]),
+        "one key across a provider's retries"
+    );
     assert_eq!(b.len(), 2);
     assert_eq!(b[0], b[1]);
     assert_ne!(a[0], b[0], "a new key for the next provider");

@@ -53,25 +53,35 @@ chain = ["keyed-weather"]
 [cache]
 enabled = false
 "#;
-    let builder = builder(&emulator, &clock, config, &[("KEYED_WEATHER_API_KEY", KEY)]).provider(keyed.clone());
+    let builder = builder(&emulator, &clock, config, &[("KEYED_WEATHER_API_KEY", KEY)])
+        .provider(keyed.clone());
     let mut seen: Vec<String> = vec![format!("{builder:?}")];
     let client = builder.build().unwrap();
     seen.push(format!("{client:?}"));
 
     // A success: the key is really sent, as the provider's header.
     let reply = client.call("weather.current", berlin()).await.unwrap();
-    assert_eq!(emulator.requests_to(&keyed.path())[0].header("x-api-key"), Some(KEY));
+    assert_eq!(
+        emulator.requests_to(&keyed.path())[0].header("x-api-key"),
+        Some(KEY)
+    );
     seen.push(format!("{reply:?}"));
     seen.push(reply.to_json().to_string());
 
     // A provider that echoes the refused key in its error body.
     emulator.fault_next(
         &keyed.path(),
-        Fault::Respond(Reply::json(&json!({"error": format!("invalid api key {KEY}")})).with_status(401)),
+        Fault::Respond(
+            Reply::json(&json!({"error": format!("invalid api key {KEY}")})).with_status(401),
+        ),
         1,
     );
     let error = client.call("weather.current", berlin()).await.unwrap_err();
-    assert!(error.attempts()[0].reason.contains("[redacted]"), "{}", error.attempts()[0].reason);
+    assert!(
+        error.attempts()[0].reason.contains("[redacted]"),
+        "{}",
+        error.attempts()[0].reason
+    );
     seen.push(error.to_string());
     seen.push(format!("{error:?}"));
 
@@ -91,12 +101,18 @@ enabled = false
         Config::from_vars([("KEYED_WEATHER_API_KEY".to_string(), KEY.to_string())]).unwrap()
     ));
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("keyed-weather"), "the provider's turns were logged");
+    assert!(
+        logs.contains("keyed-weather"),
+        "the provider's turns were logged"
+    );
     seen.push(logs);
 
     for (i, text) in seen.iter().enumerate() {
         // Neither the key nor a recognisable part of it.
         assert!(!text.contains(KEY), "output #{i} leaks the key: {text}");
-        assert!(!text.contains(&KEY[8..20]), "output #{i} leaks part of the key: {text}");
+        assert!(
+            !text.contains(&KEY[8..20]),
+            "output #{i} leaks part of the key: {text}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use polyrelay::capability::{CapabilityId, Data, Request};
 use polyrelay::clock::FakeClock;
 use polyrelay::config::Config;
 use polyrelay::error::ProviderFailure;
-use polyrelay::provider::{Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step};
+use polyrelay::provider::{
+    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
 use polyrelay::Client;
 pub use polyrelay_emulator::{Emulator, Fault, Method, Reply};
 
@@ -43,7 +45,9 @@ pub fn clock() -> FakeClock {
 /// A client on `clock`, every provider pointed at `emulator`, configured by
 /// `toml`, seeing only the environment variables in `vars`.
 pub fn client(emulator: &Emulator, clock: &FakeClock, toml: &str, vars: &[(&str, &str)]) -> Client {
-    builder(emulator, clock, toml, vars).build().expect("client builds")
+    builder(emulator, clock, toml, vars)
+        .build()
+        .expect("client builds")
 }
 
 /// The builder behind [`client`], to add providers.
@@ -53,7 +57,8 @@ pub fn builder(
     toml: &str,
     vars: &[(&str, &str)],
 ) -> polyrelay::ClientBuilder {
-    let mut env: Vec<(String, String)> = vec![("POLYRELAY_EMULATOR_URL".into(), emulator.base_url())];
+    let mut env: Vec<(String, String)> =
+        vec![("POLYRELAY_EMULATOR_URL".into(), emulator.base_url())];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Client::builder()
         .config(Config::from_toml_str(toml).expect("test config parses"))
@@ -99,7 +104,12 @@ impl TestWeather {
         Self::build(id, Auth::Keyless, true, idempotency_header)
     }
 
-    fn build(id: &'static str, auth: Auth, post: bool, idempotency_header: Option<&'static str>) -> Arc<Self> {
+    fn build(
+        id: &'static str,
+        auth: Auth,
+        post: bool,
+        idempotency_header: Option<&'static str>,
+    ) -> Arc<Self> {
         let info = Box::leak(Box::new(ProviderInfo {
             id,
             name: id,
@@ -127,7 +137,11 @@ impl TestWeather {
     /// Serves a normal answer for this provider on `emulator`.
     pub fn serve(&self, emulator: &Emulator, temp: f64) {
         let method = if self.post { Method::POST } else { Method::GET };
-        emulator.route(method, &self.path(), Reply::json(&serde_json::json!({ "temp": temp })));
+        emulator.route(
+            method,
+            &self.path(),
+            Reply::json(&serde_json::json!({ "temp": temp })),
+        );
     }
 }
 
@@ -136,13 +150,21 @@ impl Provider for TestWeather {
         self.info
     }
 
-    fn request(&self, request: &Request, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let Request::WeatherCurrent(query) = request else {
             return Err(ProviderFailure::unsupported("weather.current only"));
         };
         let coords = query.location.coordinates()?;
         Ok(if self.post {
-            HttpRequest::post_json(ctx.base_url, "/weather", serde_json::json!({"lat": coords.lat.get(), "lon": coords.lon.get()}))
+            HttpRequest::post_json(
+                ctx.base_url,
+                "/weather",
+                serde_json::json!({"lat": coords.lat.get(), "lon": coords.lon.get()}),
+            )
         } else {
             HttpRequest::get(ctx.base_url, "/weather")
                 .query("lat", coords.lat.to_param())
@@ -150,7 +172,12 @@ impl Provider for TestWeather {
         })
     }
 
-    fn response(&self, _: &Request, _: &CallContext<'_>, response: HttpResponse) -> Result<Step, ProviderFailure> {
+    fn response(
+        &self,
+        _: &Request,
+        _: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
         response.check_status()?;
         let body: serde_json::Value = response.json()?;
         let temp = body["temp"]
