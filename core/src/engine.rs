@@ -247,20 +247,22 @@ impl Engine {
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let capability = request.capability();
         let chain = self.chain(capability);
-        let deadline = self.clock.now().saturating_add(chain.total_timeout);
+        let mut now = self.clock.now();
+        let deadline = now.saturating_add(chain.total_timeout);
         let span = tracing::info_span!("polyrelay.call", capability = capability.as_str());
         let _guard = span.enter();
         let mut attempts = Vec::with_capacity(chain.slots.len());
         let mut deadline_passed = false;
         for slot in &chain.slots {
-            if self.clock.now() >= deadline {
+            if now >= deadline {
                 deadline_passed = true;
                 break;
             }
-            match self
-                .provider_turn(slot, request, deadline, &mut attempts)
-                .await
-            {
+            let (turn, ended) = self
+                .provider_turn(slot, request, now, deadline, &mut attempts)
+                .await;
+            now = ended;
+            match turn {
                 Turn::Answered(answer) => return Ok((answer, attempts)),
                 Turn::Failed => {}
                 Turn::DeadlinePassed => {
@@ -297,11 +299,11 @@ impl Engine {
         &self,
         slot: &ProviderSlot,
         request: &Request,
+        started: Duration,
         deadline: Duration,
         attempts: &mut Vec<Attempt>,
-    ) -> Turn {
+    ) -> (Turn, Duration) {
         let id = slot.id();
-        let started = self.clock.now();
         let ctx = CallContext {
             base_url: &slot.base_url,
             user_agent: &self.user_agent,
@@ -335,7 +337,7 @@ impl Engine {
         };
         let turn = match first {
             Ok(first) => {
-                self.tries(slot, request, &ctx, &first, deadline, &mut entry)
+                self.tries(slot, request, &ctx, &first, started, deadline, &mut entry)
                     .await
             }
             Err((outcome, reason, retry_after)) => {
@@ -345,7 +347,8 @@ impl Engine {
                 Turn::Failed
             }
         };
-        entry.elapsed = self.clock.now().saturating_sub(started);
+        let ended = self.clock.now();
+        entry.elapsed = ended.saturating_sub(started);
         slot.stats.outcome(entry.outcome);
         tracing::debug!(
             provider = id,
@@ -356,7 +359,7 @@ impl Engine {
             "provider turn"
         );
         attempts.push(entry);
-        turn
+        (turn, ended)
     }
 
     /// The retry loop of one provider.
@@ -366,6 +369,7 @@ impl Engine {
         request: &Request,
         ctx: &CallContext<'_>,
         first: &HttpRequest,
+        started: Duration,
         deadline: Duration,
         entry: &mut Attempt,
     ) -> Turn {
@@ -382,6 +386,7 @@ impl Engine {
                 )
             });
         slot.budget.deposit();
+        let mut sent_at = started;
         loop {
             // Guards: each try spends one quota unit and one limiter token.
             if let QuotaDecision::Exhausted {
@@ -434,7 +439,6 @@ impl Engine {
             };
 
             entry.tries += 1;
-            let sent_at = self.clock.now();
             let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(deadline);
             let span =
                 tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
@@ -457,10 +461,11 @@ impl Engine {
                     },
                 )),
             };
-            let latency = self.clock.now().saturating_sub(sent_at);
+            let now = self.clock.now();
+            let latency = now.saturating_sub(sent_at);
             slot.stats.request(latency);
             let failure = match result {
-                Ok((data, status)) => {
+                Ok((data, status, received_at)) => {
                     if let Some(permit) = permit {
                         permit.record(Outcome::Success, latency);
                     }
@@ -471,7 +476,7 @@ impl Engine {
                     return Turn::Answered(Arc::new(Answer {
                         data,
                         provider: id,
-                        fetched_at: self.clock.wall(),
+                        fetched_at: received_at,
                     }));
                 }
                 Err(failure) => failure,
@@ -495,12 +500,12 @@ impl Engine {
             });
             entry.retry_after = failure.retry_after;
 
-            let now = self.clock.now();
             if now >= deadline {
                 return Turn::DeadlinePassed;
             }
             if let Some(wait) = self.next_try(slot, &failure, first, entry.tries, now, deadline) {
                 self.clock.backoff(wait).await;
+                sent_at = self.clock.now();
                 continue;
             }
             return Turn::Failed;
@@ -581,7 +586,7 @@ impl Engine {
         ctx: &CallContext<'_>,
         first: &HttpRequest,
         idempotency: Option<(&'static str, &str)>,
-    ) -> Result<(Data, Option<u16>), ProviderFailure> {
+    ) -> Result<(Data, Option<u16>, DateTime<Utc>), ProviderFailure> {
         let key = match (&slot.key, slot.provider.info().auth) {
             (Some(key), Auth::Key { placement, .. }) => Some((key, placement)),
             _ => None,
@@ -599,7 +604,7 @@ impl Engine {
         first: &HttpRequest,
         key: Option<(&SecretString, crate::provider::KeyPlacement)>,
         idempotency: Option<(&'static str, &str)>,
-    ) -> Result<(Data, Option<u16>), ProviderFailure> {
+    ) -> Result<(Data, Option<u16>, DateTime<Utc>), ProviderFailure> {
         let mut follow_up: Option<HttpRequest> = None;
         for _ in 0..MAX_STEPS {
             let next = follow_up.as_ref().unwrap_or(first);
@@ -607,13 +612,13 @@ impl Engine {
                 .transport
                 .send(next, key, idempotency, || self.clock.wall())
                 .await?;
-            let status = response.status;
+            let (status, received_at) = (response.status, response.received_at);
             match slot.provider.response(request, ctx, response)? {
                 Step::Done(data) => {
                     if data.capability() != request.capability() {
                         return Err(ProviderFailure::malformed("answer for another capability"));
                     }
-                    return Ok((data, Some(status)));
+                    return Ok((data, Some(status), received_at));
                 }
                 Step::Next(request) => follow_up = Some(request),
             }

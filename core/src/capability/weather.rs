@@ -25,10 +25,19 @@ impl Degrees {
     }
 
     /// Formats with at most 4 decimals and no trailing zeros (`52.52`).
+    /// Integer arithmetic: exact, and far cheaper than float formatting.
     pub fn to_param(self) -> String {
-        let text = format!("{:.4}", self.get());
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        text.to_string()
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let (whole, mut frac, mut digits) = (abs / 10_000, abs % 10_000, 4);
+        if frac == 0 {
+            return format!("{sign}{whole}");
+        }
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        format!("{sign}{whole}.{frac:0digits$}")
     }
 }
 
@@ -306,4 +315,21 @@ pub struct Forecast {
 /// km/h → m/s, rounded to 2 decimals.
 pub fn kmh_to_ms(kmh: f64) -> f64 {
     (kmh / 3.6 * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degrees_format_without_trailing_zeros() {
+        let p = |v: f64| Degrees::from_f64(v).to_param();
+        assert_eq!(p(52.52), "52.52");
+        assert_eq!(p(13.0), "13");
+        assert_eq!(p(-0.05), "-0.05");
+        assert_eq!(p(-122.41942), "-122.4194");
+        assert_eq!(p(0.00005), "0.0001");
+        assert_eq!(p(0.0), "0");
+        assert_eq!(p(-180.0), "-180");
+    }
 }
