@@ -20,6 +20,36 @@ use polyrelay::provider::{
 use polyrelay::Client;
 use polyrelay_emulator::{Emulator, Fault, Method, Reply};
 
+/// Counts heap allocations, to report allocations per call for each side.
+struct CountingAlloc;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: defers to the system allocator; only adds a counter.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 const BODY: &str =
     r#"{"temp": 21.5, "humidity": 40, "wind": 3.2, "observed": "2025-01-01T00:00:00Z"}"#;
 
@@ -190,6 +220,19 @@ daily_quota = 1000000000
         relay_call().await;
     }
 
+    // Allocations per call (the emulator's own, on its runtime, count in both).
+    let count = 2_000u64;
+    let before = allocations();
+    for _ in 0..count {
+        raw_call().await;
+    }
+    let raw_allocs = (allocations() - before) as f64 / count as f64;
+    let before = allocations();
+    for _ in 0..count {
+        relay_call().await;
+    }
+    let relay_allocs = (allocations() - before) as f64 / count as f64;
+
     // Concurrency 1: latency, alternating rounds.
     let mut raw_lat = Vec::new();
     let mut relay_lat = Vec::new();
@@ -319,6 +362,10 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
         added99
     );
     println!("| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× | ≥ 0.9× |");
+    println!(
+        "| heap allocations per call, client + server | {raw_allocs:.1} | {relay_allocs:.1} | +{:.1} | |",
+        relay_allocs - raw_allocs
+    );
     println!(
         "| cache hit (mean) | | {:.3} µs | | ≤ 1 µs |",
         micros(hit_mean)

@@ -257,6 +257,7 @@ impl ClientBuilder {
                 chains,
                 slots,
                 cache,
+                cache_enabled: config.cache.enabled,
             }),
         })
     }

@@ -174,6 +174,8 @@ pub(crate) struct Engine {
     pub slots: Vec<Arc<ProviderSlot>>,
     /// Answers, and authoritative "not found" errors (negative caching).
     pub cache: ResponseCache<Request, Result<Arc<Answer>, Arc<Error>>>,
+    /// With the cache off, calls skip it entirely.
+    pub cache_enabled: bool,
 }
 
 /// How one provider's turn ended.
@@ -199,6 +201,15 @@ impl Engine {
     /// Runs one call through cache, deadline and fallback chain.
     pub(crate) async fn call(self: &Arc<Self>, request: Request) -> Result<CallResult, Error> {
         let capability = request.capability();
+        if !self.cache_enabled {
+            let (answer, attempts) = self.run_chain(&request).await?;
+            return Ok(CallResult {
+                answer,
+                cached: false,
+                stale: false,
+                attempts,
+            });
+        }
         let ttl = self.chain(capability).ttl;
         // The fetch may outlive this call (background refresh), so it owns
         // what it uses; the trail of a failed fetch is handed back through

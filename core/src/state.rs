@@ -13,11 +13,21 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 
 use crate::clock::SharedClock;
 use crate::resilience::quota::{DailyQuota, QuotaDecision, QuotaSnapshot};
 use crate::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
+
+/// What a [`StateStore`] operation returns: ready at once for in-memory
+/// state (no allocation on the hot path), or a boxed future for a store that
+/// does I/O.
+pub type StateFuture<'a, T> = Either<std::future::Ready<T>, BoxFuture<'a, T>>;
+
+/// An answer that is already known.
+pub fn ready<'a, T>(value: T) -> StateFuture<'a, T> {
+    Either::Left(std::future::ready(value))
+}
 
 /// The limits of one provider, registered with a store when a client is built.
 #[derive(Debug, Clone)]
@@ -39,13 +49,13 @@ pub struct ProviderLimits {
 pub trait StateStore: Send + Sync + fmt::Debug {
     /// Consumes `cost` units of `provider`'s daily quota if that many remain.
     /// Providers without a quota are always allowed.
-    fn consume_quota(&self, provider: &'static str, cost: u64) -> BoxFuture<'_, QuotaDecision>;
+    fn consume_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, QuotaDecision>;
 
     /// Gives back units for requests that were never sent.
-    fn refund_quota(&self, provider: &'static str, cost: u64) -> BoxFuture<'_, ()>;
+    fn refund_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()>;
 
     /// Asks `provider`'s rate limiter to admit `cost` requests now.
-    fn check_rate(&self, provider: &'static str, cost: u32) -> BoxFuture<'_, RateDecision>;
+    fn check_rate(&self, provider: &'static str, cost: u32) -> StateFuture<'_, RateDecision>;
 
     /// The quota counters of `provider`, if it has a quota.
     fn quota_snapshot(&self, provider: &'static str) -> Option<QuotaSnapshot>;
@@ -96,24 +106,24 @@ impl InMemoryState {
 }
 
 impl StateStore for InMemoryState {
-    fn consume_quota(&self, provider: &'static str, cost: u64) -> BoxFuture<'_, QuotaDecision> {
+    fn consume_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, QuotaDecision> {
         let decision = match self.providers.get(provider).and_then(|g| g.quota.as_ref()) {
             Some(quota) => quota.try_consume(cost),
             None => QuotaDecision::Allowed {
                 remaining: u64::MAX,
             },
         };
-        Box::pin(std::future::ready(decision))
+        ready(decision)
     }
 
-    fn refund_quota(&self, provider: &'static str, cost: u64) -> BoxFuture<'_, ()> {
+    fn refund_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()> {
         if let Some(quota) = self.providers.get(provider).and_then(|g| g.quota.as_ref()) {
             quota.refund(cost);
         }
-        Box::pin(std::future::ready(()))
+        ready(())
     }
 
-    fn check_rate(&self, provider: &'static str, cost: u32) -> BoxFuture<'_, RateDecision> {
+    fn check_rate(&self, provider: &'static str, cost: u32) -> StateFuture<'_, RateDecision> {
         let decision = match self
             .providers
             .get(provider)
@@ -122,7 +132,7 @@ impl StateStore for InMemoryState {
             Some(limiter) => limiter.check(cost),
             None => RateDecision::Allowed { remaining: None },
         };
-        Box::pin(std::future::ready(decision))
+        ready(decision)
     }
 
     fn quota_snapshot(&self, provider: &'static str) -> Option<QuotaSnapshot> {

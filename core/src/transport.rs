@@ -95,14 +95,26 @@ impl Transport {
                 return Err(too_large(status, self.max_body));
             }
         }
-        let mut body = BytesMut::new();
+        // Most bodies arrive in one chunk: keep it as is, copy only when a
+        // second one comes.
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.max_body {
+                    let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+                    if have + chunk.len() > self.max_body {
                         return Err(too_large(status, self.max_body));
                     }
-                    body.extend_from_slice(&chunk);
+                    match &first {
+                        None => first = Some(chunk),
+                        Some(head) => {
+                            if rest.is_empty() {
+                                rest.extend_from_slice(head);
+                            }
+                            rest.extend_from_slice(&chunk);
+                        }
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -114,10 +126,15 @@ impl Transport {
                 }
             }
         }
+        let body = if rest.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            rest.freeze()
+        };
         Ok(HttpResponse {
             status,
             headers,
-            body: Bytes::from(body),
+            body,
             received_at: received_at(),
         })
     }
