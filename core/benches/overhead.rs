@@ -18,7 +18,7 @@ use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 use polyrelay::Client;
-use polyrelay_emulator::{Emulator, Fault, Method, Reply};
+use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 
 /// Counts heap allocations, to report allocations per call for each side.
 struct CountingAlloc;

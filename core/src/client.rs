@@ -338,6 +338,14 @@ impl Client {
         self.request(Request::parse(capability, params)?).await
     }
 
+    /// [`Client::call`] for code without an async runtime: runs on the
+    /// runtime polyrelay manages ([`crate::runtime`]) and blocks this thread.
+    pub fn call_blocking(&self, capability: &str, params: Value) -> Result<Envelope> {
+        let request = Request::parse(capability, params)?;
+        let client = self.clone();
+        crate::runtime::block_on(async move { client.request(request).await })?
+    }
+
     /// Calls with an already validated request.
     pub async fn request(&self, request: Request) -> Result<Envelope> {
         let started = self.engine.clock.now();

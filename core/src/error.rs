@@ -220,7 +220,10 @@ impl fmt::Display for Attempt {
     }
 }
 
-/// The coarse kind of an [`Error`], for mapping to exceptions and status codes.
+/// What kind of failure an [`Error`] is, for mapping to exceptions and C
+/// status codes. For [`Error::AllProvidersFailed`] it names the common cause
+/// when every provider failed the same way (all rate limited, all missing a
+/// key, …), so a caller can react to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -230,10 +233,60 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Every provider that answered said the thing does not exist.
     NotFound,
-    /// No provider could answer.
-    AllProvidersFailed,
     /// The total deadline passed before any provider answered.
     Timeout,
+    /// Every provider needs a key and none is set.
+    MissingKey,
+    /// Every provider is rate limited (by itself or by our client-side limit).
+    RateLimited,
+    /// Every provider's quota is used up.
+    QuotaExhausted,
+    /// Every provider's circuit breaker is open.
+    CircuitOpen,
+    /// Every provider refused its key.
+    Auth,
+    /// Every provider failed with an error of its own (5xx, bad reply, …).
+    ProviderError,
+    /// Providers failed for different reasons; see the attempts.
+    AllProvidersFailed,
+    /// The API was used in a way that cannot work (e.g. a blocking call
+    /// from inside a callback).
+    Usage,
+}
+
+impl ErrorKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::Timeout => "timeout",
+            Self::MissingKey => "missing_key",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::CircuitOpen => "circuit_open",
+            Self::Auth => "auth",
+            Self::ProviderError => "provider_error",
+            Self::AllProvidersFailed => "all_providers_failed",
+            Self::Usage => "usage",
+        }
+    }
+
+    /// The kind a single attempt's outcome points to.
+    fn of_outcome(outcome: &str) -> Self {
+        match outcome {
+            "skipped_no_key" => Self::MissingKey,
+            "rate_limited" | "skipped_rate_limit" => Self::RateLimited,
+            "quota_exhausted" | "skipped_quota" => Self::QuotaExhausted,
+            "skipped_circuit_open" => Self::CircuitOpen,
+            "auth" => Self::Auth,
+            "transient" | "malformed_response" | "invalid_request" | "context_length_exceeded" => {
+                Self::ProviderError
+            }
+            _ => Self::AllProvidersFailed,
+        }
+    }
 }
 
 /// Why a call produced no answer.
@@ -273,6 +326,12 @@ pub enum Error {
         attempts: Vec<Attempt>,
         /// The earliest time a throttled or benched provider may answer again.
         retry_after: Option<Duration>,
+    },
+    /// The API was used in a way that cannot work.
+    #[error("{message}")]
+    Usage {
+        /// What was wrong and what to do instead.
+        message: String,
     },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]
@@ -337,15 +396,40 @@ impl Error {
         }
     }
 
-    /// The coarse kind, for bindings.
+    /// What kind of failure this is; see [`ErrorKind`].
+    ///
+    /// ```
+    /// # use polyrelay::{Error, ErrorKind};
+    /// assert_eq!(Error::invalid("lat", "must be a number").kind(), ErrorKind::InvalidRequest);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Config { .. } => ErrorKind::Config,
             Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::AllProvidersFailed { .. } => ErrorKind::AllProvidersFailed,
             Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Usage { .. } => ErrorKind::Usage,
+            Self::AllProvidersFailed { attempts, .. } => {
+                // Unsupported providers say nothing about the others.
+                let mut kinds = attempts
+                    .iter()
+                    .filter(|a| a.outcome != "unsupported")
+                    .map(|a| ErrorKind::of_outcome(a.outcome));
+                match kinds.next() {
+                    Some(first) if kinds.all(|k| k == first) => first,
+                    _ => ErrorKind::AllProvidersFailed,
+                }
+            }
         }
+    }
+
+    /// The HTTP status and provider of the last provider that answered with
+    /// an error, if any.
+    pub fn provider_status(&self) -> Option<(&'static str, u16)> {
+        self.attempts()
+            .iter()
+            .rev()
+            .find_map(|a| a.status.map(|s| (a.provider, s)))
     }
 
     /// The attempts trail, when providers were involved.
@@ -374,3 +458,51 @@ impl Error {
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(provider: &'static str, outcome: &'static str) -> Attempt {
+        Attempt {
+            provider,
+            outcome,
+            status: None,
+            tries: 0,
+            elapsed: Duration::ZERO,
+            reason: Cow::Borrowed("test"),
+            retry_after: None,
+        }
+    }
+
+    fn failed(outcomes: &[&'static str]) -> Error {
+        Error::AllProvidersFailed {
+            capability: "weather.current",
+            attempts: outcomes.iter().map(|o| attempt("p", o)).collect(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_common_cause_names_the_kind_and_mixed_causes_do_not() {
+        assert_eq!(failed(&["skipped_no_key", "skipped_no_key"]).kind(), ErrorKind::MissingKey);
+        assert_eq!(failed(&["rate_limited", "skipped_rate_limit"]).kind(), ErrorKind::RateLimited);
+        assert_eq!(failed(&["skipped_quota", "unsupported"]).kind(), ErrorKind::QuotaExhausted);
+        assert_eq!(failed(&["skipped_circuit_open"]).kind(), ErrorKind::CircuitOpen);
+        assert_eq!(failed(&["auth"]).kind(), ErrorKind::Auth);
+        assert_eq!(failed(&["transient", "malformed_response"]).kind(), ErrorKind::ProviderError);
+        assert_eq!(failed(&["transient", "skipped_no_key"]).kind(), ErrorKind::AllProvidersFailed);
+        assert_eq!(failed(&[]).kind(), ErrorKind::AllProvidersFailed);
+    }
+
+    #[test]
+    fn the_message_suggests_keys_and_waits() {
+        let mut error = failed(&["skipped_no_key"]);
+        if let Error::AllProvidersFailed { retry_after, .. } = &mut error {
+            *retry_after = Some(Duration::from_millis(4200));
+        }
+        let text = error.to_string();
+        assert!(text.contains("Setting a key for p"), "{text}");
+        assert!(text.contains("4.2 s"), "{text}");
+    }
+}

@@ -22,11 +22,14 @@
 pub mod capability;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulation;
 mod engine;
 pub mod error;
 pub mod provider;
 pub mod providers;
 pub mod resilience;
+pub mod runtime;
 pub mod state;
 mod stats;
 mod transport;

@@ -14,24 +14,12 @@ use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 use polyrelay::Client;
-pub use polyrelay_emulator::{Emulator, Fault, Method, Reply};
+pub use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 
 /// An emulator serving the fixtures of every built-in provider under `/{id}`.
 pub async fn emulator() -> Emulator {
     let emulator = Emulator::start().await.expect("emulator starts");
-    for provider in polyrelay::providers::builtin() {
-        let id = provider.info().id;
-        for fixture in provider.fixtures() {
-            let method = Method::from_bytes(fixture.method.as_bytes()).expect("fixture method");
-            emulator.route(
-                method,
-                &format!("/{id}{}", fixture.path),
-                Reply::bytes(fixture.body.as_bytes().to_vec())
-                    .with_status(fixture.status)
-                    .with_header("content-type", "application/json"),
-            );
-        }
-    }
+    polyrelay::emulation::mount_builtin(&emulator);
     emulator
 }
 

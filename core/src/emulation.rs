@@ -1,0 +1,46 @@
+//! An offline stand-in for every built-in provider (feature `emulator`, on by
+//! default): a loopback HTTP server that answers in each provider's real wire
+//! format and injects faults on command.
+//!
+//! ```no_run
+//! # fn demo() -> std::io::Result<()> {
+//! let emulator = polyrelay::emulation::start()?;
+//! // Point every provider at it: provider `x` is served under `{url}/x`.
+//! std::env::set_var("POLYRELAY_EMULATOR_URL", emulator.base_url());
+//! # Ok(()) }
+//! ```
+
+pub use polyrelay_emulator::{Emulator, Fault, Method, RecordedRequest, Reply, Routes};
+
+use crate::provider::Provider;
+
+/// Serves `provider`'s fixtures under `/{id}` on `emulator`.
+pub fn mount(emulator: &Emulator, provider: &dyn Provider) {
+    let id = provider.info().id;
+    for fixture in provider.fixtures() {
+        let Ok(method) = Method::from_bytes(fixture.method.as_bytes()) else {
+            continue;
+        };
+        emulator.route(
+            method,
+            &format!("/{id}{}", fixture.path),
+            Reply::bytes(fixture.body.as_bytes().to_vec())
+                .with_status(fixture.status)
+                .with_header("content-type", "application/json"),
+        );
+    }
+}
+
+/// Serves every built-in provider on `emulator`.
+pub fn mount_builtin(emulator: &Emulator) {
+    for provider in crate::providers::builtin() {
+        mount(emulator, *provider);
+    }
+}
+
+/// Starts an emulator of every built-in provider on its own thread.
+pub fn start() -> std::io::Result<Emulator> {
+    let emulator = Emulator::start_background()?;
+    mount_builtin(&emulator);
+    Ok(emulator)
+}
