@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capability;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 #[cfg(feature = "emulator")]
