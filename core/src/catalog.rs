@@ -70,7 +70,8 @@ pub fn listing() -> Vec<ProviderListing> {
 /// providers in default order, keyless ones marked.
 pub fn markdown_table() -> String {
     let providers = listing();
-    let mut out = String::from("| Capability | Providers in default order (K = keyless) |\n|---|---|\n");
+    let mut out =
+        String::from("| Capability | Providers in default order (K = keyless) |\n|---|---|\n");
     for capability in CapabilityId::ALL {
         let mut serving: Vec<&ProviderListing> = providers
             .iter()
@@ -87,7 +88,11 @@ pub fn markdown_table() -> String {
                 }
             })
             .collect();
-        out.push_str(&format!("| `{}` | {} |\n", capability.as_str(), names.join(", ")));
+        out.push_str(&format!(
+            "| `{}` | {} |\n",
+            capability.as_str(),
+            names.join(", ")
+        ));
     }
     let keyless = providers.iter().filter(|p| p.keyless).count();
     out.push_str(&format!(

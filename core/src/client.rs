@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, RateLimitSetting};
+use crate::custom::CustomProvider;
 use crate::engine::{Answer, Chain, Engine, ProviderSlot};
 use crate::error::{Attempt, Error, Result};
 use crate::provider::{Auth, Provider};
@@ -135,11 +136,14 @@ impl ClientBuilder {
         let timezone = config.time_zone();
         let user_agent = config.user_agent();
 
-        let registry: Vec<Arc<dyn Provider>> = crate::providers::builtin()
+        let mut registry: Vec<Arc<dyn Provider>> = crate::providers::builtin()
             .iter()
             .map(|p| Arc::new(*p) as Arc<dyn Provider>)
             .chain(self.extra)
             .collect();
+        for (id, spec) in &config.custom_providers {
+            registry.push(Arc::new(CustomProvider::new(id, spec.clone())?));
+        }
         check_registry(&config, &registry)?;
         let mut slots: Vec<Arc<ProviderSlot>> = Vec::new();
         let mut limits = Vec::new();

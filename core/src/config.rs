@@ -73,6 +73,8 @@ pub struct Config {
     pub capabilities: BTreeMap<String, CapabilitySettings>,
     /// Per-provider settings, by provider id.
     pub providers: BTreeMap<String, Map<String, Value>>,
+    /// Providers declared here rather than built in, by id.
+    pub custom_providers: BTreeMap<String, crate::custom::CustomProviderSpec>,
 }
 
 /// Settings of one capability.

@@ -348,7 +348,7 @@ impl Engine {
         };
         let turn = match first {
             Ok(first) => {
-                self.tries(slot, request, &ctx, &first, started, deadline, &mut entry)
+                self.tries(slot, request, &first, started, deadline, &mut entry)
                     .await
             }
             Err((outcome, reason, retry_after)) => {
@@ -378,12 +378,15 @@ impl Engine {
         &self,
         slot: &ProviderSlot,
         request: &Request,
-        ctx: &CallContext<'_>,
         first: &HttpRequest,
         started: Duration,
         deadline: Duration,
         entry: &mut Attempt,
     ) -> Turn {
+        let ctx = &CallContext {
+            base_url: &slot.base_url,
+            user_agent: &self.user_agent,
+        };
         let id = slot.id();
         let retry: &RetryConfig = &slot.settings.retry;
         let capability = request.capability();

@@ -23,6 +23,7 @@ pub mod capability;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod custom;
 #[cfg(feature = "emulator")]
 pub mod emulation;
 mod engine;

@@ -8,8 +8,14 @@ const END: &str = "<!-- providers:end -->";
 fn the_readme_provider_table_is_up_to_date() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
     let readme = std::fs::read_to_string(path).expect("README.md");
-    let start = readme.find(START).expect("the README has the providers:start marker") + START.len();
-    let end = readme[start..].find(END).expect("the README has the providers:end marker") + start;
+    let start = readme
+        .find(START)
+        .expect("the README has the providers:start marker")
+        + START.len();
+    let end = readme[start..]
+        .find(END)
+        .expect("the README has the providers:end marker")
+        + start;
     let table = polyrelay::catalog::markdown_table();
     if readme[start..end] == table {
         return;

@@ -33,7 +33,11 @@ fn show(title: &str, reply: &Envelope) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let live = std::env::args().any(|a| a == "--live");
-    let emulator = if live { None } else { Some(emulation::start()?) };
+    let emulator = if live {
+        None
+    } else {
+        Some(emulation::start()?)
+    };
     let mut config = Config::from_toml_str(
         r#"
 user_agent = "polyrelay-tour/0.1"
@@ -50,7 +54,11 @@ cache_ttl = "1s"
     let client = Client::builder().config(config).build()?;
     println!(
         "polyrelay tour ({}); weather.current chain: {:?}",
-        if live { "live providers" } else { "offline emulator" },
+        if live {
+            "live providers"
+        } else {
+            "offline emulator"
+        },
         client.chain(polyrelay::CapabilityId::WeatherCurrent)
     );
 
@@ -59,10 +67,16 @@ cache_ttl = "1s"
     show("1. a call through the fallback chain", &reply);
 
     let reply = client.call("weather.current", berlin.clone()).await?;
-    show("2. the same call again: a cache hit, no request sent", &reply);
+    show(
+        "2. the same call again: a cache hit, no request sent",
+        &reply,
+    );
 
     let rates = client
-        .call("finance.fx_rates", json!({"base": "EUR", "symbols": ["USD", "GBP", "JPY"]}))
+        .call(
+            "finance.fx_rates",
+            json!({"base": "EUR", "symbols": ["USD", "GBP", "JPY"]}),
+        )
         .await?;
     show("3. another capability: FX rates", &rates);
 
@@ -72,22 +86,34 @@ cache_ttl = "1s"
     emulator.fault_always("/open-meteo/*", Fault::status(503));
     let paris = json!({"lat": 48.8566, "lon": 2.3522});
     let reply = client.call("weather.current", paris).await?;
-    show("4. open-meteo is down (HTTP 503): met-norway answers", &reply);
+    show(
+        "4. open-meteo is down (HTTP 503): met-norway answers",
+        &reply,
+    );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for provider in ["open-meteo", "met-norway", "wttr-in"] {
         emulator.fault_always(&format!("/{provider}/*"), Fault::status(500));
     }
     let reply = client.call("weather.current", berlin).await?;
-    show("5. every provider is down: the last good answer, flagged stale", &reply);
+    show(
+        "5. every provider is down: the last good answer, flagged stale",
+        &reply,
+    );
 
     println!("\n== 6. every provider down and nothing cached: a clear error");
-    match client.call("weather.current", json!({"lat": 40.71, "lon": -74.0})).await {
+    match client
+        .call("weather.current", json!({"lat": 40.71, "lon": -74.0}))
+        .await
+    {
         Ok(reply) => println!("unexpected answer from {}", reply.provider),
         Err(error) => println!("{} error: {error}", error.kind().as_str()),
     }
 
     println!("\n== 7. health");
-    println!("{}", serde_json::to_string_pretty(&client.health().capabilities["weather.current"])?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&client.health().capabilities["weather.current"])?
+    );
     Ok(())
 }

@@ -49,6 +49,12 @@ macro_rules! capabilities {
                 match self { $(CapabilityId::$variant => $ttl,)* }
             }
 
+            /// Reads a normalised answer of this capability from JSON
+            /// (configured providers map their replies into this form).
+            pub fn data_from_json(self, value: Value) -> std::result::Result<Data, serde_json::Error> {
+                match self { $(CapabilityId::$variant => serde_json::from_value::<$data>(value).map(Data::$variant),)* }
+            }
+
             /// Validates loosely typed parameters into this capability's request.
             pub fn parse(self, params: Value) -> Result<Request> {
                 let params = Params::new(params)?;
