@@ -22,6 +22,7 @@
 pub mod capability;
 pub mod clock;
 pub mod config;
+pub mod duration;
 #[cfg(feature = "emulator")]
 pub mod emulation;
 mod engine;
