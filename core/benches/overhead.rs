@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
 use polyrelay::capability::{CapabilityId, Data, Request};
 use polyrelay::config::Config;
+use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 use polyrelay::Client;
-use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 
 /// Counts heap allocations, to report allocations per call for each side.
 struct CountingAlloc;

@@ -81,7 +81,11 @@ async fn all_down_and_nothing_cached_fails_with_the_whole_trail() {
 
     let error = client.call("weather.current", berlin()).await.unwrap_err();
 
-    assert_eq!(error.kind(), ErrorKind::ProviderError, "every provider failed on its side");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::ProviderError,
+        "every provider failed on its side"
+    );
     let outcomes: Vec<_> = error
         .attempts()
         .iter()

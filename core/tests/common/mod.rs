@@ -9,12 +9,12 @@ use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
 use polyrelay::capability::{CapabilityId, Data, Request};
 use polyrelay::clock::FakeClock;
 use polyrelay::config::Config;
+pub use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 use polyrelay::Client;
-pub use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 
 /// An emulator serving the fixtures of every built-in provider under `/{id}`.
 pub async fn emulator() -> Emulator {
