@@ -525,7 +525,7 @@ pub struct ProviderStats {
     /// Whether a key is configured (never the key).
     pub key_set: bool,
     /// Remaining bench time, if benched.
-    #[serde(with = "crate::config::duration_serde::option")]
+    #[serde(with = "crate::duration::serde_secs::option")]
     pub benched_for: Option<Duration>,
     /// Requests, outcomes and latency.
     #[serde(flatten)]

@@ -110,7 +110,7 @@ pub struct ProviderFailure {
     /// A short human description, free of secrets.
     pub message: String,
     /// How long the provider asked us to wait, from `Retry-After` or a body.
-    #[serde(with = "crate::config::duration_serde::option")]
+    #[serde(with = "crate::duration::serde_secs::option")]
     pub retry_after: Option<Duration>,
     /// When an exhausted quota resets, if the provider said.
     pub reset_at: Option<DateTime<Utc>>,
@@ -192,13 +192,13 @@ pub struct Attempt {
     /// How many HTTP attempts were made on this provider (0 when skipped).
     pub tries: u32,
     /// Time spent on this provider, retries and backoff included.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::serde_secs")]
     pub elapsed: Duration,
     /// A sentence a person can act on, e.g.
     /// "skipped: OPENWEATHER_API_KEY is not set".
     pub reason: Cow<'static, str>,
     /// When the provider may be tried again, if it is benched or throttled.
-    #[serde(with = "crate::config::duration_serde::option")]
+    #[serde(with = "crate::duration::serde_secs::option")]
     pub retry_after: Option<Duration>,
 }
 

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod custom;
+pub mod duration;
 #[cfg(feature = "emulator")]
 pub mod emulation;
 mod engine;

@@ -16,9 +16,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(port) => port.parse()?,
         None => 0,
     };
-    let emulator = polyrelay::emulation::Emulator::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let emulator =
+        polyrelay::emulation::Emulator::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     polyrelay::emulation::mount_builtin(&emulator);
-    println!("polyrelay emulator serving {} providers", polyrelay::providers::builtin().len());
+    println!(
+        "polyrelay emulator serving {} providers",
+        polyrelay::providers::builtin().len()
+    );
     println!("export POLYRELAY_EMULATOR_URL={}", emulator.base_url());
     tokio::signal::ctrl_c().await?;
     println!("{} requests served", emulator.served());

@@ -2,7 +2,7 @@
 //! answer, whichever provider serves them.
 //!
 //! Each capability family lives in its own module (schemas and validation);
-//! the [`capabilities!`] table below is the one place that lists them.
+//! the `capabilities!` table below is the one place that lists them.
 //!
 //! ```
 //! use polyrelay::capability::{CapabilityId, Request};

@@ -72,189 +72,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
-
-/// Serde helpers for [`Duration`] config values, shared by every polyrelay
-/// config struct.
-///
-/// Accepted forms: a string with a unit (`"60s"`, `"500ms"`, `"1.5s"`,
-/// `"2m"`; units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, `d`), or a plain
-/// non-negative number, read as seconds (`60`, `1.5`). A string without a unit
-/// (`"60"`) is rejected because it is ambiguous. Durations serialize as
-/// seconds in a float, which the parser reads back.
-///
-/// ```
-/// use polyrelay::resilience::breaker::duration_serde;
-/// use std::time::Duration;
-///
-/// #[derive(serde::Deserialize)]
-/// struct Settings {
-///     #[serde(with = "duration_serde")]
-///     timeout: Duration,
-/// }
-///
-/// let s: Settings = serde_json::from_str(r#"{"timeout": "1.5s"}"#).unwrap();
-/// assert_eq!(s.timeout, Duration::from_millis(1500));
-/// assert_eq!(duration_serde::parse("2m").unwrap(), Duration::from_secs(120));
-/// ```
-pub mod duration_serde {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Visitor};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const NANOS_PER_SEC: u128 = 1_000_000_000;
-    /// Fraction digits kept; more than nanosecond precision is truncated.
-    const MAX_FRACTION_DIGITS: usize = 18;
-
-    /// Why a duration text was refused.
-    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-    #[error("invalid duration {input:?}: {reason}")]
-    pub struct DurationParseError {
-        /// The text that was refused.
-        pub input: String,
-        /// What is wrong with it.
-        pub reason: &'static str,
-    }
-
-    /// Parses `"60s"`, `"500ms"`, `"1.5s"`, `"2m"` and the like. A unit is
-    /// required; whitespace around the number and unit is allowed.
-    pub fn parse(text: &str) -> Result<Duration, DurationParseError> {
-        let fail = |reason| DurationParseError {
-            input: text.to_owned(),
-            reason,
-        };
-        let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(trimmed.len());
-        let (number, unit) = trimmed.split_at(split);
-        if number.is_empty() {
-            return Err(fail("expected a non-negative number followed by a unit"));
-        }
-        let unit_nanos: u128 = match unit.trim_start() {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => NANOS_PER_SEC,
-            "m" => 60 * NANOS_PER_SEC,
-            "h" => 3_600 * NANOS_PER_SEC,
-            "d" => 86_400 * NANOS_PER_SEC,
-            "" => return Err(fail("missing unit (use e.g. \"60s\" or \"500ms\")")),
-            _ => return Err(fail("unknown unit (use ns, us, ms, s, m, h or d)")),
-        };
-        let (whole, fraction) = match number.split_once('.') {
-            Some((whole, fraction)) => (whole, fraction),
-            None => (number, ""),
-        };
-        if whole.is_empty() || (number.contains('.') && fraction.is_empty()) {
-            return Err(fail("a decimal point needs digits on both sides"));
-        }
-        if fraction.contains('.') {
-            return Err(fail("more than one decimal point"));
-        }
-        let too_large = || fail("too large");
-        let whole: u128 = whole.parse().map_err(|_| too_large())?;
-        let fraction = &fraction[..fraction.len().min(MAX_FRACTION_DIGITS)];
-        let fraction_nanos = if fraction.is_empty() {
-            0
-        } else {
-            // At most 18 digits: the value and 10^len fit in u128 with room for
-            // the unit factor.
-            let value: u128 = fraction.parse().map_err(|_| too_large())?;
-            let scale = 10u128.pow(u32::try_from(fraction.len()).map_err(|_| too_large())?);
-            value * unit_nanos / scale
-        };
-        let nanos = whole
-            .checked_mul(unit_nanos)
-            .and_then(|n| n.checked_add(fraction_nanos))
-            .ok_or_else(too_large)?;
-        let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| too_large())?;
-        // Always < 10^9, so it fits.
-        let subsec = u32::try_from(nanos % NANOS_PER_SEC).map_err(|_| too_large())?;
-        Ok(Duration::new(secs, subsec))
-    }
-
-    /// Deserializes a duration from a unit string or a number of seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        DurationValue::deserialize(deserializer).map(|value| value.0)
-    }
-
-    /// Serializes a duration as seconds in a float (what stats consumers and
-    /// Python expect; [`deserialize`] reads it back).
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(duration.as_secs_f64())
-    }
-
-    /// The same helpers for `Option<Duration>`; `null` or a missing field
-    /// (with `#[serde(default)]`) is `None`.
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        use super::DurationValue;
-
-        /// Deserializes `null` as `None`, anything else as in
-        /// [`super::deserialize`].
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Option::<DurationValue>::deserialize(deserializer).map(|value| value.map(|v| v.0))
-        }
-
-        /// Serializes `None` as `null`, `Some` as seconds in a float.
-        pub fn serialize<S: Serializer>(
-            duration: &Option<Duration>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            match duration {
-                Some(duration) => serializer.serialize_some(&duration.as_secs_f64()),
-                None => serializer.serialize_none(),
-            }
-        }
-    }
-
-    /// A duration as written in config, wrapped so `Option` can reuse it.
-    struct DurationValue(Duration);
-
-    impl<'de> Deserialize<'de> for DurationValue {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer
-                .deserialize_any(DurationVisitor)
-                .map(DurationValue)
-        }
-    }
-
-    struct DurationVisitor;
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration such as \"60s\", \"500ms\" or a number of seconds")
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            parse(text).map_err(E::custom)
-        }
-
-        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(secs))
-        }
-
-        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
-            u64::try_from(secs)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom("a duration cannot be negative"))
-        }
-
-        fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
-            Duration::try_from_secs_f64(secs)
-                .map_err(|_| E::custom("a duration must be a finite, non-negative number"))
-        }
-    }
-}
+use crate::duration::serde_secs;
 
 /// How the closed-state window counts calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -305,7 +123,7 @@ const MAX_WINDOW: u32 = 100_000;
 /// `wait_duration_in_open_state = "5s"`.
 ///
 /// Durations accept `"60s"`, `"500ms"`, `"1.5s"`, `"2m"` or a number of
-/// seconds (see [`duration_serde`]).
+/// seconds (see [`crate::duration`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
@@ -324,12 +142,12 @@ pub struct BreakerConfig {
     /// opens. Default 100.
     pub slow_call_rate_threshold: f64,
     /// A call is slow when it takes strictly longer than this. Default 60 s.
-    #[serde(deserialize_with = "duration_serde::deserialize")]
+    #[serde(deserialize_with = "serde_secs::deserialize")]
     pub slow_call_duration_threshold: Duration,
     /// Probe calls let through while half-open; 1 to 100 000, default 10.
     pub permitted_number_of_calls_in_half_open_state: u32,
     /// How long the breaker stays open before probing; ≥ 1 ms, default 60 s.
-    #[serde(deserialize_with = "duration_serde::deserialize")]
+    #[serde(deserialize_with = "serde_secs::deserialize")]
     pub wait_duration_in_open_state: Duration,
     /// Each re-opening without a successful close in between multiplies the
     /// open wait by this (Envoy-style growing ejection). ≥ 1.0; 1.0 (default)
@@ -337,14 +155,14 @@ pub struct BreakerConfig {
     pub open_backoff_multiplier: f64,
     /// Upper bound for the grown open wait; `None` (default) means no bound
     /// other than saturation.
-    #[serde(deserialize_with = "duration_serde::option::deserialize")]
+    #[serde(deserialize_with = "serde_secs::option::deserialize")]
     pub max_wait_duration_in_open_state: Option<Duration>,
     /// When true the breaker becomes half-open as soon as the open wait is
     /// over, without waiting for a call. Default false.
     pub automatic_transition_from_open_to_half_open: bool,
     /// How long the breaker may stay half-open without a decision; 0
     /// (default) means until the permitted calls complete.
-    #[serde(deserialize_with = "duration_serde::deserialize")]
+    #[serde(deserialize_with = "serde_secs::deserialize")]
     pub max_wait_duration_in_half_open_state: Duration,
     /// Where the breaker goes when the half-open wait runs out; default open.
     pub transition_to_state_after_wait_duration: StateAfterHalfOpenWait,
@@ -615,7 +433,7 @@ pub struct BreakerSnapshot {
     pub stale_results: u64,
     /// Time left until the open wait ends (seconds, in JSON); `None` unless
     /// open.
-    #[serde(serialize_with = "duration_serde::option::serialize")]
+    #[serde(serialize_with = "serde_secs::option::serialize")]
     pub open_until: Option<Duration>,
     /// Bumped on every state change.
     pub generation: u64,
@@ -1721,12 +1539,16 @@ mod tests {
 
         let unknown = serde_json::from_str::<BreakerConfig>(r#"{"max_retries": 3}"#);
         assert!(unknown.unwrap_err().to_string().contains("max_retries"));
-        let bad_duration =
+        // A bare number string means seconds, like a plain number.
+        let bare_number =
             serde_json::from_str::<BreakerConfig>(r#"{"wait_duration_in_open_state": "60"}"#);
+        assert_eq!(bare_number.unwrap().wait_duration_in_open_state, secs(60));
+        let bad_duration =
+            serde_json::from_str::<BreakerConfig>(r#"{"wait_duration_in_open_state": "60x"}"#);
         assert!(bad_duration
             .unwrap_err()
             .to_string()
-            .contains("missing unit"));
+            .contains("unknown unit"));
     }
 
     #[test]
@@ -1793,60 +1615,5 @@ mod tests {
         assert_eq!(config.open_wait(1), secs(60));
         assert_eq!(config.open_wait(3), secs(6_000));
         assert_eq!(config.open_wait(u32::MAX), Duration::MAX);
-    }
-
-    #[test]
-    fn duration_parser_accepts_units_and_numbers() {
-        use duration_serde::parse;
-        assert_eq!(parse("60s").unwrap(), secs(60));
-        assert_eq!(parse("500ms").unwrap(), millis(500));
-        assert_eq!(parse("1.5s").unwrap(), millis(1_500));
-        assert_eq!(parse("2m").unwrap(), secs(120));
-        assert_eq!(parse("1h").unwrap(), secs(3_600));
-        assert_eq!(parse("1d").unwrap(), secs(86_400));
-        assert_eq!(parse("250us").unwrap(), Duration::from_micros(250));
-        assert_eq!(parse("250µs").unwrap(), Duration::from_micros(250));
-        assert_eq!(parse("7ns").unwrap(), Duration::from_nanos(7));
-        assert_eq!(parse(" 10 s ").unwrap(), secs(10));
-        assert_eq!(parse("0.001s").unwrap(), millis(1));
-        assert_eq!(parse("1.25m").unwrap(), secs(75));
-        assert_eq!(
-            parse("0.1234567891s").unwrap(),
-            Duration::from_nanos(123_456_789)
-        );
-
-        #[derive(Deserialize)]
-        struct Wrapped {
-            #[serde(with = "duration_serde")]
-            d: Duration,
-        }
-        let read = |json: &str| serde_json::from_str::<Wrapped>(json).map(|w| w.d);
-        assert_eq!(read(r#"{"d": 60}"#).unwrap(), secs(60));
-        assert_eq!(read(r#"{"d": 1.5}"#).unwrap(), millis(1_500));
-        assert_eq!(read(r#"{"d": "1.5s"}"#).unwrap(), millis(1_500));
-        assert!(read(r#"{"d": -1}"#).is_err());
-        assert!(read(r#"{"d": -0.5}"#).is_err());
-        assert!(read(r#"{"d": true}"#).is_err());
-    }
-
-    #[test]
-    fn duration_parser_rejects_garbage() {
-        use duration_serde::parse;
-        for (text, reason) in [
-            ("", "expected a non-negative number"),
-            ("s", "expected a non-negative number"),
-            ("-1s", "expected a non-negative number"),
-            ("60", "missing unit"),
-            ("10x", "unknown unit"),
-            ("1.5.2s", "more than one decimal point"),
-            (".5s", "digits on both sides"),
-            ("5.s", "digits on both sides"),
-            ("99999999999999999999999d", "too large"),
-            ("1e3s", "unknown unit"),
-        ] {
-            let err = parse(text).unwrap_err();
-            assert!(err.reason.contains(reason), "{text:?}: {err}");
-            assert_eq!(err.input, text);
-        }
     }
 }

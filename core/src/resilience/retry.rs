@@ -33,11 +33,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::SharedClock;
+use crate::duration::serde_secs;
 
 /// Retry settings for one provider (section 4.1 of the resilience reference).
 ///
-/// Durations accept `"500ms"`, `"1.5s"`, `"2m"` or a number of seconds. Unknown
-/// fields are rejected; in particular `max_retries` is refused because it is
+/// Durations accept `"500ms"`, `"1.5s"`, `"2m"` or a number of seconds (see
+/// [`crate::duration`]). Unknown fields are rejected; in particular `max_retries` is refused because it is
 /// ambiguous: use `max_attempts`, which counts the first call
 /// (`max_attempts = max_retries + 1`).
 ///
@@ -61,23 +62,23 @@ pub struct RetryConfig {
     /// two retries). At least 1.
     pub max_attempts: u32,
     /// Ceiling of the delay before the first retry.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub initial_delay: Duration,
     /// Growth factor of the delay ceiling per retry; at least 1.0.
     pub multiplier: f64,
     /// Upper bound of any computed delay.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub max_delay: Duration,
     /// Whether a server `Retry-After` replaces the computed delay.
     pub respect_retry_after: bool,
     /// A `Retry-After` above this benches the provider instead of waiting.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub max_retry_after: Duration,
     /// Timeout of one attempt.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub attempt_timeout: Duration,
     /// Deadline over all attempts, backoff sleeps and fallbacks of a call.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub total_timeout: Duration,
     /// Retry budget of the provider.
     pub budget: RetryBudgetConfig,
@@ -135,7 +136,7 @@ pub struct RetryBudgetConfig {
     /// limit them).
     pub enabled: bool,
     /// How long a deposit counts; between 1 s and 60 s.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "serde_secs")]
     pub ttl: Duration,
     /// Retries per second always allowed, even without traffic.
     pub min_per_sec: u32,
@@ -181,158 +182,6 @@ pub struct InvalidRetryConfig {
     pub field: &'static str,
     /// What the field must satisfy.
     pub reason: &'static str,
-}
-
-/// Serde support for [`Duration`] as human-readable text.
-///
-/// Accepts `"500ms"`, `"10s"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, `"10ns"`,
-/// a bare number string (seconds) or a non-negative number (seconds).
-/// Serializes to the largest exact unit (`"10s"`, `"1500ms"`).
-///
-/// ```
-/// use serde::Deserialize;
-/// use std::time::Duration;
-///
-/// #[derive(Deserialize)]
-/// struct Settings {
-///     #[serde(with = "polyrelay::resilience::retry::duration_serde")]
-///     wait: Duration,
-///     #[serde(default, with = "polyrelay::resilience::retry::duration_serde::option")]
-///     cap: Option<Duration>,
-/// }
-/// let s: Settings = serde_json::from_str(r#"{"wait": "1.5s"}"#).unwrap();
-/// assert_eq!(s.wait, Duration::from_millis(1500));
-/// assert_eq!(s.cap, None);
-/// ```
-pub mod duration_serde {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Unexpected, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    const NANOS_PER_SEC: u128 = 1_000_000_000;
-
-    /// Parses a duration such as `"500ms"`, `"1.5s"`, `"2m"` or `"10"`
-    /// (seconds). Returns `None` for anything else, including negatives.
-    pub fn parse(text: &str) -> Option<Duration> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let unit_nanos: u128 = match unit.trim_start() {
-            "" | "s" => NANOS_PER_SEC,
-            "ms" => 1_000_000,
-            "us" | "µs" => 1_000,
-            "ns" => 1,
-            "m" | "min" => 60 * NANOS_PER_SEC,
-            "h" => 3_600 * NANOS_PER_SEC,
-            _ => return None,
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return None;
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        // Digits past the 20th are far below a nanosecond for every unit.
-        let fraction = &fraction[..fraction.len().min(20)];
-        let fraction_nanos = if fraction.is_empty() {
-            0
-        } else {
-            let scale = 10u128.pow(u32::try_from(fraction.len()).ok()?);
-            fraction.parse::<u128>().ok()? * unit_nanos / scale
-        };
-        let nanos = whole.checked_mul(unit_nanos)?.checked_add(fraction_nanos)?;
-        let secs = u64::try_from(nanos / NANOS_PER_SEC).ok()?;
-        let subsec = u32::try_from(nanos % NANOS_PER_SEC).ok()?;
-        Some(Duration::new(secs, subsec))
-    }
-
-    /// Formats a duration in the largest unit that represents it exactly.
-    pub fn format(duration: Duration) -> String {
-        let nanos = duration.as_nanos();
-        if nanos % NANOS_PER_SEC == 0 {
-            format!("{}s", duration.as_secs())
-        } else if nanos % 1_000_000 == 0 {
-            format!("{}ms", duration.as_millis())
-        } else if nanos % 1_000 == 0 {
-            format!("{}us", duration.as_micros())
-        } else {
-            format!("{nanos}ns")
-        }
-    }
-
-    /// Serializes with [`format`].
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format(*duration))
-    }
-
-    /// Deserializes text accepted by [`parse`] or a non-negative number of
-    /// seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        deserializer.deserialize_any(DurationVisitor)
-    }
-
-    struct DurationVisitor;
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(r#"a duration such as "500ms", "1.5s", "2m" or a number of seconds"#)
-        }
-
-        fn visit_str<E: de::Error>(self, value: &str) -> Result<Duration, E> {
-            parse(value).ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
-        }
-
-        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(value))
-        }
-
-        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Duration, E> {
-            u64::try_from(value)
-                .map(Duration::from_secs)
-                .map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
-        }
-
-        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Duration, E> {
-            Duration::try_from_secs_f64(value)
-                .map_err(|_| E::invalid_value(Unexpected::Float(value), &self))
-        }
-    }
-
-    /// The same format for `Option<Duration>`; pair it with
-    /// `#[serde(default)]` so a missing field reads as `None`.
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-        #[derive(Serialize, Deserialize)]
-        struct Text(#[serde(with = "super")] Duration);
-
-        /// Serializes `Some` with [`super::format`] and `None` as none.
-        pub fn serialize<S: Serializer>(
-            duration: &Option<Duration>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            duration.map(Text).serialize(serializer)
-        }
-
-        /// Deserializes none/null as `None`, anything else as in
-        /// [`super::deserialize`].
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
-        }
-    }
 }
 
 /// A seedable source of random numbers that many threads can share.
@@ -972,9 +821,9 @@ mod tests {
         assert_eq!(config.budget.min_per_sec, 10);
         config.validate().unwrap();
 
-        // Serialization round-trips through the same text format.
+        // Serialization (seconds in a float) round-trips.
         let text = toml::to_string(&config).unwrap();
-        assert!(text.contains(r#"max_delay = "1500ms""#), "{text}");
+        assert!(text.contains("max_delay = 1.5"), "{text}");
         assert_eq!(toml::from_str::<RetryConfig>(&text).unwrap(), config);
     }
 
@@ -1031,73 +880,6 @@ mod tests {
         assert!(message.contains("`max_attempts`"), "{message}");
         config.max_attempts = 1;
         assert_eq!(config.validate(), Ok(()));
-    }
-
-    #[test]
-    fn duration_text_forms() {
-        use duration_serde::{format, parse};
-        let ms = Duration::from_millis;
-        assert_eq!(parse("500ms"), Some(ms(500)));
-        assert_eq!(parse("10s"), Some(secs(10)));
-        assert_eq!(parse("1.5s"), Some(ms(1500)));
-        assert_eq!(parse("2m"), Some(secs(120)));
-        assert_eq!(parse("1h"), Some(secs(3600)));
-        assert_eq!(parse("250us"), Some(Duration::from_micros(250)));
-        assert_eq!(parse("7ns"), Some(Duration::from_nanos(7)));
-        assert_eq!(parse("10"), Some(secs(10)));
-        assert_eq!(parse(" 3 s "), Some(secs(3)));
-        assert_eq!(parse(".25s"), Some(ms(250)));
-        assert_eq!(parse("0.1s"), Some(ms(100)));
-        assert_eq!(parse("0"), Some(Duration::ZERO));
-        for bad in [
-            "",
-            "s",
-            ".",
-            "-5s",
-            "+5s",
-            "1.5.2s",
-            "5x",
-            "abc",
-            "1e3s",
-            "99999999999999999999999h",
-        ] {
-            assert_eq!(parse(bad), None, "{bad:?}");
-        }
-        for d in [
-            Duration::ZERO,
-            secs(10),
-            ms(1500),
-            Duration::from_micros(7),
-            Duration::new(1, 5),
-        ] {
-            assert_eq!(parse(&format(d)), Some(d), "{}", format(d));
-        }
-    }
-
-    #[test]
-    fn duration_serde_handles_numbers_and_options() {
-        #[derive(Debug, PartialEq, Serialize, Deserialize)]
-        struct Probe {
-            #[serde(with = "duration_serde")]
-            wait: Duration,
-            #[serde(default, with = "duration_serde::option")]
-            cap: Option<Duration>,
-        }
-        let read = |json: &str| serde_json::from_str::<Probe>(json);
-        assert_eq!(read(r#"{"wait": 3}"#).unwrap().wait, secs(3));
-        assert_eq!(
-            read(r#"{"wait": 0.25}"#).unwrap().wait,
-            Duration::from_millis(250)
-        );
-        assert!(read(r#"{"wait": -1}"#).is_err());
-        assert!(read(r#"{"wait": "soon"}"#).is_err());
-        assert_eq!(read(r#"{"wait": "1s"}"#).unwrap().cap, None);
-        assert_eq!(read(r#"{"wait": "1s", "cap": null}"#).unwrap().cap, None);
-        let probe = read(r#"{"wait": "1s", "cap": "2m"}"#).unwrap();
-        assert_eq!(probe.cap, Some(secs(120)));
-        let json = serde_json::to_string(&probe).unwrap();
-        assert_eq!(json, r#"{"wait":"1s","cap":"120s"}"#);
-        assert_eq!(read(&json).unwrap(), probe);
     }
 
     // ---- backoff (acceptance case 15) ----
