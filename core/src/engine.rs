@@ -27,6 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use secrecy::SecretString;
+use tracing::Instrument;
 
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::SharedClock;
@@ -254,14 +255,18 @@ impl Engine {
         })
     }
 
-    /// The fallback chain under one total deadline.
+    /// The fallback chain under one total deadline, in its tracing span.
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
+        let span =
+            tracing::info_span!("polyrelay.call", capability = request.capability().as_str());
+        self.walk_chain(request).instrument(span).await
+    }
+
+    async fn walk_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let capability = request.capability();
         let chain = self.chain(capability);
         let mut now = self.clock.now();
         let deadline = now.saturating_add(chain.total_timeout);
-        let span = tracing::info_span!("polyrelay.call", capability = capability.as_str());
-        let _guard = span.enter();
         let mut attempts = Vec::with_capacity(chain.slots.len());
         let mut deadline_passed = false;
         for slot in &chain.slots {
@@ -456,13 +461,15 @@ impl Engine {
             let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(deadline);
             let span =
                 tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
-            let exchange = self.exchange(
-                slot,
-                request,
-                ctx,
-                first,
-                idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
-            );
+            let exchange = self
+                .exchange(
+                    slot,
+                    request,
+                    ctx,
+                    first,
+                    idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
+                )
+                .instrument(span.clone());
             let result = tokio::select! {
                 biased;
                 result = exchange => result,
@@ -483,7 +490,13 @@ impl Engine {
                     if let Some(permit) = permit {
                         permit.record(Outcome::Success, latency);
                     }
-                    span.in_scope(|| tracing::debug!(outcome = "success", "attempt"));
+                    span.in_scope(|| {
+                        tracing::debug!(
+                            outcome = "success",
+                            elapsed_ms = latency.as_secs_f64() * 1000.0,
+                            "attempt"
+                        )
+                    });
                     entry.outcome = "success";
                     entry.status = status;
                     entry.reason = Cow::Borrowed("answered");
@@ -502,6 +515,7 @@ impl Engine {
                 tracing::debug!(
                     outcome = failure.class.as_str(),
                     status = failure.status,
+                    elapsed_ms = latency.as_secs_f64() * 1000.0,
                     "attempt"
                 )
             });
