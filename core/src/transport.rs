@@ -28,10 +28,10 @@ impl Transport {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let user_agent = http::HeaderValue::from_str(user_agent)
             .map_err(|_| crate::Error::config("user_agent", "must be printable ASCII"))?;
+        // No reqwest-level timeouts: the pipeline's attempt timeout bounds
+        // connect, send and read together, on the injected clock.
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| {
                 crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
