@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, RateLimitSetting};
+use crate::config::{env_vars_utf8, Config, RateLimitSetting};
 use crate::custom::CustomProvider;
 use crate::engine::{Answer, Chain, Engine, ProviderSlot};
 use crate::error::{Attempt, Error, Result};
@@ -121,9 +121,7 @@ impl ClientBuilder {
     /// Resolves configuration, keys and chains; fails with a [`Error::Config`]
     /// naming the field when anything is wrong. Never touches the network.
     pub fn build(self) -> Result<Client> {
-        let vars = self
-            .vars
-            .unwrap_or_else(|| std::env::vars().collect::<BTreeMap<_, _>>());
+        let vars = self.vars.unwrap_or_else(|| env_vars_utf8());
         let config = match self.config {
             Some(mut config) => {
                 config.apply_env(&vars)?;

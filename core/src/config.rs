@@ -196,7 +196,7 @@ impl Config {
     /// The configuration a process gets from its environment: the file named
     /// by `POLYRELAY_CONFIG` (if set), then every `POLYRELAY_*` override.
     pub fn from_env() -> Result<Self> {
-        Self::from_vars(std::env::vars())
+        Self::from_vars(crate::config::env_vars_utf8())
     }
 
     /// Like [`Config::from_env`], from explicit variables (tests, embedding).
@@ -387,6 +387,14 @@ fn check_url(field: &str, url: &str) -> Result<()> {
             format!("must be an http(s) URL, got {url:?}"),
         )),
     }
+}
+
+/// The process environment, skipping variables that are not UTF-8 (which
+/// `std::env::vars` would panic on); none of polyrelay's can be.
+pub fn env_vars_utf8() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// `weather.current` → `WEATHER_CURRENT`, `open-meteo` → `OPEN_METEO`.

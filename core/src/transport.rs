@@ -5,8 +5,6 @@
 //! messages are built without the URL, because a query-string key would
 //! otherwise appear in them.
 
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
 use secrecy::{ExposeSecret, SecretString};
 
