@@ -1,0 +1,162 @@
+//! The answer to a call, readable through accessors and freed with
+//! `pr_result_free`.
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::sync::OnceLock;
+
+use polyrelay::Envelope;
+
+use crate::boundary::{c_string, guard};
+
+/// A successful answer: the normalised data and how it was obtained.
+/// Created by polyrelay and handed to you through `pr_call`'s out-parameter
+/// or a callback; owned by you and freed with `pr_result_free`.
+///
+/// Thread safety: its accessors may be called from any number of threads at
+/// once (JSON texts are built on first use, once); `pr_result_free` must not
+/// race with them.
+pub struct pr_result {
+    envelope: Envelope,
+    provider: CString,
+    data: OnceLock<CString>,
+    attempts: OnceLock<CString>,
+}
+
+impl pr_result {
+    /// Wraps a core answer.
+    pub(crate) fn new(envelope: Envelope) -> Self {
+        Self {
+            provider: c_string(envelope.provider.to_string()),
+            envelope,
+            data: OnceLock::new(),
+            attempts: OnceLock::new(),
+        }
+    }
+}
+
+/// Reads `result` behind the panic guard, or returns `absent` for NULL.
+///
+/// # Safety
+/// `result` is NULL or a live `pr_result`.
+unsafe fn read<R>(result: *const pr_result, absent: R, read: impl FnOnce(&pr_result) -> R) -> R {
+    // SAFETY: the caller passes NULL or a live result; accessors only share it.
+    match unsafe { result.as_ref() } {
+        Some(result) => guard(absent, || read(result)),
+        None => absent,
+    }
+}
+
+/// The answer, normalised to the capability's schema, as JSON (e.g. for
+/// `weather.current`: `{"temperature_c": 3.4, "condition": {...}, ...}`).
+/// Valid until `pr_result_free(result)`; do not free it. NULL for a NULL
+/// `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_data_json(result: *const pr_result) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            r.data
+                .get_or_init(|| c_string(r.envelope.data().to_json().to_string()))
+                .as_ptr()
+        })
+    }
+}
+
+/// The id of the provider whose answer this is (`"open-meteo"`). Valid until
+/// `pr_result_free(result)`; do not free it. NULL for a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_provider(result: *const pr_result) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(result, ptr::null(), |r| r.provider.as_ptr()) }
+}
+
+/// Whether the answer came from the cache rather than from a provider during
+/// this call. False for a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_cached(result: *const pr_result) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(result, false, |r| r.envelope.cached) }
+}
+
+/// Whether the answer is past its freshness (served stale while revalidating,
+/// or because every provider failed). False for a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_stale(result: *const pr_result) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(result, false, |r| r.envelope.stale) }
+}
+
+/// What each provider did during this call, as a JSON array (see
+/// `pr_error_attempts_json`); `"[]"` for a fresh cache hit. Valid until
+/// `pr_result_free(result)`; do not free it. NULL for a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_attempts_json(result: *const pr_result) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            r.attempts
+                .get_or_init(|| {
+                    c_string(
+                        serde_json::to_string(&r.envelope.attempts)
+                            .unwrap_or_else(|_| "[]".to_string()),
+                    )
+                })
+                .as_ptr()
+        })
+    }
+}
+
+/// Seconds the call took, retries and fallbacks included; negative for a
+/// NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_elapsed(result: *const pr_result) -> f64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(result, -1.0, |r| r.envelope.elapsed.as_secs_f64()) }
+}
+
+/// Frees `result`. NULL is ignored.
+///
+/// Thread safety: any thread, but not concurrently with any other use of
+/// the same result.
+///
+/// # Safety
+/// `result` is NULL or a result from polyrelay not yet freed; it is invalid
+/// afterwards, as are the strings read from it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_free(result: *mut pr_result) {
+    if !result.is_null() {
+        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
+        guard((), || drop(unsafe { Box::from_raw(result) }));
+    }
+}

@@ -1,0 +1,201 @@
+//! Status codes: the one place where an error kind becomes a number.
+
+use std::ffi::{c_char, CStr};
+
+use polyrelay::ErrorKind;
+
+/// What a call returned. `PR_OK` is 0; every other value names a kind of
+/// failure. The numbers are fixed and never reused: 1 to 99 mirror the
+/// core's error kinds, 100 and up are failures of the C interface itself.
+///
+/// Thread safety: a plain value.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum pr_status {
+    /// Success.
+    PR_OK = 0,
+    /// Bad configuration (text, file or environment); the message names the field.
+    PR_ERR_CONFIG = 1,
+    /// The request is invalid (unknown capability, bad parameter); nothing was sent.
+    PR_ERR_INVALID_REQUEST = 2,
+    /// Every provider that answered said the thing does not exist.
+    PR_ERR_NOT_FOUND = 3,
+    /// The total deadline passed before any provider answered.
+    PR_ERR_TIMEOUT = 4,
+    /// Every provider needs a key and none is set.
+    PR_ERR_MISSING_KEY = 5,
+    /// Every provider is rate limited; see `pr_error_retry_after`.
+    PR_ERR_RATE_LIMITED = 6,
+    /// Every provider's daily quota is used up.
+    PR_ERR_QUOTA_EXHAUSTED = 7,
+    /// Every provider's circuit breaker is open.
+    PR_ERR_CIRCUIT_OPEN = 8,
+    /// Every provider refused its key.
+    PR_ERR_AUTH = 9,
+    /// Every provider failed with an error of its own (5xx, bad reply, ...).
+    PR_ERR_PROVIDER_ERROR = 10,
+    /// Providers failed for different reasons; see `pr_error_attempts_json`.
+    PR_ERR_ALL_PROVIDERS_FAILED = 11,
+    /// The API was used in a way that cannot work, e.g. a blocking call from
+    /// inside a callback (which would otherwise deadlock).
+    PR_ERR_USAGE = 12,
+    /// A required pointer argument was NULL; the message names it.
+    PR_ERR_NULL_ARGUMENT = 100,
+    /// A string argument was not valid UTF-8; the message names it.
+    PR_ERR_INVALID_UTF8 = 101,
+    /// A JSON argument did not parse; the message says where.
+    PR_ERR_INVALID_JSON = 102,
+    /// polyrelay panicked (a bug); the call was abandoned safely.
+    PR_ERR_PANIC = 103,
+    /// The call was cancelled with `pr_call_cancel`.
+    PR_ERR_CANCELLED = 104,
+    /// The client was shut down (`pr_client_shutdown` or `pr_client_free`).
+    PR_ERR_SHUTDOWN = 105,
+}
+
+impl pr_status {
+    /// Every status, in numeric order.
+    fn all() -> [Self; 19] {
+        use pr_status::*;
+        [
+            PR_OK,
+            PR_ERR_CONFIG,
+            PR_ERR_INVALID_REQUEST,
+            PR_ERR_NOT_FOUND,
+            PR_ERR_TIMEOUT,
+            PR_ERR_MISSING_KEY,
+            PR_ERR_RATE_LIMITED,
+            PR_ERR_QUOTA_EXHAUSTED,
+            PR_ERR_CIRCUIT_OPEN,
+            PR_ERR_AUTH,
+            PR_ERR_PROVIDER_ERROR,
+            PR_ERR_ALL_PROVIDERS_FAILED,
+            PR_ERR_USAGE,
+            PR_ERR_NULL_ARGUMENT,
+            PR_ERR_INVALID_UTF8,
+            PR_ERR_INVALID_JSON,
+            PR_ERR_PANIC,
+            PR_ERR_CANCELLED,
+            PR_ERR_SHUTDOWN,
+        ]
+    }
+
+    /// The stable snake_case name (`rate_limited`); the core's kind name for
+    /// the kinds that mirror one.
+    pub(crate) fn name(self) -> &'static CStr {
+        use pr_status::*;
+        match self {
+            PR_OK => c"ok",
+            PR_ERR_CONFIG => c"config",
+            PR_ERR_INVALID_REQUEST => c"invalid_request",
+            PR_ERR_NOT_FOUND => c"not_found",
+            PR_ERR_TIMEOUT => c"timeout",
+            PR_ERR_MISSING_KEY => c"missing_key",
+            PR_ERR_RATE_LIMITED => c"rate_limited",
+            PR_ERR_QUOTA_EXHAUSTED => c"quota_exhausted",
+            PR_ERR_CIRCUIT_OPEN => c"circuit_open",
+            PR_ERR_AUTH => c"auth",
+            PR_ERR_PROVIDER_ERROR => c"provider_error",
+            PR_ERR_ALL_PROVIDERS_FAILED => c"all_providers_failed",
+            PR_ERR_USAGE => c"usage",
+            PR_ERR_NULL_ARGUMENT => c"null_argument",
+            PR_ERR_INVALID_UTF8 => c"invalid_utf8",
+            PR_ERR_INVALID_JSON => c"invalid_json",
+            PR_ERR_PANIC => c"panic",
+            PR_ERR_CANCELLED => c"cancelled",
+            PR_ERR_SHUTDOWN => c"shutdown",
+        }
+    }
+}
+
+impl From<ErrorKind> for pr_status {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Config => Self::PR_ERR_CONFIG,
+            ErrorKind::InvalidRequest => Self::PR_ERR_INVALID_REQUEST,
+            ErrorKind::NotFound => Self::PR_ERR_NOT_FOUND,
+            ErrorKind::Timeout => Self::PR_ERR_TIMEOUT,
+            ErrorKind::MissingKey => Self::PR_ERR_MISSING_KEY,
+            ErrorKind::RateLimited => Self::PR_ERR_RATE_LIMITED,
+            ErrorKind::QuotaExhausted => Self::PR_ERR_QUOTA_EXHAUSTED,
+            ErrorKind::CircuitOpen => Self::PR_ERR_CIRCUIT_OPEN,
+            ErrorKind::Auth => Self::PR_ERR_AUTH,
+            ErrorKind::ProviderError => Self::PR_ERR_PROVIDER_ERROR,
+            ErrorKind::AllProvidersFailed => Self::PR_ERR_ALL_PROVIDERS_FAILED,
+            ErrorKind::Usage => Self::PR_ERR_USAGE,
+        }
+    }
+}
+
+/// The stable snake_case name of `status` (`"rate_limited"`), or `"unknown"`
+/// for a value that is not a `pr_status`. The string is static: never free it.
+///
+/// Thread safety: safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn pr_status_name(status: i32) -> *const c_char {
+    crate::boundary::guard(c"unknown".as_ptr(), || {
+        pr_status::all()
+            .into_iter()
+            .find(|known| *known as i32 == status)
+            .map_or(c"unknown", pr_status::name)
+            .as_ptr()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [ErrorKind; 12] = [
+        ErrorKind::Config,
+        ErrorKind::InvalidRequest,
+        ErrorKind::NotFound,
+        ErrorKind::Timeout,
+        ErrorKind::MissingKey,
+        ErrorKind::RateLimited,
+        ErrorKind::QuotaExhausted,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Auth,
+        ErrorKind::ProviderError,
+        ErrorKind::AllProvidersFailed,
+        ErrorKind::Usage,
+    ];
+
+    #[test]
+    fn each_core_kind_has_its_own_status_named_like_the_kind() {
+        let mut seen = Vec::new();
+        for kind in KINDS {
+            let status = pr_status::from(kind);
+            assert!(
+                (1..100).contains(&(status as i32)),
+                "{kind:?} -> {status:?}"
+            );
+            assert!(!seen.contains(&status), "{kind:?} shares {status:?}");
+            seen.push(status);
+            assert_eq!(status.name().to_str().unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn every_status_has_a_distinct_name_and_unknown_values_are_named_unknown() {
+        let all = pr_status::all();
+        for (i, status) in all.iter().enumerate() {
+            assert!(all[..i]
+                .iter()
+                .all(|s| s != status && s.name() != status.name()));
+            assert!(
+                all[..i].iter().all(|s| (*s as i32) < *status as i32),
+                "numeric order"
+            );
+            // SAFETY: a static NUL-terminated string.
+            let by_number = unsafe { CStr::from_ptr(pr_status_name(*status as i32)) };
+            assert_eq!(by_number, status.name());
+        }
+        for number in [-1, 13, 99, 106, 9999] {
+            // SAFETY: a static NUL-terminated string.
+            let unknown = unsafe { CStr::from_ptr(pr_status_name(number)) };
+            assert_eq!(unknown, c"unknown");
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The C ABI as C and C++ programs see it: the committed header matches the
+//! code and compiles as C99 and C++17; the C and C++ examples and the C test
+//! program (`tests/c/abi_test.c`), built with the system compilers against the
+//! shared and the static library through pkg-config, run against the emulator
+//! and print what they should; the C test program is clean under valgrind.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use polyrelay::emulation::{Emulator, Fault};
+use polyrelay_ffi::pr_status;
+use serde_json::Value;
+
+/// The cbindgen release the header is generated with (tests/setup.sh installs it).
+const CBINDGEN_VERSION: &str = "0.29.4";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ffi/ has a parent")
+        .to_path_buf()
+}
+
+/// `target/<profile>/deps`, where this test runs from and where cargo put the
+/// libraries it built for it. (`cargo build` also copies them one level up,
+/// where the pkg-config files point; `cargo test` does not, so the copies
+/// there may be older.)
+fn libdir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its path");
+    exe.parent().expect("target/<profile>/deps").to_path_buf()
+}
+
+/// `target/<profile>/pkgconfig`, where build.rs wrote the pkg-config files.
+fn pkg_config_dir() -> PathBuf {
+    libdir()
+        .parent()
+        .expect("target/<profile>")
+        .join("pkgconfig")
+}
+
+fn work_dir() -> PathBuf {
+    let dir = libdir()
+        .parent()
+        .expect("target/<profile>")
+        .join("ffi-tests");
+    std::fs::create_dir_all(&dir).expect("work dir");
+    dir
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Library {
+    Shared,
+    Static,
+}
+
+impl Library {
+    fn pkg_config_name(self) -> &'static str {
+        match self {
+            Library::Shared => "polyrelay",
+            Library::Static => "polyrelay-static",
+        }
+    }
+}
+
+/// `pkg-config FLAG NAME` with build.rs's files, pointed at the libraries
+/// built for this test, split into arguments.
+fn pkg_config(flag: &str, library: Library) -> Vec<String> {
+    let output = Command::new("pkg-config")
+        .arg(format!("--define-variable=libdir={}", libdir().display()))
+        .arg(flag)
+        .arg(library.pkg_config_name())
+        .env("PKG_CONFIG_PATH", pkg_config_dir())
+        .output()
+        .expect("pkg-config is not installed: run tests/setup.sh");
+    assert!(
+        output.status.success(),
+        "pkg-config {flag} {}: {}",
+        library.pkg_config_name(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Compiles `source` with `compiler` and `flags` against `library`, once per
+/// test run, and returns the program.
+fn build(compiler: &str, source: &Path, flags: &[&str], library: Library) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("program");
+    let name = format!("{stem}-{}", library.pkg_config_name());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(program) = built.get(&name) {
+        return program.clone();
+    }
+    let library_file = libdir().join(match library {
+        Library::Shared => "libpolyrelay_ffi.so",
+        Library::Static => "libpolyrelay_ffi.a",
+    });
+    assert!(
+        library_file.exists(),
+        "{} was not built",
+        library_file.display()
+    );
+    let program = work_dir().join(&name);
+    let mut command = Command::new(compiler);
+    command
+        .args(flags)
+        .args(pkg_config("--cflags", library))
+        .arg(source)
+        .args(pkg_config("--libs", library))
+        .arg("-pthread")
+        .arg("-o")
+        .arg(&program);
+    if library == Library::Shared {
+        command.arg(format!("-Wl,-rpath,{}", libdir().display()));
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler} does not run ({e}): run tests/setup.sh"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    built.insert(name, program.clone());
+    program
+}
+
+/// An emulator of every provider, where everything under `/down/` answers
+/// 503 and everything under `/hang/` never answers.
+fn emulator() -> Emulator {
+    let emulator = polyrelay::emulation::start().expect("the emulator starts");
+    emulator.fault_always("/down/*", Fault::status(503));
+    emulator.fault_always("/hang/*", Fault::Hang);
+    emulator
+}
+
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `program` (after `wrapper`, e.g. valgrind) with only `PATH` and the
+/// emulator's URL in its environment; killed after `limit`.
+fn run(wrapper: &[&str], program: &Path, emulator: &Emulator, limit: Duration) -> Run {
+    let mut line: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_ref()).collect();
+    line.push(program.as_os_str());
+    let mut child = Command::new(line[0])
+        .args(&line[1..])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("POLYRELAY_EMULATOR_URL", emulator.base_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {line:?}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{line:?} still running after {limit:?}:\n{}",
+                out.join().unwrap().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        success: status.success(),
+        stdout: out.join().unwrap().unwrap_or_default(),
+        stderr: err.join().unwrap().unwrap_or_default(),
+    }
+}
+
+fn source(path: &str) -> PathBuf {
+    repo().join(path)
+}
+
+#[test]
+fn header_is_up_to_date() {
+    let version = Command::new("cbindgen").arg("--version").output().unwrap_or_else(|e| {
+        panic!("cbindgen is not installed ({e}): run tests/setup.sh (installs cbindgen {CBINDGEN_VERSION})")
+    });
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert_eq!(
+        version.trim(),
+        format!("cbindgen {CBINDGEN_VERSION}"),
+        "the header is generated with cbindgen {CBINDGEN_VERSION}: run tests/setup.sh"
+    );
+    let generated = work_dir().join("polyrelay.h");
+    let output = Command::new("cbindgen")
+        .current_dir(repo())
+        .args(["--config", "ffi/cbindgen.toml", "--output"])
+        .arg(&generated)
+        .arg("ffi/src/lib.rs")
+        .output()
+        .expect("cbindgen runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed = std::fs::read_to_string(repo().join("include/polyrelay.h")).unwrap_or_default();
+    let generated = std::fs::read_to_string(&generated).expect("generated header");
+    assert!(
+        committed == generated,
+        "include/polyrelay.h is out of date with ffi/src; regenerate it with\n  \
+         cbindgen --config ffi/cbindgen.toml --output include/polyrelay.h ffi/src/lib.rs"
+    );
+}
+
+#[test]
+fn header_compiles_as_strict_c99_and_as_cpp17() {
+    let probe = work_dir().join("header_probe.c");
+    std::fs::write(
+        &probe,
+        "#include <polyrelay.h>\n#include <string.h>\n\
+         int main(void) {\n\
+             pr_status status = PR_ERR_SHUTDOWN;\n\
+             return strcmp(pr_status_name(status), \"shutdown\") == 0 && POLYRELAY_VERSION_MAJOR >= 0 ? 0 : 1;\n\
+         }\n",
+    )
+    .expect("probe written");
+    let probe_cpp = work_dir().join("header_probe_cpp.cpp");
+    std::fs::copy(&probe, &probe_cpp).expect("probe copied");
+    let strict = ["-Wall", "-Wextra", "-pedantic", "-Werror"];
+    let c99 = build(
+        "cc",
+        &probe,
+        &[&["-std=c99"][..], &strict].concat(),
+        Library::Shared,
+    );
+    let cpp17 = build(
+        "c++",
+        &probe_cpp,
+        &[&["-std=c++17"][..], &strict].concat(),
+        Library::Shared,
+    );
+    let emulator = emulator();
+    for program in [c99, cpp17] {
+        let run = run(&[], &program, &emulator, Duration::from_secs(30));
+        assert!(run.success, "{}: {}", program.display(), run.stderr);
+    }
+}
+
+#[test]
+fn c_examples_run_against_the_shared_and_the_static_library() {
+    let emulator = emulator();
+    let strict = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"];
+    for library in [Library::Shared, Library::Static] {
+        let weather = build("cc", &source("examples/c/weather.c"), &strict, library);
+        let run_weather = run(&[], &weather, &emulator, Duration::from_secs(60));
+        eprintln!("{library:?}:\n{}", run_weather.stdout);
+        assert!(
+            run_weather.success,
+            "{library:?}: {}{}",
+            run_weather.stdout, run_weather.stderr
+        );
+        assert!(run_weather
+            .stdout
+            .contains(&format!("polyrelay {}", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            run_weather.stdout.contains("answered by: "),
+            "{}",
+            run_weather.stdout
+        );
+        assert!(
+            run_weather.stdout.contains("weather: {"),
+            "{}",
+            run_weather.stdout
+        );
+        assert!(
+            run_weather.stdout.contains("\"outcome\":\"success\""),
+            "{}",
+            run_weather.stdout
+        );
+
+        let rates = build("cc", &source("examples/c/async_rates.c"), &strict, library);
+        let run_rates = run(&[], &rates, &emulator, Duration::from_secs(60));
+        assert!(
+            run_rates.success,
+            "{library:?}: {}{}",
+            run_rates.stdout, run_rates.stderr
+        );
+        assert!(
+            run_rates.stdout.contains("rates from "),
+            "{}",
+            run_rates.stdout
+        );
+        assert!(run_rates.stdout.contains("EUR"), "{}", run_rates.stdout);
+    }
+}
+
+#[test]
+fn cpp_example_runs_against_the_shared_and_the_static_library() {
+    let emulator = emulator();
+    let strict = ["-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror"];
+    for library in [Library::Shared, Library::Static] {
+        let example = build("c++", &source("examples/cpp/example.cpp"), &strict, library);
+        let run = run(&[], &example, &emulator, Duration::from_secs(60));
+        eprintln!("{library:?}:\n{}", run.stdout);
+        assert!(run.success, "{library:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("weather from "), "{}", run.stdout);
+        assert!(run.stdout.contains("rates from "), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("expected error (invalid_request)"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+/// The `fact KEY VALUE` lines of the C test program.
+fn facts(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("fact "))
+        .filter_map(|fact| fact.split_once(' '))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// Checks the facts the C test program reports, independently of its own checks.
+fn check_facts(stdout: &str) {
+    let facts = facts(stdout);
+    let fact = |key: &str| {
+        facts
+            .get(key)
+            .unwrap_or_else(|| panic!("no fact {key}:\n{stdout}"))
+            .as_str()
+    };
+    let status = |status: pr_status| format!("{} {}", status as i32, status_name(status));
+    use pr_status::*;
+    for (case, expected) in [
+        ("null_client", PR_ERR_NULL_ARGUMENT),
+        ("null_capability", PR_ERR_NULL_ARGUMENT),
+        ("null_params", PR_ERR_NULL_ARGUMENT),
+        ("null_result_out", PR_ERR_NULL_ARGUMENT),
+        ("utf8_capability", PR_ERR_INVALID_UTF8),
+        ("utf8_params", PR_ERR_INVALID_UTF8),
+        ("invalid_json", PR_ERR_INVALID_JSON),
+        ("unknown_capability", PR_ERR_INVALID_REQUEST),
+        ("invalid_params", PR_ERR_INVALID_REQUEST),
+        ("config_text_syntax", PR_ERR_CONFIG),
+        ("config_text_unknown_provider", PR_ERR_CONFIG),
+        ("config_text_null", PR_ERR_NULL_ARGUMENT),
+        ("config_text_utf8", PR_ERR_INVALID_UTF8),
+        ("config_path_missing", PR_ERR_CONFIG),
+        ("client_null_out", PR_ERR_NULL_ARGUMENT),
+        ("async_null_callback", PR_ERR_NULL_ARGUMENT),
+        ("async_invalid_json", PR_ERR_INVALID_JSON),
+        ("async_unknown_capability", PR_ERR_INVALID_REQUEST),
+        ("health_null_client", PR_ERR_NULL_ARGUMENT),
+        ("stats_null_out", PR_ERR_NULL_ARGUMENT),
+        ("call_after_shutdown", PR_ERR_SHUTDOWN),
+        ("async_after_shutdown", PR_ERR_SHUTDOWN),
+    ] {
+        assert_eq!(fact(&format!("status.{case}")), status(expected), "{case}");
+    }
+    for (case, names) in [
+        ("null_client", "`client`"),
+        ("null_params", "`params_json`"),
+        ("null_result_out", "`result`"),
+        ("utf8_capability", "`capability`"),
+        ("unknown_capability", "weather.tomorrow"),
+        ("config_text_unknown_provider", "providers.nope"),
+        ("config_path_missing", "/nonexistent/polyrelay.toml"),
+    ] {
+        let message = fact(&format!("message.{case}"));
+        assert!(message.contains(names), "{case}: {message}");
+    }
+
+    // Fallback: open-meteo answered 503 three times, then met-norway answered.
+    assert_eq!(fact("fallback.provider"), "met-norway");
+    let attempts: Value = serde_json::from_str(fact("fallback.attempts")).expect("attempts JSON");
+    let attempts = attempts.as_array().expect("an array");
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0]["provider"], "open-meteo");
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[0]["tries"], 3);
+    assert_eq!(attempts[1]["provider"], "met-norway");
+    assert_eq!(attempts[1]["outcome"], "success");
+    let data: Value = serde_json::from_str(fact("fallback.data")).expect("data JSON");
+    assert!(data.is_object(), "{data}");
+
+    assert_eq!(fact("error.status"), status(PR_ERR_PROVIDER_ERROR));
+    let attempts: Value = serde_json::from_str(fact("error.attempts")).expect("attempts JSON");
+    assert_eq!(attempts[0]["provider"], "open-meteo");
+
+    // Callbacks: each fired once with the right status.
+    assert!(fact("async.ok").starts_with("1 0 "), "{}", fact("async.ok"));
+    assert_eq!(
+        fact("async.error"),
+        format!("1 {} provider_error 503", PR_ERR_PROVIDER_ERROR as i32)
+    );
+    assert_eq!(
+        fact("async.blocking_in_callback"),
+        (PR_ERR_USAGE as i32).to_string()
+    );
+    assert_eq!(
+        fact("cancel"),
+        format!("1 {} cancelled", PR_ERR_CANCELLED as i32)
+    );
+    assert_eq!(fact("shutdown.async"), "4/4");
+    assert_eq!(
+        fact("shutdown.blocking"),
+        (PR_ERR_SHUTDOWN as i32).to_string()
+    );
+    assert_eq!(fact("free.async"), "4/4");
+    assert_eq!(fact("threads"), "8/8");
+
+    let providers: Value = serde_json::from_str(fact("providers")).expect("providers JSON");
+    assert_eq!(providers["weather.current"][0], "open-meteo");
+    let health: Value = serde_json::from_str(fact("health")).expect("health JSON");
+    assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
+    let stats: Value = serde_json::from_str(fact("stats")).expect("stats JSON");
+    assert!(stats.as_array().is_some_and(|s| !s.is_empty()), "{stats}");
+
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+fn status_name(status: pr_status) -> String {
+    // SAFETY: a static NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(polyrelay_ffi::pr_status_name(status as i32)) };
+    name.to_string_lossy().into_owned()
+}
+
+#[test]
+fn c_test_program_passes_against_the_shared_and_the_static_library() {
+    for library in [Library::Shared, Library::Static] {
+        let emulator = emulator();
+        let program = build(
+            "cc",
+            &source("ffi/tests/c/abi_test.c"),
+            &["-std=c11", "-Wall", "-Wextra", "-Werror"],
+            library,
+        );
+        let run = run(&[], &program, &emulator, Duration::from_secs(60));
+        eprintln!("{library:?}:\n{}", run.stdout);
+        assert!(run.success, "{library:?}:\n{}\n{}", run.stdout, run.stderr);
+        check_facts(&run.stdout);
+        assert!(
+            emulator.hits("/down/open-meteo/*") >= 3,
+            "the primary was really down"
+        );
+        assert!(
+            emulator.hits("/hang/open-meteo/*") >= 1,
+            "calls were really in flight"
+        );
+    }
+}
+
+#[test]
+fn c_test_program_is_clean_under_valgrind() {
+    let valgrind = Command::new("valgrind").arg("--version").output();
+    assert!(
+        valgrind.is_ok_and(|v| v.status.success()),
+        "valgrind is not installed: run tests/setup.sh"
+    );
+    let emulator = emulator();
+    let program = build(
+        "cc",
+        &source("ffi/tests/c/abi_test.c"),
+        &["-std=c11", "-Wall", "-Wextra", "-Werror"],
+        Library::Shared,
+    );
+    let run = run(
+        &[
+            "valgrind",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--error-exitcode=1",
+        ],
+        &program,
+        &emulator,
+        Duration::from_secs(150),
+    );
+    let summary: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| {
+            l.contains("lost:") || l.contains("ERROR SUMMARY") || l.contains("in use at exit")
+        })
+        .collect();
+    eprintln!("valgrind:\n{}", summary.join("\n"));
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    check_facts(&run.stdout);
+    let lost = |kind: &str| {
+        run.stderr
+            .lines()
+            .find(|l| l.contains(&format!("{kind} lost:")))
+            .map(|l| l.contains(&format!("{kind} lost: 0 bytes")))
+            .unwrap_or(run.stderr.contains("All heap blocks were freed"))
+    };
+    assert!(lost("definitely"), "{}", run.stderr);
+    assert!(lost("indirectly"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ERROR SUMMARY: 0 errors"),
+        "{}",
+        run.stderr
+    );
+}
