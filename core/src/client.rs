@@ -121,7 +121,7 @@ impl ClientBuilder {
     /// Resolves configuration, keys and chains; fails with a [`Error::Config`]
     /// naming the field when anything is wrong. Never touches the network.
     pub fn build(self) -> Result<Client> {
-        let vars = self.vars.unwrap_or_else(|| env_vars_utf8());
+        let vars = self.vars.unwrap_or_else(env_vars_utf8);
         let config = match self.config {
             Some(mut config) => {
                 config.apply_env(&vars)?;
