@@ -13,6 +13,7 @@
 
 pub mod crypto;
 pub mod finance;
+pub mod llm;
 pub mod params;
 pub mod weather;
 
@@ -112,6 +113,11 @@ capabilities! {
     WeatherForecast => "weather.forecast", weather::ForecastQuery, weather::Forecast, ttl Duration::from_secs(1800);
     FxRates => "finance.fx_rates", finance::FxQuery, finance::FxRates, ttl Duration::from_secs(3600);
     CryptoPrice => "crypto.price", crypto::CryptoQuery, crypto::CryptoPrices, ttl Duration::from_secs(60);
+    // LLM: a repeated identical conversation within minutes is usually the
+    // caller retrying, and each answer costs money; embeddings of the same
+    // texts by the same model do not change.
+    LlmChat => "llm.chat", llm::ChatQuery, llm::ChatReply, ttl Duration::from_secs(600);
+    LlmEmbeddings => "llm.embeddings", llm::EmbeddingsQuery, llm::Embeddings, ttl Duration::from_secs(86_400);
 }
 
 impl fmt::Display for CapabilityId {

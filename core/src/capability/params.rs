@@ -122,6 +122,12 @@ impl Params {
         Ok(Some(items))
     }
 
+    /// An optional field as given, for fields with a structure of their own
+    /// (a list of chat messages) or text that must stay exactly as sent.
+    pub fn opt_value(&mut self, name: &str) -> Option<Value> {
+        self.take(name)
+    }
+
     /// Fails on any field that was not consumed.
     pub fn finish(self, allowed: &[&str]) -> Result<()> {
         match self.fields.keys().next() {
@@ -137,7 +143,8 @@ impl Params {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How a JSON value is described in error messages ("a number").
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

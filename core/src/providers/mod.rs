@@ -37,7 +37,23 @@ providers! {
     currency_api::CurrencyApi,
     coingecko::CoinGecko,
     coinpaprika::CoinPaprika,
+    // LLM (llm.chat, llm.embeddings), in the default chain order: the local,
+    // keyless Ollama first, then free tiers, then paid. The OpenAI-compatible
+    // ones are statics of the shared `openai_compat::OpenAiCompatible`.
+    ollama::Ollama,
+    groq::GROQ,
+    gemini::Gemini,
+    mistral::MISTRAL,
+    openrouter::OPENROUTER,
+    deepseek::DEEPSEEK,
+    together::TOGETHER,
+    cohere::Cohere,
+    openai::OPENAI,
+    anthropic::Anthropic,
 }
+
+// LLM: the OpenAI chat-completions wire format, shared by several providers.
+pub mod openai_compat;
 
 /// Every built-in provider, in the default fallback order.
 pub fn builtin() -> &'static [&'static dyn Provider] {
@@ -220,7 +236,13 @@ mod tests {
                 "{} has no fixtures",
                 info.id
             );
-            assert!(info.base_url.starts_with("https://"), "{}", info.id);
+            // Plain HTTP only for a local server (Ollama).
+            assert!(
+                info.base_url.starts_with("https://")
+                    || info.base_url.starts_with("http://localhost:"),
+                "{}",
+                info.id
+            );
             assert!(info.docs_url.starts_with("https://"), "{}", info.id);
             for fixture in provider.fixtures() {
                 assert!(

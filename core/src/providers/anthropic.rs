@@ -1,0 +1,433 @@
+//! Anthropic Messages API: `llm.chat` on Claude models.
+//!
+//! Its own wire format: `POST /v1/messages` with the key in `x-api-key` and
+//! the `anthropic-version: 2023-06-01` header, the system prompt apart from
+//! the conversation, `max_tokens` required (4096 when the request gives
+//! none), temperature at most 1 (a request above is skipped as unsupported
+//! rather than silently clamped). The answer is a list of content blocks
+//! (`text`, `thinking`, …) with a `stop_reason`.
+//!
+//! Errors are `{"type":"error","error":{"type":…,"message":…}}`, classified
+//! by their type: `overloaded_error` (HTTP 529) and `api_error` are
+//! transient, `rate_limit_error` is rate limited (with `retry-after`),
+//! `billing_error` and a 400 saying "credit balance is too low" are quota,
+//! `authentication_error`/`permission_error` are auth, `request_too_large`
+//! and "prompt is too long" are context-length errors. Anthropic documents
+//! no idempotency header, so a sent request is never repeated.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clip, not_served};
+use crate::capability::llm::{
+    is_context_overflow, pick_model, ChatQuery, ChatReply, FinishReason, TokenUsage,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
+    Step,
+};
+
+/// Anthropic (<https://www.anthropic.com/api>): Claude models through the
+/// Messages API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anthropic;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "anthropic",
+    name: "Anthropic",
+    capabilities: &[CapabilityId::LlmChat],
+    auth: Auth::Key {
+        env: "ANTHROPIC_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "x-api-key",
+            prefix: "",
+        },
+        optional: false,
+    },
+    base_url: "https://api.anthropic.com",
+    docs_url: "https://docs.anthropic.com/en/api/messages",
+    terms: "Paid API without a free tier; rate limits depend on the organization's usage \
+            tier.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+/// The API version this adapter speaks.
+const API_VERSION: &str = "2023-06-01";
+
+/// Model used when the request names none.
+const DEFAULT_MODEL: &str = "claude-haiku-4-5";
+
+/// `max_tokens` is required; this is sent when the request leaves it open.
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Anthropic's temperature range ends at 1.
+const MAX_TEMPERATURE: f64 = 1.0;
+
+impl Provider for Anthropic {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::LlmChat(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        let model = pick_model(q.model.as_deref(), DEFAULT_MODEL, &[], INFO.id)?;
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert(
+            "max_tokens".into(),
+            json!(q.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        );
+        if let Some(system) = q.system_prompt() {
+            body.insert("system".into(), json!(system));
+        }
+        let messages: Vec<Value> = q
+            .turns()
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        body.insert("messages".into(), Value::Array(messages));
+        if let Some(t) = q.temperature {
+            if t.get() > MAX_TEMPERATURE {
+                return Err(ProviderFailure::unsupported(format!(
+                    "Anthropic accepts temperatures up to {MAX_TEMPERATURE}, not {}",
+                    t.get()
+                ))
+                .not_sent());
+            }
+            body.insert("temperature".into(), json!(t.get()));
+        }
+        Ok(
+            HttpRequest::post_json(ctx.base_url, "/v1/messages", Value::Object(body))
+                .header("anthropic-version", API_VERSION),
+        )
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::LlmChat(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        if !response.is_success() {
+            return Err(classify(&response));
+        }
+        reply(q, &response).map(|reply| Step::Done(Data::LlmChat(reply)))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
+    let message: Message = response.json()?;
+    if message.kind != "message" {
+        return Err(
+            ProviderFailure::malformed(format!("Anthropic answered a {:?}", message.kind))
+                .status(response.status),
+        );
+    }
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    for block in message.content {
+        match block {
+            Block::Text { text: part } => text.push_str(&part),
+            Block::Thinking { thinking } => reasoning.push_str(&thinking),
+            Block::Other => {}
+        }
+    }
+    let finish_reason = match message.stop_reason.as_deref() {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        Some("model_context_window_exceeded") => FinishReason::ContextLength,
+        _ => FinishReason::Other,
+    };
+    let u = message.usage;
+    let cache_read = u.cache_read_input_tokens.unwrap_or(0);
+    let input = u.input_tokens + cache_read + u.cache_creation_input_tokens.unwrap_or(0);
+    let mut usage = TokenUsage::new(input, u.output_tokens);
+    usage.cached_input_tokens = Some(cache_read);
+    Ok(ChatReply {
+        id: Some(message.id),
+        model: message
+            .model
+            .unwrap_or_else(|| q.model.clone().unwrap_or_default()),
+        text,
+        reasoning: (!reasoning.is_empty()).then_some(reasoning),
+        finish_reason,
+        usage,
+    })
+}
+
+/// Classifies an error response by its `error.type`, then its status.
+fn classify(response: &HttpResponse) -> ProviderFailure {
+    let error = response.json::<ErrorBody>().ok().map(|b| b.error);
+    let (kind, message) = match &error {
+        Some(e) => (e.kind.as_str(), e.message.clone()),
+        None => ("", response.body_excerpt()),
+    };
+    let class = match (kind, response.status) {
+        ("rate_limit_error", _) | (_, 429) => FailureClass::RateLimited,
+        ("billing_error", _) | (_, 402) => FailureClass::QuotaExhausted,
+        ("request_too_large", _) | (_, 413) => FailureClass::ContextLengthExceeded,
+        ("authentication_error" | "permission_error", _) | (_, 401 | 403) => FailureClass::Auth,
+        _ if message.to_ascii_lowercase().contains("credit balance") => {
+            FailureClass::QuotaExhausted
+        }
+        _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
+        ("overloaded_error" | "api_error" | "timeout_error", _) => FailureClass::Transient,
+        (_, 408 | 500..=599) => FailureClass::Transient,
+        _ => FailureClass::InvalidRequest,
+    };
+    response.failure(class, format!("Anthropic: {}", clip(&message)))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    model: Option<String>,
+    content: Vec<Block>,
+    stop_reason: Option<String>,
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text {
+        text: String,
+    },
+    Thinking {
+        thinking: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "POST",
+    path: "/v1/messages",
+    status: 200,
+    body: MESSAGE,
+}];
+
+/// `claude-haiku-4-5` answering "What is the capital of France?", part of
+/// the system prompt read from the prompt cache.
+const MESSAGE: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[{"type":"text","text":"The capital of France is Paris."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":20,"output_tokens":10,"service_tier":"standard"}}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::openai_compat::testing::chat_request;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn reply_of(body: &str) -> ChatReply {
+        match answer(&Anthropic, &chat_request(), test_response(200, &[], body)) {
+            Data::LlmChat(reply) => reply,
+            other => panic!("not a chat reply: {other:?}"),
+        }
+    }
+
+    fn error(status: u16, headers: &[(&'static str, &str)], kind: &str, message: &str) -> ProviderFailure {
+        let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"});
+        failure_of(status, headers, &body.to_string())
+    }
+
+    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
+        crate::providers::testing::failure(&Anthropic, &chat_request(), test_response(status, headers, body))
+    }
+
+    #[test]
+    fn request_is_exact_with_the_system_prompt_apart() {
+        let req = Anthropic.request(&chat_request(), &ctx(&Anthropic)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(req.url, "https://api.anthropic.com/v1/messages");
+        assert!(req.query.is_empty());
+        assert_eq!(
+            req.headers,
+            [(std::borrow::Cow::Borrowed("anthropic-version"), "2023-06-01".to_string())]
+        );
+        assert_eq!(
+            req.body.unwrap(),
+            json!({
+                "model": "claude-haiku-4-5",
+                "max_tokens": 64,
+                "system": "Answer in one sentence.",
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "temperature": 0.2,
+            })
+        );
+        assert_eq!(
+            INFO.auth,
+            Auth::Key {
+                env: "ANTHROPIC_API_KEY",
+                placement: KeyPlacement::Header { name: "x-api-key", prefix: "" },
+                optional: false,
+            }
+        );
+        assert!(Anthropic.idempotency_header().is_none());
+    }
+
+    #[test]
+    fn max_tokens_defaults_and_hot_temperatures_are_skipped() {
+        let r = request("llm.chat", json!({"messages": [{"role": "user", "content": "Hi"}]}));
+        let body = Anthropic.request(&r, &ctx(&Anthropic)).unwrap().body.unwrap();
+        assert_eq!(body["max_tokens"], 4096);
+        assert!(body.get("system").is_none() && body.get("temperature").is_none());
+
+        let r = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "temperature": 1.5}),
+        );
+        let f = Anthropic.request(&r, &ctx(&Anthropic)).unwrap_err();
+        assert_eq!(f.class, FailureClass::Unsupported);
+        assert!(!f.request_sent);
+
+        let r = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "llama-3.3-70b"}),
+        );
+        assert_eq!(
+            Anthropic.request(&r, &ctx(&Anthropic)).unwrap_err().class,
+            FailureClass::Unsupported
+        );
+        let weather = request("weather.current", json!({"lat": 1, "lon": 2}));
+        assert_eq!(
+            Anthropic.request(&weather, &ctx(&Anthropic)).unwrap_err().class,
+            FailureClass::Unsupported
+        );
+    }
+
+    #[test]
+    fn fixture_normalises_with_cached_tokens_counted_as_input() {
+        let reply = reply_of(MESSAGE);
+        assert_eq!(reply.id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
+        assert_eq!(reply.model, "claude-haiku-4-5-20251001");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.usage.input_tokens, 32);
+        assert_eq!(reply.usage.cached_input_tokens, Some(20));
+        assert_eq!((reply.usage.output_tokens, reply.usage.total_tokens), (10, 42));
+        assert_eq!(reply.reasoning, None);
+    }
+
+    #[test]
+    fn thinking_blocks_and_stop_reasons_are_normalised() {
+        let body = r#"{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"The user asks about France.","signature":"EqQB"},{"type":"text","text":"Paris"},{"type":"text","text":"."}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":64}}"#;
+        let reply = reply_of(body);
+        assert_eq!(reply.text, "Paris.");
+        assert_eq!(reply.reasoning.as_deref(), Some("The user asks about France."));
+        assert_eq!(reply.finish_reason, FinishReason::Length);
+        assert_eq!(reply.usage.cached_input_tokens, Some(0));
+        for (stop, expected) in [
+            ("stop_sequence", FinishReason::Stop),
+            ("tool_use", FinishReason::ToolCalls),
+            ("refusal", FinishReason::ContentFilter),
+            ("model_context_window_exceeded", FinishReason::ContextLength),
+            ("pause_turn", FinishReason::Other),
+        ] {
+            let body = MESSAGE.replace("end_turn", stop);
+            assert_eq!(reply_of(&body).finish_reason, expected, "{stop}");
+        }
+    }
+
+    #[test]
+    fn error_types_are_classified() {
+        let f = error(529, &[], "overloaded_error", "Overloaded");
+        assert_eq!(f.class, FailureClass::Transient);
+        assert_eq!(f.message, "Anthropic: Overloaded");
+        assert!(f.request_sent, "so the POST is not repeated");
+        let f = error(
+            429,
+            &[("retry-after", "17")],
+            "rate_limit_error",
+            "This request would exceed the rate limit for your organization of 50 requests per minute.",
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(17)));
+        for (status, kind, message, class) in [
+            (401, "authentication_error", "invalid x-api-key", FailureClass::Auth),
+            (403, "permission_error", "Your API key does not have permission", FailureClass::Auth),
+            (402, "billing_error", "Payment required", FailureClass::QuotaExhausted),
+            (
+                400,
+                "invalid_request_error",
+                "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
+                FailureClass::QuotaExhausted,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "prompt is too long: 208732 tokens > 200000 maximum",
+                FailureClass::ContextLengthExceeded,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "input length and `max_tokens` exceed context limit: 198214 + 8192 > 200000, decrease input length or `max_tokens` and try again",
+                FailureClass::ContextLengthExceeded,
+            ),
+            (413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", FailureClass::ContextLengthExceeded),
+            (400, "invalid_request_error", "messages: roles must alternate", FailureClass::InvalidRequest),
+            (404, "not_found_error", "model: claude-nope", FailureClass::InvalidRequest),
+            (500, "api_error", "Internal server error", FailureClass::Transient),
+            (504, "timeout_error", "Request timed out", FailureClass::Transient),
+        ] {
+            assert_eq!(error(status, &[], kind, message).class, class, "{kind}: {message}");
+        }
+        let f = failure_of(502, &[], "<html>502 Bad Gateway</html>");
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        assert_truncations_are_malformed(&Anthropic, &chat_request(), MESSAGE);
+        let f = failure_of(200, &[], &MESSAGE.replace("\"type\":\"message\"", "\"type\":\"error\""));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+        let f = failure_of(200, &[], &MESSAGE.replace("\"output_tokens\":10", "\"output_tokens\":\"10\""));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

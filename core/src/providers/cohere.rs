@@ -1,0 +1,441 @@
+//! Cohere API v2: `llm.chat` (`/v2/chat`) and `llm.embeddings`
+//! (`/v2/embed`).
+//!
+//! Its own wire format: the answer's content is a list of typed parts,
+//! finish reasons are upper case (`COMPLETE`, `MAX_TOKENS`, …), usage is
+//! split into `tokens` (what the model processed) and `billed_units`, the
+//! reply does not name the model, and embeddings need an `input_type`
+//! (`search_document` or `search_query`) and come grouped by type
+//! (`embeddings.float`). The key (`COHERE_API_KEY`) goes in
+//! `Authorization: Bearer`.
+//!
+//! Errors are `{"id":…,"message":…}`. Quirks: 498 is an invalid token
+//! (auth); 499 a request the server saw closed (transient); a trial key's
+//! monthly cap ("limited to 1000 API calls / month") comes as a 429 like the
+//! per-minute limit, and is quota, not a rate limit. Trial keys are free but
+//! not for production or commercial use.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clip, not_served};
+use crate::capability::llm::{
+    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
+    Step,
+};
+
+/// Cohere (<https://cohere.com>): Command chat models and Embed models.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cohere;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "cohere",
+    name: "Cohere",
+    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
+    auth: Auth::Key {
+        env: "COHERE_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "Authorization",
+            prefix: "Bearer ",
+        },
+        optional: false,
+    },
+    base_url: "https://api.cohere.com",
+    docs_url: "https://docs.cohere.com/reference/chat",
+    terms: "Free trial key: 20 chat requests/min and 1,000 calls/month in all, for \
+            evaluation only (no production or commercial use); production keys are paid.",
+    commercial_use: false,
+    default_rate_limit: Some("20/min"),
+    default_daily_quota: None,
+};
+
+/// Models used when the request names none.
+const CHAT_MODEL: &str = "command-r-08-2024";
+const EMBEDDING_MODEL: &str = "embed-v4.0";
+
+impl Provider for Cohere {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        match request {
+            Request::LlmChat(q) => {
+                let model = pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?;
+                let messages: Vec<Value> = q
+                    .messages
+                    .iter()
+                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+                    .collect();
+                let mut body = Map::new();
+                body.insert("model".into(), json!(model));
+                body.insert("messages".into(), Value::Array(messages));
+                if let Some(n) = q.max_tokens {
+                    body.insert("max_tokens".into(), json!(n));
+                }
+                if let Some(t) = q.temperature {
+                    body.insert("temperature".into(), json!(t.get()));
+                }
+                body.insert("stream".into(), json!(false));
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    "/v2/chat",
+                    Value::Object(body),
+                ))
+            }
+            Request::LlmEmbeddings(q) => {
+                let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
+                let input_type = match q.purpose {
+                    EmbeddingPurpose::Document => "search_document",
+                    EmbeddingPurpose::Query => "search_query",
+                };
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    "/v2/embed",
+                    json!({
+                        "model": model,
+                        "texts": q.inputs,
+                        "input_type": input_type,
+                        "embedding_types": ["float"],
+                    }),
+                ))
+            }
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        if !response.is_success() {
+            return Err(classify(&response));
+        }
+        match request {
+            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
+            Request::LlmEmbeddings(q) => embeddings(q, &response),
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
+    let reply: ChatResponse = response.json()?;
+    let finish_reason = match reply.finish_reason.as_str() {
+        "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "TOOL_CALL" => FinishReason::ToolCalls,
+        "ERROR" | "TIMEOUT" => FinishReason::Error,
+        _ => FinishReason::Other,
+    };
+    if finish_reason == FinishReason::Error {
+        return Err(response.failure(
+            FailureClass::Transient,
+            format!("Cohere: generation ended with {}", reply.finish_reason),
+        ));
+    }
+    let (mut text, mut reasoning) = (String::new(), String::new());
+    for part in reply.message.content {
+        match part {
+            Part::Text { text: t } => text.push_str(&t),
+            Part::Thinking { thinking } => reasoning.push_str(&thinking),
+            Part::Other => {}
+        }
+    }
+    let usage = reply.usage.unwrap_or_default();
+    let tokens = usage.tokens.or(usage.billed_units).unwrap_or_default();
+    let mut counts = TokenUsage::new(count(tokens.input_tokens), count(tokens.output_tokens));
+    counts.cached_input_tokens = usage.cached_tokens.map(count);
+    Ok(ChatReply {
+        id: reply.id,
+        model: q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string()),
+        text,
+        reasoning: (!reasoning.is_empty()).then_some(reasoning),
+        finish_reason,
+        usage: counts,
+    })
+}
+
+fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
+    let reply: EmbedResponse = response.json()?;
+    let usage = EmbeddingUsage {
+        input_tokens: reply
+            .meta
+            .and_then(|m| m.billed_units)
+            .and_then(|b| b.input_tokens)
+            .map(count),
+    };
+    let model = q.model.clone().unwrap_or_else(|| EMBEDDING_MODEL.to_string());
+    Embeddings::new(model, reply.embeddings.float, q.inputs.len(), usage)
+        .map(|e| Step::Done(Data::LlmEmbeddings(e)))
+        .map_err(|f| f.status(response.status))
+}
+
+/// Cohere's token counts are JSON numbers that may carry a fraction (`5.0`).
+fn count(value: f64) -> u64 {
+    value.max(0.0).round() as u64
+}
+
+/// Classifies an error response by status and message.
+fn classify(response: &HttpResponse) -> ProviderFailure {
+    let message = response
+        .json::<ErrorBody>()
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| response.body_excerpt());
+    let monthly = {
+        let lower = message.to_ascii_lowercase();
+        lower.contains("/ month") || lower.contains("per month")
+    };
+    let class = match response.status {
+        429 if monthly => FailureClass::QuotaExhausted,
+        429 => FailureClass::RateLimited,
+        401 | 403 | 498 => FailureClass::Auth,
+        402 => FailureClass::QuotaExhausted,
+        _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
+        408 | 499 | 500..=599 => FailureClass::Transient,
+        _ => FailureClass::InvalidRequest,
+    };
+    response.failure(class, format!("Cohere: {}", clip(&message)))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    id: Option<String>,
+    finish_reason: String,
+    message: AssistantMessage,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct AssistantMessage {
+    #[serde(default)]
+    content: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Part {
+    Text {
+        text: String,
+    },
+    Thinking {
+        thinking: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize, Default)]
+struct Usage {
+    billed_units: Option<Tokens>,
+    tokens: Option<Tokens>,
+    cached_tokens: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Tokens {
+    #[serde(default)]
+    input_tokens: f64,
+    #[serde(default)]
+    output_tokens: f64,
+}
+
+#[derive(Deserialize)]
+struct EmbedResponse {
+    embeddings: EmbeddingsByType,
+    meta: Option<Meta>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsByType {
+    float: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    billed_units: Option<BilledInput>,
+}
+
+#[derive(Deserialize)]
+struct BilledInput {
+    input_tokens: Option<f64>,
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "POST",
+        path: "/v2/chat",
+        status: 200,
+        body: CHAT,
+    },
+    Fixture {
+        method: "POST",
+        path: "/v2/embed",
+        status: 200,
+        body: EMBED,
+    },
+];
+
+/// `command-r-08-2024` answering "What is the capital of France?".
+const CHAT: &str = r#"{"id":"c14c80c3-18eb-4519-9460-6c92edd8cfb4","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"text","text":"The capital of France is Paris."}]},"usage":{"billed_units":{"input_tokens":14,"output_tokens":8},"tokens":{"input_tokens":210,"output_tokens":8},"cached_tokens":0}}"#;
+
+/// Two inputs (vectors shortened from 1536 dimensions).
+const EMBED: &str = r#"{"id":"da6e531f-54c6-4a73-bf92-f60566d8d753","embeddings":{"float":[[0.016296387,-0.008354187,-0.04699707,-0.07104492,0.00013196468],[0.0234375,-0.018112183,-0.03125,-0.05368042,0.006511688]]},"texts":["the capital of france is paris.","paris is in france."],"meta":{"api_version":{"version":"2"},"billed_units":{"input_tokens":13}},"response_type":"embeddings_by_type"}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+
+    use super::*;
+    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn reply_of(body: &str) -> ChatReply {
+        match answer(&Cohere, &chat_request(), test_response(200, &[], body)) {
+            Data::LlmChat(reply) => reply,
+            other => panic!("not a chat reply: {other:?}"),
+        }
+    }
+
+    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
+        failure(&Cohere, &chat_request(), test_response(status, headers, body))
+    }
+
+    #[test]
+    fn requests_are_exact_and_carry_no_key() {
+        let req = Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(req.url, "https://api.cohere.com/v2/chat");
+        assert!(req.query.is_empty() && req.headers.is_empty());
+        assert_eq!(
+            req.body.unwrap(),
+            json!({
+                "model": "command-r-08-2024",
+                "messages": [
+                    {"role": "system", "content": "Answer in one sentence."},
+                    {"role": "user", "content": "What is the capital of France?"},
+                ],
+                "max_tokens": 64,
+                "temperature": 0.2,
+                "stream": false,
+            })
+        );
+        let query = request("llm.embeddings", json!({"inputs": ["capital of France"], "purpose": "query"}));
+        let req = Cohere.request(&query, &ctx(&Cohere)).unwrap();
+        assert_eq!(req.url, "https://api.cohere.com/v2/embed");
+        assert_eq!(
+            req.body.unwrap(),
+            json!({"model": "embed-v4.0", "texts": ["capital of France"], "input_type": "search_query", "embedding_types": ["float"]})
+        );
+        assert_eq!(
+            INFO.auth,
+            Auth::Key {
+                env: "COHERE_API_KEY",
+                placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " },
+                optional: false,
+            }
+        );
+        assert!(!INFO.commercial_use, "trial keys are not for commercial use");
+    }
+
+    #[test]
+    fn fixtures_normalise() {
+        let reply = reply_of(CHAT);
+        assert_eq!(reply.id.as_deref(), Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"));
+        assert_eq!(reply.model, "command-r-08-2024");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (210, 8, 218),
+            "tokens the model processed, not the billed ones"
+        );
+        assert_eq!(reply.usage.cached_input_tokens, Some(0));
+
+        let Data::LlmEmbeddings(e) = answer(&Cohere, &embeddings_request(), test_response(200, &[], EMBED)) else {
+            panic!("wrong data")
+        };
+        assert_eq!((e.model.as_str(), e.dimensions), ("embed-v4.0", 5));
+        assert_eq!(e.vectors[0][4], 0.00013196468);
+        assert_eq!(e.usage.input_tokens, Some(13));
+    }
+
+    #[test]
+    fn finish_reasons_and_thinking_are_normalised() {
+        for (finish, expected) in [
+            ("STOP_SEQUENCE", FinishReason::Stop),
+            ("MAX_TOKENS", FinishReason::Length),
+            ("TOOL_CALL", FinishReason::ToolCalls),
+        ] {
+            assert_eq!(reply_of(&CHAT.replace("COMPLETE", finish)).finish_reason, expected);
+        }
+        for finish in ["ERROR", "TIMEOUT"] {
+            let f = failure_of(200, &[], &CHAT.replace("COMPLETE", finish));
+            assert_eq!(f.class, FailureClass::Transient, "{finish}");
+        }
+        let body = r#"{"id":"x","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"thinking","thinking":"France → Paris"},{"type":"text","text":"Paris."}]},"usage":{"billed_units":{"input_tokens":3.0,"output_tokens":2.0}}}"#;
+        let reply = reply_of(body);
+        assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));
+        assert_eq!(reply.text, "Paris.");
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (3, 2));
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let err = |status: u16, message: &str| {
+            failure_of(status, &[], &json!({"id": "4f6c8f1b", "message": message}).to_string())
+        };
+        let f = err(429, "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.");
+        assert_eq!(f.class, FailureClass::QuotaExhausted, "the monthly cap");
+        let f = failure_of(
+            429,
+            &[("retry-after", "30")],
+            r#"{"id":"x","message":"You are using a Trial key, which is limited to 20 API calls / minute."}"#,
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+        assert_eq!(err(498, "invalid api token").class, FailureClass::Auth);
+        assert_eq!(err(401, "no api key supplied").class, FailureClass::Auth);
+        assert_eq!(err(499, "request cancelled").class, FailureClass::Transient);
+        assert_eq!(err(503, "service unavailable").class, FailureClass::Transient);
+        assert_eq!(err(422, "invalid request: temperature").class, FailureClass::InvalidRequest);
+        assert_eq!(err(404, "model 'command-x' not found").class, FailureClass::InvalidRequest);
+        let f = err(400, "too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        assert_eq!(f.message, "Cohere: too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        assert_truncations_are_malformed(&Cohere, &chat_request(), CHAT);
+        assert_truncations_are_malformed(&Cohere, &embeddings_request(), EMBED);
+        let one = request("llm.embeddings", json!({"inputs": "one"}));
+        let f = failure(&Cohere, &one, test_response(200, &[], EMBED));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

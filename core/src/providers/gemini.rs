@@ -1,0 +1,622 @@
+//! Google Gemini API: `llm.chat` (`:generateContent`) and `llm.embeddings`
+//! (`:batchEmbedContents`).
+//!
+//! Its own wire format: the model is part of the path
+//! (`/v1beta/models/{model}:generateContent`), the key goes in the
+//! `x-goog-api-key` header, the conversation is `contents` with roles `user`
+//! and `model`, the system prompt is `systemInstruction`, limits go in
+//! `generationConfig`, and usage comes as camelCase `usageMetadata`
+//! (thinking tokens apart from the answer's, added to the output here as
+//! OpenAI counts them).
+//!
+//! Errors are Google RPC statuses `{"error":{"code","message","status","details"}}`:
+//! `RESOURCE_EXHAUSTED` (429) is a daily quota when its `QuotaFailure` names
+//! a per-day quota (the free tier's requests per day, reset at midnight
+//! Pacific time) and otherwise a rate limit whose wait is `RetryInfo.retryDelay`;
+//! an invalid key is a 400 `INVALID_ARGUMENT` with reason `API_KEY_INVALID`
+//! (auth, not a bad request); "exceeds the maximum number of tokens" is a
+//! context-length error; `FAILED_PRECONDITION` (free tier not available in
+//! the caller's region, billing required) cannot be fixed by retrying and is
+//! treated like a refused key. A prompt blocked by safety filters is a 200
+//! without candidates: an answer with finish reason `content_filter`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Days, TimeZone, Utc};
+use chrono_tz::America::Los_Angeles;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clip, not_served};
+use crate::capability::llm::{
+    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
+    Embeddings, FinishReason, Role, TokenUsage,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
+    Step,
+};
+
+/// Google Gemini API (<https://ai.google.dev>): Gemini chat and embedding
+/// models, with a free tier.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gemini;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "gemini",
+    name: "Google Gemini",
+    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
+    auth: Auth::Key {
+        env: "GEMINI_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "x-goog-api-key",
+            prefix: "",
+        },
+        optional: false,
+    },
+    base_url: "https://generativelanguage.googleapis.com",
+    docs_url: "https://ai.google.dev/api/generate-content",
+    terms: "Free tier limited per Google Cloud project and model (requests per minute and \
+            per day, shown in AI Studio; the daily count resets at midnight Pacific time); \
+            free-tier prompts may be used to improve Google's products.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+/// Models used when the request names none.
+const CHAT_MODEL: &str = "gemini-2.5-flash";
+const EMBEDDING_MODEL: &str = "gemini-embedding-001";
+
+impl Provider for Gemini {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        match request {
+            Request::LlmChat(q) => {
+                let model = model_id(pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?)?;
+                let contents: Vec<Value> = q
+                    .turns()
+                    .iter()
+                    .map(|m| {
+                        let role = if m.role == Role::Assistant { "model" } else { "user" };
+                        json!({"role": role, "parts": [{"text": m.content}]})
+                    })
+                    .collect();
+                let mut body = Map::new();
+                body.insert("contents".into(), Value::Array(contents));
+                if let Some(system) = q.system_prompt() {
+                    body.insert(
+                        "systemInstruction".into(),
+                        json!({"parts": [{"text": system}]}),
+                    );
+                }
+                let mut config = Map::new();
+                if let Some(t) = q.temperature {
+                    config.insert("temperature".into(), json!(t.get()));
+                }
+                if let Some(n) = q.max_tokens {
+                    config.insert("maxOutputTokens".into(), json!(n));
+                }
+                if !config.is_empty() {
+                    body.insert("generationConfig".into(), Value::Object(config));
+                }
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    &format!("/v1beta/models/{model}:generateContent"),
+                    Value::Object(body),
+                ))
+            }
+            Request::LlmEmbeddings(q) => {
+                let model =
+                    model_id(pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?)?;
+                let task = match q.purpose {
+                    EmbeddingPurpose::Document => "RETRIEVAL_DOCUMENT",
+                    EmbeddingPurpose::Query => "RETRIEVAL_QUERY",
+                };
+                let requests: Vec<Value> = q
+                    .inputs
+                    .iter()
+                    .map(|text| {
+                        json!({
+                            "model": format!("models/{model}"),
+                            "content": {"parts": [{"text": text}]},
+                            "taskType": task,
+                        })
+                    })
+                    .collect();
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    &format!("/v1beta/models/{model}:batchEmbedContents"),
+                    json!({ "requests": requests }),
+                ))
+            }
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        if !response.is_success() {
+            return Err(classify(&response));
+        }
+        match request {
+            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
+            Request::LlmEmbeddings(q) => {
+                let reply: EmbedReply = response.json()?;
+                let model = q.model.as_deref().unwrap_or(EMBEDDING_MODEL);
+                let model = model.strip_prefix("models/").unwrap_or(model).to_string();
+                let vectors = reply.embeddings.into_iter().map(|e| e.values).collect();
+                Embeddings::new(model, vectors, q.inputs.len(), EmbeddingUsage { input_tokens: None })
+                    .map(|e| Step::Done(Data::LlmEmbeddings(e)))
+                    .map_err(|f| f.status(response.status))
+            }
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// The model as a path segment: `models/` dropped, and only characters
+/// Gemini model ids use, so that a name cannot change the path.
+fn model_id(model: &str) -> Result<&str, ProviderFailure> {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if !model.is_empty()
+        && model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        Ok(model)
+    } else {
+        Err(
+            ProviderFailure::unsupported(format!("{model:?} is not a Gemini model id"))
+                .not_sent(),
+        )
+    }
+}
+
+fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
+    let reply: GenerateReply = response.json()?;
+    let usage = reply.usage_metadata.unwrap_or_default();
+    let thoughts = usage.thoughts_token_count.unwrap_or(0);
+    let mut tokens = TokenUsage::new(
+        usage.prompt_token_count.unwrap_or(0),
+        usage.candidates_token_count.unwrap_or(0) + thoughts,
+    );
+    tokens.total_tokens = usage.total_token_count.unwrap_or(tokens.total_tokens);
+    tokens.cached_input_tokens = usage.cached_content_token_count;
+    tokens.reasoning_tokens = usage.thoughts_token_count;
+    let model = reply
+        .model_version
+        .unwrap_or_else(|| q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string()));
+    let Some(candidate) = reply.candidates.into_iter().next() else {
+        // No candidate at all: the prompt itself was blocked.
+        return match reply.prompt_feedback.and_then(|f| f.block_reason) {
+            Some(_) => Ok(ChatReply {
+                id: reply.response_id,
+                model,
+                text: String::new(),
+                reasoning: None,
+                finish_reason: FinishReason::ContentFilter,
+                usage: tokens,
+            }),
+            None => Err(ProviderFailure::malformed("Gemini answered without candidates")
+                .status(response.status)),
+        };
+    };
+    let finish_reason = match candidate.finish_reason.as_deref() {
+        Some("STOP") => FinishReason::Stop,
+        Some("MAX_TOKENS") => FinishReason::Length,
+        Some(
+            "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY",
+        ) => FinishReason::ContentFilter,
+        Some("MALFORMED_FUNCTION_CALL") => FinishReason::Error,
+        _ => FinishReason::Other,
+    };
+    if finish_reason == FinishReason::Error {
+        return Err(response.failure(
+            FailureClass::Transient,
+            "Gemini: generation failed (MALFORMED_FUNCTION_CALL)",
+        ));
+    }
+    let (mut text, mut reasoning) = (String::new(), String::new());
+    for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+        let Some(part_text) = part.text else { continue };
+        if part.thought {
+            reasoning.push_str(&part_text);
+        } else {
+            text.push_str(&part_text);
+        }
+    }
+    Ok(ChatReply {
+        id: reply.response_id,
+        model,
+        text,
+        reasoning: (!reasoning.is_empty()).then_some(reasoning),
+        finish_reason,
+        usage: tokens,
+    })
+}
+
+/// Classifies a Google RPC error.
+fn classify(response: &HttpResponse) -> ProviderFailure {
+    let error = response.json::<ErrorBody>().ok().map(|b| b.error);
+    let Some(error) = error else {
+        return response
+            .check_status()
+            .err()
+            .unwrap_or_else(|| response.failure(FailureClass::Transient, response.body_excerpt()));
+    };
+    let message = format!("Gemini: {}", clip(&error.message));
+    let reason_is = |prefix: &str| {
+        error
+            .details
+            .iter()
+            .any(|d| d.reason.as_deref().is_some_and(|r| r.starts_with(prefix)))
+    };
+    if error.status == "RESOURCE_EXHAUSTED" || response.status == 429 {
+        let daily = error
+            .details
+            .iter()
+            .flat_map(|d| &d.violations)
+            .any(|v| v.quota_id.as_deref().is_some_and(|id| id.contains("PerDay")));
+        if daily {
+            return response
+                .failure(FailureClass::QuotaExhausted, message)
+                .reset_at(next_pacific_midnight(response.received_at));
+        }
+        let delay = error
+            .details
+            .iter()
+            .find_map(|d| d.retry_delay.as_deref().and_then(parse_delay));
+        return response
+            .failure(FailureClass::RateLimited, message)
+            .retry_after(delay.or_else(|| response.retry_after()));
+    }
+    let class = match error.status.as_str() {
+        _ if reason_is("API_KEY_") => FailureClass::Auth,
+        "UNAUTHENTICATED" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" => FailureClass::Auth,
+        _ if is_context_overflow(&error.message) => FailureClass::ContextLengthExceeded,
+        "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" => FailureClass::Transient,
+        _ => match response.status {
+            401 | 403 => FailureClass::Auth,
+            408 | 500..=599 => FailureClass::Transient,
+            _ => FailureClass::InvalidRequest,
+        },
+    };
+    response.failure(class, message)
+}
+
+/// A protobuf duration as JSON: `"37s"`, `"0.25s"`.
+fn parse_delay(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.strip_suffix('s')?.parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// When the free tier's daily counters reset: the next midnight in
+/// California.
+fn next_pacific_midnight(now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let tomorrow = now
+        .with_timezone(&Los_Angeles)
+        .date_naive()
+        .checked_add_days(Days::new(1))?;
+    Los_Angeles
+        .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: RpcError,
+}
+
+#[derive(Deserialize)]
+struct RpcError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    details: Vec<RpcDetail>,
+}
+
+/// One entry of `details`: `ErrorInfo` (`reason`), `QuotaFailure`
+/// (`violations`) or `RetryInfo` (`retryDelay`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcDetail {
+    reason: Option<String>,
+    #[serde(default)]
+    violations: Vec<QuotaViolation>,
+    retry_delay: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaViolation {
+    quota_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateReply {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    prompt_feedback: Option<PromptFeedback>,
+    usage_metadata: Option<UsageMetadata>,
+    model_version: Option<String>,
+    response_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    content: Option<Content>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    block_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    total_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct EmbedReply {
+    embeddings: Vec<EmbeddingValues>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingValues {
+    values: Vec<f32>,
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "POST",
+        path: "/v1beta/models/gemini-2.5-flash:generateContent",
+        status: 200,
+        body: GENERATE,
+    },
+    Fixture {
+        method: "POST",
+        path: "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+        status: 200,
+        body: EMBED,
+    },
+];
+
+/// `gemini-2.5-flash` answering "What is the capital of France?" after
+/// thinking.
+const GENERATE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"The capital of France is Paris."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":14,"candidatesTokenCount":8,"totalTokenCount":51,"promptTokensDetails":[{"modality":"TEXT","tokenCount":14}],"thoughtsTokenCount":29},"modelVersion":"gemini-2.5-flash","responseId":"EXdxaoKrC62fz7IPi9XBwQM"}"#;
+
+/// Two inputs (vectors shortened from 3072 dimensions).
+const EMBED: &str = r#"{"embeddings":[{"values":[-0.022374554,0.0056463587,0.012389391,-0.07077545,0.0074845133]},{"values":[-0.012818572,-0.0027395398,0.017534416,-0.061530668,0.0016707245]}]}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn reply_of(body: &str) -> ChatReply {
+        match answer(&Gemini, &chat_request(), test_response(200, &[], body)) {
+            Data::LlmChat(reply) => reply,
+            other => panic!("not a chat reply: {other:?}"),
+        }
+    }
+
+    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
+        failure(&Gemini, &chat_request(), test_response(status, headers, body))
+    }
+
+    #[test]
+    fn requests_are_exact_and_carry_no_key() {
+        let req = Gemini.request(&chat_request(), &ctx(&Gemini)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(
+            req.url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert!(req.query.is_empty() && req.headers.is_empty());
+        assert_eq!(
+            req.body.unwrap(),
+            json!({
+                "contents": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}],
+                "systemInstruction": {"parts": [{"text": "Answer in one sentence."}]},
+                "generationConfig": {"temperature": 0.2, "maxOutputTokens": 64},
+            })
+        );
+        assert_eq!(
+            INFO.auth,
+            Auth::Key {
+                env: "GEMINI_API_KEY",
+                placement: KeyPlacement::Header { name: "x-goog-api-key", prefix: "" },
+                optional: false,
+            }
+        );
+
+        let turns = request(
+            "llm.chat",
+            json!({"messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "Capital of France?"},
+            ], "model": "models/gemini-2.5-pro"}),
+        );
+        let req = Gemini.request(&turns, &ctx(&Gemini)).unwrap();
+        assert!(req.url.ends_with("/v1beta/models/gemini-2.5-pro:generateContent"));
+        let body = req.body.unwrap();
+        assert_eq!(body["contents"][1]["role"], "model");
+        assert!(body.get("systemInstruction").is_none() && body.get("generationConfig").is_none());
+
+        let req = Gemini.request(&embeddings_request(), &ctx(&Gemini)).unwrap();
+        assert_eq!(
+            req.url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        assert_eq!(
+            req.body.unwrap()["requests"][1],
+            json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "Paris is in France."}]}, "taskType": "RETRIEVAL_DOCUMENT"})
+        );
+    }
+
+    #[test]
+    fn a_model_name_cannot_change_the_path() {
+        for model in ["../files", "gemini?x=1", "a/b"] {
+            let r = request(
+                "llm.chat",
+                json!({"messages": [{"role": "user", "content": "Hi"}], "model": model}),
+            );
+            let f = Gemini.request(&r, &ctx(&Gemini)).unwrap_err();
+            assert_eq!(f.class, FailureClass::Unsupported, "{model}");
+        }
+    }
+
+    #[test]
+    fn fixtures_normalise_with_thinking_tokens_in_the_output() {
+        let reply = reply_of(GENERATE);
+        assert_eq!(reply.id.as_deref(), Some("EXdxaoKrC62fz7IPi9XBwQM"));
+        assert_eq!(reply.model, "gemini-2.5-flash");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.usage.input_tokens, 14);
+        assert_eq!(reply.usage.output_tokens, 37, "8 answer + 29 thinking");
+        assert_eq!(reply.usage.total_tokens, 51);
+        assert_eq!(reply.usage.reasoning_tokens, Some(29));
+        assert_eq!(reply.usage.cached_input_tokens, None);
+
+        let Data::LlmEmbeddings(e) = answer(&Gemini, &embeddings_request(), test_response(200, &[], EMBED)) else {
+            panic!("wrong data")
+        };
+        assert_eq!((e.model.as_str(), e.dimensions), ("gemini-embedding-001", 5));
+        assert_eq!(e.vectors[1][4], 0.0016707245);
+        assert_eq!(e.usage.input_tokens, None);
+    }
+
+    #[test]
+    fn thoughts_blocked_prompts_and_finish_reasons() {
+        let body = r#"{"candidates":[{"content":{"parts":[{"text":"France... capital.","thought":true},{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7,"cachedContentTokenCount":4}}"#;
+        let reply = reply_of(body);
+        assert_eq!(reply.text, "Paris.");
+        assert_eq!(reply.reasoning.as_deref(), Some("France... capital."));
+        assert_eq!(reply.finish_reason, FinishReason::Length);
+        assert_eq!(reply.usage.cached_input_tokens, Some(4));
+        assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
+
+        let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH"}]},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash"}"#;
+        let reply = reply_of(blocked);
+        assert_eq!((reply.text.as_str(), reply.finish_reason), ("", FinishReason::ContentFilter));
+
+        let body = GENERATE.replace("\"STOP\"", "\"RECITATION\"");
+        assert_eq!(reply_of(&body).finish_reason, FinishReason::ContentFilter);
+        let body = GENERATE.replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
+        assert_eq!(failure_of(200, &[], &body).class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn a_daily_quota_is_benched_until_midnight_pacific_and_a_minute_limit_waits() {
+        let body = |quota_id: &str, delay: &str| {
+            json!({"error": {"code": 429, "message": "You exceeded your current quota, please check your plan and billing details.", "status": "RESOURCE_EXHAUSTED", "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": quota_id, "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "20"}]},
+                {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+            ]}})
+            .to_string()
+        };
+        // Received 2025-01-15T14:05:00Z = 06:05 in Los Angeles (PST).
+        let f = failure_of(429, &[], &body("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "35100s"));
+        assert_eq!(f.class, FailureClass::QuotaExhausted);
+        assert_eq!(f.reset_at, Some("2025-01-16T08:00:00Z".parse().unwrap()));
+
+        let f = failure_of(429, &[], &body("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "37.5s"));
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_millis(37_500)));
+        assert!(f.message.starts_with("Gemini: You exceeded"), "{}", f.message);
+    }
+
+    #[test]
+    fn error_statuses_are_classified() {
+        let rpc = |code: u16, status: &str, message: &str, details: Value| {
+            let body = json!({"error": {"code": code, "message": message, "status": status, "details": details}});
+            failure_of(code, &[], &body.to_string())
+        };
+        let invalid_key = rpc(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]),
+        );
+        assert_eq!(invalid_key.class, FailureClass::Auth, "a 400 that is a refused key");
+        for (code, status, message, class) in [
+            (403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.", FailureClass::Auth),
+            (400, "FAILED_PRECONDITION", "User location is not supported for the API use.", FailureClass::Auth),
+            (400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", FailureClass::ContextLengthExceeded),
+            (400, "INVALID_ARGUMENT", "Invalid value at 'generation_config.temperature'", FailureClass::InvalidRequest),
+            (404, "NOT_FOUND", "models/gemini-9 is not found for API version v1beta", FailureClass::InvalidRequest),
+            (500, "INTERNAL", "An internal error has occurred.", FailureClass::Transient),
+            (503, "UNAVAILABLE", "The model is overloaded. Please try again later.", FailureClass::Transient),
+            (504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.", FailureClass::Transient),
+        ] {
+            assert_eq!(rpc(code, status, message, json!([])).class, class, "{status}: {message}");
+        }
+        let f = failure_of(429, &[("retry-after", "5")], "Too Many Requests");
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(5)));
+        let f = failure_of(502, &[], "<html>Bad Gateway</html>");
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        assert_truncations_are_malformed(&Gemini, &chat_request(), GENERATE);
+        assert_truncations_are_malformed(&Gemini, &embeddings_request(), EMBED);
+        let f = failure_of(200, &[], "{}");
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+        let one = request("llm.embeddings", json!({"inputs": "one"}));
+        let f = failure(&Gemini, &one, test_response(200, &[], EMBED));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

@@ -1,0 +1,124 @@
+//! Groq: `llm.chat` on open-weight models, through the shared
+//! [`OpenAiCompatible`] implementation.
+//!
+//! Quirk: the OpenAI-compatible API lives under `/openai/v1`. The free plan
+//! limits each model per organization (the default
+//! `llama-3.3-70b-versatile`: 30 requests/min, 1,000/day); every response
+//! carries `x-ratelimit-*` headers and a 429 carries `retry-after`. The key
+//! (`GROQ_API_KEY`) goes in `Authorization: Bearer`. The usage block adds
+//! timing fields (`queue_time`, …), which are ignored.
+
+use super::openai_compat::OpenAiCompatible;
+use crate::capability::CapabilityId;
+use crate::error::FailureClass;
+use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
+
+/// Groq (<https://console.groq.com>): fast inference of Llama and other
+/// open-weight models, with a free plan.
+pub static GROQ: OpenAiCompatible = OpenAiCompatible {
+    info: &INFO,
+    chat_path: "/openai/v1/chat/completions",
+    chat_model: "llama-3.3-70b-versatile",
+    embeddings: None,
+    max_tokens_field: "max_tokens",
+    model_aliases: &[
+        ("llama-3.3-70b", "llama-3.3-70b-versatile"),
+        ("llama-3.1-8b", "llama-3.1-8b-instant"),
+    ],
+    forbidden: FailureClass::Auth,
+    fixtures: FIXTURES,
+};
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "groq",
+    name: "Groq",
+    capabilities: &[CapabilityId::LlmChat],
+    auth: Auth::Key {
+        env: "GROQ_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "Authorization",
+            prefix: "Bearer ",
+        },
+        optional: false,
+    },
+    base_url: "https://api.groq.com",
+    docs_url: "https://console.groq.com/docs/api-reference",
+    terms: "Free plan with limits per model and organization (llama-3.3-70b-versatile: \
+            30 requests/min, 1,000 requests/day); paid plans above.",
+    commercial_use: true,
+    default_rate_limit: Some("30/min"),
+    default_daily_quota: Some(1_000),
+};
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "POST",
+    path: "/openai/v1/chat/completions",
+    status: 200,
+    body: CHAT,
+}];
+
+/// `llama-3.3-70b-versatile` answering "What is the capital of France?".
+const CHAT: &str = r#"{"id":"chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22","object":"chat.completion","created":1730241104,"model":"llama-3.3-70b-versatile","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris."},"logprobs":null,"finish_reason":"stop"}],"usage":{"queue_time":0.037493756,"prompt_tokens":45,"prompt_time":0.003911027,"completion_tokens":8,"completion_time":0.029090909,"total_tokens":53,"total_time":0.033001936},"system_fingerprint":"fp_3884478861","x_groq":{"id":"req_01jbd6g2qdfw2adyrt2az8hz4w"}}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+
+    use super::*;
+    use crate::capability::llm::FinishReason;
+    use crate::provider::Provider;
+    use crate::providers::openai_compat::testing::*;
+    use crate::providers::testing::*;
+
+    #[test]
+    fn requests_use_the_openai_prefix_and_carry_no_key() {
+        let req = GROQ.request(&chat_request(), &ctx(&GROQ)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(req.url, "https://api.groq.com/openai/v1/chat/completions");
+        assert!(req.headers.is_empty());
+        assert_eq!(req.body.unwrap()["model"], "llama-3.3-70b-versatile");
+        assert!(matches!(
+            INFO.auth,
+            Auth::Key { env: "GROQ_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+        ));
+    }
+
+    #[test]
+    fn fixture_normalises_despite_timing_fields() {
+        let reply = reply_of(&GROQ, CHAT);
+        assert_eq!(reply.model, "llama-3.3-70b-versatile");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (45, 8, 53)
+        );
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22")
+        );
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        assert_common_error_signals(&GROQ);
+        // A tokens-per-minute limit is throttling, not a context overflow.
+        let f = class_of(
+            &GROQ,
+            413,
+            &[("retry-after", "2")],
+            r#"{"error":{"message":"Request too large for model `llama-3.3-70b-versatile` in organization `org_01` on tokens per minute (TPM): Limit 6000, Requested 7000, please reduce your message size and try again.","type":"tokens","code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
+        let f = class_of(
+            &GROQ,
+            400,
+            &[],
+            r#"{"error":{"message":"Please reduce the length of the messages or completion.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+    }
+}

@@ -1,0 +1,136 @@
+//! Mistral AI: `llm.chat` and `llm.embeddings`, through the shared
+//! [`OpenAiCompatible`] implementation.
+//!
+//! The free "Experiment" tier allows 1 request/s per workspace; the key
+//! (`MISTRAL_API_KEY`) goes in `Authorization: Bearer`. Quirks handled by the
+//! shared code: the finish reason `model_length` (the context window filled
+//! up), error bodies without an `error` wrapper
+//! (`{"object":"error","message":…}`), and the context error worded "too
+//! large for model with N maximum context length".
+
+use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
+use crate::capability::CapabilityId;
+use crate::error::FailureClass;
+use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
+
+/// Mistral AI (<https://docs.mistral.ai>): Mistral chat models and
+/// `mistral-embed`.
+pub static MISTRAL: OpenAiCompatible = OpenAiCompatible {
+    info: &INFO,
+    chat_path: "/v1/chat/completions",
+    chat_model: "mistral-small-latest",
+    embeddings: Some(EmbeddingsEndpoint {
+        path: "/v1/embeddings",
+        model: "mistral-embed",
+    }),
+    max_tokens_field: "max_tokens",
+    model_aliases: &[],
+    forbidden: FailureClass::Auth,
+    fixtures: FIXTURES,
+};
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "mistral",
+    name: "Mistral AI",
+    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
+    auth: Auth::Key {
+        env: "MISTRAL_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "Authorization",
+            prefix: "Bearer ",
+        },
+        optional: false,
+    },
+    base_url: "https://api.mistral.ai",
+    docs_url: "https://docs.mistral.ai/api/",
+    terms: "Free Experiment tier for prototyping: 1 request/s, 500,000 tokens/min and \
+            1 billion tokens/month per workspace; paid tiers above.",
+    commercial_use: true,
+    default_rate_limit: Some("1/s"),
+    default_daily_quota: None,
+};
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        body: CHAT,
+    },
+    Fixture {
+        method: "POST",
+        path: "/v1/embeddings",
+        status: 200,
+        body: EMBEDDINGS,
+    },
+];
+
+/// `mistral-small-latest` answering "What is the capital of France?".
+const CHAT: &str = r#"{"id":"cf79f7daaee244b1a0ae5c7b1444424a","object":"chat.completion","model":"mistral-small-latest","usage":{"prompt_tokens":21,"completion_tokens":9,"total_tokens":30},"created":1741569952,"choices":[{"index":0,"message":{"content":"The capital of France is Paris.","tool_calls":null,"prefix":false,"role":"assistant"},"finish_reason":"stop"}]}"#;
+
+/// Two inputs (vectors shortened from 1024 dimensions).
+const EMBEDDINGS: &str = r#"{"id":"8d6a8e8ee0fa460c9360526480f636ee","object":"list","data":[{"object":"embedding","embedding":[-0.0165863037109375,0.07012939453125,0.031494140625,0.013092041015625,0.020416259765625],"index":0},{"object":"embedding","embedding":[-0.0230560302734375,0.039764404296875,0.0419921875,-0.0049285888671875,0.0212554931640625],"index":1}],"model":"mistral-embed","usage":{"prompt_tokens":15,"total_tokens":15,"completion_tokens":0}}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::capability::llm::FinishReason;
+    use crate::capability::Data;
+    use crate::provider::Provider;
+    use crate::providers::openai_compat::testing::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    #[test]
+    fn requests_are_exact_and_carry_no_key() {
+        let req = MISTRAL.request(&chat_request(), &ctx(&MISTRAL)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(req.url, "https://api.mistral.ai/v1/chat/completions");
+        assert!(req.headers.is_empty());
+        assert_eq!(req.body.unwrap()["max_tokens"], 64);
+        let req = MISTRAL.request(&embeddings_request(), &ctx(&MISTRAL)).unwrap();
+        assert_eq!(req.url, "https://api.mistral.ai/v1/embeddings");
+        assert_eq!(req.body.unwrap()["model"], "mistral-embed");
+        assert!(matches!(
+            INFO.auth,
+            Auth::Key { env: "MISTRAL_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+        ));
+    }
+
+    #[test]
+    fn fixtures_normalise() {
+        let reply = reply_of(&MISTRAL, CHAT);
+        assert_eq!(reply.id.as_deref(), Some("cf79f7daaee244b1a0ae5c7b1444424a"));
+        assert_eq!(reply.model, "mistral-small-latest");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (21, 9));
+        assert_eq!(reply.usage.cached_input_tokens, None);
+
+        let Data::LlmEmbeddings(e) =
+            answer(&MISTRAL, &embeddings_request(), test_response(200, &[], EMBEDDINGS))
+        else {
+            panic!("wrong data")
+        };
+        assert_eq!((e.model.as_str(), e.dimensions), ("mistral-embed", 5));
+        assert_eq!(f64::from(e.vectors[0][1]), 0.07012939453125);
+        assert_eq!(e.usage.input_tokens, Some(15));
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        assert_common_error_signals(&MISTRAL);
+        let f = class_of(
+            &MISTRAL,
+            401,
+            &[],
+            r#"{"message":"Unauthorized","request_id":"8f1cf0a2b7e2c4d6"}"#,
+        );
+        assert_eq!(f.class, FailureClass::Auth);
+        assert_eq!(f.message, "Mistral AI: Unauthorized");
+        let body = r#"{"id":"x","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is"},"finish_reason":"model_length"}]}"#;
+        assert_eq!(reply_of(&MISTRAL, body).finish_reason, FinishReason::ContextLength);
+    }
+}

@@ -1,0 +1,367 @@
+//! Ollama: `llm.chat` and `llm.embeddings` on models running on your own
+//! machine; the only keyless LLM provider, so it leads both default chains.
+//!
+//! This adapter speaks Ollama's native API (`/api/chat`, `/api/embed`), not
+//! its OpenAI-compatible `/v1`, for one reason that matters to a fallback
+//! chain: only the native API takes `"truncate": false`. Without it, a prompt
+//! longer than the model's context window is silently cut (front first, the
+//! system prompt included) and the model answers a different question with
+//! a 200; with it, Ollama refuses ("exceeds the available context size"),
+//! which is classified as a context-length error so the chain falls back to
+//! a provider with a larger window. Older Ollama versions ignore the field.
+//! The native API is also Ollama's primary, stable one (the compatibility
+//! layer is documented as experimental) and reports `done_reason` and token
+//! counts directly.
+//!
+//! Errors are `{"error":"…"}`: 404 means the model is not pulled (an invalid
+//! request here: the next provider is tried, and the message says
+//! `ollama pull`), 429 and 401 come from Ollama's hosted models, 5xx are
+//! transient. When Ollama is not running the connection is refused, which
+//! is always safe to retry and then falls back.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clip, not_served};
+use crate::capability::llm::{
+    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
+    EmbeddingsQuery, FinishReason, TokenUsage,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// Ollama (<https://ollama.com>): open-weight models served locally,
+/// keyless.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ollama;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "ollama",
+    name: "Ollama",
+    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
+    auth: Auth::Keyless,
+    base_url: "http://localhost:11434",
+    docs_url: "https://docs.ollama.com/api",
+    terms: "Runs on your own machine: no key and no quota. Pull the models first \
+            (`ollama pull llama3.2`, `ollama pull nomic-embed-text`); each model's own \
+            licence applies.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+/// Models used when the request names none.
+const CHAT_MODEL: &str = "llama3.2";
+const EMBEDDING_MODEL: &str = "nomic-embed-text";
+
+/// Ollama's tags for the cross-provider aliases.
+const MODEL_ALIASES: &[(&str, &str)] = &[("llama-3.3-70b", "llama3.3"), ("llama-3.1-8b", "llama3.1:8b")];
+
+impl Provider for Ollama {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        match request {
+            Request::LlmChat(q) => {
+                let model = pick_model(q.model.as_deref(), CHAT_MODEL, MODEL_ALIASES, INFO.id)?;
+                let messages: Vec<Value> = q
+                    .messages
+                    .iter()
+                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+                    .collect();
+                let mut body = Map::new();
+                body.insert("model".into(), json!(model));
+                body.insert("messages".into(), Value::Array(messages));
+                body.insert("stream".into(), json!(false));
+                body.insert("truncate".into(), json!(false));
+                let mut options = Map::new();
+                if let Some(t) = q.temperature {
+                    options.insert("temperature".into(), json!(t.get()));
+                }
+                if let Some(n) = q.max_tokens {
+                    options.insert("num_predict".into(), json!(n));
+                }
+                if !options.is_empty() {
+                    body.insert("options".into(), Value::Object(options));
+                }
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    "/api/chat",
+                    Value::Object(body),
+                ))
+            }
+            Request::LlmEmbeddings(q) => {
+                let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    "/api/embed",
+                    json!({"model": model, "input": q.inputs, "truncate": false}),
+                ))
+            }
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        // An error can also arrive with a 200 once generation has started.
+        if let Ok(ErrorBody { error }) = response.json::<ErrorBody>() {
+            return Err(classify(&response, &error));
+        }
+        if !response.is_success() {
+            return Err(classify(&response, &response.body_excerpt()));
+        }
+        match request {
+            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
+            Request::LlmEmbeddings(q) => embeddings(q, &response),
+            _ => Err(not_served(&INFO, request)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
+    let reply: ChatResponse = response.json()?;
+    if !reply.done {
+        return Err(ProviderFailure::malformed("Ollama sent an unfinished answer")
+            .status(response.status));
+    }
+    let finish_reason = match reply.done_reason.as_deref() {
+        Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Other,
+    };
+    Ok(ChatReply {
+        id: None,
+        model: reply.model.unwrap_or_else(|| {
+            q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string())
+        }),
+        text: reply.message.content,
+        reasoning: reply.message.thinking.filter(|t| !t.is_empty()),
+        finish_reason,
+        usage: TokenUsage::new(
+            reply.prompt_eval_count.unwrap_or(0),
+            reply.eval_count.unwrap_or(0),
+        ),
+    })
+}
+
+fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
+    let reply: EmbedResponse = response.json()?;
+    let usage = EmbeddingUsage {
+        input_tokens: reply.prompt_eval_count,
+    };
+    Embeddings::new(reply.model, reply.embeddings, q.inputs.len(), usage)
+        .map(|e| Step::Done(Data::LlmEmbeddings(e)))
+        .map_err(|f| f.status(response.status))
+}
+
+/// Classifies Ollama's `{"error": …}` by its text and status.
+fn classify(response: &HttpResponse, error: &str) -> ProviderFailure {
+    let class = match response.status {
+        _ if is_context_overflow(error) => FailureClass::ContextLengthExceeded,
+        429 => FailureClass::RateLimited,
+        401 | 403 => FailureClass::Auth,
+        404 => FailureClass::InvalidRequest,
+        400..=499 => FailureClass::InvalidRequest,
+        _ => FailureClass::Transient,
+    };
+    let hint = if response.status == 404 {
+        " (pull it with `ollama pull`)"
+    } else {
+        ""
+    };
+    response.failure(class, format!("Ollama: {}{hint}", clip(error)))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    model: Option<String>,
+    message: ChatMessage,
+    done: bool,
+    done_reason: Option<String>,
+    prompt_eval_count: Option<u64>,
+    eval_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    content: String,
+    thinking: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EmbedResponse {
+    model: String,
+    embeddings: Vec<Vec<f32>>,
+    prompt_eval_count: Option<u64>,
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "POST",
+        path: "/api/chat",
+        status: 200,
+        body: CHAT,
+    },
+    Fixture {
+        method: "POST",
+        path: "/api/embed",
+        status: 200,
+        body: EMBED,
+    },
+];
+
+/// `llama3.2` answering "What is the capital of France?" (durations in ns).
+const CHAT: &str = r#"{"model":"llama3.2","created_at":"2025-01-15T14:05:00.123456Z","message":{"role":"assistant","content":"The capital of France is Paris."},"done_reason":"stop","done":true,"total_duration":4883583458,"load_duration":1334875,"prompt_eval_count":36,"prompt_eval_duration":342546000,"eval_count":8,"eval_duration":4535599000}"#;
+
+/// Two inputs (vectors shortened from 768 dimensions).
+const EMBED: &str = r#"{"model":"nomic-embed-text","embeddings":[[0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814],[0.008599704,0.105441414,-0.025878139,0.12958129,0.031952348]],"total_duration":14143917,"load_duration":1019500,"prompt_eval_count":14}"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+
+    use super::*;
+    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn reply_of(body: &str) -> ChatReply {
+        match answer(&Ollama, &chat_request(), test_response(200, &[], body)) {
+            Data::LlmChat(reply) => reply,
+            other => panic!("not a chat reply: {other:?}"),
+        }
+    }
+
+    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
+        failure(&Ollama, &chat_request(), test_response(status, headers, body))
+    }
+
+    #[test]
+    fn requests_are_exact_and_refuse_silent_truncation() {
+        let req = Ollama.request(&chat_request(), &ctx(&Ollama)).unwrap();
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(req.url, "http://localhost:11434/api/chat");
+        assert!(req.query.is_empty() && req.headers.is_empty());
+        assert_eq!(
+            req.body.unwrap(),
+            json!({
+                "model": "llama3.2",
+                "messages": [
+                    {"role": "system", "content": "Answer in one sentence."},
+                    {"role": "user", "content": "What is the capital of France?"},
+                ],
+                "stream": false,
+                "truncate": false,
+                "options": {"temperature": 0.2, "num_predict": 64},
+            })
+        );
+        let req = Ollama.request(&embeddings_request(), &ctx(&Ollama)).unwrap();
+        assert_eq!(req.url, "http://localhost:11434/api/embed");
+        assert_eq!(
+            req.body.unwrap(),
+            json!({"model": "nomic-embed-text", "input": ["The capital of France is Paris.", "Paris is in France."], "truncate": false})
+        );
+        assert_eq!(INFO.auth, Auth::Keyless);
+
+        let aliased = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "llama-3.3-70b"}),
+        );
+        let body = Ollama.request(&aliased, &ctx(&Ollama)).unwrap().body.unwrap();
+        assert_eq!(body["model"], "llama3.3");
+        assert!(body.get("options").is_none());
+    }
+
+    #[test]
+    fn fixtures_normalise() {
+        let reply = reply_of(CHAT);
+        assert_eq!(reply.id, None);
+        assert_eq!(reply.model, "llama3.2");
+        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (36, 8, 44)
+        );
+
+        let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], EMBED)) else {
+            panic!("wrong data")
+        };
+        assert_eq!((e.model.as_str(), e.dimensions), ("nomic-embed-text", 5));
+        assert_eq!(e.vectors[1][1], 0.105441414);
+        assert_eq!(e.usage.input_tokens, Some(14));
+    }
+
+    #[test]
+    fn thinking_and_length_are_normalised() {
+        let body = r#"{"model":"qwen3","created_at":"2025-01-15T14:05:00Z","message":{"role":"assistant","content":"Paris","thinking":"The user wants the capital."},"done_reason":"length","done":true,"eval_count":64}"#;
+        let reply = reply_of(body);
+        assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
+        assert_eq!(reply.finish_reason, FinishReason::Length);
+        assert_eq!(reply.usage.input_tokens, 0, "prompt fully cached: no count");
+        let unfinished = CHAT.replace("\"done\":true", "\"done\":false");
+        assert_eq!(failure_of(200, &[], &unfinished).class, FailureClass::MalformedResponse);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let f = failure_of(404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#);
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        assert!(f.message.contains("ollama pull"), "{}", f.message);
+        let f = failure_of(
+            400,
+            &[],
+            r#"{"error":"{\"error\":{\"code\":400,\"message\":\"request (351 tokens) exceeds the available context size (256 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":351,\"n_ctx\":256}}"}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        let f = failure_of(500, &[], r#"{"error":"the input length exceeds the context length"}"#);
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        let f = failure_of(429, &[("retry-after", "4")], r#"{"error":"too many concurrent requests"}"#);
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
+        assert_eq!(failure_of(401, &[], r#"{"error":"unauthorized"}"#).class, FailureClass::Auth);
+        assert_eq!(failure_of(400, &[], r#"{"error":"invalid options"}"#).class, FailureClass::InvalidRequest);
+        assert_eq!(
+            failure_of(500, &[], r#"{"error":"llama runner process has terminated: exit status 2"}"#).class,
+            FailureClass::Transient
+        );
+        assert_eq!(failure_of(502, &[], "Bad Gateway").class, FailureClass::Transient);
+        // An error after the answer started, with the status already 200.
+        let f = failure_of(200, &[], r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        assert_truncations_are_malformed(&Ollama, &chat_request(), CHAT);
+        assert_truncations_are_malformed(&Ollama, &embeddings_request(), EMBED);
+        let one = request("llm.embeddings", json!({"inputs": "one"}));
+        let f = failure(&Ollama, &one, test_response(200, &[], EMBED));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

@@ -1,0 +1,775 @@
+//! The OpenAI chat-completions and embeddings wire format, written once for
+//! every provider that speaks it.
+//!
+//! Each such provider (OpenAI, Mistral, Groq, DeepSeek, OpenRouter, Together)
+//! is one `static` [`OpenAiCompatible`] in its own file, holding its
+//! [`ProviderInfo`], paths, default models, model aliases and fixtures, plus
+//! the two ways providers differ in meaning:
+//!
+//! * the name of the output limit: OpenAI's reasoning models refuse
+//!   `max_tokens` and want `max_completion_tokens`;
+//! * what HTTP 403 means: a refused key everywhere, but at OpenRouter the
+//!   input was flagged by moderation (another provider may well answer).
+//!
+//! Everything else is understood here for all of them, since recognising one
+//! provider's signal costs the others nothing:
+//!
+//! * leading blank keep-alive lines before the JSON (DeepSeek under load);
+//! * 402 for exhausted credit (OpenRouter, DeepSeek) → quota exhausted;
+//! * 429 with code `insufficient_quota` (OpenAI's exhausted billing) → quota
+//!   exhausted; any other 429 → rate limited, with `Retry-After`/`retry-after-ms`;
+//! * a context-window error in any wording (`context_length_exceeded`,
+//!   Mistral's "too large for model with … maximum context length", …) →
+//!   [`FailureClass::ContextLengthExceeded`];
+//! * 404 (no such model here) → invalid request, so the next provider is
+//!   tried without counting against this one;
+//! * errors in a 200 body (OpenRouter, once the model has started) and
+//!   `finish_reason: "error"` → classified by their code, never an answer;
+//! * error bodies as `{"error": {…}}` (code a string or a number) or
+//!   Mistral's flat `{"object": "error", "message": …}`;
+//! * `reasoning_content` (DeepSeek) or `reasoning` (OpenRouter, Groq), and
+//!   cached prompt tokens as `prompt_tokens_details.cached_tokens` or
+//!   DeepSeek's `prompt_cache_hit_tokens`.
+//!
+//! None of these providers documents de-duplication of chat requests by an
+//! idempotency header, so a sent request is never repeated: a failure falls
+//! back to the next provider.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clip, not_served};
+use crate::capability::llm::{
+    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
+    EmbeddingsQuery, FinishReason, TokenUsage,
+};
+use crate::capability::{Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// A provider speaking the OpenAI chat-completions (and optionally
+/// embeddings) API. The built-in ones are statics in their own files; an
+/// application can declare another (a vLLM or LM Studio server, a gateway)
+/// the same way and add it to the client.
+#[derive(Debug)]
+pub struct OpenAiCompatible {
+    /// What the provider declares about itself.
+    pub info: &'static ProviderInfo,
+    /// Path of chat completions relative to the base URL
+    /// (`/v1/chat/completions`, Groq `/openai/v1/chat/completions`).
+    pub chat_path: &'static str,
+    /// Model used when the request names none.
+    pub chat_model: &'static str,
+    /// The embeddings endpoint, for providers that embed.
+    pub embeddings: Option<EmbeddingsEndpoint>,
+    /// Body field of the output limit: `max_tokens`, or
+    /// `max_completion_tokens` at OpenAI.
+    pub max_tokens_field: &'static str,
+    /// This provider's ids for the cross-provider
+    /// [`MODEL_ALIASES`](crate::capability::llm::MODEL_ALIASES).
+    pub model_aliases: &'static [(&'static str, &'static str)],
+    /// What HTTP 403 means: [`FailureClass::Auth`], or
+    /// [`FailureClass::InvalidRequest`] where it flags the input.
+    pub forbidden: FailureClass,
+    /// Canned replies in the provider's wire format.
+    pub fixtures: &'static [Fixture],
+}
+
+/// Where and with which default model a provider embeds.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddingsEndpoint {
+    /// Path relative to the base URL (`/v1/embeddings`).
+    pub path: &'static str,
+    /// Model used when the request names none.
+    pub model: &'static str,
+}
+
+impl Provider for OpenAiCompatible {
+    fn info(&self) -> &'static ProviderInfo {
+        self.info
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let id = self.info.id;
+        match (request, &self.embeddings) {
+            (Request::LlmChat(q), _) => {
+                let model =
+                    pick_model(q.model.as_deref(), self.chat_model, self.model_aliases, id)?;
+                let messages: Vec<Value> = q
+                    .messages
+                    .iter()
+                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+                    .collect();
+                let mut body = Map::new();
+                body.insert("model".into(), json!(model));
+                body.insert("messages".into(), Value::Array(messages));
+                if let Some(n) = q.max_tokens {
+                    body.insert(self.max_tokens_field.into(), json!(n));
+                }
+                if let Some(t) = q.temperature {
+                    body.insert("temperature".into(), json!(t.get()));
+                }
+                body.insert("stream".into(), json!(false));
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    self.chat_path,
+                    Value::Object(body),
+                ))
+            }
+            (Request::LlmEmbeddings(q), Some(endpoint)) => {
+                let model = pick_model(q.model.as_deref(), endpoint.model, &[], id)?;
+                Ok(HttpRequest::post_json(
+                    ctx.base_url,
+                    endpoint.path,
+                    json!({"model": model, "input": q.inputs}),
+                ))
+            }
+            _ => Err(not_served(self.info, request)),
+        }
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        if !response.is_success() {
+            let error = response
+                .json::<ErrorBody>()
+                .ok()
+                .and_then(ErrorBody::detail);
+            return Err(self.failure(response.status, error.as_ref(), &response));
+        }
+        match request {
+            Request::LlmChat(q) => self.chat_reply(q, &response),
+            Request::LlmEmbeddings(q) => self.embeddings(q, &response),
+            _ => Err(not_served(self.info, request)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        self.fixtures
+    }
+}
+
+impl OpenAiCompatible {
+    fn chat_reply(&self, q: &ChatQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
+        let reply: Completion = response.json()?;
+        if let Some(error) = reply.error {
+            return Err(self.failure(error.status_code(), Some(&error), response));
+        }
+        let Some(choice) = reply.choices.into_iter().next() else {
+            return Err(ProviderFailure::malformed(format!(
+                "{} answered without choices",
+                self.info.name
+            ))
+            .status(response.status));
+        };
+        let finish_reason = match choice.finish_reason.as_deref() {
+            Some("stop") => FinishReason::Stop,
+            Some("length") => FinishReason::Length,
+            Some("model_length") => FinishReason::ContextLength,
+            Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+            Some("content_filter") => FinishReason::ContentFilter,
+            Some("error") => FinishReason::Error,
+            _ => FinishReason::Other,
+        };
+        if finish_reason == FinishReason::Error || choice.error.is_some() {
+            let error = choice.error.unwrap_or_default();
+            return Err(self.failure(error.status_code(), Some(&error), response));
+        }
+        let message = choice.message.unwrap_or_default();
+        let usage = reply.usage.unwrap_or_default();
+        let input = usage.prompt_tokens.unwrap_or(0);
+        let output = usage.completion_tokens.unwrap_or(0);
+        let mut tokens = TokenUsage::new(input, output);
+        tokens.total_tokens = usage.total_tokens.unwrap_or(tokens.total_tokens);
+        tokens.cached_input_tokens = usage
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .or(usage.prompt_cache_hit_tokens);
+        tokens.reasoning_tokens = usage
+            .completion_tokens_details
+            .and_then(|d| d.reasoning_tokens);
+        Ok(Step::Done(Data::LlmChat(ChatReply {
+            id: reply.id,
+            model: match reply.model {
+                Some(model) => model,
+                None => pick_model(q.model.as_deref(), self.chat_model, self.model_aliases, "")
+                    .map(str::to_string)
+                    .unwrap_or_default(),
+            },
+            text: message.content.map(Content::into_text).unwrap_or_default(),
+            reasoning: message
+                .reasoning_content
+                .or(message.reasoning)
+                .filter(|r| !r.is_empty()),
+            finish_reason,
+            usage: tokens,
+        })))
+    }
+
+    fn embeddings(
+        &self,
+        q: &EmbeddingsQuery,
+        response: &HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let mut reply: EmbeddingList = response.json()?;
+        reply.data.sort_by_key(|item| item.index);
+        let vectors = reply.data.into_iter().map(|item| item.embedding).collect();
+        let usage = EmbeddingUsage {
+            input_tokens: reply.usage.and_then(|u| u.prompt_tokens),
+        };
+        let embeddings = Embeddings::new(reply.model, vectors, q.inputs.len(), usage)
+            .map_err(|f| f.status(response.status))?;
+        Ok(Step::Done(Data::LlmEmbeddings(embeddings)))
+    }
+
+    /// Classifies an error by its HTTP status (or, inside a 200 body, by
+    /// its code) and what its body says.
+    fn failure(
+        &self,
+        status: u16,
+        error: Option<&ErrorDetail>,
+        response: &HttpResponse,
+    ) -> ProviderFailure {
+        let (message, code) = match error {
+            Some(e) => (e.text(), e.code_text()),
+            None => (response.body_excerpt(), String::new()),
+        };
+        let class = match status {
+            429 if code == "insufficient_quota" => FailureClass::QuotaExhausted,
+            429 => FailureClass::RateLimited,
+            _ if code == "context_length_exceeded" || is_context_overflow(&message) => {
+                FailureClass::ContextLengthExceeded
+            }
+            402 => FailureClass::QuotaExhausted,
+            401 => FailureClass::Auth,
+            403 => self.forbidden,
+            408 | 500..=599 => FailureClass::Transient,
+            400..=499 => FailureClass::InvalidRequest,
+            _ => FailureClass::Transient,
+        };
+        response.failure(class, format!("{}: {}", self.info.name, clip(&message)))
+    }
+}
+
+/// An error body: `{"error": {…}}`, `{"error": "text"}`, or Mistral's flat
+/// `{"object": "error", "message": …, "type": …, "code": …}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<ErrorField>,
+    message: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorField {
+    Detail(ErrorDetail),
+    Text(String),
+}
+
+impl ErrorBody {
+    fn detail(self) -> Option<ErrorDetail> {
+        match self.error {
+            Some(ErrorField::Detail(detail)) => Some(detail),
+            Some(ErrorField::Text(message)) => Some(ErrorDetail {
+                message: Some(message),
+                ..ErrorDetail::default()
+            }),
+            None if self.message.is_some() => Some(ErrorDetail {
+                message: self.message,
+                kind: self.kind,
+                code: self.code,
+                metadata: None,
+            }),
+            None => None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorDetail {
+    message: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// A string (`"context_length_exceeded"`) or, at OpenRouter, a status.
+    code: Option<Value>,
+    /// OpenRouter: the upstream provider's own error under `raw`.
+    metadata: Option<Value>,
+}
+
+impl ErrorDetail {
+    /// The message, with OpenRouter's relayed upstream error appended.
+    fn text(&self) -> String {
+        let mut text = self.message.clone().unwrap_or_default();
+        if let Some(raw) = self.metadata.as_ref().and_then(|m| m.get("raw")) {
+            let raw = raw.as_str().map_or_else(|| raw.to_string(), str::to_string);
+            text = format!("{text} ({raw})");
+        }
+        text
+    }
+
+    /// The code or type as text, for matching.
+    fn code_text(&self) -> String {
+        match &self.code {
+            Some(Value::String(code)) => code.clone(),
+            _ => self.kind.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The HTTP status an error inside a 200 body stands for: its numeric
+    /// code, or 502 (the model failed upstream) when it has none.
+    fn status_code(&self) -> u16 {
+        self.code
+            .as_ref()
+            .and_then(Value::as_u64)
+            .filter(|c| (400..600).contains(c))
+            .map_or(502, |c| c as u16)
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Option<Message>,
+    finish_reason: Option<String>,
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize, Default)]
+struct Message {
+    content: Option<Content>,
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+}
+
+/// A message's content: text, or (Mistral's reasoning models) typed chunks.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Chunks(Vec<Chunk>),
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+impl Content {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(text) => text,
+            Self::Chunks(chunks) => chunks
+                .into_iter()
+                .filter(|c| c.kind == "text")
+                .filter_map(|c| c.text)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Usage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptDetails>,
+    completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek.
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingList {
+    data: Vec<EmbeddingItem>,
+    model: String,
+    usage: Option<EmbeddingTokens>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingTokens {
+    prompt_tokens: Option<u64>,
+}
+
+/// Shared pieces of the LLM providers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::{answer, failure, request};
+
+    /// A two-turn conversation with every optional field set.
+    pub(crate) fn chat_request() -> Request {
+        request(
+            "llm.chat",
+            json!({
+                "messages": [
+                    {"role": "system", "content": "Answer in one sentence."},
+                    {"role": "user", "content": "What is the capital of France?"},
+                ],
+                "max_tokens": 64,
+                "temperature": 0.2,
+            }),
+        )
+    }
+
+    /// The two-text embeddings request the fixtures answer.
+    pub(crate) fn embeddings_request() -> Request {
+        request(
+            "llm.embeddings",
+            json!({"inputs": ["The capital of France is Paris.", "Paris is in France."]}),
+        )
+    }
+
+    /// The chat reply of a provider's 200 body.
+    pub(crate) fn reply_of(provider: &OpenAiCompatible, body: &str) -> ChatReply {
+        match answer(provider, &chat_request(), test_response(200, &[], body)) {
+            Data::LlmChat(reply) => reply,
+            other => panic!("not a chat reply: {other:?}"),
+        }
+    }
+
+    /// The failure class of a chat error response.
+    pub(crate) fn class_of(
+        provider: &OpenAiCompatible,
+        status: u16,
+        headers: &[(&'static str, &str)],
+        body: &str,
+    ) -> ProviderFailure {
+        failure(
+            provider,
+            &chat_request(),
+            test_response(status, headers, body),
+        )
+    }
+
+    /// The signals every OpenAI-compatible provider shares.
+    pub(crate) fn assert_common_error_signals(provider: &OpenAiCompatible) {
+        let f = class_of(
+            provider,
+            429,
+            &[("retry-after", "7")],
+            r#"{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+        assert!(f.message.contains("Rate limit reached"), "{}", f.message);
+
+        let f = class_of(
+            provider,
+            400,
+            &[],
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 8227 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        assert_eq!(f.status, Some(400));
+
+        for (status, class) in [
+            (401, FailureClass::Auth),
+            (402, FailureClass::QuotaExhausted),
+            (404, FailureClass::InvalidRequest),
+            (422, FailureClass::InvalidRequest),
+            (500, FailureClass::Transient),
+            (503, FailureClass::Transient),
+        ] {
+            let f = class_of(
+                provider,
+                status,
+                &[],
+                r#"{"error":{"message":"something","type":"x","code":null}}"#,
+            );
+            assert_eq!(f.class, class, "HTTP {status}");
+            assert!(f.request_sent, "a POST that reached the provider");
+        }
+        let f = class_of(provider, 502, &[], "<html>Bad Gateway</html>");
+        assert_eq!(f.class, FailureClass::Transient);
+        assert!(f.message.contains("Bad Gateway"), "{}", f.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::testing::*;
+    use super::*;
+    use crate::capability::llm::FinishReason;
+    use crate::providers::test_response;
+    use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
+    use crate::providers::{DEEPSEEK, GROQ, MISTRAL, OPENAI, OPENROUTER, TOGETHER};
+
+    const ALL: [&OpenAiCompatible; 6] =
+        [&OPENAI, &MISTRAL, &GROQ, &DEEPSEEK, &OPENROUTER, &TOGETHER];
+
+    #[test]
+    fn every_compatible_provider_builds_the_same_body_and_never_sends_a_key() {
+        for provider in ALL {
+            let req = provider.request(&chat_request(), &ctx(provider)).unwrap();
+            assert_eq!(req.method, Method::POST, "{}", provider.info.id);
+            assert!(req.query.is_empty() && req.headers.is_empty());
+            let body = req.body.unwrap();
+            assert_eq!(body["model"], provider.chat_model);
+            assert_eq!(body["stream"], false);
+            assert_eq!(body[provider.max_tokens_field], 64);
+            assert_eq!(body["temperature"], 0.2);
+            assert_eq!(
+                body["messages"],
+                json!([
+                    {"role": "system", "content": "Answer in one sentence."},
+                    {"role": "user", "content": "What is the capital of France?"},
+                ])
+            );
+            assert!(
+                !provider.info.is_keyless(),
+                "{} needs a key",
+                provider.info.id
+            );
+            assert!(
+                provider.idempotency_header().is_none(),
+                "no chat API de-duplicates by an idempotency header"
+            );
+        }
+        let minimal = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}]}),
+        );
+        let body = OPENAI
+            .request(&minimal, &ctx(&OPENAI))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": false})
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_per_provider_and_skip_providers_without_the_model() {
+        let aliased = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "llama-3.3-70b"}),
+        );
+        let model = |p: &OpenAiCompatible| {
+            p.request(&aliased, &ctx(p))
+                .map(|r| r.body.unwrap()["model"].clone())
+        };
+        assert_eq!(model(&GROQ).unwrap(), "llama-3.3-70b-versatile");
+        assert_eq!(
+            model(&TOGETHER).unwrap(),
+            "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+        );
+        assert_eq!(
+            model(&OPENROUTER).unwrap(),
+            "meta-llama/llama-3.3-70b-instruct"
+        );
+        let skipped = model(&OPENAI).unwrap_err();
+        assert_eq!(skipped.class, FailureClass::Unsupported);
+        assert!(!skipped.request_sent);
+
+        let exact = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "my-org/finetune"}),
+        );
+        let body = DEEPSEEK
+            .request(&exact, &ctx(&DEEPSEEK))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["model"], "my-org/finetune");
+    }
+
+    #[test]
+    fn providers_without_embeddings_do_not_serve_them() {
+        for provider in [&GROQ, &DEEPSEEK, &OPENROUTER] {
+            let f = provider
+                .request(&embeddings_request(), &ctx(provider))
+                .unwrap_err();
+            assert_eq!(f.class, FailureClass::Unsupported);
+        }
+        let weather = request("weather.current", json!({"lat": 1, "lon": 2}));
+        assert_eq!(
+            OPENAI.request(&weather, &ctx(&OPENAI)).unwrap_err().class,
+            FailureClass::Unsupported
+        );
+    }
+
+    #[test]
+    fn errors_inside_a_200_body_are_failures() {
+        // OpenRouter: the model failed after the request was accepted.
+        let f = class_of(
+            &OPENROUTER,
+            200,
+            &[],
+            r#"{"error":{"code":502,"message":"Provider returned error","metadata":{"provider_name":"DeepInfra","raw":"upstream connect error"}}}"#,
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        assert_eq!(f.status, Some(200));
+        assert!(
+            f.message.contains("upstream connect error"),
+            "{}",
+            f.message
+        );
+
+        let f = class_of(
+            &OPENROUTER,
+            200,
+            &[],
+            r#"{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}"#,
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+
+        let f = class_of(
+            &OPENROUTER,
+            200,
+            &[],
+            r#"{"id":"gen-1","model":"m","choices":[{"index":0,"finish_reason":"error","message":{"role":"assistant","content":""},"error":{"code":500,"message":"model crashed"}}]}"#,
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        assert!(f.message.contains("model crashed"), "{}", f.message);
+
+        // Mistral's finish reason `error`, without detail.
+        let f = class_of(
+            &MISTRAL,
+            200,
+            &[],
+            r#"{"id":"x","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Par"},"finish_reason":"error"}]}"#,
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn finish_reasons_and_content_chunks_are_normalised() {
+        let body = |finish: &str| {
+            format!(
+                r#"{{"id":"x","model":"m","choices":[{{"index":0,"message":{{"role":"assistant","content":"Paris"}},"finish_reason":{finish}}}],"usage":{{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}}}"#
+            )
+        };
+        for (finish, expected) in [
+            ("\"stop\"", FinishReason::Stop),
+            ("\"length\"", FinishReason::Length),
+            ("\"model_length\"", FinishReason::ContextLength),
+            ("\"tool_calls\"", FinishReason::ToolCalls),
+            ("\"content_filter\"", FinishReason::ContentFilter),
+            ("\"something_new\"", FinishReason::Other),
+            ("null", FinishReason::Other),
+        ] {
+            assert_eq!(
+                reply_of(&MISTRAL, &body(finish)).finish_reason,
+                expected,
+                "{finish}"
+            );
+        }
+        let chunks = r#"{"id":"x","model":"magistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm"}]},{"type":"text","text":"Paris."}]},"finish_reason":"stop"}]}"#;
+        let reply = reply_of(&MISTRAL, chunks);
+        assert_eq!(reply.text, "Paris.");
+        assert_eq!(reply.usage.total_tokens, 0, "no usage reported");
+    }
+
+    #[test]
+    fn flat_and_text_error_bodies_are_read() {
+        let f = class_of(
+            &MISTRAL,
+            400,
+            &[],
+            r#"{"object":"error","message":"Prompt contains 40000 tokens and 0 draft tokens, too large for model with 32768 maximum context length","type":"invalid_request_invalid_args","param":null,"code":"3051"}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        let f = class_of(
+            &TOGETHER,
+            401,
+            &[],
+            r#"{"error":"Invalid API key provided"}"#,
+        );
+        assert_eq!(f.class, FailureClass::Auth);
+        assert_eq!(f.message, "Together AI: Invalid API key provided");
+        let f = class_of(&GROQ, 429, &[("retry-after-ms", "1500")], "");
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for provider in ALL {
+            let chat = provider
+                .fixtures
+                .iter()
+                .find(|f| f.path == provider.chat_path)
+                .unwrap()
+                .body;
+            assert_truncations_are_malformed(provider, &chat_request(), chat);
+            let wrong = chat.replacen("\"choices\":[", "\"choices\":[7,", 1);
+            let f = failure(provider, &chat_request(), test_response(200, &[], &wrong));
+            assert_eq!(
+                f.class,
+                FailureClass::MalformedResponse,
+                "{}",
+                provider.info.id
+            );
+            let f = failure(provider, &chat_request(), test_response(200, &[], "{}"));
+            assert_eq!(f.class, FailureClass::MalformedResponse);
+            if let Some(endpoint) = provider.embeddings {
+                let body = provider
+                    .fixtures
+                    .iter()
+                    .find(|f| f.path == endpoint.path)
+                    .unwrap()
+                    .body;
+                assert_truncations_are_malformed(provider, &embeddings_request(), body);
+                let one = request("llm.embeddings", json!({"inputs": "only one"}));
+                let f = failure(provider, &one, test_response(200, &[], body));
+                assert_eq!(
+                    f.class,
+                    FailureClass::MalformedResponse,
+                    "2 vectors for 1 input"
+                );
+            }
+        }
+    }
+}
