@@ -109,6 +109,10 @@ pub struct ProviderSettings {
     pub retry: RetryConfig,
     /// Circuit breaker settings.
     pub breaker: BreakerConfig,
+    /// How long a provider that refused the connection (nothing listening,
+    /// e.g. a local Ollama that is not running) stays benched (default 30 s).
+    #[serde(with = "crate::duration::serde_secs")]
+    pub unreachable_bench: Duration,
     /// How long a provider whose key was refused stays benched (default 1 h).
     #[serde(with = "crate::duration::serde_secs")]
     pub auth_bench: Duration,
@@ -124,6 +128,7 @@ impl Default for ProviderSettings {
             daily_quota: None,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
+            unreachable_bench: Duration::from_secs(30),
             auth_bench: Duration::from_secs(3600),
         }
     }

@@ -568,6 +568,16 @@ impl Engine {
             }
             _ => {}
         }
+        if failure.class == FailureClass::Transient && !failure.request_sent {
+            // Nothing is listening: retrying in a second rarely helps, and the
+            // next provider can answer now.
+            slot.bench(
+                now,
+                slot.settings.unreachable_bench,
+                "connection refused".into(),
+            );
+            return None;
+        }
         let server_wait = failure.retry_after.filter(|_| retry.respect_retry_after);
         // A failure that may have reached the provider is only retried when
         // repeating it is safe.

@@ -494,3 +494,41 @@ enabled = false
     assert_eq!(b[0], b[1]);
     assert_ne!(a[0], b[0], "a new key for the next provider");
 }
+
+#[tokio::test]
+async fn a_refused_connection_falls_back_at_once_and_benches_the_provider_briefly() {
+    let emulator = emulator().await;
+    let clock = clock();
+    // Nothing listens on port 9 of the loopback.
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[cache]
+enabled = false
+[providers.open-meteo]
+base_url = "http://127.0.0.1:9"
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "met-norway");
+    assert_eq!(
+        (reply.attempts[0].outcome, reply.attempts[0].tries),
+        ("transient", 1)
+    );
+    assert_eq!(
+        clock.now(),
+        Duration::ZERO,
+        "no backoff spent on a refused connection"
+    );
+
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.attempts[0].outcome, "skipped_benched");
+    assert!(
+        reply.attempts[0].reason.contains("connection refused"),
+        "{}",
+        reply.attempts[0].reason
+    );
+    clock.advance(Duration::from_secs(30));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.attempts[0].tries, 1, "tried again after the bench");
+}
