@@ -14,6 +14,9 @@
 pub mod crypto;
 pub mod finance;
 pub mod llm;
+pub mod media;
+pub mod medical;
+pub mod normalize;
 pub mod params;
 pub mod weather;
 
@@ -118,6 +121,15 @@ capabilities! {
     // texts by the same model do not change.
     LlmChat => "llm.chat", llm::ChatQuery, llm::ChatReply, ttl Duration::from_secs(600);
     LlmEmbeddings => "llm.embeddings", llm::EmbeddingsQuery, llm::Embeddings, ttl Duration::from_secs(86_400);
+    // Media and medical: labels change rarely, searches within hours, catalogues daily.
+    DrugLabel => "medical.drug_label", medical::DrugLabelQuery, medical::DrugLabels, ttl Duration::from_secs(86_400);
+    LiteratureSearch => "medical.literature_search", media::TextQuery, medical::PaperSearch, ttl Duration::from_secs(21_600);
+    ClinicalTrials => "medical.clinical_trials", medical::TrialQuery, medical::TrialSearch, ttl Duration::from_secs(21_600);
+    MovieSearch => "entertainment.movie_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400);
+    TvShowSearch => "tv.show_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400);
+    BooksSearch => "books.search", media::TextQuery, media::BookSearch, ttl Duration::from_secs(86_400);
+    MusicSearch => "music.search", media::MusicQuery, media::MusicSearch, ttl Duration::from_secs(86_400);
+    VideoSearch => "video.search", media::TextQuery, media::VideoSearch, ttl Duration::from_secs(3_600);
 }
 
 impl fmt::Display for CapabilityId {

@@ -50,6 +50,27 @@ providers! {
     cohere::Cohere,
     openai::OPENAI,
     anthropic::Anthropic,
+    // Media and medical (issue #3). Keyless first within each capability;
+    // iTunes sits after TVmaze and the book providers, before the music ones.
+    openfda::OpenFda,
+    dailymed::DailyMed,
+    rxnav::RxNav,
+    pubmed::PubMed,
+    clinicaltrials_gov::ClinicalTrialsGov,
+    europepmc::EuropePmc,
+    openalex::OpenAlex,
+    openlibrary::OpenLibrary,
+    gutendex::Gutendex,
+    google_books::GoogleBooks,
+    tvmaze::Tvmaze,
+    itunes::Itunes,
+    deezer::Deezer,
+    musicbrainz::MusicBrainz,
+    internet_archive::InternetArchive,
+    dailymotion::Dailymotion,
+    tmdb::Tmdb,
+    omdb::Omdb,
+    youtube::YouTube,
 }
 
 // LLM: the OpenAI chat-completions wire format, shared by several providers.

@@ -1,0 +1,232 @@
+//! Gutendex: `books.search` over Project Gutenberg's public-domain books.
+//!
+//! Keyless, no published limit. `/books/?search=` matches author names and
+//! title words; pages hold 32 books and there is no page-size parameter, so
+//! the answer is cut to the request's limit. Authors come as `Last, First`
+//! and are turned round; every book can be read free (`text/html` format).
+
+use serde::Deserialize;
+
+use super::not_served;
+use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
+use crate::capability::normalize::person_name;
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// Gutendex (<https://gutendex.com>): keyless JSON search of Project
+/// Gutenberg's 70,000+ free ebooks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gutendex;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "gutendex",
+    name: "Gutendex (Project Gutenberg)",
+    capabilities: &[CapabilityId::BooksSearch],
+    auth: Auth::Keyless,
+    base_url: "https://gutendex.com",
+    docs_url: "https://gutendex.com",
+    terms: "Keyless, no published limit; public-domain books only. Project Gutenberg asks \
+            that bulk downloads use its mirrors.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+impl Provider for Gutendex {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::BooksSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        // `/books` without the slash answers with a redirect.
+        Ok(HttpRequest::get(ctx.base_url, "/books/").query("search", q.query.as_str()))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::BooksSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        response.check_status()?;
+        let reply: Reply = response.json()?;
+        let results = reply
+            .results
+            .into_iter()
+            .take(usize::from(q.limit))
+            .map(Book::into_result)
+            .collect();
+        Ok(Step::Done(Data::BooksSearch(BookSearch {
+            query: q.query.clone(),
+            total: Some(reply.count),
+            results,
+        })))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    count: u64,
+    results: Vec<Book>,
+}
+
+#[derive(Deserialize)]
+struct Book {
+    id: u64,
+    title: String,
+    #[serde(default)]
+    authors: Vec<Person>,
+    #[serde(default)]
+    summaries: Vec<String>,
+    #[serde(default)]
+    languages: Vec<String>,
+    #[serde(default)]
+    formats: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Person {
+    name: String,
+}
+
+impl Book {
+    /// The URL of the first format whose MIME type starts with `mime`
+    /// (`text/html` also comes as `text/html; charset=utf-8`).
+    fn format(&self, mime: &str) -> Option<String> {
+        self.formats
+            .iter()
+            .find(|(kind, _)| kind.starts_with(mime))
+            .map(|(_, url)| url.clone())
+    }
+
+    fn into_result(self) -> BookResult {
+        BookResult {
+            free_read_url: self.format("text/html"),
+            cover_url: self.format("image/jpeg"),
+            title: self.title,
+            authors: self.authors.iter().map(|a| person_name(&a.name)).collect(),
+            first_published_year: None,
+            isbn13: Vec::new(),
+            isbn10: Vec::new(),
+            languages: self.languages.iter().map(|l| language_code(l)).collect(),
+            description: self.summaries.into_iter().next(),
+            edition_count: None,
+            ids: BookIds {
+                gutenberg: Some(self.id),
+                ..BookIds::default()
+            },
+            url: format!("https://www.gutenberg.org/ebooks/{}", self.id),
+        }
+    }
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/books/",
+    status: 200,
+    body: SEARCH,
+}];
+
+/// `GET /books/?search=dickens great` (one of one result).
+const SEARCH: &str = r#"{"count":1,"next":null,"previous":null,"results":[{"id":1400,"title":"Great Expectations","authors":[{"name":"Dickens, Charles","birth_year":1812,"death_year":1870}],"summaries":["\"Great Expectations\" by Charles Dickens is a novel written in the mid-19th century. The story follows the life of Philip Pirrip, known as Pip, an orphan who is raised by his harsh older sister and her kind-hearted husband, Joe Gargery."],"editors":[],"translators":[],"subjects":["Bildungsromans","England -- Fiction","Orphans -- Fiction"],"bookshelves":["Best Books Ever Listings","Category: British Literature","Category: Novels"],"languages":["en"],"copyright":false,"media_type":"Text","formats":{"text/html":"https://www.gutenberg.org/ebooks/1400.html.images","application/epub+zip":"https://www.gutenberg.org/ebooks/1400.epub3.images","application/x-mobipocket-ebook":"https://www.gutenberg.org/ebooks/1400.kf8.images","text/plain; charset=us-ascii":"https://www.gutenberg.org/ebooks/1400.txt.utf-8","application/rdf+xml":"https://www.gutenberg.org/ebooks/1400.rdf","image/jpeg":"https://www.gutenberg.org/cache/epub/1400/pg1400.cover.medium.jpg","application/octet-stream":"https://www.gutenberg.org/cache/epub/1400/pg1400-h.zip"},"download_count":18743}]}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::FailureClass;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    #[test]
+    fn request_is_exact() {
+        let r = request(
+            "books.search",
+            json!({"query": "dickens great", "limit": 1}),
+        );
+        let req = Gutendex.request(&r, &ctx(&Gutendex)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://gutendex.com/books/");
+        assert_eq!(query(&req), [("search", "dickens great")]);
+        assert!(req.headers.is_empty());
+    }
+
+    #[test]
+    fn fixture_normalises() {
+        let r = request("books.search", json!({"query": "dickens great"}));
+        let body = fixture(&Gutendex, "/books/");
+        let Data::BooksSearch(s) = answer(&Gutendex, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!(s.total, Some(1));
+        let b = &s.results[0];
+        assert_eq!(b.title, "Great Expectations");
+        assert_eq!(b.authors, ["Charles Dickens"]);
+        assert_eq!(b.languages, ["en"]);
+        assert_eq!(
+            b.free_read_url.as_deref(),
+            Some("https://www.gutenberg.org/ebooks/1400.html.images")
+        );
+        assert_eq!(
+            b.cover_url.as_deref(),
+            Some("https://www.gutenberg.org/cache/epub/1400/pg1400.cover.medium.jpg")
+        );
+        assert!(b.description.as_deref().unwrap().contains("Pip"));
+        assert_eq!(
+            (b.ids.gutenberg, b.url.as_str()),
+            (Some(1400), "https://www.gutenberg.org/ebooks/1400")
+        );
+        assert!(b.isbn13.is_empty() && b.first_published_year.is_none());
+
+        let r = request("books.search", json!({"query": "x", "limit": 1}));
+        let empty = r#"{"count":0,"next":null,"previous":null,"results":[]}"#;
+        let Data::BooksSearch(s) = answer(&Gutendex, &r, test_response(200, &[], empty)) else {
+            panic!()
+        };
+        assert!(s.results.is_empty());
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = request("books.search", json!({"query": "x"}));
+        let f = failure(
+            &Gutendex,
+            &r,
+            test_response(502, &[], "<html>Bad Gateway</html>"),
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(
+            &Gutendex,
+            &r,
+            test_response(404, &[], r#"{"detail":"Invalid page."}"#),
+        );
+        assert_eq!(f.class, FailureClass::NotFound);
+        let f = failure(&Gutendex, &r, test_response(429, &[], ""));
+        assert_eq!(f.class, FailureClass::RateLimited);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let r = request("books.search", json!({"query": "x"}));
+        assert_truncations_are_malformed(&Gutendex, &r, fixture(&Gutendex, "/books/"));
+    }
+}

@@ -1,0 +1,371 @@
+//! Internet Archive advanced search: `video.search` over the Archive's
+//! moving-image collections.
+//!
+//! Keyless, no published limit. `/advancedsearch.php` is a Solr front end:
+//! `q` is Solr syntax (the caller's text is kept in parentheses, its own
+//! parentheses dropped), `fl[]` names the fields, `output=json`. Field
+//! values come as a string or a list of strings depending on the item.
+//! Runtimes are free text (`00:05:23`, `5:23`, `23 minutes`).
+
+use serde::Deserialize;
+
+use super::{clip, not_served};
+use crate::capability::media::{VideoResult, VideoSearch};
+use crate::capability::normalize::{iso_date, strip_html};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// Internet Archive (<https://archive.org/advancedsearch.php>): millions of
+/// public films, broadcasts and home movies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InternetArchive;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "internet-archive",
+    name: "Internet Archive",
+    capabilities: &[CapabilityId::VideoSearch],
+    auth: Auth::Keyless,
+    base_url: "https://archive.org",
+    docs_url: "https://archive.org/developers/index-apis.html",
+    terms: "Keyless, no published limit. Each item carries its own license (see `license`); \
+            many are public domain.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+const FIELDS: [&str; 9] = [
+    "identifier",
+    "title",
+    "description",
+    "creator",
+    "date",
+    "publicdate",
+    "downloads",
+    "runtime",
+    "licenseurl",
+];
+
+impl Provider for InternetArchive {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::VideoSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        let text = q.query.replace(['(', ')'], " ");
+        let mut req = HttpRequest::get(ctx.base_url, "/advancedsearch.php")
+            .query("q", format!("({}) AND mediatype:(movies)", text.trim()));
+        for field in FIELDS {
+            req = req.query("fl[]", field);
+        }
+        Ok(req
+            .query("rows", q.limit.to_string())
+            .query("page", "1")
+            .query("output", "json"))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::VideoSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        response.check_status()?;
+        let reply: Reply = response.json()?;
+        // Solr reports errors inside a 200: a bad query as code 400,
+        // anything else (a plain message) as trouble on its side.
+        if let Some(error) = reply.error {
+            let (class, message) = match error {
+                SolrError::Object {
+                    msg,
+                    code: Some(400..=499),
+                } => (FailureClass::InvalidRequest, msg.unwrap_or_default()),
+                SolrError::Object { msg, .. } => (FailureClass::Transient, msg.unwrap_or_default()),
+                SolrError::Text(text) => (FailureClass::Transient, text),
+            };
+            return Err(response.failure(class, format!("Internet Archive: {}", clip(&message))));
+        }
+        let body = reply.response.ok_or_else(|| {
+            ProviderFailure::malformed("Internet Archive reply has no `response`")
+                .status(response.status)
+        })?;
+        let results = body
+            .docs
+            .into_iter()
+            .take(usize::from(q.limit))
+            .filter_map(Doc::into_result)
+            .collect();
+        Ok(Step::Done(Data::VideoSearch(VideoSearch {
+            query: q.query.clone(),
+            total: Some(body.num_found),
+            results,
+        })))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// Seconds in a free-text runtime: `HH:MM:SS`, `MM:SS`, `N minutes`,
+/// `N min`, `N seconds`. Anything else is unknown.
+fn runtime_seconds(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    if text.contains(':') {
+        let mut seconds = 0u64;
+        for part in text.split(':') {
+            let value: u64 = part.trim().parse().ok()?;
+            seconds = seconds.checked_mul(60)?.checked_add(value)?;
+        }
+        return Some(seconds);
+    }
+    let (number, unit) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let factor = match unit.trim() {
+        "min" | "mins" | "minute" | "minutes" => 60.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        _ => return None,
+    };
+    Some((number * factor).round() as u64)
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    response: Option<Body>,
+    error: Option<SolrError>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SolrError {
+    Text(String),
+    Object {
+        msg: Option<String>,
+        code: Option<u16>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    num_found: u64,
+    docs: Vec<Doc>,
+}
+
+/// A field that is a string in some items and a list in others.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Text {
+    fn first(self) -> Option<String> {
+        match self {
+            Text::One(text) => Some(text),
+            Text::Many(list) => list.into_iter().next(),
+        }
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    identifier: String,
+    title: Option<Text>,
+    description: Option<Text>,
+    creator: Option<Text>,
+    date: Option<String>,
+    publicdate: Option<String>,
+    downloads: Option<u64>,
+    runtime: Option<Text>,
+    licenseurl: Option<String>,
+}
+
+impl Doc {
+    fn into_result(self) -> Option<VideoResult> {
+        let id = self.identifier;
+        let published_at =
+            self.publicdate
+                .or(self.date)
+                .and_then(|d| match chrono::DateTime::parse_from_rfc3339(&d) {
+                    Ok(t) => Some(super::utc_text(t.with_timezone(&chrono::Utc))),
+                    Err(_) => iso_date(&d),
+                });
+        Some(VideoResult {
+            title: self
+                .title
+                .and_then(Text::first)
+                .unwrap_or_else(|| id.clone()),
+            url: format!("https://archive.org/details/{id}"),
+            embed_url: Some(format!("https://archive.org/embed/{id}")),
+            thumbnail_url: Some(format!("https://archive.org/services/img/{id}")),
+            duration_s: self
+                .runtime
+                .and_then(Text::first)
+                .and_then(|r| runtime_seconds(&r)),
+            published_at,
+            channel: self.creator.and_then(Text::first),
+            description: self
+                .description
+                .and_then(Text::first)
+                .map(|d| strip_html(&d))
+                .filter(|d| !d.is_empty()),
+            views: self.downloads,
+            license: self.licenseurl,
+            id,
+        })
+    }
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/advancedsearch.php",
+    status: 200,
+    body: SEARCH,
+}];
+
+/// `GET /advancedsearch.php?q=(apollo 11) AND mediatype:(movies)&fl[]=…&rows=2&page=1&output=json`.
+const SEARCH: &str = r#"{"responseHeader":{"status":0,"QTime":41,"params":{"query":"(apollo 11) AND mediatype:(movies)","qin":"(apollo 11) AND mediatype:(movies)","fields":"identifier,title,description,creator,date,publicdate,downloads,runtime,licenseurl","wt":"json","rows":"2","start":0}},"response":{"numFound":2741,"start":0,"docs":[{"identifier":"Apollo11Highlights","title":"Apollo 11 Highlights","description":["<p>Highlights of the <b>Apollo 11</b> mission, July 16&ndash;24, 1969.</p>","Second description paragraph."],"creator":"NASA","date":"1969-07-16T00:00:00Z","publicdate":"2009-07-16T12:34:56Z","downloads":183564,"runtime":"00:23:41","licenseurl":"http://creativecommons.org/publicdomain/mark/1.0/"},{"identifier":"apollo-11-landing-tv","title":["Apollo 11 landing (TV coverage)"],"creator":["CBS News","Walter Cronkite"],"date":"1969","downloads":5120,"runtime":"47 minutes"}]}}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn apollo() -> Request {
+        request("video.search", json!({"query": "apollo (11)", "limit": 2}))
+    }
+
+    #[test]
+    fn request_is_exact() {
+        let req = InternetArchive
+            .request(&apollo(), &ctx(&InternetArchive))
+            .unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://archive.org/advancedsearch.php");
+        let mut expected = vec![("q", "(apollo  11) AND mediatype:(movies)")];
+        expected.extend(FIELDS.iter().map(|f| ("fl[]", *f)));
+        expected.extend([("rows", "2"), ("page", "1"), ("output", "json")]);
+        assert_eq!(query(&req), expected);
+        assert!(req.headers.is_empty());
+    }
+
+    #[test]
+    fn fixture_normalises() {
+        let body = fixture(&InternetArchive, "/advancedsearch.php");
+        let Data::VideoSearch(s) =
+            answer(&InternetArchive, &apollo(), test_response(200, &[], body))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (s.query.as_str(), s.total, s.results.len()),
+            ("apollo (11)", Some(2741), 2)
+        );
+        let v = &s.results[0];
+        assert_eq!(
+            (v.id.as_str(), v.title.as_str()),
+            ("Apollo11Highlights", "Apollo 11 Highlights")
+        );
+        assert_eq!(v.url, "https://archive.org/details/Apollo11Highlights");
+        assert_eq!(
+            v.embed_url.as_deref(),
+            Some("https://archive.org/embed/Apollo11Highlights")
+        );
+        assert_eq!(
+            v.thumbnail_url.as_deref(),
+            Some("https://archive.org/services/img/Apollo11Highlights")
+        );
+        assert_eq!((v.duration_s, v.views), (Some(1421), Some(183564)));
+        assert_eq!(v.published_at.as_deref(), Some("2009-07-16T12:34:56Z"));
+        assert_eq!(v.channel.as_deref(), Some("NASA"));
+        assert_eq!(
+            v.description.as_deref(),
+            Some("Highlights of the Apollo 11 mission, July 16–24, 1969.")
+        );
+        assert_eq!(
+            v.license.as_deref(),
+            Some("http://creativecommons.org/publicdomain/mark/1.0/")
+        );
+        let tv = &s.results[1];
+        assert_eq!(
+            (tv.title.as_str(), tv.channel.as_deref()),
+            ("Apollo 11 landing (TV coverage)", Some("CBS News"))
+        );
+        assert_eq!(
+            (tv.duration_s, tv.published_at.as_deref()),
+            (Some(2820), Some("1969"))
+        );
+    }
+
+    #[test]
+    fn runtimes_parse() {
+        assert_eq!(runtime_seconds("1:02:03"), Some(3723));
+        assert_eq!(runtime_seconds("5:23"), Some(323));
+        assert_eq!(runtime_seconds("23 minutes"), Some(1380));
+        assert_eq!(runtime_seconds("90 sec"), Some(90));
+        assert_eq!(runtime_seconds("1.5 min"), Some(90));
+        assert_eq!(runtime_seconds("about an hour"), None);
+        assert_eq!(runtime_seconds("99999999999999999:00:00"), None);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let solr = r#"{"responseHeader":{"status":400,"QTime":1},"error":{"msg":"org.apache.solr.search.SyntaxError: Cannot parse 'x AND'","code":400}}"#;
+        let f = failure(&InternetArchive, &apollo(), test_response(200, &[], solr));
+        assert_eq!(
+            (f.class, f.status),
+            (FailureClass::InvalidRequest, Some(200))
+        );
+        assert!(f.message.contains("Cannot parse"), "{}", f.message);
+        let f = failure(
+            &InternetArchive,
+            &apollo(),
+            test_response(200, &[], r#"{"error":"search engine unavailable"}"#),
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(
+            &InternetArchive,
+            &apollo(),
+            test_response(502, &[], "<html>Bad Gateway</html>"),
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(
+            &InternetArchive,
+            &apollo(),
+            test_response(429, &[("retry-after", "10")], ""),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&InternetArchive, "/advancedsearch.php");
+        assert_truncations_are_malformed(&InternetArchive, &apollo(), body);
+        let f = failure(&InternetArchive, &apollo(), test_response(200, &[], "{}"));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

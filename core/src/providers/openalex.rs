@@ -1,0 +1,364 @@
+//! OpenAlex: `medical.literature_search` over the open scholarly graph.
+//!
+//! Keyless, 100,000 requests a day. Requests carrying a `mailto` go to the
+//! faster "polite pool"; it is taken from the client-wide contact. `select`
+//! trims each work to the fields normalised here. Abstracts come as an
+//! inverted index (word → positions) and are rebuilt. Over the limit:
+//! 429; bad parameters: 400 `{"error":…,"message":…}`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::pubmed::contact_email;
+use super::{clip, not_served};
+use crate::capability::medical::{Paper, PaperIds, PaperSearch};
+use crate::capability::normalize::{iso_date, non_empty};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// OpenAlex (<https://docs.openalex.org>): 250 million scholarly works with
+/// citations, open-access links and identifiers; CC0.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAlex;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "openalex",
+    name: "OpenAlex",
+    capabilities: &[CapabilityId::LiteratureSearch],
+    auth: Auth::Keyless,
+    base_url: "https://api.openalex.org",
+    docs_url: "https://docs.openalex.org/how-to-use-the-api/api-overview",
+    terms: "Keyless, CC0 data, 100,000 requests/day. Without a contact e-mail (mailto) \
+            requests share the slower common pool: set the client's contact.",
+    commercial_use: true,
+    default_rate_limit: Some("1/s"),
+    default_daily_quota: Some(100_000),
+};
+
+const SELECT: &str = "id,doi,display_name,publication_year,publication_date,ids,authorships,\
+                      primary_location,open_access,cited_by_count,abstract_inverted_index";
+
+impl Provider for OpenAlex {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::LiteratureSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        let req = HttpRequest::get(ctx.base_url, "/works")
+            .query("search", q.query.as_str())
+            .query("per-page", q.limit.to_string())
+            .query("select", SELECT);
+        Ok(match contact_email(ctx.user_agent) {
+            Some(email) => req.query("mailto", email),
+            None => req,
+        })
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::LiteratureSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        response.check_status().map_err(|mut failure| {
+            if let Ok(e) = serde_json::from_slice::<ErrorReply>(&response.body) {
+                failure.message = format!("OpenAlex: {}", clip(&e.message.unwrap_or(e.error)));
+            }
+            failure
+        })?;
+        let reply: Reply = response.json()?;
+        let results = reply
+            .results
+            .into_iter()
+            .take(usize::from(q.limit))
+            .filter_map(Work::into_paper)
+            .collect();
+        Ok(Step::Done(Data::LiteratureSearch(PaperSearch {
+            query: q.query.clone(),
+            total: reply.meta.count,
+            results,
+        })))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// The text of an inverted-index abstract: every word at its positions.
+fn rebuild_abstract(index: &HashMap<String, Vec<usize>>) -> Option<String> {
+    let mut words: Vec<(usize, &str)> = index
+        .iter()
+        .flat_map(|(word, positions)| positions.iter().map(move |p| (*p, word.as_str())))
+        .collect();
+    words.sort_unstable();
+    let text = words.iter().map(|(_, w)| *w).collect::<Vec<_>>().join(" ");
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// The last path segment of an OpenAlex id URL (`…/W2741809807`,
+/// `https://pubmed.ncbi.nlm.nih.gov/32939066`).
+fn last_segment(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    error: String,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    meta: Meta,
+    results: Vec<Work>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Work {
+    id: String,
+    doi: Option<String>,
+    display_name: Option<String>,
+    publication_year: Option<u16>,
+    publication_date: Option<String>,
+    #[serde(default)]
+    ids: WorkIds,
+    #[serde(default)]
+    authorships: Vec<Authorship>,
+    primary_location: Option<Location>,
+    open_access: Option<OpenAccess>,
+    cited_by_count: Option<u64>,
+    abstract_inverted_index: Option<HashMap<String, Vec<usize>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct WorkIds {
+    pmid: Option<String>,
+    pmcid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Authorship {
+    author: AuthorRef,
+}
+
+#[derive(Deserialize)]
+struct AuthorRef {
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Location {
+    source: Option<Source>,
+    landing_page_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OpenAccess {
+    oa_url: Option<String>,
+}
+
+impl Work {
+    fn into_paper(self) -> Option<Paper> {
+        let title = non_empty(self.display_name)?;
+        let mut ids = PaperIds {
+            openalex: Some(last_segment(&self.id).to_string()),
+            pmid: self
+                .ids
+                .pmid
+                .as_deref()
+                .map(|p| last_segment(p).to_string()),
+            ..PaperIds::default()
+        };
+        if let Some(doi) = &self.doi {
+            ids.set_doi(doi);
+        }
+        if let Some(pmcid) = &self.ids.pmcid {
+            ids.set_pmcid(last_segment(pmcid));
+        }
+        let (venue, landing) = match self.primary_location {
+            Some(location) => (
+                location.source.and_then(|s| s.display_name),
+                location.landing_page_url,
+            ),
+            None => (None, None),
+        };
+        let id = self.id;
+        let url = Paper::canonical_url(&ids, || landing.unwrap_or(id));
+        Some(Paper {
+            title,
+            authors: self
+                .authorships
+                .into_iter()
+                .filter_map(|a| a.author.display_name)
+                .collect(),
+            venue,
+            year: self.publication_year,
+            published_at: self.publication_date.as_deref().and_then(iso_date),
+            r#abstract: self
+                .abstract_inverted_index
+                .as_ref()
+                .and_then(rebuild_abstract),
+            citation_count: self.cited_by_count,
+            open_access_url: self.open_access.and_then(|o| o.oa_url),
+            url,
+            ids,
+        })
+    }
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/works",
+    status: 200,
+    body: WORKS,
+}];
+
+/// `GET /works?search=malaria vaccine&per-page=2&select=…&mailto=…`.
+const WORKS: &str = r#"{"meta":{"count":48213,"db_response_time_ms":61,"page":1,"per_page":2,"groups_count":null},"results":[{"id":"https://openalex.org/W3185264539","doi":"https://doi.org/10.1056/NEJMe2110397","display_name":"Malaria Vaccines: A New Era","publication_year":2021,"publication_date":"2021-07-26","ids":{"openalex":"https://openalex.org/W3185264539","doi":"https://doi.org/10.1056/nejme2110397","mag":"3185264539","pmid":"https://pubmed.ncbi.nlm.nih.gov/34310955","pmcid":"https://www.ncbi.nlm.nih.gov/pmc/articles/8390112"},"authorships":[{"author_position":"first","author":{"id":"https://openalex.org/A5023888391","display_name":"Pedro L. Alonso","orcid":null},"institutions":[]}],"primary_location":{"is_oa":true,"landing_page_url":"https://doi.org/10.1056/nejme2110397","pdf_url":null,"source":{"id":"https://openalex.org/S62468778","display_name":"New England Journal of Medicine","issn_l":"0028-4793","type":"journal"},"license":null,"version":"publishedVersion"},"open_access":{"is_oa":true,"oa_status":"bronze","oa_url":"https://www.nejm.org/doi/pdf/10.1056/NEJMe2110397","any_repository_has_fulltext":true},"cited_by_count":19,"abstract_inverted_index":null},{"id":"https://openalex.org/W2100837269","doi":null,"display_name":"Vaccines against malaria","publication_year":1998,"publication_date":"1998-01-01","ids":{"openalex":"https://openalex.org/W2100837269","mag":"2100837269"},"authorships":[{"author_position":"first","author":{"id":"https://openalex.org/A5012345678","display_name":"Stephen L. Hoffman","orcid":null},"institutions":[]},{"author_position":"last","author":{"id":"https://openalex.org/A5087654321","display_name":"Denise L. Doolan","orcid":null},"institutions":[]}],"primary_location":{"is_oa":false,"landing_page_url":"https://example.org/landing/2100837269","source":null},"open_access":{"is_oa":false,"oa_status":"closed","oa_url":null,"any_repository_has_fulltext":false},"cited_by_count":87,"abstract_inverted_index":{"Malaria":[0],"vaccines":[1,6],"remain":[2],"elusive;":[3],"new":[4],"candidate":[5],"are":[7],"reviewed.":[8]}}]}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::FailureClass;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn malaria() -> Request {
+        request(
+            "medical.literature_search",
+            json!({"query": "malaria vaccine", "limit": 2}),
+        )
+    }
+
+    #[test]
+    fn request_is_exact_with_the_polite_pool_contact() {
+        let req = OpenAlex.request(&malaria(), &ctx(&OpenAlex)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://api.openalex.org/works");
+        assert_eq!(
+            query(&req),
+            [
+                ("search", "malaria vaccine"),
+                ("per-page", "2"),
+                ("select", SELECT),
+                ("mailto", "ops@example.com")
+            ]
+        );
+        assert!(req.headers.is_empty());
+        let anonymous = CallContext {
+            base_url: INFO.base_url,
+            user_agent: "polyrelay/0.1",
+        };
+        let req = OpenAlex.request(&malaria(), &anonymous).unwrap();
+        assert_eq!(req.query.len(), 3);
+    }
+
+    #[test]
+    fn fixture_normalises() {
+        let body = fixture(&OpenAlex, "/works");
+        let Data::LiteratureSearch(s) =
+            answer(&OpenAlex, &malaria(), test_response(200, &[], body))
+        else {
+            panic!()
+        };
+        assert_eq!((s.total, s.results.len()), (Some(48213), 2));
+        let nejm = &s.results[0];
+        assert_eq!(nejm.title, "Malaria Vaccines: A New Era");
+        assert_eq!(nejm.ids.openalex.as_deref(), Some("W3185264539"));
+        assert_eq!(nejm.ids.pmid.as_deref(), Some("34310955"));
+        assert_eq!(nejm.ids.pmcid.as_deref(), Some("PMC8390112"));
+        assert_eq!(nejm.ids.doi.as_deref(), Some("10.1056/nejme2110397"));
+        assert_eq!(nejm.authors, ["Pedro L. Alonso"]);
+        assert_eq!(
+            nejm.venue.as_deref(),
+            Some("New England Journal of Medicine")
+        );
+        assert_eq!(
+            (nejm.year, nejm.published_at.as_deref()),
+            (Some(2021), Some("2021-07-26"))
+        );
+        assert_eq!(
+            (nejm.citation_count, nejm.r#abstract.as_ref()),
+            (Some(19), None)
+        );
+        assert_eq!(
+            nejm.open_access_url.as_deref(),
+            Some("https://www.nejm.org/doi/pdf/10.1056/NEJMe2110397")
+        );
+        assert_eq!(nejm.url, "https://pubmed.ncbi.nlm.nih.gov/34310955/");
+
+        let old = &s.results[1];
+        assert_eq!(
+            old.r#abstract.as_deref(),
+            Some("Malaria vaccines remain elusive; new candidate vaccines are reviewed.")
+        );
+        assert_eq!((old.venue.as_ref(), old.ids.doi.as_ref()), (None, None));
+        assert_eq!(old.url, "https://example.org/landing/2100837269");
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let f = failure(
+            &OpenAlex,
+            &malaria(),
+            test_response(
+                400,
+                &[],
+                r#"{"error":"Invalid query parameters error.","message":"per-page is not a valid parameter"}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        assert_eq!(f.message, "OpenAlex: per-page is not a valid parameter");
+        let f = failure(
+            &OpenAlex,
+            &malaria(),
+            test_response(429, &[("retry-after", "1")], ""),
+        );
+        assert_eq!(
+            (f.class, f.retry_after),
+            (
+                FailureClass::RateLimited,
+                Some(std::time::Duration::from_secs(1))
+            )
+        );
+        let f = failure(&OpenAlex, &malaria(), test_response(503, &[], ""));
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&OpenAlex, "/works");
+        assert_truncations_are_malformed(&OpenAlex, &malaria(), body);
+        let bad = body.replace("\"Malaria\":[0]", "\"Malaria\":[-1]");
+        let f = failure(&OpenAlex, &malaria(), test_response(200, &[], &bad));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

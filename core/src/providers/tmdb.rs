@@ -1,0 +1,471 @@
+//! TMDB (The Movie Database): `entertainment.movie_search` and
+//! `tv.show_search`, by text or by IMDb id.
+//!
+//! Needs the free "API Read Access Token" (`TMDB_ACCESS_TOKEN`), sent by
+//! the pipeline as `Authorization: Bearer …`. Text searches use
+//! `/3/search/movie` and `/3/search/tv` (20 results a page, filtered by
+//! year server-side); IMDb ids are mapped to TMDB's own through
+//! `/3/find/{imdb_id}?external_source=imdb_id`. Genre ids are resolved to
+//! names. Errors are `{"status_code":…,"status_message":…}`: 401 with code
+//! 7 (invalid key) or 32 (unverified e-mail), 404 code 34, 429 code 25
+//! over the soft cap of about 40 requests/s.
+
+use serde::Deserialize;
+
+use super::{clip, not_served};
+use crate::capability::media::{
+    tmdb_genre, Rating, TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch,
+};
+use crate::capability::normalize::{iso_date, non_empty, year_of};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
+    Step,
+};
+
+/// TMDB (<https://developer.themoviedb.org>): films and series with
+/// ratings, genres and posters; free for non-commercial use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tmdb;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "tmdb",
+    name: "TMDB",
+    capabilities: &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch],
+    auth: Auth::Key {
+        env: "TMDB_ACCESS_TOKEN",
+        placement: KeyPlacement::Header {
+            name: "Authorization",
+            prefix: "Bearer ",
+        },
+        optional: false,
+    },
+    base_url: "https://api.themoviedb.org",
+    docs_url: "https://developer.themoviedb.org/reference/search-movie",
+    terms: "Free API Read Access Token for non-commercial use; attribution to TMDB required. \
+            Soft cap of about 40 requests/s.",
+    commercial_use: false,
+    default_rate_limit: Some("40/s"),
+    default_daily_quota: None,
+};
+
+/// The poster of a `poster_path`, at a 500 px width.
+fn poster(path: Option<String>) -> Option<String> {
+    path.map(|p| format!("https://image.tmdb.org/t/p/w500{p}"))
+}
+
+impl Provider for Tmdb {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        Ok(match &q.lookup {
+            TitleLookup::Text(text) => {
+                let (path, year_param) = match kind {
+                    TitleKind::Movie => ("/3/search/movie", "primary_release_year"),
+                    TitleKind::Tv => ("/3/search/tv", "first_air_date_year"),
+                };
+                let req = HttpRequest::get(ctx.base_url, path)
+                    .query("query", text.as_str())
+                    .query("include_adult", "false")
+                    .query("language", "en-US")
+                    .query("page", "1");
+                match q.year {
+                    Some(year) => req.query(year_param, year.to_string()),
+                    None => req,
+                }
+            }
+            TitleLookup::Imdb(id) => HttpRequest::get(ctx.base_url, &format!("/3/find/{id}"))
+                .query("external_source", "imdb_id")
+                .query("language", "en-US"),
+        })
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        if !response.is_success() {
+            let status: Option<ErrorReply> = serde_json::from_slice(&response.body).ok();
+            let class = match (response.status, status.as_ref().map(|s| s.status_code)) {
+                (_, Some(25)) | (429, _) => FailureClass::RateLimited,
+                (_, Some(7 | 10 | 32)) => FailureClass::Auth,
+                _ => match response.check_status() {
+                    Err(failure) => failure.class,
+                    Ok(()) => FailureClass::MalformedResponse,
+                },
+            };
+            let message = match status {
+                Some(s) => format!("TMDB {}: {}", s.status_code, clip(&s.status_message)),
+                None => response.body_excerpt(),
+            };
+            return Err(response.failure(class, message));
+        }
+        let (total, items) = match q.lookup {
+            TitleLookup::Text(_) => {
+                let page: Page = response.json()?;
+                (page.total_results, page.results)
+            }
+            TitleLookup::Imdb(_) => {
+                let found: Found = response.json()?;
+                let items = match kind {
+                    TitleKind::Movie => found.movie_results,
+                    TitleKind::Tv => found.tv_results,
+                };
+                if items.is_empty() {
+                    return Err(response.failure(
+                        FailureClass::NotFound,
+                        format!("TMDB has no title for {}", q.label()),
+                    ));
+                }
+                (None, items)
+            }
+        };
+        let results = items.into_iter().map(|i| i.into_result(kind)).collect();
+        let search = TitleSearch::new(q, total, results);
+        Ok(Step::Done(match kind {
+            TitleKind::Movie => Data::MovieSearch(search),
+            TitleKind::Tv => Data::TvShowSearch(search),
+        }))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+fn title_query(request: &Request) -> Option<(&TitleQuery, TitleKind)> {
+    match request {
+        Request::MovieSearch(q) => Some((q, TitleKind::Movie)),
+        Request::TvShowSearch(q) => Some((q, TitleKind::Tv)),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    status_code: u32,
+    status_message: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    results: Vec<Item>,
+    total_results: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Found {
+    #[serde(default)]
+    movie_results: Vec<Item>,
+    #[serde(default)]
+    tv_results: Vec<Item>,
+}
+
+/// A film (`title`, `release_date`) or a series (`name`, `first_air_date`).
+#[derive(Deserialize)]
+struct Item {
+    id: u64,
+    #[serde(alias = "name")]
+    title: String,
+    #[serde(alias = "first_air_date")]
+    release_date: Option<String>,
+    overview: Option<String>,
+    poster_path: Option<String>,
+    #[serde(default)]
+    genre_ids: Vec<u32>,
+    vote_average: Option<f64>,
+    vote_count: Option<u64>,
+}
+
+impl Item {
+    fn into_result(self, kind: TitleKind) -> TitleResult {
+        let date = self.release_date.as_deref();
+        let page = match kind {
+            TitleKind::Movie => "movie",
+            TitleKind::Tv => "tv",
+        };
+        TitleResult {
+            kind,
+            year: date.and_then(year_of),
+            release_date: date.and_then(iso_date),
+            title: self.title,
+            overview: non_empty(self.overview),
+            genres: self
+                .genre_ids
+                .iter()
+                .filter_map(|id| tmdb_genre(*id))
+                .map(str::to_string)
+                .collect(),
+            status: None,
+            network: None,
+            rating: Rating::out_of_ten(self.vote_average, self.vote_count),
+            poster_url: poster(self.poster_path),
+            ids: TitleIds {
+                tmdb: Some(self.id),
+                ..TitleIds::default()
+            },
+            url: Some(format!("https://www.themoviedb.org/{page}/{}", self.id)),
+        }
+    }
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "GET",
+        path: "/3/search/movie",
+        status: 200,
+        body: SEARCH_MOVIE,
+    },
+    Fixture {
+        method: "GET",
+        path: "/3/search/tv",
+        status: 200,
+        body: SEARCH_TV,
+    },
+    Fixture {
+        method: "GET",
+        path: "/3/find/*",
+        status: 200,
+        body: FIND,
+    },
+];
+
+/// `GET /3/search/movie?query=spirited away` (abridged to two results).
+const SEARCH_MOVIE: &str = r#"{"page":1,"results":[{"adult":false,"backdrop_path":"/m3XmdRXZDVUFrRUIhV53YfEm4kS.jpg","genre_ids":[16,10751,14],"id":129,"original_language":"ja","original_title":"千と千尋の神隠し","overview":"A young girl, Chihiro, becomes trapped in a strange new world of spirits.","popularity":98.554,"poster_path":"/39wmItIWsg5sZMyRUHLkWBcuVCM.jpg","release_date":"2001-07-20","title":"Spirited Away","video":false,"vote_average":8.536,"vote_count":16912},{"adult":false,"backdrop_path":null,"genre_ids":[99],"id":550290,"original_language":"ja","original_title":"The Making of Spirited Away","overview":"","popularity":2.1,"poster_path":null,"release_date":"","title":"The Making of Spirited Away","video":false,"vote_average":0.0,"vote_count":0}],"total_pages":1,"total_results":2}"#;
+
+/// `GET /3/search/tv?query=breaking bad` (abridged to one result).
+const SEARCH_TV: &str = r#"{"page":1,"results":[{"adult":false,"backdrop_path":"/9faGSFi5jam6pDWGNd0p8JcJgXQ.jpg","genre_ids":[18,80],"id":1396,"origin_country":["US"],"original_language":"en","original_name":"Breaking Bad","overview":"Walter White, a New Mexico chemistry teacher, is diagnosed with Stage III cancer and given a prognosis of only two years left to live.","popularity":377.543,"poster_path":"/ztkUQFLlC19CCMYHW9o1zWhJRNq.jpg","first_air_date":"2008-01-20","name":"Breaking Bad","vote_average":8.9,"vote_count":14328}],"total_pages":1,"total_results":1}"#;
+
+/// `GET /3/find/tt0088247?external_source=imdb_id`.
+const FIND: &str = r#"{"movie_results":[{"backdrop_path":"/ixj2DHjxVwPqvUamUv4UFOdGNMk.jpg","id":218,"title":"The Terminator","original_title":"The Terminator","overview":"In the post-apocalyptic future, reigning tyrannical supercomputers teleport a cyborg assassin known as the \"Terminator\" back to 1984 to kill Sarah Connor.","poster_path":"/qvktm0BHcnmDpul4Hz01GIazWPr.jpg","media_type":"movie","adult":false,"original_language":"en","genre_ids":[28,53,878],"popularity":53.8,"release_date":"1984-10-26","video":false,"vote_average":7.663,"vote_count":13155}],"person_results":[],"tv_results":[],"tv_episode_results":[],"tv_season_results":[]}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    #[test]
+    fn requests_are_exact_and_carry_no_key() {
+        let r = request(
+            "entertainment.movie_search",
+            json!({"query": "spirited away", "year": 2001}),
+        );
+        let req = Tmdb.request(&r, &ctx(&Tmdb)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://api.themoviedb.org/3/search/movie");
+        assert_eq!(
+            query(&req),
+            [
+                ("query", "spirited away"),
+                ("include_adult", "false"),
+                ("language", "en-US"),
+                ("page", "1"),
+                ("primary_release_year", "2001"),
+            ]
+        );
+        assert!(req.headers.is_empty());
+
+        let r = request(
+            "tv.show_search",
+            json!({"query": "breaking bad", "year": 2008}),
+        );
+        let req = Tmdb.request(&r, &ctx(&Tmdb)).unwrap();
+        assert_eq!(req.url, "https://api.themoviedb.org/3/search/tv");
+        assert_eq!(query(&req)[4], ("first_air_date_year", "2008"));
+
+        let r = request(
+            "entertainment.movie_search",
+            json!({"imdb_id": "tt0088247"}),
+        );
+        let req = Tmdb.request(&r, &ctx(&Tmdb)).unwrap();
+        assert_eq!(req.url, "https://api.themoviedb.org/3/find/tt0088247");
+        assert_eq!(
+            query(&req),
+            [("external_source", "imdb_id"), ("language", "en-US")]
+        );
+
+        assert_eq!(
+            Tmdb.info().auth,
+            Auth::Key {
+                env: "TMDB_ACCESS_TOKEN",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false,
+            }
+        );
+        assert!(!Tmdb.info().is_keyless());
+    }
+
+    #[test]
+    fn movie_search_normalises() {
+        let r = request(
+            "entertainment.movie_search",
+            json!({"query": "spirited away"}),
+        );
+        let body = fixture(&Tmdb, "/3/search/movie");
+        let Data::MovieSearch(s) = answer(&Tmdb, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!(s.total, Some(2));
+        let m = &s.results[0];
+        assert_eq!(
+            (m.kind, m.title.as_str(), m.year),
+            (TitleKind::Movie, "Spirited Away", Some(2001))
+        );
+        assert_eq!(m.release_date.as_deref(), Some("2001-07-20"));
+        assert_eq!(m.genres, ["Animation", "Family", "Fantasy"]);
+        let rating = m.rating.as_ref().unwrap();
+        assert_eq!(
+            (rating.value, rating.scale, rating.votes),
+            (8.536, 10, Some(16912))
+        );
+        assert_eq!(
+            m.poster_url.as_deref(),
+            Some("https://image.tmdb.org/t/p/w500/39wmItIWsg5sZMyRUHLkWBcuVCM.jpg")
+        );
+        assert_eq!(m.ids.tmdb, Some(129));
+        assert_eq!(
+            m.url.as_deref(),
+            Some("https://www.themoviedb.org/movie/129")
+        );
+        // Empty dates, overviews and zero-vote ratings mean "unknown".
+        let making_of = &s.results[1];
+        assert_eq!(
+            (making_of.year, making_of.release_date.as_ref()),
+            (None, None)
+        );
+        assert_eq!(
+            (making_of.overview.as_ref(), making_of.rating.as_ref()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn tv_search_and_find_normalise() {
+        let r = request("tv.show_search", json!({"query": "breaking bad"}));
+        let body = fixture(&Tmdb, "/3/search/tv");
+        let Data::TvShowSearch(s) = answer(&Tmdb, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        let show = &s.results[0];
+        assert_eq!(
+            (show.kind, show.title.as_str()),
+            (TitleKind::Tv, "Breaking Bad")
+        );
+        assert_eq!(show.release_date.as_deref(), Some("2008-01-20"));
+        assert_eq!(show.genres, ["Drama", "Crime"]);
+        assert_eq!(
+            show.url.as_deref(),
+            Some("https://www.themoviedb.org/tv/1396")
+        );
+
+        let r = request(
+            "entertainment.movie_search",
+            json!({"imdb_id": "tt0088247"}),
+        );
+        let body = fixture(&Tmdb, "/3/find/*");
+        let Data::MovieSearch(s) = answer(&Tmdb, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!((s.query.as_str(), s.results.len()), ("tt0088247", 1));
+        assert_eq!(
+            (s.results[0].title.as_str(), s.results[0].ids.tmdb),
+            ("The Terminator", Some(218))
+        );
+        assert_eq!(
+            s.results[0].genres,
+            ["Action", "Thriller", "Science Fiction"]
+        );
+
+        // The same id asked for as a series: TMDB found no series.
+        let r = request("tv.show_search", json!({"imdb_id": "tt0088247"}));
+        let f = failure(&Tmdb, &r, test_response(200, &[], body));
+        assert_eq!(f.class, FailureClass::NotFound);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = request("entertainment.movie_search", json!({"query": "x"}));
+        let cases = [
+            (
+                401,
+                r#"{"status_code":7,"status_message":"Invalid API key: You must be granted a valid key.","success":false}"#,
+                FailureClass::Auth,
+            ),
+            (
+                401,
+                r#"{"status_code":32,"status_message":"Email not verified: Your email address has not been verified.","success":false}"#,
+                FailureClass::Auth,
+            ),
+            (
+                429,
+                r#"{"status_code":25,"status_message":"Your request count (41) is over the allowed limit of 40.","success":false}"#,
+                FailureClass::RateLimited,
+            ),
+            (
+                404,
+                r#"{"status_code":34,"status_message":"The resource you requested could not be found.","success":false}"#,
+                FailureClass::NotFound,
+            ),
+            (
+                422,
+                r#"{"status_code":22,"status_message":"Invalid page: Pages start at 1 and max at 500.","success":false}"#,
+                FailureClass::InvalidRequest,
+            ),
+            (503, "<html>busy</html>", FailureClass::Transient),
+        ];
+        for (status, body, class) in cases {
+            let f = failure(
+                &Tmdb,
+                &r,
+                test_response(status, &[("retry-after", "2")], body),
+            );
+            assert_eq!(f.class, class, "{status} {body}");
+            assert_eq!(f.status, Some(status));
+        }
+        let f = failure(
+            &Tmdb,
+            &r,
+            test_response(429, &[("retry-after", "2")], cases[2].1),
+        );
+        assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(2)));
+        assert!(
+            f.message.starts_with("TMDB 25: Your request count"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let r = request("entertainment.movie_search", json!({"query": "x"}));
+        assert_truncations_are_malformed(&Tmdb, &r, fixture(&Tmdb, "/3/search/movie"));
+        let r = request(
+            "entertainment.movie_search",
+            json!({"imdb_id": "tt0088247"}),
+        );
+        let body = fixture(&Tmdb, "/3/find/*");
+        let cuts = [1, body.len() / 2, body.len() - 1];
+        for cut in cuts {
+            let f = failure(&Tmdb, &r, test_response(200, &[], &body[..cut]));
+            assert_eq!(f.class, FailureClass::MalformedResponse);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! TVmaze: `tv.show_search`, by text or by IMDb id.
+//!
+//! Keyless. Text searches use `/search/shows?q=` (fuzzy, at most 10
+//! shows, each wrapped as `{"score":…,"show":{…}}`); IMDb ids use
+//! `/lookup/shows?imdb=`, which redirects to the show (404 when TVmaze does
+//! not know the id). Summaries are HTML and are stripped. At least 20 calls
+//! per 10 s per IP are allowed, then 429. Data is CC BY-SA.
+
+use serde::Deserialize;
+
+use super::not_served;
+use crate::capability::media::{
+    Rating, TitleIds, TitleKind, TitleLookup, TitleResult, TitleSearch,
+};
+use crate::capability::normalize::{iso_date, strip_html, year_of};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// TVmaze (<https://www.tvmaze.com/api>): keyless TV show search with
+/// networks, status, ratings and IMDb/TheTVDB cross-references.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tvmaze;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "tvmaze",
+    name: "TVmaze",
+    capabilities: &[CapabilityId::TvShowSearch],
+    auth: Auth::Keyless,
+    base_url: "https://api.tvmaze.com",
+    docs_url: "https://www.tvmaze.com/api",
+    terms: "Keyless; at least 20 calls per 10 s per IP. Data is licensed CC BY-SA: credit \
+            TVmaze and share alike.",
+    commercial_use: true,
+    default_rate_limit: Some("20/10s"),
+    default_daily_quota: None,
+};
+
+impl Provider for Tvmaze {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::TvShowSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        Ok(match &q.lookup {
+            TitleLookup::Text(text) => {
+                HttpRequest::get(ctx.base_url, "/search/shows").query("q", text.as_str())
+            }
+            TitleLookup::Imdb(id) => {
+                HttpRequest::get(ctx.base_url, "/lookup/shows").query("imdb", id.as_str())
+            }
+        })
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::TvShowSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        if response.status == 404 {
+            return Err(response.failure(
+                FailureClass::NotFound,
+                format!("TVmaze has no show for {}", q.label()),
+            ));
+        }
+        response.check_status()?;
+        let shows = match q.lookup {
+            TitleLookup::Text(_) => response
+                .json::<Vec<Hit>>()?
+                .into_iter()
+                .map(|hit| hit.show)
+                .collect(),
+            TitleLookup::Imdb(_) => vec![response.json::<Show>()?],
+        };
+        let results = shows.into_iter().map(Show::into_result).collect();
+        Ok(Step::Done(Data::TvShowSearch(TitleSearch::new(
+            q, None, results,
+        ))))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+#[derive(Deserialize)]
+struct Hit {
+    show: Show,
+}
+
+#[derive(Deserialize)]
+struct Show {
+    id: u64,
+    url: Option<String>,
+    name: String,
+    #[serde(default)]
+    genres: Vec<String>,
+    status: Option<String>,
+    premiered: Option<String>,
+    rating: Option<ShowRating>,
+    network: Option<Named>,
+    #[serde(rename = "webChannel")]
+    web_channel: Option<Named>,
+    externals: Option<Externals>,
+    image: Option<Image>,
+    summary: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ShowRating {
+    average: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Externals {
+    imdb: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Image {
+    medium: Option<String>,
+    original: Option<String>,
+}
+
+impl Show {
+    fn into_result(self) -> TitleResult {
+        let premiered = self.premiered.as_deref();
+        TitleResult {
+            kind: TitleKind::Tv,
+            title: self.name,
+            year: premiered.and_then(year_of),
+            release_date: premiered.and_then(iso_date),
+            overview: self
+                .summary
+                .as_deref()
+                .map(strip_html)
+                .filter(|s| !s.is_empty()),
+            genres: self.genres,
+            status: self.status,
+            network: self.network.or(self.web_channel).map(|n| n.name),
+            rating: Rating::out_of_ten(self.rating.and_then(|r| r.average), None),
+            poster_url: self.image.and_then(|i| i.original.or(i.medium)),
+            ids: TitleIds {
+                tvmaze: Some(self.id),
+                imdb: self.externals.and_then(|e| e.imdb),
+                ..TitleIds::default()
+            },
+            url: self.url,
+        }
+    }
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "GET",
+        path: "/search/shows",
+        status: 200,
+        body: SEARCH,
+    },
+    Fixture {
+        method: "GET",
+        path: "/lookup/shows",
+        status: 200,
+        body: LOOKUP,
+    },
+];
+
+/// `GET /search/shows?q=breaking bad` (first two hits).
+const SEARCH: &str = r#"[{"score":0.9088933,"show":{"id":169,"url":"https://www.tvmaze.com/shows/169/breaking-bad","name":"Breaking Bad","type":"Scripted","language":"English","genres":["Drama","Crime","Thriller"],"status":"Ended","runtime":60,"averageRuntime":60,"premiered":"2008-01-20","ended":"2013-09-29","officialSite":"http://www.amc.com/shows/breaking-bad","schedule":{"time":"22:00","days":["Sunday"]},"rating":{"average":9.2},"weight":98,"network":{"id":20,"name":"AMC","country":{"name":"United States","code":"US","timezone":"America/New_York"},"officialSite":null},"webChannel":null,"dvdCountry":null,"externals":{"tvrage":18164,"thetvdb":81189,"imdb":"tt0903747"},"image":{"medium":"https://static.tvmaze.com/uploads/images/medium_portrait/501/1253519.jpg","original":"https://static.tvmaze.com/uploads/images/original_untouched/501/1253519.jpg"},"summary":"<p><b>Breaking Bad</b> follows protagonist Walter White, a chemistry teacher who lives in New Mexico with his wife and teenage son who has cerebral palsy. White is diagnosed with Stage III cancer and given a prognosis of two years left to live.</p>","updated":1704794122,"_links":{"self":{"href":"https://api.tvmaze.com/shows/169"},"previousepisode":{"href":"https://api.tvmaze.com/episodes/12253","name":"Felina"}}}},{"score":0.6107775,"show":{"id":36788,"url":"https://www.tvmaze.com/shows/36788/breaking-bad-the-cast-remembers","name":"Breaking Bad: The Cast Remembers","type":"Documentary","language":"English","genres":[],"status":"Ended","runtime":null,"averageRuntime":9,"premiered":"2018-07-22","ended":"2018-10-28","officialSite":null,"schedule":{"time":"","days":[]},"rating":{"average":null},"weight":11,"network":null,"webChannel":{"id":59,"name":"YouTube","country":null,"officialSite":"https://www.youtube.com"},"dvdCountry":null,"externals":{"tvrage":null,"thetvdb":null,"imdb":null},"image":null,"summary":null,"updated":1573667569,"_links":{"self":{"href":"https://api.tvmaze.com/shows/36788"}}}}]"#;
+
+/// `GET /lookup/shows?imdb=tt0903747`, after its redirect to `/shows/169`.
+const LOOKUP: &str = r#"{"id":169,"url":"https://www.tvmaze.com/shows/169/breaking-bad","name":"Breaking Bad","type":"Scripted","language":"English","genres":["Drama","Crime","Thriller"],"status":"Ended","runtime":60,"averageRuntime":60,"premiered":"2008-01-20","ended":"2013-09-29","officialSite":"http://www.amc.com/shows/breaking-bad","schedule":{"time":"22:00","days":["Sunday"]},"rating":{"average":9.2},"weight":98,"network":{"id":20,"name":"AMC","country":{"name":"United States","code":"US","timezone":"America/New_York"},"officialSite":null},"webChannel":null,"dvdCountry":null,"externals":{"tvrage":18164,"thetvdb":81189,"imdb":"tt0903747"},"image":{"medium":"https://static.tvmaze.com/uploads/images/medium_portrait/501/1253519.jpg","original":"https://static.tvmaze.com/uploads/images/original_untouched/501/1253519.jpg"},"summary":"<p><b>Breaking Bad</b> follows protagonist Walter White.</p>","updated":1704794122,"_links":{"self":{"href":"https://api.tvmaze.com/shows/169"}}}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    #[test]
+    fn requests_are_exact() {
+        let r = request("tv.show_search", json!({"query": "breaking bad"}));
+        let req = Tvmaze.request(&r, &ctx(&Tvmaze)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://api.tvmaze.com/search/shows");
+        assert_eq!(query(&req), [("q", "breaking bad")]);
+        assert!(req.headers.is_empty());
+
+        let r = request("tv.show_search", json!({"imdb_id": "tt0903747"}));
+        let req = Tvmaze.request(&r, &ctx(&Tvmaze)).unwrap();
+        assert_eq!(req.url, "https://api.tvmaze.com/lookup/shows");
+        assert_eq!(query(&req), [("imdb", "tt0903747")]);
+
+        let r = request("entertainment.movie_search", json!({"query": "x"}));
+        assert_eq!(
+            Tvmaze.request(&r, &ctx(&Tvmaze)).unwrap_err().class,
+            FailureClass::Unsupported
+        );
+    }
+
+    #[test]
+    fn search_fixture_normalises() {
+        let r = request("tv.show_search", json!({"query": "breaking bad"}));
+        let body = fixture(&Tvmaze, "/search/shows");
+        let Data::TvShowSearch(s) = answer(&Tvmaze, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!((s.query.as_str(), s.total), ("breaking bad", None));
+        assert_eq!(s.results.len(), 2);
+        let bb = &s.results[0];
+        assert_eq!(
+            (bb.kind, bb.title.as_str()),
+            (TitleKind::Tv, "Breaking Bad")
+        );
+        assert_eq!(
+            (bb.year, bb.release_date.as_deref()),
+            (Some(2008), Some("2008-01-20"))
+        );
+        assert_eq!(bb.genres, ["Drama", "Crime", "Thriller"]);
+        assert_eq!(
+            (bb.status.as_deref(), bb.network.as_deref()),
+            (Some("Ended"), Some("AMC"))
+        );
+        assert_eq!(
+            bb.rating.as_ref().map(|r| (r.value, r.scale, r.votes)),
+            Some((9.2, 10, None))
+        );
+        assert_eq!(
+            (bb.ids.tvmaze, bb.ids.imdb.as_deref()),
+            (Some(169), Some("tt0903747"))
+        );
+        assert!(bb
+            .overview
+            .as_deref()
+            .unwrap()
+            .starts_with("Breaking Bad follows protagonist"));
+        assert!(bb
+            .poster_url
+            .as_deref()
+            .unwrap()
+            .contains("original_untouched"));
+        let doc = &s.results[1];
+        assert_eq!(
+            (
+                doc.network.as_deref(),
+                doc.rating.as_ref(),
+                doc.overview.as_ref()
+            ),
+            (Some("YouTube"), None, None)
+        );
+        assert_eq!(
+            (doc.poster_url.as_ref(), doc.ids.imdb.as_ref()),
+            (None, None)
+        );
+
+        let r = request(
+            "tv.show_search",
+            json!({"query": "breaking bad", "year": 2018}),
+        );
+        let Data::TvShowSearch(s) = answer(&Tvmaze, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!(s.results.len(), 1);
+        assert_eq!(s.results[0].ids.tvmaze, Some(36788));
+    }
+
+    #[test]
+    fn lookup_fixture_normalises_and_unknown_ids_are_not_found() {
+        let r = request("tv.show_search", json!({"imdb_id": "tt0903747"}));
+        let body = fixture(&Tvmaze, "/lookup/shows");
+        let Data::TvShowSearch(s) = answer(&Tvmaze, &r, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!(s.query, "tt0903747");
+        assert_eq!(s.results.len(), 1);
+        assert_eq!(s.results[0].ids.tvmaze, Some(169));
+
+        let f = failure(&Tvmaze, &r, test_response(404, &[], ""));
+        assert_eq!(f.class, FailureClass::NotFound);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = request("tv.show_search", json!({"query": "x"}));
+        let f = failure(
+            &Tvmaze,
+            &r,
+            test_response(
+                429,
+                &[("retry-after", "10")],
+                r#"{"name":"Too Many Requests","message":"Rate limit exceeded","code":0,"status":429}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(10)));
+        let f = failure(&Tvmaze, &r, test_response(500, &[], ""));
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(&Tvmaze, &r, test_response(400, &[], ""));
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let r = request("tv.show_search", json!({"query": "x"}));
+        let body = fixture(&Tvmaze, "/search/shows");
+        let cuts = [1, body.len() / 2, body.len() - 1];
+        for cut in cuts {
+            let f = failure(&Tvmaze, &r, test_response(200, &[], &body[..cut]));
+            assert_eq!(f.class, FailureClass::MalformedResponse);
+        }
+        for garbage in [
+            "null",
+            "{}",
+            "\"text\"",
+            "<html>busy</html>",
+            r#"[{"show":{"id":"x"}}]"#,
+        ] {
+            let f = failure(&Tvmaze, &r, test_response(200, &[], garbage));
+            assert_eq!(f.class, FailureClass::MalformedResponse, "{garbage}");
+        }
+        let r = request("tv.show_search", json!({"imdb_id": "tt0903747"}));
+        assert_truncations_are_malformed(&Tvmaze, &r, fixture(&Tvmaze, "/lookup/shows"));
+    }
+}

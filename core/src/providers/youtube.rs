@@ -1,0 +1,463 @@
+//! YouTube Data API v3: `video.search`.
+//!
+//! Needs a key (`YOUTUBE_API_KEY`, sent as the `x-goog-api-key` header).
+//! Two requests: `search.list` finds video ids (it has its own bucket of
+//! 100 calls a day), then `videos.list` for those ids, which adds the
+//! durations, view counts and licenses a search result lacks (and draws on
+//! the separate 10,000-unit bucket). Titles come HTML-escaped. Errors use
+//! Google's envelope: 403 `quotaExceeded` is the daily quota, which resets
+//! at midnight Pacific time.
+
+use serde::Deserialize;
+
+use super::google_books::google_api_failure;
+use super::{not_served, utc_text};
+use crate::capability::media::{VideoResult, VideoSearch};
+use crate::capability::normalize::{lenient_u64, strip_html};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
+    Step,
+};
+
+/// YouTube Data API v3 (<https://developers.google.com/youtube/v3>).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct YouTube;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "youtube",
+    name: "YouTube Data API",
+    capabilities: &[CapabilityId::VideoSearch],
+    auth: Auth::Key {
+        env: "YOUTUBE_API_KEY",
+        placement: KeyPlacement::Header {
+            name: "x-goog-api-key",
+            prefix: "",
+        },
+        optional: false,
+    },
+    base_url: "https://www.googleapis.com",
+    docs_url: "https://developers.google.com/youtube/v3/docs/search/list",
+    terms: "Free key; search.list is limited to 100 calls/day (reset at midnight Pacific). \
+            YouTube API Services Terms apply: show YouTube branding and link to the videos.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: Some(100),
+};
+
+impl Provider for YouTube {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::VideoSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        Ok(HttpRequest::get(ctx.base_url, "/youtube/v3/search")
+            .query("part", "snippet")
+            .query("q", q.query.as_str())
+            .query("type", "video")
+            .query("maxResults", q.limit.to_string()))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::VideoSearch(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        if !response.is_success() {
+            return Err(google_api_failure(&response, "YouTube"));
+        }
+        let reply: Reply = response.json()?;
+        match reply.kind.as_str() {
+            // Step 1: the ids, in relevance order; fetch their details.
+            "youtube#searchListResponse" => {
+                let ids: Vec<String> = reply
+                    .items
+                    .into_iter()
+                    .filter_map(|item| match item.id {
+                        ItemId::Search { video_id } => video_id,
+                        ItemId::Video(_) => None,
+                    })
+                    .filter(|id| {
+                        !id.is_empty()
+                            && id
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(Step::Done(Data::VideoSearch(VideoSearch {
+                        query: q.query.clone(),
+                        total: reply.page_info.and_then(|p| p.total_results),
+                        results: Vec::new(),
+                    })));
+                }
+                Ok(Step::Next(
+                    HttpRequest::get(ctx.base_url, "/youtube/v3/videos")
+                        .query("part", "snippet,contentDetails,statistics,status")
+                        .query("id", ids.join(",")),
+                ))
+            }
+            // Step 2: the videos, in the order the ids were asked for.
+            "youtube#videoListResponse" => {
+                let results = reply
+                    .items
+                    .into_iter()
+                    .take(usize::from(q.limit))
+                    .filter_map(Item::into_result)
+                    .collect();
+                // videos.list does not repeat the search's total.
+                Ok(Step::Done(Data::VideoSearch(VideoSearch {
+                    query: q.query.clone(),
+                    total: None,
+                    results,
+                })))
+            }
+            other => Err(ProviderFailure::malformed(format!(
+                "YouTube reply of unexpected kind {other:?}"
+            ))
+            .status(response.status)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// Seconds in an ISO-8601 duration as YouTube writes them (`PT1H2M3S`,
+/// `P1DT2H`, `P0D` for live streams).
+fn iso_duration_seconds(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((days, time)) => (days, time),
+        None => (rest, ""),
+    };
+    let mut seconds = 0u64;
+    for (part, units) in [
+        (days, &[('D', 86_400)][..]),
+        (time, &[('H', 3_600), ('M', 60), ('S', 1)][..]),
+    ] {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let factor = units.iter().find(|(unit, _)| *unit == c)?.1;
+            let value: u64 = number.parse().ok()?;
+            seconds = seconds.checked_add(value.checked_mul(factor)?)?;
+            number.clear();
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    Some(seconds)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reply {
+    kind: String,
+    #[serde(default)]
+    items: Vec<Item>,
+    page_info: Option<PageInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    total_results: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    id: ItemId,
+    snippet: Option<Snippet>,
+    content_details: Option<ContentDetails>,
+    statistics: Option<Statistics>,
+    status: Option<Status>,
+}
+
+/// A search result's id is an object; a video's is the id itself.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ItemId {
+    Video(String),
+    Search {
+        #[serde(rename = "videoId")]
+        video_id: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snippet {
+    published_at: Option<String>,
+    title: String,
+    description: Option<String>,
+    channel_title: Option<String>,
+    thumbnails: Option<Thumbnails>,
+}
+
+#[derive(Deserialize)]
+struct Thumbnails {
+    high: Option<Thumbnail>,
+    medium: Option<Thumbnail>,
+    default: Option<Thumbnail>,
+}
+
+#[derive(Deserialize)]
+struct Thumbnail {
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct ContentDetails {
+    duration: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Statistics {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    view_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    license: Option<String>,
+}
+
+impl Item {
+    fn into_result(self) -> Option<VideoResult> {
+        let ItemId::Video(id) = self.id else {
+            return None;
+        };
+        let snippet = self.snippet?;
+        Some(VideoResult {
+            url: format!("https://www.youtube.com/watch?v={id}"),
+            embed_url: Some(format!("https://www.youtube.com/embed/{id}")),
+            thumbnail_url: snippet
+                .thumbnails
+                .and_then(|t| t.high.or(t.medium).or(t.default))
+                .map(|t| t.url),
+            duration_s: self
+                .content_details
+                .and_then(|c| c.duration)
+                .and_then(|d| iso_duration_seconds(&d)),
+            published_at: snippet
+                .published_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| utc_text(t.with_timezone(&chrono::Utc))),
+            channel: snippet.channel_title,
+            description: snippet
+                .description
+                .as_deref()
+                .map(strip_html)
+                .filter(|d| !d.is_empty()),
+            views: self.statistics.and_then(|s| s.view_count),
+            license: self.status.and_then(|s| s.license),
+            title: strip_html(&snippet.title),
+            id,
+        })
+    }
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "GET",
+        path: "/youtube/v3/search",
+        status: 200,
+        body: SEARCH,
+    },
+    Fixture {
+        method: "GET",
+        path: "/youtube/v3/videos",
+        status: 200,
+        body: VIDEOS,
+    },
+];
+
+/// `GET /youtube/v3/search?part=snippet&q=apollo 11&type=video&maxResults=2`.
+const SEARCH: &str = r#"{"kind":"youtube#searchListResponse","etag":"q0XU7cJBqGhJb1bNtRC9dYwZ7aw","nextPageToken":"CAIQAA","regionCode":"US","pageInfo":{"totalResults":1000000,"resultsPerPage":2},"items":[{"kind":"youtube#searchResult","etag":"v3OFkP8iZXMvOCGnY6WQoJd6KtQ","id":{"kind":"youtube#video","videoId":"S9HdPi9Ikhk"},"snippet":{"publishedAt":"2019-07-16T13:00:10Z","channelId":"UCLA_DiR1FfKNvjuUpBHmylQ","title":"Apollo 11 Launch &amp; Landing","description":"Relive the launch of Apollo 11.","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/default.jpg","width":120,"height":90}},"channelTitle":"NASA","liveBroadcastContent":"none","publishTime":"2019-07-16T13:00:10Z"}},{"kind":"youtube#searchResult","etag":"bmQ7Tr5JmH0S7wOOqGmD3i9y3pI","id":{"kind":"youtube#video","videoId":"cwZb2mqId0A"},"snippet":{"publishedAt":"2019-06-20T14:00:02Z","channelId":"UCsooa4yRKGN_zEE8iknghZA","title":"Apollo 11&#39;s descent","description":"","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/cwZb2mqId0A/default.jpg","width":120,"height":90}},"channelTitle":"TED-Ed","liveBroadcastContent":"none","publishTime":"2019-06-20T14:00:02Z"}}]}"#;
+
+/// `GET /youtube/v3/videos?part=snippet,contentDetails,statistics,status&id=S9HdPi9Ikhk,cwZb2mqId0A`
+/// (abridged).
+const VIDEOS: &str = r#"{"kind":"youtube#videoListResponse","etag":"y0gB3Jq1x2l7pNQz0s9eI3HbV2Q","items":[{"kind":"youtube#video","etag":"a1","id":"S9HdPi9Ikhk","snippet":{"publishedAt":"2019-07-16T13:00:10Z","channelId":"UCLA_DiR1FfKNvjuUpBHmylQ","title":"Apollo 11 Launch & Landing","description":"Relive the launch of Apollo 11.","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/default.jpg","width":120,"height":90},"high":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/hqdefault.jpg","width":480,"height":360}},"channelTitle":"NASA","categoryId":"28","liveBroadcastContent":"none"},"contentDetails":{"duration":"PT1H2M3S","dimension":"2d","definition":"hd","caption":"true","licensedContent":false,"projection":"rectangular"},"status":{"uploadStatus":"processed","privacyStatus":"public","license":"creativeCommon","embeddable":true,"publicStatsViewable":true},"statistics":{"viewCount":"2457812","likeCount":"31844","favoriteCount":"0","commentCount":"2120"}},{"kind":"youtube#video","etag":"b2","id":"cwZb2mqId0A","snippet":{"publishedAt":"2019-06-20T14:00:02Z","channelId":"UCsooa4yRKGN_zEE8iknghZA","title":"Apollo 11's descent","description":"","thumbnails":{"medium":{"url":"https://i.ytimg.com/vi/cwZb2mqId0A/mqdefault.jpg","width":320,"height":180}},"channelTitle":"TED-Ed","liveBroadcastContent":"none"},"contentDetails":{"duration":"PT5M11S"},"status":{"license":"youtube"},"statistics":{"viewCount":"815203"}}],"pageInfo":{"totalResults":2,"resultsPerPage":2}}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::FailureClass;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn apollo() -> Request {
+        request("video.search", json!({"query": "apollo 11", "limit": 2}))
+    }
+
+    #[test]
+    fn search_request_is_exact_and_carries_no_key() {
+        let req = YouTube.request(&apollo(), &ctx(&YouTube)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://www.googleapis.com/youtube/v3/search");
+        assert_eq!(
+            query(&req),
+            [
+                ("part", "snippet"),
+                ("q", "apollo 11"),
+                ("type", "video"),
+                ("maxResults", "2")
+            ]
+        );
+        assert!(req.headers.is_empty());
+        assert_eq!(
+            YouTube.info().auth,
+            Auth::Key {
+                env: "YOUTUBE_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "x-goog-api-key",
+                    prefix: ""
+                },
+                optional: false
+            }
+        );
+    }
+
+    #[test]
+    fn search_ids_become_the_videos_request() {
+        let body = fixture(&YouTube, "/youtube/v3/search");
+        let step = YouTube
+            .response(&apollo(), &ctx(&YouTube), test_response(200, &[], body))
+            .unwrap();
+        let Step::Next(next) = step else {
+            panic!("expected videos.list, got {step:?}")
+        };
+        assert_eq!(next.url, "https://www.googleapis.com/youtube/v3/videos");
+        assert_eq!(
+            query(&next),
+            [
+                ("part", "snippet,contentDetails,statistics,status"),
+                ("id", "S9HdPi9Ikhk,cwZb2mqId0A")
+            ]
+        );
+        let empty = r#"{"kind":"youtube#searchListResponse","pageInfo":{"totalResults":0,"resultsPerPage":0},"items":[]}"#;
+        let Data::VideoSearch(s) = answer(&YouTube, &apollo(), test_response(200, &[], empty))
+        else {
+            panic!()
+        };
+        assert_eq!((s.total, s.results.len()), (Some(0), 0));
+    }
+
+    #[test]
+    fn videos_normalise() {
+        let body = fixture(&YouTube, "/youtube/v3/videos");
+        let Data::VideoSearch(s) = answer(&YouTube, &apollo(), test_response(200, &[], body))
+        else {
+            panic!()
+        };
+        assert_eq!(s.results.len(), 2);
+        let v = &s.results[0];
+        assert_eq!(
+            (v.id.as_str(), v.title.as_str()),
+            ("S9HdPi9Ikhk", "Apollo 11 Launch & Landing")
+        );
+        assert_eq!(v.url, "https://www.youtube.com/watch?v=S9HdPi9Ikhk");
+        assert_eq!(
+            v.embed_url.as_deref(),
+            Some("https://www.youtube.com/embed/S9HdPi9Ikhk")
+        );
+        assert_eq!(
+            v.thumbnail_url.as_deref(),
+            Some("https://i.ytimg.com/vi/S9HdPi9Ikhk/hqdefault.jpg")
+        );
+        assert_eq!((v.duration_s, v.views), (Some(3723), Some(2_457_812)));
+        assert_eq!(v.published_at.as_deref(), Some("2019-07-16T13:00:10Z"));
+        assert_eq!(
+            (v.channel.as_deref(), v.license.as_deref()),
+            (Some("NASA"), Some("creativeCommon"))
+        );
+        let ted = &s.results[1];
+        assert_eq!(
+            (ted.duration_s, ted.description.as_ref()),
+            (Some(311), None)
+        );
+        assert!(ted
+            .thumbnail_url
+            .as_deref()
+            .unwrap()
+            .ends_with("mqdefault.jpg"));
+    }
+
+    #[test]
+    fn iso_durations_parse() {
+        assert_eq!(iso_duration_seconds("PT15M51S"), Some(951));
+        assert_eq!(iso_duration_seconds("P1DT2H"), Some(93_600));
+        assert_eq!(iso_duration_seconds("P0D"), Some(0));
+        assert_eq!(iso_duration_seconds("PT5X"), None);
+        assert_eq!(iso_duration_seconds("15:51"), None);
+        assert_eq!(iso_duration_seconds("PT99999999999999999999S"), None);
+    }
+
+    #[test]
+    fn google_errors_are_classified() {
+        let quota = r#"{"error":{"code":403,"message":"The request cannot be completed because you have exceeded your <a href=\"/youtube/v3/getting-started#quota\">quota</a>.","errors":[{"message":"The request cannot be completed because you have exceeded your <a href=\"/youtube/v3/getting-started#quota\">quota</a>.","domain":"youtube.quota","reason":"quotaExceeded"}]}}"#;
+        let f = failure(&YouTube, &apollo(), test_response(403, &[], quota));
+        assert_eq!(f.class, FailureClass::QuotaExhausted);
+        assert_eq!(f.reset_at, Some("2025-01-16T08:00:00Z".parse().unwrap()));
+        let bad_key = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","errors":[{"message":"API key not valid. Please pass a valid API key.","domain":"global","reason":"badRequest"}],"status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            failure(&YouTube, &apollo(), test_response(400, &[], bad_key)).class,
+            FailureClass::Auth
+        );
+        let disabled = r#"{"error":{"code":403,"message":"YouTube Data API v3 has not been used in project 1234 before or it is disabled.","errors":[{"message":"...","domain":"usageLimits","reason":"accessNotConfigured"}],"status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(
+            failure(&YouTube, &apollo(), test_response(403, &[], disabled)).class,
+            FailureClass::Auth
+        );
+        let burst = r#"{"error":{"code":403,"message":"Rate Limit Exceeded","errors":[{"reason":"rateLimitExceeded"}]}}"#;
+        assert_eq!(
+            failure(&YouTube, &apollo(), test_response(403, &[], burst)).class,
+            FailureClass::RateLimited
+        );
+        assert_eq!(
+            failure(&YouTube, &apollo(), test_response(500, &[], "")).class,
+            FailureClass::Transient
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        for path in ["/youtube/v3/search", "/youtube/v3/videos"] {
+            assert_truncations_are_malformed(&YouTube, &apollo(), fixture(&YouTube, path));
+        }
+        let f = failure(
+            &YouTube,
+            &apollo(),
+            test_response(
+                200,
+                &[],
+                r#"{"kind":"youtube#channelListResponse","items":[]}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}
