@@ -61,7 +61,14 @@ where
     }
     let task = shared()?.spawn(future);
     futures::executor::block_on(task).map_err(|e| Error::Usage {
-        message: format!("the call was {}", if e.is_cancelled() { "cancelled" } else { "aborted by a panic" }),
+        message: format!(
+            "the call was {}",
+            if e.is_cancelled() {
+                "cancelled"
+            } else {
+                "aborted by a panic"
+            }
+        ),
     })
 }
 
@@ -72,7 +79,9 @@ mod tests {
     #[test]
     fn blocking_calls_work_from_plain_and_runtime_threads() {
         assert_eq!(block_on(async { 41 + 1 }).unwrap(), 42);
-        let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let inside = other.block_on(async { block_on(async { 7 }) });
         assert_eq!(inside.unwrap(), 7);
     }

@@ -15,6 +15,14 @@ pub mod crypto;
 pub mod finance;
 pub mod params;
 pub mod weather;
+// Group "reference": geocoding, stocks, news, web search, translation, dictionary.
+pub mod dictionary;
+pub mod geo;
+pub mod language;
+pub mod news;
+mod query;
+pub mod search;
+pub mod translate;
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,6 +114,13 @@ capabilities! {
     WeatherForecast => "weather.forecast", weather::ForecastQuery, weather::Forecast, ttl Duration::from_secs(1800);
     FxRates => "finance.fx_rates", finance::FxQuery, finance::FxRates, ttl Duration::from_secs(3600);
     CryptoPrice => "crypto.price", crypto::CryptoQuery, crypto::CryptoPrices, ttl Duration::from_secs(60);
+    // Group "reference".
+    Geocode => "geo.geocode", geo::GeocodeQuery, geo::Places, ttl Duration::from_secs(7 * 86_400);
+    StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60);
+    NewsSearch => "news.search", news::NewsQuery, news::NewsResults, ttl Duration::from_secs(900);
+    WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600);
+    TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400);
+    DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400);
 }
 
 impl fmt::Display for CapabilityId {

@@ -80,16 +80,7 @@ impl Provider for OpenMeteo {
         _ctx: &CallContext<'_>,
         response: HttpResponse,
     ) -> Result<Step, ProviderFailure> {
-        response.check_status().map_err(|mut failure| {
-            // `{"error":true,"reason":"…"}`: the reason says what was wrong.
-            if let Ok(ErrorReply {
-                reason: Some(reason),
-            }) = serde_json::from_slice(&response.body)
-            {
-                failure.message = clip(&reason);
-            }
-            failure
-        })?;
+        check_status(&response)?;
         let reply: Reply = response.json()?;
         let location = GeoPoint {
             lat: reply.latitude,
@@ -150,9 +141,22 @@ fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
     ProviderFailure::malformed(format!("Open-Meteo reply: {what}")).status(response.status)
 }
 
-#[derive(Deserialize)]
-struct ErrorReply {
-    reason: Option<String>,
+/// The status check of every Open-Meteo API (forecast, geocoding): errors
+/// are `{"error":true,"reason":"…"}`, and the reason says what was wrong.
+pub(crate) fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    #[derive(Deserialize)]
+    struct ErrorReply {
+        reason: Option<String>,
+    }
+    response.check_status().map_err(|mut failure| {
+        if let Ok(ErrorReply {
+            reason: Some(reason),
+        }) = serde_json::from_slice(&response.body)
+        {
+            failure.message = clip(&reason);
+        }
+        failure
+    })
 }
 
 #[derive(Deserialize)]
