@@ -485,31 +485,13 @@ mod tests {
 
     #[test]
     fn a_common_cause_names_the_kind_and_mixed_causes_do_not() {
-        assert_eq!(
-            failed(&["skipped_no_key", "skipped_no_key"]).kind(),
-            ErrorKind::MissingKey
-        );
-        assert_eq!(
-            failed(&["rate_limited", "skipped_rate_limit"]).kind(),
-            ErrorKind::RateLimited
-        );
-        assert_eq!(
-            failed(&["skipped_quota", "unsupported"]).kind(),
-            ErrorKind::QuotaExhausted
-        );
-        assert_eq!(
-            failed(&["skipped_circuit_open"]).kind(),
-            ErrorKind::CircuitOpen
-        );
+        assert_eq!(failed(&["skipped_no_key", "skipped_no_key"]).kind(), ErrorKind::MissingKey);
+        assert_eq!(failed(&["rate_limited", "skipped_rate_limit"]).kind(), ErrorKind::RateLimited);
+        assert_eq!(failed(&["skipped_quota", "unsupported"]).kind(), ErrorKind::QuotaExhausted);
+        assert_eq!(failed(&["skipped_circuit_open"]).kind(), ErrorKind::CircuitOpen);
         assert_eq!(failed(&["auth"]).kind(), ErrorKind::Auth);
-        assert_eq!(
-            failed(&["transient", "malformed_response"]).kind(),
-            ErrorKind::ProviderError
-        );
-        assert_eq!(
-            failed(&["transient", "skipped_no_key"]).kind(),
-            ErrorKind::AllProvidersFailed
-        );
+        assert_eq!(failed(&["transient", "malformed_response"]).kind(), ErrorKind::ProviderError);
+        assert_eq!(failed(&["transient", "skipped_no_key"]).kind(), ErrorKind::AllProvidersFailed);
         assert_eq!(failed(&[]).kind(), ErrorKind::AllProvidersFailed);
     }
 

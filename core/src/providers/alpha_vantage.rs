@@ -142,7 +142,10 @@ impl Reply {
     fn failure(&self, response: &HttpResponse) -> Option<ProviderFailure> {
         let throttled = |text: &str| {
             response
-                .failure(FailureClass::RateLimited, format!("Alpha Vantage: {}", clip(text)))
+                .failure(
+                    FailureClass::RateLimited,
+                    format!("Alpha Vantage: {}", clip(text)),
+                )
                 .retry_after(Some(Duration::from_secs(60)))
         };
         let (text, class) = match (&self.error, &self.information, &self.note) {
@@ -220,7 +223,10 @@ mod tests {
         let req = AlphaVantage.request(&ibm(), &ctx(&AlphaVantage)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://www.alphavantage.co/query");
-        assert_eq!(query(&req), [("function", "GLOBAL_QUOTE"), ("symbol", "IBM")]);
+        assert_eq!(
+            query(&req),
+            [("function", "GLOBAL_QUOTE"), ("symbol", "IBM")]
+        );
         assert!(req.headers.is_empty());
         assert!(matches!(
             AlphaVantage.info().auth,
@@ -272,9 +278,17 @@ mod tests {
         assert_eq!(f.class, FailureClass::Auth);
         let f = body_failure("Error Message", "Invalid API call. Please retry or visit the documentation (https://www.alphavantage.co/documentation/) for GLOBAL_QUOTE.");
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        assert!(f.message.starts_with("Alpha Vantage: Invalid API call"), "{}", f.message);
+        assert!(
+            f.message.starts_with("Alpha Vantage: Invalid API call"),
+            "{}",
+            f.message
+        );
 
-        let f = failure(&AlphaVantage, &ibm(), test_response(200, &[], r#"{"Global Quote": {}}"#));
+        let f = failure(
+            &AlphaVantage,
+            &ibm(),
+            test_response(200, &[], r#"{"Global Quote": {}}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
         let f = failure(&AlphaVantage, &ibm(), test_response(503, &[], "down"));
         assert_eq!(f.class, FailureClass::Transient);

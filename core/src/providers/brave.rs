@@ -121,8 +121,7 @@ impl Provider for Brave {
                 result
             })
             .collect();
-        let results =
-            WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
+        let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::WebSearch(results)))
     }
 
@@ -143,7 +142,10 @@ fn throttled(response: &HttpResponse, message: String) -> ProviderFailure {
     let remaining = pair("x-ratelimit-remaining");
     let reset = pair("x-ratelimit-reset");
     if remaining.len() >= 2 && remaining.last() == Some(&0) {
-        let wait = reset.get(remaining.len() - 1).copied().map(Duration::from_secs);
+        let wait = reset
+            .get(remaining.len() - 1)
+            .copied()
+            .map(Duration::from_secs);
         return response
             .failure(FailureClass::QuotaExhausted, message)
             .retry_after(wait);
@@ -211,15 +213,25 @@ mod tests {
 
     #[test]
     fn request_is_exact_and_the_key_goes_in_a_header() {
-        let r = request("web.search", json!({"query": "rust programming", "language": "ja", "limit": 50}));
+        let r = request(
+            "web.search",
+            json!({"query": "rust programming", "language": "ja", "limit": 50}),
+        );
         let req = Brave.request(&r, &ctx(&Brave)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://api.search.brave.com/res/v1/web/search");
         assert_eq!(
             query(&req),
-            [("q", "rust programming"), ("count", "20"), ("search_lang", "jp")]
+            [
+                ("q", "rust programming"),
+                ("count", "20"),
+                ("search_lang", "jp")
+            ]
         );
-        assert_eq!(req.headers, [("Accept".into(), "application/json".to_string())]);
+        assert_eq!(
+            req.headers,
+            [("Accept".into(), "application/json".to_string())]
+        );
         assert!(matches!(
             Brave.info().auth,
             Auth::Key {
@@ -260,15 +272,32 @@ mod tests {
         let f = failure(
             &Brave,
             &r,
-            test_response(429, &[("x-ratelimit-remaining", "0, 1985"), ("x-ratelimit-reset", "1, 1419704")], body),
+            test_response(
+                429,
+                &[
+                    ("x-ratelimit-remaining", "0, 1985"),
+                    ("x-ratelimit-reset", "1, 1419704"),
+                ],
+                body,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(1)));
-        assert_eq!(f.message, "Brave RATE_LIMITED: Request rate limit exceeded for plan.");
+        assert_eq!(
+            f.message,
+            "Brave RATE_LIMITED: Request rate limit exceeded for plan."
+        );
         let f = failure(
             &Brave,
             &r,
-            test_response(429, &[("x-ratelimit-remaining", "1, 0"), ("x-ratelimit-reset", "1, 1419704")], body),
+            test_response(
+                429,
+                &[
+                    ("x-ratelimit-remaining", "1, 0"),
+                    ("x-ratelimit-reset", "1, 1419704"),
+                ],
+                body,
+            ),
         );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.retry_after, Some(Duration::from_secs(1_419_704)));
@@ -279,7 +308,11 @@ mod tests {
         let body = r#"{"type":"ErrorResponse","error":{"id":"3e4f","status":422,"code":"VALIDATION","detail":"Unable to validate request parameter(s)."},"time":1736950000}"#;
         let f = failure(&Brave, &r, test_response(422, &[], body));
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        let f = failure(&Brave, &r, test_response(200, &[], r#"{"type":"search","query":{"original":"x"}}"#));
+        let f = failure(
+            &Brave,
+            &r,
+            test_response(200, &[], r#"{"type":"search","query":{"original":"x"}}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
         let f = failure(&Brave, &r, test_response(503, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);

@@ -98,9 +98,7 @@ impl Provider for DeepL {
                     } else {
                         "free keys (ending in :fx) need base_url https://api-free.deepl.com"
                     };
-                    return Err(
-                        response.failure(FailureClass::Auth, format!("{message} ({host})"))
-                    );
+                    return Err(response.failure(FailureClass::Auth, format!("{message} ({host})")));
                 }
                 _ => match response.check_status() {
                     Err(mut failure) => {
@@ -121,19 +119,13 @@ impl Provider for DeepL {
             ))
             .status(response.status));
         }
-        let billed: Option<u64> = reply
-            .translations
-            .iter()
-            .map(|t| t.billed_characters)
-            .sum();
+        let billed: Option<u64> = reply.translations.iter().map(|t| t.billed_characters).sum();
         let translations = reply
             .translations
             .into_iter()
             .map(|t| Translation {
                 text: t.text,
-                detected_source_lang: t
-                    .detected_source_language
-                    .map(|l| l.to_ascii_lowercase()),
+                detected_source_lang: t.detected_source_language.map(|l| l.to_ascii_lowercase()),
                 confidence: None,
             })
             .collect();
@@ -185,7 +177,10 @@ mod tests {
     use crate::providers::testing::*;
 
     fn hello() -> Request {
-        request("translate.text", json!({"text": "Hello, world!", "target_lang": "de"}))
+        request(
+            "translate.text",
+            json!({"text": "Hello, world!", "target_lang": "de"}),
+        )
     }
 
     #[test]
@@ -228,39 +223,70 @@ mod tests {
         };
         assert_eq!(t.target_lang, "de");
         assert_eq!(t.translations[0].text, "Hallo, Welt!");
-        assert_eq!(t.translations[0].detected_source_lang.as_deref(), Some("en"));
+        assert_eq!(
+            t.translations[0].detected_source_lang.as_deref(),
+            Some("en")
+        );
         assert_eq!(t.chars_billed, Some(13));
     }
 
     #[test]
     fn error_signals_are_classified() {
         let r = hello();
-        let f = failure(&DeepL, &r, test_response(456, &[], r#"{"message":"Quota Exceeded"}"#));
+        let f = failure(
+            &DeepL,
+            &r,
+            test_response(456, &[], r#"{"message":"Quota Exceeded"}"#),
+        );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.message, "DeepL: Quota Exceeded");
         let f = failure(
             &DeepL,
             &r,
-            test_response(429, &[("retry-after", "2")], r#"{"message":"Too many requests"}"#),
+            test_response(
+                429,
+                &[("retry-after", "2")],
+                r#"{"message":"Too many requests"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(2)));
-        let f = failure(&DeepL, &r, test_response(529, &[], r#"{"message":"Too many requests"}"#));
+        let f = failure(
+            &DeepL,
+            &r,
+            test_response(529, &[], r#"{"message":"Too many requests"}"#),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         let f = failure(
             &DeepL,
             &r,
-            test_response(403, &[], r#"{"message":"Wrong endpoint. Use https://api.deepl.com"}"#),
+            test_response(
+                403,
+                &[],
+                r#"{"message":"Wrong endpoint. Use https://api.deepl.com"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::Auth);
-        assert!(f.message.contains("base_url https://api.deepl.com"), "{}", f.message);
+        assert!(
+            f.message.contains("base_url https://api.deepl.com"),
+            "{}",
+            f.message
+        );
         let f = failure(
             &DeepL,
             &r,
-            test_response(400, &[], r#"{"message":"Value for 'target_lang' not supported."}"#),
+            test_response(
+                400,
+                &[],
+                r#"{"message":"Value for 'target_lang' not supported."}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        let f = failure(&DeepL, &r, test_response(413, &[], r#"{"message":"Request Entity Too Large"}"#));
+        let f = failure(
+            &DeepL,
+            &r,
+            test_response(413, &[], r#"{"message":"Request Entity Too Large"}"#),
+        );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         let f = failure(&DeepL, &r, test_response(503, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);

@@ -143,8 +143,10 @@ impl Topic {
         for topic in &self.topics {
             topic.collect(out);
         }
-        let (Some(url), Some(text)) = (non_empty(self.first_url.clone()), non_empty(self.text.clone()))
-        else {
+        let (Some(url), Some(text)) = (
+            non_empty(self.first_url.clone()),
+            non_empty(self.text.clone()),
+        ) else {
             return;
         };
         // `<a href="…">Title</a>Description`: the link text is the title.
@@ -222,16 +224,29 @@ mod tests {
             panic!("wrong data")
         };
         let a = found.answer.unwrap();
-        assert!(a.text.starts_with("Rust is a general-purpose"), "{}", a.text);
+        assert!(
+            a.text.starts_with("Rust is a general-purpose"),
+            "{}",
+            a.text
+        );
         assert_eq!(
             a.source_url.as_deref(),
             Some("https://en.wikipedia.org/wiki/Rust_(programming_language)")
         );
         let titles: Vec<&str> = found.results.iter().map(|r| r.title.as_str()).collect();
-        assert_eq!(titles, ["Official site", "Cargo (package manager)", "Mozilla"]);
+        assert_eq!(
+            titles,
+            ["Official site", "Cargo (package manager)", "Mozilla"]
+        );
         assert_eq!(found.results[0].url, "https://www.rust-lang.org/");
-        assert_eq!(found.results[1].snippet, "The Rust package manager and build tool.");
-        assert_eq!(found.results[2].snippet, "A free software community founded in 1998.");
+        assert_eq!(
+            found.results[1].snippet,
+            "The Rust package manager and build tool."
+        );
+        assert_eq!(
+            found.results[2].snippet,
+            "A free software community founded in 1998."
+        );
     }
 
     #[test]

@@ -130,8 +130,7 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /api/v1/quote?symbol=AAPL`.
-const AAPL: &str =
-    r#"{"c":237.87,"d":4.59,"dp":1.9676,"h":238.96,"l":234.43,"o":234.75,"pc":233.28,"t":1736974800}"#;
+const AAPL: &str = r#"{"c":237.87,"d":4.59,"dp":1.9676,"h":238.96,"l":234.43,"o":234.75,"pc":233.28,"t":1736974800}"#;
 
 #[cfg(test)]
 mod tests {
@@ -178,7 +177,10 @@ mod tests {
         assert_eq!(q.price, 237.87);
         assert_eq!(q.change, Some(4.59));
         assert_eq!(q.change_pct, Some(1.9676));
-        assert_eq!((q.open, q.high, q.low), (Some(234.75), Some(238.96), Some(234.43)));
+        assert_eq!(
+            (q.open, q.high, q.low),
+            (Some(234.75), Some(238.96), Some(234.43))
+        );
         assert_eq!(q.previous_close, Some(233.28));
         assert_eq!(q.as_of, "2025-01-15T21:00:00Z");
         assert_eq!((q.name, q.volume), (None, None));
@@ -199,7 +201,11 @@ mod tests {
         let f = failure(
             &Finnhub,
             &aapl(),
-            test_response(403, &[], r#"{"error":"You don't have access to this resource."}"#),
+            test_response(
+                403,
+                &[],
+                r#"{"error":"You don't have access to this resource."}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::Unsupported);
         let f = failure(
@@ -213,7 +219,11 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(20)));
-        let f = failure(&Finnhub, &aapl(), test_response(502, &[], "<html>bad</html>"));
+        let f = failure(
+            &Finnhub,
+            &aapl(),
+            test_response(502, &[], "<html>bad</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

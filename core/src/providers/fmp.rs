@@ -179,9 +179,15 @@ mod tests {
         assert_eq!(query(&req), [("symbol", "AAPL")]);
         assert!(req.headers.is_empty());
         let r = request("finance.quote", json!({"symbol": "brk.b"}));
-        assert_eq!(query(&Fmp.request(&r, &ctx(&Fmp)).unwrap()), [("symbol", "BRK-B")]);
+        assert_eq!(
+            query(&Fmp.request(&r, &ctx(&Fmp)).unwrap()),
+            [("symbol", "BRK-B")]
+        );
         let r = request("finance.quote", json!({"symbol": "VOD.L"}));
-        assert_eq!(query(&Fmp.request(&r, &ctx(&Fmp)).unwrap()), [("symbol", "VOD.L")]);
+        assert_eq!(
+            query(&Fmp.request(&r, &ctx(&Fmp)).unwrap()),
+            [("symbol", "VOD.L")]
+        );
         assert!(matches!(
             Fmp.info().auth,
             Auth::Key {

@@ -76,7 +76,10 @@ impl Provider for FreeDictionary {
             }
             if let Ok(reply) = serde_json::from_slice::<ErrorReply>(&response.body) {
                 let detail = reply.message.map(|m| format!(": {m}")).unwrap_or_default();
-                failure.message = format!("Free Dictionary: {}", clip(&format!("{}{detail}", reply.title)));
+                failure.message = format!(
+                    "Free Dictionary: {}",
+                    clip(&format!("{}{detail}", reply.title))
+                );
             }
             failure
         })?;
@@ -207,11 +210,19 @@ mod tests {
 
     #[test]
     fn request_is_exact_with_the_word_encoded() {
-        let req = FreeDictionary.request(&hello(), &ctx(&FreeDictionary)).unwrap();
+        let req = FreeDictionary
+            .request(&hello(), &ctx(&FreeDictionary))
+            .unwrap();
         assert_eq!(req.method, Method::GET);
-        assert_eq!(req.url, "https://api.dictionaryapi.dev/api/v2/entries/en/hello");
+        assert_eq!(
+            req.url,
+            "https://api.dictionaryapi.dev/api/v2/entries/en/hello"
+        );
         assert!(req.query.is_empty() && req.headers.is_empty());
-        let r = request("dictionary.define", json!({"word": "crème brûlée", "language": "French"}));
+        let r = request(
+            "dictionary.define",
+            json!({"word": "crème brûlée", "language": "French"}),
+        );
         let req = FreeDictionary.request(&r, &ctx(&FreeDictionary)).unwrap();
         assert_eq!(
             req.url,
@@ -234,8 +245,15 @@ mod tests {
             entry.audio_url.as_deref(),
             Some("https://api.dictionaryapi.dev/media/pronunciations/en/hello-uk.mp3")
         );
-        assert_eq!(entry.source_url.as_deref(), Some("https://en.wiktionary.org/wiki/hello"));
-        let parts: Vec<&str> = entry.senses.iter().map(|s| s.part_of_speech.as_str()).collect();
+        assert_eq!(
+            entry.source_url.as_deref(),
+            Some("https://en.wiktionary.org/wiki/hello")
+        );
+        let parts: Vec<&str> = entry
+            .senses
+            .iter()
+            .map(|s| s.part_of_speech.as_str())
+            .collect();
         assert_eq!(parts, ["noun", "verb", "interjection", "interjection"]);
         assert_eq!(entry.senses[0].synonyms, ["greeting"]);
         assert_eq!(entry.senses[2].example.as_deref(), Some("Hello, everyone."));
@@ -249,14 +267,27 @@ mod tests {
         let f = failure(
             &FreeDictionary,
             &r,
-            test_response(404, &[], r#"{"title":"No Definitions Found","message":"Sorry pal, we couldn't find definitions for the word you were looking for.","resolution":"You can try the search again at later time or head to the web instead."}"#),
+            test_response(
+                404,
+                &[],
+                r#"{"title":"No Definitions Found","message":"Sorry pal, we couldn't find definitions for the word you were looking for.","resolution":"You can try the search again at later time or head to the web instead."}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::NotFound);
-        assert!(f.message.starts_with("Free Dictionary: No Definitions Found"), "{}", f.message);
+        assert!(
+            f.message
+                .starts_with("Free Dictionary: No Definitions Found"),
+            "{}",
+            f.message
+        );
         let f = failure(
             &FreeDictionary,
             &r,
-            test_response(429, &[("retry-after", "10")], r#"{"title":"API Rate Limit Exceeded","message":"Sorry pal, you were just rate limited by the upstream server.","resolution":"You can try the search again at later time or head to the web instead."}"#),
+            test_response(
+                429,
+                &[("retry-after", "10")],
+                r#"{"title":"API Rate Limit Exceeded","message":"Sorry pal, you were just rate limited by the upstream server.","resolution":"You can try the search again at later time or head to the web instead."}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(10)));
@@ -271,7 +302,11 @@ mod tests {
         let r = hello();
         let body = fixture(&FreeDictionary, "/api/v2/entries/*");
         assert_cuts_of_a_list_are_malformed(&FreeDictionary, &r, body);
-        let f = failure(&FreeDictionary, &r, test_response(200, &[], r#"[{"word":1}]"#));
+        let f = failure(
+            &FreeDictionary,
+            &r,
+            test_response(200, &[], r#"[{"word":1}]"#),
+        );
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 }

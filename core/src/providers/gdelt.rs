@@ -101,9 +101,10 @@ impl Provider for Gdelt {
                     .retry_after(Some(response.retry_after().unwrap_or(THROTTLE_WAIT))));
             }
             if response.is_success() {
-                return Err(
-                    response.failure(FailureClass::InvalidRequest, format!("GDELT: {}", clip(&text)))
-                );
+                return Err(response.failure(
+                    FailureClass::InvalidRequest,
+                    format!("GDELT: {}", clip(&text)),
+                ));
             }
         }
         response.check_status()?;
@@ -128,7 +129,8 @@ impl Provider for Gdelt {
                 article
             })
             .collect();
-        let results = NewsResults::found(q, None, articles).map_err(|f| f.status(response.status))?;
+        let results =
+            NewsResults::found(q, None, articles).map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::NewsSearch(results)))
     }
 
@@ -204,7 +206,10 @@ mod tests {
                 ("sort", "DateDesc"),
             ]
         );
-        let r = request("news.search", json!({"query": "climat", "language": "fr", "limit": 3}));
+        let r = request(
+            "news.search",
+            json!({"query": "climat", "language": "fr", "limit": 3}),
+        );
         let req = Gdelt.request(&r, &ctx(&Gdelt)).unwrap();
         assert_eq!(query(&req)[0], ("query", "climat sourcelang:french"));
         assert_eq!(query(&req)[3], ("maxrecords", "3"));
@@ -224,12 +229,18 @@ mod tests {
         assert_eq!(news.total, None);
         assert_eq!(news.articles.len(), 2);
         let a = &news.articles[0];
-        assert_eq!(a.title, "2024 was the first year to breach 1.5C of global heating");
+        assert_eq!(
+            a.title,
+            "2024 was the first year to breach 1.5C of global heating"
+        );
         assert_eq!(a.published_at.as_deref(), Some("2025-01-15T14:15:00Z"));
         assert_eq!(a.source.domain.as_deref(), Some("theguardian.com"));
         assert_eq!(a.source.country.as_deref(), Some("United Kingdom"));
         assert_eq!(a.language.as_deref(), Some("en"));
-        assert_eq!(a.image_url.as_deref(), Some("https://i.guim.co.uk/img/media/climate.jpg"));
+        assert_eq!(
+            a.image_url.as_deref(),
+            Some("https://i.guim.co.uk/img/media/climate.jpg")
+        );
         assert_eq!(news.articles[1].language.as_deref(), Some("fr"));
         assert_eq!(news.articles[1].image_url, None, "empty strings are absent");
     }
@@ -247,7 +258,11 @@ mod tests {
         let f = failure(
             &Gdelt,
             &climate(),
-            test_response(429, &[("retry-after", "30")], "Please limit requests to one every 5 seconds."),
+            test_response(
+                429,
+                &[("retry-after", "30")],
+                "Please limit requests to one every 5 seconds.",
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));

@@ -102,8 +102,8 @@ impl Provider for GNews {
                 article.published_at = a.published_at.as_deref().and_then(iso_utc);
                 article.summary = non_empty(a.description);
                 article.image_url = non_empty(a.image);
-                article.language = non_empty(a.lang)
-                    .or_else(|| q.language.as_ref().map(|l| l.code().to_string()));
+                article.language =
+                    non_empty(a.lang).or_else(|| q.language.as_ref().map(|l| l.code().to_string()));
                 if let Some(source) = a.source {
                     article.source.domain = source.url.as_deref().and_then(domain_of);
                     article.source.name = non_empty(source.name);
@@ -194,13 +194,21 @@ mod tests {
 
     #[test]
     fn request_is_exact_and_the_key_goes_in_a_header() {
-        let r = request("news.search", json!({"query": "climate", "language": "en-GB", "limit": 5}));
+        let r = request(
+            "news.search",
+            json!({"query": "climate", "language": "en-GB", "limit": 5}),
+        );
         let req = GNews.request(&r, &ctx(&GNews)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://gnews.io/api/v4/search");
         assert_eq!(
             query(&req),
-            [("q", "climate"), ("lang", "en"), ("max", "5"), ("sortby", "publishedAt")]
+            [
+                ("q", "climate"),
+                ("lang", "en"),
+                ("max", "5"),
+                ("sortby", "publishedAt")
+            ]
         );
         assert!(req.headers.is_empty());
         assert!(matches!(
@@ -230,9 +238,16 @@ mod tests {
         assert_eq!(a.source.domain.as_deref(), Some("bbc.co.uk"));
         assert_eq!(a.published_at.as_deref(), Some("2025-01-15T13:52:00Z"));
         assert_eq!(a.language.as_deref(), Some("en"));
-        assert!(a.summary.as_deref().unwrap().starts_with("Global temperatures"));
+        assert!(a
+            .summary
+            .as_deref()
+            .unwrap()
+            .starts_with("Global temperatures"));
         let b = &news.articles[1];
-        assert_eq!((b.image_url.as_deref(), b.language.as_deref()), (None, None));
+        assert_eq!(
+            (b.image_url.as_deref(), b.language.as_deref()),
+            (None, None)
+        );
         assert_eq!(b.source.domain.as_deref(), Some("reuters.com"));
     }
 
@@ -242,22 +257,50 @@ mod tests {
         let f = failure(
             &GNews,
             &r,
-            test_response(403, &[], r#"{"errors":["You have reached your request limit for today, the next reset will be tomorrow at midnight UTC. If you need more requests, you can upgrade your subscription here: https://gnews.io/#pricing"]}"#),
+            test_response(
+                403,
+                &[],
+                r#"{"errors":["You have reached your request limit for today, the next reset will be tomorrow at midnight UTC. If you need more requests, you can upgrade your subscription here: https://gnews.io/#pricing"]}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.reset_at, Some("2025-01-16T00:00:00Z".parse().unwrap()));
-        assert!(f.message.starts_with("GNews: You have reached"), "{}", f.message);
-        let f = failure(&GNews, &r, test_response(429, &[("retry-after", "1")], r#"{"errors":["Too many requests"]}"#));
+        assert!(
+            f.message.starts_with("GNews: You have reached"),
+            "{}",
+            f.message
+        );
+        let f = failure(
+            &GNews,
+            &r,
+            test_response(
+                429,
+                &[("retry-after", "1")],
+                r#"{"errors":["Too many requests"]}"#,
+            ),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(1)));
-        let f = failure(&GNews, &r, test_response(401, &[], r#"{"errors":["Your API key is invalid."]}"#));
+        let f = failure(
+            &GNews,
+            &r,
+            test_response(401, &[], r#"{"errors":["Your API key is invalid."]}"#),
+        );
         assert_eq!(f.class, FailureClass::Auth);
-        let f = failure(&GNews, &r, test_response(400, &[], r#"{"errors":{"q":"The query is required."}}"#));
+        let f = failure(
+            &GNews,
+            &r,
+            test_response(400, &[], r#"{"errors":{"q":"The query is required."}}"#),
+        );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert_eq!(f.message, "GNews: q: The query is required.");
         let f = failure(&GNews, &r, test_response(503, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);
-        let f = failure(&GNews, &r, test_response(200, &[], r#"{"totalArticles":0,"articles":[]}"#));
+        let f = failure(
+            &GNews,
+            &r,
+            test_response(200, &[], r#"{"totalArticles":0,"articles":[]}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
     }
 

@@ -238,10 +238,16 @@ mod tests {
         };
         assert_eq!(news.total, Some(61754));
         let a = &news.articles[0];
-        assert_eq!(a.title, "2024 was first year to breach 1.5C of global heating");
+        assert_eq!(
+            a.title,
+            "2024 was first year to breach 1.5C of global heating"
+        );
         assert_eq!(a.published_at.as_deref(), Some("2025-01-15T14:00:34Z"));
         assert_eq!(a.author.as_deref(), Some("Damian Carrington"));
-        assert_eq!(a.image_url.as_deref(), Some("https://media.guim.co.uk/climate/500.jpg"));
+        assert_eq!(
+            a.image_url.as_deref(),
+            Some("https://media.guim.co.uk/climate/500.jpg")
+        );
         assert_eq!(
             a.summary.as_deref(),
             Some("Scientists say the record heat is ‘a wake-up call’ & a warning")
@@ -255,22 +261,41 @@ mod tests {
         let f = failure(
             &Guardian,
             &r,
-            test_response(400, &[], r#"{"response":{"status":"error","message":"page-size must be an integer between 0 and 200"}}"#),
+            test_response(
+                400,
+                &[],
+                r#"{"response":{"status":"error","message":"page-size must be an integer between 0 and 200"}}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        assert_eq!(f.message, "The Guardian: page-size must be an integer between 0 and 200");
-        let f = failure(&Guardian, &r, test_response(401, &[], r#"{"message":"Unauthorized"}"#));
+        assert_eq!(
+            f.message,
+            "The Guardian: page-size must be an integer between 0 and 200"
+        );
+        let f = failure(
+            &Guardian,
+            &r,
+            test_response(401, &[], r#"{"message":"Unauthorized"}"#),
+        );
         assert_eq!(f.class, FailureClass::Auth);
         let f = failure(
             &Guardian,
             &r,
-            test_response(429, &[("retry-after", "1")], r#"{"message":"API rate limit exceeded"}"#),
+            test_response(
+                429,
+                &[("retry-after", "1")],
+                r#"{"message":"API rate limit exceeded"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         let f = failure(
             &Guardian,
             &r,
-            test_response(200, &[], r#"{"response":{"status":"ok","total":0,"results":[]}}"#),
+            test_response(
+                200,
+                &[],
+                r#"{"response":{"status":"ok","total":0,"results":[]}}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::NotFound);
         let f = failure(&Guardian, &r, test_response(504, &[], ""));

@@ -100,8 +100,8 @@ impl Provider for HnAlgolia {
                 Some(article)
             })
             .collect();
-        let results =
-            NewsResults::found(q, reply.nb_hits, articles).map_err(|f| f.status(response.status))?;
+        let results = NewsResults::found(q, reply.nb_hits, articles)
+            .map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::NewsSearch(results)))
     }
 
@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(news.total, Some(25123));
         let a = &news.articles[0];
         assert_eq!(a.title, "Announcing Rust 1.84.0");
-        assert_eq!(a.url, "https://blog.rust-lang.org/2025/01/09/Rust-1.84.0.html");
+        assert_eq!(
+            a.url,
+            "https://blog.rust-lang.org/2025/01/09/Rust-1.84.0.html"
+        );
         assert_eq!(a.source.domain.as_deref(), Some("blog.rust-lang.org"));
         assert_eq!(a.published_at.as_deref(), Some("2025-01-09T15:02:11Z"));
         assert_eq!(a.author.as_deref(), Some("steveklabnik"));
@@ -198,13 +201,28 @@ mod tests {
         let f = failure(
             &HnAlgolia,
             &rust(),
-            test_response(400, &[], r#"{"message":"Invalid value for hitsPerPage","status":400}"#),
+            test_response(
+                400,
+                &[],
+                r#"{"message":"Invalid value for hitsPerPage","status":400}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        assert_eq!(f.message, "Hacker News Search: Invalid value for hitsPerPage");
-        let f = failure(&HnAlgolia, &rust(), test_response(429, &[("retry-after", "60")], ""));
+        assert_eq!(
+            f.message,
+            "Hacker News Search: Invalid value for hitsPerPage"
+        );
+        let f = failure(
+            &HnAlgolia,
+            &rust(),
+            test_response(429, &[("retry-after", "60")], ""),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
-        let f = failure(&HnAlgolia, &rust(), test_response(200, &[], r#"{"hits":[],"nbHits":0}"#));
+        let f = failure(
+            &HnAlgolia,
+            &rust(),
+            test_response(200, &[], r#"{"hits":[],"nbHits":0}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
         let f = failure(&HnAlgolia, &rust(), test_response(503, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);

@@ -117,8 +117,10 @@ impl Provider for LibreTranslate {
         }
         let reply: Reply = response.json()?;
         if reply.translated_text.trim().is_empty() {
-            return Err(ProviderFailure::malformed("LibreTranslate answered an empty translation")
-                .status(response.status));
+            return Err(
+                ProviderFailure::malformed("LibreTranslate answered an empty translation")
+                    .status(response.status),
+            );
         }
         let detected = reply.detected_language;
         Ok(Step::Done(Data::TranslateText(Translations {
@@ -179,12 +181,17 @@ mod tests {
     use crate::providers::testing::*;
 
     fn hello() -> Request {
-        request("translate.text", json!({"text": "Hello world!", "target_lang": "es"}))
+        request(
+            "translate.text",
+            json!({"text": "Hello world!", "target_lang": "es"}),
+        )
     }
 
     #[test]
     fn request_is_exact_and_the_key_is_declared_for_the_query() {
-        let req = LibreTranslate.request(&hello(), &ctx(&LibreTranslate)).unwrap();
+        let req = LibreTranslate
+            .request(&hello(), &ctx(&LibreTranslate))
+            .unwrap();
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://libretranslate.com/translate");
         assert_eq!(
@@ -212,15 +219,21 @@ mod tests {
         );
         let req = LibreTranslate.request(&r, &ctx(&LibreTranslate)).unwrap();
         assert_eq!(query(&req)[1], ("source", "de"));
-        let r = request("translate.text", json!({"text": ["a", "b"], "target_lang": "en"}));
-        let f = LibreTranslate.request(&r, &ctx(&LibreTranslate)).unwrap_err();
+        let r = request(
+            "translate.text",
+            json!({"text": ["a", "b"], "target_lang": "en"}),
+        );
+        let f = LibreTranslate
+            .request(&r, &ctx(&LibreTranslate))
+            .unwrap_err();
         assert_eq!(f.class, FailureClass::Unsupported);
     }
 
     #[test]
     fn fixture_normalises_with_the_detected_language() {
         let body = fixture(&LibreTranslate, "/translate");
-        let Data::TranslateText(t) = answer(&LibreTranslate, &hello(), test_response(200, &[], body))
+        let Data::TranslateText(t) =
+            answer(&LibreTranslate, &hello(), test_response(200, &[], body))
         else {
             panic!("wrong data")
         };
@@ -237,10 +250,18 @@ mod tests {
         let f = failure(
             &LibreTranslate,
             &r,
-            test_response(400, &[], r#"{"error":"Visit https://portal.libretranslate.com to get an API key"}"#),
+            test_response(
+                400,
+                &[],
+                r#"{"error":"Visit https://portal.libretranslate.com to get an API key"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::Auth);
-        let f = failure(&LibreTranslate, &r, test_response(403, &[], r#"{"error":"Invalid API key"}"#));
+        let f = failure(
+            &LibreTranslate,
+            &r,
+            test_response(403, &[], r#"{"error":"Invalid API key"}"#),
+        );
         assert_eq!(f.class, FailureClass::Auth);
         assert_eq!(f.message, "LibreTranslate: Invalid API key");
         let f = failure(
@@ -256,7 +277,11 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.message, "LibreTranslate: Slowdown: 30 per 1 minute");
-        let f = failure(&LibreTranslate, &r, test_response(500, &[], r#"{"error":"Cannot translate text"}"#));
+        let f = failure(
+            &LibreTranslate,
+            &r,
+            test_response(500, &[], r#"{"error":"Cannot translate text"}"#),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

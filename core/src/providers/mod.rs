@@ -60,6 +60,12 @@ providers! {
     deepl::DeepL,
     free_dictionary::FreeDictionary,
     wiktionary::Wiktionary,
+    nws::Nws,
+    weatherapi::WeatherApi,
+    openweathermap::OpenWeatherMap,
+    exchangerate_api::ExchangeRateApi,
+    binance::Binance,
+    kraken::Kraken,
 }
 
 // Group "reference": wire-format pieces its providers share.

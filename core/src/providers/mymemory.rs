@@ -70,12 +70,18 @@ impl Provider for MyMemory {
             .not_sent());
         }
         let Some(source) = &q.source_lang else {
-            return Err(
-                ProviderFailure::unsupported("MyMemory needs source_lang; it cannot detect it")
-                    .not_sent(),
-            );
+            return Err(ProviderFailure::unsupported(
+                "MyMemory needs source_lang; it cannot detect it",
+            )
+            .not_sent());
         };
-        let code = |code: &str| if code == "zh" { "zh-CN".to_string() } else { code.to_string() };
+        let code = |code: &str| {
+            if code == "zh" {
+                "zh-CN".to_string()
+            } else {
+                code.to_string()
+            }
+        };
         Ok(HttpRequest::get(ctx.base_url, "/get")
             .query("q", text)
             .query(
@@ -110,9 +116,16 @@ impl Provider for MyMemory {
             .unwrap_or_default();
         let warning = translated.starts_with("MYMEMORY WARNING");
         if status == 429 || reply.quota_finished == Some(true) || warning {
-            let text = if warning { &translated } else { &reply.response_details };
+            let text = if warning {
+                &translated
+            } else {
+                &reply.response_details
+            };
             return Err(response
-                .failure(FailureClass::QuotaExhausted, format!("MyMemory: {}", clip(text)))
+                .failure(
+                    FailureClass::QuotaExhausted,
+                    format!("MyMemory: {}", clip(text)),
+                )
                 .retry_after(next_available(text)));
         }
         if status != 200 {
@@ -128,8 +141,10 @@ impl Provider for MyMemory {
             return Err(response.failure(class, format!("MyMemory {status}: {}", clip(details))));
         }
         if translated.trim().is_empty() {
-            return Err(ProviderFailure::malformed("MyMemory answered an empty translation")
-                .status(response.status));
+            return Err(
+                ProviderFailure::malformed("MyMemory answered an empty translation")
+                    .status(response.status),
+            );
         }
         Ok(Step::Done(Data::TranslateText(Translations {
             translations: vec![Translation {
@@ -220,7 +235,10 @@ mod tests {
         assert_eq!(req.url, "https://api.mymemory.translated.net/get");
         assert_eq!(
             query(&req),
-            [("q", "Hello world, how is the water?"), ("langpair", "en|it")]
+            [
+                ("q", "Hello world, how is the water?"),
+                ("langpair", "en|it")
+            ]
         );
         let r = request(
             "translate.text",
@@ -265,18 +283,29 @@ mod tests {
         let f = failure(&MyMemory, &r, test_response(200, &[], quota));
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.status, Some(200));
-        assert_eq!(f.retry_after, Some(Duration::from_secs(10 * 3600 + 20 * 60 + 40)));
+        assert_eq!(
+            f.retry_after,
+            Some(Duration::from_secs(10 * 3600 + 20 * 60 + 40))
+        );
 
         let bad_pair = r#"{"responseData":{"translatedText":"'XX' IS AN INVALID TARGET LANGUAGE . EXAMPLE: LANGPAIR=EN|IT USING 2 LETTER ISO OR RFC3066 LIKE ZH-CN. ALMOST ALL LANGUAGES SUPPORTED BUT SOME MAY HAVE NO CONTENT"},"quotaFinished":false,"responseDetails":"'XX' IS AN INVALID TARGET LANGUAGE . EXAMPLE: LANGPAIR=EN|IT","responseStatus":"403"}"#;
         let f = failure(&MyMemory, &r, test_response(200, &[], bad_pair));
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        assert!(f.message.starts_with("MyMemory 403: 'XX' IS AN INVALID"), "{}", f.message);
+        assert!(
+            f.message.starts_with("MyMemory 403: 'XX' IS AN INVALID"),
+            "{}",
+            f.message
+        );
 
         let down = r#"{"responseData":{"translatedText":""},"responseDetails":"Service unavailable","responseStatus":503}"#;
         let f = failure(&MyMemory, &r, test_response(200, &[], down));
         assert_eq!(f.class, FailureClass::Transient);
 
-        let f = failure(&MyMemory, &r, test_response(429, &[("retry-after", "60")], ""));
+        let f = failure(
+            &MyMemory,
+            &r,
+            test_response(429, &[("retry-after", "60")], ""),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
     }
 

@@ -72,7 +72,11 @@ impl Provider for NewsApi {
         let req = HttpRequest::get(ctx.base_url, "/v2/everything").query("q", q.query.as_str());
         let req = match &q.language {
             Some(language) if LANGUAGES.contains(&language.code()) => {
-                let code = if language.code() == "ur" { "ud" } else { language.code() };
+                let code = if language.code() == "ur" {
+                    "ud"
+                } else {
+                    language.code()
+                };
                 req.query("language", code)
             }
             Some(language) => {
@@ -214,13 +218,21 @@ mod tests {
 
     #[test]
     fn request_is_exact_and_the_key_goes_in_a_header() {
-        let r = request("news.search", json!({"query": "climate", "language": "ur", "limit": 20}));
+        let r = request(
+            "news.search",
+            json!({"query": "climate", "language": "ur", "limit": 20}),
+        );
         let req = NewsApi.request(&r, &ctx(&NewsApi)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://newsapi.org/v2/everything");
         assert_eq!(
             query(&req),
-            [("q", "climate"), ("language", "ud"), ("sortBy", "publishedAt"), ("pageSize", "20")]
+            [
+                ("q", "climate"),
+                ("language", "ud"),
+                ("sortBy", "publishedAt"),
+                ("pageSize", "20")
+            ]
         );
         assert!(req.headers.is_empty());
         assert!(matches!(
@@ -258,19 +270,68 @@ mod tests {
 
     #[test]
     fn error_signals_are_classified() {
-        assert_eq!(error(401, "apiKeyInvalid", "Your API key is invalid or incorrect.").class, FailureClass::Auth);
-        assert_eq!(error(401, "apiKeyMissing", "Your API key is missing.").class, FailureClass::Auth);
-        assert_eq!(error(429, "apiKeyExhausted", "Your API key has no more requests available.").class, FailureClass::QuotaExhausted);
+        assert_eq!(
+            error(
+                401,
+                "apiKeyInvalid",
+                "Your API key is invalid or incorrect."
+            )
+            .class,
+            FailureClass::Auth
+        );
+        assert_eq!(
+            error(401, "apiKeyMissing", "Your API key is missing.").class,
+            FailureClass::Auth
+        );
+        assert_eq!(
+            error(
+                429,
+                "apiKeyExhausted",
+                "Your API key has no more requests available."
+            )
+            .class,
+            FailureClass::QuotaExhausted
+        );
         let f = error(429, "rateLimited", "You have made too many requests recently. Developer accounts are limited to 100 requests over a 24 hour period (50 requests available every 12 hours). Please upgrade to a paid plan if you need more requests.");
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.retry_after, Some(Duration::from_secs(12 * 3600)));
-        assert_eq!(error(429, "rateLimited", "Back off.").class, FailureClass::RateLimited);
-        let f = error(400, "parameterInvalid", "You've included a parameter in your request which is currently not supported.");
+        assert_eq!(
+            error(429, "rateLimited", "Back off.").class,
+            FailureClass::RateLimited
+        );
+        let f = error(
+            400,
+            "parameterInvalid",
+            "You've included a parameter in your request which is currently not supported.",
+        );
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        assert!(f.message.starts_with("NewsAPI: You've included"), "{}", f.message);
-        assert_eq!(error(426, "maximumResultsReached", "Developer accounts are limited to a max of 100 results.").class, FailureClass::InvalidRequest);
-        assert_eq!(error(500, "unexpectedError", "Something went wrong.").class, FailureClass::Transient);
-        let f = failure(&NewsApi, &climate(), test_response(200, &[], r#"{"status":"ok","totalResults":0,"articles":[]}"#));
+        assert!(
+            f.message.starts_with("NewsAPI: You've included"),
+            "{}",
+            f.message
+        );
+        assert_eq!(
+            error(
+                426,
+                "maximumResultsReached",
+                "Developer accounts are limited to a max of 100 results."
+            )
+            .class,
+            FailureClass::InvalidRequest
+        );
+        assert_eq!(
+            error(500, "unexpectedError", "Something went wrong.").class,
+            FailureClass::Transient
+        );
+        let f = failure(
+            &NewsApi,
+            &climate(),
+            test_response(
+                200,
+                &[],
+                r#"{"status":"ok","totalResults":0,"articles":[]}"#,
+            ),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
     }
 

@@ -175,7 +175,12 @@ impl Hit {
         place.country_code = country_code(a.country_code.as_deref());
         place.country = a.country;
         place.admin1 = a.state;
-        place.locality = a.city.or(a.town).or(a.village).or(a.hamlet).or(a.municipality);
+        place.locality = a
+            .city
+            .or(a.town)
+            .or(a.village)
+            .or(a.hamlet)
+            .or(a.municipality);
         place.postcode = a.postcode;
         place.street = a.road;
         place.housenumber = a.house_number;
@@ -254,7 +259,10 @@ mod tests {
         assert_eq!(gate.street.as_deref(), Some("Pariser Platz"));
         assert_eq!(gate.housenumber.as_deref(), Some("1"));
         assert_eq!(gate.postcode.as_deref(), Some("10117"));
-        assert_eq!(gate.bbox, Some([13.3775466, 52.5161167, 13.3778653, 52.5164286]));
+        assert_eq!(
+            gate.bbox,
+            Some([13.3775466, 52.5161167, 13.3778653, 52.5164286])
+        );
         assert_eq!(gate.kind.as_deref(), Some("tourism"));
         assert_eq!(gate.confidence, Some(0.6223987432234089));
         assert_eq!(gate.source_id, "osm:W518071791");
@@ -268,7 +276,11 @@ mod tests {
         let r = request("geo.geocode", json!({"query": "x"}));
         let f = failure(&Nominatim, &r, test_response(200, &[], "[]"));
         assert_eq!(f.class, FailureClass::NotFound);
-        let f = failure(&Nominatim, &r, test_response(403, &[], "<html>Access blocked</html>"));
+        let f = failure(
+            &Nominatim,
+            &r,
+            test_response(403, &[], "<html>Access blocked</html>"),
+        );
         assert_eq!(f.class, FailureClass::Auth);
         assert!(f.message.contains("User-Agent"), "{}", f.message);
         let f = failure(
@@ -282,7 +294,11 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert_eq!(f.message, "Nominatim: Parameter 'limit' must be a number.");
-        let f = failure(&Nominatim, &r, test_response(429, &[("retry-after", "1")], ""));
+        let f = failure(
+            &Nominatim,
+            &r,
+            test_response(429, &[("retry-after", "1")], ""),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(1)));
         let f = failure(&Nominatim, &r, test_response(503, &[], ""));

@@ -66,7 +66,9 @@ impl Provider for OpenMeteo {
             .query("latitude", at.lat.to_param())
             .query("longitude", at.lon.to_param());
         Ok(match days {
-            None => req.query("current", CURRENT_FIELDS).query("timezone", "auto"),
+            None => req
+                .query("current", CURRENT_FIELDS)
+                .query("timezone", "auto"),
             Some(days) => req
                 .query("daily", DAILY_FIELDS)
                 .query("timezone", "auto")
@@ -303,11 +305,9 @@ mod tests {
     #[test]
     fn fixture_normalises_current_weather() {
         let r = request("weather.current", json!({"lat": 52.52, "lon": 13.41}));
-        let Data::WeatherCurrent(w) = answer(
-            &OpenMeteo,
-            &r,
-            ok(fixture(&OpenMeteo, "/v1/forecast")),
-        ) else {
+        let Data::WeatherCurrent(w) =
+            answer(&OpenMeteo, &r, ok(fixture(&OpenMeteo, "/v1/forecast")))
+        else {
             panic!("wrong data")
         };
         assert_eq!(w.location.lat, 52.52);
@@ -400,7 +400,11 @@ mod tests {
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
         assert!(f.message.starts_with("Minutely"), "{}", f.message);
 
-        let f = failure(&OpenMeteo, &r, test_response(502, &[], "<html>Bad Gateway</html>"));
+        let f = failure(
+            &OpenMeteo,
+            &r,
+            test_response(502, &[], "<html>Bad Gateway</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

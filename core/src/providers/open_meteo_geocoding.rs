@@ -77,16 +77,20 @@ impl Provider for OpenMeteoGeocoding {
             .unwrap_or_default()
             .into_iter()
             .map(|r| {
-                let display_name = [Some(r.name.as_str()), r.admin1.as_deref(), r.country.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .fold(Vec::<&str>::new(), |mut parts, part| {
-                        if !parts.contains(&part) {
-                            parts.push(part);
-                        }
-                        parts
-                    })
-                    .join(", ");
+                let display_name = [
+                    Some(r.name.as_str()),
+                    r.admin1.as_deref(),
+                    r.country.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .fold(Vec::<&str>::new(), |mut parts, part| {
+                    if !parts.contains(&part) {
+                        parts.push(part);
+                    }
+                    parts
+                })
+                .join(", ");
                 let mut place = Place::new(
                     r.name.clone(),
                     display_name,
@@ -181,7 +185,12 @@ mod tests {
             .unwrap();
         assert_eq!(
             query(&req),
-            [("name", "Paris"), ("count", "5"), ("language", "en"), ("format", "json")]
+            [
+                ("name", "Paris"),
+                ("count", "5"),
+                ("language", "en"),
+                ("format", "json")
+            ]
         );
     }
 
@@ -205,7 +214,10 @@ mod tests {
         assert_eq!(berlin.population, Some(3_426_354));
         assert_eq!(berlin.postcode.as_deref(), Some("10967"));
         assert_eq!(berlin.source_id, "geonames:2950159");
-        assert_eq!(places.results[1].display_name, "Berlin, New Hampshire, United States");
+        assert_eq!(
+            places.results[1].display_name,
+            "Berlin, New Hampshire, United States"
+        );
     }
 
     #[test]
@@ -233,7 +245,11 @@ mod tests {
         let f = failure(
             &OpenMeteoGeocoding,
             &r,
-            test_response(429, &[("retry-after", "60")], r#"{"error":true,"reason":"Minutely API request limit exceeded."}"#),
+            test_response(
+                429,
+                &[("retry-after", "60")],
+                r#"{"error":true,"reason":"Minutely API request limit exceeded."}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(60)));

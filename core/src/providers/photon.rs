@@ -67,7 +67,11 @@ impl Provider for Photon {
             .query("q", q.query.as_str())
             .query("limit", limit.to_string());
         Ok(
-            match q.language.as_ref().filter(|l| LANGUAGES.contains(&l.code())) {
+            match q
+                .language
+                .as_ref()
+                .filter(|l| LANGUAGES.contains(&l.code()))
+            {
                 Some(language) => req.query("lang", language.code()),
                 None => req,
             },
@@ -222,7 +226,10 @@ mod tests {
         let req = Photon.request(&r, &ctx(&Photon)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://photon.komoot.io/api");
-        assert_eq!(query(&req), [("q", "Berlin"), ("limit", "5"), ("lang", "fr")]);
+        assert_eq!(
+            query(&req),
+            [("q", "Berlin"), ("limit", "5"), ("lang", "fr")]
+        );
         assert!(req.headers.is_empty());
 
         // Unsupported language: omitted; a country filter widens the pool.
@@ -245,7 +252,10 @@ mod tests {
         let berlin = &places.results[0];
         assert_eq!((berlin.lat, berlin.lon), (52.5170365, 13.3888599));
         assert_eq!(berlin.display_name, "Berlin, Germany");
-        assert_eq!(berlin.bbox, Some([13.088345, 52.3382448, 13.7611609, 52.6755087]));
+        assert_eq!(
+            berlin.bbox,
+            Some([13.088345, 52.3382448, 13.7611609, 52.6755087])
+        );
         assert_eq!(berlin.kind.as_deref(), Some("city"));
         assert_eq!(berlin.source_id, "osm:R62422");
         let gate = &places.results[2];
@@ -261,14 +271,20 @@ mod tests {
 
     #[test]
     fn the_country_filter_applies_here() {
-        let r = request("geo.geocode", json!({"query": "Berlin", "country_code": "US"}));
+        let r = request(
+            "geo.geocode",
+            json!({"query": "Berlin", "country_code": "US"}),
+        );
         let body = fixture(&Photon, "/api");
         let Data::Geocode(places) = answer(&Photon, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
         };
         assert_eq!(places.results.len(), 1);
         assert_eq!(places.results[0].admin1.as_deref(), Some("Connecticut"));
-        let r = request("geo.geocode", json!({"query": "Berlin", "country_code": "FR"}));
+        let r = request(
+            "geo.geocode",
+            json!({"query": "Berlin", "country_code": "FR"}),
+        );
         let f = failure(&Photon, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
     }
@@ -279,7 +295,11 @@ mod tests {
         let f = failure(
             &Photon,
             &r,
-            test_response(400, &[], r#"{"message":"missing search term 'q': /?q=berlin"}"#),
+            test_response(
+                400,
+                &[],
+                r#"{"message":"missing search term 'q': /?q=berlin"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert!(f.message.starts_with("Photon: missing"), "{}", f.message);
@@ -287,7 +307,11 @@ mod tests {
         assert_eq!(f.class, FailureClass::RateLimited);
         let f = failure(&Photon, &r, test_response(502, &[], "<html>502</html>"));
         assert_eq!(f.class, FailureClass::Transient);
-        let f = failure(&Photon, &r, test_response(200, &[], r#"{"features":[],"type":"FeatureCollection"}"#));
+        let f = failure(
+            &Photon,
+            &r,
+            test_response(200, &[], r#"{"features":[],"type":"FeatureCollection"}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
     }
 

@@ -98,12 +98,10 @@ impl Provider for Searxng {
                     text,
                     source_url: None,
                 }),
-                AnswerItem::Object { answer, url } => {
-                    non_empty(answer).map(|text| WebAnswer {
-                        text,
-                        source_url: non_empty(url),
-                    })
-                }
+                AnswerItem::Object { answer, url } => non_empty(answer).map(|text| WebAnswer {
+                    text,
+                    source_url: non_empty(url),
+                }),
             })
             .or_else(|| {
                 reply.infoboxes.into_iter().find_map(|infobox| {
@@ -213,9 +211,16 @@ mod tests {
         let f = Searxng.request(&rust(), &ctx(&Searxng)).unwrap_err();
         assert_eq!(f.class, FailureClass::Unsupported);
         assert!(!f.request_sent);
-        assert!(f.message.contains("providers.searxng.base_url"), "{}", f.message);
+        assert!(
+            f.message.contains("providers.searxng.base_url"),
+            "{}",
+            f.message
+        );
 
-        let r = request("web.search", json!({"query": "rust programming", "language": "de"}));
+        let r = request(
+            "web.search",
+            json!({"query": "rust programming", "language": "de"}),
+        );
         let req = Searxng.request(&r, &instance()).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(req.url, "https://search.example.org/search");
@@ -248,7 +253,10 @@ mod tests {
         assert_eq!(first.score, Some(9.0));
         assert_eq!(first.engine.as_deref(), Some("duckduckgo"));
         assert_eq!(first.published_at, None);
-        assert_eq!(found.results[1].published_at.as_deref(), Some("2024-11-28T00:00:00Z"));
+        assert_eq!(
+            found.results[1].published_at.as_deref(),
+            Some("2024-11-28T00:00:00Z")
+        );
     }
 
     #[test]
@@ -264,17 +272,32 @@ mod tests {
         else {
             panic!("wrong data")
         };
-        assert_eq!(found.answer.unwrap().source_url.as_deref(), Some("https://ecb.europa.eu"));
+        assert_eq!(
+            found.answer.unwrap().source_url.as_deref(),
+            Some("https://ecb.europa.eu")
+        );
     }
 
     #[test]
     fn error_signals_are_classified() {
-        let f = failure(&Searxng, &rust(), test_response(403, &[], "<html>Forbidden</html>"));
+        let f = failure(
+            &Searxng,
+            &rust(),
+            test_response(403, &[], "<html>Forbidden</html>"),
+        );
         assert_eq!(f.class, FailureClass::Auth);
         assert!(f.message.contains("search.formats"), "{}", f.message);
-        let f = failure(&Searxng, &rust(), test_response(429, &[], "Too Many Requests"));
+        let f = failure(
+            &Searxng,
+            &rust(),
+            test_response(429, &[], "Too Many Requests"),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
-        let f = failure(&Searxng, &rust(), test_response(200, &[], r#"{"results":[],"answers":[]}"#));
+        let f = failure(
+            &Searxng,
+            &rust(),
+            test_response(200, &[], r#"{"results":[],"answers":[]}"#),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
         let f = failure(&Searxng, &rust(), test_response(502, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);

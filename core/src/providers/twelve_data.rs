@@ -254,21 +254,45 @@ mod tests {
         assert_eq!(f.reset_at, Some("2025-01-16T00:00:00Z".parse().unwrap()));
 
         let cases = [
-            (401, "**apikey** parameter is incorrect or not specified.", FailureClass::Auth),
-            (403, "**symbol** SAP is available starting with Grow plan.", FailureClass::Unsupported),
+            (
+                401,
+                "**apikey** parameter is incorrect or not specified.",
+                FailureClass::Auth,
+            ),
+            (
+                403,
+                "**symbol** SAP is available starting with Grow plan.",
+                FailureClass::Unsupported,
+            ),
             (404, "**symbol** not found: ZZZZ.", FailureClass::NotFound),
-            (400, "**symbol** parameter is missing.", FailureClass::InvalidRequest),
+            (
+                400,
+                "**symbol** parameter is missing.",
+                FailureClass::InvalidRequest,
+            ),
             (500, "Internal error", FailureClass::Transient),
         ];
         for (code, message, class) in cases {
-            let f = failure(&TwelveData, &r, test_response(200, &[], &error_body(code, message)));
+            let f = failure(
+                &TwelveData,
+                &r,
+                test_response(200, &[], &error_body(code, message)),
+            );
             assert_eq!(f.class, class, "{code}");
             assert!(f.message.starts_with("Twelve Data: "), "{}", f.message);
         }
         // The same envelope with a real error status.
-        let f = failure(&TwelveData, &r, test_response(401, &[], &error_body(401, "bad key")));
+        let f = failure(
+            &TwelveData,
+            &r,
+            test_response(401, &[], &error_body(401, "bad key")),
+        );
         assert_eq!(f.class, FailureClass::Auth);
-        let f = failure(&TwelveData, &r, test_response(503, &[], "<html>down</html>"));
+        let f = failure(
+            &TwelveData,
+            &r,
+            test_response(503, &[], "<html>down</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

@@ -113,8 +113,7 @@ impl Provider for Wikipedia {
                 result
             })
             .collect();
-        let results =
-            WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
+        let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::WebSearch(results)))
     }
 
@@ -253,10 +252,20 @@ mod tests {
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.status, Some(200));
         assert_eq!(f.retry_after, Some(RATE_LIMIT_WAIT));
-        assert!(f.message.starts_with("MediaWiki ratelimited: You've exceeded"), "{}", f.message);
+        assert!(
+            f.message
+                .starts_with("MediaWiki ratelimited: You've exceeded"),
+            "{}",
+            f.message
+        );
 
-        let body = r#"{"error":{"code":"maxlag","info":"Waiting for 10.64.48.35: 6 seconds lagged."}}"#;
-        let f = failure(&Wikipedia, &r, test_response(200, &[("retry-after", "5")], body));
+        let body =
+            r#"{"error":{"code":"maxlag","info":"Waiting for 10.64.48.35: 6 seconds lagged."}}"#;
+        let f = failure(
+            &Wikipedia,
+            &r,
+            test_response(200, &[("retry-after", "5")], body),
+        );
         assert_eq!(f.class, FailureClass::Transient);
         assert_eq!(f.retry_after, Some(Duration::from_secs(5)));
 
@@ -264,12 +273,20 @@ mod tests {
         let f = failure(&Wikipedia, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::InvalidRequest);
 
-        let f = failure(&Wikipedia, &r, test_response(429, &[("retry-after", "2")], ""));
+        let f = failure(
+            &Wikipedia,
+            &r,
+            test_response(429, &[("retry-after", "2")], ""),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         let f = failure(
             &Wikipedia,
             &r,
-            test_response(200, &[], r#"{"batchcomplete":true,"query":{"searchinfo":{"totalhits":0},"search":[]}}"#),
+            test_response(
+                200,
+                &[],
+                r#"{"batchcomplete":true,"query":{"searchinfo":{"totalhits":0},"search":[]}}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::NotFound);
     }

@@ -87,7 +87,10 @@ impl Provider for Wiktionary {
                 detail: Option<String>,
             }
             if let Ok(p) = serde_json::from_slice::<Problem>(&response.body) {
-                let text = [p.title, p.detail].into_iter().flatten().collect::<Vec<_>>();
+                let text = [p.title, p.detail]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>();
                 if !text.is_empty() {
                     failure.message = format!("Wiktionary: {}", clip(&text.join(" ")));
                 }
@@ -193,17 +196,25 @@ mod tests {
     fn request_is_exact() {
         let req = Wiktionary.request(&hello(), &ctx(&Wiktionary)).unwrap();
         assert_eq!(req.method, Method::GET);
-        assert_eq!(req.url, "https://en.wiktionary.org/api/rest_v1/page/definition/hello");
+        assert_eq!(
+            req.url,
+            "https://en.wiktionary.org/api/rest_v1/page/definition/hello"
+        );
         assert!(req.query.is_empty() && req.headers.is_empty());
         let r = request("dictionary.define", json!({"word": "ice cream"}));
         let req = Wiktionary.request(&r, &ctx(&Wiktionary)).unwrap();
-        assert!(req.url.ends_with("/page/definition/ice_cream"), "{}", req.url);
+        assert!(
+            req.url.ends_with("/page/definition/ice_cream"),
+            "{}",
+            req.url
+        );
     }
 
     #[test]
     fn fixture_normalises_the_requested_language() {
         let body = fixture(&Wiktionary, "/api/rest_v1/page/definition/*");
-        let Data::DictionaryDefine(entry) = answer(&Wiktionary, &hello(), test_response(200, &[], body))
+        let Data::DictionaryDefine(entry) =
+            answer(&Wiktionary, &hello(), test_response(200, &[], body))
         else {
             panic!("wrong data")
         };
@@ -216,16 +227,28 @@ mod tests {
             "A greeting (salutation) said when meeting someone or acknowledging someone’s arrival or presence."
         );
         assert_eq!(first.example.as_deref(), Some("Hello, everyone."));
-        assert_eq!(entry.senses[1].definition, "\"Hello!\" or an equivalent greeting.");
-        assert_eq!(entry.source_url.as_deref(), Some("https://en.wiktionary.org/wiki/hello"));
+        assert_eq!(
+            entry.senses[1].definition,
+            "\"Hello!\" or an equivalent greeting."
+        );
+        assert_eq!(
+            entry.source_url.as_deref(),
+            Some("https://en.wiktionary.org/wiki/hello")
+        );
 
-        let r = request("dictionary.define", json!({"word": "hello", "language": "fr"}));
+        let r = request(
+            "dictionary.define",
+            json!({"word": "hello", "language": "fr"}),
+        );
         let Data::DictionaryDefine(entry) = answer(&Wiktionary, &r, test_response(200, &[], body))
         else {
             panic!("wrong data")
         };
         assert_eq!(entry.senses[0].definition, "hello (informal greeting)");
-        let r = request("dictionary.define", json!({"word": "hello", "language": "ja"}));
+        let r = request(
+            "dictionary.define",
+            json!({"word": "hello", "language": "ja"}),
+        );
         let f = failure(&Wiktionary, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
     }
@@ -236,13 +259,28 @@ mod tests {
         let f = failure(
             &Wiktionary,
             &r,
-            test_response(404, &[], r#"{"type":"https://mediawiki.org/wiki/HyperSwitch/errors/not_found","title":"Not found.","method":"get","detail":"Page or revision not found.","uri":"/en.wiktionary.org/v1/page/definition/xyzzyq"}"#),
+            test_response(
+                404,
+                &[],
+                r#"{"type":"https://mediawiki.org/wiki/HyperSwitch/errors/not_found","title":"Not found.","method":"get","detail":"Page or revision not found.","uri":"/en.wiktionary.org/v1/page/definition/xyzzyq"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::NotFound);
-        assert_eq!(f.message, "Wiktionary: Not found. Page or revision not found.");
-        let f = failure(&Wiktionary, &r, test_response(403, &[], "Please set a user-agent"));
+        assert_eq!(
+            f.message,
+            "Wiktionary: Not found. Page or revision not found."
+        );
+        let f = failure(
+            &Wiktionary,
+            &r,
+            test_response(403, &[], "Please set a user-agent"),
+        );
         assert_eq!(f.class, FailureClass::Auth);
-        let f = failure(&Wiktionary, &r, test_response(429, &[("retry-after", "5")], ""));
+        let f = failure(
+            &Wiktionary,
+            &r,
+            test_response(429, &[("retry-after", "5")], ""),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         let f = failure(&Wiktionary, &r, test_response(503, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);
