@@ -176,6 +176,16 @@ mod tests {
     }
 
     #[test]
+    fn the_table_is_sorted_and_well_formed() {
+        for pair in KNOWN.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} before {}", pair[0].0, pair[1].0);
+        }
+        for (code, t, b, name) in KNOWN {
+            assert!(code.len() == 2 && t.len() == 3 && b.len() == 3 && !name.is_empty());
+        }
+    }
+
+    #[test]
     fn names_are_known_for_the_table() {
         assert_eq!(Language::parse("l", "ja").unwrap().name(), Some("Japanese"));
         assert_eq!(Language::parse("l", "yo").unwrap().name(), None);

@@ -636,6 +636,54 @@ mod tests {
     }
 
     #[test]
+    fn every_icon_condition_maps_to_a_known_wmo_code() {
+        const ICONS: &[&str] = &[
+            "skc",
+            "few",
+            "sct",
+            "bkn",
+            "ovc",
+            "wind_skc",
+            "wind_few",
+            "wind_sct",
+            "wind_bkn",
+            "wind_ovc",
+            "snow",
+            "rain_snow",
+            "rain_sleet",
+            "snow_sleet",
+            "fzra",
+            "rain_fzra",
+            "snow_fzra",
+            "sleet",
+            "rain",
+            "rain_showers",
+            "rain_showers_hi",
+            "tsra",
+            "tsra_sct",
+            "tsra_hi",
+            "tornado",
+            "hurricane",
+            "tropical_storm",
+            "dust",
+            "smoke",
+            "haze",
+            "hot",
+            "cold",
+            "blizzard",
+            "fog",
+        ];
+        for icon in ICONS {
+            let wmo = wmo_code(icon).unwrap_or_else(|| panic!("{icon} unmapped"));
+            assert_ne!(
+                crate::capability::weather::wmo_text(wmo),
+                "Unknown",
+                "{icon}"
+            );
+        }
+    }
+
+    #[test]
     fn error_signals_are_classified() {
         let r = topeka("weather.current");
         let f = failure(

@@ -505,6 +505,20 @@ mod tests {
     }
 
     #[test]
+    fn every_documented_condition_id_maps_to_a_known_wmo_code() {
+        const DOCUMENTED: &[u16] = &[
+            200, 201, 202, 210, 211, 212, 221, 230, 231, 232, 300, 301, 302, 310, 311, 312, 313,
+            314, 321, 500, 501, 502, 503, 504, 511, 520, 521, 522, 531, 600, 601, 602, 611, 612,
+            613, 615, 616, 620, 621, 622, 701, 711, 721, 731, 741, 751, 761, 762, 771, 781, 800,
+            801, 802, 803, 804,
+        ];
+        for id in DOCUMENTED {
+            let wmo = wmo_code(*id);
+            assert_ne!(crate::capability::weather::wmo_text(wmo), "Unknown", "{id}");
+        }
+    }
+
+    #[test]
     fn malformed_bodies_never_panic() {
         for (capability, path) in [
             ("weather.current", "/data/2.5/weather"),

@@ -422,6 +422,24 @@ mod tests {
     }
 
     #[test]
+    fn every_documented_condition_code_maps_to_a_known_wmo_code() {
+        const DOCUMENTED: &[u16] = &[
+            1000, 1003, 1006, 1009, 1030, 1063, 1066, 1069, 1072, 1087, 1114, 1117, 1135, 1147,
+            1150, 1153, 1168, 1171, 1180, 1183, 1186, 1189, 1192, 1195, 1198, 1201, 1204, 1207,
+            1210, 1213, 1216, 1219, 1222, 1225, 1237, 1240, 1243, 1246, 1249, 1252, 1255, 1258,
+            1261, 1264, 1273, 1276, 1279, 1282,
+        ];
+        for code in DOCUMENTED {
+            let wmo = wmo_code(*code);
+            assert_ne!(
+                crate::capability::weather::wmo_text(wmo),
+                "Unknown",
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_bodies_never_panic() {
         for (capability, path) in [
             ("weather.current", "/v1/current.json"),
