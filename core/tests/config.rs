@@ -21,18 +21,25 @@ fn field(result: Result<Client, Error>) -> String {
 
 #[test]
 fn no_file_and_no_keys_gives_a_working_client_with_keyless_providers_first() {
+    // Stock quotes have no keyless provider at all (providers.md §9).
+    const KEYED_ONLY: &[CapabilityId] = &[CapabilityId::StockQuote];
     let client = build("", &[]).unwrap();
     for capability in CapabilityId::ALL {
         let chain = client.chain(*capability);
         assert!(!chain.is_empty(), "{capability} has no provider");
         let first = polyrelay::providers::find(chain[0]).unwrap();
-        assert!(
+        assert_eq!(
             first.info().is_keyless(),
-            "{capability} starts with a keyed provider"
+            !KEYED_ONLY.contains(capability),
+            "{capability} starts with {}",
+            chain[0]
         );
     }
     let health = client.health();
-    assert!(health.capabilities.values().all(|c| c.status != "down"));
+    for (name, capability) in &health.capabilities {
+        let keyed_only = KEYED_ONLY.iter().any(|c| c.as_str() == *name);
+        assert_eq!(capability.status == "down", keyed_only, "{name}");
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `crypto.price`: requests, normalised answers and the asset id table.
 //!
 //! Providers name the same coin differently (`bitcoin` at CoinGecko,
-//! `btc-bitcoin` at CoinPaprika). Requests use the ticker symbol; this table
+//! `btc-bitcoin` at CoinPaprika, base asset `BTC` of `BTCUSDT` at Binance,
+//! `XBT` of `XBTUSD` at Kraken). Requests use the ticker symbol; this table
 //! maps it to each provider's id so a fallback answers the same question.
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct AssetIds {
     pub coingecko: &'static str,
     /// CoinPaprika id.
     pub coinpaprika: &'static str,
+    /// Binance base asset (`BTC` in `BTCUSDT`), if Binance lists it.
+    pub binance: Option<&'static str>,
+    /// Kraken asset code (`XBT` in `XBTUSD`), if Kraken lists it.
+    pub kraken: Option<&'static str>,
 }
 
 const ASSETS: &[AssetIds] = &[
@@ -28,96 +33,128 @@ const ASSETS: &[AssetIds] = &[
         name: "Bitcoin",
         coingecko: "bitcoin",
         coinpaprika: "btc-bitcoin",
+        binance: Some("BTC"),
+        kraken: Some("XBT"),
     },
     AssetIds {
         symbol: "ETH",
         name: "Ethereum",
         coingecko: "ethereum",
         coinpaprika: "eth-ethereum",
+        binance: Some("ETH"),
+        kraken: Some("ETH"),
     },
     AssetIds {
         symbol: "USDT",
         name: "Tether",
         coingecko: "tether",
         coinpaprika: "usdt-tether",
+        binance: Some("USDT"),
+        kraken: Some("USDT"),
     },
     AssetIds {
         symbol: "BNB",
         name: "BNB",
         coingecko: "binancecoin",
         coinpaprika: "bnb-binance-coin",
+        binance: Some("BNB"),
+        kraken: None,
     },
     AssetIds {
         symbol: "SOL",
         name: "Solana",
         coingecko: "solana",
         coinpaprika: "sol-solana",
+        binance: Some("SOL"),
+        kraken: Some("SOL"),
     },
     AssetIds {
         symbol: "XRP",
         name: "XRP",
         coingecko: "ripple",
         coinpaprika: "xrp-xrp",
+        binance: Some("XRP"),
+        kraken: Some("XRP"),
     },
     AssetIds {
         symbol: "USDC",
         name: "USD Coin",
         coingecko: "usd-coin",
         coinpaprika: "usdc-usd-coin",
+        binance: Some("USDC"),
+        kraken: Some("USDC"),
     },
     AssetIds {
         symbol: "ADA",
         name: "Cardano",
         coingecko: "cardano",
         coinpaprika: "ada-cardano",
+        binance: Some("ADA"),
+        kraken: Some("ADA"),
     },
     AssetIds {
         symbol: "DOGE",
         name: "Dogecoin",
         coingecko: "dogecoin",
         coinpaprika: "doge-dogecoin",
+        binance: Some("DOGE"),
+        kraken: Some("XDG"),
     },
     AssetIds {
         symbol: "TRX",
         name: "TRON",
         coingecko: "tron",
         coinpaprika: "trx-tron",
+        binance: Some("TRX"),
+        kraken: Some("TRX"),
     },
     AssetIds {
         symbol: "DOT",
         name: "Polkadot",
         coingecko: "polkadot",
         coinpaprika: "dot-polkadot",
+        binance: Some("DOT"),
+        kraken: Some("DOT"),
     },
     AssetIds {
         symbol: "LTC",
         name: "Litecoin",
         coingecko: "litecoin",
         coinpaprika: "ltc-litecoin",
+        binance: Some("LTC"),
+        kraken: Some("LTC"),
     },
     AssetIds {
         symbol: "LINK",
         name: "Chainlink",
         coingecko: "chainlink",
         coinpaprika: "link-chainlink",
+        binance: Some("LINK"),
+        kraken: Some("LINK"),
     },
     AssetIds {
         symbol: "AVAX",
         name: "Avalanche",
         coingecko: "avalanche-2",
         coinpaprika: "avax-avalanche",
+        binance: Some("AVAX"),
+        kraken: Some("AVAX"),
     },
     AssetIds {
         symbol: "XLM",
         name: "Stellar",
         coingecko: "stellar",
         coinpaprika: "xlm-stellar",
+        binance: Some("XLM"),
+        kraken: Some("XLM"),
     },
     AssetIds {
         symbol: "BCH",
         name: "Bitcoin Cash",
         coingecko: "bitcoin-cash",
         coinpaprika: "bch-bitcoin-cash",
+        binance: Some("BCH"),
+        kraken: Some("BCH"),
     },
 ];
 

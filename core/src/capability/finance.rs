@@ -1,4 +1,8 @@
-//! `finance.fx_rates`: requests and normalised answers.
+//! `finance.fx_rates` and `finance.quote`: requests and normalised answers.
+//!
+//! Stock symbols are US-style tickers as Finnhub and Twelve Data spell them
+//! (`AAPL`, share classes with a dot: `BRK.B`); [`StockQuery::dashed_symbol`]
+//! gives the `BRK-B` form of providers that use a dash.
 
 use std::collections::BTreeMap;
 
@@ -125,5 +129,102 @@ impl FxRates {
         }
         self.rates = picked;
         Ok(self)
+    }
+}
+
+/// Request of `finance.quote`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct StockQuery {
+    /// Ticker symbol, upper case (`AAPL`, `BRK.B`).
+    pub symbol: String,
+}
+
+impl StockQuery {
+    /// Validates parameters: `symbol` (letters, digits, `.`, `-`, `^`; at
+    /// most 15 characters).
+    pub fn from_params(mut params: Params) -> Result<Self> {
+        let symbol = params
+            .opt_str("symbol")?
+            .ok_or_else(|| Error::invalid("symbol", "is required, e.g. \"AAPL\""))?;
+        let valid = symbol.len() <= 15
+            && symbol
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^'));
+        if !valid {
+            return Err(Error::invalid(
+                "symbol",
+                format!("must be a ticker symbol such as AAPL or BRK.B, got {symbol:?}"),
+            ));
+        }
+        params.finish(&["symbol"])?;
+        Ok(Self {
+            symbol: symbol.to_ascii_uppercase(),
+        })
+    }
+
+    /// The symbol with a share-class dot as a dash (`BRK.B` → `BRK-B`), as
+    /// Financial Modeling Prep spells it. Only a one-letter class A to C
+    /// counts; other dotted suffixes are exchanges (`VOD.L`) and stay.
+    pub fn dashed_symbol(&self) -> String {
+        match self.symbol.rsplit_once('.') {
+            Some((root, class)) if matches!(class, "A" | "B" | "C") => format!("{root}-{class}"),
+            _ => self.symbol.clone(),
+        }
+    }
+}
+
+/// Answer of `finance.quote`: the latest price of one stock. Fields a
+/// provider does not send are `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockQuote {
+    /// Ticker symbol as asked.
+    pub symbol: String,
+    /// Company name.
+    pub name: Option<String>,
+    /// Exchange (`NASDAQ`).
+    pub exchange: Option<String>,
+    /// Trading currency, upper case.
+    pub currency: Option<String>,
+    /// Latest price.
+    pub price: f64,
+    /// Opening price of the session.
+    pub open: Option<f64>,
+    /// Session high.
+    pub high: Option<f64>,
+    /// Session low.
+    pub low: Option<f64>,
+    /// Previous close.
+    pub previous_close: Option<f64>,
+    /// Change since the previous close.
+    pub change: Option<f64>,
+    /// Change since the previous close, %.
+    pub change_pct: Option<f64>,
+    /// Shares traded in the session.
+    pub volume: Option<f64>,
+    /// Time of the price, ISO-8601 (a date alone for end-of-day providers).
+    pub as_of: String,
+    /// Whether the market is open, when the provider says.
+    pub market_open: Option<bool>,
+}
+
+impl StockQuote {
+    /// A quote with only the symbol, price and time; callers fill in the rest.
+    pub fn new(symbol: &str, price: f64, as_of: String) -> Self {
+        Self {
+            symbol: symbol.to_string(),
+            name: None,
+            exchange: None,
+            currency: None,
+            price,
+            open: None,
+            high: None,
+            low: None,
+            previous_close: None,
+            change: None,
+            change_pct: None,
+            volume: None,
+            as_of,
+            market_open: None,
+        }
     }
 }

@@ -19,6 +19,14 @@ pub mod medical;
 pub mod normalize;
 pub mod params;
 pub mod weather;
+// Group "reference": geocoding, stocks, news, web search, translation, dictionary.
+pub mod dictionary;
+pub mod geo;
+pub mod language;
+pub mod news;
+mod query;
+pub mod search;
+pub mod translate;
 
 use std::fmt;
 use std::str::FromStr;
@@ -130,6 +138,13 @@ capabilities! {
     BooksSearch => "books.search", media::TextQuery, media::BookSearch, ttl Duration::from_secs(86_400);
     MusicSearch => "music.search", media::MusicQuery, media::MusicSearch, ttl Duration::from_secs(86_400);
     VideoSearch => "video.search", media::TextQuery, media::VideoSearch, ttl Duration::from_secs(3_600);
+    // Group "reference".
+    Geocode => "geo.geocode", geo::GeocodeQuery, geo::Places, ttl Duration::from_secs(7 * 86_400);
+    StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60);
+    NewsSearch => "news.search", news::NewsQuery, news::NewsResults, ttl Duration::from_secs(900);
+    WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600);
+    TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400);
+    DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400);
 }
 
 impl fmt::Display for CapabilityId {

@@ -128,6 +128,50 @@ impl Params {
         self.take(name)
     }
 
+    /// An optional string or list of strings kept whole (no comma
+    /// splitting), for free text such as sentences to translate. Entries
+    /// are trimmed and must not be empty.
+    pub fn opt_text_list(&mut self, name: &str) -> Result<Option<Vec<String>>> {
+        let (values, listed) = match self.take(name) {
+            None => return Ok(None),
+            Some(Value::Array(values)) => (values, true),
+            Some(single @ Value::String(_)) => (vec![single], false),
+            Some(other) => {
+                return Err(Error::invalid(
+                    name,
+                    format!(
+                        "must be a string or a list of strings, got {}",
+                        type_name(&other)
+                    ),
+                ))
+            }
+        };
+        if values.is_empty() {
+            return Err(Error::invalid(name, "must not be an empty list"));
+        }
+        let field = |i: usize| {
+            if listed {
+                format!("{name}[{i}]")
+            } else {
+                name.to_string()
+            }
+        };
+        let mut texts = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            match value {
+                Value::String(s) if !s.trim().is_empty() => texts.push(s.trim().to_string()),
+                Value::String(_) => return Err(Error::invalid(field(i), "must not be empty")),
+                other => {
+                    return Err(Error::invalid(
+                        field(i),
+                        format!("must be a string, got {}", type_name(&other)),
+                    ))
+                }
+            }
+        }
+        Ok(Some(texts))
+    }
+
     /// Fails on any field that was not consumed.
     pub fn finish(self, allowed: &[&str]) -> Result<()> {
         match self.fields.keys().next() {

@@ -71,10 +71,42 @@ providers! {
     tmdb::Tmdb,
     omdb::Omdb,
     youtube::YouTube,
+    // Group "reference": geocoding, stocks, news, web search, translation,
+    // dictionary, and more weather, FX and crypto sources (keyless first).
+    open_meteo_geocoding::OpenMeteoGeocoding,
+    nominatim::Nominatim,
+    photon::Photon,
+    finnhub::Finnhub,
+    twelve_data::TwelveData,
+    alpha_vantage::AlphaVantage,
+    fmp::Fmp,
+    gdelt::Gdelt,
+    hn_algolia::HnAlgolia,
+    gnews::GNews,
+    newsapi::NewsApi,
+    guardian::Guardian,
+    wikipedia::Wikipedia,
+    duckduckgo::DuckDuckGo,
+    searxng::Searxng,
+    brave::Brave,
+    mymemory::MyMemory,
+    libretranslate::LibreTranslate,
+    deepl::DeepL,
+    free_dictionary::FreeDictionary,
+    wiktionary::Wiktionary,
+    nws::Nws,
+    weatherapi::WeatherApi,
+    openweathermap::OpenWeatherMap,
+    exchangerate_api::ExchangeRateApi,
+    binance::Binance,
+    kraken::Kraken,
 }
 
 // LLM: the OpenAI chat-completions wire format, shared by several providers.
 pub mod openai_compat;
+
+// Group "reference": wire-format pieces its providers share.
+mod wire;
 
 /// Every built-in provider, in the default fallback order.
 pub fn builtin() -> &'static [&'static dyn Provider] {
@@ -220,6 +252,31 @@ pub(crate) mod testing {
             assert_eq!(f.class, FailureClass::MalformedResponse, "{garbage}: {f}");
         }
     }
+
+    /// Like [`assert_truncations_are_malformed`] for providers whose answer
+    /// is a JSON array, where `[]` is a valid "nothing found".
+    pub(crate) fn assert_cuts_of_a_list_are_malformed(
+        provider: &dyn Provider,
+        request: &Request,
+        body: &str,
+    ) {
+        for cut in [0, 1, body.len() / 3, body.len() / 2, body.len() - 1] {
+            let mut end = cut;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            let f = failure(provider, request, test_response(200, &[], &body[..end]));
+            assert_eq!(
+                f.class,
+                FailureClass::MalformedResponse,
+                "cut at {end}: {f}"
+            );
+        }
+        for garbage in ["null", "{}", "\"text\"", "<html>busy</html>", "[1]"] {
+            let f = failure(provider, request, test_response(200, &[], garbage));
+            assert_eq!(f.class, FailureClass::MalformedResponse, "{garbage}: {f}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +335,16 @@ mod tests {
 
     #[test]
     fn every_capability_has_a_keyless_provider() {
+        // Stock quotes have no official keyless API (providers.md §9).
+        const KEYED_ONLY: &[CapabilityId] = &[CapabilityId::StockQuote];
         for capability in CapabilityId::ALL {
+            let served = builtin()
+                .iter()
+                .any(|p| p.info().capabilities.contains(capability));
+            assert!(served, "no provider for {capability}");
+            if KEYED_ONLY.contains(capability) {
+                continue;
+            }
             assert!(
                 builtin()
                     .iter()

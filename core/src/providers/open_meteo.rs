@@ -66,7 +66,9 @@ impl Provider for OpenMeteo {
             .query("latitude", at.lat.to_param())
             .query("longitude", at.lon.to_param());
         Ok(match days {
-            None => req.query("current", CURRENT_FIELDS).query("timezone", "auto"),
+            None => req
+                .query("current", CURRENT_FIELDS)
+                .query("timezone", "auto"),
             Some(days) => req
                 .query("daily", DAILY_FIELDS)
                 .query("timezone", "auto")
@@ -80,16 +82,7 @@ impl Provider for OpenMeteo {
         _ctx: &CallContext<'_>,
         response: HttpResponse,
     ) -> Result<Step, ProviderFailure> {
-        response.check_status().map_err(|mut failure| {
-            // `{"error":true,"reason":"…"}`: the reason says what was wrong.
-            if let Ok(ErrorReply {
-                reason: Some(reason),
-            }) = serde_json::from_slice(&response.body)
-            {
-                failure.message = clip(&reason);
-            }
-            failure
-        })?;
+        check_status(&response)?;
         let reply: Reply = response.json()?;
         let location = GeoPoint {
             lat: reply.latitude,
@@ -150,9 +143,22 @@ fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
     ProviderFailure::malformed(format!("Open-Meteo reply: {what}")).status(response.status)
 }
 
-#[derive(Deserialize)]
-struct ErrorReply {
-    reason: Option<String>,
+/// The status check of every Open-Meteo API (forecast, geocoding): errors
+/// are `{"error":true,"reason":"…"}`, and the reason says what was wrong.
+pub(crate) fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    #[derive(Deserialize)]
+    struct ErrorReply {
+        reason: Option<String>,
+    }
+    response.check_status().map_err(|mut failure| {
+        if let Ok(ErrorReply {
+            reason: Some(reason),
+        }) = serde_json::from_slice(&response.body)
+        {
+            failure.message = clip(&reason);
+        }
+        failure
+    })
 }
 
 #[derive(Deserialize)]
@@ -299,11 +305,9 @@ mod tests {
     #[test]
     fn fixture_normalises_current_weather() {
         let r = request("weather.current", json!({"lat": 52.52, "lon": 13.41}));
-        let Data::WeatherCurrent(w) = answer(
-            &OpenMeteo,
-            &r,
-            ok(fixture(&OpenMeteo, "/v1/forecast")),
-        ) else {
+        let Data::WeatherCurrent(w) =
+            answer(&OpenMeteo, &r, ok(fixture(&OpenMeteo, "/v1/forecast")))
+        else {
             panic!("wrong data")
         };
         assert_eq!(w.location.lat, 52.52);
@@ -396,7 +400,11 @@ mod tests {
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
         assert!(f.message.starts_with("Minutely"), "{}", f.message);
 
-        let f = failure(&OpenMeteo, &r, test_response(502, &[], "<html>Bad Gateway</html>"));
+        let f = failure(
+            &OpenMeteo,
+            &r,
+            test_response(502, &[], "<html>Bad Gateway</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

@@ -1,0 +1,298 @@
+//! Binance public market data (`api/v3/ticker/24hr`): `crypto.price` from
+//! the largest exchange's order books.
+//!
+//! Keyless, on the market-data-only host `data-api.binance.vision`. Prices
+//! are for trading pairs: the asset's Binance base asset from the shared
+//! table, quoted in the requested currency, **with USD mapped to the USDT
+//! stablecoin** (`BTC` in `USD` is `BTCUSDT`), since Binance has no USD
+//! books; other currencies are used as given (`BTCEUR`). A pair Binance
+//! does not list fails the whole request with `-1121 Invalid symbol`
+//! (`NotFound`). Prices and volumes are strings; the 24 h change and the
+//! quote-currency volume come with them.
+//!
+//! Limits are per IP and weight-based: over them Binance answers **429 with
+//! `Retry-After`**, and clients that keep going get **418, an IP ban** for
+//! the `Retry-After` period (`QuotaExhausted`, so the provider is benched
+//! until then). 451 is a region Binance refuses to serve (`Auth`, since it
+//! does not fix itself). Errors are `{"code":-1121,"msg":"Invalid symbol."}`.
+
+use chrono::DateTime;
+use serde::Deserialize;
+
+use super::wire::{flexible_f64, flexible_f64_opt};
+use super::{clip, not_served, utc_text};
+use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuote};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// Binance (<https://developers.binance.com>): keyless exchange prices.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binance;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "binance",
+    name: "Binance public market data",
+    capabilities: &[CapabilityId::CryptoPrice],
+    auth: Auth::Keyless,
+    base_url: "https://data-api.binance.vision",
+    docs_url:
+        "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints",
+    terms: "Public market data, no key; weight-based limits per IP (429, then 418 bans for \
+            clients that ignore them); not served in some regions (451). USD prices are \
+            USDT prices.",
+    commercial_use: true,
+    default_rate_limit: Some("1200/min"),
+    default_daily_quota: None,
+};
+
+/// Binance's trading pair for `asset` in `vs` (USD becomes USDT), or `None`
+/// when Binance cannot price it.
+fn pair(asset: &AssetIds, vs: &str) -> Option<String> {
+    let base = asset.binance?;
+    let quote = if vs == "USD" { "USDT" } else { vs };
+    (base != quote).then(|| format!("{base}{quote}"))
+}
+
+impl Provider for Binance {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let Request::CryptoPrice(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        let mut symbols = Vec::new();
+        for asset in q.asset_ids() {
+            for vs in &q.vs_currencies {
+                let symbol = pair(asset, vs).ok_or_else(|| {
+                    ProviderFailure::unsupported(format!(
+                        "Binance has no {} market in {vs}",
+                        asset.symbol
+                    ))
+                    .not_sent()
+                })?;
+                symbols.push(format!("\"{symbol}\""));
+            }
+        }
+        Ok(HttpRequest::get(ctx.base_url, "/api/v3/ticker/24hr")
+            .query("symbols", format!("[{}]", symbols.join(","))))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let Request::CryptoPrice(q) = request else {
+            return Err(not_served(&INFO, request));
+        };
+        let error = serde_json::from_slice::<ErrorReply>(&response.body).ok();
+        let message = || {
+            error.as_ref().map_or_else(
+                || response.body_excerpt(),
+                |e| format!("Binance {}: {}", e.code, clip(&e.msg)),
+            )
+        };
+        let class = match (response.status, error.as_ref().map(|e| e.code)) {
+            (418, _) => Some(FailureClass::QuotaExhausted),
+            (451, _) => Some(FailureClass::Auth),
+            (_, Some(-1121)) => Some(FailureClass::NotFound),
+            _ => None,
+        };
+        if let Some(class) = class {
+            return Err(response.failure(class, message()));
+        }
+        response.check_status().map_err(|mut failure| {
+            failure.message = message();
+            failure
+        })?;
+        let tickers: Vec<Ticker> = response.json()?;
+        let mut quotes = Vec::with_capacity(tickers.len());
+        for asset in q.asset_ids() {
+            for vs in &q.vs_currencies {
+                let symbol = pair(asset, vs).unwrap_or_default();
+                let ticker = tickers.iter().find(|t| t.symbol == symbol).ok_or_else(|| {
+                    response.failure(
+                        FailureClass::NotFound,
+                        format!("Binance answered no {symbol} ticker"),
+                    )
+                })?;
+                let as_of = DateTime::from_timestamp_millis(ticker.close_time)
+                    .unwrap_or(response.received_at);
+                let mut quote = CryptoQuote::new(asset, vs, ticker.last_price, utc_text(as_of));
+                quote.change_24h_pct = ticker.price_change_percent;
+                quote.volume_24h = ticker.quote_volume;
+                quotes.push(quote);
+            }
+        }
+        Ok(Step::Done(Data::CryptoPrice(CryptoPrices { quotes })))
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    code: i64,
+    msg: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ticker {
+    symbol: String,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    price_change_percent: Option<f64>,
+    #[serde(deserialize_with = "flexible_f64")]
+    last_price: f64,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    quote_volume: Option<f64>,
+    close_time: i64,
+}
+
+static FIXTURES: &[Fixture] = &[Fixture {
+    method: "GET",
+    path: "/api/v3/ticker/24hr",
+    status: 200,
+    body: BTC_ETH_USDT,
+}];
+
+/// `GET /api/v3/ticker/24hr?symbols=["BTCUSDT","ETHUSDT"]`.
+const BTC_ETH_USDT: &str = r#"[{"symbol":"BTCUSDT","priceChange":"2510.01000000","priceChangePercent":"2.578","weightedAvgPrice":"98512.33106841","prevClosePrice":"97354.00000000","lastPrice":"99864.01000000","lastQty":"0.00062000","bidPrice":"99864.00000000","bidQty":"3.70433000","askPrice":"99864.01000000","askQty":"4.20361000","openPrice":"97354.00000000","highPrice":"100150.00000000","lowPrice":"96911.00000000","volume":"24313.90318000","quoteVolume":"2395243712.38422410","openTime":1736863200000,"closeTime":1736949599999,"firstId":4393412311,"lastId":4397208801,"count":3796491},{"symbol":"ETHUSDT","priceChange":"118.42000000","priceChangePercent":"3.700","weightedAvgPrice":"3270.44523185","prevClosePrice":"3200.58000000","lastPrice":"3319.00000000","lastQty":"0.01730000","bidPrice":"3318.99000000","bidQty":"36.06840000","askPrice":"3319.00000000","askQty":"14.99720000","openPrice":"3200.58000000","highPrice":"3333.00000000","lowPrice":"3190.62000000","volume":"410519.53870000","quoteVolume":"1342576399.55731800","openTime":1736863200000,"closeTime":1736949599999,"firstId":1867433217,"lastId":1869287130,"count":1853914}]"#;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn btc_eth() -> Request {
+        request("crypto.price", json!({"assets": ["BTC", "ethereum"]}))
+    }
+
+    #[test]
+    fn request_maps_assets_to_pairs() {
+        let req = Binance.request(&btc_eth(), &ctx(&Binance)).unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(
+            req.url,
+            "https://data-api.binance.vision/api/v3/ticker/24hr"
+        );
+        assert_eq!(query(&req), [("symbols", r#"["BTCUSDT","ETHUSDT"]"#)]);
+        assert!(req.headers.is_empty());
+        let r = request(
+            "crypto.price",
+            json!({"assets": "DOGE", "vs_currencies": "usd,eur"}),
+        );
+        let req = Binance.request(&r, &ctx(&Binance)).unwrap();
+        assert_eq!(query(&req), [("symbols", r#"["DOGEUSDT","DOGEEUR"]"#)]);
+        // USDT priced in USD would be USDTUSDT: not a market.
+        let r = request("crypto.price", json!({"assets": "USDT"}));
+        let f = Binance.request(&r, &ctx(&Binance)).unwrap_err();
+        assert_eq!(f.class, FailureClass::Unsupported);
+    }
+
+    #[test]
+    fn fixture_normalises_string_prices() {
+        let body = fixture(&Binance, "/api/v3/ticker/24hr");
+        let Data::CryptoPrice(prices) = answer(&Binance, &btc_eth(), test_response(200, &[], body))
+        else {
+            panic!("wrong data")
+        };
+        assert_eq!(prices.quotes.len(), 2);
+        let btc = &prices.quotes[0];
+        assert_eq!(btc.asset.id, "BTC");
+        assert_eq!(btc.asset.name.as_deref(), Some("Bitcoin"));
+        assert_eq!(btc.vs_currency, "USD");
+        assert_eq!(btc.price, 99864.01);
+        assert_eq!(btc.change_24h_pct, Some(2.578));
+        assert_eq!(btc.volume_24h, Some(2_395_243_712.384_224));
+        assert_eq!(btc.market_cap, None);
+        assert_eq!(btc.as_of, "2025-01-15T13:59:59Z");
+        assert_eq!(prices.quotes[1].price, 3319.0);
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = btc_eth();
+        let f = failure(
+            &Binance,
+            &r,
+            test_response(400, &[], r#"{"code":-1121,"msg":"Invalid symbol."}"#),
+        );
+        assert_eq!(f.class, FailureClass::NotFound);
+        assert_eq!(f.message, "Binance -1121: Invalid symbol.");
+        let f = failure(
+            &Binance,
+            &r,
+            test_response(
+                429,
+                &[("retry-after", "37")],
+                r#"{"code":-1003,"msg":"Too much request weight used; current limit is 6000 request weight per 1 MINUTE."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(37)));
+        let f = failure(
+            &Binance,
+            &r,
+            test_response(
+                418,
+                &[("retry-after", "7200")],
+                r#"{"code":-1003,"msg":"Way too much request weight used; IP banned until 1736957000000."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::QuotaExhausted);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7200)));
+        let f = failure(
+            &Binance,
+            &r,
+            test_response(
+                451,
+                &[],
+                r#"{"code":0,"msg":"Service unavailable from a restricted location."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::Auth);
+        let f = failure(
+            &Binance,
+            &r,
+            test_response(
+                400,
+                &[],
+                r#"{"code":-1100,"msg":"Illegal characters found in parameter 'symbols'."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+        let f = failure(&Binance, &r, test_response(503, &[], ""));
+        assert_eq!(f.class, FailureClass::Transient);
+        let only_btc = r#"[{"symbol":"BTCUSDT","lastPrice":"1","closeTime":0}]"#;
+        let f = failure(&Binance, &r, test_response(200, &[], only_btc));
+        assert_eq!(f.class, FailureClass::NotFound);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        let body = fixture(&Binance, "/api/v3/ticker/24hr");
+        assert_cuts_of_a_list_are_malformed(&Binance, &btc_eth(), body);
+        let bad = body.replace("\"99864.01000000\"", "\"lots\"");
+        let f = failure(&Binance, &btc_eth(), test_response(200, &[], &bad));
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}

@@ -1,0 +1,745 @@
+//! US National Weather Service (api.weather.gov): `weather.current` and
+//! `weather.forecast` for the United States and its territories.
+//!
+//! Keyless; NWS requires an identifying User-Agent (the pipeline sends the
+//! client-wide one) and refuses others with 403, classified as `Auth` for
+//! the same reason as at MET Norway. It needs coordinates, and answers in
+//! several steps ([`Step::Next`]), each built from the previous reply:
+//!
+//! * `GET /points/{lat},{lon}` gives the forecast office and grid cell;
+//! * forecast: `GET /gridpoints/{office}/{x},{y}/forecast`, day and night
+//!   periods with °F temperatures and wind strings like `"5 to 10 mph"`;
+//! * current: `GET /gridpoints/{office}/{x},{y}/stations`, then
+//!   `GET /stations/{id}/observations/latest` of the nearest station, in SI
+//!   units with WMO unit codes (`wmoUnit:km_h-1`, `wmoUnit:Pa`).
+//!
+//! A point outside NWS coverage is 404 `InvalidPoint` (`NotFound`). Errors
+//! are `application/problem+json` (`title`, `detail`).
+//!
+//! Normalisation: °F → °C and mph/km/h/kt → m/s, rounded to 2 decimals; a
+//! day's maximum is its daytime period and its minimum the following night
+//! (a forecast that starts at night drops that first night); conditions
+//! come from the icon codes (`ovc`, `tsra_hi`, `rain_showers,40`), mapped
+//! to WMO codes, the most severe of day and night; cloud cover is the
+//! largest cloud layer at the okta midpoint (FEW 19 %, SCT 44 %, BKN 75 %,
+//! OVC 100 %). NWS gives no precipitation amounts in the forecast.
+
+use chrono::DateTime;
+use serde::Deserialize;
+
+use super::wire::{iso_utc, path_segment};
+use super::{clip, not_served};
+use crate::capability::weather::{
+    kmh_to_ms, Condition, Coordinates, CurrentWeather, Forecast, ForecastDay, GeoPoint,
+};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+};
+
+/// US National Weather Service (<https://www.weather.gov/documentation/services-web-api>):
+/// keyless official US forecasts and observations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nws;
+
+static INFO: ProviderInfo = ProviderInfo {
+    id: "nws",
+    name: "US National Weather Service",
+    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
+    auth: Auth::Keyless,
+    base_url: "https://api.weather.gov",
+    docs_url: "https://www.weather.gov/documentation/services-web-api",
+    terms: "Public domain US government data, no key; requires an identifying User-Agent; \
+            rate limit undisclosed (back off on 429). United States and territories only.",
+    commercial_use: true,
+    default_rate_limit: None,
+    default_daily_quota: None,
+};
+
+/// Media type of NWS's GeoJSON replies.
+const GEO_JSON: &str = "application/geo+json";
+
+fn get(ctx: &CallContext<'_>, path: &str) -> HttpRequest {
+    HttpRequest::get(ctx.base_url, path).header("Accept", GEO_JSON)
+}
+
+fn coordinates(request: &Request) -> Result<Coordinates, ProviderFailure> {
+    match request {
+        Request::WeatherCurrent(q) => q.location.coordinates(),
+        Request::WeatherForecast(q) => q.location.coordinates(),
+        other => Err(not_served(&INFO, other)),
+    }
+}
+
+impl Provider for Nws {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let at = coordinates(request).map_err(ProviderFailure::not_sent)?;
+        Ok(get(
+            ctx,
+            &format!("/points/{},{}", at.lat.to_param(), at.lon.to_param()),
+        ))
+    }
+
+    fn response(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure> {
+        let at = coordinates(request)?;
+        check_status(&response)?;
+        let reply: Reply = response.json()?;
+        let status = response.status;
+        let malformed =
+            |what: &str| ProviderFailure::malformed(format!("NWS reply: {what}")).status(status);
+        // Which step this is shows in the reply's shape.
+        if let Some(stations) = reply.features {
+            let id = stations
+                .into_iter()
+                .find_map(|s| s.properties.station_identifier)
+                .ok_or_else(|| {
+                    response.failure(FailureClass::NotFound, "NWS lists no station here")
+                })?;
+            let path = format!("/stations/{}/observations/latest", path_segment(&id));
+            return Ok(Step::Next(get(ctx, &path)));
+        }
+        let p = reply
+            .properties
+            .ok_or_else(|| malformed("no `properties`"))?;
+        let location = GeoPoint {
+            lat: at.lat.get(),
+            lon: at.lon.get(),
+            name: None,
+            country_code: Some("US".to_string()),
+            timezone: p.time_zone.clone(),
+        };
+        match (request, p.grid_id.as_deref(), p.grid_x, p.grid_y) {
+            (_, Some(office), Some(x), Some(y)) => {
+                let tail = match request {
+                    Request::WeatherForecast(_) => "forecast",
+                    _ => "stations",
+                };
+                let path = format!("/gridpoints/{}/{x},{y}/{tail}", path_segment(office));
+                Ok(Step::Next(get(ctx, &path)))
+            }
+            (Request::WeatherForecast(q), ..) => {
+                let periods = p.periods.ok_or_else(|| malformed("no `periods`"))?;
+                let daily = daily(&periods, usize::from(q.days));
+                if daily.is_empty() {
+                    return Err(malformed("no complete day in `periods`"));
+                }
+                Ok(Step::Done(Data::WeatherForecast(Forecast {
+                    location,
+                    generated_at: p.generated_at.as_deref().and_then(iso_utc),
+                    daily,
+                })))
+            }
+            (Request::WeatherCurrent(_), ..) => {
+                let observed_at = p
+                    .timestamp
+                    .as_deref()
+                    .and_then(iso_utc)
+                    .ok_or_else(|| malformed("no observation `timestamp`"))?;
+                let temperature_c = p
+                    .temperature
+                    .as_ref()
+                    .and_then(Measure::celsius)
+                    .ok_or_else(|| malformed("no temperature in the latest observation"))?;
+                let feels_like = [&p.heat_index, &p.wind_chill]
+                    .into_iter()
+                    .find_map(|m| m.as_ref().and_then(Measure::celsius));
+                let pressure = [&p.sea_level_pressure, &p.barometric_pressure]
+                    .into_iter()
+                    .find_map(|m| m.as_ref().and_then(Measure::hpa));
+                let code = p.icon.as_deref().and_then(icon_code).unwrap_or(0);
+                Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
+                    location,
+                    observed_at,
+                    temperature_c,
+                    feels_like_c: feels_like,
+                    humidity_pct: p.relative_humidity.as_ref().and_then(|m| m.value),
+                    wind_speed_ms: p.wind_speed.as_ref().and_then(Measure::metres_per_second),
+                    wind_dir_deg: p.wind_direction.as_ref().and_then(|m| m.value),
+                    pressure_hpa: pressure,
+                    precipitation_mm: p.precipitation_last_hour.as_ref().and_then(|m| m.value),
+                    cloud_cover_pct: p
+                        .cloud_layers
+                        .iter()
+                        .filter_map(CloudLayer::percent)
+                        .reduce(f64::max),
+                    condition: Condition::from_wmo(code),
+                })))
+            }
+            (other, ..) => Err(not_served(&INFO, other)),
+        }
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+/// NWS status rules: 403 refuses the User-Agent; problem documents give the
+/// message.
+fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    if response.status == 403 {
+        return Err(response.failure(
+            FailureClass::Auth,
+            "NWS refused the request (403): it requires an identifying User-Agent with \
+             contact details; set the client's User-Agent and contact",
+        ));
+    }
+    response.check_status().map_err(|mut failure| {
+        #[derive(Deserialize)]
+        struct Problem {
+            title: Option<String>,
+            detail: Option<String>,
+        }
+        if let Ok(p) = serde_json::from_slice::<Problem>(&response.body) {
+            let text: Vec<String> = [p.title, p.detail].into_iter().flatten().collect();
+            if !text.is_empty() {
+                failure.message = format!("NWS: {}", clip(&text.join(": ")));
+            }
+        }
+        failure
+    })
+}
+
+/// Groups day/night periods into days (see the module docs).
+fn daily(periods: &[Period], limit: usize) -> Vec<ForecastDay> {
+    let mut days = Vec::new();
+    let mut iter = periods.iter().skip_while(|p| !p.is_daytime).peekable();
+    while let Some(day) = iter.next() {
+        let Some(night) = iter.next_if(|p| !p.is_daytime) else {
+            break;
+        };
+        let (Ok(start), Some(max), Some(min)) = (
+            DateTime::parse_from_rfc3339(&day.start_time),
+            day.celsius(),
+            night.celsius(),
+        ) else {
+            break;
+        };
+        let wind = [day, night]
+            .iter()
+            .filter_map(|p| p.wind_speed.as_deref().and_then(wind_ms))
+            .reduce(f64::max);
+        let code = [day, night]
+            .iter()
+            .filter_map(|p| p.icon.as_deref().and_then(icon_code))
+            .max()
+            .unwrap_or(0);
+        days.push(ForecastDay {
+            date: start.date_naive().format("%Y-%m-%d").to_string(),
+            temp_min_c: min,
+            temp_max_c: max,
+            precipitation_mm: None,
+            wind_max_ms: wind,
+            condition: Condition::from_wmo(code),
+        });
+        if days.len() == limit {
+            break;
+        }
+    }
+    days
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn fahrenheit_to_celsius(f: f64) -> f64 {
+    round2((f - 32.0) * 5.0 / 9.0)
+}
+
+/// The strongest wind in an NWS wind string (`"5 to 10 mph"`, `"20 km/h"`), m/s.
+fn wind_ms(text: &str) -> Option<f64> {
+    let lower = text.to_ascii_lowercase();
+    let top = lower
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|n| n.parse::<f64>().ok())
+        .reduce(f64::max)?;
+    Some(if lower.contains("km/h") {
+        kmh_to_ms(top)
+    } else if lower.contains("kt") {
+        round2(top * 0.514_444)
+    } else {
+        round2(top * 0.447_04)
+    })
+}
+
+/// The most severe WMO code among an icon URL's conditions
+/// (`…/icons/land/night/rain_showers,30/tsra_hi,30?size=medium`).
+fn icon_code(url: &str) -> Option<u8> {
+    let path = url.split('?').next()?;
+    let rest = path
+        .split_once("/day/")
+        .or_else(|| path.split_once("/night/"))?
+        .1;
+    rest.split('/')
+        .filter_map(|part| part.split(',').next())
+        .filter_map(wmo_code)
+        .max()
+}
+
+/// The WMO code of an NWS icon condition. Obscurations (haze, smoke, dust)
+/// have no code of their own in the WMO subset polyrelay uses and map to fog.
+fn wmo_code(condition: &str) -> Option<u8> {
+    Some(match condition {
+        "skc" | "wind_skc" => 0,
+        "few" | "wind_few" | "hot" | "cold" => 1,
+        "sct" | "wind_sct" => 2,
+        "bkn" | "wind_bkn" | "ovc" | "wind_ovc" => 3,
+        "fog" | "haze" | "smoke" | "dust" => 45,
+        "rain" => 63,
+        "rain_showers" | "rain_showers_hi" => 80,
+        "fzra" => 67,
+        "rain_fzra" | "snow_fzra" => 66,
+        "rain_snow" => 71,
+        "snow" => 73,
+        "blizzard" => 75,
+        "sleet" | "rain_sleet" | "snow_sleet" => 77,
+        "hurricane" | "tropical_storm" => 65,
+        "tsra" | "tsra_sct" | "tsra_hi" | "tornado" => 95,
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    properties: Option<Properties>,
+    features: Option<Vec<Station>>,
+}
+
+/// The `properties` of points, forecast and observation replies.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Properties {
+    // Points.
+    grid_id: Option<String>,
+    grid_x: Option<i64>,
+    grid_y: Option<i64>,
+    time_zone: Option<String>,
+    // Forecast.
+    generated_at: Option<String>,
+    periods: Option<Vec<Period>>,
+    // Observation.
+    timestamp: Option<String>,
+    icon: Option<String>,
+    temperature: Option<Measure>,
+    wind_direction: Option<Measure>,
+    wind_speed: Option<Measure>,
+    barometric_pressure: Option<Measure>,
+    sea_level_pressure: Option<Measure>,
+    relative_humidity: Option<Measure>,
+    wind_chill: Option<Measure>,
+    heat_index: Option<Measure>,
+    precipitation_last_hour: Option<Measure>,
+    #[serde(default)]
+    cloud_layers: Vec<CloudLayer>,
+}
+
+#[derive(Deserialize)]
+struct Station {
+    properties: StationProperties,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StationProperties {
+    station_identifier: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Period {
+    start_time: String,
+    is_daytime: bool,
+    temperature: Option<f64>,
+    temperature_unit: Option<String>,
+    wind_speed: Option<String>,
+    icon: Option<String>,
+}
+
+impl Period {
+    fn celsius(&self) -> Option<f64> {
+        let t = self.temperature?;
+        Some(match self.temperature_unit.as_deref() {
+            Some("C") => t,
+            _ => fahrenheit_to_celsius(t),
+        })
+    }
+}
+
+/// A quantity with a WMO unit code; `value` is `null` when missing.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Measure {
+    unit_code: Option<String>,
+    value: Option<f64>,
+}
+
+impl Measure {
+    fn unit(&self) -> &str {
+        self.unit_code.as_deref().unwrap_or_default()
+    }
+
+    fn celsius(&self) -> Option<f64> {
+        let v = self.value?;
+        Some(if self.unit().ends_with("degF") {
+            fahrenheit_to_celsius(v)
+        } else {
+            round2(v)
+        })
+    }
+
+    fn metres_per_second(&self) -> Option<f64> {
+        let v = self.value?;
+        Some(match self.unit() {
+            u if u.ends_with("km_h-1") => kmh_to_ms(v),
+            u if u.ends_with("m_s-1") => round2(v),
+            u if u.ends_with("kn") || u.ends_with("kt") => round2(v * 0.514_444),
+            _ => round2(v * 0.447_04),
+        })
+    }
+
+    fn hpa(&self) -> Option<f64> {
+        let v = self.value?;
+        Some(if self.unit().ends_with("hPa") {
+            v
+        } else {
+            round2(v / 100.0)
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CloudLayer {
+    amount: Option<String>,
+}
+
+impl CloudLayer {
+    fn percent(&self) -> Option<f64> {
+        Some(match self.amount.as_deref()? {
+            "SKC" | "CLR" => 0.0,
+            "FEW" => 19.0,
+            "SCT" => 44.0,
+            "BKN" => 75.0,
+            "OVC" | "VV" => 100.0,
+            _ => return None,
+        })
+    }
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        method: "GET",
+        path: "/points/*",
+        status: 200,
+        body: POINTS,
+    },
+    Fixture {
+        method: "GET",
+        path: "/gridpoints/TOP/31,80/forecast",
+        status: 200,
+        body: FORECAST,
+    },
+    Fixture {
+        method: "GET",
+        path: "/gridpoints/TOP/31,80/stations",
+        status: 200,
+        body: STATIONS,
+    },
+    Fixture {
+        method: "GET",
+        path: "/stations/KTOP/observations/latest",
+        status: 200,
+        body: OBSERVATION,
+    },
+];
+
+/// `GET /points/39.0469,-95.6775` (Topeka, Kansas), abridged.
+const POINTS: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld",{"@version":"1.1","wx":"https://api.weather.gov/ontology#"}],"id":"https://api.weather.gov/points/39.0469,-95.6775","type":"Feature","geometry":{"type":"Point","coordinates":[-95.6775,39.0469]},"properties":{"@id":"https://api.weather.gov/points/39.0469,-95.6775","@type":"wx:Point","cwa":"TOP","forecastOffice":"https://api.weather.gov/offices/TOP","gridId":"TOP","gridX":31,"gridY":80,"forecast":"https://api.weather.gov/gridpoints/TOP/31,80/forecast","forecastHourly":"https://api.weather.gov/gridpoints/TOP/31,80/forecast/hourly","forecastGridData":"https://api.weather.gov/gridpoints/TOP/31,80","observationStations":"https://api.weather.gov/gridpoints/TOP/31,80/stations","relativeLocation":{"type":"Feature","geometry":{"type":"Point","coordinates":[-95.69,39.05]},"properties":{"city":"Topeka","state":"KS","distance":{"unitCode":"wmoUnit:m","value":1311.4},"bearing":{"unitCode":"wmoUnit:degree_(angle)","value":112}}},"forecastZone":"https://api.weather.gov/zones/forecast/KSZ040","county":"https://api.weather.gov/zones/county/KSC177","fireWeatherZone":"https://api.weather.gov/zones/fire/KSZ040","timeZone":"America/Chicago","radarStation":"KTWX"}}"#;
+
+/// `GET /gridpoints/TOP/31,80/forecast`, abridged to three days.
+const FORECAST: &str = r#"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[-95.6886,39.0563],[-95.6836,39.0343],[-95.6552,39.0383],[-95.6603,39.0603],[-95.6886,39.0563]]]},"properties":{"units":"us","forecastGenerator":"BaselineForecastGenerator","generatedAt":"2025-01-15T13:41:16+00:00","updateTime":"2025-01-15T09:59:29+00:00","validTimes":"2025-01-15T03:00:00+00:00/P7DT22H","elevation":{"unitCode":"wmoUnit:m","value":281.9424},"periods":[{"number":1,"name":"Today","startTime":"2025-01-15T07:00:00-06:00","endTime":"2025-01-15T18:00:00-06:00","isDaytime":true,"temperature":41,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 to 10 mph","windDirection":"SW","icon":"https://api.weather.gov/icons/land/day/few?size=medium","shortForecast":"Sunny","detailedForecast":"Sunny, with a high near 41."},{"number":2,"name":"Tonight","startTime":"2025-01-15T18:00:00-06:00","endTime":"2025-01-16T06:00:00-06:00","isDaytime":false,"temperature":23,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 mph","windDirection":"S","icon":"https://api.weather.gov/icons/land/night/sct?size=medium","shortForecast":"Partly Cloudy","detailedForecast":"Partly cloudy, with a low around 23."},{"number":3,"name":"Thursday","startTime":"2025-01-16T06:00:00-06:00","endTime":"2025-01-16T18:00:00-06:00","isDaytime":true,"temperature":50,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":20},"windSpeed":"10 to 20 mph","windDirection":"S","icon":"https://api.weather.gov/icons/land/day/bkn/rain_showers,20?size=medium","shortForecast":"Mostly Cloudy then Slight Chance Rain Showers","detailedForecast":"Mostly cloudy, with a high near 50."},{"number":4,"name":"Thursday Night","startTime":"2025-01-16T18:00:00-06:00","endTime":"2025-01-17T06:00:00-06:00","isDaytime":false,"temperature":30,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":40},"windSpeed":"15 mph","windDirection":"N","icon":"https://api.weather.gov/icons/land/night/tsra_sct,40/snow,20?size=medium","shortForecast":"Chance Showers And Thunderstorms","detailedForecast":"A chance of showers and thunderstorms."},{"number":5,"name":"Friday","startTime":"2025-01-17T06:00:00-06:00","endTime":"2025-01-17T18:00:00-06:00","isDaytime":true,"temperature":28,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"10 mph","windDirection":"NW","icon":"https://api.weather.gov/icons/land/day/ovc?size=medium","shortForecast":"Cloudy","detailedForecast":"Cloudy, with a high near 28."},{"number":6,"name":"Friday Night","startTime":"2025-01-17T18:00:00-06:00","endTime":"2025-01-18T06:00:00-06:00","isDaytime":false,"temperature":12,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 mph","windDirection":"NW","icon":"https://api.weather.gov/icons/land/night/skc?size=medium","shortForecast":"Clear","detailedForecast":"Clear, with a low around 12."}]}}"#;
+
+/// `GET /gridpoints/TOP/31,80/stations`, abridged to the nearest station.
+const STATIONS: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld"],"type":"FeatureCollection","features":[{"id":"https://api.weather.gov/stations/KTOP","type":"Feature","geometry":{"type":"Point","coordinates":[-95.62248,39.06928]},"properties":{"@id":"https://api.weather.gov/stations/KTOP","@type":"wx:ObservationStation","elevation":{"unitCode":"wmoUnit:m","value":268.8336},"stationIdentifier":"KTOP","name":"Topeka, Philip Billard Municipal Airport","timeZone":"America/Chicago","forecast":"https://api.weather.gov/zones/forecast/KSZ040","county":"https://api.weather.gov/zones/county/KSC177","fireWeatherZone":"https://api.weather.gov/zones/fire/KSZ040"}}],"observationStations":["https://api.weather.gov/stations/KTOP"]}"#;
+
+/// `GET /stations/KTOP/observations/latest`, abridged.
+const OBSERVATION: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld"],"id":"https://api.weather.gov/stations/KTOP/observations/2025-01-15T13:52:00+00:00","type":"Feature","geometry":{"type":"Point","coordinates":[-95.63,39.07]},"properties":{"@id":"https://api.weather.gov/stations/KTOP/observations/2025-01-15T13:52:00+00:00","@type":"wx:ObservationStation","elevation":{"unitCode":"wmoUnit:m","value":270},"station":"https://api.weather.gov/stations/KTOP","timestamp":"2025-01-15T13:52:00+00:00","rawMessage":"KTOP 151352Z 20005KT 10SM FEW250 M06/M11 A3027","textDescription":"Mostly Clear","icon":"https://api.weather.gov/icons/land/day/few?size=medium","presentWeather":[],"temperature":{"unitCode":"wmoUnit:degC","value":-6.1,"qualityControl":"V"},"dewpoint":{"unitCode":"wmoUnit:degC","value":-11.1,"qualityControl":"V"},"windDirection":{"unitCode":"wmoUnit:degree_(angle)","value":200,"qualityControl":"V"},"windSpeed":{"unitCode":"wmoUnit:km_h-1","value":9.36,"qualityControl":"V"},"windGust":{"unitCode":"wmoUnit:km_h-1","value":null,"qualityControl":"Z"},"barometricPressure":{"unitCode":"wmoUnit:Pa","value":102500,"qualityControl":"V"},"seaLevelPressure":{"unitCode":"wmoUnit:Pa","value":102620,"qualityControl":"V"},"visibility":{"unitCode":"wmoUnit:m","value":16090,"qualityControl":"C"},"maxTemperatureLast24Hours":{"unitCode":"wmoUnit:degC","value":null},"minTemperatureLast24Hours":{"unitCode":"wmoUnit:degC","value":null},"precipitationLastHour":{"unitCode":"wmoUnit:mm","value":null,"qualityControl":"Z"},"relativeHumidity":{"unitCode":"wmoUnit:percent","value":67.52,"qualityControl":"V"},"windChill":{"unitCode":"wmoUnit:degC","value":-10.49,"qualityControl":"V"},"heatIndex":{"unitCode":"wmoUnit:degC","value":null,"qualityControl":"V"},"cloudLayers":[{"base":{"unitCode":"wmoUnit:m","value":7620},"amount":"FEW"}]}}"#;
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::test_response;
+    use crate::providers::testing::*;
+
+    fn topeka(capability: &str) -> Request {
+        let mut params = json!({"lat": 39.0469, "lon": -95.6775});
+        if capability == "weather.forecast" {
+            params["days"] = json!(7);
+        }
+        request(capability, params)
+    }
+
+    fn next(request: &Request, body: &str) -> HttpRequest {
+        match Nws.response(request, &ctx(&Nws), test_response(200, &[], body)) {
+            Ok(Step::Next(req)) => req,
+            other => panic!("expected a follow-up request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_first_request_asks_for_the_point() {
+        let req = Nws
+            .request(&topeka("weather.forecast"), &ctx(&Nws))
+            .unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.url, "https://api.weather.gov/points/39.0469,-95.6775");
+        assert!(req.query.is_empty());
+        assert_eq!(
+            req.headers,
+            [("Accept".into(), "application/geo+json".to_string())]
+        );
+        let r = request("weather.current", json!({"city": "Topeka"}));
+        let f = Nws.request(&r, &ctx(&Nws)).unwrap_err();
+        assert_eq!(f.class, FailureClass::Unsupported);
+        assert!(!f.request_sent);
+    }
+
+    #[test]
+    fn the_forecast_takes_two_steps() {
+        let r = topeka("weather.forecast");
+        let follow = next(&r, fixture(&Nws, "/points/*"));
+        assert_eq!(
+            follow.url,
+            "https://api.weather.gov/gridpoints/TOP/31,80/forecast"
+        );
+        assert_eq!(
+            follow.headers,
+            [("Accept".into(), "application/geo+json".to_string())]
+        );
+
+        let body = fixture(&Nws, "/gridpoints/TOP/31,80/forecast");
+        let Data::WeatherForecast(f) = answer(&Nws, &r, test_response(200, &[], body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.generated_at.as_deref(), Some("2025-01-15T13:41:16Z"));
+        assert_eq!((f.location.lat, f.location.lon), (39.0469, -95.6775));
+        assert_eq!(f.daily.len(), 3);
+        let today = &f.daily[0];
+        assert_eq!(today.date, "2025-01-15");
+        assert_eq!((today.temp_max_c, today.temp_min_c), (5.0, -5.0)); // 41 °F, 23 °F
+        assert_eq!(today.wind_max_ms, Some(4.47)); // 10 mph
+        assert_eq!(today.condition.code, 2, "few by day, scattered by night");
+        let thursday = &f.daily[1];
+        assert_eq!((thursday.temp_max_c, thursday.temp_min_c), (10.0, -1.11));
+        assert_eq!(thursday.wind_max_ms, Some(8.94)); // 20 mph
+        assert_eq!(thursday.condition.text, "Thunderstorm");
+        assert_eq!(f.daily[2].condition.code, 3);
+
+        let r = request(
+            "weather.forecast",
+            json!({"lat": 39.0469, "lon": -95.6775, "days": 2}),
+        );
+        let Data::WeatherForecast(f) = answer(&Nws, &r, test_response(200, &[], body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 2);
+    }
+
+    #[test]
+    fn current_weather_takes_three_steps() {
+        let r = topeka("weather.current");
+        let follow = next(&r, fixture(&Nws, "/points/*"));
+        assert_eq!(
+            follow.url,
+            "https://api.weather.gov/gridpoints/TOP/31,80/stations"
+        );
+        let follow = next(&r, fixture(&Nws, "/gridpoints/TOP/31,80/stations"));
+        assert_eq!(
+            follow.url,
+            "https://api.weather.gov/stations/KTOP/observations/latest"
+        );
+
+        let body = fixture(&Nws, "/stations/KTOP/observations/latest");
+        let Data::WeatherCurrent(w) = answer(&Nws, &r, test_response(200, &[], body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(w.observed_at, "2025-01-15T13:52:00Z");
+        assert_eq!(w.temperature_c, -6.1);
+        assert_eq!(w.feels_like_c, Some(-10.49));
+        assert_eq!(w.humidity_pct, Some(67.52));
+        assert_eq!(w.wind_speed_ms, Some(2.6)); // 9.36 km/h
+        assert_eq!(w.wind_dir_deg, Some(200.0));
+        assert_eq!(w.pressure_hpa, Some(1026.2)); // 102620 Pa at sea level
+        assert_eq!(w.precipitation_mm, None);
+        assert_eq!(w.cloud_cover_pct, Some(19.0));
+        assert_eq!(w.condition.text, "Mainly clear");
+        assert_eq!(w.location.country_code.as_deref(), Some("US"));
+    }
+
+    #[test]
+    fn a_forecast_starting_at_night_drops_that_night() {
+        let body = r#"{"properties":{"periods":[
+            {"startTime":"2025-01-15T18:00:00-06:00","isDaytime":false,"temperature":20,"temperatureUnit":"F"},
+            {"startTime":"2025-01-16T06:00:00-06:00","isDaytime":true,"temperature":59,"temperatureUnit":"F","windSpeed":"20 km/h"},
+            {"startTime":"2025-01-16T18:00:00-06:00","isDaytime":false,"temperature":-1,"temperatureUnit":"C"},
+            {"startTime":"2025-01-17T06:00:00-06:00","isDaytime":true,"temperature":60,"temperatureUnit":"F"}]}}"#;
+        let r = topeka("weather.forecast");
+        let Data::WeatherForecast(f) = answer(&Nws, &r, test_response(200, &[], body)) else {
+            panic!("wrong data")
+        };
+        assert_eq!(f.daily.len(), 1, "the last day has no night yet");
+        assert_eq!(f.daily[0].date, "2025-01-16");
+        assert_eq!((f.daily[0].temp_max_c, f.daily[0].temp_min_c), (15.0, -1.0));
+        assert_eq!(f.daily[0].wind_max_ms, Some(5.56));
+    }
+
+    #[test]
+    fn icons_map_to_the_most_severe_wmo_code() {
+        assert_eq!(
+            icon_code(
+                "https://api.weather.gov/icons/land/night/rain_showers,30/tsra_hi,30?size=medium"
+            ),
+            Some(95)
+        );
+        assert_eq!(
+            icon_code("https://api.weather.gov/icons/land/day/ovc?size=small"),
+            Some(3)
+        );
+        assert_eq!(
+            icon_code("https://api.weather.gov/icons/land/day/snow,60"),
+            Some(73)
+        );
+        assert_eq!(
+            icon_code("https://api.weather.gov/icons/land/day/unknown"),
+            None
+        );
+        assert_eq!(icon_code("garbage"), None);
+        assert_eq!(wind_ms("15 kt"), Some(7.72));
+        assert_eq!(wind_ms("calm"), None);
+    }
+
+    #[test]
+    fn every_icon_condition_maps_to_a_known_wmo_code() {
+        const ICONS: &[&str] = &[
+            "skc",
+            "few",
+            "sct",
+            "bkn",
+            "ovc",
+            "wind_skc",
+            "wind_few",
+            "wind_sct",
+            "wind_bkn",
+            "wind_ovc",
+            "snow",
+            "rain_snow",
+            "rain_sleet",
+            "snow_sleet",
+            "fzra",
+            "rain_fzra",
+            "snow_fzra",
+            "sleet",
+            "rain",
+            "rain_showers",
+            "rain_showers_hi",
+            "tsra",
+            "tsra_sct",
+            "tsra_hi",
+            "tornado",
+            "hurricane",
+            "tropical_storm",
+            "dust",
+            "smoke",
+            "haze",
+            "hot",
+            "cold",
+            "blizzard",
+            "fog",
+        ];
+        for icon in ICONS {
+            let wmo = wmo_code(icon).unwrap_or_else(|| panic!("{icon} unmapped"));
+            assert_ne!(
+                crate::capability::weather::wmo_text(wmo),
+                "Unknown",
+                "{icon}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_signals_are_classified() {
+        let r = topeka("weather.current");
+        let f = failure(
+            &Nws,
+            &r,
+            test_response(
+                404,
+                &[],
+                r#"{"correlationId":"1f2b","title":"Data Unavailable For Requested Point","type":"https://api.weather.gov/problems/InvalidPoint","status":404,"detail":"Unable to provide data for requested point 51.5,-0.12","instance":"https://api.weather.gov/requests/1f2b"}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::NotFound);
+        assert!(
+            f.message
+                .starts_with("NWS: Data Unavailable For Requested Point"),
+            "{}",
+            f.message
+        );
+        let f = failure(&Nws, &r, test_response(403, &[], "Access denied"));
+        assert_eq!(f.class, FailureClass::Auth);
+        let f = failure(
+            &Nws,
+            &r,
+            test_response(
+                500,
+                &[],
+                r#"{"title":"Unexpected Problem","status":500,"detail":"An unexpected problem has occurred."}"#,
+            ),
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(&Nws, &r, test_response(429, &[("retry-after", "5")], ""));
+        assert_eq!(f.class, FailureClass::RateLimited);
+        let f = failure(
+            &Nws,
+            &r,
+            test_response(200, &[], r#"{"type":"FeatureCollection","features":[]}"#),
+        );
+        assert_eq!(f.class, FailureClass::NotFound);
+    }
+
+    #[test]
+    fn malformed_bodies_never_panic() {
+        for (capability, path) in [
+            ("weather.forecast", "/gridpoints/TOP/31,80/forecast"),
+            ("weather.current", "/stations/KTOP/observations/latest"),
+            ("weather.current", "/points/*"),
+        ] {
+            let r = topeka(capability);
+            assert_truncations_are_malformed(&Nws, &r, fixture(&Nws, path));
+        }
+        let no_temperature = r#"{"properties":{"timestamp":"2025-01-15T13:52:00+00:00","temperature":{"unitCode":"wmoUnit:degC","value":null}}}"#;
+        let f = failure(
+            &Nws,
+            &topeka("weather.current"),
+            test_response(200, &[], no_temperature),
+        );
+        assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+}
