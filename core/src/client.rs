@@ -22,6 +22,7 @@ use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
 use crate::resilience::cache::{ResponseCache, TtlPolicy};
 use crate::resilience::quota::QuotaSnapshot;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
+use crate::state::redis::ClientRedis;
 use crate::state::{InMemoryState, ProviderLimits, StateStore};
 use crate::stats::StatsCounters;
 use crate::transport::Transport;
@@ -205,9 +206,15 @@ impl ClientBuilder {
             )?));
         }
 
-        let state = match self.state {
-            Some(state) => state,
-            None => Arc::new(InMemoryState::new(&limits, clock.clone())?),
+        let redis = config
+            .redis
+            .as_ref()
+            .map(|redis| ClientRedis::new(redis, &limits, &clock))
+            .transpose()?;
+        let state = match (self.state, &redis) {
+            (Some(state), _) => state,
+            (None, Some(redis)) => Arc::clone(&redis.state),
+            (None, None) => Arc::new(InMemoryState::new(&limits, clock.clone())?),
         };
         let default_total = config
             .total_timeout
@@ -249,7 +256,14 @@ impl ClientBuilder {
             &user_agent,
             config.max_response_bytes.unwrap_or(8 * 1024 * 1024),
         )?;
-        let cache = ResponseCache::new(&config.cache, clock.clone());
+        let cache = match &redis {
+            Some(redis) => redis.response_cache(
+                &config.cache,
+                clock.clone(),
+                slots.iter().map(|s| s.id()).collect(),
+            ),
+            None => ResponseCache::new(&config.cache, clock.clone()),
+        };
         Ok(Client {
             engine: Arc::new(Engine {
                 clock,
@@ -449,6 +463,7 @@ impl Client {
             .collect();
         Health {
             state_backend: self.engine.state.backend(),
+            redis_degraded: self.engine.state.degraded(),
             capabilities,
         }
     }
@@ -539,6 +554,9 @@ pub struct ProviderStats {
 pub struct Health {
     /// Where quotas and limits live (`memory` or `redis`).
     pub state_backend: &'static str,
+    /// Redis is unreachable (or its breaker is open): quotas, limits and the
+    /// cache run on this process's local state until it answers again.
+    pub redis_degraded: bool,
     /// By capability name.
     pub capabilities: BTreeMap<&'static str, CapabilityHealth>,
 }

@@ -18,6 +18,9 @@
 //! chain = ["met-norway", "open-meteo"]
 //! cache_ttl = "10m"
 //!
+//! [redis]                          # share quotas, limits and cache across processes
+//! url = "redis://127.0.0.1:6379"     # see polyrelay::state::redis
+//!
 //! [providers.open-meteo]
 //! base_url = "http://127.0.0.1:8080/open-meteo"
 //! rate_limit = "600/min"
@@ -43,6 +46,7 @@ use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::cache::CacheConfig;
 use crate::resilience::rate_limit::RateLimitConfig;
 use crate::resilience::retry::RetryConfig;
+use crate::state::redis::RedisConfig;
 
 /// The whole configuration, before it is resolved against the provider
 /// registry by [`crate::Client`].
@@ -67,6 +71,8 @@ pub struct Config {
     pub max_response_bytes: Option<usize>,
     /// Response cache.
     pub cache: CacheConfig,
+    /// Shared state on Redis; absent: everything stays in this process.
+    pub redis: Option<RedisConfig>,
     /// Settings applied to every provider before its own table.
     pub defaults: Map<String, Value>,
     /// Per-capability settings, by capability name.
@@ -230,6 +236,10 @@ impl Config {
                 "EMULATOR_URL" => self.emulator_url = Some(value.clone()),
                 "COMMERCIAL" => self.commercial = parse_bool(value).map_err(bad)?,
                 "CACHE" => self.cache.enabled = parse_bool(value).map_err(bad)?,
+                "REDIS_URL" => match RedisConfig::new(value).url {
+                    url if url.is_empty() => self.redis = None,
+                    url => self.redis.get_or_insert_with(RedisConfig::default).url = url,
+                },
                 "TOTAL_TIMEOUT" => {
                     self.total_timeout = Some(crate::duration::parse(value).map_err(bad)?)
                 }
@@ -307,6 +317,11 @@ impl Config {
         self.cache
             .validate()
             .map_err(|e| field_error("cache", e.field, e.reason))?;
+        if let Some(redis) = &self.redis {
+            redis
+                .validate()
+                .map_err(|e| field_error("redis", e.field, e.reason))?;
+        }
         for name in self.capabilities.keys() {
             name.parse::<CapabilityId>().map_err(|_| {
                 Error::config(

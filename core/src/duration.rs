@@ -128,7 +128,7 @@ pub fn format(duration: Duration) -> String {
     }
     let (name, unit_nanos) = UNITS
         .iter()
-        .find(|(_, unit_nanos)| nanos % unit_nanos == 0)
+        .find(|(_, unit_nanos)| nanos.is_multiple_of(*unit_nanos))
         .copied()
         .unwrap_or(("ns", 1));
     format!("{}{name}", nanos / unit_nanos)

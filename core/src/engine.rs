@@ -36,12 +36,10 @@ use crate::error::{Attempt, Error, FailureClass, ProviderFailure};
 use crate::provider::{Auth, CallContext, HttpRequest, Provider, Step};
 use crate::resilience::breaker::{CircuitBreaker, Outcome};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
-use crate::resilience::quota::QuotaDecision;
-use crate::resilience::rate_limit::RateDecision;
 use crate::resilience::retry::{
     Backoff, GiveUpReason, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision,
 };
-use crate::state::StateStore;
+use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
 use crate::transport::{redact, Transport};
 
@@ -379,6 +377,7 @@ impl Engine {
     }
 
     /// The retry loop of one provider.
+    #[allow(clippy::too_many_arguments)]
     async fn tries(
         &self,
         slot: &ProviderSlot,
@@ -407,24 +406,23 @@ impl Engine {
         slot.budget.deposit();
         let mut sent_at = started;
         loop {
-            // Guards: each try spends one quota unit and one limiter token.
-            if let QuotaDecision::Exhausted {
-                reset_at,
-                retry_after,
-            } = self.state.consume_quota(id, 1).await
-            {
-                entry.outcome = "skipped_quota";
-                entry.retry_after = Some(retry_after);
-                entry.reason = Cow::Owned(format!(
-                    "skipped: daily quota used up until {}",
-                    reset_at.format("%Y-%m-%d %H:%M:%S UTC")
-                ));
-                return Turn::Failed;
-            }
-            match self.state.check_rate(id, 1).await {
-                RateDecision::Allowed { .. } => {}
-                RateDecision::Limited { retry_after } => {
-                    self.state.refund_quota(id, 1).await;
+            // Guards: each try spends one quota unit and one limiter token,
+            // asked together so a shared store answers in one round trip.
+            match self.state.admit(id, 1).await {
+                Admission::Admitted => {}
+                Admission::QuotaExhausted {
+                    reset_at,
+                    retry_after,
+                } => {
+                    entry.outcome = "skipped_quota";
+                    entry.retry_after = Some(retry_after);
+                    entry.reason = Cow::Owned(format!(
+                        "skipped: daily quota used up until {}",
+                        reset_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ));
+                    return Turn::Failed;
+                }
+                Admission::RateLimited { retry_after } => {
                     entry.outcome = "skipped_rate_limit";
                     entry.retry_after = Some(retry_after);
                     entry.reason = Cow::Owned(format!(
@@ -433,8 +431,7 @@ impl Engine {
                     ));
                     return Turn::Failed;
                 }
-                RateDecision::InsufficientCapacity { burst } => {
-                    self.state.refund_quota(id, 1).await;
+                Admission::InsufficientCapacity { burst } => {
                     entry.outcome = "skipped_rate_limit";
                     entry.reason =
                         Cow::Owned(format!("skipped: rate limit burst {burst} is too small"));

@@ -115,6 +115,12 @@ macro_rules! capabilities {
             pub fn capability(&self) -> CapabilityId {
                 match self { $(Data::$variant(_) => CapabilityId::$variant,)* }
             }
+
+            /// Reads back an answer of `capability` from the JSON of
+            /// [`Data::to_json`] (e.g. from a shared cache).
+            pub fn from_json(capability: CapabilityId, value: Value) -> serde_json::Result<Data> {
+                match capability { $(CapabilityId::$variant => serde_json::from_value(value).map(Data::$variant),)* }
+            }
         }
     };
 }

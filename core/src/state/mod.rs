@@ -3,16 +3,22 @@
 //! The pipeline only ever asks two atomic questions per request it is about
 //! to send: "may I spend one unit of this provider's daily quota?" and "does
 //! this provider's rate limiter admit one more request now?". The embedded
-//! default, [`InMemoryState`], answers from process memory. A Redis
-//! implementation answers the same questions with Lua scripts so that many
-//! processes share one budget, without the pipeline changing.
+//! default, [`InMemoryState`], answers from process memory. The Redis
+//! implementation ([`redis::RedisState`], cargo feature `redis`) answers the
+//! same questions with Lua scripts so that many processes share one budget,
+//! without the pipeline changing. [`StateStore::admit`] asks both questions
+//! at once, so a shared store can answer them in one round trip.
 //!
 //! Breakers stay per process (resilience.md §3.1) and the response cache has
 //! its own tiers, so neither is part of this trait.
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, Either};
 
 use crate::clock::SharedClock;
@@ -42,6 +48,30 @@ pub struct ProviderLimits {
     pub timezone: chrono_tz::Tz,
 }
 
+/// What [`StateStore::admit`] decided about one request about to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// One quota unit and one limiter token per unit of cost were taken.
+    Admitted,
+    /// The daily quota is used up; nothing was taken.
+    QuotaExhausted {
+        /// When the day ends and the quota resets.
+        reset_at: DateTime<Utc>,
+        /// Time until `reset_at`.
+        retry_after: Duration,
+    },
+    /// The rate limiter does not admit the request now; nothing was taken.
+    RateLimited {
+        /// When the same request would be admitted.
+        retry_after: Duration,
+    },
+    /// The cost is larger than the limiter's burst: never admitted.
+    InsufficientCapacity {
+        /// The limiter's burst.
+        burst: u32,
+    },
+}
+
 /// Atomic operations on state that may be shared across processes.
 ///
 /// Implementations must never fail a call: when their backend is unreachable
@@ -62,6 +92,50 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// A short name for health reports (`memory`, `redis`).
     fn backend(&self) -> &'static str;
+
+    /// The daily quota, then the rate limiter, for one request about to be
+    /// sent: takes `cost` from both or from neither. A shared store overrides
+    /// this to answer in one round trip; the default asks
+    /// [`consume_quota`](Self::consume_quota), then
+    /// [`check_rate`](Self::check_rate), and refunds the quota when the
+    /// limiter says no.
+    fn admit(&self, provider: &'static str, cost: u32) -> StateFuture<'_, Admission> {
+        Either::Right(Box::pin(async move {
+            if let QuotaDecision::Exhausted {
+                reset_at,
+                retry_after,
+            } = self.consume_quota(provider, u64::from(cost)).await
+            {
+                return Admission::QuotaExhausted {
+                    reset_at,
+                    retry_after,
+                };
+            }
+            let admission = Admission::from(self.check_rate(provider, cost).await);
+            if admission != Admission::Admitted {
+                self.refund_quota(provider, u64::from(cost)).await;
+            }
+            admission
+        }))
+    }
+
+    /// Whether the store is answering from local state because its shared
+    /// backend is unreachable (always false for in-memory state).
+    fn degraded(&self) -> bool {
+        false
+    }
+}
+
+impl From<RateDecision> for Admission {
+    fn from(decision: RateDecision) -> Self {
+        match decision {
+            RateDecision::Allowed { .. } => Admission::Admitted,
+            RateDecision::Limited { retry_after } => Admission::RateLimited { retry_after },
+            RateDecision::InsufficientCapacity { burst } => {
+                Admission::InsufficientCapacity { burst }
+            }
+        }
+    }
 }
 
 /// The embedded default: everything in this process's memory.
@@ -144,5 +218,33 @@ impl StateStore for InMemoryState {
 
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn admit(&self, provider: &'static str, cost: u32) -> StateFuture<'_, Admission> {
+        let Some(guards) = self.providers.get(provider) else {
+            return ready(Admission::Admitted);
+        };
+        if let Some(quota) = &guards.quota {
+            if let QuotaDecision::Exhausted {
+                reset_at,
+                retry_after,
+            } = quota.try_consume(u64::from(cost))
+            {
+                return ready(Admission::QuotaExhausted {
+                    reset_at,
+                    retry_after,
+                });
+            }
+        }
+        let admission = guards
+            .limiter
+            .as_ref()
+            .map_or(Admission::Admitted, |limiter| limiter.check(cost).into());
+        if admission != Admission::Admitted {
+            if let Some(quota) = &guards.quota {
+                quota.refund(u64::from(cost));
+            }
+        }
+        ready(admission)
     }
 }
