@@ -14,3 +14,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== rust tests"
 cargo test --workspace --locked
+
+echo "== python package (installed into .venv from source)"
+# A dev-profile build keeps the suite's build time down; `pip install .`
+# without it builds the optimised wheel users get.
+PATH="$PWD/.venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" .venv/bin/python -m pip install -q \
+    --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
+
+echo "== python tests"
+status=0
+.venv/bin/python -m pytest tests/python || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no Python tests: tests/python must not be empty" >&2
+fi
+exit "$status"

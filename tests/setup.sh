@@ -29,3 +29,30 @@ cbindgen_version=$(sed -n 's/^const CBINDGEN_VERSION: &str = "\(.*\)";$/\1/p' \
 if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $cbindgen_version" ]; then
     cargo install cbindgen --version "$cbindgen_version" --locked
 fi
+
+# The Python package's tests run in a project venv (.venv, git-ignored) with
+# the build backend and test tools; tests/run.sh (re)installs the package
+# itself from source, so the tests always see the installed current code.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$root/.venv/bin/python" ]; then
+    python=""
+    for candidate in python3.11 python3.12 python3.13 python3.10 python3.9 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+            python="$candidate"
+            break
+        fi
+    done
+    if [ -z "$python" ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-dev
+            python=python3
+        else
+            echo "tests/setup.sh: please install Python >= 3.9 with venv" >&2
+            exit 1
+        fi
+    fi
+    "$python" -m venv "$root/.venv"
+fi
+"$root/.venv/bin/python" -m pip install -q --disable-pip-version-check \
+    -r "$root/tests/python/requirements.txt"

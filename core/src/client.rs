@@ -22,6 +22,7 @@ use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
 use crate::resilience::cache::{ResponseCache, TtlPolicy};
 use crate::resilience::quota::QuotaSnapshot;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
+use crate::resilience::retry::Backoff;
 use crate::state::redis::ClientRedis;
 use crate::state::{InMemoryState, ProviderLimits, StateStore};
 use crate::stats::StatsCounters;
@@ -62,6 +63,7 @@ pub struct ClientBuilder {
     clock: Option<SharedClock>,
     state: Option<Arc<dyn StateStore>>,
     seed: Option<u64>,
+    testing: bool,
     extra: Vec<Arc<dyn Provider>>,
 }
 
@@ -119,6 +121,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Testing mode: retries never wait (zero backoff, and a `Retry-After`
+    /// short enough to retry after is retried at once) and jitter is seeded,
+    /// so test suites against the emulator are fast and repeatable. Retry
+    /// decisions, breakers, limits and the cache behave as in production.
+    pub fn testing(mut self, on: bool) -> Self {
+        self.testing = on;
+        self
+    }
+
     /// Resolves configuration, keys and chains; fails with a [`Error::Config`]
     /// naming the field when anything is wrong. Never touches the network.
     pub fn build(self) -> Result<Client> {
@@ -131,7 +142,11 @@ impl ClientBuilder {
             None => Config::from_vars(vars.clone())?,
         };
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
-        let seed = self.seed.unwrap_or_else(rand::random);
+        let seed = match (self.seed, self.testing) {
+            (Some(seed), _) => seed,
+            (None, true) => 0,
+            (None, false) => rand::random(),
+        };
         let timezone = config.time_zone();
         let user_agent = config.user_agent();
 
@@ -189,6 +204,11 @@ impl ClientBuilder {
                 Some(n) => Some(n),
                 None => info.default_daily_quota,
             };
+            let backoff = if self.testing {
+                Backoff::no_waits()
+            } else {
+                Backoff::with_seed(&settings.retry, seed.wrapping_add(index as u64))
+            };
             limits.push(ProviderLimits {
                 provider: info.id,
                 rate_limit,
@@ -196,13 +216,7 @@ impl ClientBuilder {
                 timezone,
             });
             slots.push(Arc::new(ProviderSlot::new(
-                provider,
-                base_url,
-                key,
-                key_env,
-                settings,
-                &clock,
-                seed.wrapping_add(index as u64),
+                provider, base_url, key, key_env, settings, &clock, backoff,
             )?));
         }
 
@@ -343,6 +357,7 @@ impl Client {
             clock: None,
             state: None,
             seed: None,
+            testing: false,
             extra: Vec::new(),
         }
     }

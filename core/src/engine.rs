@@ -88,7 +88,7 @@ impl ProviderSlot {
         key_env: String,
         settings: ProviderSettings,
         clock: &SharedClock,
-        seed: u64,
+        backoff: Backoff,
     ) -> crate::Result<Self> {
         let id = provider.info().id;
         let mut breakers = Vec::new();
@@ -102,7 +102,7 @@ impl ProviderSlot {
             base_url,
             key,
             key_env,
-            backoff: Backoff::with_seed(&settings.retry, seed),
+            backoff,
             budget: RetryBudget::new(&settings.retry.budget, clock.clone()),
             settings,
             breakers,

@@ -6,17 +6,28 @@
 //! otherwise appear in them.
 
 use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{HttpRequest, HttpResponse, KeyPlacement};
 
 /// The shared HTTP client and its limits.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Transport {
-    client: reqwest::Client,
+    /// The process id the client was built in, and the client. A forked
+    /// child cannot use the parent's pooled connections (their I/O tasks ran
+    /// on threads the child does not have: a request on one would hang until
+    /// its timeout), so the child builds its own client on first use.
+    client: Mutex<(u32, reqwest::Client)>,
     user_agent: http::HeaderValue,
     max_body: usize,
+}
+
+/// No reqwest-level timeouts: the pipeline's attempt timeout bounds
+/// connect, send and read together, on the injected clock.
+fn build_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().tcp_nodelay(true).build()
 }
 
 impl Transport {
@@ -26,19 +37,31 @@ impl Transport {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let user_agent = http::HeaderValue::from_str(user_agent)
             .map_err(|_| crate::Error::config("user_agent", "must be printable ASCII"))?;
-        // No reqwest-level timeouts: the pipeline's attempt timeout bounds
-        // connect, send and read together, on the injected clock.
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| {
-                crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
-            })?;
+        let client = build_client().map_err(|e| {
+            crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
+        })?;
         Ok(Self {
-            client,
+            client: Mutex::new((std::process::id(), client)),
             user_agent,
             max_body,
         })
+    }
+
+    /// This process's HTTP client (a fresh one in a forked child).
+    fn client(&self) -> Result<reqwest::Client, ProviderFailure> {
+        let pid = std::process::id();
+        let mut current = self.client.lock();
+        if current.0 != pid {
+            let fresh = build_client().map_err(|e| {
+                ProviderFailure::new(
+                    FailureClass::Transient,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+                .not_sent()
+            })?;
+            *current = (pid, fresh);
+        }
+        Ok(current.1.clone())
     }
 
     /// Sends `request` with `key` placed as the provider declares; reads the
@@ -51,7 +74,7 @@ impl Transport {
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Result<HttpResponse, ProviderFailure> {
         let mut builder = self
-            .client
+            .client()?
             .request(request.method.clone(), &request.url)
             .header(http::header::USER_AGENT, self.user_agent.clone());
         if !request.query.is_empty() {

@@ -1,0 +1,80 @@
+"""polyrelay: one resilient client for many public APIs.
+
+A call names a capability (``weather.current``, ``finance.fx_rates``, …)
+and is answered by the first healthy provider of that capability's fallback
+chain, each guarded by a daily quota, a rate limiter, a circuit breaker,
+retries and timeouts, with a cache in front and one total deadline.
+
+>>> import polyrelay
+>>> with polyrelay.Client() as client:                     # doctest: +SKIP
+...     result = client.weather.current(city="Berlin")
+...     print(result.data["temperature_c"], "via", result.provider)
+
+The work happens in a Rust core; see :class:`Client`, :class:`AsyncClient`,
+:class:`Result` and :mod:`polyrelay.exceptions`. Log records go to the
+``polyrelay`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+from . import _native
+from ._client import AsyncClient, Client, ConfigSource
+from ._models import Attempt
+from ._native import Result
+from .exceptions import (
+    AllProvidersFailedError,
+    AuthError,
+    CircuitOpenError,
+    ConfigError,
+    Error,
+    InvalidRequestError,
+    MissingKeyError,
+    NotFoundError,
+    ProviderError,
+    QuotaExhaustedError,
+    RateLimitedError,
+    TimeoutError,
+    UsageError,
+)
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "AllProvidersFailedError",
+    "AsyncClient",
+    "Attempt",
+    "AuthError",
+    "CircuitOpenError",
+    "Client",
+    "ConfigError",
+    "ConfigSource",
+    "Error",
+    "InvalidRequestError",
+    "MissingKeyError",
+    "NotFoundError",
+    "ProviderError",
+    "QuotaExhaustedError",
+    "RateLimitedError",
+    "Result",
+    "TimeoutError",
+    "UsageError",
+    "capabilities",
+    "providers",
+]
+
+logging.getLogger("polyrelay").addHandler(logging.NullHandler())
+
+
+def capabilities() -> List[Dict[str, Any]]:
+    """Every capability the library serves: ``name`` and default cache
+    ``ttl`` in seconds."""
+    return _native.capabilities()
+
+
+def providers() -> List[Dict[str, Any]]:
+    """What every built-in provider declares: id, name, capabilities, auth
+    (and the key's environment variable), terms and documented limits."""
+    return _native.builtin_providers()

@@ -1,0 +1,267 @@
+"""The sync :class:`Client` and the asyncio :class:`AsyncClient`.
+
+Both are thin wrappers of one native client; everything a call does
+(cache, fallback chain, quotas, rate limits, circuit breakers, retries,
+deadlines) happens in the Rust core, on one runtime per process.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Type, TypeVar, Union
+
+from . import _native
+from . import testing as _testing
+from ._families import Crypto, Finance, Weather
+from ._native import Result
+
+__all__ = ["Client", "AsyncClient", "ConfigSource"]
+
+#: Where configuration comes from: ``None`` (defaults, plus the file named
+#: by ``POLYRELAY_CONFIG``), a TOML file path, or a dict with the file's
+#: structure.
+ConfigSource = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
+
+_C = TypeVar("_C", bound="_Base")
+
+
+class _TomlText(str):
+    """Configuration given as TOML text rather than a file path."""
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _environment(env: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """The variables to read configuration and keys from; those that are not
+    valid UTF-8 (never polyrelay's own) are left out rather than failing."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if _utf8(k) and _utf8(v)}
+
+
+def _native_client(
+    config: ConfigSource,
+    *,
+    env: Optional[Mapping[str, str]],
+    api_keys: Optional[Mapping[str, str]],
+    testing: Optional[bool],
+    seed: Optional[int],
+) -> _native.Client:
+    options: Dict[str, Any] = {
+        "env": _environment(env),
+        "api_keys": dict(api_keys) if api_keys else None,
+        "testing": _testing.is_enabled() if testing is None else testing,
+        "seed": seed,
+    }
+    if isinstance(config, _TomlText):
+        return _native.Client(config_toml=str(config), **options)
+    if config is None:
+        return _native.Client(**options)
+    if isinstance(config, (str, os.PathLike)):
+        return _native.Client(config_path=os.fspath(config), **options)
+    if isinstance(config, Mapping):
+        return _native.Client(config=dict(config), **options)
+    raise TypeError(
+        f"config must be None, a file path or a dict, not {type(config).__name__}"
+    )
+
+
+class _Base:
+    """What both clients share: construction, introspection, closing."""
+
+    def __init__(
+        self,
+        config: ConfigSource = None,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+        seed: Optional[int] = None,
+    ) -> None:
+        self._native = _native_client(
+            config, env=env, api_keys=api_keys, testing=testing, seed=seed
+        )
+
+    @classmethod
+    def from_env(
+        cls: Type[_C],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+    ) -> _C:
+        """A client configured only by the environment: the file named by
+        ``POLYRELAY_CONFIG`` (if set), ``POLYRELAY_*`` overrides and the
+        providers' key variables (``env`` instead of ``os.environ`` if given)."""
+        return cls(None, env=env, api_keys=api_keys, testing=testing)
+
+    @classmethod
+    def from_file(
+        cls: Type[_C],
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+    ) -> _C:
+        """A client configured by the TOML file at ``path`` (environment
+        overrides still apply)."""
+        return cls(path, env=env, api_keys=api_keys, testing=testing)
+
+    @classmethod
+    def from_toml(
+        cls: Type[_C],
+        text: str,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+    ) -> _C:
+        """A client configured by TOML ``text`` (environment overrides still
+        apply)."""
+        return cls(_TomlText(text), env=env, api_keys=api_keys, testing=testing)
+
+    def health(self) -> Dict[str, Any]:
+        """Which capabilities can be served now and by whom: per capability
+        a ``status`` (``healthy``, ``degraded`` or ``down``), the ``ready``
+        providers and the ``unavailable`` ones with the reason. In-memory;
+        never blocks on the network."""
+        health: Dict[str, Any] = self._native.health()
+        return health
+
+    def stats(self) -> Dict[str, Dict[str, Any]]:
+        """Per enabled provider: requests, outcomes, latency percentiles,
+        circuit breakers, quota and whether a key is set (never the key)."""
+        stats: Dict[str, Dict[str, Any]] = self._native.stats()
+        return stats
+
+    def providers(self) -> List[Dict[str, Any]]:
+        """Every built-in provider's declaration (id, name, capabilities,
+        auth, terms, documented limits) with ``enabled`` and ``key_set``."""
+        providers: List[Dict[str, Any]] = self._native.providers()
+        return providers
+
+    def chain(self, capability: str) -> List[str]:
+        """Provider ids of ``capability``'s fallback chain, in order."""
+        return self._native.chain(capability)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client was closed."""
+        return self._native.closed
+
+    def close(self) -> None:
+        """Releases providers, cache and connections; later calls raise
+        :class:`~polyrelay.UsageError`. Closing twice is harmless."""
+        self._native.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<polyrelay.{type(self).__name__} ({state})>"
+
+
+class Client(_Base):
+    """The synchronous client. Thread-safe: share one across threads.
+
+    Calls release the GIL while they wait, can be interrupted with Ctrl-C,
+    and work inside a running event loop (Jupyter) and in forked children.
+
+    >>> with polyrelay.Client() as client:                 # doctest: +SKIP
+    ...     result = client.weather.current(lat=52.52, lon=13.41)
+    ...     print(result.data["temperature_c"], result.provider)
+
+    Args:
+        config: ``None`` (defaults, plus the file named by
+            ``POLYRELAY_CONFIG``), a TOML file path, or a dict with the
+            file's structure.
+        env: Environment to read ``POLYRELAY_*`` overrides and provider keys
+            from (default: ``os.environ``).
+        api_keys: Provider keys by provider id, overriding the environment.
+        testing: Testing mode (zero backoff waits, seeded jitter); default:
+            whatever :func:`polyrelay.testing.enable` set.
+        seed: Seed of the retry jitter, for reproducible runs.
+    """
+
+    def __init__(
+        self,
+        config: ConfigSource = None,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(config, env=env, api_keys=api_keys, testing=testing, seed=seed)
+        self.weather: Weather[Result] = Weather(self.call)
+        self.finance: Finance[Result] = Finance(self.call)
+        self.crypto: Crypto[Result] = Crypto(self.call)
+
+    def call(self, capability: str, /, **params: Any) -> Result:
+        """Calls ``capability`` (e.g. ``"weather.current"``) with ``params``
+        and returns its :class:`~polyrelay.Result`, or raises a
+        :class:`~polyrelay.Error`. Parameters set to ``None`` are not sent."""
+        return self._native.call(capability, params)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """The asyncio client. Calls never block the event loop: they run on
+    polyrelay's own runtime, and cancelling the awaiting task cancels the
+    call and its HTTP request. Same arguments as :class:`Client`.
+
+    >>> async with polyrelay.AsyncClient() as client:      # doctest: +SKIP
+    ...     result = await client.finance.fx_rates(base="EUR", symbols=["USD"])
+    """
+
+    def __init__(
+        self,
+        config: ConfigSource = None,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        api_keys: Optional[Mapping[str, str]] = None,
+        testing: Optional[bool] = None,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(config, env=env, api_keys=api_keys, testing=testing, seed=seed)
+        self.weather: Weather[Awaitable[Result]] = Weather(self.call)
+        self.finance: Finance[Awaitable[Result]] = Finance(self.call)
+        self.crypto: Crypto[Awaitable[Result]] = Crypto(self.call)
+
+    async def call(self, capability: str, /, **params: Any) -> Result:
+        """Calls ``capability`` with ``params``; see :meth:`Client.call`."""
+        return await self._native.acall(capability, params)
+
+    async def acall(self, capability: str, /, **params: Any) -> Result:
+        """Same as :meth:`call` (for code written against both clients)."""
+        return await self._native.acall(capability, params)
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close`, awaitable."""
+        self.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.close()

@@ -1,0 +1,54 @@
+"""Plain value types shared by results and exceptions."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Optional
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one provider did during a call: one entry of the trail.
+
+    ``outcome`` is ``"success"``, a failure class (``"transient"``,
+    ``"rate_limited"``, ``"quota_exhausted"``, ``"auth"``,
+    ``"invalid_request"``, ``"not_found"``, ``"malformed_response"``,
+    ``"unsupported"``) or a skip (``"skipped_no_key"``,
+    ``"skipped_benched"``, ``"skipped_quota"``, ``"skipped_rate_limit"``,
+    ``"skipped_circuit_open"``). ``reason`` is a sentence a person can act
+    on, e.g. ``"skipped: OPENWEATHER_API_KEY is not set"``.
+    """
+
+    provider: str
+    outcome: str
+    status: Optional[int]
+    tries: int
+    elapsed: float
+    reason: str
+    retry_after: Optional[float]
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether this attempt produced the answer."""
+        return self.outcome == "success"
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the provider was skipped without an HTTP request."""
+        return self.outcome.startswith("skipped")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The attempt as plain data."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.reason}"
+
+
+def utc_from_micros(micros: int) -> datetime:
+    """An aware UTC datetime from microseconds since the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=micros)

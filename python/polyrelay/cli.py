@@ -1,0 +1,340 @@
+"""The ``polyrelay`` command.
+
+::
+
+    polyrelay call weather.current city=Berlin     # the answer and the trail
+    polyrelay providers                            # what is built in, which keys are set
+    polyrelay check                                # is the configuration valid, what can be served
+    polyrelay health                               # which providers are ready right now
+    polyrelay emulate                              # an offline emulator of every provider
+    polyrelay demo                                 # a guided tour against the emulator
+
+Configuration comes from ``--config FILE`` or the environment
+(``POLYRELAY_CONFIG``, ``POLYRELAY_*``, provider key variables). Key values
+are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+from . import _native
+from ._client import Client
+from ._models import Attempt
+from ._native import Result
+from .exceptions import ConfigError, Error, InvalidRequestError
+
+
+def _parse_value(text: str) -> Any:
+    """``52.5`` → float, ``3`` → int, ``true`` → bool, ``["a","b"]`` → list;
+    anything else stays text (``Berlin``, ``EUR,GBP``, ``2024-01-02``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_params(pairs: Sequence[str]) -> Dict[str, Any]:
+    params: Dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidRequestError(
+                f"invalid request: `{pair}` must be written as name=value",
+                kind="invalid_request",
+                field=pair,
+                expected="name=value",
+            )
+        params[name] = _parse_value(value)
+    return params
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.config)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _print_trail(attempts: Sequence[Attempt], out: TextIO) -> None:
+    if not attempts:
+        print("  (no provider was asked)", file=out)
+        return
+    width = max(len(a.provider) for a in attempts)
+    for a in attempts:
+        mark = "ok" if a.succeeded else ("--" if a.skipped else "xx")
+        status = f"HTTP {a.status}" if a.status is not None else "       "
+        tries = f"{a.tries} {'try' if a.tries == 1 else 'tries'}"
+        print(
+            f"  {mark} {a.provider:<{width}}  {status:<8} {tries:<8} "
+            f"{a.elapsed * 1000:8.1f} ms  {a.reason}",
+            file=out,
+        )
+
+
+def _describe(result: Result) -> str:
+    freshness = "stale" if result.stale else ("cached" if result.cached else "fresh")
+    return (
+        f"{result.capability} via {result.provider} "
+        f"({freshness}, {result.elapsed * 1000:.1f} ms)"
+    )
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    params = _parse_params(args.params)
+    with _client(args) as client:
+        result = client.call(args.capability, **params)
+    if args.json:
+        print(_dump(result.to_dict()))
+        return 0
+    print(_describe(result))
+    print(_dump(result.data))
+    print("trail:")
+    _print_trail(result.attempts, sys.stdout)
+    return 0
+
+
+def _auth_text(auth: Dict[str, Any]) -> str:
+    if auth.get("kind") == "keyless":
+        return "no key"
+    optional = " (optional)" if auth.get("optional") else ""
+    return f"{auth.get('env')}{optional}"
+
+
+def _cmd_providers(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        providers = client.providers()
+    if args.json:
+        print(_dump(providers))
+        return 0
+    rows = [
+        (
+            p["id"],
+            ", ".join(p["capabilities"]),
+            _auth_text(p["auth"]),
+            "set" if p["key_set"] else ("-" if p["auth"]["kind"] == "keyless" else "not set"),
+            "yes" if p["commercial_use"] else "no",
+            "yes" if p["enabled"] else "no",
+        )
+        for p in providers
+    ]
+    _table(("provider", "capabilities", "key", "key set", "commercial", "enabled"), rows)
+    return 0
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    source = args.config or os.environ.get("POLYRELAY_CONFIG") or "defaults (no file)"
+    try:
+        client = _client(args)
+    except ConfigError as error:
+        print(f"configuration: INVALID ({source})", file=sys.stderr)
+        print(f"  {error}", file=sys.stderr)
+        return 1
+    with client:
+        providers = client.providers()
+        health = client.health()
+    print(f"configuration: ok ({source})")
+    if os.environ.get("POLYRELAY_EMULATOR_URL"):
+        print(f"emulator: every provider points at {os.environ['POLYRELAY_EMULATOR_URL']}")
+    print("keys:")
+    keyed = [p for p in providers if p["auth"]["kind"] != "keyless"]
+    if not keyed:
+        print("  (no built-in provider takes a key)")
+    for p in keyed:
+        state = "set" if p["key_set"] else "not set"
+        print(f"  {p['auth']['env']:<28} {state:<8} ({p['id']}{', optional' if p['auth'].get('optional') else ''})")
+    print("capabilities:")
+    down = 0
+    for name, cap in sorted(health["capabilities"].items()):
+        ready = ", ".join(cap["ready"]) or "nobody"
+        print(f"  {name:<18} {cap['status']:<9} served by: {ready}")
+        for provider, reason in sorted(cap["unavailable"].items()):
+            print(f"  {'':<18} {'':<9} {provider}: {reason}")
+        down += cap["status"] == "down"
+    if down:
+        print(f"{down} capabilit{'y' if down == 1 else 'ies'} cannot be served now")
+    return 0
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        health = client.health()
+    if args.json:
+        print(_dump(health))
+        return 0
+    print(f"state backend: {health['state_backend']}")
+    for name, cap in sorted(health["capabilities"].items()):
+        print(f"{name:<18} {cap['status']:<9} ready: {', '.join(cap['ready']) or '-'}")
+        for provider, reason in sorted(cap["unavailable"].items()):
+            print(f"{'':<28} {provider}: {reason}")
+    return 0
+
+
+def _wait_for_interrupt() -> None:
+    """Blocks until Ctrl-C (SIGINT) or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    emulator = _native.Emulator()
+    print(f"polyrelay emulator listening on {emulator.url}")
+    print("every built-in provider is served under its id, e.g. "
+          f"{emulator.url}/open-meteo")
+    print(f"point clients at it:  export POLYRELAY_EMULATOR_URL={emulator.url}")
+    print("press Ctrl-C to stop", flush=True)
+    _wait_for_interrupt()
+    served = emulator.served
+    emulator.stop()
+    print(f"stopped after {served} requests")
+    return 0
+
+
+_DEMO_CONFIG = {
+    "capabilities": {
+        "weather.current": {
+            "chain": ["open-meteo", "met-norway", "wttr-in"],
+            "cache_ttl": "500ms",
+        }
+    },
+    "providers": {
+        "open-meteo": {
+            "breaker": {
+                "sliding_window_size": 6,
+                "minimum_number_of_calls": 6,
+                "wait_duration_in_open_state": "30s",
+            }
+        }
+    },
+}
+
+_CITIES = {
+    "Berlin": (52.52, 13.41),
+    "Paris": (48.86, 2.35),
+    "Madrid": (40.42, -3.70),
+    "Rome": (41.90, 12.50),
+}
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .testing import Fault, emulator
+
+    def step(number: int, title: str, text: str) -> None:
+        print()
+        print(f"{number}. {title}")
+        print(f"   {text}")
+
+    def show(result: Result) -> None:
+        print(f"   -> {_describe(result)}: {result.data['temperature_c']} °C")
+        _print_trail(result.attempts, sys.stdout)
+
+    def weather(client: Client, city: str) -> Result:
+        lat, lon = _CITIES[city]
+        return client.weather.current(lat=lat, lon=lon)
+
+    with emulator() as emu, Client(_DEMO_CONFIG) as client:
+        print(f"polyrelay demo: every provider is played by an emulator at {emu.url}")
+        print("weather.current chain: " + " -> ".join(client.chain("weather.current")))
+
+        step(1, "A normal call", "The first provider of the chain answers.")
+        show(weather(client, "Berlin"))
+
+        step(2, "A provider outage, and fallback",
+             "open-meteo now answers 503: it is retried, then met-norway answers.")
+        emu.fault_always("/open-meteo/*", Fault.status(503))
+        show(weather(client, "Paris"))
+
+        step(3, "The circuit breaker opens",
+             "After enough failures open-meteo's breaker opens and it is skipped "
+             "without a request.")
+        show(weather(client, "Madrid"))
+        before = emu.hits("/open-meteo/*")
+        show(weather(client, "Rome"))
+        print(f"   requests sent to open-meteo by that call: {emu.hits('/open-meteo/*') - before}")
+
+        step(4, "A cache hit", "Asking again answers from the cache: no provider is asked.")
+        show(weather(client, "Rome"))
+
+        step(5, "A stale answer",
+             "Once the answer is past its freshness and every provider is down, "
+             "the last good answer is served, flagged stale, with the trail saying why.")
+        emu.fault_always("*", Fault.status(503))
+        time.sleep(0.6)
+        show(weather(client, "Rome"))
+
+        print()
+        print("Every call above went through quota, rate limit, breaker, retry and "
+              "timeout guards per provider, under one total deadline.")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polyrelay",
+        description="One resilient client for many public APIs.",
+    )
+    parser.add_argument("--version", action="version", version=f"polyrelay {_native.__version__}")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (default: $POLYRELAY_CONFIG)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], text: str,
+                json_flag: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(run=run)
+        if json_flag:
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    call = command("call", _cmd_call, "call a capability; prints the answer and the trail")
+    call.add_argument("capability", help="e.g. weather.current")
+    call.add_argument("params", nargs="*", metavar="NAME=VALUE",
+                      help="parameters, e.g. city=Berlin or lat=52.52 lon=13.41")
+    command("providers", _cmd_providers, "list the built-in providers and their keys")
+    command("check", _cmd_check,
+            "validate the configuration; show which keys are set and what can be served",
+            json_flag=False)
+    command("health", _cmd_health, "show which providers are ready for each capability")
+    command("emulate", _cmd_emulate, "run the offline provider emulator until Ctrl-C",
+            json_flag=False)
+    command("demo", _cmd_demo,
+            "a guided tour against the emulator: fallback, breaker, cache, stale answers",
+            json_flag=False)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+        return status
+    except Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        if error.attempts:
+            print("trail:", file=sys.stderr)
+            _print_trail(error.attempts, sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,198 @@
+"""Every error polyrelay raises, rooted at :class:`Error`.
+
+The classes are defined here, in Python, and raised by the native module,
+which maps the core's error kinds to them in one place. Messages never
+contain API keys.
+
+Hierarchy::
+
+    Error
+    ├── ConfigError                 (also ValueError)
+    ├── InvalidRequestError         (also ValueError)
+    ├── UsageError
+    ├── NotFoundError               (also LookupError)
+    ├── TimeoutError                (also the builtin TimeoutError)
+    └── AllProvidersFailedError     no provider could answer; see .attempts
+        ├── MissingKeyError         every provider needs a key that is not set
+        ├── RateLimitedError        every provider is rate limited (.retry_after)
+        ├── QuotaExhaustedError     every provider's quota is used up (.reset_at)
+        ├── CircuitOpenError        every provider's circuit breaker is open
+        ├── AuthError               every provider refused its key
+        └── ProviderError           providers failed on their side (.status, .provider)
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar
+
+from ._models import Attempt
+
+__all__ = [
+    "Error",
+    "ConfigError",
+    "InvalidRequestError",
+    "UsageError",
+    "NotFoundError",
+    "TimeoutError",
+    "AllProvidersFailedError",
+    "MissingKeyError",
+    "RateLimitedError",
+    "QuotaExhaustedError",
+    "CircuitOpenError",
+    "AuthError",
+    "ProviderError",
+]
+
+_E = TypeVar("_E", bound="Error")
+
+
+def _restore(cls: Type[_E], message: str, state: Dict[str, Any]) -> _E:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class Error(Exception):
+    """Base class of every polyrelay error.
+
+    Attributes:
+        message: What went wrong, for people.
+        kind: The stable snake_case kind (``"rate_limited"``, ``"config"``,
+            …; ``"internal"`` for a bug in polyrelay, e.g. a Rust panic).
+        capability: The capability called, when a call failed.
+        attempts: What each provider did (empty when none was tried).
+        retry_after: Seconds until a throttled or benched provider may
+            answer again, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "internal",
+        capability: Optional[str] = None,
+        attempts: Sequence[Attempt] = (),
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message: str = message
+        self.kind: str = kind
+        self.capability: Optional[str] = capability
+        self.attempts: Tuple[Attempt, ...] = tuple(attempts)
+        self.retry_after: Optional[float] = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+class ConfigError(Error, ValueError):
+    """The configuration (file, dict, environment or arguments) is invalid.
+
+    ``field`` names the offending setting, e.g.
+    ``"providers.open-meteo.base_url"`` or ``"POLYRELAY_TIMEZONE"``.
+    """
+
+    def __init__(self, message: str, *, field: Optional[str] = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field: Optional[str] = field
+
+
+class InvalidRequestError(Error, ValueError):
+    """The call's parameters are invalid; nothing was sent to any provider.
+
+    ``field`` names the parameter (``"lat"``, ``"symbols[1]"``) and
+    ``expected`` says what it must be.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: Optional[str] = None,
+        expected: Optional[str] = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.field: Optional[str] = field
+        self.expected: Optional[str] = expected
+
+
+class UsageError(Error):
+    """The API was used in a way that cannot work (e.g. a closed client)."""
+
+
+class NotFoundError(Error, LookupError):
+    """Every provider that answered said the thing asked for does not exist."""
+
+
+class TimeoutError(Error, builtins.TimeoutError):
+    """No answer within the call's total deadline (``deadline`` seconds).
+
+    Also a builtin :class:`TimeoutError`, so generic timeout handling
+    catches it.
+    """
+
+    def __init__(self, message: str, *, deadline: Optional[float] = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.deadline: Optional[float] = deadline
+
+
+class AllProvidersFailedError(Error):
+    """No provider could answer; ``attempts`` says why for each.
+
+    Subclasses name a common cause when every provider failed the same way.
+    """
+
+
+class MissingKeyError(AllProvidersFailedError):
+    """Every provider of the chain needs an API key and none is set."""
+
+
+class RateLimitedError(AllProvidersFailedError):
+    """Every provider is rate limited; ``retry_after`` says for how long."""
+
+
+class QuotaExhaustedError(AllProvidersFailedError):
+    """Every provider's quota is used up until ``reset_at`` (UTC), if known."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.reset_at: Optional[datetime] = (
+            datetime.now(timezone.utc) + timedelta(seconds=self.retry_after)
+            if self.retry_after is not None
+            else None
+        )
+
+
+class CircuitOpenError(AllProvidersFailedError):
+    """Every provider's circuit breaker is open; ``retry_after`` says until when."""
+
+
+class AuthError(AllProvidersFailedError):
+    """Every provider refused its API key."""
+
+
+class ProviderError(AllProvidersFailedError):
+    """Providers failed on their side (5xx, timeouts, malformed replies).
+
+    ``status`` and ``provider`` are those of the last provider that answered
+    with an error status, when one did.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: Optional[str] = None,
+        status: Optional[int] = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.provider: Optional[str] = provider
+        self.status: Optional[int] = status

@@ -1,0 +1,227 @@
+//! The native client behind `polyrelay.Client` and `polyrelay.AsyncClient`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use parking_lot::RwLock;
+use polyrelay::config::Config;
+use polyrelay::{CapabilityId, Error, Request};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+
+use crate::result::CallResult;
+use crate::{bridge, convert, errors, logs};
+
+/// One polyrelay client: providers, breakers, limits and cache, shared by
+/// every thread and task that uses it.
+#[pyclass(module = "polyrelay._native", name = "Client", frozen)]
+pub(crate) struct Client {
+    inner: RwLock<Option<polyrelay::Client>>,
+}
+
+impl Client {
+    /// The core client, or `UsageError` once closed.
+    fn core(&self, py: Python<'_>) -> PyResult<polyrelay::Client> {
+        self.inner.read().clone().ok_or_else(|| {
+            errors::to_py(
+                py,
+                Error::Usage {
+                    message: "this polyrelay client is closed".to_string(),
+                },
+            )
+        })
+    }
+
+    /// Validates a call before anything is sent.
+    fn request(
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Request> {
+        let params = match params {
+            Some(params) => convert::params(py, params)?,
+            None => Value::Null,
+        };
+        Request::parse(capability, params).map_err(|e| errors::to_py(py, e))
+    }
+}
+
+#[pymethods]
+impl Client {
+    /// Builds a client. At most one of `config` (a dict), `config_path` (a
+    /// TOML file) and `config_toml` (TOML text) may be given; without any,
+    /// the file named by `POLYRELAY_CONFIG` in `env` (if set) is read.
+    /// `POLYRELAY_*` overrides and provider keys are read from `env`.
+    #[new]
+    #[pyo3(signature = (*, config=None, config_path=None, config_toml=None, env=None, api_keys=None, testing=false, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyDict>>,
+        config_path: Option<PathBuf>,
+        config_toml: Option<String>,
+        env: Option<BTreeMap<String, String>>,
+        api_keys: Option<BTreeMap<String, String>>,
+        testing: bool,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        logs::refresh(py);
+        let given = [
+            config.is_some(),
+            config_path.is_some(),
+            config_toml.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(errors::to_py(
+                py,
+                Error::config(
+                    "config",
+                    "give one of a dict, a file path or TOML text, not several",
+                ),
+            ));
+        }
+        let config = match config {
+            Some(dict) => {
+                let json = convert::from_py(py, dict.as_any(), "config")
+                    .map_err(|_| config_type_error(py))?;
+                Some(Config::from_json(json))
+            }
+            None => None,
+        };
+        let built = py.detach(move || {
+            let config = match (config, config_path, config_toml) {
+                (Some(config), _, _) => Some(config?),
+                (None, Some(path), _) => Some(Config::from_file(path)?),
+                (None, None, Some(text)) => Some(Config::from_toml_str(&text)?),
+                (None, None, None) => None,
+            };
+            let mut builder = polyrelay::Client::builder().testing(testing);
+            if let Some(config) = config {
+                builder = builder.config(config);
+            }
+            if let Some(env) = env {
+                builder = builder.env_vars(env);
+            }
+            for (provider, key) in api_keys.unwrap_or_default() {
+                builder = builder.api_key(&provider, key);
+            }
+            if let Some(seed) = seed {
+                builder = builder.seed(seed);
+            }
+            builder.build()
+        });
+        let client = built.map_err(|e| errors::to_py(py, e))?;
+        Ok(Self {
+            inner: RwLock::new(Some(client)),
+        })
+    }
+
+    /// Calls `capability` and blocks until it is answered, with the GIL
+    /// released; Ctrl-C cancels the call.
+    #[pyo3(signature = (capability, params=None))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<CallResult> {
+        logs::refresh(py);
+        let client = self.core(py)?;
+        let request = Self::request(py, capability, params)?;
+        let envelope = bridge::block_on(py, async move { client.request(request).await })?
+            .map_err(|e| errors::to_py(py, e))?;
+        Ok(CallResult::new(envelope))
+    }
+
+    /// Calls `capability` from asyncio: an awaitable of the result.
+    /// Cancelling it cancels the call and its HTTP request.
+    #[pyo3(signature = (capability, params=None))]
+    fn acall<'py>(
+        &self,
+        py: Python<'py>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        logs::refresh(py);
+        let client = self.core(py)?;
+        let request = Self::request(py, capability, params)?;
+        bridge::awaitable(py, async move {
+            client.request(request).await.map(CallResult::new)
+        })
+    }
+
+    /// Which capabilities can be served now, and by whom.
+    fn health(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let client = self.core(py)?;
+        let health = py.detach(move || client.health());
+        convert::serialize(py, &health)
+    }
+
+    /// Counters, latency, breakers and quota of every enabled provider, by id.
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let client = self.core(py)?;
+        let stats = py.detach(move || client.stats());
+        let by_provider: BTreeMap<&str, _> = stats.iter().map(|s| (s.provider, s)).collect();
+        convert::serialize(py, &by_provider)
+    }
+
+    /// Every built-in provider's declaration, with `enabled` (in this
+    /// client's chains) and `key_set` (never the key itself).
+    fn providers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let client = self.core(py)?;
+        let stats = py.detach(move || client.stats());
+        let listing: Vec<Value> = polyrelay::providers::builtin()
+            .iter()
+            .map(|provider| {
+                let info = provider.info();
+                let mut entry = serde_json::to_value(info).unwrap_or(Value::Null);
+                let enabled = stats.iter().find(|s| s.provider == info.id);
+                if let Value::Object(fields) = &mut entry {
+                    fields.insert("enabled".into(), Value::Bool(enabled.is_some()));
+                    fields.insert(
+                        "key_set".into(),
+                        Value::Bool(enabled.is_some_and(|s| s.key_set)),
+                    );
+                }
+                entry
+            })
+            .collect();
+        convert::serialize(py, &listing)
+    }
+
+    /// Provider ids of `capability`'s fallback chain, in order.
+    fn chain(&self, py: Python<'_>, capability: &str) -> PyResult<Vec<&'static str>> {
+        let id: CapabilityId = capability.parse().map_err(|e| errors::to_py(py, e))?;
+        Ok(self.core(py)?.chain(id))
+    }
+
+    /// Releases providers, cache and connections; later calls raise
+    /// `UsageError`. Calls already running finish normally.
+    fn close(&self) {
+        self.inner.write().take();
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().is_none()
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.read().as_ref() {
+            Some(client) => format!("<polyrelay._native.{client:?}>"),
+            None => "<polyrelay._native.Client (closed)>".to_string(),
+        }
+    }
+}
+
+fn config_type_error(py: Python<'_>) -> PyErr {
+    errors::to_py(
+        py,
+        Error::config(
+            "config",
+            "must contain only strings, numbers, booleans, lists and dicts",
+        ),
+    )
+}

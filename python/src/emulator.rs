@@ -1,0 +1,362 @@
+//! The offline emulator of every built-in provider, for tests: a loopback
+//! HTTP server on its own threads, fault injection and the request log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use polyrelay::emulation::{self, Fault as CoreFault, RecordedRequest as CoreRequest, Reply};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::bridge;
+
+/// A running emulator serving provider `x` under `{url}/x`.
+///
+/// Methods release the GIL around the emulator's own locks, so its server
+/// threads can always log (which takes the GIL) without a lock-order cycle.
+#[pyclass(module = "polyrelay._native", name = "Emulator", frozen)]
+pub(crate) struct Emulator {
+    inner: Mutex<Option<Arc<emulation::Emulator>>>,
+    url: String,
+}
+
+impl Emulator {
+    fn running(&self) -> PyResult<Arc<emulation::Emulator>> {
+        self.inner
+            .lock()
+            .clone()
+            .ok_or_else(|| PyValueError::new_err("the emulator is stopped"))
+    }
+}
+
+#[pymethods]
+impl Emulator {
+    /// Starts an emulator of every built-in provider on a free port.
+    #[new]
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        let emulator = py
+            .detach(emulation::start)
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot start: {e}")))?;
+        Ok(Self {
+            url: emulator.base_url(),
+            inner: Mutex::new(Some(Arc::new(emulator))),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Injects `fault` into the next `times` requests whose path matches
+    /// `path` (exact, a prefix ending in `*`, or `*` for all).
+    #[pyo3(signature = (path, fault, times = 1))]
+    fn fault_next(&self, py: Python<'_>, path: &str, fault: &Fault, times: usize) -> PyResult<()> {
+        let emulator = self.running()?;
+        py.detach(|| emulator.fault_next(path, fault.inner.clone(), times));
+        Ok(())
+    }
+
+    /// Injects `fault` into every request matching `path` until
+    /// `clear_faults()`.
+    fn fault_always(&self, py: Python<'_>, path: &str, fault: &Fault) -> PyResult<()> {
+        let emulator = self.running()?;
+        py.detach(|| emulator.fault_always(path, fault.inner.clone()));
+        Ok(())
+    }
+
+    /// Removes every fault.
+    fn clear_faults(&self, py: Python<'_>) -> PyResult<()> {
+        let emulator = self.running()?;
+        py.detach(|| emulator.clear_faults());
+        Ok(())
+    }
+
+    /// Logged requests, oldest first; only those matching `path` if given.
+    #[pyo3(signature = (path = None))]
+    fn requests(&self, py: Python<'_>, path: Option<&str>) -> PyResult<Vec<RecordedRequest>> {
+        let emulator = self.running()?;
+        let requests = py.detach(|| match path {
+            Some(path) => emulator.requests_to(path),
+            None => emulator.requests(),
+        });
+        Ok(requests.into_iter().map(RecordedRequest::from).collect())
+    }
+
+    /// How many logged requests match `path`.
+    fn hits(&self, py: Python<'_>, path: &str) -> PyResult<usize> {
+        let emulator = self.running()?;
+        Ok(py.detach(|| emulator.hits(path)))
+    }
+
+    /// Forgets every logged request.
+    fn clear_log(&self, py: Python<'_>) -> PyResult<()> {
+        let emulator = self.running()?;
+        py.detach(|| emulator.clear_log());
+        Ok(())
+    }
+
+    /// Turns the request log on (the default) or off; off, requests are
+    /// only counted (`served`), so long runs (benchmarks, memory tests)
+    /// neither pay for recording nor grow memory.
+    fn set_logging(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
+        let emulator = self.running()?;
+        py.detach(|| emulator.set_logging(enabled));
+        Ok(())
+    }
+
+    /// Requests received since start, logged or not.
+    #[getter]
+    fn served(&self) -> PyResult<u64> {
+        Ok(self.running()?.served())
+    }
+
+    /// Waits (GIL released) until `count` requests matching `path` were
+    /// logged; `TimeoutError` after `timeout` seconds.
+    #[pyo3(signature = (path, count = 1, timeout = 5.0))]
+    fn wait_for_requests(
+        &self,
+        py: Python<'_>,
+        path: String,
+        count: usize,
+        timeout: f64,
+    ) -> PyResult<Vec<RecordedRequest>> {
+        let emulator = self.running()?;
+        let timeout = seconds(timeout)?;
+        let waited = bridge::block_on(py, async move {
+            emulator.wait_for_requests(&path, count, timeout).await
+        })?;
+        collect(waited)
+    }
+
+    /// Waits (GIL released) until `count` requests matching `path` were
+    /// abandoned by their client before the answer was complete (a
+    /// cancelled call); `TimeoutError` after `timeout` seconds.
+    #[pyo3(signature = (path, count = 1, timeout = 5.0))]
+    fn wait_for_closed_early(
+        &self,
+        py: Python<'_>,
+        path: String,
+        count: usize,
+        timeout: f64,
+    ) -> PyResult<Vec<RecordedRequest>> {
+        let emulator = self.running()?;
+        let timeout = seconds(timeout)?;
+        let waited = bridge::block_on(py, async move {
+            emulator.wait_for_closed_early(&path, count, timeout).await
+        })?;
+        collect(waited)
+    }
+
+    /// Stops the server and closes its connections.
+    fn stop(&self, py: Python<'_>) {
+        let emulator = self.inner.lock().take();
+        py.detach(move || drop(emulator));
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<polyrelay emulator at {}>", self.url)
+    }
+}
+
+fn seconds(value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err("timeout must be a non-negative number of seconds"))
+}
+
+fn collect<E: std::fmt::Display>(
+    waited: Result<Vec<CoreRequest>, E>,
+) -> PyResult<Vec<RecordedRequest>> {
+    waited
+        .map(|requests| requests.into_iter().map(RecordedRequest::from).collect())
+        .map_err(|e| pyo3::exceptions::PyTimeoutError::new_err(e.to_string()))
+}
+
+/// A misbehaviour for the emulator to inject.
+#[pyclass(module = "polyrelay._native", name = "Fault", frozen)]
+pub(crate) struct Fault {
+    inner: CoreFault,
+    description: String,
+}
+
+impl Fault {
+    fn new(inner: CoreFault, description: String) -> Self {
+        Self { inner, description }
+    }
+}
+
+#[pymethods]
+impl Fault {
+    /// Answer with `status` and a JSON error body.
+    #[staticmethod]
+    fn status(status: u16) -> Self {
+        Self::new(CoreFault::status(status), format!("status({status})"))
+    }
+
+    /// Answer with this status, body, headers and `Retry-After` (seconds).
+    #[staticmethod]
+    #[pyo3(signature = (status, body = None, headers = None, retry_after = None))]
+    fn respond(
+        status: u16,
+        body: Option<Vec<u8>>,
+        headers: Option<BTreeMap<String, String>>,
+        retry_after: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut reply = Reply::new(status).with_body(body.unwrap_or_default());
+        for (name, value) in headers.unwrap_or_default() {
+            reply = reply.with_header(name, value);
+        }
+        if let Some(wait) = retry_after {
+            reply = reply.with_retry_after(seconds(wait)?);
+        }
+        Ok(Self::new(
+            CoreFault::Respond(reply),
+            format!("respond({status})"),
+        ))
+    }
+
+    /// Wait `seconds`, then answer normally.
+    #[staticmethod]
+    fn latency(seconds: f64) -> PyResult<Self> {
+        Ok(Self::new(
+            CoreFault::Latency(self::seconds(seconds)?),
+            format!("latency({seconds})"),
+        ))
+    }
+
+    /// Never answer (until the client gives up).
+    #[staticmethod]
+    fn hang() -> Self {
+        Self::new(CoreFault::Hang, "hang()".into())
+    }
+
+    /// Close the connection abruptly without answering.
+    #[staticmethod]
+    fn reset() -> Self {
+        Self::new(CoreFault::Reset, "reset()".into())
+    }
+
+    /// Answer 200 with a body that is not valid JSON.
+    #[staticmethod]
+    fn malformed() -> Self {
+        Self::new(CoreFault::Malformed, "malformed()".into())
+    }
+
+    /// Answer 200 with a JSON body of exactly `size` bytes.
+    #[staticmethod]
+    fn oversized(size: u64) -> Self {
+        Self::new(CoreFault::Oversized(size), format!("oversized({size})"))
+    }
+
+    /// Answer with the normal status and headers but this body.
+    #[staticmethod]
+    fn replace_body(body: Vec<u8>) -> Self {
+        Self::new(
+            CoreFault::ReplaceBody(body.into()),
+            "replace_body(...)".into(),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Fault.{}", self.description)
+    }
+}
+
+/// One request as the emulator received it.
+#[pyclass(module = "polyrelay._native", name = "RecordedRequest", frozen)]
+pub(crate) struct RecordedRequest {
+    inner: CoreRequest,
+}
+
+impl From<CoreRequest> for RecordedRequest {
+    fn from(inner: CoreRequest) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl RecordedRequest {
+    /// `GET`, `POST`, …
+    #[getter]
+    fn method(&self) -> &str {
+        self.inner.method.as_str()
+    }
+
+    /// The path, without the query.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    /// The raw query string, if any.
+    #[getter]
+    fn query(&self) -> Option<&str> {
+        self.inner.query.as_deref()
+    }
+
+    /// The decoded query pairs, in order.
+    #[getter]
+    fn query_pairs(&self) -> Vec<(String, String)> {
+        self.inner.query_pairs.clone()
+    }
+
+    /// Headers (lower-case names; the last value of repeated ones).
+    #[getter]
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.inner
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The request body.
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.body)
+    }
+
+    /// Which TCP connection carried it (numbered in accept order).
+    #[getter]
+    fn connection(&self) -> u64 {
+        self.inner.connection
+    }
+
+    /// The client closed the connection before the answer was complete.
+    #[getter]
+    fn closed_early(&self) -> bool {
+        self.inner.closed_early
+    }
+
+    /// The first value of header `name`, if present.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.inner.header(name)
+    }
+
+    /// The first decoded value of query parameter `name`.
+    fn query_param(&self, name: &str) -> Option<&str> {
+        self.inner.query_param(name)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<RecordedRequest {} {}{}>",
+            self.inner.method,
+            self.inner.path,
+            if self.inner.closed_early {
+                " (closed early)"
+            } else {
+                ""
+            }
+        )
+    }
+}

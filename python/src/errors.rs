@@ -1,0 +1,178 @@
+//! Core errors as the exceptions of `polyrelay/exceptions.py`: the one place
+//! where an [`ErrorKind`] picks a Python class.
+//!
+//! Messages are the core's, which never contain keys (see
+//! `polyrelay::error`). The exception classes are Python classes, so a
+//! `PyErr` can only be built with the GIL held: async calls carry the core
+//! error to the event loop and convert it there.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::time::Duration;
+
+use polyrelay::{Attempt, Error, ErrorKind};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyModule};
+
+use crate::result;
+
+static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// The Python class name for each kind.
+fn class_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Config => "ConfigError",
+        ErrorKind::InvalidRequest => "InvalidRequestError",
+        ErrorKind::NotFound => "NotFoundError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::MissingKey => "MissingKeyError",
+        ErrorKind::RateLimited => "RateLimitedError",
+        ErrorKind::QuotaExhausted => "QuotaExhaustedError",
+        ErrorKind::CircuitOpen => "CircuitOpenError",
+        ErrorKind::Auth => "AuthError",
+        ErrorKind::ProviderError => "ProviderError",
+        ErrorKind::AllProvidersFailed => "AllProvidersFailedError",
+        ErrorKind::Usage => "UsageError",
+    }
+}
+
+/// The exception for a core error.
+pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
+    build(py, &error).unwrap_or_else(|failed| failed)
+}
+
+fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
+    let kind = error.kind();
+    let details = PyDict::new(py);
+    details.set_item("kind", kind.as_str())?;
+    let attempts = error.attempts();
+    if !attempts.is_empty() {
+        details.set_item("attempts", result::attempts_to_py(py, attempts)?)?;
+    }
+    if let Some(wait) = error.retry_after() {
+        details.set_item("retry_after", wait.as_secs_f64())?;
+    }
+    match error {
+        Error::Config { field, .. } => details.set_item("field", field)?,
+        Error::InvalidRequest { field, expected } => {
+            details.set_item("field", field)?;
+            details.set_item("expected", expected)?;
+        }
+        Error::NotFound { capability, .. } | Error::AllProvidersFailed { capability, .. } => {
+            details.set_item("capability", capability)?;
+        }
+        Error::Timeout {
+            capability,
+            deadline,
+            ..
+        } => {
+            details.set_item("capability", capability)?;
+            details.set_item("deadline", deadline.as_secs_f64())?;
+        }
+        _ => {}
+    }
+    if kind == ErrorKind::ProviderError {
+        if let Some((provider, status)) = error.provider_status() {
+            details.set_item("provider", provider)?;
+            details.set_item("status", status)?;
+        }
+    }
+    instantiate(py, class_name(kind), &error.to_string(), &details)
+}
+
+fn instantiate(
+    py: Python<'_>,
+    class: &str,
+    message: &str,
+    details: &Bound<'_, PyDict>,
+) -> PyResult<PyErr> {
+    let module = EXCEPTIONS.get_or_try_init(py, || {
+        PyModule::import(py, "polyrelay.exceptions").map(Bound::unbind)
+    })?;
+    let exception = module
+        .bind(py)
+        .getattr(class)?
+        .call((message,), Some(details))?;
+    Ok(PyErr::from_value(exception))
+}
+
+/// `polyrelay.Error` of kind `internal`: a bug in polyrelay, reported as an
+/// exception instead of taking the interpreter down.
+pub(crate) fn internal(py: Python<'_>, message: &str) -> PyErr {
+    let build = || {
+        let details = PyDict::new(py);
+        details.set_item("kind", "internal")?;
+        instantiate(
+            py,
+            "Error",
+            &format!("internal error in polyrelay (please report it): {message}"),
+            &details,
+        )
+    };
+    build().unwrap_or_else(|failed| failed)
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// A panic as `polyrelay.Error`.
+pub(crate) fn panic_to_py(py: Python<'_>, panic: &Box<dyn Any + Send>) -> PyErr {
+    internal(py, &format!("panic: {}", panic_message(panic)))
+}
+
+/// `InvalidRequestError` for a parameter Python could not hand over, with
+/// the Python error as its cause.
+pub(crate) fn invalid_param(py: Python<'_>, field: &str, expected: &str, cause: PyErr) -> PyErr {
+    let error = to_py(py, Error::invalid(field, expected));
+    error.set_cause(py, Some(cause));
+    error
+}
+
+/// The exception for a representative core error of `kind` (for tests of
+/// this mapping).
+pub(crate) fn sample(py: Python<'_>, kind: &str) -> PyErr {
+    let attempt = |provider: &'static str, outcome: &'static str, reason: &'static str| Attempt {
+        provider,
+        outcome,
+        status: None,
+        tries: 0,
+        elapsed: Duration::ZERO,
+        reason: Cow::Borrowed(reason),
+        retry_after: None,
+    };
+    let failed = |attempts: Vec<Attempt>| Error::AllProvidersFailed {
+        capability: "weather.current",
+        attempts,
+        retry_after: None,
+    };
+    let error = match kind {
+        "missing_key" => failed(vec![attempt(
+            "openweathermap",
+            "skipped_no_key",
+            "skipped: OPENWEATHER_API_KEY is not set",
+        )]),
+        "auth" => failed(vec![attempt("openweathermap", "auth", "auth (HTTP 401)")]),
+        "usage" => Error::Usage {
+            message: "a sample usage error".to_string(),
+        },
+        other => {
+            return to_py(
+                py,
+                Error::invalid(
+                    "kind",
+                    format!("must be missing_key, auth or usage, got {other:?}"),
+                ),
+            )
+        }
+    };
+    to_py(py, error)
+}

@@ -1,0 +1,88 @@
+//! `polyrelay._native`: the Python binding of polyrelay, kept thin.
+//!
+//! Everything a call does lives in the core crate; this module only converts
+//! values at the boundary, runs core futures on the core's one runtime
+//! ([`bridge`]), maps core errors to the exceptions defined in
+//! `polyrelay/exceptions.py` ([`errors`]), and forwards `tracing` events to
+//! Python `logging` ([`logs`]). The pure-Python package `polyrelay` wraps it.
+
+mod bridge;
+mod client;
+mod convert;
+mod emulator;
+mod errors;
+mod logs;
+mod result;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Every capability the core serves: `name` and default cache `ttl` (s).
+#[pyfunction]
+fn capabilities(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    polyrelay::CapabilityId::ALL
+        .iter()
+        .map(|capability| {
+            let entry = PyDict::new(py);
+            entry.set_item("name", capability.as_str())?;
+            entry.set_item("ttl", capability.default_ttl().as_secs_f64())?;
+            Ok(entry)
+        })
+        .collect()
+}
+
+/// What every built-in provider declares about itself, as plain data.
+#[pyfunction]
+fn builtin_providers(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let infos: Vec<&polyrelay::provider::ProviderInfo> = polyrelay::providers::builtin()
+        .iter()
+        .map(|provider| provider.info())
+        .collect();
+    convert::serialize(py, &infos)
+}
+
+/// Raises the exception a core error of `kind` maps to, built from a
+/// representative core error. Lets tests check the mapping for kinds the
+/// built-in providers cannot produce yet (no built-in provider needs a key).
+#[pyfunction]
+fn _sample_error(py: Python<'_>, kind: &str) -> PyResult<()> {
+    Err(errors::sample(py, kind))
+}
+
+/// Panics inside a blocking call (`asynchronous=False`) or returns an
+/// awaitable whose Rust future panics; proves a panic surfaces as
+/// `polyrelay.Error` and never takes the interpreter down.
+#[pyfunction]
+#[pyo3(signature = (asynchronous = false))]
+fn _panic(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+    let boom = async {
+        if std::hint::black_box(true) {
+            panic!("deliberate panic for a test");
+        }
+        Ok::<(), polyrelay::Error>(())
+    };
+    if asynchronous {
+        bridge::awaitable(py, boom).map(Bound::unbind)
+    } else {
+        bridge::block_on(py, boom)?.map_err(|e| errors::to_py(py, e))?;
+        Ok(py.None())
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<result::CallResult>()?;
+    m.add_class::<emulator::Emulator>()?;
+    m.add_class::<emulator::Fault>()?;
+    m.add_class::<emulator::RecordedRequest>()?;
+    m.add_function(wrap_pyfunction!(capabilities, m)?)?;
+    m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
+    m.add_function(wrap_pyfunction!(_sample_error, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::sync_log_level, m)?)?;
+    logs::install();
+    Ok(())
+}
