@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod capability;
 pub mod catalog;
 pub mod clock;
