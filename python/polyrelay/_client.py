@@ -13,7 +13,23 @@ from typing import Any, Awaitable, Dict, List, Mapping, Optional, Type, TypeVar,
 
 from . import _native
 from . import testing as _testing
-from ._families import Crypto, Finance, Weather
+from ._families import (
+    Books,
+    Crypto,
+    Dictionary,
+    Entertainment,
+    Finance,
+    Geo,
+    Llm,
+    Medical,
+    Music,
+    News,
+    Translate,
+    Tv,
+    Video,
+    Weather,
+    Web,
+)
 from ._native import Result
 
 __all__ = ["Client", "AsyncClient", "ConfigSource"]
@@ -201,6 +217,18 @@ class Client(_Base):
         self.weather: Weather[Result] = Weather(self.call)
         self.finance: Finance[Result] = Finance(self.call)
         self.crypto: Crypto[Result] = Crypto(self.call)
+        self.llm: Llm[Result] = Llm(self.call)
+        self.geo: Geo[Result] = Geo(self.call)
+        self.news: News[Result] = News(self.call)
+        self.web: Web[Result] = Web(self.call)
+        self.translate: Translate[Result] = Translate(self.call)
+        self.dictionary: Dictionary[Result] = Dictionary(self.call)
+        self.medical: Medical[Result] = Medical(self.call)
+        self.entertainment: Entertainment[Result] = Entertainment(self.call)
+        self.tv: Tv[Result] = Tv(self.call)
+        self.books: Books[Result] = Books(self.call)
+        self.music: Music[Result] = Music(self.call)
+        self.video: Video[Result] = Video(self.call)
 
     def call(self, capability: str, /, **params: Any) -> Result:
         """Calls ``capability`` (e.g. ``"weather.current"``) with ``params``
@@ -242,6 +270,18 @@ class AsyncClient(_Base):
         self.weather: Weather[Awaitable[Result]] = Weather(self.call)
         self.finance: Finance[Awaitable[Result]] = Finance(self.call)
         self.crypto: Crypto[Awaitable[Result]] = Crypto(self.call)
+        self.llm: Llm[Awaitable[Result]] = Llm(self.call)
+        self.geo: Geo[Awaitable[Result]] = Geo(self.call)
+        self.news: News[Awaitable[Result]] = News(self.call)
+        self.web: Web[Awaitable[Result]] = Web(self.call)
+        self.translate: Translate[Awaitable[Result]] = Translate(self.call)
+        self.dictionary: Dictionary[Awaitable[Result]] = Dictionary(self.call)
+        self.medical: Medical[Awaitable[Result]] = Medical(self.call)
+        self.entertainment: Entertainment[Awaitable[Result]] = Entertainment(self.call)
+        self.tv: Tv[Awaitable[Result]] = Tv(self.call)
+        self.books: Books[Awaitable[Result]] = Books(self.call)
+        self.music: Music[Awaitable[Result]] = Music(self.call)
+        self.video: Video[Awaitable[Result]] = Video(self.call)
 
     async def call(self, capability: str, /, **params: Any) -> Result:
         """Calls ``capability`` with ``params``; see :meth:`Client.call`."""

@@ -88,12 +88,13 @@ def test_a_parameter_python_cannot_express_chains_the_cause(client: polyrelay.Cl
 def test_not_found_error(emu: Emulator) -> None:
     emu.fault_always("/frankfurter/*", Fault.status(404))
     emu.fault_always("/currency-api/*", Fault.status(404))
+    emu.fault_always("/exchangerate-api/*", Fault.status(404))
     with polyrelay.Client() as client, pytest.raises(polyrelay.NotFoundError) as caught:
         client.finance.fx_rates(base="EUR", symbols="USD")
     error = caught.value
     assert isinstance(error, LookupError)
     assert (error.kind, error.capability) == ("not_found", "finance.fx_rates")
-    assert [a.outcome for a in error.attempts] == ["not_found", "not_found"]
+    assert [a.outcome for a in error.attempts] == ["not_found"] * 3
 
 
 def test_timeout_error_is_also_the_builtin(emu: Emulator) -> None:
