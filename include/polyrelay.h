@@ -317,9 +317,11 @@ pr_status pr_client_stats_json(const struct pr_client *client,
                                struct pr_error **error);
 
 /**
- * The providers of each capability, in fallback order, as a JSON object:
- * `{"weather.current": ["open-meteo", "met-norway", ...], ...}`. `*json` is
- * freed with `pr_string_free`.
+ * The providers, as a JSON object: `"providers"` lists every built-in
+ * provider (id, capabilities, keyless, key variable and placement, docs URL,
+ * terms, commercial use, default limits) and `"chains"` gives this client's
+ * fallback order per capability (`{"weather.current": ["open-meteo", ...]}`).
+ * `*json` is freed with `pr_string_free`.
  *
  * Thread safety: safe from any thread, concurrently with calls.
  *

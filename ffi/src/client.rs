@@ -230,9 +230,11 @@ pub unsafe extern "C" fn pr_client_stats_json(
     }
 }
 
-/// The providers of each capability, in fallback order, as a JSON object:
-/// `{"weather.current": ["open-meteo", "met-norway", ...], ...}`. `*json` is
-/// freed with `pr_string_free`.
+/// The providers, as a JSON object: `"providers"` lists every built-in
+/// provider (id, capabilities, keyless, key variable and placement, docs URL,
+/// terms, commercial use, default limits) and `"chains"` gives this client's
+/// fallback order per capability (`{"weather.current": ["open-meteo", ...]}`).
+/// `*json` is freed with `pr_string_free`.
 ///
 /// Thread safety: safe from any thread, concurrently with calls.
 ///
@@ -252,7 +254,10 @@ pub unsafe extern "C" fn pr_client_providers_json(
                 .iter()
                 .map(|capability| (capability.as_str().to_string(), c.chain(*capability).into()))
                 .collect();
-            Value::Object(chains)
+            serde_json::json!({
+                "providers": polyrelay::catalog::listing(),
+                "chains": chains,
+            })
         })
     }
 }

@@ -436,7 +436,12 @@ fn check_facts(stdout: &str) {
     assert_eq!(fact("threads"), "8/8");
 
     let providers: Value = serde_json::from_str(fact("providers")).expect("providers JSON");
-    assert_eq!(providers["weather.current"][0], "open-meteo");
+    assert_eq!(providers["chains"]["weather.current"][0], "open-meteo");
+    let listed = providers["providers"].as_array().expect("provider listing");
+    assert!(listed.len() >= 45, "{} providers listed", listed.len());
+    assert!(listed
+        .iter()
+        .any(|p| p["id"] == "coingecko" && p["key_env"] == "COINGECKO_API_KEY"));
     let health: Value = serde_json::from_str(fact("health")).expect("health JSON");
     assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
     let stats: Value = serde_json::from_str(fact("stats")).expect("stats JSON");
