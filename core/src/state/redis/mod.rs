@@ -1,5 +1,6 @@
-//! Shared state on Redis: daily quotas, rate limits and a second cache tier
-//! shared by every process that points at the same Redis (standalone or
+//! Shared state on Redis: daily quotas, rate limits, a second cache tier and
+//! auth token state ([`RedisTokenStore`], which alone fails closed) shared
+//! by every process that points at the same Redis (standalone or
 //! Cluster), without making Redis a single point of failure.
 //!
 //! ```toml
@@ -75,6 +76,8 @@ mod store;
 #[cfg(all(test, feature = "redis"))]
 #[path = "../../../tests/common/redis_server.rs"]
 mod test_server;
+#[cfg(feature = "redis")]
+mod token_store;
 
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisStats};
@@ -82,6 +85,8 @@ pub use backend::{RedisBackend, RedisStats};
 pub use cache_tier::RedisCacheTier;
 #[cfg(feature = "redis")]
 pub use store::RedisState;
+#[cfg(feature = "redis")]
+pub use token_store::RedisTokenStore;
 
 use std::sync::Arc;
 use std::time::Duration;
