@@ -14,7 +14,9 @@
 //!   and an embedded `jwk` are never used.
 //! * [`TokenIssuer`]: issues access/refresh pairs and rotates refresh tokens
 //!   with reuse detection per login family, plus a `jti` denylist, on a
-//!   [`TokenStore`] (in memory here; Redis comes separately).
+//!   [`TokenStore`]: [`InMemoryTokenStore`] by default, or
+//!   `state::redis::RedisTokenStore` to share token state across processes
+//!   (it fails closed, `Unavailable`, while Redis is unreachable).
 //!
 //! Every failure is an [`AuthError`]: a plain enum with a stable
 //! [`AuthError::as_str`] that the Python and C bindings map one to one. No

@@ -11,7 +11,7 @@
 //! 2,000 characters per request; other requests are `Unsupported`.
 //!
 //! Errors are `{"error":"…"}`: 400 is a bad request, or a missing key when
-//! the message asks for one ("Visit https://portal.libretranslate.com to get
+//! the message asks for one ("Visit <https://portal.libretranslate.com> to get
 //! an API key"), then `Auth` like 403 (invalid key, or banned for too many
 //! limit violations); 429 "Slowdown: …" is `RateLimited`.
 

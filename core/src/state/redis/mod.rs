@@ -39,7 +39,7 @@
 //!   client retries once with the day of the server's time. A counter lives
 //!   until the end of its day plus `quota_grace` (`PEXPIREAT`).
 //! * **Cache.** [`RedisCacheTier`] is the L2 behind the in-process moka L1 of
-//!   [`ResponseCache`](crate::resilience::cache::ResponseCache): entries are
+//!   [`ResponseCache`]: entries are
 //!   envelopes with a schema version (an undecodable entry is a miss), keys
 //!   are hashed [`stable_key`](crate::resilience::cache::stable_key)s, reads
 //!   are coalesced per key and writes are asynchronous. There is no
