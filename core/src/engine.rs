@@ -414,27 +414,36 @@ impl Engine {
                     reset_at,
                     retry_after,
                 } => {
-                    entry.outcome = "skipped_quota";
-                    entry.retry_after = Some(retry_after);
-                    entry.reason = Cow::Owned(format!(
-                        "skipped: daily quota used up until {}",
-                        reset_at.format("%Y-%m-%d %H:%M:%S UTC")
-                    ));
+                    refuse(
+                        entry,
+                        "skipped_quota",
+                        format!(
+                            "skipped: daily quota used up until {}",
+                            reset_at.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                        Some(retry_after),
+                    );
                     return Turn::Failed;
                 }
                 Admission::RateLimited { retry_after } => {
-                    entry.outcome = "skipped_rate_limit";
-                    entry.retry_after = Some(retry_after);
-                    entry.reason = Cow::Owned(format!(
-                        "skipped: client rate limit, next slot in {:.3} s",
-                        retry_after.as_secs_f64()
-                    ));
+                    refuse(
+                        entry,
+                        "skipped_rate_limit",
+                        format!(
+                            "skipped: client rate limit, next slot in {:.3} s",
+                            retry_after.as_secs_f64()
+                        ),
+                        Some(retry_after),
+                    );
                     return Turn::Failed;
                 }
                 Admission::InsufficientCapacity { burst } => {
-                    entry.outcome = "skipped_rate_limit";
-                    entry.reason =
-                        Cow::Owned(format!("skipped: rate limit burst {burst} is too small"));
+                    refuse(
+                        entry,
+                        "skipped_rate_limit",
+                        format!("skipped: rate limit burst {burst} is too small"),
+                        None,
+                    );
                     return Turn::Failed;
                 }
             }
@@ -442,13 +451,16 @@ impl Engine {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(rejected)) => {
                     self.state.refund_quota(id, 1).await;
-                    entry.outcome = "skipped_circuit_open";
-                    entry.retry_after = Some(rejected.retry_after);
-                    entry.reason = Cow::Owned(format!(
-                        "skipped: circuit {} for {:.1} s",
-                        rejected.state.as_str().replace('_', "-"),
-                        rejected.retry_after.as_secs_f64()
-                    ));
+                    refuse(
+                        entry,
+                        "skipped_circuit_open",
+                        format!(
+                            "skipped: circuit {} for {:.1} s",
+                            rejected.state.as_str().replace('_', "-"),
+                            rejected.retry_after.as_secs_f64()
+                        ),
+                        Some(rejected.retry_after),
+                    );
                     return Turn::Failed;
                 }
                 None => None,
@@ -661,5 +673,25 @@ impl Engine {
         Err(ProviderFailure::malformed(format!(
             "more than {MAX_STEPS} chained requests"
         )))
+    }
+}
+
+/// Records a guard's refusal in the trail. On a retry the provider's own
+/// failure stays the outcome (it is why the call moved on); the refusal is
+/// added to the reason.
+fn refuse(
+    entry: &mut Attempt,
+    outcome: &'static str,
+    reason: String,
+    retry_after: Option<Duration>,
+) {
+    if entry.tries == 0 {
+        entry.outcome = outcome;
+        entry.reason = Cow::Owned(reason);
+    } else {
+        entry.reason = Cow::Owned(format!("{}; retry {reason}", entry.reason));
+    }
+    if retry_after.is_some() {
+        entry.retry_after = retry_after;
     }
 }

@@ -532,3 +532,31 @@ base_url = "http://127.0.0.1:9"
     let reply = client.call("weather.current", berlin()).await.unwrap();
     assert_eq!(reply.attempts[0].tries, 1, "tried again after the bench");
 }
+
+#[tokio::test]
+async fn a_retry_refused_by_a_guard_keeps_the_provider_failure_in_the_trail() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[cache]
+enabled = false
+[providers.open-meteo]
+rate_limit = { rate = "1/min", burst = 1 }
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "met-norway");
+    let first = &reply.attempts[0];
+    assert_eq!(
+        (first.outcome, first.status, first.tries),
+        ("transient", Some(503), 1)
+    );
+    assert!(
+        first.reason.contains("503") && first.reason.contains("retry skipped: client rate limit"),
+        "{}",
+        first.reason
+    );
+}
