@@ -260,25 +260,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::providers::openai_compat::testing::chat_request;
-    use crate::providers::test_response;
+    use crate::providers::openai_compat::testing::{chat_request, class_of, reply_of};
     use crate::providers::testing::*;
 
-    fn reply_of(body: &str) -> ChatReply {
-        match answer(&Anthropic, &chat_request(), test_response(200, &[], body)) {
-            Data::LlmChat(reply) => reply,
-            other => panic!("not a chat reply: {other:?}"),
-        }
-    }
 
     fn error(status: u16, headers: &[(&'static str, &str)], kind: &str, message: &str) -> ProviderFailure {
         let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"});
-        failure_of(status, headers, &body.to_string())
+        class_of(&Anthropic, status, headers, &body.to_string())
     }
 
-    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
-        crate::providers::testing::failure(&Anthropic, &chat_request(), test_response(status, headers, body))
-    }
 
     #[test]
     fn request_is_exact_with_the_system_prompt_apart() {
@@ -343,7 +333,7 @@ mod tests {
 
     #[test]
     fn fixture_normalises_with_cached_tokens_counted_as_input() {
-        let reply = reply_of(MESSAGE);
+        let reply = reply_of(&Anthropic, MESSAGE);
         assert_eq!(reply.id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
         assert_eq!(reply.model, "claude-haiku-4-5-20251001");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -357,7 +347,7 @@ mod tests {
     #[test]
     fn thinking_blocks_and_stop_reasons_are_normalised() {
         let body = r#"{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"The user asks about France.","signature":"EqQB"},{"type":"text","text":"Paris"},{"type":"text","text":"."}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":64}}"#;
-        let reply = reply_of(body);
+        let reply = reply_of(&Anthropic, body);
         assert_eq!(reply.text, "Paris.");
         assert_eq!(reply.reasoning.as_deref(), Some("The user asks about France."));
         assert_eq!(reply.finish_reason, FinishReason::Length);
@@ -370,7 +360,7 @@ mod tests {
             ("pause_turn", FinishReason::Other),
         ] {
             let body = MESSAGE.replace("end_turn", stop);
-            assert_eq!(reply_of(&body).finish_reason, expected, "{stop}");
+            assert_eq!(reply_of(&Anthropic, &body).finish_reason, expected, "{stop}");
         }
     }
 
@@ -418,16 +408,16 @@ mod tests {
         ] {
             assert_eq!(error(status, &[], kind, message).class, class, "{kind}: {message}");
         }
-        let f = failure_of(502, &[], "<html>502 Bad Gateway</html>");
+        let f = class_of(&Anthropic, 502, &[], "<html>502 Bad Gateway</html>");
         assert_eq!(f.class, FailureClass::Transient);
     }
 
     #[test]
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Anthropic, &chat_request(), MESSAGE);
-        let f = failure_of(200, &[], &MESSAGE.replace("\"type\":\"message\"", "\"type\":\"error\""));
+        let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("\"type\":\"message\"", "\"type\":\"error\""));
         assert_eq!(f.class, FailureClass::MalformedResponse);
-        let f = failure_of(200, &[], &MESSAGE.replace("\"output_tokens\":10", "\"output_tokens\":\"10\""));
+        let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("\"output_tokens\":10", "\"output_tokens\":\"10\""));
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 }

@@ -311,20 +311,11 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
-    fn reply_of(body: &str) -> ChatReply {
-        match answer(&Cohere, &chat_request(), test_response(200, &[], body)) {
-            Data::LlmChat(reply) => reply,
-            other => panic!("not a chat reply: {other:?}"),
-        }
-    }
 
-    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
-        failure(&Cohere, &chat_request(), test_response(status, headers, body))
-    }
 
     #[test]
     fn requests_are_exact_and_carry_no_key() {
@@ -365,7 +356,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(CHAT);
+        let reply = reply_of(&Cohere, CHAT);
         assert_eq!(reply.id.as_deref(), Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"));
         assert_eq!(reply.model, "command-r-08-2024");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -392,14 +383,14 @@ mod tests {
             ("MAX_TOKENS", FinishReason::Length),
             ("TOOL_CALL", FinishReason::ToolCalls),
         ] {
-            assert_eq!(reply_of(&CHAT.replace("COMPLETE", finish)).finish_reason, expected);
+            assert_eq!(reply_of(&Cohere, &CHAT.replace("COMPLETE", finish)).finish_reason, expected);
         }
         for finish in ["ERROR", "TIMEOUT"] {
-            let f = failure_of(200, &[], &CHAT.replace("COMPLETE", finish));
+            let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", finish));
             assert_eq!(f.class, FailureClass::Transient, "{finish}");
         }
         let body = r#"{"id":"x","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"thinking","thinking":"France → Paris"},{"type":"text","text":"Paris."}]},"usage":{"billed_units":{"input_tokens":3.0,"output_tokens":2.0}}}"#;
-        let reply = reply_of(body);
+        let reply = reply_of(&Cohere, body);
         assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));
         assert_eq!(reply.text, "Paris.");
         assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (3, 2));
@@ -408,11 +399,11 @@ mod tests {
     #[test]
     fn error_signals_are_classified() {
         let err = |status: u16, message: &str| {
-            failure_of(status, &[], &json!({"id": "4f6c8f1b", "message": message}).to_string())
+            class_of(&Cohere, status, &[], &json!({"id": "4f6c8f1b", "message": message}).to_string())
         };
         let f = err(429, "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.");
         assert_eq!(f.class, FailureClass::QuotaExhausted, "the monthly cap");
-        let f = failure_of(
+        let f = class_of(&Cohere, 
             429,
             &[("retry-after", "30")],
             r#"{"id":"x","message":"You are using a Trial key, which is limited to 20 API calls / minute."}"#,

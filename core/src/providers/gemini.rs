@@ -437,20 +437,11 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
-    fn reply_of(body: &str) -> ChatReply {
-        match answer(&Gemini, &chat_request(), test_response(200, &[], body)) {
-            Data::LlmChat(reply) => reply,
-            other => panic!("not a chat reply: {other:?}"),
-        }
-    }
 
-    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
-        failure(&Gemini, &chat_request(), test_response(status, headers, body))
-    }
 
     #[test]
     fn requests_are_exact_and_carry_no_key() {
@@ -517,7 +508,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise_with_thinking_tokens_in_the_output() {
-        let reply = reply_of(GENERATE);
+        let reply = reply_of(&Gemini, GENERATE);
         assert_eq!(reply.id.as_deref(), Some("EXdxaoKrC62fz7IPi9XBwQM"));
         assert_eq!(reply.model, "gemini-2.5-flash");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -539,7 +530,7 @@ mod tests {
     #[test]
     fn thoughts_blocked_prompts_and_finish_reasons() {
         let body = r#"{"candidates":[{"content":{"parts":[{"text":"France... capital.","thought":true},{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7,"cachedContentTokenCount":4}}"#;
-        let reply = reply_of(body);
+        let reply = reply_of(&Gemini, body);
         assert_eq!(reply.text, "Paris.");
         assert_eq!(reply.reasoning.as_deref(), Some("France... capital."));
         assert_eq!(reply.finish_reason, FinishReason::Length);
@@ -547,13 +538,13 @@ mod tests {
         assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
 
         let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH"}]},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash"}"#;
-        let reply = reply_of(blocked);
+        let reply = reply_of(&Gemini, blocked);
         assert_eq!((reply.text.as_str(), reply.finish_reason), ("", FinishReason::ContentFilter));
 
         let body = GENERATE.replace("\"STOP\"", "\"RECITATION\"");
-        assert_eq!(reply_of(&body).finish_reason, FinishReason::ContentFilter);
+        assert_eq!(reply_of(&Gemini, &body).finish_reason, FinishReason::ContentFilter);
         let body = GENERATE.replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
-        assert_eq!(failure_of(200, &[], &body).class, FailureClass::Transient);
+        assert_eq!(class_of(&Gemini, 200, &[], &body).class, FailureClass::Transient);
     }
 
     #[test]
@@ -567,11 +558,11 @@ mod tests {
             .to_string()
         };
         // Received 2025-01-15T14:05:00Z = 06:05 in Los Angeles (PST).
-        let f = failure_of(429, &[], &body("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "35100s"));
+        let f = class_of(&Gemini, 429, &[], &body("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "35100s"));
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.reset_at, Some("2025-01-16T08:00:00Z".parse().unwrap()));
 
-        let f = failure_of(429, &[], &body("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "37.5s"));
+        let f = class_of(&Gemini, 429, &[], &body("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "37.5s"));
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_millis(37_500)));
         assert!(f.message.starts_with("Gemini: You exceeded"), "{}", f.message);
@@ -581,7 +572,7 @@ mod tests {
     fn error_statuses_are_classified() {
         let rpc = |code: u16, status: &str, message: &str, details: Value| {
             let body = json!({"error": {"code": code, "message": message, "status": status, "details": details}});
-            failure_of(code, &[], &body.to_string())
+            class_of(&Gemini, code, &[], &body.to_string())
         };
         let invalid_key = rpc(
             400,
@@ -602,10 +593,10 @@ mod tests {
         ] {
             assert_eq!(rpc(code, status, message, json!([])).class, class, "{status}: {message}");
         }
-        let f = failure_of(429, &[("retry-after", "5")], "Too Many Requests");
+        let f = class_of(&Gemini, 429, &[("retry-after", "5")], "Too Many Requests");
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(5)));
-        let f = failure_of(502, &[], "<html>Bad Gateway</html>");
+        let f = class_of(&Gemini, 502, &[], "<html>Bad Gateway</html>");
         assert_eq!(f.class, FailureClass::Transient);
     }
 
@@ -613,7 +604,7 @@ mod tests {
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Gemini, &chat_request(), GENERATE);
         assert_truncations_are_malformed(&Gemini, &embeddings_request(), EMBED);
-        let f = failure_of(200, &[], "{}");
+        let f = class_of(&Gemini, 200, &[], "{}");
         assert_eq!(f.class, FailureClass::MalformedResponse);
         let one = request("llm.embeddings", json!({"inputs": "one"}));
         let f = failure(&Gemini, &one, test_response(200, &[], EMBED));

@@ -246,20 +246,11 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, embeddings_request};
+    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
-    fn reply_of(body: &str) -> ChatReply {
-        match answer(&Ollama, &chat_request(), test_response(200, &[], body)) {
-            Data::LlmChat(reply) => reply,
-            other => panic!("not a chat reply: {other:?}"),
-        }
-    }
 
-    fn failure_of(status: u16, headers: &[(&'static str, &str)], body: &str) -> ProviderFailure {
-        failure(&Ollama, &chat_request(), test_response(status, headers, body))
-    }
 
     #[test]
     fn requests_are_exact_and_refuse_silent_truncation() {
@@ -299,7 +290,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(CHAT);
+        let reply = reply_of(&Ollama, CHAT);
         assert_eq!(reply.id, None);
         assert_eq!(reply.model, "llama3.2");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -320,39 +311,39 @@ mod tests {
     #[test]
     fn thinking_and_length_are_normalised() {
         let body = r#"{"model":"qwen3","created_at":"2025-01-15T14:05:00Z","message":{"role":"assistant","content":"Paris","thinking":"The user wants the capital."},"done_reason":"length","done":true,"eval_count":64}"#;
-        let reply = reply_of(body);
+        let reply = reply_of(&Ollama, body);
         assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
         assert_eq!(reply.finish_reason, FinishReason::Length);
         assert_eq!(reply.usage.input_tokens, 0, "prompt fully cached: no count");
         let unfinished = CHAT.replace("\"done\":true", "\"done\":false");
-        assert_eq!(failure_of(200, &[], &unfinished).class, FailureClass::MalformedResponse);
+        assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
     }
 
     #[test]
     fn error_signals_are_classified() {
-        let f = failure_of(404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#);
+        let f = class_of(&Ollama, 404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#);
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert!(f.message.contains("ollama pull"), "{}", f.message);
-        let f = failure_of(
+        let f = class_of(&Ollama, 
             400,
             &[],
             r#"{"error":"{\"error\":{\"code\":400,\"message\":\"request (351 tokens) exceeds the available context size (256 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":351,\"n_ctx\":256}}"}"#,
         );
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
-        let f = failure_of(500, &[], r#"{"error":"the input length exceeds the context length"}"#);
+        let f = class_of(&Ollama, 500, &[], r#"{"error":"the input length exceeds the context length"}"#);
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
-        let f = failure_of(429, &[("retry-after", "4")], r#"{"error":"too many concurrent requests"}"#);
+        let f = class_of(&Ollama, 429, &[("retry-after", "4")], r#"{"error":"too many concurrent requests"}"#);
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
-        assert_eq!(failure_of(401, &[], r#"{"error":"unauthorized"}"#).class, FailureClass::Auth);
-        assert_eq!(failure_of(400, &[], r#"{"error":"invalid options"}"#).class, FailureClass::InvalidRequest);
+        assert_eq!(class_of(&Ollama, 401, &[], r#"{"error":"unauthorized"}"#).class, FailureClass::Auth);
+        assert_eq!(class_of(&Ollama, 400, &[], r#"{"error":"invalid options"}"#).class, FailureClass::InvalidRequest);
         assert_eq!(
-            failure_of(500, &[], r#"{"error":"llama runner process has terminated: exit status 2"}"#).class,
+            class_of(&Ollama, 500, &[], r#"{"error":"llama runner process has terminated: exit status 2"}"#).class,
             FailureClass::Transient
         );
-        assert_eq!(failure_of(502, &[], "Bad Gateway").class, FailureClass::Transient);
+        assert_eq!(class_of(&Ollama, 502, &[], "Bad Gateway").class, FailureClass::Transient);
         // An error after the answer started, with the status already 200.
-        let f = failure_of(200, &[], r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
+        let f = class_of(&Ollama, 200, &[], r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
         assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
     }
 

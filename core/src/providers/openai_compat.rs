@@ -465,16 +465,16 @@ pub(crate) mod testing {
     }
 
     /// The chat reply of a provider's 200 body.
-    pub(crate) fn reply_of(provider: &OpenAiCompatible, body: &str) -> ChatReply {
+    pub(crate) fn reply_of(provider: &dyn Provider, body: &str) -> ChatReply {
         match answer(provider, &chat_request(), test_response(200, &[], body)) {
             Data::LlmChat(reply) => reply,
             other => panic!("not a chat reply: {other:?}"),
         }
     }
 
-    /// The failure class of a chat error response.
+    /// The failure of a chat error response.
     pub(crate) fn class_of(
-        provider: &OpenAiCompatible,
+        provider: &dyn Provider,
         status: u16,
         headers: &[(&'static str, &str)],
         body: &str,
