@@ -396,11 +396,12 @@ impl Client {
 
     /// Provider ids of `capability`'s chain, in fallback order.
     pub fn chain(&self, capability: CapabilityId) -> Vec<&'static str> {
-        CapabilityId::ALL
+        self.engine
+            .chain(capability)
+            .slots
             .iter()
-            .position(|c| *c == capability)
-            .map(|i| self.engine.chains[i].slots.iter().map(|s| s.id()).collect())
-            .unwrap_or_default()
+            .map(|s| s.id())
+            .collect()
     }
 
     /// A snapshot of every enabled provider's counters and guards.
@@ -434,14 +435,7 @@ impl Client {
                 let mut ready = Vec::new();
                 let mut unavailable = BTreeMap::new();
                 for slot in &chain.slots {
-                    let reason = if matches!(
-                        slot.provider.info().auth,
-                        Auth::Key {
-                            optional: false,
-                            ..
-                        }
-                    ) && slot.key.is_none()
-                    {
+                    let reason = if slot.missing_key() {
                         Some(format!("{} is not set", slot.key_env))
                     } else if let Some((left, why)) = slot.benched(now) {
                         Some(format!("benched for {:.1} s ({why})", left.as_secs_f64()))

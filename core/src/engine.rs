@@ -123,14 +123,16 @@ impl ProviderSlot {
             .map(|(_, b)| b)
     }
 
-    fn needs_key(&self) -> bool {
-        matches!(
-            self.provider.info().auth,
-            Auth::Key {
-                optional: false,
-                ..
-            }
-        )
+    /// The provider cannot be called without a key, and none is set.
+    pub(crate) fn missing_key(&self) -> bool {
+        self.key.is_none()
+            && matches!(
+                self.provider.info().auth,
+                Auth::Key {
+                    optional: false,
+                    ..
+                }
+            )
     }
 
     /// Benches the provider until `now + for_`, keeping the longest bench.
@@ -189,7 +191,7 @@ enum Turn {
 struct ChainError(Arc<Error>);
 
 impl Engine {
-    fn chain(&self, capability: CapabilityId) -> &Chain {
+    pub(crate) fn chain(&self, capability: CapabilityId) -> &Chain {
         let index = CapabilityId::ALL
             .iter()
             .position(|c| *c == capability)
@@ -335,7 +337,7 @@ impl Engine {
         // has no key, or is benched.
         let first = match slot.provider.request(request, &ctx) {
             Err(failure) => Err((failure.class.as_str(), format!("skipped: {failure}"), None)),
-            Ok(_) if slot.needs_key() && slot.key.is_none() => Err((
+            Ok(_) if slot.missing_key() => Err((
                 "skipped_no_key",
                 format!("skipped: {} is not set", slot.key_env),
                 None,
