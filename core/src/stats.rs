@@ -27,7 +27,6 @@ pub(crate) const OUTCOMES: &[&str] = &[
     "skipped_quota",
     "skipped_rate_limit",
     "skipped_circuit_open",
-    "skipped_deadline",
 ];
 
 const SUB_BUCKETS: u32 = 8;
