@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The Python clients benchmark (issue #4), in its own venv (.venv-bench,
+# git-ignored): installs the contenders' libraries (python/bench/requirements.txt),
+# builds and installs polyrelay from this checkout in release mode, then runs
+# python/bench/clients.py with the arguments given (e.g. --quick). Safe to run
+# again: pip skips what is installed and cargo rebuilds only what changed.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+venv="$root/.venv-bench"
+if [ ! -x "$venv/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/python/bench/requirements.txt"
+
+# A release build (maturin's default for pip): a dev build would measure the
+# wrong thing.
+unset MATURIN_PEP517_ARGS
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --no-build-isolation --no-deps --force-reinstall "$root"
+
+exec "$venv/bin/python" "$root/python/bench/clients.py" "$@"
