@@ -8,14 +8,14 @@
 //!   future that completes on its first poll (a cache hit) never leaves the
 //!   calling thread. Nothing here touches asyncio, so it also works inside a
 //!   running event loop (Jupyter) without nest_asyncio.
-//! * [`awaitable`] (async client): an asyncio future driven by the same
-//!   runtime through pyo3-async-runtimes; cancelling it cancels the Rust
-//!   future, and the caller's contextvars are kept.
+//! * [`awaitable`] (async client): an asyncio future of the running loop,
+//!   its Rust future driven by the same runtime; results reach the loop in
+//!   batches through a socket it watches, so runtime threads never wait for
+//!   the GIL; cancelling the asyncio future cancels the Rust future. No
+//!   Python code runs on the runtime, so the caller's contextvars are kept.
 //!
 //! Both turn a panic into `polyrelay.Error` instead of unwinding into Python.
 
-use std::any::Any;
-use std::cell::OnceCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -25,10 +25,10 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
-use pyo3_async_runtimes::generic::{self, ContextExt};
-use pyo3_async_runtimes::TaskLocals;
+use pyo3::sync::PyOnceLock;
+use pyo3::{intern, IntoPyObjectExt};
 
 use crate::errors;
 
@@ -91,46 +91,6 @@ where
     }
 }
 
-/// Wraps `future` in an asyncio awaitable bound to the running event loop.
-pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = Result<T, polyrelay::Error>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    // Make sure the runtime exists before handing work to it.
-    polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
-    let future = async move {
-        Ok(match AssertUnwindSafe(future).catch_unwind().await {
-            Ok(Ok(value)) => Delivered::Value(value),
-            Ok(Err(error)) => Delivered::Failed(error),
-            Err(panic) => Delivered::Panicked(errors::panic_message(&panic)),
-        })
-    };
-    generic::future_into_py::<SharedRuntime, _, _>(py, future)
-}
-
-/// A call's outcome on its way to the asyncio future: converted (and an
-/// error turned into its exception) only once the GIL is held.
-enum Delivered<T> {
-    Value(T),
-    Failed(polyrelay::Error),
-    Panicked(String),
-}
-
-impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self {
-            Self::Value(value) => value.into_bound_py_any(py),
-            Self::Failed(error) => Err(errors::to_py(py, error)),
-            Self::Panicked(message) => Err(errors::internal(py, &message)),
-        }
-    }
-}
-
 /// Wakes the thread that created it.
 struct ThreadWaker(Thread);
 
@@ -152,78 +112,310 @@ fn thread_waker() -> Waker {
     THREAD_WAKER.with(Waker::clone)
 }
 
-/// pyo3-async-runtimes' view of polyrelay's runtime.
-struct SharedRuntime;
-
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
+/// Wraps `future` in an asyncio future of the running event loop.
+///
+/// The future is polled once right here (with the GIL released): a cache
+/// hit is answered without leaving the thread, and a request is on the wire
+/// before the runtime takes over. Its outcome then reaches the loop through
+/// the loop's [`Inbox`], without the GIL; cancelling the asyncio future
+/// aborts the Rust task, which drops its HTTP request.
+pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, polyrelay::Error>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let runtime = polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
+    let event_loop = GET_RUNNING_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let asyncio_future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let mut future = Box::pin(async move {
+        match AssertUnwindSafe(future).catch_unwind().await {
+            Ok(Ok(value)) => Delivered::Value(value),
+            Ok(Err(error)) => Delivered::Failed(error),
+            Err(panic) => Delivered::Panicked(errors::panic_message(&panic)),
+        }
+    });
+    let first = py.detach(|| {
+        let _entered = runtime.enter();
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+    });
+    if let Poll::Ready(delivered) = first {
+        Completion::new(asyncio_future.clone().unbind(), delivered).resolve(py);
+        return Ok(asyncio_future);
+    }
+    let delivery = Delivery::to(&event_loop)?;
+    let target = asyncio_future.clone().unbind();
+    // The runtime polls it from now on with its own waker (a wake-up lost by
+    // the no-op waker above is made good by that first poll).
+    let task = py.detach(|| {
+        runtime.spawn(async move {
+            let delivered = future.await;
+            delivery.deliver(Completion::new(target, delivered));
+        })
+    });
+    asyncio_future.call_method1(
+        intern!(py, "add_done_callback"),
+        (AbortOnDone(task.abort_handle()),),
+    )?;
+    Ok(asyncio_future)
 }
 
-/// A task spawned on the shared runtime.
-struct Spawned(Option<tokio::task::JoinHandle<()>>);
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-impl Future for Spawned {
-    type Output = Result<(), TaskFailed>;
+/// Each event loop's [`LoopInbox`] (or `None` if the loop cannot watch a
+/// socket), weakly keyed by the loop: a collected loop closes its inbox.
+static INBOXES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.0.as_mut() {
-            Some(handle) => Pin::new(handle).poll(cx).map_err(TaskFailed),
-            None => Poll::Ready(Ok(())),
+/// A call's outcome on its way to the asyncio future: converted (and an
+/// error turned into its exception) only on the loop's thread.
+enum Delivered<T> {
+    Value(T),
+    Failed(polyrelay::Error),
+    Panicked(String),
+}
+
+impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Self::Value(value) => value.into_bound_py_any(py),
+            Self::Failed(error) => Err(errors::to_py(py, error)),
+            Self::Panicked(message) => Err(errors::internal(py, &message)),
         }
     }
 }
 
-/// Why a spawned task did not finish normally.
-struct TaskFailed(tokio::task::JoinError);
+type Outcome = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
-impl generic::JoinError for TaskFailed {
-    fn is_panic(&self) -> bool {
-        self.0.is_panic()
+/// A finished call and the asyncio future waiting for it.
+struct Completion {
+    future: Py<PyAny>,
+    outcome: Outcome,
+}
+
+impl Completion {
+    fn new<T>(future: Py<PyAny>, delivered: Delivered<T>) -> Self
+    where
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        Self {
+            future,
+            outcome: Box::new(move |py: Python<'_>| delivered.into_pyobject(py).map(Bound::unbind)),
+        }
     }
 
-    fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.0.into_panic()
+    /// Sets the asyncio future's result or exception, unless it was
+    /// cancelled meanwhile. Runs on the loop's thread.
+    fn resolve(self, py: Python<'_>) {
+        let future = self.future.bind(py);
+        if future
+            .call_method0(intern!(py, "done"))
+            .and_then(|done| done.is_truthy())
+            .unwrap_or(true)
+        {
+            return;
+        }
+        let resolved = match (self.outcome)(py) {
+            Ok(value) => future.call_method1(intern!(py, "set_result"), (value,)),
+            Err(error) => {
+                future.call_method1(intern!(py, "set_exception"), (error.into_value(py),))
+            }
+        };
+        if let Err(error) = resolved {
+            error.write_unraisable(py, Some(future));
+        }
     }
 }
 
-impl generic::Runtime for SharedRuntime {
-    type JoinError = TaskFailed;
-    type JoinHandle = Spawned;
+/// How completions reach an event loop.
+enum Delivery {
+    /// Through the loop's inbox: no GIL needed, one wake-up per batch.
+    Inbox(Arc<Inbox>),
+    /// For loops that cannot watch a file descriptor (e.g. the Windows
+    /// proactor loop): `loop.call_soon_threadsafe`, from a blocking thread
+    /// since it needs the GIL.
+    CallSoon(Py<PyAny>),
+}
 
-    fn spawn<F>(fut: F) -> Spawned
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        // `awaitable` checked that the runtime exists; the `None` arm is
-        // only reachable if it could not be created at all.
-        Spawned(polyrelay::runtime::shared().ok().map(|rt| rt.spawn(fut)))
+impl Delivery {
+    /// The delivery to `event_loop`, creating and registering its inbox on
+    /// first use.
+    fn to(event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = event_loop.py();
+        let inboxes = INBOXES.get_or_try_init(py, || {
+            py.import("weakref")?
+                .call_method0("WeakKeyDictionary")
+                .map(Bound::unbind)
+        })?;
+        let inboxes = inboxes.bind(py);
+        let known = match inboxes.get_item(event_loop) {
+            Ok(known) => Some(known),
+            Err(error) if error.is_instance_of::<PyKeyError>(py) => None,
+            // Not weakly referenceable: no inbox can be kept for it.
+            Err(_) => return Self::call_soon(event_loop),
+        };
+        let inbox = match known {
+            Some(known) => known,
+            None => {
+                let attached = match LoopInbox::attach(event_loop) {
+                    Some(attached) => attached.into_any(),
+                    None => py.None().into_bound(py),
+                };
+                inboxes.set_item(event_loop, &attached)?;
+                attached
+            }
+        };
+        match inbox.cast::<LoopInbox>() {
+            Ok(inbox) => Ok(Self::Inbox(Arc::clone(&inbox.get().inbox))),
+            Err(_) => Self::call_soon(event_loop),
+        }
     }
 
-    fn spawn_blocking<F>(f: F) -> Spawned
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        Spawned(
-            polyrelay::runtime::shared()
-                .ok()
-                .map(|rt| rt.spawn_blocking(f)),
+    fn call_soon(event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = event_loop.py();
+        Ok(Self::CallSoon(
+            event_loop
+                .getattr(intern!(py, "call_soon_threadsafe"))?
+                .unbind(),
+        ))
+    }
+
+    /// Hands `completion` to the loop's thread. Called on a runtime thread.
+    fn deliver(self, completion: Completion) {
+        match self {
+            Self::Inbox(inbox) => inbox.push(completion),
+            Self::CallSoon(call_soon_threadsafe) => {
+                tokio::task::spawn_blocking(move || {
+                    Python::attach(|py| {
+                        let resolve = ResolveOne(parking_lot::Mutex::new(Some(completion)));
+                        // Fails only once the loop is closed: nobody waits any more.
+                        let _ = call_soon_threadsafe.call1(py, (resolve,));
+                    });
+                });
+            }
+        }
+    }
+}
+
+/// Completions waiting for their loop's thread, and the socket that wakes
+/// the loop when the first of a batch arrives.
+struct Inbox {
+    done: parking_lot::Mutex<Vec<Completion>>,
+    #[cfg(unix)]
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl Inbox {
+    fn push(&self, completion: Completion) {
+        let first = {
+            let mut done = self.done.lock();
+            done.push(completion);
+            done.len() == 1
+        };
+        if first {
+            self.wake();
+        }
+    }
+
+    #[cfg(unix)]
+    fn wake(&self) {
+        use std::io::Write;
+        // A full socket buffer means a wake-up is already pending.
+        let _ = (&self.wake).write(&[1]);
+    }
+
+    #[cfg(not(unix))]
+    fn wake(&self) {}
+}
+
+/// An event loop's inbox, as Python holds it: `drain` is registered with
+/// `loop.add_reader` on the waking socket.
+#[pyclass(module = "polyrelay._native", frozen)]
+struct LoopInbox {
+    inbox: Arc<Inbox>,
+    #[cfg(unix)]
+    woken: std::os::unix::net::UnixStream,
+}
+
+impl LoopInbox {
+    /// A new inbox watched by `event_loop`, or `None` if the loop cannot
+    /// watch a socket.
+    #[cfg(unix)]
+    fn attach<'py>(event_loop: &Bound<'py, PyAny>) -> Option<Bound<'py, LoopInbox>> {
+        use std::os::fd::AsRawFd;
+
+        let (wake, woken) = std::os::unix::net::UnixStream::pair().ok()?;
+        wake.set_nonblocking(true).ok()?;
+        woken.set_nonblocking(true).ok()?;
+        let fd = woken.as_raw_fd();
+        let attached = Bound::new(
+            event_loop.py(),
+            LoopInbox {
+                inbox: Arc::new(Inbox {
+                    done: parking_lot::Mutex::new(Vec::new()),
+                    wake,
+                }),
+                woken,
+            },
         )
+        .ok()?;
+        let drain = attached.getattr("drain").ok()?;
+        event_loop
+            .call_method1(intern!(event_loop.py(), "add_reader"), (fd, drain))
+            .ok()?;
+        Some(attached)
+    }
+
+    #[cfg(not(unix))]
+    fn attach<'py>(_event_loop: &Bound<'py, PyAny>) -> Option<Bound<'py, LoopInbox>> {
+        None
     }
 }
 
-impl ContextExt for SharedRuntime {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        let cell = OnceCell::new();
-        let _ = cell.set(locals);
-        Box::pin(TASK_LOCALS.scope(cell, fut))
+#[pymethods]
+impl LoopInbox {
+    /// Resolves every waiting completion (the loop calls it when woken).
+    fn drain(&self, py: Python<'_>) {
+        #[cfg(unix)]
+        {
+            use std::io::Read;
+            let mut buffer = [0u8; 256];
+            while matches!((&self.woken).read(&mut buffer), Ok(n) if n > 0) {}
+        }
+        let done = std::mem::take(&mut *self.inbox.done.lock());
+        for completion in done {
+            completion.resolve(py);
+        }
     }
+}
 
-    fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS
-            .try_with(|cell| cell.get().cloned())
-            .unwrap_or_default()
+/// One completion, as a callable for `loop.call_soon_threadsafe`.
+#[pyclass(module = "polyrelay._native", frozen)]
+struct ResolveOne(parking_lot::Mutex<Option<Completion>>);
+
+#[pymethods]
+impl ResolveOne {
+    fn __call__(&self, py: Python<'_>) {
+        if let Some(completion) = self.0.lock().take() {
+            completion.resolve(py);
+        }
+    }
+}
+
+/// Done callback of a call's asyncio future: aborts the Rust task, which
+/// matters only if the future was cancelled (a finished task ignores it).
+#[pyclass(module = "polyrelay._native", frozen)]
+struct AbortOnDone(tokio::task::AbortHandle);
+
+#[pymethods]
+impl AbortOnDone {
+    fn __call__(&self, _future: &Bound<'_, PyAny>) {
+        self.0.abort();
     }
 }
