@@ -43,14 +43,13 @@ import asyncio
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 MESSAGES: List[Dict[str, str]] = [{"role": "user", "content": "What is the capital of France?"}]
 API_KEY = "sk-bench-not-a-real-key"
@@ -199,11 +198,13 @@ class Stack:
     """The pure-Python equivalent of polyrelay's pipeline over one HTTP
     library (``post`` sends one attempt and returns status and JSON)."""
 
-    def __init__(self, base: str, post: Post, timeout_error: type, cache: bool) -> None:
+    def __init__(
+        self, base: str, post: Post, transient_errors: Tuple[Type[BaseException], ...], cache: bool
+    ) -> None:
         import cachetools
 
         self.post = post
-        self.timeout_error = timeout_error
+        self.transient_errors = transient_errors
         self.cache: Optional[cachetools.TTLCache[str, Dict[str, Any]]] = (
             cachetools.TTLCache(maxsize=10_000, ttl=CACHE_TTL) if cache else None
         )
@@ -249,7 +250,7 @@ class Stack:
                 body = {"model": guards.model, "messages": messages, "stream": False}
                 try:
                     status, reply = await self.post(guards.url, body)
-                except (OSError, self.timeout_error) as error:
+                except self.transient_errors as error:
                     raise Transient(type(error).__name__) from error
                 if status == 429 or status >= 500:
                     raise Transient(f"HTTP {status}")
@@ -310,7 +311,7 @@ def aiohttp_stack(base: str, cache: bool = False) -> Tuple[Stack, Callable[[], A
         async with session.post(url, json=body) as response:
             return response.status, await response.json(content_type=None)
 
-    return Stack(base, post, asyncio.TimeoutError, cache), session.close
+    return Stack(base, post, (aiohttp.ClientError, asyncio.TimeoutError), cache), session.close
 
 
 async def aiohttp_stack_contender(base: str) -> Contender:
@@ -338,7 +339,7 @@ async def httpx_stack_contender(base: str) -> Contender:
         response = await client.post(url, json=body)
         return response.status_code, response.json()
 
-    stack = Stack(base, post, httpx.TransportError, cache=False)
+    stack = Stack(base, post, (httpx.TransportError,), cache=False)
     last: List[str] = [""]
 
     async def acall() -> str:
@@ -737,7 +738,8 @@ def main() -> None:
         return
     if args.quick:
         args.seconds, args.rounds, args.hits = 1.0, 1, 20_000
-    random.seed(0)
+    if sys.version_info < (3, 11):
+        sys.exit("the benchmark needs Python 3.11 or later (asyncio.timeout)")
     asyncio.run(main_async(args))
 
 
