@@ -4,6 +4,7 @@ one-line text bar on a terminal's stderr."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from html import escape
@@ -37,9 +38,9 @@ class ProgressBar:
         self._drawn_at = 0.0
         self._handle: Any = None
         if stream is None:
-            from IPython.display import display
-
-            self._handle = display(self, display_id=True)
+            # Imported only in a kernel (where IPython is), untyped.
+            ipython_display: Any = importlib.import_module("IPython.display")
+            self._handle = ipython_display.display(self, display_id=True)
         else:
             self._draw()
 

@@ -54,8 +54,10 @@ def test_concurrency_bounds_the_requests_in_flight_upstream(emu: Emulator) -> No
 def test_the_first_failure_is_raised_and_the_calls_still_running_are_cancelled(
     emu: Emulator,
 ) -> None:
-    emu.fault_always("/open-meteo/*", Fault.hang())
+    # The first request hangs; the second, sent while it hangs, fails.
+    emu.fault_next("/open-meteo/*", Fault.hang())
     emu.fault_next("/open-meteo/*", Fault.status(404))
+    emu.fault_always("/open-meteo/*", Fault.hang())
     with polyrelay.Client(OPEN_METEO_ONLY) as client:
         with pytest.raises(polyrelay.NotFoundError):
             client.batch("weather.current", places(5), concurrency=2)
