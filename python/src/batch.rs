@@ -6,13 +6,14 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::client::Client;
-use crate::errors;
-use crate::result::CallResult;
 use futures::StreamExt;
 use polyrelay::{Envelope, Error, Request};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+
+use crate::client::Client;
+use crate::errors;
+use crate::result::CallResult;
 
 /// How many calls of a batch have finished, readable while it runs (for a
 /// progress display).
