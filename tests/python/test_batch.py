@@ -5,6 +5,12 @@ progress bar."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -103,6 +109,44 @@ def test_a_progress_bar_on_request_and_none_by_default_off_a_terminal(
         assert "weather.current" in err and "5/5" in err and err.endswith("\n")
         client.batch("weather.current", places(2), progress=False)
         assert capsys.readouterr().err == ""
+
+
+INTERRUPTED_BATCH = textwrap.dedent(
+    """
+    import sys, time, polyrelay
+    client = polyrelay.Client({"capabilities": {"weather.current": {"chain": ["open-meteo"]}}})
+    try:
+        client.batch("weather.current", [{"lat": i, "lon": 2.0} for i in range(6)],
+                     concurrency=2, progress=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        time.sleep(3)
+    """
+)
+
+
+def test_ctrl_c_cancels_a_blocked_batch_and_its_requests(emu: Emulator) -> None:
+    emu.fault_always("/open-meteo/*", Fault.hang())
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_BATCH],
+        env={**os.environ, "POLYRELAY_EMULATOR_URL": emu.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        emu.wait_for_requests("/open-meteo/*", 2, 20.0)
+        child.send_signal(signal.SIGINT)
+        sent = time.perf_counter()
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "interrupted"
+        assert time.perf_counter() - sent < 2.0
+        closed = emu.wait_for_closed_early("/open-meteo/*", 2, 2.0)
+        assert child.poll() is None, "the calls were cancelled while the child ran on"
+        assert len(closed) == 2 and emu.hits("/open-meteo/*") == 2
+    finally:
+        child.kill()
+        child.communicate()
 
 
 async def test_async_batch_in_order_and_bounded(emu: Emulator) -> None:
