@@ -43,7 +43,7 @@ impl Client {
         &self,
         requests: I,
         concurrency: NonZeroUsize,
-    ) -> impl Stream<Item = (usize, Result<Envelope>)> + Send + 'static
+    ) -> impl Stream<Item = (usize, Result<Envelope>)> + Send + Unpin + 'static
     where
         I: IntoIterator<Item = Request>,
         I::IntoIter: Send + 'static,
@@ -55,11 +55,12 @@ impl Client {
             indices: HashMap::new(),
             concurrency: concurrency.get(),
         };
-        stream::unfold(state, |mut batch| async move {
+        // Boxed so that callers can poll it without pinning it themselves.
+        Box::pin(stream::unfold(state, |mut batch| async move {
             batch.fill();
             let finished = batch.next_finished().await?;
             Some((finished, batch))
-        })
+        }))
     }
 }
 
@@ -104,6 +105,7 @@ impl<P: Iterator<Item = (usize, Request)>> Batch<P> {
                 (failed.id(), outcome)
             }
         };
+        // `fill` recorded every task it spawned.
         let index = self.indices.remove(&id)?;
         Some((index, outcome))
     }

@@ -118,10 +118,10 @@ async fn dropping_the_batch_cancels_the_calls_still_running() {
     let emulator = emulator().await;
     emulator.fault_always("/open-meteo/*", Fault::Hang);
     let client = live_client(&emulator);
-    let mut batch = Box::pin(client.batch(
+    let mut batch = client.batch(
         (0..5).map(|i| weather_at(i as f64)).collect::<Vec<_>>(),
         width(2),
-    ));
+    );
 
     let nothing = tokio::time::timeout(Duration::from_millis(50), batch.next()).await;
     assert!(nothing.is_err(), "hanging calls cannot finish");

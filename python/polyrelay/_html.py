@@ -52,8 +52,8 @@ def result_html(result: Result) -> str:
     if result.stale:
         flags.append(_badge("stale", "#9a6700"))
     title = (
-        f"<b>{_text(result.capability)}</b> from <b>{_text(result.provider)}</b> "
-        f"{' '.join(flags)} in {_ms(result.elapsed)}, fetched "
+        f"<b>{_text(result.capability)}</b> from <b>{_text(result.provider)}</b>"
+        f"{''.join(' ' + flag for flag in flags)} in {_ms(result.elapsed)}, fetched "
         f"{_text(result.fetched_at.isoformat(timespec='seconds'))}"
     )
     trail = ""

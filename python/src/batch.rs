@@ -117,7 +117,7 @@ impl Batch {
             fail_fast,
             completed,
         } = self;
-        let mut finished = std::pin::pin!(client.batch(requests, concurrency));
+        let mut finished = client.batch(requests, concurrency);
         while let Some((index, outcome)) = finished.next().await {
             let item = match outcome {
                 Ok(envelope) => Item::Answered(envelope),
