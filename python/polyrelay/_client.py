@@ -46,13 +46,10 @@ from ._families import (
 )
 from ._models import Health, Stats
 from ._native import BatchProgress, Result
-from ._progress import open_bar
+from ._progress import REFRESH_SECONDS, open_bar
 from .exceptions import Error
 
 __all__ = ["Client", "AsyncClient", "ConfigSource", "DEFAULT_BATCH_CONCURRENCY"]
-
-#: How often (seconds) an async batch's progress bar is refreshed.
-_BAR_REFRESH = 0.1
 
 #: How many calls of a batch run at once unless ``concurrency=`` says otherwise.
 DEFAULT_BATCH_CONCURRENCY = 8
@@ -451,7 +448,7 @@ class AsyncClient(_Base):
         task = asyncio.ensure_future(running)
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=_BAR_REFRESH)
+                done, _ = await asyncio.wait({task}, timeout=REFRESH_SECONDS)
                 bar.update(counter.completed)
                 if done:
                     results = task.result()

@@ -10,10 +10,10 @@ import time
 from html import escape
 from typing import Any, Optional, TextIO
 
-__all__ = ["ProgressBar", "open_bar"]
+__all__ = ["REFRESH_SECONDS", "ProgressBar", "open_bar"]
 
 #: Redraws at most this often (seconds); the last one always happens.
-_REFRESH = 0.1
+REFRESH_SECONDS = 0.1
 _WIDTH = 30
 
 
@@ -76,7 +76,7 @@ class ProgressBar:
         changed = completed != self.completed
         self.completed = completed
         if changed and (
-            completed >= self.total or time.monotonic() - self._drawn_at >= _REFRESH
+            completed >= self.total or time.monotonic() - self._drawn_at >= REFRESH_SECONDS
         ):
             self._draw()
 

@@ -78,5 +78,9 @@ def test_the_tour_notebook_runs_in_a_real_kernel(kernel: str, tmp_path: Path) ->
 
     [rates_html] = outputs(cells["async-call"], "text/html")
     assert "finance.fx_rates" in rates_html
-    [async_batch] = outputs(cells["async-batch"], "text/plain")
-    assert "Oslo" in async_batch and async_batch.index("Oslo") < async_batch.index("Madrid")
+    [async_bar] = outputs(cells["async-batch"], "text/html")
+    assert '<progress value="4" max="4"' in async_bar
+    [async_batch] = outputs(cells["async-batch"], "text/plain")[-1:]
+    assert async_batch == (
+        "[('Oslo', False), ('Berlin', False), ('Rome', True), ('Madrid', False)]"
+    )
