@@ -38,6 +38,7 @@ pub mod state;
 mod stats;
 mod transport;
 
+mod batch;
 mod client;
 
 pub use capability::{CapabilityId, Data, Request};

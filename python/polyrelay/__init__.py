@@ -22,7 +22,7 @@ from typing import Any, Dict, List
 
 from . import _native
 from ._client import AsyncClient, Client, ConfigSource
-from ._models import Attempt
+from ._models import Attempt, Health, Stats
 from ._native import Result
 from .exceptions import (
     AllProvidersFailedError,
@@ -52,6 +52,7 @@ __all__ = [
     "ConfigError",
     "ConfigSource",
     "Error",
+    "Health",
     "InvalidRequestError",
     "MissingKeyError",
     "NotFoundError",
@@ -59,6 +60,7 @@ __all__ = [
     "QuotaExhaustedError",
     "RateLimitedError",
     "Result",
+    "Stats",
     "TimeoutError",
     "UsageError",
     "capabilities",

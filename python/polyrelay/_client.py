@@ -7,9 +7,23 @@ deadlines) happens in the Rust core, on one runtime per process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from types import TracebackType
-from typing import Any, Awaitable, Dict, List, Mapping, Optional, Type, TypeVar, Union
+from typing import (
+    Any,
+    Awaitable,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import _native
 from . import testing as _testing
@@ -30,9 +44,15 @@ from ._families import (
     Weather,
     Web,
 )
-from ._native import Result
+from ._models import Health, Stats
+from ._native import BatchProgress, Result
+from ._progress import REFRESH_SECONDS, open_bar
+from .exceptions import Error
 
-__all__ = ["Client", "AsyncClient", "ConfigSource"]
+__all__ = ["Client", "AsyncClient", "ConfigSource", "DEFAULT_BATCH_CONCURRENCY"]
+
+#: How many calls of a batch run at once unless ``concurrency=`` says otherwise.
+DEFAULT_BATCH_CONCURRENCY = 8
 
 #: Where configuration comes from: ``None`` (defaults, plus the file named
 #: by ``POLYRELAY_CONFIG``), a TOML file path, or a dict with the file's
@@ -86,6 +106,26 @@ def _native_client(
     raise TypeError(
         f"config must be None, a file path or a dict, not {type(config).__name__}"
     )
+
+
+def _batch_items(params: Iterable[Optional[Mapping[str, Any]]]) -> List[Optional[Dict[str, Any]]]:
+    """A batch's parameters as the native client takes them: one dict (or
+    ``None``, no parameters) per call."""
+    items: List[Optional[Dict[str, Any]]] = []
+    for position, item in enumerate(params):
+        if item is not None and not isinstance(item, Mapping):
+            raise TypeError(
+                f"batch item {position} must be a mapping of parameters or None, "
+                f"not {type(item).__name__}"
+            )
+        items.append(None if item is None else dict(item))
+    return items
+
+
+def _concurrency(concurrency: int) -> int:
+    # Below 1 is refused by the native side with InvalidRequestError; 0
+    # stands for every such value (a negative one cannot cross as unsigned).
+    return max(concurrency, 0)
 
 
 class _Base:
@@ -143,19 +183,19 @@ class _Base:
         apply)."""
         return cls(_TomlText(text), env=env, api_keys=api_keys, testing=testing)
 
-    def health(self) -> Dict[str, Any]:
+    def health(self) -> Health:
         """Which capabilities can be served now and by whom: per capability
         a ``status`` (``healthy``, ``degraded`` or ``down``), the ``ready``
         providers and the ``unavailable`` ones with the reason. In-memory;
-        never blocks on the network."""
-        health: Dict[str, Any] = self._native.health()
-        return health
+        never blocks on the network. A plain dict that Jupyter shows as a
+        table."""
+        return Health(self._native.health())
 
-    def stats(self) -> Dict[str, Dict[str, Any]]:
+    def stats(self) -> Stats:
         """Per enabled provider: requests, outcomes, latency percentiles,
-        circuit breakers, quota and whether a key is set (never the key)."""
-        stats: Dict[str, Dict[str, Any]] = self._native.stats()
-        return stats
+        circuit breakers, quota and whether a key is set (never the key).
+        A plain dict that Jupyter shows as a table."""
+        return Stats(self._native.stats())
 
     def providers(self) -> List[Dict[str, Any]]:
         """Every built-in provider's declaration (id, name, capabilities,
@@ -236,6 +276,75 @@ class Client(_Base):
         :class:`~polyrelay.Error`. Parameters set to ``None`` are not sent."""
         return self._native.call(capability, params)
 
+    @overload
+    def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: Optional[bool] = ...,
+    ) -> List[Result]: ...
+    @overload
+    def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = ...,
+        return_exceptions: bool,
+        progress: Optional[bool] = ...,
+    ) -> List[Union[Result, Error]]: ...
+    def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        return_exceptions: bool = False,
+        progress: Optional[bool] = None,
+    ) -> Union[List[Result], List[Union[Result, Error]]]:
+        """Calls ``capability`` once per item of ``params`` (a mapping of
+        parameters each), with at most ``concurrency`` calls in flight, and
+        returns the results in the order of ``params``.
+
+        The calls run concurrently on polyrelay's runtime with the GIL
+        released; Ctrl-C cancels the whole batch. As with
+        :func:`asyncio.gather`, the first failure is raised and the calls
+        still running are cancelled, unless ``return_exceptions=True``:
+        then each failed item's :class:`~polyrelay.Error` takes its place in
+        the list. ``progress`` shows a progress bar: ``None`` (default) in
+        Jupyter or on a terminal, ``True`` always, ``False`` never.
+
+        >>> results = client.batch(                          # doctest: +SKIP
+        ...     "weather.current", [{"city": c} for c in ("Oslo", "Rome")],
+        ...     concurrency=4,
+        ... )
+        """
+        items = _batch_items(params)
+        counter = BatchProgress()
+        bar = open_bar(len(items), capability, progress)
+        if bar is None:
+            return self._native.batch(
+                capability, items, _concurrency(concurrency), return_exceptions, counter
+            )
+        try:
+            return self._native.batch(
+                capability,
+                items,
+                _concurrency(concurrency),
+                return_exceptions,
+                counter,
+                lambda: bar.update(counter.completed),
+            )
+        finally:
+            bar.update(counter.completed)
+            bar.close()
+
     def __enter__(self) -> Client:
         return self
 
@@ -290,6 +399,67 @@ class AsyncClient(_Base):
     async def acall(self, capability: str, /, **params: Any) -> Result:
         """Same as :meth:`call` (for code written against both clients)."""
         return await self._native.acall(capability, params)
+
+    @overload
+    async def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: Optional[bool] = ...,
+    ) -> List[Result]: ...
+    @overload
+    async def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = ...,
+        return_exceptions: bool,
+        progress: Optional[bool] = ...,
+    ) -> List[Union[Result, Error]]: ...
+    async def batch(
+        self,
+        capability: str,
+        params: Iterable[Optional[Mapping[str, Any]]],
+        /,
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        return_exceptions: bool = False,
+        progress: Optional[bool] = None,
+    ) -> Union[List[Result], List[Union[Result, Error]]]:
+        """Calls ``capability`` once per item of ``params`` with at most
+        ``concurrency`` calls in flight; see :meth:`Client.batch`. Never
+        blocks the event loop; cancelling the awaiting task cancels every
+        call still running."""
+        items = _batch_items(params)
+        counter = BatchProgress()
+        bar = open_bar(len(items), capability, progress)
+        running = self._native.abatch(
+            capability, items, _concurrency(concurrency), return_exceptions, counter
+        )
+        if bar is None:
+            results: List[Union[Result, Error]] = await running
+            return results
+        task = asyncio.ensure_future(running)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=REFRESH_SECONDS)
+                bar.update(counter.completed)
+                if done:
+                    results = task.result()
+                    return results
+        finally:
+            if not task.done():
+                task.cancel()
+            bar.close()
+
+    #: Same as :meth:`batch` (for code written against both clients).
+    abatch = batch
 
     async def aclose(self) -> None:
         """Same as :meth:`close`, awaitable."""

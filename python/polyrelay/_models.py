@@ -49,6 +49,27 @@ class Attempt:
         return f"{self.provider}: {self.reason}"
 
 
+class Health(Dict[str, Any]):
+    """What ``health()`` returns: the plain dict documented there
+    (``state_backend``, ``redis_degraded``, ``capabilities``), which Jupyter
+    shows as a table."""
+
+    def _repr_html_(self) -> str:
+        from ._html import health_html
+
+        return health_html(self)
+
+
+class Stats(Dict[str, Dict[str, Any]]):
+    """What ``stats()`` returns: the plain dict of per-provider statistics
+    documented there, which Jupyter shows as a table."""
+
+    def _repr_html_(self) -> str:
+        from ._html import stats_html
+
+        return stats_html(self)
+
+
 def utc_from_micros(micros: int) -> datetime:
     """An aware UTC datetime from microseconds since the Unix epoch."""
     return _EPOCH + timedelta(microseconds=micros)

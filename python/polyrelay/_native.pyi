@@ -2,7 +2,7 @@
 
 import os
 from datetime import datetime
-from typing import Any, Awaitable, Dict, List, Mapping, Optional, Tuple, final
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, final
 
 from ._models import Attempt
 
@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "Client",
     "Result",
+    "BatchProgress",
     "Emulator",
     "Fault",
     "RecordedRequest",
@@ -41,6 +42,26 @@ class Client:
     def acall(
         self, capability: str, params: Optional[Mapping[str, Any]] = None
     ) -> Awaitable[Result]: ...
+    def batch(
+        self,
+        capability: str,
+        params: Sequence[Optional[Mapping[str, Any]]],
+        concurrency: int,
+        return_exceptions: bool = False,
+        progress: Optional[BatchProgress] = None,
+        on_wait: Optional[Callable[[], object]] = None,
+    ) -> List[Any]:
+        """Runs the calls on the runtime (GIL released) and returns results
+        (and, with ``return_exceptions``, exceptions) in input order."""
+    def abatch(
+        self,
+        capability: str,
+        params: Sequence[Optional[Mapping[str, Any]]],
+        concurrency: int,
+        return_exceptions: bool = False,
+        progress: Optional[BatchProgress] = None,
+    ) -> Awaitable[List[Any]]:
+        """:meth:`batch` as an awaitable; cancelling it cancels every call."""
     def health(self) -> Any: ...
     def stats(self) -> Any: ...
     def providers(self) -> Any: ...
@@ -79,6 +100,17 @@ class Result:
         """When the provider produced the answer (aware UTC)."""
     def to_dict(self) -> Dict[str, Any]:
         """Everything as plain, JSON-compatible data."""
+    def _repr_html_(self) -> str:
+        """An HTML summary for Jupyter, every value escaped."""
+
+@final
+class BatchProgress:
+    """How many calls of a batch have finished, readable while it runs."""
+
+    def __new__(cls) -> BatchProgress: ...
+    @property
+    def completed(self) -> int:
+        """Calls finished so far (answered, failed or refused as invalid)."""
 
 @final
 class Emulator:
@@ -89,6 +121,9 @@ class Emulator:
     def url(self) -> str: ...
     @property
     def served(self) -> int: ...
+    @property
+    def peak_in_flight(self) -> int: ...
+    def reset_peak_in_flight(self) -> None: ...
     def fault_next(self, path: str, fault: Fault, times: int = 1) -> None: ...
     def fault_always(self, path: str, fault: Fault) -> None: ...
     def clear_faults(self) -> None: ...

@@ -106,6 +106,17 @@ class Emulator:
         """Requests received since start, logged or not."""
         return self._native.served
 
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests answered at the same time since start or the
+        last :meth:`reset_peak_in_flight`: how much concurrency clients
+        really used (e.g. to check a batch's ``concurrency``)."""
+        return self._native.peak_in_flight
+
+    def reset_peak_in_flight(self) -> None:
+        """Starts measuring :attr:`peak_in_flight` afresh."""
+        self._native.reset_peak_in_flight()
+
     def wait_for_requests(
         self, path: str, count: int = 1, timeout: float = 5.0
     ) -> List[RecordedRequest]:

@@ -42,6 +42,20 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    block_on_with(py, future, |_| Ok(()))
+}
+
+/// [`block_on`], calling `on_wait` (GIL held, on this thread) between the
+/// slices of the wait; an error it returns cancels the future.
+pub(crate) fn block_on_with<F>(
+    py: Python<'_>,
+    future: F,
+    mut on_wait: impl FnMut(Python<'_>) -> PyResult<()>,
+) -> PyResult<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let runtime = polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
     let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
     let waker = thread_waker();
@@ -82,9 +96,9 @@ where
                 return Err(errors::internal(py, &message));
             }
             None => {
-                if let Err(interrupted) = py.check_signals() {
+                if let Err(stop) = py.check_signals().and_then(|()| on_wait(py)) {
                     task.abort();
-                    return Err(interrupted);
+                    return Err(stop);
                 }
             }
         }

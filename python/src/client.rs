@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
+use crate::batch::{Batch, BatchProgress};
 use crate::result::CallResult;
 use crate::{bridge, convert, errors, logs};
 
@@ -34,7 +35,7 @@ impl Client {
     }
 
     /// Validates a call before anything is sent.
-    fn request(
+    pub(crate) fn request(
         py: Python<'_>,
         capability: &str,
         params: Option<&Bound<'_, PyDict>>,
@@ -149,6 +150,66 @@ impl Client {
         bridge::awaitable(py, async move {
             client.request(request).await.map(CallResult::new)
         })
+    }
+
+    /// Calls `capability` once per item of `params` with at most
+    /// `concurrency` calls in flight, blocking (GIL released, Ctrl-C
+    /// cancels) until all are done; returns the results in input order.
+    /// A failure is raised at once, cancelling the calls still running,
+    /// unless `return_exceptions` puts each exception in its item's place.
+    /// `progress` counts finished calls; `on_wait` is called on this thread
+    /// about every 50 ms while waiting (to redraw a progress display).
+    #[pyo3(signature = (capability, params, concurrency, return_exceptions=false, progress=None, on_wait=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        capability: &str,
+        params: Vec<Option<Bound<'py, PyDict>>>,
+        concurrency: usize,
+        return_exceptions: bool,
+        progress: Option<&BatchProgress>,
+        on_wait: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        logs::refresh(py);
+        let client = self.core(py)?;
+        let batch = Batch::prepare(
+            py,
+            capability,
+            params,
+            concurrency,
+            return_exceptions,
+            progress,
+        )?;
+        let waited = |_: Python<'_>| on_wait.as_ref().map_or(Ok(()), |f| f.call0().map(drop));
+        let finished = bridge::block_on_with(py, batch.run(client), waited)?
+            .map_err(|e| errors::to_py(py, e))?;
+        Ok(finished.into_pyobject(py)?.into_any())
+    }
+
+    /// [`batch`](Self::batch) from asyncio: an awaitable of the results.
+    /// Cancelling it cancels every call still running.
+    #[pyo3(signature = (capability, params, concurrency, return_exceptions=false, progress=None))]
+    fn abatch<'py>(
+        &self,
+        py: Python<'py>,
+        capability: &str,
+        params: Vec<Option<Bound<'py, PyDict>>>,
+        concurrency: usize,
+        return_exceptions: bool,
+        progress: Option<&BatchProgress>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        logs::refresh(py);
+        let client = self.core(py)?;
+        let batch = Batch::prepare(
+            py,
+            capability,
+            params,
+            concurrency,
+            return_exceptions,
+            progress,
+        )?;
+        bridge::awaitable(py, batch.run(client))
     }
 
     /// Which capabilities can be served now, and by whom.

@@ -115,6 +115,19 @@ impl Emulator {
         Ok(self.running()?.served())
     }
 
+    /// The most requests answered at the same time since start or the last
+    /// `reset_peak_in_flight()`: how much concurrency clients really used.
+    #[getter]
+    fn peak_in_flight(&self) -> PyResult<u64> {
+        Ok(self.running()?.peak_in_flight())
+    }
+
+    /// Starts measuring `peak_in_flight` afresh.
+    fn reset_peak_in_flight(&self) -> PyResult<()> {
+        self.running()?.reset_peak_in_flight();
+        Ok(())
+    }
+
     /// Waits (GIL released) until `count` requests matching `path` were
     /// logged; `TimeoutError` after `timeout` seconds.
     #[pyo3(signature = (path, count = 1, timeout = 5.0))]

@@ -6,6 +6,7 @@
 //! `polyrelay/exceptions.py` ([`errors`]), and forwards `tracing` events to
 //! Python `logging` ([`logs`]). The pure-Python package `polyrelay` wraps it.
 
+mod batch;
 mod bridge;
 mod client;
 mod convert;
@@ -75,6 +76,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<result::CallResult>()?;
+    m.add_class::<batch::BatchProgress>()?;
     m.add_class::<emulator::Emulator>()?;
     m.add_class::<emulator::Fault>()?;
     m.add_class::<emulator::RecordedRequest>()?;

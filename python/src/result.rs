@@ -92,6 +92,13 @@ impl CallResult {
         convert::serialize(py, &self.envelope)
     }
 
+    /// An HTML summary for Jupyter: provider, flags, trail and data, every
+    /// value escaped (rendered by `polyrelay._html`).
+    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let render = RESULT_HTML.import(slf.py(), "polyrelay._html", "result_html")?;
+        render.call1((slf,))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<polyrelay.Result {} from {}{}{} in {:.1} ms>",
@@ -107,6 +114,8 @@ impl CallResult {
         )
     }
 }
+
+static RESULT_HTML: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 static ATTEMPT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 

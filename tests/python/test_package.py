@@ -50,7 +50,13 @@ def test_the_package_type_checks_strictly(tmp_path: Path) -> None:
         "    async with polyrelay.AsyncClient() as aclient:\n"
         "        a: polyrelay.Result = await aclient.finance.fx_rates(base='EUR')\n"
         "        b: polyrelay.Result = await aclient.call('crypto.price', assets='BTC')\n"
-        "    return r.elapsed + a.elapsed + b.elapsed\n"
+        "        many: list[polyrelay.Result] = await aclient.batch('crypto.price', [None])\n"
+        "        some: list[polyrelay.Result | polyrelay.Error] = await aclient.batch(\n"
+        "            'crypto.price', [{'assets': 'BTC'}], return_exceptions=True)\n"
+        "    with polyrelay.Client() as client:\n"
+        "        rs: list[polyrelay.Result] = client.batch('weather.current', [{'city': 'Rome'}])\n"
+        "        h: dict[str, object] = client.health()\n"
+        "    return r.elapsed + a.elapsed + b.elapsed + len(many + some + rs + [h])\n"
     )
     for target in (["-p", "polyrelay"], [str(sample)]):
         done = subprocess.run(

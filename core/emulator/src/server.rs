@@ -54,7 +54,28 @@ struct Shared {
     faults: Mutex<FaultPlan>,
     log: Arc<RequestLog>,
     served: AtomicU64,
+    /// Requests being answered right now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     next_connection: AtomicU64,
+}
+
+/// Counts one request as in flight until dropped (also when hyper drops the
+/// answer because the client went away).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::AcqRel);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Emulator {
@@ -95,6 +116,8 @@ impl Emulator {
             faults: Mutex::new(FaultPlan::default()),
             log: Arc::new(RequestLog::new()),
             served: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             next_connection: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
@@ -210,6 +233,19 @@ impl Emulator {
     /// How many requests have been received since start, logged or not.
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were being answered at the same time since
+    /// start or the last [`reset_peak_in_flight`](Self::reset_peak_in_flight):
+    /// how much concurrency clients really used.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Starts measuring [`peak_in_flight`](Self::peak_in_flight) afresh.
+    pub fn reset_peak_in_flight(&self) {
+        let now = self.shared.in_flight.load(Ordering::Acquire);
+        self.shared.peak_in_flight.store(now, Ordering::Release);
     }
 
     /// Waits until at least `count` requests matching `path` have been logged and
@@ -385,6 +421,7 @@ async fn respond(
     let received_at = Instant::now();
     let shared = &connection.shared;
     shared.served.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(shared);
     let logging = shared.log.is_enabled();
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {

@@ -625,3 +625,25 @@ async fn sixty_four_keep_alive_connections_are_served_concurrently() {
     assert_eq!(connections.len(), 64, "each client kept its one connection");
     assert_eq!(emulator.served(), 640);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_in_flight_counts_requests_answered_at_the_same_time() {
+    let emulator = emulator_with_hello().await;
+    emulator.fault_always("/hello", Fault::Latency(Duration::from_millis(50)));
+    assert_eq!(emulator.peak_in_flight(), 0);
+    get(&emulator, "/hello").await.unwrap();
+    assert_eq!(emulator.peak_in_flight(), 1, "one at a time");
+    let together = (0..3).map(|_| {
+        let addr = emulator.addr();
+        tokio::spawn(async move {
+            let mut client = Client::connect(addr).await.unwrap();
+            client.request("GET", "/hello", &[], b"").await.unwrap()
+        })
+    });
+    for response in together.collect::<Vec<_>>() {
+        assert_eq!(response.await.unwrap().status, 200);
+    }
+    assert_eq!(emulator.peak_in_flight(), 3);
+    emulator.reset_peak_in_flight();
+    assert_eq!(emulator.peak_in_flight(), 0, "nothing is in flight now");
+}
