@@ -30,7 +30,7 @@ use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt};
 use pyo3_async_runtimes::TaskLocals;
 
-use crate::errors;
+use crate::errors::{self, ToPyErr};
 
 /// How often a blocked call checks for Ctrl-C.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
@@ -92,10 +92,11 @@ where
 }
 
 /// Wraps `future` in an asyncio awaitable bound to the running event loop.
-pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn awaitable<'py, F, T, E>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = Result<T, polyrelay::Error>> + Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
+    E: ToPyErr + Send + 'static,
 {
     // Make sure the runtime exists before handing work to it.
     polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
@@ -111,13 +112,13 @@ where
 
 /// A call's outcome on its way to the asyncio future: converted (and an
 /// error turned into its exception) only once the GIL is held.
-enum Delivered<T> {
+enum Delivered<T, E> {
     Value(T),
-    Failed(polyrelay::Error),
+    Failed(E),
     Panicked(String),
 }
 
-impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
+impl<'py, T: IntoPyObject<'py>, E: ToPyErr> IntoPyObject<'py> for Delivered<T, E> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
@@ -125,7 +126,7 @@ impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             Self::Value(value) => value.into_bound_py_any(py),
-            Self::Failed(error) => Err(errors::to_py(py, error)),
+            Self::Failed(error) => Err(error.to_py_err(py)),
             Self::Panicked(message) => Err(errors::internal(py, &message)),
         }
     }
