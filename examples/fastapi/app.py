@@ -28,6 +28,9 @@ from pydantic import BaseModel
 from polyrelay.auth import Claims, Key, Keyset, TokenIssuer
 from polyrelay.fastapi import ClientDep, add_exception_handlers, lifespan, require_user
 
+# polyrelay.fastapi logs each failed call's details (attempt trail, kind)
+# for operators; HTTP answers carry only fixed texts.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 log = logging.getLogger("example")
 
 #: The scopes each demo user is granted at login.
