@@ -18,14 +18,19 @@
   (:class:`~polyrelay.exceptions.TokenReusedError`), except within the
   optional ``reuse_grace`` where the same new pair comes back. Access tokens
   carry ``typ: at+jwt`` and refresh tokens ``typ: refresh+jwt``, so neither
-  passes for the other. Token state lives in memory.
+  passes for the other. Token state lives in this process's memory, or in
+  Redis with ``redis_url=`` so every process of a service shares rotations
+  and revocations; while Redis is unreachable, refreshes and access checks
+  fail closed (:class:`~polyrelay.exceptions.AuthUnavailableError`) unless
+  ``revocation_fail_mode="open"``.
 
 Every refusal is a :class:`~polyrelay.exceptions.TokenError` subclass; bad
 keys or settings raise :class:`~polyrelay.exceptions.ConfigError`. No
 ``repr`` or error message ever contains a secret or a token.
 
 >>> from polyrelay.auth import Key, Keyset, TokenIssuer
->>> keys = Keyset([Key.hmac("2025-01", b"an HMAC secret of 32 bytes or more")], signing_kid="2025-01")
+>>> key = Key.hmac("2025-01", b"an HMAC secret of 32 bytes or more")
+>>> keys = Keyset([key], signing_kid="2025-01")
 >>> issuer = TokenIssuer(keys, issuer="https://auth.example", audience="my-api")
 >>> pair = issuer.issue("user-42", {"scope": "read"})
 >>> issuer.verify_access(pair.access_token).subject

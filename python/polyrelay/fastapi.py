@@ -115,7 +115,9 @@ async def polyrelay_client(request: Request) -> AsyncIterator[AsyncClient]:
     """Dependency yielding the app's client (opened by :func:`lifespan`)."""
     client = getattr(request.app.state, "polyrelay", None)
     if not isinstance(client, AsyncClient):
-        raise RuntimeError("no polyrelay client: create the app with lifespan=polyrelay.fastapi.lifespan()")
+        raise RuntimeError(
+            "no polyrelay client: create the app with lifespan=polyrelay.fastapi.lifespan()"
+        )
     yield client
 
 
@@ -123,7 +125,9 @@ async def polyrelay_client(request: Request) -> AsyncIterator[AsyncClient]:
 ClientDep = Annotated[AsyncClient, Depends(polyrelay_client)]
 
 
-def _challenge(error: Optional[str] = None, description: Optional[str] = None, scope: Optional[str] = None) -> str:
+def _challenge(
+    error: Optional[str] = None, description: Optional[str] = None, scope: Optional[str] = None
+) -> str:
     """A ``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3). Values are
     fixed texts, so no quoting is needed."""
     params = ['realm="api"']
@@ -170,7 +174,8 @@ def require_user(
     ``error="insufficient_scope"``. ``auth`` defaults to the one given to
     :func:`lifespan`.
     """
-    wanted = tuple(scopes)
+    # One scope given as a bare string is one scope, not its letters.
+    wanted = (scopes,) if isinstance(scopes, str) else tuple(scopes)
 
     async def dependency(request: Request) -> Claims:
         authority = auth if auth is not None else getattr(request.app.state, "polyrelay_auth", None)
@@ -190,7 +195,9 @@ def require_user(
             raise HTTPException(
                 status_code=403,
                 detail="insufficient scope",
-                headers={"WWW-Authenticate": _challenge("insufficient_scope", scope=" ".join(wanted))},
+                headers={
+                    "WWW-Authenticate": _challenge("insufficient_scope", scope=" ".join(wanted))
+                },
             )
         return claims
 

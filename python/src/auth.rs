@@ -12,6 +12,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use polyrelay::auth::{self, Algorithm, AuthError, IssuerConfig, RevocationFailMode};
 use polyrelay::clock::SystemClock;
+use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisTokenStore};
 use polyrelay::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -454,6 +455,9 @@ impl Verifier {
 #[pyclass(module = "polyrelay._native", name = "TokenIssuer", frozen)]
 pub(crate) struct TokenIssuer {
     inner: Arc<auth::TokenIssuer>,
+    /// `memory` or `redis`; the Redis URL (it may hold a password) is never
+    /// shown.
+    store_backend: &'static str,
 }
 
 impl TokenIssuer {
@@ -488,7 +492,7 @@ impl TokenIssuer {
     #[new]
     #[pyo3(signature = (
         keyset, *, issuer, audience, access_ttl = 900.0, refresh_ttl = 1_209_600.0,
-        leeway = 60.0, reuse_grace = 0.0, revocation_fail_mode = "closed"
+        leeway = 60.0, reuse_grace = 0.0, revocation_fail_mode = "closed", redis_url = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -501,6 +505,7 @@ impl TokenIssuer {
         leeway: f64,
         reuse_grace: f64,
         revocation_fail_mode: &str,
+        redis_url: Option<&str>,
     ) -> PyResult<Self> {
         let mut config = IssuerConfig::new(issuer, one_or_many(audience)?);
         config.access_ttl = seconds(py, access_ttl, "access_ttl")?;
@@ -519,10 +524,21 @@ impl TokenIssuer {
             }
         };
         let clock = SystemClock::shared();
-        let store = Arc::new(auth::InMemoryTokenStore::new(clock.clone()));
+        let store: Arc<dyn auth::TokenStore> = match redis_url {
+            // Connects in the background: an unreachable Redis shows as
+            // `AuthUnavailableError` on use, per the fail mode.
+            Some(url) => {
+                let backend = RedisBackend::new(&RedisConfig::new(url), clock.clone())
+                    .map_err(|e| errors::to_py(py, e))?;
+                Arc::new(RedisTokenStore::new(backend))
+            }
+            None => Arc::new(auth::InMemoryTokenStore::new(clock.clone())),
+        };
+        let store_backend = store.backend();
         let issuer = auth::TokenIssuer::new(config, keyset.snapshot(), store, clock);
         Ok(Self {
             inner: Arc::new(auth_result(py, issuer)?),
+            store_backend,
         })
     }
 
@@ -607,8 +623,8 @@ impl TokenIssuer {
     fn __repr__(&self) -> String {
         let config = self.inner.config();
         format!(
-            "<polyrelay.auth.TokenIssuer issuer={:?} audience={:?}>",
-            config.issuer, config.audience
+            "<polyrelay.auth.TokenIssuer issuer={:?} audience={:?} store={}>",
+            config.issuer, config.audience, self.store_backend
         )
     }
 }

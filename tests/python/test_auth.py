@@ -8,8 +8,11 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
+import socket
+import subprocess
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 import jwt
 import pytest
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 import polyrelay
 from polyrelay import exceptions
 from polyrelay.auth import (
+    AuthUnavailableError,
     BadAlgorithmError,
     BadClaimError,
     BadSignatureError,
@@ -86,7 +90,9 @@ def forge(header: Dict[str, Any], payload: Dict[str, Any], secret: bytes = SECRE
 
 
 @pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256", "EdDSA"])
-def test_tokens_minted_by_pyjwt_verify(alg: str, asymmetric: Dict[str, Tuple[bytes, bytes]]) -> None:
+def test_tokens_minted_by_pyjwt_verify(
+    alg: str, asymmetric: Dict[str, Tuple[bytes, bytes]]
+) -> None:
     if alg == "HS256":
         signing_key: Any = SECRET
         key = Key.hmac("k1", SECRET, alg)
@@ -107,7 +113,9 @@ def test_tokens_minted_by_pyjwt_verify(alg: str, asymmetric: Dict[str, Tuple[byt
 
 
 @pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256", "EdDSA"])
-def test_polyrelay_tokens_verify_with_pyjwt(alg: str, asymmetric: Dict[str, Tuple[bytes, bytes]]) -> None:
+def test_polyrelay_tokens_verify_with_pyjwt(
+    alg: str, asymmetric: Dict[str, Tuple[bytes, bytes]]
+) -> None:
     if alg == "HS256":
         key = Key.hmac("k1", SECRET, alg)
         verifying_key: Any = SECRET
@@ -117,13 +125,17 @@ def test_polyrelay_tokens_verify_with_pyjwt(alg: str, asymmetric: Dict[str, Tupl
         verifying_key = public_pem
     issuer = TokenIssuer(Keyset([key], signing_kid="k1"), issuer=ISS, audience=AUD)
     pair = issuer.issue("user-7", {"scope": "chat"})
-    decoded = jwt.decode(pair.access_token, verifying_key, algorithms=[alg], audience=AUD, issuer=ISS)
+    decoded = jwt.decode(
+        pair.access_token, verifying_key, algorithms=[alg], audience=AUD, issuer=ISS
+    )
     assert decoded["sub"] == "user-7"
     assert decoded["scope"] == "chat"
     header = jwt.get_unverified_header(pair.access_token)
     assert header == {"alg": alg, "kid": "k1", "typ": "at+jwt"}
     # PyJWT, too, refuses a tampered polyrelay token.
-    tampered = pair.access_token[:-4] + ("AAAA" if not pair.access_token.endswith("AAAA") else "BBBB")
+    tampered = pair.access_token[:-4] + (
+        "AAAA" if not pair.access_token.endswith("AAAA") else "BBBB"
+    )
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(tampered, verifying_key, algorithms=[alg], audience=AUD, issuer=ISS)
 
@@ -153,7 +165,11 @@ def test_rfc7515_a1_signature_verifies_and_the_token_is_expired() -> None:
         ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
         ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     )
-    jwk = {"kty": "oct", "kid": "a1", "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}
+    jwk = {
+        "kty": "oct",
+        "kid": "a1",
+        "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+    }
     verifier = Verifier(Keyset([Key.from_jwk(jwk, "HS256")]))
     # The signature is checked before the times: expired means it verified.
     with pytest.raises(TokenExpiredError):
@@ -179,7 +195,9 @@ def test_key_confusion_public_key_as_hmac_secret_is_rejected(
     alg: str, asymmetric: Dict[str, Tuple[bytes, bytes]]
 ) -> None:
     _, public_pem = asymmetric[alg]
-    verifier = Verifier(Keyset([Key.from_public_pem("k1", public_pem, alg)]), issuer=ISS, audience=AUD)
+    verifier = Verifier(
+        Keyset([Key.from_public_pem("k1", public_pem, alg)]), issuer=ISS, audience=AUD
+    )
     # PyJWT refuses to do this, so sign by hand: HS256 keyed with the PEM.
     token = forge({"alg": "HS256", "kid": "k1"}, claims(), secret=public_pem)
     with pytest.raises(BadAlgorithmError):
@@ -213,7 +231,9 @@ def test_time_claims_use_a_60_second_leeway() -> None:
         (claims(iss=None), "iss"),
     ],
 )
-def test_wrong_or_missing_claims_are_rejected_naming_the_claim(payload: Dict[str, Any], claim: str) -> None:
+def test_wrong_or_missing_claims_are_rejected_naming_the_claim(
+    payload: Dict[str, Any], claim: str
+) -> None:
     with pytest.raises(BadClaimError) as refused:
         hs_verifier().verify(jwt.encode(payload, SECRET, "HS256"))
     assert refused.value.claim == claim
@@ -222,7 +242,10 @@ def test_wrong_or_missing_claims_are_rejected_naming_the_claim(payload: Dict[str
 
 
 def test_audience_lists_and_verifiers_without_audience() -> None:
-    assert hs_verifier().verify(jwt.encode(claims(aud=["x", AUD]), SECRET, "HS256")).subject == "user-1"
+    assert (
+        hs_verifier().verify(jwt.encode(claims(aud=["x", AUD]), SECRET, "HS256")).subject
+        == "user-1"
+    )
     no_audience = Verifier(Keyset([Key.hmac("k1", SECRET)]), issuer=ISS)
     with pytest.raises(BadClaimError) as refused:
         no_audience.verify(jwt.encode(claims(), SECRET, "HS256"))
@@ -257,7 +280,14 @@ def test_embedded_jwk_jku_and_x5u_are_never_used() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "a.b", "a.b.c.d", "!!!.???.***", "eyJhbGciOiJIUzI1NiJ9.e30", '{"payload":"e30","signatures":[]}'],
+    [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "!!!.???.***",
+        "eyJhbGciOiJIUzI1NiJ9.e30",
+        '{"payload":"e30","signatures":[]}',
+    ],
 )
 def test_malformed_tokens_are_rejected(token: str) -> None:
     with pytest.raises(MalformedTokenError):
@@ -277,7 +307,9 @@ def test_weak_keys_are_refused_at_configuration() -> None:
 
 
 def test_a_refresh_token_is_not_an_access_token() -> None:
-    issuer = TokenIssuer(Keyset([Key.hmac("k1", SECRET)], signing_kid="k1"), issuer=ISS, audience=AUD)
+    issuer = TokenIssuer(
+        Keyset([Key.hmac("k1", SECRET)], signing_kid="k1"), issuer=ISS, audience=AUD
+    )
     pair = issuer.issue("u")
     with pytest.raises(BadClaimError) as refused:
         issuer.verify_access(pair.refresh_token)
@@ -290,7 +322,9 @@ def test_a_refresh_token_is_not_an_access_token() -> None:
 
 
 def hs_issuer(**options: Any) -> TokenIssuer:
-    return TokenIssuer(Keyset([Key.hmac("k1", SECRET)], signing_kid="k1"), issuer=ISS, audience=AUD, **options)
+    return TokenIssuer(
+        Keyset([Key.hmac("k1", SECRET)], signing_kid="k1"), issuer=ISS, audience=AUD, **options
+    )
 
 
 def test_refresh_reuse_revokes_the_whole_family() -> None:
@@ -364,16 +398,99 @@ def test_key_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() -> N
         issuer.replace_keyset(Keyset([old]))
 
 
+# --- token state on Redis -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A throwaway real Redis (tests/setup.sh installs redis-server)."""
+    server_binary = shutil.which("redis-server")
+    assert server_binary, "redis-server is missing: run tests/setup.sh"
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            server_binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_issuers_sharing_redis_see_each_others_rotations(redis_url: str) -> None:
+    keys = Keyset([Key.hmac("k1", SECRET)], signing_kid="k1")
+    # Two issuers stand for two processes of one service.
+    first_process = TokenIssuer(keys, issuer=ISS, audience=AUD, redis_url=redis_url)
+    second_process = TokenIssuer(keys, issuer=ISS, audience=AUD, redis_url=redis_url)
+    assert "store=redis" in repr(first_process)
+    login = first_process.issue("user-1")
+    renewed = second_process.refresh(login.refresh_token)
+    with pytest.raises(TokenReusedError):
+        first_process.refresh(login.refresh_token)
+    with pytest.raises(TokenRevokedError):
+        second_process.verify_access(renewed.access_token)
+
+
+def test_unreachable_redis_fails_closed_unless_configured_open() -> None:
+    keys = Keyset([Key.hmac("k1", SECRET)], signing_kid="k1")
+    nowhere = f"redis://127.0.0.1:{free_port()}"
+    closed = TokenIssuer(keys, issuer=ISS, audience=AUD, redis_url=nowhere)
+    pair = closed.issue("user-1")  # issuing needs no state
+    with pytest.raises(AuthUnavailableError) as refused:
+        closed.refresh(pair.refresh_token)
+    assert refused.value.kind == "unavailable"
+    with pytest.raises(AuthUnavailableError):
+        closed.verify_access(pair.access_token)
+    opened = TokenIssuer(
+        keys, issuer=ISS, audience=AUD, redis_url=nowhere, revocation_fail_mode="open"
+    )
+    pair = opened.issue("user-1")
+    assert opened.verify_access(opened.refresh(pair.refresh_token).access_token).subject == "user-1"
+    with pytest.raises(polyrelay.ConfigError) as bad:
+        TokenIssuer(keys, issuer=ISS, audience=AUD, redis_url="nope://user:hunter2secret@host")
+    assert "hunter2secret" not in str(bad.value)
+
+
 # --- no secrets ------------------------------------------------------------------
 
 
-def test_secrets_and_tokens_never_appear_in_reprs_or_errors(asymmetric: Dict[str, Tuple[bytes, bytes]]) -> None:
+def test_secrets_and_tokens_never_appear_in_reprs_or_errors(
+    asymmetric: Dict[str, Tuple[bytes, bytes]]
+) -> None:
     secret = "correct horse battery staple, 32+ bytes"
     key = Key.hmac("k1", secret)
     keys = Keyset([key], signing_kid="k1")
     issuer = TokenIssuer(keys, issuer=ISS, audience=AUD)
     pair = issuer.issue("u")
-    shown = " ".join(repr(x) for x in (key, keys, issuer, pair, issuer.verify_access(pair.access_token)))
+    shown = " ".join(
+        repr(x) for x in (key, keys, issuer, pair, issuer.verify_access(pair.access_token))
+    )
     assert secret not in shown and "correct" not in shown
     assert pair.access_token not in shown and pair.refresh_token not in shown
     assert "k1" in shown and "hidden" in repr(pair)

@@ -61,6 +61,9 @@ async def test_require_user_with_a_stateless_verifier() -> None:
 
     claims = await check(request_with(app, bearer(token(scope="read write admin"))))
     assert claims.subject == "u"
+    # A bare string is one scope.
+    single = require_user("write", auth=verifier)
+    assert (await single(request_with(app, bearer(token(scope="write"))))).scopes == ["write"]
 
     with pytest.raises(HTTPException) as refused:
         await check(request_with(app, bearer(token(scope="read"))))
@@ -86,7 +89,13 @@ async def test_require_user_with_a_stateless_verifier() -> None:
 @pytest.mark.parametrize(
     ("error", "status", "retry_after"),
     [
-        (polyrelay.InvalidRequestError("x", kind="invalid_request", field="lat", expected="in range"), 422, None),
+        (
+            polyrelay.InvalidRequestError(
+                "x", kind="invalid_request", field="lat", expected="in range"
+            ),
+            422,
+            None,
+        ),
         (polyrelay.RateLimitedError("x", kind="rate_limited", retry_after=2.2), 429, "3"),
         (polyrelay.QuotaExhaustedError("x", kind="quota_exhausted"), 429, "60"),
         (polyrelay.TimeoutError("x", kind="timeout", deadline=5.0), 504, None),
@@ -107,7 +116,9 @@ def test_error_table(error: polyrelay.Error, status: int, retry_after: str) -> N
     body = body_of(response)
     assert "x" != body["message"] and "details" not in body["message"]
     if status == 401:
-        assert response.headers["www-authenticate"].startswith('Bearer realm="api", error="invalid_token"')
+        assert response.headers["www-authenticate"].startswith(
+            'Bearer realm="api", error="invalid_token"'
+        )
     if status == 422:
         assert body["field"] == "lat" and body["expected"] == "in range"
 

@@ -53,13 +53,19 @@ class App:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def request(
-        self, method: str, path: str, body: Optional[Dict[str, Any]] = None, token: Optional[str] = None
+        self,
+        method: str,
+        path: str,
+        body: Optional[Dict[str, Any]] = None,
+        token: Optional[str] = None,
     ) -> Response:
         headers = {"content-type": "application/json"}
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
         try:
             with self._opener.open(request, timeout=15) as response:
                 return response.status, response.headers, json.loads(response.read() or b"null")
@@ -67,7 +73,9 @@ class App:
             return error.code, error.headers, json.loads(error.read() or b"null")
 
     def login(self, username: str) -> Dict[str, Any]:
-        status, _, body = self.request("POST", "/auth/login", {"username": username, "password": PASSWORD})
+        status, _, body = self.request(
+            "POST", "/auth/login", {"username": username, "password": PASSWORD}
+        )
         assert status == 200, body
         assert isinstance(body, dict)
         return body
@@ -105,12 +113,24 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         listener = free_socket()
         port = listener.getsockname()[1]
         command = [
-            sys.executable, "-m", "uvicorn", "app:app",
-            "--app-dir", str(APP_DIR), "--fd", str(listener.fileno()), "--log-level", "info",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app:app",
+            "--app-dir",
+            str(APP_DIR),
+            "--fd",
+            str(listener.fileno()),
+            "--log-level",
+            "info",
         ]
         with log.open("wb") as output:
             server = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),)
+                command,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(listener.fileno(),),
             )
         listener.close()
         running = App(f"http://127.0.0.1:{port}", emu, log)
@@ -159,7 +179,9 @@ def test_protected_routes_answer_401_403_and_200(app: App) -> None:
     chat = {"messages": [{"role": "user", "content": "hi"}]}
     status, headers, body = app.request("POST", "/ai/chat", chat, token=bob["access_token"])
     assert status == 403
-    assert 'error="insufficient_scope"' in challenge(headers) and 'scope="chat"' in challenge(headers)
+    assert 'error="insufficient_scope"' in challenge(headers) and 'scope="chat"' in challenge(
+        headers
+    )
     # A refresh token is not accepted as an access token.
     status, headers, _ = app.request("GET", "/me", token=alice["refresh_token"])
     assert status == 401 and 'error_description="bad claim: typ"' in challenge(headers)
@@ -167,17 +189,23 @@ def test_protected_routes_answer_401_403_and_200(app: App) -> None:
 
 def test_refresh_rotates_and_reuse_revokes_the_login(app: App) -> None:
     first = app.login("alice")
-    status, _, second = app.request("POST", "/auth/refresh", {"refresh_token": first["refresh_token"]})
+    status, _, second = app.request(
+        "POST", "/auth/refresh", {"refresh_token": first["refresh_token"]}
+    )
     assert status == 200
     assert second["refresh_token"] != first["refresh_token"]
     assert app.request("GET", "/me", token=second["access_token"])[0] == 200
 
     # The spent refresh token comes back (stolen, say): the login dies.
-    status, headers, body = app.request("POST", "/auth/refresh", {"refresh_token": first["refresh_token"]})
+    status, headers, body = app.request(
+        "POST", "/auth/refresh", {"refresh_token": first["refresh_token"]}
+    )
     assert status == 401
     assert body == {"error": "reused", "message": "refresh token reused; session revoked"}
     assert 'error="invalid_token"' in challenge(headers)
-    status, _, body = app.request("POST", "/auth/refresh", {"refresh_token": second["refresh_token"]})
+    status, _, body = app.request(
+        "POST", "/auth/refresh", {"refresh_token": second["refresh_token"]}
+    )
     assert (status, body["error"]) == (401, "revoked")
     assert app.request("GET", "/me", token=second["access_token"])[0] == 401
     # Other logins are unaffected.
@@ -225,7 +253,11 @@ def test_rate_limited_answers_429_with_retry_after(app: App) -> None:
     assert status == 429
     retry_after = int(headers["Retry-After"])
     assert 1 <= retry_after <= 60
-    assert body == {"error": "rate_limited", "message": "too many requests; retry later", "retry_after": retry_after}
+    assert body == {
+        "error": "rate_limited",
+        "message": "too many requests; retry later",
+        "retry_after": retry_after,
+    }
 
 
 def assert_clean(app: App, body: Any) -> None:
@@ -251,7 +283,9 @@ def test_provider_outage_answers_503_with_a_clean_body(app: App) -> None:
     app.emu.fault_always("/open-meteo/*", Fault.status(503))
     app.emu.fault_always("/weatherapi/*", Fault.respond(429, retry_after=120))
     try:
-        status, headers, body = app.request("GET", "/weather/current?lat=52.52&lon=13.41", token=token)
+        status, headers, body = app.request(
+            "GET", "/weather/current?lat=52.52&lon=13.41", token=token
+        )
     finally:
         app.emu.clear_faults()
     assert status == 503
