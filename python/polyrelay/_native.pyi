@@ -13,6 +13,7 @@ __all__ = [
     "Emulator",
     "Fault",
     "RecordedRequest",
+    "FakeClock",
     "Key",
     "Keyset",
     "Claims",
@@ -168,6 +169,15 @@ class RecordedRequest:
     def query_param(self, name: str) -> Optional[str]: ...
 
 @final
+class FakeClock:
+    """Time that moves only when told to (tests of token lifetimes)."""
+
+    def __new__(cls, wall: float) -> FakeClock: ...
+    def advance(self, seconds: float) -> None: ...
+    @property
+    def wall(self) -> float: ...
+
+@final
 class Key:
     """One key, pinned to one algorithm and named by a ``kid``."""
 
@@ -257,6 +267,7 @@ class Verifier:
         audience: Union[str, Sequence[str], None] = None,
         leeway: float = 60.0,
         typ: Optional[str] = None,
+        clock: Optional[FakeClock] = None,
     ) -> Verifier: ...
     def verify(self, token: str) -> Claims: ...
     def replace_keyset(self, keyset: Keyset) -> None: ...
@@ -277,6 +288,7 @@ class TokenIssuer:
         reuse_grace: float = 0.0,
         revocation_fail_mode: str = "closed",
         redis_url: Optional[str] = None,
+        clock: Optional[FakeClock] = None,
     ) -> TokenIssuer: ...
     def issue(self, subject: str, claims: Optional[Mapping[str, Any]] = None) -> TokenPair: ...
     def refresh(self, refresh_token: str) -> TokenPair: ...

@@ -24,6 +24,9 @@
   fail closed (:class:`~polyrelay.exceptions.AuthUnavailableError`) unless
   ``revocation_fail_mode="open"``.
 
+Times are checked on the system clock, or on a
+:class:`polyrelay.testing.FakeClock` passed as ``clock=`` in tests.
+
 Every refusal is a :class:`~polyrelay.exceptions.TokenError` subclass; bad
 keys or settings raise :class:`~polyrelay.exceptions.ConfigError`. No
 ``repr`` or error message ever contains a secret or a token.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use polyrelay::auth::{self, Algorithm, AuthError, IssuerConfig, RevocationFailMode};
-use polyrelay::clock::SystemClock;
+use polyrelay::clock::{SharedClock, SystemClock};
 use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisTokenStore};
 use polyrelay::Error;
 use pyo3::prelude::*;
@@ -19,6 +19,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::{Map, Value};
 
+use crate::clock::FakeClock;
 use crate::errors::{self, ToPyErr};
 use crate::{bridge, convert};
 
@@ -75,6 +76,11 @@ fn one_or_many(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         Ok(one) => Ok(vec![one.extract()?]),
         Err(_) => value.extract(),
     }
+}
+
+/// The fake clock a test passed, else the system clock.
+fn clock_or_system(clock: Option<PyRef<'_, FakeClock>>) -> SharedClock {
+    clock.map_or_else(SystemClock::shared, |fake| fake.shared())
 }
 
 fn auth_result<T>(py: Python<'_>, result: Result<T, AuthError>) -> PyResult<T> {
@@ -411,7 +417,7 @@ impl Verifier {
     /// A verifier of tokens signed by `keyset`'s keys; see
     /// `polyrelay.auth.Verifier`.
     #[new]
-    #[pyo3(signature = (keyset, *, issuer = None, audience = None, leeway = 60.0, typ = None))]
+    #[pyo3(signature = (keyset, *, issuer = None, audience = None, leeway = 60.0, typ = None, clock = None))]
     fn new(
         py: Python<'_>,
         keyset: PyRef<'_, Keyset>,
@@ -419,6 +425,7 @@ impl Verifier {
         audience: Option<&Bound<'_, PyAny>>,
         leeway: f64,
         typ: Option<String>,
+        clock: Option<PyRef<'_, FakeClock>>,
     ) -> PyResult<Self> {
         let options = auth::VerifyOptions {
             issuer,
@@ -427,7 +434,7 @@ impl Verifier {
             typ,
         };
         Ok(Self {
-            inner: auth::Verifier::new(keyset.snapshot(), options, SystemClock::shared()),
+            inner: auth::Verifier::new(keyset.snapshot(), options, clock_or_system(clock)),
         })
     }
 
@@ -492,7 +499,8 @@ impl TokenIssuer {
     #[new]
     #[pyo3(signature = (
         keyset, *, issuer, audience, access_ttl = 900.0, refresh_ttl = 1_209_600.0,
-        leeway = 60.0, reuse_grace = 0.0, revocation_fail_mode = "closed", redis_url = None
+        leeway = 60.0, reuse_grace = 0.0, revocation_fail_mode = "closed", redis_url = None,
+        clock = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -506,6 +514,7 @@ impl TokenIssuer {
         reuse_grace: f64,
         revocation_fail_mode: &str,
         redis_url: Option<&str>,
+        clock: Option<PyRef<'_, FakeClock>>,
     ) -> PyResult<Self> {
         let mut config = IssuerConfig::new(issuer, one_or_many(audience)?);
         config.access_ttl = seconds(py, access_ttl, "access_ttl")?;
@@ -523,7 +532,7 @@ impl TokenIssuer {
                 ))
             }
         };
-        let clock = SystemClock::shared();
+        let clock = clock_or_system(clock);
         let store: Arc<dyn auth::TokenStore> = match redis_url {
             // Connects in the background: an unreachable Redis shows as
             // `AuthUnavailableError` on use, per the fail mode.

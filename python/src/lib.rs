@@ -9,6 +9,7 @@
 mod auth;
 mod bridge;
 mod client;
+mod clock;
 mod convert;
 mod emulator;
 mod errors;
@@ -79,6 +80,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<emulator::Emulator>()?;
     m.add_class::<emulator::Fault>()?;
     m.add_class::<emulator::RecordedRequest>()?;
+    m.add_class::<clock::FakeClock>()?;
     m.add_class::<auth::Key>()?;
     m.add_class::<auth::Keyset>()?;
     m.add_class::<auth::Claims>()?;

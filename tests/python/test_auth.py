@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, Tuple
 
 import jwt
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 import polyrelay
 from polyrelay import exceptions
+from polyrelay.testing import FakeClock
 from polyrelay.auth import (
     AuthUnavailableError,
     BadAlgorithmError,
@@ -524,3 +526,52 @@ def test_every_auth_error_is_a_polyrelay_error_and_not_a_provider_auth_error() -
         cls = getattr(exceptions, name)
         assert issubclass(cls, exceptions.TokenError) and issubclass(cls, polyrelay.Error)
         assert not issubclass(cls, polyrelay.AllProvidersFailedError)
+
+
+# --- time, on an injected clock ---------------------------------------------------------
+
+RFC7515_A1 = (
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+    ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+)
+
+
+def test_rfc7515_a1_verifies_on_a_clock_frozen_before_its_expiry() -> None:
+    jwk = {
+        "kty": "oct",
+        "kid": "a1",
+        "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+    }
+    clock = FakeClock(datetime(2011, 3, 22, 18, 0, tzinfo=timezone.utc).timestamp())
+    verifier = Verifier(Keyset([Key.from_jwk(jwk, "HS256")]), clock=clock)
+    verified = verifier.verify(RFC7515_A1)
+    assert verified["iss"] == "joe" and verified["http://example.com/is_root"] is True
+    clock.advance(1300819380 + 60 - clock.wall)  # exp + leeway: expired from here
+    with pytest.raises(TokenExpiredError):
+        verifier.verify(RFC7515_A1)
+
+
+def test_lifetimes_grace_window_and_denylist_follow_the_clock() -> None:
+    clock = FakeClock(time.time())
+    issuer = hs_issuer(reuse_grace=10, access_ttl=300, clock=clock)
+    first = issuer.issue("user-1")
+    second = issuer.refresh(first.refresh_token)
+    clock.advance(9)
+    assert issuer.refresh(first.refresh_token).refresh_token == second.refresh_token
+    clock.advance(2)  # 11 s after the first use: past the grace window
+    with pytest.raises(TokenReusedError):
+        issuer.refresh(first.refresh_token)
+
+    login = issuer.issue("user-2")
+    issuer.revoke(login.access_token)
+    with pytest.raises(TokenRevokedError):
+        issuer.verify_access(login.access_token)
+    # The denylist entry lives as long as the token; then the token is
+    # simply expired.
+    clock.advance(300 + 59)
+    with pytest.raises(TokenRevokedError):
+        issuer.verify_access(login.access_token)
+    clock.advance(2)
+    with pytest.raises(TokenExpiredError):
+        issuer.verify_access(login.access_token)
