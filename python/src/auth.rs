@@ -71,10 +71,12 @@ fn seconds(py: Python<'_>, value: f64, field: &str) -> PyResult<Duration> {
 }
 
 /// A `str` or a sequence of `str`, as a list.
-fn one_or_many(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+fn one_or_many(py: Python<'_>, value: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
     match value.cast::<PyString>() {
         Ok(one) => Ok(vec![one.extract()?]),
-        Err(_) => value.extract(),
+        Err(_) => value
+            .extract()
+            .map_err(|_| config_error(py, field, "must be a str or a sequence of str")),
     }
 }
 
@@ -429,7 +431,10 @@ impl Verifier {
     ) -> PyResult<Self> {
         let options = auth::VerifyOptions {
             issuer,
-            audience: audience.map(one_or_many).transpose()?.unwrap_or_default(),
+            audience: audience
+                .map(|value| one_or_many(py, value, "audience"))
+                .transpose()?
+                .unwrap_or_default(),
             leeway: seconds(py, leeway, "leeway")?,
             typ,
         };
@@ -516,7 +521,7 @@ impl TokenIssuer {
         redis_url: Option<&str>,
         clock: Option<PyRef<'_, FakeClock>>,
     ) -> PyResult<Self> {
-        let mut config = IssuerConfig::new(issuer, one_or_many(audience)?);
+        let mut config = IssuerConfig::new(issuer, one_or_many(py, audience, "audience")?);
         config.access_ttl = seconds(py, access_ttl, "access_ttl")?;
         config.refresh_ttl = seconds(py, refresh_ttl, "refresh_ttl")?;
         config.leeway = seconds(py, leeway, "leeway")?;

@@ -575,3 +575,25 @@ def test_lifetimes_grace_window_and_denylist_follow_the_clock() -> None:
     clock.advance(2)
     with pytest.raises(TokenExpiredError):
         issuer.verify_access(login.access_token)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: hs_issuer(access_ttl=-1), "access_ttl"),
+        (lambda: hs_issuer(leeway=float("nan")), "leeway"),
+        (lambda: hs_issuer(revocation_fail_mode="maybe"), "revocation_fail_mode"),
+        (lambda: TokenIssuer(Keyset([Key.hmac("k", SECRET)]), issuer=ISS, audience=5), "audience"),
+        (lambda: TokenIssuer(Keyset([Key.hmac("k", SECRET)]), issuer=ISS, audience=AUD), "auth"),
+        (lambda: Verifier(Keyset(), audience=[1, 2]), "audience"),
+        (lambda: Key.hmac("k", 12345), "secret"),
+        (lambda: Key.hmac("k", SECRET, "RS512"), "alg"),
+        (lambda: Key.from_jwk(42), "jwk"),
+        (lambda: Keyset.from_jwks("not json"), "auth"),
+        (lambda: Keyset([Key.hmac("k", SECRET), Key.hmac("k", SECRET)]), "auth"),
+    ],
+)
+def test_bad_settings_raise_config_error_naming_the_field(build: Any, field: str) -> None:
+    with pytest.raises(polyrelay.ConfigError) as refused:
+        build()
+    assert refused.value.field == field

@@ -130,5 +130,5 @@ def test_provider_key_problems_do_not_leak_key_names(kind: str) -> None:
     assert "OPENWEATHER" in str(raised.value) or "openweathermap" in str(raised.value)
     response = error_response(raised.value)
     assert response.status_code == 503
-    text = response.body.decode()
+    text = bytes(response.body).decode()
     assert "OPENWEATHER" not in text and "openweathermap" not in text
