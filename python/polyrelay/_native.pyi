@@ -2,7 +2,7 @@
 
 import os
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, final
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 from ._models import Attempt
 
@@ -14,6 +14,13 @@ __all__ = [
     "Emulator",
     "Fault",
     "RecordedRequest",
+    "FakeClock",
+    "Key",
+    "Keyset",
+    "Claims",
+    "TokenPair",
+    "Verifier",
+    "TokenIssuer",
     "capabilities",
     "builtin_providers",
     "_sample_error",
@@ -195,6 +202,140 @@ class RecordedRequest:
     def closed_early(self) -> bool: ...
     def header(self, name: str) -> Optional[str]: ...
     def query_param(self, name: str) -> Optional[str]: ...
+
+@final
+class FakeClock:
+    """Time that moves only when told to (tests of token lifetimes)."""
+
+    def __new__(cls, wall: float) -> FakeClock: ...
+    def advance(self, seconds: float) -> None: ...
+    @property
+    def wall(self) -> float: ...
+
+@final
+class Key:
+    """One key, pinned to one algorithm and named by a ``kid``."""
+
+    @staticmethod
+    def hmac(kid: str, secret: Union[bytes, str], alg: str = "HS256") -> Key:
+        """An HMAC key from a secret at least as long as the digest."""
+    @staticmethod
+    def from_private_pem(kid: str, pem: Union[bytes, str], alg: str) -> Key:
+        """A signing key from a private key PEM."""
+    @staticmethod
+    def from_public_pem(kid: str, pem: Union[bytes, str], alg: str) -> Key:
+        """A verification-only key from a public key PEM."""
+    @staticmethod
+    def from_jwk(jwk: Union[str, Mapping[str, Any]], alg: Optional[str] = None) -> Key:
+        """A key from one JWK; its ``kid`` comes from the JWK."""
+    @property
+    def kid(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def can_sign(self) -> bool: ...
+
+@final
+class Keyset:
+    """Keys by ``kid``: several verify, at most one signs."""
+
+    def __new__(cls, keys: Sequence[Key] = ..., signing_kid: Optional[str] = None) -> Keyset: ...
+    @staticmethod
+    def from_jwks(jwks: Union[str, Mapping[str, Any]]) -> Keyset:
+        """Verification keys from a JWKS document."""
+    def insert(self, key: Key) -> None: ...
+    def sign_with(self, kid: str) -> None: ...
+    def remove(self, kid: str) -> bool: ...
+    def public_jwks(self) -> Dict[str, Any]: ...
+    @property
+    def kids(self) -> List[str]: ...
+    @property
+    def signing_kid(self) -> Optional[str]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: str, /) -> bool: ...
+
+@final
+class Claims:
+    """The verified claims of a token."""
+
+    @property
+    def subject(self) -> Optional[str]: ...
+    @property
+    def jti(self) -> Optional[str]: ...
+    @property
+    def session_id(self) -> Optional[str]: ...
+    @property
+    def expires_at(self) -> Optional[float]: ...
+    @property
+    def scopes(self) -> List[str]: ...
+    def has_scope(self, scope: str) -> bool: ...
+    def get(self, name: str, default: Any = None) -> Any: ...
+    def __getitem__(self, key: str, /) -> Any: ...
+    def __contains__(self, key: str, /) -> bool: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+@final
+class TokenPair:
+    """An access token and the refresh token to renew it."""
+
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def refresh_token(self) -> str: ...
+    @property
+    def token_type(self) -> str: ...
+    @property
+    def expires_in(self) -> int: ...
+    @property
+    def refresh_expires_in(self) -> int: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+@final
+class Verifier:
+    """Strict, stateless verification against a keyset."""
+
+    def __new__(
+        cls,
+        keyset: Keyset,
+        *,
+        issuer: Optional[str] = None,
+        audience: Union[str, Sequence[str], None] = None,
+        leeway: float = 60.0,
+        typ: Optional[str] = None,
+        clock: Optional[FakeClock] = None,
+    ) -> Verifier: ...
+    def verify(self, token: str) -> Claims: ...
+    def replace_keyset(self, keyset: Keyset) -> None: ...
+
+@final
+class TokenIssuer:
+    """Issues, renews, verifies and revokes tokens."""
+
+    def __new__(
+        cls,
+        keyset: Keyset,
+        *,
+        issuer: str,
+        audience: Union[str, Sequence[str]],
+        access_ttl: float = 900.0,
+        refresh_ttl: float = 1209600.0,
+        leeway: float = 60.0,
+        reuse_grace: float = 0.0,
+        revocation_fail_mode: str = "closed",
+        redis_url: Optional[str] = None,
+        clock: Optional[FakeClock] = None,
+    ) -> TokenIssuer: ...
+    def issue(self, subject: str, claims: Optional[Mapping[str, Any]] = None) -> TokenPair: ...
+    def refresh(self, refresh_token: str) -> TokenPair: ...
+    def arefresh(self, refresh_token: str) -> Awaitable[TokenPair]: ...
+    def verify_access(self, access_token: str) -> Claims: ...
+    def averify_access(self, access_token: str) -> Awaitable[Claims]: ...
+    def revoke(self, token: str) -> None: ...
+    def arevoke(self, token: str) -> Awaitable[None]: ...
+    def revoke_session(self, token: str) -> None: ...
+    def arevoke_session(self, token: str) -> Awaitable[None]: ...
+    def replace_keyset(self, keyset: Keyset) -> None: ...
+    def public_jwks(self) -> Dict[str, Any]: ...
 
 def capabilities() -> List[Dict[str, Any]]:
     """Every capability the core serves: ``name`` and default cache ``ttl`` (s)."""

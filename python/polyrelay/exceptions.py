@@ -19,6 +19,25 @@ Hierarchy::
         ├── CircuitOpenError        every provider's circuit breaker is open
         ├── AuthError               every provider refused its key
         └── ProviderError           providers failed on their side (.status, .provider)
+
+Token errors (:mod:`polyrelay.auth`) are about *your* users' tokens, not
+providers' keys, so they are not :class:`AuthError`s; an HTTP layer turns
+them into 401 while provider failures become 5xx::
+
+    Error
+    └── TokenError                  a token was refused
+        ├── MalformedTokenError     not a compact JWS
+        ├── TokenExpiredError       exp is past (beyond the leeway)
+        ├── TokenNotYetValidError   nbf or iat is in the future
+        ├── BadSignatureError
+        ├── BadAlgorithmError       alg missing, "none", or not the key's
+        ├── BadClaimError           a claim is missing or wrong (.claim)
+        ├── UnknownKeyError         no key with the token's kid
+        ├── TokenRevokedError       the token or its login was revoked
+        ├── TokenReusedError        a spent refresh token; its login is now revoked
+        └── AuthUnavailableError    the token store cannot answer (fails closed)
+
+A key or setting refused when configuring auth raises :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -43,6 +62,17 @@ __all__ = [
     "CircuitOpenError",
     "AuthError",
     "ProviderError",
+    "TokenError",
+    "MalformedTokenError",
+    "TokenExpiredError",
+    "TokenNotYetValidError",
+    "BadSignatureError",
+    "BadAlgorithmError",
+    "BadClaimError",
+    "UnknownKeyError",
+    "TokenRevokedError",
+    "TokenReusedError",
+    "AuthUnavailableError",
 ]
 
 _E = TypeVar("_E", bound="Error")
@@ -196,3 +226,58 @@ class ProviderError(AllProvidersFailedError):
         super().__init__(message, **details)
         self.provider: Optional[str] = provider
         self.status: Optional[int] = status
+
+
+class TokenError(Error):
+    """A token was refused. ``kind`` is the core's stable name
+    (``"expired"``, ``"bad_claim"``, …). The message never contains the
+    token."""
+
+
+class MalformedTokenError(TokenError):
+    """Not a compact JWS: wrong segment count, bad base64url, a header that
+    is not a JSON object, or too long."""
+
+
+class TokenExpiredError(TokenError):
+    """``exp`` is past, beyond the leeway."""
+
+
+class TokenNotYetValidError(TokenError):
+    """``nbf`` or ``iat`` is in the future, beyond the leeway."""
+
+
+class BadSignatureError(TokenError):
+    """The signature does not verify with the selected key."""
+
+
+class BadAlgorithmError(TokenError):
+    """The header's ``alg`` is missing, unknown (``none`` included) or not
+    the algorithm pinned to the selected key."""
+
+
+class BadClaimError(TokenError):
+    """A claim (or the ``typ``/``crit`` header) is missing, mistyped or
+    wrong; ``claim`` names it (``"aud"``, ``"exp"``, ``"crit"``, …)."""
+
+    def __init__(self, message: str, *, claim: Optional[str] = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.claim: Optional[str] = claim
+
+
+class UnknownKeyError(TokenError):
+    """No key with the token's ``kid`` (or no ``kid`` while several keys
+    exist)."""
+
+
+class TokenRevokedError(TokenError):
+    """The token or its login (refresh family) was revoked."""
+
+
+class TokenReusedError(TokenError):
+    """A spent refresh token was presented again; its whole login is now
+    revoked."""
+
+
+class AuthUnavailableError(TokenError):
+    """The token store could not answer and auth fails closed."""

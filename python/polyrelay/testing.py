@@ -18,6 +18,10 @@ network.
               with polyrelay.Client() as client:
                   result = client.weather.current(lat=52.52, lon=13.41)
               assert result.provider == "met-norway"
+
+* :class:`FakeClock` is time that moves only when told to: pass it as
+  ``clock=`` to :class:`polyrelay.auth.TokenIssuer` or
+  :class:`polyrelay.auth.Verifier` to test token lifetimes without sleeping.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from types import TracebackType
 from typing import List, Optional, Type
 
 from . import _native
-from ._native import Fault, RecordedRequest
+from ._native import FakeClock, Fault, RecordedRequest
 
-__all__ = ["Emulator", "Fault", "RecordedRequest", "emulator", "enable", "is_enabled"]
+__all__ = ["Emulator", "FakeClock", "Fault", "RecordedRequest", "emulator", "enable", "is_enabled"]
 
 _ENV = "POLYRELAY_EMULATOR_URL"
 _enabled = False

@@ -30,7 +30,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::{intern, IntoPyObjectExt};
 
-use crate::errors;
+use crate::errors::{self, ToPyErr};
 
 /// How often a blocked call checks for Ctrl-C.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
@@ -133,10 +133,11 @@ fn thread_waker() -> Waker {
 /// before the runtime takes over. Its outcome then reaches the loop through
 /// the loop's [`Inbox`], without the GIL; cancelling the asyncio future
 /// aborts the Rust task, which drops its HTTP request.
-pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn awaitable<'py, F, T, E>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = Result<T, polyrelay::Error>> + Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
+    E: ToPyErr + Send + 'static,
 {
     let runtime = polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
     let event_loop = GET_RUNNING_LOOP
@@ -185,13 +186,13 @@ static INBOXES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// A call's outcome on its way to the asyncio future: converted (and an
 /// error turned into its exception) only on the loop's thread.
-enum Delivered<T> {
+enum Delivered<T, E> {
     Value(T),
-    Failed(polyrelay::Error),
+    Failed(E),
     Panicked(String),
 }
 
-impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
+impl<'py, T: IntoPyObject<'py>, E: ToPyErr> IntoPyObject<'py> for Delivered<T, E> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
@@ -199,7 +200,7 @@ impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Delivered<T> {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             Self::Value(value) => value.into_bound_py_any(py),
-            Self::Failed(error) => Err(errors::to_py(py, error)),
+            Self::Failed(error) => Err(error.to_py_err(py)),
             Self::Panicked(message) => Err(errors::internal(py, &message)),
         }
     }
@@ -214,9 +215,10 @@ struct Completion {
 }
 
 impl Completion {
-    fn new<T>(future: Py<PyAny>, delivered: Delivered<T>) -> Self
+    fn new<T, E>(future: Py<PyAny>, delivered: Delivered<T, E>) -> Self
     where
         T: for<'a> IntoPyObject<'a> + Send + 'static,
+        E: ToPyErr + Send + 'static,
     {
         Self {
             future,

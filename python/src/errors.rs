@@ -10,6 +10,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::time::Duration;
 
+use polyrelay::auth::AuthError;
 use polyrelay::{Attempt, Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -40,6 +41,57 @@ fn class_name(kind: ErrorKind) -> &'static str {
 /// The exception for a core error.
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
     build(py, &error).unwrap_or_else(|failed| failed)
+}
+
+/// An error the bridge can raise in Python once it holds the GIL.
+pub(crate) trait ToPyErr {
+    /// The exception for this error.
+    fn to_py_err(self, py: Python<'_>) -> PyErr;
+}
+
+impl ToPyErr for Error {
+    fn to_py_err(self, py: Python<'_>) -> PyErr {
+        to_py(py, self)
+    }
+}
+
+impl ToPyErr for AuthError {
+    fn to_py_err(self, py: Python<'_>) -> PyErr {
+        auth_to_py(py, self)
+    }
+}
+
+/// The Python class name for each auth error.
+fn auth_class_name(error: AuthError) -> &'static str {
+    match error {
+        AuthError::Malformed => "MalformedTokenError",
+        AuthError::Expired => "TokenExpiredError",
+        AuthError::NotYetValid => "TokenNotYetValidError",
+        AuthError::BadSignature => "BadSignatureError",
+        AuthError::BadAlgorithm => "BadAlgorithmError",
+        AuthError::BadClaim(_) => "BadClaimError",
+        AuthError::UnknownKey => "UnknownKeyError",
+        AuthError::Revoked => "TokenRevokedError",
+        AuthError::Reused => "TokenReusedError",
+        AuthError::Unavailable => "AuthUnavailableError",
+        AuthError::Config(_) => "ConfigError",
+    }
+}
+
+/// The exception for an auth error. Its message is the core's, which never
+/// contains a token or key material.
+pub(crate) fn auth_to_py(py: Python<'_>, error: AuthError) -> PyErr {
+    let build = || {
+        let details = PyDict::new(py);
+        details.set_item("kind", error.as_str())?;
+        match error {
+            AuthError::BadClaim(claim) => details.set_item("claim", claim)?,
+            AuthError::Config(_) => details.set_item("field", "auth")?,
+            _ => {}
+        }
+        instantiate(py, auth_class_name(error), &error.to_string(), &details)
+    };
+    build().unwrap_or_else(|failed| failed)
 }
 
 fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {

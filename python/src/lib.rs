@@ -6,9 +6,11 @@
 //! `polyrelay/exceptions.py` ([`errors`]), and forwards `tracing` events to
 //! Python `logging` ([`logs`]). The pure-Python package `polyrelay` wraps it.
 
+mod auth;
 mod batch;
 mod bridge;
 mod client;
+mod clock;
 mod convert;
 mod emulator;
 mod errors;
@@ -80,6 +82,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<emulator::Emulator>()?;
     m.add_class::<emulator::Fault>()?;
     m.add_class::<emulator::RecordedRequest>()?;
+    m.add_class::<clock::FakeClock>()?;
+    m.add_class::<auth::Key>()?;
+    m.add_class::<auth::Keyset>()?;
+    m.add_class::<auth::Claims>()?;
+    m.add_class::<auth::TokenPair>()?;
+    m.add_class::<auth::Verifier>()?;
+    m.add_class::<auth::TokenIssuer>()?;
     m.add_function(wrap_pyfunction!(capabilities, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
     m.add_function(wrap_pyfunction!(_sample_error, m)?)?;

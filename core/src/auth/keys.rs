@@ -31,6 +31,9 @@ const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 /// let key = Key::hmac("k1", Algorithm::HS256, b"an HMAC secret of 32 bytes or more").unwrap();
 /// assert_eq!(format!("{key:?}"), r#"Key { kid: "k1", alg: HS256, can_sign: true, material: "[redacted]" }"#);
 /// ```
+///
+/// Cloning copies the key (bindings hand one key to several keysets).
+#[derive(Clone)]
 pub struct Key {
     kid: String,
     alg: Algorithm,
@@ -264,10 +267,8 @@ pub struct Keyset {
 
 impl fmt::Debug for Keyset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
-        kids.sort_unstable();
         f.debug_struct("Keyset")
-            .field("kids", &kids)
+            .field("kids", &self.kids())
             .field("signing", &self.signing.as_ref().map(|key| key.kid()))
             .finish()
     }
@@ -337,6 +338,13 @@ impl Keyset {
     /// The key new tokens are signed with.
     pub fn signing_key(&self) -> Option<&Key> {
         self.signing.as_deref()
+    }
+
+    /// The key ids, sorted.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// How many keys the set holds.
@@ -452,6 +460,11 @@ mod tests {
         keys.sign_with("a").unwrap();
         keys.sign_with("b").unwrap();
         assert_eq!(keys.signing_key().unwrap().kid(), "b");
+        assert_eq!(keys.kids(), ["a", "b"]);
+        // A clone is the same key: it verifies in another set.
+        let mut copy = Keyset::new();
+        copy.insert(keys.get("a").unwrap().clone()).unwrap();
+        assert_eq!(copy.select(None).unwrap().kid(), "a");
         assert!(keys.remove("b"));
         assert!(keys.signing_key().is_none());
         assert_eq!(keys.len(), 1);

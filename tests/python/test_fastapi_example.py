@@ -1,0 +1,303 @@
+"""examples/fastapi driven over HTTP: a real uvicorn process on loopback,
+its providers pointed at the polyrelay emulator running in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import pytest
+
+from polyrelay.testing import Emulator, Fault, emulator
+
+APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "fastapi"
+PASSWORD = "a demo password"
+#: A provider key the app holds; no answer or log line may ever show it.
+PROVIDER_KEY = "weatherapi-key-MUST-NOT-LEAK-7f3a9c"
+JWT_SECRET = "the example app's JWT secret, 32 bytes or more"
+
+CONFIG = """
+[defaults.retry]
+max_attempts = 1
+
+[capabilities."weather.current"]
+chain = ["open-meteo", "weatherapi"]
+
+[capabilities."finance.fx_rates"]
+chain = ["frankfurter"]
+
+[providers.frankfurter]
+rate_limit = "1/min"
+"""
+
+Response = Tuple[int, Message, Any]
+
+
+class App:
+    """The running example app."""
+
+    def __init__(self, base_url: str, emu: Emulator, log: Path) -> None:
+        self.base_url = base_url
+        self.emu = emu
+        self.log = log
+        # No proxy from the environment may intercept loopback traffic.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Optional[Dict[str, Any]] = None,
+        token: Optional[str] = None,
+    ) -> Response:
+        headers = {"content-type": "application/json"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
+        try:
+            with self._opener.open(request, timeout=15) as response:
+                return response.status, response.headers, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, json.loads(error.read() or b"null")
+
+    def login(self, username: str) -> Dict[str, Any]:
+        status, _, body = self.request(
+            "POST", "/auth/login", {"username": username, "password": PASSWORD}
+        )
+        assert status == 200, body
+        assert isinstance(body, dict)
+        return body
+
+
+def free_socket() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.set_inheritable(True)
+    return listener
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    workdir = tmp_path_factory.mktemp("fastapi-example")
+    config = workdir / "polyrelay.toml"
+    config.write_text(CONFIG)
+    log = workdir / "uvicorn.log"
+    with emulator() as emu:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("POLYRELAY_") and not name.endswith("_API_KEY")
+        }
+        env.update(
+            POLYRELAY_EMULATOR_URL=emu.url,
+            POLYRELAY_CONFIG=str(config),
+            POLYRELAY_CACHE="false",
+            WEATHERAPI_API_KEY=PROVIDER_KEY,
+            JWT_SECRET=JWT_SECRET,
+            DEMO_PASSWORD=PASSWORD,
+        )
+        # Handing uvicorn an already-bound socket leaves no race for the port.
+        listener = free_socket()
+        port = listener.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app:app",
+            "--app-dir",
+            str(APP_DIR),
+            "--fd",
+            str(listener.fileno()),
+            "--log-level",
+            "info",
+        ]
+        with log.open("wb") as output:
+            server = subprocess.Popen(
+                command,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(listener.fileno(),),
+            )
+        listener.close()
+        running = App(f"http://127.0.0.1:{port}", emu, log)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None, log.read_text()
+                try:
+                    if running.request("GET", "/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            yield running
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+    # uvicorn closed the client through the lifespan on shutdown.
+    assert "Application shutdown complete" in log.read_text()
+
+
+def challenge(headers: Message) -> str:
+    return headers.get("WWW-Authenticate") or ""
+
+
+def test_protected_routes_answer_401_403_and_200(app: App) -> None:
+    status, headers, body = app.request("GET", "/me")
+    assert status == 401
+    assert challenge(headers) == 'Bearer realm="api"'
+
+    status, headers, _ = app.request("GET", "/me", token="not.a.token")
+    assert status == 401
+    assert 'error="invalid_token"' in challenge(headers)
+
+    status, _, _ = app.request("POST", "/auth/login", {"username": "alice", "password": "wrong"})
+    assert status == 401
+
+    alice = app.login("alice")
+    assert alice["token_type"] == "Bearer" and alice["expires_in"] == 900
+    status, _, body = app.request("GET", "/me", token=alice["access_token"])
+    assert status == 200
+    assert body["user"] == "alice" and "chat" in body["scopes"]
+
+    bob = app.login("bob")
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    status, headers, body = app.request("POST", "/ai/chat", chat, token=bob["access_token"])
+    assert status == 403
+    assert 'error="insufficient_scope"' in challenge(headers) and 'scope="chat"' in challenge(
+        headers
+    )
+    # A refresh token is not accepted as an access token.
+    status, headers, _ = app.request("GET", "/me", token=alice["refresh_token"])
+    assert status == 401 and 'error_description="bad claim: typ"' in challenge(headers)
+
+
+def test_refresh_rotates_and_reuse_revokes_the_login(app: App) -> None:
+    first = app.login("alice")
+    status, _, second = app.request(
+        "POST", "/auth/refresh", {"refresh_token": first["refresh_token"]}
+    )
+    assert status == 200
+    assert second["refresh_token"] != first["refresh_token"]
+    assert app.request("GET", "/me", token=second["access_token"])[0] == 200
+
+    # The spent refresh token comes back (stolen, say): the login dies.
+    status, headers, body = app.request(
+        "POST", "/auth/refresh", {"refresh_token": first["refresh_token"]}
+    )
+    assert status == 401
+    assert body == {"error": "reused", "message": "refresh token reused; session revoked"}
+    assert 'error="invalid_token"' in challenge(headers)
+    status, _, body = app.request(
+        "POST", "/auth/refresh", {"refresh_token": second["refresh_token"]}
+    )
+    assert (status, body["error"]) == (401, "revoked")
+    assert app.request("GET", "/me", token=second["access_token"])[0] == 401
+    # Other logins are unaffected.
+    assert app.request("GET", "/me", token=app.login("alice")["access_token"])[0] == 200
+
+
+def test_provider_routes_answer_through_the_emulator(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    before = app.emu.hits("/open-meteo/*")
+    status, _, body = app.request("GET", "/weather/current?lat=52.52&lon=13.41", token=token)
+    assert status == 200, body
+    assert body["provider"] == "open-meteo"
+    assert isinstance(body["weather"]["temperature_c"], (int, float))
+    assert app.emu.hits("/open-meteo/*") == before + 1
+
+    chat = {"messages": [{"role": "user", "content": "hello"}]}
+    routes = [
+        ("POST", "/ai/chat", chat),
+        ("GET", "/medical/drugs?name=ibuprofen", None),
+        ("GET", "/entertainment/movies?query=alien", None),
+        ("GET", "/search?query=rust", None),
+    ]
+    for method, path, payload in routes:
+        status, _, body = app.request(method, path, payload, token=token)
+        assert status == 200, (path, body)
+        assert body["provider"], path
+    assert app.emu.served > before
+
+
+def test_invalid_parameters_answer_422_naming_the_field(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    served = app.emu.served
+    status, _, body = app.request("GET", "/weather/current?lat=999&lon=0", token=token)
+    assert status == 422
+    assert body["error"] == "invalid_request" and body["field"] == "lat"
+    assert app.emu.served == served  # nothing was sent
+
+
+def test_rate_limited_answers_429_with_retry_after(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    status, _, body = app.request("GET", "/finance/fx?base=EUR", token=token)
+    assert status == 200, body
+    # frankfurter allows 1 request a minute and is the only provider.
+    status, headers, body = app.request("GET", "/finance/fx?base=EUR", token=token)
+    assert status == 429
+    retry_after = int(headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert body == {
+        "error": "rate_limited",
+        "message": "too many requests; retry later",
+        "retry_after": retry_after,
+    }
+
+
+def assert_clean(app: App, body: Any) -> None:
+    text = json.dumps(body)
+    for leak in (PROVIDER_KEY, "open-meteo", "weatherapi", "Traceback", "HTTP 5", "attempt"):
+        assert leak not in text, leak
+    assert set(body) <= {"error", "message", "retry_after"}
+
+
+def test_upstream_failing_on_its_side_answers_502(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    app.emu.fault_next("/open-meteo/*", Fault.status(500))
+    app.emu.fault_next("/weatherapi/*", Fault.status(500))
+    status, _, body = app.request("GET", "/weather/current?lat=52.52&lon=13.41", token=token)
+    assert status == 502
+    assert body["error"] == "provider_error"
+    assert_clean(app, body)
+
+
+def test_provider_outage_answers_503_with_a_clean_body(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    # The main provider is down and the fallback throttles us for 2 min.
+    app.emu.fault_always("/open-meteo/*", Fault.status(503))
+    app.emu.fault_always("/weatherapi/*", Fault.respond(429, retry_after=120))
+    try:
+        status, headers, body = app.request(
+            "GET", "/weather/current?lat=52.52&lon=13.41", token=token
+        )
+    finally:
+        app.emu.clear_faults()
+    assert status == 503
+    assert headers["Retry-After"] == "120"
+    assert body == {
+        "error": "all_providers_failed",
+        "message": "the upstream service is unavailable",
+        "retry_after": 120,
+    }
+    assert_clean(app, body)
+    # The key reached the provider (in its query) but never the logs.
+    assert any(PROVIDER_KEY in (r.query or "") for r in app.emu.requests("/weatherapi/*"))
+    log = app.log.read_text()
+    assert "all_providers_failed" in log
+    assert PROVIDER_KEY not in log
