@@ -339,6 +339,26 @@ fn cpp_example_runs_against_the_shared_and_the_static_library() {
             "{}",
             run.stdout
         );
+        assert!(run.stdout.contains("claims: {"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("refreshed subject verified: 1"),
+            "{}",
+            run.stdout
+        );
+        // The wrapper keeps the error object's message (it reads the
+        // out-parameter only after the call has written it).
+        assert!(
+            run.stdout
+                .contains("expected error (invalid_request): invalid request: "),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("expected token error (reused): refresh token reused; session revoked"),
+            "{}",
+            run.stdout
+        );
     }
 }
 
