@@ -37,7 +37,8 @@
 /**
  * What a call returned. `PR_OK` is 0; every other value names a kind of
  * failure. The numbers are fixed and never reused: 1 to 99 mirror the
- * core's error kinds, 100 and up are failures of the C interface itself.
+ * core's error kinds (1 to 19 those of calls, 20 to 39 those of tokens),
+ * 100 and up are failures of the C interface itself.
  *
  * Thread safety: a plain value.
  */
@@ -100,6 +101,50 @@ enum pr_status
    */
   PR_ERR_USAGE = 12,
   /**
+   * Not a token at all: wrong number of segments, bad base64url, a header
+   * that is not a JSON object, or too long.
+   */
+  PR_ERR_AUTH_MALFORMED = 20,
+  /**
+   * The token's `exp` is past (beyond the leeway).
+   */
+  PR_ERR_AUTH_EXPIRED = 21,
+  /**
+   * The token's `nbf` or `iat` is in the future (beyond the leeway).
+   */
+  PR_ERR_AUTH_NOT_YET_VALID = 22,
+  /**
+   * The token's signature does not verify with the selected key.
+   */
+  PR_ERR_AUTH_BAD_SIGNATURE = 23,
+  /**
+   * The token's `alg` is missing, unknown (`none` included) or not the
+   * algorithm pinned to its key.
+   */
+  PR_ERR_AUTH_BAD_ALGORITHM = 24,
+  /**
+   * A claim (or the `typ`/`crit` header) is missing, mistyped or wrong;
+   * `pr_error_claim` names it.
+   */
+  PR_ERR_AUTH_BAD_CLAIM = 25,
+  /**
+   * No key has the token's `kid`.
+   */
+  PR_ERR_AUTH_UNKNOWN_KEY = 26,
+  /**
+   * The token or its login was revoked.
+   */
+  PR_ERR_AUTH_REVOKED = 27,
+  /**
+   * A refresh token was presented a second time; its whole login is now
+   * revoked.
+   */
+  PR_ERR_AUTH_REUSED = 28,
+  /**
+   * The token store could not answer and auth fails closed.
+   */
+  PR_ERR_AUTH_UNAVAILABLE = 29,
+  /**
    * A required pointer argument was NULL; the message names it.
    */
   PR_ERR_NULL_ARGUMENT = 100,
@@ -131,6 +176,39 @@ typedef enum pr_status pr_status;
 typedef int32_t pr_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * Issues access/refresh token pairs, rotates refresh tokens (a refresh
+ * token presented twice revokes its whole login) and keeps a `jti`
+ * denylist, in memory. Free it with `pr_auth_issuer_free`.
+ *
+ * Thread safety: every function taking a `pr_auth_issuer *` may be called
+ * from any number of threads at once, except `pr_auth_issuer_free`, which
+ * must be the last use.
+ */
+typedef struct pr_auth_issuer pr_auth_issuer;
+
+/**
+ * A set of keys, each pinned to one algorithm and named by a `kid`, with at
+ * most one signing key. Build it with `pr_auth_keyset_new` (or
+ * `pr_auth_keyset_new_from_jwks`) and the `pr_auth_keyset_add_*` functions;
+ * issuers and verifiers take a copy, so it may be freed (with
+ * `pr_auth_keyset_free`) right after creating them.
+ *
+ * Thread safety: the `pr_auth_keyset_add_*` and `pr_auth_keyset_sign_with`
+ * functions change it and must not run concurrently with any other use of
+ * the same keyset; the other functions may run concurrently with each other.
+ */
+typedef struct pr_auth_keyset pr_auth_keyset;
+
+/**
+ * Verifies tokens signed with a keyset's keys, statelessly (no denylist),
+ * e.g. on a resource server. Free it with `pr_auth_verifier_free`.
+ *
+ * Thread safety: `pr_auth_verifier_verify` may be called from any number
+ * of threads at once; `pr_auth_verifier_free` must be the last use.
+ */
+typedef struct pr_auth_verifier pr_auth_verifier;
 
 /**
  * A call started with `pr_call_async`, to cancel it. Freeing the handle does
@@ -500,6 +578,322 @@ double pr_result_elapsed(const struct pr_result *result);
 void pr_result_free(struct pr_result *result);
 
 /**
+ * Creates an empty keyset; `*keyset` is freed with `pr_auth_keyset_free`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `keyset` is valid for one pointer write; `error` is NULL or valid for one
+ * pointer write.
+ */
+pr_status pr_auth_keyset_new(struct pr_auth_keyset **keyset, struct pr_error **error);
+
+/**
+ * Creates a keyset from a JWKS document (`{"keys": [...]}`), each key with
+ * its own `kid` and `alg`. `oct` keys can sign (choose one with
+ * `pr_auth_keyset_sign_with`); RSA, EC and OKP keys only verify. Any key
+ * that is not acceptable fails the whole set (`PR_ERR_CONFIG`).
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `jwks` is NULL or a NUL-terminated string; `keyset` is valid for one
+ * pointer write; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_new_from_jwks(const char *jwks,
+                                       struct pr_auth_keyset **keyset,
+                                       struct pr_error **error);
+
+/**
+ * Adds an HMAC key (`alg` `"HS256"`, `"HS384"` or `"HS512"`) from the raw
+ * secret `secret[0..secret_len]`, which must be at least as long as the
+ * digest (32, 48 or 64 bytes; `PR_ERR_CONFIG` otherwise). The secret is
+ * copied.
+ *
+ * Thread safety: not concurrently with any other use of `keyset`.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `kid` and `alg` are NULL or
+ * NUL-terminated strings; `secret` is NULL or valid for `secret_len` bytes;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_add_hmac(struct pr_auth_keyset *keyset,
+                                  const char *kid,
+                                  const char *alg,
+                                  const uint8_t *secret,
+                                  size_t secret_len,
+                                  struct pr_error **error);
+
+/**
+ * Adds a signing key (`alg` `"RS256"`, `"ES256"` or `"EdDSA"`) from a
+ * PKCS#8 private key PEM (RSA also PKCS#1); its public half verifies.
+ *
+ * Thread safety: not concurrently with any other use of `keyset`.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `kid`, `alg` and `pem` are NULL or
+ * NUL-terminated strings; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_add_private_pem(struct pr_auth_keyset *keyset,
+                                         const char *kid,
+                                         const char *alg,
+                                         const char *pem,
+                                         struct pr_error **error);
+
+/**
+ * Adds a verification-only key (`alg` `"RS256"`, `"ES256"` or `"EdDSA"`)
+ * from a public key PEM.
+ *
+ * Thread safety: not concurrently with any other use of `keyset`.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `kid`, `alg` and `pem` are NULL or
+ * NUL-terminated strings; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_add_public_pem(struct pr_auth_keyset *keyset,
+                                        const char *kid,
+                                        const char *alg,
+                                        const char *pem,
+                                        struct pr_error **error);
+
+/**
+ * Adds a key from one JWK (JSON); its `kid` comes from the JWK. The
+ * algorithm is the JWK's `alg` or `alg` here (NULL: take the JWK's); when
+ * both are given they must agree. An `oct` JWK signs and verifies; RSA, EC
+ * and OKP JWKs only verify.
+ *
+ * Thread safety: not concurrently with any other use of `keyset`.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `jwk` and `alg` are NULL or
+ * NUL-terminated strings; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_add_jwk(struct pr_auth_keyset *keyset,
+                                 const char *jwk,
+                                 const char *alg,
+                                 struct pr_error **error);
+
+/**
+ * Makes the key `kid` (already added, able to sign) the one new tokens are
+ * signed with.
+ *
+ * Thread safety: not concurrently with any other use of `keyset`.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `kid` is NULL or a NUL-terminated
+ * string; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_sign_with(struct pr_auth_keyset *keyset,
+                                   const char *kid,
+                                   struct pr_error **error);
+
+/**
+ * The public JWKS (`{"keys": [...]}`) of the keyset's asymmetric keys, to
+ * publish so others can verify your tokens; HMAC secrets are never
+ * included. `*jwks` is freed with `pr_string_free`.
+ *
+ * Thread safety: safe from any thread, concurrently with other reads.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `jwks` is valid for one pointer write;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_keyset_public_jwks(const struct pr_auth_keyset *keyset,
+                                     char **jwks,
+                                     struct pr_error **error);
+
+/**
+ * Frees `keyset`. NULL is ignored. Issuers and verifiers made from it keep
+ * their own copy.
+ *
+ * Thread safety: any thread, but it must be the last use of the keyset.
+ *
+ * # Safety
+ * `keyset` is NULL or a keyset from polyrelay not yet freed.
+ */
+void pr_auth_keyset_free(struct pr_auth_keyset *keyset);
+
+/**
+ * Creates an issuer signing with `keyset`'s signing key (copied), its
+ * token state in memory. `config_json` is an object with `issuer` and
+ * `audience` (a list) required, and optionally `access_ttl` (default
+ * `"15m"`), `refresh_ttl` (`"14d"`), `leeway` (60 s), `reuse_grace` (0,
+ * at most 60 s) and `revocation_fail_mode` (`"closed"` or `"open"`);
+ * durations are seconds or strings such as `"15m"`.
+ *
+ * Fails with `PR_ERR_CONFIG` (naming the field) for a bad setting or a
+ * keyset without a signing key, `PR_ERR_INVALID_JSON` for text that is not
+ * a JSON object.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config_json` is NULL or a NUL-terminated string; `keyset` is NULL or a
+ * live keyset; `issuer` is valid for one pointer write; `error` is NULL or
+ * valid for one pointer write.
+ */
+pr_status pr_auth_issuer_new(const char *config_json,
+                             const struct pr_auth_keyset *keyset,
+                             struct pr_auth_issuer **issuer,
+                             struct pr_error **error);
+
+/**
+ * Starts a login for `subject`: a new token family and its first pair.
+ * `extra_claims_json` (NULL for none) is a JSON object of claims copied
+ * into both tokens and every pair refreshed from them (e.g. `{"scope":
+ * "read write"}`); it may not set registered claims (`PR_ERR_CONFIG`).
+ *
+ * `*pair_json` receives `{"access_token", "refresh_token", "token_type":
+ * "Bearer", "expires_in", "refresh_expires_in"}`, freed with
+ * `pr_string_free`. It holds secrets: do not log it.
+ *
+ * Thread safety: safe from any thread, concurrently with other uses.
+ *
+ * # Safety
+ * `issuer` is NULL or a live issuer; `subject` and `extra_claims_json` are
+ * NULL or NUL-terminated strings; `pair_json` is valid for one pointer
+ * write; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_issuer_issue(const struct pr_auth_issuer *issuer,
+                               const char *subject,
+                               const char *extra_claims_json,
+                               char **pair_json,
+                               struct pr_error **error);
+
+/**
+ * Exchanges `refresh_token` for a new pair (same JSON as
+ * `pr_auth_issuer_issue`), spending it. Presenting a spent refresh token
+ * again fails with `PR_ERR_AUTH_REUSED` and revokes its whole login, so
+ * later refreshes of that login fail with `PR_ERR_AUTH_REVOKED`.
+ *
+ * Thread safety: safe from any thread, concurrently with other uses. A
+ * blocking call: from inside a polyrelay callback it returns `PR_ERR_USAGE`.
+ *
+ * # Safety
+ * `issuer` is NULL or a live issuer; `refresh_token` is NULL or a
+ * NUL-terminated string; `pair_json` is valid for one pointer write;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_issuer_refresh(const struct pr_auth_issuer *issuer,
+                                 const char *refresh_token,
+                                 char **pair_json,
+                                 struct pr_error **error);
+
+/**
+ * Verifies an access token of this issuer (signature, `typ`, claims, times
+ * with the configured leeway) and checks that neither it nor its login was
+ * revoked. `*claims_json` receives the token's claims as a JSON object,
+ * freed with `pr_string_free`.
+ *
+ * Fails with `PR_ERR_AUTH_EXPIRED`, `PR_ERR_AUTH_NOT_YET_VALID`,
+ * `PR_ERR_AUTH_BAD_SIGNATURE`, `PR_ERR_AUTH_BAD_ALGORITHM`,
+ * `PR_ERR_AUTH_BAD_CLAIM` (see `pr_error_claim`), `PR_ERR_AUTH_UNKNOWN_KEY`,
+ * `PR_ERR_AUTH_MALFORMED` or `PR_ERR_AUTH_REVOKED`.
+ *
+ * Thread safety: safe from any thread, concurrently with other uses. A
+ * blocking call: from inside a polyrelay callback it returns `PR_ERR_USAGE`.
+ *
+ * # Safety
+ * `issuer` is NULL or a live issuer; `access_token` is NULL or a
+ * NUL-terminated string; `claims_json` is valid for one pointer write;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_issuer_verify(const struct pr_auth_issuer *issuer,
+                                const char *access_token,
+                                char **claims_json,
+                                struct pr_error **error);
+
+/**
+ * Denies one of this issuer's tokens (access or refresh) until it expires.
+ *
+ * Thread safety: safe from any thread, concurrently with other uses. A
+ * blocking call: from inside a polyrelay callback it returns `PR_ERR_USAGE`.
+ *
+ * # Safety
+ * `issuer` is NULL or a live issuer; `token` is NULL or a NUL-terminated
+ * string; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_issuer_revoke(const struct pr_auth_issuer *issuer,
+                                const char *token,
+                                struct pr_error **error);
+
+/**
+ * Denies every token of the login `token` belongs to (logout everywhere).
+ *
+ * Thread safety: safe from any thread, concurrently with other uses. A
+ * blocking call: from inside a polyrelay callback it returns `PR_ERR_USAGE`.
+ *
+ * # Safety
+ * `issuer` is NULL or a live issuer; `token` is NULL or a NUL-terminated
+ * string; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_issuer_revoke_session(const struct pr_auth_issuer *issuer,
+                                        const char *token,
+                                        struct pr_error **error);
+
+/**
+ * Frees `issuer` and the token state it holds. NULL is ignored.
+ *
+ * Thread safety: any thread, but it must be the last use of the issuer.
+ *
+ * # Safety
+ * `issuer` is NULL or an issuer from polyrelay not yet freed.
+ */
+void pr_auth_issuer_free(struct pr_auth_issuer *issuer);
+
+/**
+ * Creates a stateless verifier of tokens signed with `keyset`'s keys
+ * (copied). `issuer_name` (NULL: not checked) is the exact `iss` required;
+ * `audience_json` (NULL: none) is a JSON array of the audiences accepted,
+ * and with none a token carrying `aud` is refused; `leeway_seconds` is the
+ * clock skew tolerated on `exp`, `nbf` and `iat` (60 is usual); `typ`
+ * (NULL: not checked) is the header `typ` required, e.g. `"at+jwt"` for
+ * this library's access tokens.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `keyset` is NULL or a live keyset; `issuer_name`, `audience_json` and
+ * `typ` are NULL or NUL-terminated strings; `verifier` is valid for one
+ * pointer write; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_verifier_new(const struct pr_auth_keyset *keyset,
+                               const char *issuer_name,
+                               const char *audience_json,
+                               uint32_t leeway_seconds,
+                               const char *typ,
+                               struct pr_auth_verifier **verifier,
+                               struct pr_error **error);
+
+/**
+ * Verifies `token` (signature, claims, times; no denylist) and hands its
+ * claims to `*claims_json` as a JSON object, freed with `pr_string_free`.
+ * Fails with the `PR_ERR_AUTH_*` statuses listed at `pr_auth_issuer_verify`
+ * except `PR_ERR_AUTH_REVOKED`.
+ *
+ * Thread safety: safe from any thread, concurrently with other uses.
+ *
+ * # Safety
+ * `verifier` is NULL or a live verifier; `token` is NULL or a
+ * NUL-terminated string; `claims_json` is valid for one pointer write;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_auth_verifier_verify(const struct pr_auth_verifier *verifier,
+                                  const char *token,
+                                  char **claims_json,
+                                  struct pr_error **error);
+
+/**
+ * Frees `verifier`. NULL is ignored.
+ *
+ * Thread safety: any thread, but it must be the last use of the verifier.
+ *
+ * # Safety
+ * `verifier` is NULL or a verifier from polyrelay not yet freed.
+ */
+void pr_auth_verifier_free(struct pr_auth_verifier *verifier);
+
+/**
  * The status this error stands for (never `PR_OK`); `PR_ERR_NULL_ARGUMENT`
  * for a NULL `error`.
  *
@@ -580,6 +974,18 @@ double pr_error_retry_after(const struct pr_error *error);
  * `error` is NULL or a live error from polyrelay.
  */
 const char *pr_error_attempts_json(const struct pr_error *error);
+
+/**
+ * The claim a `PR_ERR_AUTH_BAD_CLAIM` error is about (`"aud"`, `"exp"`,
+ * `"typ"`, ...), or NULL for any other error and for a NULL `error`. Valid
+ * until `pr_error_free(error)`; do not free it.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `error` is NULL or a live error from polyrelay.
+ */
+const char *pr_error_claim(const struct pr_error *error);
 
 /**
  * Frees `error`. NULL is ignored.

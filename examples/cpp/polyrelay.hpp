@@ -37,6 +37,15 @@ struct ClientFree {
 struct CallHandleFree {
     void operator()(pr_call_handle *handle) const noexcept { pr_call_handle_free(handle); }
 };
+struct KeysetFree {
+    void operator()(pr_auth_keyset *keyset) const noexcept { pr_auth_keyset_free(keyset); }
+};
+struct IssuerFree {
+    void operator()(pr_auth_issuer *issuer) const noexcept { pr_auth_issuer_free(issuer); }
+};
+struct VerifierFree {
+    void operator()(pr_auth_verifier *verifier) const noexcept { pr_auth_verifier_free(verifier); }
+};
 }  // namespace detail
 
 /// A failed call: the status and every detail of the pr_error, copied.
@@ -51,7 +60,8 @@ class Error : public std::runtime_error {
           provider_(detail::text(pr_error_provider(error))),
           http_status_(pr_error_http_status(error)),
           retry_after_(pr_error_retry_after(error)),
-          attempts_json_(error ? detail::text(pr_error_attempts_json(error)) : "[]") {
+          attempts_json_(error ? detail::text(pr_error_attempts_json(error)) : "[]"),
+          claim_(detail::text(pr_error_claim(error))) {
         pr_error_free(error);
     }
 
@@ -66,6 +76,8 @@ class Error : public std::runtime_error {
     double retry_after() const noexcept { return retry_after_; }
     /// What each provider did, as a JSON array.
     const std::string &attempts_json() const noexcept { return attempts_json_; }
+    /// The claim a PR_ERR_AUTH_BAD_CLAIM error is about ("aud", "typ", ...); else empty.
+    const std::string &claim() const noexcept { return claim_; }
 
   private:
     pr_status status_;
@@ -74,12 +86,16 @@ class Error : public std::runtime_error {
     std::uint16_t http_status_;
     double retry_after_;
     std::string attempts_json_;
+    std::string claim_;
 };
 
 namespace detail {
-inline void check(pr_status status, pr_error *error) {
+/// Throws the error of a failed call. Takes the out-parameter's address, not
+/// its value: `check(pr_call(..., &error), error)` could read `error` before
+/// the call wrote it (argument evaluation order is unspecified).
+inline void check(pr_status status, pr_error *const *error) {
     if (status != PR_OK) {
-        throw Error(status, error);
+        throw Error(status, *error);
     }
 }
 
@@ -176,7 +192,7 @@ class Client {
         pr_error *error = nullptr;
         detail::check(
             pr_call(handle_.get(), capability.c_str(), params_json.c_str(), &result, &error),
-            error);
+            &error);
         return Result(result);
     }
 
@@ -189,7 +205,7 @@ class Client {
         pr_error *error = nullptr;
         detail::check(pr_call_async(handle_.get(), capability.c_str(), params_json.c_str(),
                                     detail::polyrelay_hpp_deliver, owned.get(), &handle, &error),
-                      error);
+                      &error);
         owned.release();  // the callback owns it now
         return Call(handle);
     }
@@ -211,18 +227,176 @@ class Client {
     static pr_client *create(Create create) {
         pr_client *client = nullptr;
         pr_error *error = nullptr;
-        detail::check(create(&client, &error), error);
+        detail::check(create(&client, &error), &error);
         return client;
     }
 
     std::string view(pr_status (*read)(const pr_client *, char **, pr_error **)) const {
         char *json = nullptr;
         pr_error *error = nullptr;
-        detail::check(read(handle_.get(), &json, &error), error);
+        detail::check(read(handle_.get(), &json, &error), &error);
         return detail::take(json);
     }
 
     std::unique_ptr<pr_client, detail::ClientFree> handle_;
+};
+
+/// Keys for tokens, each pinned to one algorithm ("HS256", "ES256", ...) and
+/// named by a kid. Move-only; issuers and verifiers take a copy.
+class Keyset {
+  public:
+    Keyset() : handle_(nullptr) {
+        pr_auth_keyset *keyset = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_keyset_new(&keyset, &error), &error);
+        handle_.reset(keyset);
+    }
+
+    /// Verification keys from a JWKS document; `oct` keys can also sign.
+    static Keyset from_jwks(const std::string &jwks) {
+        pr_auth_keyset *keyset = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_keyset_new_from_jwks(jwks.c_str(), &keyset, &error), &error);
+        return Keyset(keyset);
+    }
+
+    /// An HMAC key from a raw secret of at least the digest size.
+    Keyset &add_hmac(const std::string &kid, const std::string &alg, const std::string &secret) {
+        return checked([&](pr_error **error) {
+            return pr_auth_keyset_add_hmac(handle_.get(), kid.c_str(), alg.c_str(),
+                                           reinterpret_cast<const std::uint8_t *>(secret.data()),
+                                           secret.size(), error);
+        });
+    }
+    /// A signing key from a private key PEM (RS256, ES256, EdDSA).
+    Keyset &add_private_pem(const std::string &kid, const std::string &alg, const std::string &pem) {
+        return checked([&](pr_error **error) {
+            return pr_auth_keyset_add_private_pem(handle_.get(), kid.c_str(), alg.c_str(),
+                                                  pem.c_str(), error);
+        });
+    }
+    /// A verification-only key from a public key PEM.
+    Keyset &add_public_pem(const std::string &kid, const std::string &alg, const std::string &pem) {
+        return checked([&](pr_error **error) {
+            return pr_auth_keyset_add_public_pem(handle_.get(), kid.c_str(), alg.c_str(),
+                                                 pem.c_str(), error);
+        });
+    }
+    /// Makes `kid` the key new tokens are signed with.
+    Keyset &sign_with(const std::string &kid) {
+        return checked([&](pr_error **error) {
+            return pr_auth_keyset_sign_with(handle_.get(), kid.c_str(), error);
+        });
+    }
+    /// The public JWKS of the asymmetric keys (never an HMAC secret).
+    std::string public_jwks() const {
+        char *json = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_keyset_public_jwks(handle_.get(), &json, &error), &error);
+        return detail::take(json);
+    }
+    /// The underlying handle, still owned by this object.
+    const pr_auth_keyset *get() const noexcept { return handle_.get(); }
+
+  private:
+    explicit Keyset(pr_auth_keyset *keyset) : handle_(keyset) {}
+
+    template <typename Change>
+    Keyset &checked(Change change) {
+        pr_error *error = nullptr;
+        detail::check(change(&error), &error);
+        return *this;
+    }
+
+    std::unique_ptr<pr_auth_keyset, detail::KeysetFree> handle_;
+};
+
+/// Issues, refreshes, verifies and revokes tokens; token state in memory.
+/// Move-only; may be used from many threads at once. Token pairs are JSON
+/// objects {"access_token", "refresh_token", "token_type", "expires_in",
+/// "refresh_expires_in"}: they hold secrets, never log them.
+class TokenIssuer {
+  public:
+    /// `config_json`: {"issuer": ..., "audience": [...], optional "access_ttl", ...}.
+    TokenIssuer(const std::string &config_json, const Keyset &keyset) : handle_(nullptr) {
+        pr_auth_issuer *issuer = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_issuer_new(config_json.c_str(), keyset.get(), &issuer, &error),
+                      &error);
+        handle_.reset(issuer);
+    }
+
+    /// A new login for `subject`; `extra_claims_json` is a JSON object.
+    std::string issue(const std::string &subject,
+                      const std::string &extra_claims_json = "{}") const {
+        char *pair = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_issuer_issue(handle_.get(), subject.c_str(),
+                                           extra_claims_json.c_str(), &pair, &error),
+                      &error);
+        return detail::take(pair);
+    }
+    /// A new pair for a refresh token, spending it (a reuse throws "reused").
+    std::string refresh(const std::string &refresh_token) const {
+        return answer(pr_auth_issuer_refresh, refresh_token);
+    }
+    /// The claims of a valid, unrevoked access token, as JSON.
+    std::string verify(const std::string &access_token) const {
+        return answer(pr_auth_issuer_verify, access_token);
+    }
+    /// Denies one token until it expires.
+    void revoke(const std::string &token) const {
+        pr_error *error = nullptr;
+        detail::check(pr_auth_issuer_revoke(handle_.get(), token.c_str(), &error), &error);
+    }
+    /// Denies every token of the login `token` belongs to.
+    void revoke_session(const std::string &token) const {
+        pr_error *error = nullptr;
+        detail::check(pr_auth_issuer_revoke_session(handle_.get(), token.c_str(), &error), &error);
+    }
+
+  private:
+    std::string answer(pr_status (*call)(const pr_auth_issuer *, const char *, char **,
+                                         pr_error **),
+                       const std::string &token) const {
+        char *json = nullptr;
+        pr_error *error = nullptr;
+        detail::check(call(handle_.get(), token.c_str(), &json, &error), &error);
+        return detail::take(json);
+    }
+
+    std::unique_ptr<pr_auth_issuer, detail::IssuerFree> handle_;
+};
+
+/// Verifies tokens statelessly against a keyset. Move-only; may be used from
+/// many threads at once.
+class TokenVerifier {
+  public:
+    /// `issuer` and `typ` empty: not checked; no audience: a token with `aud` is refused.
+    TokenVerifier(const Keyset &keyset, const std::string &issuer,
+                  const std::string &audience_json, std::uint32_t leeway_seconds = 60,
+                  const std::string &typ = "")
+        : handle_(nullptr) {
+        pr_auth_verifier *verifier = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_verifier_new(keyset.get(), issuer.empty() ? nullptr : issuer.c_str(),
+                                           audience_json.c_str(), leeway_seconds,
+                                           typ.empty() ? nullptr : typ.c_str(), &verifier, &error),
+                      &error);
+        handle_.reset(verifier);
+    }
+
+    /// The claims of a valid token, as JSON.
+    std::string verify(const std::string &token) const {
+        char *claims = nullptr;
+        pr_error *error = nullptr;
+        detail::check(pr_auth_verifier_verify(handle_.get(), token.c_str(), &claims, &error),
+                      &error);
+        return detail::take(claims);
+    }
+
+  private:
+    std::unique_ptr<pr_auth_verifier, detail::VerifierFree> handle_;
 };
 
 /// The version of the loaded library, "MAJOR.MINOR.PATCH".

@@ -21,6 +21,7 @@ pub struct pr_error {
     http_status: Option<u16>,
     retry_after: Option<f64>,
     attempts: CString,
+    claim: Option<CString>,
 }
 
 impl pr_error {
@@ -33,6 +34,7 @@ impl pr_error {
             http_status: None,
             retry_after: None,
             attempts: c_string("[]".to_string()),
+            claim: None,
         }
     }
 
@@ -83,6 +85,16 @@ impl From<polyrelay::Error> for pr_error {
             attempts: c_string(
                 serde_json::to_string(error.attempts()).unwrap_or_else(|_| "[]".to_string()),
             ),
+            claim: None,
+        }
+    }
+}
+
+impl From<polyrelay::auth::AuthError> for pr_error {
+    fn from(error: polyrelay::auth::AuthError) -> Self {
+        Self {
+            claim: error.claim().map(|name| c_string(name.to_string())),
+            ..Self::new(error.into(), error.to_string())
         }
     }
 }
@@ -199,6 +211,24 @@ pub unsafe extern "C" fn pr_error_attempts_json(error: *const pr_error) -> *cons
     unsafe { read(error, ptr::null(), |e| e.attempts.as_ptr()) }
 }
 
+/// The claim a `PR_ERR_AUTH_BAD_CLAIM` error is about (`"aud"`, `"exp"`,
+/// `"typ"`, ...), or NULL for any other error and for a NULL `error`. Valid
+/// until `pr_error_free(error)`; do not free it.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `error` is NULL or a live error from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_error_claim(error: *const pr_error) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(error, ptr::null(), |e| {
+            e.claim.as_ref().map_or(ptr::null(), |c| c.as_ptr())
+        })
+    }
+}
+
 /// Frees `error`. NULL is ignored.
 ///
 /// Thread safety: any thread, but not concurrently with any other use of
@@ -261,6 +291,26 @@ mod tests {
             assert_eq!(attempts[0]["provider"], "open-meteo");
             assert_eq!(attempts[0]["status"], 429);
             pr_error_free(error);
+        }
+    }
+
+    #[test]
+    fn a_token_error_keeps_its_status_and_names_its_claim_but_nothing_else() {
+        use polyrelay::auth::AuthError;
+        let error = Box::into_raw(Box::new(pr_error::from(AuthError::BadClaim("aud"))));
+        let reused = Box::into_raw(Box::new(pr_error::from(AuthError::Reused)));
+        // SAFETY: both errors are live until freed at the end.
+        unsafe {
+            assert_eq!(pr_error_status(error), pr_status::PR_ERR_AUTH_BAD_CLAIM);
+            assert_eq!(text(pr_error_kind(error)), "bad_claim");
+            assert_eq!(text(pr_error_message(error)), "bad claim: aud");
+            assert_eq!(text(pr_error_claim(error)), "aud");
+            assert_eq!(pr_error_status(reused), pr_status::PR_ERR_AUTH_REUSED);
+            assert!(pr_error_claim(reused).is_null());
+            assert!(pr_error_provider(reused).is_null());
+            assert!(pr_error_claim(ptr::null()).is_null());
+            pr_error_free(error);
+            pr_error_free(reused);
         }
     }
 

@@ -12,7 +12,8 @@
 //! - Fallible functions return a `pr_status` and take an optional
 //!   `pr_error **error` last: NULL when you only want the status, otherwise it
 //!   receives an error object on failure (and NULL on success).
-//! - Handles (`pr_client`, `pr_result`, `pr_error`, `pr_call_handle`) are
+//! - Handles (`pr_client`, `pr_result`, `pr_error`, `pr_call_handle`,
+//!   `pr_auth_keyset`, `pr_auth_issuer`, `pr_auth_verifier`) are
 //!   opaque, owned by the caller once handed over, and freed by their
 //!   `pr_*_free` function, which ignores NULL.
 //! - `const char *` strings read from a handle live as long as the handle;
@@ -24,12 +25,14 @@
 #![allow(non_camel_case_types)]
 
 // One group each, so the header lists them in this order: client, calls,
-// results, errors, status codes, strings.
+// results, tokens, errors, status codes, strings.
 mod client;
 
 mod call;
 
 mod result;
+
+mod auth;
 
 mod error;
 
@@ -39,6 +42,15 @@ mod boundary;
 
 use std::ffi::c_char;
 
+pub use auth::{
+    pr_auth_issuer, pr_auth_issuer_free, pr_auth_issuer_issue, pr_auth_issuer_new,
+    pr_auth_issuer_refresh, pr_auth_issuer_revoke, pr_auth_issuer_revoke_session,
+    pr_auth_issuer_verify, pr_auth_keyset, pr_auth_keyset_add_hmac, pr_auth_keyset_add_jwk,
+    pr_auth_keyset_add_private_pem, pr_auth_keyset_add_public_pem, pr_auth_keyset_free,
+    pr_auth_keyset_new, pr_auth_keyset_new_from_jwks, pr_auth_keyset_public_jwks,
+    pr_auth_keyset_sign_with, pr_auth_verifier, pr_auth_verifier_free, pr_auth_verifier_new,
+    pr_auth_verifier_verify,
+};
 pub use boundary::pr_string_free;
 pub use call::{
     pr_call, pr_call_async, pr_call_cancel, pr_call_handle, pr_call_handle_free, pr_callback,
@@ -49,8 +61,8 @@ pub use client::{
     pr_client_shutdown, pr_client_stats_json,
 };
 pub use error::{
-    pr_error, pr_error_attempts_json, pr_error_free, pr_error_http_status, pr_error_kind,
-    pr_error_message, pr_error_provider, pr_error_retry_after, pr_error_status,
+    pr_error, pr_error_attempts_json, pr_error_claim, pr_error_free, pr_error_http_status,
+    pr_error_kind, pr_error_message, pr_error_provider, pr_error_retry_after, pr_error_status,
 };
 pub use result::{
     pr_result, pr_result_attempts_json, pr_result_cached, pr_result_data_json, pr_result_elapsed,

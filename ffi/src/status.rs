@@ -2,11 +2,13 @@
 
 use std::ffi::{c_char, CStr};
 
+use polyrelay::auth::AuthError;
 use polyrelay::ErrorKind;
 
 /// What a call returned. `PR_OK` is 0; every other value names a kind of
 /// failure. The numbers are fixed and never reused: 1 to 99 mirror the
-/// core's error kinds, 100 and up are failures of the C interface itself.
+/// core's error kinds (1 to 19 those of calls, 20 to 39 those of tokens),
+/// 100 and up are failures of the C interface itself.
 ///
 /// Thread safety: a plain value.
 #[repr(i32)]
@@ -40,6 +42,30 @@ pub enum pr_status {
     /// The API was used in a way that cannot work, e.g. a blocking call from
     /// inside a callback (which would otherwise deadlock).
     PR_ERR_USAGE = 12,
+    /// Not a token at all: wrong number of segments, bad base64url, a header
+    /// that is not a JSON object, or too long.
+    PR_ERR_AUTH_MALFORMED = 20,
+    /// The token's `exp` is past (beyond the leeway).
+    PR_ERR_AUTH_EXPIRED = 21,
+    /// The token's `nbf` or `iat` is in the future (beyond the leeway).
+    PR_ERR_AUTH_NOT_YET_VALID = 22,
+    /// The token's signature does not verify with the selected key.
+    PR_ERR_AUTH_BAD_SIGNATURE = 23,
+    /// The token's `alg` is missing, unknown (`none` included) or not the
+    /// algorithm pinned to its key.
+    PR_ERR_AUTH_BAD_ALGORITHM = 24,
+    /// A claim (or the `typ`/`crit` header) is missing, mistyped or wrong;
+    /// `pr_error_claim` names it.
+    PR_ERR_AUTH_BAD_CLAIM = 25,
+    /// No key has the token's `kid`.
+    PR_ERR_AUTH_UNKNOWN_KEY = 26,
+    /// The token or its login was revoked.
+    PR_ERR_AUTH_REVOKED = 27,
+    /// A refresh token was presented a second time; its whole login is now
+    /// revoked.
+    PR_ERR_AUTH_REUSED = 28,
+    /// The token store could not answer and auth fails closed.
+    PR_ERR_AUTH_UNAVAILABLE = 29,
     /// A required pointer argument was NULL; the message names it.
     PR_ERR_NULL_ARGUMENT = 100,
     /// A string argument was not valid UTF-8; the message names it.
@@ -56,7 +82,7 @@ pub enum pr_status {
 
 impl pr_status {
     /// Every status, in numeric order.
-    fn all() -> [Self; 19] {
+    fn all() -> [Self; 29] {
         use pr_status::*;
         [
             PR_OK,
@@ -72,6 +98,16 @@ impl pr_status {
             PR_ERR_PROVIDER_ERROR,
             PR_ERR_ALL_PROVIDERS_FAILED,
             PR_ERR_USAGE,
+            PR_ERR_AUTH_MALFORMED,
+            PR_ERR_AUTH_EXPIRED,
+            PR_ERR_AUTH_NOT_YET_VALID,
+            PR_ERR_AUTH_BAD_SIGNATURE,
+            PR_ERR_AUTH_BAD_ALGORITHM,
+            PR_ERR_AUTH_BAD_CLAIM,
+            PR_ERR_AUTH_UNKNOWN_KEY,
+            PR_ERR_AUTH_REVOKED,
+            PR_ERR_AUTH_REUSED,
+            PR_ERR_AUTH_UNAVAILABLE,
             PR_ERR_NULL_ARGUMENT,
             PR_ERR_INVALID_UTF8,
             PR_ERR_INVALID_JSON,
@@ -99,6 +135,16 @@ impl pr_status {
             PR_ERR_PROVIDER_ERROR => c"provider_error",
             PR_ERR_ALL_PROVIDERS_FAILED => c"all_providers_failed",
             PR_ERR_USAGE => c"usage",
+            PR_ERR_AUTH_MALFORMED => c"malformed",
+            PR_ERR_AUTH_EXPIRED => c"expired",
+            PR_ERR_AUTH_NOT_YET_VALID => c"not_yet_valid",
+            PR_ERR_AUTH_BAD_SIGNATURE => c"bad_signature",
+            PR_ERR_AUTH_BAD_ALGORITHM => c"bad_algorithm",
+            PR_ERR_AUTH_BAD_CLAIM => c"bad_claim",
+            PR_ERR_AUTH_UNKNOWN_KEY => c"unknown_key",
+            PR_ERR_AUTH_REVOKED => c"revoked",
+            PR_ERR_AUTH_REUSED => c"reused",
+            PR_ERR_AUTH_UNAVAILABLE => c"unavailable",
             PR_ERR_NULL_ARGUMENT => c"null_argument",
             PR_ERR_INVALID_UTF8 => c"invalid_utf8",
             PR_ERR_INVALID_JSON => c"invalid_json",
@@ -124,6 +170,24 @@ impl From<ErrorKind> for pr_status {
             ErrorKind::ProviderError => Self::PR_ERR_PROVIDER_ERROR,
             ErrorKind::AllProvidersFailed => Self::PR_ERR_ALL_PROVIDERS_FAILED,
             ErrorKind::Usage => Self::PR_ERR_USAGE,
+        }
+    }
+}
+
+impl From<AuthError> for pr_status {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Malformed => Self::PR_ERR_AUTH_MALFORMED,
+            AuthError::Expired => Self::PR_ERR_AUTH_EXPIRED,
+            AuthError::NotYetValid => Self::PR_ERR_AUTH_NOT_YET_VALID,
+            AuthError::BadSignature => Self::PR_ERR_AUTH_BAD_SIGNATURE,
+            AuthError::BadAlgorithm => Self::PR_ERR_AUTH_BAD_ALGORITHM,
+            AuthError::BadClaim(_) => Self::PR_ERR_AUTH_BAD_CLAIM,
+            AuthError::UnknownKey => Self::PR_ERR_AUTH_UNKNOWN_KEY,
+            AuthError::Revoked => Self::PR_ERR_AUTH_REVOKED,
+            AuthError::Reused => Self::PR_ERR_AUTH_REUSED,
+            AuthError::Unavailable => Self::PR_ERR_AUTH_UNAVAILABLE,
+            AuthError::Config(_) => Self::PR_ERR_CONFIG,
         }
     }
 }
@@ -177,6 +241,43 @@ mod tests {
         }
     }
 
+    const AUTH_ERRORS: [AuthError; 11] = [
+        AuthError::Malformed,
+        AuthError::Expired,
+        AuthError::NotYetValid,
+        AuthError::BadSignature,
+        AuthError::BadAlgorithm,
+        AuthError::BadClaim("aud"),
+        AuthError::UnknownKey,
+        AuthError::Revoked,
+        AuthError::Reused,
+        AuthError::Unavailable,
+        AuthError::Config("reason"),
+    ];
+
+    #[test]
+    fn each_token_error_has_its_own_status_named_like_the_error() {
+        let mut seen = Vec::new();
+        for error in AUTH_ERRORS {
+            let status = pr_status::from(error);
+            assert!(
+                (1..100).contains(&(status as i32)),
+                "{error:?} -> {status:?}"
+            );
+            assert!(!seen.contains(&status), "{error:?} shares {status:?}");
+            seen.push(status);
+            assert_eq!(status.name().to_str().unwrap(), error.as_str());
+        }
+        // Configuration is configuration, whichever part of the core refused it.
+        assert_eq!(
+            pr_status::from(AuthError::Config("x")),
+            pr_status::from(ErrorKind::Config)
+        );
+        for kind in KINDS.into_iter().filter(|k| *k != ErrorKind::Config) {
+            assert!(!seen.contains(&pr_status::from(kind)), "{kind:?}");
+        }
+    }
+
     #[test]
     fn every_status_has_a_distinct_name_and_unknown_values_are_named_unknown() {
         let all = pr_status::all();
@@ -192,7 +293,7 @@ mod tests {
             let by_number = unsafe { CStr::from_ptr(pr_status_name(*status as i32)) };
             assert_eq!(by_number, status.name());
         }
-        for number in [-1, 13, 99, 106, 9999] {
+        for number in [-1, 13, 19, 30, 99, 106, 9999] {
             // SAFETY: a static NUL-terminated string.
             let unknown = unsafe { CStr::from_ptr(pr_status_name(number)) };
             assert_eq!(unknown, c"unknown");

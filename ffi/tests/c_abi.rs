@@ -67,10 +67,16 @@ impl Library {
 }
 
 /// `pkg-config FLAG NAME` with build.rs's files, pointed at the libraries
-/// built for this test, split into arguments.
+/// built for this test and at this checkout's header (a target directory
+/// shared by several checkouts keeps the files of whichever built it first),
+/// split into arguments.
 fn pkg_config(flag: &str, library: Library) -> Vec<String> {
     let output = Command::new("pkg-config")
         .arg(format!("--define-variable=libdir={}", libdir().display()))
+        .arg(format!(
+            "--define-variable=includedir={}",
+            repo().join("include").display()
+        ))
         .arg(flag)
         .arg(library.pkg_config_name())
         .env("PKG_CONFIG_PATH", pkg_config_dir())
@@ -333,6 +339,26 @@ fn cpp_example_runs_against_the_shared_and_the_static_library() {
             "{}",
             run.stdout
         );
+        assert!(run.stdout.contains("claims: {"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("refreshed subject verified: 1"),
+            "{}",
+            run.stdout
+        );
+        // The wrapper keeps the error object's message (it reads the
+        // out-parameter only after the call has written it).
+        assert!(
+            run.stdout
+                .contains("expected error (invalid_request): invalid request: "),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("expected token error (reused): refresh token reused; session revoked"),
+            "{}",
+            run.stdout
+        );
     }
 }
 
@@ -380,6 +406,29 @@ fn check_facts(stdout: &str) {
         ("stats_null_out", PR_ERR_NULL_ARGUMENT),
         ("call_after_shutdown", PR_ERR_SHUTDOWN),
         ("async_after_shutdown", PR_ERR_SHUTDOWN),
+        ("auth_keyset_null_out", PR_ERR_NULL_ARGUMENT),
+        ("auth_short_secret", PR_ERR_CONFIG),
+        ("auth_alg_none", PR_ERR_CONFIG),
+        ("auth_null_secret", PR_ERR_NULL_ARGUMENT),
+        ("auth_bad_jwks", PR_ERR_CONFIG),
+        ("auth_no_signing_key", PR_ERR_CONFIG),
+        ("auth_config_unknown_field", PR_ERR_CONFIG),
+        ("auth_config_not_json", PR_ERR_INVALID_JSON),
+        ("auth_tampered", PR_ERR_AUTH_BAD_SIGNATURE),
+        ("auth_expired", PR_ERR_AUTH_EXPIRED),
+        ("auth_not_yet_valid", PR_ERR_AUTH_NOT_YET_VALID),
+        ("auth_bad_algorithm", PR_ERR_AUTH_BAD_ALGORITHM),
+        ("auth_unknown_key", PR_ERR_AUTH_UNKNOWN_KEY),
+        ("auth_wrong_audience", PR_ERR_AUTH_BAD_CLAIM),
+        ("auth_malformed", PR_ERR_AUTH_MALFORMED),
+        ("auth_null_token", PR_ERR_NULL_ARGUMENT),
+        ("auth_utf8_token", PR_ERR_INVALID_UTF8),
+        ("auth_verifier_expired", PR_ERR_AUTH_EXPIRED),
+        ("auth_reused", PR_ERR_AUTH_REUSED),
+        ("auth_refresh_after_reuse", PR_ERR_AUTH_REVOKED),
+        ("auth_verify_after_reuse", PR_ERR_AUTH_REVOKED),
+        ("auth_verify_revoked", PR_ERR_AUTH_REVOKED),
+        ("auth_refresh_logged_out", PR_ERR_AUTH_REVOKED),
     ] {
         assert_eq!(fact(&format!("status.{case}")), status(expected), "{case}");
     }
@@ -391,6 +440,9 @@ fn check_facts(stdout: &str) {
         ("unknown_capability", "weather.tomorrow"),
         ("config_text_unknown_provider", "providers.nope"),
         ("config_path_missing", "/nonexistent/polyrelay.toml"),
+        ("auth_wrong_audience", "aud"),
+        ("auth_config_unknown_field", "ttl"),
+        ("auth_short_secret", "shorter than the digest"),
     ] {
         let message = fact(&format!("message.{case}"));
         assert!(message.contains(names), "{case}: {message}");
@@ -446,6 +498,17 @@ fn check_facts(stdout: &str) {
     assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
     let stats: Value = serde_json::from_str(fact("stats")).expect("stats JSON");
     assert!(stats.as_array().is_some_and(|s| !s.is_empty()), "{stats}");
+
+    // Tokens: verified claims come back as a JSON object; no error message
+    // echoes a token.
+    let claims: Value = serde_json::from_str(fact("auth.claims")).expect("claims JSON");
+    assert_eq!(claims["sub"], "alice");
+    assert!(claims["exp"].as_f64() > claims["iat"].as_f64(), "{claims}");
+    for (key, message) in &facts {
+        if key.starts_with("message.auth_") {
+            assert!(!message.contains("eyJ"), "{key}: {message}");
+        }
+    }
 
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with(" passed, 0 failed"), "{last}");

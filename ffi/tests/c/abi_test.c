@@ -15,6 +15,7 @@
 #include <polyrelay.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +525,275 @@ static void test_views(const pr_client *client) {
     pr_string_free(json);
 }
 
+/* ---- tokens ---- */
+
+/* The HMAC key of the token tests: kid "c-test", HS256, exactly 32 bytes. */
+static const char AUTH_SECRET[] = "polyrelay-c-test-secret-32-bytes";
+static const char *AUTH_CONFIG =
+    "{\"issuer\": \"https://auth.c.test\", \"audience\": [\"c-api\"], \"access_ttl\": \"5m\"}";
+
+/* Tokens signed in advance with AUTH_SECRET under kid "c-test", typ at+jwt,
+ * iss https://auth.c.test, sub alice, jti prebuilt-1, sid prebuilt-s, so
+ * every check passes but the one each is named for. They stand in for an
+ * injected clock, which the C ABI does not expose: */
+/* aud c-api, iat 1500000000, exp 1500000900 (July 2017). */
+static const char *TOKEN_EXPIRED =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImMtdGVzdCIsInR5cCI6ImF0K2p3dCJ9."
+    "eyJpc3MiOiJodHRwczovL2F1dGguYy50ZXN0IiwiYXVkIjoiYy1hcGkiLCJzdWIiOiJhbGljZSIsImp0aSI6InByZWJ1"
+    "aWx0LTEiLCJzaWQiOiJwcmVidWlsdC1zIiwiaWF0IjoxNTAwMDAwMDAwLCJleHAiOjE1MDAwMDA5MDB9."
+    "zNyedy-zumlQFzHGmRZObbJhBxezrTvtUhUy-xOM4i4";
+/* nbf 4000000000 (year 2096), exp 4000000900. */
+static const char *TOKEN_NOT_YET_VALID =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImMtdGVzdCIsInR5cCI6ImF0K2p3dCJ9."
+    "eyJpc3MiOiJodHRwczovL2F1dGguYy50ZXN0IiwiYXVkIjoiYy1hcGkiLCJzdWIiOiJhbGljZSIsImp0aSI6InByZWJ1"
+    "aWx0LTEiLCJzaWQiOiJwcmVidWlsdC1zIiwiaWF0IjoxNzAwMDAwMDAwLCJuYmYiOjQwMDAwMDAwMDAsImV4cCI6NDAw"
+    "MDAwMDkwMH0.nW1p5EekJMa7W7m8RNYQ0xFtXU-bkc9hPyzbvukn9yM";
+/* alg HS512 (with the same secret) under the HS256 key; exp 4102444800. */
+static const char *TOKEN_BAD_ALGORITHM =
+    "eyJhbGciOiJIUzUxMiIsImtpZCI6ImMtdGVzdCIsInR5cCI6ImF0K2p3dCJ9."
+    "eyJpc3MiOiJodHRwczovL2F1dGguYy50ZXN0IiwiYXVkIjoiYy1hcGkiLCJzdWIiOiJhbGljZSIsImp0aSI6InByZWJ1"
+    "aWx0LTEiLCJzaWQiOiJwcmVidWlsdC1zIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9."
+    "CJtkoL3IkoAycZUql4Zgrk1IrjwIgbiGzOfQ7gXyRffz2E-mcMeO8FKtRmVnphMRHf_198zYckUFzULKZKE_Qw";
+/* kid c-test-retired (not in the keyset); exp 4102444800. */
+static const char *TOKEN_UNKNOWN_KEY =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImMtdGVzdC1yZXRpcmVkIiwidHlwIjoiYXQrand0In0."
+    "eyJpc3MiOiJodHRwczovL2F1dGguYy50ZXN0IiwiYXVkIjoiYy1hcGkiLCJzdWIiOiJhbGljZSIsImp0aSI6InByZWJ1"
+    "aWx0LTEiLCJzaWQiOiJwcmVidWlsdC1zIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9."
+    "JIYyjhWiO-CcbIZ0xegog2mDLaN7HZJN2Pol2ygUap4";
+/* aud other-api; exp 4102444800. */
+static const char *TOKEN_WRONG_AUDIENCE =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImMtdGVzdCIsInR5cCI6ImF0K2p3dCJ9."
+    "eyJpc3MiOiJodHRwczovL2F1dGguYy50ZXN0IiwiYXVkIjoib3RoZXItYXBpIiwic3ViIjoiYWxpY2UiLCJqdGkiOiJw"
+    "cmVidWlsdC0xIiwic2lkIjoicHJlYnVpbHQtcyIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ."
+    "5tg4PG8z11v5a5PgbNqdIgl4-CtPtZCLpjsCqmR6tTg";
+
+/* Copies the string member `name` of a flat JSON object (token pairs hold no
+ * escapes) into `to`; returns whether it was there. */
+static int json_member(const char *json, const char *name, char *to, size_t size) {
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":\"", name);
+    const char *start = json ? strstr(json, key) : NULL;
+    const char *end = start ? strchr(start + strlen(key), '"') : NULL;
+    if (!end || (size_t)(end - start - strlen(key)) >= size) {
+        to[0] = '\0';
+        return 0;
+    }
+    start += strlen(key);
+    memcpy(to, start, (size_t)(end - start));
+    to[end - start] = '\0';
+    return 1;
+}
+
+/* Issues a pair for `subject` and copies out its two tokens. */
+static int issue(const pr_auth_issuer *issuer, const char *subject, char *access, char *refresh,
+                 size_t size) {
+    char *pair = NULL;
+    pr_error *error = NULL;
+    pr_status status = pr_auth_issuer_issue(issuer, subject, "{\"scope\": \"read write\"}",
+                                            &pair, &error);
+    if (status != PR_OK) {
+        printf("# cannot issue: %s\n", pr_error_message(error));
+    }
+    int ok = status == PR_OK && json_member(pair, "access_token", access, size) &&
+             json_member(pair, "refresh_token", refresh, size) &&
+             strstr(pair, "\"token_type\":\"Bearer\"") != NULL;
+    pr_string_free(pair);
+    pr_error_free(error);
+    return ok;
+}
+
+/* Verifies `token` with the issuer, expecting `want`; returns the claims
+ * (for pr_string_free) when it verified. */
+static char *verify(const char *name, const pr_auth_issuer *issuer, const char *token,
+                    pr_status want) {
+    char *claims = NULL;
+    pr_error *error = NULL;
+    expect_status(name, pr_auth_issuer_verify(issuer, token, &claims, &error), want, &error);
+    return claims;
+}
+
+static void test_auth_config(void) {
+    pr_auth_keyset *keyset = NULL;
+    pr_error *error = NULL;
+    expect_status("auth_keyset_null_out", pr_auth_keyset_new(NULL, &error), PR_ERR_NULL_ARGUMENT,
+                  &error);
+    expect_status("auth_keyset_new", pr_auth_keyset_new(&keyset, &error), PR_OK, &error);
+    expect_status("auth_short_secret",
+                  pr_auth_keyset_add_hmac(keyset, "short", "HS256",
+                                          (const uint8_t *)AUTH_SECRET, 31, &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_alg_none",
+                  pr_auth_keyset_add_hmac(keyset, "none", "none", (const uint8_t *)AUTH_SECRET,
+                                          32, &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_null_secret", pr_auth_keyset_add_hmac(keyset, "k", "HS256", NULL, 32, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    expect_status("auth_null_keyset",
+                  pr_auth_keyset_add_hmac(NULL, "k", "HS256", (const uint8_t *)AUTH_SECRET, 32,
+                                          &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    expect_status("auth_bad_pem",
+                  pr_auth_keyset_add_private_pem(keyset, "ec", "ES256", "not a PEM", &error),
+                  PR_ERR_CONFIG, &error);
+    pr_auth_keyset *bad = keyset;
+    expect_status("auth_bad_jwks", pr_auth_keyset_new_from_jwks("{\"keys\": 7}", &bad, &error),
+                  PR_ERR_CONFIG, &error);
+    CHECK("a failed keyset creation leaves NULL behind", bad == NULL);
+    pr_auth_issuer *issuer = NULL;
+    expect_status("auth_no_signing_key", pr_auth_issuer_new(AUTH_CONFIG, keyset, &issuer, &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_add_hmac",
+                  pr_auth_keyset_add_hmac(keyset, "c-test", "HS256", (const uint8_t *)AUTH_SECRET,
+                                          32, &error),
+                  PR_OK, &error);
+    expect_status("auth_sign_with_unknown", pr_auth_keyset_sign_with(keyset, "nope", &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_sign_with", pr_auth_keyset_sign_with(keyset, "c-test", &error), PR_OK,
+                  &error);
+    expect_status("auth_config_unknown_field",
+                  pr_auth_issuer_new("{\"issuer\": \"i\", \"audience\": [\"a\"], \"ttl\": 5}",
+                                     keyset, &issuer, &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_config_not_json", pr_auth_issuer_new("{issuer", keyset, &issuer, &error),
+                  PR_ERR_INVALID_JSON, &error);
+    expect_status("auth_config_null", pr_auth_issuer_new(NULL, keyset, &issuer, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    char *jwks = NULL;
+    expect_status("auth_public_jwks", pr_auth_keyset_public_jwks(keyset, &jwks, &error), PR_OK,
+                  &error);
+    CHECK("an HMAC secret is never published", jwks && strcmp(jwks, "{\"keys\":[]}") == 0);
+    pr_string_free(jwks);
+    CHECK("no issuer was made from a bad configuration", issuer == NULL);
+    pr_auth_keyset_free(keyset);
+    pr_auth_keyset_free(NULL);
+    pr_auth_issuer_free(NULL);
+    pr_auth_verifier_free(NULL);
+}
+
+static void test_auth(void) {
+    enum { SIZE = 2048 };
+    pr_auth_keyset *keyset = NULL;
+    pr_auth_issuer *issuer = NULL;
+    pr_error *error = NULL;
+    pr_auth_keyset_new(&keyset, NULL);
+    pr_auth_keyset_add_hmac(keyset, "c-test", "HS256", (const uint8_t *)AUTH_SECRET, 32, NULL);
+    pr_auth_keyset_sign_with(keyset, "c-test", NULL);
+    expect_status("auth_issuer_new", pr_auth_issuer_new(AUTH_CONFIG, keyset, &issuer, &error),
+                  PR_OK, &error);
+    pr_auth_verifier *verifier = NULL;
+    expect_status("auth_verifier_new",
+                  pr_auth_verifier_new(keyset, "https://auth.c.test", "[\"c-api\"]", 60, "at+jwt",
+                                       &verifier, &error),
+                  PR_OK, &error);
+    pr_auth_keyset_free(keyset); /* the issuer and the verifier keep their own copy */
+    if (!issuer || !verifier) {
+        pr_auth_issuer_free(issuer);
+        pr_auth_verifier_free(verifier);
+        return;
+    }
+
+    static char access[SIZE], refresh[SIZE], access2[SIZE], refresh2[SIZE], tampered[SIZE];
+    CHECK("issue gives an access and a refresh token", issue(issuer, "alice", access, refresh, SIZE));
+    char *claims = verify("auth_verify", issuer, access, PR_OK);
+    printf("fact auth.claims %s\n", claims ? claims : "-");
+    CHECK("the claims name the subject, scope, issuer and audience",
+          claims && strstr(claims, "\"sub\":\"alice\"") && strstr(claims, "\"scope\":\"read write\"") &&
+              strstr(claims, "\"iss\":\"https://auth.c.test\"") && strstr(claims, "\"aud\":\"c-api\""));
+    pr_string_free(claims);
+    claims = NULL;
+    expect_status("auth_verifier_verify", pr_auth_verifier_verify(verifier, access, &claims, &error),
+                  PR_OK, &error);
+    CHECK("the stateless verifier accepts the issuer's token",
+          claims && strstr(claims, "\"sub\":\"alice\""));
+    pr_string_free(claims);
+    expect_status("auth_verifier_refresh_typ", pr_auth_verifier_verify(verifier, refresh, &claims, &error),
+                  PR_ERR_AUTH_BAD_CLAIM, &error);
+    pr_error *typ_error = NULL;
+    pr_auth_verifier_verify(verifier, refresh, &claims, &typ_error);
+    CHECK("a refresh token is not an access token: the error names typ",
+          pr_error_claim(typ_error) && strcmp(pr_error_claim(typ_error), "typ") == 0);
+    pr_error_free(typ_error);
+
+    /* Flip one character in the middle of the signature. */
+    snprintf(tampered, sizeof tampered, "%s", access);
+    size_t at = strlen(tampered) - 10;
+    tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+    pr_string_free(verify("auth_tampered", issuer, tampered, PR_ERR_AUTH_BAD_SIGNATURE));
+    pr_string_free(verify("auth_expired", issuer, TOKEN_EXPIRED, PR_ERR_AUTH_EXPIRED));
+    pr_string_free(
+        verify("auth_not_yet_valid", issuer, TOKEN_NOT_YET_VALID, PR_ERR_AUTH_NOT_YET_VALID));
+    pr_string_free(
+        verify("auth_bad_algorithm", issuer, TOKEN_BAD_ALGORITHM, PR_ERR_AUTH_BAD_ALGORITHM));
+    pr_string_free(verify("auth_unknown_key", issuer, TOKEN_UNKNOWN_KEY, PR_ERR_AUTH_UNKNOWN_KEY));
+    pr_string_free(verify("auth_wrong_audience", issuer, TOKEN_WRONG_AUDIENCE, PR_ERR_AUTH_BAD_CLAIM));
+    pr_string_free(verify("auth_malformed", issuer, "not-a-token", PR_ERR_AUTH_MALFORMED));
+    pr_string_free(verify("auth_null_token", issuer, NULL, PR_ERR_NULL_ARGUMENT));
+    pr_string_free(verify("auth_utf8_token", issuer, "\xff\xfe.x.y", PR_ERR_INVALID_UTF8));
+    pr_string_free(verify("auth_null_issuer", NULL, access, PR_ERR_NULL_ARGUMENT));
+    expect_status("auth_verify_null_out", pr_auth_issuer_verify(issuer, access, NULL, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    expect_status("auth_verifier_expired",
+                  pr_auth_verifier_verify(verifier, TOKEN_EXPIRED, &claims, &error),
+                  PR_ERR_AUTH_EXPIRED, &error);
+    CHECK("a failed verification leaves NULL behind", claims == NULL);
+    expect_status("auth_issue_registered_claim",
+                  pr_auth_issuer_issue(issuer, "alice", "{\"exp\": 1}", &claims, &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("auth_issue_claims_not_object",
+                  pr_auth_issuer_issue(issuer, "alice", "[1]", &claims, &error),
+                  PR_ERR_INVALID_JSON, &error);
+    expect_status("auth_issue_null_subject", pr_auth_issuer_issue(issuer, NULL, NULL, &claims, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+
+    /* Rotation: the refresh token is spent, the new pair works. */
+    char *pair = NULL;
+    expect_status("auth_refresh", pr_auth_issuer_refresh(issuer, refresh, &pair, &error), PR_OK,
+                  &error);
+    CHECK("refresh gives a new pair",
+          json_member(pair, "access_token", access2, SIZE) &&
+              json_member(pair, "refresh_token", refresh2, SIZE) && strcmp(refresh, refresh2) != 0);
+    pr_string_free(pair);
+    pr_string_free(verify("auth_verify_refreshed", issuer, access2, PR_OK));
+    pair = NULL;
+    /* Reuse: the spent refresh token again revokes the whole login. */
+    expect_status("auth_reused", pr_auth_issuer_refresh(issuer, refresh, &pair, &error),
+                  PR_ERR_AUTH_REUSED, &error);
+    CHECK("a reused refresh token yields no pair", pair == NULL);
+    expect_status("auth_refresh_after_reuse", pr_auth_issuer_refresh(issuer, refresh2, &pair, &error),
+                  PR_ERR_AUTH_REVOKED, &error);
+    pr_string_free(verify("auth_verify_after_reuse", issuer, access2, PR_ERR_AUTH_REVOKED));
+    expect_status("auth_refresh_access_token", pr_auth_issuer_refresh(issuer, access2, &pair, &error),
+                  PR_ERR_AUTH_BAD_CLAIM, &error);
+
+    /* Revocation of one token, then of a login. */
+    CHECK("a second login", issue(issuer, "bob", access, refresh, SIZE));
+    expect_status("auth_revoke", pr_auth_issuer_revoke(issuer, access, &error), PR_OK, &error);
+    pr_string_free(verify("auth_verify_revoked", issuer, access, PR_ERR_AUTH_REVOKED));
+    expect_status("auth_refresh_sibling_of_revoked",
+                  pr_auth_issuer_refresh(issuer, refresh, &pair, &error), PR_OK, &error);
+    CHECK("revoking an access token leaves its login alive",
+          json_member(pair, "access_token", access2, SIZE) &&
+              json_member(pair, "refresh_token", refresh2, SIZE));
+    pr_string_free(pair);
+    pair = NULL;
+    expect_status("auth_revoke_session", pr_auth_issuer_revoke_session(issuer, access2, &error),
+                  PR_OK, &error);
+    pr_string_free(verify("auth_verify_logged_out", issuer, access2, PR_ERR_AUTH_REVOKED));
+    expect_status("auth_refresh_logged_out", pr_auth_issuer_refresh(issuer, refresh2, &pair, &error),
+                  PR_ERR_AUTH_REVOKED, &error);
+    expect_status("auth_revoke_tampered", pr_auth_issuer_revoke(issuer, tampered, &error),
+                  PR_ERR_AUTH_BAD_SIGNATURE, &error);
+    expect_status("auth_revoke_null", pr_auth_issuer_revoke(issuer, NULL, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    CHECK("auth status names are the core's error names",
+          strcmp(pr_status_name(PR_ERR_AUTH_REUSED), "reused") == 0 &&
+              strcmp(pr_status_name(PR_ERR_AUTH_NOT_YET_VALID), "not_yet_valid") == 0 &&
+              strcmp(pr_status_name(PR_ERR_AUTH_UNAVAILABLE), "unavailable") == 0);
+
+    pr_auth_verifier_free(verifier);
+    pr_auth_issuer_free(issuer);
+}
+
 int main(void) {
     const char *emulator = getenv("POLYRELAY_EMULATOR_URL");
     if (!emulator) {
@@ -549,6 +819,8 @@ int main(void) {
     test_shutdown(emulator);
     test_threads(client);
     test_views(down);
+    test_auth_config();
+    test_auth();
 
     pr_client_free(hang);
     pr_client_free(down);
