@@ -318,10 +318,21 @@ impl HttpResponse {
     /// 401/403 are auth, 402 is quota (credits), 404/410 not found, other
     /// 4xx invalid request.
     pub fn check_status(&self) -> Result<(), ProviderFailure> {
-        if self.is_success() {
-            return Ok(());
+        match self.status_class() {
+            None => Ok(()),
+            Some(class) => Err(self.failure(class, self.body_excerpt())),
         }
-        let class = match self.status {
+    }
+
+    /// The class [`HttpResponse::check_status`] gives this status; `None`
+    /// for 2xx. For providers whose error bodies carry codes: an unknown
+    /// code still says what the status says (a 503 is transient whatever
+    /// the body).
+    pub fn status_class(&self) -> Option<FailureClass> {
+        if self.is_success() {
+            return None;
+        }
+        Some(match self.status {
             408 | 500..=599 => FailureClass::Transient,
             429 => FailureClass::RateLimited,
             401 | 403 => FailureClass::Auth,
@@ -329,8 +340,7 @@ impl HttpResponse {
             404 | 410 => FailureClass::NotFound,
             400..=499 => FailureClass::InvalidRequest,
             _ => FailureClass::MalformedResponse,
-        };
-        Err(self.failure(class, self.body_excerpt()))
+        })
     }
 
     /// A failure of `class` carrying this response's status and `Retry-After`.

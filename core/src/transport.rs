@@ -6,7 +6,7 @@
 //! otherwise appear in them.
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{FailureClass, ProviderFailure};
@@ -19,15 +19,20 @@ pub(crate) struct Transport {
     /// child cannot use the parent's pooled connections (their I/O tasks ran
     /// on threads the child does not have: a request on one would hang until
     /// its timeout), so the child builds its own client on first use.
-    client: Mutex<(u32, reqwest::Client)>,
+    client: RwLock<(u32, reqwest::Client)>,
     user_agent: http::HeaderValue,
     max_body: usize,
 }
 
 /// No reqwest-level timeouts: the pipeline's attempt timeout bounds
-/// connect, send and read together, on the injected clock.
+/// connect, send and read together, on the injected clock. No reqwest-level
+/// retries either: every request sent is one the retry policy decided on
+/// and the quota and limiter counted; a hidden re-send would be neither.
 fn build_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder().tcp_nodelay(true).build()
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .retry(reqwest::retry::never())
+        .build()
 }
 
 impl Transport {
@@ -41,7 +46,7 @@ impl Transport {
             crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
         })?;
         Ok(Self {
-            client: Mutex::new((std::process::id(), client)),
+            client: RwLock::new((std::process::id(), client)),
             user_agent,
             max_body,
         })
@@ -50,7 +55,14 @@ impl Transport {
     /// This process's HTTP client (a fresh one in a forked child).
     fn client(&self) -> Result<reqwest::Client, ProviderFailure> {
         let pid = std::process::id();
-        let mut current = self.client.lock();
+        {
+            // Concurrent calls share the read lock; only a fork writes.
+            let current = self.client.read();
+            if current.0 == pid {
+                return Ok(current.1.clone());
+            }
+        }
+        let mut current = self.client.write();
         if current.0 != pid {
             let fresh = build_client().map_err(|e| {
                 ProviderFailure::new(
@@ -73,13 +85,14 @@ impl Transport {
         idempotency: Option<(&'static str, &str)>,
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Result<HttpResponse, ProviderFailure> {
+        let query_key = match key {
+            Some((key, KeyPlacement::Query { param })) => Some((param, key.expose_secret())),
+            _ => None,
+        };
         let mut builder = self
             .client()?
-            .request(request.method.clone(), &request.url)
+            .request(request.method.clone(), url_with_query(request, query_key))
             .header(http::header::USER_AGENT, self.user_agent.clone());
-        if !request.query.is_empty() {
-            builder = builder.query(&request.query);
-        }
         for (name, value) in &request.headers {
             builder = builder.header(name.as_ref(), value);
         }
@@ -103,10 +116,7 @@ impl Transport {
                 value.set_sensitive(true);
                 builder = builder.header(name, value);
             }
-            Some((key, KeyPlacement::Query { param })) => {
-                builder = builder.query(&[(param, key.expose_secret())]);
-            }
-            None => {}
+            Some((_, KeyPlacement::Query { .. })) | None => {}
         }
         let mut response = builder.send().await.map_err(classify_send_error)?;
         let status = response.status().as_u16();
@@ -161,6 +171,23 @@ impl Transport {
     }
 }
 
+/// The request's URL with its query pairs (and a query-placed key last),
+/// form-encoded as reqwest's `query` would, in one string: reqwest then
+/// parses it once instead of parsing and re-serialising per pair.
+fn url_with_query(request: &HttpRequest, key: Option<(&str, &str)>) -> String {
+    if request.query.is_empty() && key.is_none() {
+        return request.url.clone();
+    }
+    let mut url = String::with_capacity(request.url.len() + 16 * (request.query.len() + 1));
+    url.push_str(&request.url);
+    url.push(if request.url.contains('?') { '&' } else { '?' });
+    let start = url.len();
+    url::form_urlencoded::Serializer::for_suffix(url, start)
+        .extend_pairs(request.query.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
+        .extend_pairs(key)
+        .finish()
+}
+
 fn too_large(status: u16, max: usize) -> ProviderFailure {
     ProviderFailure::malformed(format!("response body larger than the {max} byte limit"))
         .status(status)
@@ -212,4 +239,38 @@ pub(crate) fn redact(mut failure: ProviderFailure, key: Option<&SecretString>) -
         }
     }
     failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_are_form_encoded_with_the_key_last() {
+        let request = HttpRequest::get("http://127.0.0.1:9/api", "/search")
+            .query("q", "café & co/2")
+            .query("lang", "en");
+        assert_eq!(
+            url_with_query(&request, Some(("key", "s3cr=t"))),
+            "http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en&key=s3cr%3Dt"
+        );
+        assert_eq!(
+            url_with_query(&request, None),
+            "http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en"
+        );
+    }
+
+    #[test]
+    fn a_base_url_with_its_own_query_keeps_it() {
+        let bare = HttpRequest::get("http://127.0.0.1:9/api?tenant=7", "");
+        assert_eq!(
+            url_with_query(&bare, None),
+            "http://127.0.0.1:9/api?tenant=7"
+        );
+        let request = bare.query("q", "x");
+        assert_eq!(
+            url_with_query(&request, Some(("key", "k"))),
+            "http://127.0.0.1:9/api?tenant=7&q=x&key=k"
+        );
+    }
 }

@@ -17,8 +17,10 @@ errors as clean HTTP answers. Needs the ``fastapi`` extra
 Status codes: a refused token 401 (``WWW-Authenticate: Bearer`` with
 ``error="invalid_token"``, RFC 6750 §3), a missing scope 403
 (``error="insufficient_scope"``), invalid parameters 422, rate limited or
-quota used up 429 with ``Retry-After``, a provider failing on its side 502,
-no provider able to answer otherwise 503 (with ``Retry-After`` when known),
+quota used up 429 with ``Retry-After``, providers answering with something
+unusable (a malformed body, a refused request) 502, no provider able to answer
+otherwise (down, 5xx, timeouts, circuits open) 503 (with ``Retry-After`` when
+known),
 the call's deadline 504. Bodies are ``{"error": kind, "message": text}``
 with fixed texts: provider names, attempt trails, key variables and
 tracebacks stay in the server log.
@@ -223,6 +225,14 @@ _TABLE: Tuple[Tuple[Type[Error], int, str, Optional[int]], ...] = (
 )
 
 
+def _outage(error: Error) -> bool:
+    """Whether every provider tried was simply down (connection refused,
+    timed out, 5xx): the service is unavailable (503), not answered badly
+    (502)."""
+    tried = [a for a in error.attempts if a.tries > 0]
+    return all(a.outcome == "transient" for a in tried)
+
+
 def error_response(error: Error) -> JSONResponse:
     """The HTTP answer for a polyrelay error: a status from the table above
     and a body of fixed texts (plus ``field``/``expected`` for 422, which
@@ -233,6 +243,8 @@ def error_response(error: Error) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=headers)
     for cls, status, message, default_wait in _TABLE:
         if isinstance(error, cls):
+            if status == 502 and _outage(error):
+                status, message = 503, "the upstream service is unavailable"
             body = {"error": error.kind, "message": message}
             headers = {}
             wait = _retry_after(error, default_wait) if status in (429, 503) else None

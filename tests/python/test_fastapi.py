@@ -99,7 +99,19 @@ async def test_require_user_with_a_stateless_verifier() -> None:
         (polyrelay.RateLimitedError("x", kind="rate_limited", retry_after=2.2), 429, "3"),
         (polyrelay.QuotaExhaustedError("x", kind="quota_exhausted"), 429, "60"),
         (polyrelay.TimeoutError("x", kind="timeout", deadline=5.0), 504, None),
-        (polyrelay.ProviderError("x", kind="provider_error", status=500), 502, None),
+        (polyrelay.ProviderError("x", kind="provider_error", status=500), 503, None),
+        (
+            polyrelay.ProviderError(
+                "x",
+                kind="provider_error",
+                attempts=[
+                    polyrelay.Attempt("a", "transient", 503, 1, 0.1, "HTTP 503", None),
+                    polyrelay.Attempt("b", "malformed_response", 200, 1, 0.1, "bad JSON", None),
+                ],
+            ),
+            502,
+            None,
+        ),
         (polyrelay.CircuitOpenError("x", kind="circuit_open", retry_after=4.2), 503, "5"),
         (polyrelay.AllProvidersFailedError("x", kind="all_providers_failed"), 503, None),
         (polyrelay.NotFoundError("x", kind="not_found"), 404, None),

@@ -267,13 +267,23 @@ def assert_clean(app: App, body: Any) -> None:
     assert set(body) <= {"error", "message", "retry_after"}
 
 
-def test_upstream_failing_on_its_side_answers_502(app: App) -> None:
+def test_upstream_answering_garbage_answers_502(app: App) -> None:
     token = app.login("alice")["access_token"]
-    app.emu.fault_next("/open-meteo/*", Fault.status(500))
-    app.emu.fault_next("/weatherapi/*", Fault.status(500))
+    app.emu.fault_next("/open-meteo/*", Fault.malformed())
+    app.emu.fault_next("/weatherapi/*", Fault.malformed())
     status, _, body = app.request("GET", "/weather/current?lat=52.52&lon=13.41", token=token)
     assert status == 502
-    assert body["error"] == "provider_error"
+    assert body == {"error": "provider_error", "message": "the upstream service failed"}
+    assert_clean(app, body)
+
+
+def test_every_provider_down_answers_503(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    app.emu.fault_next("/open-meteo/*", Fault.status(500))
+    app.emu.fault_next("/weatherapi/*", Fault.status(503))
+    status, _, body = app.request("GET", "/weather/current?lat=52.52&lon=13.41", token=token)
+    assert status == 503
+    assert body == {"error": "provider_error", "message": "the upstream service is unavailable"}
     assert_clean(app, body)
 
 

@@ -118,7 +118,9 @@ impl DeezerError {
             700 => FailureClass::Transient,
             800 => FailureClass::NotFound,
             200 | 300 | 901 => FailureClass::Auth,
-            _ => FailureClass::InvalidRequest,
+            _ => response
+                .status_class()
+                .unwrap_or(FailureClass::InvalidRequest),
         };
         let failure = response.failure(
             class,
@@ -341,6 +343,9 @@ mod tests {
             test_response(503, &[], "<html>busy</html>"),
         );
         assert_eq!(f.class, FailureClass::Transient);
+        let unknown = r#"{"error":{"type":"Exception","message":"down","code":12345}}"#;
+        let f = failure(&Deezer, &search("track"), test_response(503, &[], unknown));
+        assert_eq!(f.class, FailureClass::Transient, "an error body on a 5xx");
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl Provider for ExchangeRateApi {
             if error.result == "error" {
                 let class = match error.error_type.as_str() {
                     "unsupported-code" => FailureClass::NotFound,
-                    _ => FailureClass::InvalidRequest,
+                    _ => response
+                        .status_class()
+                        .unwrap_or(FailureClass::InvalidRequest),
                 };
                 return Err(
                     response.failure(class, format!("ExchangeRate-API: {}", error.error_type))
@@ -237,6 +239,12 @@ mod tests {
         assert_eq!(f.retry_after, Some(BLOCK_WAIT));
         let f = failure(&ExchangeRateApi, &r, test_response(502, &[], ""));
         assert_eq!(f.class, FailureClass::Transient);
+        let f = failure(
+            &ExchangeRateApi,
+            &r,
+            test_response(503, &[], r#"{"result":"error","error-type":"unknown"}"#),
+        );
+        assert_eq!(f.class, FailureClass::Transient, "an error body on a 5xx");
         let body = fixture(&ExchangeRateApi, "/v6/latest/*");
         let f = failure(&ExchangeRateApi, &r, test_response(200, &[], body));
         assert_eq!(

@@ -170,7 +170,9 @@ fn classify(response: &HttpResponse, error: &ApiError) -> ProviderFailure {
         1002 | 2006 | 2008 | 2009 => FailureClass::Auth,
         1006 => FailureClass::NotFound,
         9999 => FailureClass::Transient,
-        _ => FailureClass::InvalidRequest,
+        _ => response
+            .status_class()
+            .unwrap_or(FailureClass::InvalidRequest),
     };
     response.failure(class, message)
 }
@@ -321,6 +323,13 @@ mod tests {
             &london("weather.current"),
             test_response(status, &[], &body),
         )
+    }
+
+    #[test]
+    fn an_unknown_code_follows_the_status() {
+        assert_eq!(api_error(503, 503, "Service Unavailable").class, FailureClass::Transient);
+        assert_eq!(api_error(400, 1234, "Something new").class, FailureClass::InvalidRequest);
+        assert_eq!(api_error(200, 1234, "Something new").class, FailureClass::InvalidRequest);
     }
 
     #[test]
