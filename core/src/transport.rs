@@ -89,9 +89,13 @@ impl Transport {
             Some((key, KeyPlacement::Query { param })) => Some((param, key.expose_secret())),
             _ => None,
         };
+        let with_query = url_with_query(request, query_key);
         let mut builder = self
             .client()?
-            .request(request.method.clone(), url_with_query(request, query_key))
+            .request(
+                request.method.clone(),
+                with_query.as_deref().unwrap_or(&request.url),
+            )
             .header(http::header::USER_AGENT, self.user_agent.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_ref(), value);
@@ -173,10 +177,11 @@ impl Transport {
 
 /// The request's URL with its query pairs (and a query-placed key last),
 /// form-encoded as reqwest's `query` would, in one string: reqwest then
-/// parses it once instead of parsing and re-serialising per pair.
-fn url_with_query(request: &HttpRequest, key: Option<(&str, &str)>) -> String {
+/// parses it once instead of parsing and re-serialising per pair. `None`
+/// when there is no query to add.
+fn url_with_query(request: &HttpRequest, key: Option<(&str, &str)>) -> Option<String> {
     if request.query.is_empty() && key.is_none() {
-        return request.url.clone();
+        return None;
     }
     let mut url = String::with_capacity(request.url.len() + 16 * (request.query.len() + 1));
     url.push_str(&request.url);
@@ -186,6 +191,7 @@ fn url_with_query(request: &HttpRequest, key: Option<(&str, &str)>) -> String {
         .extend_pairs(request.query.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
         .extend_pairs(key)
         .finish()
+        .into()
 }
 
 fn too_large(status: u16, max: usize) -> ProviderFailure {
@@ -251,26 +257,24 @@ mod tests {
             .query("q", "café & co/2")
             .query("lang", "en");
         assert_eq!(
-            url_with_query(&request, Some(("key", "s3cr=t"))),
-            "http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en&key=s3cr%3Dt"
+            url_with_query(&request, Some(("key", "s3cr=t"))).as_deref(),
+            Some("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en&key=s3cr%3Dt")
         );
         assert_eq!(
-            url_with_query(&request, None),
-            "http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en"
+            url_with_query(&request, None).as_deref(),
+            Some("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en")
         );
     }
 
     #[test]
     fn a_base_url_with_its_own_query_keeps_it() {
         let bare = HttpRequest::get("http://127.0.0.1:9/api?tenant=7", "");
-        assert_eq!(
-            url_with_query(&bare, None),
-            "http://127.0.0.1:9/api?tenant=7"
-        );
+        assert_eq!(url_with_query(&bare, None), None, "sent as is");
+        assert_eq!(bare.url, "http://127.0.0.1:9/api?tenant=7");
         let request = bare.query("q", "x");
         assert_eq!(
-            url_with_query(&request, Some(("key", "k"))),
-            "http://127.0.0.1:9/api?tenant=7&q=x&key=k"
+            url_with_query(&request, Some(("key", "k"))).as_deref(),
+            Some("http://127.0.0.1:9/api?tenant=7&q=x&key=k")
         );
     }
 }
