@@ -314,8 +314,8 @@ def aiohttp_stack(base: str, cache: bool = False) -> Tuple[Stack, Callable[[], A
     return Stack(base, post, (aiohttp.ClientError, asyncio.TimeoutError), cache), session.close
 
 
-async def aiohttp_stack_contender(base: str) -> Contender:
-    stack, close = aiohttp_stack(base)
+def stack_contender(name: str, stack: Stack, close: Callable[[], Awaitable[None]]) -> Contender:
+    """A contender calling `stack`, remembering which provider answered last."""
     last: List[str] = [""]
 
     async def acall() -> str:
@@ -323,9 +323,12 @@ async def aiohttp_stack_contender(base: str) -> Contender:
         last[0] = answer["provider"]
         return str(answer["text"])
 
-    return Contender(
-        "aiohttp stack", acall=acall, close=close, provider_of_last=lambda: last[0]
-    )
+    return Contender(name, acall=acall, close=close, provider_of_last=lambda: last[0])
+
+
+async def aiohttp_stack_contender(base: str) -> Contender:
+    stack, close = aiohttp_stack(base)
+    return stack_contender("aiohttp stack", stack, close)
 
 
 async def httpx_stack_contender(base: str) -> Contender:
@@ -340,16 +343,7 @@ async def httpx_stack_contender(base: str) -> Contender:
         return response.status_code, response.json()
 
     stack = Stack(base, post, (httpx.TransportError,), cache=False)
-    last: List[str] = [""]
-
-    async def acall() -> str:
-        answer = await stack.chat(MESSAGES)
-        last[0] = answer["provider"]
-        return str(answer["text"])
-
-    return Contender(
-        "httpx stack", acall=acall, close=client.aclose, provider_of_last=lambda: last[0]
-    )
+    return stack_contender("httpx stack", stack, client.aclose)
 
 
 async def litellm_router(base: str) -> Contender:

@@ -328,22 +328,15 @@ class Client(_Base):
         items = _batch_items(params)
         counter = BatchProgress()
         bar = open_bar(len(items), capability, progress)
-        if bar is None:
-            return self._native.batch(
-                capability, items, _concurrency(concurrency), return_exceptions, counter
-            )
+        redraw = None if bar is None else lambda: bar.update(counter.completed)
         try:
             return self._native.batch(
-                capability,
-                items,
-                _concurrency(concurrency),
-                return_exceptions,
-                counter,
-                lambda: bar.update(counter.completed),
+                capability, items, _concurrency(concurrency), return_exceptions, counter, redraw
             )
         finally:
-            bar.update(counter.completed)
-            bar.close()
+            if bar is not None:
+                bar.update(counter.completed)
+                bar.close()
 
     def __enter__(self) -> Client:
         return self
