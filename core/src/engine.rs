@@ -41,7 +41,7 @@ use crate::resilience::retry::{
 };
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
-use crate::transport::{redact, Transport};
+use crate::transport::{redact, BaseUrl, Transport};
 
 /// Most requests one provider turn may chain with [`Step::Next`].
 const MAX_STEPS: usize = 4;
@@ -66,6 +66,8 @@ pub(crate) struct CallResult {
 pub(crate) struct ProviderSlot {
     pub provider: Arc<dyn Provider>,
     pub base_url: String,
+    /// `base_url` parsed once for the transport.
+    base: Option<BaseUrl>,
     pub key: Option<SecretString>,
     pub key_env: String,
     pub settings: ProviderSettings,
@@ -99,6 +101,7 @@ impl ProviderSlot {
         }
         Ok(Self {
             provider,
+            base: BaseUrl::new(&base_url),
             base_url,
             key,
             key_env,
@@ -472,7 +475,9 @@ impl Engine {
             let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(deadline);
             let span =
                 tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
-            let exchange = self
+            // Pinned in place: `select!` then moves a reference, not the
+            // (large) future.
+            let exchange = std::pin::pin!(self
                 .exchange(
                     slot,
                     request,
@@ -480,7 +485,7 @@ impl Engine {
                     first,
                     idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
                 )
-                .instrument(span.clone());
+                .instrument(span.clone()));
             let result = tokio::select! {
                 biased;
                 result = exchange => result,
@@ -659,7 +664,9 @@ impl Engine {
             let next = follow_up.as_ref().unwrap_or(first);
             let response = self
                 .transport
-                .send(next, key, idempotency, || self.clock.wall())
+                .send(next, slot.base.as_ref(), key, idempotency, || {
+                    self.clock.wall()
+                })
                 .await?;
             let (status, received_at) = (response.status, response.received_at);
             match slot.provider.response(request, ctx, response)? {

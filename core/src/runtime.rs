@@ -14,7 +14,9 @@ use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
 
-static SHARED: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+/// The runtime, and a guard that notices when this process is a fork of the
+/// one that started it.
+static SHARED: Mutex<Option<(forkguard::Guard, &'static Runtime)>> = Mutex::new(None);
 
 thread_local! {
     static ON_WORKER: Cell<bool> = const { Cell::new(false) };
@@ -22,13 +24,15 @@ thread_local! {
 
 /// The process's polyrelay runtime.
 pub fn shared() -> Result<&'static Runtime> {
-    let pid = std::process::id();
     let mut slot = SHARED.lock();
-    if let Some((owner, runtime)) = *slot {
-        if owner == pid {
+    if let Some((guard, runtime)) = &*slot {
+        if !guard.clone().detected_fork() {
             return Ok(runtime);
         }
     }
+    let guard = forkguard::Guard::try_new().map_err(|e| Error::Usage {
+        message: format!("cannot watch for process forks: {e}"),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("polyrelay")
         .enable_all()
@@ -38,7 +42,7 @@ pub fn shared() -> Result<&'static Runtime> {
             message: format!("cannot start the polyrelay runtime: {e}"),
         })?;
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
-    *slot = Some((pid, runtime));
+    *slot = Some((guard, runtime));
     Ok(runtime)
 }
 

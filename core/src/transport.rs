@@ -15,11 +15,12 @@ use crate::provider::{HttpRequest, HttpResponse, KeyPlacement};
 /// The shared HTTP client and its limits.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// The process id the client was built in, and the client. A forked
-    /// child cannot use the parent's pooled connections (their I/O tasks ran
-    /// on threads the child does not have: a request on one would hang until
-    /// its timeout), so the child builds its own client on first use.
-    client: RwLock<(u32, reqwest::Client)>,
+    /// The client, and a guard that notices when this process is a fork of
+    /// the one that built it. A forked child cannot use the parent's pooled
+    /// connections (their I/O tasks ran on threads the child does not have:
+    /// a request on one would hang until its timeout), so the child builds
+    /// its own client on first use.
+    client: RwLock<(forkguard::Guard, reqwest::Client)>,
     user_agent: http::HeaderValue,
     max_body: usize,
 }
@@ -45,8 +46,11 @@ impl Transport {
         let client = build_client().map_err(|e| {
             crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
         })?;
+        let guard = forkguard::Guard::try_new().map_err(|e| {
+            crate::Error::config("http", format!("cannot watch for process forks: {e}"))
+        })?;
         Ok(Self {
-            client: RwLock::new((std::process::id(), client)),
+            client: RwLock::new((guard, client)),
             user_agent,
             max_body,
         })
@@ -54,16 +58,17 @@ impl Transport {
 
     /// This process's HTTP client (a fresh one in a forked child).
     fn client(&self) -> Result<reqwest::Client, ProviderFailure> {
-        let pid = std::process::id();
         {
             // Concurrent calls share the read lock; only a fork writes.
             let current = self.client.read();
-            if current.0 == pid {
+            if !current.0.clone().detected_fork() {
                 return Ok(current.1.clone());
             }
         }
         let mut current = self.client.write();
-        if current.0 != pid {
+        // Committed only with a fresh client, so a failed build is retried.
+        let mut guard = current.0.clone();
+        if guard.detected_fork() {
             let fresh = build_client().map_err(|e| {
                 ProviderFailure::new(
                     FailureClass::Transient,
@@ -71,7 +76,7 @@ impl Transport {
                 )
                 .not_sent()
             })?;
-            *current = (pid, fresh);
+            *current = (guard, fresh);
         }
         Ok(current.1.clone())
     }
@@ -81,6 +86,7 @@ impl Transport {
     pub(crate) async fn send(
         &self,
         request: &HttpRequest,
+        base: Option<&BaseUrl>,
         key: Option<(&SecretString, KeyPlacement)>,
         idempotency: Option<(&'static str, &str)>,
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
@@ -89,12 +95,11 @@ impl Transport {
             Some((key, KeyPlacement::Query { param })) => Some((param, key.expose_secret())),
             _ => None,
         };
-        let with_query = url_with_query(request, query_key);
         let mut builder = self
             .client()?
             .request(
                 request.method.clone(),
-                with_query.as_deref().unwrap_or(&request.url),
+                url_with_query(request, base, query_key)?,
             )
             .header(http::header::USER_AGENT, self.user_agent.clone());
         for (name, value) in &request.headers {
@@ -175,23 +180,72 @@ impl Transport {
     }
 }
 
-/// The request's URL with its query pairs (and a query-placed key last),
-/// form-encoded as reqwest's `query` would, in one string: reqwest then
-/// parses it once instead of parsing and re-serialising per pair. `None`
-/// when there is no query to add.
-fn url_with_query(request: &HttpRequest, key: Option<(&str, &str)>) -> Option<String> {
-    if request.query.is_empty() && key.is_none() {
-        return None;
+/// A provider's base URL, parsed once: parsing the scheme and host is most
+/// of the cost of parsing a URL, and every request of the provider repeats
+/// them.
+#[derive(Debug)]
+pub(crate) struct BaseUrl {
+    /// As configured, without a trailing `/`: what requests start with.
+    prefix: String,
+    parsed: url::Url,
+}
+
+impl BaseUrl {
+    /// `None` when `base` does not parse or carries a query or fragment
+    /// (requests under it are then parsed whole).
+    pub(crate) fn new(base: &str) -> Option<Self> {
+        let parsed = url::Url::parse(base).ok()?;
+        if parsed.query().is_some() || parsed.fragment().is_some() || parsed.cannot_be_a_base() {
+            return None;
+        }
+        Some(Self {
+            prefix: base.trim_end_matches('/').to_string(),
+            parsed,
+        })
     }
-    let mut url = String::with_capacity(request.url.len() + 16 * (request.query.len() + 1));
-    url.push_str(&request.url);
-    url.push(if request.url.contains('?') { '&' } else { '?' });
-    let start = url.len();
-    url::form_urlencoded::Serializer::for_suffix(url, start)
-        .extend_pairs(request.query.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
-        .extend_pairs(key)
-        .finish()
-        .into()
+
+    /// `full` parsed by extending the parsed base with its path, when `full`
+    /// is this base plus a path (no query or fragment).
+    fn join(&self, full: &str) -> Option<url::Url> {
+        let rest = full.strip_prefix(&self.prefix)?;
+        if !(rest.is_empty() || rest.starts_with('/')) || rest.contains(['?', '#']) {
+            return None;
+        }
+        let base_path = self.parsed.path().trim_end_matches('/');
+        let mut path = String::with_capacity(base_path.len() + rest.len());
+        path.push_str(base_path);
+        path.push_str(rest);
+        let mut url = self.parsed.clone();
+        url.set_path(&path);
+        Some(url)
+    }
+}
+
+/// The request's URL with its query pairs (and a query-placed key last),
+/// form-encoded as reqwest's `query` would, handed to reqwest as a parsed
+/// `Url`. Under the provider's `base`, only the path is parsed.
+fn url_with_query(
+    request: &HttpRequest,
+    base: Option<&BaseUrl>,
+    key: Option<(&str, &str)>,
+) -> Result<url::Url, ProviderFailure> {
+    let mut url = match base.and_then(|base| base.join(&request.url)) {
+        Some(url) => url,
+        None => url::Url::parse(&request.url).map_err(|e| {
+            // The parse error names what is wrong, never the URL itself.
+            ProviderFailure::new(
+                FailureClass::InvalidRequest,
+                format!("the request URL is invalid: {e}"),
+            )
+            .not_sent()
+        })?,
+    };
+    if !request.query.is_empty() || key.is_some() {
+        url.query_pairs_mut()
+            .extend_pairs(request.query.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
+            .extend_pairs(key);
+    }
+    Ok(url)
 }
 
 fn too_large(status: u16, max: usize) -> ProviderFailure {
@@ -256,25 +310,81 @@ mod tests {
         let request = HttpRequest::get("http://127.0.0.1:9/api", "/search")
             .query("q", "café & co/2")
             .query("lang", "en");
+        let url = |key| url_with_query(&request, None, key).map(String::from);
         assert_eq!(
-            url_with_query(&request, Some(("key", "s3cr=t"))).as_deref(),
-            Some("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en&key=s3cr%3Dt")
+            url(Some(("key", "s3cr=t"))).as_deref(),
+            Ok("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en&key=s3cr%3Dt")
         );
         assert_eq!(
-            url_with_query(&request, None).as_deref(),
-            Some("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en")
+            url(None).as_deref(),
+            Ok("http://127.0.0.1:9/api/search?q=caf%C3%A9+%26+co%2F2&lang=en")
         );
     }
 
     #[test]
     fn a_base_url_with_its_own_query_keeps_it() {
         let bare = HttpRequest::get("http://127.0.0.1:9/api?tenant=7", "");
-        assert_eq!(url_with_query(&bare, None), None, "sent as is");
-        assert_eq!(bare.url, "http://127.0.0.1:9/api?tenant=7");
+        assert_eq!(
+            url_with_query(&bare, None, None)
+                .map(String::from)
+                .as_deref(),
+            Ok("http://127.0.0.1:9/api?tenant=7"),
+            "sent as is"
+        );
         let request = bare.query("q", "x");
         assert_eq!(
-            url_with_query(&request, Some(("key", "k"))).as_deref(),
-            Some("http://127.0.0.1:9/api?tenant=7&q=x&key=k")
+            url_with_query(&request, None, Some(("key", "k")))
+                .map(String::from)
+                .as_deref(),
+            Ok("http://127.0.0.1:9/api?tenant=7&q=x&key=k")
         );
+    }
+
+    #[test]
+    fn a_url_under_a_parsed_base_equals_the_whole_url_parsed() {
+        let bases = [
+            "http://127.0.0.1:9/api",
+            "http://127.0.0.1:9/api/",
+            "https://api.open-meteo.com",
+            "https://API.Example.com:443/v1/",
+            "http://user:pw@host.test/x%20y",
+            "http://[::1]:8080",
+        ];
+        let paths = [
+            "",
+            "/",
+            "/search",
+            "/a b/ü/%41",
+            "/a/../b/./c",
+            "/%2e%2e/x",
+            "/back\\slash",
+            "//double",
+        ];
+        for base_text in bases {
+            let base = BaseUrl::new(base_text).expect("a plain base");
+            for path in paths {
+                let request = HttpRequest::get(base_text, path).query("q", "x y");
+                let fast = url_with_query(&request, Some(&base), None).map(String::from);
+                let whole = url_with_query(&request, None, None).map(String::from);
+                assert_eq!(fast, whole, "{base_text} + {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn urls_outside_the_base_are_parsed_whole() {
+        let base = BaseUrl::new("http://127.0.0.1:9/api").unwrap();
+        assert!(base.join("http://127.0.0.1:9/apix").is_none());
+        assert!(base.join("http://127.0.0.1:9/api/x?y=1").is_none());
+        assert!(base.join("https://other.test/api").is_none());
+        let follow_up = HttpRequest::get("https://other.test/page", "");
+        assert_eq!(
+            url_with_query(&follow_up, Some(&base), None)
+                .map(String::from)
+                .as_deref(),
+            Ok("https://other.test/page")
+        );
+        assert!(BaseUrl::new("http://127.0.0.1:9/api?tenant=7").is_none());
+        assert!(BaseUrl::new("not a url").is_none());
     }
 }

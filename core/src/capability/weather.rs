@@ -25,19 +25,43 @@ impl Degrees {
     }
 
     /// Formats with at most 4 decimals and no trailing zeros (`52.52`).
-    /// Integer arithmetic: exact, and far cheaper than float formatting.
+    /// Integer digits written by hand: exact, and far cheaper than float
+    /// (or even `format!`) formatting on a path taken by every call.
     pub fn to_param(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
+        // At most "-180.0000", written right to left.
+        let mut buf = [0u8; 12];
+        let mut at = buf.len();
         let abs = self.0.unsigned_abs();
-        let (whole, mut frac, mut digits) = (abs / 10_000, abs % 10_000, 4);
+        let (mut whole, mut frac, mut digits) = (abs / 10_000, abs % 10_000, 4);
         if frac == 0 {
-            return format!("{sign}{whole}");
+            digits = 0;
         }
-        while frac % 10 == 0 {
+        while digits > 0 && frac % 10 == 0 {
             frac /= 10;
             digits -= 1;
         }
-        format!("{sign}{whole}.{frac:0digits$}")
+        for _ in 0..digits {
+            at -= 1;
+            buf[at] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        if digits > 0 {
+            at -= 1;
+            buf[at] = b'.';
+        }
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (whole % 10) as u8;
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        String::from_utf8(buf[at..].to_vec()).unwrap_or_default()
     }
 }
 
@@ -331,5 +355,25 @@ mod tests {
         assert_eq!(p(0.00005), "0.0001");
         assert_eq!(p(0.0), "0");
         assert_eq!(p(-180.0), "-180");
+        assert_eq!(p(100.0001), "100.0001");
+        assert_eq!(p(-0.0001), "-0.0001");
+    }
+
+    #[test]
+    fn degrees_format_like_the_standard_formatter_over_the_whole_range() {
+        for raw in (-1_800_000i32..=1_800_000)
+            .step_by(7)
+            .chain([-1, 1, 10, 100, 1000])
+        {
+            let (abs, sign) = (raw.unsigned_abs(), if raw < 0 { "-" } else { "" });
+            let fractional = format!("{:04}", abs % 10_000);
+            let fractional = fractional.trim_end_matches('0');
+            let expected = if fractional.is_empty() {
+                format!("{sign}{}", abs / 10_000)
+            } else {
+                format!("{sign}{}.{fractional}", abs / 10_000)
+            };
+            assert_eq!(Degrees(raw).to_param(), expected, "{raw}");
+        }
     }
 }
