@@ -6,6 +6,11 @@
 //! reqwest and polyrelay are measured in alternating rounds so that machine
 //! noise hits both alike. polyrelay runs with the cache off and every guard
 //! on: daily quota, GCRA limiter, breaker, retry, attempt timeout, deadline.
+//!
+//! For profilers: `-- --only raw|polyrelay [--secs N]` runs just one side at
+//! concurrency 64 for N seconds (default 10) and prints how many requests it
+//! made, e.g. to count instructions per request under
+//! `valgrind --tool=callgrind` (see BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,14 +144,46 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Requests per second of `make` run by 64 concurrent tasks for `secs`.
+async fn throughput<F, Fut>(make: F, secs: f64) -> f64
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let make = make.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    make().await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn arg_after(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per_round, conc_secs) = if quick {
-        (4, 500, 1.0)
-    } else {
-        (10, 2_000, 3.0)
-    };
+    // Throughput: pairs of short slices, one per side, back to back.
+    let (rounds, per_round, slice_pairs) = if quick { (4, 500, 16) } else { (10, 2_000, 80) };
+    const SLICE_SECS: f64 = 0.25;
 
     let emulator = Emulator::start_background().expect("emulator");
     emulator.set_logging(false);
@@ -220,6 +257,19 @@ daily_quota = 1000000000
         relay_call().await;
     }
 
+    if let Some(side) = arg_after("--only") {
+        let secs: f64 = arg_after("--secs")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10.0);
+        let rate = match side.as_str() {
+            "raw" => throughput(raw_call.clone(), secs).await,
+            "polyrelay" => throughput(relay_call.clone(), secs).await,
+            other => panic!("--only raw|polyrelay, not {other}"),
+        };
+        println!("{side}: {rate:.0} req/s, {:.0} requests", rate * secs);
+        return;
+    }
+
     // Allocations per call (the emulator's own, on its runtime, count in both).
     let count = 2_000u64;
     let before = allocations();
@@ -249,57 +299,30 @@ daily_quota = 1000000000
     raw_lat.sort();
     relay_lat.sort();
 
-    // Concurrency 64: throughput, alternating.
-    async fn throughput<F, Fut>(make: F, secs: f64) -> f64
-    where
-        F: Fn() -> Fut + Send + Sync + Clone + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
-    {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..64)
-            .map(|_| {
-                let make = make.clone();
-                tokio::spawn(async move {
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        make().await;
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.expect("task");
-        }
-        total as f64 / started.elapsed().as_secs_f64()
-    }
-    // Throughput drifts by tens of percent over seconds on a shared VM, so
-    // compare short back-to-back pairs (alternating which side goes first)
-    // and report medians.
-    let pairs = if quick { 4 } else { 16 };
+    // Concurrency 64: throughput. The rate of this shared VM drifts by tens
+    // of percent over seconds, so the sides alternate in short slices (the
+    // first side alternating too) and the ratio is the median of the pairs'.
     let (mut raw_runs, mut relay_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for pair in 0..pairs {
+    for pair in 0..slice_pairs {
         let (raw_rate, relay_rate) = if pair % 2 == 0 {
-            let raw_rate = throughput(raw_call.clone(), conc_secs).await;
-            (raw_rate, throughput(relay_call.clone(), conc_secs).await)
+            let raw_rate = throughput(raw_call.clone(), SLICE_SECS).await;
+            (raw_rate, throughput(relay_call.clone(), SLICE_SECS).await)
         } else {
-            let relay_rate = throughput(relay_call.clone(), conc_secs).await;
-            (throughput(raw_call.clone(), conc_secs).await, relay_rate)
+            let relay_rate = throughput(relay_call.clone(), SLICE_SECS).await;
+            (throughput(raw_call.clone(), SLICE_SECS).await, relay_rate)
         };
         raw_runs.push(raw_rate);
         relay_runs.push(relay_rate);
         ratios.push(relay_rate / raw_rate);
     }
-    let median = |v: &mut Vec<f64>| {
+    let quantile = |v: &mut Vec<f64>, q: f64| {
         v.sort_by(f64::total_cmp);
-        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
+        v[((v.len() - 1) as f64 * q).round() as usize]
     };
-    let raw_tput = median(&mut raw_runs);
-    let relay_tput = median(&mut relay_runs);
-    let ratio = median(&mut ratios);
+    let raw_tput = quantile(&mut raw_runs, 0.5);
+    let relay_tput = quantile(&mut relay_runs, 0.5);
+    let ratio = quantile(&mut ratios, 0.5);
+    let (ratio_q1, ratio_q3) = (quantile(&mut ratios, 0.25), quantile(&mut ratios, 0.75));
 
     // Cache hit latency (cache on, entry warm).
     let cached = client(
@@ -361,7 +384,9 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
         p(&relay_lat, 0.99),
         added99
     );
-    println!("| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× | ≥ 0.9× |");
+    println!(
+        "| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× (quartiles {ratio_q1:.3}–{ratio_q3:.3}) | ≥ 0.9× |"
+    );
     println!(
         "| heap allocations per call, client + server | {raw_allocs:.1} | {relay_allocs:.1} | +{:.1} | |",
         relay_allocs - raw_allocs

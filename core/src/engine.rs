@@ -223,20 +223,25 @@ impl Engine {
             let engine = Arc::clone(self);
             let request = request.clone();
             let trail = Arc::clone(&trail);
-            move || async move {
-                match engine.run_chain(&request).await {
-                    Ok((answer, attempts)) => {
-                        *trail.lock() = attempts;
-                        Ok(Fetched::Value(Ok(answer)))
+            // Boxed: a miss allocates anyway, and the chain's (large) future
+            // inline here would make every call's future, cached or not,
+            // half again as large.
+            move || {
+                Box::pin(async move {
+                    match engine.run_chain(&request).await {
+                        Ok((answer, attempts)) => {
+                            *trail.lock() = attempts;
+                            Ok(Fetched::Value(Ok(answer)))
+                        }
+                        Err(error @ Error::NotFound { .. }) => {
+                            Ok(Fetched::NotFound(Err(Arc::new(error))))
+                        }
+                        Err(error) => {
+                            *trail.lock() = error.attempts().to_vec();
+                            Err(ChainError(Arc::new(error)))
+                        }
                     }
-                    Err(error @ Error::NotFound { .. }) => {
-                        Ok(Fetched::NotFound(Err(Arc::new(error))))
-                    }
-                    Err(error) => {
-                        *trail.lock() = error.attempts().to_vec();
-                        Err(ChainError(Arc::new(error)))
-                    }
-                }
+                })
             }
         };
         let outcome = self
