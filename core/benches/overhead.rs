@@ -373,13 +373,13 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
     println!("| measure | raw reqwest | polyrelay | added / ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| p50 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 10 µs |",
+        "| p50 latency, concurrency 1 | {:.1} µs | {:.1} µs | {:+.1} µs | ≤ 10 µs |",
         p(&raw_lat, 0.5),
         p(&relay_lat, 0.5),
         added50
     );
     println!(
-        "| p99 latency, concurrency 1 | {:.1} µs | {:.1} µs | +{:.1} µs | ≤ 50 µs |",
+        "| p99 latency, concurrency 1 | {:.1} µs | {:.1} µs | {:+.1} µs | ≤ 50 µs |",
         p(&raw_lat, 0.99),
         p(&relay_lat, 0.99),
         added99
@@ -388,7 +388,7 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
         "| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× (quartiles {ratio_q1:.3}–{ratio_q3:.3}) | ≥ 0.9× |"
     );
     println!(
-        "| heap allocations per call, client + server | {raw_allocs:.1} | {relay_allocs:.1} | +{:.1} | |",
+        "| heap allocations per call, client + server | {raw_allocs:.1} | {relay_allocs:.1} | {:+.1} | |",
         relay_allocs - raw_allocs
     );
     println!(

@@ -222,8 +222,8 @@ pub struct GeoPoint {
 pub struct Condition {
     /// WMO weather interpretation code (0 clear sky … 99 thunderstorm with hail).
     pub code: u8,
-    /// English text for the code.
-    pub text: String,
+    /// English text for the code (a static string: no allocation per answer).
+    pub text: std::borrow::Cow<'static, str>,
 }
 
 impl Condition {
@@ -231,7 +231,7 @@ impl Condition {
     pub fn from_wmo(code: u8) -> Self {
         Self {
             code,
-            text: wmo_text(code).to_string(),
+            text: std::borrow::Cow::Borrowed(wmo_text(code)),
         }
     }
 }

@@ -140,7 +140,9 @@ impl From<RateDecision> for Admission {
 
 /// The embedded default: everything in this process's memory.
 pub struct InMemoryState {
-    providers: HashMap<&'static str, Guards>,
+    /// Looked up on every call: foldhash, not SipHash (the keys are our own
+    /// provider ids, so there is nothing to defend against).
+    providers: HashMap<&'static str, Guards, foldhash::fast::RandomState>,
 }
 
 struct Guards {
@@ -159,7 +161,8 @@ impl fmt::Debug for InMemoryState {
 impl InMemoryState {
     /// A store enforcing `limits`, on `clock`.
     pub fn new(limits: &[ProviderLimits], clock: SharedClock) -> crate::Result<Self> {
-        let mut providers = HashMap::with_capacity(limits.len());
+        let mut providers =
+            HashMap::with_capacity_and_hasher(limits.len(), foldhash::fast::RandomState::default());
         for limit in limits {
             let limiter = match &limit.rate_limit {
                 Some(config) => Some(RateLimiter::new(config, clock.clone()).map_err(|e| {
