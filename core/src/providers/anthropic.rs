@@ -181,17 +181,30 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         Some(e) => (e.kind.as_str(), e.message.clone()),
         None => ("", response.body_excerpt()),
     };
-    let class = match (kind, response.status) {
-        ("rate_limit_error", _) | (_, 429) => FailureClass::RateLimited,
-        ("billing_error", _) | (_, 402) => FailureClass::QuotaExhausted,
-        ("request_too_large", _) | (_, 413) => FailureClass::ContextLengthExceeded,
-        ("authentication_error" | "permission_error", _) | (_, 401 | 403) => FailureClass::Auth,
+    let by_status = match response.status {
+        // Anthropic's `request_too_large`: the prompt does not fit.
+        413 => Some(FailureClass::ContextLengthExceeded),
+        _ => response.status_class(),
+    };
+    let class = match (kind, by_status) {
+        ("rate_limit_error", _) | (_, Some(FailureClass::RateLimited)) => FailureClass::RateLimited,
+        ("billing_error", _) | (_, Some(FailureClass::QuotaExhausted)) => {
+            FailureClass::QuotaExhausted
+        }
+        ("request_too_large", _) | (_, Some(FailureClass::ContextLengthExceeded)) => {
+            FailureClass::ContextLengthExceeded
+        }
+        ("authentication_error" | "permission_error", _) | (_, Some(FailureClass::Auth)) => {
+            FailureClass::Auth
+        }
         _ if message.to_ascii_lowercase().contains("credit balance") => {
             FailureClass::QuotaExhausted
         }
         _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
-        ("overloaded_error" | "api_error" | "timeout_error", _) => FailureClass::Transient,
-        (_, 408 | 500..=599) => FailureClass::Transient,
+        ("overloaded_error" | "api_error" | "timeout_error", _)
+        | (_, Some(FailureClass::Transient)) => FailureClass::Transient,
+        // Including 404/410 (`not_found_error` is an unknown model): the
+        // request's fault, not a "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
     };
     response.failure(class, format!("Anthropic: {}", clip(&message)))

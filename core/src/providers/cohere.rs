@@ -203,13 +203,21 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         let lower = message.to_ascii_lowercase();
         lower.contains("/ month") || lower.contains("per month")
     };
-    let class = match response.status {
-        429 if monthly => FailureClass::QuotaExhausted,
-        429 => FailureClass::RateLimited,
-        401 | 403 | 498 => FailureClass::Auth,
-        402 => FailureClass::QuotaExhausted,
+    let by_status = match response.status {
+        // Cohere's own codes: 498 is an invalid token, 499 a cancelled request.
+        498 => Some(FailureClass::Auth),
+        499 => Some(FailureClass::Transient),
+        _ => response.status_class(),
+    };
+    let class = match by_status {
+        Some(FailureClass::RateLimited) if monthly => FailureClass::QuotaExhausted,
+        Some(
+            class @ (FailureClass::RateLimited | FailureClass::Auth | FailureClass::QuotaExhausted),
+        ) => class,
         _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
-        408 | 499 | 500..=599 => FailureClass::Transient,
+        Some(FailureClass::Transient) => FailureClass::Transient,
+        // Including 404/410 (an unknown model): the request's fault, not a
+        // "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
     };
     response.failure(class, format!("Cohere: {}", clip(&message)))

@@ -257,10 +257,8 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
 fn classify(response: &HttpResponse) -> ProviderFailure {
     let error = response.json::<ErrorBody>().ok().map(|b| b.error);
     let Some(error) = error else {
-        return response
-            .check_status()
-            .err()
-            .unwrap_or_else(|| response.failure(FailureClass::Transient, response.body_excerpt()));
+        let class = response.status_class().unwrap_or(FailureClass::Transient);
+        return response.failure(class, response.body_excerpt());
     };
     let message = format!("Gemini: {}", clip(&error.message));
     let reason_is = |prefix: &str| {
@@ -293,9 +291,10 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         "UNAUTHENTICATED" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" => FailureClass::Auth,
         _ if is_context_overflow(&error.message) => FailureClass::ContextLengthExceeded,
         "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" => FailureClass::Transient,
-        _ => match response.status {
-            401 | 403 => FailureClass::Auth,
-            408 | 500..=599 => FailureClass::Transient,
+        _ => match response.status_class() {
+            Some(class @ (FailureClass::Auth | FailureClass::Transient)) => class,
+            // Including 404 (an unknown model) and 402 (Google signals quota
+            // as RESOURCE_EXHAUSTED, handled above): the request's fault.
             _ => FailureClass::InvalidRequest,
         },
     };
