@@ -426,6 +426,28 @@ mod tests {
     }
 
     #[test]
+    fn without_an_error_type_the_status_decides() {
+        let f = class_of(&Anthropic, 429, &[("retry-after", "9")], "<html>Too Many Requests</html>");
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(9)));
+        for (status, class) in [
+            (402, FailureClass::QuotaExhausted),
+            (413, FailureClass::ContextLengthExceeded),
+            (401, FailureClass::Auth),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (529, FailureClass::Transient),
+            (404, FailureClass::InvalidRequest),
+            (410, FailureClass::InvalidRequest),
+            (422, FailureClass::InvalidRequest),
+        ] {
+            let f = class_of(&Anthropic, status, &[], "<html>error</html>");
+            assert_eq!(f.class, class, "HTTP {status}");
+            assert_eq!(f.status, Some(status));
+        }
+    }
+
+    #[test]
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Anthropic, &chat_request(), MESSAGE);
         let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("\"type\":\"message\"", "\"type\":\"error\""));

@@ -430,6 +430,22 @@ mod tests {
     }
 
     #[test]
+    fn other_statuses_keep_their_generic_class() {
+        for (status, class) in [
+            (402, FailureClass::QuotaExhausted),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (410, FailureClass::InvalidRequest),
+        ] {
+            let body = json!({"id": "4f6c8f1b", "message": "something"}).to_string();
+            assert_eq!(class_of(&Cohere, status, &[], &body).class, class, "HTTP {status}");
+        }
+        let f = class_of(&Cohere, 502, &[("retry-after", "4")], "<html>Bad Gateway</html>");
+        assert_eq!(f.class, FailureClass::Transient);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
+    }
+
+    #[test]
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Cohere, &chat_request(), CHAT);
         assert_truncations_are_malformed(&Cohere, &embeddings_request(), EMBED);

@@ -600,6 +600,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_rpc_status_is_classified_by_http_status() {
+        for (code, class) in [
+            (401, FailureClass::Auth),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (502, FailureClass::Transient),
+            (402, FailureClass::InvalidRequest),
+            (410, FailureClass::InvalidRequest),
+            (422, FailureClass::InvalidRequest),
+        ] {
+            let body = json!({"error": {"code": code, "message": "something", "status": "UNKNOWN"}});
+            assert_eq!(class_of(&Gemini, code, &[], &body.to_string()).class, class, "HTTP {code}");
+        }
+        // Without a Google error body only the status speaks.
+        for (code, class) in [(401, FailureClass::Auth), (402, FailureClass::QuotaExhausted)] {
+            assert_eq!(class_of(&Gemini, code, &[], "<html>error</html>").class, class, "HTTP {code}");
+        }
+    }
+
+    #[test]
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Gemini, &chat_request(), GENERATE);
         assert_truncations_are_malformed(&Gemini, &embeddings_request(), EMBED);
