@@ -181,17 +181,30 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         Some(e) => (e.kind.as_str(), e.message.clone()),
         None => ("", response.body_excerpt()),
     };
-    let class = match (kind, response.status) {
-        ("rate_limit_error", _) | (_, 429) => FailureClass::RateLimited,
-        ("billing_error", _) | (_, 402) => FailureClass::QuotaExhausted,
-        ("request_too_large", _) | (_, 413) => FailureClass::ContextLengthExceeded,
-        ("authentication_error" | "permission_error", _) | (_, 401 | 403) => FailureClass::Auth,
+    let by_status = match response.status {
+        // Anthropic's `request_too_large`: the prompt does not fit.
+        413 => Some(FailureClass::ContextLengthExceeded),
+        _ => response.status_class(),
+    };
+    let class = match (kind, by_status) {
+        ("rate_limit_error", _) | (_, Some(FailureClass::RateLimited)) => FailureClass::RateLimited,
+        ("billing_error", _) | (_, Some(FailureClass::QuotaExhausted)) => {
+            FailureClass::QuotaExhausted
+        }
+        ("request_too_large", _) | (_, Some(FailureClass::ContextLengthExceeded)) => {
+            FailureClass::ContextLengthExceeded
+        }
+        ("authentication_error" | "permission_error", _) | (_, Some(FailureClass::Auth)) => {
+            FailureClass::Auth
+        }
         _ if message.to_ascii_lowercase().contains("credit balance") => {
             FailureClass::QuotaExhausted
         }
         _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
-        ("overloaded_error" | "api_error" | "timeout_error", _) => FailureClass::Transient,
-        (_, 408 | 500..=599) => FailureClass::Transient,
+        ("overloaded_error" | "api_error" | "timeout_error", _)
+        | (_, Some(FailureClass::Transient)) => FailureClass::Transient,
+        // Including 404/410 (`not_found_error` is an unknown model): the
+        // request's fault, not a "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
     };
     response.failure(class, format!("Anthropic: {}", clip(&message)))
@@ -410,6 +423,28 @@ mod tests {
         }
         let f = class_of(&Anthropic, 502, &[], "<html>502 Bad Gateway</html>");
         assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn without_an_error_type_the_status_decides() {
+        let f = class_of(&Anthropic, 429, &[("retry-after", "9")], "<html>Too Many Requests</html>");
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(9)));
+        for (status, class) in [
+            (402, FailureClass::QuotaExhausted),
+            (413, FailureClass::ContextLengthExceeded),
+            (401, FailureClass::Auth),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (529, FailureClass::Transient),
+            (404, FailureClass::InvalidRequest),
+            (410, FailureClass::InvalidRequest),
+            (422, FailureClass::InvalidRequest),
+        ] {
+            let f = class_of(&Anthropic, status, &[], "<html>error</html>");
+            assert_eq!(f.class, class, "HTTP {status}");
+            assert_eq!(f.status, Some(status));
+        }
     }
 
     #[test]

@@ -203,13 +203,21 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         let lower = message.to_ascii_lowercase();
         lower.contains("/ month") || lower.contains("per month")
     };
-    let class = match response.status {
-        429 if monthly => FailureClass::QuotaExhausted,
-        429 => FailureClass::RateLimited,
-        401 | 403 | 498 => FailureClass::Auth,
-        402 => FailureClass::QuotaExhausted,
+    let by_status = match response.status {
+        // Cohere's own codes: 498 is an invalid token, 499 a cancelled request.
+        498 => Some(FailureClass::Auth),
+        499 => Some(FailureClass::Transient),
+        _ => response.status_class(),
+    };
+    let class = match by_status {
+        Some(FailureClass::RateLimited) if monthly => FailureClass::QuotaExhausted,
+        Some(
+            class @ (FailureClass::RateLimited | FailureClass::Auth | FailureClass::QuotaExhausted),
+        ) => class,
         _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
-        408 | 499 | 500..=599 => FailureClass::Transient,
+        Some(FailureClass::Transient) => FailureClass::Transient,
+        // Including 404/410 (an unknown model): the request's fault, not a
+        // "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
     };
     response.failure(class, format!("Cohere: {}", clip(&message)))
@@ -419,6 +427,22 @@ mod tests {
         let f = err(400, "too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
         assert_eq!(f.message, "Cohere: too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
+    }
+
+    #[test]
+    fn other_statuses_keep_their_generic_class() {
+        for (status, class) in [
+            (402, FailureClass::QuotaExhausted),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (410, FailureClass::InvalidRequest),
+        ] {
+            let body = json!({"id": "4f6c8f1b", "message": "something"}).to_string();
+            assert_eq!(class_of(&Cohere, status, &[], &body).class, class, "HTTP {status}");
+        }
+        let f = class_of(&Cohere, 502, &[("retry-after", "4")], "<html>Bad Gateway</html>");
+        assert_eq!(f.class, FailureClass::Transient);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
     }
 
     #[test]

@@ -100,13 +100,9 @@ impl Provider for DeepL {
                     };
                     return Err(response.failure(FailureClass::Auth, format!("{message} ({host})")));
                 }
-                _ => match response.check_status() {
-                    Err(mut failure) => {
-                        failure.message = message;
-                        return Err(failure);
-                    }
-                    Ok(()) => FailureClass::MalformedResponse,
-                },
+                _ => response
+                    .status_class()
+                    .unwrap_or(FailureClass::MalformedResponse),
             };
             return Err(response.failure(class, message));
         }

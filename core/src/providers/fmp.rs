@@ -119,9 +119,8 @@ fn classify(response: &HttpResponse, message: &str) -> ProviderFailure {
         FailureClass::Unsupported
     } else {
         response
-            .check_status()
-            .err()
-            .map_or(FailureClass::InvalidRequest, |failure| failure.class)
+            .status_class()
+            .unwrap_or(FailureClass::InvalidRequest)
     };
     response.failure(class, format!("FMP: {}", clip(message)))
 }

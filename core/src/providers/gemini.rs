@@ -257,10 +257,8 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
 fn classify(response: &HttpResponse) -> ProviderFailure {
     let error = response.json::<ErrorBody>().ok().map(|b| b.error);
     let Some(error) = error else {
-        return response
-            .check_status()
-            .err()
-            .unwrap_or_else(|| response.failure(FailureClass::Transient, response.body_excerpt()));
+        let class = response.status_class().unwrap_or(FailureClass::Transient);
+        return response.failure(class, response.body_excerpt());
     };
     let message = format!("Gemini: {}", clip(&error.message));
     let reason_is = |prefix: &str| {
@@ -293,9 +291,10 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         "UNAUTHENTICATED" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" => FailureClass::Auth,
         _ if is_context_overflow(&error.message) => FailureClass::ContextLengthExceeded,
         "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" => FailureClass::Transient,
-        _ => match response.status {
-            401 | 403 => FailureClass::Auth,
-            408 | 500..=599 => FailureClass::Transient,
+        _ => match response.status_class() {
+            Some(class @ (FailureClass::Auth | FailureClass::Transient)) => class,
+            // Including 404 (an unknown model) and 402 (Google signals quota
+            // as RESOURCE_EXHAUSTED, handled above): the request's fault.
             _ => FailureClass::InvalidRequest,
         },
     };
@@ -598,6 +597,26 @@ mod tests {
         assert_eq!(f.retry_after, Some(Duration::from_secs(5)));
         let f = class_of(&Gemini, 502, &[], "<html>Bad Gateway</html>");
         assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn an_unknown_rpc_status_is_classified_by_http_status() {
+        for (code, class) in [
+            (401, FailureClass::Auth),
+            (403, FailureClass::Auth),
+            (408, FailureClass::Transient),
+            (502, FailureClass::Transient),
+            (402, FailureClass::InvalidRequest),
+            (410, FailureClass::InvalidRequest),
+            (422, FailureClass::InvalidRequest),
+        ] {
+            let body = json!({"error": {"code": code, "message": "something", "status": "UNKNOWN"}});
+            assert_eq!(class_of(&Gemini, code, &[], &body.to_string()).class, class, "HTTP {code}");
+        }
+        // Without a Google error body only the status speaks.
+        for (code, class) in [(401, FailureClass::Auth), (402, FailureClass::QuotaExhausted)] {
+            assert_eq!(class_of(&Gemini, code, &[], "<html>error</html>").class, class, "HTTP {code}");
+        }
     }
 
     #[test]

@@ -118,10 +118,10 @@ pub(crate) fn google_api_failure(response: &HttpResponse, service: &str) -> Prov
         reason: Option<String>,
     }
     let Ok(Envelope { error }) = serde_json::from_slice::<Envelope>(&response.body) else {
-        return match response.check_status() {
-            Err(failure) => failure,
-            Ok(()) => response.failure(FailureClass::MalformedResponse, response.body_excerpt()),
-        };
+        let class = response
+            .status_class()
+            .unwrap_or(FailureClass::MalformedResponse);
+        return response.failure(class, response.body_excerpt());
     };
     let reason = error.errors.iter().find_map(|e| e.reason.as_deref());
     let message = error.message.to_ascii_lowercase();
@@ -136,10 +136,9 @@ pub(crate) fn google_api_failure(response: &HttpResponse, service: &str) -> Prov
         ) => FailureClass::Auth,
         _ if message.contains("api key") => FailureClass::Auth,
         _ if error.status.as_deref() == Some("PERMISSION_DENIED") => FailureClass::Auth,
-        _ => match response.check_status() {
-            Err(failure) => failure.class,
-            Ok(()) => FailureClass::MalformedResponse,
-        },
+        _ => response
+            .status_class()
+            .unwrap_or(FailureClass::MalformedResponse),
     };
     let reset_at = (class == FailureClass::QuotaExhausted)
         .then(|| next_pacific_midnight(response.received_at))

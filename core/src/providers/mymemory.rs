@@ -129,6 +129,8 @@ impl Provider for MyMemory {
                 .retry_after(next_available(text)));
         }
         if status != 200 {
+            // MyMemory's own `responseStatus`, not HTTP semantics (a 403 is a
+            // bad language pair), so not `status_class`.
             let class = match status {
                 500..=599 => FailureClass::Transient,
                 _ => FailureClass::InvalidRequest,

@@ -150,9 +150,8 @@ fn classify(response: &HttpResponse, code: &str, message: &str) -> ProviderFailu
         "rateLimited" => FailureClass::RateLimited,
         "unexpectedError" => FailureClass::Transient,
         _ => response
-            .check_status()
-            .err()
-            .map_or(FailureClass::InvalidRequest, |failure| failure.class),
+            .status_class()
+            .unwrap_or(FailureClass::InvalidRequest),
     };
     response.failure(class, text)
 }

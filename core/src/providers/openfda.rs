@@ -84,10 +84,9 @@ impl Provider for OpenFda {
                 Some("NOT_FOUND") => FailureClass::NotFound,
                 Some("OVER_RATE_LIMIT") => FailureClass::RateLimited,
                 Some(code) if code.starts_with("API_KEY") => FailureClass::Auth,
-                _ => match response.check_status() {
-                    Err(failure) => failure.class,
-                    Ok(()) => FailureClass::MalformedResponse,
-                },
+                _ => response
+                    .status_class()
+                    .unwrap_or(FailureClass::MalformedResponse),
             };
             let message = match error {
                 Some(e) => format!("openFDA {}: {}", e.code, clip(&e.message)),

@@ -137,9 +137,8 @@ impl Provider for PubMed {
                 FailureClass::Transient
             } else {
                 response
-                    .check_status()
-                    .err()
-                    .map_or(FailureClass::MalformedResponse, |f| f.class)
+                    .status_class()
+                    .unwrap_or(FailureClass::MalformedResponse)
             };
             return Err(response.failure(class, format!("PubMed: {}", clip(error))));
         }

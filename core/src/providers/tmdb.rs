@@ -100,10 +100,9 @@ impl Provider for Tmdb {
             let class = match (response.status, status.as_ref().map(|s| s.status_code)) {
                 (_, Some(25)) | (429, _) => FailureClass::RateLimited,
                 (_, Some(7 | 10 | 32)) => FailureClass::Auth,
-                _ => match response.check_status() {
-                    Err(failure) => failure.class,
-                    Ok(()) => FailureClass::MalformedResponse,
-                },
+                _ => response
+                    .status_class()
+                    .unwrap_or(FailureClass::MalformedResponse),
             };
             let message = match status {
                 Some(s) => format!("TMDB {}: {}", s.status_code, clip(&s.status_message)),
