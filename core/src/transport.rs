@@ -6,7 +6,7 @@
 //! otherwise appear in them.
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{FailureClass, ProviderFailure};
@@ -15,12 +15,17 @@ use crate::provider::{HttpRequest, HttpResponse, KeyPlacement};
 /// The shared HTTP client and its limits.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// The client, and a guard that notices when this process is a fork of
-    /// the one that built it. A forked child cannot use the parent's pooled
-    /// connections (their I/O tasks ran on threads the child does not have:
-    /// a request on one would hang until its timeout), so the child builds
-    /// its own client on first use.
-    client: RwLock<(forkguard::Guard, reqwest::Client)>,
+    /// The client of the process that built this transport, and a guard
+    /// that notices when this process is a fork of it. Both are read
+    /// without a lock: a lock word written by every call would bounce
+    /// between cores.
+    client: reqwest::Client,
+    built_here: forkguard::Guard,
+    /// A forked child's own client (and its guard, for a fork of the
+    /// child). A child cannot use the parent's pooled connections: their
+    /// I/O tasks ran on threads the child does not have, so a request on
+    /// one would hang until its timeout.
+    forked: Mutex<Option<(forkguard::Guard, reqwest::Client)>>,
     user_agent: http::HeaderValue,
     max_body: usize,
 }
@@ -46,11 +51,13 @@ impl Transport {
         let client = build_client().map_err(|e| {
             crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
         })?;
-        let guard = forkguard::Guard::try_new().map_err(|e| {
+        let built_here = forkguard::Guard::try_new().map_err(|e| {
             crate::Error::config("http", format!("cannot watch for process forks: {e}"))
         })?;
         Ok(Self {
-            client: RwLock::new((guard, client)),
+            client,
+            built_here,
+            forked: Mutex::new(None),
             user_agent,
             max_body,
         })
@@ -58,27 +65,23 @@ impl Transport {
 
     /// This process's HTTP client (a fresh one in a forked child).
     fn client(&self) -> Result<reqwest::Client, ProviderFailure> {
-        {
-            // Concurrent calls share the read lock; only a fork writes.
-            let current = self.client.read();
-            if !current.0.clone().detected_fork() {
-                return Ok(current.1.clone());
+        if !self.built_here.clone().detected_fork() {
+            return Ok(self.client.clone());
+        }
+        let mut forked = self.forked.lock();
+        if let Some((guard, client)) = &*forked {
+            if !guard.clone().detected_fork() {
+                return Ok(client.clone());
             }
         }
-        let mut current = self.client.write();
-        // Committed only with a fresh client, so a failed build is retried.
-        let mut guard = current.0.clone();
-        if guard.detected_fork() {
-            let fresh = build_client().map_err(|e| {
-                ProviderFailure::new(
-                    FailureClass::Transient,
-                    format!("cannot build the HTTP client: {e}"),
-                )
-                .not_sent()
-            })?;
-            *current = (guard, fresh);
-        }
-        Ok(current.1.clone())
+        let unusable =
+            |what: String| ProviderFailure::new(FailureClass::Transient, what).not_sent();
+        let guard = forkguard::Guard::try_new()
+            .map_err(|e| unusable(format!("cannot watch for process forks: {e}")))?;
+        let fresh =
+            build_client().map_err(|e| unusable(format!("cannot build the HTTP client: {e}")))?;
+        *forked = Some((guard, fresh.clone()));
+        Ok(fresh)
     }
 
     /// Sends `request` with `key` placed as the provider declares; reads the
