@@ -30,6 +30,7 @@ pub mod duration;
 pub mod emulation;
 mod engine;
 pub mod error;
+mod per_process;
 pub mod provider;
 pub mod providers;
 pub mod resilience;

@@ -9,14 +9,12 @@
 use std::cell::Cell;
 use std::future::Future;
 
-use parking_lot::Mutex;
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
+use crate::per_process::PerProcess;
 
-/// The runtime, and a guard that notices when this process is a fork of the
-/// one that started it.
-static SHARED: Mutex<Option<(forkguard::Guard, &'static Runtime)>> = Mutex::new(None);
+static SHARED: PerProcess<&'static Runtime> = PerProcess::new();
 
 thread_local! {
     static ON_WORKER: Cell<bool> = const { Cell::new(false) };
@@ -24,26 +22,19 @@ thread_local! {
 
 /// The process's polyrelay runtime.
 pub fn shared() -> Result<&'static Runtime> {
-    let mut slot = SHARED.lock();
-    if let Some((guard, runtime)) = &*slot {
-        if !guard.clone().detected_fork() {
-            return Ok(runtime);
-        }
-    }
-    let guard = forkguard::Guard::try_new().map_err(|e| Error::Usage {
-        message: format!("cannot watch for process forks: {e}"),
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("polyrelay")
-        .enable_all()
-        .on_thread_start(|| ON_WORKER.with(|w| w.set(true)))
-        .build()
-        .map_err(|e| Error::Usage {
-            message: format!("cannot start the polyrelay runtime: {e}"),
-        })?;
-    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
-    *slot = Some((guard, runtime));
-    Ok(runtime)
+    SHARED
+        .get_or_make(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .thread_name("polyrelay")
+                .enable_all()
+                .on_thread_start(|| ON_WORKER.with(|w| w.set(true)))
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(&*Box::leak(Box::new(runtime)))
+        })
+        .map_err(|reason| Error::Usage {
+            message: format!("cannot start the polyrelay runtime: {reason}"),
+        })
 }
 
 /// Runs `future` to completion on the shared runtime, blocking this thread.

@@ -6,26 +6,18 @@
 //! otherwise appear in them.
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{FailureClass, ProviderFailure};
+use crate::per_process::PerProcess;
 use crate::provider::{HttpRequest, HttpResponse, KeyPlacement};
 
 /// The shared HTTP client and its limits.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// The client of the process that built this transport, and a guard
-    /// that notices when this process is a fork of it. Both are read
-    /// without a lock: a lock word written by every call would bounce
-    /// between cores.
-    client: reqwest::Client,
-    built_here: forkguard::Guard,
-    /// A forked child's own client (and its guard, for a fork of the
-    /// child). A child cannot use the parent's pooled connections: their
-    /// I/O tasks ran on threads the child does not have, so a request on
-    /// one would hang until its timeout.
-    forked: Mutex<Option<(forkguard::Guard, reqwest::Client)>>,
+    /// This process's client: a forked child cannot use the parent's
+    /// pooled connections, so it gets its own.
+    client: PerProcess<reqwest::Client>,
     user_agent: http::HeaderValue,
     max_body: usize,
 }
@@ -34,11 +26,12 @@ pub(crate) struct Transport {
 /// connect, send and read together, on the injected clock. No reqwest-level
 /// retries either: every request sent is one the retry policy decided on
 /// and the quota and limiter counted; a hidden re-send would be neither.
-fn build_client() -> reqwest::Result<reqwest::Client> {
+fn build_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .tcp_nodelay(true)
         .retry(reqwest::retry::never())
         .build()
+        .map_err(|e| e.to_string())
 }
 
 impl Transport {
@@ -48,16 +41,13 @@ impl Transport {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let user_agent = http::HeaderValue::from_str(user_agent)
             .map_err(|_| crate::Error::config("user_agent", "must be printable ASCII"))?;
-        let client = build_client().map_err(|e| {
-            crate::Error::config("http", format!("cannot build the HTTP client: {e}"))
-        })?;
-        let built_here = forkguard::Guard::try_new().map_err(|e| {
-            crate::Error::config("http", format!("cannot watch for process forks: {e}"))
+        let client = PerProcess::new();
+        // Built now, so that a client that cannot work fails at start-up.
+        client.get_or_make(build_client).map_err(|reason| {
+            crate::Error::config("http", format!("cannot build the HTTP client: {reason}"))
         })?;
         Ok(Self {
             client,
-            built_here,
-            forked: Mutex::new(None),
             user_agent,
             max_body,
         })
@@ -65,23 +55,13 @@ impl Transport {
 
     /// This process's HTTP client (a fresh one in a forked child).
     fn client(&self) -> Result<reqwest::Client, ProviderFailure> {
-        if !self.built_here.clone().detected_fork() {
-            return Ok(self.client.clone());
-        }
-        let mut forked = self.forked.lock();
-        if let Some((guard, client)) = &*forked {
-            if !guard.clone().detected_fork() {
-                return Ok(client.clone());
-            }
-        }
-        let unusable =
-            |what: String| ProviderFailure::new(FailureClass::Transient, what).not_sent();
-        let guard = forkguard::Guard::try_new()
-            .map_err(|e| unusable(format!("cannot watch for process forks: {e}")))?;
-        let fresh =
-            build_client().map_err(|e| unusable(format!("cannot build the HTTP client: {e}")))?;
-        *forked = Some((guard, fresh.clone()));
-        Ok(fresh)
+        self.client.get_or_make(build_client).map_err(|reason| {
+            ProviderFailure::new(
+                FailureClass::Transient,
+                format!("cannot build the HTTP client: {reason}"),
+            )
+            .not_sent()
+        })
     }
 
     /// Sends `request` with `key` placed as the provider declares; reads the
