@@ -15,7 +15,7 @@ use polyrelay::auth::{
 use polyrelay::clock::SystemClock;
 use serde_json::{Map, Value};
 
-use crate::boundary::{give_string, guard, json, live, out_param, report, text, Outcome};
+use crate::boundary::{free_handle, give_string, json, live, out_param, report, text, Outcome};
 use crate::error::pr_error;
 use crate::status::pr_status;
 
@@ -347,10 +347,8 @@ pub unsafe extern "C" fn pr_auth_keyset_public_jwks(
 /// `keyset` is NULL or a keyset from polyrelay not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_auth_keyset_free(keyset: *mut pr_auth_keyset) {
-    if !keyset.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(keyset) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(keyset) }
 }
 
 /// Creates an issuer signing with `keyset`'s signing key (copied), its
@@ -611,10 +609,8 @@ pub unsafe extern "C" fn pr_auth_issuer_revoke_session(
 /// `issuer` is NULL or an issuer from polyrelay not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_auth_issuer_free(issuer: *mut pr_auth_issuer) {
-    if !issuer.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(issuer) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(issuer) }
 }
 
 /// Creates a stateless verifier of tokens signed with `keyset`'s keys
@@ -715,8 +711,6 @@ pub unsafe extern "C" fn pr_auth_verifier_verify(
 /// `verifier` is NULL or a verifier from polyrelay not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_auth_verifier_free(verifier: *mut pr_auth_verifier) {
-    if !verifier.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(verifier) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(verifier) }
 }

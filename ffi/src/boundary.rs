@@ -20,6 +20,18 @@ pub(crate) fn guard<R>(on_panic: R, body: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
 }
 
+/// Frees a handle the caller hands back (its destructor runs behind the
+/// panic guard). NULL is ignored.
+///
+/// # Safety
+/// `handle` is NULL or a pointer from `Box::into_raw`, not yet freed.
+pub(crate) unsafe fn free_handle<T>(handle: *mut T) {
+    if !handle.is_null() {
+        // SAFETY: a pointer from `Box::into_raw`, handed back once.
+        guard((), || drop(unsafe { Box::from_raw(handle) }));
+    }
+}
+
 /// Runs the body of a function that returns a status and reports failures
 /// through an optional `pr_error **error`: clears `*error`, runs `body`
 /// behind the panic guard (a panic becomes `PR_ERR_PANIC`) and, on failure,

@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 use polyrelay::{Client, Request};
 use tokio::sync::watch;
 
-use crate::boundary::{guard, json, live, out_param, report, text, Outcome};
+use crate::boundary::{free_handle, json, live, out_param, report, text, Outcome};
 use crate::client::pr_client;
 use crate::error::pr_error;
 use crate::result::pr_result;
@@ -344,8 +344,6 @@ pub unsafe extern "C" fn pr_call_cancel(handle: *const pr_call_handle) -> pr_sta
 /// `handle` is NULL or a handle from `pr_call_async` not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_call_handle_free(handle: *mut pr_call_handle) {
-    if !handle.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(handle) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(handle) }
 }

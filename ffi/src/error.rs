@@ -5,7 +5,7 @@ use std::any::Any;
 use std::ffi::{c_char, CString};
 use std::ptr;
 
-use crate::boundary::{c_string, guard};
+use crate::boundary::{c_string, free_handle, guard};
 use crate::status::pr_status;
 
 /// Why a call failed. Created by polyrelay and handed to you through a
@@ -239,10 +239,8 @@ pub unsafe extern "C" fn pr_error_claim(error: *const pr_error) -> *const c_char
 /// afterwards, as are the strings read from it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_error_free(error: *mut pr_error) {
-    if !error.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(error) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(error) }
 }
 
 #[cfg(test)]

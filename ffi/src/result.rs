@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use polyrelay::Envelope;
 
-use crate::boundary::{c_string, guard};
+use crate::boundary::{c_string, free_handle, guard};
 
 /// A successful answer: the normalised data and how it was obtained.
 /// Created by polyrelay and handed to you through `pr_call`'s out-parameter
@@ -155,8 +155,6 @@ pub unsafe extern "C" fn pr_result_elapsed(result: *const pr_result) -> f64 {
 /// afterwards, as are the strings read from it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pr_result_free(result: *mut pr_result) {
-    if !result.is_null() {
-        // SAFETY: the caller hands back a pointer from `Box::into_raw`, once.
-        guard((), || drop(unsafe { Box::from_raw(result) }));
-    }
+    // SAFETY: as the caller promised.
+    unsafe { free_handle(result) }
 }
