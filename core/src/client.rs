@@ -20,6 +20,7 @@ use crate::error::{Attempt, Error, Result};
 use crate::provider::{Auth, Provider};
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
 use crate::resilience::cache::{ResponseCache, TtlPolicy};
+use crate::resilience::hedge::Hedging;
 use crate::resilience::quota::QuotaSnapshot;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
 use crate::resilience::retry::Backoff;
@@ -27,6 +28,10 @@ use crate::state::redis::ClientRedis;
 use crate::state::{InMemoryState, ProviderLimits, StateStore};
 use crate::stats::StatsCounters;
 use crate::transport::Transport;
+
+/// Time kept for the next provider of a chain when `min_fallback_time` is
+/// not set (at most half the time left; see [`crate::config::CapabilitySettings`]).
+const DEFAULT_MIN_FALLBACK_TIME: Duration = Duration::from_secs(1);
 
 /// One resilient client over every configured provider. Cheap to clone;
 /// clones share providers, breakers, limits and cache.
@@ -253,11 +258,21 @@ impl ClientBuilder {
                     serving
                 }
             };
+            let total_timeout = settings
+                .and_then(|s| s.total_timeout)
+                .unwrap_or(default_total);
             chains.push(Chain {
                 slots: order,
-                total_timeout: settings
-                    .and_then(|s| s.total_timeout)
-                    .unwrap_or(default_total),
+                total_timeout,
+                max_wait: settings.and_then(|s| s.max_wait).unwrap_or(Duration::MAX),
+                last_resort_probe: settings.and_then(|s| s.last_resort_probe).unwrap_or(true),
+                min_fallback_time: settings
+                    .and_then(|s| s.min_fallback_time)
+                    .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
+                hedging: settings
+                    .and_then(|s| s.hedge.as_ref())
+                    .map(|hedge| Hedging::new(hedge, clock.clone())),
+                content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
                 ttl: TtlPolicy {
                     ttl: settings
                         .and_then(|s| s.cache_ttl)

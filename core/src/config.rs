@@ -95,6 +95,26 @@ pub struct CapabilitySettings {
     /// Total deadline for this capability's calls.
     #[serde(with = "crate::duration::serde_secs::option")]
     pub total_timeout: Option<Duration>,
+    /// Longest a call may wait, in all, for a provider that said when it can
+    /// answer again (rate-limit slot, `Retry-After`, bench, breaker
+    /// half-open time) once every provider has been tried. Default: as long
+    /// as the deadline allows; `"0s"` fails at once instead.
+    #[serde(with = "crate::duration::serde_secs::option")]
+    pub max_wait: Option<Duration>,
+    /// Whether a call that finds every provider failing or with an open
+    /// breaker probes the breaker-open provider whose open period ends
+    /// soonest (default true).
+    pub last_resort_probe: Option<bool>,
+    /// Time kept for the next provider: an attempt on a provider that is
+    /// not the last one available ends this long before the deadline
+    /// (default 1 s, at most half the time left).
+    #[serde(with = "crate::duration::serde_secs::option")]
+    pub min_fallback_time: Option<Duration>,
+    /// Hedged requests (off when absent): see [`crate::resilience::hedge`].
+    pub hedge: Option<crate::resilience::hedge::HedgeConfig>,
+    /// Whether a content-policy refusal is sent on to the next provider
+    /// (default false: a refused prompt is not shopped around).
+    pub content_filtered_fallback: bool,
 }
 
 /// Settings of one provider, after `[defaults]` and its own table are merged.
@@ -122,6 +142,10 @@ pub struct ProviderSettings {
     /// How long a provider whose key was refused stays benched (default 1 h).
     #[serde(with = "crate::duration::serde_secs")]
     pub auth_bench: Duration,
+    /// Shortest time between two last-resort probes of the provider
+    /// (default 1 s).
+    #[serde(with = "crate::duration::serde_secs")]
+    pub probe_interval: Duration,
 }
 
 impl Default for ProviderSettings {
@@ -136,6 +160,7 @@ impl Default for ProviderSettings {
             breaker: BreakerConfig::default(),
             unreachable_bench: Duration::from_secs(30),
             auth_bench: Duration::from_secs(3600),
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -322,13 +347,18 @@ impl Config {
                 .validate()
                 .map_err(|e| field_error("redis", e.field, e.reason))?;
         }
-        for name in self.capabilities.keys() {
+        for (name, settings) in &self.capabilities {
             name.parse::<CapabilityId>().map_err(|_| {
                 Error::config(
                     format!("capabilities.{name}"),
                     "no capability has this name",
                 )
             })?;
+            if let Some(hedge) = &settings.hedge {
+                hedge
+                    .validate()
+                    .map_err(|e| Error::config(format!("capabilities.{name}.hedge"), e))?;
+            }
         }
         self.provider_settings_for("defaults", None)?;
         for id in self.providers.keys() {

@@ -4,20 +4,27 @@
 //! call(request)
 //! └ cache                      fresh hit: return; stale-while-revalidate / stale-if-error
 //!   └ total deadline           bounds every await below
-//!     └ fallback chain         providers in order; for each provider:
-//!        0. provider builds the request      Unsupported: skip, nothing spent
-//!        1. key present?                     no: skip
-//!        2. benched?                         auth refused, quota out, long Retry-After: skip
-//!        for each try (retry):
-//!          3. daily quota                    exhausted: skip
-//!          4. rate limiter (GCRA)            not admitted: skip
-//!          5. circuit breaker                open: skip with its retry_after
-//!          6. attempt timeout → HTTP → provider interprets the response
-//!          7. failure class decides: retry (backoff or Retry-After), bench, fall back
+//!     └ fallback chain         passes over the providers, in order, until one answers:
+//!        for each provider that can be asked now (a turn):
+//!          0. provider builds the request      Unsupported: skip, nothing spent
+//!          1. key present?                     no: skip
+//!          2. benched?                         auth refused, quota out, long Retry-After: skip
+//!          for each try (retry):
+//!            3. daily quota                    exhausted: skip
+//!            4. rate limiter (GCRA)            not admitted: skip
+//!            5. circuit breaker                open: skip with its retry_after
+//!            6. attempt timeout → HTTP → provider interprets the response
+//!               (capped to leave min_fallback_time when another provider is left)
+//!            7. the policy table decides: retry (backoff or Retry-After), bench, fall back
+//!          hedging (opt-in): a slow provider's next one is asked too; first answer wins
+//!        no answer: second pass — wait for the earliest moment a provider said it
+//!        can answer again (limiter slot, Retry-After, bench, breaker half-open) and
+//!        ask it; last resort — probe the breaker-open provider whose open period
+//!        ends soonest; repeat while the deadline (and max_wait) allows
 //! ```
 //!
-//! Each mechanism lives in its own module under [`crate::resilience`]; this
-//! file only composes them.
+//! Each mechanism lives in its own module under [`crate::resilience`], and
+//! what follows a failure in [`crate::policy`]; this file only composes them.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,19 +39,26 @@ use tracing::Instrument;
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::SharedClock;
 use crate::config::ProviderSettings;
-use crate::error::{Attempt, Error, FailureClass, ProviderFailure};
-use crate::provider::{Auth, CallContext, HttpRequest, Provider, Step};
-use crate::resilience::breaker::{CircuitBreaker, Outcome};
-use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
-use crate::resilience::retry::{
-    Backoff, GiveUpReason, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision,
+use crate::error::{
+    Attempt, AttemptOutcome, BenchCause, Error, FailureClass, ProviderFailure, SkipReason,
 };
+use crate::policy::{self, Facts};
+use crate::provider::{Auth, CallContext, HttpRequest, Provider, Step};
+use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
+use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
+use crate::resilience::hedge::{Hedging, RecentLatencies};
+use crate::resilience::probe::{LastResortProbe, ProbeGuard, ProbeTurn};
+use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision};
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
 use crate::transport::{redact, BaseUrl, Transport};
 
 /// Most requests one provider turn may chain with [`Step::Next`].
 const MAX_STEPS: usize = 4;
+
+/// Shortest wait of a second pass: a provider that says "now" again and
+/// again (a contended limiter slot) must not spin the call.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// A provider's answer, as cached.
 #[derive(Debug)]
@@ -75,10 +89,14 @@ pub(crate) struct ProviderSlot {
     pub budget: RetryBudget,
     /// One breaker per capability (the endpoint class).
     pub breakers: Vec<(CapabilityId, CircuitBreaker)>,
+    /// One last-resort probe arbiter per breaker.
+    probes: Vec<(CapabilityId, LastResortProbe)>,
     /// Monotonic nanos until which the provider is benched (0 = not benched).
     bench_until: AtomicU64,
-    bench_reason: Mutex<String>,
+    bench_cause: Mutex<BenchCause>,
     pub stats: ProviderStats,
+    /// Latencies for percentile hedge delays.
+    recent: RecentLatencies,
 }
 
 impl ProviderSlot {
@@ -94,10 +112,12 @@ impl ProviderSlot {
     ) -> crate::Result<Self> {
         let id = provider.info().id;
         let mut breakers = Vec::new();
+        let mut probes = Vec::new();
         for capability in provider.info().capabilities {
             let breaker = CircuitBreaker::new(settings.breaker.clone(), clock.clone())
                 .map_err(|e| Error::config(format!("providers.{id}.breaker"), e.to_string()))?;
             breakers.push((*capability, breaker));
+            probes.push((*capability, LastResortProbe::new(settings.probe_interval)));
         }
         Ok(Self {
             provider,
@@ -109,9 +129,11 @@ impl ProviderSlot {
             budget: RetryBudget::new(&settings.retry.budget, clock.clone()),
             settings,
             breakers,
+            probes,
             bench_until: AtomicU64::new(0),
-            bench_reason: Mutex::new(String::new()),
+            bench_cause: Mutex::new(BenchCause::Unreachable),
             stats: ProviderStats::new(),
+            recent: RecentLatencies::new(),
         })
     }
 
@@ -124,6 +146,13 @@ impl ProviderSlot {
             .iter()
             .find(|(c, _)| *c == capability)
             .map(|(_, b)| b)
+    }
+
+    fn probe(&self, capability: CapabilityId) -> Option<&LastResortProbe> {
+        self.probes
+            .iter()
+            .find(|(c, _)| *c == capability)
+            .map(|(_, p)| p)
     }
 
     /// The provider cannot be called without a key, and none is set.
@@ -139,32 +168,43 @@ impl ProviderSlot {
     }
 
     /// Benches the provider until `now + for_`, keeping the longest bench.
-    fn bench(&self, now: Duration, for_: Duration, reason: String) {
+    fn bench(&self, now: Duration, for_: Duration, cause: BenchCause) {
         let until = now.saturating_add(for_).as_nanos() as u64;
         let previous = self.bench_until.fetch_max(until, Ordering::AcqRel);
         if until >= previous {
-            *self.bench_reason.lock() = reason;
+            *self.bench_cause.lock() = cause;
         }
     }
 
-    /// Remaining bench time and reason, if benched.
-    pub(crate) fn benched(&self, now: Duration) -> Option<(Duration, String)> {
+    /// Remaining bench time and its cause, if benched.
+    pub(crate) fn benched(&self, now: Duration) -> Option<(Duration, BenchCause)> {
         let until = self.bench_until.load(Ordering::Acquire);
         let now = now.as_nanos() as u64;
-        (until > now).then(|| {
-            (
-                Duration::from_nanos(until - now),
-                self.bench_reason.lock().clone(),
-            )
-        })
+        (until > now).then(|| (Duration::from_nanos(until - now), *self.bench_cause.lock()))
+    }
+
+    /// Whether asking the provider now would likely send a request: a key,
+    /// no bench, a breaker that is not open. Cheap (no lock when closed).
+    fn looks_available(&self, capability: CapabilityId, now: Duration) -> bool {
+        !self.missing_key()
+            && self.benched(now).is_none()
+            && !self
+                .breaker(capability)
+                .is_some_and(|b| matches!(b.state(), CircuitState::Open | CircuitState::ForcedOpen))
     }
 }
 
-/// A capability's fallback chain.
+/// A capability's fallback chain and how it may wait, probe and hedge.
 pub(crate) struct Chain {
     pub slots: Vec<Arc<ProviderSlot>>,
     pub total_timeout: Duration,
     pub ttl: TtlPolicy,
+    /// Longest a call waits in all for providers to be ready again.
+    pub max_wait: Duration,
+    pub last_resort_probe: bool,
+    pub min_fallback_time: Duration,
+    pub hedging: Option<Hedging>,
+    pub content_filtered_fallback: bool,
 }
 
 /// Everything a call needs, shared by all clones of a client.
@@ -185,13 +225,171 @@ pub(crate) struct Engine {
 /// How one provider's turn ended.
 enum Turn {
     Answered(Arc<Answer>),
+    /// Failed or skipped; the chain goes on.
     Failed,
+    /// The provider refused the content and the chain must not go on.
+    Refused,
     DeadlinePassed,
+}
+
+/// One provider's turn: how it ended, its trail entry, and when asking it
+/// again within this call could make sense.
+struct TurnEnd {
+    turn: Turn,
+    entry: Attempt,
+    again_at: Option<Duration>,
+}
+
+/// How a turn is to be run.
+struct TurnPlan {
+    /// When the turn starts (monotonic).
+    started: Duration,
+    /// The call's total deadline.
+    deadline: Duration,
+    /// Where this turn must stop so that the next provider still has
+    /// `min_fallback_time`; `deadline` for the last available provider.
+    stop_at: Duration,
+    /// Set when this turn is a last-resort probe.
+    probe: Option<ProbeGuard>,
+    hedged: bool,
 }
 
 /// The error a fetch hands to the cache: cloneable for coalesced waiters.
 #[derive(Clone)]
 struct ChainError(Arc<Error>);
+
+/// One call's walk over its chain: the trail and, per provider, when it may
+/// be asked (again).
+struct Walk<'a> {
+    chain: &'a Chain,
+    capability: CapabilityId,
+    deadline: Duration,
+    /// Per slot: `Some(t)`: may be asked at `t`; `None`: done for this call.
+    ready: Vec<Option<Duration>>,
+    /// Per slot: its entry in `attempts`, once it has one.
+    entry: Vec<Option<usize>>,
+    /// Per slot: what the call waited for before asking it again.
+    note: Vec<Option<String>>,
+    attempts: Vec<Attempt>,
+    waited: Duration,
+}
+
+impl<'a> Walk<'a> {
+    fn new(chain: &'a Chain, capability: CapabilityId, started: Duration) -> Self {
+        let n = chain.slots.len();
+        Self {
+            chain,
+            capability,
+            deadline: started.saturating_add(chain.total_timeout),
+            ready: vec![Some(started); n],
+            entry: vec![None; n],
+            note: vec![None; n],
+            attempts: Vec::with_capacity(n),
+            waited: Duration::ZERO,
+        }
+    }
+
+    fn ready_now(&self, i: usize, now: Duration) -> bool {
+        self.ready[i].is_some_and(|at| at <= now)
+    }
+
+    /// Whether another provider than `i` may still be asked in this call
+    /// and looks able to answer.
+    fn others_available(&self, i: usize, now: Duration) -> bool {
+        self.chain.slots.iter().enumerate().any(|(j, slot)| {
+            j != i
+                && self.ready[j].is_some_and(|at| at < self.deadline)
+                && slot.looks_available(self.capability, now)
+        })
+    }
+
+    /// Where provider `i`'s turn must stop: early enough for the next
+    /// provider to have `min_fallback_time` (at most half the time left),
+    /// unless no other provider is left.
+    fn stop_at(&self, i: usize, now: Duration) -> Duration {
+        let left = self.deadline.saturating_sub(now);
+        let reserve = self.chain.min_fallback_time.min(left / 2);
+        if reserve.is_zero() || !self.others_available(i, now) {
+            self.deadline
+        } else {
+            self.deadline - reserve
+        }
+    }
+
+    /// Adds a turn's trail entry; a provider asked again keeps one entry,
+    /// with its tries and time added up and what was waited for.
+    fn record(&mut self, i: usize, end: &mut TurnEnd) {
+        self.ready[i] = end.again_at.filter(|at| *at < self.deadline);
+        let mut entry = end.entry.clone();
+        if let Some(note) = self.note[i].take() {
+            entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
+        }
+        match self.entry[i] {
+            Some(k) => {
+                let old = &self.attempts[k];
+                entry.tries += old.tries;
+                entry.elapsed += old.elapsed;
+                entry.hedged |= old.hedged;
+                self.attempts[k] = entry;
+            }
+            None => {
+                self.entry[i] = Some(self.attempts.len());
+                self.attempts.push(entry);
+            }
+        }
+    }
+
+    fn last_entry(&self, i: usize) -> Option<&Attempt> {
+        self.entry[i].map(|k| &self.attempts[k])
+    }
+
+    /// The error of a call that ends without an answer.
+    fn failure(self, deadline_passed: bool) -> Error {
+        let capability = self.capability.as_str();
+        let attempts = self.attempts;
+        if deadline_passed {
+            return Error::Timeout {
+                capability,
+                deadline: self.chain.total_timeout,
+                attempts,
+            };
+        }
+        let tried: Vec<&Attempt> = attempts.iter().filter(|a| a.tries > 0).collect();
+        if !tried.is_empty()
+            && tried
+                .iter()
+                .all(|a| a.outcome == AttemptOutcome::Failed(FailureClass::NotFound))
+        {
+            return Error::NotFound {
+                capability,
+                attempts,
+            };
+        }
+        let retry_after = attempts.iter().filter_map(|a| a.retry_after).min();
+        Error::AllProvidersFailed {
+            capability,
+            attempts,
+            retry_after,
+        }
+    }
+}
+
+/// What a call does once a pass over the chain found no answer.
+enum NextChance {
+    /// Wait until this moment, then ask provider `i` again.
+    At {
+        i: usize,
+        at: Duration,
+        what: String,
+    },
+    /// Probe provider `i` now.
+    Probe { i: usize, guard: ProbeGuard },
+    /// Wait for another call's probe of provider `i`.
+    AwaitProbe {
+        i: usize,
+        wait: crate::resilience::probe::ProbeWait,
+    },
+}
 
 impl Engine {
     pub(crate) fn chain(&self, capability: CapabilityId) -> &Chain {
@@ -273,49 +471,265 @@ impl Engine {
     async fn walk_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let capability = request.capability();
         let chain = self.chain(capability);
-        let mut now = self.clock.now();
-        let deadline = now.saturating_add(chain.total_timeout);
-        let mut attempts = Vec::with_capacity(chain.slots.len());
-        let mut deadline_passed = false;
-        for slot in &chain.slots {
-            if now >= deadline {
-                deadline_passed = true;
-                break;
-            }
-            let (turn, ended) = self
-                .provider_turn(slot, request, now, deadline, &mut attempts)
-                .await;
-            now = ended;
-            match turn {
-                Turn::Answered(answer) => return Ok((answer, attempts)),
+        let mut walk = Walk::new(chain, capability, self.clock.now());
+        if let Some(hedging) = &chain.hedging {
+            hedging.deposit();
+        }
+        let mut probe = None;
+        loop {
+            match self.pass(request, &mut walk, probe.take()).await {
+                Turn::Answered(answer) => return Ok((answer, walk.attempts)),
+                Turn::DeadlinePassed => return Err(walk.failure(true)),
+                Turn::Refused => return Err(content_filtered(walk)),
                 Turn::Failed => {}
-                Turn::DeadlinePassed => {
-                    deadline_passed = true;
-                    break;
+            }
+            let now = self.clock.now();
+            match self.next_chance(&walk, now) {
+                None => return Err(walk.failure(false)),
+                Some(NextChance::At { i, at, what }) => {
+                    let wait = at.saturating_sub(now).max(MIN_WAIT);
+                    self.clock.backoff(wait).await;
+                    walk.waited += wait;
+                    walk.note[i] = Some(format!(
+                        "waited {:.0} ms for {what}",
+                        wait.as_secs_f64() * 1000.0
+                    ));
+                    walk.ready[i] = Some(self.clock.now());
+                }
+                Some(NextChance::Probe { i, guard }) => {
+                    walk.note[i] = Some("last-resort probe while its circuit was open".into());
+                    walk.ready[i] = Some(now);
+                    probe = Some((i, guard));
+                }
+                Some(NextChance::AwaitProbe { i, wait }) => {
+                    let answered = tokio::select! {
+                        answered = wait.ended() => answered,
+                        _ = self.clock.sleep_until(walk.deadline) => false,
+                    };
+                    let ended = self.clock.now();
+                    walk.waited += ended.saturating_sub(now);
+                    if self.clock.now() >= walk.deadline {
+                        return Err(walk.failure(true));
+                    }
+                    if answered {
+                        walk.note[i] = Some(format!(
+                            "waited {:.0} ms for another call's probe of it",
+                            ended.saturating_sub(now).as_secs_f64() * 1000.0
+                        ));
+                        walk.ready[i] = Some(ended);
+                    }
                 }
             }
         }
-        let name = capability.as_str();
-        if deadline_passed {
-            return Err(Error::Timeout {
-                capability: name,
-                deadline: chain.total_timeout,
-                attempts,
-            });
+    }
+
+    /// One pass: asks, in chain order, every provider that may be asked
+    /// now. `probe` makes provider `i`'s turn a last-resort probe.
+    async fn pass(
+        &self,
+        request: &Request,
+        walk: &mut Walk<'_>,
+        mut probe: Option<(usize, ProbeGuard)>,
+    ) -> Turn {
+        let chain = walk.chain;
+        let slots = &chain.slots;
+        let mut i = 0;
+        while i < slots.len() {
+            let now = self.clock.now();
+            if now >= walk.deadline {
+                return Turn::DeadlinePassed;
+            }
+            if !walk.ready_now(i, now) {
+                i += 1;
+                continue;
+            }
+            let plan = TurnPlan {
+                started: now,
+                deadline: walk.deadline,
+                stop_at: walk.stop_at(i, now),
+                probe: probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard),
+                hedged: false,
+            };
+            let hedge = match (&chain.hedging, plan.probe.is_none()) {
+                (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
+                _ => None,
+            };
+            let turn = match hedge {
+                Some((j, after)) => {
+                    let (turn, asked) = self.hedged_turns(request, walk, i, j, plan, after).await;
+                    if asked {
+                        // The partner had its turn: the pass goes on after it.
+                        i = j;
+                    }
+                    turn
+                }
+                None => {
+                    let mut end = self.provider_turn(&slots[i], request, plan).await;
+                    walk.record(i, &mut end);
+                    end.turn
+                }
+            };
+            match turn {
+                Turn::Failed => i += 1,
+                ended => return ended,
+            }
         }
-        let tried: Vec<&Attempt> = attempts.iter().filter(|a| a.tries > 0).collect();
-        if !tried.is_empty() && tried.iter().all(|a| a.outcome == "not_found") {
-            return Err(Error::NotFound {
-                capability: name,
-                attempts,
-            });
+        Turn::Failed
+    }
+
+    /// The provider to hedge provider `i` with, and after how long: the next
+    /// provider that can be asked now, when `i`'s request is safe to send
+    /// twice (a GET, or a provider that de-duplicates by idempotency key).
+    fn hedge_partner(
+        &self,
+        request: &Request,
+        walk: &Walk<'_>,
+        i: usize,
+        now: Duration,
+        hedging: &Hedging,
+    ) -> Option<(usize, Duration)> {
+        let slot = &walk.chain.slots[i];
+        let ctx = CallContext {
+            base_url: &slot.base_url,
+            user_agent: &self.user_agent,
+        };
+        let repeatable = slot.provider.idempotency_header().is_some()
+            || slot
+                .provider
+                .request(request, &ctx)
+                .is_ok_and(|r| r.is_idempotent());
+        if !repeatable || !slot.looks_available(walk.capability, now) {
+            return None;
         }
-        let retry_after = attempts.iter().filter_map(|a| a.retry_after).min();
-        Err(Error::AllProvidersFailed {
-            capability: name,
-            attempts,
-            retry_after,
-        })
+        let after = hedging.delay_for(&slot.recent)?;
+        let j = (i + 1..walk.chain.slots.len()).find(|&j| {
+            walk.ready_now(j, now) && walk.chain.slots[j].looks_available(walk.capability, now)
+        })?;
+        Some((j, after))
+    }
+
+    /// Provider `i`'s turn, raced by provider `j`'s if `i` has not answered
+    /// after `after` and the hedge budget allows. The first answer wins and
+    /// the other turn is cancelled (its request closed). Returns the pass's
+    /// outcome and whether `j` was asked.
+    async fn hedged_turns(
+        &self,
+        request: &Request,
+        walk: &mut Walk<'_>,
+        i: usize,
+        j: usize,
+        plan: TurnPlan,
+        after: Duration,
+    ) -> (Turn, bool) {
+        let chain = walk.chain;
+        let hedging = chain.hedging.as_ref();
+        let slots = &chain.slots;
+        let started = plan.started;
+        let deadline = plan.deadline;
+        let mut first = std::pin::pin!(self.provider_turn(&slots[i], request, plan));
+        let hedge_at = started.saturating_add(after);
+        let end = tokio::select! {
+            biased;
+            end = &mut first => Some(end),
+            _ = self.clock.sleep_until(hedge_at) => None,
+        };
+        let mut end = match end {
+            Some(end) => end,
+            None if hedging.is_some_and(Hedging::withdraw) => {
+                let hedge_started = self.clock.now();
+                let second_plan = TurnPlan {
+                    started: hedge_started,
+                    deadline,
+                    stop_at: deadline,
+                    probe: None,
+                    hedged: true,
+                };
+                let mut second =
+                    std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
+                // Whichever answers first wins; a failure waits for the other.
+                let (winner, mut first_end, mut second_end) = tokio::select! {
+                    end = &mut first => (0, Some(end), None),
+                    end = &mut second => (1, None, Some(end)),
+                };
+                let won = |end: &Option<TurnEnd>| {
+                    end.as_ref()
+                        .is_some_and(|e| matches!(e.turn, Turn::Answered(_)))
+                };
+                if !won(&first_end) && !won(&second_end) {
+                    if winner == 0 {
+                        second_end = Some(second.await);
+                    } else {
+                        first_end = Some(first.await);
+                    }
+                }
+                let now = self.clock.now();
+                let mut first_end = first_end.unwrap_or_else(|| cancelled(&slots[i], started, now));
+                let mut second_end =
+                    second_end.unwrap_or_else(|| cancelled(&slots[j], hedge_started, now));
+                second_end.entry.hedged = true;
+                walk.record(i, &mut first_end);
+                walk.record(j, &mut second_end);
+                let turn = match (first_end.turn, second_end.turn) {
+                    (answered @ Turn::Answered(_), _) | (_, answered @ Turn::Answered(_)) => {
+                        answered
+                    }
+                    (Turn::Refused, _) | (_, Turn::Refused) => Turn::Refused,
+                    (Turn::DeadlinePassed, _) | (_, Turn::DeadlinePassed) => Turn::DeadlinePassed,
+                    _ => Turn::Failed,
+                };
+                return (turn, true);
+            }
+            None => first.await,
+        };
+        walk.record(i, &mut end);
+        (end.turn, false)
+    }
+
+    /// After a pass without an answer: the earliest moment a provider said
+    /// it can answer again (within the deadline and `max_wait`), else a
+    /// last-resort probe of a breaker-open provider.
+    fn next_chance(&self, walk: &Walk<'_>, now: Duration) -> Option<NextChance> {
+        let chain = walk.chain;
+        let wait_left = chain.max_wait.saturating_sub(walk.waited);
+        let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
+        let soonest = (0..chain.slots.len())
+            .filter_map(|i| walk.ready[i].map(|at| (i, at)))
+            .filter(|(_, at)| fits(*at))
+            .min_by_key(|(_, at)| *at);
+        if let Some((i, at)) = soonest {
+            let what = walk
+                .last_entry(i)
+                .map(|a| waited_for(chain.slots[i].id(), a.outcome))
+                .unwrap_or_default();
+            return Some(NextChance::At { i, at, what });
+        }
+        if !chain.last_resort_probe {
+            return None;
+        }
+        // The breaker-open provider whose open period ends soonest; a
+        // provider benched for its key or quota is never probed (its entry
+        // then says benched, not circuit open).
+        let (i, _) = (0..chain.slots.len())
+            .filter_map(|i| {
+                let entry = walk.last_entry(i)?;
+                let open = entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen)
+                    && chain.slots[i]
+                        .breaker(walk.capability)
+                        .is_some_and(|b| b.state() == CircuitState::Open);
+                open.then(|| (i, entry.retry_after.unwrap_or(Duration::MAX)))
+            })
+            .min_by_key(|(_, until)| *until)?;
+        match chain.slots[i].probe(walk.capability)?.turn(now) {
+            ProbeTurn::Probe(guard) => Some(NextChance::Probe { i, guard }),
+            ProbeTurn::Wait(wait) => {
+                (wait_left > Duration::ZERO).then_some(NextChance::AwaitProbe { i, wait })
+            }
+            ProbeTurn::NotBefore(at) => fits(at).then(|| NextChance::At {
+                i,
+                at,
+                what: format!("{}'s next last-resort probe", chain.slots[i].id()),
+            }),
+        }
     }
 
     /// One provider's turn: guards, tries with retry, and the trail entry.
@@ -323,80 +737,83 @@ impl Engine {
         &self,
         slot: &ProviderSlot,
         request: &Request,
-        started: Duration,
-        deadline: Duration,
-        attempts: &mut Vec<Attempt>,
-    ) -> (Turn, Duration) {
+        plan: TurnPlan,
+    ) -> TurnEnd {
         let id = slot.id();
+        let started = plan.started;
         let ctx = CallContext {
             base_url: &slot.base_url,
             user_agent: &self.user_agent,
         };
         let mut entry = Attempt {
             provider: id,
-            outcome: "success",
+            outcome: AttemptOutcome::Answered,
             status: None,
             tries: 0,
             elapsed: Duration::ZERO,
             reason: Cow::Borrowed(""),
             retry_after: None,
+            hedged: plan.hedged,
         };
         // Skips that cost nothing: the provider cannot serve this request,
         // has no key, or is benched.
         let first = match slot.provider.request(request, &ctx) {
-            Err(failure) => Err((failure.class.as_str(), format!("skipped: {failure}"), None)),
+            Err(failure) => Err((
+                AttemptOutcome::Failed(failure.class),
+                format!("skipped: {failure}"),
+                None,
+            )),
             Ok(_) if slot.missing_key() => Err((
-                "skipped_no_key",
+                AttemptOutcome::Skipped(SkipReason::NoKey),
                 format!("skipped: {} is not set", slot.key_env),
                 None,
             )),
             Ok(first) => match slot.benched(started) {
-                Some((left, why)) => Err((
-                    "skipped_benched",
-                    format!("skipped: benched for {:.1} s ({why})", left.as_secs_f64()),
+                Some((left, cause)) => Err((
+                    AttemptOutcome::Skipped(SkipReason::Benched(cause)),
+                    format!("skipped: benched for {:.1} s ({cause})", left.as_secs_f64()),
                     Some(left),
                 )),
                 None => Ok(first),
             },
         };
-        let turn = match first {
-            Ok(first) => {
-                self.tries(slot, request, &first, started, deadline, &mut entry)
-                    .await
-            }
+        let (turn, again_at) = match first {
+            Ok(first) => self.tries(slot, request, &first, &plan, &mut entry).await,
             Err((outcome, reason, retry_after)) => {
                 entry.outcome = outcome;
                 entry.reason = Cow::Owned(reason);
                 entry.retry_after = retry_after;
-                Turn::Failed
+                (Turn::Failed, retry_after.map(|r| started.saturating_add(r)))
             }
         };
         let ended = self.clock.now();
         entry.elapsed = ended.saturating_sub(started);
-        slot.stats.outcome(entry.outcome);
+        slot.stats.outcome(entry.outcome.as_str());
         tracing::debug!(
             provider = id,
-            outcome = entry.outcome,
+            outcome = entry.outcome.as_str(),
             tries = entry.tries,
             elapsed_ms = entry.elapsed.as_secs_f64() * 1000.0,
             reason = %entry.reason,
             "provider turn"
         );
-        attempts.push(entry);
-        (turn, ended)
+        TurnEnd {
+            turn,
+            entry,
+            again_at,
+        }
     }
 
-    /// The retry loop of one provider.
-    #[allow(clippy::too_many_arguments)]
+    /// The retry loop of one provider. Returns how the turn ended and when
+    /// asking the provider again could make sense.
     async fn tries(
         &self,
         slot: &ProviderSlot,
         request: &Request,
         first: &HttpRequest,
-        started: Duration,
-        deadline: Duration,
+        plan: &TurnPlan,
         entry: &mut Attempt,
-    ) -> Turn {
+    ) -> (Turn, Option<Duration>) {
         let ctx = &CallContext {
             base_url: &slot.base_url,
             user_agent: &self.user_agent,
@@ -404,6 +821,7 @@ impl Engine {
         let id = slot.id();
         let retry: &RetryConfig = &slot.settings.retry;
         let capability = request.capability();
+        let chain = self.chain(capability);
         let idempotency_key = (!first.is_idempotent())
             .then(|| slot.provider.idempotency_header())
             .flatten()
@@ -413,11 +831,16 @@ impl Engine {
                     IdempotencyKey::generate(&mut rand::rng()).to_string(),
                 )
             });
+        let safe_to_repeat =
+            first.is_idempotent() || !capability.has_side_effects() || idempotency_key.is_some();
+        let (deadline, stop_at) = (plan.deadline, plan.stop_at);
+        let probing = plan.probe.is_some();
         slot.budget.deposit();
-        let mut sent_at = started;
+        let mut sent_at = plan.started;
         loop {
             // Guards: each try spends one quota unit and one limiter token,
             // asked together so a shared store answers in one round trip.
+            let now = self.clock.now();
             match self.state.admit(id, 1).await {
                 Admission::Admitted => {}
                 Admission::QuotaExhausted {
@@ -426,44 +849,64 @@ impl Engine {
                 } => {
                     refuse(
                         entry,
-                        "skipped_quota",
+                        SkipReason::Quota,
                         format!(
                             "skipped: daily quota used up until {}",
                             reset_at.format("%Y-%m-%d %H:%M:%S UTC")
                         ),
                         Some(retry_after),
                     );
-                    return Turn::Failed;
+                    return (Turn::Failed, Some(now.saturating_add(retry_after)));
                 }
                 Admission::RateLimited { retry_after } => {
                     refuse(
                         entry,
-                        "skipped_rate_limit",
+                        SkipReason::RateLimit,
                         format!(
                             "skipped: client rate limit, next slot in {:.3} s",
                             retry_after.as_secs_f64()
                         ),
                         Some(retry_after),
                     );
-                    return Turn::Failed;
+                    return (Turn::Failed, Some(now.saturating_add(retry_after)));
                 }
                 Admission::InsufficientCapacity { burst } => {
                     refuse(
                         entry,
-                        "skipped_rate_limit",
+                        SkipReason::RateLimit,
                         format!("skipped: rate limit burst {burst} is too small"),
                         None,
                     );
-                    return Turn::Failed;
+                    return (Turn::Failed, None);
                 }
             }
-            let permit = match slot.breaker(capability).map(CircuitBreaker::try_acquire) {
+            let breaker = slot.breaker(capability);
+            if probing {
+                // The last resort: a half-open trial now rather than at the
+                // end of the open period. Only an open breaker is moved
+                // (never a forced-open or disabled one).
+                if let Some(breaker) = breaker.filter(|b| b.state() == CircuitState::Open) {
+                    let _ = breaker.transition_to_half_open();
+                }
+            } else if slot.probe(capability).is_some_and(|p| p.probing()) {
+                // Another call is probing this provider: wait for its
+                // outcome rather than send a second trial.
+                self.state.refund_quota(id, 1).await;
+                refuse(
+                    entry,
+                    SkipReason::CircuitOpen,
+                    "skipped: circuit open, a last-resort probe is in flight".into(),
+                    None,
+                );
+                return (Turn::Failed, None);
+            }
+            let permit = match breaker.map(CircuitBreaker::try_acquire) {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(rejected)) => {
                     self.state.refund_quota(id, 1).await;
                     refuse(
                         entry,
-                        "skipped_circuit_open",
+                        SkipReason::CircuitOpen,
                         format!(
                             "skipped: circuit {} for {:.1} s",
                             rejected.state.as_str().replace('_', "-"),
@@ -471,13 +914,16 @@ impl Engine {
                         ),
                         Some(rejected.retry_after),
                     );
-                    return Turn::Failed;
+                    // A forced-open breaker has no end of its own.
+                    let again = (rejected.state != CircuitState::ForcedOpen)
+                        .then(|| now.saturating_add(rejected.retry_after));
+                    return (Turn::Failed, again);
                 }
                 None => None,
             };
 
             entry.tries += 1;
-            let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(deadline);
+            let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(stop_at);
             let span =
                 tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
             // Pinned in place: `select!` then moves a reference, not the
@@ -498,6 +944,11 @@ impl Engine {
                     FailureClass::Transient,
                     if attempt_deadline == deadline {
                         "cut off by the total deadline".to_string()
+                    } else if attempt_deadline == stop_at {
+                        format!(
+                            "no response within {:.3} s (the rest is kept for the next provider)",
+                            attempt_deadline.saturating_sub(sent_at).as_secs_f64()
+                        )
                     } else {
                         format!("no response within {:.3} s", retry.attempt_timeout.as_secs_f64())
                     },
@@ -508,6 +959,7 @@ impl Engine {
             slot.stats.request(latency);
             let failure = match result {
                 Ok((data, status, received_at)) => {
+                    slot.recent.record(latency);
                     if let Some(permit) = permit {
                         permit.record(Outcome::Success, latency);
                     }
@@ -518,19 +970,46 @@ impl Engine {
                             "attempt"
                         )
                     });
-                    entry.outcome = "success";
+                    entry.outcome = AttemptOutcome::Answered;
                     entry.status = status;
-                    entry.reason = Cow::Borrowed("answered");
-                    return Turn::Answered(Arc::new(Answer {
-                        data,
-                        provider: id,
-                        fetched_at: received_at,
-                    }));
+                    entry.reason = Cow::Borrowed(match &plan.probe {
+                        Some(guard) => {
+                            guard.answered();
+                            "answered a last-resort probe"
+                        }
+                        None => "answered",
+                    });
+                    return (
+                        Turn::Answered(Arc::new(Answer {
+                            data,
+                            provider: id,
+                            fetched_at: received_at,
+                        })),
+                        None,
+                    );
                 }
                 Err(failure) => failure,
             };
+            if failure.status.is_some() {
+                // A reply, even an error, says how fast the provider is.
+                slot.recent.record(latency);
+            }
+            let decision = policy::after_failure(Facts {
+                safe_to_repeat,
+                last_available: stop_at == deadline,
+                content_filtered_fallback: chain.content_filtered_fallback,
+                ..Facts::of(&failure)
+            });
             if let Some(permit) = permit {
-                permit.record(failure.class.breaker_outcome(), latency);
+                permit.record(decision.breaker, latency);
+            }
+            if probing && decision.breaker == Outcome::Failure {
+                // A failed last resort re-opens the breaker at once rather
+                // than leaving the rest of its half-open trials to other
+                // calls.
+                if let Some(breaker) = slot.breaker(capability) {
+                    let _ = breaker.transition_to_open();
+                }
             }
             span.in_scope(|| {
                 tracing::debug!(
@@ -540,7 +1019,7 @@ impl Engine {
                     "attempt"
                 )
             });
-            entry.outcome = failure.class.as_str();
+            entry.outcome = AttemptOutcome::Failed(failure.class);
             entry.status = failure.status;
             entry.reason = Cow::Owned(if entry.tries > 1 {
                 format!("{failure} (after {} tries)", entry.tries)
@@ -550,90 +1029,80 @@ impl Engine {
             entry.retry_after = failure.retry_after;
 
             if now >= deadline {
-                return Turn::DeadlinePassed;
+                return (Turn::DeadlinePassed, None);
             }
-            if let Some(wait) = self.next_try(slot, &failure, first, entry.tries, now, deadline) {
-                self.clock.backoff(wait).await;
-                sent_at = self.clock.now();
-                continue;
+            if !decision.fall_over {
+                return (Turn::Refused, None);
             }
-            return Turn::Failed;
+            match self.next_try(slot, &failure, decision, entry.tries, now, stop_at) {
+                Ok(wait) => {
+                    self.clock.backoff(wait).await;
+                    sent_at = self.clock.now();
+                }
+                Err(again_at) => return (Turn::Failed, again_at),
+            }
         }
     }
 
-    /// Whether and when to try the same provider again; benches it when the
-    /// failure says it will not answer for a while.
+    /// When to try the same provider again (`Ok(wait)`), or, when its turn
+    /// is over, when asking it again in this call could make sense; benches
+    /// it when the failure says it will not answer for a while.
     fn next_try(
         &self,
         slot: &ProviderSlot,
         failure: &ProviderFailure,
-        request: &HttpRequest,
+        decision: policy::Decision,
         tries: u32,
         now: Duration,
-        deadline: Duration,
-    ) -> Option<Duration> {
+        stop_at: Duration,
+    ) -> Result<Duration, Option<Duration>> {
         let retry = &slot.settings.retry;
-        match failure.class {
-            FailureClass::Auth => {
-                slot.bench(now, slot.settings.auth_bench, "the key was refused".into());
-                return None;
-            }
-            FailureClass::QuotaExhausted => {
-                let until = failure
-                    .reset_at
-                    .and_then(|at| (at - self.clock.wall()).to_std().ok())
-                    .or(failure.retry_after)
-                    .unwrap_or(Duration::from_secs(3600));
-                slot.bench(now, until, "its quota is used up".into());
-                return None;
-            }
-            _ => {}
-        }
-        if failure.class == FailureClass::Transient && !failure.request_sent {
-            // Nothing is listening: retrying in a second rarely helps, and the
-            // next provider can answer now.
-            slot.bench(
-                now,
-                slot.settings.unreachable_bench,
-                "connection refused".into(),
-            );
-            return None;
-        }
         let server_wait = failure.retry_after.filter(|_| retry.respect_retry_after);
-        // A failure that may have reached the provider is only retried when
-        // repeating it is safe.
-        let repeatable = request.is_idempotent()
-            || !failure.request_sent
-            || slot.provider.idempotency_header().is_some();
-        let decision = if failure.class.is_retryable() && repeatable {
+        let timing = if decision.retry {
             RetryDecision::decide(
                 retry,
                 &slot.backoff,
                 tries,
                 server_wait,
-                deadline.saturating_sub(now),
+                stop_at.saturating_sub(now),
             )
         } else {
-            RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted)
+            RetryDecision::GiveUp(crate::resilience::retry::GiveUpReason::AttemptsExhausted)
         };
-        match decision {
-            RetryDecision::Retry { after } if slot.budget.withdraw() => Some(after),
-            RetryDecision::FailOver { bench_for } => {
-                slot.bench(
-                    now,
-                    bench_for,
-                    format!("asked to wait {:.0} s", bench_for.as_secs_f64()),
-                );
-                None
+        if let RetryDecision::Retry { after } = timing {
+            if slot.budget.withdraw() {
+                return Ok(after);
             }
-            _ => {
-                // Out of tries but the provider said when it will answer
-                // again: skip it until then instead of hammering it.
-                if let (FailureClass::RateLimited, Some(wait)) = (failure.class, server_wait) {
-                    slot.bench(now, wait, "rate limited by the provider".into());
-                }
-                None
+        }
+        // The turn is over.
+        let bench = match (decision.bench, timing) {
+            (Some(BenchCause::KeyRefused), _) => {
+                Some((slot.settings.auth_bench, BenchCause::KeyRefused))
             }
+            (Some(BenchCause::QuotaUsedUp), _) => Some((
+                failure
+                    .reset_at
+                    .and_then(|at| (at - self.clock.wall()).to_std().ok())
+                    .or(failure.retry_after)
+                    .unwrap_or(Duration::from_secs(3600)),
+                BenchCause::QuotaUsedUp,
+            )),
+            (Some(BenchCause::Unreachable), _) => {
+                Some((slot.settings.unreachable_bench, BenchCause::Unreachable))
+            }
+            (_, RetryDecision::FailOver { bench_for }) => {
+                Some((bench_for, BenchCause::RateLimited))
+            }
+            // Out of tries but the provider said when it will answer again:
+            // skip it until then instead of hammering it.
+            _ => server_wait.map(|wait| (wait, BenchCause::RateLimited)),
+        };
+        match bench {
+            Some((for_, cause)) => {
+                slot.bench(now, for_, cause);
+                Err(Some(now.saturating_add(for_)))
+            }
+            None => Err(None),
         }
     }
 
@@ -693,19 +1162,64 @@ impl Engine {
 /// Records a guard's refusal in the trail. On a retry the provider's own
 /// failure stays the outcome (it is why the call moved on); the refusal is
 /// added to the reason.
-fn refuse(
-    entry: &mut Attempt,
-    outcome: &'static str,
-    reason: String,
-    retry_after: Option<Duration>,
-) {
+fn refuse(entry: &mut Attempt, reason: SkipReason, text: String, retry_after: Option<Duration>) {
     if entry.tries == 0 {
-        entry.outcome = outcome;
-        entry.reason = Cow::Owned(reason);
+        entry.outcome = AttemptOutcome::Skipped(reason);
+        entry.reason = Cow::Owned(text);
     } else {
-        entry.reason = Cow::Owned(format!("{}; retry {reason}", entry.reason));
+        entry.reason = Cow::Owned(format!("{}; retry {text}", entry.reason));
     }
     if retry_after.is_some() {
         entry.retry_after = retry_after;
+    }
+}
+
+/// The trail entry of a hedged turn that lost the race.
+fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
+    slot.stats.outcome(AttemptOutcome::Cancelled.as_str());
+    TurnEnd {
+        turn: Turn::Failed,
+        entry: Attempt {
+            provider: slot.id(),
+            outcome: AttemptOutcome::Cancelled,
+            status: None,
+            tries: 1,
+            elapsed: now.saturating_sub(started),
+            reason: Cow::Borrowed("cancelled: another provider answered first"),
+            retry_after: None,
+            hedged: false,
+        },
+        again_at: None,
+    }
+}
+
+/// What a second pass waited for, for the trail.
+fn waited_for(provider: &str, outcome: AttemptOutcome) -> String {
+    match outcome {
+        AttemptOutcome::Skipped(SkipReason::RateLimit) => format!("{provider}'s rate-limit slot"),
+        AttemptOutcome::Skipped(SkipReason::Quota) => format!("{provider}'s quota reset"),
+        AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {
+            format!("{provider}'s circuit to half-open")
+        }
+        AttemptOutcome::Skipped(SkipReason::Benched(_)) => format!("{provider}'s bench to end"),
+        _ => format!("{provider}'s Retry-After"),
+    }
+}
+
+/// The error of a call that a provider refused on content grounds.
+fn content_filtered(walk: Walk<'_>) -> Error {
+    let refused = walk
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == AttemptOutcome::Failed(FailureClass::ContentFiltered));
+    let (provider, reason) = refused
+        .map(|a| (a.provider, a.reason.to_string()))
+        .unwrap_or(("", String::new()));
+    Error::ContentFiltered {
+        capability: walk.capability.as_str(),
+        provider,
+        reason,
+        attempts: walk.attempts,
     }
 }

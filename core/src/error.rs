@@ -21,11 +21,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::resilience::breaker::Outcome;
-
-/// How a provider failed. See the policy table on each variant.
+/// How a provider failed. What polyrelay does next about each class (retry,
+/// fall over, bench, breaker count) is decided in one place, the policy table
+/// of `crate::policy`; the notes below summarise it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailureClass {
     /// Connect error, timeout, 5xx, 408, connection reset. Retried (with
     /// backoff), counted as a breaker failure, then falls back.
@@ -55,21 +56,18 @@ pub enum FailureClass {
     /// The prompt does not fit the model's context window. Falls back (a
     /// provider with a larger window may accept it); not retried.
     ContextLengthExceeded,
+    /// The provider refused the content (a content-policy or safety
+    /// refusal). An answer, not a fault: never retried, and not sent to
+    /// another provider unless the capability's `content_filtered_fallback`
+    /// says so; the call ends in [`Error::ContentFiltered`].
+    ContentFiltered,
 }
 
 impl FailureClass {
-    /// Whether the same provider may be tried again within this call.
+    /// Whether the same provider may be tried again within this call, when
+    /// repeating the request is safe (see `crate::policy`).
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Transient | Self::RateLimited)
-    }
-
-    /// How the circuit breaker counts this failure: only signs of an
-    /// unhealthy provider count; caller-shaped errors are ignored.
-    pub fn breaker_outcome(self) -> Outcome {
-        match self {
-            Self::Transient | Self::RateLimited | Self::MalformedResponse => Outcome::Failure,
-            _ => Outcome::Ignored,
-        }
     }
 
     /// The stable snake_case name used in trails, stats and bindings.
@@ -84,6 +82,7 @@ impl FailureClass {
             Self::MalformedResponse => "malformed_response",
             Self::Unsupported => "unsupported",
             Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::ContentFiltered => "content_filtered",
         }
     }
 }
@@ -180,13 +179,185 @@ impl fmt::Display for ProviderFailure {
     }
 }
 
+/// Why a provider was benched: later calls skip it until the bench ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BenchCause {
+    /// The provider refused the key (`auth_bench`).
+    KeyRefused,
+    /// The provider's quota or credit is used up, until it resets.
+    QuotaUsedUp,
+    /// The provider asked to wait (`Retry-After`, on a 429 or a 503) longer
+    /// than `max_retry_after`, or again after the last try.
+    RateLimited,
+    /// Nothing listened at the provider's address (`unreachable_bench`).
+    Unreachable,
+}
+
+impl fmt::Display for BenchCause {
+    /// Words for the trail: "benched for 4.2 s (…)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::KeyRefused => "the key was refused",
+            Self::QuotaUsedUp => "its quota is used up",
+            Self::RateLimited => "asked to wait by the provider",
+            Self::Unreachable => "connection refused",
+        })
+    }
+}
+
+/// Why a provider was passed over without sending it a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The provider needs a key and none is set.
+    NoKey,
+    /// An earlier call benched the provider; [`Attempt::retry_after`] says
+    /// for how long.
+    Benched(BenchCause),
+    /// Our daily quota for the provider is used up until its reset.
+    Quota,
+    /// Our client-side rate limit has no slot now (or its burst is too small).
+    RateLimit,
+    /// The provider's circuit breaker is open (or half-open and full).
+    CircuitOpen,
+}
+
+/// What happened to one provider during a call, typed. Serialised (for
+/// Python, C and logs) as the stable names of [`AttemptOutcome::as_str`]:
+/// `success`, a [`FailureClass`] name, a `skipped_*` name, or `cancelled`.
+/// It compares equal to that name: `attempt.outcome == "transient"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The provider answered.
+    Answered,
+    /// The provider (or its request) failed in this class.
+    Failed(FailureClass),
+    /// Passed over without a request.
+    Skipped(SkipReason),
+    /// Its request was cancelled because another provider answered first
+    /// (a hedged call).
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// The stable snake_case name used in trails, stats and bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "success",
+            Self::Failed(class) => class.as_str(),
+            Self::Skipped(SkipReason::NoKey) => "skipped_no_key",
+            Self::Skipped(SkipReason::Benched(_)) => "skipped_benched",
+            Self::Skipped(SkipReason::Quota) => "skipped_quota",
+            Self::Skipped(SkipReason::RateLimit) => "skipped_rate_limit",
+            Self::Skipped(SkipReason::CircuitOpen) => "skipped_circuit_open",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The outcome a stable name stands for (a bench reads as one caused by
+    /// a `Retry-After`, the name alone does not say which).
+    ///
+    /// ```
+    /// # use polyrelay::error::AttemptOutcome;
+    /// let outcome = AttemptOutcome::from_name("skipped_rate_limit").unwrap();
+    /// assert_eq!(outcome.as_str(), "skipped_rate_limit");
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        use FailureClass::*;
+        let classes = [
+            Transient,
+            RateLimited,
+            QuotaExhausted,
+            Auth,
+            InvalidRequest,
+            NotFound,
+            MalformedResponse,
+            Unsupported,
+            ContextLengthExceeded,
+            ContentFiltered,
+        ];
+        let skips = [
+            SkipReason::NoKey,
+            SkipReason::Benched(BenchCause::RateLimited),
+            SkipReason::Quota,
+            SkipReason::RateLimit,
+            SkipReason::CircuitOpen,
+        ];
+        [Self::Answered, Self::Cancelled]
+            .into_iter()
+            .chain(classes.into_iter().map(Self::Failed))
+            .chain(skips.into_iter().map(Self::Skipped))
+            .find(|o| o.as_str() == name)
+    }
+
+    /// The error kind this outcome points to, when it says anything about
+    /// why a call failed (an answer, an unsupported request or a cancelled
+    /// hedge says nothing). Exhaustive: a new outcome must say.
+    pub fn error_kind(self) -> Option<ErrorKind> {
+        Some(match self {
+            Self::Answered | Self::Cancelled => return None,
+            Self::Failed(class) => match class {
+                FailureClass::Unsupported => return None,
+                FailureClass::Transient
+                | FailureClass::MalformedResponse
+                | FailureClass::InvalidRequest
+                | FailureClass::ContextLengthExceeded => ErrorKind::ProviderError,
+                FailureClass::RateLimited => ErrorKind::RateLimited,
+                FailureClass::QuotaExhausted => ErrorKind::QuotaExhausted,
+                FailureClass::Auth => ErrorKind::Auth,
+                FailureClass::NotFound => ErrorKind::NotFound,
+                FailureClass::ContentFiltered => ErrorKind::ContentFiltered,
+            },
+            Self::Skipped(reason) => match reason {
+                SkipReason::NoKey => ErrorKind::MissingKey,
+                SkipReason::Quota | SkipReason::Benched(BenchCause::QuotaUsedUp) => {
+                    ErrorKind::QuotaExhausted
+                }
+                SkipReason::RateLimit | SkipReason::Benched(BenchCause::RateLimited) => {
+                    ErrorKind::RateLimited
+                }
+                SkipReason::CircuitOpen => ErrorKind::CircuitOpen,
+                SkipReason::Benched(BenchCause::KeyRefused) => ErrorKind::Auth,
+                SkipReason::Benched(BenchCause::Unreachable) => ErrorKind::ProviderError,
+            },
+        })
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AttemptOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for AttemptOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for AttemptOutcome {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// What happened to one provider during a call: one entry of the trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
     /// Provider id, e.g. `open-meteo`.
     pub provider: &'static str,
-    /// Outcome class: `success`, a [`FailureClass`] name, or a `skipped_*` name.
-    pub outcome: &'static str,
+    /// What happened; serialised as `success`, a [`FailureClass`] name, a
+    /// `skipped_*` name or `cancelled`.
+    pub outcome: AttemptOutcome,
     /// HTTP status of the last response, if any.
     pub status: Option<u16>,
     /// How many HTTP attempts were made on this provider (0 when skipped).
@@ -200,17 +371,20 @@ pub struct Attempt {
     /// When the provider may be tried again, if it is benched or throttled.
     #[serde(with = "crate::duration::serde_secs::option")]
     pub retry_after: Option<Duration>,
+    /// Whether the provider was asked as a hedge (the one asked before it
+    /// was slow), see [`crate::resilience::hedge`].
+    pub hedged: bool,
 }
 
 impl Attempt {
     /// Whether this attempt produced the answer.
     pub fn succeeded(&self) -> bool {
-        self.outcome == "success"
+        self.outcome == AttemptOutcome::Answered
     }
 
     /// Whether the provider was skipped without an HTTP request.
     pub fn skipped(&self) -> bool {
-        self.outcome.starts_with("skipped")
+        matches!(self.outcome, AttemptOutcome::Skipped(_))
     }
 }
 
@@ -226,6 +400,7 @@ impl fmt::Display for Attempt {
 /// key, …), so a caller can react to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Bad configuration (file, environment or builder).
     Config,
@@ -243,6 +418,8 @@ pub enum ErrorKind {
     QuotaExhausted,
     /// Every provider's circuit breaker is open.
     CircuitOpen,
+    /// A provider refused the content (content policy, safety filter).
+    ContentFiltered,
     /// Every provider refused its key.
     Auth,
     /// Every provider failed with an error of its own (5xx, bad reply, …).
@@ -266,25 +443,11 @@ impl ErrorKind {
             Self::RateLimited => "rate_limited",
             Self::QuotaExhausted => "quota_exhausted",
             Self::CircuitOpen => "circuit_open",
+            Self::ContentFiltered => "content_filtered",
             Self::Auth => "auth",
             Self::ProviderError => "provider_error",
             Self::AllProvidersFailed => "all_providers_failed",
             Self::Usage => "usage",
-        }
-    }
-
-    /// The kind a single attempt's outcome points to.
-    fn of_outcome(outcome: &str) -> Self {
-        match outcome {
-            "skipped_no_key" => Self::MissingKey,
-            "rate_limited" | "skipped_rate_limit" => Self::RateLimited,
-            "quota_exhausted" | "skipped_quota" => Self::QuotaExhausted,
-            "skipped_circuit_open" => Self::CircuitOpen,
-            "auth" => Self::Auth,
-            "transient" | "malformed_response" | "invalid_request" | "context_length_exceeded" => {
-                Self::ProviderError
-            }
-            _ => Self::AllProvidersFailed,
         }
     }
 }
@@ -327,6 +490,20 @@ pub enum Error {
         /// The earliest time a throttled or benched provider may answer again.
         retry_after: Option<Duration>,
     },
+    /// A provider refused the content (content policy or safety filter);
+    /// the request was not sent to another provider unless the capability's
+    /// `content_filtered_fallback` is on.
+    #[error("{capability}: {provider} refused the content: {reason}")]
+    ContentFiltered {
+        /// The capability called.
+        capability: &'static str,
+        /// The provider that refused.
+        provider: &'static str,
+        /// The provider's reason, as it gave it (free of secrets).
+        reason: String,
+        /// What each provider did.
+        attempts: Vec<Attempt>,
+    },
     /// The API was used in a way that cannot work.
     #[error("{message}")]
     Usage {
@@ -357,7 +534,7 @@ fn advice(attempts: &[Attempt], retry_after: &Option<Duration>) -> String {
     let mut hints = Vec::new();
     let missing_keys: Vec<&str> = attempts
         .iter()
-        .filter(|a| a.outcome == "skipped_no_key")
+        .filter(|a| a.outcome == AttemptOutcome::Skipped(SkipReason::NoKey))
         .map(|a| a.provider)
         .collect();
     if !missing_keys.is_empty() {
@@ -409,12 +586,11 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Usage { .. } => ErrorKind::Usage,
+            Self::ContentFiltered { .. } => ErrorKind::ContentFiltered,
             Self::AllProvidersFailed { attempts, .. } => {
-                // Unsupported providers say nothing about the others.
-                let mut kinds = attempts
-                    .iter()
-                    .filter(|a| a.outcome != "unsupported")
-                    .map(|a| ErrorKind::of_outcome(a.outcome));
+                // Outcomes that say nothing (unsupported, cancelled) are
+                // left out.
+                let mut kinds = attempts.iter().filter_map(|a| a.outcome.error_kind());
                 match kinds.next() {
                     Some(first) if kinds.all(|k| k == first) => first,
                     _ => ErrorKind::AllProvidersFailed,
@@ -437,6 +613,7 @@ impl Error {
         match self {
             Self::NotFound { attempts, .. }
             | Self::AllProvidersFailed { attempts, .. }
+            | Self::ContentFiltered { attempts, .. }
             | Self::Timeout { attempts, .. } => attempts,
             _ => &[],
         }
@@ -464,6 +641,8 @@ mod tests {
     use super::*;
 
     fn attempt(provider: &'static str, outcome: &'static str) -> Attempt {
+        let outcome = AttemptOutcome::from_name(outcome)
+            .unwrap_or_else(|| panic!("no outcome named {outcome}"));
         Attempt {
             provider,
             outcome,
@@ -472,6 +651,7 @@ mod tests {
             elapsed: Duration::ZERO,
             reason: Cow::Borrowed("test"),
             retry_after: None,
+            hedged: false,
         }
     }
 
@@ -511,6 +691,33 @@ mod tests {
             ErrorKind::AllProvidersFailed
         );
         assert_eq!(failed(&[]).kind(), ErrorKind::AllProvidersFailed);
+    }
+
+    #[test]
+    fn a_provider_benched_by_its_retry_after_makes_the_call_rate_limited() {
+        let mut benched = attempt("p", "skipped_no_key");
+        benched.outcome = AttemptOutcome::Skipped(SkipReason::Benched(BenchCause::RateLimited));
+        benched.retry_after = Some(Duration::from_secs(3600));
+        let error = Error::AllProvidersFailed {
+            capability: "weather.current",
+            attempts: vec![benched.clone(), attempt("q", "skipped_rate_limit")],
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(error.kind(), ErrorKind::RateLimited);
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
+        let kinds = [
+            (BenchCause::KeyRefused, ErrorKind::Auth),
+            (BenchCause::QuotaUsedUp, ErrorKind::QuotaExhausted),
+            (BenchCause::Unreachable, ErrorKind::ProviderError),
+        ];
+        for (cause, kind) in kinds {
+            benched.outcome = AttemptOutcome::Skipped(SkipReason::Benched(cause));
+            assert_eq!(
+                AttemptOutcome::Skipped(SkipReason::Benched(cause)).error_kind(),
+                Some(kind)
+            );
+            assert_eq!(benched.outcome.as_str(), "skipped_benched");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod emulation;
 mod engine;
 pub mod error;
 mod per_process;
+mod policy;
 pub mod provider;
 pub mod providers;
 pub mod resilience;

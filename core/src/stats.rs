@@ -22,6 +22,8 @@ pub(crate) const OUTCOMES: &[&str] = &[
     "malformed_response",
     "unsupported",
     "context_length_exceeded",
+    "content_filtered",
+    "cancelled",
     "skipped_no_key",
     "skipped_benched",
     "skipped_quota",

@@ -170,7 +170,7 @@ async fn assert_falls_back(capability: &str, params: Value, failing: Failing, se
 
     let first = &reply.attempts[0];
     assert_eq!(
-        (reply.provider, first.provider, first.outcome),
+        (reply.provider, first.provider, first.outcome.as_str()),
         (secondary, failing.primary, failing.outcome),
         "{capability}: {}",
         first.reason
@@ -205,7 +205,10 @@ async fn assert_quota_falls_back(
 
     assert_eq!(reply.provider, secondary);
     assert_eq!(
-        (reply.attempts[0].provider, reply.attempts[0].outcome),
+        (
+            reply.attempts[0].provider,
+            reply.attempts[0].outcome.as_str()
+        ),
         (primary, "skipped_quota")
     );
     assert_eq!(emulator.hits(&format!("/{primary}/*")), hits);

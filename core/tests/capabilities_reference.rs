@@ -80,7 +80,7 @@ async fn fall_back(s: Scenario) -> (Value, Value) {
     assert_eq!(reply.provider, s.secondary, "{label}");
     let first = &reply.attempts[0];
     assert_eq!(
-        (first.provider, first.outcome),
+        (first.provider, first.outcome.as_str()),
         (s.primary, s.outcome),
         "{label}: {}",
         first.reason

@@ -172,7 +172,7 @@ async fn calls_role() -> Value {
         .map(|e| {
             e.attempts()
                 .iter()
-                .map(|a| a.outcome)
+                .map(|a| a.outcome.as_str())
                 .collect::<Vec<_>>()
                 .join(",")
         })

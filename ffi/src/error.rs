@@ -249,6 +249,7 @@ mod tests {
     use std::ffi::CStr;
     use std::time::Duration;
 
+    use polyrelay::error::{AttemptOutcome, FailureClass};
     use polyrelay::Attempt;
 
     use super::*;
@@ -265,12 +266,13 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
-                outcome: "rate_limited",
+                outcome: AttemptOutcome::Failed(FailureClass::RateLimited),
                 status: Some(429),
                 tries: 1,
                 elapsed: Duration::from_millis(5),
                 reason: Cow::Borrowed("rate limited (HTTP 429)"),
                 retry_after: Some(Duration::from_secs(30)),
+                hedged: false,
             }],
             retry_after: Some(Duration::from_millis(1500)),
         };

@@ -42,6 +42,9 @@ pub enum pr_status {
     /// The API was used in a way that cannot work, e.g. a blocking call from
     /// inside a callback (which would otherwise deadlock).
     PR_ERR_USAGE = 12,
+    /// A provider refused the content (content policy or safety filter);
+    /// the message carries its reason.
+    PR_ERR_CONTENT_FILTERED = 13,
     /// Not a token at all: wrong number of segments, bad base64url, a header
     /// that is not a JSON object, or too long.
     PR_ERR_AUTH_MALFORMED = 20,
@@ -82,7 +85,7 @@ pub enum pr_status {
 
 impl pr_status {
     /// Every status, in numeric order.
-    fn all() -> [Self; 29] {
+    fn all() -> [Self; 30] {
         use pr_status::*;
         [
             PR_OK,
@@ -98,6 +101,7 @@ impl pr_status {
             PR_ERR_PROVIDER_ERROR,
             PR_ERR_ALL_PROVIDERS_FAILED,
             PR_ERR_USAGE,
+            PR_ERR_CONTENT_FILTERED,
             PR_ERR_AUTH_MALFORMED,
             PR_ERR_AUTH_EXPIRED,
             PR_ERR_AUTH_NOT_YET_VALID,
@@ -135,6 +139,7 @@ impl pr_status {
             PR_ERR_PROVIDER_ERROR => c"provider_error",
             PR_ERR_ALL_PROVIDERS_FAILED => c"all_providers_failed",
             PR_ERR_USAGE => c"usage",
+            PR_ERR_CONTENT_FILTERED => c"content_filtered",
             PR_ERR_AUTH_MALFORMED => c"malformed",
             PR_ERR_AUTH_EXPIRED => c"expired",
             PR_ERR_AUTH_NOT_YET_VALID => c"not_yet_valid",
@@ -170,6 +175,9 @@ impl From<ErrorKind> for pr_status {
             ErrorKind::ProviderError => Self::PR_ERR_PROVIDER_ERROR,
             ErrorKind::AllProvidersFailed => Self::PR_ERR_ALL_PROVIDERS_FAILED,
             ErrorKind::Usage => Self::PR_ERR_USAGE,
+            ErrorKind::ContentFiltered => Self::PR_ERR_CONTENT_FILTERED,
+            // A kind added to the core later, before it has a number here.
+            _ => Self::PR_ERR_ALL_PROVIDERS_FAILED,
         }
     }
 }
@@ -211,7 +219,7 @@ pub extern "C" fn pr_status_name(status: i32) -> *const c_char {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 12] = [
+    const KINDS: [ErrorKind; 13] = [
         ErrorKind::Config,
         ErrorKind::InvalidRequest,
         ErrorKind::NotFound,
@@ -224,6 +232,7 @@ mod tests {
         ErrorKind::ProviderError,
         ErrorKind::AllProvidersFailed,
         ErrorKind::Usage,
+        ErrorKind::ContentFiltered,
     ];
 
     #[test]

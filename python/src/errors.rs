@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use polyrelay::auth::AuthError;
+use polyrelay::error::AttemptOutcome;
 use polyrelay::{Attempt, Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -35,6 +36,9 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::ProviderError => "ProviderError",
         ErrorKind::AllProvidersFailed => "AllProvidersFailedError",
         ErrorKind::Usage => "UsageError",
+        ErrorKind::ContentFiltered => "ContentFilteredError",
+        // A kind added to the core later, before it has its own class.
+        _ => "Error",
     }
 }
 
@@ -194,12 +198,13 @@ pub(crate) fn invalid_param(py: Python<'_>, field: &str, expected: &str, cause: 
 pub(crate) fn sample(py: Python<'_>, kind: &str) -> PyErr {
     let attempt = |provider: &'static str, outcome: &'static str, reason: &'static str| Attempt {
         provider,
-        outcome,
+        outcome: AttemptOutcome::from_name(outcome).unwrap_or(AttemptOutcome::Answered),
         status: None,
         tries: 0,
         elapsed: Duration::ZERO,
         reason: Cow::Borrowed(reason),
         retry_after: None,
+        hedged: false,
     };
     let failed = |attempts: Vec<Attempt>| Error::AllProvidersFailed {
         capability: "weather.current",

@@ -130,7 +130,7 @@ pub(crate) fn attempts_to_py<'py>(
         .map(|attempt| {
             let fields = PyDict::new(py);
             fields.set_item("provider", attempt.provider)?;
-            fields.set_item("outcome", attempt.outcome)?;
+            fields.set_item("outcome", attempt.outcome.as_str())?;
             fields.set_item("status", attempt.status)?;
             fields.set_item("tries", attempt.tries)?;
             fields.set_item("elapsed", attempt.elapsed.as_secs_f64())?;

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 pub use params::Params;
 
 macro_rules! capabilities {
-    ($( $variant:ident => $name:literal, $request:ty, $data:ty, ttl $ttl:expr; )*) => {
+    ($( $variant:ident => $name:literal, $request:ty, $data:ty, ttl $ttl:expr, side_effects $effects:literal; )*) => {
         /// A capability's identity.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum CapabilityId { $(
@@ -59,6 +59,16 @@ macro_rules! capabilities {
             /// How long an answer stays fresh in the cache by default.
             pub fn default_ttl(self) -> Duration {
                 match self { $(CapabilityId::$variant => $ttl,)* }
+            }
+
+            /// Whether a call changes something at the provider (sends a
+            /// message, books, pays). A call without side effects may be
+            /// sent again after a 5xx, 408 or timeout whatever its HTTP
+            /// method, as the official OpenAI SDK does for chat; one with
+            /// side effects only when the reply proves it was not
+            /// processed or the provider takes an idempotency key.
+            pub fn has_side_effects(self) -> bool {
+                match self { $(CapabilityId::$variant => $effects,)* }
             }
 
             /// Reads a normalised answer of this capability from JSON
@@ -125,32 +135,34 @@ macro_rules! capabilities {
     };
 }
 
+// Every capability so far reads or computes (weather, search, LLM chat,
+// translation...): none has side effects at the provider.
 capabilities! {
-    WeatherCurrent => "weather.current", weather::CurrentQuery, weather::CurrentWeather, ttl Duration::from_secs(600);
-    WeatherForecast => "weather.forecast", weather::ForecastQuery, weather::Forecast, ttl Duration::from_secs(1800);
-    FxRates => "finance.fx_rates", finance::FxQuery, finance::FxRates, ttl Duration::from_secs(3600);
-    CryptoPrice => "crypto.price", crypto::CryptoQuery, crypto::CryptoPrices, ttl Duration::from_secs(60);
+    WeatherCurrent => "weather.current", weather::CurrentQuery, weather::CurrentWeather, ttl Duration::from_secs(600), side_effects false;
+    WeatherForecast => "weather.forecast", weather::ForecastQuery, weather::Forecast, ttl Duration::from_secs(1800), side_effects false;
+    FxRates => "finance.fx_rates", finance::FxQuery, finance::FxRates, ttl Duration::from_secs(3600), side_effects false;
+    CryptoPrice => "crypto.price", crypto::CryptoQuery, crypto::CryptoPrices, ttl Duration::from_secs(60), side_effects false;
     // LLM: a repeated identical conversation within minutes is usually the
     // caller retrying, and each answer costs money; embeddings of the same
     // texts by the same model do not change.
-    LlmChat => "llm.chat", llm::ChatQuery, llm::ChatReply, ttl Duration::from_secs(600);
-    LlmEmbeddings => "llm.embeddings", llm::EmbeddingsQuery, llm::Embeddings, ttl Duration::from_secs(86_400);
+    LlmChat => "llm.chat", llm::ChatQuery, llm::ChatReply, ttl Duration::from_secs(600), side_effects false;
+    LlmEmbeddings => "llm.embeddings", llm::EmbeddingsQuery, llm::Embeddings, ttl Duration::from_secs(86_400), side_effects false;
     // Media and medical: labels change rarely, searches within hours, catalogues daily.
-    DrugLabel => "medical.drug_label", medical::DrugLabelQuery, medical::DrugLabels, ttl Duration::from_secs(86_400);
-    LiteratureSearch => "medical.literature_search", media::TextQuery, medical::PaperSearch, ttl Duration::from_secs(21_600);
-    ClinicalTrials => "medical.clinical_trials", medical::TrialQuery, medical::TrialSearch, ttl Duration::from_secs(21_600);
-    MovieSearch => "entertainment.movie_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400);
-    TvShowSearch => "tv.show_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400);
-    BooksSearch => "books.search", media::TextQuery, media::BookSearch, ttl Duration::from_secs(86_400);
-    MusicSearch => "music.search", media::MusicQuery, media::MusicSearch, ttl Duration::from_secs(86_400);
-    VideoSearch => "video.search", media::TextQuery, media::VideoSearch, ttl Duration::from_secs(3_600);
+    DrugLabel => "medical.drug_label", medical::DrugLabelQuery, medical::DrugLabels, ttl Duration::from_secs(86_400), side_effects false;
+    LiteratureSearch => "medical.literature_search", media::TextQuery, medical::PaperSearch, ttl Duration::from_secs(21_600), side_effects false;
+    ClinicalTrials => "medical.clinical_trials", medical::TrialQuery, medical::TrialSearch, ttl Duration::from_secs(21_600), side_effects false;
+    MovieSearch => "entertainment.movie_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400), side_effects false;
+    TvShowSearch => "tv.show_search", media::TitleQuery, media::TitleSearch, ttl Duration::from_secs(86_400), side_effects false;
+    BooksSearch => "books.search", media::TextQuery, media::BookSearch, ttl Duration::from_secs(86_400), side_effects false;
+    MusicSearch => "music.search", media::MusicQuery, media::MusicSearch, ttl Duration::from_secs(86_400), side_effects false;
+    VideoSearch => "video.search", media::TextQuery, media::VideoSearch, ttl Duration::from_secs(3_600), side_effects false;
     // Group "reference".
-    Geocode => "geo.geocode", geo::GeocodeQuery, geo::Places, ttl Duration::from_secs(7 * 86_400);
-    StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60);
-    NewsSearch => "news.search", news::NewsQuery, news::NewsResults, ttl Duration::from_secs(900);
-    WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600);
-    TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400);
-    DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400);
+    Geocode => "geo.geocode", geo::GeocodeQuery, geo::Places, ttl Duration::from_secs(7 * 86_400), side_effects false;
+    StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60), side_effects false;
+    NewsSearch => "news.search", news::NewsQuery, news::NewsResults, ttl Duration::from_secs(900), side_effects false;
+    WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600), side_effects false;
+    TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400), side_effects false;
+    DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400), side_effects false;
 }
 
 impl fmt::Display for CapabilityId {

@@ -2,6 +2,8 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod hedge;
+pub(crate) mod probe;
 pub mod quota;
 pub mod rate_limit;
 pub mod retry;
