@@ -101,6 +101,11 @@ enum pr_status
    */
   PR_ERR_USAGE = 12,
   /**
+   * A provider refused the content (content policy or safety filter);
+   * the message carries its reason.
+   */
+  PR_ERR_CONTENT_FILTERED = 13,
+  /**
    * Not a token at all: wrong number of segments, bad base64url, a header
    * that is not a JSON object, or too long.
    */
