@@ -706,19 +706,23 @@ impl Engine {
         if !chain.last_resort_probe {
             return None;
         }
-        // The breaker-open provider whose open period ends soonest; a
-        // provider benched for its key or quota is never probed (its entry
-        // then says benched, not circuit open).
+        // A provider another call is probing (wait for it rather than probe
+        // a second one), else the breaker-open provider whose open period
+        // ends soonest. A provider benched for its key or quota is never
+        // probed (its entry then says benched, not circuit open).
         let (i, _) = (0..chain.slots.len())
             .filter_map(|i| {
                 let entry = walk.last_entry(i)?;
-                let open = entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen)
-                    && chain.slots[i]
+                let slot = &chain.slots[i];
+                let probing = slot.probe(walk.capability).is_some_and(|p| p.probing());
+                let open = probing
+                    || slot
                         .breaker(walk.capability)
                         .is_some_and(|b| b.state() == CircuitState::Open);
-                open.then(|| (i, entry.retry_after.unwrap_or(Duration::MAX)))
+                (entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen) && open)
+                    .then(|| (i, (!probing, entry.retry_after.unwrap_or(Duration::MAX))))
             })
-            .min_by_key(|(_, until)| *until)?;
+            .min_by_key(|(_, order)| *order)?;
         match chain.slots[i].probe(walk.capability)?.turn(now) {
             ProbeTurn::Probe(guard) => Some(NextChance::Probe { i, guard }),
             ProbeTurn::Wait(wait) => {

@@ -1,0 +1,394 @@
+//! polyrelay's central promise: a call fails only when no provider of its
+//! chain can answer before the call's deadline. Second pass, last-resort
+//! probe, safe retries, the fallback reserve and hedging, on the emulator.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use polyrelay::clock::Clock;
+use polyrelay::ErrorKind;
+
+const NO_CACHE: &str = "[cache]\nenabled = false\n";
+
+#[tokio::test]
+async fn a_second_pass_waits_exactly_until_the_rate_limit_slot() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+[providers.open-meteo]
+rate_limit = "1/s"
+"#
+    );
+    let client = client(&emulator, &clock, &config, &[]);
+    client.call("weather.current", berlin()).await.unwrap();
+    clock.advance(Duration::from_millis(400));
+
+    let started = clock.now();
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+
+    assert_eq!(reply.provider, "open-meteo");
+    assert_eq!(
+        clock.now() - started,
+        Duration::from_millis(600),
+        "waited exactly until the next slot"
+    );
+    let entry = &reply.attempts[0];
+    assert_eq!((entry.outcome.as_str(), entry.tries), ("success", 1));
+    assert!(
+        entry
+            .reason
+            .starts_with("waited 600 ms for open-meteo's rate-limit slot; answered"),
+        "{}",
+        entry.reason
+    );
+    assert_eq!(emulator.hits("/open-meteo/*"), 2);
+}
+
+#[tokio::test]
+async fn max_wait_zero_fails_at_once_with_the_wait_in_the_error() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+max_wait = "0s"
+[providers.open-meteo]
+rate_limit = "1/s"
+"#
+    );
+    let client = client(&emulator, &clock, &config, &[]);
+    client.call("weather.current", berlin()).await.unwrap();
+
+    let error = client
+        .call("weather.current", berlin())
+        .await
+        .expect_err("fail-fast keeps today's behaviour");
+
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(clock.now(), Duration::ZERO, "nothing waited");
+}
+
+#[tokio::test]
+async fn the_wait_is_bounded_by_max_wait_and_by_the_deadline() {
+    let emulator = emulator().await;
+    let clock = clock();
+    // Slot in 2 s: more than max_wait (1 s) in one client, past the
+    // deadline (1.5 s) in the other.
+    for extra in ["max_wait = \"1s\"", "total_timeout = \"1.5s\""] {
+        let config = format!(
+            r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+{extra}
+[providers.open-meteo]
+rate_limit = "1/2s"
+"#
+        );
+        let client = client(&emulator, &clock, &config, &[]);
+        client.call("weather.current", berlin()).await.unwrap();
+        let started = clock.now();
+        let error = client.call("weather.current", berlin()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RateLimited, "{extra}");
+        assert_eq!(clock.now(), started, "{extra}: did not wait");
+        clock.advance(Duration::from_secs(5));
+    }
+}
+
+#[tokio::test]
+async fn a_single_provider_recovers_from_a_429_and_a_500_on_the_same_provider() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config =
+        format!("{NO_CACHE}\n[capabilities.\"weather.current\"]\nchain = [\"open-meteo\"]\n");
+    let client = client(&emulator, &clock, &config, &[]);
+
+    emulator.fault_next(
+        "/open-meteo/*",
+        Fault::Respond(Reply::new(429).with_retry_after(Duration::from_secs(1))),
+        1,
+    );
+    let started = clock.now();
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.attempts[0].tries, 2);
+    assert_eq!(
+        clock.now() - started,
+        Duration::from_secs(1),
+        "honoured Retry-After"
+    );
+
+    emulator.fault_next("/open-meteo/*", Fault::status(500), 1);
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "open-meteo");
+    assert_eq!(reply.attempts[0].tries, 2);
+    assert_eq!(emulator.hits("/open-meteo/*"), 4);
+}
+
+#[tokio::test]
+async fn a_silent_provider_leaves_time_for_the_fallback() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+total_timeout = "5s"
+[defaults.retry]
+attempt_timeout = "5s"
+"#
+    );
+    let client = Arc::new(client(&emulator, &clock, &config, &[]));
+    emulator.fault_always("/open-meteo/*", Fault::Hang);
+
+    let call = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move { client.call("weather.current", berlin()).await }
+    });
+    emulator
+        .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // The attempt may use the deadline less the 1 s fallback reserve.
+    clock.advance(Duration::from_millis(3999));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        emulator.hits("/met-norway/*"),
+        0,
+        "still waiting at 3.999 s"
+    );
+    clock.advance(Duration::from_millis(1));
+    let reply = call.await.unwrap().unwrap();
+
+    assert_eq!(reply.provider, "met-norway");
+    assert!(clock.now() < Duration::from_secs(5));
+    assert!(
+        reply.attempts[0]
+            .reason
+            .contains("kept for the next provider"),
+        "{}",
+        reply.attempts[0].reason
+    );
+}
+
+#[tokio::test]
+async fn the_last_available_provider_is_never_cut_short_by_the_reserve() {
+    let emulator = emulator().await;
+    let clock = clock();
+    // One provider: nothing to keep time for.
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+total_timeout = "5s"
+[defaults.retry]
+attempt_timeout = "5s"
+max_attempts = 1
+"#
+    );
+    let client = Arc::new(client(&emulator, &clock, &config, &[]));
+    emulator.fault_next(
+        "/open-meteo/*",
+        Fault::Latency(Duration::from_millis(300)),
+        1,
+    );
+    let call = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move { client.call("weather.current", berlin()).await }
+    });
+    emulator
+        .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Past where a reserve would have cut the attempt: it goes on.
+    clock.advance(Duration::from_millis(4500));
+    let reply = call.await.unwrap().unwrap();
+    assert_eq!(reply.provider, "open-meteo");
+}
+
+/// Both providers' breakers open after two failures each; then the world
+/// heals. N concurrent calls: exactly one probe request while it is in
+/// flight, every call answered.
+#[tokio::test]
+async fn one_last_resort_probe_serves_many_concurrent_calls() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[defaults]
+breaker = {{ sliding_window_size = 2, minimum_number_of_calls = 2, wait_duration_in_open_state = "60s" }}
+retry = {{ max_attempts = 1 }}
+"#
+    );
+    let client = Arc::new(client(&emulator, &clock, &config, &[]));
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    emulator.fault_always("/met-norway/*", Fault::status(503));
+    for _ in 0..2 {
+        let error = client.call("weather.current", berlin()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProviderError);
+    }
+    for provider in ["open-meteo", "met-norway"] {
+        let snapshot = client.stats();
+        let stats = snapshot.iter().find(|s| s.provider == provider).unwrap();
+        assert_eq!(
+            stats.breakers["weather.current"].state.as_str(),
+            "open",
+            "{provider}"
+        );
+    }
+    emulator.clear_faults();
+    emulator.clear_log();
+    emulator.fault_always("/open-meteo/*", Fault::Latency(Duration::from_millis(400)));
+
+    const N: usize = 8;
+    let calls: Vec<_> = (0..N)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.call("weather.current", berlin()).await })
+        })
+        .collect();
+    emulator
+        .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(emulator.hits("/open-meteo/*"), 1, "one probe in flight");
+    assert_eq!(emulator.hits("/met-norway/*"), 0);
+
+    let mut probes = 0;
+    for call in calls {
+        let reply = call.await.unwrap().unwrap();
+        assert_eq!(reply.provider, "open-meteo");
+        let reason = &reply.attempts[0].reason;
+        if reason.contains("answered a last-resort probe") {
+            probes += 1;
+        } else {
+            assert!(
+                reason.starts_with("waited") && reason.contains("another call's probe"),
+                "{reason}"
+            );
+        }
+    }
+    assert_eq!(probes, 1);
+}
+
+#[tokio::test]
+async fn probes_are_spaced_by_the_probe_interval_and_a_failed_probe_reopens() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+max_wait = "0s"
+[providers.open-meteo]
+breaker = {{ sliding_window_size = 2, minimum_number_of_calls = 2, wait_duration_in_open_state = "60s" }}
+retry = {{ max_attempts = 1 }}
+probe_interval = "10s"
+"#
+    );
+    let client = client(&emulator, &clock, &config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    for _ in 0..2 {
+        client.call("weather.current", berlin()).await.unwrap_err();
+    }
+    assert_eq!(emulator.hits("/open-meteo/*"), 2);
+    // Open: the next call probes (and fails, re-opening the breaker).
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(emulator.hits("/open-meteo/*"), 3, "{error}");
+    // Within the probe interval: no request at all.
+    clock.advance(Duration::from_secs(9));
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(emulator.hits("/open-meteo/*"), 3);
+    // After it, a new probe; the provider has recovered.
+    clock.advance(Duration::from_secs(1));
+    emulator.clear_faults();
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(
+        reply.attempts[0].reason,
+        "last-resort probe while its circuit was open; answered a last-resort probe"
+    );
+}
+
+#[tokio::test]
+async fn the_probe_can_be_turned_off() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+last_resort_probe = false
+[providers.open-meteo]
+breaker = {{ sliding_window_size = 2, minimum_number_of_calls = 2, wait_duration_in_open_state = "60s" }}
+retry = {{ max_attempts = 1 }}
+"#
+    );
+    let client = client(&emulator, &clock, &config, &[]);
+    emulator.fault_always("/open-meteo/*", Fault::status(503));
+    for _ in 0..2 {
+        client.call("weather.current", berlin()).await.unwrap_err();
+    }
+    emulator.clear_faults();
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(emulator.hits("/open-meteo/*"), 2);
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_hedged_and_the_loser_is_cancelled() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+hedge = {{ after = "50ms", budget = 1.0 }}
+"#
+    );
+    let client = Arc::new(client(&emulator, &clock, &config, &[]));
+    emulator.fault_next("/open-meteo/*", Fault::Hang, 1);
+    let call = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move { client.call("weather.current", berlin()).await }
+    });
+    emulator
+        .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_millis(50));
+    let reply = call.await.unwrap().unwrap();
+
+    assert_eq!(reply.provider, "met-norway");
+    let outcomes: Vec<_> = reply
+        .attempts
+        .iter()
+        .map(|a| (a.provider, a.outcome.as_str(), a.hedged))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("open-meteo", "cancelled", false),
+            ("met-norway", "success", true)
+        ]
+    );
+    emulator
+        .wait_for_closed_early("/open-meteo/*", 1, Duration::from_secs(5))
+        .await
+        .expect("the loser's request is closed");
+
+    // A fast primary is never hedged.
+    let reply = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(reply.provider, "open-meteo");
+    assert_eq!(reply.attempts.len(), 1);
+    assert_eq!(emulator.hits("/met-norway/*"), 1);
+}
