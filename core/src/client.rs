@@ -293,6 +293,10 @@ impl ClientBuilder {
             ),
             None => ResponseCache::new(&config.cache, clock.clone()),
         };
+        let config_warnings = timeout_warnings(&chains);
+        for warning in &config_warnings {
+            tracing::warn!("{warning}");
+        }
         Ok(Client {
             engine: Arc::new(Engine {
                 clock,
@@ -303,9 +307,32 @@ impl ClientBuilder {
                 slots,
                 cache,
                 cache_enabled: config.cache.enabled,
+                config_warnings,
             }),
         })
     }
+}
+
+/// Attempt timeouts that cannot fit inside their capability's deadline:
+/// every attempt would be cut off by the deadline rather than end on its
+/// own timeout, and a provider that hangs leaves no time for the next one
+/// but the fallback reserve.
+fn timeout_warnings(chains: &[Chain]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (capability, chain) in CapabilityId::ALL.iter().zip(chains) {
+        for slot in &chain.slots {
+            let attempt = slot.settings.retry.attempt_timeout;
+            if attempt > chain.total_timeout {
+                warnings.push(format!(
+                    "providers.{}.retry.attempt_timeout ({:.1} s) is longer than the total deadline of {capability} ({:.1} s): its attempts end at the deadline, less min_fallback_time when another provider is left",
+                    slot.id(),
+                    attempt.as_secs_f64(),
+                    chain.total_timeout.as_secs_f64(),
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// Chains and provider tables may only name known providers serving the
@@ -489,6 +516,7 @@ impl Client {
             state_backend: self.engine.state.backend(),
             redis_degraded: self.engine.state.degraded(),
             capabilities,
+            config_warnings: self.engine.config_warnings.clone(),
         }
     }
 }
@@ -583,6 +611,9 @@ pub struct Health {
     pub redis_degraded: bool,
     /// By capability name.
     pub capabilities: BTreeMap<&'static str, CapabilityHealth>,
+    /// Settings that work but defeat their purpose, e.g. an attempt timeout
+    /// longer than the capability's total deadline (logged once at start).
+    pub config_warnings: Vec<String>,
 }
 
 /// Health of one capability.

@@ -220,6 +220,8 @@ pub(crate) struct Engine {
     pub cache: ResponseCache<Request, Result<Arc<Answer>, Arc<Error>>>,
     /// With the cache off, calls skip it entirely.
     pub cache_enabled: bool,
+    /// See [`crate::Health::config_warnings`].
+    pub config_warnings: Vec<String>,
 }
 
 /// How one provider's turn ended.
@@ -264,14 +266,21 @@ struct Walk<'a> {
     chain: &'a Chain,
     capability: CapabilityId,
     deadline: Duration,
-    /// Per slot: `Some(t)`: may be asked at `t`; `None`: done for this call.
-    ready: Vec<Option<Duration>>,
-    /// Per slot: its entry in `attempts`, once it has one.
-    entry: Vec<Option<usize>>,
-    /// Per slot: what the call waited for before asking it again.
-    note: Vec<Option<String>>,
+    /// Indexed like `chain.slots`.
+    slots: Vec<SlotWalk>,
     attempts: Vec<Attempt>,
     waited: Duration,
+}
+
+/// Where one provider stands in a call.
+#[derive(Clone, Default)]
+struct SlotWalk {
+    /// `Some(t)`: may be asked at `t`; `None`: done for this call.
+    ready: Option<Duration>,
+    /// Its entry in the trail, once it has one.
+    entry: Option<usize>,
+    /// What the call waited for before asking it again.
+    note: Option<String>,
 }
 
 impl<'a> Walk<'a> {
@@ -281,16 +290,20 @@ impl<'a> Walk<'a> {
             chain,
             capability,
             deadline: started.saturating_add(chain.total_timeout),
-            ready: vec![Some(started); n],
-            entry: vec![None; n],
-            note: vec![None; n],
+            slots: vec![
+                SlotWalk {
+                    ready: Some(started),
+                    ..SlotWalk::default()
+                };
+                n
+            ],
             attempts: Vec::with_capacity(n),
             waited: Duration::ZERO,
         }
     }
 
     fn ready_now(&self, i: usize, now: Duration) -> bool {
-        self.ready[i].is_some_and(|at| at <= now)
+        self.slots[i].ready.is_some_and(|at| at <= now)
     }
 
     /// Whether another provider than `i` may still be asked in this call
@@ -298,7 +311,7 @@ impl<'a> Walk<'a> {
     fn others_available(&self, i: usize, now: Duration) -> bool {
         self.chain.slots.iter().enumerate().any(|(j, slot)| {
             j != i
-                && self.ready[j].is_some_and(|at| at < self.deadline)
+                && self.slots[j].ready.is_some_and(|at| at < self.deadline)
                 && slot.looks_available(self.capability, now)
         })
     }
@@ -319,12 +332,13 @@ impl<'a> Walk<'a> {
     /// Adds a turn's trail entry; a provider asked again keeps one entry,
     /// with its tries and time added up and what was waited for.
     fn record(&mut self, i: usize, end: &mut TurnEnd) {
-        self.ready[i] = end.again_at.filter(|at| *at < self.deadline);
+        let state = &mut self.slots[i];
+        state.ready = end.again_at.filter(|at| *at < self.deadline);
         let mut entry = end.entry.clone();
-        if let Some(note) = self.note[i].take() {
+        if let Some(note) = state.note.take() {
             entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
         }
-        match self.entry[i] {
+        match state.entry {
             Some(k) => {
                 let old = &self.attempts[k];
                 entry.tries += old.tries;
@@ -333,14 +347,14 @@ impl<'a> Walk<'a> {
                 self.attempts[k] = entry;
             }
             None => {
-                self.entry[i] = Some(self.attempts.len());
+                state.entry = Some(self.attempts.len());
                 self.attempts.push(entry);
             }
         }
     }
 
     fn last_entry(&self, i: usize) -> Option<&Attempt> {
-        self.entry[i].map(|k| &self.attempts[k])
+        self.slots[i].entry.map(|k| &self.attempts[k])
     }
 
     /// The error of a call that ends without an answer.
@@ -490,15 +504,16 @@ impl Engine {
                     let wait = at.saturating_sub(now).max(MIN_WAIT);
                     self.clock.backoff(wait).await;
                     walk.waited += wait;
-                    walk.note[i] = Some(format!(
+                    walk.slots[i].note = Some(format!(
                         "waited {:.0} ms for {what}",
                         wait.as_secs_f64() * 1000.0
                     ));
-                    walk.ready[i] = Some(self.clock.now());
+                    walk.slots[i].ready = Some(self.clock.now());
                 }
                 Some(NextChance::Probe { i, guard }) => {
-                    walk.note[i] = Some("last-resort probe while its circuit was open".into());
-                    walk.ready[i] = Some(now);
+                    walk.slots[i].note =
+                        Some("last-resort probe while its circuit was open".into());
+                    walk.slots[i].ready = Some(now);
                     probe = Some((i, guard));
                 }
                 Some(NextChance::AwaitProbe { i, wait }) => {
@@ -512,11 +527,11 @@ impl Engine {
                         return Err(walk.failure(true));
                     }
                     if answered {
-                        walk.note[i] = Some(format!(
+                        walk.slots[i].note = Some(format!(
                             "waited {:.0} ms for another call's probe of it",
                             ended.saturating_sub(now).as_secs_f64() * 1000.0
                         ));
-                        walk.ready[i] = Some(ended);
+                        walk.slots[i].ready = Some(ended);
                     }
                 }
             }
@@ -693,7 +708,7 @@ impl Engine {
         let wait_left = chain.max_wait.saturating_sub(walk.waited);
         let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
         let soonest = (0..chain.slots.len())
-            .filter_map(|i| walk.ready[i].map(|at| (i, at)))
+            .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
             .filter(|(_, at)| fits(*at))
             .min_by_key(|(_, at)| *at);
         if let Some((i, at)) = soonest {

@@ -64,12 +64,6 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
-    /// Whether the same provider may be tried again within this call, when
-    /// repeating the request is safe (see `crate::policy`).
-    pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Transient | Self::RateLimited)
-    }
-
     /// The stable snake_case name used in trails, stats and bindings.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,7 +92,7 @@ impl fmt::Display for FailureClass {
 /// ```
 /// use polyrelay::error::{FailureClass, ProviderFailure};
 /// let failure = ProviderFailure::new(FailureClass::NotFound, "unknown currency XYZ").status(404);
-/// assert!(!failure.class.is_retryable());
+/// assert_eq!(failure.to_string(), "not_found (HTTP 404): unknown currency XYZ");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderFailure {

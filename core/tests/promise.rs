@@ -392,3 +392,27 @@ hedge = {{ after = "50ms", budget = 1.0 }}
     assert_eq!(reply.attempts.len(), 1);
     assert_eq!(emulator.hits("/met-norway/*"), 1);
 }
+
+#[tokio::test]
+async fn an_attempt_timeout_longer_than_the_deadline_is_reported() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+total_timeout = "11s"
+[providers.open-meteo.retry]
+attempt_timeout = "12s"
+"#;
+    let warned = client(&emulator, &clock, config, &[]);
+    let warnings = warned.health().config_warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("providers.open-meteo.retry.attempt_timeout (12.0 s)")
+            && warnings[0].contains("weather.current (11.0 s)"),
+        "{}",
+        warnings[0]
+    );
+    let defaults = client(&emulator, &clock, "", &[]);
+    assert!(defaults.health().config_warnings.is_empty());
+}

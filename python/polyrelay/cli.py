@@ -148,6 +148,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         providers = client.providers()
         health = client.health()
     print(f"configuration: ok ({source})")
+    for warning in health.get("config_warnings", []):
+        print(f"  warning: {warning}")
     if os.environ.get("POLYRELAY_EMULATOR_URL"):
         print(f"emulator: every provider points at {os.environ['POLYRELAY_EMULATOR_URL']}")
     print("keys:")
