@@ -590,3 +590,122 @@ async fn an_application_can_add_its_own_openai_compatible_server() {
         serde_json::from_slice(&emulator.requests_to("/vllm/v1/chat/completions")[0].body).unwrap();
     assert_eq!(sent["model"], "Qwen/Qwen2.5-7B-Instruct");
 }
+
+/// OpenAI's refusal of a prompt its safety system flags: a 400 with code
+/// `content_policy_violation`.
+fn refusal() -> Fault {
+    Fault::Respond(
+        Reply::json(&json!({"error": {
+            "message": "Your request was rejected as a result of our safety system.",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "content_policy_violation",
+        }}))
+        .with_status(400),
+    )
+}
+
+#[tokio::test]
+async fn a_content_refusal_ends_the_call_after_one_request_with_the_reason() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(
+        &emulator,
+        &clock,
+        &chain("llm.chat", &["openai", "mistral"]),
+        KEYS,
+    );
+    emulator.fault_always("/openai/*", refusal());
+
+    let error = client.call("llm.chat", question()).await.unwrap_err();
+
+    let polyrelay::Error::ContentFiltered {
+        capability,
+        provider,
+        reason,
+        attempts,
+    } = &error
+    else {
+        panic!("expected a content refusal, got {error:?}");
+    };
+    assert_eq!((*capability, *provider), ("llm.chat", "openai"));
+    assert!(
+        reason.contains("rejected as a result of our safety system"),
+        "{reason}"
+    );
+    assert_eq!(error.kind(), polyrelay::ErrorKind::ContentFiltered);
+    assert!(!error.is_retryable());
+    assert_eq!(attempts[0].outcome, "content_filtered");
+    assert_eq!((attempts[0].status, attempts[0].tries), (Some(400), 1));
+    assert!(
+        attempts.iter().all(|a| a.provider != "mistral"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        emulator.hits("/openai/v1/chat/completions"),
+        1,
+        "never retried"
+    );
+    assert_eq!(emulator.hits("/mistral/*"), 0, "not shopped around");
+}
+
+#[tokio::test]
+async fn with_content_filtered_fallback_the_next_provider_answers_a_refused_prompt() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        "{}content_filtered_fallback = true\n",
+        chain("llm.chat", &["openai", "mistral"])
+    );
+    let client = client(&emulator, &clock, &config, KEYS);
+    emulator.fault_always("/openai/*", refusal());
+
+    let reply = client.call("llm.chat", question()).await.unwrap();
+
+    assert_eq!(reply.provider, "mistral");
+    let first = &reply.attempts[0];
+    assert_eq!(
+        (first.provider, first.outcome.as_str(), first.tries),
+        ("openai", "content_filtered", 1)
+    );
+    assert!(first.reason.contains("safety system"), "{}", first.reason);
+    assert_eq!(emulator.hits("/openai/*"), 1);
+    assert_eq!(json_of(&reply)["text"], "The capital of France is Paris.");
+}
+
+#[tokio::test]
+async fn a_prompt_gemini_blocks_in_a_200_is_a_content_refusal() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(
+        &emulator,
+        &clock,
+        &chain("llm.chat", &["gemini", "anthropic"]),
+        KEYS,
+    );
+    emulator.fault_always(
+        "/gemini/*",
+        Fault::Respond(Reply::json(&json!({
+            "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+            ]},
+            "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+        }))),
+    );
+
+    let error = client.call("llm.chat", question()).await.unwrap_err();
+
+    match &error {
+        polyrelay::Error::ContentFiltered {
+            provider, reason, ..
+        } => {
+            assert_eq!(*provider, "gemini");
+            assert!(
+                reason.contains("blocked the prompt (SAFETY: HARM_CATEGORY_DANGEROUS_CONTENT)"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a content refusal, got {other:?}"),
+    }
+    assert_eq!(emulator.hits("/anthropic/*"), 0);
+}

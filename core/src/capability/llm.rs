@@ -417,7 +417,9 @@ pub enum FinishReason {
     Length,
     /// The model asked to call a tool.
     ToolCalls,
-    /// A safety filter stopped or withheld the answer.
+    /// A filter cut the answer short; the text before it is kept. A refusal
+    /// with no answer at all is not a reply: the call fails with
+    /// [`Error::ContentFiltered`](crate::Error::ContentFiltered).
     ContentFilter,
     /// The context window filled up while generating.
     ContextLength,

@@ -5,7 +5,11 @@
 //! the conversation, `max_tokens` required (4096 when the request gives
 //! none), temperature at most 1 (a request above is skipped as unsupported
 //! rather than silently clamped). The answer is a list of content blocks
-//! (`text`, `thinking`, …) with a `stop_reason`.
+//! (`text`, `thinking`, …) with a `stop_reason`. `stop_reason: "refusal"`
+//! (Claude's safety classifiers stepped in, with the category and
+//! explanation in `stop_details`) is a content refusal, never an answer:
+//! whatever text came before it is dropped, as Anthropic asks that the
+//! refused turn not be reused.
 //!
 //! Errors are `{"type":"error","error":{"type":…,"message":…}}`, classified
 //! by their type: `overloaded_error` (HTTP 529) and `api_error` are
@@ -140,6 +144,9 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
                 .status(response.status),
         );
     }
+    if message.stop_reason.as_deref() == Some("refusal") {
+        return Err(refusal(message.stop_details.as_ref(), response));
+    }
     let mut text = String::new();
     let mut reasoning = String::new();
     for block in message.content {
@@ -153,7 +160,6 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         Some("end_turn" | "stop_sequence") => FinishReason::Stop,
         Some("max_tokens") => FinishReason::Length,
         Some("tool_use") => FinishReason::ToolCalls,
-        Some("refusal") => FinishReason::ContentFilter,
         Some("model_context_window_exceeded") => FinishReason::ContextLength,
         _ => FinishReason::Other,
     };
@@ -172,6 +178,23 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         finish_reason,
         usage,
     })
+}
+
+/// A `stop_reason: "refusal"` as a failure, with Anthropic's category and
+/// explanation when `stop_details` gives them.
+fn refusal(details: Option<&StopDetails>, response: &HttpResponse) -> ProviderFailure {
+    let category = details.and_then(|d| d.category.as_deref());
+    let explanation = details.and_then(|d| d.explanation.as_deref());
+    let reason = match (category, explanation) {
+        (Some(c), Some(e)) => format!(" ({c}): {}", clip(e)),
+        (Some(c), None) => format!(" ({c})"),
+        (None, Some(e)) => format!(": {}", clip(e)),
+        (None, None) => String::new(),
+    };
+    response.failure(
+        FailureClass::ContentFiltered,
+        format!("Anthropic: Claude refused the request{reason}"),
+    )
 }
 
 /// Classifies an error response by its `error.type`, then its status.
@@ -230,7 +253,16 @@ struct Message {
     model: Option<String>,
     content: Vec<Block>,
     stop_reason: Option<String>,
+    stop_details: Option<StopDetails>,
     usage: Usage,
+}
+
+/// Why Claude stopped, for a refusal: `{"type":"refusal","category":…,
+/// "explanation":…}`.
+#[derive(Deserialize)]
+struct StopDetails {
+    category: Option<String>,
+    explanation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -368,13 +400,33 @@ mod tests {
         for (stop, expected) in [
             ("stop_sequence", FinishReason::Stop),
             ("tool_use", FinishReason::ToolCalls),
-            ("refusal", FinishReason::ContentFilter),
             ("model_context_window_exceeded", FinishReason::ContextLength),
             ("pause_turn", FinishReason::Other),
         ] {
             let body = MESSAGE.replace("end_turn", stop);
             assert_eq!(reply_of(&Anthropic, &body).finish_reason, expected, "{stop}");
         }
+    }
+
+    #[test]
+    fn a_refusal_is_content_filtered_with_its_explanation_and_no_text() {
+        // Anthropic, "Handle streaming refusals" (docs.anthropic.com/en/docs/
+        // test-and-evaluate/strengthen-guardrails/handle-streaming-refusals):
+        // a 200 with `stop_reason: "refusal"`, possibly after some text, and
+        // `stop_details` giving the category and explanation.
+        let body = r#"{"id":"msg_3","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello.."}],"stop_reason":"refusal","stop_details":{"type":"refusal","category":"cyber","explanation":"This request was declined because it could enable cyber harm."},"stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":3}}"#;
+        let f = class_of(&Anthropic, 200, &[], body);
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(f.status, Some(200));
+        assert_eq!(
+            f.message,
+            "Anthropic: Claude refused the request (cyber): This request was declined because it could enable cyber harm."
+        );
+        assert!(!f.message.contains("Hello"), "the partial text is not the reason");
+        // Older replies carry no details.
+        let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("end_turn", "refusal"));
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(f.message, "Anthropic: Claude refused the request");
     }
 
     #[test]

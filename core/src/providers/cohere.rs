@@ -14,6 +14,10 @@
 //! monthly cap ("limited to 1000 API calls / month") comes as a 429 like the
 //! per-minute limit, and is quota, not a rate limit. Trial keys are free but
 //! not for production or commercial use.
+//!
+//! Content refusals: v2 documents no signal of its own (`safety_mode` only
+//! steers the model's words); v1's `finish_reason: "ERROR_TOXIC"` (the reply
+//! was deemed toxic) is recognised as a content refusal should it appear.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -137,6 +141,12 @@ impl Provider for Cohere {
 
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
+    if reply.finish_reason == "ERROR_TOXIC" {
+        return Err(response.failure(
+            FailureClass::ContentFiltered,
+            "Cohere: the reply was deemed toxic (ERROR_TOXIC)",
+        ));
+    }
     let finish_reason = match reply.finish_reason.as_str() {
         "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
@@ -397,6 +407,11 @@ mod tests {
             let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", finish));
             assert_eq!(f.class, FailureClass::Transient, "{finish}");
         }
+        // Cohere v1 chat reference: `ERROR_TOXIC`, "the model generated a
+        // reply that was deemed toxic".
+        let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", "ERROR_TOXIC"));
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(f.message, "Cohere: the reply was deemed toxic (ERROR_TOXIC)");
         let body = r#"{"id":"x","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"thinking","thinking":"France → Paris"},{"type":"text","text":"Paris."}]},"usage":{"billed_units":{"input_tokens":3.0,"output_tokens":2.0}}}"#;
         let reply = reply_of(&Cohere, body);
         assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));

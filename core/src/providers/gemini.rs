@@ -17,8 +17,16 @@
 //! (auth, not a bad request); "exceeds the maximum number of tokens" is a
 //! context-length error; `FAILED_PRECONDITION` (free tier not available in
 //! the caller's region, billing required) cannot be fixed by retrying and is
-//! treated like a refused key. A prompt blocked by safety filters is a 200
-//! without candidates: an answer with finish reason `content_filter`.
+//! treated like a refused key.
+//!
+//! Content refusals come as 200s: a prompt blocked by the safety filters has
+//! no candidates and a `promptFeedback.blockReason`; an answer withheld has a
+//! candidate without text whose `finishReason` is `SAFETY`,
+//! `PROHIBITED_CONTENT`, `BLOCKLIST`, `SPII` or `IMAGE_SAFETY`. Both are
+//! [`FailureClass::ContentFiltered`], naming the blocked categories. An
+//! answer cut short by those filters keeps its text, with finish reason
+//! `content_filter`, as does `RECITATION` (the answer too close to a source,
+//! not a refusal of the request).
 
 use std::time::Duration;
 
@@ -206,25 +214,30 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         .unwrap_or_else(|| q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string()));
     let Some(candidate) = reply.candidates.into_iter().next() else {
         // No candidate at all: the prompt itself was blocked.
-        return match reply.prompt_feedback.and_then(|f| f.block_reason) {
-            Some(_) => Ok(ChatReply {
-                id: reply.response_id,
-                model,
-                text: String::new(),
-                reasoning: None,
-                finish_reason: FinishReason::ContentFilter,
-                usage: tokens,
-            }),
-            None => Err(ProviderFailure::malformed("Gemini answered without candidates")
+        return match reply.prompt_feedback {
+            Some(PromptFeedback {
+                block_reason: Some(block_reason),
+                safety_ratings,
+            }) => Err(response.failure(
+                FailureClass::ContentFiltered,
+                format!(
+                    "Gemini blocked the prompt ({block_reason}{})",
+                    blocked_categories(&safety_ratings)
+                ),
+            )),
+            _ => Err(ProviderFailure::malformed("Gemini answered without candidates")
                 .status(response.status)),
         };
     };
+    let refusal = matches!(
+        candidate.finish_reason.as_deref(),
+        Some("SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY")
+    );
     let finish_reason = match candidate.finish_reason.as_deref() {
         Some("STOP") => FinishReason::Stop,
         Some("MAX_TOKENS") => FinishReason::Length,
-        Some(
-            "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY",
-        ) => FinishReason::ContentFilter,
+        _ if refusal => FinishReason::ContentFilter,
+        Some("RECITATION") => FinishReason::ContentFilter,
         Some("MALFORMED_FUNCTION_CALL") => FinishReason::Error,
         _ => FinishReason::Other,
     };
@@ -243,6 +256,16 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             text.push_str(&part_text);
         }
     }
+    if refusal && text.is_empty() {
+        return Err(response.failure(
+            FailureClass::ContentFiltered,
+            format!(
+                "Gemini withheld the answer ({}{})",
+                candidate.finish_reason.as_deref().unwrap_or_default(),
+                blocked_categories(&candidate.safety_ratings)
+            ),
+        ));
+    }
     Ok(ChatReply {
         id: reply.response_id,
         model,
@@ -251,6 +274,27 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         finish_reason,
         usage: tokens,
     })
+}
+
+/// `": HARM_CATEGORY_HARASSMENT, …"` for the ratings marked `blocked`, or
+/// else rated `HIGH` or `MEDIUM`; empty when none is.
+fn blocked_categories(ratings: &[SafetyRating]) -> String {
+    let pick = |keep: &dyn Fn(&SafetyRating) -> bool| -> Vec<&str> {
+        ratings
+            .iter()
+            .filter(|r| keep(r))
+            .filter_map(|r| r.category.as_deref())
+            .collect()
+    };
+    let mut categories = pick(&|r| r.blocked);
+    if categories.is_empty() {
+        categories = pick(&|r| matches!(r.probability.as_deref(), Some("HIGH" | "MEDIUM")));
+    }
+    if categories.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", categories.join(", "))
+    }
 }
 
 /// Classifies a Google RPC error.
@@ -368,6 +412,17 @@ struct GenerateReply {
 struct Candidate {
     content: Option<Content>,
     finish_reason: Option<String>,
+    #[serde(default)]
+    safety_ratings: Vec<SafetyRating>,
+}
+
+/// One category's verdict: `{"category","probability","blocked"}`.
+#[derive(Deserialize)]
+struct SafetyRating {
+    category: Option<String>,
+    probability: Option<String>,
+    #[serde(default)]
+    blocked: bool,
 }
 
 #[derive(Deserialize)]
@@ -387,6 +442,8 @@ struct Part {
 #[serde(rename_all = "camelCase")]
 struct PromptFeedback {
     block_reason: Option<String>,
+    #[serde(default)]
+    safety_ratings: Vec<SafetyRating>,
 }
 
 #[derive(Deserialize, Default)]
@@ -527,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn thoughts_blocked_prompts_and_finish_reasons() {
+    fn thoughts_and_finish_reasons() {
         let body = r#"{"candidates":[{"content":{"parts":[{"text":"France... capital.","thought":true},{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7,"cachedContentTokenCount":4}}"#;
         let reply = reply_of(&Gemini, body);
         assert_eq!(reply.text, "Paris.");
@@ -536,14 +593,45 @@ mod tests {
         assert_eq!(reply.usage.cached_input_tokens, Some(4));
         assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
 
-        let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH"}]},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash"}"#;
-        let reply = reply_of(&Gemini, blocked);
-        assert_eq!((reply.text.as_str(), reply.finish_reason), ("", FinishReason::ContentFilter));
-
         let body = GENERATE.replace("\"STOP\"", "\"RECITATION\"");
         assert_eq!(reply_of(&Gemini, &body).finish_reason, FinishReason::ContentFilter);
         let body = GENERATE.replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
         assert_eq!(class_of(&Gemini, 200, &[], &body).class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn blocked_prompts_and_withheld_answers_are_content_filtered() {
+        // ai.google.dev/api/generate-content: `promptFeedback.blockReason`
+        // "If set, the prompt was blocked and no candidates are returned";
+        // `Candidate.finishReason` SAFETY, BLOCKLIST, PROHIBITED_CONTENT,
+        // SPII: "the response was flagged" (content empty when blocked).
+        let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"},{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH"}]},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash"}"#;
+        let f = class_of(&Gemini, 200, &[], blocked);
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(f.status, Some(200));
+        assert_eq!(f.message, "Gemini blocked the prompt (SAFETY: HARM_CATEGORY_DANGEROUS_CONTENT)");
+        let other = r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":12559,"totalTokenCount":12559},"modelVersion":"gemini-1.5-flash-002"}"#;
+        assert_eq!(class_of(&Gemini, 200, &[], other).message, "Gemini blocked the prompt (PROHIBITED_CONTENT)");
+
+        for reason in ["SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"] {
+            let withheld = format!(
+                r#"{{"candidates":[{{"finishReason":"{reason}","index":0,"safetyRatings":[{{"category":"HARM_CATEGORY_SEXUALLY_EXPLICIT","probability":"MEDIUM","blocked":true}},{{"category":"HARM_CATEGORY_HATE_SPEECH","probability":"HIGH"}}]}}],"usageMetadata":{{"promptTokenCount":8,"totalTokenCount":8}}}}"#
+            );
+            let f = class_of(&Gemini, 200, &[], &withheld);
+            assert_eq!(f.class, FailureClass::ContentFiltered, "{reason}");
+            assert_eq!(
+                f.message,
+                format!("Gemini withheld the answer ({reason}: HARM_CATEGORY_SEXUALLY_EXPLICIT)"),
+                "the blocked category, not every high one"
+            );
+        }
+        // Text cut short by the filter is still an answer; RECITATION is
+        // not a refusal of the request.
+        let cut = GENERATE.replace("\"STOP\"", "\"SAFETY\"");
+        let reply = reply_of(&Gemini, &cut);
+        assert_eq!((reply.text.as_str(), reply.finish_reason), ("The capital of France is Paris.", FinishReason::ContentFilter));
+        let recited = r#"{"candidates":[{"finishReason":"RECITATION","index":0}]}"#;
+        assert_eq!(reply_of(&Gemini, recited).finish_reason, FinishReason::ContentFilter);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! * the name of the output limit: OpenAI's reasoning models refuse
 //!   `max_tokens` and want `max_completion_tokens`;
 //! * what HTTP 403 means: a refused key everywhere, but at OpenRouter the
-//!   input was flagged by moderation (another provider may well answer).
+//!   input was flagged by moderation (a content refusal).
 //!
 //! Everything else is understood here for all of them, since recognising one
 //! provider's signal costs the others nothing:
@@ -25,6 +25,13 @@
 //!   tried without counting against this one;
 //! * errors in a 200 body (OpenRouter, once the model has started) and
 //!   `finish_reason: "error"` → classified by their code, never an answer;
+//! * content refusals → [`FailureClass::ContentFiltered`], with the
+//!   provider's reason: error code `content_policy_violation` (OpenAI) or
+//!   `content_filter` / inner code `ResponsibleAIPolicyViolation` (Azure
+//!   OpenAI and servers copying it), DeepSeek's 400 "Content Exists Risk",
+//!   and a 200 whose choice has no content but `finish_reason:
+//!   "content_filter"` or a `refusal` (an answer cut short by the filter
+//!   keeps its text and finish reason `content_filter`);
 //! * error bodies as `{"error": {…}}` (code a string or a number) or
 //!   Mistral's flat `{"object": "error", "message": …}`;
 //! * `reasoning_content` (DeepSeek) or `reasoning` (OpenRouter, Groq), and
@@ -71,7 +78,7 @@ pub struct OpenAiCompatible {
     /// [`MODEL_ALIASES`](crate::capability::llm::MODEL_ALIASES).
     pub model_aliases: &'static [(&'static str, &'static str)],
     /// What HTTP 403 means: [`FailureClass::Auth`], or
-    /// [`FailureClass::InvalidRequest`] where it flags the input.
+    /// [`FailureClass::ContentFiltered`] where it flags the input.
     pub forbidden: FailureClass,
     /// Canned replies in the provider's wire format.
     pub fixtures: &'static [Fixture],
@@ -186,6 +193,28 @@ impl OpenAiCompatible {
             return Err(self.failure(error.status_code(), Some(&error), response));
         }
         let message = choice.message.unwrap_or_default();
+        let text = message.content.map(Content::into_text).unwrap_or_default();
+        if text.is_empty() {
+            // Nothing to answer with: the filter (or the model, for safety)
+            // refused. Text cut short by the filter is still an answer.
+            let refusal = message.refusal.filter(|r| !r.is_empty());
+            if let Some(refusal) = refusal {
+                return Err(response.failure(
+                    FailureClass::ContentFiltered,
+                    format!("{}: the model refused: {}", self.info.name, clip(&refusal)),
+                ));
+            }
+            if finish_reason == FinishReason::ContentFilter {
+                let categories = filtered_categories(choice.content_filter_results.as_ref());
+                return Err(response.failure(
+                    FailureClass::ContentFiltered,
+                    format!(
+                        "{}: the answer was withheld by the content filter{categories}",
+                        self.info.name
+                    ),
+                ));
+            }
+        }
         let usage = reply.usage.unwrap_or_default();
         let input = usage.prompt_tokens.unwrap_or(0);
         let output = usage.completion_tokens.unwrap_or(0);
@@ -206,7 +235,7 @@ impl OpenAiCompatible {
                     .map(str::to_string)
                     .unwrap_or_default(),
             },
-            text: message.content.map(Content::into_text).unwrap_or_default(),
+            text,
             reasoning: message
                 .reasoning_content
                 .or(message.reasoning)
@@ -244,9 +273,11 @@ impl OpenAiCompatible {
             Some(e) => (e.text(), e.code_text()),
             None => (response.body_excerpt(), String::new()),
         };
+        let refused = error.is_some_and(ErrorDetail::is_content_refusal);
         let class = match status {
             429 if code == "insufficient_quota" => FailureClass::QuotaExhausted,
             429 => FailureClass::RateLimited,
+            _ if refused => FailureClass::ContentFiltered,
             _ if code == "context_length_exceeded" || is_context_overflow(&message) => {
                 FailureClass::ContextLengthExceeded
             }
@@ -291,7 +322,7 @@ impl ErrorBody {
                 message: self.message,
                 kind: self.kind,
                 code: self.code,
-                metadata: None,
+                ..ErrorDetail::default()
             }),
             None => None,
         }
@@ -305,19 +336,58 @@ struct ErrorDetail {
     kind: Option<String>,
     /// A string (`"context_length_exceeded"`) or, at OpenRouter, a status.
     code: Option<Value>,
-    /// OpenRouter: the upstream provider's own error under `raw`.
+    /// OpenRouter: the upstream provider's own error under `raw`, or a
+    /// moderation flag's `reasons` (its `flagged_input` echoes the prompt
+    /// and is never read).
     metadata: Option<Value>,
+    /// Azure OpenAI: `code` (`ResponsibleAIPolicyViolation`) and the
+    /// filtered categories under `content_filter_result`.
+    innererror: Option<Value>,
 }
 
 impl ErrorDetail {
-    /// The message, with OpenRouter's relayed upstream error appended.
+    /// The message, with OpenRouter's relayed upstream error or moderation
+    /// reasons, or Azure's filtered categories, appended.
     fn text(&self) -> String {
         let mut text = self.message.clone().unwrap_or_default();
         if let Some(raw) = self.metadata.as_ref().and_then(|m| m.get("raw")) {
             let raw = raw.as_str().map_or_else(|| raw.to_string(), str::to_string);
             text = format!("{text} ({raw})");
         }
+        let reasons: Vec<&str> = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("reasons"))
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !reasons.is_empty() {
+            text = format!("{text} (flagged: {})", reasons.join(", "));
+        }
+        let inner = self.innererror.as_ref();
+        text.push_str(&filtered_categories(
+            inner.and_then(|i| i.get("content_filter_result")),
+        ));
         text
+    }
+
+    /// Whether this error is a content-policy refusal: OpenAI's
+    /// `content_policy_violation`, Azure's `content_filter` (inner code
+    /// `ResponsibleAIPolicyViolation`), or DeepSeek's "Content Exists Risk"
+    /// (its only signal is the message; the code is `invalid_request_error`).
+    fn is_content_refusal(&self) -> bool {
+        let code = self.code_text();
+        let inner = self
+            .innererror
+            .as_ref()
+            .and_then(|i| i.get("code"))
+            .and_then(Value::as_str);
+        matches!(code.as_str(), "content_policy_violation" | "content_filter")
+            || inner == Some("ResponsibleAIPolicyViolation")
+            || self
+                .message
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case("Content Exists Risk"))
     }
 
     /// The code or type as text, for matching.
@@ -339,6 +409,24 @@ impl ErrorDetail {
     }
 }
 
+/// `" (filtered: hate, violence)"` for the categories an Azure-style
+/// `content_filter_result(s)` object marks `filtered`; empty when none is.
+fn filtered_categories(results: Option<&Value>) -> String {
+    let Some(Value::Object(results)) = results else {
+        return String::new();
+    };
+    let filtered: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.get("filtered").and_then(Value::as_bool) == Some(true))
+        .map(|(category, _)| category.as_str())
+        .collect();
+    if filtered.is_empty() {
+        String::new()
+    } else {
+        format!(" (filtered: {})", filtered.join(", "))
+    }
+}
+
 #[derive(Deserialize)]
 struct Completion {
     id: Option<String>,
@@ -354,6 +442,8 @@ struct Choice {
     message: Option<Message>,
     finish_reason: Option<String>,
     error: Option<ErrorDetail>,
+    /// Azure OpenAI: per-category verdicts on the answer.
+    content_filter_results: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -361,6 +451,8 @@ struct Message {
     content: Option<Content>,
     reasoning_content: Option<String>,
     reasoning: Option<String>,
+    /// OpenAI: the model's refusal, for safety reasons, in place of content.
+    refusal: Option<String>,
 }
 
 /// A message's content: text, or (Mistral's reasoning models) typed chunks.
@@ -710,6 +802,104 @@ mod tests {
         let reply = reply_of(&MISTRAL, chunks);
         assert_eq!(reply.text, "Paris.");
         assert_eq!(reply.usage.total_tokens, 0, "no usage reported");
+    }
+
+    #[test]
+    fn content_refusals_are_content_filtered_with_the_reason() {
+        // OpenAI: "Your request was rejected as a result of our safety
+        // system", code `content_policy_violation` (seen as 400 and 403).
+        let openai = r#"{"error":{"message":"Your request was rejected as a result of our safety system. Your prompt may contain text that is not allowed by our safety system.","type":"invalid_request_error","param":null,"code":"content_policy_violation"}}"#;
+        // Azure OpenAI content filtering (learn.microsoft.com, "Content
+        // filtering"): 400, code `content_filter`, inner code
+        // `ResponsibleAIPolicyViolation` with the filtered categories.
+        let azure = r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":false,"severity":"safe"},"violence":{"filtered":true,"severity":"medium"}}}}}"#;
+        // DeepSeek's moderation (deepseek-ai/DeepSeek-V2#30 and
+        // awesome-deepseek-integration#13): a 400 whose only signal is the
+        // message.
+        let deepseek = r#"{"error":{"message":"Content Exists Risk","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#;
+        for provider in ALL {
+            for (body, status, reason) in [
+                (openai, 400, "rejected as a result of our safety system"),
+                (openai, 403, "rejected as a result of our safety system"),
+                (
+                    azure,
+                    400,
+                    "content management policy. (filtered: violence)",
+                ),
+                (deepseek, 400, "Content Exists Risk"),
+            ] {
+                let f = class_of(provider, status, &[], body);
+                assert_eq!(
+                    f.class,
+                    FailureClass::ContentFiltered,
+                    "{}: {reason}",
+                    provider.info.id
+                );
+                assert_eq!(f.status, Some(status));
+                assert!(f.message.contains(reason), "{}", f.message);
+                assert!(f.message.starts_with(provider.info.name), "{}", f.message);
+            }
+        }
+        // Not every 400 is a refusal.
+        let f = class_of(
+            &DEEPSEEK,
+            400,
+            &[],
+            r#"{"error":{"message":"Invalid max_tokens value","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#,
+        );
+        assert_eq!(f.class, FailureClass::InvalidRequest);
+    }
+
+    #[test]
+    fn a_200_without_content_for_the_filter_is_a_refusal_and_a_cut_answer_is_kept() {
+        // Azure OpenAI: a filtered completion is a 200 with no content and
+        // `finish_reason: "content_filter"` (or, rarely, partial content).
+        let withheld = r#"{"id":"x","model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":null},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":true,"severity":"high"}}}],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}"#;
+        for provider in ALL {
+            let f = class_of(provider, 200, &[], withheld);
+            assert_eq!(
+                f.class,
+                FailureClass::ContentFiltered,
+                "{}",
+                provider.info.id
+            );
+            assert_eq!(f.status, Some(200));
+            assert_eq!(
+                f.message,
+                format!(
+                    "{}: the answer was withheld by the content filter (filtered: self_harm)",
+                    provider.info.name
+                )
+            );
+        }
+        let empty = withheld.replace("\"content\":null", "\"content\":\"\"");
+        assert_eq!(
+            class_of(&MISTRAL, 200, &[], &empty).class,
+            FailureClass::ContentFiltered
+        );
+        let cut = withheld.replace("\"content\":null", "\"content\":\"Paris is\"");
+        let reply = reply_of(&OPENAI, &cut);
+        assert_eq!(
+            (reply.text.as_str(), reply.finish_reason),
+            ("Paris is", FinishReason::ContentFilter)
+        );
+
+        // OpenAI: a model refusing for safety reasons puts its words in
+        // `message.refusal` instead of `content` (OpenAI docs, "Structured
+        // Outputs: Refusals").
+        let refusal = r#"{"id":"x","model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":null,"refusal":"I'm sorry, I cannot assist with that request."}}]}"#;
+        let f = class_of(&OPENAI, 200, &[], refusal);
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(
+            f.message,
+            "OpenAI: the model refused: I'm sorry, I cannot assist with that request."
+        );
+        // A null refusal beside an answer changes nothing.
+        let answered = refusal.replace(
+            "\"content\":null,\"refusal\":\"I'm sorry, I cannot assist with that request.\"",
+            "\"content\":\"Paris.\",\"refusal\":null",
+        );
+        assert_eq!(reply_of(&OPENAI, &answered).text, "Paris.");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! are vendor-prefixed (`meta-llama/llama-3.3-70b-instruct`); the default is a
 //! `:free` model (20 requests/min, 50/day until 10 credits were bought).
 //! Quirks: 402 means the credits are used up (quota); 403 means the input
-//! was flagged by a model's moderation (invalid request: another provider
-//! may answer), not a refused key; once the model has started, a failure
+//! was flagged by a model's moderation (a content refusal, with the flagged
+//! categories from `metadata.reasons`), not a refused key; once the model
+//! has started, a failure
 //! comes back as HTTP 200 with `{"error":{"code":502,…}}` in the body, or a
 //! choice with `finish_reason: "error"`, both classified by their code; a
 //! relayed upstream error keeps the upstream text under `error.metadata.raw`.
@@ -29,7 +30,7 @@ pub static OPENROUTER: OpenAiCompatible = OpenAiCompatible {
         ("llama-3.1-8b", "meta-llama/llama-3.1-8b-instruct"),
         ("gpt-4o-mini", "openai/gpt-4o-mini"),
     ],
-    forbidden: FailureClass::InvalidRequest,
+    forbidden: FailureClass::ContentFiltered,
     fixtures: FIXTURES,
 };
 
@@ -113,13 +114,23 @@ mod tests {
             r#"{"error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/credits","metadata":{"limit_source":"openrouter_credits"}}}"#,
         );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
+        // https://openrouter.ai/docs/api-reference/errors: "403: Your chosen
+        // model requires moderation and your input was flagged", with
+        // `reasons` and `flagged_input` (the prompt, never repeated) in
+        // `metadata`.
         let f = class_of(
             &OPENROUTER,
             403,
             &[],
-            r#"{"error":{"code":403,"message":"meta-llama/llama-guard flagged your input","metadata":{"reasons":["violence"],"flagged_input":"...","provider_name":"Together","model_slug":"x"}}}"#,
+            r#"{"error":{"code":403,"message":"meta-llama/llama-guard flagged your input","metadata":{"reasons":["violence"],"flagged_input":"how to hurt someone","provider_name":"Together","model_slug":"x"}}}"#,
         );
-        assert_eq!(f.class, FailureClass::InvalidRequest, "moderation, not a bad key");
+        assert_eq!(f.class, FailureClass::ContentFiltered, "moderation, not a bad key");
+        assert_eq!(f.status, Some(403));
+        assert_eq!(
+            f.message,
+            "OpenRouter: meta-llama/llama-guard flagged your input (flagged: violence)"
+        );
+        assert!(!f.message.contains("hurt"), "the flagged input is not echoed");
         let f = class_of(
             &OPENROUTER,
             429,
