@@ -276,6 +276,51 @@ async fn retry_after_above_the_cap_fails_over_at_once_and_benches_the_provider()
 }
 
 #[tokio::test]
+async fn a_lone_provider_benched_by_its_retry_after_makes_the_next_call_rate_limited() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+[cache]
+enabled = false
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    emulator.fault_always(
+        "/open-meteo/*",
+        Fault::Respond(Reply::new(429).with_header("retry-after", "3600")),
+    );
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert_eq!(
+        error.attempts()[0].tries,
+        1,
+        "no retry on a 1 h Retry-After"
+    );
+
+    clock.advance(Duration::from_secs(600));
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(error.is_retryable());
+    assert_eq!(error.attempts()[0].outcome, "skipped_benched");
+    let wait = error.retry_after().expect("the wait is known");
+    assert!(
+        wait <= Duration::from_secs(3000) && wait > Duration::from_secs(2990),
+        "{wait:?}"
+    );
+    assert!(
+        error.to_string().contains("may answer again in 3000"),
+        "{error}"
+    );
+    assert_eq!(
+        emulator.hits("/open-meteo/v1/forecast"),
+        1,
+        "benched: not asked"
+    );
+}
+
+#[tokio::test]
 async fn client_errors_are_not_retried_and_server_errors_are_retried_up_to_max_attempts() {
     let emulator = emulator().await;
     let clock = clock();
