@@ -12,6 +12,7 @@ Hierarchy::
     ├── UsageError
     ├── NotFoundError               (also LookupError)
     ├── TimeoutError                (also the builtin TimeoutError)
+    ├── ContentFilteredError        a provider refused the content (.provider, .reason)
     └── AllProvidersFailedError     no provider could answer; see .attempts
         ├── MissingKeyError         every provider needs a key that is not set
         ├── RateLimitedError        every provider is rate limited (.retry_after)
@@ -55,6 +56,7 @@ __all__ = [
     "UsageError",
     "NotFoundError",
     "TimeoutError",
+    "ContentFilteredError",
     "AllProvidersFailedError",
     "MissingKeyError",
     "RateLimitedError",
@@ -171,6 +173,28 @@ class TimeoutError(Error, builtins.TimeoutError):
     def __init__(self, message: str, *, deadline: Optional[float] = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.deadline: Optional[float] = deadline
+
+
+class ContentFilteredError(Error):
+    """A provider refused the content: a content-policy or safety refusal.
+
+    An answer, not an outage: the request is not retried, and not sent to
+    another provider unless the capability's ``content_filtered_fallback``
+    is on. ``provider`` names the provider that refused and ``reason`` is
+    its explanation, as it gave it: for logs, not for end users.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: Optional[str] = None,
+        reason: Optional[str] = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.provider: Optional[str] = provider
+        self.reason: Optional[str] = reason
 
 
 class AllProvidersFailedError(Error):

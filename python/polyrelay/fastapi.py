@@ -16,7 +16,9 @@ errors as clean HTTP answers. Needs the ``fastapi`` extra
 
 Status codes: a refused token 401 (``WWW-Authenticate: Bearer`` with
 ``error="invalid_token"``, RFC 6750 §3), a missing scope 403
-(``error="insufficient_scope"``), invalid parameters 422, rate limited or
+(``error="insufficient_scope"``), invalid parameters 422, a prompt a
+provider refused on content grounds 422 (a fixed text: the prompt and the
+provider's reason are not echoed), rate limited or
 quota used up 429 with ``Retry-After``, providers answering with something
 unusable (a malformed body, a refused request) 502, no provider able to answer
 otherwise (down, 5xx, timeouts, circuits open) 503 (with ``Retry-After`` when
@@ -58,6 +60,7 @@ from .auth import Claims, TokenIssuer, Verifier
 from .exceptions import (
     AllProvidersFailedError,
     AuthUnavailableError,
+    ContentFilteredError,
     Error,
     InvalidRequestError,
     NotFoundError,
@@ -216,6 +219,7 @@ def _retry_after(error: Error, default: Optional[int]) -> Optional[str]:
 #: first matching row wins, so subclasses come before their bases.
 _TABLE: Tuple[Tuple[Type[Error], int, str, Optional[int]], ...] = (
     (InvalidRequestError, 422, "the request's parameters are invalid", None),
+    (ContentFilteredError, 422, "the request was refused by a content policy", None),
     (RateLimitedError, 429, "too many requests; retry later", _DEFAULT_RETRY_AFTER),
     (QuotaExhaustedError, 429, "quota used up; retry later", _DEFAULT_RETRY_AFTER),
     (TimeoutError, 504, "the upstream service did not answer in time", None),

@@ -118,6 +118,16 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
         Error::NotFound { capability, .. } | Error::AllProvidersFailed { capability, .. } => {
             details.set_item("capability", capability)?;
         }
+        Error::ContentFiltered {
+            capability,
+            provider,
+            reason,
+            ..
+        } => {
+            details.set_item("capability", capability)?;
+            details.set_item("provider", provider)?;
+            details.set_item("reason", reason)?;
+        }
         Error::Timeout {
             capability,
             deadline,

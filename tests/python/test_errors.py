@@ -4,6 +4,7 @@ its attributes; secrets never appear; a Rust panic is a polyrelay.Error."""
 from __future__ import annotations
 
 import builtins
+import json
 import pickle
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict
@@ -131,10 +132,67 @@ def test_rate_limited_error_says_when_to_retry(emu: Emulator) -> None:
         assert error.kind == "rate_limited"
         assert error.retry_after == pytest.approx(120, abs=1)
         assert error.attempts[0].outcome == "rate_limited" and error.attempts[0].status == 429
-        # The provider is now benched: the next call does not even ask it.
-        with pytest.raises(polyrelay.AllProvidersFailedError):
+        # 120 s is beyond max_retry_after (60 s): the provider is benched,
+        # and the next call, without asking it, says how long is left.
+        with pytest.raises(polyrelay.RateLimitedError) as caught:
             client.weather.current(lat=1, lon=1)
+        benched = caught.value
+        assert benched.kind == "rate_limited"
+        assert benched.retry_after == pytest.approx(120, abs=5)
+        assert benched.attempts[0].outcome == "skipped_benched"
         assert emu.hits("/open-meteo/*") == 1
+
+
+#: OpenAI refusing a prompt its safety system flags.
+REFUSAL = json.dumps(
+    {
+        "error": {
+            "message": "Your request was rejected as a result of our safety system.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "content_policy_violation",
+        }
+    }
+).encode()
+LLM_KEYS = {"openai": "sk-test-openai-0001", "mistral": "test-mistral-0002"}
+PROMPT = [{"role": "user", "content": "a prompt the filter refuses"}]
+
+
+def test_content_filtered_error_names_the_provider_and_its_reason(emu: Emulator) -> None:
+    emu.fault_always("/openai/*", Fault.respond(400, body=REFUSAL))
+    with polyrelay.Client(only("llm.chat", "openai", "mistral"), api_keys=LLM_KEYS) as client:
+        with pytest.raises(polyrelay.ContentFilteredError) as caught:
+            client.llm.chat(messages=PROMPT)
+    error = caught.value
+    assert not isinstance(error, polyrelay.AllProvidersFailedError)
+    assert (error.kind, error.capability, error.provider) == (
+        "content_filtered",
+        "llm.chat",
+        "openai",
+    )
+    assert error.reason is not None and "rejected as a result of our safety system" in error.reason
+    assert str(error).startswith("llm.chat: openai refused the content: ")
+    assert [(a.provider, a.outcome, a.status, a.tries) for a in error.attempts] == [
+        ("openai", "content_filtered", 400, 1)
+    ]
+    assert emu.hits("/openai/*") == 1, "not retried"
+    assert emu.hits("/mistral/*") == 0, "not sent to another provider"
+    everything = str(error) + repr(error.attempts) + str(error.__dict__)
+    assert all(key not in everything for key in LLM_KEYS.values())
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is polyrelay.ContentFilteredError
+    assert (copy.provider, copy.reason) == (error.provider, error.reason)
+
+
+async def test_content_filtered_fallback_lets_the_next_provider_answer(emu: Emulator) -> None:
+    emu.fault_always("/openai/*", Fault.respond(400, body=REFUSAL))
+    config = only("llm.chat", "openai", "mistral")
+    config["capabilities"]["llm.chat"]["content_filtered_fallback"] = True
+    async with polyrelay.AsyncClient(config, api_keys=LLM_KEYS) as client:
+        result = await client.llm.chat(messages=PROMPT)
+    assert result.provider == "mistral"
+    assert result.attempts[0].outcome == "content_filtered"
+    assert emu.hits("/openai/*") == 1
 
 
 def test_quota_exhausted_error_says_when_it_resets(emu: Emulator) -> None:

@@ -96,6 +96,16 @@ async def test_require_user_with_a_stateless_verifier() -> None:
             422,
             None,
         ),
+        (
+            polyrelay.ContentFilteredError(
+                "llm.chat: openai refused the content: details",
+                kind="content_filtered",
+                provider="openai",
+                reason="details",
+            ),
+            422,
+            None,
+        ),
         (polyrelay.RateLimitedError("x", kind="rate_limited", retry_after=2.2), 429, "3"),
         (polyrelay.QuotaExhaustedError("x", kind="quota_exhausted"), 429, "60"),
         (polyrelay.TimeoutError("x", kind="timeout", deadline=5.0), 504, None),
@@ -131,8 +141,13 @@ def test_error_table(error: polyrelay.Error, status: int, retry_after: str) -> N
         assert response.headers["www-authenticate"].startswith(
             'Bearer realm="api", error="invalid_token"'
         )
-    if status == 422:
+    if isinstance(error, polyrelay.InvalidRequestError):
         assert body["field"] == "lat" and body["expected"] == "in range"
+    if isinstance(error, polyrelay.ContentFilteredError):
+        assert body == {
+            "error": "content_filtered",
+            "message": "the request was refused by a content policy",
+        }
 
 
 @pytest.mark.parametrize("kind", ["missing_key", "auth"])

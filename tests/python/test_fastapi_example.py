@@ -23,6 +23,8 @@ APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "fastapi"
 PASSWORD = "a demo password"
 #: A provider key the app holds; no answer or log line may ever show it.
 PROVIDER_KEY = "weatherapi-key-MUST-NOT-LEAK-7f3a9c"
+#: The chat provider's key, under the same rule.
+CHAT_KEY = "sk-or-v1-chat-key-MUST-NOT-LEAK-2b8d"
 JWT_SECRET = "the example app's JWT secret, 32 bytes or more"
 
 CONFIG = """
@@ -37,6 +39,18 @@ chain = ["frankfurter"]
 
 [providers.frankfurter]
 rate_limit = "1/min"
+
+[capabilities."llm.chat"]
+chain = ["openrouter", "ollama"]
+
+# One provider, which a Retry-After above 1 s benches (for seconds, not the
+# default minute, so later tests find it back); no waiting it out.
+[capabilities."web.search"]
+chain = ["wikipedia"]
+max_wait = "0s"
+
+[providers.wikipedia]
+retry = { max_retry_after = "1s" }
 """
 
 Response = Tuple[int, Message, Any]
@@ -106,6 +120,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             POLYRELAY_CONFIG=str(config),
             POLYRELAY_CACHE="false",
             WEATHERAPI_API_KEY=PROVIDER_KEY,
+            OPENROUTER_API_KEY=CHAT_KEY,
             JWT_SECRET=JWT_SECRET,
             DEMO_PASSWORD=PASSWORD,
         )
@@ -260,9 +275,70 @@ def test_rate_limited_answers_429_with_retry_after(app: App) -> None:
     }
 
 
+def test_a_benched_lone_provider_answers_429_with_the_wait_left(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    # wikipedia asks for 3 s, above its max_retry_after of 1 s: benched.
+    app.emu.fault_next("/wikipedia/*", Fault.respond(429, retry_after=3))
+    hits = app.emu.hits("/wikipedia/*")
+    status, headers, body = app.request("GET", "/search?query=rust", token=token)
+    assert status == 429, body
+    assert headers["Retry-After"] == "3"
+    # The next request does not reach wikipedia and says how long is left.
+    status, headers, body = app.request("GET", "/search?query=rust", token=token)
+    assert status == 429, body
+    assert 1 <= int(headers["Retry-After"]) <= 3
+    assert body == {
+        "error": "rate_limited",
+        "message": "too many requests; retry later",
+        "retry_after": int(headers["Retry-After"]),
+    }
+    assert app.emu.hits("/wikipedia/*") == hits + 1
+    # Once the bench is over, wikipedia answers again.
+    time.sleep(3.2)
+    status, _, body = app.request("GET", "/search?query=rust", token=token)
+    assert status == 200, body
+    assert body["provider"] == "wikipedia"
+
+
+def test_a_refused_chat_answers_422_without_echoing_the_prompt(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    prompt = "a prompt the moderation flags 9c41e7"
+    # OpenRouter's moderation: 403 with the reasons and the flagged input.
+    refusal = {
+        "error": {
+            "code": 403,
+            "message": "meta-llama/llama-guard flagged your input",
+            "metadata": {"reasons": ["violence"], "flagged_input": prompt},
+        }
+    }
+    app.emu.fault_next("/openrouter/*", Fault.respond(403, body=json.dumps(refusal).encode()))
+    ollama = app.emu.hits("/ollama/*")
+    chat = {"messages": [{"role": "user", "content": prompt}]}
+    status, _, body = app.request("POST", "/ai/chat", chat, token=token)
+    assert status == 422, body
+    assert body == {
+        "error": "content_filtered",
+        "message": "the request was refused by a content policy",
+    }
+    assert app.emu.hits("/ollama/*") == ollama, "a refused prompt is not sent on"
+    for leak in (prompt, "openrouter", "llama-guard", CHAT_KEY):
+        assert leak not in json.dumps(body), leak
+    log = app.log.read_text()
+    assert "content_filtered" in log
+    assert prompt not in log and CHAT_KEY not in log
+
+
 def assert_clean(app: App, body: Any) -> None:
     text = json.dumps(body)
-    for leak in (PROVIDER_KEY, "open-meteo", "weatherapi", "Traceback", "HTTP 5", "attempt"):
+    for leak in (
+        PROVIDER_KEY,
+        CHAT_KEY,
+        "open-meteo",
+        "weatherapi",
+        "Traceback",
+        "HTTP 5",
+        "attempt",
+    ):
         assert leak not in text, leak
     assert set(body) <= {"error", "message", "retry_after"}
 
