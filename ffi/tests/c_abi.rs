@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use polyrelay::emulation::{Emulator, Fault};
+use polyrelay::emulation::{Emulator, Fault, Reply};
 use polyrelay_ffi::pr_status;
 use serde_json::Value;
 
@@ -144,11 +144,29 @@ fn build(compiler: &str, source: &Path, flags: &[&str], library: Library) -> Pat
 }
 
 /// An emulator of every provider, where everything under `/down/` answers
-/// 503 and everything under `/hang/` never answers.
+/// 503, everything under `/hang/` never answers, everything under
+/// `/throttle/` asks for an hour's wait, and everything under `/refuse/`
+/// is OpenAI's content-policy refusal.
 fn emulator() -> Emulator {
     let emulator = polyrelay::emulation::start().expect("the emulator starts");
     emulator.fault_always("/down/*", Fault::status(503));
     emulator.fault_always("/hang/*", Fault::Hang);
+    emulator.fault_always(
+        "/throttle/*",
+        Fault::Respond(Reply::new(429).with_header("retry-after", "3600")),
+    );
+    emulator.fault_always(
+        "/refuse/*",
+        Fault::Respond(
+            Reply::json(&serde_json::json!({"error": {
+                "message": "Your request was rejected as a result of our safety system.",
+                "type": "invalid_request_error",
+                "param": null,
+                "code": "content_policy_violation",
+            }}))
+            .with_status(400),
+        ),
+    );
     emulator
 }
 
@@ -461,6 +479,24 @@ fn check_facts(stdout: &str) {
     let data: Value = serde_json::from_str(fact("fallback.data")).expect("data JSON");
     assert!(data.is_object(), "{data}");
 
+    // A lone provider asking for an hour: the first call is rate limited,
+    // the next finds it benched, with the wait left.
+    assert_eq!(fact("throttle.first"), status(PR_ERR_RATE_LIMITED));
+    assert_eq!(fact("throttle.next"), status(PR_ERR_RATE_LIMITED));
+    let wait: f64 = fact("throttle.retry_after").parse().expect("a number");
+    assert!(wait > 3500.0 && wait <= 3600.0, "{wait}");
+    let attempts: Value = serde_json::from_str(fact("throttle.attempts")).expect("attempts JSON");
+    assert_eq!(attempts[0]["outcome"], "skipped_benched", "{attempts}");
+
+    // A content refusal ends the call at the provider that refused.
+    assert_eq!(fact("refused.status"), status(PR_ERR_CONTENT_FILTERED));
+    assert_eq!(fact("refused.provider"), "openai 400");
+    assert!(
+        fact("refused.message").contains("openai refused the content"),
+        "{}",
+        fact("refused.message")
+    );
+
     assert_eq!(fact("error.status"), status(PR_ERR_PROVIDER_ERROR));
     let attempts: Value = serde_json::from_str(fact("error.attempts")).expect("attempts JSON");
     assert_eq!(attempts[0]["provider"], "open-meteo");
@@ -541,6 +577,21 @@ fn c_test_program_passes_against_the_shared_and_the_static_library() {
         assert!(
             emulator.hits("/hang/open-meteo/*") >= 1,
             "calls were really in flight"
+        );
+        assert_eq!(
+            emulator.hits("/throttle/open-meteo/*"),
+            1,
+            "the benched provider was asked once"
+        );
+        assert_eq!(
+            emulator.hits("/refuse/openai/*"),
+            1,
+            "a refusal is not retried"
+        );
+        assert_eq!(
+            emulator.hits("/mistral/*"),
+            0,
+            "a refused prompt is not sent on"
         );
     }
 }

@@ -3,9 +3,12 @@
  * against the emulator (POLYRELAY_EMULATOR_URL), linked with the shared and
  * the static library, and under valgrind.
  *
- * The driver injects two faults: every request under /down/ answers 503 and
- * every request under /hang/ never answers. Clients made from configuration
- * text point providers there to take them down or keep calls in flight.
+ * The driver injects four faults: every request under /down/ answers 503,
+ * every request under /hang/ never answers, every request under /throttle/
+ * answers 429 with `Retry-After: 3600`, and every request under /refuse/
+ * answers OpenAI's 400 content-policy refusal. Clients made from
+ * configuration text point providers there to take them down, keep calls in
+ * flight, bench them, or have them refuse a prompt.
  *
  * Prints "ok - NAME" / "not ok - NAME" per check, "fact KEY VALUE" lines the
  * driver checks on its own, and "N passed, N failed" last; exits 1 on failure.
@@ -92,6 +95,21 @@ static const char *HANG_CONFIG =
     "[capabilities.\"weather.current\"]\n"
     "chain = [\"open-meteo\"]\n";
 
+/* open-meteo alone, asking for an hour's wait (above max_retry_after). */
+static const char *THROTTLE_CONFIG =
+    "[providers.open-meteo]\n"
+    "base_url = \"%s/throttle/open-meteo\"\n"
+    "[capabilities.\"weather.current\"]\n"
+    "chain = [\"open-meteo\"]\n";
+
+/* llm.chat: openai refuses every prompt on content grounds; mistral, next in
+ * the chain, must not be asked. */
+static const char *REFUSE_CONFIG =
+    "[providers.openai]\n"
+    "base_url = \"%s/refuse/openai\"\n"
+    "[capabilities.\"llm.chat\"]\n"
+    "chain = [\"openai\", \"mistral\"]\n";
+
 /* ---- async calls: what one callback saw ---- */
 
 typedef struct {
@@ -160,6 +178,7 @@ static void test_version(void) {
     CHECK("status names are static and stable",
           strcmp(pr_status_name(PR_ERR_SHUTDOWN), "shutdown") == 0 &&
               strcmp(pr_status_name(PR_ERR_RATE_LIMITED), "rate_limited") == 0 &&
+              strcmp(pr_status_name(PR_ERR_CONTENT_FILTERED), "content_filtered") == 0 &&
               strcmp(pr_status_name(12345), "unknown") == 0);
 }
 
@@ -295,6 +314,48 @@ static void test_errors(const pr_client *down) {
               strcmp(or_dash(pr_error_provider(error)), "open-meteo") == 0 &&
               pr_error_http_status(error) == 503 &&
               strstr(pr_error_attempts_json(error), "open-meteo") != NULL);
+    pr_error_free(error);
+}
+
+static void test_rate_limited(const pr_client *throttled) {
+    pr_result *result = NULL;
+    pr_error *error = NULL;
+    pr_status status = pr_call(throttled, "weather.current", BERLIN, &result, &error);
+    printf("fact throttle.first %d %s\n", (int)status, or_dash(pr_error_kind(error)));
+    pr_error_free(error);
+    error = NULL;
+
+    /* Elsewhere, so no cache answers: open-meteo is benched, not asked. */
+    status = pr_call(throttled, "weather.current", "{\"lat\": 48.85, \"lon\": 2.35}", &result,
+                     &error);
+    double wait = pr_error_retry_after(error);
+    printf("fact throttle.next %d %s\n", (int)status, or_dash(pr_error_kind(error)));
+    printf("fact throttle.retry_after %.3f\n", wait);
+    printf("fact throttle.attempts %s\n", or_dash(pr_error_attempts_json(error)));
+    CHECK("a provider benched by a long Retry-After makes the next call PR_ERR_RATE_LIMITED",
+          status == PR_ERR_RATE_LIMITED && error != NULL && result == NULL);
+    CHECK("pr_error_retry_after says how long the bench has left", wait > 3500 && wait <= 3600);
+    pr_error_free(error);
+}
+
+static void test_content_filtered(const pr_client *refusing) {
+    pr_result *result = NULL;
+    pr_error *error = NULL;
+    pr_status status = pr_call(
+        refusing, "llm.chat",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a prompt the filter refuses\"}]}",
+        &result, &error);
+    printf("fact refused.status %d %s\n", (int)status, or_dash(pr_error_kind(error)));
+    printf("fact refused.provider %s %u\n", or_dash(pr_error_provider(error)),
+           pr_error_http_status(error));
+    printf("fact refused.message %s\n", or_dash(pr_error_message(error)));
+    CHECK("a content refusal is PR_ERR_CONTENT_FILTERED naming the provider",
+          status == PR_ERR_CONTENT_FILTERED && result == NULL && error != NULL &&
+              strcmp(or_dash(pr_error_provider(error)), "openai") == 0 &&
+              pr_error_http_status(error) == 400);
+    CHECK("its message carries the provider's reason and no wait",
+          strstr(or_dash(pr_error_message(error)), "safety system") != NULL &&
+              pr_error_retry_after(error) < 0);
     pr_error_free(error);
 }
 
@@ -809,11 +870,18 @@ int main(void) {
     }
     pr_client *down = client_from(emulator, DOWN_CONFIG);
     pr_client *hang = client_from(emulator, HANG_CONFIG);
+    pr_client *throttled = client_from(emulator, THROTTLE_CONFIG);
+    /* Fake keys, read from the environment when the client is made. */
+    setenv("OPENAI_API_KEY", "sk-test-c-abi-openai", 1);
+    setenv("MISTRAL_API_KEY", "test-c-abi-mistral", 1);
+    pr_client *refusing = client_from(emulator, REFUSE_CONFIG);
 
     test_version();
     test_bad_input(client);
     test_fallback(down);
     test_errors(down);
+    test_rate_limited(throttled);
+    test_content_filtered(refusing);
     test_async(client, down);
     test_cancel(hang);
     test_shutdown(emulator);
@@ -822,6 +890,8 @@ int main(void) {
     test_auth_config();
     test_auth();
 
+    pr_client_free(refusing);
+    pr_client_free(throttled);
     pr_client_free(hang);
     pr_client_free(down);
     pr_client_free(client);
