@@ -56,6 +56,12 @@ use crate::transport::{redact, BaseUrl, Transport};
 /// Most requests one provider turn may chain with [`Step::Next`].
 const MAX_STEPS: usize = 4;
 
+/// A provider ready again within this long is waited for before a
+/// last-resort probe is sent; a later one is not (the probe may find a
+/// recovered provider now, and costs at most one request per provider per
+/// `probe_interval`).
+const WAIT_BEFORE_PROBE: Duration = Duration::from_millis(100);
+
 /// Shortest wait of a second pass: a provider that says "now" again and
 /// again (a contended limiter slot) must not spin the call.
 const MIN_WAIT: Duration = Duration::from_millis(1);
@@ -701,8 +707,9 @@ impl Engine {
     }
 
     /// After a pass without an answer: the earliest moment a provider said
-    /// it can answer again (within the deadline and `max_wait`), else a
-    /// last-resort probe of a breaker-open provider.
+    /// it can answer again (within the deadline and `max_wait`), or, unless
+    /// that moment is within [`WAIT_BEFORE_PROBE`], a last-resort probe of a
+    /// breaker-open provider.
     fn next_chance(&self, walk: &Walk<'_>, now: Duration) -> Option<NextChance> {
         let chain = walk.chain;
         let wait_left = chain.max_wait.saturating_sub(walk.waited);
@@ -710,22 +717,23 @@ impl Engine {
         let soonest = (0..chain.slots.len())
             .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
             .filter(|(_, at)| fits(*at))
-            .min_by_key(|(_, at)| *at);
-        if let Some((i, at)) = soonest {
-            let what = walk
-                .last_entry(i)
-                .map(|a| waited_for(chain.slots[i].id(), a.outcome))
-                .unwrap_or_default();
-            return Some(NextChance::At { i, at, what });
-        }
-        if !chain.last_resort_probe {
-            return None;
+            .min_by_key(|(_, at)| *at)
+            .map(|(i, at)| {
+                let what = walk
+                    .last_entry(i)
+                    .map(|a| waited_for(chain.slots[i].id(), a.outcome))
+                    .unwrap_or_default();
+                NextChance::At { i, at, what }
+            });
+        let soon = |chance: &NextChance| matches!(chance, NextChance::At { at, .. } if *at <= now.saturating_add(WAIT_BEFORE_PROBE));
+        if !chain.last_resort_probe || soonest.as_ref().is_some_and(soon) {
+            return soonest;
         }
         // A provider another call is probing (wait for it rather than probe
         // a second one), else the breaker-open provider whose open period
         // ends soonest. A provider benched for its key or quota is never
         // probed (its entry then says benched, not circuit open).
-        let (i, _) = (0..chain.slots.len())
+        let candidate = (0..chain.slots.len())
             .filter_map(|i| {
                 let entry = walk.last_entry(i)?;
                 let slot = &chain.slots[i];
@@ -737,17 +745,27 @@ impl Engine {
                 (entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen) && open)
                     .then(|| (i, (!probing, entry.retry_after.unwrap_or(Duration::MAX))))
             })
-            .min_by_key(|(_, order)| *order)?;
-        match chain.slots[i].probe(walk.capability)?.turn(now) {
+            .min_by_key(|(_, order)| *order);
+        let Some((i, _)) = candidate else {
+            return soonest;
+        };
+        let Some(probe) = chain.slots[i].probe(walk.capability) else {
+            return soonest;
+        };
+        match probe.turn(now) {
             ProbeTurn::Probe(guard) => Some(NextChance::Probe { i, guard }),
-            ProbeTurn::Wait(wait) => {
-                (wait_left > Duration::ZERO).then_some(NextChance::AwaitProbe { i, wait })
+            ProbeTurn::Wait(wait) if wait_left > Duration::ZERO => {
+                Some(NextChance::AwaitProbe { i, wait })
             }
-            ProbeTurn::NotBefore(at) => fits(at).then(|| NextChance::At {
-                i,
-                at,
-                what: format!("{}'s next last-resort probe", chain.slots[i].id()),
-            }),
+            ProbeTurn::Wait(_) => soonest,
+            ProbeTurn::NotBefore(at) => match soonest {
+                Some(NextChance::At { at: other, .. }) if other <= at => soonest,
+                _ => fits(at).then(|| NextChance::At {
+                    i,
+                    at,
+                    what: format!("{}'s next last-resort probe", chain.slots[i].id()),
+                }),
+            },
         }
     }
 
