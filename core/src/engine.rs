@@ -260,6 +260,8 @@ struct TurnPlan {
     /// Set when this turn is a last-resort probe.
     probe: Option<ProbeGuard>,
     hedged: bool,
+    /// Most tries in this turn (1 for a provider's second chance).
+    max_tries: u32,
 }
 
 /// The error a fetch hands to the cache: cloneable for coalesced waiters.
@@ -287,6 +289,9 @@ struct SlotWalk {
     entry: Option<usize>,
     /// What the call waited for before asking it again.
     note: Option<String>,
+    /// It failed once in this call and has had (or been given) its second
+    /// chance.
+    second_chance: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -337,9 +342,30 @@ impl<'a> Walk<'a> {
 
     /// Adds a turn's trail entry; a provider asked again keeps one entry,
     /// with its tries and time added up and what was waited for.
-    fn record(&mut self, i: usize, end: &mut TurnEnd) {
+    ///
+    /// A provider that failed as an unhealthy one does (transient, throttled
+    /// without a wait, malformed reply) may be asked once more in this call,
+    /// after a backoff pause and with a single try: providers flap, and the
+    /// one that failed a moment ago may be the one that can answer now.
+    fn record(&mut self, i: usize, end: &mut TurnEnd, now: Duration) {
+        let slot = &self.chain.slots[i];
         let state = &mut self.slots[i];
-        state.ready = end.again_at.filter(|at| *at < self.deadline);
+        let unhealthy = matches!(
+            end.entry.outcome,
+            AttemptOutcome::Failed(
+                FailureClass::Transient
+                    | FailureClass::RateLimited
+                    | FailureClass::MalformedResponse
+            )
+        );
+        let again_at = match end.again_at {
+            None if unhealthy && !state.second_chance => {
+                state.second_chance = true;
+                Some(now.saturating_add(slot.backoff.delay(1)))
+            }
+            again_at => again_at,
+        };
+        state.ready = again_at.filter(|at| *at < self.deadline);
         let mut entry = end.entry.clone();
         if let Some(note) = state.note.take() {
             entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
@@ -570,6 +596,11 @@ impl Engine {
                 stop_at: walk.stop_at(i, now),
                 probe: probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard),
                 hedged: false,
+                max_tries: if walk.slots[i].second_chance && walk.slots[i].entry.is_some() {
+                    1
+                } else {
+                    u32::MAX
+                },
             };
             let hedge = match (&chain.hedging, plan.probe.is_none()) {
                 (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
@@ -586,7 +617,7 @@ impl Engine {
                 }
                 None => {
                     let mut end = self.provider_turn(&slots[i], request, plan).await;
-                    walk.record(i, &mut end);
+                    walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }
             };
@@ -664,6 +695,7 @@ impl Engine {
                     stop_at: deadline,
                     probe: None,
                     hedged: true,
+                    max_tries: u32::MAX,
                 };
                 let mut second =
                     std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
@@ -688,8 +720,8 @@ impl Engine {
                 let mut second_end =
                     second_end.unwrap_or_else(|| cancelled(&slots[j], hedge_started, now));
                 second_end.entry.hedged = true;
-                walk.record(i, &mut first_end);
-                walk.record(j, &mut second_end);
+                walk.record(i, &mut first_end, now);
+                walk.record(j, &mut second_end, now);
                 let turn = match (first_end.turn, second_end.turn) {
                     (answered @ Turn::Answered(_), _) | (_, answered @ Turn::Answered(_)) => {
                         answered
@@ -702,7 +734,7 @@ impl Engine {
             }
             None => first.await,
         };
-        walk.record(i, &mut end);
+        walk.record(i, &mut end, self.clock.now());
         (end.turn, false)
     }
 
@@ -721,7 +753,7 @@ impl Engine {
             .map(|(i, at)| {
                 let what = walk
                     .last_entry(i)
-                    .map(|a| waited_for(chain.slots[i].id(), a.outcome))
+                    .map(|a| waited_for(chain.slots[i].id(), a))
                     .unwrap_or_default();
                 NextChance::At { i, at, what }
             });
@@ -1071,6 +1103,9 @@ impl Engine {
             if !decision.fall_over {
                 return (Turn::Refused, None);
             }
+            if entry.tries >= plan.max_tries {
+                return (Turn::Failed, None);
+            }
             match self.next_try(slot, &failure, decision, entry.tries, now, stop_at) {
                 Ok(wait) => {
                     self.clock.backoff(wait).await;
@@ -1231,14 +1266,17 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
 }
 
 /// What a second pass waited for, for the trail.
-fn waited_for(provider: &str, outcome: AttemptOutcome) -> String {
-    match outcome {
+fn waited_for(provider: &str, entry: &Attempt) -> String {
+    match entry.outcome {
         AttemptOutcome::Skipped(SkipReason::RateLimit) => format!("{provider}'s rate-limit slot"),
         AttemptOutcome::Skipped(SkipReason::Quota) => format!("{provider}'s quota reset"),
         AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {
             format!("{provider}'s circuit to half-open")
         }
         AttemptOutcome::Skipped(SkipReason::Benched(_)) => format!("{provider}'s bench to end"),
+        AttemptOutcome::Failed(_) if entry.retry_after.is_none() => {
+            format!("a second chance of {provider} after its failure")
+        }
         _ => format!("{provider}'s Retry-After"),
     }
 }
