@@ -209,11 +209,16 @@ pub(crate) fn echo(value: &str) -> String {
     }
 }
 
-/// A caller's parameter name used as an error's field: as given when short
-/// and printable (the usual case, so `field` stays matchable), else
-/// [`echo`]ed.
+/// Longest name (a parameter, a configuration key or variable) used whole
+/// as an error's field; real ones such as
+/// `POLYRELAY_FINANCIAL_MODELING_PREP_API_KEY_ENV` pass 40 characters.
+const KEY_MAX_CHARS: usize = 100;
+
+/// A caller's name used as an error's field: as given when at most
+/// [`KEY_MAX_CHARS`] characters and printable (the usual case, so `field`
+/// stays matchable), else [`echo`]ed.
 pub(crate) fn echo_key(key: &str) -> String {
-    if key.chars().nth(ECHO_MAX_CHARS).is_none() && !key.chars().any(char::is_control) {
+    if key.chars().nth(KEY_MAX_CHARS).is_none() && !key.chars().any(char::is_control) {
         key.to_string()
     } else {
         echo(key)
@@ -229,6 +234,27 @@ pub(crate) fn echo_number(value: f64) -> String {
     } else {
         format!("{value:e}")
     }
+}
+
+/// Longest message of another library (serde, toml) kept whole.
+const FOREIGN_MAX_CHARS: usize = 300;
+
+/// A message of another library, which may quote a caller's value whole
+/// (serde's `invalid type: string "…"`): its first [`FOREIGN_MAX_CHARS`]
+/// characters and its length when longer, control characters escaped.
+pub(crate) fn bound_message(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(FOREIGN_MAX_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().nth(FOREIGN_MAX_CHARS).is_some() {
+        out.push_str(&format!("… ({} characters)", text.chars().count()));
+    }
+    out
 }
 
 /// How a JSON value is described in error messages ("a number").
@@ -300,10 +326,25 @@ mod tests {
     fn keys_stay_plain_unless_long_or_unprintable() {
         assert_eq!(echo_key("bsae"), "bsae");
         assert_eq!(echo_key("a\nb"), "\"a\\nb\"");
+        let hundred = "K".repeat(100);
+        assert_eq!(echo_key(&hundred), hundred);
         assert_eq!(
-            echo_key(&"k".repeat(1000)),
-            format!("\"{}…\" (1000 characters)", "k".repeat(40))
+            echo_key(&"k".repeat(101)),
+            format!("\"{}…\" (101 characters)", "k".repeat(40))
         );
+    }
+
+    #[test]
+    fn foreign_messages_are_cut_onto_one_line() {
+        assert_eq!(bound_message("expected u64"), "expected u64");
+        assert_eq!(bound_message("a\nb"), "a\\nb");
+        let long = format!("invalid type: string \"{}\"", "ж".repeat(1000));
+        let cut = bound_message(&long);
+        assert_eq!(
+            cut.chars().count(),
+            300 + "… (1023 characters)".chars().count()
+        );
+        assert!(cut.ends_with("ж… (1023 characters)"), "{cut}");
     }
 
     #[test]
