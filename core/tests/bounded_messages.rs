@@ -427,3 +427,22 @@ fn configuration_errors_cut_huge_values() {
         "{err:.600}"
     );
 }
+
+#[test]
+fn unknown_providers_named_by_the_configuration_are_cut() {
+    let q = "q".repeat(N);
+    for (case, json) in [
+        ("provider table", json!({"providers": {&q: {}}})),
+        (
+            "chain entry",
+            json!({"capabilities": {"weather.current": {"chain": [&q]}}}),
+        ),
+    ] {
+        let config = Config::from_json(json).expect("checked when the client is built");
+        let built = polyrelay::Client::builder().config(config).build();
+        let text = built.expect_err(case).to_string();
+        // The list of known providers makes it long, but not the id.
+        assert!(!text.contains(&"q".repeat(100)), "{case}: {text:.600}");
+        assert!(text.contains(LENGTH), "{case}: {text}");
+    }
+}
