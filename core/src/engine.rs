@@ -371,6 +371,14 @@ impl<'a> Walk<'a> {
             entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
         }
         match state.entry {
+            Some(k) if entry.tries == 0 && self.attempts[k].tries > 0 => {
+                // Skipped when asked again (e.g. its breaker opened on the
+                // failure): the failure stays the outcome, as on a retry
+                // refused by a guard.
+                let old = &mut self.attempts[k];
+                old.reason = Cow::Owned(format!("{}; then {}", old.reason, entry.reason));
+                old.retry_after = entry.retry_after.or(old.retry_after);
+            }
             Some(k) => {
                 let old = &self.attempts[k];
                 entry.tries += old.tries;
