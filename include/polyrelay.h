@@ -969,7 +969,7 @@ double pr_error_retry_after(const struct pr_error *error);
 
 /**
  * What each provider did, as a JSON array of objects `{provider, outcome,
- * status, tries, elapsed, reason, retry_after}`; `"[]"` when no provider
+ * status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
  * was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
  * a NULL `error`.
  *

@@ -11,6 +11,7 @@ use serde::ser::SerializeStruct;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::capability::params::{echo, echo_key};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{env_vars_utf8, Config, RateLimitSetting};
@@ -358,16 +359,16 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
     for id in config.providers.keys() {
         if find(id).is_none() {
             return Err(Error::config(
-                format!("providers.{id}"),
+                format!("providers.{}", echo_key(id)),
                 format!("unknown provider; known: {}", known()),
             ));
         }
     }
     for (name, settings) in &config.capabilities {
-        let field = format!("capabilities.{name}.chain");
+        let field = format!("capabilities.{}.chain", echo_key(name));
         let capability: CapabilityId = name.parse().map_err(|_| {
             Error::config(
-                format!("capabilities.{name}"),
+                format!("capabilities.{}", echo_key(name)),
                 "no capability has this name",
             )
         })?;
@@ -375,13 +376,13 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
             let provider = find(id).ok_or_else(|| {
                 Error::config(
                     &field,
-                    format!("unknown provider {id:?}; known: {}", known()),
+                    format!("unknown provider {}; known: {}", echo(id), known()),
                 )
             })?;
             if !provider.info().capabilities.contains(&capability) {
                 return Err(Error::config(
                     &field,
-                    format!("provider {id:?} does not serve {name}"),
+                    format!("provider {} does not serve {name}", echo(id)),
                 ));
             }
         }

@@ -40,6 +40,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::capability::params::{bound_message, echo, echo_key, type_name};
 use crate::capability::CapabilityId;
 use crate::error::{Error, Result};
 use crate::resilience::breaker::BreakerConfig;
@@ -188,7 +189,8 @@ impl<'de> Deserialize<'de> for RateLimitSetting {
                 .map(Self::Limit)
                 .map_err(D::Error::custom),
             other => Err(D::Error::custom(format!(
-                "rate_limit must be like \"10/s\", a table {{ rate, burst }}, or \"off\"; got {other}"
+                "rate_limit must be like \"10/s\", a table {{ rate, burst }}, or \"off\"; got {}",
+                type_name(&other)
             ))),
         }
     }
@@ -198,7 +200,9 @@ impl Config {
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let value: toml::Value = toml::from_str(text).map_err(|e| {
-            Error::config("toml", e.to_string().lines().collect::<Vec<_>>().join(" "))
+            // toml quotes the offending line, which may be huge.
+            let message = e.to_string().lines().collect::<Vec<_>>().join(" ");
+            Error::config("toml", bound_message(&message))
         })?;
         let json = serde_json::to_value(value).map_err(|e| Error::config("toml", e.to_string()))?;
         Self::from_json(json)
@@ -223,8 +227,8 @@ impl Config {
 
     /// Builds from a JSON-like value (a Python dict, a C string of JSON).
     pub fn from_json(value: Value) -> Result<Self> {
-        let config: Config =
-            serde_json::from_value(value).map_err(|e| Error::config("config", e.to_string()))?;
+        let config: Config = serde_json::from_value(value)
+            .map_err(|e| Error::config("config", bound_message(&e.to_string())))?;
         config.validate()?;
         Ok(config)
     }
@@ -252,7 +256,7 @@ impl Config {
             let Some(rest) = name.strip_prefix("POLYRELAY_") else {
                 continue;
             };
-            let bad = |msg: String| Error::config(name.clone(), msg);
+            let bad = |msg: String| Error::config(echo_key(name), msg);
             match rest {
                 "CONFIG" => {}
                 "TIMEZONE" => self.timezone = Some(value.clone()),
@@ -273,7 +277,7 @@ impl Config {
                         let capability = CapabilityId::ALL
                             .iter()
                             .find(|c| env_name(c.as_str()) == cap)
-                            .ok_or_else(|| bad(format!("no capability is named {cap}")))?;
+                            .ok_or_else(|| bad(format!("no capability is named {}", echo(cap))))?;
                         self.capabilities
                             .entry(capability.as_str().to_string())
                             .or_default()
@@ -301,13 +305,13 @@ impl Config {
                     .iter()
                     .map(|p| p.info().id)
                     .find(|id| env_name(id) == provider)
-                    .ok_or_else(|| format!("no provider is named {provider}"))?;
+                    .ok_or_else(|| format!("no provider is named {}", echo(provider)))?;
                 let parsed = match *key {
                     "daily_quota" => Value::from(
                         value
                             .trim()
                             .parse::<u64>()
-                            .map_err(|_| format!("expected a whole number, got {value:?}"))?,
+                            .map_err(|_| format!("expected a whole number, got {}", echo(value)))?,
                     ),
                     "enabled" => Value::Bool(parse_bool(value)?),
                     _ => Value::String(value.to_string()),
@@ -330,8 +334,9 @@ impl Config {
     /// are checked against the registry when a client is built.
     pub fn validate(&self) -> Result<()> {
         if let Some(tz) = &self.timezone {
-            tz.parse::<chrono_tz::Tz>()
-                .map_err(|_| Error::config("timezone", format!("unknown IANA time zone {tz:?}")))?;
+            tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                Error::config("timezone", format!("unknown IANA time zone {}", echo(tz)))
+            })?;
         }
         if let Some(url) = &self.emulator_url {
             check_url("emulator_url", url)?;
@@ -350,7 +355,7 @@ impl Config {
         for (name, settings) in &self.capabilities {
             name.parse::<CapabilityId>().map_err(|_| {
                 Error::config(
-                    format!("capabilities.{name}"),
+                    format!("capabilities.{}", echo_key(name)),
                     "no capability has this name",
                 )
             })?;
@@ -369,7 +374,10 @@ impl Config {
 
     /// The merged settings of provider `id` (`[defaults]` then its table).
     pub fn provider_settings(&self, id: &str) -> Result<ProviderSettings> {
-        self.provider_settings_for(&format!("providers.{id}"), self.providers.get(id))
+        self.provider_settings_for(
+            &format!("providers.{}", echo_key(id)),
+            self.providers.get(id),
+        )
     }
 
     fn provider_settings_for(
@@ -381,8 +389,8 @@ impl Config {
         if let Some(own) = own {
             merge(&mut merged, Value::Object(own.clone()));
         }
-        let settings: ProviderSettings =
-            serde_json::from_value(merged).map_err(|e| Error::config(field, e.to_string()))?;
+        let settings: ProviderSettings = serde_json::from_value(merged)
+            .map_err(|e| Error::config(field, bound_message(&e.to_string())))?;
         if let Some(url) = &settings.base_url {
             check_url(&format!("{field}.base_url"), url)?;
         }
@@ -434,7 +442,7 @@ fn check_url(field: &str, url: &str) -> Result<()> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         _ => Err(Error::config(
             field,
-            format!("must be an http(s) URL, got {url:?}"),
+            format!("must be an http(s) URL, got {}", echo(url)),
         )),
     }
 }
@@ -464,7 +472,7 @@ fn parse_bool(value: &str) -> std::result::Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(format!("expected true or false, got {other:?}")),
+        other => Err(format!("expected true or false, got {}", echo(other))),
     }
 }
 

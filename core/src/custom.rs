@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::capability::params::{echo, echo_key};
 use crate::capability::{CapabilityId, Request};
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 use crate::provider::{
@@ -152,21 +153,22 @@ impl CustomProvider {
     /// and builds the provider. Its description lives for the rest of the
     /// process, like a built-in provider's.
     pub fn new(id: &str, spec: CustomProviderSpec) -> Result<Self> {
-        let field = |name: &str| format!("custom_providers.{id}.{name}");
+        let shown_id = echo_key(id);
+        let field = |name: &str| format!("custom_providers.{shown_id}.{name}");
         if id.is_empty()
             || !id
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
             return Err(Error::config(
-                format!("custom_providers.{id}"),
+                format!("custom_providers.{shown_id}"),
                 "ids are lower-case letters, digits and dashes",
             ));
         }
         let capability: CapabilityId = spec.capability.parse().map_err(|_| {
             Error::config(
                 field("capability"),
-                format!("no capability is named {:?}", spec.capability),
+                format!("no capability is named {}", echo(&spec.capability)),
             )
         })?;
         match url::Url::parse(&spec.base_url) {
@@ -182,7 +184,7 @@ impl CustomProvider {
             let class = class_named(&rule.class).ok_or_else(|| {
                 Error::config(
                     field(&format!("errors[{i}].class")),
-                    format!("unknown failure class {:?}", rule.class),
+                    format!("unknown failure class {}", echo(&rule.class)),
                 )
             })?;
             if let Some(pointer) = &rule.pointer {
@@ -244,14 +246,14 @@ fn check_pointer(pointer: &str, field: &str) -> Result<()> {
     } else {
         Err(Error::config(
             field,
-            format!("JSON pointers start with '/', got {pointer:?}"),
+            format!("JSON pointers start with '/', got {}", echo(pointer)),
         ))
     }
 }
 
 fn check_mapping(mapping: &Map<String, Value>, field: &str) -> Result<()> {
     for (target, source) in mapping {
-        let here = format!("{field}.{target}");
+        let here = format!("{field}.{}", echo_key(target));
         match source {
             Value::String(pointer) => check_pointer(pointer, &here)?,
             Value::Object(table) if table.contains_key("value") && table.len() == 1 => {}
@@ -285,7 +287,7 @@ fn fill(template: &str, request: &Value) -> std::result::Result<String, Provider
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}').map(|c| open + c).ok_or_else(|| {
-            ProviderFailure::unsupported(format!("unclosed placeholder in {template:?}"))
+            ProviderFailure::unsupported(format!("unclosed placeholder in {}", echo(template)))
         })?;
         let path = &rest[open + 1..close];
         let pointer = format!("/{}", path.replace('.', "/"));

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+use crate::capability::params::{echo, echo_number};
+
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Fraction digits kept: 18 are finer than a nanosecond for every unit, and
 /// the digits times the largest unit still fit in a `u128`.
@@ -56,7 +58,7 @@ const UNITS: [(&str, u128); 7] = [
 /// assert!(err.contains("unknown unit"), "{err}");
 /// ```
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let fail = |reason: &str| format!("invalid duration {text:?}: {reason}");
+    let fail = |reason: &str| format!("invalid duration {}: {reason}", echo(text));
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -146,7 +148,10 @@ fn from_secs_f64(secs: f64) -> Result<Duration, String> {
             Err(_) => "too large",
         }
     };
-    Err(format!("invalid duration {secs} (seconds): {reason}"))
+    Err(format!(
+        "invalid duration {} (seconds): {reason}",
+        echo_number(secs)
+    ))
 }
 
 /// Serde adapters for [`Duration`] fields: deserialize from text accepted by

@@ -56,6 +56,12 @@ use crate::transport::{redact, BaseUrl, Transport};
 /// Most requests one provider turn may chain with [`Step::Next`].
 const MAX_STEPS: usize = 4;
 
+/// A provider ready again within this long is waited for before a
+/// last-resort probe is sent; a later one is not (the probe may find a
+/// recovered provider now, and costs at most one request per provider per
+/// `probe_interval`).
+const WAIT_BEFORE_PROBE: Duration = Duration::from_millis(100);
+
 /// Shortest wait of a second pass: a provider that says "now" again and
 /// again (a contended limiter slot) must not spin the call.
 const MIN_WAIT: Duration = Duration::from_millis(1);
@@ -254,6 +260,8 @@ struct TurnPlan {
     /// Set when this turn is a last-resort probe.
     probe: Option<ProbeGuard>,
     hedged: bool,
+    /// Most tries in this turn (1 for a provider's second chance).
+    max_tries: u32,
 }
 
 /// The error a fetch hands to the cache: cloneable for coalesced waiters.
@@ -281,6 +289,9 @@ struct SlotWalk {
     entry: Option<usize>,
     /// What the call waited for before asking it again.
     note: Option<String>,
+    /// It failed once in this call and has had (or been given) its second
+    /// chance.
+    second_chance: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -331,14 +342,43 @@ impl<'a> Walk<'a> {
 
     /// Adds a turn's trail entry; a provider asked again keeps one entry,
     /// with its tries and time added up and what was waited for.
-    fn record(&mut self, i: usize, end: &mut TurnEnd) {
+    ///
+    /// A provider that failed as an unhealthy one does (transient, throttled
+    /// without a wait, malformed reply) may be asked once more in this call,
+    /// after a backoff pause and with a single try: providers flap, and the
+    /// one that failed a moment ago may be the one that can answer now.
+    fn record(&mut self, i: usize, end: &mut TurnEnd, now: Duration) {
+        let slot = &self.chain.slots[i];
         let state = &mut self.slots[i];
-        state.ready = end.again_at.filter(|at| *at < self.deadline);
+        let unhealthy = matches!(
+            end.entry.outcome,
+            AttemptOutcome::Failed(
+                FailureClass::Transient
+                    | FailureClass::RateLimited
+                    | FailureClass::MalformedResponse
+            )
+        );
+        let again_at = match end.again_at {
+            None if unhealthy && !state.second_chance => {
+                state.second_chance = true;
+                Some(now.saturating_add(slot.backoff.delay(1)))
+            }
+            again_at => again_at,
+        };
+        state.ready = again_at.filter(|at| *at < self.deadline);
         let mut entry = end.entry.clone();
         if let Some(note) = state.note.take() {
             entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
         }
         match state.entry {
+            Some(k) if entry.tries == 0 && self.attempts[k].tries > 0 => {
+                // Skipped when asked again (e.g. its breaker opened on the
+                // failure): the failure stays the outcome, as on a retry
+                // refused by a guard.
+                let old = &mut self.attempts[k];
+                old.reason = Cow::Owned(format!("{}; then {}", old.reason, entry.reason));
+                old.retry_after = entry.retry_after.or(old.retry_after);
+            }
             Some(k) => {
                 let old = &self.attempts[k];
                 entry.tries += old.tries;
@@ -564,6 +604,11 @@ impl Engine {
                 stop_at: walk.stop_at(i, now),
                 probe: probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard),
                 hedged: false,
+                max_tries: if walk.slots[i].second_chance && walk.slots[i].entry.is_some() {
+                    1
+                } else {
+                    u32::MAX
+                },
             };
             let hedge = match (&chain.hedging, plan.probe.is_none()) {
                 (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
@@ -580,7 +625,7 @@ impl Engine {
                 }
                 None => {
                     let mut end = self.provider_turn(&slots[i], request, plan).await;
-                    walk.record(i, &mut end);
+                    walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }
             };
@@ -658,6 +703,7 @@ impl Engine {
                     stop_at: deadline,
                     probe: None,
                     hedged: true,
+                    max_tries: u32::MAX,
                 };
                 let mut second =
                     std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
@@ -682,8 +728,8 @@ impl Engine {
                 let mut second_end =
                     second_end.unwrap_or_else(|| cancelled(&slots[j], hedge_started, now));
                 second_end.entry.hedged = true;
-                walk.record(i, &mut first_end);
-                walk.record(j, &mut second_end);
+                walk.record(i, &mut first_end, now);
+                walk.record(j, &mut second_end, now);
                 let turn = match (first_end.turn, second_end.turn) {
                     (answered @ Turn::Answered(_), _) | (_, answered @ Turn::Answered(_)) => {
                         answered
@@ -696,13 +742,14 @@ impl Engine {
             }
             None => first.await,
         };
-        walk.record(i, &mut end);
+        walk.record(i, &mut end, self.clock.now());
         (end.turn, false)
     }
 
     /// After a pass without an answer: the earliest moment a provider said
-    /// it can answer again (within the deadline and `max_wait`), else a
-    /// last-resort probe of a breaker-open provider.
+    /// it can answer again (within the deadline and `max_wait`), or, unless
+    /// that moment is within [`WAIT_BEFORE_PROBE`], a last-resort probe of a
+    /// breaker-open provider.
     fn next_chance(&self, walk: &Walk<'_>, now: Duration) -> Option<NextChance> {
         let chain = walk.chain;
         let wait_left = chain.max_wait.saturating_sub(walk.waited);
@@ -710,22 +757,23 @@ impl Engine {
         let soonest = (0..chain.slots.len())
             .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
             .filter(|(_, at)| fits(*at))
-            .min_by_key(|(_, at)| *at);
-        if let Some((i, at)) = soonest {
-            let what = walk
-                .last_entry(i)
-                .map(|a| waited_for(chain.slots[i].id(), a.outcome))
-                .unwrap_or_default();
-            return Some(NextChance::At { i, at, what });
-        }
-        if !chain.last_resort_probe {
-            return None;
+            .min_by_key(|(_, at)| *at)
+            .map(|(i, at)| {
+                let what = walk
+                    .last_entry(i)
+                    .map(|a| waited_for(chain.slots[i].id(), a))
+                    .unwrap_or_default();
+                NextChance::At { i, at, what }
+            });
+        let soon = |chance: &NextChance| matches!(chance, NextChance::At { at, .. } if *at <= now.saturating_add(WAIT_BEFORE_PROBE));
+        if !chain.last_resort_probe || soonest.as_ref().is_some_and(soon) {
+            return soonest;
         }
         // A provider another call is probing (wait for it rather than probe
         // a second one), else the breaker-open provider whose open period
         // ends soonest. A provider benched for its key or quota is never
         // probed (its entry then says benched, not circuit open).
-        let (i, _) = (0..chain.slots.len())
+        let candidate = (0..chain.slots.len())
             .filter_map(|i| {
                 let entry = walk.last_entry(i)?;
                 let slot = &chain.slots[i];
@@ -737,17 +785,27 @@ impl Engine {
                 (entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen) && open)
                     .then(|| (i, (!probing, entry.retry_after.unwrap_or(Duration::MAX))))
             })
-            .min_by_key(|(_, order)| *order)?;
-        match chain.slots[i].probe(walk.capability)?.turn(now) {
+            .min_by_key(|(_, order)| *order);
+        let Some((i, _)) = candidate else {
+            return soonest;
+        };
+        let Some(probe) = chain.slots[i].probe(walk.capability) else {
+            return soonest;
+        };
+        match probe.turn(now) {
             ProbeTurn::Probe(guard) => Some(NextChance::Probe { i, guard }),
-            ProbeTurn::Wait(wait) => {
-                (wait_left > Duration::ZERO).then_some(NextChance::AwaitProbe { i, wait })
+            ProbeTurn::Wait(wait) if wait_left > Duration::ZERO => {
+                Some(NextChance::AwaitProbe { i, wait })
             }
-            ProbeTurn::NotBefore(at) => fits(at).then(|| NextChance::At {
-                i,
-                at,
-                what: format!("{}'s next last-resort probe", chain.slots[i].id()),
-            }),
+            ProbeTurn::Wait(_) => soonest,
+            ProbeTurn::NotBefore(at) => match soonest {
+                Some(NextChance::At { at: other, .. }) if other <= at => soonest,
+                _ => fits(at).then(|| NextChance::At {
+                    i,
+                    at,
+                    what: format!("{}'s next last-resort probe", chain.slots[i].id()),
+                }),
+            },
         }
     }
 
@@ -1053,6 +1111,9 @@ impl Engine {
             if !decision.fall_over {
                 return (Turn::Refused, None);
             }
+            if entry.tries >= plan.max_tries {
+                return (Turn::Failed, None);
+            }
             match self.next_try(slot, &failure, decision, entry.tries, now, stop_at) {
                 Ok(wait) => {
                     self.clock.backoff(wait).await;
@@ -1213,14 +1274,17 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
 }
 
 /// What a second pass waited for, for the trail.
-fn waited_for(provider: &str, outcome: AttemptOutcome) -> String {
-    match outcome {
+fn waited_for(provider: &str, entry: &Attempt) -> String {
+    match entry.outcome {
         AttemptOutcome::Skipped(SkipReason::RateLimit) => format!("{provider}'s rate-limit slot"),
         AttemptOutcome::Skipped(SkipReason::Quota) => format!("{provider}'s quota reset"),
         AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {
             format!("{provider}'s circuit to half-open")
         }
         AttemptOutcome::Skipped(SkipReason::Benched(_)) => format!("{provider}'s bench to end"),
+        AttemptOutcome::Failed(_) if entry.retry_after.is_none() => {
+            format!("a second chance of {provider} after its failure")
+        }
         _ => format!("{provider}'s Retry-After"),
     }
 }

@@ -197,7 +197,7 @@ pub unsafe extern "C" fn pr_error_retry_after(error: *const pr_error) -> f64 {
 }
 
 /// What each provider did, as a JSON array of objects `{provider, outcome,
-/// status, tries, elapsed, reason, retry_after}`; `"[]"` when no provider
+/// status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
 /// was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
 /// a NULL `error`.
 ///

@@ -17,10 +17,13 @@ class Attempt:
     ``outcome`` is ``"success"``, a failure class (``"transient"``,
     ``"rate_limited"``, ``"quota_exhausted"``, ``"auth"``,
     ``"invalid_request"``, ``"not_found"``, ``"malformed_response"``,
-    ``"unsupported"``) or a skip (``"skipped_no_key"``,
+    ``"unsupported"``, ``"context_length_exceeded"``,
+    ``"content_filtered"``), a skip (``"skipped_no_key"``,
     ``"skipped_benched"``, ``"skipped_quota"``, ``"skipped_rate_limit"``,
-    ``"skipped_circuit_open"``). ``reason`` is a sentence a person can act
-    on, e.g. ``"skipped: OPENWEATHER_API_KEY is not set"``.
+    ``"skipped_circuit_open"``) or ``"cancelled"`` (a hedged call's loser).
+    ``reason`` is a sentence a person can act on, e.g.
+    ``"skipped: OPENWEATHER_API_KEY is not set"``. ``hedged`` is true when
+    the provider was asked as a hedge because the one before it was slow.
     """
 
     provider: str
@@ -30,6 +33,7 @@ class Attempt:
     elapsed: float
     reason: str
     retry_after: Optional[float]
+    hedged: bool = False
 
     @property
     def succeeded(self) -> bool:

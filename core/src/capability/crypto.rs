@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::Params;
+use super::params::{echo, Params};
 use crate::error::{Error, Result};
 
 /// A known asset: its symbol and ids at each provider.
@@ -188,7 +188,8 @@ impl CryptoQuery {
                 Error::invalid(
                     format!("assets[{i}]"),
                     format!(
-                        "is not a known asset ({name:?}); known: {}",
+                        "is not a known asset ({}); known: {}",
+                        echo(name),
                         ASSETS
                             .iter()
                             .map(|a| a.symbol)
@@ -211,7 +212,7 @@ impl CryptoQuery {
             if !(2..=5).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_alphabetic()) {
                 return Err(Error::invalid(
                     format!("vs_currencies[{i}]"),
-                    format!("must be a currency code such as USD, got {code:?}"),
+                    format!("must be a currency code such as USD, got {}", echo(code)),
                 ));
             }
             let code = code.to_ascii_uppercase();

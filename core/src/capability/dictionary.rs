@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::Params;
+use super::params::{echo, Params};
 use super::query;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
@@ -76,7 +76,7 @@ impl DictionaryEntry {
         if self.senses.is_empty() {
             Err(ProviderFailure::new(
                 FailureClass::NotFound,
-                format!("no definition of {:?}", self.word),
+                format!("no definition of {}", echo(&self.word)),
             ))
         } else {
             Ok(self)

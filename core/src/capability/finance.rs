@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::params::Params;
+use super::params::{echo, Params};
 use crate::error::{Error, Result};
 
 /// An ISO 4217 currency code, upper case (`EUR`).
@@ -25,7 +25,10 @@ impl Currency {
         } else {
             Err(Error::invalid(
                 field,
-                format!("must be a three-letter ISO 4217 code such as EUR, got {code:?}"),
+                format!(
+                    "must be a three-letter ISO 4217 code such as EUR, got {}",
+                    echo(code)
+                ),
             ))
         }
     }
@@ -73,7 +76,7 @@ impl FxQuery {
             Some(text) => Some(NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
                 Error::invalid(
                     "date",
-                    format!("must be YYYY-MM-DD or \"latest\", got {text:?}"),
+                    format!("must be YYYY-MM-DD or \"latest\", got {}", echo(&text)),
                 )
             })?),
         };
@@ -153,7 +156,10 @@ impl StockQuery {
         if !valid {
             return Err(Error::invalid(
                 "symbol",
-                format!("must be a ticker symbol such as AAPL or BRK.B, got {symbol:?}"),
+                format!(
+                    "must be a ticker symbol such as AAPL or BRK.B, got {}",
+                    echo(&symbol)
+                ),
             ));
         }
         params.finish(&["symbol"])?;

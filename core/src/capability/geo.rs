@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::Params;
+use super::params::{echo, Params};
 use super::query;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
@@ -27,7 +27,10 @@ impl CountryCode {
         } else {
             Err(Error::invalid(
                 field,
-                format!("must be a two-letter ISO 3166-1 country code such as DE, got {code:?}"),
+                format!(
+                    "must be a two-letter ISO 3166-1 country code such as DE, got {}",
+                    echo(code)
+                ),
             ))
         }
     }
@@ -173,7 +176,7 @@ impl Places {
         if results.is_empty() {
             return Err(ProviderFailure::new(
                 FailureClass::NotFound,
-                format!("no place matches {:?}", query.query),
+                format!("no place matches {}", echo(&query.query)),
             ));
         }
         results.truncate(usize::from(query.limit));

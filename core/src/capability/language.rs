@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::params::echo;
 use crate::error::{Error, Result};
 
 /// A language by its ISO 639-1 code, lower case (`de`).
@@ -117,7 +118,8 @@ impl Language {
                 Error::invalid(
                     field,
                     format!(
-                        "must be an ISO 639-1 language code such as \"en\" or \"de\", got {text:?}"
+                        "must be an ISO 639-1 language code such as \"en\" or \"de\", got {}",
+                        echo(text)
                     ),
                 )
             })

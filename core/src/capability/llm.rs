@@ -43,7 +43,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::params::{type_name, Params};
+use super::params::{echo, echo_key, echo_number, type_name, Params};
 use crate::error::{Error, ProviderFailure, Result};
 
 /// Who speaks in a chat message.
@@ -93,7 +93,11 @@ impl Temperature {
         if !(0.0..=Self::MAX).contains(&value) {
             return Err(Error::invalid(
                 "temperature",
-                format!("must be between 0 and {}, got {value}", Self::MAX),
+                format!(
+                    "must be between 0 and {}, got {}",
+                    Self::MAX,
+                    echo_number(value)
+                ),
             ));
         }
         Ok(Self((value * 100.0).round() as u16))
@@ -251,8 +255,9 @@ fn parse_messages(value: Value) -> Result<Vec<ChatMessage>> {
                     return Err(Error::invalid(
                         format!("messages[{i}].role"),
                         format!(
-                            "must be system, user or assistant, got {other:?} \
-                             (tool messages are not supported yet)"
+                            "must be system, user or assistant, got {} \
+                             (tool messages are not supported yet)",
+                            echo(other)
                         ),
                     ))
                 }
@@ -282,7 +287,7 @@ fn parse_messages(value: Value) -> Result<Vec<ChatMessage>> {
         };
         if let Some(unknown) = fields.keys().next() {
             return Err(Error::invalid(
-                format!("messages[{i}].{unknown}"),
+                format!("messages[{i}].{}", echo_key(unknown)),
                 "is not a known field; expected role and content",
             ));
         }
@@ -339,7 +344,8 @@ fn parse_model(params: &mut Params) -> Result<Option<String>> {
             "model",
             format!(
                 "must be a model name of at most {MAX_MODEL_LEN} characters without spaces, \
-                 got {model:?}"
+                 got {}",
+                echo(&model)
             ),
         ));
     }
@@ -554,7 +560,7 @@ impl EmbeddingsQuery {
             Some(other) => {
                 return Err(Error::invalid(
                     "purpose",
-                    format!("must be document or query, got {other:?}"),
+                    format!("must be document or query, got {}", echo(other)),
                 ))
             }
         };

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::Params;
+use super::params::{echo, Params};
 use crate::error::{Error, Result};
 
 /// Most results a search may ask for. Providers with smaller pages (OMDb
@@ -123,7 +123,7 @@ impl TitleQuery {
                 if digits.len() < 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(Error::invalid(
                         "imdb_id",
-                        format!("must look like tt0088247, got {id:?}"),
+                        format!("must look like tt0088247, got {}", echo(&id)),
                     ));
                 }
                 if year.is_some() {
@@ -463,7 +463,7 @@ impl MusicQuery {
             Some(other) => {
                 return Err(Error::invalid(
                     "type",
-                    format!("must be track, album or artist, got {other:?}"),
+                    format!("must be track, album or artist, got {}", echo(other)),
                 ))
             }
         };

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::media::{read_limit, read_text};
-use super::params::Params;
+use super::params::{echo, Params};
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
 /// Sent with every drug label answer: polyrelay relays public data and
@@ -45,7 +45,8 @@ impl DrugLabelQuery {
                 "name",
                 format!(
                     "must be a drug name of at most 100 letters, digits, spaces and -.,'/()+, \
-                     got {name:?}"
+                     got {}",
+                    echo(&name)
                 ),
             ));
         }
@@ -158,7 +159,7 @@ impl DrugLabels {
         if labels.is_empty() {
             return Err(ProviderFailure::new(
                 FailureClass::NotFound,
-                format!("{provider} has no label for {:?}", query.name),
+                format!("{provider} has no label for {}", echo(&query.name)),
             ));
         }
         labels.truncate(usize::from(query.limit));
@@ -315,8 +316,9 @@ impl TrialQuery {
                     return Err(Error::invalid(
                         "status",
                         format!(
-                            "must be one of {}, got {text:?}",
-                            TRIAL_STATUSES.join(", ").to_ascii_lowercase()
+                            "must be one of {}, got {}",
+                            TRIAL_STATUSES.join(", ").to_ascii_lowercase(),
+                            echo(&text)
                         ),
                     ));
                 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::Params;
+use super::params::{echo, Params};
 use super::query;
 use crate::error::{FailureClass, ProviderFailure, Result};
 
@@ -124,7 +124,7 @@ impl NewsResults {
         if articles.is_empty() {
             return Err(ProviderFailure::new(
                 FailureClass::NotFound,
-                format!("no article matches {:?}", query.query),
+                format!("no article matches {}", echo(&query.query)),
             ));
         }
         articles.truncate(usize::from(query.limit));

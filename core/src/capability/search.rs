@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::Params;
+use super::params::{echo, Params};
 use super::query;
 use crate::error::{FailureClass, ProviderFailure, Result};
 
@@ -97,7 +97,7 @@ impl WebResults {
         if results.is_empty() && answer.is_none() {
             return Err(ProviderFailure::new(
                 FailureClass::NotFound,
-                format!("nothing matches {:?}", query.query),
+                format!("nothing matches {}", echo(&query.query)),
             ));
         }
         results.truncate(usize::from(query.limit));

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::Params;
+use super::params::{echo_number, Params};
 use crate::error::{Error, Result};
 
 /// A latitude or longitude, kept at 4 decimals (about 11 m).
@@ -92,13 +92,13 @@ impl Coordinates {
         if !(-90.0..=90.0).contains(&lat) {
             return Err(Error::invalid(
                 "lat",
-                format!("must be between -90 and 90, got {lat}"),
+                format!("must be between -90 and 90, got {}", echo_number(lat)),
             ));
         }
         if !(-180.0..=180.0).contains(&lon) {
             return Err(Error::invalid(
                 "lon",
-                format!("must be between -180 and 180, got {lon}"),
+                format!("must be between -180 and 180, got {}", echo_number(lon)),
             ));
         }
         Ok(Self {

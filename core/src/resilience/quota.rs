@@ -34,6 +34,7 @@ use chrono_tz::Tz;
 use parking_lot::Mutex;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
+use crate::capability::params::echo;
 use crate::clock::SharedClock;
 
 /// A daily quota as written in the configuration.
@@ -77,7 +78,8 @@ fn deserialize_timezone<'de, D: Deserializer<'de>>(
     let name = String::deserialize(deserializer)?;
     name.parse().map(Some).map_err(|_| {
         de::Error::custom(format_args!(
-            "invalid quota `timezone`: {name:?} is not an IANA time zone name"
+            "invalid quota `timezone`: {} is not an IANA time zone name",
+            echo(&name)
         ))
     })
 }

@@ -33,6 +33,7 @@ use governor::{InsufficientCapacity, Quota};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::capability::params::echo;
 use crate::clock::SharedClock;
 
 /// A rate limit as written in the configuration: a rate and an optional burst.
@@ -128,7 +129,7 @@ pub struct Rate {
 
 /// A rate or period string that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid rate {input:?}: {reason}")]
+#[error("invalid rate {}: {reason}", echo(.input))]
 pub struct InvalidRate {
     /// The text that was given.
     pub input: String,
@@ -207,7 +208,7 @@ impl<'de> Deserialize<'de> for Rate {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rate, A::Error> {
                 let table = RateTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 let per = parse_period(&table.per).map_err(|reason| {
-                    de::Error::custom(format_args!("invalid `per` {:?}: {reason}", table.per))
+                    de::Error::custom(format_args!("invalid `per` {}: {reason}", echo(&table.per)))
                 })?;
                 Ok(Rate {
                     requests: table.requests,
