@@ -266,7 +266,11 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
 
     let served_before = emulator.served();
     let started = Instant::now();
-    let tally = call_many(&client, phase.calls, phase.concurrency).await;
+    let healthy_now: HealthyNow = {
+        let chaos = Arc::clone(&chaos);
+        Arc::new(move || CHAIN[chaos.healthy.load(Ordering::Relaxed)])
+    };
+    let tally = call_many(&client, phase.calls, phase.concurrency, Some(healthy_now)).await;
     let wall = started.elapsed();
     if let Some(rotation) = rotation {
         rotation.abort();
@@ -285,20 +289,36 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
     })
 }
 
+/// Says which provider is healthy right now, for the description of a
+/// failed call.
+pub type HealthyNow = Arc<dyn Fn() -> &'static str + Send + Sync>;
+
 /// Makes `calls` calls to `weather.current`, `concurrency` at a time, each
 /// caller its own task, and tallies them.
-pub async fn call_many(client: &Client, calls: u64, concurrency: usize) -> Tally {
+pub async fn call_many(
+    client: &Client,
+    calls: u64,
+    concurrency: usize,
+    healthy_now: Option<HealthyNow>,
+) -> Tally {
     let next = Arc::new(AtomicU64::new(0));
     let callers: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
             let client = client.clone();
             let next = Arc::clone(&next);
+            let healthy_now = healthy_now.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
+                let healthy = || healthy_now.as_ref().map(|now| now());
                 while next.fetch_add(1, Ordering::Relaxed) < calls {
                     let started = Instant::now();
+                    let healthy_at_start = healthy();
                     let result = client.call("weather.current", berlin()).await;
-                    tally.add(started.elapsed(), &result);
+                    tally.add(started.elapsed(), &result, || {
+                        healthy_at_start.zip(healthy()).map(|(at_start, at_end)| {
+                            format!("healthy {at_start} at the start, {at_end} at the end")
+                        })
+                    });
                 }
                 tally
             })
@@ -358,7 +378,14 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, elapsed: Duration, result: &Result<Envelope, Error>) {
+    /// Counts one call; `healthy` says who was healthy, asked only for a
+    /// failed call.
+    fn add(
+        &mut self,
+        elapsed: Duration,
+        result: &Result<Envelope, Error>,
+        healthy: impl FnOnce() -> Option<String>,
+    ) {
         self.calls += 1;
         self.latencies.push(elapsed);
         if elapsed > DEADLINE + DEADLINE_TOLERANCE {
@@ -380,7 +407,8 @@ impl Tally {
                         .or_default() += 1;
                 }
                 if self.failures.len() < KEPT_FAILURES {
-                    self.failures.push(describe_failure(elapsed, error));
+                    self.failures
+                        .push(describe_failure(elapsed, error, healthy()));
                 }
                 error.attempts()
             }
@@ -441,7 +469,7 @@ impl Tally {
 
 /// A failed call for the report: its kind, when it ended, and each trail
 /// entry with its tries and time (the message alone shows neither).
-fn describe_failure(elapsed: Duration, error: &Error) -> String {
+fn describe_failure(elapsed: Duration, error: &Error, healthy: Option<String>) -> String {
     let trail: Vec<String> = error
         .attempts()
         .iter()
@@ -457,8 +485,9 @@ fn describe_failure(elapsed: Duration, error: &Error) -> String {
             )
         })
         .collect();
+    let healthy = healthy.map(|h| format!(" ({h})")).unwrap_or_default();
     format!(
-        "{} after {}: {}",
+        "{} after {}{healthy}: {}",
         error.kind().as_str(),
         ms(elapsed),
         trail.join(" | ")

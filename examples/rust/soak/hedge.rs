@@ -135,9 +135,9 @@ pub async fn run(bench: &HedgeBench) -> Result<bool, Box<dyn std::error::Error>>
     let mut measured = Vec::new();
     for variant in &VARIANTS {
         let client = chaos::client(&emulator, &config(variant), bench.seed)?;
-        chaos::call_many(&client, WARM_UP, bench.concurrency).await;
+        chaos::call_many(&client, WARM_UP, bench.concurrency, None).await;
         let before = emulator.served();
-        let tally = chaos::call_many(&client, bench.calls, bench.concurrency).await;
+        let tally = chaos::call_many(&client, bench.calls, bench.concurrency, None).await;
         let m = Measured {
             requests: emulator.served() - before,
             tally,
