@@ -64,6 +64,20 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
+    /// Every class.
+    pub const ALL: &'static [FailureClass] = &[
+        Self::Transient,
+        Self::RateLimited,
+        Self::QuotaExhausted,
+        Self::Auth,
+        Self::InvalidRequest,
+        Self::NotFound,
+        Self::MalformedResponse,
+        Self::Unsupported,
+        Self::ContextLengthExceeded,
+        Self::ContentFiltered,
+    ];
+
     /// The stable snake_case name used in trails, stats and bindings.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -259,19 +273,6 @@ impl AttemptOutcome {
     /// assert_eq!(outcome.as_str(), "skipped_rate_limit");
     /// ```
     pub fn from_name(name: &str) -> Option<Self> {
-        use FailureClass::*;
-        let classes = [
-            Transient,
-            RateLimited,
-            QuotaExhausted,
-            Auth,
-            InvalidRequest,
-            NotFound,
-            MalformedResponse,
-            Unsupported,
-            ContextLengthExceeded,
-            ContentFiltered,
-        ];
         let skips = [
             SkipReason::NoKey,
             SkipReason::Benched(BenchCause::RateLimited),
@@ -281,7 +282,7 @@ impl AttemptOutcome {
         ];
         [Self::Answered, Self::Cancelled]
             .into_iter()
-            .chain(classes.into_iter().map(Self::Failed))
+            .chain(FailureClass::ALL.iter().copied().map(Self::Failed))
             .chain(skips.into_iter().map(Self::Skipped))
             .find(|o| o.as_str() == name)
     }
@@ -685,6 +686,43 @@ mod tests {
             ErrorKind::AllProvidersFailed
         );
         assert_eq!(failed(&[]).kind(), ErrorKind::AllProvidersFailed);
+    }
+
+    #[test]
+    fn outcomes_keep_their_stable_names() {
+        let names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "transient",
+                "rate_limited",
+                "quota_exhausted",
+                "auth",
+                "invalid_request",
+                "not_found",
+                "malformed_response",
+                "unsupported",
+                "context_length_exceeded",
+                "content_filtered"
+            ]
+        );
+        for class in FailureClass::ALL {
+            let outcome = AttemptOutcome::Failed(*class);
+            assert_eq!(AttemptOutcome::from_name(outcome.as_str()), Some(outcome));
+        }
+        for name in [
+            "success",
+            "cancelled",
+            "skipped_no_key",
+            "skipped_benched",
+            "skipped_quota",
+            "skipped_rate_limit",
+            "skipped_circuit_open",
+        ] {
+            let outcome = AttemptOutcome::from_name(name).unwrap();
+            assert_eq!(outcome.as_str(), name);
+            assert_eq!(serde_json::to_value(outcome).unwrap(), name);
+        }
     }
 
     #[test]
