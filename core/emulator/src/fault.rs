@@ -1,6 +1,7 @@
 //! Faults the emulator injects, and the plan saying which request gets which.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,16 +56,46 @@ impl Fault {
     }
 }
 
+/// Draws the fault of one request, or `None` for none; see
+/// [`Emulator::fault_with`](crate::Emulator::fault_with).
+pub(crate) type FaultChooser = Arc<dyn Fn() -> Option<Fault> + Send + Sync>;
+
 /// Which requests get which fault.
 ///
 /// Queued faults come first, in FIFO order: a request takes the oldest queued fault
 /// whose target matches its path, and each queued fault serves `times` requests.
-/// Only when no queued fault matches does a sticky fault apply (the most recently
-/// set one whose target matches).
+/// When no queued fault matches, a chooser draws one (the most recently set
+/// chooser whose target matches); when there is none or it draws `None`, a sticky
+/// fault applies (the most recently set one whose target matches).
 #[derive(Default)]
 pub(crate) struct FaultPlan {
     queued: VecDeque<Queued>,
+    choosers: Vec<(PathPattern, FaultChooser)>,
     sticky: Vec<(PathPattern, Fault)>,
+}
+
+/// What the plan holds for one request. A chooser is returned rather than
+/// called so that it runs after the plan's lock is released: it may take its
+/// time, or set faults on the emulator itself, without stalling other requests
+/// or deadlocking.
+pub(crate) enum Planned {
+    Nothing,
+    Fault(Fault),
+    Draw {
+        chooser: FaultChooser,
+        otherwise: Option<Fault>,
+    },
+}
+
+impl Planned {
+    /// The fault to inject, drawing it when a chooser decides.
+    pub(crate) fn resolve(self) -> Option<Fault> {
+        match self {
+            Self::Nothing => None,
+            Self::Fault(fault) => Some(fault),
+            Self::Draw { chooser, otherwise } => chooser().or(otherwise),
+        }
+    }
 }
 
 struct Queued {
@@ -84,6 +115,11 @@ impl FaultPlan {
         }
     }
 
+    pub(crate) fn choose(&mut self, target: PathPattern, chooser: FaultChooser) {
+        self.choosers.retain(|(existing, _)| *existing != target);
+        self.choosers.push((target, chooser));
+    }
+
     pub(crate) fn stick(&mut self, target: PathPattern, fault: Fault) {
         self.sticky.retain(|(existing, _)| *existing != target);
         self.sticky.push((target, fault));
@@ -91,36 +127,53 @@ impl FaultPlan {
 
     pub(crate) fn clear(&mut self) {
         self.queued.clear();
+        self.choosers.clear();
         self.sticky.clear();
     }
 
-    /// The fault for a request to `path`, consuming one use of a queued fault.
-    pub(crate) fn take(&mut self, path: &str) -> Option<Fault> {
-        if self.queued.is_empty() && self.sticky.is_empty() {
-            return None;
+    /// What applies to a request to `path`, consuming one use of a queued fault.
+    pub(crate) fn take(&mut self, path: &str) -> Planned {
+        if self.queued.is_empty() && self.choosers.is_empty() && self.sticky.is_empty() {
+            return Planned::Nothing;
         }
         if let Some(index) = self.queued.iter().position(|q| q.target.matches(path)) {
             let queued = &mut self.queued[index];
             queued.remaining -= 1;
             if queued.remaining > 0 {
-                return Some(queued.fault.clone());
+                return Planned::Fault(queued.fault.clone());
             }
-            return self.queued.remove(index).map(|q| q.fault);
+            return match self.queued.remove(index) {
+                Some(queued) => Planned::Fault(queued.fault),
+                None => Planned::Nothing,
+            };
         }
-        self.sticky
-            .iter()
-            .rev()
-            .find(|(target, _)| target.matches(path))
-            .map(|(_, fault)| fault.clone())
+        let sticky = latest_matching(&self.sticky, path).cloned();
+        match (latest_matching(&self.choosers, path), sticky) {
+            (Some(chooser), otherwise) => Planned::Draw {
+                chooser: Arc::clone(chooser),
+                otherwise,
+            },
+            (None, Some(fault)) => Planned::Fault(fault),
+            (None, None) => Planned::Nothing,
+        }
     }
+}
+
+/// The most recently set rule whose target matches `path`.
+fn latest_matching<'a, T>(rules: &'a [(PathPattern, T)], path: &str) -> Option<&'a T> {
+    rules
+        .iter()
+        .rev()
+        .find(|(target, _)| target.matches(path))
+        .map(|(_, rule)| rule)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn latency_ms(fault: Option<Fault>) -> Option<u128> {
-        match fault {
+    fn latency_ms(planned: Planned) -> Option<u128> {
+        match planned.resolve() {
             Some(Fault::Latency(d)) => Some(d.as_millis()),
             _ => None,
         }
@@ -170,6 +223,45 @@ mod tests {
     fn zero_times_queues_nothing() {
         let mut plan = FaultPlan::default();
         plan.queue(PathPattern::parse("*"), Fault::Hang, 0);
-        assert!(plan.take("/a").is_none());
+        assert!(plan.take("/a").resolve().is_none());
+    }
+
+    #[test]
+    fn a_chooser_comes_after_queued_faults_and_its_none_falls_through_to_sticky() {
+        let mut plan = FaultPlan::default();
+        let draws = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let chooser: FaultChooser = {
+            let draws = Arc::clone(&draws);
+            // Every other draw is a fault.
+            Arc::new(move || {
+                let n = draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                n.is_multiple_of(2).then(|| lat(5))
+            })
+        };
+        plan.stick(PathPattern::parse("*"), lat(9));
+        plan.choose(PathPattern::parse("/a"), chooser);
+        plan.queue(PathPattern::parse("/a"), lat(1), 1);
+        assert_eq!(latency_ms(plan.take("/a")), Some(1), "queued first");
+        assert_eq!(latency_ms(plan.take("/a")), Some(5), "drawn");
+        assert_eq!(latency_ms(plan.take("/a")), Some(9), "drew none: sticky");
+        assert_eq!(
+            latency_ms(plan.take("/b")),
+            Some(9),
+            "not the chooser's path"
+        );
+        assert_eq!(draws.load(std::sync::atomic::Ordering::Relaxed), 2);
+        plan.clear();
+        assert_eq!(latency_ms(plan.take("/a")), None);
+    }
+
+    #[test]
+    fn setting_a_chooser_for_the_same_target_replaces_it() {
+        let mut plan = FaultPlan::default();
+        plan.choose(PathPattern::parse("/a*"), Arc::new(|| Some(lat(1))));
+        plan.choose(PathPattern::parse("/a*"), Arc::new(|| Some(lat(2))));
+        plan.choose(PathPattern::parse("/ab"), Arc::new(|| Some(lat(3))));
+        assert_eq!(plan.choosers.len(), 2);
+        assert_eq!(latency_ms(plan.take("/a")), Some(2));
+        assert_eq!(latency_ms(plan.take("/ab")), Some(3));
     }
 }

@@ -12,8 +12,9 @@
 //!   `/nominatim/search`, …). Query strings are ignored for matching. Unrouted paths
 //!   get `404` with a JSON body.
 //! * **Faults**: [`Emulator::fault_next`] queues a [`Fault`] for the next `n` matching
-//!   requests (FIFO); [`Emulator::fault_always`] applies one until
-//!   [`Emulator::clear_faults`]. Faults cover error statuses and `Retry-After`,
+//!   requests (FIFO); [`Emulator::fault_with`] draws one (or none) per request from a
+//!   function, for random faults at a rate; [`Emulator::fault_always`] applies one
+//!   until [`Emulator::clear_faults`]. Faults cover error statuses and `Retry-After`,
 //!   latency, hanging, connection resets, malformed and oversized bodies.
 //! * **Request log**: every request is recorded as a [`RecordedRequest`] (method,
 //!   path, query, headers, body, arrival time, connection, and `closed_early` when the

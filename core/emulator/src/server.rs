@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::fault::{Fault, FaultPlan};
+use crate::fault::{Fault, FaultChooser, FaultPlan};
 use crate::log::{Delivery, RecordedRequest, RequestLog, WaitTimedOut};
 use crate::oversized::OversizedBody;
 use crate::reply::{Reply, ResponseBody};
@@ -35,7 +35,7 @@ use crate::route::{self, Handler, Lookup, PathPattern, ReplyFn, Route, Routes};
 ///
 /// Start one per test with [`Emulator::start`]; give it routes ([`route`](Self::route),
 /// [`mount`](Self::mount)), inject faults ([`fault_next`](Self::fault_next),
-/// [`fault_always`](Self::fault_always)) and read what clients sent
+/// [`fault_with`](Self::fault_with), [`fault_always`](Self::fault_always)) and read what clients sent
 /// ([`requests`](Self::requests), [`wait_for_requests`](Self::wait_for_requests)).
 /// Every method takes `&self`, so share it behind an `Arc` if several tasks need it.
 /// Dropping it (or [`shutdown`](Self::shutdown)) stops the server and closes every
@@ -198,7 +198,44 @@ impl Emulator {
             .stick(PathPattern::parse(path), fault);
     }
 
-    /// Removes every queued and sticky fault.
+    /// Draws a fault for every request whose path matches `path` by calling
+    /// `choose`, which returns the fault or `None` for none: random faults at a
+    /// chosen rate, or faults that follow a schedule of the test's own.
+    ///
+    /// Queued faults ([`fault_next`](Self::fault_next)) still come first; when
+    /// `choose` returns `None`, a sticky fault ([`fault_always`](Self::fault_always))
+    /// for the path applies if there is one, else the normal reply. Setting another
+    /// chooser for the same `path` replaces it; among different matching targets the
+    /// latest set wins. `choose` runs outside the emulator's locks, so it may set
+    /// faults itself. Removed by [`clear_faults`](Self::clear_faults).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use polyrelay_emulator::{Emulator, Fault};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let emulator = Emulator::start().await?;
+    /// // Every third request to the provider gets a 503.
+    /// let seen = AtomicU64::new(0);
+    /// emulator.fault_with("/open-meteo/*", move || {
+    ///     (seen.fetch_add(1, Ordering::Relaxed) % 3 == 2).then(|| Fault::status(503))
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fault_with<F>(&self, path: &str, choose: F)
+    where
+        F: Fn() -> Option<Fault> + Send + Sync + 'static,
+    {
+        let chooser: FaultChooser = Arc::new(choose);
+        self.shared
+            .faults
+            .lock()
+            .choose(PathPattern::parse(path), chooser);
+    }
+
+    /// Removes every queued, drawn and sticky fault.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().clear();
     }
@@ -441,7 +478,9 @@ async fn respond(
     };
 
     let path = parts.uri.path();
-    let fault = shared.faults.lock().take(path);
+    // The lock is released before a chooser draws (see `Planned`).
+    let planned = shared.faults.lock().take(path);
+    let fault = planned.resolve();
     let lookup = route::lookup(&shared.routes.read(), &parts.method, path);
     let (normal, record) = match normal_reply(lookup, &parts.method, path) {
         Normal::Ready(reply) => (

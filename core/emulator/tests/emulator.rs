@@ -2,6 +2,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use polyrelay_emulator::{Bytes, Emulator, Fault, Method, Reply, Routes};
@@ -453,6 +455,99 @@ async fn fault_always_sticks_until_cleared_and_star_targets_everything() {
     }
     emulator.clear_faults();
     assert_eq!(get(&emulator, "/hello").await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn fault_with_draws_per_request_after_queued_faults_and_before_sticky_ones() {
+    let emulator = emulator_with_hello().await;
+    // A fixed schedule stands for a random draw: 503, none, 429, none, ...
+    let drawn = Arc::new(AtomicUsize::new(0));
+    emulator.fault_with("/hello", {
+        let drawn = Arc::clone(&drawn);
+        move || match drawn.fetch_add(1, Ordering::Relaxed) % 4 {
+            0 => Some(Fault::status(503)),
+            2 => Some(Fault::status(429)),
+            _ => None,
+        }
+    });
+    emulator.fault_next("/hello", Fault::status(418), 1);
+
+    let mut client = Client::connect(emulator.addr()).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            client
+                .request("GET", "/hello", &[], b"")
+                .await
+                .unwrap()
+                .status,
+        );
+    }
+    assert_eq!(statuses, [418, 503, 200, 429, 200]);
+    assert_eq!(
+        drawn.load(Ordering::Relaxed),
+        4,
+        "the queued fault drew nothing"
+    );
+    assert_eq!(
+        get(&emulator, "/other").await.unwrap().status,
+        404,
+        "other paths untouched"
+    );
+
+    // A draw of none falls through to a sticky fault of the path.
+    emulator.fault_always("*", Fault::status(500));
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(
+            client
+                .request("GET", "/hello", &[], b"")
+                .await
+                .unwrap()
+                .status,
+        );
+    }
+    assert_eq!(statuses, [503, 500]);
+
+    emulator.clear_faults();
+    assert_eq!(
+        client
+            .request("GET", "/hello", &[], b"")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(drawn.load(Ordering::Relaxed), 6, "cleared: no more draws");
+}
+
+#[tokio::test]
+async fn a_chooser_may_set_faults_on_the_emulator_it_serves() {
+    let emulator = Arc::new(emulator_with_hello().await);
+    // Each draw queues a 502 for the next request: no deadlock on the fault lock.
+    emulator.fault_with("/hello", {
+        let emulator = Arc::downgrade(&emulator);
+        move || {
+            if let Some(emulator) = emulator.upgrade() {
+                emulator.fault_next("/hello", Fault::status(502), 1);
+            }
+            None
+        }
+    });
+    let mut client = Client::connect(emulator.addr()).await.unwrap();
+    let first = tokio::time::timeout(WAIT, client.request("GET", "/hello", &[], b""))
+        .await
+        .expect("the chooser did not deadlock the emulator")
+        .unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        client
+            .request("GET", "/hello", &[], b"")
+            .await
+            .unwrap()
+            .status,
+        502
+    );
 }
 
 #[tokio::test]
