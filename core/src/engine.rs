@@ -62,6 +62,16 @@ const MAX_STEPS: usize = 4;
 /// `probe_interval`).
 const WAIT_BEFORE_PROBE: Duration = Duration::from_millis(100);
 
+/// How long calls wait for another call's last-resort probe before a
+/// second provider may be probed too: most answers take a fraction of this,
+/// and a hung provider must not hold every call for its attempt timeout.
+const PROBE_PATIENCE: Duration = Duration::from_millis(250);
+
+/// When a half-open breaker has no trial slot free, the provider is asked
+/// again this soon rather than after the breaker's generic one second: the
+/// trials in flight usually end within milliseconds.
+const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);
+
 /// Shortest wait of a second pass: a provider that says "now" again and
 /// again (a contended limiter slot) must not spin the call.
 const MIN_WAIT: Duration = Duration::from_millis(1);
@@ -182,6 +192,14 @@ impl ProviderSlot {
         }
     }
 
+    /// Ends a bench that a last-resort probe has just proved wrong (never a
+    /// bench for a refused key or a used-up quota).
+    fn end_bench(&self) {
+        if self.bench_cause.lock().may_be_probed() {
+            self.bench_until.store(0, Ordering::Release);
+        }
+    }
+
     /// Remaining bench time and its cause, if benched.
     pub(crate) fn benched(&self, now: Duration) -> Option<(Duration, BenchCause)> {
         let until = self.bench_until.load(Ordering::Acquire);
@@ -292,6 +310,8 @@ struct SlotWalk {
     /// It failed once in this call and has had (or been given) its second
     /// chance.
     second_chance: bool,
+    /// `ready` is the end of the backoff pause before its second chance.
+    pausing: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -358,8 +378,9 @@ impl<'a> Walk<'a> {
                     | FailureClass::MalformedResponse
             )
         );
+        state.pausing = end.again_at.is_none() && unhealthy && !state.second_chance;
         let again_at = match end.again_at {
-            None if unhealthy && !state.second_chance => {
+            None if state.pausing => {
                 state.second_chance = true;
                 Some(now.saturating_add(slot.backoff.delay(1)))
             }
@@ -436,13 +457,28 @@ enum NextChance {
         at: Duration,
         what: String,
     },
-    /// Probe provider `i` now.
-    Probe { i: usize, guard: ProbeGuard },
-    /// Wait for another call's probe of provider `i`.
+    /// Probe provider `i` now; `why` starts its trail entry.
+    Probe {
+        i: usize,
+        guard: ProbeGuard,
+        why: &'static str,
+    },
+    /// Wait for another call's probe of provider `i` to end, or until
+    /// `until`, whichever comes first.
     AwaitProbe {
         i: usize,
         wait: crate::resilience::probe::ProbeWait,
+        until: Duration,
     },
+}
+
+/// A provider a last-resort probe may ask.
+struct ProbeCandidate {
+    i: usize,
+    /// How long until it would be back on its own: candidates are probed
+    /// soonest first.
+    back_in: Duration,
+    why: &'static str,
 }
 
 impl Engine {
@@ -550,16 +586,15 @@ impl Engine {
                     ));
                     walk.slots[i].ready = Some(self.clock.now());
                 }
-                Some(NextChance::Probe { i, guard }) => {
-                    walk.slots[i].note =
-                        Some("last-resort probe while its circuit was open".into());
+                Some(NextChance::Probe { i, guard, why }) => {
+                    walk.slots[i].note = Some(why.into());
                     walk.slots[i].ready = Some(now);
                     probe = Some((i, guard));
                 }
-                Some(NextChance::AwaitProbe { i, wait }) => {
+                Some(NextChance::AwaitProbe { i, wait, until }) => {
                     let answered = tokio::select! {
                         answered = wait.ended() => answered,
-                        _ = self.clock.sleep_until(walk.deadline) => false,
+                        _ = self.clock.sleep_until(until.min(walk.deadline)) => false,
                     };
                     let ended = self.clock.now();
                     walk.waited += ended.saturating_sub(now);
@@ -769,42 +804,77 @@ impl Engine {
         if !chain.last_resort_probe || soonest.as_ref().is_some_and(soon) {
             return soonest;
         }
-        // A provider another call is probing (wait for it rather than probe
-        // a second one), else the breaker-open provider whose open period
-        // ends soonest. A provider benched for its key or quota is never
-        // probed (its entry then says benched, not circuit open).
-        let candidate = (0..chain.slots.len())
-            .filter_map(|i| {
-                let entry = walk.last_entry(i)?;
-                let slot = &chain.slots[i];
-                let probing = slot.probe(walk.capability).is_some_and(|p| p.probing());
-                let open = probing
-                    || slot
-                        .breaker(walk.capability)
-                        .is_some_and(|b| b.state() == CircuitState::Open);
-                (entry.outcome == AttemptOutcome::Skipped(SkipReason::CircuitOpen) && open)
-                    .then(|| (i, (!probing, entry.retry_after.unwrap_or(Duration::MAX))))
-            })
-            .min_by_key(|(_, order)| *order);
-        let Some((i, _)) = candidate else {
-            return soonest;
+        let soonest_at = match &soonest {
+            Some(NextChance::At { at, .. }) => Some(*at),
+            _ => None,
         };
-        let Some(probe) = chain.slots[i].probe(walk.capability) else {
-            return soonest;
+        let wait_until = |at: Option<Duration>| {
+            at.unwrap_or(walk.deadline)
+                .min(now.saturating_add(wait_left))
         };
-        match probe.turn(now) {
-            ProbeTurn::Probe(guard) => Some(NextChance::Probe { i, guard }),
-            ProbeTurn::Wait(wait) if wait_left > Duration::ZERO => {
-                Some(NextChance::AwaitProbe { i, wait })
+        let mut candidates: Vec<ProbeCandidate> = (0..chain.slots.len())
+            .filter_map(|i| probe_candidate(walk, i, now))
+            .collect();
+        candidates.sort_by_key(|c| c.back_in);
+        let probes: Vec<(&ProbeCandidate, &LastResortProbe)> = candidates
+            .iter()
+            .filter_map(|c| Some((c, chain.slots[c.i].probe(walk.capability)?)))
+            .collect();
+        // A probe that started less than PROBE_PATIENCE ago: wait for it
+        // rather than send another request.
+        let mut stalled = None;
+        for (c, probe) in &probes {
+            if let Some((since, wait)) = probe.in_flight() {
+                let patience_ends = since.saturating_add(PROBE_PATIENCE);
+                if now < patience_ends && !wait_left.is_zero() {
+                    let until = soonest_at.map_or(patience_ends, |at| at.min(patience_ends));
+                    return Some(NextChance::AwaitProbe {
+                        i: c.i,
+                        wait,
+                        until: wait_until(Some(until)),
+                    });
+                }
+                stalled.get_or_insert((c.i, wait));
             }
-            ProbeTurn::Wait(_) => soonest,
-            ProbeTurn::NotBefore(at) => match soonest {
-                Some(NextChance::At { at: other, .. }) if other <= at => soonest,
-                _ => fits(at).then(|| NextChance::At {
-                    i,
-                    at,
-                    what: format!("{}'s next last-resort probe", chain.slots[i].id()),
-                }),
+        }
+        let mut next_probe: Option<(usize, Duration)> = None;
+        for (c, probe) in &probes {
+            match probe.turn(now) {
+                ProbeTurn::Probe(guard) => {
+                    return Some(NextChance::Probe {
+                        i: c.i,
+                        guard,
+                        why: c.why,
+                    })
+                }
+                ProbeTurn::Wait(wait) => {
+                    stalled.get_or_insert((c.i, wait));
+                }
+                ProbeTurn::NotBefore(at) => {
+                    if fits(at) && next_probe.is_none_or(|(_, t)| at < t) {
+                        next_probe = Some((c.i, at));
+                    }
+                }
+            }
+        }
+        let next_probe_at = next_probe.map(|(_, at)| at);
+        match stalled {
+            // Probes in flight for a while, and none can start now: wait for
+            // one of them, or for the next moment something can be asked.
+            Some((i, wait)) if !wait_left.is_zero() => Some(NextChance::AwaitProbe {
+                i,
+                wait,
+                until: wait_until(soonest_at.into_iter().chain(next_probe_at).min()),
+            }),
+            _ => match next_probe {
+                Some((i, at)) if soonest_at.is_none_or(|other| at < other) => {
+                    Some(NextChance::At {
+                        i,
+                        at,
+                        what: format!("{}'s next last-resort probe", chain.slots[i].id()),
+                    })
+                }
+                _ => soonest,
             },
         }
     }
@@ -846,6 +916,7 @@ impl Engine {
                 None,
             )),
             Ok(first) => match slot.benched(started) {
+                Some((_, cause)) if plan.probe.is_some() && cause.may_be_probed() => Ok(first),
                 Some((left, cause)) => Err((
                     AttemptOutcome::Skipped(SkipReason::Benched(cause)),
                     format!("skipped: benched for {:.1} s ({cause})", left.as_secs_f64()),
@@ -912,6 +983,8 @@ impl Engine {
             first.is_idempotent() || !capability.has_side_effects() || idempotency_key.is_some();
         let (deadline, stop_at) = (plan.deadline, plan.stop_at);
         let probing = plan.probe.is_some();
+        // Whether this probe moved the breaker from open to half-open.
+        let mut probe_opened = false;
         slot.budget.deposit();
         let mut sent_at = plan.started;
         loop {
@@ -963,9 +1036,13 @@ impl Engine {
                 // end of the open period. Only an open breaker is moved
                 // (never a forced-open or disabled one).
                 if let Some(breaker) = breaker.filter(|b| b.state() == CircuitState::Open) {
-                    let _ = breaker.transition_to_half_open();
+                    probe_opened = breaker.transition_to_half_open().is_ok();
                 }
-            } else if slot.probe(capability).is_some_and(|p| p.probing()) {
+            } else if slot.probe(capability).is_some_and(|p| p.probing())
+                && breaker.is_some_and(|b| {
+                    matches!(b.state(), CircuitState::Open | CircuitState::HalfOpen)
+                })
+            {
                 // Another call is probing this provider: wait for its
                 // outcome rather than send a second trial.
                 self.state.refund_quota(id, 1).await;
@@ -991,9 +1068,14 @@ impl Engine {
                         ),
                         Some(rejected.retry_after),
                     );
-                    // A forced-open breaker has no end of its own.
-                    let again = (rejected.state != CircuitState::ForcedOpen)
-                        .then(|| now.saturating_add(rejected.retry_after));
+                    let again = match rejected.state {
+                        // A forced-open breaker has no end of its own.
+                        CircuitState::ForcedOpen => None,
+                        CircuitState::HalfOpen => Some(
+                            now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK)),
+                        ),
+                        _ => Some(now.saturating_add(rejected.retry_after)),
+                    };
                     return (Turn::Failed, again);
                 }
                 None => None,
@@ -1051,6 +1133,7 @@ impl Engine {
                     entry.status = status;
                     entry.reason = Cow::Borrowed(match &plan.probe {
                         Some(guard) => {
+                            slot.end_bench();
                             guard.answered();
                             "answered a last-resort probe"
                         }
@@ -1080,7 +1163,7 @@ impl Engine {
             if let Some(permit) = permit {
                 permit.record(decision.breaker, latency);
             }
-            if probing && decision.breaker == Outcome::Failure {
+            if probe_opened && decision.breaker == Outcome::Failure {
                 // A failed last resort re-opens the breaker at once rather
                 // than leaving the rest of its half-open trials to other
                 // calls.
@@ -1271,6 +1354,51 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
         },
         again_at: None,
     }
+}
+
+/// Whether provider `i` may be probed as a last resort in this call: it was
+/// passed over for a reason that may already be over (an open breaker, a
+/// bench for a long `Retry-After` or an unreachable host, unhealthy
+/// failures), and is not about to be asked anyway after a backoff pause. A
+/// provider without a key, benched for a refused key or a used-up quota,
+/// forced open, or that failed for a reason a new request would not change
+/// (invalid request, not found, refusal) is never probed.
+fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCandidate> {
+    let slot = &walk.chain.slots[i];
+    let state = &walk.slots[i];
+    if state.pausing && state.ready.is_some_and(|at| at < walk.deadline) {
+        return None;
+    }
+    match walk.last_entry(i)?.outcome {
+        AttemptOutcome::Failed(
+            FailureClass::Transient | FailureClass::RateLimited | FailureClass::MalformedResponse,
+        )
+        | AttemptOutcome::Cancelled
+        | AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {}
+        AttemptOutcome::Skipped(SkipReason::Benched(cause)) if cause.may_be_probed() => {}
+        _ => return None,
+    }
+    if slot.missing_key() {
+        return None;
+    }
+    let (benched, mut why) = match slot.benched(now) {
+        Some((_, cause)) if !cause.may_be_probed() => return None,
+        Some((left, _)) => (left, "last-resort probe while benched"),
+        None => (Duration::ZERO, "last-resort probe after its failures"),
+    };
+    let open = match slot.breaker(walk.capability).map(CircuitBreaker::snapshot) {
+        Some(b) if b.state == CircuitState::ForcedOpen => return None,
+        Some(b) if b.state == CircuitState::Open => {
+            why = "last-resort probe while its circuit was open";
+            b.open_until.unwrap_or_default()
+        }
+        _ => Duration::ZERO,
+    };
+    Some(ProbeCandidate {
+        i,
+        back_in: benched.max(open),
+        why,
+    })
 }
 
 /// What a second pass waited for, for the trail.

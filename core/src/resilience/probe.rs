@@ -1,12 +1,15 @@
 //! The last-resort probe: Envoy's panic threshold applied to a chain.
 //!
 //! When a call finds no provider that can answer and some were passed over
-//! because their circuit breaker is open, one call probes the provider whose
-//! open period ends soonest, as a half-open trial through its breaker,
-//! instead of failing with time left on the clock. Calls that reach the same
-//! point while that probe is in flight wait for its outcome (within their own
-//! deadlines) instead of each sending a request. Probes of one provider are
-//! at least `probe_interval` apart.
+//! for a reason that may already be over (an open breaker, a bench for a
+//! long `Retry-After` or an unreachable host, failures earlier in the call),
+//! one call probes the provider that would be back soonest (an open breaker
+//! as a half-open trial through it) instead of failing with time left on the
+//! clock. Calls that reach the same point while that probe is in flight wait
+//! for its outcome (within their own deadlines) instead of each sending a
+//! request; a probe still in flight after a patience period lets the next
+//! provider be probed too, so that one hung provider cannot hold the chain.
+//! Probes of one provider are at least `probe_interval` apart.
 //!
 //! This type only arbitrates who probes and when; the engine sends the
 //! request through the breaker like any try.
@@ -91,6 +94,15 @@ impl LastResortProbe {
             .is_some_and(|rx| rx.has_changed().is_ok())
     }
 
+    /// The probe in flight, if any: when it started and a wait for its end.
+    pub(crate) fn in_flight(&self) -> Option<(Duration, ProbeWait)> {
+        let state = self.state.lock();
+        let rx = state.in_flight.as_ref()?;
+        rx.has_changed()
+            .is_ok()
+            .then(|| (state.last.unwrap_or_default(), ProbeWait(rx.clone())))
+    }
+
     /// Decides, at monotonic `now`, whether this call probes, waits for the
     /// probe in flight, or comes back later.
     pub(crate) fn turn(&self, now: Duration) -> ProbeTurn {
@@ -124,6 +136,7 @@ mod tests {
             panic!("the first call probes");
         };
         assert!(probe.probing());
+        assert_eq!(probe.in_flight().map(|(since, _)| since), Some(Duration::ZERO));
         let waits: Vec<ProbeWait> = (0..5)
             .map(|_| match probe.turn(Duration::from_millis(10)) {
                 ProbeTurn::Wait(wait) => wait,
@@ -145,6 +158,7 @@ mod tests {
         drop(guard);
         assert_eq!(waiting.await.unwrap(), vec![true; 5]);
         assert!(!probe.probing());
+        assert!(probe.in_flight().is_none());
         // Within the interval: not before 1 s after the last probe.
         match probe.turn(Duration::from_millis(999)) {
             ProbeTurn::NotBefore(at) => assert_eq!(at, Duration::from_secs(1)),
