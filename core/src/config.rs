@@ -102,9 +102,10 @@ pub struct CapabilitySettings {
     /// as the deadline allows; `"0s"` fails at once instead.
     #[serde(with = "crate::duration::serde_secs::option")]
     pub max_wait: Option<Duration>,
-    /// Whether a call that finds every provider failing or with an open
-    /// breaker probes the breaker-open provider whose open period ends
-    /// soonest (default true).
+    /// Whether a call that finds no provider it can ask probes one held
+    /// back by something that may be over (an open breaker, a long
+    /// `Retry-After`, an unreachable host, earlier failures), the one back
+    /// soonest first (default true).
     pub last_resort_probe: Option<bool>,
     /// Time kept for the next provider: an attempt on a provider that is
     /// not the last one available ends this long before the deadline

@@ -19,8 +19,10 @@
 //!          hedging (opt-in): a slow provider's next one is asked too; first answer wins
 //!        no answer: second pass — wait for the earliest moment a provider said it
 //!        can answer again (limiter slot, Retry-After, bench, breaker half-open) and
-//!        ask it; last resort — probe the breaker-open provider whose open period
-//!        ends soonest; repeat while the deadline (and max_wait) allows
+//!        ask it; last resort — probe a provider held back by a reason that may
+//!        already be over (open breaker, long Retry-After, unreachable, failures),
+//!        the one back soonest first, one probe per provider per probe_interval,
+//!        other calls waiting on it; repeat while the deadline (and max_wait) allows
 //! ```
 //!
 //! Each mechanism lives in its own module under [`crate::resilience`], and
@@ -48,6 +50,7 @@ use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::hedge::{Hedging, RecentLatencies};
 use crate::resilience::probe::{LastResortProbe, ProbeGuard, ProbeTurn};
+use crate::resilience::rate_limit::SlotLine;
 use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision};
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
@@ -113,6 +116,8 @@ pub(crate) struct ProviderSlot {
     pub stats: ProviderStats,
     /// Latencies for percentile hedge delays.
     recent: RecentLatencies,
+    /// Calls waiting for a rate-limit slot, in order.
+    line: SlotLine,
 }
 
 impl ProviderSlot {
@@ -150,6 +155,7 @@ impl ProviderSlot {
             bench_cause: Mutex::new(BenchCause::Unreachable),
             stats: ProviderStats::new(),
             recent: RecentLatencies::new(),
+            line: SlotLine::default(),
         })
     }
 
@@ -253,8 +259,9 @@ enum Turn {
     Answered(Arc<Answer>),
     /// Failed or skipped; the chain goes on.
     Failed,
-    /// The provider refused the content and the chain must not go on.
-    Refused,
+    /// The provider refused the content (in these words) and the chain
+    /// must not go on.
+    Refused(String),
     DeadlinePassed,
 }
 
@@ -264,6 +271,16 @@ struct TurnEnd {
     turn: Turn,
     entry: Attempt,
     again_at: Option<Duration>,
+    line: LineWait,
+}
+
+/// A turn's dealings with the provider's rate-limit line.
+#[derive(Default)]
+struct LineWait {
+    /// The turn ended at the rate limiter: the next one waits in line.
+    at_limiter: bool,
+    /// Time spent in line.
+    waited: Duration,
 }
 
 /// How a turn is to be run.
@@ -280,6 +297,10 @@ struct TurnPlan {
     hedged: bool,
     /// Most tries in this turn (1 for a provider's second chance).
     max_tries: u32,
+    /// Wait in the provider's rate-limit line for a slot, until at most
+    /// `wait_until`.
+    in_line: bool,
+    wait_until: Duration,
 }
 
 /// The error a fetch hands to the cache: cloneable for coalesced waiters.
@@ -310,8 +331,8 @@ struct SlotWalk {
     /// It failed once in this call and has had (or been given) its second
     /// chance.
     second_chance: bool,
-    /// `ready` is the end of the backoff pause before its second chance.
-    pausing: bool,
+    /// Its next turn waits in its rate-limit line.
+    in_line: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -378,9 +399,10 @@ impl<'a> Walk<'a> {
                     | FailureClass::MalformedResponse
             )
         );
-        state.pausing = end.again_at.is_none() && unhealthy && !state.second_chance;
+        state.in_line = end.line.at_limiter;
+        self.waited += end.line.waited;
         let again_at = match end.again_at {
-            None if state.pausing => {
+            None if unhealthy && !state.second_chance => {
                 state.second_chance = true;
                 Some(now.saturating_add(slot.backoff.delay(1)))
             }
@@ -388,6 +410,13 @@ impl<'a> Walk<'a> {
         };
         state.ready = again_at.filter(|at| *at < self.deadline);
         let mut entry = end.entry.clone();
+        if !end.line.waited.is_zero() {
+            entry.reason = Cow::Owned(format!(
+                "waited {:.0} ms in line for its rate-limit slot; {}",
+                end.line.waited.as_secs_f64() * 1000.0,
+                entry.reason
+            ));
+        }
         if let Some(note) = state.note.take() {
             entry.reason = Cow::Owned(format!("{note}; {}", entry.reason));
         }
@@ -570,7 +599,7 @@ impl Engine {
             match self.pass(request, &mut walk, probe.take()).await {
                 Turn::Answered(answer) => return Ok((answer, walk.attempts)),
                 Turn::DeadlinePassed => return Err(walk.failure(true)),
-                Turn::Refused => return Err(content_filtered(walk)),
+                Turn::Refused(reason) => return Err(content_filtered(walk, reason)),
                 Turn::Failed => {}
             }
             let now = self.clock.now();
@@ -633,10 +662,11 @@ impl Engine {
                 i += 1;
                 continue;
             }
+            let stop_at = walk.stop_at(i, now);
             let plan = TurnPlan {
                 started: now,
                 deadline: walk.deadline,
-                stop_at: walk.stop_at(i, now),
+                stop_at,
                 probe: probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard),
                 hedged: false,
                 max_tries: if walk.slots[i].second_chance && walk.slots[i].entry.is_some() {
@@ -644,6 +674,9 @@ impl Engine {
                 } else {
                     u32::MAX
                 },
+                in_line: std::mem::take(&mut walk.slots[i].in_line),
+                wait_until: stop_at
+                    .min(now.saturating_add(chain.max_wait.saturating_sub(walk.waited))),
             };
             let hedge = match (&chain.hedging, plan.probe.is_none()) {
                 (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
@@ -739,6 +772,8 @@ impl Engine {
                     probe: None,
                     hedged: true,
                     max_tries: u32::MAX,
+                    in_line: false,
+                    wait_until: hedge_started,
                 };
                 let mut second =
                     std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
@@ -769,7 +804,7 @@ impl Engine {
                     (answered @ Turn::Answered(_), _) | (_, answered @ Turn::Answered(_)) => {
                         answered
                     }
-                    (Turn::Refused, _) | (_, Turn::Refused) => Turn::Refused,
+                    (refused @ Turn::Refused(_), _) | (_, refused @ Turn::Refused(_)) => refused,
                     (Turn::DeadlinePassed, _) | (_, Turn::DeadlinePassed) => Turn::DeadlinePassed,
                     _ => Turn::Failed,
                 };
@@ -925,8 +960,12 @@ impl Engine {
                 None => Ok(first),
             },
         };
+        let mut line = LineWait::default();
         let (turn, again_at) = match first {
-            Ok(first) => self.tries(slot, request, &first, &plan, &mut entry).await,
+            Ok(first) => {
+                self.tries(slot, request, &first, &plan, &mut entry, &mut line)
+                    .await
+            }
             Err((outcome, reason, retry_after)) => {
                 entry.outcome = outcome;
                 entry.reason = Cow::Owned(reason);
@@ -949,6 +988,7 @@ impl Engine {
             turn,
             entry,
             again_at,
+            line,
         }
     }
 
@@ -961,6 +1001,7 @@ impl Engine {
         first: &HttpRequest,
         plan: &TurnPlan,
         entry: &mut Attempt,
+        line: &mut LineWait,
     ) -> (Turn, Option<Duration>) {
         let ctx = &CallContext {
             base_url: &slot.base_url,
@@ -987,11 +1028,57 @@ impl Engine {
         let mut probe_opened = false;
         slot.budget.deposit();
         let mut sent_at = plan.started;
+        let mut place = None;
+        if plan.in_line {
+            let started = self.clock.now();
+            tokio::select! {
+                first = slot.line.first_in_line() => place = Some(first),
+                _ = self.clock.sleep_until(plan.wait_until) => {}
+            }
+            line.waited += self.clock.now().saturating_sub(started);
+            if place.is_none() {
+                refuse(
+                    entry,
+                    SkipReason::RateLimit,
+                    "skipped: still in line for a rate-limit slot".into(),
+                    None,
+                );
+                return (Turn::Failed, None);
+            }
+        }
         loop {
+            let mut now = self.clock.now();
+            // Calls in line for a slot go first.
+            let queued = slot.line.len();
+            if place.is_none() && queued > 0 {
+                line.at_limiter = true;
+                refuse(
+                    entry,
+                    SkipReason::RateLimit,
+                    format!("skipped: {queued} calls in line for a rate-limit slot"),
+                    None,
+                );
+                return (Turn::Failed, Some(now));
+            }
             // Guards: each try spends one quota unit and one limiter token,
             // asked together so a shared store answers in one round trip.
-            let now = self.clock.now();
-            match self.state.admit(id, 1).await {
+            let admission = loop {
+                match self.state.admit(id, 1).await {
+                    // At the head of the line: wait for the slot.
+                    Admission::RateLimited { retry_after }
+                        if place.is_some() && now.saturating_add(retry_after) < plan.wait_until =>
+                    {
+                        let wait = retry_after.max(MIN_WAIT);
+                        self.clock.backoff(wait).await;
+                        line.waited += wait;
+                        now = self.clock.now();
+                    }
+                    admission => break admission,
+                }
+            };
+            // Out of the line, admitted or not.
+            place = None;
+            match admission {
                 Admission::Admitted => {}
                 Admission::QuotaExhausted {
                     reset_at,
@@ -1009,6 +1096,7 @@ impl Engine {
                     return (Turn::Failed, Some(now.saturating_add(retry_after)));
                 }
                 Admission::RateLimited { retry_after } => {
+                    line.at_limiter = true;
                     refuse(
                         entry,
                         SkipReason::RateLimit,
@@ -1163,12 +1251,18 @@ impl Engine {
             if let Some(permit) = permit {
                 permit.record(decision.breaker, latency);
             }
-            if probe_opened && decision.breaker == Outcome::Failure {
-                // A failed last resort re-opens the breaker at once rather
-                // than leaving the rest of its half-open trials to other
-                // calls.
+            if decision.breaker == Outcome::Failure {
                 if let Some(breaker) = slot.breaker(capability) {
-                    let _ = breaker.transition_to_open();
+                    if probe_opened {
+                        // A failed last resort re-opens the breaker at once
+                        // rather than leaving the rest of its half-open
+                        // trials to other calls.
+                        let _ = breaker.transition_to_open();
+                    } else if !probing && breaker.state() == CircuitState::Open {
+                        if let Some(probe) = slot.probe(capability) {
+                            probe.failed_at(now);
+                        }
+                    }
                 }
             }
             span.in_scope(|| {
@@ -1192,7 +1286,7 @@ impl Engine {
                 return (Turn::DeadlinePassed, None);
             }
             if !decision.fall_over {
-                return (Turn::Refused, None);
+                return (Turn::Refused(failure.message), None);
             }
             if entry.tries >= plan.max_tries {
                 return (Turn::Failed, None);
@@ -1202,7 +1296,16 @@ impl Engine {
                     self.clock.backoff(wait).await;
                     sent_at = self.clock.now();
                 }
-                Err(again_at) => return (Turn::Failed, again_at),
+                Err(again_at) => {
+                    if !probing && slot.benched(now).is_some() {
+                        // Benched by this failure: it counts as a probe, so
+                        // the next one waits a probe interval.
+                        if let Some(probe) = slot.probe(capability) {
+                            probe.failed_at(now);
+                        }
+                    }
+                    return (Turn::Failed, again_at);
+                }
             }
         }
     }
@@ -1353,50 +1456,52 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
             hedged: false,
         },
         again_at: None,
+        line: LineWait::default(),
     }
 }
 
-/// Whether provider `i` may be probed as a last resort in this call: it was
-/// passed over for a reason that may already be over (an open breaker, a
-/// bench for a long `Retry-After` or an unreachable host, unhealthy
-/// failures), and is not about to be asked anyway after a backoff pause. A
-/// provider without a key, benched for a refused key or a used-up quota,
-/// forced open, or that failed for a reason a new request would not change
-/// (invalid request, not found, refusal) is never probed.
+/// Whether provider `i` may be probed as a last resort in this call: its
+/// breaker is open (or a probe of it is in flight), or it is benched as
+/// unreachable or by a `Retry-After` no longer than a call's deadline (a
+/// flapping provider's 429 says little about the next second), and nothing
+/// in this call says a new request would fail the same way. A provider
+/// without a key, benched for a refused key, a used-up quota or a longer
+/// `Retry-After`, or forced open is never probed; one that merely failed
+/// while its breaker stays closed has had its retries.
 fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCandidate> {
     let slot = &walk.chain.slots[i];
-    let state = &walk.slots[i];
-    if state.pausing && state.ready.is_some_and(|at| at < walk.deadline) {
-        return None;
-    }
     match walk.last_entry(i)?.outcome {
         AttemptOutcome::Failed(
             FailureClass::Transient | FailureClass::RateLimited | FailureClass::MalformedResponse,
         )
         | AttemptOutcome::Cancelled
-        | AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {}
-        AttemptOutcome::Skipped(SkipReason::Benched(cause)) if cause.may_be_probed() => {}
+        | AttemptOutcome::Skipped(SkipReason::CircuitOpen | SkipReason::Benched(_)) => {}
         _ => return None,
     }
     if slot.missing_key() {
         return None;
     }
-    let (benched, mut why) = match slot.benched(now) {
+    let benched = match slot.benched(now) {
         Some((_, cause)) if !cause.may_be_probed() => return None,
-        Some((left, _)) => (left, "last-resort probe while benched"),
-        None => (Duration::ZERO, "last-resort probe after its failures"),
+        // A wait longer than a whole call is taken at its word.
+        Some((left, BenchCause::RateLimited)) if left > walk.chain.total_timeout => return None,
+        benched => benched.map(|(left, _)| left),
     };
-    let open = match slot.breaker(walk.capability).map(CircuitBreaker::snapshot) {
+    let probing = slot.probe(walk.capability).is_some_and(|p| p.probing());
+    let (back_in, why) = match slot.breaker(walk.capability).map(CircuitBreaker::snapshot) {
         Some(b) if b.state == CircuitState::ForcedOpen => return None,
-        Some(b) if b.state == CircuitState::Open => {
-            why = "last-resort probe while its circuit was open";
-            b.open_until.unwrap_or_default()
-        }
-        _ => Duration::ZERO,
+        Some(b) if b.state == CircuitState::Open => (
+            b.open_until.unwrap_or_default(),
+            "last-resort probe while its circuit was open",
+        ),
+        _ if benched.is_some() => (Duration::ZERO, "last-resort probe while benched"),
+        // Another call's probe: this one waits for it.
+        _ if probing => (Duration::ZERO, "last-resort probe"),
+        _ => return None,
     };
     Some(ProbeCandidate {
         i,
-        back_in: benched.max(open),
+        back_in: back_in.max(benched.unwrap_or_default()),
         why,
     })
 }
@@ -1417,16 +1522,15 @@ fn waited_for(provider: &str, entry: &Attempt) -> String {
     }
 }
 
-/// The error of a call that a provider refused on content grounds.
-fn content_filtered(walk: Walk<'_>) -> Error {
-    let refused = walk
+/// The error of a call that a provider refused on content grounds, with
+/// the provider's own words.
+fn content_filtered(walk: Walk<'_>, reason: String) -> Error {
+    let provider = walk
         .attempts
         .iter()
         .rev()
-        .find(|a| a.outcome == AttemptOutcome::Failed(FailureClass::ContentFiltered));
-    let (provider, reason) = refused
-        .map(|a| (a.provider, a.reason.to_string()))
-        .unwrap_or(("", String::new()));
+        .find(|a| a.outcome == AttemptOutcome::Failed(FailureClass::ContentFiltered))
+        .map_or("", |a| a.provider);
     Error::ContentFiltered {
         capability: walk.capability.as_str(),
         provider,

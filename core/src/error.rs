@@ -204,8 +204,10 @@ pub enum BenchCause {
 
 impl BenchCause {
     /// Whether a last-resort probe may ask a provider benched for this
-    /// cause: one that asked to wait, or did not listen, may be back before
-    /// its bench ends; a refused key or a used-up quota will not.
+    /// cause: one that did not listen or asked to wait may be back before
+    /// its bench ends; a refused key or a used-up quota will not. (The
+    /// engine also leaves alone a provider whose `Retry-After` is longer
+    /// than a whole call.)
     pub(crate) fn may_be_probed(self) -> bool {
         matches!(self, Self::RateLimited | Self::Unreachable)
     }

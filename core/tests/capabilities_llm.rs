@@ -633,6 +633,10 @@ async fn a_content_refusal_ends_the_call_after_one_request_with_the_reason() {
         reason.contains("rejected as a result of our safety system"),
         "{reason}"
     );
+    assert!(
+        !reason.starts_with("content_filtered"),
+        "the provider's words, not the trail's: {reason}"
+    );
     assert_eq!(error.kind(), polyrelay::ErrorKind::ContentFiltered);
     assert!(!error.is_retryable());
     assert_eq!(attempts[0].outcome, "content_filtered");

@@ -310,7 +310,13 @@ probe_interval = "10s"
         client.call("weather.current", berlin()).await.unwrap_err();
     }
     assert_eq!(emulator.hits("/open-meteo/*"), 2);
-    // Open: the next call probes (and fails, re-opening the breaker).
+    // The failure that opened the breaker counts as a probe: within the
+    // probe interval, no request at all.
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(emulator.hits("/open-meteo/*"), 2);
+    // Then the next call probes (and fails, re-opening the breaker).
+    clock.advance(Duration::from_secs(10));
     let error = client.call("weather.current", berlin()).await.unwrap_err();
     assert_eq!(emulator.hits("/open-meteo/*"), 3, "{error}");
     // Within the probe interval: no request at all.

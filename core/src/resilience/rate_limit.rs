@@ -25,6 +25,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::middleware::StateInformationMiddleware;
@@ -296,6 +297,59 @@ impl RateLimiter {
     }
 }
 
+/// A fair line for one limiter's slots: calls that wait for a slot take
+/// them in the order they started waiting, and a call that did not wait
+/// does not jump the line while anyone is in it.
+///
+/// Without it, a call woken at its slot loses it, again and again, to calls
+/// that just arrived: under demand above the limit some calls starved for
+/// the whole of their deadline in the chaos soak while the others went
+/// through. tokio's mutex hands its lock out in FIFO order, which is the
+/// line.
+#[derive(Debug, Default)]
+pub(crate) struct SlotLine {
+    turn: tokio::sync::Mutex<()>,
+    /// Calls in the line, the one at its head included.
+    waiting: AtomicUsize,
+}
+
+/// A call's place at the head of a [`SlotLine`]; dropping it lets the next
+/// call in line go.
+#[derive(Debug)]
+pub(crate) struct FirstInLine<'a> {
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+    _counted: InLine<'a>,
+}
+
+/// Counts a call in the line for as long as it is in it, whether it leaves
+/// at the head or gives up waiting (its future dropped).
+#[derive(Debug)]
+struct InLine<'a>(&'a SlotLine);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl SlotLine {
+    /// Calls in the line: when not zero, a call that has not waited must
+    /// join it rather than take a slot.
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Joins the line and completes once this call is at its head.
+    pub(crate) async fn first_in_line(&self) -> FirstInLine<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let counted = InLine(self);
+        FirstInLine {
+            _turn: self.turn.lock().await,
+            _counted: counted,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,5 +589,37 @@ mod tests {
         assert!(!allowed(limiter.check(1)));
         clock.advance(ms(1));
         assert!(allowed(limiter.check(1)));
+    }
+
+    #[tokio::test]
+    async fn the_slot_line_serves_calls_in_the_order_they_joined() {
+        use std::sync::Arc;
+
+        let line = Arc::new(SlotLine::default());
+        let head = line.first_in_line().await;
+        assert_eq!(line.len(), 1);
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut calls = Vec::new();
+        for n in 0..5 {
+            let (in_line, order) = (Arc::clone(&line), Arc::clone(&order));
+            calls.push(tokio::spawn(async move {
+                let _place = in_line.first_in_line().await;
+                order.lock().push(n);
+            }));
+            // Each call is in the line before the next joins.
+            while line.len() < n + 2 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // A call that gives up waiting leaves the line.
+        let gave_up = tokio::time::timeout(Duration::from_millis(1), line.first_in_line()).await;
+        assert!(gave_up.is_err());
+        assert_eq!(line.len(), 6);
+        drop(head);
+        for call in calls {
+            call.await.unwrap();
+        }
+        assert_eq!(*order.lock(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(line.len(), 0);
     }
 }
