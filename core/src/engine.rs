@@ -71,9 +71,12 @@ const WAIT_BEFORE_PROBE: Duration = Duration::from_millis(100);
 const PROBE_PATIENCE: Duration = Duration::from_millis(250);
 
 /// When a half-open breaker has no trial slot free, the provider is asked
-/// again this soon rather than after the breaker's generic one second: the
-/// trials in flight usually end within milliseconds.
-const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);
+/// again this soon rather than after the breaker's generic one second (the
+/// trials in flight usually end within milliseconds), but later than
+/// [`WAIT_BEFORE_PROBE`], so that the call probes another provider first
+/// when it can (trials against a hung provider hold their slots for a whole
+/// attempt timeout).
+const HALF_OPEN_RECHECK: Duration = Duration::from_millis(150);
 
 /// Shortest wait of a second pass: a provider that says "now" again and
 /// again (a contended limiter slot) must not spin the call.
@@ -1028,6 +1031,15 @@ impl Engine {
         let mut probe_opened = false;
         slot.budget.deposit();
         let mut sent_at = plan.started;
+        // An open breaker is known without spending a quota unit or a
+        // limiter slot, or queuing for one.
+        if let Some(breaker) = slot.breaker(capability) {
+            if !probing && breaker.state() == CircuitState::Open {
+                if let Err(rejected) = breaker.try_acquire() {
+                    return refuse_open(entry, rejected, self.clock.now());
+                }
+            }
+        }
         let mut place = None;
         if plan.in_line {
             let started = self.clock.now();
@@ -1048,9 +1060,10 @@ impl Engine {
         }
         loop {
             let mut now = self.clock.now();
-            // Calls in line for a slot go first.
+            // Calls in line for a slot go first (a probe, at most one per
+            // probe interval, does not wait).
             let queued = slot.line.len();
-            if place.is_none() && queued > 0 {
+            if place.is_none() && !probing && queued > 0 {
                 line.at_limiter = true;
                 refuse(
                     entry,
@@ -1146,25 +1159,7 @@ impl Engine {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(rejected)) => {
                     self.state.refund_quota(id, 1).await;
-                    refuse(
-                        entry,
-                        SkipReason::CircuitOpen,
-                        format!(
-                            "skipped: circuit {} for {:.1} s",
-                            rejected.state.as_str().replace('_', "-"),
-                            rejected.retry_after.as_secs_f64()
-                        ),
-                        Some(rejected.retry_after),
-                    );
-                    let again = match rejected.state {
-                        // A forced-open breaker has no end of its own.
-                        CircuitState::ForcedOpen => None,
-                        CircuitState::HalfOpen => Some(
-                            now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK)),
-                        ),
-                        _ => Some(now.saturating_add(rejected.retry_after)),
-                    };
-                    return (Turn::Failed, again);
+                    return refuse_open(entry, rejected, now);
                 }
                 None => None,
             };
@@ -1438,6 +1433,32 @@ fn refuse(entry: &mut Attempt, reason: SkipReason, text: String, retry_after: Op
     if retry_after.is_some() {
         entry.retry_after = retry_after;
     }
+}
+
+/// Records a breaker's refusal; returns how the turn ends and when to ask
+/// again.
+fn refuse_open(
+    entry: &mut Attempt,
+    rejected: crate::resilience::breaker::Rejected,
+    now: Duration,
+) -> (Turn, Option<Duration>) {
+    refuse(
+        entry,
+        SkipReason::CircuitOpen,
+        format!(
+            "skipped: circuit {} for {:.1} s",
+            rejected.state.as_str().replace('_', "-"),
+            rejected.retry_after.as_secs_f64()
+        ),
+        Some(rejected.retry_after),
+    );
+    let again = match rejected.state {
+        // A forced-open breaker has no end of its own.
+        CircuitState::ForcedOpen => None,
+        CircuitState::HalfOpen => Some(now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK))),
+        _ => Some(now.saturating_add(rejected.retry_after)),
+    };
+    (Turn::Failed, again)
 }
 
 /// The trail entry of a hedged turn that lost the race.
