@@ -103,8 +103,8 @@ pub struct CapabilitySettings {
     #[serde(with = "crate::duration::serde_secs::option")]
     pub max_wait: Option<Duration>,
     /// Whether a call that finds no provider it can ask probes one held
-    /// back by something that may be over (an open breaker, a long
-    /// `Retry-After`, an unreachable host, earlier failures), the one back
+    /// back by something that may be over (an open breaker, an unreachable
+    /// host, a `Retry-After` no longer than the deadline), the one back
     /// soonest first (default true).
     pub last_resort_probe: Option<bool>,
     /// Time kept for the next provider: an attempt on a provider that is

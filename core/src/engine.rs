@@ -10,8 +10,9 @@
 //!          1. key present?                     no: skip
 //!          2. benched?                         auth refused, quota out, long Retry-After: skip
 //!          for each try (retry):
-//!            3. daily quota                    exhausted: skip
-//!            4. rate limiter (GCRA)            not admitted: skip
+//!            3. daily quota                    exhausted: skip (an open breaker is
+//!                                              refused first, spending nothing)
+//!            4. rate limiter (GCRA)            not admitted, or others in line: skip
 //!            5. circuit breaker                open: skip with its retry_after
 //!            6. attempt timeout → HTTP → provider interprets the response
 //!               (capped to leave min_fallback_time when another provider is left)
@@ -19,8 +20,9 @@
 //!          hedging (opt-in): a slow provider's next one is asked too; first answer wins
 //!        no answer: second pass — wait for the earliest moment a provider said it
 //!        can answer again (limiter slot, Retry-After, bench, breaker half-open) and
-//!        ask it; last resort — probe a provider held back by a reason that may
-//!        already be over (open breaker, long Retry-After, unreachable, failures),
+//!        ask it (waits for a rate-limit slot are first come, first served);
+//!        last resort — probe a provider held back by a reason that may already
+//!        be over (open breaker, unreachable, Retry-After within the deadline),
 //!        the one back soonest first, one probe per provider per probe_interval,
 //!        other calls waiting on it; repeat while the deadline (and max_wait) allows
 //! ```
@@ -1044,6 +1046,7 @@ impl Engine {
         if plan.in_line {
             let started = self.clock.now();
             tokio::select! {
+                biased;
                 first = slot.line.first_in_line() => place = Some(first),
                 _ = self.clock.sleep_until(plan.wait_until) => {}
             }
@@ -1455,7 +1458,9 @@ fn refuse_open(
     let again = match rejected.state {
         // A forced-open breaker has no end of its own.
         CircuitState::ForcedOpen => None,
-        CircuitState::HalfOpen => Some(now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK))),
+        CircuitState::HalfOpen => {
+            Some(now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK)))
+        }
         _ => Some(now.saturating_add(rejected.retry_after)),
     };
     (Turn::Failed, again)

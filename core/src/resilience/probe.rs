@@ -143,7 +143,10 @@ mod tests {
             panic!("the first call probes");
         };
         assert!(probe.probing());
-        assert_eq!(probe.in_flight().map(|(since, _)| since), Some(Duration::ZERO));
+        assert_eq!(
+            probe.in_flight().map(|(since, _)| since),
+            Some(Duration::ZERO)
+        );
         let waits: Vec<ProbeWait> = (0..5)
             .map(|_| match probe.turn(Duration::from_millis(10)) {
                 ProbeTurn::Wait(wait) => wait,
