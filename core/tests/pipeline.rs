@@ -167,10 +167,7 @@ chain = ["open-meteo"]
     let client = client(&emulator, &clock, config, &[]);
     emulator.fault_always("/open-meteo/*", Fault::Hang);
 
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.call("weather.current", berlin()).await }
-    });
+    let call = spawn_berlin_call(&client);
     // Drive virtual time in 10 ms steps while the call waits on real sockets.
     while !call.is_finished() {
         clock.advance(Duration::from_millis(10));

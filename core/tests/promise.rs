@@ -147,10 +147,7 @@ attempt_timeout = "5s"
     let client = Arc::new(client(&emulator, &clock, &config, &[]));
     emulator.fault_always("/open-meteo/*", Fault::Hang);
 
-    let call = tokio::spawn({
-        let client = Arc::clone(&client);
-        async move { client.call("weather.current", berlin()).await }
-    });
+    let call = spawn_berlin_call(&client);
     emulator
         .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
         .await
@@ -198,10 +195,7 @@ max_attempts = 1
         Fault::Latency(Duration::from_millis(300)),
         1,
     );
-    let call = tokio::spawn({
-        let client = Arc::clone(&client);
-        async move { client.call("weather.current", berlin()).await }
-    });
+    let call = spawn_berlin_call(&client);
     emulator
         .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
         .await
@@ -258,12 +252,7 @@ retry = {{ max_attempts = 1 }}
     emulator.fault_always("/met-norway/*", Fault::status(503));
 
     const N: usize = 8;
-    let calls: Vec<_> = (0..N)
-        .map(|_| {
-            let client = Arc::clone(&client);
-            tokio::spawn(async move { client.call("weather.current", berlin()).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..N).map(|_| spawn_berlin_call(&client)).collect();
     emulator
         .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
         .await
@@ -372,10 +361,7 @@ hedge = {{ after = "50ms", budget = 1.0 }}
     );
     let client = Arc::new(client(&emulator, &clock, &config, &[]));
     emulator.fault_next("/open-meteo/*", Fault::Hang, 1);
-    let call = tokio::spawn({
-        let client = Arc::clone(&client);
-        async move { client.call("weather.current", berlin()).await }
-    });
+    let call = spawn_berlin_call(&client);
     emulator
         .wait_for_requests("/open-meteo/*", 1, Duration::from_secs(5))
         .await

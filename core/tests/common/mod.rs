@@ -56,6 +56,15 @@ pub fn builder(
         .seed(7)
 }
 
+/// A `weather.current` call for Berlin on its own task, so that the test
+/// can move the clock or the emulator while it runs.
+pub fn spawn_berlin_call(
+    client: &Client,
+) -> tokio::task::JoinHandle<polyrelay::Result<polyrelay::Envelope>> {
+    let client = client.clone();
+    tokio::spawn(async move { client.call("weather.current", berlin()).await })
+}
+
 /// Berlin.
 pub fn berlin() -> serde_json::Value {
     serde_json::json!({"lat": 52.52, "lon": 13.41})
