@@ -300,7 +300,8 @@ struct TurnPlan {
     /// Set when this turn is a last-resort probe.
     probe: Option<ProbeGuard>,
     hedged: bool,
-    /// Most tries in this turn (1 for a provider's second chance).
+    /// Most tries in this turn (1 for a probe or a provider's second
+    /// chance).
     max_tries: u32,
     /// Wait in the provider's rate-limit line for a slot, until at most
     /// `wait_until`.
@@ -668,13 +669,18 @@ impl Engine {
                 continue;
             }
             let stop_at = walk.stop_at(i, now);
+            let this_probe = probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard);
+            let probing = this_probe.is_some();
             let plan = TurnPlan {
                 started: now,
                 deadline: walk.deadline,
                 stop_at,
-                probe: probe.take_if(|(p, _)| *p == i).map(|(_, guard)| guard),
+                probe: this_probe,
                 hedged: false,
-                max_tries: if walk.slots[i].second_chance && walk.slots[i].entry.is_some() {
+                // A probe is one trial, and a second chance one try.
+                max_tries: if probing
+                    || (walk.slots[i].second_chance && walk.slots[i].entry.is_some())
+                {
                     1
                 } else {
                     u32::MAX
