@@ -307,6 +307,9 @@ struct TurnPlan {
     /// `wait_until`.
     in_line: bool,
     wait_until: Duration,
+    /// Another provider may still be asked in this call (now, later or by
+    /// a last-resort probe).
+    others_left: bool,
 }
 
 /// The error a fetch hands to the cache: cloneable for coalesced waiters.
@@ -339,6 +342,9 @@ struct SlotWalk {
     second_chance: bool,
     /// Its next turn waits in its rate-limit line.
     in_line: bool,
+    /// When a request to it last failed in this call: this call does not
+    /// probe it again within a probe interval (other calls may).
+    failed_at: Option<Duration>,
 }
 
 impl<'a> Walk<'a> {
@@ -374,6 +380,16 @@ impl<'a> Walk<'a> {
         })
     }
 
+    /// Whether another provider than `i` may still be asked in this call:
+    /// now, after a wait, or by a last-resort probe.
+    fn others_left(&self, i: usize, now: Duration) -> bool {
+        (0..self.chain.slots.len()).any(|j| {
+            j != i
+                && (self.slots[j].ready.is_some_and(|at| at < self.deadline)
+                    || (self.chain.last_resort_probe && probe_candidate(self, j, now).is_some()))
+        })
+    }
+
     /// Where provider `i`'s turn must stop: early enough for the next
     /// provider to have `min_fallback_time` (at most half the time left),
     /// unless no other provider is left.
@@ -406,6 +422,9 @@ impl<'a> Walk<'a> {
             )
         );
         state.in_line = end.line.at_limiter;
+        if end.entry.tries > 0 && !matches!(end.turn, Turn::Answered(_)) {
+            state.failed_at = Some(now);
+        }
         self.waited += end.line.waited;
         let again_at = match end.again_at {
             None if unhealthy && !state.second_chance => {
@@ -686,6 +705,7 @@ impl Engine {
                     u32::MAX
                 },
                 in_line: std::mem::take(&mut walk.slots[i].in_line),
+                others_left: walk.others_left(i, now),
                 wait_until: stop_at
                     .min(now.saturating_add(chain.max_wait.saturating_sub(walk.waited))),
             };
@@ -785,6 +805,7 @@ impl Engine {
                     max_tries: u32::MAX,
                     in_line: false,
                     wait_until: hedge_started,
+                    others_left: true,
                 };
                 let mut second =
                     std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
@@ -885,7 +906,15 @@ impl Engine {
         }
         let mut next_probe: Option<(usize, Duration)> = None;
         for (c, probe) in &probes {
-            match probe.turn(now) {
+            let own_wait = walk.slots[c.i]
+                .failed_at
+                .map(|at| at.saturating_add(chain.slots[c.i].settings.probe_interval))
+                .filter(|at| *at > now);
+            let turn = match own_wait {
+                Some(at) => ProbeTurn::NotBefore(at),
+                None => probe.turn(now),
+            };
+            match turn {
                 ProbeTurn::Probe(guard) => {
                     return Some(NextChance::Probe {
                         i: c.i,
@@ -1188,10 +1217,10 @@ impl Engine {
                     idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
                 )
                 .instrument(span.clone()));
-            let result = tokio::select! {
+            let (result, timed_out) = tokio::select! {
                 biased;
-                result = exchange => result,
-                _ = self.clock.sleep_until(attempt_deadline) => Err(ProviderFailure::new(
+                result = exchange => (result, false),
+                _ = self.clock.sleep_until(attempt_deadline) => (Err(ProviderFailure::new(
                     FailureClass::Transient,
                     if attempt_deadline == deadline {
                         "cut off by the total deadline".to_string()
@@ -1203,7 +1232,7 @@ impl Engine {
                     } else {
                         format!("no response within {:.3} s", retry.attempt_timeout.as_secs_f64())
                     },
-                )),
+                )), true),
             };
             let now = self.clock.now();
             let latency = now.saturating_sub(sent_at);
@@ -1248,7 +1277,8 @@ impl Engine {
             }
             let decision = policy::after_failure(Facts {
                 safe_to_repeat,
-                last_available: stop_at == deadline,
+                timed_out,
+                last_available: !plan.others_left,
                 content_filtered_fallback: chain.content_filtered_fallback,
                 ..Facts::of(&failure)
             });
@@ -1262,10 +1292,6 @@ impl Engine {
                         // rather than leaving the rest of its half-open
                         // trials to other calls.
                         let _ = breaker.transition_to_open();
-                    } else if !probing && breaker.state() == CircuitState::Open {
-                        if let Some(probe) = slot.probe(capability) {
-                            probe.failed_at(now);
-                        }
                     }
                 }
             }
@@ -1300,16 +1326,7 @@ impl Engine {
                     self.clock.backoff(wait).await;
                     sent_at = self.clock.now();
                 }
-                Err(again_at) => {
-                    if !probing && slot.benched(now).is_some() {
-                        // Benched by this failure: it counts as a probe, so
-                        // the next one waits a probe interval.
-                        if let Some(probe) = slot.probe(capability) {
-                            probe.failed_at(now);
-                        }
-                    }
-                    return (Turn::Failed, again_at);
-                }
+                Err(again_at) => return (Turn::Failed, again_at),
             }
         }
     }

@@ -19,6 +19,8 @@ pub(crate) struct Facts {
     pub unprocessed: bool,
     /// Nothing was listening: the connection was refused or never made.
     pub unreachable: bool,
+    /// No answer came within the attempt timeout.
+    pub timed_out: bool,
     /// Repeating a processed request is harmless: a GET, a capability whose
     /// calls have no side effects, or a provider that de-duplicates by an
     /// idempotency key.
@@ -40,6 +42,7 @@ impl Facts {
                 || failure.class == FailureClass::RateLimited
                 || (failure.status == Some(503) && failure.retry_after.is_some()),
             unreachable,
+            timed_out: false,
             safe_to_repeat: false,
             last_available: false,
             content_filtered_fallback: false,
@@ -81,6 +84,13 @@ pub(crate) fn after_failure(facts: Facts) -> Decision {
             bench: Some(BenchCause::Unreachable),
             breaker: Outcome::Failure,
         },
+        Transient if facts.timed_out => Decision {
+            // A provider that hung for a whole attempt timeout is likely to
+            // hang again: while another provider is left to ask, the call
+            // moves on (the provider keeps its second chance).
+            retry: facts.last_available && facts.safe_to_repeat,
+            ..plain(Outcome::Failure)
+        },
         Transient | RateLimited => Decision {
             retry: facts.unprocessed || facts.safe_to_repeat,
             ..plain(Outcome::Failure)
@@ -112,6 +122,7 @@ mod tests {
             class,
             unprocessed: false,
             unreachable: false,
+            timed_out: false,
             safe_to_repeat: false,
             last_available: false,
             content_filtered_fallback: false,
@@ -137,6 +148,14 @@ mod tests {
             last_available: true,
             ..refused
         };
+        let hung = Facts {
+            timed_out: true,
+            ..get
+        };
+        let hung_last = Facts {
+            last_available: true,
+            ..hung
+        };
         let busy_503 = Facts {
             unprocessed: true,
             ..facts(Transient)
@@ -154,6 +173,8 @@ mod tests {
             (get, true, true, None, f),
             (refused, false, true, Some(BenchCause::Unreachable), f),
             (refused_last, true, true, Some(BenchCause::Unreachable), f),
+            (hung, false, true, None, f),
+            (hung_last, true, true, None, f),
             (busy_503, true, true, None, f),
             (too_many, true, true, None, f),
             (facts(MalformedResponse), false, true, None, f),

@@ -103,13 +103,6 @@ impl LastResortProbe {
             .then(|| (state.last.unwrap_or_default(), ProbeWait(rx.clone())))
     }
 
-    /// A request that failed at `now` and left the breaker open counts as a
-    /// probe for spacing: probing it again at once would only repeat it.
-    pub(crate) fn failed_at(&self, now: Duration) {
-        let mut state = self.state.lock();
-        state.last = Some(state.last.map_or(now, |last| last.max(now)));
-    }
-
     /// Decides, at monotonic `now`, whether this call probes, waits for the
     /// probe in flight, or comes back later.
     pub(crate) fn turn(&self, now: Duration) -> ProbeTurn {
@@ -174,16 +167,10 @@ mod tests {
             ProbeTurn::NotBefore(at) => assert_eq!(at, Duration::from_secs(1)),
             other => panic!("expected NotBefore, got {other:?}"),
         }
-        // A failed request that left the breaker open spaces probes too.
-        probe.failed_at(Duration::from_millis(1500));
-        match probe.turn(Duration::from_millis(2000)) {
-            ProbeTurn::NotBefore(at) => assert_eq!(at, Duration::from_millis(2500)),
-            other => panic!("expected NotBefore, got {other:?}"),
-        }
-        let ProbeTurn::Probe(failed) = probe.turn(Duration::from_millis(2500)) else {
+        let ProbeTurn::Probe(failed) = probe.turn(Duration::from_secs(1)) else {
             panic!("a probe is due after the interval");
         };
-        let ProbeTurn::Wait(wait) = probe.turn(Duration::from_millis(2500)) else {
+        let ProbeTurn::Wait(wait) = probe.turn(Duration::from_secs(1)) else {
             panic!("expected a wait");
         };
         drop(failed);
