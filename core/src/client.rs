@@ -274,6 +274,7 @@ impl ClientBuilder {
                     .and_then(|s| s.hedge.as_ref())
                     .map(|hedge| Hedging::new(hedge, clock.clone())),
                 content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+                probe_answered: tokio::sync::Notify::new(),
                 ttl: TtlPolicy {
                     ttl: settings
                         .and_then(|s| s.cache_ttl)

@@ -240,6 +240,9 @@ pub(crate) struct Chain {
     pub min_fallback_time: Duration,
     pub hedging: Option<Hedging>,
     pub content_filtered_fallback: bool,
+    /// Wakes calls of this chain that are waiting when a last-resort probe
+    /// gets an answer: the provider it found may be the one they need.
+    pub probe_answered: tokio::sync::Notify,
 }
 
 /// Everything a call needs, shared by all clones of a client.
@@ -627,18 +630,30 @@ impl Engine {
                 Turn::Refused(reason) => return Err(content_filtered(walk, reason)),
                 Turn::Failed => {}
             }
+            // Registered before looking, so that a probe answering from
+            // here on wakes this call.
+            let mut probe_answered = std::pin::pin!(chain.probe_answered.notified());
+            probe_answered.as_mut().enable();
             let now = self.clock.now();
             match self.next_chance(&walk, now) {
                 None => return Err(walk.failure(false)),
                 Some(NextChance::At { i, at, what }) => {
                     let wait = at.saturating_sub(now).max(MIN_WAIT);
-                    self.clock.backoff(wait).await;
-                    walk.waited += wait;
+                    let woken = tokio::select! {
+                        _ = self.clock.backoff(wait) => false,
+                        _ = probe_answered => true,
+                    };
+                    let ended = self.clock.now();
+                    walk.waited += ended.saturating_sub(now);
+                    if woken {
+                        self.found_by_probes(&mut walk, now, ended);
+                        continue;
+                    }
                     walk.slots[i].note = Some(format!(
                         "waited {:.0} ms for {what}",
                         wait.as_secs_f64() * 1000.0
                     ));
-                    walk.slots[i].ready = Some(self.clock.now());
+                    walk.slots[i].ready = Some(ended);
                 }
                 Some(NextChance::Probe { i, guard, why }) => {
                     walk.slots[i].note = Some(why.into());
@@ -646,14 +661,19 @@ impl Engine {
                     probe = Some((i, guard));
                 }
                 Some(NextChance::AwaitProbe { i, wait, until }) => {
-                    let answered = tokio::select! {
-                        answered = wait.ended() => answered,
-                        _ = self.clock.sleep_until(until.min(walk.deadline)) => false,
+                    let (answered, woken) = tokio::select! {
+                        answered = wait.ended() => (answered, false),
+                        _ = self.clock.sleep_until(until.min(walk.deadline)) => (false, false),
+                        _ = probe_answered => (false, true),
                     };
                     let ended = self.clock.now();
                     walk.waited += ended.saturating_sub(now);
                     if self.clock.now() >= walk.deadline {
                         return Err(walk.failure(true));
+                    }
+                    if woken {
+                        self.found_by_probes(&mut walk, now, ended);
+                        continue;
                     }
                     if answered {
                         walk.slots[i].note = Some(format!(
@@ -663,6 +683,24 @@ impl Engine {
                         walk.slots[i].ready = Some(ended);
                     }
                 }
+            }
+        }
+    }
+
+    /// After a wait cut short by another call's probe answering: every
+    /// provider whose probe answered since `since` may be asked at once.
+    fn found_by_probes(&self, walk: &mut Walk<'_>, since: Duration, now: Duration) {
+        let capability = walk.capability;
+        for (state, slot) in walk.slots.iter_mut().zip(&walk.chain.slots) {
+            if slot
+                .probe(capability)
+                .is_some_and(|p| p.answered_since(since))
+            {
+                state.note = Some(format!(
+                    "waited {:.0} ms, until another call's probe of it answered",
+                    now.saturating_sub(since).as_secs_f64() * 1000.0
+                ));
+                state.ready = Some(now);
             }
         }
     }
@@ -1255,6 +1293,10 @@ impl Engine {
                     entry.reason = Cow::Borrowed(match &plan.probe {
                         Some(guard) => {
                             slot.end_bench();
+                            if let Some(probe) = slot.probe(capability) {
+                                probe.record_answer(now);
+                            }
+                            chain.probe_answered.notify_waiters();
                             guard.answered();
                             "answered a last-resort probe"
                         }

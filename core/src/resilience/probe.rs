@@ -33,6 +33,8 @@ struct ProbeState {
     /// The probe in flight: `Some(answered)` is sent when it ends, and the
     /// channel closes; waiters hold receivers.
     in_flight: Option<watch::Receiver<Option<bool>>>,
+    /// When a probe last got an answer (monotonic).
+    answered_at: Option<Duration>,
 }
 
 /// What a call should do about a provider whose breaker is open.
@@ -92,6 +94,17 @@ impl LastResortProbe {
             .in_flight
             .as_ref()
             .is_some_and(|rx| rx.has_changed().is_ok())
+    }
+
+    /// Notes that a probe got an answer at `now`, for calls that were
+    /// waiting for something else when it did.
+    pub(crate) fn record_answer(&self, now: Duration) {
+        self.state.lock().answered_at = Some(now);
+    }
+
+    /// Whether a probe got an answer at or after `since`.
+    pub(crate) fn answered_since(&self, since: Duration) -> bool {
+        self.state.lock().answered_at.is_some_and(|at| at >= since)
     }
 
     /// The probe in flight, if any: when it started and a wait for its end.
@@ -162,6 +175,10 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), vec![true; 5]);
         assert!(!probe.probing());
         assert!(probe.in_flight().is_none());
+        assert!(!probe.answered_since(Duration::ZERO));
+        probe.record_answer(Duration::from_millis(20));
+        assert!(probe.answered_since(Duration::from_millis(20)));
+        assert!(!probe.answered_since(Duration::from_millis(21)));
         // Within the interval: not before 1 s after the last probe.
         match probe.turn(Duration::from_millis(999)) {
             ProbeTurn::NotBefore(at) => assert_eq!(at, Duration::from_secs(1)),
