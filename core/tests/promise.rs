@@ -294,7 +294,11 @@ probe_interval = "10s"
     for _ in 0..2 {
         client.call("weather.current", berlin()).await.unwrap_err();
     }
-    assert_eq!(emulator.hits("/open-meteo/*"), 2, "no probe right after its own failure");
+    assert_eq!(
+        emulator.hits("/open-meteo/*"),
+        2,
+        "no probe right after its own failure"
+    );
     // Open: the next call probes (and fails, re-opening the breaker).
     let error = client.call("weather.current", berlin()).await.unwrap_err();
     assert_eq!(emulator.hits("/open-meteo/*"), 3, "{error}");
