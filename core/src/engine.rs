@@ -1327,14 +1327,12 @@ impl Engine {
             if let Some(permit) = permit {
                 permit.record(decision.breaker, latency);
             }
-            if decision.breaker == Outcome::Failure {
+            if probe_opened && decision.breaker == Outcome::Failure {
+                // A failed last resort re-opens the breaker at once rather
+                // than leaving the rest of its half-open trials to other
+                // calls.
                 if let Some(breaker) = slot.breaker(capability) {
-                    if probe_opened {
-                        // A failed last resort re-opens the breaker at once
-                        // rather than leaving the rest of its half-open
-                        // trials to other calls.
-                        let _ = breaker.transition_to_open();
-                    }
+                    let _ = breaker.transition_to_open();
                 }
             }
             span.in_scope(|| {
@@ -1553,8 +1551,9 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
 
 /// Whether provider `i` may be probed as a last resort in this call: its
 /// breaker is open (or a probe of it is in flight), or it is benched as
-/// unreachable or by a `Retry-After` no longer than a call's deadline (a
-/// flapping provider's 429 says little about the next second), and nothing
+/// unreachable or by a `Retry-After` no longer than a call's deadline and
+/// than this call may still wait (a flapping provider's 429 says little
+/// about the next second; a call that may not wait fails fast), and nothing
 /// in this call says a new request would fail the same way. A provider
 /// without a key, benched for a refused key, a used-up quota or a longer
 /// `Retry-After`, or forced open is never probed; one that merely failed
@@ -1574,8 +1573,14 @@ fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCand
     }
     let benched = match slot.benched(now) {
         Some((_, cause)) if !cause.may_be_probed() => return None,
-        // A wait longer than a whole call is taken at its word.
-        Some((left, BenchCause::RateLimited)) if left > walk.chain.total_timeout => return None,
+        // A wait longer than a whole call, or than this call may wait
+        // (`max_wait`), is taken at its word.
+        Some((left, BenchCause::RateLimited))
+            if left > walk.chain.total_timeout
+                || left > walk.chain.max_wait.saturating_sub(walk.waited) =>
+        {
+            return None
+        }
         benched => benched.map(|(left, _)| left),
     };
     let probing = slot.probe(walk.capability).is_some_and(|p| p.probing());

@@ -411,3 +411,53 @@ attempt_timeout = "12s"
     let defaults = client(&emulator, &clock, "", &[]);
     assert!(defaults.health().config_warnings.is_empty());
 }
+
+/// A provider benched by a `Retry-After` shorter than the deadline may be
+/// probed before its bench ends when nothing else can answer (a flapping
+/// provider's 429 says little about the next second); with `max_wait =
+/// "0s"` the call fails fast with `RateLimited` instead, without a request.
+#[tokio::test]
+async fn a_short_retry_after_bench_is_probed_unless_the_call_may_not_wait() {
+    for (max_wait, probed) in [("30s", true), ("0s", false)] {
+        let emulator = emulator().await;
+        let clock = clock();
+        let config = format!(
+            r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+max_wait = "{max_wait}"
+[defaults]
+retry = {{ max_attempts = 1, max_retry_after = "1s" }}
+"#
+        );
+        let client = client(&emulator, &clock, &config, &[]);
+        let too_many = Fault::Respond(Reply::new(429).with_header("retry-after", "20"));
+        emulator.fault_next("/open-meteo/*", too_many.clone(), 1);
+        emulator.fault_always("/met-norway/*", Fault::status(404));
+        emulator.fault_next("/met-norway/*", too_many, 1);
+        // Both answer 429 with a 20 s wait: both benched.
+        let first = client.call("weather.current", berlin()).await;
+        let hits = emulator.hits("/open-meteo/*");
+        if probed {
+            // Within the call's 30 s: probed once a probe interval after
+            // its own 429, and open-meteo has recovered.
+            let reply = first.unwrap();
+            assert_eq!(reply.provider, "open-meteo");
+            assert!(
+                reply.attempts[0]
+                    .reason
+                    .contains("answered a last-resort probe"),
+                "{:?}",
+                reply.attempts
+            );
+            assert_eq!(hits, 2);
+        } else {
+            let error = first.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+            assert_eq!(hits, 1, "not probed: the call may not wait");
+            let error = client.call("weather.current", berlin()).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+            assert_eq!(emulator.hits("/open-meteo/*"), 1, "still benched");
+        }
+    }
+}
