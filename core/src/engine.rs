@@ -383,6 +383,12 @@ impl<'a> Walk<'a> {
         })
     }
 
+    /// How much longer this call may wait in all (`max_wait` less what it
+    /// has waited).
+    fn wait_left(&self) -> Duration {
+        self.chain.max_wait.saturating_sub(self.waited)
+    }
+
     /// Whether another provider than `i` may still be asked in this call:
     /// now, after a wait, or by a last-resort probe.
     fn others_left(&self, i: usize, now: Duration) -> bool {
@@ -520,10 +526,9 @@ enum NextChance {
         guard: ProbeGuard,
         why: &'static str,
     },
-    /// Wait for another call's probe of provider `i` to end, or until
-    /// `until`, whichever comes first.
+    /// Wait for another call's probe to end, or until `until`, whichever
+    /// comes first.
     AwaitProbe {
-        i: usize,
         wait: crate::resilience::probe::ProbeWait,
         until: Duration,
     },
@@ -660,7 +665,7 @@ impl Engine {
                     walk.slots[i].ready = Some(now);
                     probe = Some((i, guard));
                 }
-                Some(NextChance::AwaitProbe { i, wait, until }) => {
+                Some(NextChance::AwaitProbe { wait, until }) => {
                     let (answered, woken) = tokio::select! {
                         answered = wait.ended() => (answered, false),
                         _ = self.clock.sleep_until(until.min(walk.deadline)) => (false, false),
@@ -668,19 +673,13 @@ impl Engine {
                     };
                     let ended = self.clock.now();
                     walk.waited += ended.saturating_sub(now);
-                    if self.clock.now() >= walk.deadline {
+                    if ended >= walk.deadline {
                         return Err(walk.failure(true));
                     }
-                    if woken {
+                    // The probe awaited (`answered`) recorded its answer
+                    // after `now`, like any other that woke the call.
+                    if answered || woken {
                         self.found_by_probes(&mut walk, now, ended);
-                        continue;
-                    }
-                    if answered {
-                        walk.slots[i].note = Some(format!(
-                            "waited {:.0} ms for another call's probe of it",
-                            ended.saturating_sub(now).as_secs_f64() * 1000.0
-                        ));
-                        walk.slots[i].ready = Some(ended);
                     }
                 }
             }
@@ -744,8 +743,7 @@ impl Engine {
                 },
                 in_line: std::mem::take(&mut walk.slots[i].in_line),
                 others_left: walk.others_left(i, now),
-                wait_until: stop_at
-                    .min(now.saturating_add(chain.max_wait.saturating_sub(walk.waited))),
+                wait_until: stop_at.min(now.saturating_add(walk.wait_left())),
             };
             let hedge = match (&chain.hedging, plan.probe.is_none()) {
                 (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
@@ -892,7 +890,7 @@ impl Engine {
     /// breaker-open provider.
     fn next_chance(&self, walk: &Walk<'_>, now: Duration) -> Option<NextChance> {
         let chain = walk.chain;
-        let wait_left = chain.max_wait.saturating_sub(walk.waited);
+        let wait_left = walk.wait_left();
         let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
         let soonest = (0..chain.slots.len())
             .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
@@ -928,18 +926,17 @@ impl Engine {
         // A probe that started less than PROBE_PATIENCE ago: wait for it
         // rather than send another request.
         let mut stalled = None;
-        for (c, probe) in &probes {
+        for (_, probe) in &probes {
             if let Some((since, wait)) = probe.in_flight() {
                 let patience_ends = since.saturating_add(PROBE_PATIENCE);
                 if now < patience_ends && !wait_left.is_zero() {
                     let until = soonest_at.map_or(patience_ends, |at| at.min(patience_ends));
                     return Some(NextChance::AwaitProbe {
-                        i: c.i,
                         wait,
                         until: wait_until(Some(until)),
                     });
                 }
-                stalled.get_or_insert((c.i, wait));
+                stalled.get_or_insert(wait);
             }
         }
         let mut next_probe: Option<(usize, Duration)> = None;
@@ -961,7 +958,7 @@ impl Engine {
                     })
                 }
                 ProbeTurn::Wait(wait) => {
-                    stalled.get_or_insert((c.i, wait));
+                    stalled.get_or_insert(wait);
                 }
                 ProbeTurn::NotBefore(at) => {
                     if fits(at) && next_probe.is_none_or(|(_, t)| at < t) {
@@ -974,8 +971,7 @@ impl Engine {
         match stalled {
             // Probes in flight for a while, and none can start now: wait for
             // one of them, or for the next moment something can be asked.
-            Some((i, wait)) if !wait_left.is_zero() => Some(NextChance::AwaitProbe {
-                i,
+            Some(wait) if !wait_left.is_zero() => Some(NextChance::AwaitProbe {
                 wait,
                 until: wait_until(soonest_at.into_iter().chain(next_probe_at).min()),
             }),
@@ -1576,8 +1572,7 @@ fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCand
         // A wait longer than a whole call, or than this call may wait
         // (`max_wait`), is taken at its word.
         Some((left, BenchCause::RateLimited))
-            if left > walk.chain.total_timeout
-                || left > walk.chain.max_wait.saturating_sub(walk.waited) =>
+            if left > walk.chain.total_timeout || left > walk.wait_left() =>
         {
             return None
         }
