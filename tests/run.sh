@@ -3,6 +3,8 @@
 # Installs what it needs (idempotently) through tests/setup.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A clean checkout gains nothing from incremental artifacts; they cost GBs.
+export CARGO_INCREMENTAL=0
 
 bash tests/setup.sh
 
