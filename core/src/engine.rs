@@ -623,11 +623,14 @@ impl Engine {
     async fn walk_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let capability = request.capability();
         let chain = self.chain(capability);
-        let mut walk = Walk::new(chain, capability, self.clock.now());
+        let started = self.clock.now();
+        let mut walk = Walk::new(chain, capability, started);
         if let Some(hedging) = &chain.hedging {
             hedging.deposit();
         }
         let mut probe = None;
+        // Probe answers up to here have been looked at.
+        let mut looked = started;
         loop {
             match self.pass(request, &mut walk, probe.take()).await {
                 Turn::Answered(answer) => return Ok((answer, walk.attempts)),
@@ -640,6 +643,12 @@ impl Engine {
             let mut probe_answered = std::pin::pin!(chain.probe_answered.notified());
             probe_answered.as_mut().enable();
             let now = self.clock.now();
+            // A provider that answered another call's probe (or closed its
+            // breaker) while this call was busy with its own turns.
+            let since = std::mem::replace(&mut looked, now);
+            if self.found_by_probes(&mut walk, since, now, false) {
+                continue;
+            }
             match self.next_chance(&walk, now) {
                 None => return Err(walk.failure(false)),
                 Some(NextChance::At { i, at, what }) => {
@@ -651,7 +660,8 @@ impl Engine {
                     let ended = self.clock.now();
                     walk.waited += ended.saturating_sub(now);
                     if woken {
-                        self.found_by_probes(&mut walk, now, ended);
+                        self.found_by_probes(&mut walk, now, ended, true);
+                        looked = ended;
                         continue;
                     }
                     walk.slots[i].note = Some(format!(
@@ -679,29 +689,45 @@ impl Engine {
                     // The probe awaited (`answered`) recorded its answer
                     // after `now`, like any other that woke the call.
                     if answered || woken {
-                        self.found_by_probes(&mut walk, now, ended);
+                        self.found_by_probes(&mut walk, now, ended, true);
+                        looked = ended;
                     }
                 }
             }
         }
     }
 
-    /// After a wait cut short by another call's probe answering: every
-    /// provider whose probe answered since `since` may be asked at once.
-    fn found_by_probes(&self, walk: &mut Walk<'_>, since: Duration, now: Duration) {
+    /// Every provider whose probe (or half-open trial) answered since
+    /// `since` may be asked at once: after a wait cut short by that answer
+    /// (`after_wait`), or when it came during this call's own turns.
+    /// Returns whether there was any.
+    fn found_by_probes(
+        &self,
+        walk: &mut Walk<'_>,
+        since: Duration,
+        now: Duration,
+        after_wait: bool,
+    ) -> bool {
         let capability = walk.capability;
+        let mut found = false;
         for (state, slot) in walk.slots.iter_mut().zip(&walk.chain.slots) {
             if slot
                 .probe(capability)
                 .is_some_and(|p| p.answered_since(since))
             {
-                state.note = Some(format!(
-                    "waited {:.0} ms, until another call's probe of it answered",
-                    now.saturating_sub(since).as_secs_f64() * 1000.0
-                ));
+                state.note = Some(if after_wait {
+                    format!(
+                        "waited {:.0} ms, until another call's probe of it answered",
+                        now.saturating_sub(since).as_secs_f64() * 1000.0
+                    )
+                } else {
+                    "another call's probe of it answered meanwhile".to_string()
+                });
                 state.ready = Some(now);
+                found = true;
             }
         }
+        found
     }
 
     /// One pass: asks, in chain order, every provider that may be asked
@@ -1275,7 +1301,18 @@ impl Engine {
                 Ok((data, status, received_at)) => {
                     slot.recent.record(latency);
                     if let Some(permit) = permit {
+                        let breaker = slot.breaker(capability);
+                        let trial = breaker.is_some_and(|b| b.state() == CircuitState::HalfOpen);
                         permit.record(Outcome::Success, latency);
+                        if trial && breaker.is_some_and(|b| b.state() == CircuitState::Closed) {
+                            // This answer closed the breaker: calls waiting
+                            // for any provider to come back may ask it now,
+                            // as after a last-resort probe.
+                            if let Some(probe) = slot.probe(capability) {
+                                probe.record_answer(now);
+                            }
+                            chain.probe_answered.notify_waiters();
+                        }
                     }
                     span.in_scope(|| {
                         tracing::debug!(

@@ -461,3 +461,64 @@ retry = {{ max_attempts = 1, max_retry_after = "1s" }}
         }
     }
 }
+
+#[tokio::test]
+async fn a_provider_that_recovers_while_the_call_is_busy_elsewhere_is_asked_again() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = format!(
+        r#"{NO_CACHE}
+[capabilities."weather.current"]
+chain = ["met-norway", "open-meteo"]
+total_timeout = "10s"
+[defaults]
+retry = {{ max_attempts = 1, attempt_timeout = "2s" }}
+[providers.met-norway]
+breaker = {{ sliding_window_size = 2, minimum_number_of_calls = 2, wait_duration_in_open_state = "60s" }}
+[providers.open-meteo]
+rate_limit = "3/min"
+"#
+    );
+    let client = Arc::new(client(&emulator, &clock, &config, &[]));
+    // met-norway fails twice (its breaker opens); open-meteo answers.
+    emulator.fault_always("/met-norway/*", Fault::status(503));
+    for _ in 0..2 {
+        let reply = client.call("weather.current", berlin()).await.unwrap();
+        assert_eq!(reply.provider, "open-meteo");
+    }
+    emulator.clear_faults();
+    emulator.fault_always("/open-meteo/*", Fault::Hang);
+
+    // Call X passes met-norway over (open for 60 s) and hangs on open-meteo
+    // with the last rate-limit slot.
+    let x = spawn_berlin_call(&client);
+    emulator
+        .wait_for_requests("/open-meteo/*", 3, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Call Y finds no slot on open-meteo and probes met-norway, which has
+    // recovered. X is busy and does not hear it.
+    let y = client.call("weather.current", berlin()).await.unwrap();
+    assert_eq!(y.provider, "met-norway");
+    assert!(
+        y.attempts[0]
+            .reason
+            .contains("answered a last-resort probe"),
+        "{}",
+        y.attempts[0].reason
+    );
+    // X's attempt times out; the probe's answer is not lost on it.
+    clock.advance(Duration::from_secs(2));
+    let x = x.await.unwrap().unwrap();
+    assert_eq!(x.provider, "met-norway");
+    assert_eq!(
+        x.attempts[0].reason,
+        "another call's probe of it answered meanwhile; answered",
+    );
+    assert_eq!(x.attempts[1].outcome.as_str(), "transient", "{x:?}");
+    assert_eq!(
+        emulator.hits("/met-norway/*"),
+        4,
+        "2 failures, Y's probe, X"
+    );
+}

@@ -195,6 +195,9 @@ struct Chaos {
     rng: Mutex<SmallRng>,
     fault_rate: f64,
     healthy: AtomicUsize,
+    /// When the healthy provider last changed (since `epoch`, in µs).
+    rotated_at: AtomicU64,
+    epoch: Instant,
     drawn: [AtomicU64; FaultKind::ALL.len()],
 }
 
@@ -240,6 +243,8 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
             World::OneHealthy => CHAIN.len() - 1,
             World::RotatingHealthy(_) => 0,
         }),
+        rotated_at: AtomicU64::new(0),
+        epoch: Instant::now(),
         drawn: Default::default(),
     });
     for (index, provider) in CHAIN.iter().enumerate() {
@@ -259,6 +264,11 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
                     ticks.tick().await;
                     let next = (chaos.healthy.load(Ordering::Relaxed) + 1) % CHAIN.len();
                     chaos.healthy.store(next, Ordering::Relaxed);
+                    let since_epoch = chaos.epoch.elapsed().as_micros();
+                    chaos.rotated_at.store(
+                        u64::try_from(since_epoch).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
                 }
             }))
         }
@@ -268,7 +278,13 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let healthy_now: HealthyNow = {
         let chaos = Arc::clone(&chaos);
-        Arc::new(move || CHAIN[chaos.healthy.load(Ordering::Relaxed)])
+        Arc::new(move || {
+            let since = Duration::from_micros(chaos.rotated_at.load(Ordering::Relaxed));
+            (
+                CHAIN[chaos.healthy.load(Ordering::Relaxed)],
+                chaos.epoch + since,
+            )
+        })
     };
     let tally = call_many(&client, phase.calls, phase.concurrency, Some(healthy_now)).await;
     let wall = started.elapsed();
@@ -289,9 +305,9 @@ pub async fn run(phase: &Phase) -> Result<Report, Box<dyn std::error::Error>> {
     })
 }
 
-/// Says which provider is healthy right now, for the description of a
-/// failed call.
-pub type HealthyNow = Arc<dyn Fn() -> &'static str + Send + Sync>;
+/// Says which provider is healthy right now and since when, for the
+/// description of a failed call.
+pub type HealthyNow = Arc<dyn Fn() -> (&'static str, Instant) + Send + Sync>;
 
 /// Makes `calls` calls to `weather.current`, `concurrency` at a time, each
 /// caller its own task, and tallies them.
@@ -315,9 +331,18 @@ pub async fn call_many(
                     let healthy_at_start = healthy();
                     let result = client.call("weather.current", berlin()).await;
                     tally.add(started.elapsed(), &result, || {
-                        healthy_at_start.zip(healthy()).map(|(at_start, at_end)| {
-                            format!("healthy {at_start} at the start, {at_end} at the end")
-                        })
+                        healthy_at_start
+                            .zip(healthy())
+                            .map(|((at_start, _), (at_end, since))| {
+                                // How long the provider healthy at the end had
+                                // been healthy within this call.
+                                let for_ =
+                                    Instant::now().saturating_duration_since(since.max(started));
+                                format!(
+                                    "healthy {at_start} at the start, {at_end} for the last {}",
+                                    ms(for_)
+                                )
+                            })
                     });
                 }
                 tally
