@@ -22,6 +22,8 @@ use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::resilience::retry::{parse_retry_after, parse_retry_after_ms};
 
+mod tolerant;
+
 /// How a provider authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -279,15 +281,18 @@ impl HttpResponse {
         (200..300).contains(&self.status)
     }
 
-    /// The body as JSON of type `T`; a mismatch is a malformed response.
-    /// Leading blank lines (DeepSeek's keep-alive) are tolerated.
+    /// The body as JSON of type `T`, read tolerantly (numbers as numeric
+    /// strings, ids as numbers, `null` lists as empty; see
+    /// `provider/tolerant.rs`); what still does not fit is a malformed
+    /// response naming the field. Leading blank lines (DeepSeek's
+    /// keep-alive) are tolerated.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ProviderFailure> {
         let start = self
             .body
             .iter()
             .position(|b| !b.is_ascii_whitespace())
             .unwrap_or(self.body.len());
-        serde_json::from_slice(&self.body[start..]).map_err(|e| {
+        tolerant::read(&self.body[start..]).map_err(|e| {
             ProviderFailure::malformed(format!("unexpected response body: {e}")).status(self.status)
         })
     }

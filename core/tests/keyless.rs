@@ -5,35 +5,6 @@ mod common;
 
 use common::*;
 use polyrelay::CapabilityId;
-use serde_json::{json, Value};
-
-/// A valid request for each capability. A new capability must be added here.
-fn example(capability: CapabilityId) -> Value {
-    match capability.as_str() {
-        "weather.current" | "weather.forecast" => berlin(),
-        "finance.fx_rates" => json!({"base": "EUR", "symbols": ["USD"]}),
-        "crypto.price" => json!({"assets": ["BTC"], "vs_currencies": ["USD"]}),
-        "llm.chat" => json!({"messages": [{"role": "user", "content": "Say hi"}]}),
-        "llm.embeddings" => json!({"inputs": ["first text", "second text"]}),
-        "geo.geocode" => json!({"query": "Berlin"}),
-        "finance.quote" => json!({"symbol": "AAPL"}),
-        "news.search" => json!({"query": "climate"}),
-        "web.search" => json!({"query": "rust programming"}),
-        "translate.text" => {
-            json!({"text": "Hello world", "source_lang": "en", "target_lang": "de"})
-        }
-        "dictionary.define" => json!({"word": "serendipity"}),
-        "medical.drug_label" => json!({"name": "ibuprofen"}),
-        "medical.literature_search" => json!({"query": "malaria vaccine"}),
-        "medical.clinical_trials" => json!({"condition": "malaria"}),
-        "entertainment.movie_search" => json!({"query": "terminator"}),
-        "tv.show_search" => json!({"query": "breaking bad"}),
-        "books.search" => json!({"query": "dune"}),
-        "music.search" => json!({"query": "daft punk"}),
-        "video.search" => json!({"query": "apollo 11"}),
-        other => panic!("add an example request for {other} to core/tests/keyless.rs"),
-    }
-}
 
 #[tokio::test]
 async fn every_capability_with_a_keyless_provider_answers_without_any_key() {
@@ -50,7 +21,7 @@ async fn every_capability_with_a_keyless_provider_answers_without_any_key() {
             continue;
         }
         let reply = client
-            .call(capability.as_str(), example(*capability))
+            .call(capability.as_str(), example_params(*capability))
             .await
             .unwrap_or_else(|e| panic!("{capability}: {e}"));
         let provider = polyrelay::providers::find(reply.provider).unwrap();

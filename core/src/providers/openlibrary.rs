@@ -291,11 +291,15 @@ mod tests {
         let r = request("books.search", json!({"query": "dune"}));
         let body = fixture(&OpenLibrary, "/search.json");
         assert_truncations_are_malformed(&OpenLibrary, &r, body);
-        let bad = body.replace(
+        // A number sent as a numeric string is read as the number (#13,
+        // provider/tolerant.rs): the answer does not change.
+        let drifted = body.replace(
             "\"first_publish_year\": 1965",
             "\"first_publish_year\": \"1965\"",
         );
-        let f = failure(&OpenLibrary, &r, test_response(200, &[], &bad));
-        assert_eq!(f.class, FailureClass::MalformedResponse);
+        assert_eq!(
+            answer(&OpenLibrary, &r, test_response(200, &[], &drifted)),
+            answer(&OpenLibrary, &r, test_response(200, &[], body))
+        );
     }
 }

@@ -214,3 +214,31 @@ pub fn temperature(reply: &polyrelay::Envelope) -> f64 {
         other => panic!("not weather.current: {other:?}"),
     }
 }
+
+/// A valid request for each capability. A new capability must be added here.
+pub fn example_params(capability: CapabilityId) -> serde_json::Value {
+    match capability.as_str() {
+        "weather.current" | "weather.forecast" => berlin(),
+        "finance.fx_rates" => serde_json::json!({"base": "EUR", "symbols": ["USD"]}),
+        "crypto.price" => serde_json::json!({"assets": ["BTC"], "vs_currencies": ["USD"]}),
+        "llm.chat" => serde_json::json!({"messages": [{"role": "user", "content": "Say hi"}]}),
+        "llm.embeddings" => serde_json::json!({"inputs": ["first text", "second text"]}),
+        "geo.geocode" => serde_json::json!({"query": "Berlin"}),
+        "finance.quote" => serde_json::json!({"symbol": "AAPL"}),
+        "news.search" => serde_json::json!({"query": "climate"}),
+        "web.search" => serde_json::json!({"query": "rust programming"}),
+        "translate.text" => {
+            serde_json::json!({"text": "Hello world", "source_lang": "en", "target_lang": "de"})
+        }
+        "dictionary.define" => serde_json::json!({"word": "serendipity"}),
+        "medical.drug_label" => serde_json::json!({"name": "ibuprofen"}),
+        "medical.literature_search" => serde_json::json!({"query": "malaria vaccine"}),
+        "medical.clinical_trials" => serde_json::json!({"condition": "malaria"}),
+        "entertainment.movie_search" => serde_json::json!({"query": "terminator"}),
+        "tv.show_search" => serde_json::json!({"query": "breaking bad"}),
+        "books.search" => serde_json::json!({"query": "dune"}),
+        "music.search" => serde_json::json!({"query": "daft punk"}),
+        "video.search" => serde_json::json!({"query": "apollo 11"}),
+        other => panic!("add an example request for {other} to core/tests/common/mod.rs"),
+    }
+}
