@@ -144,6 +144,12 @@ impl ProviderFailure {
         Self::new(FailureClass::MalformedResponse, message)
     }
 
+    /// Names the reply's field the failure is about (`at \`data\`: …`).
+    pub fn at_field(mut self, field: &str) -> Self {
+        self.message = format!("at `{field}`: {}", self.message);
+        self
+    }
+
     /// The request shape is not something this provider can serve.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(FailureClass::Unsupported, message)

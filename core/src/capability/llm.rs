@@ -436,16 +436,17 @@ pub enum FinishReason {
     Other,
 }
 
-/// Token counts of one chat call. `output_tokens` includes any reasoning
-/// tokens, as OpenAI counts them.
+/// Token counts of one chat call, as far as the provider reports them
+/// (`None`: not reported, never a guessed 0). `output_tokens` includes any
+/// reasoning tokens, as OpenAI counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
-    /// Prompt tokens, cached ones included (0 when the provider reports none).
-    pub input_tokens: u64,
+    /// Prompt tokens, cached ones included.
+    pub input_tokens: Option<u64>,
     /// Generated tokens, reasoning included.
-    pub output_tokens: u64,
-    /// `input_tokens + output_tokens`.
-    pub total_tokens: u64,
+    pub output_tokens: Option<u64>,
+    /// `input_tokens + output_tokens`, or the provider's own total.
+    pub total_tokens: Option<u64>,
     /// Prompt tokens served from the provider's prompt cache, when reported.
     pub cached_input_tokens: Option<u64>,
     /// Generated tokens spent on hidden reasoning, when reported.
@@ -453,12 +454,15 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    /// Usage with the total computed and nothing else known.
-    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+    /// Usage with the total computed (when both counts are known) and
+    /// nothing else known.
+    pub fn new(input_tokens: Option<u64>, output_tokens: Option<u64>) -> Self {
         Self {
             input_tokens,
             output_tokens,
-            total_tokens: input_tokens.saturating_add(output_tokens),
+            total_tokens: input_tokens
+                .zip(output_tokens)
+                .map(|(i, o)| i.saturating_add(o)),
             cached_input_tokens: None,
             reasoning_tokens: None,
         }
@@ -858,7 +862,7 @@ mod tests {
             text: "Hi".into(),
             reasoning: None,
             finish_reason: FinishReason::ContentFilter,
-            usage: TokenUsage::new(3, 4),
+            usage: TokenUsage::new(Some(3), Some(4)),
         };
         let json = serde_json::to_value(&reply).unwrap();
         assert_eq!(json["id"], Value::Null);

@@ -166,7 +166,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     let u = message.usage;
     let cache_read = u.cache_read_input_tokens.unwrap_or(0);
     let input = u.input_tokens + cache_read + u.cache_creation_input_tokens.unwrap_or(0);
-    let mut usage = TokenUsage::new(input, u.output_tokens);
+    let mut usage = TokenUsage::new(Some(input), Some(u.output_tokens));
     usage.cached_input_tokens = Some(cache_read);
     Ok(ChatReply {
         id: Some(message.id),
@@ -384,9 +384,9 @@ mod tests {
         assert_eq!(reply.model, "claude-haiku-4-5-20251001");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
-        assert_eq!(reply.usage.input_tokens, 32);
+        assert_eq!(reply.usage.input_tokens, Some(32));
         assert_eq!(reply.usage.cached_input_tokens, Some(20));
-        assert_eq!((reply.usage.output_tokens, reply.usage.total_tokens), (10, 42));
+        assert_eq!((reply.usage.output_tokens, reply.usage.total_tokens), (Some(10), Some(42)));
         assert_eq!(reply.reasoning, None);
     }
 

@@ -170,7 +170,10 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     }
     let usage = reply.usage.unwrap_or_default();
     let tokens = usage.tokens.or(usage.billed_units).unwrap_or_default();
-    let mut counts = TokenUsage::new(count(tokens.input_tokens), count(tokens.output_tokens));
+    let mut counts = TokenUsage::new(
+        tokens.input_tokens.map(count),
+        tokens.output_tokens.map(count),
+    );
     counts.cached_input_tokens = usage.cached_tokens.map(count);
     Ok(ChatReply {
         id: reply.id,
@@ -194,7 +197,7 @@ fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, Prov
     let model = q.model.clone().unwrap_or_else(|| EMBEDDING_MODEL.to_string());
     Embeddings::new(model, reply.embeddings.float, q.inputs.len(), usage)
         .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-        .map_err(|f| f.status(response.status))
+        .map_err(|f| f.at_field("embeddings.float").status(response.status))
 }
 
 /// Cohere's token counts are JSON numbers that may carry a fraction (`5.0`).
@@ -274,10 +277,8 @@ struct Usage {
 
 #[derive(Deserialize, Default)]
 struct Tokens {
-    #[serde(default)]
-    input_tokens: f64,
-    #[serde(default)]
-    output_tokens: f64,
+    input_tokens: Option<f64>,
+    output_tokens: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -381,7 +382,7 @@ mod tests {
         assert_eq!(reply.finish_reason, FinishReason::Stop);
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (210, 8, 218),
+            (Some(210), Some(8), Some(218)),
             "tokens the model processed, not the billed ones"
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
@@ -416,7 +417,7 @@ mod tests {
         let reply = reply_of(&Cohere, body);
         assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));
         assert_eq!(reply.text, "Paris.");
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (3, 2));
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(3), Some(2)));
     }
 
     #[test]

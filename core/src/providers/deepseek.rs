@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(reply.model, "deepseek-chat");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (80, 8));
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(80), Some(8)));
         assert_eq!(reply.usage.cached_input_tokens, Some(64));
         // Blank lines alone (the connection closed while waiting) are malformed.
         let f = class_of(&DEEPSEEK, 200, &[], "\n\n\n");

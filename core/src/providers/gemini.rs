@@ -169,7 +169,7 @@ impl Provider for Gemini {
                 let vectors = reply.embeddings.into_iter().map(|e| e.values).collect();
                 Embeddings::new(model, vectors, q.inputs.len(), EmbeddingUsage { input_tokens: None })
                     .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-                    .map_err(|f| f.status(response.status))
+                    .map_err(|f| f.at_field("embeddings[].values").status(response.status))
             }
             _ => Err(not_served(&INFO, request)),
         }
@@ -203,10 +203,10 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     let usage = reply.usage_metadata.unwrap_or_default();
     let thoughts = usage.thoughts_token_count.unwrap_or(0);
     let mut tokens = TokenUsage::new(
-        usage.prompt_token_count.unwrap_or(0),
-        usage.candidates_token_count.unwrap_or(0) + thoughts,
+        usage.prompt_token_count,
+        usage.candidates_token_count.map(|n| n + thoughts),
     );
-    tokens.total_tokens = usage.total_token_count.unwrap_or(tokens.total_tokens);
+    tokens.total_tokens = usage.total_token_count.or(tokens.total_tokens);
     tokens.cached_input_tokens = usage.cached_content_token_count;
     tokens.reasoning_tokens = usage.thoughts_token_count;
     let model = reply
@@ -569,9 +569,9 @@ mod tests {
         assert_eq!(reply.model, "gemini-2.5-flash");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
-        assert_eq!(reply.usage.input_tokens, 14);
-        assert_eq!(reply.usage.output_tokens, 37, "8 answer + 29 thinking");
-        assert_eq!(reply.usage.total_tokens, 51);
+        assert_eq!(reply.usage.input_tokens, Some(14));
+        assert_eq!(reply.usage.output_tokens, Some(37), "8 answer + 29 thinking");
+        assert_eq!(reply.usage.total_tokens, Some(51));
         assert_eq!(reply.usage.reasoning_tokens, Some(29));
         assert_eq!(reply.usage.cached_input_tokens, None);
 

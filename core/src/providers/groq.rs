@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(reply.finish_reason, FinishReason::Stop);
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (45, 8, 53)
+            (Some(45), Some(8), Some(53))
         );
         assert_eq!(
             reply.id.as_deref(),

@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(reply.model, "mistral-small-latest");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (21, 9));
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(21), Some(9)));
         assert_eq!(reply.usage.cached_input_tokens, None);
 
         let Data::LlmEmbeddings(e) =

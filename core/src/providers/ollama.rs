@@ -155,10 +155,9 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         text: reply.message.content,
         reasoning: reply.message.thinking.filter(|t| !t.is_empty()),
         finish_reason,
-        usage: TokenUsage::new(
-            reply.prompt_eval_count.unwrap_or(0),
-            reply.eval_count.unwrap_or(0),
-        ),
+        // Ollama leaves `prompt_eval_count` out when the whole prompt came
+        // from its cache: nothing was evaluated, a true 0.
+        usage: TokenUsage::new(Some(reply.prompt_eval_count.unwrap_or(0)), reply.eval_count),
     })
 }
 
@@ -169,7 +168,7 @@ fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, Prov
     };
     Embeddings::new(reply.model, reply.embeddings, q.inputs.len(), usage)
         .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-        .map_err(|f| f.status(response.status))
+        .map_err(|f| f.at_field("embeddings").status(response.status))
 }
 
 /// Classifies Ollama's `{"error": …}` by its text and status.
@@ -297,7 +296,7 @@ mod tests {
         assert_eq!(reply.finish_reason, FinishReason::Stop);
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (36, 8, 44)
+            (Some(36), Some(8), Some(44))
         );
 
         let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], EMBED)) else {
@@ -314,7 +313,7 @@ mod tests {
         let reply = reply_of(&Ollama, body);
         assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
         assert_eq!(reply.finish_reason, FinishReason::Length);
-        assert_eq!(reply.usage.input_tokens, 0, "prompt fully cached: no count");
+        assert_eq!(reply.usage.input_tokens, Some(0), "prompt fully cached: none evaluated");
         let unfinished = CHAT.replace("\"done\":true", "\"done\":false");
         assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
     }

@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(reply.finish_reason, FinishReason::Stop);
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (24, 8, 32)
+            (Some(24), Some(8), Some(32))
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
         assert_eq!(reply.usage.reasoning_tokens, Some(0));

@@ -193,7 +193,8 @@ impl OpenAiCompatible {
             return Err(self.failure(error.status_code(), Some(&error), response));
         }
         let message = choice.message.unwrap_or_default();
-        let text = message.content.map(Content::into_text).unwrap_or_default();
+        let content = message.content.map(Content::into_text);
+        let text = content.clone().unwrap_or_default();
         if text.is_empty() {
             // Nothing to answer with: the filter (or the model, for safety)
             // refused. Text cut short by the filter is still an answer.
@@ -214,12 +215,19 @@ impl OpenAiCompatible {
                     ),
                 ));
             }
+            // No text at all (not even an empty one, which a length-capped
+            // reasoning model may send): nothing to answer with.
+            if content.is_none() {
+                return Err(ProviderFailure::malformed(format!(
+                    "{} answered without text (`choices[0].message.content`)",
+                    self.info.name
+                ))
+                .status(response.status));
+            }
         }
         let usage = reply.usage.unwrap_or_default();
-        let input = usage.prompt_tokens.unwrap_or(0);
-        let output = usage.completion_tokens.unwrap_or(0);
-        let mut tokens = TokenUsage::new(input, output);
-        tokens.total_tokens = usage.total_tokens.unwrap_or(tokens.total_tokens);
+        let mut tokens = TokenUsage::new(usage.prompt_tokens, usage.completion_tokens);
+        tokens.total_tokens = usage.total_tokens.or(tokens.total_tokens);
         tokens.cached_input_tokens = usage
             .prompt_tokens_details
             .and_then(|d| d.cached_tokens)
@@ -257,7 +265,7 @@ impl OpenAiCompatible {
             input_tokens: reply.usage.and_then(|u| u.prompt_tokens),
         };
         let embeddings = Embeddings::new(reply.model, vectors, q.inputs.len(), usage)
-            .map_err(|f| f.status(response.status))?;
+            .map_err(|f| f.at_field("data[].embedding").status(response.status))?;
         Ok(Step::Done(Data::LlmEmbeddings(embeddings)))
     }
 
@@ -801,7 +809,7 @@ mod tests {
         let chunks = r#"{"id":"x","model":"magistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm"}]},{"type":"text","text":"Paris."}]},"finish_reason":"stop"}]}"#;
         let reply = reply_of(&MISTRAL, chunks);
         assert_eq!(reply.text, "Paris.");
-        assert_eq!(reply.usage.total_tokens, 0, "no usage reported");
+        assert_eq!(reply.usage.total_tokens, None, "no usage reported");
     }
 
     #[test]

@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(reply.model, "meta-llama/Llama-3.3-70B-Instruct-Turbo");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, FinishReason::Stop);
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (45, 8));
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(45), Some(8)));
 
         let Data::LlmEmbeddings(e) =
             answer(&TOGETHER, &embeddings_request(), test_response(200, &[], EMBEDDINGS))
