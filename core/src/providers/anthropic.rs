@@ -147,11 +147,11 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     if message.stop_reason.as_deref() == Some("refusal") {
         return Err(refusal(message.stop_details.as_ref(), response));
     }
-    let mut text = String::new();
+    let mut text = None::<String>;
     let mut reasoning = String::new();
     for block in message.content {
         match block {
-            Block::Text { text: part } => text.push_str(&part),
+            Block::Text { text: part } => text.get_or_insert_default().push_str(&part),
             Block::Thinking { thinking } => reasoning.push_str(&thinking),
             Block::Other => {}
         }
@@ -162,6 +162,17 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         Some("tool_use") => FinishReason::ToolCalls,
         Some("model_context_window_exceeded") => FinishReason::ContextLength,
         _ => FinishReason::Other,
+    };
+    // No text block at all, and not cut short: nothing to answer with.
+    let text = match text {
+        Some(text) => text,
+        None if finish_reason == FinishReason::Length => String::new(),
+        None => {
+            return Err(
+                ProviderFailure::malformed("Anthropic answered without text (`content[].text`)")
+                    .status(response.status),
+            )
+        }
     };
     let u = message.usage;
     let cache_read = u.cache_read_input_tokens.unwrap_or(0);

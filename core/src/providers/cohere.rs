@@ -160,14 +160,25 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             format!("Cohere: generation ended with {}", reply.finish_reason),
         ));
     }
-    let (mut text, mut reasoning) = (String::new(), String::new());
+    let (mut text, mut reasoning) = (None::<String>, String::new());
     for part in reply.message.content {
         match part {
-            Part::Text { text: t } => text.push_str(&t),
+            Part::Text { text: t } => text.get_or_insert_default().push_str(&t),
             Part::Thinking { thinking } => reasoning.push_str(&thinking),
             Part::Other => {}
         }
     }
+    // No text part at all, and not cut short: nothing to answer with.
+    let text = match text {
+        Some(text) => text,
+        None if finish_reason == FinishReason::Length => String::new(),
+        None => {
+            return Err(ProviderFailure::malformed(
+                "Cohere answered without text (`message.content[].text`)",
+            )
+            .status(response.status))
+        }
+    };
     let usage = reply.usage.unwrap_or_default();
     let tokens = usage.tokens.or(usage.billed_units).unwrap_or_default();
     let mut counts = TokenUsage::new(

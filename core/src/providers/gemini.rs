@@ -247,15 +247,34 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             "Gemini: generation failed (MALFORMED_FUNCTION_CALL)",
         ));
     }
-    let (mut text, mut reasoning) = (String::new(), String::new());
+    let (mut text, mut reasoning) = (None::<String>, String::new());
     for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
         let Some(part_text) = part.text else { continue };
         if part.thought {
             reasoning.push_str(&part_text);
         } else {
-            text.push_str(&part_text);
+            text.get_or_insert_default().push_str(&part_text);
         }
     }
+    // No text part at all, neither refused, filtered (RECITATION) nor cut
+    // short: nothing to answer with.
+    let text = match text {
+        Some(text) => text,
+        None if refusal
+            || matches!(
+                finish_reason,
+                FinishReason::Length | FinishReason::ContentFilter
+            ) =>
+        {
+            String::new()
+        }
+        None => {
+            return Err(ProviderFailure::malformed(
+                "Gemini answered without text (`candidates[0].content.parts[].text`)",
+            )
+            .status(response.status))
+        }
+    };
     if refusal && text.is_empty() {
         return Err(response.failure(
             FailureClass::ContentFiltered,
