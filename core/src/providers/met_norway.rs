@@ -119,10 +119,11 @@ impl Provider for MetNorway {
             Request::WeatherCurrent(_) => {
                 let first = series.first().ok_or_else(|| malformed("empty `timeseries`"))?;
                 let now = &first.data.instant.details;
-                let symbol = first
-                    .data
-                    .symbol()
-                    .ok_or_else(|| malformed("no symbol in the first entry"))?;
+                // The condition now is the next hour's: a longer period's
+                // symbol would be another answer.
+                let symbol = EntryData::symbol_of(&first.data.next_1_hours).ok_or_else(|| {
+                    malformed("no `next_1_hours.summary.symbol_code` in the first entry")
+                })?;
                 Data::WeatherCurrent(CurrentWeather {
                     location,
                     observed_at: utc_text(first.time),
@@ -174,9 +175,13 @@ impl Provider for MetNorway {
 struct DayTotals {
     date: NaiveDate,
     samples: u32,
-    min: f64,
-    max: f64,
+    /// Temperatures; `None` once an entry of the day had none (the day's
+    /// extremes are then unknown and the day is left out).
+    min_max: Option<(f64, f64)>,
     precipitation: Option<f64>,
+    /// An hour of the day has no amount: its total is unknown.
+    precipitation_unknown: bool,
+    /// `None` once an entry of the day has no wind.
     wind_max: Option<f64>,
     code: Option<u8>,
 }
@@ -187,72 +192,90 @@ fn daily(series: &[Entry], lon: f64, limit: usize) -> Result<Vec<ForecastDay>, S
     let offset = TimeDelta::hours((lon / 15.0).round() as i64);
     let mut days: Vec<DayTotals> = Vec::new();
     let mut precipitation_until: Option<DateTime<Utc>> = None;
-    for entry in series {
+    for (i, entry) in series.iter().enumerate() {
         let details = &entry.data.instant.details;
-        let Some(temp) = details.air_temperature else {
-            continue;
-        };
         let Some(local) = entry.time.checked_add_signed(offset) else {
             continue;
         };
         let date = local.date_naive();
-        let day = match days.last_mut() {
-            Some(day) if day.date == date => day,
-            _ => {
-                days.push(DayTotals {
-                    date,
-                    samples: 0,
-                    min: temp,
-                    max: temp,
-                    precipitation: None,
-                    wind_max: None,
-                    code: None,
-                });
-                let last = days.len() - 1;
-                &mut days[last]
-            }
+        let first = match days.last() {
+            Some(day) => day.date != date,
+            None => true,
+        };
+        if first {
+            days.push(DayTotals {
+                date,
+                samples: 0,
+                min_max: details.air_temperature.map(|t| (t, t)),
+                precipitation: None,
+                precipitation_unknown: false,
+                wind_max: details.wind_speed,
+                code: None,
+            });
+        }
+        let Some(day) = days.last_mut() else {
+            continue;
         };
         day.samples += 1;
-        day.min = day.min.min(temp);
-        day.max = day.max.max(temp);
-        if let Some(wind) = details.wind_speed {
-            day.wind_max = Some(day.wind_max.map_or(wind, |w| w.max(wind)));
-        }
+        day.min_max = match (day.min_max, details.air_temperature) {
+            (Some((min, max)), Some(t)) => Some((min.min(t), max.max(t))),
+            _ => None,
+        };
+        day.wind_max = match (day.wind_max, details.wind_speed) {
+            (Some(top), Some(w)) => Some(top.max(w)),
+            _ => None,
+        };
         if let Some(symbol) = entry.data.symbol() {
             let code = wmo_code(symbol).ok_or_else(|| symbol.to_string())?;
             day.code = Some(day.code.map_or(code, |c| c.max(code)));
         }
         if precipitation_until.is_none_or(|until| until <= entry.time) {
-            let period = [
-                (&entry.data.next_1_hours, 1),
-                (&entry.data.next_6_hours, 6),
-            ]
-            .into_iter()
-            .find_map(|(period, hours)| {
-                let amount = period.as_ref()?.details.as_ref()?.precipitation_amount?;
-                Some((amount, hours))
-            });
+            let amount = |period: &Option<Period>| {
+                period.as_ref()?.details.as_ref()?.precipitation_amount
+            };
+            // Where the series is hourly, each hour's amount is needed: a
+            // 6-hour amount instead would count some hours twice.
+            let gap = series.get(i + 1).map(|next| next.time - entry.time);
+            let hourly = gap.is_some_and(|gap| gap < TimeDelta::hours(6));
+            let period = match amount(&entry.data.next_1_hours) {
+                Some(a) => Some((Some(a), 1)),
+                None if hourly => Some((None, 1)),
+                None => match amount(&entry.data.next_6_hours) {
+                    Some(a) => Some((Some(a), 6)),
+                    // The last entry often has no periods at all.
+                    None => gap.map(|_| (None, 6)),
+                },
+            };
             if let Some((amount, hours)) = period {
-                day.precipitation = Some(day.precipitation.unwrap_or(0.0) + amount);
+                match amount {
+                    Some(a) => day.precipitation = Some(day.precipitation.unwrap_or(0.0) + a),
+                    None => day.precipitation_unknown = true,
+                }
                 precipitation_until = entry.time.checked_add_signed(TimeDelta::hours(hours));
             }
         }
     }
+    // Days are counted before broken ones are left out, so that a broken
+    // day is missing rather than replaced by a later one.
     Ok(days
         .into_iter()
         .enumerate()
         .filter(|(i, day)| *i == 0 || day.samples >= 4)
+        .take(limit)
         .filter_map(|(_, day)| {
+            let (min, max) = day.min_max?;
             Some(ForecastDay {
                 date: day.date.format("%Y-%m-%d").to_string(),
-                temp_min_c: day.min,
-                temp_max_c: day.max,
-                precipitation_mm: day.precipitation.map(|p| (p * 100.0).round() / 100.0),
+                temp_min_c: min,
+                temp_max_c: max,
+                precipitation_mm: day
+                    .precipitation
+                    .filter(|_| !day.precipitation_unknown)
+                    .map(|p| (p * 100.0).round() / 100.0),
                 wind_max_ms: day.wind_max,
                 condition: Condition::from_wmo(day.code?),
             })
         })
-        .take(limit)
         .collect())
 }
 
@@ -347,7 +370,12 @@ impl EntryData {
     fn symbol(&self) -> Option<&str> {
         [&self.next_1_hours, &self.next_6_hours, &self.next_12_hours]
             .into_iter()
-            .find_map(|p| Some(p.as_ref()?.summary.as_ref()?.symbol_code.as_str()))
+            .find_map(Self::symbol_of)
+    }
+
+    /// The symbol of one period.
+    fn symbol_of(period: &Option<Period>) -> Option<&str> {
+        period.as_ref()?.summary.as_ref()?.symbol_code.as_deref()
     }
 }
 
@@ -374,7 +402,7 @@ struct Period {
 
 #[derive(Deserialize)]
 struct Summary {
-    symbol_code: String,
+    symbol_code: Option<String>,
 }
 
 #[derive(Deserialize)]

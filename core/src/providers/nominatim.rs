@@ -15,7 +15,7 @@
 
 use serde::Deserialize;
 
-use super::wire::{flexible_f64, non_empty, number};
+use super::wire::{flexible_f64_opt, non_empty, number};
 use super::{clip, not_served};
 use crate::capability::geo::{bbox, country_code, Place, Places};
 use crate::capability::{CapabilityId, Data, Request};
@@ -95,7 +95,26 @@ impl Provider for Nominatim {
             failure
         })?;
         let hits: Vec<Hit> = response.json()?;
-        let places = hits.into_iter().map(Hit::into_place).collect();
+        let found = hits.len();
+        let mut broken = None;
+        let places: Vec<Place> = hits
+            .into_iter()
+            .filter_map(|hit| match hit.into_place() {
+                Ok(place) => Some(place),
+                Err(why) => {
+                    broken.get_or_insert(why);
+                    None
+                }
+            })
+            .collect();
+        // Results that cannot be read are left out; when all of them are,
+        // the reply is malformed, and says why the first was.
+        if places.is_empty() && found > 0 {
+            if let Some(why) = broken {
+                return Err(ProviderFailure::malformed(format!("Nominatim reply: {why}"))
+                    .status(response.status));
+            }
+        }
         let places = Places::found(q, places).map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::Geocode(places)))
     }
@@ -123,11 +142,10 @@ fn error_message(body: &[u8]) -> Option<String> {
 struct Hit {
     osm_type: Option<String>,
     osm_id: Option<u64>,
-    place_id: u64,
-    #[serde(deserialize_with = "flexible_f64")]
-    lat: f64,
-    #[serde(deserialize_with = "flexible_f64")]
-    lon: f64,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    lat: Option<f64>,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    lon: Option<f64>,
     #[serde(default)]
     name: Option<String>,
     display_name: String,
@@ -155,7 +173,11 @@ struct Address {
 }
 
 impl Hit {
-    fn into_place(self) -> Place {
+    /// The place, or why the result is not one (no coordinates, no OSM id).
+    fn into_place(self) -> Result<Place, String> {
+        let (Some(lat), Some(lon)) = (self.lat, self.lon) else {
+            return Err("a result without `lat` and `lon`".into());
+        };
         let name = non_empty(self.name).unwrap_or_else(|| {
             self.display_name
                 .split(',')
@@ -166,11 +188,12 @@ impl Hit {
         });
         // OSM ids: `N` node, `W` way, `R` relation.
         let initial = self.osm_type.as_deref().and_then(|t| t.chars().next());
-        let source_id = match (initial, self.osm_id) {
-            (Some(kind), Some(id)) => format!("osm:{}{id}", kind.to_ascii_uppercase()),
-            _ => format!("nominatim:{}", self.place_id),
+        // The OSM id is the place's id: a result without one is no place.
+        let (Some(kind), Some(id)) = (initial, self.osm_id) else {
+            return Err("a result without `osm_type` and `osm_id`".into());
         };
-        let mut place = Place::new(name, self.display_name, self.lat, self.lon, source_id);
+        let source_id = format!("osm:{}{id}", kind.to_ascii_uppercase());
+        let mut place = Place::new(name, self.display_name, lat, lon, source_id);
         let a = self.address;
         place.country_code = country_code(a.country_code.as_deref());
         place.country = a.country;
@@ -196,7 +219,7 @@ impl Hit {
         }
         place.kind = self.addresstype;
         place.confidence = self.importance.map(|i| i.clamp(0.0, 1.0));
-        place
+        Ok(place)
     }
 }
 

@@ -114,7 +114,7 @@ impl Provider for Nws {
         }
         let p = reply
             .properties
-            .ok_or_else(|| malformed("no `properties`"))?;
+            .ok_or_else(|| malformed("neither `properties` nor `features`"))?;
         let location = GeoPoint {
             lat: at.lat.get(),
             lon: at.lon.get(),
@@ -122,8 +122,20 @@ impl Provider for Nws {
             country_code: Some("US".to_string()),
             timezone: p.time_zone.clone(),
         };
-        match (request, p.grid_id.as_deref(), p.grid_x, p.grid_y) {
-            (_, Some(office), Some(x), Some(y)) => {
+        // A points reply: it names the grid cell, and its parts are required.
+        let points = p.grid_id.is_some()
+            || p.grid_x.is_some()
+            || p.grid_y.is_some()
+            || p.forecast_office.is_some()
+            || p.observation_stations.is_some();
+        match request {
+            _ if points => {
+                let office = p
+                    .grid_id
+                    .as_deref()
+                    .ok_or_else(|| malformed("no `gridId` in the point"))?;
+                let x = p.grid_x.ok_or_else(|| malformed("no `gridX` in the point"))?;
+                let y = p.grid_y.ok_or_else(|| malformed("no `gridY` in the point"))?;
                 let tail = match request {
                     Request::WeatherForecast(_) => "forecast",
                     _ => "stations",
@@ -131,19 +143,16 @@ impl Provider for Nws {
                 let path = format!("/gridpoints/{}/{x},{y}/{tail}", path_segment(office));
                 Ok(Step::Next(get(ctx, &path)))
             }
-            (Request::WeatherForecast(q), ..) => {
+            Request::WeatherForecast(q) => {
                 let periods = p.periods.ok_or_else(|| malformed("no `periods`"))?;
-                let daily = daily(&periods, usize::from(q.days));
-                if daily.is_empty() {
-                    return Err(malformed("no complete day in `periods`"));
-                }
+                let daily = daily(&periods, usize::from(q.days)).map_err(|why| malformed(&why))?;
                 Ok(Step::Done(Data::WeatherForecast(Forecast {
                     location,
                     generated_at: p.generated_at.as_deref().and_then(iso_utc),
                     daily,
                 })))
             }
-            (Request::WeatherCurrent(_), ..) => {
+            Request::WeatherCurrent(_) => {
                 let observed_at = p
                     .timestamp
                     .as_deref()
@@ -153,14 +162,24 @@ impl Provider for Nws {
                     .temperature
                     .as_ref()
                     .and_then(Measure::celsius)
-                    .ok_or_else(|| malformed("no temperature in the latest observation"))?;
+                    .ok_or_else(|| {
+                        malformed(
+                            "no `temperature.value` in a known `temperature.unitCode` \
+                             in the latest observation",
+                        )
+                    })?;
                 let feels_like = [&p.heat_index, &p.wind_chill]
                     .into_iter()
                     .find_map(|m| m.as_ref().and_then(Measure::celsius));
-                let pressure = [&p.sea_level_pressure, &p.barometric_pressure]
-                    .into_iter()
-                    .find_map(|m| m.as_ref().and_then(Measure::hpa));
-                let code = p.icon.as_deref().and_then(icon_code).unwrap_or(0);
+                // Sea-level pressure only: the station's barometric pressure
+                // is another quantity.
+                let pressure = p.sea_level_pressure.as_ref().and_then(Measure::hpa);
+                let icon = p
+                    .icon
+                    .as_deref()
+                    .ok_or_else(|| malformed("no `icon` in the latest observation"))?;
+                let code = icon_code(icon)
+                    .ok_or_else(|| malformed(&format!("unknown `icon` condition {icon:?}")))?;
                 Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
                     location,
                     observed_at,
@@ -179,7 +198,7 @@ impl Provider for Nws {
                     condition: Condition::from_wmo(code),
                 })))
             }
-            (other, ..) => Err(not_served(&INFO, other)),
+            other => Err(not_served(&INFO, other)),
         }
     }
 
@@ -214,43 +233,62 @@ fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
     })
 }
 
-/// Groups day/night periods into days (see the module docs).
-fn daily(periods: &[Period], limit: usize) -> Vec<ForecastDay> {
+/// Groups day/night periods into at most `limit` days (see the module
+/// docs). A day whose periods lack a temperature or a known icon is left
+/// out; when no day is left, the error says why the first was.
+fn daily(periods: &[Period], limit: usize) -> Result<Vec<ForecastDay>, String> {
     let mut days = Vec::new();
+    let mut first_broken = None;
     let mut iter = periods.iter().skip_while(|p| !p.is_daytime).peekable();
-    while let Some(day) = iter.next() {
+    for _ in 0..limit {
+        let Some(day) = iter.next() else {
+            break;
+        };
         let Some(night) = iter.next_if(|p| !p.is_daytime) else {
             break;
         };
-        let (Ok(start), Some(max), Some(min)) = (
-            DateTime::parse_from_rfc3339(&day.start_time),
-            day.celsius(),
-            night.celsius(),
-        ) else {
-            break;
-        };
-        let wind = [day, night]
-            .iter()
-            .filter_map(|p| p.wind_speed.as_deref().and_then(wind_ms))
-            .reduce(f64::max);
-        let code = [day, night]
-            .iter()
-            .filter_map(|p| p.icon.as_deref().and_then(icon_code))
-            .max()
-            .unwrap_or(0);
-        days.push(ForecastDay {
-            date: start.date_naive().format("%Y-%m-%d").to_string(),
-            temp_min_c: min,
-            temp_max_c: max,
-            precipitation_mm: None,
-            wind_max_ms: wind,
-            condition: Condition::from_wmo(code),
-        });
-        if days.len() == limit {
-            break;
+        match day_of(day, night) {
+            Ok(d) => days.push(d),
+            Err(why) => {
+                first_broken.get_or_insert(why);
+            }
         }
     }
-    days
+    if days.is_empty() {
+        return Err(match first_broken {
+            Some(why) => format!("no complete day in `periods`: {why}"),
+            None => "no complete day in `periods`".into(),
+        });
+    }
+    Ok(days)
+}
+
+/// The day of a daytime and the following night period.
+fn day_of(day: &Period, night: &Period) -> Result<ForecastDay, String> {
+    let start = DateTime::parse_from_rfc3339(&day.start_time)
+        .map_err(|_| format!("unreadable `startTime` {:?}", day.start_time))?;
+    let (max, min) = (day.celsius(), night.celsius());
+    let (Some(max), Some(min)) = (max, min) else {
+        return Err(format!("no `temperature` in the periods of {}", day.start_time));
+    };
+    // The day's strongest wind is unknown when a period's wind is.
+    let wind = [day, night]
+        .iter()
+        .map(|p| p.wind_speed.as_deref().and_then(wind_ms))
+        .try_fold(f64::NEG_INFINITY, |top, w| Some(top.max(w?)));
+    let code = [day, night]
+        .iter()
+        .map(|p| p.icon.as_deref().and_then(icon_code))
+        .try_fold(0, |top, c| Some(top.max(c?)))
+        .ok_or_else(|| format!("no known `icon` in the periods of {}", day.start_time))?;
+    Ok(ForecastDay {
+        date: start.date_naive().format("%Y-%m-%d").to_string(),
+        temp_min_c: min,
+        temp_max_c: max,
+        precipitation_mm: None,
+        wind_max_ms: wind,
+        condition: Condition::from_wmo(code),
+    })
 }
 
 fn round2(value: f64) -> f64 {
@@ -328,6 +366,8 @@ struct Properties {
     grid_id: Option<String>,
     grid_x: Option<i64>,
     grid_y: Option<i64>,
+    forecast_office: Option<String>,
+    observation_stations: Option<String>,
     time_zone: Option<String>,
     // Forecast.
     generated_at: Option<String>,
@@ -338,7 +378,6 @@ struct Properties {
     temperature: Option<Measure>,
     wind_direction: Option<Measure>,
     wind_speed: Option<Measure>,
-    barometric_pressure: Option<Measure>,
     sea_level_pressure: Option<Measure>,
     relative_humidity: Option<Measure>,
     wind_chill: Option<Measure>,
@@ -389,36 +428,38 @@ struct Measure {
 }
 
 impl Measure {
-    fn unit(&self) -> &str {
-        self.unit_code.as_deref().unwrap_or_default()
+    /// The unit code; a value without one is unknown.
+    fn unit(&self) -> Option<&str> {
+        self.unit_code.as_deref()
     }
 
     fn celsius(&self) -> Option<f64> {
         let v = self.value?;
-        Some(if self.unit().ends_with("degF") {
-            fahrenheit_to_celsius(v)
-        } else {
-            round2(v)
-        })
+        match self.unit()? {
+            u if u.ends_with("degF") => Some(fahrenheit_to_celsius(v)),
+            u if u.ends_with("degC") => Some(round2(v)),
+            _ => None,
+        }
     }
 
     fn metres_per_second(&self) -> Option<f64> {
         let v = self.value?;
-        Some(match self.unit() {
-            u if u.ends_with("km_h-1") => kmh_to_ms(v),
-            u if u.ends_with("m_s-1") => round2(v),
-            u if u.ends_with("kn") || u.ends_with("kt") => round2(v * 0.514_444),
-            _ => round2(v * 0.447_04),
-        })
+        match self.unit()? {
+            u if u.ends_with("km_h-1") => Some(kmh_to_ms(v)),
+            u if u.ends_with("m_s-1") => Some(round2(v)),
+            u if u.ends_with("kn") || u.ends_with("kt") => Some(round2(v * 0.514_444)),
+            u if u.ends_with("mi_h-1") || u.ends_with("mph") => Some(round2(v * 0.447_04)),
+            _ => None,
+        }
     }
 
     fn hpa(&self) -> Option<f64> {
         let v = self.value?;
-        Some(if self.unit().ends_with("hPa") {
-            v
-        } else {
-            round2(v / 100.0)
-        })
+        match self.unit()? {
+            u if u.ends_with("hPa") => Some(v),
+            u if u.ends_with("Pa") => Some(round2(v / 100.0)),
+            _ => None,
+        }
     }
 }
 
@@ -595,11 +636,13 @@ mod tests {
 
     #[test]
     fn a_forecast_starting_at_night_drops_that_night() {
+        // Issue #13 tolerant readers: the periods carry icons, since a day's
+        // condition is required (no longer silently "clear sky").
         let body = r#"{"properties":{"periods":[
-            {"startTime":"2025-01-15T18:00:00-06:00","isDaytime":false,"temperature":20,"temperatureUnit":"F"},
-            {"startTime":"2025-01-16T06:00:00-06:00","isDaytime":true,"temperature":59,"temperatureUnit":"F","windSpeed":"20 km/h"},
-            {"startTime":"2025-01-16T18:00:00-06:00","isDaytime":false,"temperature":-1,"temperatureUnit":"C"},
-            {"startTime":"2025-01-17T06:00:00-06:00","isDaytime":true,"temperature":60,"temperatureUnit":"F"}]}}"#;
+            {"startTime":"2025-01-15T18:00:00-06:00","isDaytime":false,"temperature":20,"temperatureUnit":"F","icon":"https://api.weather.gov/icons/land/night/skc"},
+            {"startTime":"2025-01-16T06:00:00-06:00","isDaytime":true,"temperature":59,"temperatureUnit":"F","windSpeed":"20 km/h","icon":"https://api.weather.gov/icons/land/day/few"},
+            {"startTime":"2025-01-16T18:00:00-06:00","isDaytime":false,"temperature":-1,"temperatureUnit":"C","icon":"https://api.weather.gov/icons/land/night/skc"},
+            {"startTime":"2025-01-17T06:00:00-06:00","isDaytime":true,"temperature":60,"temperatureUnit":"F","icon":"https://api.weather.gov/icons/land/day/few"}]}}"#;
         let r = topeka("weather.forecast");
         let Data::WeatherForecast(f) = answer(&Nws, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
@@ -607,7 +650,9 @@ mod tests {
         assert_eq!(f.daily.len(), 1, "the last day has no night yet");
         assert_eq!(f.daily[0].date, "2025-01-16");
         assert_eq!((f.daily[0].temp_max_c, f.daily[0].temp_min_c), (15.0, -1.0));
-        assert_eq!(f.daily[0].wind_max_ms, Some(5.56));
+        // Issue #13 tolerant readers: the night has no wind, so the day's
+        // strongest wind is unknown (a maximum over part of it would not be).
+        assert_eq!(f.daily[0].wind_max_ms, None);
     }
 
     #[test]

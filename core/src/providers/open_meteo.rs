@@ -98,7 +98,10 @@ impl Provider for OpenMeteo {
                     .ok_or_else(|| malformed(&response, "no `current` block"))?;
                 let local = NaiveDateTime::parse_from_str(&now.time, "%Y-%m-%dT%H:%M")
                     .map_err(|_| malformed(&response, "unreadable `current.time`"))?;
-                let observed = TimeDelta::try_seconds(reply.utc_offset_seconds)
+                let offset = reply
+                    .utc_offset_seconds
+                    .ok_or_else(|| malformed(&response, "no `utc_offset_seconds`"))?;
+                let observed = TimeDelta::try_seconds(offset)
                     .and_then(|offset| local.checked_sub_signed(offset))
                     .ok_or_else(|| malformed(&response, "impossible `utc_offset_seconds`"))?;
                 Data::WeatherCurrent(CurrentWeather {
@@ -119,10 +122,9 @@ impl Provider for OpenMeteo {
                 let daily = reply
                     .daily
                     .ok_or_else(|| malformed(&response, "no `daily` block"))?;
-                let days = daily.days(usize::from(q.days));
-                if days.is_empty() {
-                    return Err(malformed(&response, "no complete day in `daily`"));
-                }
+                let days = daily
+                    .days(usize::from(q.days))
+                    .map_err(|why| malformed(&response, &why))?;
                 Data::WeatherForecast(Forecast {
                     location,
                     generated_at: None,
@@ -165,8 +167,8 @@ pub(crate) fn check_status(response: &HttpResponse) -> Result<(), ProviderFailur
 struct Reply {
     latitude: f64,
     longitude: f64,
-    #[serde(default)]
-    utc_offset_seconds: i64,
+    /// Needed for `current` only (its time is local).
+    utc_offset_seconds: Option<i64>,
     timezone: Option<String>,
     current: Option<Current>,
     daily: Option<Daily>,
@@ -202,9 +204,21 @@ struct Daily {
 impl Daily {
     /// Up to `limit` days, stopping at the first day without temperatures or
     /// a weather code (the end of the model's range), so days stay contiguous.
-    fn days(&self, limit: usize) -> Vec<ForecastDay> {
+    /// No first day is an error that names the array without its value.
+    fn days(&self, limit: usize) -> Result<Vec<ForecastDay>, String> {
         let at = |v: &[Option<f64>], i: usize| v.get(i).copied().flatten();
-        self.time
+        let missing = [
+            ("time", self.time.is_empty()),
+            ("weather_code", self.weather_code.first().copied().flatten().is_none()),
+            ("temperature_2m_max", at(&self.temperature_2m_max, 0).is_none()),
+            ("temperature_2m_min", at(&self.temperature_2m_min, 0).is_none()),
+        ]
+        .into_iter()
+        .find_map(|(name, missing)| missing.then_some(name));
+        if let Some(name) = missing {
+            return Err(format!("no complete day in `daily`: no `daily.{name}` for the first day"));
+        }
+        let days = self.time
             .iter()
             .enumerate()
             .take(limit)
@@ -218,7 +232,11 @@ impl Daily {
                     condition: Condition::from_wmo(self.weather_code.get(i).copied().flatten()?),
                 })
             })
-            .collect()
+            .collect::<Vec<_>>();
+        if days.is_empty() {
+            return Err("no complete day in `daily`".into());
+        }
+        Ok(days)
     }
 }
 

@@ -119,7 +119,7 @@ impl Provider for OpenWeatherMap {
                     .iter()
                     .map(|w| wmo_code(w.id))
                     .max()
-                    .unwrap_or(0);
+                    .ok_or_else(|| malformed("no `weather` condition"))?;
                 let precipitation = [&now.rain, &now.snow]
                     .into_iter()
                     .filter_map(|p| p.as_ref().and_then(|p| p.one_hour))
@@ -190,6 +190,9 @@ fn daily(steps: &[Step3h], offset: TimeDelta, limit: usize) -> Vec<ForecastDay> 
     days.into_iter()
         .enumerate()
         .filter(|(i, (_, steps))| *i == 0 || steps.len() >= FULL_DAY)
+        // Counted before a day without a condition is left out, so that it
+        // is missing rather than replaced by a later one.
+        .take(limit)
         .filter_map(|(_, (date, steps))| {
             let min = steps
                 .iter()
@@ -209,21 +212,20 @@ fn daily(steps: &[Step3h], offset: TimeDelta, limit: usize) -> Vec<ForecastDay> 
                 temp_min_c: min,
                 temp_max_c: max,
                 precipitation_mm: Some((precipitation * 100.0).round() / 100.0),
+                // The day's strongest wind is unknown when a step's wind is.
                 wind_max_ms: steps
                     .iter()
-                    .filter_map(|s| s.wind.as_ref().and_then(|w| w.speed))
-                    .reduce(f64::max),
+                    .map(|s| s.wind.as_ref().and_then(|w| w.speed))
+                    .try_fold(f64::NEG_INFINITY, |top, w| Some(top.max(w?))),
                 condition: Condition::from_wmo(
                     steps
                         .iter()
                         .flat_map(|s| &s.weather)
                         .map(|w| wmo_code(w.id))
-                        .max()
-                        .unwrap_or(0),
+                        .max()?,
                 ),
             })
         })
-        .take(limit)
         .collect()
 }
 

@@ -98,10 +98,29 @@ impl Provider for Photon {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let places = reply
+        let found = reply.features.len();
+        let mut broken = None;
+        let places: Vec<Place> = reply
             .features
             .into_iter()
-            .filter_map(Feature::into_place)
+            .filter_map(|f| match f.into_place() {
+                Ok(place) => Some(place),
+                Err(why) => {
+                    broken.get_or_insert(why);
+                    None
+                }
+            })
+            .collect();
+        // Features that cannot be read are left out; when all of them are,
+        // the reply is malformed, and says why the first was.
+        if places.is_empty() && found > 0 {
+            if let Some(why) = broken {
+                return Err(ProviderFailure::malformed(format!("Photon reply: {why}"))
+                    .status(response.status));
+            }
+        }
+        let places = places
+            .into_iter()
             .filter(|p| {
                 q.country_code
                     .as_ref()
@@ -151,12 +170,18 @@ struct Properties {
 }
 
 impl Feature {
-    /// The place, or `None` for a feature without a point.
-    fn into_place(self) -> Option<Place> {
+    /// The place, or why the feature is not one (no point, no name, no
+    /// OSM id).
+    fn into_place(self) -> Result<Place, String> {
         let [lon, lat, ..] = self.geometry.coordinates[..] else {
-            return None;
+            return Err("a feature without `geometry.coordinates`".into());
         };
         let p = self.properties;
+        // The OSM id is the place's id: a feature without one is no place.
+        let (Some(kind), Some(id)) = (p.osm_type.as_deref(), p.osm_id) else {
+            return Err("a feature without `osm_type` and `osm_id`".into());
+        };
+        let source_id = format!("osm:{}{id}", kind.to_ascii_uppercase());
         let street_line = match (&p.street, &p.housenumber) {
             (Some(street), Some(number)) => Some(format!("{street} {number}")),
             (Some(street), None) => Some(street.clone()),
@@ -164,7 +189,8 @@ impl Feature {
         };
         let name = non_empty(p.name.clone())
             .or_else(|| street_line.clone())
-            .or_else(|| p.city.clone())?;
+            .or_else(|| p.city.clone())
+            .ok_or("a feature without `name`, `street` or `city`")?;
         let mut parts: Vec<String> = Vec::new();
         for part in [
             Some(name.clone()),
@@ -180,10 +206,6 @@ impl Feature {
                 parts.push(part);
             }
         }
-        let source_id = match (p.osm_type.as_deref(), p.osm_id) {
-            (Some(kind), Some(id)) => format!("osm:{}{id}", kind.to_ascii_uppercase()),
-            _ => format!("photon:{lat},{lon}"),
-        };
         let mut place = Place::new(name, parts.join(", "), lat, lon, source_id);
         place.country_code = country_code(p.countrycode.as_deref());
         place.country = p.country;
@@ -196,7 +218,7 @@ impl Feature {
             place.bbox = Some(bbox(west, south, east, north));
         }
         place.kind = p.osm_value;
-        Some(place)
+        Ok(place)
     }
 }
 

@@ -129,7 +129,7 @@ impl Provider for WeatherApi {
                     .ok_or_else(|| malformed("no `forecast`"))?
                     .forecastday;
                 if days.is_empty() {
-                    return Err(malformed("no day in `forecast`"));
+                    return Err(malformed("no day in `forecast.forecastday`"));
                 }
                 let daily = days
                     .into_iter()

@@ -110,9 +110,13 @@ impl Provider for WttrIn {
             .first()
             .ok_or_else(|| malformed("no `nearest_area`"))?;
         let location = GeoPoint {
-            lat: area.latitude,
-            lon: area.longitude,
-            name: area.area_name.first().map(|n| n.value.clone()),
+            lat: area
+                .latitude
+                .ok_or_else(|| malformed("no `nearest_area.latitude`"))?,
+            lon: area
+                .longitude
+                .ok_or_else(|| malformed("no `nearest_area.longitude`"))?,
+            name: area.area_name.first().and_then(|n| n.value.clone()),
             country_code: None,
             timezone: None,
         };
@@ -122,11 +126,17 @@ impl Provider for WttrIn {
                     .current_condition
                     .first()
                     .ok_or_else(|| malformed("no `current_condition`"))?;
-                let observed = observed_at(&now.observation_time, response.received_at)?;
+                let time = now
+                    .observation_time
+                    .as_deref()
+                    .ok_or_else(|| malformed("no `current_condition.observation_time`"))?;
+                let observed = observed_at(time, response.received_at)?;
                 Data::WeatherCurrent(CurrentWeather {
                     location,
                     observed_at: utc_text(observed),
-                    temperature_c: now.temp_c,
+                    temperature_c: now
+                        .temp_c
+                        .ok_or_else(|| malformed("no `current_condition.temp_C`"))?,
                     feels_like_c: now.feels_like_c,
                     humidity_pct: now.humidity,
                     wind_speed_ms: now.windspeed_kmph.map(kmh_to_ms),
@@ -134,16 +144,23 @@ impl Provider for WttrIn {
                     pressure_hpa: now.pressure,
                     precipitation_mm: now.precip_mm,
                     cloud_cover_pct: now.cloudcover,
-                    condition: condition(now.weather_code)?,
+                    condition: condition(
+                        now.weather_code
+                            .ok_or_else(|| malformed("no `current_condition.weatherCode`"))?,
+                    )?,
                 })
             }
             Some(days) => {
-                let daily = reply
-                    .weather
-                    .iter()
-                    .take(days.min(MAX_DAYS))
-                    .map(Day::normalise)
-                    .collect::<Result<Vec<_>, _>>()?;
+                // Days stay contiguous: the first day that cannot be read
+                // ends the forecast, and fails it when it is the first.
+                let mut daily = Vec::new();
+                for day in reply.weather.iter().take(days.min(MAX_DAYS)) {
+                    match day.normalise() {
+                        Ok(day) => daily.push(day),
+                        Err(failure) if daily.is_empty() => return Err(failure),
+                        Err(_) => break,
+                    }
+                }
                 if daily.is_empty() {
                     return Err(malformed("no `weather` days"));
                 }
@@ -218,8 +235,12 @@ pub(crate) fn wmo_code(wwo: u16) -> Option<u8> {
     })
 }
 
+// Every field is optional as read: what a capability needs is checked
+// where it is used, naming the field, so that a value one capability does
+// not use never fails the other.
 #[derive(Deserialize)]
 struct Reply {
+    #[serde(default)]
     current_condition: Vec<CurrentCondition>,
     nearest_area: Vec<Area>,
     #[serde(default)]
@@ -228,8 +249,8 @@ struct Reply {
 
 #[derive(Deserialize)]
 struct CurrentCondition {
-    #[serde(rename = "temp_C", deserialize_with = "number")]
-    temp_c: f64,
+    #[serde(rename = "temp_C", default, deserialize_with = "opt_number")]
+    temp_c: Option<f64>,
     #[serde(rename = "FeelsLikeC", default, deserialize_with = "opt_number")]
     feels_like_c: Option<f64>,
     #[serde(default, deserialize_with = "opt_number")]
@@ -244,52 +265,77 @@ struct CurrentCondition {
     precip_mm: Option<f64>,
     #[serde(default, deserialize_with = "opt_number")]
     cloudcover: Option<f64>,
-    #[serde(rename = "weatherCode", deserialize_with = "code")]
-    weather_code: u16,
-    observation_time: String,
+    #[serde(rename = "weatherCode", default, deserialize_with = "code")]
+    weather_code: Option<u16>,
+    #[serde(default)]
+    observation_time: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Area {
     #[serde(rename = "areaName", default)]
     area_name: Vec<Text>,
-    #[serde(deserialize_with = "number")]
-    latitude: f64,
-    #[serde(deserialize_with = "number")]
-    longitude: f64,
+    #[serde(default, deserialize_with = "opt_number")]
+    latitude: Option<f64>,
+    #[serde(default, deserialize_with = "opt_number")]
+    longitude: Option<f64>,
 }
 
 #[derive(Deserialize)]
 struct Text {
-    value: String,
+    #[serde(default)]
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Day {
-    date: String,
-    #[serde(rename = "maxtempC", deserialize_with = "number")]
-    max_temp_c: f64,
-    #[serde(rename = "mintempC", deserialize_with = "number")]
-    min_temp_c: f64,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(rename = "maxtempC", default, deserialize_with = "opt_number")]
+    max_temp_c: Option<f64>,
+    #[serde(rename = "mintempC", default, deserialize_with = "opt_number")]
+    min_temp_c: Option<f64>,
+    #[serde(default)]
     hourly: Vec<Hour>,
 }
 
 impl Day {
     /// Sums the 3-hourly slots: total precipitation, maximum wind and the
-    /// most severe condition (as Open-Meteo's daily code).
+    /// most severe condition (as Open-Meteo's daily code). A slot without
+    /// a weather code makes the day unreadable (its condition is unknown);
+    /// a slot without precipitation or wind makes that total unknown.
     fn normalise(&self) -> Result<ForecastDay, ProviderFailure> {
+        let date = self
+            .date
+            .clone()
+            .ok_or_else(|| malformed("no `weather.date`"))?;
         let mut code = None;
         for hour in &self.hourly {
-            let wmo = condition(hour.weather_code)?.code;
+            let wwo = hour
+                .weather_code
+                .ok_or_else(|| malformed(&format!("no `hourly.weatherCode` for {date}")))?;
+            let wmo = condition(wwo)?.code;
             code = Some(code.map_or(wmo, |c: u8| c.max(wmo)));
         }
-        let code = code.ok_or_else(|| malformed(&format!("no `hourly` for {}", self.date)))?;
-        let precipitation = self.hourly.iter().filter_map(|h| h.precip_mm).reduce(|a, b| a + b);
-        let wind = self.hourly.iter().filter_map(|h| h.windspeed_kmph).reduce(f64::max);
+        let code = code.ok_or_else(|| malformed(&format!("no `hourly` for {date}")))?;
+        let precipitation = self
+            .hourly
+            .iter()
+            .map(|h| h.precip_mm)
+            .try_fold(0.0, |sum, p| Some(sum + p?));
+        let wind = self
+            .hourly
+            .iter()
+            .map(|h| h.windspeed_kmph)
+            .try_fold(f64::NEG_INFINITY, |max, w| Some(max.max(w?)));
         Ok(ForecastDay {
-            date: self.date.clone(),
-            temp_min_c: self.min_temp_c,
-            temp_max_c: self.max_temp_c,
+            temp_min_c: self
+                .min_temp_c
+                .ok_or_else(|| malformed(&format!("no `mintempC` for {date}")))?,
+            temp_max_c: self
+                .max_temp_c
+                .ok_or_else(|| malformed(&format!("no `maxtempC` for {date}")))?,
+            date,
             precipitation_mm: precipitation.map(|p| (p * 100.0).round() / 100.0),
             wind_max_ms: wind.map(kmh_to_ms),
             condition: Condition::from_wmo(code),
@@ -299,8 +345,8 @@ impl Day {
 
 #[derive(Deserialize)]
 struct Hour {
-    #[serde(rename = "weatherCode", deserialize_with = "code")]
-    weather_code: u16,
+    #[serde(rename = "weatherCode", default, deserialize_with = "code")]
+    weather_code: Option<u16>,
     #[serde(rename = "windspeedKmph", default, deserialize_with = "opt_number")]
     windspeed_kmph: Option<f64>,
     #[serde(rename = "precipMM", default, deserialize_with = "opt_number")]
@@ -315,16 +361,13 @@ enum Lenient {
     Text(String),
 }
 
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    opt_number(d)?.ok_or_else(|| D::Error::custom("empty number"))
-}
-
-/// An empty string is a missing value; anything else must parse.
+/// `null` or an empty string is a missing value; anything else must parse.
 fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    match Lenient::deserialize(d)? {
-        Lenient::Number(n) => Ok(Some(n)),
-        Lenient::Text(t) if t.trim().is_empty() => Ok(None),
-        Lenient::Text(t) => t
+    match Option::<Lenient>::deserialize(d)? {
+        None => Ok(None),
+        Some(Lenient::Number(n)) => Ok(Some(n)),
+        Some(Lenient::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Lenient::Text(t)) => t
             .trim()
             .parse::<f64>()
             .ok()
@@ -334,10 +377,12 @@ fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
     }
 }
 
-fn code<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    let value = number(d)?;
+fn code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let Some(value) = opt_number(d)? else {
+        return Ok(None);
+    };
     if value.fract() == 0.0 && (0.0..=999.0).contains(&value) {
-        Ok(value as u16)
+        Ok(Some(value as u16))
     } else {
         Err(D::Error::custom(format!("not a weather code: {value}")))
     }
@@ -547,7 +592,6 @@ mod tests {
             assert_truncations_are_malformed(&WttrIn, &r, body);
             for bad in [
                 body.replace(r#""temp_C":"3""#, r#""temp_C":"warm""#),
-                body.replace(r#""maxtempC":"4""#, r#""maxtempC":"""#),
                 body.replace(r#""weatherCode":"122""#, r#""weatherCode":"12.5""#),
                 body.replace(r#""weatherCode":"122""#, r#""weatherCode":"998""#),
                 body.replace(r#""latitude":"52.517""#, r#""latitude":"N52""#),
@@ -556,6 +600,12 @@ mod tests {
                 assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
             }
         }
+        // Issue #13 tolerant readers: an empty maximum is a missing value,
+        // which only the forecast needs (current weather no longer fails).
+        let bad = body.replace(r#""maxtempC":"4""#, r#""maxtempC":"""#);
+        let f = failure(&WttrIn, &berlin("weather.forecast", 3), test_response(200, &[], &bad));
+        assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
+        assert!(f.message.contains("maxtempC"), "{f}");
         let bad = body.replace(r#""observation_time":"01:41 PM""#, r#""observation_time":"noon""#);
         let f = failure(&WttrIn, &berlin("weather.current", 0), test_response(200, &[], &bad));
         assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
