@@ -86,11 +86,15 @@ impl Provider for ClinicalTrialsGov {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let results = reply
-            .studies
+        let studies = reply.studies.ok_or_else(|| {
+            ProviderFailure::malformed("ClinicalTrials.gov reply lacks `studies`")
+                .status(response.status)
+        })?;
+        // A study without its status is left out, not given a made-up one.
+        let results = studies
             .into_iter()
+            .filter_map(|s| s.protocol_section.into_trial())
             .take(usize::from(q.limit))
-            .map(|s| s.protocol_section.into_trial())
             .collect();
         Ok(Step::Done(Data::ClinicalTrials(TrialSearch {
             query: q.query.clone(),
@@ -109,7 +113,7 @@ impl Provider for ClinicalTrialsGov {
 #[serde(rename_all = "camelCase")]
 struct Reply {
     total_count: Option<u64>,
-    studies: Vec<Study>,
+    studies: Option<Vec<Study>>,
 }
 
 #[derive(Deserialize)]
@@ -178,17 +182,15 @@ struct Sponsors {
 }
 
 impl Protocol {
-    fn into_trial(self) -> Trial {
+    fn into_trial(self) -> Option<Trial> {
         let id = self.identification_module;
         let status = self.status_module;
-        Trial {
+        let overall_status = status.as_ref().and_then(|s| s.overall_status.clone())?;
+        Some(Trial {
             url: Trial::registry_url(&id.nct_id),
             nct_id: id.nct_id,
             title: id.brief_title,
-            status: status
-                .as_ref()
-                .and_then(|s| s.overall_status.clone())
-                .unwrap_or_else(|| "UNKNOWN".to_string()),
+            status: overall_status,
             phases: self.design_module.map(|d| d.phases).unwrap_or_default(),
             conditions: self
                 .conditions_module
@@ -205,7 +207,7 @@ impl Protocol {
             start_date: status
                 .and_then(|s| s.start_date_struct)
                 .and_then(|d| iso_date(&d.date)),
-        }
+        })
     }
 }
 

@@ -101,7 +101,17 @@ impl Provider for EuropePmc {
     ) -> Result<Step, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
-        let articles = reply.result_list.result;
+        // No `result` list is an empty search only when `hitCount` says so.
+        let articles = match reply.result_list.result {
+            Some(articles) => articles,
+            None if reply.hit_count == Some(0) => Vec::new(),
+            None => {
+                return Err(
+                    ProviderFailure::malformed("Europe PMC reply lacks `resultList.result`")
+                        .status(response.status),
+                )
+            }
+        };
         let data = match request {
             Request::LiteratureSearch(q) => {
                 Data::LiteratureSearch(papers(q, reply.hit_count, articles))
@@ -190,8 +200,7 @@ struct Reply {
 
 #[derive(Deserialize)]
 struct ResultList {
-    #[serde(default)]
-    result: Vec<Article>,
+    result: Option<Vec<Article>>,
 }
 
 #[derive(Deserialize)]

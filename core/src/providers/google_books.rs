@@ -79,8 +79,19 @@ impl Provider for GoogleBooks {
             return Err(google_api_failure(&response, "Google Books"));
         }
         let reply: Reply = response.json()?;
-        let results = reply
-            .items
+        // No `items` is an empty search only when `totalItems` says so.
+        let items = match reply.items {
+            Some(items) => items,
+            None if reply.total_items == 0 => Vec::new(),
+            None => {
+                return Err(ProviderFailure::malformed(format!(
+                    "Google Books reply lacks `items` but reports {} totalItems",
+                    reply.total_items
+                ))
+                .status(response.status))
+            }
+        };
+        let results = items
             .into_iter()
             .take(usize::from(q.limit))
             .map(Volume::into_result)
@@ -164,8 +175,7 @@ fn next_pacific_midnight(now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 #[serde(rename_all = "camelCase")]
 struct Reply {
     total_items: u64,
-    #[serde(default)]
-    items: Vec<Volume>,
+    items: Option<Vec<Volume>>,
 }
 
 #[derive(Deserialize)]

@@ -102,8 +102,11 @@ impl Provider for InternetArchive {
             ProviderFailure::malformed("Internet Archive reply has no `response`")
                 .status(response.status)
         })?;
-        let results = body
-            .docs
+        let docs = body.docs.ok_or_else(|| {
+            ProviderFailure::malformed("Internet Archive reply lacks `response.docs`")
+                .status(response.status)
+        })?;
+        let results = docs
             .into_iter()
             .take(usize::from(q.limit))
             .filter_map(Doc::into_result)
@@ -165,7 +168,7 @@ enum SolrError {
 #[serde(rename_all = "camelCase")]
 struct Body {
     num_found: u64,
-    docs: Vec<Doc>,
+    docs: Option<Vec<Doc>>,
 }
 
 /// A field that is a string in some items and a list in others.
@@ -210,11 +213,10 @@ impl Doc {
                     Ok(t) => Some(super::utc_text(t.with_timezone(&chrono::Utc))),
                     Err(_) => iso_date(&d),
                 });
+        // An item without a title is left out, not named by its identifier.
+        let title = self.title.and_then(Text::first)?;
         Some(VideoResult {
-            title: self
-                .title
-                .and_then(Text::first)
-                .unwrap_or_else(|| id.clone()),
+            title,
             url: format!("https://archive.org/details/{id}"),
             embed_url: Some(format!("https://archive.org/embed/{id}")),
             thumbnail_url: Some(format!("https://archive.org/services/img/{id}")),

@@ -103,19 +103,20 @@ impl Provider for MusicBrainz {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let items = match q.kind {
-            MusicKind::Track => reply.recordings,
-            MusicKind::Album => reply.release_groups,
-            MusicKind::Artist => reply.artists,
-        }
-        .ok_or_else(|| {
-            ProviderFailure::malformed("MusicBrainz reply lacks the searched entity list")
+        let (items, field) = match q.kind {
+            MusicKind::Track => (reply.recordings, "recordings"),
+            MusicKind::Album => (reply.release_groups, "release-groups"),
+            MusicKind::Artist => (reply.artists, "artists"),
+        };
+        let items = items.ok_or_else(|| {
+            ProviderFailure::malformed(format!("MusicBrainz reply lacks `{field}`"))
                 .status(response.status)
         })?;
+        // An entity without its title (name) is left out.
         let results = items
             .into_iter()
+            .filter_map(|item| item.into_result(q.kind))
             .take(usize::from(q.limit))
-            .map(|item| item.into_result(q.kind))
             .collect();
         Ok(Step::Done(Data::MusicSearch(MusicSearch {
             query: q.query.clone(),
@@ -163,8 +164,7 @@ struct Entity {
 #[derive(Deserialize)]
 struct Credit {
     name: String,
-    #[serde(default)]
-    joinphrase: String,
+    joinphrase: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -174,8 +174,8 @@ struct Release {
 }
 
 impl Entity {
-    fn into_result(self, kind: MusicKind) -> MusicResult {
-        let title = self.title.or(self.name).unwrap_or_default();
+    fn into_result(self, kind: MusicKind) -> Option<MusicResult> {
+        let title = self.title.or(self.name).filter(|t| !t.trim().is_empty())?;
         let mut result = MusicResult::new(kind, title);
         let page = match kind {
             MusicKind::Track => "recording",
@@ -185,15 +185,22 @@ impl Entity {
         result.url = Some(format!("https://musicbrainz.org/{page}/{}", self.id));
         result.ids.mbid = Some(self.id);
         if kind == MusicKind::Artist {
-            return result;
+            return Some(result);
         }
-        // "Daft Punk feat. Romanthony": names joined by their join phrases.
-        let artist: String = self
+        // "Daft Punk feat. Romanthony": names joined by their join phrases;
+        // no artist rather than a wrong one when a join phrase is missing.
+        let last = self.artist_credit.len().saturating_sub(1);
+        let artist: Option<String> = self
             .artist_credit
             .iter()
-            .map(|c| format!("{}{}", c.name, c.joinphrase))
+            .enumerate()
+            .map(|(i, c)| match c.joinphrase.as_deref() {
+                Some(join) => Some(format!("{}{join}", c.name)),
+                None if i == last => Some(c.name.clone()),
+                None => None,
+            })
             .collect();
-        result.artist = Some(artist).filter(|a| !a.is_empty());
+        result.artist = artist.filter(|a| !a.is_empty());
         let first_release = self.releases.into_iter().next();
         result.release_date = self
             .first_release_date
@@ -205,7 +212,7 @@ impl Entity {
             result.duration_ms = self.length;
             result.isrc = self.isrcs.into_iter().next();
         }
-        result
+        Some(result)
     }
 }
 

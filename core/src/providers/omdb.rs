@@ -109,6 +109,11 @@ impl Provider for Omdb {
                     .collect();
                 TitleSearch::new(q, reply.total_results, results)
             }
+            // A text search always answers with `Search` (or an `Error`).
+            None if matches!(q.lookup, TitleLookup::Text(_)) => {
+                return Err(ProviderFailure::malformed("OMDb search reply lacks `Search`")
+                    .status(response.status));
+            }
             // An id lookup answers with the title itself.
             None => {
                 let title: Title = response.json()?;

@@ -69,7 +69,10 @@ impl Provider for OpenLibrary {
         };
         response.check_status()?;
         let reply: Reply = response.json()?;
-        let mut results: Vec<BookResult> = reply.docs.into_iter().map(Doc::into_result).collect();
+        let docs = reply.docs.ok_or_else(|| {
+            ProviderFailure::malformed("Open Library reply lacks `docs`").status(response.status)
+        })?;
+        let mut results: Vec<BookResult> = docs.into_iter().map(Doc::into_result).collect();
         results.truncate(usize::from(q.limit));
         Ok(Step::Done(Data::BooksSearch(BookSearch {
             query: q.query.clone(),
@@ -87,7 +90,7 @@ impl Provider for OpenLibrary {
 struct Reply {
     #[serde(rename = "numFound")]
     num_found: u64,
-    docs: Vec<Doc>,
+    docs: Option<Vec<Doc>>,
 }
 
 #[derive(Deserialize)]

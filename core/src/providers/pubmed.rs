@@ -155,15 +155,27 @@ impl Provider for PubMed {
                         format!("PubMed: {}", clip(&error)),
                     ));
                 }
-                if search.idlist.is_empty() {
+                let idlist = search.idlist.ok_or_else(|| {
+                    ProviderFailure::malformed("PubMed esearch reply lacks `idlist`")
+                        .status(response.status)
+                })?;
+                if idlist.is_empty() {
+                    // A first page with no ids while `count` says there are
+                    // some: the list was lost, not the matches.
+                    if search.count.is_some_and(|n| n > 0) {
+                        return Err(ProviderFailure::malformed(format!(
+                            "PubMed esearch reply has an empty `idlist` but a count of {}",
+                            search.count.unwrap_or_default()
+                        ))
+                        .status(response.status));
+                    }
                     return Ok(Step::Done(Data::LiteratureSearch(PaperSearch {
                         query: q.query.clone(),
                         total: search.count,
                         results: Vec::new(),
                     })));
                 }
-                if !search
-                    .idlist
+                if !idlist
                     .iter()
                     .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
                 {
@@ -171,7 +183,7 @@ impl Provider for PubMed {
                         .status(response.status));
                 }
                 let req = eutils(ctx, "esummary")
-                    .query("id", search.idlist.join(","))
+                    .query("id", idlist.join(","))
                     .query("retmode", "json");
                 Ok(Step::Next(identified(req, ctx)))
             }
@@ -179,12 +191,17 @@ impl Provider for PubMed {
                 result: Some(result),
                 ..
             } => {
-                let results = result
-                    .uids
+                let uids = result.uids.ok_or_else(|| {
+                    ProviderFailure::malformed("PubMed esummary reply lacks `uids`")
+                        .status(response.status)
+                })?;
+                // A summary that is null or unreadable loses that paper only.
+                let results = uids
                     .iter()
                     .filter_map(|uid| result.docs.get(uid))
+                    .filter_map(|doc| Summary::deserialize(doc).ok())
                     .filter(|doc| doc.error.is_none())
-                    .filter_map(Summary::to_paper)
+                    .filter_map(|doc| doc.to_paper())
                     .collect();
                 // esummary does not repeat esearch's count, and the
                 // follow-up's response is all this step sees.
@@ -225,43 +242,55 @@ struct Reply {
 struct SearchResult {
     #[serde(default, deserialize_with = "lenient_u64")]
     count: Option<u64>,
-    #[serde(default)]
-    idlist: Vec<String>,
+    idlist: Option<Vec<String>>,
     #[serde(rename = "ERROR")]
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct SummaryResult {
-    uids: Vec<String>,
+    uids: Option<Vec<String>>,
+    /// Read one by one, so that one broken summary loses one paper.
     #[serde(flatten)]
-    docs: HashMap<String, Summary>,
+    docs: HashMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 struct Summary {
+    #[serde(deserialize_with = "pmid")]
     uid: String,
     title: Option<String>,
     pubdate: Option<String>,
     sortpubdate: Option<String>,
     source: Option<String>,
     fulljournalname: Option<String>,
-    #[serde(default)]
+    /// Required: a paper without its author list is left out.
     authors: Vec<Author>,
     #[serde(default)]
-    articleids: Vec<ArticleId>,
+    articleids: Option<Vec<ArticleId>>,
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Author {
-    name: String,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ArticleId {
-    idtype: String,
-    value: String,
+    idtype: Option<String>,
+    value: Option<String>,
+}
+
+/// A PMID, sent as a string or (drifted) as a number.
+fn pmid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a PMID, found {other}"
+        ))),
+    }
 }
 
 impl Summary {
@@ -274,10 +303,13 @@ impl Summary {
             pmid: Some(self.uid.clone()),
             ..PaperIds::default()
         };
-        for id in &self.articleids {
-            match id.idtype.as_str() {
-                "doi" => ids.set_doi(&id.value),
-                "pmc" => ids.set_pmcid(&id.value),
+        for id in self.articleids.iter().flatten() {
+            let (Some(idtype), Some(value)) = (&id.idtype, &id.value) else {
+                continue;
+            };
+            match idtype.as_str() {
+                "doi" => ids.set_doi(value),
+                "pmc" => ids.set_pmcid(value),
                 _ => {}
             }
         }
@@ -288,7 +320,7 @@ impl Summary {
         let url = Paper::canonical_url(&ids, String::new);
         Some(Paper {
             title: title.to_string(),
-            authors: self.authors.iter().map(|a| a.name.clone()).collect(),
+            authors: self.authors.iter().filter_map(|a| a.name.clone()).collect(),
             venue: self
                 .fulljournalname
                 .clone()
@@ -548,8 +580,17 @@ mod tests {
         }
         let f = failure(&PubMed, &malaria(), test_response(200, &[], "{}"));
         assert_eq!(f.class, FailureClass::MalformedResponse);
+        // Issue #13 tolerant readers: an unreadable summary now loses that
+        // paper only; a reply without its `uids` list is still malformed.
         let bad = r#"{"result":{"uids":["1"],"1":{"uid":1}}}"#;
+        let s = answer(&PubMed, &malaria(), test_response(200, &[], bad));
+        let Data::LiteratureSearch(s) = s else {
+            panic!("a literature search")
+        };
+        assert!(s.results.is_empty());
+        let bad = r#"{"result":{"1":{"uid":"1","title":"T","authors":[]}}}"#;
         let f = failure(&PubMed, &malaria(), test_response(200, &[], bad));
         assert_eq!(f.class, FailureClass::MalformedResponse);
+        assert!(f.message.contains("uids"), "{}", f.message);
     }
 }

@@ -113,7 +113,10 @@ impl Provider for Tmdb {
         let (total, items) = match q.lookup {
             TitleLookup::Text(_) => {
                 let page: Page = response.json()?;
-                (page.total_results, page.results)
+                let results = page.results.ok_or_else(|| {
+                    ProviderFailure::malformed("TMDB reply lacks `results`").status(response.status)
+                })?;
+                (page.total_results, results)
             }
             TitleLookup::Imdb(_) => {
                 let found: Found = response.json()?;
@@ -130,7 +133,11 @@ impl Provider for Tmdb {
                 (None, items)
             }
         };
-        let results = items.into_iter().map(|i| i.into_result(kind)).collect();
+        // A film without `title` (a series without `name`) is left out.
+        let results = items
+            .into_iter()
+            .filter_map(|i| i.into_result(kind))
+            .collect();
         let search = TitleSearch::new(q, total, results);
         Ok(Step::Done(match kind {
             TitleKind::Movie => Data::MovieSearch(search),
@@ -159,7 +166,7 @@ struct ErrorReply {
 
 #[derive(Deserialize)]
 struct Page {
-    results: Vec<Item>,
+    results: Option<Vec<Item>>,
     total_results: Option<u64>,
 }
 
@@ -175,33 +182,39 @@ struct Found {
 #[derive(Deserialize)]
 struct Item {
     id: u64,
-    #[serde(alias = "name")]
-    title: String,
+    title: Option<String>,
+    name: Option<String>,
     #[serde(alias = "first_air_date")]
     release_date: Option<String>,
     overview: Option<String>,
     poster_path: Option<String>,
-    #[serde(default)]
-    genre_ids: Vec<u32>,
+    genre_ids: Option<Vec<u32>>,
     vote_average: Option<f64>,
     vote_count: Option<u64>,
 }
 
 impl Item {
-    fn into_result(self, kind: TitleKind) -> TitleResult {
+    /// `None` when the item lacks a required fact: its title or its genres
+    /// (TMDB always lists `genre_ids`, empty when it has none).
+    fn into_result(self, kind: TitleKind) -> Option<TitleResult> {
+        let title = match kind {
+            TitleKind::Movie => self.title.or(self.name),
+            TitleKind::Tv => self.name.or(self.title),
+        }
+        .filter(|t| !t.trim().is_empty())?;
+        let genre_ids = self.genre_ids?;
         let date = self.release_date.as_deref();
         let page = match kind {
             TitleKind::Movie => "movie",
             TitleKind::Tv => "tv",
         };
-        TitleResult {
+        Some(TitleResult {
             kind,
             year: date.and_then(year_of),
             release_date: date.and_then(iso_date),
-            title: self.title,
+            title,
             overview: non_empty(self.overview),
-            genres: self
-                .genre_ids
+            genres: genre_ids
                 .iter()
                 .filter_map(|id| tmdb_genre(*id))
                 .map(str::to_string)
@@ -215,7 +228,7 @@ impl Item {
                 ..TitleIds::default()
             },
             url: Some(format!("https://www.themoviedb.org/{page}/{}", self.id)),
-        }
+        })
     }
 }
 

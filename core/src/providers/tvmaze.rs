@@ -77,15 +77,22 @@ impl Provider for Tvmaze {
             ));
         }
         response.check_status()?;
-        let shows = match q.lookup {
+        // A search leaves out a show without its name or genres; a lookup
+        // of that show fails, naming the field.
+        let results = match q.lookup {
             TitleLookup::Text(_) => response
                 .json::<Vec<Hit>>()?
                 .into_iter()
-                .map(|hit| hit.show)
+                .filter_map(|hit| hit.show.into_result().ok())
                 .collect(),
-            TitleLookup::Imdb(_) => vec![response.json::<Show>()?],
+            TitleLookup::Imdb(_) => vec![response
+                .json::<Show>()?
+                .into_result()
+                .map_err(|field| {
+                    ProviderFailure::malformed(format!("TVmaze show lacks `{field}`"))
+                        .status(response.status)
+                })?],
         };
-        let results = shows.into_iter().map(Show::into_result).collect();
         Ok(Step::Done(Data::TvShowSearch(TitleSearch::new(
             q, None, results,
         ))))
@@ -105,9 +112,9 @@ struct Hit {
 struct Show {
     id: u64,
     url: Option<String>,
-    name: String,
-    #[serde(default)]
-    genres: Vec<String>,
+    name: Option<String>,
+    /// Required: TVmaze always lists them, empty when there are none.
+    genres: Option<Vec<String>>,
     status: Option<String>,
     premiered: Option<String>,
     rating: Option<ShowRating>,
@@ -141,11 +148,14 @@ struct Image {
 }
 
 impl Show {
-    fn into_result(self) -> TitleResult {
+    /// The show, or the name of the required field it lacks.
+    fn into_result(self) -> Result<TitleResult, &'static str> {
+        let title = self.name.filter(|n| !n.trim().is_empty()).ok_or("name")?;
+        let genres = self.genres.ok_or("genres")?;
         let premiered = self.premiered.as_deref();
-        TitleResult {
+        Ok(TitleResult {
             kind: TitleKind::Tv,
-            title: self.name,
+            title,
             year: premiered.and_then(year_of),
             release_date: premiered.and_then(iso_date),
             overview: self
@@ -153,7 +163,7 @@ impl Show {
                 .as_deref()
                 .map(strip_html)
                 .filter(|s| !s.is_empty()),
-            genres: self.genres,
+            genres,
             status: self.status,
             network: self.network.or(self.web_channel).map(|n| n.name),
             rating: Rating::out_of_ten(self.rating.and_then(|r| r.average), None),
@@ -164,7 +174,7 @@ impl Show {
                 ..TitleIds::default()
             },
             url: self.url,
-        }
+        })
     }
 }
 

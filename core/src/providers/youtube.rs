@@ -79,11 +79,23 @@ impl Provider for YouTube {
             return Err(google_api_failure(&response, "YouTube"));
         }
         let reply: Reply = response.json()?;
+        let items = reply.items.ok_or_else(|| {
+            ProviderFailure::malformed("YouTube reply lacks `items`").status(response.status)
+        })?;
+        let total = reply.page_info.and_then(|p| p.total_results);
         match reply.kind.as_str() {
             // Step 1: the ids, in relevance order; fetch their details.
             "youtube#searchListResponse" => {
-                let ids: Vec<String> = reply
-                    .items
+                // No items on the first page while the total says there are
+                // some: the list was lost, not the matches.
+                if items.is_empty() && total.is_some_and(|n| n > 0) {
+                    return Err(ProviderFailure::malformed(format!(
+                        "YouTube search reply has empty `items` but {} totalResults",
+                        total.unwrap_or_default()
+                    ))
+                    .status(response.status));
+                }
+                let ids: Vec<String> = items
                     .into_iter()
                     .filter_map(|item| match item.id {
                         ItemId::Search { video_id } => video_id,
@@ -99,7 +111,7 @@ impl Provider for YouTube {
                 if ids.is_empty() {
                     return Ok(Step::Done(Data::VideoSearch(VideoSearch {
                         query: q.query.clone(),
-                        total: reply.page_info.and_then(|p| p.total_results),
+                        total,
                         results: Vec::new(),
                     })));
                 }
@@ -111,8 +123,7 @@ impl Provider for YouTube {
             }
             // Step 2: the videos, in the order the ids were asked for.
             "youtube#videoListResponse" => {
-                let results = reply
-                    .items
+                let results = items
                     .into_iter()
                     .take(usize::from(q.limit))
                     .filter_map(Item::into_result)
@@ -171,8 +182,7 @@ fn iso_duration_seconds(text: &str) -> Option<u64> {
 #[serde(rename_all = "camelCase")]
 struct Reply {
     kind: String,
-    #[serde(default)]
-    items: Vec<Item>,
+    items: Option<Vec<Item>>,
     page_info: Option<PageInfo>,
 }
 
