@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::wire::number;
 use super::{clip, not_served};
@@ -99,17 +100,21 @@ impl Provider for AlphaVantage {
                 format!("Alpha Vantage has no quote for {}", q.symbol),
             ));
         }
-        let field = |name: &str| fields.get(name).and_then(|v| number(v));
+        let text = |name: &str| match fields.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let field = |name: &str| text(name).and_then(|v| number(&v));
         let malformed = |what: &str| {
-            ProviderFailure::malformed(format!("Alpha Vantage quote without {what}"))
+            ProviderFailure::malformed(format!("Alpha Vantage quote without `{what}`"))
                 .status(response.status)
         };
-        let price = field("05. price").ok_or_else(|| malformed("a price"))?;
-        let day = fields
-            .get("07. latest trading day")
+        let price = field("05. price").ok_or_else(|| malformed("05. price"))?;
+        let day = text("07. latest trading day")
             .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
-            .ok_or_else(|| malformed("a trading day"))?;
-        let mut quote = StockQuote::new(&q.symbol, price, day.clone());
+            .ok_or_else(|| malformed("07. latest trading day"))?;
+        let mut quote = StockQuote::new(&q.symbol, price, day);
         quote.open = field("02. open");
         quote.high = field("03. high");
         quote.low = field("04. low");
@@ -128,7 +133,8 @@ impl Provider for AlphaVantage {
 #[derive(Deserialize)]
 struct Reply {
     #[serde(rename = "Global Quote")]
-    quote: Option<HashMap<String, String>>,
+    /// Text by field name; a field of another kind is ignored (issue #13).
+    quote: Option<HashMap<String, Value>>,
     #[serde(rename = "Information")]
     information: Option<String>,
     #[serde(rename = "Note")]

@@ -19,7 +19,7 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::wire::{flexible_f64, flexible_f64_opt};
+use super::wire::flexible_f64_opt;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -120,15 +120,30 @@ impl Provider for Binance {
         for asset in q.asset_ids() {
             for vs in &q.vs_currencies {
                 let symbol = pair(asset, vs).unwrap_or_default();
-                let ticker = tickers.iter().find(|t| t.symbol == symbol).ok_or_else(|| {
+                let found = tickers
+                    .iter()
+                    .find(|t| t.symbol.as_deref() == Some(symbol.as_str()));
+                let ticker = found.ok_or_else(|| {
                     response.failure(
                         FailureClass::NotFound,
                         format!("Binance answered no {symbol} ticker"),
                     )
                 })?;
-                let as_of = DateTime::from_timestamp_millis(ticker.close_time)
-                    .unwrap_or(response.received_at);
-                let mut quote = CryptoQuote::new(asset, vs, ticker.last_price, utc_text(as_of));
+                // The time of the price is a fact of the answer: no stand-in.
+                let as_of = ticker
+                    .close_time
+                    .and_then(DateTime::from_timestamp_millis)
+                    .ok_or_else(|| {
+                        ProviderFailure::malformed(format!(
+                            "Binance {symbol} ticker without `closeTime`"
+                        ))
+                        .status(response.status)
+                    })?;
+                let price = ticker.last_price.ok_or_else(|| {
+                    ProviderFailure::malformed(format!("Binance {symbol} ticker without `lastPrice`"))
+                        .status(response.status)
+                })?;
+                let mut quote = CryptoQuote::new(asset, vs, price, utc_text(as_of));
                 quote.change_24h_pct = ticker.price_change_percent;
                 quote.volume_24h = ticker.quote_volume;
                 quotes.push(quote);
@@ -151,14 +166,14 @@ struct ErrorReply {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Ticker {
-    symbol: String,
+    symbol: Option<String>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]
     price_change_percent: Option<f64>,
-    #[serde(deserialize_with = "flexible_f64")]
-    last_price: f64,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    last_price: Option<f64>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]
     quote_volume: Option<f64>,
-    close_time: i64,
+    close_time: Option<i64>,
 }
 
 static FIXTURES: &[Fixture] = &[Fixture {

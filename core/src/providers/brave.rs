@@ -114,11 +114,12 @@ impl Provider for Brave {
             .map(|web| web.results)
             .unwrap_or_default()
             .into_iter()
-            .map(|r| {
-                let snippet = r.description.map(|d| html_to_text(&d)).unwrap_or_default();
-                let mut result = WebResult::new(html_to_text(&r.title), r.url, snippet);
+            // A hit without title, link or description is left out.
+            .filter_map(|r| {
+                let snippet = html_to_text(&r.description?);
+                let mut result = WebResult::new(html_to_text(&r.title?), r.url?, snippet);
                 result.published_at = r.page_age.as_deref().and_then(iso_utc);
-                result
+                Some(result)
             })
             .collect();
         let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
@@ -182,8 +183,8 @@ struct Web {
 
 #[derive(Deserialize)]
 struct Hit {
-    title: String,
-    url: String,
+    title: Option<String>,
+    url: Option<String>,
     description: Option<String>,
     page_age: Option<String>,
 }

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 
 use chrono::DateTime;
 use serde::Deserialize;
+use serde_json::Value;
 
+use super::wire::number;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -94,7 +96,8 @@ impl Provider for CoinGecko {
             }
             failure
         })?;
-        let reply: HashMap<String, HashMap<String, Option<f64>>> = response.json()?;
+        // Read by asset id: another entry may be anything (issue #13).
+        let reply: HashMap<String, Value> = response.json()?;
         let not_found = |what: String| {
             ProviderFailure::new(FailureClass::NotFound, what).status(response.status)
         };
@@ -103,10 +106,21 @@ impl Provider for CoinGecko {
             let fields = reply
                 .get(asset.coingecko)
                 .ok_or_else(|| not_found(format!("CoinGecko has no {}", asset.symbol)))?;
-            let field = |name: &str| fields.get(name).copied().flatten();
+            let field = |name: &str| match fields.get(name)? {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => number(s),
+                _ => None,
+            };
+            // The time of the price is a fact of the answer: no stand-in.
             let as_of = field("last_updated_at")
                 .and_then(|secs| DateTime::from_timestamp(secs as i64, 0))
-                .unwrap_or(response.received_at);
+                .ok_or_else(|| {
+                    ProviderFailure::malformed(format!(
+                        "CoinGecko {} without `last_updated_at`",
+                        asset.coingecko
+                    ))
+                    .status(response.status)
+                })?;
             for vs in &q.vs_currencies {
                 let vs_lower = vs.to_ascii_lowercase();
                 let price = field(&vs_lower).ok_or_else(|| {

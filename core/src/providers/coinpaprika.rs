@@ -20,7 +20,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::Value;
 
+use super::wire::number;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -102,7 +104,11 @@ impl Provider for CoinPaprika {
             ))
             .status(response.status));
         }
-        let as_of = utc_text(ticker.last_updated.unwrap_or(response.received_at));
+        // The time of the price is a fact of the answer: no stand-in.
+        let as_of = utc_text(ticker.last_updated.ok_or_else(|| {
+            ProviderFailure::malformed("CoinPaprika ticker without `last_updated`")
+                .status(response.status)
+        })?);
         let quotes = q
             .vs_currencies
             .iter()
@@ -114,10 +120,15 @@ impl Provider for CoinPaprika {
                     )
                     .status(response.status)
                 })?;
-                let mut out = CryptoQuote::new(asset, vs, quote.price, as_of.clone());
-                out.change_24h_pct = quote.percent_change_24h;
-                out.market_cap = quote.market_cap;
-                out.volume_24h = quote.volume_24h;
+                let field = |name: &str| quote_number(quote.get(name));
+                let price = field("price").ok_or_else(|| {
+                    ProviderFailure::malformed(format!("CoinPaprika quotes.{vs} without `price`"))
+                        .status(response.status)
+                })?;
+                let mut out = CryptoQuote::new(asset, vs, price, as_of.clone());
+                out.change_24h_pct = field("percent_change_24h");
+                out.market_cap = field("market_cap");
+                out.volume_24h = field("volume_24h");
                 Ok(out)
             })
             .collect::<Result<_, ProviderFailure>>()?;
@@ -138,15 +149,19 @@ struct ErrorReply {
 struct Ticker {
     id: String,
     last_updated: Option<DateTime<Utc>>,
-    quotes: HashMap<String, Quote>,
+    /// Quotes by currency, read only for the currencies asked for: another
+    /// entry may be anything (issue #13).
+    #[serde(default)]
+    quotes: HashMap<String, Value>,
 }
 
-#[derive(Deserialize)]
-struct Quote {
-    price: f64,
-    volume_24h: Option<f64>,
-    market_cap: Option<f64>,
-    percent_change_24h: Option<f64>,
+/// A quote's number, sent as a number or a numeric string.
+fn quote_number(value: Option<&Value>) -> Option<f64> {
+    match value? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => number(s),
+        _ => None,
+    }
 }
 
 static FIXTURES: &[Fixture] = &[

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::not_served;
+use super::wire::number;
 use crate::capability::finance::FxRates;
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
@@ -97,7 +98,14 @@ impl Provider for CurrencyApi {
             })?;
         let rates: BTreeMap<String, f64> = table
             .iter()
-            .filter_map(|(code, rate)| Some((code.to_ascii_uppercase(), rate.as_f64()?)))
+            .filter_map(|(code, rate)| {
+                // A rate sent as a numeric string counts (issue #13).
+                let rate = match rate {
+                    serde_json::Value::String(text) => number(text)?,
+                    rate => rate.as_f64()?,
+                };
+                Some((code.to_ascii_uppercase(), rate))
+            })
             .filter(|(code, _)| !q.symbols.is_empty() || is_iso_4217(code))
             .collect();
         let rates = FxRates {

@@ -75,11 +75,15 @@ impl Provider for Dailymotion {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let results = reply
-            .list
+        // A `null` list reads as empty: the reply itself is then broken.
+        let list = reply.list.ok_or_else(|| {
+            ProviderFailure::malformed("Dailymotion reply without `list`").status(response.status)
+        })?;
+        let results = list
             .into_iter()
+            // A video without id, title or link is left out, not the reply.
+            .filter_map(Video::into_result)
             .take(usize::from(q.limit))
-            .map(Video::into_result)
             .collect();
         Ok(Step::Done(Data::VideoSearch(VideoSearch {
             query: q.query.clone(),
@@ -109,14 +113,14 @@ struct ErrorBody {
 #[derive(Deserialize)]
 struct Reply {
     total: Option<u64>,
-    list: Vec<Video>,
+    list: Option<Vec<Video>>,
 }
 
 #[derive(Deserialize)]
 struct Video {
-    id: String,
-    title: String,
-    url: String,
+    id: Option<String>,
+    title: Option<String>,
+    url: Option<String>,
     embed_url: Option<String>,
     thumbnail_360_url: Option<String>,
     duration: Option<u64>,
@@ -128,11 +132,11 @@ struct Video {
 }
 
 impl Video {
-    fn into_result(self) -> VideoResult {
-        VideoResult {
-            id: self.id,
-            title: self.title,
-            url: self.url,
+    fn into_result(self) -> Option<VideoResult> {
+        Some(VideoResult {
+            id: self.id?,
+            title: self.title?,
+            url: self.url?,
             embed_url: self.embed_url,
             thumbnail_url: self.thumbnail_360_url,
             duration_s: self.duration,
@@ -148,7 +152,7 @@ impl Video {
                 .filter(|d| !d.is_empty()),
             views: self.views_total,
             license: None,
-        }
+        })
     }
 }
 

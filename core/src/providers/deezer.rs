@@ -83,9 +83,10 @@ impl Provider for Deezer {
         let results = reply
             .data
             .into_iter()
-            .filter(|item| item.kind == wanted)
+            .filter(|item| item.kind.as_deref() == Some(wanted))
+            // An item without a title is left out, not the reply.
+            .filter_map(|item| item.into_result(q.kind))
             .take(usize::from(q.limit))
-            .map(|item| item.into_result(q.kind))
             .collect();
         Ok(Step::Done(Data::MusicSearch(MusicSearch {
             query: q.query.clone(),
@@ -143,8 +144,8 @@ struct Reply {
 #[derive(Deserialize)]
 struct Item {
     #[serde(rename = "type")]
-    kind: String,
-    id: u64,
+    kind: Option<String>,
+    id: Option<u64>,
     /// Track and album title.
     title: Option<String>,
     /// Artist name.
@@ -160,38 +161,38 @@ struct Item {
 
 #[derive(Deserialize)]
 struct Named {
-    name: String,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Album {
-    title: String,
+    title: Option<String>,
     cover_big: Option<String>,
 }
 
 impl Item {
-    fn into_result(self, kind: MusicKind) -> MusicResult {
-        let title = self.title.or(self.name).unwrap_or_default();
+    fn into_result(self, kind: MusicKind) -> Option<MusicResult> {
+        let title = self.title.or(self.name)?;
         let mut result = MusicResult::new(kind, title);
-        result.ids.deezer = Some(self.id);
+        result.ids.deezer = self.id;
         result.url = self.link;
         match kind {
             MusicKind::Track => {
-                result.artist = self.artist.map(|a| a.name);
+                result.artist = self.artist.and_then(|a| a.name);
                 result.duration_ms = self.duration.map(|s| s.saturating_mul(1000));
                 result.preview_url = self.preview.filter(|p| !p.is_empty());
                 if let Some(album) = self.album {
-                    result.album = Some(album.title);
+                    result.album = album.title;
                     result.artwork_url = album.cover_big;
                 }
             }
             MusicKind::Album => {
-                result.artist = self.artist.map(|a| a.name);
+                result.artist = self.artist.and_then(|a| a.name);
                 result.artwork_url = self.cover_big;
             }
             MusicKind::Artist => result.artwork_url = self.picture_big,
         }
-        result
+        Some(result)
     }
 }
 

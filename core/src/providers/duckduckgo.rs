@@ -143,22 +143,23 @@ impl Topic {
         for topic in &self.topics {
             topic.collect(out);
         }
-        let (Some(url), Some(text)) = (
+        // The title is the link text of `Result`: a topic without it has
+        // no title and is left out (issue #13), not titled by its text.
+        let (Some(url), Some(text), Some(html)) = (
             non_empty(self.first_url.clone()),
             non_empty(self.text.clone()),
+            self.result.as_deref(),
         ) else {
             return;
         };
         // `<a href="…">Title</a>Description`: the link text is the title.
-        let title = self
-            .result
-            .as_deref()
-            .and_then(|html| {
-                let start = html.find("<a ")?;
-                let open_end = start + html[start..].find('>')? + 1;
-                let close = open_end + html[open_end..].find("</a>")?;
-                Some(html_to_text(&html[open_end..close]))
-            })
+        let link_text = || {
+            let start = html.find("<a ")?;
+            let open_end = start + html[start..].find('>')? + 1;
+            let close = open_end + html[open_end..].find("</a>")?;
+            Some(html_to_text(&html[open_end..close]))
+        };
+        let title = link_text()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| clip(&text));
         let snippet = text

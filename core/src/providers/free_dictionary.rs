@@ -98,6 +98,18 @@ impl Provider for FreeDictionary {
             .iter()
             .flat_map(|e| &e.source_urls)
             .find_map(|u| non_empty(Some(u.clone())));
+        // A meaning's `null` definitions would read as none: the reply is
+        // broken, as when the list is missing.
+        if entries
+            .iter()
+            .flat_map(|e| &e.meanings)
+            .any(|m| m.definitions.is_none())
+        {
+            return Err(ProviderFailure::malformed(
+                "Free Dictionary meaning without `definitions`",
+            )
+            .status(response.status));
+        }
         let senses = entries
             .into_iter()
             .flat_map(|e| e.meanings)
@@ -106,6 +118,7 @@ impl Provider for FreeDictionary {
                 let (shared_synonyms, shared_antonyms) = (meaning.synonyms, meaning.antonyms);
                 meaning
                     .definitions
+                    .unwrap_or_default()
                     .into_iter()
                     .enumerate()
                     .filter_map(move |(i, d)| {
@@ -119,7 +132,7 @@ impl Provider for FreeDictionary {
                         };
                         Some(Sense {
                             part_of_speech: part_of_speech.clone(),
-                            definition: non_empty(Some(d.definition))?,
+                            definition: non_empty(d.definition)?,
                             example: non_empty(d.example),
                             synonyms: own(d.synonyms, &shared_synonyms),
                             antonyms: own(d.antonyms, &shared_antonyms),
@@ -167,7 +180,7 @@ struct Phonetic {
 #[serde(rename_all = "camelCase")]
 struct Meaning {
     part_of_speech: String,
-    definitions: Vec<Definition>,
+    definitions: Option<Vec<Definition>>,
     #[serde(default)]
     synonyms: Vec<String>,
     #[serde(default)]
@@ -176,7 +189,7 @@ struct Meaning {
 
 #[derive(Deserialize)]
 struct Definition {
-    definition: String,
+    definition: Option<String>,
     example: Option<String>,
     #[serde(default)]
     synonyms: Vec<String>,

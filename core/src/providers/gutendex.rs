@@ -66,12 +66,13 @@ impl Provider for Gutendex {
         let results = reply
             .results
             .into_iter()
+            // A book without id or title is left out, not the reply.
+            .filter_map(Book::into_result)
             .take(usize::from(q.limit))
-            .map(Book::into_result)
             .collect();
         Ok(Step::Done(Data::BooksSearch(BookSearch {
             query: q.query.clone(),
-            total: Some(reply.count),
+            total: reply.count,
             results,
         })))
     }
@@ -83,27 +84,28 @@ impl Provider for Gutendex {
 
 #[derive(Deserialize)]
 struct Reply {
-    count: u64,
+    count: Option<u64>,
     results: Vec<Book>,
 }
 
 #[derive(Deserialize)]
 struct Book {
-    id: u64,
-    title: String,
+    id: Option<u64>,
+    title: Option<String>,
     #[serde(default)]
     authors: Vec<Person>,
     #[serde(default)]
     summaries: Vec<String>,
     #[serde(default)]
     languages: Vec<String>,
+    /// URLs by MIME type; an entry that is not text is ignored (issue #13).
     #[serde(default)]
-    formats: std::collections::BTreeMap<String, String>,
+    formats: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 struct Person {
-    name: String,
+    name: Option<String>,
 }
 
 impl Book {
@@ -112,16 +114,22 @@ impl Book {
     fn format(&self, mime: &str) -> Option<String> {
         self.formats
             .iter()
-            .find(|(kind, _)| kind.starts_with(mime))
-            .map(|(_, url)| url.clone())
+            .filter(|(kind, _)| kind.starts_with(mime))
+            .find_map(|(_, url)| url.as_str().map(str::to_string))
     }
 
-    fn into_result(self) -> BookResult {
-        BookResult {
-            free_read_url: self.format("text/html"),
-            cover_url: self.format("image/jpeg"),
-            title: self.title,
-            authors: self.authors.iter().map(|a| person_name(&a.name)).collect(),
+    fn into_result(self) -> Option<BookResult> {
+        let (free_read_url, cover_url) = (self.format("text/html"), self.format("image/jpeg"));
+        let (id, title) = (self.id?, self.title?);
+        Some(BookResult {
+            free_read_url,
+            cover_url,
+            title,
+            authors: self
+                .authors
+                .iter()
+                .filter_map(|a| Some(person_name(a.name.as_deref()?)))
+                .collect(),
             first_published_year: None,
             isbn13: Vec::new(),
             isbn10: Vec::new(),
@@ -129,11 +137,11 @@ impl Book {
             description: self.summaries.into_iter().next(),
             edition_count: None,
             ids: BookIds {
-                gutenberg: Some(self.id),
+                gutenberg: Some(id),
                 ..BookIds::default()
             },
-            url: format!("https://www.gutenberg.org/ebooks/{}", self.id),
-        }
+            url: format!("https://www.gutenberg.org/ebooks/{id}"),
+        })
     }
 }
 

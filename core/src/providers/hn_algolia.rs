@@ -85,8 +85,15 @@ impl Provider for HnAlgolia {
             .into_iter()
             .filter_map(|hit| {
                 let title = non_empty(hit.title)?;
-                let discussion = format!("https://news.ycombinator.com/item?id={}", hit.object_id);
-                let url = non_empty(hit.url).unwrap_or(discussion);
+                // A text post (Ask HN) links to its discussion; a story
+                // with neither link nor text is broken and left out.
+                let url = match non_empty(hit.url) {
+                    Some(url) => url,
+                    None if hit.story_text.is_some() => {
+                        format!("https://news.ycombinator.com/item?id={}", hit.object_id?)
+                    }
+                    None => return None,
+                };
                 let mut article = NewsArticle::new(title, url);
                 article.source.domain = domain_of(&article.url);
                 article.published_at = hit.created_at.as_deref().and_then(iso_utc);
@@ -120,7 +127,7 @@ struct Reply {
 #[derive(Deserialize)]
 struct Hit {
     #[serde(rename = "objectID")]
-    object_id: String,
+    object_id: Option<String>,
     title: Option<String>,
     url: Option<String>,
     author: Option<String>,

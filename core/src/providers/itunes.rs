@@ -129,7 +129,10 @@ impl Provider for Itunes {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let items = reply.results;
+        // A `null` list reads as empty: the reply itself is then broken.
+        let items = reply.results.ok_or_else(|| {
+            ProviderFailure::malformed("iTunes reply without `results`").status(response.status)
+        })?;
         let data = match request {
             Request::MovieSearch(q) => Data::MovieSearch(movies(q, items)),
             Request::TvShowSearch(q) => Data::TvShowSearch(shows(q, items)),
@@ -316,7 +319,7 @@ struct ErrorReply {
 
 #[derive(Deserialize)]
 struct Reply {
-    results: Vec<Item>,
+    results: Option<Vec<Item>>,
 }
 
 #[derive(Deserialize)]

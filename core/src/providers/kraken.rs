@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::wire::number;
 use super::{clip, not_served, utc_text};
@@ -110,21 +111,30 @@ impl Provider for Kraken {
             for vs in &q.vs_currencies {
                 let ticker = names(code, vs)
                     .iter()
-                    .find_map(|name| result.get(name))
+                    .find_map(|name| result.get(name).filter(|t| t.is_object()))
                     .ok_or_else(|| {
                         response.failure(
                             FailureClass::NotFound,
                             format!("Kraken answered no {code}{vs} ticker"),
                         )
                     })?;
-                let price = ticker.c.first().and_then(|p| number(p)).ok_or_else(|| {
-                    ProviderFailure::malformed(format!("Kraken {code}{vs} ticker without a price"))
-                        .status(response.status)
+                // `[today, last 24 hours]` or `[price, lot volume]`, as text.
+                let item = |field: &str, i: usize| match ticker.get(field)?.get(i)? {
+                    Value::String(s) => number(s),
+                    Value::Number(n) => n.as_f64(),
+                    _ => None,
+                };
+                // Last trade: `c`.
+                let price = item("c", 0).ok_or_else(|| {
+                    ProviderFailure::malformed(format!(
+                        "Kraken {code}{vs} ticker without a price (`c`)"
+                    ))
+                    .status(response.status)
                 })?;
                 let mut quote = CryptoQuote::new(asset, vs, price, as_of.clone());
-                let day = |values: &[String]| values.get(1).and_then(|v| number(v));
-                quote.volume_24h = day(&ticker.v)
-                    .zip(day(&ticker.p))
+                // Volume `v` times its volume-weighted average price `p`.
+                quote.volume_24h = item("v", 1)
+                    .zip(item("p", 1))
                     .map(|(volume, average)| volume * average);
                 quotes.push(quote);
             }
@@ -152,20 +162,11 @@ fn classify(response: &HttpResponse, first: &str, all: &[String]) -> ProviderFai
 
 #[derive(Deserialize)]
 struct Reply {
+    #[serde(default)]
     error: Vec<String>,
-    result: Option<HashMap<String, Ticker>>,
-}
-
-#[derive(Deserialize)]
-struct Ticker {
-    /// Last trade: `[price, lot volume]`.
-    c: Vec<String>,
-    /// Volume: `[today, last 24 hours]`.
-    #[serde(default)]
-    v: Vec<String>,
-    /// Volume-weighted average price: `[today, last 24 hours]`.
-    #[serde(default)]
-    p: Vec<String>,
+    /// Tickers by pair name, read only for the pairs asked for: another
+    /// entry may be anything (issue #13).
+    result: Option<HashMap<String, Value>>,
 }
 
 static FIXTURES: &[Fixture] = &[Fixture {

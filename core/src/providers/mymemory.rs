@@ -110,16 +110,16 @@ impl Provider for MyMemory {
             ProviderFailure::malformed("MyMemory reply without a responseStatus")
                 .status(response.status)
         })?;
-        let translated = reply
-            .response_data
-            .and_then(|d| d.translated_text)
-            .unwrap_or_default();
+        let details = reply.response_details.unwrap_or_default();
+        let translated = reply.response_data.and_then(|d| d.translated_text);
+        let missing = translated.is_none();
+        let translated = translated.unwrap_or_default();
         let warning = translated.starts_with("MYMEMORY WARNING");
         if status == 429 || reply.quota_finished == Some(true) || warning {
             let text = if warning {
                 &translated
             } else {
-                &reply.response_details
+                &details
             };
             return Err(response
                 .failure(
@@ -135,12 +135,18 @@ impl Provider for MyMemory {
                 500..=599 => FailureClass::Transient,
                 _ => FailureClass::InvalidRequest,
             };
-            let details = if reply.response_details.is_empty() {
+            let details = if details.is_empty() {
                 &translated
             } else {
-                &reply.response_details
+                &details
             };
             return Err(response.failure(class, format!("MyMemory {status}: {}", clip(details))));
+        }
+        if missing {
+            return Err(ProviderFailure::malformed(
+                "MyMemory reply without `responseData.translatedText`",
+            )
+            .status(response.status));
         }
         if translated.trim().is_empty() {
             return Err(
@@ -193,8 +199,7 @@ fn next_available(text: &str) -> Option<Duration> {
 struct Reply {
     response_data: Option<ResponseData>,
     response_status: Value,
-    #[serde(default)]
-    response_details: String,
+    response_details: Option<String>,
     quota_finished: Option<bool>,
 }
 

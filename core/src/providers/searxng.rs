@@ -112,16 +112,20 @@ impl Provider for Searxng {
                     })
                 })
             });
-        let results = reply
-            .results
+        // A `null` list reads as empty: the reply itself is then broken.
+        let hits = reply.results.ok_or_else(|| {
+            ProviderFailure::malformed("SearXNG reply without `results`").status(response.status)
+        })?;
+        // A hit without title, link or excerpt is left out, not the reply.
+        let results = hits
             .into_iter()
-            .map(|r| {
-                let snippet = r.content.map(|c| html_to_text(&c)).unwrap_or_default();
-                let mut result = WebResult::new(clip(&r.title), r.url, snippet);
+            .filter_map(|r| {
+                let snippet = html_to_text(&r.content?);
+                let mut result = WebResult::new(clip(&r.title?), r.url?, snippet);
                 result.score = r.score;
                 result.published_at = r.published_date.as_deref().and_then(iso_utc);
                 result.engine = non_empty(r.engine);
-                result
+                Some(result)
             })
             .collect();
         let results =
@@ -136,7 +140,7 @@ impl Provider for Searxng {
 
 #[derive(Deserialize)]
 struct Reply {
-    results: Vec<Hit>,
+    results: Option<Vec<Hit>>,
     #[serde(default)]
     answers: Vec<AnswerItem>,
     #[serde(default)]
@@ -168,8 +172,8 @@ struct InfoboxUrl {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Hit {
-    url: String,
-    title: String,
+    url: Option<String>,
+    title: Option<String>,
     content: Option<String>,
     engine: Option<String>,
     score: Option<f64>,

@@ -15,7 +15,7 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::wire::{flexible_f64, flexible_f64_opt, next_utc_midnight};
+use super::wire::{flexible_f64_opt, next_utc_midnight};
 use super::{clip, not_served, utc_text};
 use crate::capability::finance::StockQuote;
 use crate::capability::{CapabilityId, Data, Request};
@@ -83,15 +83,19 @@ impl Provider for TwelveData {
         }
         response.check_status()?;
         let quote: Quote = response.json()?;
+        // `timestamp` is the opening of the day's bar, not the time of the
+        // price: no stand-in for `last_quote_at` (issue #13).
         let as_of = quote
             .last_quote_at
-            .or(quote.timestamp)
             .and_then(|secs| DateTime::from_timestamp(secs, 0))
             .ok_or_else(|| {
-                ProviderFailure::malformed("Twelve Data quote without a time")
+                ProviderFailure::malformed("Twelve Data quote without `last_quote_at`")
                     .status(response.status)
             })?;
-        let mut out = StockQuote::new(&q.symbol, quote.close, utc_text(as_of));
+        let close = quote.close.ok_or_else(|| {
+            ProviderFailure::malformed("Twelve Data quote without `close`").status(response.status)
+        })?;
+        let mut out = StockQuote::new(&q.symbol, close, utc_text(as_of));
         out.name = quote.name;
         out.exchange = quote.exchange;
         out.currency = quote.currency.map(|c| c.to_ascii_uppercase());
@@ -150,7 +154,6 @@ struct Quote {
     name: Option<String>,
     exchange: Option<String>,
     currency: Option<String>,
-    timestamp: Option<i64>,
     last_quote_at: Option<i64>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]
     open: Option<f64>,
@@ -158,8 +161,8 @@ struct Quote {
     high: Option<f64>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]
     low: Option<f64>,
-    #[serde(deserialize_with = "flexible_f64")]
-    close: f64,
+    #[serde(default, deserialize_with = "flexible_f64_opt")]
+    close: Option<f64>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]
     volume: Option<f64>,
     #[serde(default, deserialize_with = "flexible_f64_opt")]

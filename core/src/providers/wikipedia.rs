@@ -106,11 +106,13 @@ impl Provider for Wikipedia {
         let results = found
             .search
             .into_iter()
-            .map(|hit| {
-                let url = format!("{site}/wiki/{}", path_segment(&hit.title.replace(' ', "_")));
-                let mut result = WebResult::new(hit.title, url, html_to_text(&hit.snippet));
+            // A hit without title or snippet is left out, not the reply.
+            .filter_map(|hit| {
+                let (title, snippet) = (hit.title?, hit.snippet?);
+                let url = format!("{site}/wiki/{}", path_segment(&title.replace(' ', "_")));
+                let mut result = WebResult::new(title, url, html_to_text(&snippet));
                 result.published_at = hit.timestamp.as_deref().and_then(iso_utc);
-                result
+                Some(result)
             })
             .collect();
         let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
@@ -156,9 +158,8 @@ struct Found {
 
 #[derive(Deserialize)]
 struct Hit {
-    title: String,
-    #[serde(default)]
-    snippet: String,
+    title: Option<String>,
+    snippet: Option<String>,
     timestamp: Option<String>,
 }
 

@@ -11,6 +11,7 @@
 //! no entry in the requested language.
 
 use serde::Deserialize;
+use serde_json::Value;
 use std::collections::HashMap;
 
 use super::wire::{html_to_text, path_segment};
@@ -97,22 +98,39 @@ impl Provider for Wiktionary {
             }
             failure
         })?;
-        let mut by_language: HashMap<String, Vec<Usage>> = response.json()?;
-        let usages = by_language.remove(q.language.code()).unwrap_or_default();
+        // Only the language asked for is read: another entry may be
+        // anything (issue #13). It is read again on its own through the
+        // tolerant reader, so that its errors still name their field.
+        let code = q.language.code();
+        let mut by_language: HashMap<String, Value> = response.json()?;
+        let usages = match by_language.remove(code) {
+            None => Vec::new(),
+            Some(value) => {
+                let mut only = serde_json::Map::new();
+                only.insert(code.to_string(), value);
+                let narrowed = HttpResponse {
+                    body: serde_json::to_vec(&only).unwrap_or_default().into(),
+                    ..response.clone()
+                };
+                let mut read: HashMap<String, Vec<Usage>> = narrowed.json()?;
+                read.remove(code).unwrap_or_default()
+            }
+        };
         let senses = usages
             .into_iter()
             .flat_map(|usage| {
                 let part_of_speech = usage.part_of_speech.to_lowercase();
                 usage.definitions.into_iter().filter_map(move |d| {
-                    let definition = html_to_text(&d.definition);
+                    // A definition without its text is left out.
+                    let definition = html_to_text(&d.definition?);
                     if definition.is_empty() {
                         return None;
                     }
                     let example = d
                         .parsed_examples
                         .into_iter()
-                        .map(|p| p.example)
-                        .chain(d.examples)
+                        .filter_map(|p| p.example)
+                        .chain(d.examples.into_iter().flatten())
                         .map(|html| html_to_text(&html))
                         .find(|t| !t.is_empty());
                     Some(Sense {
@@ -157,16 +175,16 @@ struct Usage {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Definition {
-    definition: String,
+    definition: Option<String>,
     #[serde(default)]
-    examples: Vec<String>,
+    examples: Vec<Option<String>>,
     #[serde(default)]
     parsed_examples: Vec<ParsedExample>,
 }
 
 #[derive(Deserialize)]
 struct ParsedExample {
-    example: String,
+    example: Option<String>,
 }
 
 static FIXTURES: &[Fixture] = &[Fixture {
