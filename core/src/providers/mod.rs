@@ -130,6 +130,31 @@ pub(crate) fn not_served(info: &ProviderInfo, request: &Request) -> ProviderFail
 
 /// A UTC instant as ISO-8601 with seconds, e.g. `2025-01-15T13:45:00Z`, the
 /// one timestamp form every provider's answer uses.
+/// The items of a list reply that can be read: one broken item is left
+/// out rather than refusing the others; when every item is broken, the
+/// reply is malformed and says why the first was (`provider` names it).
+pub(crate) fn readable_items<T>(
+    provider: &str,
+    items: impl IntoIterator<Item = Result<T, String>>,
+) -> Result<Vec<T>, ProviderFailure> {
+    let mut first_broken = None;
+    let mut found = 0;
+    let read: Vec<T> = items
+        .into_iter()
+        .filter_map(|item| {
+            found += 1;
+            item.map_err(|why| first_broken.get_or_insert(why).clone())
+                .ok()
+        })
+        .collect();
+    match first_broken {
+        Some(why) if read.is_empty() && found > 0 => Err(ProviderFailure::malformed(format!(
+            "{provider} reply: {why}"
+        ))),
+        _ => Ok(read),
+    }
+}
+
 pub(crate) fn utc_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 
 use super::wire::{flexible_f64_opt, non_empty, number};
-use super::{clip, not_served};
+use super::{clip, not_served, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
@@ -95,26 +95,8 @@ impl Provider for Nominatim {
             failure
         })?;
         let hits: Vec<Hit> = response.json()?;
-        let found = hits.len();
-        let mut broken = None;
-        let places: Vec<Place> = hits
-            .into_iter()
-            .filter_map(|hit| match hit.into_place() {
-                Ok(place) => Some(place),
-                Err(why) => {
-                    broken.get_or_insert(why);
-                    None
-                }
-            })
-            .collect();
-        // Results that cannot be read are left out; when all of them are,
-        // the reply is malformed, and says why the first was.
-        if places.is_empty() && found > 0 {
-            if let Some(why) = broken {
-                return Err(ProviderFailure::malformed(format!("Nominatim reply: {why}"))
-                    .status(response.status));
-            }
-        }
+        let places = readable_items("Nominatim", hits.into_iter().map(Hit::into_place))
+            .map_err(|f| f.status(response.status))?;
         let places = Places::found(q, places).map_err(|f| f.status(response.status))?;
         Ok(Step::Done(Data::Geocode(places)))
     }

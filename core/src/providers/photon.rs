@@ -12,7 +12,7 @@
 use serde::Deserialize;
 
 use super::wire::non_empty;
-use super::{clip, not_served};
+use super::{clip, not_served, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
@@ -98,27 +98,8 @@ impl Provider for Photon {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let found = reply.features.len();
-        let mut broken = None;
-        let places: Vec<Place> = reply
-            .features
-            .into_iter()
-            .filter_map(|f| match f.into_place() {
-                Ok(place) => Some(place),
-                Err(why) => {
-                    broken.get_or_insert(why);
-                    None
-                }
-            })
-            .collect();
-        // Features that cannot be read are left out; when all of them are,
-        // the reply is malformed, and says why the first was.
-        if places.is_empty() && found > 0 {
-            if let Some(why) = broken {
-                return Err(ProviderFailure::malformed(format!("Photon reply: {why}"))
-                    .status(response.status));
-            }
-        }
+        let places = readable_items("Photon", reply.features.into_iter().map(Feature::into_place))
+            .map_err(|f| f.status(response.status))?;
         let places = places
             .into_iter()
             .filter(|p| {

@@ -156,20 +156,9 @@ enum Flexible {
     Text(String),
 }
 
-/// Deserializes a number sent as a number or as a string.
-pub(crate) fn flexible_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    use serde::de::Error as _;
-    match Flexible::deserialize(d)? {
-        Flexible::Number(n) if n.is_finite() => Ok(n),
-        Flexible::Number(n) => Err(D::Error::custom(format!("not a finite number: {n}"))),
-        Flexible::Text(text) => {
-            number(&text).ok_or_else(|| D::Error::custom(format!("not a number: {text:?}")))
-        }
-    }
-}
-
-/// Like [`flexible_f64`] for optional fields: `null`, an empty string, or
-/// the placeholders `"None"` / `"-"` are `None`. Use with `#[serde(default)]`.
+/// An optional number sent as a number or as a string: `null`, an empty
+/// string, or the placeholders `"None"` / `"-"` are `None`. Use with
+/// `#[serde(default)]`.
 pub(crate) fn flexible_f64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     use serde::de::Error as _;
     match Option::<Flexible>::deserialize(d)? {
@@ -311,16 +300,17 @@ mod tests {
 
         #[derive(Deserialize)]
         struct Row {
-            #[serde(deserialize_with = "flexible_f64")]
-            a: f64,
             #[serde(default, deserialize_with = "flexible_f64_opt")]
             b: Option<f64>,
         }
-        let row: Row = serde_json::from_str(r#"{"a":"1.5","b":"None"}"#).unwrap();
-        assert_eq!((row.a, row.b), (1.5, None));
-        let row: Row = serde_json::from_str(r#"{"a":2}"#).unwrap();
-        assert_eq!((row.a, row.b), (2.0, None));
-        assert!(serde_json::from_str::<Row>(r#"{"a":"x"}"#).is_err());
-        assert!(serde_json::from_str::<Row>(r#"{"a":1,"b":"y"}"#).is_err());
+        let row: Row = serde_json::from_str(r#"{"b":"None"}"#).unwrap();
+        assert_eq!(row.b, None);
+        let row: Row = serde_json::from_str(r#"{"b":"1.5"}"#).unwrap();
+        assert_eq!(row.b, Some(1.5));
+        let row: Row = serde_json::from_str(r#"{"b":2}"#).unwrap();
+        assert_eq!(row.b, Some(2.0));
+        let row: Row = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(row.b, None);
+        assert!(serde_json::from_str::<Row>(r#"{"b":"y"}"#).is_err());
     }
 }
