@@ -1300,19 +1300,25 @@ impl Engine {
             let failure = match result {
                 Ok((data, status, received_at)) => {
                     slot.recent.record(latency);
+                    let mut closed_breaker = false;
                     if let Some(permit) = permit {
                         let breaker = slot.breaker(capability);
                         let trial = breaker.is_some_and(|b| b.state() == CircuitState::HalfOpen);
                         permit.record(Outcome::Success, latency);
-                        if trial && breaker.is_some_and(|b| b.state() == CircuitState::Closed) {
-                            // This answer closed the breaker: calls waiting
-                            // for any provider to come back may ask it now,
-                            // as after a last-resort probe.
-                            if let Some(probe) = slot.probe(capability) {
-                                probe.record_answer(now);
-                            }
-                            chain.probe_answered.notify_waiters();
+                        closed_breaker =
+                            trial && breaker.is_some_and(|b| b.state() == CircuitState::Closed);
+                    }
+                    // A last-resort probe that answered, or an answer that
+                    // closed the breaker: the provider is back, and calls
+                    // waiting for any provider may ask it now.
+                    if plan.probe.is_some() || closed_breaker {
+                        if plan.probe.is_some() {
+                            slot.end_bench();
                         }
+                        if let Some(probe) = slot.probe(capability) {
+                            probe.record_answer(now);
+                        }
+                        chain.probe_answered.notify_waiters();
                     }
                     span.in_scope(|| {
                         tracing::debug!(
@@ -1325,11 +1331,6 @@ impl Engine {
                     entry.status = status;
                     entry.reason = Cow::Borrowed(match &plan.probe {
                         Some(guard) => {
-                            slot.end_bench();
-                            if let Some(probe) = slot.probe(capability) {
-                                probe.record_answer(now);
-                            }
-                            chain.probe_answered.notify_waiters();
                             guard.answered();
                             "answered a last-resort probe"
                         }
