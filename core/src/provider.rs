@@ -297,6 +297,20 @@ impl HttpResponse {
         })
     }
 
+    /// A part of the body already parsed (one entry of a map keyed by
+    /// data, one item of a list) as `T`, read as tolerantly as [`json`]
+    /// reads the whole body.
+    ///
+    /// [`json`]: HttpResponse::json
+    pub fn json_part<T: DeserializeOwned>(
+        &self,
+        part: &serde_json::Value,
+    ) -> Result<T, ProviderFailure> {
+        tolerant::from_value(part).map_err(|e| {
+            ProviderFailure::malformed(format!("unexpected response body: {e}")).status(self.status)
+        })
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

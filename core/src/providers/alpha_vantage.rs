@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::number;
+use super::wire::number_of;
 use super::{clip, not_served};
 use crate::capability::finance::StockQuote;
 use crate::capability::{CapabilityId, Data, Request};
@@ -105,7 +105,7 @@ impl Provider for AlphaVantage {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         };
-        let field = |name: &str| text(name).and_then(|v| number(&v));
+        let field = |name: &str| fields.get(name).and_then(number_of);
         let malformed = |what: &str| {
             ProviderFailure::malformed(format!("Alpha Vantage quote without `{what}`"))
                 .status(response.status)

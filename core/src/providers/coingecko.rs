@@ -16,7 +16,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::number;
+use super::wire::number_of;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -106,11 +106,7 @@ impl Provider for CoinGecko {
             let fields = reply
                 .get(asset.coingecko)
                 .ok_or_else(|| not_found(format!("CoinGecko has no {}", asset.symbol)))?;
-            let field = |name: &str| match fields.get(name)? {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => number(s),
-                _ => None,
-            };
+            let field = |name: &str| fields.get(name).and_then(number_of);
             // The time of the price is a fact of the answer: no stand-in.
             let as_of = field("last_updated_at")
                 .and_then(|secs| DateTime::from_timestamp(secs as i64, 0))

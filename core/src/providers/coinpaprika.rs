@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::number;
+use super::wire::number_of;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -120,7 +120,7 @@ impl Provider for CoinPaprika {
                     )
                     .status(response.status)
                 })?;
-                let field = |name: &str| quote_number(quote.get(name));
+                let field = |name: &str| quote.get(name).and_then(number_of);
                 let price = field("price").ok_or_else(|| {
                     ProviderFailure::malformed(format!("CoinPaprika quotes.{vs} without `price`"))
                         .status(response.status)
@@ -153,15 +153,6 @@ struct Ticker {
     /// entry may be anything (issue #13).
     #[serde(default)]
     quotes: HashMap<String, Value>,
-}
-
-/// A quote's number, sent as a number or a numeric string.
-fn quote_number(value: Option<&Value>) -> Option<f64> {
-    match value? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => number(s),
-        _ => None,
-    }
 }
 
 static FIXTURES: &[Fixture] = &[

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::number;
+use super::wire::number_of;
 use super::{clip, not_served, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
 use crate::capability::{CapabilityId, Data, Request};
@@ -119,11 +119,7 @@ impl Provider for Kraken {
                         )
                     })?;
                 // `[today, last 24 hours]` or `[price, lot volume]`, as text.
-                let item = |field: &str, i: usize| match ticker.get(field)?.get(i)? {
-                    Value::String(s) => number(s),
-                    Value::Number(n) => n.as_f64(),
-                    _ => None,
-                };
+                let item = |field: &str, i: usize| number_of(ticker.get(field)?.get(i)?);
                 // Last trade: `c`.
                 let price = item("c", 0).ok_or_else(|| {
                     ProviderFailure::malformed(format!(

@@ -199,7 +199,7 @@ impl Provider for PubMed {
                 let results = uids
                     .iter()
                     .filter_map(|uid| result.docs.get(uid))
-                    .filter_map(|doc| Summary::deserialize(doc).ok())
+                    .filter_map(|doc| response.json_part::<Summary>(doc).ok())
                     .filter(|doc| doc.error.is_none())
                     .filter_map(|doc| doc.to_paper())
                     .collect();
@@ -257,7 +257,6 @@ struct SummaryResult {
 
 #[derive(Deserialize)]
 struct Summary {
-    #[serde(deserialize_with = "pmid")]
     uid: String,
     title: Option<String>,
     pubdate: Option<String>,
@@ -280,17 +279,6 @@ struct Author {
 struct ArticleId {
     idtype: Option<String>,
     value: Option<String>,
-}
-
-/// A PMID, sent as a string or (drifted) as a number.
-fn pmid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Number(n) if n.is_u64() => Ok(n.to_string()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a PMID, found {other}"
-        ))),
-    }
 }
 
 impl Summary {

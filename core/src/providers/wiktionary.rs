@@ -99,22 +99,11 @@ impl Provider for Wiktionary {
             failure
         })?;
         // Only the language asked for is read: another entry may be
-        // anything (issue #13). It is read again on its own through the
-        // tolerant reader, so that its errors still name their field.
-        let code = q.language.code();
-        let mut by_language: HashMap<String, Value> = response.json()?;
-        let usages = match by_language.remove(code) {
+        // anything (issue #13).
+        let by_language: HashMap<String, Value> = response.json()?;
+        let usages: Vec<Usage> = match by_language.get(q.language.code()) {
             None => Vec::new(),
-            Some(value) => {
-                let mut only = serde_json::Map::new();
-                only.insert(code.to_string(), value);
-                let narrowed = HttpResponse {
-                    body: serde_json::to_vec(&only).unwrap_or_default().into(),
-                    ..response.clone()
-                };
-                let mut read: HashMap<String, Vec<Usage>> = narrowed.json()?;
-                read.remove(code).unwrap_or_default()
-            }
+            Some(entry) => response.json_part(entry)?,
         };
         let senses = usages
             .into_iter()

@@ -148,6 +148,16 @@ pub(crate) fn number(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// A number read from a JSON value that is a number or a string holding
+/// one (see [`number`]), for replies read field by field.
+pub(crate) fn number_of(value: &serde_json::Value) -> Option<f64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => number(s),
+        _ => None,
+    }
+}
+
 /// A JSON number or a string holding one.
 #[derive(Deserialize)]
 #[serde(untagged)]
