@@ -380,25 +380,23 @@ fn response(status: u16, body: &str) -> HttpResponse {
     }
 }
 
-/// Runs the exchange with `body` in place of step `step`'s fixture.
+/// Runs the exchange, each step answered by its fixture, or by `mutated`'s
+/// body at its step; `used` gets the fixtures served.
 fn run(
     provider: &dyn Provider,
     request: &Request,
-    steps: &[&'static Fixture],
-    step: usize,
-    body: Option<&str>,
+    mutated: Option<(usize, &str)>,
+    used: &mut Vec<&'static Fixture>,
 ) -> Result<Data, String> {
     let mut http = provider
         .request(request, &ctx())
         .map_err(|f| format!("request: {f}"))?;
     for i in 0..8 {
-        let fixture = match steps.get(i) {
-            Some(f) if i < step => *f,
-            _ => fixture_for(provider, &http)
-                .ok_or_else(|| format!("no fixture for {} {}", http.method, http.url))?,
-        };
-        let text = match body {
-            Some(body) if i == step => body,
+        let fixture = fixture_for(provider, &http)
+            .ok_or_else(|| format!("no fixture for {} {}", http.method, http.url))?;
+        used.push(fixture);
+        let text = match mutated {
+            Some((step, body)) if step == i => body,
             _ => fixture.body,
         };
         match provider.response(request, &ctx(), response(fixture.status, text)) {
@@ -439,29 +437,16 @@ fn exchange_with(
     let request =
         Request::parse(capability.as_str(), params).map_err(|e| format!("sample request: {e}"))?;
     let mut steps = Vec::new();
-    let mut http = provider
-        .request(&request, &ctx())
-        .map_err(|f| format!("request: {f}"))?;
-    for _ in 0..8 {
-        let fixture = fixture_for(provider, &http)
-            .ok_or_else(|| format!("no fixture for {} {}", http.method, http.url))?;
-        steps.push(fixture);
-        match provider.response(&request, &ctx(), response(fixture.status, fixture.body)) {
-            Ok(Step::Done(data)) => {
-                return Ok(Exchange {
-                    capability: capability.as_str(),
-                    request,
-                    steps,
-                    answer: data.to_json(),
-                })
-            }
-            Ok(Step::Next(next)) => http = next,
-            Err(failure) => {
-                return Err(format!("fixture {}: {}", fixture.path, describe(&failure)))
-            }
-        }
-    }
-    Err("more than 8 steps".into())
+    let data = run(provider, &request, None, &mut steps).map_err(|why| match steps.last() {
+        Some(fixture) => format!("fixture {}: {why}", fixture.path),
+        None => why,
+    })?;
+    Ok(Exchange {
+        capability: capability.as_str(),
+        request,
+        steps,
+        answer: data.to_json(),
+    })
 }
 
 /// What a mutant led to, judged.
@@ -697,9 +682,8 @@ fn check(provider: &dyn Provider) -> Report {
                     run(
                         provider,
                         &exchange.request,
-                        &exchange.steps,
-                        step,
-                        Some(&body),
+                        Some((step, &body)),
+                        &mut Vec::new(),
                     )
                 }))
                 .unwrap_or_else(|_| Err("panicked".into()));
