@@ -475,15 +475,16 @@ impl TokenUsage {
 pub struct ChatReply {
     /// The provider's id for this completion, when it gives one.
     pub id: Option<String>,
-    /// The model that answered, as the provider names it.
+    /// The model that answered, as the provider names it; the model asked
+    /// for when the reply does not say.
     pub model: String,
     /// The answer's text (all text parts, concatenated).
     pub text: String,
     /// Hidden reasoning the provider returned separately (DeepSeek
     /// `reasoning_content`, Anthropic thinking, Gemini thoughts), if any.
     pub reasoning: Option<String>,
-    /// Why generation stopped.
-    pub finish_reason: FinishReason,
+    /// Why generation stopped, when the provider says.
+    pub finish_reason: Option<FinishReason>,
     /// Token counts.
     pub usage: TokenUsage,
 }
@@ -861,7 +862,7 @@ mod tests {
             model: "m".into(),
             text: "Hi".into(),
             reasoning: None,
-            finish_reason: FinishReason::ContentFilter,
+            finish_reason: Some(FinishReason::ContentFilter),
             usage: TokenUsage::new(Some(3), Some(4)),
         };
         let json = serde_json::to_value(&reply).unwrap();

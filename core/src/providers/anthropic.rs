@@ -84,7 +84,7 @@ impl Provider for Anthropic {
         let Request::LlmChat(q) = request else {
             return Err(not_served(&INFO, request));
         };
-        let model = pick_model(q.model.as_deref(), DEFAULT_MODEL, &[], INFO.id)?;
+        let model = model_for(q)?;
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert(
@@ -136,11 +136,16 @@ impl Provider for Anthropic {
     }
 }
 
+/// The model sent for `q`.
+fn model_for(q: &ChatQuery) -> Result<&str, ProviderFailure> {
+    pick_model(q.model.as_deref(), DEFAULT_MODEL, &[], INFO.id)
+}
+
 fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let message: Message = response.json()?;
-    if message.kind != "message" {
+    if let Some(kind) = message.kind.filter(|k| k != "message") {
         return Err(
-            ProviderFailure::malformed(format!("Anthropic answered a {:?}", message.kind))
+            ProviderFailure::malformed(format!("Anthropic answered a {kind:?}"))
                 .status(response.status),
         );
     }
@@ -151,22 +156,24 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     let mut reasoning = String::new();
     for block in message.content {
         match block {
-            Block::Text { text: part } => text.get_or_insert_default().push_str(&part),
-            Block::Thinking { thinking } => reasoning.push_str(&thinking),
-            Block::Other => {}
+            Block::Text { text: Some(part) } => text.get_or_insert_default().push_str(&part),
+            Block::Thinking {
+                thinking: Some(thinking),
+            } => reasoning.push_str(&thinking),
+            _ => {}
         }
     }
-    let finish_reason = match message.stop_reason.as_deref() {
-        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
-        Some("max_tokens") => FinishReason::Length,
-        Some("tool_use") => FinishReason::ToolCalls,
-        Some("model_context_window_exceeded") => FinishReason::ContextLength,
+    let finish_reason = message.stop_reason.as_deref().map(|reason| match reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "model_context_window_exceeded" => FinishReason::ContextLength,
         _ => FinishReason::Other,
-    };
+    });
     // No text block at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
-        None if finish_reason == FinishReason::Length => String::new(),
+        None if finish_reason == Some(FinishReason::Length) => String::new(),
         None => {
             return Err(
                 ProviderFailure::malformed("Anthropic answered without text (`content[].text`)")
@@ -174,16 +181,22 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
             )
         }
     };
-    let u = message.usage;
-    let cache_read = u.cache_read_input_tokens.unwrap_or(0);
-    let input = u.input_tokens + cache_read + u.cache_creation_input_tokens.unwrap_or(0);
-    let mut usage = TokenUsage::new(Some(input), Some(u.output_tokens));
-    usage.cached_input_tokens = Some(cache_read);
+    let u = message.usage.unwrap_or_default();
+    // `input_tokens` leaves out the prompt read from and written to the
+    // cache: the prompt's size is known only with both of those counts.
+    let input = u
+        .input_tokens
+        .zip(u.cache_read_input_tokens)
+        .zip(u.cache_creation_input_tokens)
+        .and_then(|((uncached, read), written)| uncached.checked_add(read)?.checked_add(written));
+    let mut usage = TokenUsage::new(input, u.output_tokens);
+    usage.cached_input_tokens = u.cache_read_input_tokens;
     Ok(ChatReply {
-        id: Some(message.id),
+        id: message.id,
         model: message
             .model
-            .unwrap_or_else(|| q.model.clone().unwrap_or_default()),
+            .or_else(|| model_for(q).ok().map(str::to_string))
+            .unwrap_or_default(),
         text,
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
@@ -258,14 +271,14 @@ struct ErrorDetail {
 
 #[derive(Deserialize)]
 struct Message {
-    id: String,
+    id: Option<String>,
     #[serde(rename = "type")]
-    kind: String,
+    kind: Option<String>,
     model: Option<String>,
     content: Vec<Block>,
     stop_reason: Option<String>,
     stop_details: Option<StopDetails>,
-    usage: Usage,
+    usage: Option<Usage>,
 }
 
 /// Why Claude stopped, for a refusal: `{"type":"refusal","category":…,
@@ -280,19 +293,19 @@ struct StopDetails {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block {
     Text {
-        text: String,
+        text: Option<String>,
     },
     Thinking {
-        thinking: String,
+        thinking: Option<String>,
     },
     #[serde(other)]
     Other,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Usage {
-    input_tokens: u64,
-    output_tokens: u64,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
 }
@@ -394,7 +407,7 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
         assert_eq!(reply.model, "claude-haiku-4-5-20251001");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(reply.usage.input_tokens, Some(32));
         assert_eq!(reply.usage.cached_input_tokens, Some(20));
         assert_eq!((reply.usage.output_tokens, reply.usage.total_tokens), (Some(10), Some(42)));
@@ -407,8 +420,10 @@ mod tests {
         let reply = reply_of(&Anthropic, body);
         assert_eq!(reply.text, "Paris.");
         assert_eq!(reply.reasoning.as_deref(), Some("The user asks about France."));
-        assert_eq!(reply.finish_reason, FinishReason::Length);
-        assert_eq!(reply.usage.cached_input_tokens, Some(0));
+        assert_eq!(reply.finish_reason, Some(FinishReason::Length));
+        // Without the cache counts, the prompt's size is not known.
+        let u = reply.usage;
+        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (None, None, Some(64)));
         for (stop, expected) in [
             ("stop_sequence", FinishReason::Stop),
             ("tool_use", FinishReason::ToolCalls),
@@ -416,7 +431,7 @@ mod tests {
             ("pause_turn", FinishReason::Other),
         ] {
             let body = MESSAGE.replace("end_turn", stop);
-            assert_eq!(reply_of(&Anthropic, &body).finish_reason, expected, "{stop}");
+            assert_eq!(reply_of(&Anthropic, &body).finish_reason, Some(expected), "{stop}");
         }
     }
 

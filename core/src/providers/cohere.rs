@@ -3,8 +3,8 @@
 //!
 //! Its own wire format: the answer's content is a list of typed parts,
 //! finish reasons are upper case (`COMPLETE`, `MAX_TOKENS`, …), usage is
-//! split into `tokens` (what the model processed) and `billed_units`, the
-//! reply does not name the model, and embeddings need an `input_type`
+//! split into `tokens` (what the model processed, the counts reported) and
+//! `billed_units` (what is charged, fewer), the reply does not name the model, and embeddings need an `input_type`
 //! (`search_document` or `search_query`) and come grouped by type
 //! (`embeddings.float`). The key (`COHERE_API_KEY`) goes in
 //! `Authorization: Bearer`.
@@ -141,37 +141,40 @@ impl Provider for Cohere {
 
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
-    if reply.finish_reason == "ERROR_TOXIC" {
+    let reported = reply.finish_reason.as_deref();
+    if reported == Some("ERROR_TOXIC") {
         return Err(response.failure(
             FailureClass::ContentFiltered,
             "Cohere: the reply was deemed toxic (ERROR_TOXIC)",
         ));
     }
-    let finish_reason = match reply.finish_reason.as_str() {
+    let finish_reason = reported.map(|reason| match reason {
         "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
         "TOOL_CALL" => FinishReason::ToolCalls,
         "ERROR" | "TIMEOUT" => FinishReason::Error,
         _ => FinishReason::Other,
-    };
-    if finish_reason == FinishReason::Error {
+    });
+    if let (Some(FinishReason::Error), Some(reason)) = (finish_reason, reported) {
         return Err(response.failure(
             FailureClass::Transient,
-            format!("Cohere: generation ended with {}", reply.finish_reason),
+            format!("Cohere: generation ended with {reason}"),
         ));
     }
     let (mut text, mut reasoning) = (None::<String>, String::new());
     for part in reply.message.content {
         match part {
-            Part::Text { text: t } => text.get_or_insert_default().push_str(&t),
-            Part::Thinking { thinking } => reasoning.push_str(&thinking),
-            Part::Other => {}
+            Part::Text { text: Some(t) } => text.get_or_insert_default().push_str(&t),
+            Part::Thinking {
+                thinking: Some(thinking),
+            } => reasoning.push_str(&thinking),
+            _ => {}
         }
     }
     // No text part at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
-        None if finish_reason == FinishReason::Length => String::new(),
+        None if finish_reason == Some(FinishReason::Length) => String::new(),
         None => {
             return Err(ProviderFailure::malformed(
                 "Cohere answered without text (`message.content[].text`)",
@@ -180,7 +183,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         }
     };
     let usage = reply.usage.unwrap_or_default();
-    let tokens = usage.tokens.or(usage.billed_units).unwrap_or_default();
+    let tokens = usage.tokens.unwrap_or_default();
     let mut counts = TokenUsage::new(
         tokens.input_tokens.map(count),
         tokens.output_tokens.map(count),
@@ -188,7 +191,9 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     counts.cached_input_tokens = usage.cached_tokens.map(count);
     Ok(ChatReply {
         id: reply.id,
-        model: q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string()),
+        model: pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)
+            .map(str::to_string)
+            .unwrap_or_default(),
         text,
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
@@ -255,7 +260,7 @@ struct ErrorBody {
 #[derive(Deserialize)]
 struct ChatResponse {
     id: Option<String>,
-    finish_reason: String,
+    finish_reason: Option<String>,
     message: AssistantMessage,
     usage: Option<Usage>,
 }
@@ -270,10 +275,10 @@ struct AssistantMessage {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Part {
     Text {
-        text: String,
+        text: Option<String>,
     },
     Thinking {
-        thinking: String,
+        thinking: Option<String>,
     },
     #[serde(other)]
     Other,
@@ -281,7 +286,6 @@ enum Part {
 
 #[derive(Deserialize, Default)]
 struct Usage {
-    billed_units: Option<Tokens>,
     tokens: Option<Tokens>,
     cached_tokens: Option<f64>,
 }
@@ -390,7 +394,7 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"));
         assert_eq!(reply.model, "command-r-08-2024");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
             (Some(210), Some(8), Some(218)),
@@ -413,7 +417,7 @@ mod tests {
             ("MAX_TOKENS", FinishReason::Length),
             ("TOOL_CALL", FinishReason::ToolCalls),
         ] {
-            assert_eq!(reply_of(&Cohere, &CHAT.replace("COMPLETE", finish)).finish_reason, expected);
+            assert_eq!(reply_of(&Cohere, &CHAT.replace("COMPLETE", finish)).finish_reason, Some(expected));
         }
         for finish in ["ERROR", "TIMEOUT"] {
             let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", finish));
@@ -428,7 +432,8 @@ mod tests {
         let reply = reply_of(&Cohere, body);
         assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));
         assert_eq!(reply.text, "Paris.");
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(3), Some(2)));
+        // Billed units are not the counts the model processed.
+        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (None, None));
     }
 
     #[test]

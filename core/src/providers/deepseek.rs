@@ -89,7 +89,7 @@ mod tests {
         let reply = reply_of(&DEEPSEEK, CHAT);
         assert_eq!(reply.model, "deepseek-chat");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(80), Some(8)));
         assert_eq!(reply.usage.cached_input_tokens, Some(64));
         // Blank lines alone (the connection closed while waiting) are malformed.

@@ -201,10 +201,20 @@ fn model_id(model: &str) -> Result<&str, ProviderFailure> {
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: GenerateReply = response.json()?;
     let usage = reply.usage_metadata.unwrap_or_default();
-    let thoughts = usage.thoughts_token_count.unwrap_or(0);
+    // Output counts the thoughts. A reply without `thoughtsTokenCount` had
+    // none only if its total says so.
+    let thoughts = usage.thoughts_token_count.or_else(|| {
+        let counted = usage
+            .prompt_token_count?
+            .checked_add(usage.candidates_token_count?)?;
+        (Some(counted) == usage.total_token_count).then_some(0)
+    });
     let mut tokens = TokenUsage::new(
         usage.prompt_token_count,
-        usage.candidates_token_count.map(|n| n + thoughts),
+        usage
+            .candidates_token_count
+            .zip(thoughts)
+            .and_then(|(answer, thoughts)| answer.checked_add(thoughts)),
     );
     tokens.total_tokens = usage.total_token_count.or(tokens.total_tokens);
     tokens.cached_input_tokens = usage.cached_content_token_count;
@@ -233,15 +243,15 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         candidate.finish_reason.as_deref(),
         Some("SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY")
     );
-    let finish_reason = match candidate.finish_reason.as_deref() {
-        Some("STOP") => FinishReason::Stop,
-        Some("MAX_TOKENS") => FinishReason::Length,
+    let finish_reason = candidate.finish_reason.as_deref().map(|reason| match reason {
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
         _ if refusal => FinishReason::ContentFilter,
-        Some("RECITATION") => FinishReason::ContentFilter,
-        Some("MALFORMED_FUNCTION_CALL") => FinishReason::Error,
+        "RECITATION" => FinishReason::ContentFilter,
+        "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
         _ => FinishReason::Other,
-    };
-    if finish_reason == FinishReason::Error {
+    });
+    if finish_reason == Some(FinishReason::Error) {
         return Err(response.failure(
             FailureClass::Transient,
             "Gemini: generation failed (MALFORMED_FUNCTION_CALL)",
@@ -263,7 +273,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         None if refusal
             || matches!(
                 finish_reason,
-                FinishReason::Length | FinishReason::ContentFilter
+                Some(FinishReason::Length | FinishReason::ContentFilter)
             ) =>
         {
             String::new()
@@ -587,12 +597,18 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("EXdxaoKrC62fz7IPi9XBwQM"));
         assert_eq!(reply.model, "gemini-2.5-flash");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(reply.usage.input_tokens, Some(14));
         assert_eq!(reply.usage.output_tokens, Some(37), "8 answer + 29 thinking");
         assert_eq!(reply.usage.total_tokens, Some(51));
         assert_eq!(reply.usage.reasoning_tokens, Some(29));
         assert_eq!(reply.usage.cached_input_tokens, None);
+        // A model that does not think leaves `thoughtsTokenCount` out; its
+        // total shows there were none.
+        let unthinking = GENERATE
+            .replace(",\"thoughtsTokenCount\":29", "")
+            .replace("\"totalTokenCount\":51", "\"totalTokenCount\":22");
+        assert_eq!(reply_of(&Gemini, &unthinking).usage.output_tokens, Some(8));
 
         let Data::LlmEmbeddings(e) = answer(&Gemini, &embeddings_request(), test_response(200, &[], EMBED)) else {
             panic!("wrong data")
@@ -608,12 +624,12 @@ mod tests {
         let reply = reply_of(&Gemini, body);
         assert_eq!(reply.text, "Paris.");
         assert_eq!(reply.reasoning.as_deref(), Some("France... capital."));
-        assert_eq!(reply.finish_reason, FinishReason::Length);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         assert_eq!(reply.usage.cached_input_tokens, Some(4));
         assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
 
         let body = GENERATE.replace("\"STOP\"", "\"RECITATION\"");
-        assert_eq!(reply_of(&Gemini, &body).finish_reason, FinishReason::ContentFilter);
+        assert_eq!(reply_of(&Gemini, &body).finish_reason, Some(FinishReason::ContentFilter));
         let body = GENERATE.replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
         assert_eq!(class_of(&Gemini, 200, &[], &body).class, FailureClass::Transient);
     }
@@ -648,9 +664,9 @@ mod tests {
         // not a refusal of the request.
         let cut = GENERATE.replace("\"STOP\"", "\"SAFETY\"");
         let reply = reply_of(&Gemini, &cut);
-        assert_eq!((reply.text.as_str(), reply.finish_reason), ("The capital of France is Paris.", FinishReason::ContentFilter));
+        assert_eq!((reply.text.as_str(), reply.finish_reason), ("The capital of France is Paris.", Some(FinishReason::ContentFilter)));
         let recited = r#"{"candidates":[{"finishReason":"RECITATION","index":0}]}"#;
-        assert_eq!(reply_of(&Gemini, recited).finish_reason, FinishReason::ContentFilter);
+        assert_eq!(reply_of(&Gemini, recited).finish_reason, Some(FinishReason::ContentFilter));
     }
 
     #[test]

@@ -90,7 +90,7 @@ mod tests {
         let reply = reply_of(&GROQ, CHAT);
         assert_eq!(reply.model, "llama-3.3-70b-versatile");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
             (Some(45), Some(8), Some(53))

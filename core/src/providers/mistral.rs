@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("cf79f7daaee244b1a0ae5c7b1444424a"));
         assert_eq!(reply.model, "mistral-small-latest");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(21), Some(9)));
         assert_eq!(reply.usage.cached_input_tokens, None);
 
@@ -131,6 +131,6 @@ mod tests {
         assert_eq!(f.class, FailureClass::Auth);
         assert_eq!(f.message, "Mistral AI: Unauthorized");
         let body = r#"{"id":"x","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is"},"finish_reason":"model_length"}]}"#;
-        assert_eq!(reply_of(&MISTRAL, body).finish_reason, FinishReason::ContextLength);
+        assert_eq!(reply_of(&MISTRAL, body).finish_reason, Some(FinishReason::ContextLength));
     }
 }

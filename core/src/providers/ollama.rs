@@ -142,22 +142,24 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         return Err(ProviderFailure::malformed("Ollama sent an unfinished answer")
             .status(response.status));
     }
-    let finish_reason = match reply.done_reason.as_deref() {
-        Some("stop") => FinishReason::Stop,
-        Some("length") => FinishReason::Length,
+    let finish_reason = reply.done_reason.as_deref().map(|reason| match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
         _ => FinishReason::Other,
-    };
+    });
     Ok(ChatReply {
         id: None,
         model: reply.model.unwrap_or_else(|| {
-            q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string())
+            pick_model(q.model.as_deref(), CHAT_MODEL, MODEL_ALIASES, INFO.id)
+                .map(str::to_string)
+                .unwrap_or_default()
         }),
         text: reply.message.content,
         reasoning: reply.message.thinking.filter(|t| !t.is_empty()),
         finish_reason,
         // Ollama leaves `prompt_eval_count` out when the whole prompt came
-        // from its cache: nothing was evaluated, a true 0.
-        usage: TokenUsage::new(Some(reply.prompt_eval_count.unwrap_or(0)), reply.eval_count),
+        // from its cache: the prompt's size is then not reported.
+        usage: TokenUsage::new(reply.prompt_eval_count, reply.eval_count),
     })
 }
 
@@ -293,7 +295,7 @@ mod tests {
         assert_eq!(reply.id, None);
         assert_eq!(reply.model, "llama3.2");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
             (Some(36), Some(8), Some(44))
@@ -312,8 +314,8 @@ mod tests {
         let body = r#"{"model":"qwen3","created_at":"2025-01-15T14:05:00Z","message":{"role":"assistant","content":"Paris","thinking":"The user wants the capital."},"done_reason":"length","done":true,"eval_count":64}"#;
         let reply = reply_of(&Ollama, body);
         assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
-        assert_eq!(reply.finish_reason, FinishReason::Length);
-        assert_eq!(reply.usage.input_tokens, Some(0), "prompt fully cached: none evaluated");
+        assert_eq!(reply.finish_reason, Some(FinishReason::Length));
+        assert_eq!(reply.usage.input_tokens, None, "prompt fully cached: its size is not reported");
         let unfinished = CHAT.replace("\"done\":true", "\"done\":false");
         assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
     }

@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"));
         assert_eq!(reply.model, "gpt-4o-mini-2024-07-18");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
             (Some(24), Some(8), Some(32))

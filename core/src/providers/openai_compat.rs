@@ -179,16 +179,16 @@ impl OpenAiCompatible {
             ))
             .status(response.status));
         };
-        let finish_reason = match choice.finish_reason.as_deref() {
-            Some("stop") => FinishReason::Stop,
-            Some("length") => FinishReason::Length,
-            Some("model_length") => FinishReason::ContextLength,
-            Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
-            Some("content_filter") => FinishReason::ContentFilter,
-            Some("error") => FinishReason::Error,
+        let finish_reason = choice.finish_reason.as_deref().map(|reason| match reason {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "model_length" => FinishReason::ContextLength,
+            "tool_calls" | "function_call" => FinishReason::ToolCalls,
+            "content_filter" => FinishReason::ContentFilter,
+            "error" => FinishReason::Error,
             _ => FinishReason::Other,
-        };
-        if finish_reason == FinishReason::Error || choice.error.is_some() {
+        });
+        if finish_reason == Some(FinishReason::Error) || choice.error.is_some() {
             let error = choice.error.unwrap_or_default();
             return Err(self.failure(error.status_code(), Some(&error), response));
         }
@@ -205,7 +205,7 @@ impl OpenAiCompatible {
                     format!("{}: the model refused: {}", self.info.name, clip(&refusal)),
                 ));
             }
-            if finish_reason == FinishReason::ContentFilter {
+            if finish_reason == Some(FinishReason::ContentFilter) {
                 let categories = filtered_categories(choice.content_filter_results.as_ref());
                 return Err(response.failure(
                     FailureClass::ContentFiltered,
@@ -792,13 +792,13 @@ mod tests {
             )
         };
         for (finish, expected) in [
-            ("\"stop\"", FinishReason::Stop),
-            ("\"length\"", FinishReason::Length),
-            ("\"model_length\"", FinishReason::ContextLength),
-            ("\"tool_calls\"", FinishReason::ToolCalls),
-            ("\"content_filter\"", FinishReason::ContentFilter),
-            ("\"something_new\"", FinishReason::Other),
-            ("null", FinishReason::Other),
+            ("\"stop\"", Some(FinishReason::Stop)),
+            ("\"length\"", Some(FinishReason::Length)),
+            ("\"model_length\"", Some(FinishReason::ContextLength)),
+            ("\"tool_calls\"", Some(FinishReason::ToolCalls)),
+            ("\"content_filter\"", Some(FinishReason::ContentFilter)),
+            ("\"something_new\"", Some(FinishReason::Other)),
+            ("null", None),
         ] {
             assert_eq!(
                 reply_of(&MISTRAL, &body(finish)).finish_reason,
@@ -889,7 +889,7 @@ mod tests {
         let reply = reply_of(&OPENAI, &cut);
         assert_eq!(
             (reply.text.as_str(), reply.finish_reason),
-            ("Paris is", FinishReason::ContentFilter)
+            ("Paris is", Some(FinishReason::ContentFilter))
         );
 
         // OpenAI: a model refusing for safety reasons puts its words in

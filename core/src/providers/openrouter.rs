@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(reply.id.as_deref(), Some("gen-1741569952-AbCdEfGhIjKlMnOpQrSt"));
         assert_eq!(reply.model, "meta-llama/llama-3.3-70b-instruct:free");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!((reply.usage.input_tokens, reply.usage.total_tokens), (Some(19), Some(27)));
         assert_eq!(reply.reasoning, None, "null reasoning");
     }

@@ -104,7 +104,7 @@ mod tests {
         let reply = reply_of(&TOGETHER, CHAT);
         assert_eq!(reply.model, "meta-llama/Llama-3.3-70B-Instruct-Turbo");
         assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, FinishReason::Stop);
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(45), Some(8)));
 
         let Data::LlmEmbeddings(e) =
