@@ -34,8 +34,8 @@ use chrono_tz::Tz;
 use parking_lot::Mutex;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
-use crate::capability::params::echo;
 use crate::clock::SharedClock;
+use crate::echo::echo;
 
 /// A daily quota as written in the configuration.
 ///

@@ -34,8 +34,8 @@ use governor::{InsufficientCapacity, Quota};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::capability::params::echo;
 use crate::clock::SharedClock;
+use crate::echo::echo;
 
 /// A rate limit as written in the configuration: a rate and an optional burst.
 ///

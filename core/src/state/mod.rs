@@ -19,21 +19,13 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::{BoxFuture, Either};
+use futures::future::Either;
 
 use crate::clock::SharedClock;
 use crate::resilience::quota::{DailyQuota, QuotaDecision, QuotaSnapshot};
 use crate::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
 
-/// What a [`StateStore`] operation returns: ready at once for in-memory
-/// state (no allocation on the hot path), or a boxed future for a store that
-/// does I/O.
-pub type StateFuture<'a, T> = Either<std::future::Ready<T>, BoxFuture<'a, T>>;
-
-/// An answer that is already known.
-pub fn ready<'a, T>(value: T) -> StateFuture<'a, T> {
-    Either::Left(std::future::ready(value))
-}
+pub use crate::state_future::{ready, StateFuture};
 
 /// The limits of one provider, registered with a store when a client is built.
 #[derive(Debug, Clone)]

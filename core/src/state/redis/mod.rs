@@ -93,10 +93,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::answer::Answer;
 use crate::capability::Request;
 use crate::clock::SharedClock;
 use crate::duration::serde_secs;
-use crate::engine::Answer;
 use crate::resilience::cache::{CacheConfig, ResponseCache, SharedCacheTier};
 use crate::state::{ProviderLimits, StateStore};
 
