@@ -386,14 +386,13 @@ fn lex(source: &str) -> (Vec<char>, Vec<char>) {
         } else if chars[i] == 'r'
             && !previous_is_ident
             && matches!(next, Some('"' | '#'))
-            && chars[i + 1..].iter().skip_while(|c| **c == '#').next() == Some(&'"')
+            && chars[i + 1..].iter().find(|c| **c != '#') == Some(&'"')
         {
             let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
             let open = i + 1 + hashes;
-            let close: String = std::iter::once('"')
-                .chain("#".repeat(hashes).chars())
+            let close: Vec<char> = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
                 .collect();
-            let close: Vec<char> = close.chars().collect();
             let mut j = open + 1;
             while j < chars.len() && !chars[j..].starts_with(&close) {
                 j += 1;

@@ -166,10 +166,10 @@ mod tests {
         Duration::from_secs(n)
     }
 
-    // ---- Retry-After (acceptance cases 16 and 17) ----
+    // ---- Retry-After ----
 
     #[tokio::test]
-    async fn case_16_retry_after_seconds_replaces_the_backoff() {
+    async fn retry_after_seconds_replaces_the_backoff() {
         let clock = FakeClock::new(at("2015-10-21T07:27:30Z"));
         clock.auto_advance(true);
         let config = RetryConfig::default();
@@ -197,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn case_17_retry_after_http_dates_in_all_three_forms() {
+    fn retry_after_http_dates_in_all_three_forms() {
         let now = at("2015-10-21T07:27:30Z");
         for value in [
             "Wed, 21 Oct 2015 07:28:00 GMT",
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn case_17_past_dates_clamp_to_zero() {
+    fn past_dates_clamp_to_zero() {
         let now = at("2015-10-21T07:27:30Z");
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
@@ -235,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn case_17_garbage_is_ignored_and_the_backoff_used() {
+    fn garbage_is_ignored_and_the_backoff_used() {
         let now = at("2015-10-21T07:27:30Z");
         for value in [
             "soon",

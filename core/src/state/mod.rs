@@ -9,8 +9,9 @@
 //! without the pipeline changing. [`StateStore::admit`] asks both questions
 //! at once, so a shared store can answer them in one round trip.
 //!
-//! Breakers stay per process (resilience.md §3.1) and the response cache has
-//! its own tiers, so neither is part of this trait.
+//! Breakers stay per process (each reacts at once to what its own process
+//! sees, without a round trip) and the response cache has its own tiers, so
+//! neither is part of this trait.
 
 pub mod redis;
 

@@ -251,7 +251,7 @@ mod tests {
     use super::*;
     use crate::resilience::cache::test_fixtures::*;
 
-    // Acceptance 29: stale-while-revalidate.
+    // Stale-while-revalidate.
     #[tokio::test]
     async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
         let clock = FakeClock::at_epoch();
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    // Acceptance 30: stale-if-error with the failure throttle.
+    // Stale-if-error with the failure throttle.
     #[tokio::test]
     async fn stale_if_error_serves_stale_throttles_then_propagates() {
         let clock = FakeClock::at_epoch();
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
-    // Acceptance 31: negative caching; other errors never cached.
+    // Negative caching; other errors never cached.
     #[tokio::test]
     async fn not_found_is_cached_for_negative_ttl_and_other_errors_never() {
         let clock = FakeClock::at_epoch();

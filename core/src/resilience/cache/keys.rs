@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 /// integral floats are written as integers, so reordered parameters and `1.0`
 /// versus `1` give the same key.
 ///
-/// The caller builds `canonical_json` (reference section 7.1): defaults
+/// The caller builds `canonical_json`: defaults
 /// materialised, strings normalised, and only allow-listed headers. Keys never
 /// contain secrets because requests hold none: auth is applied later by the
 /// pipeline, and the hash keeps even the parameters out of key names seen by
@@ -111,7 +111,7 @@ mod tests {
 
     use super::*;
 
-    // Acceptance 32: key hygiene.
+    // Key hygiene.
     #[test]
     fn stable_key_ignores_key_order_and_reveals_no_input() {
         let a =

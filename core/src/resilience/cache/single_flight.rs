@@ -125,7 +125,7 @@ mod tests {
     use super::*;
     use crate::resilience::cache::test_fixtures::*;
 
-    // Acceptance 28: coalescing, value case.
+    // Coalescing, value case.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hundred_concurrent_cold_gets_run_one_fetch_and_share_its_value() {
         let clock = FakeClock::at_epoch();
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!((stats.misses, stats.coalesced_waits), (1, 99));
     }
 
-    // Acceptance 28: coalescing, error case; errors are not cached.
+    // Coalescing, error case; errors are not cached.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hundred_concurrent_cold_gets_share_one_error_which_is_not_cached() {
         let clock = FakeClock::at_epoch();

@@ -139,10 +139,10 @@ mod tests {
         Duration::from_secs(n)
     }
 
-    // ---- backoff (acceptance case 15) ----
+    // ---- backoff ----
 
     #[test]
-    fn case_15_full_jitter_stays_within_the_capped_exponential_bound() {
+    fn full_jitter_stays_within_the_capped_exponential_bound() {
         let backoff = Backoff::with_seed(&RetryConfig::default(), 15);
         for retry in 1..=12u32 {
             let bound = (0.5 * 2f64.powi(retry as i32 - 1)).min(20.0);
@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn case_15_full_jitter_mean_at_retry_3() {
+    fn full_jitter_mean_at_retry_3() {
         let backoff = Backoff::with_seed(&RetryConfig::default(), 15);
         let samples: Vec<f64> = (0..10_000)
             .map(|_| backoff.delay(3).as_secs_f64())

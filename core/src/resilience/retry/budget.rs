@@ -240,10 +240,10 @@ mod tests {
         (clock, budget)
     }
 
-    // ---- retry budget (acceptance case 19) ----
+    // ---- retry budget ----
 
     #[test]
-    fn case_19_two_deposits_at_half_percent_allow_exactly_one_retry() {
+    fn two_deposits_at_half_percent_allow_exactly_one_retry() {
         let (_clock, budget) = budget(secs(1), 0, 0.5);
         budget.deposit();
         budget.deposit();
@@ -252,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn case_19_deposits_expire_after_the_ttl() {
+    fn deposits_expire_after_the_ttl() {
         // tower `tps_leaky`
         let (clock, budget) = budget(secs(1), 0, 1.0);
         budget.deposit();
@@ -261,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn case_19_min_per_sec_is_a_reserve_without_deposits() {
+    fn min_per_sec_is_a_reserve_without_deposits() {
         // tower `tps_reserve`
         let (clock, budget) = budget(secs(1), 5, 1.0);
         assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 5);

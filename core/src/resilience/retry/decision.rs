@@ -106,10 +106,10 @@ mod tests {
         Duration::from_secs(n)
     }
 
-    // ---- decisions (acceptance cases 14 and 18, the deadline rule) ----
+    // ---- decisions ----
 
     #[test]
-    fn case_14_max_attempts_counts_the_first_call() {
+    fn max_attempts_counts_the_first_call() {
         let config = RetryConfig::default();
         let backoff = Backoff::with_seed(&config, 14);
         // A loop against an upstream that always fails retryably.
@@ -138,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn case_18_retry_after_above_the_cap_fails_over() {
+    fn retry_after_above_the_cap_fails_over() {
         let config = RetryConfig::default();
         let backoff = Backoff::with_seed(&config, 18);
         let hint = parse_retry_after("3600", at("2015-10-21T07:27:30Z"));

@@ -100,7 +100,7 @@ use crate::duration::serde_secs;
 use crate::resilience::cache::{CacheConfig, ResponseCache, SharedCacheTier};
 use crate::state::{ProviderLimits, StateStore};
 
-/// What the daily quota does while Redis is unreachable (reference section 6).
+/// What the daily quota does while Redis is unreachable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaFallback {
