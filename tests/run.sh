@@ -19,8 +19,9 @@ cargo test --workspace --locked
 
 echo "== python package (installed into .venv from source)"
 # A dev-profile build keeps the suite's build time down; `pip install .`
-# without it builds the optimised wheel users get.
-PATH="$PWD/.venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" .venv/bin/python -m pip install -q \
+# without it builds the optimised wheel users get. The `testing` feature adds
+# the test-only hooks (`_native._sample_error`, `_native._panic`).
+PATH="$PWD/.venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --features testing" .venv/bin/python -m pip install -q \
     --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
 
 echo "== python tests"

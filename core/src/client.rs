@@ -11,12 +11,13 @@ use serde::ser::SerializeStruct;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::capability::params::{echo, echo_key};
+use crate::answer::Answer;
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{env_vars_utf8, Config, RateLimitSetting};
 use crate::custom::CustomProvider;
-use crate::engine::{Answer, Chain, Engine, ProviderSlot};
+use crate::echo::{echo, echo_key};
+use crate::engine::{Chain, Engine, ProviderSlot};
 use crate::error::{Attempt, Error, Result};
 use crate::provider::{Auth, Provider};
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};

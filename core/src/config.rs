@@ -40,8 +40,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::capability::params::{bound_message, echo, echo_key, type_name};
 use crate::capability::CapabilityId;
+use crate::echo::{bound_message, echo, echo_key, type_name};
 use crate::error::{Error, Result};
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::cache::CacheConfig;

@@ -39,8 +39,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::capability::params::{echo, echo_key};
 use crate::capability::{CapabilityId, Request};
+use crate::echo::{echo, echo_key};
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 use crate::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo, Step,

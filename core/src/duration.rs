@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::capability::params::{echo, echo_number};
+use crate::echo::{echo, echo_number};
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Fraction digits kept: 18 are finer than a nanosecond for every unit, and

@@ -40,6 +40,7 @@ use parking_lot::Mutex;
 use secrecy::SecretString;
 use tracing::Instrument;
 
+use crate::answer::Answer;
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::SharedClock;
 use crate::config::ProviderSettings;
@@ -83,14 +84,6 @@ const HALF_OPEN_RECHECK: Duration = Duration::from_millis(150);
 /// Shortest wait of a second pass: a provider that says "now" again and
 /// again (a contended limiter slot) must not spin the call.
 const MIN_WAIT: Duration = Duration::from_millis(1);
-
-/// A provider's answer, as cached.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub data: Data,
-    pub provider: &'static str,
-    pub fetched_at: DateTime<Utc>,
-}
 
 /// What a call produced, before it becomes the public envelope.
 pub(crate) struct CallResult {

@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod auth;
 pub mod capability;
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod custom;
 pub mod duration;
+mod echo;
 #[cfg(feature = "emulator")]
 pub mod emulation;
 mod engine;
@@ -37,6 +39,7 @@ pub mod providers;
 pub mod resilience;
 pub mod runtime;
 pub mod state;
+mod state_future;
 mod stats;
 mod transport;
 

@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::resilience::retry::{parse_retry_after, parse_retry_after_ms};
 
+pub(crate) mod retry_after;
 mod tolerant;
 
 /// How a provider authenticates.
@@ -320,10 +320,10 @@ impl HttpResponse {
     /// (seconds or any HTTP-date form). Garbage is ignored.
     pub fn retry_after(&self) -> Option<Duration> {
         self.header("retry-after-ms")
-            .and_then(parse_retry_after_ms)
+            .and_then(retry_after::parse_retry_after_ms)
             .or_else(|| {
                 self.header("retry-after")
-                    .and_then(|v| parse_retry_after(v, self.received_at))
+                    .and_then(|v| retry_after::parse_retry_after(v, self.received_at))
             })
     }
 

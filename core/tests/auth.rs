@@ -1,6 +1,7 @@
-//! The JWT acceptance cases of resilience.md §10 (36–42) against the public
-//! `polyrelay::auth` API: the RFC 7515 A.1 vector, tokens minted by PyJWT,
-//! every attack of the §9.3 table, and refresh rotation with reuse detection.
+//! JWT access and refresh tokens through the public `polyrelay::auth` API:
+//! the RFC 7515 A.1 vector, tokens minted by PyJWT, the known attacks on JWT
+//! verification (`alg: none`, key confusion, injected `kid`, embedded keys,
+//! `crit`, weak keys, …), and refresh rotation with reuse detection.
 
 use std::net::TcpListener;
 use std::sync::Arc;

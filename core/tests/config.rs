@@ -21,7 +21,7 @@ fn field(result: Result<Client, Error>) -> String {
 
 #[test]
 fn no_file_and_no_keys_gives_a_working_client_with_keyless_providers_first() {
-    // Stock quotes have no keyless provider at all (providers.md §9).
+    // No stock-quote provider offers an official keyless API.
     const KEYED_ONLY: &[CapabilityId] = &[CapabilityId::StockQuote];
     let client = build("", &[]).unwrap();
     for capability in CapabilityId::ALL {

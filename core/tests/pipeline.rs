@@ -493,7 +493,7 @@ async fn malformed_and_oversized_replies_fall_back_instead_of_failing() {
     );
 }
 
-/// Changed by issue #12 (acceptance case 21): a POST used to be re-sent
+/// Changed by issue #12: a POST used to be re-sent
 /// after a reset only with an idempotency key. Capabilities now declare
 /// whether their calls have side effects, and weather has none, so a reset
 /// POST is re-sent like a GET (as the official OpenAI SDK does); the rule for

@@ -255,7 +255,7 @@ fn stop_file(name: &str) -> PathBuf {
     path
 }
 
-// Acceptance 23: client clocks ±30 s apart, one limiter, server time.
+// Client clocks ±30 s apart, one limiter, server time.
 #[test]
 fn two_processes_with_skewed_clocks_share_one_limiter() {
     let _serial = SERIAL.blocking_lock();
@@ -315,7 +315,7 @@ fn quota_keys(keys: Vec<String>, get: impl Fn(&str) -> String, pttl: impl Fn(&st
         .sum()
 }
 
-/// Acceptance 26: 4 processes × 50 concurrent calls, daily quota 100.
+/// 4 processes × 50 concurrent calls, daily quota 100.
 ///
 /// The deadline is 1 s: this is about atomicity across processes, and 200
 /// calls starting at once on a loaded machine can take longer than the
@@ -377,7 +377,7 @@ async fn four_processes_share_a_daily_quota_of_100() {
     assert!(server.pttl(&key) >= (midnight - server_now).num_milliseconds() - 1000);
 }
 
-/// Acceptance 7.1 / cross-process cache: A fetches, B is served from Redis.
+/// Cross-process cache: A fetches, B is served from Redis.
 async fn cache_across_processes(url: &str, cache_keys: impl Fn() -> usize) {
     let emulator = emulator().await;
     // Generous deadlines, as above: B must not give up on a cold connection.
@@ -486,7 +486,7 @@ async fn a_three_master_cluster_shares_quota_and_cache() {
     assert!(!spread.is_empty());
 }
 
-// Acceptance 27: SCRIPT FLUSH and a client killed mid-run leave every key
+// SCRIPT FLUSH and a client killed mid-run leave every key
 // with a TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_flush_and_a_killed_client_leave_no_key_without_ttl() {
@@ -569,7 +569,7 @@ async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> 
     started.elapsed()
 }
 
-// Acceptance 33: Redis down at start-up, then back.
+// Redis down at start-up, then back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_at_startup_degrades_to_local_state_then_recovers() {
     let _serial = SERIAL.lock().await;
@@ -607,7 +607,7 @@ async fn redis_down_at_startup_degrades_to_local_state_then_recovers() {
     .await;
 }
 
-// Acceptance 34: Redis paused (SIGSTOP) mid-run.
+// Redis paused (SIGSTOP) mid-run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_paused_mid_run_costs_one_deadline_per_call_until_the_breaker_opens() {
     let _serial = SERIAL.lock().await;
@@ -687,7 +687,7 @@ async fn redis_paused_mid_run_costs_one_deadline_per_call_until_the_breaker_open
     assert!(shared_counter(&server).await <= ok + timeouts);
 }
 
-// Acceptance 35: Redis killed while calls run, then restarted.
+// Redis killed while calls run, then restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_run_falls_back_to_the_local_share_then_recovers() {
     let _serial = SERIAL.lock().await;

@@ -346,8 +346,10 @@ def builtin_providers() -> List[Dict[str, Any]]:
 def sync_log_level() -> None:
     """Re-reads the ``polyrelay`` logger's level now."""
 
+# Only in test builds (cargo feature ``testing``, as tests/run.sh builds the
+# package); a release build has neither.
 def _sample_error(kind: str) -> None:
-    """Raises the exception a core error of ``kind`` maps to (tests)."""
+    """Raises the exception a core error of ``kind`` maps to (test builds only)."""
 
 def _panic(asynchronous: bool = False) -> Any:
-    """Panics in Rust, blocking or in an awaitable (tests)."""
+    """Panics in Rust, blocking or in an awaitable (test builds only)."""

@@ -7,12 +7,9 @@
 //! error to the event loop and convert it there.
 
 use std::any::Any;
-use std::borrow::Cow;
-use std::time::Duration;
 
 use polyrelay::auth::AuthError;
-use polyrelay::error::AttemptOutcome;
-use polyrelay::{Attempt, Error, ErrorKind};
+use polyrelay::{Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
@@ -201,45 +198,4 @@ pub(crate) fn invalid_param(py: Python<'_>, field: &str, expected: &str, cause: 
     let error = to_py(py, Error::invalid(field, expected));
     error.set_cause(py, Some(cause));
     error
-}
-
-/// The exception for a representative core error of `kind` (for tests of
-/// this mapping).
-pub(crate) fn sample(py: Python<'_>, kind: &str) -> PyErr {
-    let attempt = |provider: &'static str, outcome: &'static str, reason: &'static str| Attempt {
-        provider,
-        outcome: AttemptOutcome::from_name(outcome).unwrap_or(AttemptOutcome::Answered),
-        status: None,
-        tries: 0,
-        elapsed: Duration::ZERO,
-        reason: Cow::Borrowed(reason),
-        retry_after: None,
-        hedged: false,
-    };
-    let failed = |attempts: Vec<Attempt>| Error::AllProvidersFailed {
-        capability: "weather.current",
-        attempts,
-        retry_after: None,
-    };
-    let error = match kind {
-        "missing_key" => failed(vec![attempt(
-            "openweathermap",
-            "skipped_no_key",
-            "skipped: OPENWEATHER_API_KEY is not set",
-        )]),
-        "auth" => failed(vec![attempt("openweathermap", "auth", "auth (HTTP 401)")]),
-        "usage" => Error::Usage {
-            message: "a sample usage error".to_string(),
-        },
-        other => {
-            return to_py(
-                py,
-                Error::invalid(
-                    "kind",
-                    format!("must be missing_key, auth or usage, got {other:?}"),
-                ),
-            )
-        }
-    };
-    to_py(py, error)
 }

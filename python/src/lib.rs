@@ -16,6 +16,8 @@ mod emulator;
 mod errors;
 mod logs;
 mod result;
+#[cfg(feature = "testing")]
+mod testing;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -44,34 +46,6 @@ fn builtin_providers(py: Python<'_>) -> PyResult<Py<PyAny>> {
     convert::serialize(py, &infos)
 }
 
-/// Raises the exception a core error of `kind` maps to, built from a
-/// representative core error. Lets tests check the mapping for kinds the
-/// built-in providers cannot produce yet (no built-in provider needs a key).
-#[pyfunction]
-fn _sample_error(py: Python<'_>, kind: &str) -> PyResult<()> {
-    Err(errors::sample(py, kind))
-}
-
-/// Panics inside a blocking call (`asynchronous=False`) or returns an
-/// awaitable whose Rust future panics; proves a panic surfaces as
-/// `polyrelay.Error` and never takes the interpreter down.
-#[pyfunction]
-#[pyo3(signature = (asynchronous = false))]
-fn _panic(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-    let boom = async {
-        if std::hint::black_box(true) {
-            panic!("deliberate panic for a test");
-        }
-        Ok::<(), polyrelay::Error>(())
-    };
-    if asynchronous {
-        bridge::awaitable(py, boom).map(Bound::unbind)
-    } else {
-        bridge::block_on(py, boom)?.map_err(|e| errors::to_py(py, e))?;
-        Ok(py.None())
-    }
-}
-
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -91,9 +65,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<auth::TokenIssuer>()?;
     m.add_function(wrap_pyfunction!(capabilities, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
-    m.add_function(wrap_pyfunction!(_sample_error, m)?)?;
-    m.add_function(wrap_pyfunction!(_panic, m)?)?;
     m.add_function(wrap_pyfunction!(logs::sync_log_level, m)?)?;
+    #[cfg(feature = "testing")]
+    testing::register(m)?;
     logs::install();
     Ok(())
 }

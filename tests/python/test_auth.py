@@ -1,5 +1,5 @@
-"""polyrelay.auth from Python: interop with PyJWT both ways, the attacks of
-resilience.md §9.3, refresh rotation with reuse detection, key rotation,
+"""polyrelay.auth from Python: interop with PyJWT both ways, the known attacks
+on JWT verification, refresh rotation with reuse detection, key rotation,
 and that no secret reaches a repr or an error."""
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def test_rfc7515_a1_signature_verifies_and_the_token_is_expired() -> None:
         verifier.verify(token[:-2] + ("Xk" if not token.endswith("Xk") else "Yk"))
 
 
-# --- attacks (resilience.md §9.3) ---------------------------------------------
+# --- attacks on verification ---------------------------------------------------
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])

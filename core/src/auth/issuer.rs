@@ -1,5 +1,5 @@
 //! Issuing access/refresh pairs, refresh rotation with reuse detection, and
-//! revocation (resilience.md §9.5).
+//! revocation.
 
 use std::fmt;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //!   to one [`Algorithm`] and named by a `kid`. A keyset holds several
 //!   verification keys and at most one signing key, so keys rotate without
 //!   invalidating tokens already out.
-//! * [`Verifier`]: strict, stateless verification (resilience.md §9.1). The
+//! * [`Verifier`]: strict, stateless verification. The
 //!   algorithm comes from the key, never from the token; `kid` only selects a
 //!   key already in memory; `exp` is required; `iss` and `aud` match exactly;
 //!   `exp`, `nbf` and `iat` are checked on polyrelay's injected clock with a

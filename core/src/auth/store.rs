@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
-use crate::state::{ready, StateFuture};
+use crate::state_future::{ready, StateFuture};
 
 /// The store could not answer (e.g. Redis unreachable). The caller decides
 /// what that means through [`super::RevocationFailMode`].

@@ -48,7 +48,7 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verifies tokens against a [`Keyset`], strictly (resilience.md §9.1).
+/// Verifies tokens against a [`Keyset`], strictly.
 ///
 /// In order: the compact form (three base64url segments, at most 16 KiB);
 /// the header (`alg` must name a supported algorithm, so every spelling of

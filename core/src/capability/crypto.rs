@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{echo, Params};
+use super::params::Params;
+use crate::echo::echo;
 use crate::error::{Error, Result};
 
 /// A known asset: its symbol and ids at each provider.

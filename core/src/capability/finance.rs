@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::params::{echo, Params};
+use super::params::Params;
+use crate::echo::echo;
 use crate::error::{Error, Result};
 
 /// An ISO 4217 currency code, upper case (`EUR`).

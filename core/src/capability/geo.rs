@@ -10,8 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::{echo, Params};
+use super::params::Params;
 use super::query;
+use crate::echo::echo;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
 /// An ISO 3166-1 alpha-2 country code, upper case (`DE`).

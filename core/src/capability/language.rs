@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::echo;
+use crate::echo::echo;
 use crate::error::{Error, Result};
 
 /// A language by its ISO 639-1 code, lower case (`de`).

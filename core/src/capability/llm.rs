@@ -43,7 +43,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::params::{echo, echo_key, echo_number, type_name, Params};
+use super::params::Params;
+use crate::echo::{echo, echo_key, echo_number, type_name};
 use crate::error::{Error, ProviderFailure, Result};
 
 /// Who speaks in a chat message.

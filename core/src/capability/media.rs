@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{echo, Params};
+use super::params::Params;
+use crate::echo::echo;
 use crate::error::{Error, Result};
 
 /// Most results a search may ask for. Providers with smaller pages (OMDb

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::media::{read_limit, read_text};
-use super::params::{echo, Params};
+use super::params::Params;
+use crate::echo::echo;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
 /// Sent with every drug label answer: polyrelay relays public data and

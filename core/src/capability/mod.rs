@@ -91,7 +91,7 @@ macro_rules! capabilities {
                     $($name => Ok(CapabilityId::$variant),)*
                     other => Err(Error::invalid(
                         "capability",
-                        format!("must be one of {}, got {}", [$($name),*].join(", "), params::echo(other)),
+                        format!("must be one of {}, got {}", [$($name),*].join(", "), $crate::echo::echo(other)),
                     )),
                 }
             }

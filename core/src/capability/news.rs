@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
-use super::params::{echo, Params};
+use super::params::Params;
 use super::query;
+use crate::echo::echo;
 use crate::error::{FailureClass, ProviderFailure, Result};
 
 /// Request of `news.search`.

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{echo_number, Params};
+use super::params::Params;
+use crate::echo::echo_number;
 use crate::error::{Error, Result};
 
 /// A latitude or longitude, kept at 4 decimals (about 11 m).

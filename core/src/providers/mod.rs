@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn every_capability_has_a_keyless_provider() {
-        // Stock quotes have no official keyless API (providers.md §9).
+        // No stock-quote provider offers an official keyless API.
         const KEYED_ONLY: &[CapabilityId] = &[CapabilityId::StockQuote];
         for capability in CapabilityId::ALL {
             let served = builtin()

@@ -1,4 +1,4 @@
-//! Daily quotas that reset at local midnight (reference section 6).
+//! Daily quotas that reset at local midnight.
 //!
 //! Many providers grant N requests per calendar day in some time zone (UTC,
 //! US Pacific, ...). A day is the window `[start_of_day(d), start_of_day(d+1))`
@@ -34,8 +34,8 @@ use chrono_tz::Tz;
 use parking_lot::Mutex;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
-use crate::capability::params::echo;
 use crate::clock::SharedClock;
+use crate::echo::echo;
 
 /// A daily quota as written in the configuration.
 ///
@@ -327,7 +327,7 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    /// Acceptance case 25: every row of the DST table in reference section 6.
+    /// DST days in zones that move at midnight, and at other hours, both ways.
     #[test]
     fn dst_days_start_at_the_first_valid_instant() {
         let rows = [
@@ -348,7 +348,7 @@ mod tests {
         }
     }
 
-    /// Acceptance case 25: no panic and a gapless partition of time, for every
+    /// No panic and a gapless partition of time, for every
     /// zone over a whole year and on historical oddities (a skipped day in Apia,
     /// a repeated day in Alaska, a zone with seconds in its offset).
     #[test]
@@ -382,7 +382,7 @@ mod tests {
         );
     }
 
-    /// Acceptance case 25: Havana falls back from 01:00 to 00:00 on
+    /// Havana falls back from 01:00 to 00:00 on
     /// 2025-11-02, so local midnight happens twice; the quota resets once.
     #[test]
     fn ambiguous_midnight_resets_once() {
@@ -408,7 +408,6 @@ mod tests {
         );
     }
 
-    /// Acceptance case 24.
     #[test]
     fn quota_resets_at_local_midnight() {
         // 23:59:59.000 in Paris (CET, UTC+1) on 2025-12-01.
@@ -438,7 +437,7 @@ mod tests {
         assert_eq!(quota.snapshot().date, date(2025, 12, 2));
     }
 
-    /// Acceptance case 26, in process: exact counting under contention.
+    /// In process: exact counting under contention.
     #[test]
     fn concurrent_consumes_stop_exactly_at_the_limit() {
         let clock = FakeClock::at_epoch();

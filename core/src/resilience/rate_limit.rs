@@ -4,7 +4,7 @@
 //! A provider's limit is written as a [`Rate`] (`requests` per `period`) plus
 //! a `burst`. The [`RateLimiter`] admits a request when the GCRA says it
 //! conforms, and otherwise says how long to wait, so the fallback chain can
-//! skip the provider without spending a request on it (reference section 5.1).
+//! skip the provider without spending a request on it.
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
@@ -34,8 +34,8 @@ use governor::{InsufficientCapacity, Quota};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::capability::params::echo;
 use crate::clock::SharedClock;
+use crate::echo::echo;
 
 /// A rate limit as written in the configuration: a rate and an optional burst.
 ///
@@ -427,7 +427,7 @@ mod tests {
         assert!(RateLimiter::new(&config("5/s", Some(0)), FakeClock::at_epoch().shared()).is_err());
     }
 
-    /// Acceptance case 22, first vector (governor `rejects_too_many`).
+    /// First vector (governor `rejects_too_many`).
     #[test]
     fn per_second_2_vector() {
         let (clock, limiter) = limiter("2/s", None);
@@ -449,7 +449,7 @@ mod tests {
         assert!(!allowed(limiter.check(1)), "1004 ms");
     }
 
-    /// Acceptance case 22: the cell rejected at 2 ms is back at 500 ms, not 1 s.
+    /// The cell rejected at 2 ms is back at 500 ms, not 1 s.
     #[test]
     fn per_second_2_allows_again_at_500_ms() {
         let (clock, limiter) = limiter("2/s", None);
@@ -470,7 +470,7 @@ mod tests {
         );
     }
 
-    /// Acceptance case 22, second vector (governor issues #107 and #249).
+    /// Second vector (governor issues #107 and #249).
     #[test]
     fn per_second_5_after_idle_allows_exactly_5() {
         let (clock, limiter) = limiter("5/s", None);
@@ -490,7 +490,7 @@ mod tests {
         assert!(!allowed(limiter.check(1)));
     }
 
-    /// Acceptance case 22, third vector (governor `all_capacity_check_rejects_excess`).
+    /// Third vector (governor `all_capacity_check_rejects_excess`).
     #[test]
     fn cost_above_burst_is_never_admitted() {
         let (clock, limiter) = limiter("5/s", None);

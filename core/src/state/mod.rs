@@ -9,8 +9,9 @@
 //! without the pipeline changing. [`StateStore::admit`] asks both questions
 //! at once, so a shared store can answer them in one round trip.
 //!
-//! Breakers stay per process (resilience.md §3.1) and the response cache has
-//! its own tiers, so neither is part of this trait.
+//! Breakers stay per process (each reacts at once to what its own process
+//! sees, without a round trip) and the response cache has its own tiers, so
+//! neither is part of this trait.
 
 pub mod redis;
 
@@ -19,21 +20,13 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::{BoxFuture, Either};
+use futures::future::Either;
 
 use crate::clock::SharedClock;
 use crate::resilience::quota::{DailyQuota, QuotaDecision, QuotaSnapshot};
 use crate::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
 
-/// What a [`StateStore`] operation returns: ready at once for in-memory
-/// state (no allocation on the hot path), or a boxed future for a store that
-/// does I/O.
-pub type StateFuture<'a, T> = Either<std::future::Ready<T>, BoxFuture<'a, T>>;
-
-/// An answer that is already known.
-pub fn ready<'a, T>(value: T) -> StateFuture<'a, T> {
-    Either::Left(std::future::ready(value))
-}
+pub use crate::state_future::{ready, StateFuture};
 
 /// The limits of one provider, registered with a store when a client is built.
 #[derive(Debug, Clone)]

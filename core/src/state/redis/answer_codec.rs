@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::answer::Answer;
 use crate::capability::{Data, Request};
-use crate::engine::Answer;
 use crate::error::Error;
 use crate::resilience::cache::{stable_key, SharedCodec};
 

@@ -93,14 +93,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::answer::Answer;
 use crate::capability::Request;
 use crate::clock::SharedClock;
 use crate::duration::serde_secs;
-use crate::engine::Answer;
 use crate::resilience::cache::{CacheConfig, ResponseCache, SharedCacheTier};
 use crate::state::{ProviderLimits, StateStore};
 
-/// What the daily quota does while Redis is unreachable (reference section 6).
+/// What the daily quota does while Redis is unreachable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaFallback {

@@ -2,8 +2,8 @@
 //!
 //! Both scripts read the time once, at the top. In production that is Redis
 //! `TIME`; the unit tests swap in a time passed as the last argument, so the
-//! very same body can be replayed at chosen instants (the reference vectors,
-//! local midnight, DST days).
+//! very same body can be replayed at chosen instants (governor's and
+//! redis-cell's test vectors, local midnight, DST days).
 
 use redis::Script;
 

@@ -625,7 +625,7 @@ mod tests {
         matches!(decision, RateDecision::Allowed { .. })
     }
 
-    // Acceptance 22, against Redis: governor's `rejects_too_many`.
+    // Against Redis: governor's `rejects_too_many`.
     #[tokio::test]
     async fn gcra_vectors_per_second_2() {
         let server = RedisServer::start();
@@ -686,7 +686,7 @@ mod tests {
         }
     }
 
-    // Acceptance 22: `does_not_allow_one_extra_cell_after_longer_interval`,
+    // `does_not_allow_one_extra_cell_after_longer_interval`,
     // and a cost above the burst is never admitted.
     #[tokio::test]
     async fn gcra_after_idle_allows_exactly_the_burst_and_never_more_than_it() {
@@ -717,7 +717,7 @@ mod tests {
         assert!(allowed(state.check_rate("p", 5).await));
     }
 
-    // Acceptance 23: the redis-cell table, replayed on the script with a
+    // The redis-cell table, replayed on the script with a
     // mocked TIME. Reply `[allowed, remaining, retry_after_ms, reset_after_ms]`
     // with limit = burst = 5 (redis-cell's max_burst 4), 1 request per second.
     #[tokio::test]
@@ -786,7 +786,7 @@ mod tests {
         }
     }
 
-    // Acceptance 24: 3/day in Paris around the next real local midnight.
+    // 3/day in Paris around the next real local midnight.
     #[tokio::test]
     async fn quota_resets_at_local_midnight_and_keys_outlive_their_day() {
         let server = RedisServer::start();
@@ -837,7 +837,7 @@ mod tests {
         assert_eq!(state.quota_snapshot("p").unwrap().remaining, 2);
     }
 
-    // Acceptance 25 on Redis, with the next DST days of the reference zones.
+    // On Redis, with the next DST days of the zones of the in-process test.
     #[tokio::test]
     async fn quota_windows_on_dst_days() {
         let server = RedisServer::start();
@@ -958,7 +958,7 @@ mod tests {
         }
     }
 
-    // Acceptance 27 (healing): a key that lost its TTL gets it back.
+    // Healing: a key that lost its TTL gets it back.
     #[tokio::test]
     async fn a_counter_without_ttl_is_healed() {
         let server = RedisServer::start();
@@ -990,7 +990,7 @@ mod tests {
         }
     }
 
-    // Acceptance 33 and 35, policy by policy, with nothing listening.
+    // Redis down, policy by policy, with nothing listening.
     #[tokio::test]
     async fn without_redis_the_local_policy_decides() {
         let dead = format!("redis://127.0.0.1:{}", free_port(false));

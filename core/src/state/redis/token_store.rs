@@ -1,5 +1,5 @@
 //! [`RedisTokenStore`]: refresh-token rotation and the revocation denylist
-//! shared through Redis (resilience.md §9.5), so every process issuing
+//! shared through Redis, so every process issuing
 //! tokens sees every other's rotations and revocations.
 //!
 //! Keys (after `key_prefix`):
@@ -352,7 +352,7 @@ mod tests {
         serde_json::Map::new()
     }
 
-    // Acceptance 42: R1 → (A2, R2); R1 again → Reused, the family revoked.
+    // R1 → (A2, R2); R1 again → Reused, the family revoked.
     #[tokio::test]
     async fn rotation_then_reuse_revokes_the_whole_family() {
         let server = RedisServer::start();
@@ -403,7 +403,7 @@ mod tests {
         }
     }
 
-    // Acceptance 42: with grace = 10 s, R1 again returns the same R2 and
+    // With grace = 10 s, R1 again returns the same R2 and
     // revokes nothing.
     #[tokio::test]
     async fn within_grace_the_same_successor_is_returned() {
@@ -488,7 +488,7 @@ mod tests {
         );
     }
 
-    // Acceptance 42: a revoked jti stays rejected until its exp, and its
+    // A revoked jti stays rejected until its exp, and its
     // denylist TTL is ≤ exp − now + leeway.
     #[tokio::test]
     async fn a_revoked_token_stays_denied_until_it_expires() {
@@ -563,7 +563,7 @@ mod tests {
         );
     }
 
-    // Acceptance 42, last sentence: Redis down with fail mode closed →
+    // Redis down with fail mode closed →
     // Unavailable, never a success; `open` lets the refresh through.
     #[tokio::test]
     async fn redis_down_fails_closed() {
