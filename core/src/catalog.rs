@@ -235,7 +235,7 @@ mod tests {
         let open_meteo = catalog.get("open-meteo").unwrap();
         assert_eq!(open_meteo.auth, "keyless");
         assert_eq!(open_meteo.key_env, None);
-        assert_eq!(open_meteo.key_set, false);
+        assert!(!open_meteo.key_set);
         assert_eq!(open_meteo.chains["weather.current"], 0);
     }
 

@@ -68,7 +68,7 @@ pub enum ConfigSource {
     /// A JSON value with the file's structure (a Python dict, a C string of JSON).
     Json(Value),
     /// A configuration already parsed.
-    Parsed(Config),
+    Parsed(Box<Config>),
 }
 
 impl ConfigSource {
@@ -79,7 +79,7 @@ impl ConfigSource {
             Self::File(path) => Config::from_file(path)?,
             Self::Toml(text) => Config::from_toml_str(&text)?,
             Self::Json(value) => Config::from_json(value)?,
-            Self::Parsed(config) => config,
+            Self::Parsed(config) => *config,
         };
         config.apply_env(vars)?;
         Ok(config)
@@ -102,7 +102,7 @@ impl std::fmt::Debug for ConfigSource {
 
 impl From<Config> for ConfigSource {
     fn from(config: Config) -> Self {
-        Self::Parsed(config)
+        Self::Parsed(Box::new(config))
     }
 }
 
