@@ -337,6 +337,25 @@ pr_status pr_client_new_from_config_path(const char *path,
                                          struct pr_error **error);
 
 /**
+ * Creates a client from configuration as JSON text, with the structure of
+ * the TOML file (`{"capabilities": {"weather.current": {"chain": [...]}}}`);
+ * `POLYRELAY_*` environment variables still override it.
+ *
+ * On success `*client` holds a new client; on failure it is NULL and the
+ * status says why (`PR_ERR_CONFIG` naming the field, `PR_ERR_INVALID_JSON`,
+ * `PR_ERR_INVALID_UTF8`).
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config_json` is NULL or a NUL-terminated string; `client` is valid for
+ * one pointer write; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_client_new_from_config_json(const char *config_json,
+                                         struct pr_client **client,
+                                         struct pr_error **error);
+
+/**
  * Shuts the client down: every call in flight on it ends with
  * `PR_ERR_SHUTDOWN` (an async call's callback fires with that status, still
  * exactly once), new calls fail with `PR_ERR_SHUTDOWN`, and this function
@@ -385,9 +404,12 @@ pr_status pr_client_health_json(const struct pr_client *client,
                                 struct pr_error **error);
 
 /**
- * Every enabled provider's counters, breakers and quota, as a JSON array of
- * objects (`provider`, `key_set`, `requests`, ..., `breakers`, `quota`).
- * `*json` is freed with `pr_string_free`.
+ * Every enabled provider's counters, breakers and quota, as a JSON object
+ * keyed by provider id: `{"open-meteo": {"key_set": false, "benched_for":
+ * null, "requests": 3, "outcomes": {"success": 3, ...}, "latency_ms_p50":
+ * 12.0, "latency_ms_p90": ..., "latency_ms_p99": ..., "breakers":
+ * {"weather.current": {...}}, "quota": null}, ...}` (the same object as
+ * Python's `Client.stats()`). `*json` is freed with `pr_string_free`.
  *
  * Thread safety: safe from any thread, concurrently with calls.
  *
@@ -400,10 +422,13 @@ pr_status pr_client_stats_json(const struct pr_client *client,
                                struct pr_error **error);
 
 /**
- * The providers, as a JSON object: `"providers"` lists every built-in
- * provider (id, capabilities, keyless, key variable and placement, docs URL,
- * terms, commercial use, default limits) and `"chains"` gives this client's
- * fallback order per capability (`{"weather.current": ["open-meteo", ...]}`).
+ * Every provider this client knows, enabled or not, as a JSON array of
+ * objects (the same as Python's `Client.providers()`): `id`, `name`,
+ * `capabilities`, `auth` (`"keyless"`, `"optional_key"` or `"key"`),
+ * `key_env` and `key_in` (null when it takes no key), `key_set` (never the
+ * key itself), `enabled`, `chains` (its position from 0 in each capability's
+ * fallback chain, `{"weather.current": 0}`), `docs_url`, `terms`,
+ * `commercial_use`, `default_rate_limit` and `default_daily_quota`.
  * `*json` is freed with `pr_string_free`.
  *
  * Thread safety: safe from any thread, concurrently with calls.
@@ -966,6 +991,19 @@ uint16_t pr_error_http_status(const struct pr_error *error);
  * `error` is NULL or a live error from polyrelay.
  */
 double pr_error_retry_after(const struct pr_error *error);
+
+/**
+ * When every provider's quota is used up (`PR_ERR_QUOTA_EXHAUSTED`): the
+ * instant the first of them resets, in seconds since the Unix epoch (UTC,
+ * on the client's clock). A negative number when unknown, for other errors
+ * and for a NULL `error`.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `error` is NULL or a live error from polyrelay.
+ */
+double pr_error_reset_at(const struct pr_error *error);
 
 /**
  * What each provider did, as a JSON array of objects `{provider, outcome,

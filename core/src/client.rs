@@ -13,27 +13,21 @@ use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::capability::{CapabilityId, Data, Request};
+use crate::catalog::Catalog;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{env_vars_utf8, Config, RateLimitSetting};
-use crate::custom::CustomProvider;
-use crate::echo::{echo, echo_key};
+use crate::config::{env_vars_utf8, ConfigSource, Plan};
 use crate::engine::{Chain, Engine, ProviderSlot};
-use crate::error::{Attempt, Error, Result};
-use crate::provider::{Auth, Provider};
+use crate::error::{Attempt, Result};
+use crate::provider::Provider;
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
-use crate::resilience::cache::{ResponseCache, TtlPolicy};
+use crate::resilience::cache::ResponseCache;
 use crate::resilience::hedge::Hedging;
 use crate::resilience::quota::QuotaSnapshot;
-use crate::resilience::rate_limit::{Rate, RateLimitConfig};
 use crate::resilience::retry::Backoff;
 use crate::state::redis::ClientRedis;
-use crate::state::{InMemoryState, ProviderLimits, StateStore};
+use crate::state::{InMemoryState, StateStore};
 use crate::stats::StatsCounters;
 use crate::transport::Transport;
-
-/// Time kept for the next provider of a chain when `min_fallback_time` is
-/// not set (at most half the time left; see [`crate::config::CapabilitySettings`]).
-const DEFAULT_MIN_FALLBACK_TIME: Duration = Duration::from_secs(1);
 
 /// One resilient client over every configured provider. Cheap to clone;
 /// clones share providers, breakers, limits and cache.
@@ -48,6 +42,7 @@ const DEFAULT_MIN_FALLBACK_TIME: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Client {
     engine: Arc<Engine>,
+    catalog: Arc<Catalog>,
 }
 
 impl fmt::Debug for Client {
@@ -64,7 +59,7 @@ impl fmt::Debug for Client {
 
 /// Builds a [`Client`].
 pub struct ClientBuilder {
-    config: Option<Config>,
+    config: ConfigSource,
     vars: Option<BTreeMap<String, String>>,
     keys: BTreeMap<String, SecretString>,
     clock: Option<SharedClock>,
@@ -77,16 +72,18 @@ pub struct ClientBuilder {
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("config", &self.config.is_some())
+            .field("config", &self.config)
             .field("keys", &self.keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl ClientBuilder {
-    /// Uses `config` instead of reading `POLYRELAY_CONFIG`.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = Some(config);
+    /// Where the configuration comes from (default: the file named by
+    /// `POLYRELAY_CONFIG`, if set): a [`ConfigSource`] or a parsed
+    /// [`Config`](crate::config::Config). `POLYRELAY_*` variables apply over it either way.
+    pub fn config(mut self, source: impl Into<ConfigSource>) -> Self {
+        self.config = source.into();
         self
     }
 
@@ -137,266 +134,122 @@ impl ClientBuilder {
         self
     }
 
-    /// Resolves configuration, keys and chains; fails with a [`Error::Config`]
+    /// Resolves configuration, keys and chains; fails with a [`Error::Config`](crate::Error::Config)
     /// naming the field when anything is wrong. Never touches the network.
     pub fn build(self) -> Result<Client> {
         let vars = self.vars.unwrap_or_else(env_vars_utf8);
-        let config = match self.config {
-            Some(mut config) => {
-                config.apply_env(&vars)?;
-                config
-            }
-            None => Config::from_vars(vars.clone())?,
-        };
+        let config = self.config.load(&vars)?;
+        let plan = crate::config::resolve(&config, &vars, &self.keys, &self.extra)?;
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let seed = match (self.seed, self.testing) {
             (Some(seed), _) => seed,
             (None, true) => 0,
             (None, false) => rand::random(),
         };
-        let timezone = config.time_zone();
-        let user_agent = config.user_agent();
+        Client::wire(plan, clock, self.state, self.testing, seed)
+    }
+}
 
-        let mut registry: Vec<Arc<dyn Provider>> = crate::providers::builtin()
-            .iter()
-            .map(|p| Arc::new(*p) as Arc<dyn Provider>)
-            .chain(self.extra)
-            .collect();
-        for (id, spec) in &config.custom_providers {
-            registry.push(Arc::new(CustomProvider::new(id, spec.clone())?));
-        }
-        check_registry(&config, &registry)?;
-        let mut slots: Vec<Arc<ProviderSlot>> = Vec::new();
+impl Client {
+    /// Turns a plan into running parts: provider slots with their guards,
+    /// the state store, chains, transport and cache.
+    fn wire(
+        plan: Plan,
+        clock: SharedClock,
+        state: Option<Arc<dyn StateStore>>,
+        testing: bool,
+        seed: u64,
+    ) -> Result<Client> {
+        let catalog = Arc::new(Catalog::of(&plan));
         let mut limits = Vec::new();
-        for (index, provider) in registry.into_iter().enumerate() {
-            let info = provider.info();
-            let settings = config.provider_settings(info.id)?;
-            if !settings.enabled || (config.commercial && !info.commercial_use) {
+        // Indexed like `plan.providers`; `None` for a disabled provider.
+        let mut slots: Vec<Option<Arc<ProviderSlot>>> = Vec::new();
+        for (index, provider) in plan.providers.into_iter().enumerate() {
+            if !provider.enabled {
+                slots.push(None);
                 continue;
             }
-            let key_env = match (&settings.api_key_env, info.auth) {
-                (Some(env), _) => env.clone(),
-                (None, Auth::Key { env, .. }) => env.to_string(),
-                (None, Auth::Keyless) => String::new(),
-            };
-            let key = self.keys.get(info.id).cloned().or_else(|| {
-                vars.get(&key_env)
-                    .filter(|v| !key_env.is_empty() && !v.trim().is_empty())
-                    .map(|v| SecretString::from(v.trim().to_string()))
-            });
-            let base_url = match (&settings.base_url, &config.emulator_url) {
-                (Some(url), _) => url.clone(),
-                (None, Some(emulator)) => format!("{}/{}", emulator.trim_end_matches('/'), info.id),
-                (None, None) => info.base_url.to_string(),
-            };
-            let rate_limit = match &settings.rate_limit {
-                Some(RateLimitSetting::Off) => None,
-                Some(RateLimitSetting::Limit(limit)) => Some(*limit),
-                None => info
-                    .default_rate_limit
-                    .map(|rate| {
-                        rate.parse::<Rate>()
-                            .map(|rate| RateLimitConfig { rate, burst: None })
-                            .map_err(|e| {
-                                Error::config(
-                                    format!("providers.{}.rate_limit", info.id),
-                                    e.to_string(),
-                                )
-                            })
-                    })
-                    .transpose()?,
-            };
-            let daily_quota = match settings.daily_quota {
-                Some(0) => None,
-                Some(n) => Some(n),
-                None => info.default_daily_quota,
-            };
-            let backoff = if self.testing {
+            let backoff = if testing {
                 Backoff::no_waits()
             } else {
-                Backoff::with_seed(&settings.retry, seed.wrapping_add(index as u64))
+                Backoff::with_seed(&provider.settings.retry, seed.wrapping_add(index as u64))
             };
-            limits.push(ProviderLimits {
-                provider: info.id,
-                rate_limit,
-                daily_quota,
-                timezone,
-            });
-            slots.push(Arc::new(ProviderSlot::new(
-                provider, base_url, key, key_env, settings, &clock, backoff,
-            )?));
+            limits.push(provider.limits);
+            slots.push(Some(Arc::new(ProviderSlot::new(
+                provider.provider,
+                provider.base_url,
+                provider.key,
+                provider.key_env,
+                provider.settings,
+                &clock,
+                backoff,
+            )?)));
         }
-
-        let redis = config
+        let redis = plan
             .redis
             .as_ref()
             .map(|redis| ClientRedis::new(redis, &limits, &clock))
             .transpose()?;
-        let state = match (self.state, &redis) {
+        let state = match (state, &redis) {
             (Some(state), _) => state,
             (None, Some(redis)) => Arc::clone(&redis.state),
             (None, None) => Arc::new(InMemoryState::new(&limits, clock.clone())?),
         };
-        let default_total = config
-            .total_timeout
-            .unwrap_or(config.provider_settings("-")?.retry.total_timeout);
-        let base_ttl = config.cache.ttl_policy();
-        let mut chains = Vec::new();
-        for capability in CapabilityId::ALL {
-            let settings = config.capabilities.get(capability.as_str());
-            let order: Vec<Arc<ProviderSlot>> = match settings.and_then(|s| s.chain.as_ref()) {
-                Some(ids) => ids
+        let chains = plan
+            .chains
+            .into_iter()
+            .map(|chain| Chain {
+                slots: chain
+                    .providers
                     .iter()
-                    .filter_map(|id| slots.iter().find(|s| s.id() == id).cloned())
+                    .filter_map(|i| slots[*i].clone())
                     .collect(),
-                None => {
-                    let mut serving: Vec<Arc<ProviderSlot>> = slots
-                        .iter()
-                        .filter(|s| s.provider.info().capabilities.contains(capability))
-                        .cloned()
-                        .collect();
-                    // Keyless first, so a fresh install with no keys works.
-                    serving.sort_by_key(|s| !s.provider.info().is_keyless());
-                    serving
-                }
-            };
-            let total_timeout = settings
-                .and_then(|s| s.total_timeout)
-                .unwrap_or(default_total);
-            chains.push(Chain {
-                slots: order,
-                total_timeout,
-                max_wait: settings.and_then(|s| s.max_wait).unwrap_or(Duration::MAX),
-                last_resort_probe: settings.and_then(|s| s.last_resort_probe).unwrap_or(true),
-                min_fallback_time: settings
-                    .and_then(|s| s.min_fallback_time)
-                    .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
-                hedging: settings
-                    .and_then(|s| s.hedge.as_ref())
+                total_timeout: chain.total_timeout,
+                max_wait: chain.max_wait,
+                last_resort_probe: chain.last_resort_probe,
+                min_fallback_time: chain.min_fallback_time,
+                hedging: chain
+                    .hedge
+                    .as_ref()
                     .map(|hedge| Hedging::new(hedge, clock.clone())),
-                content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+                content_filtered_fallback: chain.content_filtered_fallback,
                 probe_answered: tokio::sync::Notify::new(),
-                ttl: TtlPolicy {
-                    ttl: settings
-                        .and_then(|s| s.cache_ttl)
-                        .unwrap_or_else(|| capability.default_ttl()),
-                    ..base_ttl
-                },
-            });
-        }
-        let transport = Transport::new(
-            &user_agent,
-            config.max_response_bytes.unwrap_or(8 * 1024 * 1024),
-        )?;
+                ttl: chain.ttl,
+            })
+            .collect();
+        let slots: Vec<Arc<ProviderSlot>> = slots.into_iter().flatten().collect();
+        let transport = Transport::new(&plan.user_agent, plan.max_response_bytes)?;
         let cache = match &redis {
             Some(redis) => redis.response_cache(
-                &config.cache,
+                &plan.cache,
                 clock.clone(),
                 slots.iter().map(|s| s.id()).collect(),
             ),
-            None => ResponseCache::new(&config.cache, clock.clone()),
+            None => ResponseCache::new(&plan.cache, clock.clone()),
         };
-        let config_warnings = timeout_warnings(&chains);
-        for warning in &config_warnings {
+        for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
         Ok(Client {
             engine: Arc::new(Engine {
                 clock,
                 transport,
-                user_agent,
+                user_agent: plan.user_agent,
                 state,
                 chains,
                 slots,
                 cache,
-                cache_enabled: config.cache.enabled,
-                config_warnings,
+                cache_enabled: plan.cache.enabled,
+                config_warnings: plan.warnings,
             }),
+            catalog,
         })
     }
-}
 
-/// Attempt timeouts that cannot fit inside their capability's deadline:
-/// every attempt would be cut off by the deadline rather than end on its
-/// own timeout, and a provider that hangs leaves no time for the next one
-/// but the fallback reserve.
-fn timeout_warnings(chains: &[Chain]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for (capability, chain) in CapabilityId::ALL.iter().zip(chains) {
-        for slot in &chain.slots {
-            let attempt = slot.settings.retry.attempt_timeout;
-            if attempt > chain.total_timeout {
-                warnings.push(format!(
-                    "providers.{}.retry.attempt_timeout ({:.1} s) is longer than the total deadline of {capability} ({:.1} s): its attempts end at the deadline, less min_fallback_time when another provider is left",
-                    slot.id(),
-                    attempt.as_secs_f64(),
-                    chain.total_timeout.as_secs_f64(),
-                ));
-            }
-        }
-    }
-    warnings
-}
-
-/// Chains and provider tables may only name known providers serving the
-/// capability; ids must be unique.
-fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()> {
-    let known = || {
-        registry
-            .iter()
-            .map(|p| p.info().id)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |id: &str| registry.iter().find(|p| p.info().id == id);
-    for (i, provider) in registry.iter().enumerate() {
-        let id = provider.info().id;
-        if registry[..i].iter().any(|p| p.info().id == id) {
-            return Err(Error::config(
-                format!("providers.{id}"),
-                "two providers have this id",
-            ));
-        }
-    }
-    for id in config.providers.keys() {
-        if find(id).is_none() {
-            return Err(Error::config(
-                format!("providers.{}", echo_key(id)),
-                format!("unknown provider; known: {}", known()),
-            ));
-        }
-    }
-    for (name, settings) in &config.capabilities {
-        let field = format!("capabilities.{}.chain", echo_key(name));
-        let capability: CapabilityId = name.parse().map_err(|_| {
-            Error::config(
-                format!("capabilities.{}", echo_key(name)),
-                "no capability has this name",
-            )
-        })?;
-        for id in settings.chain.iter().flatten() {
-            let provider = find(id).ok_or_else(|| {
-                Error::config(
-                    &field,
-                    format!("unknown provider {}; known: {}", echo(id), known()),
-                )
-            })?;
-            if !provider.info().capabilities.contains(&capability) {
-                return Err(Error::config(
-                    &field,
-                    format!("provider {} does not serve {name}", echo(id)),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-impl Client {
     /// A builder with defaults: no file, keys from the environment.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            config: None,
+            config: ConfigSource::Defaults,
             vars: None,
             keys: BTreeMap::new(),
             clock: None,
@@ -449,25 +302,35 @@ impl Client {
             .collect()
     }
 
+    /// Every provider this client knows, enabled or not, with its key
+    /// variable, whether a key is set and its place in each chain.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// A snapshot of every enabled provider's counters and guards.
-    pub fn stats(&self) -> Vec<ProviderStats> {
+    pub fn stats(&self) -> Stats {
         let now = self.engine.clock.now();
-        self.engine
+        let providers = self
+            .engine
             .slots
             .iter()
-            .map(|slot| ProviderStats {
-                provider: slot.id(),
-                key_set: slot.key.is_some(),
-                benched_for: slot.benched(now).map(|(left, _)| left),
-                counters: slot.stats.snapshot(),
-                breakers: slot
-                    .breakers
-                    .iter()
-                    .map(|(c, b)| (c.as_str(), b.snapshot()))
-                    .collect(),
-                quota: self.engine.state.quota_snapshot(slot.id()),
+            .map(|slot| {
+                let stats = ProviderStats {
+                    key_set: slot.key.is_some(),
+                    benched_for: slot.benched(now).map(|(left, _)| left),
+                    counters: slot.stats.snapshot(),
+                    breakers: slot
+                        .breakers
+                        .iter()
+                        .map(|(c, b)| (c.as_str(), b.snapshot()))
+                        .collect(),
+                    quota: self.engine.state.quota_snapshot(slot.id()),
+                };
+                (slot.id(), stats)
             })
-            .collect()
+            .collect();
+        Stats { providers }
     }
 
     /// Which capabilities can be served right now, and by whom.
@@ -585,11 +448,18 @@ impl Serialize for Envelope {
     }
 }
 
+/// Every enabled provider's stats. Serialises as a JSON object keyed by
+/// provider id: the stats of the Python package and the C ABI alike.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Stats {
+    /// By provider id.
+    pub providers: BTreeMap<&'static str, ProviderStats>,
+}
+
 /// One provider's stats.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderStats {
-    /// Provider id.
-    pub provider: &'static str,
     /// Whether a key is configured (never the key).
     pub key_set: bool,
     /// Remaining bench time, if benched.

@@ -34,7 +34,7 @@
 //! the field.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -48,6 +48,63 @@ use crate::resilience::cache::CacheConfig;
 use crate::resilience::rate_limit::RateLimitConfig;
 use crate::resilience::retry::RetryConfig;
 use crate::state::redis::RedisConfig;
+
+mod plan;
+
+pub(crate) use plan::{resolve, Plan};
+
+/// Where a client's configuration comes from. Whatever the source,
+/// `POLYRELAY_*` variables are applied over it.
+#[derive(Clone, Default)]
+pub enum ConfigSource {
+    /// The file named by `POLYRELAY_CONFIG` if that variable is set, the
+    /// defaults otherwise.
+    #[default]
+    Defaults,
+    /// A TOML file.
+    File(PathBuf),
+    /// TOML text.
+    Toml(String),
+    /// A JSON value with the file's structure (a Python dict, a C string of JSON).
+    Json(Value),
+    /// A configuration already parsed.
+    Parsed(Box<Config>),
+}
+
+impl ConfigSource {
+    /// Reads the source and applies the `POLYRELAY_*` overrides in `vars`.
+    pub fn load(self, vars: &BTreeMap<String, String>) -> Result<Config> {
+        let mut config = match self {
+            Self::Defaults => return Config::from_vars(vars.clone()),
+            Self::File(path) => Config::from_file(path)?,
+            Self::Toml(text) => Config::from_toml_str(&text)?,
+            Self::Json(value) => Config::from_json(value)?,
+            Self::Parsed(config) => *config,
+        };
+        config.apply_env(vars)?;
+        Ok(config)
+    }
+}
+
+/// Only the kind of source and a file's path: the text or value may hold a
+/// Redis password.
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Defaults => f.write_str("Defaults"),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Toml(_) => f.write_str("Toml(..)"),
+            Self::Json(_) => f.write_str("Json(..)"),
+            Self::Parsed(_) => f.write_str("Parsed(..)"),
+        }
+    }
+}
+
+impl From<Config> for ConfigSource {
+    fn from(config: Config) -> Self {
+        Self::Parsed(Box::new(config))
+    }
+}
 
 /// The whole configuration, before it is resolved against the provider
 /// registry by [`crate::Client`].

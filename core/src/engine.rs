@@ -474,8 +474,8 @@ impl<'a> Walk<'a> {
         self.slots[i].entry.map(|k| &self.attempts[k])
     }
 
-    /// The error of a call that ends without an answer.
-    fn failure(self, deadline_passed: bool) -> Error {
+    /// The error of a call that ends without an answer, at wall time `now`.
+    fn failure(self, deadline_passed: bool, now: DateTime<Utc>) -> Error {
         let capability = self.capability.as_str();
         let attempts = self.attempts;
         if deadline_passed {
@@ -496,12 +496,7 @@ impl<'a> Walk<'a> {
                 attempts,
             };
         }
-        let retry_after = attempts.iter().filter_map(|a| a.retry_after).min();
-        Error::AllProvidersFailed {
-            capability,
-            attempts,
-            retry_after,
-        }
+        Error::all_failed(capability, attempts, now)
     }
 }
 
@@ -627,7 +622,7 @@ impl Engine {
         loop {
             match self.pass(request, &mut walk, probe.take()).await {
                 Turn::Answered(answer) => return Ok((answer, walk.attempts)),
-                Turn::DeadlinePassed => return Err(walk.failure(true)),
+                Turn::DeadlinePassed => return Err(walk.failure(true, self.clock.wall())),
                 Turn::Refused(reason) => return Err(content_filtered(walk, reason)),
                 Turn::Failed => {}
             }
@@ -643,7 +638,7 @@ impl Engine {
                 continue;
             }
             match self.next_chance(&walk, now) {
-                None => return Err(walk.failure(false)),
+                None => return Err(walk.failure(false, self.clock.wall())),
                 Some(NextChance::At { i, at, what }) => {
                     let wait = at.saturating_sub(now).max(MIN_WAIT);
                     let woken = tokio::select! {
@@ -677,7 +672,7 @@ impl Engine {
                     let ended = self.clock.now();
                     walk.waited += ended.saturating_sub(now);
                     if ended >= walk.deadline {
-                        return Err(walk.failure(true));
+                        return Err(walk.failure(true, self.clock.wall()));
                     }
                     // The probe awaited (`answered`) recorded its answer
                     // after `now`, like any other that woke the call.

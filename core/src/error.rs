@@ -501,6 +501,9 @@ pub enum Error {
         attempts: Vec<Attempt>,
         /// The earliest time a throttled or benched provider may answer again.
         retry_after: Option<Duration>,
+        /// When used-up quotas stopped every provider: the instant the
+        /// first of them resets (UTC, on the client's clock).
+        reset_at: Option<DateTime<Utc>>,
     },
     /// A provider refused the content (content policy or safety filter);
     /// the request was not sent to another provider unless the capability's
@@ -631,10 +634,45 @@ impl Error {
         }
     }
 
+    /// The error of a call that no provider answered, at wall time `now`:
+    /// the earliest wait any provider asked for, and, when used-up quotas
+    /// stopped every provider, the instant the first resets.
+    pub(crate) fn all_failed(
+        capability: &'static str,
+        attempts: Vec<Attempt>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let retry_after = attempts.iter().filter_map(|a| a.retry_after).min();
+        let mut error = Self::AllProvidersFailed {
+            capability,
+            attempts,
+            retry_after,
+            reset_at: None,
+        };
+        if error.kind() == ErrorKind::QuotaExhausted {
+            if let Self::AllProvidersFailed { reset_at, .. } = &mut error {
+                *reset_at = retry_after
+                    .and_then(|wait| chrono::Duration::from_std(wait).ok())
+                    .and_then(|wait| now.checked_add_signed(wait));
+            }
+        }
+        error
+    }
+
     /// How long to wait before a retry can succeed, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::AllProvidersFailed { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// When every provider's quota is used up ([`ErrorKind::QuotaExhausted`]):
+    /// the instant the first of them resets, in UTC on the client's clock
+    /// (the call's failure time plus [`Error::retry_after`]).
+    pub fn reset_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::AllProvidersFailed { reset_at, .. } => *reset_at,
             _ => None,
         }
     }
@@ -668,11 +706,11 @@ mod tests {
     }
 
     fn failed(outcomes: &[&'static str]) -> Error {
-        Error::AllProvidersFailed {
-            capability: "weather.current",
-            attempts: outcomes.iter().map(|o| attempt("p", o)).collect(),
-            retry_after: None,
-        }
+        Error::all_failed(
+            "weather.current",
+            outcomes.iter().map(|o| attempt("p", o)).collect(),
+            DateTime::UNIX_EPOCH,
+        )
     }
 
     #[test]
@@ -747,13 +785,14 @@ mod tests {
         let mut benched = attempt("p", "skipped_no_key");
         benched.outcome = AttemptOutcome::Skipped(SkipReason::Benched(BenchCause::RateLimited));
         benched.retry_after = Some(Duration::from_secs(3600));
-        let error = Error::AllProvidersFailed {
-            capability: "weather.current",
-            attempts: vec![benched.clone(), attempt("q", "skipped_rate_limit")],
-            retry_after: Some(Duration::from_secs(3600)),
-        };
+        let error = Error::all_failed(
+            "weather.current",
+            vec![benched.clone(), attempt("q", "skipped_rate_limit")],
+            DateTime::UNIX_EPOCH,
+        );
         assert_eq!(error.kind(), ErrorKind::RateLimited);
         assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
+        assert_eq!(error.reset_at(), None, "a rate limit is not a quota reset");
         let kinds = [
             (BenchCause::KeyRefused, ErrorKind::Auth),
             (BenchCause::QuotaUsedUp, ErrorKind::QuotaExhausted),
@@ -778,5 +817,21 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("Setting a key for p"), "{text}");
         assert!(text.contains("4.2 s"), "{text}");
+    }
+
+    #[test]
+    fn used_up_quotas_reset_when_the_first_one_does() {
+        let now: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let mut ours = attempt("p", "skipped_quota");
+        ours.retry_after = Some(Duration::from_secs(23 * 3600));
+        let mut theirs = attempt("q", "skipped_benched");
+        theirs.outcome = AttemptOutcome::Skipped(SkipReason::Benched(BenchCause::QuotaUsedUp));
+        theirs.retry_after = Some(Duration::from_secs(3600));
+        let error = Error::all_failed("weather.current", vec![ours, theirs], now);
+        assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+        assert_eq!(
+            error.reset_at(),
+            Some("2025-01-01T01:00:00Z".parse().unwrap())
+        );
     }
 }

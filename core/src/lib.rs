@@ -47,6 +47,6 @@ mod batch;
 mod client;
 
 pub use capability::{CapabilityId, Data, Request};
-pub use client::{CapabilityHealth, Client, ClientBuilder, Envelope, Health, ProviderStats};
+pub use client::{CapabilityHealth, Client, ClientBuilder, Envelope, Health, ProviderStats, Stats};
 pub use error::{Attempt, Error, ErrorKind, FailureClass, ProviderFailure, Result};
 pub use stats::StatsCounters;

@@ -419,13 +419,7 @@ daily_quota = 2
     );
     assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 2);
     let stats = client.stats();
-    let quota = stats
-        .iter()
-        .find(|s| s.provider == "open-meteo")
-        .unwrap()
-        .quota
-        .clone()
-        .unwrap();
+    let quota = stats.providers["open-meteo"].quota.clone().unwrap();
     assert_eq!(quota.remaining, 0);
 
     clock.advance(Duration::from_secs(23 * 3600));
@@ -437,6 +431,33 @@ daily_quota = 2
             .provider,
         "open-meteo"
     );
+}
+
+#[tokio::test]
+async fn when_every_quota_is_used_up_the_error_says_when_the_first_resets_on_the_clients_clock() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+timezone = "Europe/Paris"
+[capabilities."weather.current"]
+chain = ["open-meteo"]
+[cache]
+enabled = false
+[providers.open-meteo]
+daily_quota = 1
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    client.call("weather.current", berlin()).await.unwrap();
+    clock.advance(Duration::from_secs(3600));
+    let error = client.call("weather.current", berlin()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+    // The clock says 01:00Z (02:00 in Paris): Paris's next day starts at 23:00Z.
+    assert_eq!(
+        error.reset_at(),
+        Some("2025-01-01T23:00:00Z".parse().unwrap())
+    );
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(22 * 3600)));
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 1);
 }
 
 #[tokio::test]

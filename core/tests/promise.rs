@@ -232,7 +232,7 @@ retry = {{ max_attempts = 1 }}
     }
     for provider in ["open-meteo", "met-norway"] {
         let snapshot = client.stats();
-        let stats = snapshot.iter().find(|s| s.provider == provider).unwrap();
+        let stats = &snapshot.providers[provider];
         assert_eq!(
             stats.breakers["weather.current"].state.as_str(),
             "open",

@@ -60,6 +60,7 @@ class Error : public std::runtime_error {
           provider_(detail::text(pr_error_provider(error))),
           http_status_(pr_error_http_status(error)),
           retry_after_(pr_error_retry_after(error)),
+          reset_at_(pr_error_reset_at(error)),
           attempts_json_(error ? detail::text(pr_error_attempts_json(error)) : "[]"),
           claim_(detail::text(pr_error_claim(error))) {
         pr_error_free(error);
@@ -74,6 +75,9 @@ class Error : public std::runtime_error {
     std::uint16_t http_status() const noexcept { return http_status_; }
     /// Seconds until a provider may answer again; negative when unknown.
     double retry_after() const noexcept { return retry_after_; }
+    /// When every quota is used up: the first reset, in seconds since the
+    /// Unix epoch (UTC); negative when unknown.
+    double reset_at() const noexcept { return reset_at_; }
     /// What each provider did, as a JSON array.
     const std::string &attempts_json() const noexcept { return attempts_json_; }
     /// The claim a PR_ERR_AUTH_BAD_CLAIM error is about ("aud", "typ", ...); else empty.
@@ -85,6 +89,7 @@ class Error : public std::runtime_error {
     std::string provider_;
     std::uint16_t http_status_;
     double retry_after_;
+    double reset_at_;
     std::string attempts_json_;
     std::string claim_;
 };

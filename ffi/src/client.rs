@@ -1,14 +1,14 @@
-//! The client handle: creation from defaults, TOML text or a TOML file,
-//! shutdown and free, and the JSON views (health, stats, chains).
+//! The client handle: creation from defaults, TOML text, a TOML file or
+//! JSON, shutdown and free, and the JSON views (health, stats, providers).
 
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use polyrelay::config::Config;
-use polyrelay::{CapabilityId, Client};
-use serde_json::{Map, Value};
+use polyrelay::config::ConfigSource;
+use polyrelay::Client;
+use serde_json::Value;
 
-use crate::boundary::{give_string, guard, live, out_param, report, text, Outcome};
+use crate::boundary::{give_string, guard, json, live, out_param, report, text, Outcome};
 use crate::call::InFlightCalls;
 use crate::error::pr_error;
 use crate::status::pr_status;
@@ -25,15 +25,10 @@ pub struct pr_client {
     pub(crate) calls: Arc<InFlightCalls>,
 }
 
-/// Builds a client from `config` (or from the environment when `None`) and
-/// hands it over through `out`.
-fn create(out: &mut *mut pr_client, config: Option<Config>) -> Outcome {
-    let builder = Client::builder();
-    let builder = match config {
-        Some(config) => builder.config(config),
-        None => builder,
-    };
-    let client = builder.build()?;
+/// Builds a client from `source` and the environment and hands it over
+/// through `out`.
+fn create(out: &mut *mut pr_client, source: ConfigSource) -> Outcome {
+    let client = Client::builder().config(source).build()?;
     *out = Box::into_raw(Box::new(pr_client {
         client,
         calls: Arc::new(InFlightCalls::default()),
@@ -59,7 +54,11 @@ pub unsafe extern "C" fn pr_client_new(
     error: *mut *mut pr_error,
 ) -> pr_status {
     // SAFETY: the pointers are valid as the caller promised.
-    unsafe { report(error, || create(out_param(client, "client")?, None)) }
+    unsafe {
+        report(error, || {
+            create(out_param(client, "client")?, ConfigSource::Defaults)
+        })
+    }
 }
 
 /// Creates a client from TOML configuration text (see the README for the
@@ -83,8 +82,7 @@ pub unsafe extern "C" fn pr_client_new_from_config_text(
     unsafe {
         report(error, || {
             let out = out_param(client, "client")?;
-            let config = Config::from_toml_str(text(toml, "toml")?)?;
-            create(out, Some(config))
+            create(out, ConfigSource::Toml(text(toml, "toml")?.to_string()))
         })
     }
 }
@@ -110,8 +108,35 @@ pub unsafe extern "C" fn pr_client_new_from_config_path(
     unsafe {
         report(error, || {
             let out = out_param(client, "client")?;
-            let config = Config::from_file(text(path, "path")?)?;
-            create(out, Some(config))
+            create(out, ConfigSource::File(text(path, "path")?.into()))
+        })
+    }
+}
+
+/// Creates a client from configuration as JSON text, with the structure of
+/// the TOML file (`{"capabilities": {"weather.current": {"chain": [...]}}}`);
+/// `POLYRELAY_*` environment variables still override it.
+///
+/// On success `*client` holds a new client; on failure it is NULL and the
+/// status says why (`PR_ERR_CONFIG` naming the field, `PR_ERR_INVALID_JSON`,
+/// `PR_ERR_INVALID_UTF8`).
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `config_json` is NULL or a NUL-terminated string; `client` is valid for
+/// one pointer write; `error` is NULL or valid for one pointer write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_client_new_from_config_json(
+    config_json: *const c_char,
+    client: *mut *mut pr_client,
+    error: *mut *mut pr_error,
+) -> pr_status {
+    // SAFETY: the pointers are valid as the caller promised.
+    unsafe {
+        report(error, || {
+            let out = out_param(client, "client")?;
+            create(out, ConfigSource::Json(json(config_json, "config_json")?))
         })
     }
 }
@@ -207,9 +232,12 @@ pub unsafe extern "C" fn pr_client_health_json(
     }
 }
 
-/// Every enabled provider's counters, breakers and quota, as a JSON array of
-/// objects (`provider`, `key_set`, `requests`, ..., `breakers`, `quota`).
-/// `*json` is freed with `pr_string_free`.
+/// Every enabled provider's counters, breakers and quota, as a JSON object
+/// keyed by provider id: `{"open-meteo": {"key_set": false, "benched_for":
+/// null, "requests": 3, "outcomes": {"success": 3, ...}, "latency_ms_p50":
+/// 12.0, "latency_ms_p90": ..., "latency_ms_p99": ..., "breakers":
+/// {"weather.current": {...}}, "quota": null}, ...}` (the same object as
+/// Python's `Client.stats()`). `*json` is freed with `pr_string_free`.
 ///
 /// Thread safety: safe from any thread, concurrently with calls.
 ///
@@ -230,10 +258,13 @@ pub unsafe extern "C" fn pr_client_stats_json(
     }
 }
 
-/// The providers, as a JSON object: `"providers"` lists every built-in
-/// provider (id, capabilities, keyless, key variable and placement, docs URL,
-/// terms, commercial use, default limits) and `"chains"` gives this client's
-/// fallback order per capability (`{"weather.current": ["open-meteo", ...]}`).
+/// Every provider this client knows, enabled or not, as a JSON array of
+/// objects (the same as Python's `Client.providers()`): `id`, `name`,
+/// `capabilities`, `auth` (`"keyless"`, `"optional_key"` or `"key"`),
+/// `key_env` and `key_in` (null when it takes no key), `key_set` (never the
+/// key itself), `enabled`, `chains` (its position from 0 in each capability's
+/// fallback chain, `{"weather.current": 0}`), `docs_url`, `terms`,
+/// `commercial_use`, `default_rate_limit` and `default_daily_quota`.
 /// `*json` is freed with `pr_string_free`.
 ///
 /// Thread safety: safe from any thread, concurrently with calls.
@@ -248,16 +279,5 @@ pub unsafe extern "C" fn pr_client_providers_json(
     error: *mut *mut pr_error,
 ) -> pr_status {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        json_view(client, json, error, |c| {
-            let chains: Map<String, Value> = CapabilityId::ALL
-                .iter()
-                .map(|capability| (capability.as_str().to_string(), c.chain(*capability).into()))
-                .collect();
-            serde_json::json!({
-                "providers": polyrelay::catalog::listing(),
-                "chains": chains,
-            })
-        })
-    }
+    unsafe { json_view(client, json, error, |c| c.catalog().to_json()) }
 }

@@ -20,6 +20,7 @@ pub struct pr_error {
     provider: Option<CString>,
     http_status: Option<u16>,
     retry_after: Option<f64>,
+    reset_at: Option<f64>,
     attempts: CString,
     claim: Option<CString>,
 }
@@ -33,6 +34,7 @@ impl pr_error {
             provider: None,
             http_status: None,
             retry_after: None,
+            reset_at: None,
             attempts: c_string("[]".to_string()),
             claim: None,
         }
@@ -82,6 +84,9 @@ impl From<polyrelay::Error> for pr_error {
             provider: answered.map(|(provider, _)| c_string(provider.to_string())),
             http_status: answered.map(|(_, status)| status),
             retry_after: error.retry_after().map(|wait| wait.as_secs_f64()),
+            reset_at: error
+                .reset_at()
+                .map(|at| at.timestamp_millis() as f64 / 1000.0),
             attempts: c_string(
                 serde_json::to_string(error.attempts()).unwrap_or_else(|_| "[]".to_string()),
             ),
@@ -196,6 +201,21 @@ pub unsafe extern "C" fn pr_error_retry_after(error: *const pr_error) -> f64 {
     unsafe { read(error, -1.0, |e| e.retry_after.unwrap_or(-1.0)) }
 }
 
+/// When every provider's quota is used up (`PR_ERR_QUOTA_EXHAUSTED`): the
+/// instant the first of them resets, in seconds since the Unix epoch (UTC,
+/// on the client's clock). A negative number when unknown, for other errors
+/// and for a NULL `error`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `error` is NULL or a live error from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_error_reset_at(error: *const pr_error) -> f64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(error, -1.0, |e| e.reset_at.unwrap_or(-1.0)) }
+}
+
 /// What each provider did, as a JSON array of objects `{provider, outcome,
 /// status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
 /// was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
@@ -275,6 +295,7 @@ mod tests {
                 hedged: false,
             }],
             retry_after: Some(Duration::from_millis(1500)),
+            reset_at: None,
         };
         let message = core.to_string();
         let error = Box::into_raw(Box::new(pr_error::from(core)));
@@ -286,10 +307,38 @@ mod tests {
             assert_eq!(text(pr_error_provider(error)), "open-meteo");
             assert_eq!(pr_error_http_status(error), 429);
             assert_eq!(pr_error_retry_after(error), 1.5);
+            assert!(pr_error_reset_at(error) < 0.0);
             let attempts: serde_json::Value =
                 serde_json::from_str(text(pr_error_attempts_json(error))).unwrap();
             assert_eq!(attempts[0]["provider"], "open-meteo");
             assert_eq!(attempts[0]["status"], 429);
+            pr_error_free(error);
+        }
+    }
+
+    #[test]
+    fn a_used_up_quota_says_when_it_resets_in_seconds_since_the_epoch() {
+        let core = polyrelay::Error::AllProvidersFailed {
+            capability: "weather.current",
+            attempts: vec![Attempt {
+                provider: "open-meteo",
+                outcome: AttemptOutcome::Skipped(polyrelay::error::SkipReason::Quota),
+                status: None,
+                tries: 0,
+                elapsed: Duration::ZERO,
+                reason: Cow::Borrowed("skipped: daily quota used up"),
+                retry_after: Some(Duration::from_secs(60)),
+                hedged: false,
+            }],
+            retry_after: Some(Duration::from_secs(60)),
+            reset_at: "2025-01-01T00:01:00.5Z".parse().ok(),
+        };
+        let error = Box::into_raw(Box::new(pr_error::from(core)));
+        // SAFETY: `error` is live until freed at the end.
+        unsafe {
+            assert_eq!(pr_error_status(error), pr_status::PR_ERR_QUOTA_EXHAUSTED);
+            assert_eq!(pr_error_reset_at(error), 1_735_689_660.5);
+            assert!(pr_error_reset_at(ptr::null()) < 0.0);
             pr_error_free(error);
         }
     }

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use polyrelay::config::ConfigSource;
 use polyrelay::emulation::{Emulator, Fault, Reply};
 use polyrelay_ffi::pr_status;
 use serde_json::Value;
@@ -390,8 +391,24 @@ fn facts(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The provider list the core gives a client made from `source` in the C
+/// test program's environment (`keys` set besides the emulator's URL).
+fn core_catalog(emulator: &Emulator, source: ConfigSource, keys: &[(&str, &str)]) -> Value {
+    let vars = keys
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("POLYRELAY_EMULATOR_URL".to_string(), emulator.base_url())]);
+    polyrelay::Client::builder()
+        .config(source)
+        .env_vars(vars)
+        .build()
+        .expect("the C test program's configuration builds")
+        .catalog()
+        .to_json()
+}
+
 /// Checks the facts the C test program reports, independently of its own checks.
-fn check_facts(stdout: &str) {
+fn check_facts(stdout: &str, emulator: &Emulator) {
     let facts = facts(stdout);
     let fact = |key: &str| {
         facts
@@ -416,6 +433,9 @@ fn check_facts(stdout: &str) {
         ("config_text_null", PR_ERR_NULL_ARGUMENT),
         ("config_text_utf8", PR_ERR_INVALID_UTF8),
         ("config_path_missing", PR_ERR_CONFIG),
+        ("config_json_invalid", PR_ERR_INVALID_JSON),
+        ("config_json_unknown_provider", PR_ERR_CONFIG),
+        ("config_json_null", PR_ERR_NULL_ARGUMENT),
         ("client_null_out", PR_ERR_NULL_ARGUMENT),
         ("async_null_callback", PR_ERR_NULL_ARGUMENT),
         ("async_invalid_json", PR_ERR_INVALID_JSON),
@@ -458,6 +478,8 @@ fn check_facts(stdout: &str) {
         ("unknown_capability", "weather.tomorrow"),
         ("config_text_unknown_provider", "providers.nope"),
         ("config_path_missing", "/nonexistent/polyrelay.toml"),
+        ("config_json_unknown_provider", "providers.nope"),
+        ("config_json_null", "`config_json`"),
         ("auth_wrong_audience", "aud"),
         ("auth_config_unknown_field", "ttl"),
         ("auth_short_secret", "shorter than the digest"),
@@ -524,16 +546,62 @@ fn check_facts(stdout: &str) {
     assert_eq!(fact("threads"), "8/8");
 
     let providers: Value = serde_json::from_str(fact("providers")).expect("providers JSON");
-    assert_eq!(providers["chains"]["weather.current"][0], "open-meteo");
-    let listed = providers["providers"].as_array().expect("provider listing");
+    let listed = providers.as_array().expect("provider listing");
     assert!(listed.len() >= 45, "{} providers listed", listed.len());
-    assert!(listed
+    let open_meteo = listed
         .iter()
-        .any(|p| p["id"] == "coingecko" && p["key_env"] == "COINGECKO_API_KEY"));
+        .find(|p| p["id"] == "open-meteo")
+        .expect("open-meteo");
+    assert_eq!(open_meteo["chains"]["weather.current"], 0, "{open_meteo}");
+
+    // The C listing is the core's catalog of the same configuration and
+    // environment, built here through the Rust API.
+    let keyed: Value = serde_json::from_str(fact("catalog.keyed")).expect("catalog JSON");
+    let refuse_config = format!(
+        "[providers.openai]\nbase_url = \"{}/refuse/openai\"\n\
+         [capabilities.\"llm.chat\"]\nchain = [\"openai\", \"mistral\"]\n",
+        emulator.base_url()
+    );
+    let keys = [
+        ("OPENAI_API_KEY", "sk-test-c-abi-openai"),
+        ("MISTRAL_API_KEY", "test-c-abi-mistral"),
+    ];
+    assert_eq!(
+        keyed,
+        core_catalog(emulator, ConfigSource::Toml(refuse_config), &keys)
+    );
+    let openai = keyed
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == "openai"))
+        .expect("openai is listed");
+    assert_eq!(openai["key_set"], true, "{openai}");
+    assert_eq!(openai["key_env"], "OPENAI_API_KEY", "{openai}");
+    assert_eq!(openai["chains"]["llm.chat"], 0, "{openai}");
+    assert!(!fact("catalog.keyed").contains("sk-test-c-abi-openai"));
+
+    let from_json: Value = serde_json::from_str(fact("catalog.json")).expect("catalog JSON");
+    let json_config = serde_json::json!({
+        "capabilities": {"weather.current": {"chain": ["met-norway", "open-meteo"]}},
+        "providers": {"wttr-in": {"enabled": false}},
+    });
+    assert_eq!(
+        from_json,
+        // Made after the program set the keys.
+        core_catalog(emulator, ConfigSource::Json(json_config), &keys)
+    );
+    let wttr = from_json
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == "wttr-in"))
+        .expect("wttr-in is listed");
+    assert_eq!(wttr["enabled"], false, "{wttr}");
+    assert_eq!(wttr["chains"], serde_json::json!({}), "{wttr}");
     let health: Value = serde_json::from_str(fact("health")).expect("health JSON");
     assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
+    // Stats are keyed by provider id, as in Python.
     let stats: Value = serde_json::from_str(fact("stats")).expect("stats JSON");
-    assert!(stats.as_array().is_some_and(|s| !s.is_empty()), "{stats}");
+    let down = &stats["open-meteo"];
+    assert!(down["requests"].as_u64() >= Some(3), "{stats}");
+    assert!(down.get("provider").is_none(), "{down}");
 
     // Tokens: verified claims come back as a JSON object; no error message
     // echoes a token.
@@ -569,7 +637,7 @@ fn c_test_program_passes_against_the_shared_and_the_static_library() {
         let run = run(&[], &program, &emulator, Duration::from_secs(60));
         eprintln!("{library:?}:\n{}", run.stdout);
         assert!(run.success, "{library:?}:\n{}\n{}", run.stdout, run.stderr);
-        check_facts(&run.stdout);
+        check_facts(&run.stdout, &emulator);
         assert!(
             emulator.hits("/down/open-meteo/*") >= 3,
             "the primary was really down"
@@ -631,7 +699,7 @@ fn c_test_program_is_clean_under_valgrind() {
         .collect();
     eprintln!("valgrind:\n{}", summary.join("\n"));
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    check_facts(&run.stdout);
+    check_facts(&run.stdout, &emulator);
     let lost = |kind: &str| {
         run.stderr
             .lines()

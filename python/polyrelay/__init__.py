@@ -101,6 +101,12 @@ def capabilities() -> List[Dict[str, Any]]:
 
 
 def providers() -> List[Dict[str, Any]]:
-    """What every built-in provider declares: id, name, capabilities, auth
-    (and the key's environment variable), terms and documented limits."""
+    """The built-in providers as a client with the default configuration
+    sees them (keys read from ``os.environ``): the core's catalog, with the
+    same entries as :meth:`Client.providers` — ``id``, ``name``,
+    ``capabilities``, ``auth`` (``"keyless"``, ``"optional_key"`` or
+    ``"key"``), ``key_env``, ``key_in``, ``key_set``, ``enabled``,
+    ``chains`` (position in each capability's chain), ``docs_url``,
+    ``terms``, ``commercial_use``, ``default_rate_limit`` and
+    ``default_daily_quota``."""
     return _native.builtin_providers()

@@ -192,16 +192,22 @@ class _Base:
         return Health(self._native.health())
 
     def stats(self) -> Stats:
-        """Per enabled provider: requests, outcomes, latency percentiles,
-        circuit breakers, quota and whether a key is set (never the key).
-        A plain dict that Jupyter shows as a table."""
+        """Per enabled provider, keyed by id: requests, outcomes, latency
+        percentiles, circuit breakers, quota, bench time left and whether a
+        key is set (never the key). The core's stats, the same object as the
+        C ABI's; a plain dict that Jupyter shows as a table."""
         return Stats(self._native.stats())
 
     def providers(self) -> List[Dict[str, Any]]:
-        """Every built-in provider's declaration (id, name, capabilities,
-        auth, terms, documented limits) with ``enabled`` and ``key_set``."""
-        providers: List[Dict[str, Any]] = self._native.providers()
-        return providers
+        """Every provider this client knows, enabled or not: the core's
+        catalog (the same entries as :func:`polyrelay.providers`, here for
+        this client's configuration): ``id``, ``name``, ``capabilities``,
+        ``auth`` (``"keyless"``, ``"optional_key"`` or ``"key"``),
+        ``key_env``, ``key_in``, ``key_set`` (never the key), ``enabled``,
+        ``chains`` (its position in each capability's chain), ``docs_url``,
+        ``terms``, ``commercial_use``, ``default_rate_limit``,
+        ``default_daily_quota``."""
+        return self._native.providers()
 
     def chain(self, capability: str) -> List[str]:
         """Provider ids of ``capability``'s fallback chain, in order."""

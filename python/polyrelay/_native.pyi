@@ -44,6 +44,7 @@ class Client:
         api_keys: Optional[Mapping[str, str]] = None,
         testing: bool = False,
         seed: Optional[int] = None,
+        clock: Optional[FakeClock] = None,
     ) -> Client: ...
     def call(self, capability: str, params: Optional[Mapping[str, Any]] = None) -> Result: ...
     def acall(
@@ -70,8 +71,10 @@ class Client:
     ) -> Awaitable[List[Any]]:
         """:meth:`batch` as an awaitable; cancelling it cancels every call."""
     def health(self) -> Any: ...
-    def stats(self) -> Any: ...
-    def providers(self) -> Any: ...
+    def stats(self) -> Dict[str, Dict[str, Any]]:
+        """Per enabled provider, by id: the core's stats."""
+    def providers(self) -> List[Dict[str, Any]]:
+        """The core's catalog of every provider this client knows."""
     def chain(self, capability: str) -> List[str]: ...
     def close(self) -> None: ...
     @property
@@ -341,7 +344,9 @@ def capabilities() -> List[Dict[str, Any]]:
     """Every capability the core serves: ``name`` and default cache ``ttl`` (s)."""
 
 def builtin_providers() -> List[Dict[str, Any]]:
-    """What every built-in provider declares about itself, as plain data."""
+    """The core's catalog of the built-in providers under the default
+    configuration, keys read from the environment (same schema as
+    :meth:`Client.providers`)."""
 
 def sync_log_level() -> None:
     """Re-reads the ``polyrelay`` logger's level now."""

@@ -102,11 +102,11 @@ def _cmd_call(args: argparse.Namespace) -> int:
     return 0
 
 
-def _auth_text(auth: Dict[str, Any]) -> str:
-    if auth.get("kind") == "keyless":
+def _auth_text(provider: Dict[str, Any]) -> str:
+    if provider.get("auth") == "keyless":
         return "no key"
-    optional = " (optional)" if auth.get("optional") else ""
-    return f"{auth.get('env')}{optional}"
+    optional = " (optional)" if provider.get("auth") == "optional_key" else ""
+    return f"{provider.get('key_env')}{optional}"
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
@@ -119,8 +119,8 @@ def _cmd_providers(args: argparse.Namespace) -> int:
         (
             p["id"],
             ", ".join(p["capabilities"]),
-            _auth_text(p["auth"]),
-            "set" if p["key_set"] else ("-" if p["auth"]["kind"] == "keyless" else "not set"),
+            _auth_text(p),
+            "set" if p["key_set"] else ("-" if p["auth"] == "keyless" else "not set"),
             "yes" if p["commercial_use"] else "no",
             "yes" if p["enabled"] else "no",
         )
@@ -153,12 +153,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if os.environ.get("POLYRELAY_EMULATOR_URL"):
         print(f"emulator: every provider points at {os.environ['POLYRELAY_EMULATOR_URL']}")
     print("keys:")
-    keyed = [p for p in providers if p["auth"]["kind"] != "keyless"]
+    keyed = [p for p in providers if p["auth"] != "keyless"]
     if not keyed:
         print("  (no built-in provider takes a key)")
     for p in keyed:
         state = "set" if p["key_set"] else "not set"
-        print(f"  {p['auth']['env']:<28} {state:<8} ({p['id']}{', optional' if p['auth'].get('optional') else ''})")
+        optional = ", optional" if p["auth"] == "optional_key" else ""
+        print(f"  {p['key_env']:<28} {state:<8} ({p['id']}{optional})")
     print("capabilities:")
     down = 0
     for name, cap in sorted(health["capabilities"].items()):

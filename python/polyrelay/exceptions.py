@@ -44,7 +44,7 @@ A key or setting refused when configuring auth raises :class:`ConfigError`.
 from __future__ import annotations
 
 import builtins
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar
 
 from ._models import Attempt
@@ -213,14 +213,16 @@ class RateLimitedError(AllProvidersFailedError):
 
 
 class QuotaExhaustedError(AllProvidersFailedError):
-    """Every provider's quota is used up until ``reset_at`` (UTC), if known."""
+    """Every provider's quota is used up until ``reset_at`` (an aware UTC
+    datetime), if known: the instant the first of them resets, on the
+    client's clock."""
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, reset_at: Optional[float] = None, **details: Any
+    ) -> None:
         super().__init__(message, **details)
         self.reset_at: Optional[datetime] = (
-            datetime.now(timezone.utc) + timedelta(seconds=self.retry_after)
-            if self.retry_after is not None
-            else None
+            datetime.fromtimestamp(reset_at, timezone.utc) if reset_at is not None else None
         )
 
 

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use parking_lot::RwLock;
-use polyrelay::config::Config;
+use polyrelay::config::ConfigSource;
 use polyrelay::{CapabilityId, Error, Request};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::batch::{Batch, BatchProgress};
+use crate::clock::FakeClock;
 use crate::result::CallResult;
 use crate::{bridge, convert, errors, logs};
 
@@ -54,8 +55,9 @@ impl Client {
     /// TOML file) and `config_toml` (TOML text) may be given; without any,
     /// the file named by `POLYRELAY_CONFIG` in `env` (if set) is read.
     /// `POLYRELAY_*` overrides and provider keys are read from `env`.
+    /// `clock` (tests) replaces the system clock.
     #[new]
-    #[pyo3(signature = (*, config=None, config_path=None, config_toml=None, env=None, api_keys=None, testing=false, seed=None))]
+    #[pyo3(signature = (*, config=None, config_path=None, config_toml=None, env=None, api_keys=None, testing=false, seed=None, clock=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -66,53 +68,46 @@ impl Client {
         api_keys: Option<BTreeMap<String, String>>,
         testing: bool,
         seed: Option<u64>,
+        clock: Option<PyRef<'_, FakeClock>>,
     ) -> PyResult<Self> {
         logs::refresh(py);
-        let given = [
-            config.is_some(),
-            config_path.is_some(),
-            config_toml.is_some(),
-        ];
-        if given.iter().filter(|g| **g).count() > 1 {
-            return Err(errors::to_py(
-                py,
-                Error::config(
-                    "config",
-                    "give one of a dict, a file path or TOML text, not several",
-                ),
-            ));
-        }
         let config = match config {
-            Some(dict) => {
-                let json = convert::from_py(py, dict.as_any(), "config")
-                    .map_err(|_| config_type_error(py))?;
-                Some(Config::from_json(json))
-            }
+            Some(dict) => Some(
+                convert::from_py(py, dict.as_any(), "config").map_err(|_| config_type_error(py))?,
+            ),
             None => None,
         };
-        let built = py.detach(move || {
-            let config = match (config, config_path, config_toml) {
-                (Some(config), _, _) => Some(config?),
-                (None, Some(path), _) => Some(Config::from_file(path)?),
-                (None, None, Some(text)) => Some(Config::from_toml_str(&text)?),
-                (None, None, None) => None,
-            };
-            let mut builder = polyrelay::Client::builder().testing(testing);
-            if let Some(config) = config {
-                builder = builder.config(config);
+        let source = match (config, config_path, config_toml) {
+            (None, None, None) => ConfigSource::Defaults,
+            (Some(json), None, None) => ConfigSource::Json(json),
+            (None, Some(path), None) => ConfigSource::File(path),
+            (None, None, Some(text)) => ConfigSource::Toml(text),
+            _ => {
+                return Err(errors::to_py(
+                    py,
+                    Error::config(
+                        "config",
+                        "give one of a dict, a file path or TOML text, not several",
+                    ),
+                ))
             }
-            if let Some(env) = env {
-                builder = builder.env_vars(env);
-            }
-            for (provider, key) in api_keys.unwrap_or_default() {
-                builder = builder.api_key(&provider, key);
-            }
-            if let Some(seed) = seed {
-                builder = builder.seed(seed);
-            }
-            builder.build()
-        });
-        let client = built.map_err(|e| errors::to_py(py, e))?;
+        };
+        let mut builder = polyrelay::Client::builder().config(source).testing(testing);
+        if let Some(env) = env {
+            builder = builder.env_vars(env);
+        }
+        for (provider, key) in api_keys.unwrap_or_default() {
+            builder = builder.api_key(&provider, key);
+        }
+        if let Some(seed) = seed {
+            builder = builder.seed(seed);
+        }
+        if let Some(clock) = clock {
+            builder = builder.clock(clock.shared());
+        }
+        let client = py
+            .detach(move || builder.build())
+            .map_err(|e| errors::to_py(py, e))?;
         Ok(Self {
             inner: RwLock::new(Some(client)),
         })
@@ -223,32 +218,13 @@ impl Client {
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let client = self.core(py)?;
         let stats = py.detach(move || client.stats());
-        let by_provider: BTreeMap<&str, _> = stats.iter().map(|s| (s.provider, s)).collect();
-        convert::serialize(py, &by_provider)
+        convert::serialize(py, &stats)
     }
 
-    /// Every built-in provider's declaration, with `enabled` (in this
-    /// client's chains) and `key_set` (never the key itself).
+    /// The core's catalog of every provider this client knows: `enabled`,
+    /// `key_set` (never the key itself) and its place in each chain.
     fn providers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let client = self.core(py)?;
-        let stats = py.detach(move || client.stats());
-        let listing: Vec<Value> = polyrelay::providers::builtin()
-            .iter()
-            .map(|provider| {
-                let info = provider.info();
-                let mut entry = serde_json::to_value(info).unwrap_or(Value::Null);
-                let enabled = stats.iter().find(|s| s.provider == info.id);
-                if let Value::Object(fields) = &mut entry {
-                    fields.insert("enabled".into(), Value::Bool(enabled.is_some()));
-                    fields.insert(
-                        "key_set".into(),
-                        Value::Bool(enabled.is_some_and(|s| s.key_set)),
-                    );
-                }
-                entry
-            })
-            .collect();
-        convert::serialize(py, &listing)
+        convert::serialize(py, self.core(py)?.catalog())
     }
 
     /// Provider ids of `capability`'s fallback chain, in order.

@@ -106,6 +106,9 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     if let Some(wait) = error.retry_after() {
         details.set_item("retry_after", wait.as_secs_f64())?;
     }
+    if let Some(at) = error.reset_at() {
+        details.set_item("reset_at", at.timestamp_millis() as f64 / 1000.0)?;
+    }
     match error {
         Error::Config { field, .. } => details.set_item("field", field)?,
         Error::InvalidRequest { field, expected } => {

@@ -36,14 +36,12 @@ fn capabilities(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         .collect()
 }
 
-/// What every built-in provider declares about itself, as plain data.
+/// The core's catalog of the built-in providers under the default
+/// configuration, keys read from the environment.
 #[pyfunction]
 fn builtin_providers(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let infos: Vec<&polyrelay::provider::ProviderInfo> = polyrelay::providers::builtin()
-        .iter()
-        .map(|provider| provider.info())
-        .collect();
-    convert::serialize(py, &infos)
+    let catalog = polyrelay::catalog::builtin().map_err(|e| errors::to_py(py, e))?;
+    convert::serialize(py, &catalog)
 }
 
 /// The extension module.

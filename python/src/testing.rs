@@ -63,6 +63,7 @@ fn sample(py: Python<'_>, kind: &str) -> PyErr {
         capability: "weather.current",
         attempts,
         retry_after: None,
+        reset_at: None,
     };
     let error = match kind {
         "missing_key" => failed(vec![attempt(

@@ -115,7 +115,7 @@ def test_health_stats_providers_and_chain_are_plain_data(client: polyrelay.Clien
     providers = {p["id"]: p for p in client.providers()}
     assert providers["open-meteo"]["enabled"] is True
     assert providers["open-meteo"]["key_set"] is False
-    assert providers["coingecko"]["auth"]["kind"] == "key"
+    assert providers["coingecko"]["auth"] == "optional_key"
     assert client.chain("weather.current") == ["open-meteo", "met-norway", "wttr-in"]
     with pytest.raises(polyrelay.InvalidRequestError):
         client.chain("weather.nowcast")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import json
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Dict
 
 import pytest
@@ -195,24 +195,31 @@ async def test_content_filtered_fallback_lets_the_next_provider_answer(emu: Emul
     assert emu.hits("/openai/*") == 1
 
 
-def test_quota_exhausted_error_says_when_it_resets(emu: Emulator) -> None:
+def test_quota_exhausted_error_says_when_it_resets_on_the_cores_clock(emu: Emulator) -> None:
+    """``reset_at`` is the core's (its clock, its calendar), not recomputed
+    from Python's wall clock: a client on a fake clock in 2025 gets the
+    next midnight of that day in Paris."""
     config = only(
         "finance.fx_rates",
         "frankfurter",
         cache={"enabled": False},
+        timezone="Europe/Paris",
         providers={"frankfurter": {"daily_quota": 1}},
     )
-    with polyrelay.Client(config) as client:
-        client.finance.fx_rates(base="EUR")
-        with pytest.raises(polyrelay.QuotaExhaustedError) as caught:
-            client.finance.fx_rates(base="EUR")
+    # 2025-01-01T10:00:00Z, 11:00 in Paris.
+    clock = _native.FakeClock(datetime(2025, 1, 1, 10, tzinfo=timezone.utc).timestamp())
+    client = _native.Client(config=config, testing=True, clock=clock)
+    client.call("finance.fx_rates", {"base": "EUR"})
+    with pytest.raises(polyrelay.QuotaExhaustedError) as caught:
+        client.call("finance.fx_rates", {"base": "EUR"})
+    client.close()
     error = caught.value
     assert error.kind == "quota_exhausted"
     assert error.attempts[0].outcome == "skipped_quota"
-    assert error.retry_after is not None and 0 < error.retry_after <= 86_400
-    assert error.reset_at is not None
-    now = datetime.now(timezone.utc)
-    assert now < error.reset_at <= now + timedelta(days=1, seconds=5)
+    # Paris's next day starts at 23:00Z.
+    assert error.reset_at == datetime(2025, 1, 1, 23, tzinfo=timezone.utc)
+    assert error.retry_after == 13 * 3600
+    assert pickle.loads(pickle.dumps(error)).reset_at == error.reset_at
 
 
 def test_circuit_open_error(emu: Emulator) -> None:

@@ -88,4 +88,4 @@ def test_module_level_listings_are_plain_data() -> None:
     ids = [p["id"] for p in providers]
     assert "open-meteo" in ids and "coingecko" in ids
     coingecko = next(p for p in providers if p["id"] == "coingecko")
-    assert coingecko["auth"]["env"] == "COINGECKO_API_KEY"
+    assert coingecko["key_env"] == "COINGECKO_API_KEY"

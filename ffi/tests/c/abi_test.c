@@ -586,6 +586,43 @@ static void test_views(const pr_client *client) {
     pr_string_free(json);
 }
 
+/* The provider list of a client with keys set and its own chain, and of one
+ * made from JSON configuration; the driver compares both with the core's. */
+static const char *JSON_CONFIG =
+    "{\"capabilities\": {\"weather.current\": {\"chain\": [\"met-norway\", \"open-meteo\"]}},"
+    " \"providers\": {\"wttr-in\": {\"enabled\": false}}}";
+
+static void test_catalog(const pr_client *keyed) {
+    char *json = NULL;
+    pr_error *error = NULL;
+    expect_status("catalog_keyed", pr_client_providers_json(keyed, &json, &error), PR_OK, &error);
+    printf("fact catalog.keyed %s\n", json ? json : "-");
+    pr_string_free(json);
+    json = NULL;
+
+    pr_client *from_json = NULL;
+    expect_status("config_json", pr_client_new_from_config_json(JSON_CONFIG, &from_json, &error),
+                  PR_OK, &error);
+    if (from_json) {
+        expect_status("catalog_json", pr_client_providers_json(from_json, &json, &error), PR_OK,
+                      &error);
+        printf("fact catalog.json %s\n", json ? json : "-");
+        pr_string_free(json);
+        pr_client_free(from_json);
+    }
+    pr_client *other = NULL;
+    expect_status("config_json_invalid", pr_client_new_from_config_json("{\"providers\":", &other,
+                                                                        &error),
+                  PR_ERR_INVALID_JSON, &error);
+    expect_status("config_json_unknown_provider",
+                  pr_client_new_from_config_json("{\"providers\": {\"nope\": {}}}", &other,
+                                                 &error),
+                  PR_ERR_CONFIG, &error);
+    expect_status("config_json_null", pr_client_new_from_config_json(NULL, &other, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    CHECK("a failed JSON constructor leaves *client NULL", other == NULL);
+}
+
 /* ---- tokens ---- */
 
 /* The HMAC key of the token tests: kid "c-test", HS256, exactly 32 bytes. */
@@ -887,6 +924,7 @@ int main(void) {
     test_shutdown(emulator);
     test_threads(client);
     test_views(down);
+    test_catalog(refusing);
     test_auth_config();
     test_auth();
 

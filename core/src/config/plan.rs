@@ -1,0 +1,519 @@
+//! What a client will be, decided before anything runs.
+//!
+//! [`resolve`] takes the loaded configuration, the variables keys are read
+//! from, the builder's keys and providers, and decides everything: which
+//! providers exist and are enabled, their settings, base URLs, keys and
+//! limits, each capability's chain and deadlines, the cache and Redis
+//! settings, and the warnings worth logging. It is pure (no clock, runtime or
+//! network), so every decision is unit-tested here; `ClientBuilder::build`
+//! only turns the [`Plan`] into running parts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{Config, ProviderSettings, RateLimitSetting};
+use crate::echo::{echo, echo_key};
+use crate::capability::CapabilityId;
+use crate::custom::CustomProvider;
+use crate::error::{Error, Result};
+use crate::provider::{Auth, Provider};
+use crate::resilience::cache::{CacheConfig, TtlPolicy};
+use crate::resilience::hedge::HedgeConfig;
+use crate::resilience::rate_limit::{Rate, RateLimitConfig};
+use crate::state::redis::RedisConfig;
+use crate::state::ProviderLimits;
+
+/// Time kept for the next provider of a chain when `min_fallback_time` is
+/// not set (at most half the time left; see [`super::CapabilitySettings`]).
+const DEFAULT_MIN_FALLBACK_TIME: Duration = Duration::from_secs(1);
+
+/// Largest response body accepted when `max_response_bytes` is not set.
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Everything a client is made of, decided.
+pub(crate) struct Plan {
+    /// Every provider known, enabled or not, in registry order: built-in,
+    /// added to the builder, declared in the configuration.
+    pub providers: Vec<ProviderPlan>,
+    /// Indexed like [`CapabilityId::ALL`].
+    pub chains: Vec<ChainPlan>,
+    pub user_agent: String,
+    pub max_response_bytes: usize,
+    pub cache: CacheConfig,
+    pub redis: Option<RedisConfig>,
+    /// Settings that work but defeat their purpose.
+    pub warnings: Vec<String>,
+}
+
+/// One provider, as the client will use it.
+pub(crate) struct ProviderPlan {
+    pub provider: Arc<dyn Provider>,
+    /// In the chains: enabled, and allowed by `commercial`.
+    pub enabled: bool,
+    pub settings: ProviderSettings,
+    pub base_url: String,
+    /// The variable its key is read from; empty when it takes none.
+    pub key_env: String,
+    pub key: Option<SecretString>,
+    pub limits: ProviderLimits,
+}
+
+impl ProviderPlan {
+    pub(crate) fn id(&self) -> &'static str {
+        self.provider.info().id
+    }
+}
+
+impl fmt::Debug for ProviderPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderPlan")
+            .field("id", &self.id())
+            .field("enabled", &self.enabled)
+            .field("base_url", &self.base_url)
+            .field("key_env", &self.key_env)
+            .field("key_set", &self.key.is_some())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One capability's chain and how its calls may wait.
+#[derive(Debug)]
+pub(crate) struct ChainPlan {
+    /// Indices into [`Plan::providers`], in fallback order; enabled ones only.
+    pub providers: Vec<usize>,
+    pub total_timeout: Duration,
+    pub max_wait: Duration,
+    pub last_resort_probe: bool,
+    pub min_fallback_time: Duration,
+    pub hedge: Option<HedgeConfig>,
+    pub content_filtered_fallback: bool,
+    pub ttl: TtlPolicy,
+}
+
+/// Decides everything about a client from `config` (already loaded, with
+/// its `POLYRELAY_*` overrides applied), the variables keys are read from,
+/// keys given to the builder (which win) and providers added to it. Fails
+/// with a [`Error::Config`] naming the field.
+pub(crate) fn resolve(
+    config: &Config,
+    vars: &BTreeMap<String, String>,
+    keys: &BTreeMap<String, SecretString>,
+    extra: &[Arc<dyn Provider>],
+) -> Result<Plan> {
+    let mut registry: Vec<Arc<dyn Provider>> = crate::providers::builtin()
+        .iter()
+        .map(|p| Arc::new(*p) as Arc<dyn Provider>)
+        .chain(extra.iter().cloned())
+        .collect();
+    for (id, spec) in &config.custom_providers {
+        registry.push(Arc::new(CustomProvider::new(id, spec.clone())?));
+    }
+    check_registry(config, &registry)?;
+    let timezone = config.time_zone();
+    let providers = registry
+        .into_iter()
+        .map(|provider| {
+            let info = provider.info();
+            let settings = config.provider_settings(info.id)?;
+            let enabled = settings.enabled && (!config.commercial || info.commercial_use);
+            let key_env = match (&settings.api_key_env, info.auth) {
+                (Some(env), _) => env.clone(),
+                (None, Auth::Key { env, .. }) => env.to_string(),
+                (None, Auth::Keyless) => String::new(),
+            };
+            let key = keys.get(info.id).cloned().or_else(|| {
+                vars.get(&key_env)
+                    .filter(|v| !key_env.is_empty() && !v.trim().is_empty())
+                    .map(|v| SecretString::from(v.trim().to_string()))
+            });
+            let base_url = match (&settings.base_url, &config.emulator_url) {
+                (Some(url), _) => url.clone(),
+                (None, Some(emulator)) => format!("{}/{}", emulator.trim_end_matches('/'), info.id),
+                (None, None) => info.base_url.to_string(),
+            };
+            let rate_limit = match &settings.rate_limit {
+                Some(RateLimitSetting::Off) => None,
+                Some(RateLimitSetting::Limit(limit)) => Some(*limit),
+                None => info
+                    .default_rate_limit
+                    .map(|rate| {
+                        rate.parse::<Rate>()
+                            .map(|rate| RateLimitConfig { rate, burst: None })
+                            .map_err(|e| {
+                                Error::config(
+                                    format!("providers.{}.rate_limit", info.id),
+                                    e.to_string(),
+                                )
+                            })
+                    })
+                    .transpose()?,
+            };
+            let daily_quota = match settings.daily_quota {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => info.default_daily_quota,
+            };
+            Ok(ProviderPlan {
+                enabled,
+                settings,
+                base_url,
+                key_env,
+                key,
+                limits: ProviderLimits {
+                    provider: info.id,
+                    rate_limit,
+                    daily_quota,
+                    timezone,
+                },
+                provider,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let default_total = config
+        .total_timeout
+        .unwrap_or(config.provider_settings("-")?.retry.total_timeout);
+    let base_ttl = config.cache.ttl_policy();
+    let chains = CapabilityId::ALL
+        .iter()
+        .map(|capability| {
+            let settings = config.capabilities.get(capability.as_str());
+            let enabled = |i: &usize| providers[*i].enabled;
+            let order: Vec<usize> = match settings.and_then(|s| s.chain.as_ref()) {
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| providers.iter().position(|p| p.id() == id))
+                    .filter(enabled)
+                    .collect(),
+                None => {
+                    let mut serving: Vec<usize> = (0..providers.len())
+                        .filter(enabled)
+                        .filter(|i| {
+                            providers[*i]
+                                .provider
+                                .info()
+                                .capabilities
+                                .contains(capability)
+                        })
+                        .collect();
+                    // Keyless first, so a fresh install with no keys works.
+                    serving.sort_by_key(|i| !providers[*i].provider.info().is_keyless());
+                    serving
+                }
+            };
+            ChainPlan {
+                providers: order,
+                total_timeout: settings
+                    .and_then(|s| s.total_timeout)
+                    .unwrap_or(default_total),
+                max_wait: settings.and_then(|s| s.max_wait).unwrap_or(Duration::MAX),
+                last_resort_probe: settings.and_then(|s| s.last_resort_probe).unwrap_or(true),
+                min_fallback_time: settings
+                    .and_then(|s| s.min_fallback_time)
+                    .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
+                hedge: settings.and_then(|s| s.hedge.clone()),
+                content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+                ttl: TtlPolicy {
+                    ttl: settings
+                        .and_then(|s| s.cache_ttl)
+                        .unwrap_or_else(|| capability.default_ttl()),
+                    ..base_ttl
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let warnings = timeout_warnings(&providers, &chains);
+    Ok(Plan {
+        providers,
+        chains,
+        user_agent: config.user_agent(),
+        max_response_bytes: config
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        cache: config.cache.clone(),
+        redis: config.redis.clone(),
+        warnings,
+    })
+}
+
+/// Attempt timeouts that cannot fit inside their capability's deadline:
+/// every attempt would be cut off by the deadline rather than end on its
+/// own timeout, and a provider that hangs leaves no time for the next one
+/// but the fallback reserve.
+fn timeout_warnings(providers: &[ProviderPlan], chains: &[ChainPlan]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (capability, chain) in CapabilityId::ALL.iter().zip(chains) {
+        for provider in chain.providers.iter().map(|i| &providers[*i]) {
+            let attempt = provider.settings.retry.attempt_timeout;
+            if attempt > chain.total_timeout {
+                warnings.push(format!(
+                    "providers.{}.retry.attempt_timeout ({:.1} s) is longer than the total deadline of {capability} ({:.1} s): its attempts end at the deadline, less min_fallback_time when another provider is left",
+                    provider.id(),
+                    attempt.as_secs_f64(),
+                    chain.total_timeout.as_secs_f64(),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Chains and provider tables may only name known providers serving the
+/// capability; ids must be unique.
+fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()> {
+    let known = || {
+        registry
+            .iter()
+            .map(|p| p.info().id)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |id: &str| registry.iter().find(|p| p.info().id == id);
+    for (i, provider) in registry.iter().enumerate() {
+        let id = provider.info().id;
+        if registry[..i].iter().any(|p| p.info().id == id) {
+            return Err(Error::config(
+                format!("providers.{id}"),
+                "two providers have this id",
+            ));
+        }
+    }
+    for id in config.providers.keys() {
+        if find(id).is_none() {
+            return Err(Error::config(
+                format!("providers.{}", echo_key(id)),
+                format!("unknown provider; known: {}", known()),
+            ));
+        }
+    }
+    for (name, settings) in &config.capabilities {
+        let field = format!("capabilities.{}.chain", echo_key(name));
+        let capability: CapabilityId = name.parse().map_err(|_| {
+            Error::config(
+                format!("capabilities.{}", echo_key(name)),
+                "no capability has this name",
+            )
+        })?;
+        for id in settings.chain.iter().flatten() {
+            let provider = find(id).ok_or_else(|| {
+                Error::config(
+                    &field,
+                    format!("unknown provider {}; known: {}", echo(id), known()),
+                )
+            })?;
+            if !provider.info().capabilities.contains(&capability) {
+                return Err(Error::config(
+                    &field,
+                    format!("provider {} does not serve {name}", echo(id)),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn plan_of(toml: &str, env: &[(&str, &str)]) -> Result<Plan> {
+        let config = Config::from_toml_str(toml)?;
+        resolve(&config, &vars(env), &BTreeMap::new(), &[])
+    }
+
+    fn provider<'p>(plan: &'p Plan, id: &str) -> &'p ProviderPlan {
+        plan.providers
+            .iter()
+            .find(|p| p.id() == id)
+            .unwrap_or_else(|| panic!("{id} is in the plan"))
+    }
+
+    fn chain(plan: &Plan, capability: CapabilityId) -> Vec<&'static str> {
+        let index = CapabilityId::ALL
+            .iter()
+            .position(|c| *c == capability)
+            .unwrap();
+        plan.chains[index]
+            .providers
+            .iter()
+            .map(|i| plan.providers[*i].id())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_enable_every_builtin_with_keyless_providers_first() {
+        let plan = plan_of("", &[]).unwrap();
+        assert_eq!(plan.providers.len(), crate::providers::builtin().len());
+        assert!(plan.providers.iter().all(|p| p.enabled && p.key.is_none()));
+        for (capability, chain_plan) in CapabilityId::ALL.iter().zip(&plan.chains) {
+            let keyless: Vec<bool> = chain_plan
+                .providers
+                .iter()
+                .map(|i| plan.providers[*i].provider.info().is_keyless())
+                .collect();
+            assert!(
+                keyless.windows(2).all(|w| w[0] || !w[1]),
+                "{capability}: keyless first"
+            );
+            assert!(!chain_plan.providers.is_empty(), "{capability}");
+            assert_eq!(chain_plan.total_timeout, Duration::from_secs(30));
+            assert_eq!(chain_plan.max_wait, Duration::MAX);
+            assert_eq!(chain_plan.min_fallback_time, DEFAULT_MIN_FALLBACK_TIME);
+            assert!(chain_plan.last_resort_probe);
+            assert_eq!(chain_plan.ttl.ttl, capability.default_ttl());
+        }
+        assert_eq!(chain(&plan, CapabilityId::WeatherCurrent)[0], "open-meteo");
+        let openai = provider(&plan, "openai");
+        assert_eq!(openai.key_env, "OPENAI_API_KEY");
+        assert_eq!(openai.base_url, openai.provider.info().base_url);
+        assert_eq!(provider(&plan, "open-meteo").key_env, "");
+        // Declared limits become the client's.
+        assert_eq!(
+            provider(&plan, "alpha-vantage").limits.daily_quota,
+            Some(25)
+        );
+        let binance = provider(&plan, "binance").limits.rate_limit.unwrap();
+        assert_eq!(binance.rate.requests, 1200);
+        assert_eq!(binance.rate.per, Duration::from_secs(60));
+        assert_eq!(plan.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert!(plan.cache.enabled && plan.redis.is_none() && plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn keys_come_from_the_builder_first_then_the_providers_variable() {
+        let env = [
+            ("OPENAI_API_KEY", "  from-env  "),
+            ("MY_COINGECKO", "renamed"),
+            ("COINGECKO_API_KEY", "ignored: api_key_env renames it"),
+            ("MISTRAL_API_KEY", "   "),
+        ];
+        let config =
+            Config::from_toml_str("[providers.coingecko]\napi_key_env = \"MY_COINGECKO\"\n")
+                .unwrap();
+        let keys = [("anthropic".to_string(), SecretString::from("given"))]
+            .into_iter()
+            .collect();
+        let plan = resolve(&config, &vars(&env), &keys, &[]).unwrap();
+        let key = |id: &str| {
+            provider(&plan, id)
+                .key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+        };
+        assert_eq!(key("openai").as_deref(), Some("from-env"), "trimmed");
+        assert_eq!(key("coingecko").as_deref(), Some("renamed"));
+        assert_eq!(provider(&plan, "coingecko").key_env, "MY_COINGECKO");
+        assert_eq!(key("mistral"), None, "a blank variable is no key");
+        assert_eq!(key("anthropic").as_deref(), Some("given"));
+        assert!(!format!("{:?}", provider(&plan, "openai")).contains("from-env"));
+    }
+
+    #[test]
+    fn chains_follow_the_configuration_and_leave_out_disabled_providers() {
+        let plan = plan_of(
+            r#"
+            [capabilities."weather.current"]
+            chain = ["wttr-in", "met-norway", "open-meteo"]
+            total_timeout = "5s"
+            max_wait = "0s"
+            cache_ttl = "1m"
+            last_resort_probe = false
+            [providers.met-norway]
+            enabled = false
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            chain(&plan, CapabilityId::WeatherCurrent),
+            ["wttr-in", "open-meteo"]
+        );
+        assert!(!provider(&plan, "met-norway").enabled);
+        assert!(!chain(&plan, CapabilityId::WeatherForecast).contains(&"met-norway"));
+        let current = &plan.chains[CapabilityId::ALL
+            .iter()
+            .position(|c| *c == CapabilityId::WeatherCurrent)
+            .unwrap()];
+        assert_eq!(current.total_timeout, Duration::from_secs(5));
+        assert_eq!(current.max_wait, Duration::ZERO);
+        assert_eq!(current.ttl.ttl, Duration::from_secs(60));
+        assert!(!current.last_resort_probe);
+    }
+
+    #[test]
+    fn commercial_use_leaves_out_providers_whose_terms_forbid_it() {
+        let plan = plan_of("commercial = true", &[]).unwrap();
+        assert!(!provider(&plan, "wttr-in").enabled);
+        assert!(provider(&plan, "met-norway").enabled);
+        for chain_plan in &plan.chains {
+            assert!(chain_plan
+                .providers
+                .iter()
+                .all(|i| plan.providers[*i].provider.info().commercial_use));
+        }
+    }
+
+    #[test]
+    fn base_urls_limits_and_warnings_follow_the_settings() {
+        let plan = plan_of(
+            r#"
+            emulator_url = "http://127.0.0.1:9000/"
+            max_response_bytes = 1024
+            [providers.open-meteo]
+            base_url = "http://127.0.0.1:8080/om"
+            rate_limit = "off"
+            daily_quota = 10
+            retry = { attempt_timeout = "40s" }
+            [providers.alpha-vantage]
+            daily_quota = 0
+            "#,
+            &[],
+        )
+        .unwrap();
+        let open_meteo = provider(&plan, "open-meteo");
+        assert_eq!(open_meteo.base_url, "http://127.0.0.1:8080/om");
+        assert_eq!(open_meteo.limits.rate_limit, None);
+        assert_eq!(open_meteo.limits.daily_quota, Some(10));
+        assert_eq!(
+            provider(&plan, "met-norway").base_url,
+            "http://127.0.0.1:9000/met-norway"
+        );
+        assert_eq!(provider(&plan, "alpha-vantage").limits.daily_quota, None);
+        assert_eq!(plan.max_response_bytes, 1024);
+        // open-meteo serves two capabilities, each with a 30 s deadline.
+        assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].starts_with("providers.open-meteo.retry.attempt_timeout (40.0 s)"));
+    }
+
+    #[test]
+    fn chains_may_only_name_known_providers_serving_the_capability() {
+        let error = |toml: &str| match plan_of(toml, &[]) {
+            Err(Error::Config { field, message }) => format!("{field}: {message}"),
+            other => panic!("not a config error: {:?}", other.map(|_| ())),
+        };
+        assert!(
+            error("[capabilities.\"weather.current\"]\nchain = [\"nope\"]\n")
+                .starts_with("capabilities.weather.current.chain: unknown provider")
+        );
+        assert!(
+            error("[capabilities.\"weather.current\"]\nchain = [\"openai\"]\n")
+                .contains("does not serve weather.current")
+        );
+        assert!(error("[providers.nope]\nenabled = true\n")
+            .starts_with("providers.nope: unknown provider"));
+    }
+}
