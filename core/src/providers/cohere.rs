@@ -4,10 +4,10 @@
 //! Its own wire format: the answer's content is a list of typed parts,
 //! finish reasons are upper case (`COMPLETE`, `MAX_TOKENS`, …), usage is
 //! split into `tokens` (what the model processed, the counts reported) and
-//! `billed_units` (what is charged, fewer), the reply does not name the model, and embeddings need an `input_type`
-//! (`search_document` or `search_query`) and come grouped by type
-//! (`embeddings.float`). The key (`COHERE_API_KEY`) goes in
-//! `Authorization: Bearer`.
+//! `billed_units` (what is charged, fewer), the reply does not name the
+//! model, and embeddings need an `input_type` (`search_document` or
+//! `search_query`) and come grouped by type (`embeddings.float`). The key
+//! (`COHERE_API_KEY`) goes in `Authorization: Bearer`.
 //!
 //! Errors are `{"id":…,"message":…}`. Quirks: 498 is an invalid token
 //! (auth); 499 a request the server saw closed (transient); a trial key's

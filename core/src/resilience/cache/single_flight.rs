@@ -20,6 +20,8 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// A lookup that found no fresh entry: serves a stale one, joins the
+    /// key's flight, or leads it.
     pub(super) async fn slow_path<F, Fut, E>(
         &self,
         key: &K,
