@@ -530,6 +530,8 @@ fn check_facts(stdout: &str) {
     assert!(listed
         .iter()
         .any(|p| p["id"] == "coingecko" && p["key_env"] == "COINGECKO_API_KEY"));
+    let parameters: Value = serde_json::from_str(fact("parameters")).expect("parameters JSON");
+    assert_eq!(parameters, polyrelay::CapabilityId::parameter_schemas());
     let health: Value = serde_json::from_str(fact("health")).expect("health JSON");
     assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
     let stats: Value = serde_json::from_str(fact("stats")).expect("stats JSON");

@@ -15,6 +15,7 @@ mod convert;
 mod emulator;
 mod errors;
 mod logs;
+mod parameters;
 mod result;
 
 use pyo3::prelude::*;
@@ -91,6 +92,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<auth::TokenIssuer>()?;
     m.add_function(wrap_pyfunction!(capabilities, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
+    m.add_function(wrap_pyfunction!(parameters::parameter_schema, m)?)?;
     m.add_function(wrap_pyfunction!(_sample_error, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     m.add_function(wrap_pyfunction!(logs::sync_log_level, m)?)?;
