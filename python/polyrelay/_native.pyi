@@ -23,6 +23,7 @@ __all__ = [
     "TokenIssuer",
     "capabilities",
     "builtin_providers",
+    "parameter_schema",
     "_sample_error",
     "_panic",
     "sync_log_level",
@@ -342,6 +343,11 @@ def capabilities() -> List[Dict[str, Any]]:
 
 def builtin_providers() -> List[Dict[str, Any]]:
     """What every built-in provider declares about itself, as plain data."""
+
+def parameter_schema(capability: Optional[str] = None) -> Dict[str, Any]:
+    """The JSON Schema of ``capability``'s parameters, or every capability's
+    by name when ``capability`` is ``None``; raises ``InvalidRequestError``
+    for an unknown capability."""
 
 def sync_log_level() -> None:
     """Re-reads the ``polyrelay`` logger's level now."""

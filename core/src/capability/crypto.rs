@@ -181,14 +181,14 @@ impl CryptoQuery {
     /// The parameters: `assets` and `vs_currencies`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "assets",
                 ParamKind::StringList,
                 "Crypto assets by symbol or name (BTC, ethereum).",
                 r#"["BTC", "ETH"]"#,
             )
             .required(),
-            Param::optional(
+            Param::new(
                 "vs_currencies",
                 ParamKind::StringList,
                 "Currencies to price them in (USD, EUR).",

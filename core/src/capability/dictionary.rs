@@ -25,7 +25,7 @@ impl DefineQuery {
     /// The parameters: `word` and `language`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "word",
                 ParamKind::String {
                     max_chars: Some(100),

@@ -55,20 +55,20 @@ impl FxQuery {
     /// The parameters: `base`, `symbols`, `date`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "base",
                 ParamKind::String { max_chars: None },
                 "Base currency, an ISO 4217 code.",
                 r#""USD""#,
             )
             .or(ParamDefault::Text("EUR")),
-            Param::optional(
+            Param::new(
                 "symbols",
                 ParamKind::StringList,
                 "Quote currencies, ISO 4217 codes; every currency the provider has when left out.",
                 r#"["GBP", "JPY"]"#,
             ),
-            Param::optional(
+            Param::new(
                 "date",
                 ParamKind::Date,
                 "A past date for historical rates, or latest.",
@@ -169,7 +169,7 @@ pub struct StockQuery {
 impl StockQuery {
     /// The parameter: `symbol`.
     pub const PARAMS: ParamTable = ParamTable {
-        params: &[Param::optional(
+        params: &[Param::new(
             "symbol",
             ParamKind::String {
                 max_chars: Some(15),

@@ -66,13 +66,13 @@ impl GeocodeQuery {
     /// The parameters: `query`, `limit`, `language`, `country_code`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            query::text(300, r#""Berlin""#),
+            query::text(300, "A place name or address.", r#""Berlin""#).required(),
             query::limit(5, 20),
             query::language_param(
                 "language",
                 "Language of the names in the answer, when the provider can choose.",
             ),
-            Param::optional(
+            Param::new(
                 "country_code",
                 ParamKind::String { max_chars: None },
                 "Only places in this country, an ISO 3166-1 alpha-2 code.",

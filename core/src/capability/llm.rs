@@ -120,7 +120,7 @@ impl Serialize for Temperature {
 const MAX_MODEL_LEN: u32 = 200;
 
 /// `model`, read the same way by both LLM capabilities.
-const MODEL: Param = Param::optional(
+const MODEL: Param = Param::new(
     "model",
     ParamKind::String {
         max_chars: Some(MAX_MODEL_LEN),
@@ -156,7 +156,7 @@ impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`, `stream`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "messages",
                 ParamKind::Messages,
                 "The conversation: optional system messages, then user and assistant turns ending with the user.",
@@ -164,7 +164,7 @@ impl ChatQuery {
             )
             .required(),
             MODEL,
-            Param::optional(
+            Param::new(
                 "max_tokens",
                 ParamKind::Integer {
                     min: 1,
@@ -173,7 +173,7 @@ impl ChatQuery {
                 "Most tokens to generate; the provider's default when left out.",
                 "256",
             ),
-            Param::optional(
+            Param::new(
                 "temperature",
                 ParamKind::Number {
                     min: 0.0,
@@ -182,7 +182,7 @@ impl ChatQuery {
                 "Sampling temperature; the provider's default when left out.",
                 "0.7",
             ),
-            Param::optional(
+            Param::new(
                 "stream",
                 ParamKind::Boolean,
                 "Streaming is not supported yet: only false is accepted.",
@@ -547,7 +547,7 @@ impl EmbeddingsQuery {
     /// The parameters: `inputs`, `model`, `purpose`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "inputs",
                 ParamKind::TextList {
                     max_items: MAX_EMBEDDING_INPUTS as u32,
@@ -558,7 +558,7 @@ impl EmbeddingsQuery {
             )
             .required(),
             MODEL,
-            Param::optional(
+            Param::new(
                 "purpose",
                 ParamKind::Choice {
                     values: &["document", "query"],

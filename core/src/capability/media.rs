@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::{echo, Params};
+use super::query;
 use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::error::{Error, Result};
 
@@ -19,29 +20,11 @@ pub const MAX_LIMIT: u8 = 50;
 /// Results a search returns unless it asks for another number.
 pub const DEFAULT_LIMIT: u8 = 10;
 
-/// `query` of a media search: at most 300 characters.
-pub(crate) const fn search_text(description: &'static str, example: &'static str) -> Param {
-    Param::optional(
-        "query",
-        ParamKind::String {
-            max_chars: Some(300),
-        },
-        description,
-        example,
-    )
-}
+/// Longest search text of a media or medical search, in characters.
+pub(crate) const MAX_QUERY_CHARS: u32 = 300;
 
 /// `limit` of a media search: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
-const LIMIT: Param = Param::optional(
-    "limit",
-    ParamKind::Integer {
-        min: 1,
-        max: MAX_LIMIT as u64,
-    },
-    "Most results to return.",
-    "5",
-)
-.or(ParamDefault::Integer(DEFAULT_LIMIT as u64));
+const LIMIT: Param = query::limit(DEFAULT_LIMIT as u64, MAX_LIMIT as u64);
 
 /// Reads a search text: trimmed, within its declared length, no control
 /// characters.
@@ -69,7 +52,7 @@ impl TextQuery {
     /// The parameters: `query` and `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            search_text("What to search for.", r#""dune""#).required(),
+            query::text(MAX_QUERY_CHARS, "What to search for.", r#""dune""#).required(),
             LIMIT,
         ],
         alternatives: Alternatives::None,
@@ -119,14 +102,18 @@ impl TitleQuery {
     /// The parameters: `query` or `imdb_id`, `year` and `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            search_text("Title words; or give imdb_id instead.", r#""terminator""#),
-            Param::optional(
+            query::text(
+                MAX_QUERY_CHARS,
+                "Title words; or give imdb_id instead.",
+                r#""terminator""#,
+            ),
+            Param::new(
                 "imdb_id",
                 ParamKind::String { max_chars: None },
                 "An IMDb id (tt0088247) instead of query.",
                 r#""tt0088247""#,
             ),
-            Param::optional(
+            Param::new(
                 "year",
                 ParamKind::Integer {
                     min: 1870,
@@ -489,8 +476,8 @@ impl MusicQuery {
     /// The parameters: `query`, `type` and `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            search_text("What to search for.", r#""daft punk""#).required(),
-            Param::optional(
+            query::text(MAX_QUERY_CHARS, "What to search for.", r#""daft punk""#).required(),
+            Param::new(
                 "type",
                 ParamKind::Choice {
                     values: &["track", "album", "artist"],

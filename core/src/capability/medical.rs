@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::media::{read_text, search_text};
+use super::media::{read_text, MAX_QUERY_CHARS};
 use super::params::{echo, Params};
-use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
+use super::query;
+use super::schema::{Alternatives, Param, ParamKind, ParamTable};
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
 /// Sent with every drug label answer: polyrelay relays public data and
@@ -35,7 +36,7 @@ impl DrugLabelQuery {
     /// The parameters: `name` and `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "name",
                 ParamKind::String {
                     max_chars: Some(100),
@@ -44,13 +45,7 @@ impl DrugLabelQuery {
                 r#""ibuprofen""#,
             )
             .required(),
-            Param::optional(
-                "limit",
-                ParamKind::Integer { min: 1, max: 25 },
-                "Most labels to return.",
-                "3",
-            )
-            .or(ParamDefault::Integer(5)),
+            query::limit(5, 25),
         ],
         alternatives: Alternatives::None,
     };
@@ -328,16 +323,20 @@ impl TrialQuery {
     /// The parameters: `query` and/or `condition`, `status` and `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            search_text("Free text: drug, sponsor, title words.", r#""vaccine""#),
-            Param::optional(
+            query::text(
+                MAX_QUERY_CHARS,
+                "Free text: drug, sponsor, title words.",
+                r#""vaccine""#,
+            ),
+            Param::new(
                 "condition",
                 ParamKind::String {
-                    max_chars: Some(300),
+                    max_chars: Some(MAX_QUERY_CHARS),
                 },
                 "A condition or disease.",
                 r#""malaria""#,
             ),
-            Param::optional(
+            Param::new(
                 "status",
                 ParamKind::Choice {
                     values: TRIAL_STATUSES,
@@ -345,13 +344,7 @@ impl TrialQuery {
                 "Only trials with this overall status (case, spaces and dashes do not matter).",
                 r#""recruiting""#,
             ),
-            Param::optional(
-                "limit",
-                ParamKind::Integer { min: 1, max: 50 },
-                "Most trials to return.",
-                "5",
-            )
-            .or(ParamDefault::Integer(10)),
+            query::limit(10, 50),
         ],
         alternatives: Alternatives::AtLeastOne(&[&["query"], &["condition"]]),
     };

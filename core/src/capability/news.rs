@@ -25,7 +25,7 @@ impl NewsQuery {
     /// The parameters: `query`, `language`, `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            query::text(500, r#""climate""#),
+            query::text(500, "What to search for.", r#""climate""#).required(),
             query::language_param("language", "Only articles in this language."),
             query::limit(10, 100),
         ],

@@ -1,29 +1,32 @@
-//! Parameters shared by the text-search capabilities (`geo.geocode`,
-//! `news.search`, `web.search`, `dictionary.define`): the query text, the
-//! number of results and the language, declared and read the same way
-//! everywhere.
+//! Parameters shared by the search capabilities (`geo.geocode`,
+//! `news.search`, `web.search`, media and medical searches, …): the query
+//! text, the number of results and the language, declared and read the same
+//! way everywhere.
 
 use super::language::Language;
 use super::params::Params;
 use super::schema::{Param, ParamDefault, ParamKind};
 use crate::error::Result;
 
-/// The required search text `query`, at most `max_chars` characters.
-pub(crate) const fn text(max_chars: u32, example: &'static str) -> Param {
-    Param::optional(
+/// The search text `query`, at most `max_chars` characters.
+pub(crate) const fn text(
+    max_chars: u32,
+    description: &'static str,
+    example: &'static str,
+) -> Param {
+    Param::new(
         "query",
         ParamKind::String {
             max_chars: Some(max_chars),
         },
-        "What to search for.",
+        description,
         example,
     )
-    .required()
 }
 
 /// The result count `limit`, 1 to `max`, `default` when left out.
 pub(crate) const fn limit(default: u64, max: u64) -> Param {
-    Param::optional(
+    Param::new(
         "limit",
         ParamKind::Integer { min: 1, max },
         "Most results to return.",
@@ -34,7 +37,7 @@ pub(crate) const fn limit(default: u64, max: u64) -> Param {
 
 /// An optional language `name`, as [`Language::parse`] reads it.
 pub(crate) const fn language_param(name: &'static str, description: &'static str) -> Param {
-    Param::optional(
+    Param::new(
         name,
         ParamKind::String { max_chars: None },
         description,

@@ -103,8 +103,9 @@ pub struct Param {
 }
 
 impl Param {
-    /// An optional parameter without a default.
-    pub const fn optional(
+    /// A parameter, optional and without a default until
+    /// [`Param::required`] or [`Param::or`] says otherwise.
+    pub const fn new(
         name: &'static str,
         kind: ParamKind,
         description: &'static str,

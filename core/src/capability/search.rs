@@ -25,7 +25,7 @@ impl WebQuery {
     /// The parameters: `query`, `language`, `limit`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            query::text(400, r#""rust programming""#),
+            query::text(400, "What to search for.", r#""rust programming""#).required(),
             query::language_param("language", "Preferred language of the results."),
             query::limit(10, 50),
         ],

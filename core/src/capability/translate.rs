@@ -32,7 +32,7 @@ impl TranslateQuery {
     /// The parameters: `text`, `target_lang`, `source_lang`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
-            Param::optional(
+            Param::new(
                 "text",
                 ParamKind::TextList {
                     max_items: MAX_TEXTS as u32,

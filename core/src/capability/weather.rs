@@ -158,7 +158,7 @@ impl Location {
 
 /// `lat`, `lon`, `city`: the parameters of a [`Location`].
 const LOCATION: [Param; 3] = [
-    Param::optional(
+    Param::new(
         "lat",
         ParamKind::Number {
             min: -90.0,
@@ -167,7 +167,7 @@ const LOCATION: [Param; 3] = [
         "Latitude in degrees, with lon; or give city instead.",
         "52.52",
     ),
-    Param::optional(
+    Param::new(
         "lon",
         ParamKind::Number {
             min: -180.0,
@@ -176,7 +176,7 @@ const LOCATION: [Param; 3] = [
         "Longitude in degrees, with lat.",
         "13.41",
     ),
-    Param::optional(
+    Param::new(
         "city",
         ParamKind::String {
             max_chars: Some(200),
@@ -227,7 +227,7 @@ impl ForecastQuery {
             LOCATION[0],
             LOCATION[1],
             LOCATION[2],
-            Param::optional(
+            Param::new(
                 "days",
                 ParamKind::Integer { min: 1, max: 16 },
                 "Number of days, today included.",
