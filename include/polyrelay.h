@@ -442,6 +442,27 @@ pr_status pr_client_providers_json(const struct pr_client *client,
                                    struct pr_error **error);
 
 /**
+ * The parameters of a capability as a JSON Schema (draft 2020-12) of its
+ * parameter object: for each parameter its type, bounds, default,
+ * whether it is required and a description; `oneOf`/`anyOf` say which
+ * parameters are alternatives (`lat` and `lon`, or `city`). With
+ * `capability` NULL, an object of every capability's schema by name
+ * (`{"weather.current": {...}, ...}`). Needs no client. `*json` is freed
+ * with `pr_string_free`.
+ *
+ * Fails with `PR_ERR_INVALID_REQUEST` for an unknown capability.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `capability` is NULL or a NUL-terminated string; `json` is valid for one
+ * pointer write; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_capability_parameters_json(const char *capability,
+                                        char **json,
+                                        struct pr_error **error);
+
+/**
  * Calls `capability` (`"weather.current"`, `"weather.forecast"`,
  * `"finance.fx_rates"`, `"crypto.price"`) with `params_json` (a JSON object,
  * e.g. `{"lat": 52.52, "lon": 13.41}`) and blocks until the first healthy

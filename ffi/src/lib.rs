@@ -24,9 +24,11 @@
 #![warn(missing_docs)]
 #![allow(non_camel_case_types)]
 
-// One group each, so the header lists them in this order: client, calls,
-// results, tokens, errors, status codes, strings.
+// One group each, so the header lists them in this order: client,
+// capabilities, calls, results, tokens, errors, status codes, strings.
 mod client;
+
+mod capability;
 
 mod call;
 
@@ -55,6 +57,7 @@ pub use boundary::pr_string_free;
 pub use call::{
     pr_call, pr_call_async, pr_call_cancel, pr_call_handle, pr_call_handle_free, pr_callback,
 };
+pub use capability::pr_capability_parameters_json;
 pub use client::{
     pr_client, pr_client_free, pr_client_health_json, pr_client_new,
     pr_client_new_from_config_path, pr_client_new_from_config_text, pr_client_providers_json,

@@ -595,6 +595,8 @@ fn check_facts(stdout: &str, emulator: &Emulator) {
         .expect("wttr-in is listed");
     assert_eq!(wttr["enabled"], false, "{wttr}");
     assert_eq!(wttr["chains"], serde_json::json!({}), "{wttr}");
+    let parameters: Value = serde_json::from_str(fact("parameters")).expect("parameters JSON");
+    assert_eq!(parameters, polyrelay::CapabilityId::parameter_schemas());
     let health: Value = serde_json::from_str(fact("health")).expect("health JSON");
     assert!(health["capabilities"]["weather.forecast"]["status"].is_string());
     // Stats are keyed by provider id, as in Python.

@@ -18,7 +18,7 @@ The work happens in a Rust core; see :class:`Client`, :class:`AsyncClient`,
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from . import _native
 from ._client import AsyncClient, Client, ConfigSource
@@ -88,6 +88,7 @@ __all__ = [
     "UnknownKeyError",
     "UsageError",
     "capabilities",
+    "parameter_schema",
     "providers",
 ]
 
@@ -98,6 +99,14 @@ def capabilities() -> List[Dict[str, Any]]:
     """Every capability the library serves: ``name`` and default cache
     ``ttl`` in seconds."""
     return _native.capabilities()
+
+
+def parameter_schema(capability: Optional[str] = None) -> Dict[str, Any]:
+    """The parameters of ``capability`` as the core declares and validates
+    them, as a JSON Schema: each parameter's type, bounds, default, whether
+    it is required, and a description. Without ``capability``, every
+    capability's schema by name."""
+    return _native.parameter_schema(capability)
 
 
 def providers() -> List[Dict[str, Any]]:

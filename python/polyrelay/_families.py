@@ -2,19 +2,26 @@
 
 Each family is written once and serves both clients: on :class:`Client` a
 helper returns the :class:`~polyrelay.Result`, on :class:`AsyncClient` an
-awaitable of it. Parameters left as ``None`` are not sent.
+awaitable of it. Parameters left as ``None`` are not sent; defaults are the
+core's.
+
+Every helper states its capability's parameters as the core declares them
+(:func:`polyrelay.parameter_schema`): the same names, types, required
+parameters and defaults. ``tests/python/test_parameter_schema.py`` checks
+each one against the core's schema, and forwards a call through each to
+check that every parameter reaches the core.
 
 Adding a family as the core grows: write a class here with one method per
-capability (named after the part after the dot, parameters as the core
-validates them) and give both clients an attribute for it (``_client.py``).
-Until then the capability is reachable through ``call()``; the test suite
-fails while a core capability has no helper.
+capability (named after the part after the dot, parameters as the core's
+schema declares them) and give both clients an attribute for it
+(``_client.py``). Until then the capability is reachable through ``call()``;
+the test suite fails while a core capability has no helper.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Callable, Generic, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
 
 R = TypeVar("R")
 
@@ -52,7 +59,7 @@ class Weather(Family[R]):
         lat: Optional[float] = None,
         lon: Optional[float] = None,
         city: Optional[str] = None,
-        days: Optional[int] = None,
+        days: int = 3,
     ) -> R:
         """Daily forecast for ``days`` days (``weather.forecast``)."""
         return self._call("weather.forecast", lat=lat, lon=lon, city=city, days=days)
@@ -68,21 +75,21 @@ class Finance(Family[R]):
     def fx_rates(
         self,
         *,
-        base: Optional[str] = None,
+        base: str = "EUR",
         symbols: Optional[Names] = None,
-        date: Union[str, datetime.date, None] = None,
+        date: Union[str, datetime.date] = "latest",
     ) -> R:
-        """Exchange rates from ``base`` (default USD) to ``symbols``, on
-        ``date`` (default latest) (``finance.fx_rates``)."""
+        """Exchange rates from ``base`` to ``symbols`` (every currency the
+        provider has when left out), on ``date`` (``finance.fx_rates``)."""
         return self._call("finance.fx_rates", base=base, symbols=symbols, date=date)
 
 
 class Crypto(Family[R]):
     """``crypto.*``: crypto-asset prices."""
 
-    def price(self, *, assets: Names, vs_currencies: Optional[Names] = None) -> R:
+    def price(self, *, assets: Names, vs_currencies: Names = ("USD",)) -> R:
         """Prices of ``assets`` (symbols or names) in ``vs_currencies``
-        (default USD) (``crypto.price``)."""
+        (``crypto.price``)."""
         return self._call("crypto.price", assets=assets, vs_currencies=vs_currencies)
 
 
@@ -101,26 +108,30 @@ class Llm(Family[R]):
         model: Optional[str] = None,
         max_tokens: Optional[int] = None,
         temperature: Optional[float] = None,
+        stream: bool = False,
     ) -> R:
-        """A chat completion for ``messages`` (``llm.chat``)."""
+        """A chat completion for ``messages`` (``llm.chat``); ``stream``
+        must stay ``False`` until streaming is supported."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
             model=model,
             max_tokens=max_tokens,
             temperature=temperature,
+            stream=stream,
         )
 
     def embeddings(
         self,
         *,
-        inputs: Sequence[str],
+        inputs: Names,
         model: Optional[str] = None,
-        purpose: Optional[str] = None,
+        purpose: Literal["document", "query"] = "document",
     ) -> R:
-        """Embedding vectors of ``inputs`` (``llm.embeddings``); ``purpose``
-        is ``"document"`` or ``"query"``."""
-        return self._call("llm.embeddings", inputs=list(inputs), model=model, purpose=purpose)
+        """Embedding vectors of ``inputs``, one text or several
+        (``llm.embeddings``)."""
+        texts = inputs if isinstance(inputs, str) else list(inputs)
+        return self._call("llm.embeddings", inputs=texts, model=model, purpose=purpose)
 
 
 class Geo(Family[R]):
@@ -130,7 +141,7 @@ class Geo(Family[R]):
         self,
         *,
         query: str,
-        limit: Optional[int] = None,
+        limit: int = 5,
         language: Optional[str] = None,
         country_code: Optional[str] = None,
     ) -> R:
@@ -145,9 +156,7 @@ class TextSearch(Family[R]):
 
     capability: str = ""
 
-    def search(
-        self, *, query: str, language: Optional[str] = None, limit: Optional[int] = None
-    ) -> R:
+    def search(self, *, query: str, language: Optional[str] = None, limit: int = 10) -> R:
         """Results for ``query``."""
         return self._call(self.capability, query=query, language=language, limit=limit)
 
@@ -167,9 +176,7 @@ class Web(TextSearch[R]):
 class Translate(Family[R]):
     """``translate.*``: machine translation."""
 
-    def text(
-        self, *, text: Names, target_lang: str, source_lang: Optional[str] = None
-    ) -> R:
+    def text(self, *, text: Names, target_lang: str, source_lang: str = "auto") -> R:
         """``text`` (one string or several) translated into ``target_lang``
         (``translate.text``)."""
         texts = text if isinstance(text, str) else list(text)
@@ -181,19 +188,34 @@ class Translate(Family[R]):
 class Dictionary(Family[R]):
     """``dictionary.*``: word definitions."""
 
-    def define(self, *, word: str, language: Optional[str] = None) -> R:
+    def define(self, *, word: str, language: str = "en") -> R:
         """Definitions of ``word`` (``dictionary.define``)."""
         return self._call("dictionary.define", word=word, language=language)
+
+
+#: Overall status of a clinical trial (case, spaces and dashes do not matter
+#: to the core).
+TrialStatus = Literal[
+    "recruiting",
+    "not_yet_recruiting",
+    "active_not_recruiting",
+    "enrolling_by_invitation",
+    "completed",
+    "suspended",
+    "terminated",
+    "withdrawn",
+    "unknown",
+]
 
 
 class Medical(Family[R]):
     """``medical.*``: drug labels, literature and clinical trials."""
 
-    def drug_label(self, *, name: str, limit: Optional[int] = None) -> R:
+    def drug_label(self, *, name: str, limit: int = 5) -> R:
         """Labels of the drug ``name`` (``medical.drug_label``)."""
         return self._call("medical.drug_label", name=name, limit=limit)
 
-    def literature_search(self, *, query: str, limit: Optional[int] = None) -> R:
+    def literature_search(self, *, query: str, limit: int = 10) -> R:
         """Papers matching ``query`` (``medical.literature_search``)."""
         return self._call("medical.literature_search", query=query, limit=limit)
 
@@ -202,8 +224,8 @@ class Medical(Family[R]):
         *,
         query: Optional[str] = None,
         condition: Optional[str] = None,
-        status: Optional[str] = None,
-        limit: Optional[int] = None,
+        status: Optional[TrialStatus] = None,
+        limit: int = 10,
     ) -> R:
         """Trials by ``query`` and/or ``condition`` (``medical.clinical_trials``)."""
         return self._call(
@@ -220,7 +242,7 @@ class TitleSearch(Family[R]):
         query: Optional[str],
         imdb_id: Optional[str],
         year: Optional[int],
-        limit: Optional[int],
+        limit: int,
     ) -> R:
         return self._call(capability, query=query, imdb_id=imdb_id, year=year, limit=limit)
 
@@ -234,7 +256,7 @@ class Entertainment(TitleSearch[R]):
         query: Optional[str] = None,
         imdb_id: Optional[str] = None,
         year: Optional[int] = None,
-        limit: Optional[int] = None,
+        limit: int = 10,
     ) -> R:
         """Films by title or IMDb id (``entertainment.movie_search``)."""
         return self._titles("entertainment.movie_search", query, imdb_id, year, limit)
@@ -249,7 +271,7 @@ class Tv(TitleSearch[R]):
         query: Optional[str] = None,
         imdb_id: Optional[str] = None,
         year: Optional[int] = None,
-        limit: Optional[int] = None,
+        limit: int = 10,
     ) -> R:
         """Series by title or IMDb id (``tv.show_search``)."""
         return self._titles("tv.show_search", query, imdb_id, year, limit)
@@ -258,7 +280,7 @@ class Tv(TitleSearch[R]):
 class Books(Family[R]):
     """``books.*``: book search."""
 
-    def search(self, *, query: str, limit: Optional[int] = None) -> R:
+    def search(self, *, query: str, limit: int = 10) -> R:
         """Books matching ``query`` (``books.search``)."""
         return self._call("books.search", query=query, limit=limit)
 
@@ -266,7 +288,13 @@ class Books(Family[R]):
 class Music(Family[R]):
     """``music.*``: music search."""
 
-    def search(self, *, query: str, type: Optional[str] = None, limit: Optional[int] = None) -> R:
+    def search(
+        self,
+        *,
+        query: str,
+        type: Literal["track", "album", "artist"] = "track",
+        limit: int = 10,
+    ) -> R:
         """Tracks, albums or artists (``type``) matching ``query`` (``music.search``)."""
         return self._call("music.search", query=query, type=type, limit=limit)
 
@@ -274,6 +302,6 @@ class Music(Family[R]):
 class Video(Family[R]):
     """``video.*``: video search."""
 
-    def search(self, *, query: str, limit: Optional[int] = None) -> R:
+    def search(self, *, query: str, limit: int = 10) -> R:
         """Videos matching ``query`` (``video.search``)."""
         return self._call("video.search", query=query, limit=limit)

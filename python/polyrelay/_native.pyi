@@ -23,6 +23,7 @@ __all__ = [
     "TokenIssuer",
     "capabilities",
     "builtin_providers",
+    "parameter_schema",
     "_sample_error",
     "_panic",
     "sync_log_level",
@@ -347,6 +348,11 @@ def builtin_providers() -> List[Dict[str, Any]]:
     """The core's catalog of the built-in providers under the default
     configuration, keys read from the environment (same schema as
     :meth:`Client.providers`)."""
+
+def parameter_schema(capability: Optional[str] = None) -> Dict[str, Any]:
+    """The JSON Schema of ``capability``'s parameters, or every capability's
+    by name when ``capability`` is ``None``; raises ``InvalidRequestError``
+    for an unknown capability."""
 
 def sync_log_level() -> None:
     """Re-reads the ``polyrelay`` logger's level now."""

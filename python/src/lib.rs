@@ -15,6 +15,7 @@ mod convert;
 mod emulator;
 mod errors;
 mod logs;
+mod parameters;
 mod result;
 #[cfg(feature = "testing")]
 mod testing;
@@ -63,6 +64,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<auth::TokenIssuer>()?;
     m.add_function(wrap_pyfunction!(capabilities, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
+    m.add_function(wrap_pyfunction!(parameters::parameter_schema, m)?)?;
     m.add_function(wrap_pyfunction!(logs::sync_log_level, m)?)?;
     #[cfg(feature = "testing")]
     testing::register(m)?;

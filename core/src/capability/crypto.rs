@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, Result};
 
@@ -178,11 +179,30 @@ pub struct CryptoQuery {
 }
 
 impl CryptoQuery {
+    /// The parameters: `assets` and `vs_currencies`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "assets",
+                ParamKind::StringList,
+                "Crypto assets by symbol or name (BTC, ethereum).",
+                r#"["BTC", "ETH"]"#,
+            )
+            .required(),
+            Param::new(
+                "vs_currencies",
+                ParamKind::StringList,
+                "Currencies to price them in (USD, EUR).",
+                r#"["EUR"]"#,
+            )
+            .or(ParamDefault::Texts(&["USD"])),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `assets` (symbols or names) and `vs_currencies`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let raw = params
-            .opt_str_list("assets")?
-            .ok_or_else(|| Error::invalid("assets", "is required, e.g. [\"BTC\", \"ETH\"]"))?;
+        let raw = params.str_list("assets")?;
         let mut assets = Vec::new();
         for (i, name) in raw.iter().enumerate() {
             let asset = lookup(name).ok_or_else(|| {
@@ -204,12 +224,7 @@ impl CryptoQuery {
             }
         }
         let mut vs_currencies = Vec::new();
-        for (i, code) in params
-            .opt_str_list("vs_currencies")?
-            .unwrap_or_else(|| vec!["USD".to_string()])
-            .iter()
-            .enumerate()
-        {
+        for (i, code) in params.str_list("vs_currencies")?.iter().enumerate() {
             if !(2..=5).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_alphabetic()) {
                 return Err(Error::invalid(
                     format!("vs_currencies[{i}]"),
@@ -221,7 +236,7 @@ impl CryptoQuery {
                 vs_currencies.push(code);
             }
         }
-        params.finish(&["assets", "vs_currencies"])?;
+        params.finish()?;
         Ok(Self {
             assets,
             vs_currencies,

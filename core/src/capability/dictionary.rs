@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::language::Language;
 use super::params::Params;
 use super::query;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
@@ -22,18 +23,35 @@ pub struct DefineQuery {
 }
 
 impl DefineQuery {
+    /// The parameters: `word` and `language`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "word",
+                ParamKind::String {
+                    max_chars: Some(100),
+                },
+                "A word or phrase, without / \\ ? #.",
+                r#""serendipity""#,
+            )
+            .required(),
+            query::language_param("language", "The word's language.").or(ParamDefault::Text("en")),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `word` (at most 100 characters, no `/`) and
     /// optional `language`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let word = query::required_text(&mut params, "word", 100, "serendipity")?;
+        let word = params.str("word")?;
         if word.contains(['/', '\\', '?', '#']) {
             return Err(Error::invalid(
                 "word",
                 "must be a word or phrase, without / \\ ? #",
             ));
         }
-        let language = query::language(&mut params, "language")?.unwrap_or_else(Language::english);
-        params.finish(&["word", "language"])?;
+        let language = Language::parse("language", &params.str("language")?)?;
+        params.finish()?;
         Ok(Self { word, language })
     }
 }

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, Result};
 
@@ -52,12 +53,36 @@ pub struct FxQuery {
 }
 
 impl FxQuery {
+    /// The parameters: `base`, `symbols`, `date`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "base",
+                ParamKind::String { max_chars: None },
+                "Base currency, an ISO 4217 code.",
+                r#""USD""#,
+            )
+            .or(ParamDefault::Text("EUR")),
+            Param::new(
+                "symbols",
+                ParamKind::StringList,
+                "Quote currencies, ISO 4217 codes; every currency the provider has when left out.",
+                r#"["GBP", "JPY"]"#,
+            ),
+            Param::new(
+                "date",
+                ParamKind::Date,
+                "A past date for historical rates, or latest.",
+                r#""2024-01-15""#,
+            )
+            .or(ParamDefault::Text("latest")),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `base`, `symbols` (list or `"EUR,GBP"`), `date`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let base = match params.opt_str("base")? {
-            Some(code) => Currency::parse("base", &code)?,
-            None => Currency("EUR".to_string()),
-        };
+        let base = Currency::parse("base", &params.str("base")?)?;
         let mut symbols = Vec::new();
         for (i, code) in params
             .opt_str_list("symbols")?
@@ -71,17 +96,16 @@ impl FxQuery {
             }
         }
         symbols.sort();
-        let date = match params.opt_str("date")? {
-            None => None,
-            Some(text) if text == "latest" => None,
-            Some(text) => Some(NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+        let date = match params.str("date")? {
+            text if text == "latest" => None,
+            text => Some(NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
                 Error::invalid(
                     "date",
                     format!("must be YYYY-MM-DD or \"latest\", got {}", echo(&text)),
                 )
             })?),
         };
-        params.finish(&["base", "symbols", "date"])?;
+        params.finish()?;
         Ok(Self {
             base,
             symbols,
@@ -144,16 +168,27 @@ pub struct StockQuery {
 }
 
 impl StockQuery {
+    /// The parameter: `symbol`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[Param::new(
+            "symbol",
+            ParamKind::String {
+                max_chars: Some(15),
+            },
+            "A ticker symbol: letters, digits, ., - and ^ (AAPL, BRK.B).",
+            r#""AAPL""#,
+        )
+        .required()],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `symbol` (letters, digits, `.`, `-`, `^`; at
     /// most 15 characters).
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let symbol = params
-            .opt_str("symbol")?
-            .ok_or_else(|| Error::invalid("symbol", "is required, e.g. \"AAPL\""))?;
-        let valid = symbol.len() <= 15
-            && symbol
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^'));
+        let symbol = params.str("symbol")?;
+        let valid = symbol
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^'));
         if !valid {
             return Err(Error::invalid(
                 "symbol",
@@ -163,7 +198,7 @@ impl StockQuery {
                 ),
             ));
         }
-        params.finish(&["symbol"])?;
+        params.finish()?;
         Ok(Self {
             symbol: symbol.to_ascii_uppercase(),
         })

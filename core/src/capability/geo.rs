@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::language::Language;
 use super::params::Params;
 use super::query;
+use super::schema::{Alternatives, Param, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
@@ -63,17 +64,36 @@ pub struct GeocodeQuery {
 }
 
 impl GeocodeQuery {
+    /// The parameters: `query`, `limit`, `language`, `country_code`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(300, "A place name or address.", r#""Berlin""#).required(),
+            query::limit(5, 20),
+            query::language_param(
+                "language",
+                "Language of the names in the answer, when the provider can choose.",
+            ),
+            Param::new(
+                "country_code",
+                ParamKind::String { max_chars: None },
+                "Only places in this country, an ISO 3166-1 alpha-2 code.",
+                r#""DE""#,
+            ),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `query`, and optional `limit`, `language`,
     /// `country_code`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let query = query::required_text(&mut params, "query", 300, "Berlin")?;
-        let limit = query::limit(&mut params, "limit", 5, 20)?;
+        let query = params.str("query")?;
+        let limit = params.u8("limit")?;
         let language = query::language(&mut params, "language")?;
         let country_code = params
             .opt_str("country_code")?
             .map(|c| CountryCode::parse("country_code", &c))
             .transpose()?;
-        params.finish(&["query", "limit", "language", "country_code"])?;
+        params.finish()?;
         Ok(Self {
             query,
             limit,

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::params::Params;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::{echo, echo_key, echo_number, type_name};
 use crate::error::{Error, ProviderFailure, Result};
 
@@ -117,7 +118,17 @@ impl Serialize for Temperature {
 }
 
 /// Longest model name accepted.
-const MAX_MODEL_LEN: usize = 200;
+const MAX_MODEL_LEN: u32 = 200;
+
+/// `model`, read the same way by both LLM capabilities.
+const MODEL: Param = Param::new(
+    "model",
+    ParamKind::String {
+        max_chars: Some(MAX_MODEL_LEN),
+    },
+    "A model name or cross-provider alias; each provider's default when left out.",
+    r#""gpt-4o-mini""#,
+);
 
 /// Largest `max_tokens` accepted; no model writes more in one answer.
 const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
@@ -143,29 +154,57 @@ pub struct ChatQuery {
 }
 
 impl ChatQuery {
+    /// The parameters: `messages`, `model`, `max_tokens`, `temperature`, `stream`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "messages",
+                ParamKind::Messages,
+                "The conversation: optional system messages, then user and assistant turns ending with the user.",
+                r#"[{"role": "user", "content": "Hello"}]"#,
+            )
+            .required(),
+            MODEL,
+            Param::new(
+                "max_tokens",
+                ParamKind::Integer {
+                    min: 1,
+                    max: MAX_OUTPUT_TOKENS,
+                },
+                "Most tokens to generate; the provider's default when left out.",
+                "256",
+            ),
+            Param::new(
+                "temperature",
+                ParamKind::Number {
+                    min: 0.0,
+                    max: Temperature::MAX,
+                },
+                "Sampling temperature; the provider's default when left out.",
+                "0.7",
+            ),
+            Param::new(
+                "stream",
+                ParamKind::Boolean,
+                "Streaming is not supported yet: only false is accepted.",
+                "false",
+            )
+            .or(ParamDefault::Boolean(false)),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `messages` (required), `model`, `max_tokens`,
     /// `temperature`, and `stream` (only `false` for now).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let messages = match params.opt_value("messages") {
             Some(value) => parse_messages(value)?,
-            None => {
-                return Err(Error::invalid(
-                    "messages",
-                    "is required: a list of {role, content} objects",
-                ))
-            }
+            None => return Err(params.missing("messages")),
         };
         let model = parse_model(&mut params)?;
-        let max_tokens = match params.opt_u64("max_tokens")? {
-            None => None,
-            Some(n @ 1..=MAX_OUTPUT_TOKENS) => Some(n as u32),
-            Some(n) => {
-                return Err(Error::invalid(
-                    "max_tokens",
-                    format!("must be 1 to {MAX_OUTPUT_TOKENS}, got {n}"),
-                ))
-            }
-        };
+        let max_tokens = params
+            .opt_u64("max_tokens")?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         let temperature = params
             .opt_f64("temperature")?
             .map(Temperature::new)
@@ -185,7 +224,7 @@ impl ChatQuery {
                 ))
             }
         }
-        params.finish(&["messages", "model", "max_tokens", "temperature", "stream"])?;
+        params.finish()?;
         Ok(Self {
             messages,
             model,
@@ -338,16 +377,10 @@ fn parse_model(params: &mut Params) -> Result<Option<String>> {
     let Some(model) = params.opt_str("model")? else {
         return Ok(None);
     };
-    if model.chars().count() > MAX_MODEL_LEN
-        || model.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if model.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(
             "model",
-            format!(
-                "must be a model name of at most {MAX_MODEL_LEN} characters without spaces, \
-                 got {}",
-                echo(&model)
-            ),
+            format!("must be a model name without spaces, got {}", echo(&model)),
         ));
     }
     Ok(Some(model))
@@ -513,16 +546,38 @@ pub struct EmbeddingsQuery {
 }
 
 impl EmbeddingsQuery {
+    /// The parameters: `inputs`, `model`, `purpose`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "inputs",
+                ParamKind::TextList {
+                    max_items: MAX_EMBEDDING_INPUTS as u32,
+                    max_chars: None,
+                },
+                "The texts to embed, each sent exactly as given.",
+                r#"["The quick brown fox"]"#,
+            )
+            .required(),
+            MODEL,
+            Param::new(
+                "purpose",
+                ParamKind::Choice {
+                    values: &["document", "query"],
+                },
+                "What the vectors are for: documents to store, or a query to compare with them.",
+                r#""query""#,
+            )
+            .or(ParamDefault::Text("document")),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `inputs` (a string or a list of strings),
     /// `model`, `purpose` (`document` or `query`).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let inputs = match params.opt_value("inputs") {
-            None => {
-                return Err(Error::invalid(
-                    "inputs",
-                    "is required: a text or a list of texts",
-                ))
-            }
+            None => return Err(params.missing("inputs")),
             Some(Value::String(text)) => vec![text],
             Some(Value::Array(items)) => {
                 let mut inputs = Vec::with_capacity(items.len());
@@ -562,17 +617,17 @@ impl EmbeddingsQuery {
             return Err(Error::invalid(format!("inputs[{i}]"), "must not be empty"));
         }
         let model = parse_model(&mut params)?;
-        let purpose = match params.opt_str("purpose")?.as_deref() {
-            None | Some("document") => EmbeddingPurpose::Document,
-            Some("query") => EmbeddingPurpose::Query,
-            Some(other) => {
+        let purpose = match params.str("purpose")?.as_str() {
+            "document" => EmbeddingPurpose::Document,
+            "query" => EmbeddingPurpose::Query,
+            other => {
                 return Err(Error::invalid(
                     "purpose",
                     format!("must be document or query, got {}", echo(other)),
                 ))
             }
         };
-        params.finish(&["inputs", "model", "purpose"])?;
+        params.finish()?;
         Ok(Self {
             inputs,
             model,
@@ -640,7 +695,7 @@ mod tests {
     use crate::error::FailureClass;
 
     fn chat(params: Value) -> Result<ChatQuery> {
-        ChatQuery::from_params(Params::new(params)?)
+        ChatQuery::from_params(Params::new(params, &ChatQuery::PARAMS)?)
     }
 
     fn field_of(err: Error) -> String {
@@ -773,7 +828,9 @@ mod tests {
 
     #[test]
     fn embeddings_validation_keeps_texts_exact() {
-        let q = |params: Value| EmbeddingsQuery::from_params(Params::new(params).unwrap());
+        let q = |params: Value| {
+            EmbeddingsQuery::from_params(Params::new(params, &EmbeddingsQuery::PARAMS).unwrap())
+        };
         let one = q(json!({"inputs": "Hello, world "})).unwrap();
         assert_eq!(
             one.inputs,

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
+use super::query;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, Result};
 
@@ -19,31 +21,22 @@ pub const MAX_LIMIT: u8 = 50;
 /// Results a search returns unless it asks for another number.
 pub const DEFAULT_LIMIT: u8 = 10;
 
-/// Reads a required search text: trimmed, at most 300 characters, no
-/// control characters.
+/// Longest search text of a media or medical search, in characters.
+pub(crate) const MAX_QUERY_CHARS: u32 = 300;
+
+/// `limit` of a media search: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
+const LIMIT: Param = query::limit(DEFAULT_LIMIT as u64, MAX_LIMIT as u64);
+
+/// Reads a search text: trimmed, within its declared length, no control
+/// characters.
 pub(crate) fn read_text(params: &mut Params, field: &str) -> Result<Option<String>> {
     let Some(text) = params.opt_str(field)? else {
         return Ok(None);
     };
-    if text.chars().count() > 300 {
-        return Err(Error::invalid(field, "must be at most 300 characters"));
-    }
     if text.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(Some(text))
-}
-
-/// Reads `limit`: 1 to `max`, `default` when absent.
-pub(crate) fn read_limit(params: &mut Params, default: u8, max: u8) -> Result<u8> {
-    match params.opt_u64("limit")? {
-        None => Ok(default),
-        Some(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u8),
-        Some(n) => Err(Error::invalid(
-            "limit",
-            format!("must be 1 to {max}, got {n}"),
-        )),
-    }
 }
 
 /// A free-text search: request of `books.search`, `video.search` and
@@ -57,12 +50,20 @@ pub struct TextQuery {
 }
 
 impl TextQuery {
+    /// The parameters: `query` and `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(MAX_QUERY_CHARS, "What to search for.", r#""dune""#).required(),
+            LIMIT,
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `query` (required) and `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let query = read_text(&mut params, "query")?
-            .ok_or_else(|| Error::invalid("query", "is required, e.g. \"dune\""))?;
-        let limit = read_limit(&mut params, DEFAULT_LIMIT, MAX_LIMIT)?;
-        params.finish(&["query", "limit"])?;
+        let query = read_text(&mut params, "query")?.ok_or_else(|| params.missing("query"))?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         Ok(Self { query, limit })
     }
 }
@@ -99,23 +100,44 @@ pub struct TitleQuery {
 }
 
 impl TitleQuery {
+    /// The parameters: `query` or `imdb_id`, `year` and `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(
+                MAX_QUERY_CHARS,
+                "Title words; or give imdb_id instead.",
+                r#""terminator""#,
+            ),
+            Param::new(
+                "imdb_id",
+                ParamKind::String { max_chars: None },
+                "An IMDb id (tt0088247) instead of query.",
+                r#""tt0088247""#,
+            ),
+            Param::new(
+                "year",
+                ParamKind::Integer {
+                    min: 1870,
+                    max: 2100,
+                },
+                "Only titles first released in this year (with query only).",
+                "1984",
+            ),
+            LIMIT,
+        ],
+        alternatives: Alternatives::ExactlyOne(&[&["query"], &["imdb_id"]]),
+    };
+
     /// Validates parameters: `query` or `imdb_id`, optional `year` (text
     /// searches only) and `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
         let query = read_text(&mut params, "query")?;
         let imdb = params.opt_str("imdb_id")?;
-        let year = match params.opt_u64("year")? {
-            None => None,
-            Some(y @ 1870..=2100) => Some(y as u16),
-            Some(y) => {
-                return Err(Error::invalid(
-                    "year",
-                    format!("must be 1870 to 2100, got {y}"),
-                ))
-            }
-        };
-        let limit = read_limit(&mut params, DEFAULT_LIMIT, MAX_LIMIT)?;
-        params.finish(&["query", "imdb_id", "year", "limit"])?;
+        let year = params
+            .opt_u64("year")?
+            .map(|y| u16::try_from(y).unwrap_or(u16::MAX));
+        let limit = params.u8("limit")?;
+        params.finish()?;
         let lookup = match (query, imdb) {
             (Some(text), None) => TitleLookup::Text(text),
             (None, Some(id)) => {
@@ -452,24 +474,41 @@ pub struct MusicQuery {
 }
 
 impl MusicQuery {
+    /// The parameters: `query`, `type` and `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(MAX_QUERY_CHARS, "What to search for.", r#""daft punk""#).required(),
+            Param::new(
+                "type",
+                ParamKind::Choice {
+                    values: &["track", "album", "artist"],
+                },
+                "What kind of item to find.",
+                r#""album""#,
+            )
+            .or(ParamDefault::Text("track")),
+            LIMIT,
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `query` (required), `type` (`track`, `album`
     /// or `artist`) and `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let query = read_text(&mut params, "query")?
-            .ok_or_else(|| Error::invalid("query", "is required, e.g. \"daft punk\""))?;
-        let kind = match params.opt_str("type")?.as_deref() {
-            None | Some("track") => MusicKind::Track,
-            Some("album") => MusicKind::Album,
-            Some("artist") => MusicKind::Artist,
-            Some(other) => {
+        let query = read_text(&mut params, "query")?.ok_or_else(|| params.missing("query"))?;
+        let kind = match params.str("type")?.as_str() {
+            "track" => MusicKind::Track,
+            "album" => MusicKind::Album,
+            "artist" => MusicKind::Artist,
+            other => {
                 return Err(Error::invalid(
                     "type",
                     format!("must be track, album or artist, got {}", echo(other)),
                 ))
             }
         };
-        let limit = read_limit(&mut params, DEFAULT_LIMIT, MAX_LIMIT)?;
-        params.finish(&["query", "type", "limit"])?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         Ok(Self { query, kind, limit })
     }
 }

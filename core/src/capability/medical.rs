@@ -6,8 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::media::{read_limit, read_text};
+use super::media::{read_text, MAX_QUERY_CHARS};
 use super::params::Params;
+use super::query;
+use super::schema::{Alternatives, Param, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
 
@@ -32,27 +34,41 @@ pub struct DrugLabelQuery {
 }
 
 impl DrugLabelQuery {
+    /// The parameters: `name` and `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "name",
+                ParamKind::String {
+                    max_chars: Some(100),
+                },
+                "A brand or generic drug name: letters, digits, spaces and -.,'/()+.",
+                r#""ibuprofen""#,
+            )
+            .required(),
+            query::limit(5, 25),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `name` (required; letters, digits, spaces and
     /// `-.,'/()+`) and `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let name = read_text(&mut params, "name")?
-            .ok_or_else(|| Error::invalid("name", "is required, e.g. \"ibuprofen\""))?;
-        if name.chars().count() > 100
-            || !name
-                .chars()
-                .all(|c| c.is_alphanumeric() || " -.,'/()+".contains(c))
+        let name = read_text(&mut params, "name")?.ok_or_else(|| params.missing("name"))?;
+        if !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || " -.,'/()+".contains(c))
         {
             return Err(Error::invalid(
                 "name",
                 format!(
-                    "must be a drug name of at most 100 letters, digits, spaces and -.,'/()+, \
-                     got {}",
+                    "must be a drug name of letters, digits, spaces and -.,'/()+, got {}",
                     echo(&name)
                 ),
             ));
         }
-        let limit = read_limit(&mut params, 5, 25)?;
-        params.finish(&["name", "limit"])?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         Ok(Self { name, limit })
     }
 }
@@ -271,17 +287,18 @@ pub struct PaperSearch {
     pub results: Vec<Paper>,
 }
 
-/// ClinicalTrials.gov's overall statuses, which trial answers use.
+/// ClinicalTrials.gov's overall statuses, lower case; trial answers use
+/// them upper case.
 const TRIAL_STATUSES: &[&str] = &[
-    "RECRUITING",
-    "NOT_YET_RECRUITING",
-    "ACTIVE_NOT_RECRUITING",
-    "ENROLLING_BY_INVITATION",
-    "COMPLETED",
-    "SUSPENDED",
-    "TERMINATED",
-    "WITHDRAWN",
-    "UNKNOWN",
+    "recruiting",
+    "not_yet_recruiting",
+    "active_not_recruiting",
+    "enrolling_by_invitation",
+    "completed",
+    "suspended",
+    "terminated",
+    "withdrawn",
+    "unknown",
 ];
 
 /// Request of `medical.clinical_trials`.
@@ -304,6 +321,35 @@ pub struct TrialQuery {
 }
 
 impl TrialQuery {
+    /// The parameters: `query` and/or `condition`, `status` and `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(
+                MAX_QUERY_CHARS,
+                "Free text: drug, sponsor, title words.",
+                r#""vaccine""#,
+            ),
+            Param::new(
+                "condition",
+                ParamKind::String {
+                    max_chars: Some(MAX_QUERY_CHARS),
+                },
+                "A condition or disease.",
+                r#""malaria""#,
+            ),
+            Param::new(
+                "status",
+                ParamKind::Choice {
+                    values: TRIAL_STATUSES,
+                },
+                "Only trials with this overall status (case, spaces and dashes do not matter).",
+                r#""recruiting""#,
+            ),
+            query::limit(10, 50),
+        ],
+        alternatives: Alternatives::AtLeastOne(&[&["query"], &["condition"]]),
+    };
+
     /// Validates parameters: `query` and/or `condition` (one is required),
     /// `status` (e.g. `recruiting`, `completed`) and `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
@@ -312,22 +358,22 @@ impl TrialQuery {
         let status = match params.opt_str("status")? {
             None => None,
             Some(text) => {
-                let upper = text.to_ascii_uppercase().replace([' ', '-'], "_");
-                if !TRIAL_STATUSES.contains(&upper.as_str()) {
+                let lower = text.to_ascii_lowercase().replace([' ', '-'], "_");
+                if !TRIAL_STATUSES.contains(&lower.as_str()) {
                     return Err(Error::invalid(
                         "status",
                         format!(
                             "must be one of {}, got {}",
-                            TRIAL_STATUSES.join(", ").to_ascii_lowercase(),
+                            TRIAL_STATUSES.join(", "),
                             echo(&text)
                         ),
                     ));
                 }
-                Some(upper)
+                Some(lower.to_ascii_uppercase())
             }
         };
-        let limit = read_limit(&mut params, 10, 50)?;
-        params.finish(&["query", "condition", "status", "limit"])?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         if query.is_none() && condition.is_none() {
             return Err(Error::invalid(
                 "query",

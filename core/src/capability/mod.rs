@@ -18,6 +18,7 @@ pub mod media;
 pub mod medical;
 pub mod normalize;
 pub mod params;
+pub mod schema;
 pub mod weather;
 // Group "reference": geocoding, stocks, news, web search, translation, dictionary.
 pub mod dictionary;
@@ -37,6 +38,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 pub use params::Params;
+pub use schema::ParamTable;
 
 macro_rules! capabilities {
     ($( $variant:ident => $name:literal, $request:ty, $data:ty, ttl $ttl:expr, side_effects $effects:literal; )*) => {
@@ -77,9 +79,15 @@ macro_rules! capabilities {
                 match self { $(CapabilityId::$variant => serde_json::from_value::<$data>(value).map(Data::$variant),)* }
             }
 
+            /// The parameters this capability takes: the table its parser
+            /// reads them by (see [`schema`]).
+            pub fn parameters(self) -> &'static ParamTable {
+                match self { $(CapabilityId::$variant => &<$request>::PARAMS,)* }
+            }
+
             /// Validates loosely typed parameters into this capability's request.
             pub fn parse(self, params: Value) -> Result<Request> {
-                let params = Params::new(params)?;
+                let params = Params::new(params, self.parameters())?;
                 match self { $(CapabilityId::$variant => Ok(Request::$variant(<$request>::from_params(params)?)),)* }
             }
         }
@@ -174,6 +182,25 @@ impl fmt::Display for CapabilityId {
 impl Serialize for CapabilityId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl CapabilityId {
+    /// The parameters as a JSON Schema (draft 2020-12) of the parameter
+    /// object, each with its type, bounds, default and description.
+    pub fn parameter_schema(self) -> Value {
+        self.parameters().json_schema(self.as_str())
+    }
+
+    /// Every capability's [`CapabilityId::parameter_schema`], by name: the
+    /// document the bindings publish.
+    pub fn parameter_schemas() -> Value {
+        Value::Object(
+            Self::ALL
+                .iter()
+                .map(|c| (c.as_str().to_string(), c.parameter_schema()))
+                .collect(),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::language::Language;
 use super::params::Params;
 use super::query;
+use super::schema::{Alternatives, ParamTable};
 use crate::echo::echo;
 use crate::error::{FailureClass, ProviderFailure, Result};
 
@@ -22,12 +23,22 @@ pub struct NewsQuery {
 }
 
 impl NewsQuery {
+    /// The parameters: `query`, `language`, `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(500, "What to search for.", r#""climate""#).required(),
+            query::language_param("language", "Only articles in this language."),
+            query::limit(10, 100),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `query`, and optional `language`, `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let query = query::required_text(&mut params, "query", 500, "climate")?;
+        let query = params.str("query")?;
         let language = query::language(&mut params, "language")?;
-        let limit = query::limit(&mut params, "limit", 10, 100)?;
-        params.finish(&["query", "language", "limit"])?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         Ok(Self {
             query,
             language,

@@ -1,38 +1,48 @@
-//! Validation shared by the text-search capabilities (`geo.geocode`,
-//! `news.search`, `web.search`): the query text and the number of results,
-//! read the same way with the same messages everywhere.
+//! Parameters shared by the search capabilities (`geo.geocode`,
+//! `news.search`, `web.search`, media and medical searches, …): the query
+//! text, the number of results and the language, declared and read the same
+//! way everywhere.
 
 use super::language::Language;
 use super::params::Params;
-use crate::error::{Error, Result};
+use super::schema::{Param, ParamDefault, ParamKind};
+use crate::error::Result;
 
-/// Reads the required text parameter `name`: trimmed, non-empty, at most
-/// `max_chars` characters.
-pub(crate) fn required_text(
-    params: &mut Params,
-    name: &str,
-    max_chars: usize,
-    example: &str,
-) -> Result<String> {
-    let text = params
-        .opt_str(name)?
-        .ok_or_else(|| Error::invalid(name, format!("is required, e.g. {example:?}")))?;
-    if text.chars().count() > max_chars {
-        return Err(Error::invalid(
-            name,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    Ok(text)
+/// The search text `query`, at most `max_chars` characters.
+pub(crate) const fn text(
+    max_chars: u32,
+    description: &'static str,
+    example: &'static str,
+) -> Param {
+    Param::new(
+        "query",
+        ParamKind::String {
+            max_chars: Some(max_chars),
+        },
+        description,
+        example,
+    )
 }
 
-/// Reads the optional result count `name`, 1 to `max` (default `default`).
-pub(crate) fn limit(params: &mut Params, name: &str, default: u8, max: u8) -> Result<u8> {
-    match params.opt_u64(name)? {
-        None => Ok(default),
-        Some(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u8),
-        Some(n) => Err(Error::invalid(name, format!("must be 1 to {max}, got {n}"))),
-    }
+/// The result count `limit`, 1 to `max`, `default` when left out.
+pub(crate) const fn limit(default: u64, max: u64) -> Param {
+    Param::new(
+        "limit",
+        ParamKind::Integer { min: 1, max },
+        "Most results to return.",
+        "3",
+    )
+    .or(ParamDefault::Integer(default))
+}
+
+/// An optional language `name`, as [`Language::parse`] reads it.
+pub(crate) const fn language_param(name: &'static str, description: &'static str) -> Param {
+    Param::new(
+        name,
+        ParamKind::String { max_chars: None },
+        description,
+        r#""de""#,
+    )
 }
 
 /// Reads the optional language parameter `name`.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::language::Language;
 use super::params::Params;
 use super::query;
+use super::schema::{Alternatives, ParamTable};
 use crate::echo::echo;
 use crate::error::{FailureClass, ProviderFailure, Result};
 
@@ -22,12 +23,22 @@ pub struct WebQuery {
 }
 
 impl WebQuery {
+    /// The parameters: `query`, `language`, `limit`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(400, "What to search for.", r#""rust programming""#).required(),
+            query::language_param("language", "Preferred language of the results."),
+            query::limit(10, 50),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `query`, and optional `language`, `limit`.
     pub fn from_params(mut params: Params) -> Result<Self> {
-        let query = query::required_text(&mut params, "query", 400, "rust programming")?;
+        let query = params.str("query")?;
         let language = query::language(&mut params, "language")?;
-        let limit = query::limit(&mut params, "limit", 10, 50)?;
-        params.finish(&["query", "language", "limit"])?;
+        let limit = params.u8("limit")?;
+        params.finish()?;
         Ok(Self {
             query,
             language,

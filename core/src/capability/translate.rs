@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::language::Language;
 use super::params::Params;
+use super::query;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::error::{Error, ProviderFailure, Result};
 
 /// Most texts in one request.
@@ -27,12 +29,35 @@ pub struct TranslateQuery {
 }
 
 impl TranslateQuery {
+    /// The parameters: `text`, `target_lang`, `source_lang`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            Param::new(
+                "text",
+                ParamKind::TextList {
+                    max_items: MAX_TEXTS as u32,
+                    max_chars: Some(MAX_CHARS as u32),
+                },
+                "The text, or several texts, to translate.",
+                r#""Hello""#,
+            )
+            .required(),
+            query::language_param("target_lang", "The language to translate into.").required(),
+            query::language_param(
+                "source_lang",
+                "The language of the text, or auto to detect it.",
+            )
+            .or(ParamDefault::Text("auto")),
+        ],
+        alternatives: Alternatives::None,
+    };
+
     /// Validates parameters: `text` (a string or a list of strings),
     /// `target_lang`, and optional `source_lang` (`"auto"` means detect).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let texts = params
             .opt_text_list("text")?
-            .ok_or_else(|| Error::invalid("text", "is required, e.g. \"Hello\""))?;
+            .ok_or_else(|| params.missing("text"))?;
         if texts.len() > MAX_TEXTS {
             return Err(Error::invalid(
                 "text",
@@ -50,16 +75,12 @@ impl TranslateQuery {
                 format!("must be at most {MAX_CHARS} characters"),
             ));
         }
-        let target_lang = params
-            .opt_str("target_lang")?
-            .ok_or_else(|| Error::invalid("target_lang", "is required, e.g. \"de\""))
-            .and_then(|t| Language::parse("target_lang", &t))?;
-        let source_lang = match params.opt_str("source_lang")? {
-            None => None,
-            Some(auto) if auto.eq_ignore_ascii_case("auto") => None,
-            Some(text) => Some(Language::parse("source_lang", &text)?),
+        let target_lang = Language::parse("target_lang", &params.str("target_lang")?)?;
+        let source_lang = match params.str("source_lang")? {
+            auto if auto.eq_ignore_ascii_case("auto") => None,
+            text => Some(Language::parse("source_lang", &text)?),
         };
-        params.finish(&["text", "target_lang", "source_lang"])?;
+        params.finish()?;
         Ok(Self {
             texts,
             target_lang,

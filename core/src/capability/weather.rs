@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
+use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::echo_number;
 use crate::error::{Error, Result};
 
@@ -131,12 +132,7 @@ impl Location {
         let city = params.opt_str("city")?;
         match (lat, lon, city) {
             (Some(lat), Some(lon), None) => Ok(Self::Coordinates(Coordinates::new(lat, lon)?)),
-            (None, None, Some(city)) => {
-                if city.chars().count() > 200 {
-                    return Err(Error::invalid("city", "must be at most 200 characters"));
-                }
-                Ok(Self::Place { city })
-            }
+            (None, None, Some(city)) => Ok(Self::Place { city }),
             (Some(_), None, _) => Err(Error::invalid("lon", "is required when lat is given")),
             (None, Some(_), _) => Err(Error::invalid("lat", "is required when lon is given")),
             (Some(_), Some(_), Some(_)) => Err(Error::invalid(
@@ -161,6 +157,39 @@ impl Location {
     }
 }
 
+/// `lat`, `lon`, `city`: the parameters of a [`Location`].
+const LOCATION: [Param; 3] = [
+    Param::new(
+        "lat",
+        ParamKind::Number {
+            min: -90.0,
+            max: 90.0,
+        },
+        "Latitude in degrees, with lon; or give city instead.",
+        "52.52",
+    ),
+    Param::new(
+        "lon",
+        ParamKind::Number {
+            min: -180.0,
+            max: 180.0,
+        },
+        "Longitude in degrees, with lat.",
+        "13.41",
+    ),
+    Param::new(
+        "city",
+        ParamKind::String {
+            max_chars: Some(200),
+        },
+        "A place name (\"Berlin\", \"Paris, FR\") instead of lat/lon, for providers that resolve names.",
+        r#""Berlin""#,
+    ),
+];
+
+/// A place is given as `lat` and `lon`, or as `city`.
+const ONE_PLACE: Alternatives = Alternatives::ExactlyOne(&[&["lat", "lon"], &["city"]]);
+
 /// Request of `weather.current`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CurrentQuery {
@@ -169,10 +198,16 @@ pub struct CurrentQuery {
 }
 
 impl CurrentQuery {
+    /// The parameters: `lat` + `lon`, or `city`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &LOCATION,
+        alternatives: ONE_PLACE,
+    };
+
     /// Validates parameters: `lat` + `lon`, or `city`.
     pub fn from_params(mut params: Params) -> Result<Self> {
         let location = Location::from_params(&mut params)?;
-        params.finish(&["lat", "lon", "city"])?;
+        params.finish()?;
         Ok(Self { location })
     }
 }
@@ -187,15 +222,28 @@ pub struct ForecastQuery {
 }
 
 impl ForecastQuery {
+    /// The parameters: `lat` + `lon` or `city`, and optional `days`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            LOCATION[0],
+            LOCATION[1],
+            LOCATION[2],
+            Param::new(
+                "days",
+                ParamKind::Integer { min: 1, max: 16 },
+                "Number of days, today included.",
+                "7",
+            )
+            .or(ParamDefault::Integer(3)),
+        ],
+        alternatives: ONE_PLACE,
+    };
+
     /// Validates parameters: `lat` + `lon` or `city`, and optional `days`.
     pub fn from_params(mut params: Params) -> Result<Self> {
         let location = Location::from_params(&mut params)?;
-        let days = match params.opt_u64("days")? {
-            None => 3,
-            Some(d @ 1..=16) => d as u8,
-            Some(d) => return Err(Error::invalid("days", format!("must be 1 to 16, got {d}"))),
-        };
-        params.finish(&["lat", "lon", "city", "days"])?;
+        let days = params.u8("days")?;
+        params.finish()?;
         Ok(Self { location, days })
     }
 }

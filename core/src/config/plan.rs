@@ -16,9 +16,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{Config, ProviderSettings, RateLimitSetting};
-use crate::echo::{echo, echo_key};
 use crate::capability::CapabilityId;
 use crate::custom::CustomProvider;
+use crate::echo::{echo, echo_key};
 use crate::error::{Error, Result};
 use crate::provider::{Auth, Provider};
 use crate::resilience::cache::{CacheConfig, TtlPolicy};

@@ -578,6 +578,14 @@ static void test_views(const pr_client *client) {
     expect_status("providers_json", pr_client_providers_json(client, &json, &error), PR_OK, &error);
     printf("fact providers %s\n", json ? json : "-");
     pr_string_free(json);
+    expect_status("parameters_json", pr_capability_parameters_json(NULL, &json, &error), PR_OK,
+                  &error);
+    printf("fact parameters %s\n", json ? json : "-");
+    pr_string_free(json);
+    expect_status("parameters_unknown",
+                  pr_capability_parameters_json("weather.tomorrow", &json, &error),
+                  PR_ERR_INVALID_REQUEST, &error);
+    CHECK("no schema for an unknown capability", json == NULL);
     expect_status("health_json", pr_client_health_json(client, &json, &error), PR_OK, &error);
     printf("fact health %s\n", json ? json : "-");
     pr_string_free(json);
