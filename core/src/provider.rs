@@ -129,7 +129,8 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Canned replies in the provider's real wire format, paths relative to
     /// the base URL. The emulator serves them under `/{id}`; tests use them
-    /// to check normalisation.
+    /// to check normalisation. The built-in providers declare theirs only
+    /// with the `emulator` feature (or in tests); a plain build has none.
     fn fixtures(&self) -> &'static [Fixture] {
         &[]
     }

@@ -183,28 +183,15 @@ fn mentions_key(text: &str) -> bool {
     lower.contains("apikey") || lower.contains("api key")
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/query",
-    status: 200,
-    body: IBM,
-}];
-
-/// `GET /query?function=GLOBAL_QUOTE&symbol=IBM`.
-const IBM: &str = r#"{
-    "Global Quote": {
-        "01. symbol": "IBM",
-        "02. open": "221.8200",
-        "03. high": "222.9900",
-        "04. low": "219.0200",
-        "05. price": "222.6400",
-        "06. volume": "3347618",
-        "07. latest trading day": "2025-01-15",
-        "08. previous close": "219.9700",
-        "09. change": "2.6700",
-        "10. change percent": "1.2138%"
-    }
-}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /query?function=GLOBAL_QUOTE&symbol=IBM`.
+    Fixture {
+        method: "GET",
+        path: "/query",
+        status: 200,
+        body: include_str!("fixtures/alpha-vantage/ibm.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

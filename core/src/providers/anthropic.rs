@@ -310,7 +310,7 @@ struct Usage {
     cache_read_input_tokens: Option<u64>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "POST",
     path: "/v1/messages",
     status: 200,
@@ -319,7 +319,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 
 /// `claude-haiku-4-5` answering "What is the capital of France?", part of
 /// the system prompt read from the prompt cache.
-const MESSAGE: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[{"type":"text","text":"The capital of France is Paris."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":20,"output_tokens":10,"service_tier":"standard"}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const MESSAGE: &str = include_str!("fixtures/anthropic/message.json");
 
 #[cfg(test)]
 mod tests {

@@ -176,15 +176,15 @@ struct Ticker {
     close_time: Option<i64>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v3/ticker/24hr",
-    status: 200,
-    body: BTC_ETH_USDT,
-}];
-
-/// `GET /api/v3/ticker/24hr?symbols=["BTCUSDT","ETHUSDT"]`.
-const BTC_ETH_USDT: &str = r#"[{"symbol":"BTCUSDT","priceChange":"2510.01000000","priceChangePercent":"2.578","weightedAvgPrice":"98512.33106841","prevClosePrice":"97354.00000000","lastPrice":"99864.01000000","lastQty":"0.00062000","bidPrice":"99864.00000000","bidQty":"3.70433000","askPrice":"99864.01000000","askQty":"4.20361000","openPrice":"97354.00000000","highPrice":"100150.00000000","lowPrice":"96911.00000000","volume":"24313.90318000","quoteVolume":"2395243712.38422410","openTime":1736863200000,"closeTime":1736949599999,"firstId":4393412311,"lastId":4397208801,"count":3796491},{"symbol":"ETHUSDT","priceChange":"118.42000000","priceChangePercent":"3.700","weightedAvgPrice":"3270.44523185","prevClosePrice":"3200.58000000","lastPrice":"3319.00000000","lastQty":"0.01730000","bidPrice":"3318.99000000","bidQty":"36.06840000","askPrice":"3319.00000000","askQty":"14.99720000","openPrice":"3200.58000000","highPrice":"3333.00000000","lowPrice":"3190.62000000","volume":"410519.53870000","quoteVolume":"1342576399.55731800","openTime":1736863200000,"closeTime":1736949599999,"firstId":1867433217,"lastId":1869287130,"count":1853914}]"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v3/ticker/24hr?symbols=["BTCUSDT","ETHUSDT"]`.
+    Fixture {
+        method: "GET",
+        path: "/api/v3/ticker/24hr",
+        status: 200,
+        body: include_str!("fixtures/binance/btc_eth_usdt.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

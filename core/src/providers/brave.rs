@@ -189,15 +189,15 @@ struct Hit {
     page_age: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/res/v1/web/search",
-    status: 200,
-    body: RUST,
-}];
-
-/// `GET /res/v1/web/search?q=rust+programming&count=10`.
-const RUST: &str = r#"{"query":{"original":"rust programming","show_strict_warning":false,"is_navigational":false,"local_decision":"drop","local_locations_idx":0,"is_news_breaking":false,"spellcheck_off":true,"country":"us","bad_results":false,"should_fallback":false,"postal_code":"","city":"","header_country":"","more_results_available":true,"state":""},"mixed":{"type":"mixed","main":[{"type":"web","index":0,"all":false},{"type":"web","index":1,"all":false}],"top":[],"side":[]},"type":"search","web":{"type":"search","results":[{"title":"Rust Programming Language","url":"https://www.rust-lang.org/","is_source_local":false,"is_source_both":false,"description":"A language empowering everyone to build reliable and efficient software. <strong>Rust</strong> is blazingly fast and memory-efficient.","page_age":"2025-01-09T00:00:00","profile":{"name":"Rust-lang","url":"https://www.rust-lang.org/","long_name":"rust-lang.org","img":"https://imgs.search.brave.com/rust.png"},"language":"en","family_friendly":true,"type":"search_result","subtype":"generic","meta_url":{"scheme":"https","netloc":"rust-lang.org","hostname":"www.rust-lang.org","favicon":"https://imgs.search.brave.com/favicon.png","path":""},"age":"January 9, 2025"},{"title":"The <strong>Rust</strong> <strong>Programming</strong> Language - The Rust Book","url":"https://doc.rust-lang.org/book/","description":"by Steve Klabnik, Carol Nichols, and Chris Krycho","language":"en","family_friendly":true,"type":"search_result","subtype":"generic"}],"family_friendly":true}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /res/v1/web/search?q=rust+programming&count=10`.
+    Fixture {
+        method: "GET",
+        path: "/res/v1/web/search",
+        status: 200,
+        body: include_str!("fixtures/brave/rust.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -211,15 +211,15 @@ impl Protocol {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v2/studies",
-    status: 200,
-    body: STUDIES,
-}];
-
-/// `GET /api/v2/studies?query.cond=malaria&pageSize=2&countTotal=true&fields=…&format=json`.
-const STUDIES: &str = r#"{"totalCount":3051,"studies":[{"protocolSection":{"identificationModule":{"nctId":"NCT04704830","briefTitle":"Efficacy and Safety of R21/Matrix-M in African Children Against Clinical Malaria"},"statusModule":{"overallStatus":"ACTIVE_NOT_RECRUITING","startDateStruct":{"date":"2021-04-30","type":"ACTUAL"}},"sponsorCollaboratorsModule":{"leadSponsor":{"name":"University of Oxford","class":"OTHER"}},"conditionsModule":{"conditions":["Malaria","Malaria,Falciparum"]},"designModule":{"phases":["PHASE3"]},"armsInterventionsModule":{"interventions":[{"type":"BIOLOGICAL","name":"R21/Matrix-M"},{"type":"BIOLOGICAL","name":"Rabies vaccine"}]}}},{"protocolSection":{"identificationModule":{"nctId":"NCT06012345","briefTitle":"Seasonal Malaria Chemoprevention in Sahel Schoolchildren"},"statusModule":{"overallStatus":"RECRUITING","startDateStruct":{"date":"2024-06","type":"ESTIMATED"}},"sponsorCollaboratorsModule":{"leadSponsor":{"name":"London School of Hygiene and Tropical Medicine","class":"OTHER"}},"conditionsModule":{"conditions":["Malaria"]},"designModule":{"phases":["PHASE2","PHASE3"]}}}],"nextPageToken":"ZVNj7o2Elu8o3lpoWsGv0Q"}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v2/studies?query.cond=malaria&pageSize=2&countTotal=true&fields=…&format=json`.
+    Fixture {
+        method: "GET",
+        path: "/api/v2/studies",
+        status: 200,
+        body: include_str!("fixtures/clinicaltrials-gov/studies.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -317,7 +317,7 @@ struct BilledInput {
     input_tokens: Option<f64>,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
     Fixture {
         method: "POST",
         path: "/v2/chat",
@@ -333,10 +333,12 @@ static FIXTURES: &[Fixture] = &[
 ];
 
 /// `command-r-08-2024` answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"c14c80c3-18eb-4519-9460-6c92edd8cfb4","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"text","text":"The capital of France is Paris."}]},"usage":{"billed_units":{"input_tokens":14,"output_tokens":8},"tokens":{"input_tokens":210,"output_tokens":8},"cached_tokens":0}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const CHAT: &str = include_str!("fixtures/cohere/chat.json");
 
 /// Two inputs (vectors shortened from 1536 dimensions).
-const EMBED: &str = r#"{"id":"da6e531f-54c6-4a73-bf92-f60566d8d753","embeddings":{"float":[[0.016296387,-0.008354187,-0.04699707,-0.07104492,0.00013196468],[0.0234375,-0.018112183,-0.03125,-0.05368042,0.006511688]]},"texts":["the capital of france is paris.","paris is in france."],"meta":{"api_version":{"version":"2"},"billed_units":{"input_tokens":13}},"response_type":"embeddings_by_type"}"#;
+#[cfg(any(test, feature = "emulator"))]
+const EMBED: &str = include_str!("fixtures/cohere/embed.json");
 
 #[cfg(test)]
 mod tests {

@@ -153,15 +153,15 @@ fn error_message(body: &[u8]) -> Option<String> {
     reply.status.and_then(|s| s.error_message).or(reply.error)
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v3/simple/price",
-    status: 200,
-    body: BTC_ETH_USD_EUR,
-}];
-
-/// `ids=bitcoin,ethereum&vs_currencies=usd,eur` with every `include_*`.
-const BTC_ETH_USD_EUR: &str = r#"{"bitcoin":{"usd":99895,"usd_market_cap":1978845574011.8257,"usd_24h_vol":52357469227.53017,"usd_24h_change":2.640349126,"eur":97065,"eur_market_cap":1922770193187.6714,"eur_24h_vol":50873931040.66196,"eur_24h_change":2.5518844513,"last_updated_at":1736949604},"ethereum":{"usd":3317.32,"usd_market_cap":399733596618.0513,"usd_24h_vol":23894176321.74609,"usd_24h_change":3.7102214367,"eur":3223.3,"eur_market_cap":388404565302.80066,"eur_24h_vol":23216994085.43549,"eur_24h_change":3.620470389,"last_updated_at":1736949597}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `ids=bitcoin,ethereum&vs_currencies=usd,eur` with every `include_*`.
+    Fixture {
+        method: "GET",
+        path: "/api/v3/simple/price",
+        status: 200,
+        body: include_str!("fixtures/coingecko/btc_eth_usd_eur.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

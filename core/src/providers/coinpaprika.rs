@@ -155,26 +155,22 @@ struct Ticker {
     quotes: HashMap<String, Value>,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v1/tickers/btc-bitcoin?quotes=USD,EUR`.
     Fixture {
         method: "GET",
         path: "/v1/tickers/btc-bitcoin",
         status: 200,
-        body: BTC,
+        body: include_str!("fixtures/coinpaprika/btc.json"),
     },
+    // `GET /v1/tickers/eth-ethereum?quotes=USD,EUR`.
     Fixture {
         method: "GET",
         path: "/v1/tickers/eth-ethereum",
         status: 200,
-        body: ETH,
+        body: include_str!("fixtures/coinpaprika/eth.json"),
     },
 ];
-
-/// `GET /v1/tickers/btc-bitcoin?quotes=USD,EUR`.
-const BTC: &str = r#"{"id":"btc-bitcoin","name":"Bitcoin","symbol":"BTC","rank":1,"total_supply":19814740,"max_supply":21000000,"beta_value":0.950346,"first_data_at":"2010-07-17T00:00:00Z","last_updated":"2025-01-15T14:02:41Z","quotes":{"EUR":{"price":97050.14718921797,"volume_24h":40283931296.29419,"volume_24h_change_24h":-8.41,"market_cap":1923049598412,"market_cap_change_24h":2.62,"percent_change_15m":0.09,"percent_change_30m":0.12,"percent_change_1h":0.31,"percent_change_6h":1.07,"percent_change_12h":2.35,"percent_change_24h":2.62,"percent_change_7d":3.89,"percent_change_30d":-3.31,"percent_change_1y":131.76,"ath_price":104140.52,"ath_date":"2024-12-17T15:37:00Z","percent_from_price_ath":-6.81},"USD":{"price":99918.73416210285,"volume_24h":41474099487.47853,"volume_24h_change_24h":-8.41,"market_cap":1979889826581,"market_cap_change_24h":2.62,"percent_change_15m":0.09,"percent_change_30m":0.12,"percent_change_1h":0.31,"percent_change_6h":1.07,"percent_change_12h":2.35,"percent_change_24h":2.62,"percent_change_7d":3.89,"percent_change_30d":-3.31,"percent_change_1y":131.76,"ath_price":108268.45390681737,"ath_date":"2024-12-17T12:20:00Z","percent_from_price_ath":-7.71}}}"#;
-
-/// `GET /v1/tickers/eth-ethereum?quotes=USD,EUR`.
-const ETH: &str = r#"{"id":"eth-ethereum","name":"Ethereum","symbol":"ETH","rank":2,"total_supply":120523345,"max_supply":0,"beta_value":1.08671,"first_data_at":"2015-08-07T00:00:00Z","last_updated":"2025-01-15T14:02:39Z","quotes":{"EUR":{"price":3221.6890731522,"volume_24h":19893577012.118057,"volume_24h_change_24h":-4.35,"market_cap":388287094583,"market_cap_change_24h":3.71,"percent_change_15m":0.16,"percent_change_30m":0.22,"percent_change_1h":0.47,"percent_change_6h":1.33,"percent_change_12h":3.04,"percent_change_24h":3.71,"percent_change_7d":-1.05,"percent_change_30d":-14.62,"percent_change_1y":30.14,"ath_price":4652.3,"ath_date":"2021-11-10T16:51:15Z","percent_from_price_ath":-30.76},"USD":{"price":3316.9176553946,"volume_24h":20481629766.85174,"volume_24h_change_24h":-4.35,"market_cap":399764311932,"market_cap_change_24h":3.71,"percent_change_15m":0.16,"percent_change_30m":0.22,"percent_change_1h":0.47,"percent_change_6h":1.33,"percent_change_12h":3.04,"percent_change_24h":3.71,"percent_change_7d":-1.05,"percent_change_30d":-14.62,"percent_change_1y":30.14,"ath_price":4864.113770213,"ath_date":"2021-11-10T16:51:15Z","percent_from_price_ath":-31.81}}}"#;
 
 #[cfg(test)]
 mod tests {

@@ -156,55 +156,15 @@ const ISO_4217: &[&str] = &[
     "XPF", "XPT", "YER", "ZAR", "ZMW", "ZWG",
 ];
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/npm/@fawazahmed0/currency-api@latest/v1/currencies/usd.json",
-    status: 200,
-    body: LATEST_USD,
-}];
-
-/// `…@latest/v1/currencies/usd.json`, trimmed (the real file has ~340 keys).
-const LATEST_USD: &str = r#"{
-	"date": "2025-01-15",
-	"usd": {
-		"1inch": 2.60813966,
-		"aave": 0.0031573,
-		"ada": 1.00935215,
-		"aed": 3.6725,
-		"afn": 73.04958371,
-		"all": 95.00416469,
-		"amd": 398.53587358,
-		"ars": 1042.48387931,
-		"aud": 1.61186658,
-		"bgn": 1.89857142,
-		"brl": 6.07893181,
-		"btc": 0.00001034,
-		"cad": 1.43658617,
-		"chf": 0.91389447,
-		"cny": 7.33189016,
-		"czk": 24.45671224,
-		"dkk": 7.24312734,
-		"eth": 0.00030496,
-		"eur": 0.97083216,
-		"gbp": 0.81956891,
-		"hkd": 7.78641325,
-		"huf": 401.21467163,
-		"inr": 86.51003187,
-		"jpy": 156.53428103,
-		"krw": 1458.40264587,
-		"mxn": 20.66892791,
-		"nok": 11.40945516,
-		"pln": 4.12489107,
-		"sek": 11.16903408,
-		"sgd": 1.36827464,
-		"shib": 46296.2962963,
-		"try": 35.52781004,
-		"usd": 1,
-		"usdt": 0.99951762,
-		"xau": 0.00037103,
-		"zar": 18.84006627
-	}
-}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `…@latest/v1/currencies/usd.json`, trimmed (the real file has ~340 keys).
+    Fixture {
+        method: "GET",
+        path: "/npm/@fawazahmed0/currency-api@latest/v1/currencies/usd.json",
+        status: 200,
+        body: include_str!("fixtures/currency-api/latest_usd.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -123,15 +123,15 @@ impl Spl {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/dailymed/services/v2/spls.json",
-    status: 200,
-    body: SPLS,
-}];
-
-/// `GET /dailymed/services/v2/spls.json?drug_name=simvastatin&pagesize=2&page=1`.
-const SPLS: &str = r#"{"data":[{"spl_version":3,"published_date":"Jan 10, 2025","title":"SIMVASTATIN tablet, film coated [Aphena Pharma Solutions - Tennessee, LLC]","setid":"0be2e371-1f05-48d7-8f2e-f2024f3305f3"},{"spl_version":38,"published_date":"Dec 12, 2024","title":"ZOCOR (simvastatin) tablet, film coated [Organon LLC]","setid":"1dbb8a4a-0b4c-4a3e-a6d2-0c7b6b0e1e7d"}],"metadata":{"db_published_date":"Jan 14, 2025 04:30:01PM EST","elements_per_page":2,"error_message":"null","next_page_url":"https://dailymed.nlm.nih.gov/dailymed/services/v2/spls.json?drug_name=simvastatin&pagesize=2&page=2","total_elements":"171","next_page":2,"current_url":"https://dailymed.nlm.nih.gov/dailymed/services/v2/spls.json?drug_name=simvastatin&pagesize=2&page=1","current_page":1,"previous_page":"null","previous_page_url":"null","total_pages":86}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /dailymed/services/v2/spls.json?drug_name=simvastatin&pagesize=2&page=1`.
+    Fixture {
+        method: "GET",
+        path: "/dailymed/services/v2/spls.json",
+        status: 200,
+        body: include_str!("fixtures/dailymed/spls.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -156,15 +156,15 @@ impl Video {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/videos",
-    status: 200,
-    body: VIDEOS,
-}];
-
-/// `GET /videos?search=apollo 11&fields=…&sort=relevance&limit=2&page=1`.
-const VIDEOS: &str = r#"{"page":1,"limit":2,"explicit":false,"total":1384,"has_more":true,"list":[{"id":"x7tgad0","title":"Apollo 11: the first steps on the Moon","url":"https://www.dailymotion.com/video/x7tgad0","embed_url":"https://www.dailymotion.com/embed/video/x7tgad0","thumbnail_360_url":"https://s1.dmcdn.net/v/RJ8Mf1TbqRYo7wxuA/x360","duration":634,"created_time":1563289200,"owner.screenname":"Euronews","description":"Fifty years ago, <b>Neil Armstrong</b> became the first man to walk on the Moon.","views_total":48211},{"id":"x2k9z1q","title":"Apollo 11 launch","url":"https://www.dailymotion.com/video/x2k9z1q","embed_url":"https://www.dailymotion.com/embed/video/x2k9z1q","thumbnail_360_url":null,"duration":95,"created_time":1436997600,"owner.screenname":"SpaceArchive","description":"","views_total":3120}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /videos?search=apollo 11&fields=…&sort=relevance&limit=2&page=1`.
+    Fixture {
+        method: "GET",
+        path: "/videos",
+        status: 200,
+        body: include_str!("fixtures/dailymotion/videos.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -154,15 +154,15 @@ struct Item {
     billed_characters: Option<u64>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "POST",
-    path: "/v2/translate",
-    status: 200,
-    body: HELLO_DE,
-}];
-
-/// `POST /v2/translate` with `{"text":["Hello, world!"],"target_lang":"DE",…}`.
-const HELLO_DE: &str = r#"{"translations":[{"detected_source_language":"EN","text":"Hallo, Welt!","billed_characters":13}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `POST /v2/translate` with `{"text":["Hello, world!"],"target_lang":"DE",…}`.
+    Fixture {
+        method: "POST",
+        path: "/v2/translate",
+        status: 200,
+        body: include_str!("fixtures/deepl/hello_de.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -49,16 +49,16 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: None,
 };
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "POST",
-    path: "/chat/completions",
-    status: 200,
-    body: CHAT,
-}];
-
-/// `deepseek-chat` answering after two keep-alive blank lines, as it does
-/// under load; part of the prompt came from DeepSeek's cache.
-const CHAT: &str = "\n\n{\"id\":\"930c60df-bf64-41c9-a88e-3ec75f81e00e\",\"object\":\"chat.completion\",\"created\":1741569952,\"model\":\"deepseek-chat\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"The capital of France is Paris.\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":8,\"total_tokens\":88,\"prompt_tokens_details\":{\"cached_tokens\":64},\"prompt_cache_hit_tokens\":64,\"prompt_cache_miss_tokens\":16},\"system_fingerprint\":\"fp_3a5770e1b4_prod0225\"}";
+static FIXTURES: &[Fixture] = fixtures![
+    // `deepseek-chat` answering after two keep-alive blank lines, as it does
+    // under load; part of the prompt came from DeepSeek's cache.
+    Fixture {
+        method: "POST",
+        path: "/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/deepseek/chat.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -85,8 +85,8 @@ mod tests {
 
     #[test]
     fn keep_alive_blank_lines_before_the_body_are_tolerated() {
-        assert!(CHAT.starts_with("\n\n{"));
-        let reply = reply_of(&DEEPSEEK, CHAT);
+        assert!(fixture(&DEEPSEEK, "/chat/completions").starts_with("\n\n{"));
+        let reply = reply_of(&DEEPSEEK, fixture(&DEEPSEEK, "/chat/completions"));
         assert_eq!(reply.model, "deepseek-chat");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));

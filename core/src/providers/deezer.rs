@@ -196,35 +196,29 @@ impl Item {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search?q=one more time daft punk&limit=1`.
     Fixture {
         method: "GET",
         path: "/search",
         status: 200,
-        body: TRACKS,
+        body: include_str!("fixtures/deezer/tracks.json"),
     },
+    // `GET /search/album?q=daft punk discovery&limit=1`.
     Fixture {
         method: "GET",
         path: "/search/album",
         status: 200,
-        body: ALBUMS,
+        body: include_str!("fixtures/deezer/albums.json"),
     },
+    // `GET /search/artist?q=daft punk&limit=1`.
     Fixture {
         method: "GET",
         path: "/search/artist",
         status: 200,
-        body: ARTISTS,
+        body: include_str!("fixtures/deezer/artists.json"),
     },
 ];
-
-/// `GET /search?q=one more time daft punk&limit=1`.
-const TRACKS: &str = r#"{"data":[{"id":3135553,"readable":true,"title":"One More Time","title_short":"One More Time","title_version":"","link":"https://www.deezer.com/track/3135553","duration":320,"rank":856129,"explicit_lyrics":false,"explicit_content_lyrics":0,"explicit_content_cover":0,"preview":"https://cdnt-preview.dzcdn.net/api/1/1/8/e/3/0/8e3a9b7c9f7f5ce3b4a1b6c7d8e9f0a1.mp3?hdnea=exp=1736950000~acl=/api/1/1/8/e/3/0/8e3a9b7c9f7f5ce3b4a1b6c7d8e9f0a1.mp3*~data=user_id=0,application_id=42~hmac=0a1b2c","md5_image":"5718f7c81c27e0b2417e2a4c45224f8a","artist":{"id":27,"name":"Daft Punk","link":"https://www.deezer.com/artist/27","picture":"https://api.deezer.com/artist/27/image","picture_medium":"https://e-cdns-images.dzcdn.net/images/artist/638e69b9caaf9f9f3f8826febea7b543/250x250-000000-80-0-0.jpg","tracklist":"https://api.deezer.com/artist/27/top?limit=50","type":"artist"},"album":{"id":302127,"title":"Discovery","cover":"https://api.deezer.com/album/302127/image","cover_medium":"https://e-cdns-images.dzcdn.net/images/cover/5718f7c81c27e0b2417e2a4c45224f8a/250x250-000000-80-0-0.jpg","cover_big":"https://e-cdns-images.dzcdn.net/images/cover/5718f7c81c27e0b2417e2a4c45224f8a/500x500-000000-80-0-0.jpg","md5_image":"5718f7c81c27e0b2417e2a4c45224f8a","tracklist":"https://api.deezer.com/album/302127/tracks","type":"album"},"type":"track"}],"total":214,"next":"https://api.deezer.com/search?q=one%20more%20time%20daft%20punk&limit=1&index=1"}"#;
-
-/// `GET /search/album?q=daft punk discovery&limit=1`.
-const ALBUMS: &str = r#"{"data":[{"id":302127,"title":"Discovery","link":"https://www.deezer.com/album/302127","cover":"https://api.deezer.com/album/302127/image","cover_medium":"https://e-cdns-images.dzcdn.net/images/cover/5718f7c81c27e0b2417e2a4c45224f8a/250x250-000000-80-0-0.jpg","cover_big":"https://e-cdns-images.dzcdn.net/images/cover/5718f7c81c27e0b2417e2a4c45224f8a/500x500-000000-80-0-0.jpg","md5_image":"5718f7c81c27e0b2417e2a4c45224f8a","genre_id":113,"nb_tracks":14,"record_type":"album","tracklist":"https://api.deezer.com/album/302127/tracks","explicit_lyrics":false,"artist":{"id":27,"name":"Daft Punk","link":"https://www.deezer.com/artist/27","type":"artist"},"type":"album"}],"total":31}"#;
-
-/// `GET /search/artist?q=daft punk&limit=1`.
-const ARTISTS: &str = r#"{"data":[{"id":27,"name":"Daft Punk","link":"https://www.deezer.com/artist/27","picture":"https://api.deezer.com/artist/27/image","picture_medium":"https://e-cdns-images.dzcdn.net/images/artist/638e69b9caaf9f9f3f8826febea7b543/250x250-000000-80-0-0.jpg","picture_big":"https://e-cdns-images.dzcdn.net/images/artist/638e69b9caaf9f9f3f8826febea7b543/500x500-000000-80-0-0.jpg","nb_album":37,"nb_fan":4523391,"radio":true,"tracklist":"https://api.deezer.com/artist/27/top?limit=50","type":"artist"}],"total":5}"#;
 
 #[cfg(test)]
 mod tests {

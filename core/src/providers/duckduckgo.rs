@@ -171,7 +171,7 @@ impl Topic {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: "/",
     status: 200,
@@ -179,7 +179,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /?q=rust+programming+language&format=json&no_html=1&skip_disambig=1&no_redirect=1`.
-const RUST: &str = r#"{"Abstract":"Rust is a general-purpose programming language emphasizing performance, type safety, and concurrency.","AbstractSource":"Wikipedia","AbstractText":"Rust is a general-purpose programming language emphasizing performance, type safety, and concurrency.","AbstractURL":"https://en.wikipedia.org/wiki/Rust_(programming_language)","Answer":"","AnswerType":"","Definition":"","DefinitionSource":"","DefinitionURL":"","Entity":"programming language","Heading":"Rust (programming language)","Image":"/i/b3e6d8f6.png","ImageHeight":144,"ImageIsLogo":1,"ImageWidth":144,"Infobox":"","Redirect":"","RelatedTopics":[{"FirstURL":"https://duckduckgo.com/Cargo_(package_manager)","Icon":{"Height":"","URL":"","Width":""},"Result":"<a href=\"https://duckduckgo.com/Cargo_(package_manager)\">Cargo (package manager)</a> - The Rust package manager and build tool.","Text":"Cargo (package manager) - The Rust package manager and build tool."},{"Name":"See also","Topics":[{"FirstURL":"https://duckduckgo.com/Mozilla","Icon":{"Height":"","URL":"/i/mozilla.png","Width":""},"Result":"<a href=\"https://duckduckgo.com/Mozilla\">Mozilla</a> A free software community founded in 1998.","Text":"Mozilla A free software community founded in 1998."}]}],"Results":[{"FirstURL":"https://www.rust-lang.org/","Icon":{"Height":16,"URL":"/i/www.rust-lang.org.ico","Width":16},"Result":"<a href=\"https://www.rust-lang.org/\"><b>Official site</b></a><a href=\"https://www.rust-lang.org/\"></a>","Text":"Official site"}],"Type":"A","meta":{"id":"wikipedia_fathead"}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const RUST: &str = include_str!("fixtures/duckduckgo/rust.json");
 
 #[cfg(test)]
 mod tests {

@@ -361,7 +361,7 @@ impl Article {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: SEARCH_PATH,
     status: 200,
@@ -371,7 +371,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 /// `GET /europepmc/webservices/rest/search?query=malaria vaccine&resultType=core&format=json&pageSize=2`
 /// (records abridged: the author string names the same authors as the
 /// author list, as in full records).
-const SEARCH: &str = r#"{"version":"6.9","hitCount":25841,"nextCursorMark":"AoIIQJmZmj8oNjAwMDEwNDQ=","nextPageUrl":"https://www.ebi.ac.uk/europepmc/webservices/rest/search?query=malaria%20vaccine&cursorMark=AoIIQJmZmj8oNjAwMDEwNDQ=&resultType=core&pageSize=2&format=json","request":{"queryString":"malaria vaccine","resultType":"core","cursorMark":"*","pageSize":2,"sort":"","synonym":false},"resultList":{"result":[{"id":"38310910","source":"MED","pmid":"38310910","doi":"10.1016/S0140-6736(23)02511-4","title":"Safety and efficacy of the R21/Matrix-M malaria vaccine in African children: a multicentre, double-blind, randomised, phase 3 trial.","authorString":"Datoo MS, Dicko A, Tinto H, R21/Matrix-M Phase 3 Trial Group.","authorList":{"author":[{"fullName":"Datoo MS","firstName":"Mehreen S","lastName":"Datoo","initials":"MS"},{"fullName":"Dicko A","firstName":"Alassane","lastName":"Dicko","initials":"A"},{"fullName":"Tinto H","firstName":"Halidou","lastName":"Tinto","initials":"H"},{"collectiveName":"R21/Matrix-M Phase 3 Trial Group"}]},"journalInfo":{"issue":"10426","volume":"403","journalIssueId":3612345,"dateOfPublication":"2024 Feb","monthOfPublication":2,"yearOfPublication":2024,"printPublicationDate":"2024-02-01","journal":{"title":"Lancet (London, England)","medlineAbbreviation":"Lancet","isoabbreviation":"Lancet","issn":"0140-6736","essn":"1474-547X"}},"pubYear":"2024","pageInfo":"533-544","abstractText":"<h4>Background</h4>We report the phase 3 results of the R21/Matrix-M malaria vaccine. <h4>Methods</h4>This trial is registered with ClinicalTrials.gov, NCT04704830, and is ongoing; an earlier phase 2b trial was NCT03896724.","affiliation":"The Jenner Institute, University of Oxford, Oxford, UK.","language":"eng","pubModel":"Print-Electronic","pubTypeList":{"pubType":["Randomized Controlled Trial","Clinical Trial, Phase III","research-article","Journal Article"]},"isOpenAccess":"N","inEPMC":"N","inPMC":"N","hasPDF":"N","citedByCount":142,"firstPublicationDate":"2024-02-01","fullTextUrlList":{"fullTextUrl":[{"availability":"Subscription required","availabilityCode":"S","documentStyle":"doi","site":"DOI","url":"https://doi.org/10.1016/S0140-6736(23)02511-4"}]}},{"id":"PMC8390112","source":"PMC","pmcid":"PMC8390112","doi":"10.1056/NEJMe2110397","title":"Malaria vaccines: a new era.","authorString":"Alonso PL.","journalTitle":"N Engl J Med","pubYear":"2021","abstractText":"","pubTypeList":{"pubType":["editorial"]},"isOpenAccess":"Y","inEPMC":"Y","inPMC":"Y","citedByCount":12,"firstPublicationDate":"2021-07-26"}]}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const SEARCH: &str = include_str!("fixtures/europepmc/search.json");
 
 #[cfg(test)]
 mod tests {

@@ -145,15 +145,15 @@ struct Reply {
     rates: BTreeMap<String, f64>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/v6/latest/*",
-    status: 200,
-    body: LATEST_EUR,
-}];
-
-/// `GET /v6/latest/EUR` (abridged to the ECB's currencies and a few more).
-const LATEST_EUR: &str = r#"{"result":"success","provider":"https://www.exchangerate-api.com","documentation":"https://www.exchangerate-api.com/docs/free","terms_of_use":"https://www.exchangerate-api.com/terms","time_last_update_unix":1736899351,"time_last_update_utc":"Wed, 15 Jan 2025 00:02:31 +0000","time_next_update_unix":1736986321,"time_next_update_utc":"Thu, 16 Jan 2025 00:12:01 +0000","time_eol_unix":0,"base_code":"EUR","rates":{"EUR":1,"AED":3.780245,"AUD":1.657884,"BRL":6.262116,"CAD":1.479017,"CHF":0.940788,"CNY":7.543541,"GBP":0.844786,"INR":89.125711,"JPY":162.012245,"MXN":21.301442,"NGN":1596.871349,"SEK":11.505818,"USD":1.029329,"ZAR":19.40238}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v6/latest/EUR` (abridged to the ECB's currencies and a few more).
+    Fixture {
+        method: "GET",
+        path: "/v6/latest/*",
+        status: 200,
+        body: include_str!("fixtures/exchangerate-api/latest_eur.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

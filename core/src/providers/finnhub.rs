@@ -122,15 +122,15 @@ struct Reply {
     t: i64,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v1/quote",
-    status: 200,
-    body: AAPL,
-}];
-
-/// `GET /api/v1/quote?symbol=AAPL`.
-const AAPL: &str = r#"{"c":237.87,"d":4.59,"dp":1.9676,"h":238.96,"l":234.43,"o":234.75,"pc":233.28,"t":1736974800}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v1/quote?symbol=AAPL`.
+    Fixture {
+        method: "GET",
+        path: "/api/v1/quote",
+        status: 200,
+        body: include_str!("fixtures/finnhub/aapl.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -174,16 +174,24 @@ mod tests {
             panic!("wrong data")
         };
         assert_eq!(q.symbol, "AAPL");
-        assert_eq!(q.price, 237.87);
-        assert_eq!(q.change, Some(4.59));
-        assert_eq!(q.change_pct, Some(1.9676));
+        assert_eq!(q.price, 261.74);
+        // The documented example predates `d` and `dp`.
+        assert_eq!((q.change, q.change_pct), (None, None));
         assert_eq!(
             (q.open, q.high, q.low),
-            (Some(234.75), Some(238.96), Some(234.43))
+            (Some(261.07), Some(263.31), Some(260.68))
         );
-        assert_eq!(q.previous_close, Some(233.28));
-        assert_eq!(q.as_of, "2025-01-15T21:00:00Z");
+        assert_eq!(q.previous_close, Some(259.45));
+        assert_eq!(q.as_of, "2020-02-25T14:30:00Z");
         assert_eq!((q.name, q.volume), (None, None));
+
+        let with_change = body.replace(r#""h":"#, r#""d":2.29,"dp":0.8826,"h":"#);
+        let Data::StockQuote(q) =
+            answer(&Finnhub, &aapl(), test_response(200, &[], &with_change))
+        else {
+            panic!("wrong data")
+        };
+        assert_eq!((q.change, q.change_pct), (Some(2.29), Some(0.8826)));
     }
 
     #[test]

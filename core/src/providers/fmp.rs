@@ -147,15 +147,15 @@ struct Quote {
     timestamp: i64,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/stable/quote",
-    status: 200,
-    body: AAPL,
-}];
-
-/// `GET /stable/quote?symbol=AAPL`.
-const AAPL: &str = r#"[{"symbol":"AAPL","name":"Apple Inc.","price":237.87,"changePercentage":1.96759,"change":4.59,"volume":39832000,"dayLow":234.43,"dayHigh":238.96,"yearHigh":260.1,"yearLow":164.08,"marketCap":3575625330000,"priceAvg50":240.3152,"priceAvg200":219.40565,"exchange":"NASDAQ","open":234.75,"previousClose":233.28,"timestamp":1736974801}]"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /stable/quote?symbol=AAPL`.
+    Fixture {
+        method: "GET",
+        path: "/stable/quote",
+        status: 200,
+        body: include_str!("fixtures/fmp/aapl.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

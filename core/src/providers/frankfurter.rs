@@ -115,28 +115,23 @@ struct Reply {
     rates: BTreeMap<String, f64>,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v1/latest?base=EUR` (every currency).
     Fixture {
         method: "GET",
         path: "/v1/latest",
         status: 200,
-        body: LATEST_EUR,
+        body: include_str!("fixtures/frankfurter/latest_eur.json"),
     },
+    // `GET /v1/2024-12-14?base=EUR&symbols=GBP,USD`: a Saturday, answered with
+    // Friday's rates.
     Fixture {
         method: "GET",
         path: "/v1/*",
         status: 200,
-        body: HISTORICAL_EUR,
+        body: include_str!("fixtures/frankfurter/historical_eur.json"),
     },
 ];
-
-/// `GET /v1/latest?base=EUR` (every currency).
-const LATEST_EUR: &str = r#"{"amount":1.0,"base":"EUR","date":"2025-01-15","rates":{"AUD":1.6573,"BGN":1.9558,"BRL":6.2618,"CAD":1.4788,"CHF":0.9413,"CNY":7.5434,"CZK":25.19,"DKK":7.4609,"GBP":0.84503,"HKD":8.0111,"HUF":413.35,"IDR":16793,"ILS":3.7556,"INR":89.13,"ISK":145.1,"JPY":161.97,"KRW":1501.59,"MXN":21.296,"MYR":4.6383,"NOK":11.7535,"NZD":1.8368,"PHP":60.321,"PLN":4.2505,"RON":4.9713,"SEK":11.5095,"SGD":1.4085,"THB":35.842,"TRY":36.593,"USD":1.0293,"ZAR":19.4012}}"#;
-
-/// `GET /v1/2024-12-14?base=EUR&symbols=GBP,USD`: a Saturday, answered with
-/// Friday's rates.
-const HISTORICAL_EUR: &str =
-    r#"{"amount":1.0,"base":"EUR","date":"2024-12-13","rates":{"GBP":0.82713,"USD":1.0478}}"#;
 
 #[cfg(test)]
 mod tests {

@@ -197,7 +197,7 @@ struct Definition {
     antonyms: Vec<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: "/api/v2/entries/*",
     status: 200,
@@ -205,7 +205,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /api/v2/entries/en/hello`.
-const HELLO: &str = r#"[{"word":"hello","phonetic":"/həˈləʊ/","phonetics":[{"audio":"","text":"/həˈləʊ/"},{"audio":"https://api.dictionaryapi.dev/media/pronunciations/en/hello-uk.mp3","sourceUrl":"https://commons.wikimedia.org/w/index.php?curid=9021983","license":{"name":"BY 3.0 US","url":"https://creativecommons.org/licenses/by/3.0/us"},"text":"/həˈləʊ/"}],"meanings":[{"partOfSpeech":"noun","definitions":[{"definition":"\"Hello!\" or an equivalent greeting.","synonyms":[],"antonyms":[]}],"synonyms":["greeting"],"antonyms":[]},{"partOfSpeech":"verb","definitions":[{"definition":"To greet with \"hello\".","synonyms":[],"antonyms":[]}],"synonyms":[],"antonyms":[]},{"partOfSpeech":"interjection","definitions":[{"definition":"A greeting (salutation) said when meeting someone or acknowledging someone’s arrival or presence.","synonyms":[],"antonyms":[],"example":"Hello, everyone."},{"definition":"An expression of puzzlement or discovery.","synonyms":[],"antonyms":["goodbye"],"example":"Hello! What’s going on here?"}],"synonyms":[],"antonyms":["bye","goodbye"]}],"license":{"name":"CC BY-SA 3.0","url":"https://creativecommons.org/licenses/by-sa/3.0"},"sourceUrls":["https://en.wiktionary.org/wiki/hello"]}]"#;
+#[cfg(any(test, feature = "emulator"))]
+const HELLO: &str = include_str!("fixtures/free-dictionary/hello.json");
 
 #[cfg(test)]
 mod tests {

@@ -168,15 +168,15 @@ struct Article {
     sourcecountry: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v2/doc/doc",
-    status: 200,
-    body: CLIMATE,
-}];
-
-/// `GET /api/v2/doc/doc?query=climate&mode=artlist&format=json&maxrecords=10&sort=DateDesc`.
-const CLIMATE: &str = r#"{"articles": [ { "url": "https://www.theguardian.com/environment/2025/jan/15/climate-crisis-record-heat-2024", "url_mobile": "", "title": "2024 was the first year to breach 1.5C of global heating", "seendate": "20250115T141500Z", "socialimage": "https://i.guim.co.uk/img/media/climate.jpg", "domain": "theguardian.com", "language": "English", "sourcecountry": "United Kingdom" }, { "url": "https://www.lemonde.fr/planete/article/2025/01/15/climat-2024-annee-record.html", "url_mobile": "https://www.lemonde.fr/m/planete/climat.html", "title": "Climat : 2024, année la plus chaude jamais enregistrée", "seendate": "20250115T133000Z", "socialimage": "", "domain": "lemonde.fr", "language": "French", "sourcecountry": "France" } ] }"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v2/doc/doc?query=climate&mode=artlist&format=json&maxrecords=10&sort=DateDesc`.
+    Fixture {
+        method: "GET",
+        path: "/api/v2/doc/doc",
+        status: 200,
+        body: include_str!("fixtures/gdelt/climate.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -495,7 +495,7 @@ struct EmbeddingValues {
     values: Vec<f32>,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
     Fixture {
         method: "POST",
         path: "/v1beta/models/gemini-2.5-flash:generateContent",
@@ -512,10 +512,12 @@ static FIXTURES: &[Fixture] = &[
 
 /// `gemini-2.5-flash` answering "What is the capital of France?" after
 /// thinking.
-const GENERATE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"The capital of France is Paris."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":14,"candidatesTokenCount":8,"totalTokenCount":51,"promptTokensDetails":[{"modality":"TEXT","tokenCount":14}],"thoughtsTokenCount":29},"modelVersion":"gemini-2.5-flash","responseId":"EXdxaoKrC62fz7IPi9XBwQM"}"#;
+#[cfg(any(test, feature = "emulator"))]
+const GENERATE: &str = include_str!("fixtures/gemini/generate.json");
 
 /// Two inputs (vectors shortened from 3072 dimensions).
-const EMBED: &str = r#"{"embeddings":[{"values":[-0.022374554,0.0056463587,0.012389391,-0.07077545,0.0074845133]},{"values":[-0.012818572,-0.0027395398,0.017534416,-0.061530668,0.0016707245]}]}"#;
+#[cfg(any(test, feature = "emulator"))]
+const EMBED: &str = include_str!("fixtures/gemini/embed.json");
 
 #[cfg(test)]
 mod tests {

@@ -169,15 +169,15 @@ struct Source {
     country: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v4/search",
-    status: 200,
-    body: CLIMATE,
-}];
-
-/// `GET /api/v4/search?q=climate&max=10&sortby=publishedAt`.
-const CLIMATE: &str = r#"{"totalArticles":54904,"articles":[{"id":"5f1e2c7d9a0b","title":"2024 confirmed as the hottest year on record","description":"Global temperatures passed 1.5C above pre-industrial levels for the first time over a calendar year.","content":"Global temperatures passed 1.5C above pre-industrial levels... [2841 chars]","url":"https://www.bbc.co.uk/news/articles/c0l0vgk1v4jo","image":"https://ichef.bbci.co.uk/news/1024/branded_news/climate.jpg","publishedAt":"2025-01-15T13:52:00Z","lang":"en","source":{"id":"b1f0c5","name":"BBC News","url":"https://www.bbc.co.uk","country":"gb"}},{"title":"What the record year means for the 1.5C goal","description":"Scientists say one year above 1.5C does not yet break the Paris target.","content":"...","url":"https://www.reuters.com/sustainability/climate-record-2025-01-15/","image":null,"publishedAt":"2025-01-15T12:10:44Z","source":{"name":"Reuters","url":"https://www.reuters.com"}}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v4/search?q=climate&max=10&sortby=publishedAt`.
+    Fixture {
+        method: "GET",
+        path: "/api/v4/search",
+        status: 200,
+        body: include_str!("fixtures/gnews/climate.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

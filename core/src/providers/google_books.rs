@@ -281,7 +281,7 @@ impl Volume {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: "/books/v1/volumes",
     status: 200,
@@ -289,57 +289,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /books/v1/volumes?q=dune&maxResults=2&printType=books`.
-const SEARCH: &str = r#"{
-  "kind": "books#volumes",
-  "totalItems": 1000,
-  "items": [
-    {
-      "kind": "books#volume",
-      "id": "B1hSG45JCX4C",
-      "etag": "Fh9TNz7rSDI",
-      "selfLink": "https://www.googleapis.com/books/v1/volumes/B1hSG45JCX4C",
-      "volumeInfo": {
-        "title": "Dune",
-        "authors": ["Frank Herbert"],
-        "publisher": "Penguin",
-        "publishedDate": "2005-08-02",
-        "description": "Set on the desert planet Arrakis, Dune is the story of the boy Paul Atreides.",
-        "industryIdentifiers": [
-          {"type": "ISBN_13", "identifier": "9781101146477"},
-          {"type": "ISBN_10", "identifier": "1101146478"}
-        ],
-        "readingModes": {"text": true, "image": false},
-        "pageCount": 898,
-        "printType": "BOOK",
-        "categories": ["Fiction"],
-        "maturityRating": "NOT_MATURE",
-        "imageLinks": {
-          "smallThumbnail": "http://books.google.com/books/content?id=B1hSG45JCX4C&printsec=frontcover&img=1&zoom=5&edge=curl&source=gbs_api",
-          "thumbnail": "http://books.google.com/books/content?id=B1hSG45JCX4C&printsec=frontcover&img=1&zoom=1&edge=curl&source=gbs_api"
-        },
-        "language": "en",
-        "previewLink": "http://books.google.com/books?id=B1hSG45JCX4C&printsec=frontcover&dq=dune&hl=&cd=1&source=gbs_api",
-        "infoLink": "http://books.google.com/books?id=B1hSG45JCX4C&dq=dune&hl=&source=gbs_api",
-        "canonicalVolumeLink": "https://books.google.com/books/about/Dune.html?hl=&id=B1hSG45JCX4C"
-      },
-      "accessInfo": {"country": "US", "viewability": "PARTIAL", "publicDomain": false, "webReaderLink": "http://play.google.com/books/reader?id=B1hSG45JCX4C&hl=&source=gbs_api"}
-    },
-    {
-      "kind": "books#volume",
-      "id": "yrMNAAAAYAAJ",
-      "volumeInfo": {
-        "title": "The Time Machine",
-        "subtitle": "An Invention",
-        "authors": ["H. G. Wells"],
-        "publishedDate": "1895",
-        "industryIdentifiers": [{"type": "OTHER", "identifier": "HARVARD:32044019626424"}],
-        "language": "en",
-        "infoLink": "http://books.google.com/books?id=yrMNAAAAYAAJ&dq=time+machine&hl=&source=gbs_api"
-      },
-      "accessInfo": {"country": "US", "viewability": "ALL_PAGES", "publicDomain": true, "webReaderLink": "http://play.google.com/books/reader?id=yrMNAAAAYAAJ&hl=&source=gbs_api"}
-    }
-  ]
-}"#;
+#[cfg(any(test, feature = "emulator"))]
+const SEARCH: &str = include_str!("fixtures/google-books/search.json");
 
 #[cfg(test)]
 mod tests {

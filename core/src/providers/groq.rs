@@ -50,15 +50,15 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: Some(1_000),
 };
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "POST",
-    path: "/openai/v1/chat/completions",
-    status: 200,
-    body: CHAT,
-}];
-
-/// `llama-3.3-70b-versatile` answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22","object":"chat.completion","created":1730241104,"model":"llama-3.3-70b-versatile","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris."},"logprobs":null,"finish_reason":"stop"}],"usage":{"queue_time":0.037493756,"prompt_tokens":45,"prompt_time":0.003911027,"completion_tokens":8,"completion_time":0.029090909,"total_tokens":53,"total_time":0.033001936},"system_fingerprint":"fp_3884478861","x_groq":{"id":"req_01jbd6g2qdfw2adyrt2az8hz4w"}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `llama-3.3-70b-versatile` answering "What is the capital of France?".
+    Fixture {
+        method: "POST",
+        path: "/openai/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/groq/chat.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn fixture_normalises_despite_timing_fields() {
-        let reply = reply_of(&GROQ, CHAT);
+        let reply = reply_of(&GROQ, fixture(&GROQ, "/openai/v1/chat/completions"));
         assert_eq!(reply.model, "llama-3.3-70b-versatile");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));

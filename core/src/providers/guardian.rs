@@ -176,15 +176,15 @@ struct Fields {
     byline: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/search",
-    status: 200,
-    body: CLIMATE,
-}];
-
-/// `GET /search?q=climate&page-size=10&order-by=newest&show-fields=trailText,thumbnail,byline`.
-const CLIMATE: &str = r#"{"response":{"status":"ok","userTier":"developer","total":61754,"startIndex":1,"pageSize":10,"currentPage":1,"pages":6176,"orderBy":"newest","results":[{"id":"environment/2025/jan/15/climate-crisis-record-heat-2024","type":"article","sectionId":"environment","sectionName":"Environment","webPublicationDate":"2025-01-15T14:00:34Z","webTitle":"2024 was first year to breach 1.5C of global heating","webUrl":"https://www.theguardian.com/environment/2025/jan/15/climate-crisis-record-heat-2024","apiUrl":"https://content.guardianapis.com/environment/2025/jan/15/climate-crisis-record-heat-2024","fields":{"trailText":"Scientists say the <strong>record</strong> heat is &lsquo;a wake-up call&rsquo; &amp; a warning","thumbnail":"https://media.guim.co.uk/climate/500.jpg","byline":"Damian Carrington"},"isHosted":false,"pillarId":"pillar/news","pillarName":"News"}]}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search?q=climate&page-size=10&order-by=newest&show-fields=trailText,thumbnail,byline`.
+    Fixture {
+        method: "GET",
+        path: "/search",
+        status: 200,
+        body: include_str!("fixtures/guardian/climate.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -145,15 +145,15 @@ impl Book {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/books/",
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /books/?search=dickens great` (one of one result).
-const SEARCH: &str = r#"{"count":1,"next":null,"previous":null,"results":[{"id":1400,"title":"Great Expectations","authors":[{"name":"Dickens, Charles","birth_year":1812,"death_year":1870}],"summaries":["\"Great Expectations\" by Charles Dickens is a novel written in the mid-19th century. The story follows the life of Philip Pirrip, known as Pip, an orphan who is raised by his harsh older sister and her kind-hearted husband, Joe Gargery."],"editors":[],"translators":[],"subjects":["Bildungsromans","England -- Fiction","Orphans -- Fiction"],"bookshelves":["Best Books Ever Listings","Category: British Literature","Category: Novels"],"languages":["en"],"copyright":false,"media_type":"Text","formats":{"text/html":"https://www.gutenberg.org/ebooks/1400.html.images","application/epub+zip":"https://www.gutenberg.org/ebooks/1400.epub3.images","application/x-mobipocket-ebook":"https://www.gutenberg.org/ebooks/1400.kf8.images","text/plain; charset=us-ascii":"https://www.gutenberg.org/ebooks/1400.txt.utf-8","application/rdf+xml":"https://www.gutenberg.org/ebooks/1400.rdf","image/jpeg":"https://www.gutenberg.org/cache/epub/1400/pg1400.cover.medium.jpg","application/octet-stream":"https://www.gutenberg.org/cache/epub/1400/pg1400-h.zip"},"download_count":18743}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /books/?search=dickens great` (one of one result).
+    Fixture {
+        method: "GET",
+        path: "/books/",
+        status: 200,
+        body: include_str!("fixtures/gutendex/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -136,15 +136,15 @@ struct Hit {
     story_text: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/v1/search_by_date",
-    status: 200,
-    body: RUST,
-}];
-
-/// `GET /api/v1/search_by_date?query=rust&tags=story&hitsPerPage=10`.
-const RUST: &str = r#"{"exhaustive":{"nbHits":false,"typo":false},"exhaustiveNbHits":false,"exhaustiveTypo":false,"hits":[{"_highlightResult":{"author":{"matchLevel":"none","matchedWords":[],"value":"steveklabnik"},"title":{"fullyHighlighted":false,"matchLevel":"full","matchedWords":["rust"],"value":"Announcing <em>Rust</em> 1.84.0"},"url":{"matchLevel":"none","matchedWords":[],"value":"https://blog.rust-lang.org/2025/01/09/Rust-1.84.0.html"}},"_tags":["story","author_steveklabnik","story_42646466"],"author":"steveklabnik","children":[42646711],"created_at":"2025-01-09T15:02:11Z","created_at_i":1736434931,"num_comments":154,"objectID":"42646466","points":312,"story_id":42646466,"title":"Announcing Rust 1.84.0","updated_at":"2025-01-10T08:11:02Z","url":"https://blog.rust-lang.org/2025/01/09/Rust-1.84.0.html"},{"_tags":["story","author_jdoe","story_42640001","ask_hn"],"author":"jdoe","created_at":"2025-01-08T20:15:00.000Z","created_at_i":1736367300,"num_comments":48,"objectID":"42640001","points":97,"story_id":42640001,"story_text":"I&#x27;ve been writing <i>Rust</i> for a year.<p>What helped you most?","title":"Ask HN: How did you learn Rust?","updated_at":"2025-01-09T10:00:00Z"}],"hitsPerPage":10,"nbHits":25123,"nbPages":100,"page":0,"params":"query=rust&tags=story&hitsPerPage=10","processingTimeMS":4,"query":"rust","serverTimeMS":6}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v1/search_by_date?query=rust&tags=story&hitsPerPage=10`.
+    Fixture {
+        method: "GET",
+        path: "/api/v1/search_by_date",
+        status: 200,
+        body: include_str!("fixtures/hn-algolia/rust.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -238,15 +238,15 @@ impl Doc {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/advancedsearch.php",
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /advancedsearch.php?q=(apollo 11) AND mediatype:(movies)&fl[]=…&rows=2&page=1&output=json`.
-const SEARCH: &str = r#"{"responseHeader":{"status":0,"QTime":41,"params":{"query":"(apollo 11) AND mediatype:(movies)","qin":"(apollo 11) AND mediatype:(movies)","fields":"identifier,title,description,creator,date,publicdate,downloads,runtime,licenseurl","wt":"json","rows":"2","start":0}},"response":{"numFound":2741,"start":0,"docs":[{"identifier":"Apollo11Highlights","title":"Apollo 11 Highlights","description":["<p>Highlights of the <b>Apollo 11</b> mission, July 16&ndash;24, 1969.</p>","Second description paragraph."],"creator":"NASA","date":"1969-07-16T00:00:00Z","publicdate":"2009-07-16T12:34:56Z","downloads":183564,"runtime":"00:23:41","licenseurl":"http://creativecommons.org/publicdomain/mark/1.0/"},{"identifier":"apollo-11-landing-tv","title":["Apollo 11 landing (TV coverage)"],"creator":["CBS News","Walter Cronkite"],"date":"1969","downloads":5120,"runtime":"47 minutes"}]}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /advancedsearch.php?q=(apollo 11) AND mediatype:(movies)&fl[]=…&rows=2&page=1&output=json`.
+    Fixture {
+        method: "GET",
+        path: "/advancedsearch.php",
+        status: 200,
+        body: include_str!("fixtures/internet-archive/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -165,15 +165,15 @@ struct Reply {
     result: Option<HashMap<String, Value>>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/0/public/Ticker",
-    status: 200,
-    body: XBT_ETH_USD,
-}];
-
-/// `GET /0/public/Ticker?pair=XBTUSD,ETHUSD`.
-const XBT_ETH_USD: &str = r#"{"error":[],"result":{"XETHZUSD":{"a":["3319.31000","12","12.000"],"b":["3319.30000","1","1.000"],"c":["3319.30000","0.03013500"],"v":["4306.71539519","11875.30283641"],"p":["3293.12447","3271.80421"],"t":[14713,38810],"l":["3245.00000","3190.50000"],"h":["3333.25000","3333.25000"],"o":"3255.38000"},"XXBTZUSD":{"a":["99871.10000","1","1.000"],"b":["99871.00000","3","3.000"],"c":["99871.00000","0.00050020"],"v":["561.58395286","1502.93720617"],"p":["99010.21322","98544.62011"],"t":[24853,63051],"l":["97786.10000","96911.00000"],"h":["100148.10000","100148.10000"],"o":"97912.00000"}}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /0/public/Ticker?pair=XBTUSD,ETHUSD`.
+    Fixture {
+        method: "GET",
+        path: "/0/public/Ticker",
+        status: 200,
+        body: include_str!("fixtures/kraken/xbt_eth_usd.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

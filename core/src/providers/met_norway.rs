@@ -410,34 +410,16 @@ struct PeriodDetails {
     precipitation_amount: Option<f64>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/weatherapi/locationforecast/2.0/compact",
-    status: 200,
-    body: OSLO,
-}];
-
-/// A trimmed compact reply for Oslo (59.9139, 10.7522): 9 hourly entries,
-/// then 6-hourly ones, ending with a bare entry as the real series does.
-const OSLO: &str = r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[10.7522,59.9139,14]},"properties":{"meta":{"updated_at":"2025-01-15T13:34:52Z","units":{"air_pressure_at_sea_level":"hPa","air_temperature":"celsius","cloud_area_fraction":"%","precipitation_amount":"mm","relative_humidity":"%","wind_from_direction":"degrees","wind_speed":"m/s"}},"timeseries":[
-{"time":"2025-01-15T14:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1021.3,"air_temperature":1.2,"cloud_area_fraction":100,"relative_humidity":78.5,"wind_from_direction":215.3,"wind_speed":3.4}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.6}}}},
-{"time":"2025-01-15T15:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1021.0,"air_temperature":0.9,"cloud_area_fraction":100,"relative_humidity":80.1,"wind_from_direction":212.8,"wind_speed":3.6}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.1}},"next_6_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":1.6}}}},
-{"time":"2025-01-15T16:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.6,"air_temperature":0.5,"cloud_area_fraction":100,"relative_humidity":82.4,"wind_from_direction":210.4,"wind_speed":3.9}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.2}},"next_6_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":1.8}}}},
-{"time":"2025-01-15T17:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.1,"air_temperature":0.2,"cloud_area_fraction":100,"relative_humidity":85.0,"wind_from_direction":208.9,"wind_speed":4.1}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.3}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":1.6}}}},
-{"time":"2025-01-15T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.7,"air_temperature":0.0,"cloud_area_fraction":100,"relative_humidity":88.7,"wind_from_direction":207.5,"wind_speed":4.4}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":0.6}},"next_6_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":1.3}}}},
-{"time":"2025-01-15T19:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.4,"air_temperature":-0.3,"cloud_area_fraction":100,"relative_humidity":90.2,"wind_from_direction":205.1,"wind_speed":4.2}},"next_12_hours":{"summary":{"symbol_code":"lightsnow"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"snow"},"details":{"precipitation_amount":0.5}},"next_6_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.7}}}},
-{"time":"2025-01-15T20:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.2,"air_temperature":-0.6,"cloud_area_fraction":99.2,"relative_humidity":89.6,"wind_from_direction":203.7,"wind_speed":3.8}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"lightsnow"},"details":{"precipitation_amount":0.2}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.2}}}},
-{"time":"2025-01-15T21:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.1,"air_temperature":-0.8,"cloud_area_fraction":93.8,"relative_humidity":87.3,"wind_from_direction":201.0,"wind_speed":3.5}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-15T22:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.0,"air_temperature":-1.1,"cloud_area_fraction":41.4,"relative_humidity":85.9,"wind_from_direction":198.6,"wind_speed":3.1}},"next_12_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{}},"next_1_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-16T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1018.8,"air_temperature":-1.5,"cloud_area_fraction":22.7,"relative_humidity":84.2,"wind_from_direction":195.2,"wind_speed":2.8}},"next_12_hours":{"summary":{"symbol_code":"fair_day"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"partlycloudy_night"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-16T06:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1018.9,"air_temperature":-3.2,"cloud_area_fraction":12.5,"relative_humidity":86.0,"wind_from_direction":180.4,"wind_speed":2.1}},"next_12_hours":{"summary":{"symbol_code":"clearsky_day"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"fair_day"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-16T12:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.5,"air_temperature":-0.4,"cloud_area_fraction":3.1,"relative_humidity":70.3,"wind_from_direction":165.0,"wind_speed":2.5}},"next_12_hours":{"summary":{"symbol_code":"clearsky_night"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"clearsky_day"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-16T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.2,"air_temperature":-2.7,"cloud_area_fraction":0.0,"relative_humidity":79.8,"wind_from_direction":150.9,"wind_speed":1.9}},"next_12_hours":{"summary":{"symbol_code":"fair_night"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"clearsky_night"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-17T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1020.4,"air_temperature":-4.1,"cloud_area_fraction":14.8,"relative_humidity":83.5,"wind_from_direction":140.2,"wind_speed":1.6}},"next_12_hours":{"summary":{"symbol_code":"cloudy"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"fair_night"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-17T06:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1019.6,"air_temperature":-4.6,"cloud_area_fraction":96.9,"relative_humidity":85.1,"wind_from_direction":150.6,"wind_speed":2.0}},"next_12_hours":{"summary":{"symbol_code":"lightrain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"cloudy"},"details":{"precipitation_amount":0.0}}}},
-{"time":"2025-01-17T12:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1016.8,"air_temperature":0.8,"cloud_area_fraction":100,"relative_humidity":88.4,"wind_from_direction":170.3,"wind_speed":3.3}},"next_12_hours":{"summary":{"symbol_code":"rain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"lightrain"},"details":{"precipitation_amount":0.4}}}},
-{"time":"2025-01-17T18:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1013.5,"air_temperature":-0.2,"cloud_area_fraction":100,"relative_humidity":93.0,"wind_from_direction":185.7,"wind_speed":3.9}},"next_12_hours":{"summary":{"symbol_code":"rain"},"details":{}},"next_6_hours":{"summary":{"symbol_code":"rain"},"details":{"precipitation_amount":2.1}}}},
-{"time":"2025-01-18T00:00:00Z","data":{"instant":{"details":{"air_pressure_at_sea_level":1011.9,"air_temperature":0.6,"cloud_area_fraction":100,"relative_humidity":95.4,"wind_from_direction":190.1,"wind_speed":4.5}}}}]}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // A trimmed compact reply for Oslo (59.9139, 10.7522): 9 hourly entries,
+    // then 6-hourly ones, ending with a bare entry as the real series does.
+    Fixture {
+        method: "GET",
+        path: "/weatherapi/locationforecast/2.0/compact",
+        status: 200,
+        body: include_str!("fixtures/met-norway/oslo.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -50,26 +50,22 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: None,
 };
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `mistral-small-latest` answering "What is the capital of France?".
     Fixture {
         method: "POST",
         path: "/v1/chat/completions",
         status: 200,
-        body: CHAT,
+        body: include_str!("fixtures/mistral/chat.json"),
     },
+    // Two inputs (vectors shortened from 1024 dimensions).
     Fixture {
         method: "POST",
         path: "/v1/embeddings",
         status: 200,
-        body: EMBEDDINGS,
+        body: include_str!("fixtures/mistral/embeddings.json"),
     },
 ];
-
-/// `mistral-small-latest` answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"cf79f7daaee244b1a0ae5c7b1444424a","object":"chat.completion","model":"mistral-small-latest","usage":{"prompt_tokens":21,"completion_tokens":9,"total_tokens":30},"created":1741569952,"choices":[{"index":0,"message":{"content":"The capital of France is Paris.","tool_calls":null,"prefix":false,"role":"assistant"},"finish_reason":"stop"}]}"#;
-
-/// Two inputs (vectors shortened from 1024 dimensions).
-const EMBEDDINGS: &str = r#"{"id":"8d6a8e8ee0fa460c9360526480f636ee","object":"list","data":[{"object":"embedding","embedding":[-0.0165863037109375,0.07012939453125,0.031494140625,0.013092041015625,0.020416259765625],"index":0},{"object":"embedding","embedding":[-0.0230560302734375,0.039764404296875,0.0419921875,-0.0049285888671875,0.0212554931640625],"index":1}],"model":"mistral-embed","usage":{"prompt_tokens":15,"total_tokens":15,"completion_tokens":0}}"#;
 
 #[cfg(test)]
 mod tests {
@@ -101,7 +97,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(&MISTRAL, CHAT);
+        let reply = reply_of(&MISTRAL, fixture(&MISTRAL, "/v1/chat/completions"));
         assert_eq!(reply.id.as_deref(), Some("cf79f7daaee244b1a0ae5c7b1444424a"));
         assert_eq!(reply.model, "mistral-small-latest");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -110,7 +106,7 @@ mod tests {
         assert_eq!(reply.usage.cached_input_tokens, None);
 
         let Data::LlmEmbeddings(e) =
-            answer(&MISTRAL, &embeddings_request(), test_response(200, &[], EMBEDDINGS))
+            answer(&MISTRAL, &embeddings_request(), test_response(200, &[], fixture(&MISTRAL, "/v1/embeddings")))
         else {
             panic!("wrong data")
         };

@@ -17,6 +17,25 @@ use crate::capability::Request;
 use crate::error::ProviderFailure;
 use crate::provider::{Provider, ProviderInfo};
 
+/// A provider's canned replies (see [`Provider::fixtures`]), each body loaded
+/// from its file under `providers/fixtures/<id>/`. They exist only with the
+/// `emulator` feature or in tests: elsewhere the list is empty and its bodies
+/// are never read, so a plain build carries none of them.
+#[cfg(any(test, feature = "emulator"))]
+macro_rules! fixtures {
+    ($($fixture:expr),* $(,)?) => {
+        &[$($fixture),*]
+    };
+}
+
+/// Without the emulator: no fixtures (see above).
+#[cfg(not(any(test, feature = "emulator")))]
+macro_rules! fixtures {
+    ($($fixture:expr),* $(,)?) => {
+        &[]
+    };
+}
+
 /// Declares each provider module, re-exports its struct and registers it.
 macro_rules! providers {
     ($($module:ident :: $provider:ident),* $(,)?) => {
@@ -259,6 +278,8 @@ pub(crate) mod testing {
         request: &Request,
         body: &str,
     ) {
+        // A fixture file may end in a newline; cutting only that is no cut.
+        let body = body.trim_end();
         let cuts = [0, 1, body.len() / 3, body.len() / 2, body.len() - 1];
         for cut in cuts {
             let mut end = cut;

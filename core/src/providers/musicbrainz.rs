@@ -216,35 +216,29 @@ impl Entity {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /ws/2/recording?query=one more time&fmt=json&limit=1`.
     Fixture {
         method: "GET",
         path: "/ws/2/recording",
         status: 200,
-        body: RECORDINGS,
+        body: include_str!("fixtures/musicbrainz/recordings.json"),
     },
+    // `GET /ws/2/release-group?query=discovery&fmt=json&limit=1`.
     Fixture {
         method: "GET",
         path: "/ws/2/release-group",
         status: 200,
-        body: RELEASE_GROUPS,
+        body: include_str!("fixtures/musicbrainz/release_groups.json"),
     },
+    // `GET /ws/2/artist?query=daft punk&fmt=json&limit=1`.
     Fixture {
         method: "GET",
         path: "/ws/2/artist",
         status: 200,
-        body: ARTISTS,
+        body: include_str!("fixtures/musicbrainz/artists.json"),
     },
 ];
-
-/// `GET /ws/2/recording?query=one more time&fmt=json&limit=1`.
-const RECORDINGS: &str = r#"{"created":"2025-01-15T14:00:00.123Z","count":1893,"offset":0,"recordings":[{"id":"5b2c8a31-c8e2-4c1e-9f2a-1f6c0a6c3b8e","score":100,"title":"One More Time","length":320357,"video":null,"artist-credit":[{"name":"Daft Punk","joinphrase":" feat. ","artist":{"id":"056e4f3e-d505-4dad-8ec1-d04f521cbb56","name":"Daft Punk","sort-name":"Daft Punk"}},{"name":"Romanthony","artist":{"id":"9f4f4b2c-4c23-4c5e-8f6a-2b1a1a1a1a1a","name":"Romanthony","sort-name":"Romanthony"}}],"first-release-date":"2000-11-13","releases":[{"id":"48117b82-3d96-4ed5-8d1c-3e1b2b8f2c4a","status-id":"4e304316-386d-3409-af2e-78857eec5cfe","count":1,"title":"Discovery","status":"Official","date":"2001-03-07","release-group":{"id":"48117b82-0000-4ed5-8d1c-3e1b2b8f2c4b","primary-type":"Album"}}],"isrcs":["GBDUW0000059"]}]}"#;
-
-/// `GET /ws/2/release-group?query=discovery&fmt=json&limit=1`.
-const RELEASE_GROUPS: &str = r#"{"created":"2025-01-15T14:00:00.456Z","count":412,"offset":0,"release-groups":[{"id":"48117b82-0000-4ed5-8d1c-3e1b2b8f2c4b","type-id":"f529b476-6e62-324f-b0aa-1f3e33d313fc","score":100,"primary-type-id":"f529b476-6e62-324f-b0aa-1f3e33d313fc","count":34,"title":"Discovery","first-release-date":"2001-03-07","primary-type":"Album","artist-credit":[{"name":"Daft Punk","artist":{"id":"056e4f3e-d505-4dad-8ec1-d04f521cbb56","name":"Daft Punk","sort-name":"Daft Punk"}}],"releases":[{"id":"48117b82-3d96-4ed5-8d1c-3e1b2b8f2c4a","title":"Discovery","status":"Official"}]}]}"#;
-
-/// `GET /ws/2/artist?query=daft punk&fmt=json&limit=1`.
-const ARTISTS: &str = r#"{"created":"2025-01-15T14:00:00.789Z","count":27,"offset":0,"artists":[{"id":"056e4f3e-d505-4dad-8ec1-d04f521cbb56","type":"Group","type-id":"e431f5f6-b5d2-343d-8b36-72607fffb74b","score":100,"name":"Daft Punk","sort-name":"Daft Punk","country":"FR","area":{"id":"08310658-51eb-3801-80de-5a0739207115","type":"Country","name":"France","sort-name":"France"},"life-span":{"begin":"1993","end":"2021-02-22","ended":true},"disambiguation":"French electronic duo"}]}"#;
 
 #[cfg(test)]
 mod tests {
@@ -290,7 +284,7 @@ mod tests {
         let Data::MusicSearch(s) = answer(
             &MusicBrainz,
             &search("track"),
-            test_response(200, &[], RECORDINGS),
+            test_response(200, &[], fixture(&MusicBrainz, "/ws/2/recording")),
         ) else {
             panic!()
         };
@@ -321,7 +315,7 @@ mod tests {
         let Data::MusicSearch(s) = answer(
             &MusicBrainz,
             &search("album"),
-            test_response(200, &[], RELEASE_GROUPS),
+            test_response(200, &[], fixture(&MusicBrainz, "/ws/2/release-group")),
         ) else {
             panic!()
         };
@@ -338,7 +332,7 @@ mod tests {
         let Data::MusicSearch(s) = answer(
             &MusicBrainz,
             &search("artist"),
-            test_response(200, &[], ARTISTS),
+            test_response(200, &[], fixture(&MusicBrainz, "/ws/2/artist")),
         ) else {
             panic!()
         };
@@ -405,16 +399,16 @@ mod tests {
     #[test]
     fn malformed_bodies_never_panic() {
         for (kind, body) in [
-            ("track", RECORDINGS),
-            ("album", RELEASE_GROUPS),
-            ("artist", ARTISTS),
+            ("track", fixture(&MusicBrainz, "/ws/2/recording")),
+            ("album", fixture(&MusicBrainz, "/ws/2/release-group")),
+            ("artist", fixture(&MusicBrainz, "/ws/2/artist")),
         ] {
             assert_truncations_are_malformed(&MusicBrainz, &search(kind), body);
         }
         let f = failure(
             &MusicBrainz,
             &search("artist"),
-            test_response(200, &[], RECORDINGS),
+            test_response(200, &[], fixture(&MusicBrainz, "/ws/2/recording")),
         );
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }

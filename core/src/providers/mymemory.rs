@@ -209,15 +209,15 @@ struct ResponseData {
     translated_text: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/get",
-    status: 200,
-    body: HELLO_IT,
-}];
-
-/// `GET /get?q=Hello+world,+how+is+the+water%3F&langpair=en|it`.
-const HELLO_IT: &str = r#"{"responseData":{"translatedText":"Ciao mondo, com&#39;è l&#39;acqua?","match":0.98},"quotaFinished":false,"mtLangSupported":null,"responseDetails":"","responseStatus":200,"responderId":null,"exception_code":null,"matches":[{"id":"751329681","segment":"Hello world","translation":"Ciao mondo","source":"en-GB","target":"it-IT","quality":"74","reference":null,"usage-count":2,"subject":"","created-by":"MateCat","last-updated-by":"MateCat","create-date":"2024-03-01 10:00:00","last-update-date":"2024-03-01 10:00:00","match":0.98}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /get?q=Hello+world,+how+is+the+water%3F&langpair=en|it`.
+    Fixture {
+        method: "GET",
+        path: "/get",
+        status: 200,
+        body: include_str!("fixtures/mymemory/hello_it.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

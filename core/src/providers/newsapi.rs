@@ -187,15 +187,15 @@ struct Source {
     name: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/v2/everything",
-    status: 200,
-    body: CLIMATE,
-}];
-
-/// `GET /v2/everything?q=climate&sortBy=publishedAt&pageSize=10`.
-const CLIMATE: &str = r#"{"status":"ok","totalResults":11342,"articles":[{"source":{"id":"bbc-news","name":"BBC News"},"author":"Justin Rowlatt","title":"2024 confirmed as the hottest year on record","description":"Global temperatures passed 1.5C above pre-industrial levels for the first time.","url":"https://www.bbc.co.uk/news/articles/c0l0vgk1v4jo","urlToImage":"https://ichef.bbci.co.uk/news/1024/branded_news/climate.jpg","publishedAt":"2025-01-14T13:52:00Z","content":"Global temperatures passed 1.5C… [+3120 chars]"},{"source":{"id":null,"name":"Yahoo Entertainment"},"author":null,"title":"[Removed]","description":"[Removed]","url":"https://removed.com","urlToImage":null,"publishedAt":"2025-01-14T12:00:00Z","content":"[Removed]"},{"source":{"id":null,"name":"Phys.Org"},"author":"Bob Yirka","title":"Ocean heat content hit a new high in 2024","description":null,"url":"https://phys.org/news/2025-01-ocean-heat.html","urlToImage":null,"publishedAt":"2025-01-14T11:40:21Z","content":null}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v2/everything?q=climate&sortBy=publishedAt&pageSize=10`.
+    Fixture {
+        method: "GET",
+        path: "/v2/everything",
+        status: 200,
+        body: include_str!("fixtures/newsapi/climate.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

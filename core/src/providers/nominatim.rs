@@ -205,15 +205,15 @@ impl Hit {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/search",
-    status: 200,
-    body: BRANDENBURG_GATE,
-}];
-
-/// `GET /search?q=Pariser+Platz+1+Berlin&format=jsonv2&addressdetails=1&limit=5`.
-const BRANDENBURG_GATE: &str = r#"[{"place_id":132461820,"licence":"Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright","osm_type":"way","osm_id":518071791,"lat":"52.5162699","lon":"13.3777034","category":"tourism","type":"attraction","place_rank":30,"importance":0.6223987432234089,"addresstype":"tourism","name":"Brandenburger Tor","display_name":"Brandenburger Tor, 1, Pariser Platz, Mitte, Berlin, 10117, Deutschland","address":{"tourism":"Brandenburger Tor","house_number":"1","road":"Pariser Platz","suburb":"Mitte","borough":"Mitte","city":"Berlin","ISO3166-2-lvl4":"DE-BE","postcode":"10117","country":"Deutschland","country_code":"de"},"boundingbox":["52.5161167","52.5164286","13.3775466","13.3778653"]},{"place_id":132283907,"licence":"Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright","osm_type":"node","osm_id":3856100103,"lat":"52.5159995","lon":"13.3787148","category":"amenity","type":"cafe","place_rank":30,"importance":0.00000999999999995449,"addresstype":"amenity","name":"","display_name":"Pariser Platz 1, Mitte, Berlin, 10117, Deutschland","address":{"house_number":"1","road":"Pariser Platz","suburb":"Mitte","city":"Berlin","postcode":"10117","country":"Deutschland","country_code":"de"},"boundingbox":["52.5159495","52.5160495","13.3786648","13.3787648"]}]"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search?q=Pariser+Platz+1+Berlin&format=jsonv2&addressdetails=1&limit=5`.
+    Fixture {
+        method: "GET",
+        path: "/search",
+        status: 200,
+        body: include_str!("fixtures/nominatim/brandenburg_gate.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

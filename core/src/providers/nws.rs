@@ -481,44 +481,36 @@ impl CloudLayer {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /points/39.0469,-95.6775` (Topeka, Kansas), abridged.
     Fixture {
         method: "GET",
         path: "/points/*",
         status: 200,
-        body: POINTS,
+        body: include_str!("fixtures/nws/points.json"),
     },
+    // `GET /gridpoints/TOP/31,80/forecast`, abridged to three days.
     Fixture {
         method: "GET",
         path: "/gridpoints/TOP/31,80/forecast",
         status: 200,
-        body: FORECAST,
+        body: include_str!("fixtures/nws/forecast.json"),
     },
+    // `GET /gridpoints/TOP/31,80/stations`, abridged to the nearest station.
     Fixture {
         method: "GET",
         path: "/gridpoints/TOP/31,80/stations",
         status: 200,
-        body: STATIONS,
+        body: include_str!("fixtures/nws/stations.json"),
     },
+    // `GET /stations/KTOP/observations/latest`, abridged.
     Fixture {
         method: "GET",
         path: "/stations/KTOP/observations/latest",
         status: 200,
-        body: OBSERVATION,
+        body: include_str!("fixtures/nws/observation.json"),
     },
 ];
-
-/// `GET /points/39.0469,-95.6775` (Topeka, Kansas), abridged.
-const POINTS: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld",{"@version":"1.1","wx":"https://api.weather.gov/ontology#"}],"id":"https://api.weather.gov/points/39.0469,-95.6775","type":"Feature","geometry":{"type":"Point","coordinates":[-95.6775,39.0469]},"properties":{"@id":"https://api.weather.gov/points/39.0469,-95.6775","@type":"wx:Point","cwa":"TOP","forecastOffice":"https://api.weather.gov/offices/TOP","gridId":"TOP","gridX":31,"gridY":80,"forecast":"https://api.weather.gov/gridpoints/TOP/31,80/forecast","forecastHourly":"https://api.weather.gov/gridpoints/TOP/31,80/forecast/hourly","forecastGridData":"https://api.weather.gov/gridpoints/TOP/31,80","observationStations":"https://api.weather.gov/gridpoints/TOP/31,80/stations","relativeLocation":{"type":"Feature","geometry":{"type":"Point","coordinates":[-95.69,39.05]},"properties":{"city":"Topeka","state":"KS","distance":{"unitCode":"wmoUnit:m","value":1311.4},"bearing":{"unitCode":"wmoUnit:degree_(angle)","value":112}}},"forecastZone":"https://api.weather.gov/zones/forecast/KSZ040","county":"https://api.weather.gov/zones/county/KSC177","fireWeatherZone":"https://api.weather.gov/zones/fire/KSZ040","timeZone":"America/Chicago","radarStation":"KTWX"}}"#;
-
-/// `GET /gridpoints/TOP/31,80/forecast`, abridged to three days.
-const FORECAST: &str = r#"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[-95.6886,39.0563],[-95.6836,39.0343],[-95.6552,39.0383],[-95.6603,39.0603],[-95.6886,39.0563]]]},"properties":{"units":"us","forecastGenerator":"BaselineForecastGenerator","generatedAt":"2025-01-15T13:41:16+00:00","updateTime":"2025-01-15T09:59:29+00:00","validTimes":"2025-01-15T03:00:00+00:00/P7DT22H","elevation":{"unitCode":"wmoUnit:m","value":281.9424},"periods":[{"number":1,"name":"Today","startTime":"2025-01-15T07:00:00-06:00","endTime":"2025-01-15T18:00:00-06:00","isDaytime":true,"temperature":41,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 to 10 mph","windDirection":"SW","icon":"https://api.weather.gov/icons/land/day/few?size=medium","shortForecast":"Sunny","detailedForecast":"Sunny, with a high near 41."},{"number":2,"name":"Tonight","startTime":"2025-01-15T18:00:00-06:00","endTime":"2025-01-16T06:00:00-06:00","isDaytime":false,"temperature":23,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 mph","windDirection":"S","icon":"https://api.weather.gov/icons/land/night/sct?size=medium","shortForecast":"Partly Cloudy","detailedForecast":"Partly cloudy, with a low around 23."},{"number":3,"name":"Thursday","startTime":"2025-01-16T06:00:00-06:00","endTime":"2025-01-16T18:00:00-06:00","isDaytime":true,"temperature":50,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":20},"windSpeed":"10 to 20 mph","windDirection":"S","icon":"https://api.weather.gov/icons/land/day/bkn/rain_showers,20?size=medium","shortForecast":"Mostly Cloudy then Slight Chance Rain Showers","detailedForecast":"Mostly cloudy, with a high near 50."},{"number":4,"name":"Thursday Night","startTime":"2025-01-16T18:00:00-06:00","endTime":"2025-01-17T06:00:00-06:00","isDaytime":false,"temperature":30,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":40},"windSpeed":"15 mph","windDirection":"N","icon":"https://api.weather.gov/icons/land/night/tsra_sct,40/snow,20?size=medium","shortForecast":"Chance Showers And Thunderstorms","detailedForecast":"A chance of showers and thunderstorms."},{"number":5,"name":"Friday","startTime":"2025-01-17T06:00:00-06:00","endTime":"2025-01-17T18:00:00-06:00","isDaytime":true,"temperature":28,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"10 mph","windDirection":"NW","icon":"https://api.weather.gov/icons/land/day/ovc?size=medium","shortForecast":"Cloudy","detailedForecast":"Cloudy, with a high near 28."},{"number":6,"name":"Friday Night","startTime":"2025-01-17T18:00:00-06:00","endTime":"2025-01-18T06:00:00-06:00","isDaytime":false,"temperature":12,"temperatureUnit":"F","temperatureTrend":"","probabilityOfPrecipitation":{"unitCode":"wmoUnit:percent","value":null},"windSpeed":"5 mph","windDirection":"NW","icon":"https://api.weather.gov/icons/land/night/skc?size=medium","shortForecast":"Clear","detailedForecast":"Clear, with a low around 12."}]}}"#;
-
-/// `GET /gridpoints/TOP/31,80/stations`, abridged to the nearest station.
-const STATIONS: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld"],"type":"FeatureCollection","features":[{"id":"https://api.weather.gov/stations/KTOP","type":"Feature","geometry":{"type":"Point","coordinates":[-95.62248,39.06928]},"properties":{"@id":"https://api.weather.gov/stations/KTOP","@type":"wx:ObservationStation","elevation":{"unitCode":"wmoUnit:m","value":268.8336},"stationIdentifier":"KTOP","name":"Topeka, Philip Billard Municipal Airport","timeZone":"America/Chicago","forecast":"https://api.weather.gov/zones/forecast/KSZ040","county":"https://api.weather.gov/zones/county/KSC177","fireWeatherZone":"https://api.weather.gov/zones/fire/KSZ040"}}],"observationStations":["https://api.weather.gov/stations/KTOP"]}"#;
-
-/// `GET /stations/KTOP/observations/latest`, abridged.
-const OBSERVATION: &str = r#"{"@context":["https://geojson.org/geojson-ld/geojson-context.jsonld"],"id":"https://api.weather.gov/stations/KTOP/observations/2025-01-15T13:52:00+00:00","type":"Feature","geometry":{"type":"Point","coordinates":[-95.63,39.07]},"properties":{"@id":"https://api.weather.gov/stations/KTOP/observations/2025-01-15T13:52:00+00:00","@type":"wx:ObservationStation","elevation":{"unitCode":"wmoUnit:m","value":270},"station":"https://api.weather.gov/stations/KTOP","timestamp":"2025-01-15T13:52:00+00:00","rawMessage":"KTOP 151352Z 20005KT 10SM FEW250 M06/M11 A3027","textDescription":"Mostly Clear","icon":"https://api.weather.gov/icons/land/day/few?size=medium","presentWeather":[],"temperature":{"unitCode":"wmoUnit:degC","value":-6.1,"qualityControl":"V"},"dewpoint":{"unitCode":"wmoUnit:degC","value":-11.1,"qualityControl":"V"},"windDirection":{"unitCode":"wmoUnit:degree_(angle)","value":200,"qualityControl":"V"},"windSpeed":{"unitCode":"wmoUnit:km_h-1","value":9.36,"qualityControl":"V"},"windGust":{"unitCode":"wmoUnit:km_h-1","value":null,"qualityControl":"Z"},"barometricPressure":{"unitCode":"wmoUnit:Pa","value":102500,"qualityControl":"V"},"seaLevelPressure":{"unitCode":"wmoUnit:Pa","value":102620,"qualityControl":"V"},"visibility":{"unitCode":"wmoUnit:m","value":16090,"qualityControl":"C"},"maxTemperatureLast24Hours":{"unitCode":"wmoUnit:degC","value":null},"minTemperatureLast24Hours":{"unitCode":"wmoUnit:degC","value":null},"precipitationLastHour":{"unitCode":"wmoUnit:mm","value":null,"qualityControl":"Z"},"relativeHumidity":{"unitCode":"wmoUnit:percent","value":67.52,"qualityControl":"V"},"windChill":{"unitCode":"wmoUnit:degC","value":-10.49,"qualityControl":"V"},"heatIndex":{"unitCode":"wmoUnit:degC","value":null,"qualityControl":"V"},"cloudLayers":[{"base":{"unitCode":"wmoUnit:m","value":7620},"amount":"FEW"}]}}"#;
 
 #[cfg(test)]
 mod tests {

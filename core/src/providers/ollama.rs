@@ -219,7 +219,7 @@ struct EmbedResponse {
     prompt_eval_count: Option<u64>,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
     Fixture {
         method: "POST",
         path: "/api/chat",
@@ -235,10 +235,12 @@ static FIXTURES: &[Fixture] = &[
 ];
 
 /// `llama3.2` answering "What is the capital of France?" (durations in ns).
-const CHAT: &str = r#"{"model":"llama3.2","created_at":"2025-01-15T14:05:00.123456Z","message":{"role":"assistant","content":"The capital of France is Paris."},"done_reason":"stop","done":true,"total_duration":4883583458,"load_duration":1334875,"prompt_eval_count":36,"prompt_eval_duration":342546000,"eval_count":8,"eval_duration":4535599000}"#;
+#[cfg(any(test, feature = "emulator"))]
+const CHAT: &str = include_str!("fixtures/ollama/chat.json");
 
 /// Two inputs (vectors shortened from 768 dimensions).
-const EMBED: &str = r#"{"model":"nomic-embed-text","embeddings":[[0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814],[0.008599704,0.105441414,-0.025878139,0.12958129,0.031952348]],"total_duration":14143917,"load_duration":1019500,"prompt_eval_count":14}"#;
+#[cfg(any(test, feature = "emulator"))]
+const EMBED: &str = include_str!("fixtures/ollama/embed.json");
 
 #[cfg(test)]
 mod tests {

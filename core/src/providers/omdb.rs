@@ -230,16 +230,16 @@ impl Title {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/",
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /?s=terminator&type=movie&page=1` (abridged), with one series hit
-/// as a `type`-less search would return.
-const SEARCH: &str = r#"{"Search":[{"Title":"The Terminator","Year":"1984","imdbID":"tt0088247","Type":"movie","Poster":"https://m.media-amazon.com/images/M/MV5BYTViNzMxZjEtZGEwNy00MDNiLWIzNGQtZDY2MjQ1OWViZjFmXkEyXkFqcGdeQXVyNzkwMjQ5NzM@._V1_SX300.jpg"},{"Title":"Terminator 2: Judgment Day","Year":"1991","imdbID":"tt0103064","Type":"movie","Poster":"https://m.media-amazon.com/images/M/MV5BMGU2NzRmZjUtOGUxYS00ZjdjLWEwZWItY2NlM2JhNjkxNTFmXkEyXkFqcGdeQXVyNjU0OTQ0OTY@._V1_SX300.jpg"},{"Title":"Terminator: The Sarah Connor Chronicles","Year":"2008–2009","imdbID":"tt0851851","Type":"series","Poster":"N/A"}],"totalResults":"3","Response":"True"}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /?s=terminator&type=movie&page=1` (abridged), with one series hit
+    // as a `type`-less search would return.
+    Fixture {
+        method: "GET",
+        path: "/",
+        status: 200,
+        body: include_str!("fixtures/omdb/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -240,16 +240,16 @@ impl Daily {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/v1/forecast",
-    status: 200,
-    body: BERLIN,
-}];
-
-/// A reply for Berlin (52.52, 13.41) with both `current` and 7 `daily` days,
-/// so it serves either capability.
-const BERLIN: &str = r#"{"latitude":52.52,"longitude":13.419998,"generationtime_ms":0.0817775726318359,"utc_offset_seconds":3600,"timezone":"Europe/Berlin","timezone_abbreviation":"GMT+1","elevation":38.0,"current_units":{"time":"iso8601","interval":"seconds","temperature_2m":"°C","relative_humidity_2m":"%","apparent_temperature":"°C","precipitation":"mm","weather_code":"wmo code","cloud_cover":"%","pressure_msl":"hPa","wind_speed_10m":"km/h","wind_direction_10m":"°"},"current":{"time":"2025-01-15T14:45","interval":900,"temperature_2m":3.4,"relative_humidity_2m":81,"apparent_temperature":-0.6,"precipitation":0.00,"weather_code":3,"cloud_cover":100,"pressure_msl":1031.2,"wind_speed_10m":11.2,"wind_direction_10m":256},"daily_units":{"time":"iso8601","weather_code":"wmo code","temperature_2m_max":"°C","temperature_2m_min":"°C","precipitation_sum":"mm","wind_speed_10m_max":"km/h"},"daily":{"time":["2025-01-15","2025-01-16","2025-01-17","2025-01-18","2025-01-19","2025-01-20","2025-01-21"],"weather_code":[3,45,3,3,2,61,3],"temperature_2m_max":[4.1,2.9,1.8,3.2,4.5,6.0,5.1],"temperature_2m_min":[-0.8,-2.1,-3.4,-1.9,0.2,2.3,1.4],"precipitation_sum":[0.00,0.00,0.00,0.00,0.00,2.40,0.30],"wind_speed_10m_max":[14.4,9.0,7.6,10.1,13.0,18.7,15.8]}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // A reply for Berlin (52.52, 13.41) with both `current` and 7 `daily` days,
+    // so it serves either capability.
+    Fixture {
+        method: "GET",
+        path: "/v1/forecast",
+        status: 200,
+        body: include_str!("fixtures/open-meteo/berlin.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

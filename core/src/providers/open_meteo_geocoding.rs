@@ -136,15 +136,15 @@ struct Hit {
     postcodes: Vec<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/v1/search",
-    status: 200,
-    body: BERLIN,
-}];
-
-/// `GET /v1/search?name=Berlin&count=5&language=en&format=json`.
-const BERLIN: &str = r#"{"results":[{"id":2950159,"name":"Berlin","latitude":52.52437,"longitude":13.41053,"elevation":74.0,"feature_code":"PPLC","country_code":"DE","admin1_id":2950157,"timezone":"Europe/Berlin","population":3426354,"postcodes":["10967","13347"],"country_id":2921044,"country":"Germany","admin1":"Land Berlin"},{"id":5083330,"name":"Berlin","latitude":44.46867,"longitude":-71.18508,"elevation":311.0,"feature_code":"PPL","country_code":"US","admin1_id":5090174,"admin2_id":5084973,"timezone":"America/New_York","population":9367,"postcodes":["03570"],"country_id":6252001,"country":"United States","admin1":"New Hampshire","admin2":"Coos"},{"id":4348460,"name":"Berlin","latitude":38.32262,"longitude":-75.21769,"elevation":15.0,"feature_code":"PPL","country_code":"US","admin1_id":4361885,"timezone":"America/New_York","population":4485,"country_id":6252001,"country":"United States","admin1":"Maryland"}],"generationtime_ms":0.92794895}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v1/search?name=Berlin&count=5&language=en&format=json`.
+    Fixture {
+        method: "GET",
+        path: "/v1/search",
+        status: 200,
+        body: include_str!("fixtures/open-meteo-geocoding/berlin.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -51,26 +51,22 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: None,
 };
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // The API reference's example: `gpt-4.1` answering "Hello!".
     Fixture {
         method: "POST",
         path: "/v1/chat/completions",
         status: 200,
-        body: CHAT,
+        body: include_str!("fixtures/openai/chat.json"),
     },
+    // Two inputs (vectors shortened from 1536 dimensions).
     Fixture {
         method: "POST",
         path: "/v1/embeddings",
         status: 200,
-        body: EMBEDDINGS,
+        body: include_str!("fixtures/openai/embeddings.json"),
     },
 ];
-
-/// `gpt-4o-mini` answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris.","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_06737a9306"}"#;
-
-/// Two inputs (vectors shortened from 1536 dimensions).
-const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[-0.006929283,-0.005336422,0.024047505,-0.01407986,0.0118812,-0.0025437]},{"object":"embedding","index":1,"embedding":[0.0123441,-0.0264735,0.0205183,0.0029031,-0.0162818,0.0371042]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":14,"total_tokens":14}}"#;
 
 #[cfg(test)]
 mod tests {
@@ -116,21 +112,21 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(&OPENAI, CHAT);
+        let reply = reply_of(&OPENAI, fixture(&OPENAI, "/v1/chat/completions"));
         assert_eq!(reply.id.as_deref(), Some("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"));
-        assert_eq!(reply.model, "gpt-4o-mini-2024-07-18");
-        assert_eq!(reply.text, "The capital of France is Paris.");
+        assert_eq!(reply.model, "gpt-4.1-2025-04-14");
+        assert_eq!(reply.text, "Hello! How can I assist you today?");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (Some(24), Some(8), Some(32))
+            (Some(19), Some(10), Some(29))
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
         assert_eq!(reply.usage.reasoning_tokens, Some(0));
         assert_eq!(reply.reasoning, None);
 
         let Data::LlmEmbeddings(e) =
-            answer(&OPENAI, &embeddings_request(), test_response(200, &[], EMBEDDINGS))
+            answer(&OPENAI, &embeddings_request(), test_response(200, &[], fixture(&OPENAI, "/v1/embeddings")))
         else {
             panic!("wrong data")
         };

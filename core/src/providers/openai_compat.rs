@@ -942,7 +942,9 @@ mod tests {
                 .unwrap()
                 .body;
             assert_truncations_are_malformed(provider, &chat_request(), chat);
-            let wrong = chat.replacen("\"choices\":[", "\"choices\":[7,", 1);
+            let mut wrong: Value = serde_json::from_str(chat).unwrap();
+            wrong["choices"].as_array_mut().unwrap().insert(0, 7.into());
+            let wrong = wrong.to_string();
             let f = failure(provider, &chat_request(), test_response(200, &[], &wrong));
             assert_eq!(
                 f.class,

@@ -241,7 +241,7 @@ impl Work {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: "/works",
     status: 200,
@@ -249,7 +249,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /works?search=malaria vaccine&per-page=2&select=…&mailto=…`.
-const WORKS: &str = r#"{"meta":{"count":48213,"db_response_time_ms":61,"page":1,"per_page":2,"groups_count":null},"results":[{"id":"https://openalex.org/W3185264539","doi":"https://doi.org/10.1056/NEJMe2110397","display_name":"Malaria Vaccines: A New Era","publication_year":2021,"publication_date":"2021-07-26","ids":{"openalex":"https://openalex.org/W3185264539","doi":"https://doi.org/10.1056/nejme2110397","mag":"3185264539","pmid":"https://pubmed.ncbi.nlm.nih.gov/34310955","pmcid":"https://www.ncbi.nlm.nih.gov/pmc/articles/8390112"},"authorships":[{"author_position":"first","author":{"id":"https://openalex.org/A5023888391","display_name":"Pedro L. Alonso","orcid":null},"institutions":[]}],"primary_location":{"is_oa":true,"landing_page_url":"https://doi.org/10.1056/nejme2110397","pdf_url":null,"source":{"id":"https://openalex.org/S62468778","display_name":"New England Journal of Medicine","issn_l":"0028-4793","type":"journal"},"license":null,"version":"publishedVersion"},"open_access":{"is_oa":true,"oa_status":"bronze","oa_url":"https://www.nejm.org/doi/pdf/10.1056/NEJMe2110397","any_repository_has_fulltext":true},"cited_by_count":19,"abstract_inverted_index":null},{"id":"https://openalex.org/W2100837269","doi":null,"display_name":"Vaccines against malaria","publication_year":1998,"publication_date":"1998-01-01","ids":{"openalex":"https://openalex.org/W2100837269","mag":"2100837269"},"authorships":[{"author_position":"first","author":{"id":"https://openalex.org/A5012345678","display_name":"Stephen L. Hoffman","orcid":null},"institutions":[]},{"author_position":"last","author":{"id":"https://openalex.org/A5087654321","display_name":"Denise L. Doolan","orcid":null},"institutions":[]}],"primary_location":{"is_oa":false,"landing_page_url":"https://example.org/landing/2100837269","source":null},"open_access":{"is_oa":false,"oa_status":"closed","oa_url":null,"any_repository_has_fulltext":false},"cited_by_count":87,"abstract_inverted_index":{"Malaria":[0],"vaccines":[1,6],"remain":[2],"elusive;":[3],"new":[4],"candidate":[5],"are":[7],"reviewed.":[8]}}]}"#;
+#[cfg(any(test, feature = "emulator"))]
+const WORKS: &str = include_str!("fixtures/openalex/works.json");
 
 #[cfg(test)]
 mod tests {

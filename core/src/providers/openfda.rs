@@ -214,75 +214,16 @@ impl Label {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/drug/label.json",
-    status: 200,
-    body: LABELS,
-}];
-
-/// `GET /drug/label.json?search=openfda.brand_name:"ibuprofen" openfda.generic_name:"ibuprofen"&limit=2`
-/// (section texts shortened).
-const LABELS: &str = r#"{
-  "meta": {
-    "disclaimer": "Do not rely on openFDA to make decisions regarding medical care. While we make every effort to ensure that data is accurate, you should assume all results are unvalidated. We may limit or otherwise restrict your access to the API in line with our Terms of Service.",
-    "terms": "https://open.fda.gov/terms/",
-    "license": "https://open.fda.gov/license/",
-    "last_updated": "2025-01-10",
-    "results": {"skip": 0, "limit": 2, "total": 1387}
-  },
-  "results": [
-    {
-      "spl_product_data_elements": ["Advil Ibuprofen IBUPROFEN IBUPROFEN ..."],
-      "active_ingredient": ["Active ingredient (in each tablet) Ibuprofen 200 mg (NSAID)*"],
-      "purpose": ["Purpose Pain reliever/fever reducer"],
-      "indications_and_usage": ["Uses temporarily relieves minor aches and pains due to: headache toothache backache menstrual cramps the common cold muscular aches minor pain of arthritis temporarily reduces fever"],
-      "warnings": ["Warnings Allergy alert: Ibuprofen may cause a severe allergic reaction, especially in people allergic to aspirin.", "Stomach bleeding warning: This product contains an NSAID, which may cause severe stomach bleeding."],
-      "dosage_and_administration": ["Directions do not take more than directed adults and children 12 years and over: take 1 tablet every 4 to 6 hours while symptoms persist"],
-      "pregnancy_or_breast_feeding": ["If pregnant or breast-feeding, ask a health professional before use. It is especially important not to use ibuprofen during the last 3 months of pregnancy."],
-      "set_id": "e9b0f8ad-2bcc-4fa4-8d1c-1a5d5b2b4b9a",
-      "id": "1c3f0a3e-5a7b-4b0c-9c1e-2f6b8a7d9e01",
-      "effective_time": "20240115",
-      "version": "12",
-      "openfda": {
-        "application_number": ["NDA018989"],
-        "brand_name": ["Advil"],
-        "generic_name": ["IBUPROFEN"],
-        "manufacturer_name": ["Haleon US Holdings LLC"],
-        "product_ndc": ["0573-0164"],
-        "product_type": ["HUMAN OTC DRUG"],
-        "route": ["ORAL"],
-        "substance_name": ["IBUPROFEN"],
-        "rxcui": ["310965", "731531"],
-        "spl_id": ["1c3f0a3e-5a7b-4b0c-9c1e-2f6b8a7d9e01"],
-        "spl_set_id": ["e9b0f8ad-2bcc-4fa4-8d1c-1a5d5b2b4b9a"],
-        "package_ndc": ["0573-0164-30"],
-        "is_original_packager": [true],
-        "unii": ["WK2XYI10QM"]
-      }
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /drug/label.json?search=openfda.brand_name:"ibuprofen" openfda.generic_name:"ibuprofen"&limit=2`
+    // (section texts shortened).
+    Fixture {
+        method: "GET",
+        path: "/drug/label.json",
+        status: 200,
+        body: include_str!("fixtures/openfda/labels.json"),
     },
-    {
-      "boxed_warning": ["WARNING: RISK OF SERIOUS CARDIOVASCULAR AND GASTROINTESTINAL EVENTS. Cardiovascular Thrombotic Events: Nonsteroidal anti-inflammatory drugs (NSAIDs) cause an increased risk of serious cardiovascular thrombotic events."],
-      "indications_and_usage": ["1 INDICATIONS AND USAGE Ibuprofen tablets are indicated for relief of the signs and symptoms of rheumatoid arthritis and osteoarthritis."],
-      "dosage_and_administration": ["2 DOSAGE AND ADMINISTRATION Use the lowest effective dosage for the shortest duration consistent with individual patient treatment goals."],
-      "contraindications": ["4 CONTRAINDICATIONS Ibuprofen tablets are contraindicated in patients with known hypersensitivity to ibuprofen."],
-      "warnings_and_cautions": ["5 WARNINGS AND PRECAUTIONS 5.1 Cardiovascular Thrombotic Events."],
-      "adverse_reactions": ["6 ADVERSE REACTIONS The most frequent type of adverse reaction occurring with ibuprofen is gastrointestinal."],
-      "drug_interactions": ["7 DRUG INTERACTIONS See Table 2 for clinically significant drug interactions with ibuprofen."],
-      "pregnancy": ["8.1 Pregnancy Risk Summary Use of NSAIDs, including ibuprofen tablets, can cause premature closure of the fetal ductus arteriosus."],
-      "set_id": "2f3e1d0c-9b8a-4c7d-8e6f-5a4b3c2d1e0f",
-      "id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
-      "effective_time": "20231102",
-      "version": "5",
-      "openfda": {
-        "generic_name": ["IBUPROFEN"],
-        "manufacturer_name": ["Amneal Pharmaceuticals LLC"],
-        "route": ["ORAL"],
-        "rxcui": ["197803", "197805"]
-      }
-    }
-  ]
-}"#;
+];
 
 #[cfg(test)]
 mod tests {

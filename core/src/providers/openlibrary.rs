@@ -145,48 +145,15 @@ impl Doc {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/search.json",
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /search.json?q=dune&fields=…&limit=2`.
-const SEARCH: &str = r#"{
-    "numFound": 1189,
-    "start": 0,
-    "numFoundExact": true,
-    "num_found": 1189,
-    "documentation_url": "https://openlibrary.org/dev/docs/api/search",
-    "q": "dune",
-    "offset": null,
-    "docs": [
-        {
-            "key": "/works/OL893415W",
-            "title": "Dune",
-            "author_name": ["Frank Herbert"],
-            "first_publish_year": 1965,
-            "cover_i": 11481354,
-            "isbn": ["9780441013593", "0441013597", "9780340960196", "0340960191", "9780593099322"],
-            "edition_count": 144,
-            "language": ["eng", "spa", "fre", "ger"],
-            "ia": ["dune0000herb", "dune00herb_0"],
-            "ebook_access": "borrowable"
-        },
-        {
-            "key": "/works/OL15358691W",
-            "title": "The Time Machine",
-            "author_name": ["H. G. Wells"],
-            "first_publish_year": 1895,
-            "cover_i": -1,
-            "edition_count": 812,
-            "language": ["eng"],
-            "ia": ["timemachine00welluoft"],
-            "ebook_access": "public"
-        }
-    ]
-}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search.json?q=dune&fields=…&limit=2`.
+    Fixture {
+        method: "GET",
+        path: "/search.json",
+        status: 200,
+        body: include_str!("fixtures/openlibrary/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

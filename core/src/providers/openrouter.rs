@@ -55,15 +55,15 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: Some(50),
 };
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "POST",
-    path: "/api/v1/chat/completions",
-    status: 200,
-    body: CHAT,
-}];
-
-/// The free Llama 3.3 70B answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"gen-1741569952-AbCdEfGhIjKlMnOpQrSt","provider":"Chutes","model":"meta-llama/llama-3.3-70b-instruct:free","object":"chat.completion","created":1741569952,"choices":[{"logprobs":null,"finish_reason":"stop","native_finish_reason":"stop","index":0,"message":{"role":"assistant","content":"The capital of France is Paris.","refusal":null,"reasoning":null}}],"usage":{"prompt_tokens":19,"completion_tokens":8,"total_tokens":27}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // The free Llama 3.3 70B answering "What is the capital of France?".
+    Fixture {
+        method: "POST",
+        path: "/api/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/openrouter/chat.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn fixture_normalises() {
-        let reply = reply_of(&OPENROUTER, CHAT);
+        let reply = reply_of(&OPENROUTER, fixture(&OPENROUTER, "/api/v1/chat/completions"));
         assert_eq!(reply.id.as_deref(), Some("gen-1741569952-AbCdEfGhIjKlMnOpQrSt"));
         assert_eq!(reply.model, "meta-llama/llama-3.3-70b-instruct:free");
         assert_eq!(reply.text, "The capital of France is Paris.");

@@ -346,40 +346,23 @@ struct City {
     timezone: i64,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /data/2.5/weather?lat=52.52&lon=13.41&units=metric`.
     Fixture {
         method: "GET",
         path: "/data/2.5/weather",
         status: 200,
-        body: CURRENT_BERLIN,
+        body: include_str!("fixtures/openweathermap/current_berlin.json"),
     },
+    // `GET /data/2.5/forecast?lat=52.52&lon=13.41&units=metric`, abridged to
+    // the 3-hour steps of two local days (Berlin, UTC+1).
     Fixture {
         method: "GET",
         path: "/data/2.5/forecast",
         status: 200,
-        body: FORECAST_BERLIN,
+        body: include_str!("fixtures/openweathermap/forecast_berlin.json"),
     },
 ];
-
-/// `GET /data/2.5/weather?lat=52.52&lon=13.41&units=metric`.
-const CURRENT_BERLIN: &str = r#"{"coord":{"lon":13.41,"lat":52.52},"weather":[{"id":804,"main":"Clouds","description":"overcast clouds","icon":"04d"}],"base":"stations","main":{"temp":3.4,"feels_like":-0.58,"temp_min":2.78,"temp_max":4.44,"pressure":1031,"humidity":81,"sea_level":1031,"grnd_level":1026},"visibility":10000,"wind":{"speed":4.63,"deg":250},"clouds":{"all":100},"dt":1736948871,"sys":{"type":2,"id":2011538,"country":"DE","sunrise":1736926290,"sunset":1736955630},"timezone":3600,"id":2950159,"name":"Berlin","cod":200}"#;
-
-/// `GET /data/2.5/forecast?lat=52.52&lon=13.41&units=metric`, abridged to
-/// the 3-hour steps of two local days (Berlin, UTC+1).
-const FORECAST_BERLIN: &str = r#"{"cod":"200","message":0,"cnt":12,"list":[
-{"dt":1736953200,"main":{"temp":3.1,"feels_like":-0.4,"temp_min":2.9,"temp_max":3.1,"pressure":1031,"humidity":82},"weather":[{"id":804,"main":"Clouds","description":"overcast clouds","icon":"04d"}],"clouds":{"all":100},"wind":{"speed":3.5,"deg":250},"dt_txt":"2025-01-15 15:00:00"},
-{"dt":1736964000,"main":{"temp":1.8,"temp_min":1.2,"temp_max":1.8,"humidity":88},"weather":[{"id":803}],"wind":{"speed":2.9,"deg":240},"dt_txt":"2025-01-15 18:00:00"},
-{"dt":1736974800,"main":{"temp":0.9,"temp_min":0.9,"temp_max":0.9,"humidity":90},"weather":[{"id":802}],"wind":{"speed":2.4,"deg":230},"dt_txt":"2025-01-15 21:00:00"},
-{"dt":1736985600,"main":{"temp":0.2,"temp_min":0.2,"temp_max":0.2},"weather":[{"id":801}],"wind":{"speed":2.1},"dt_txt":"2025-01-16 00:00:00"},
-{"dt":1736996400,"main":{"temp":-0.6,"temp_min":-0.6,"temp_max":-0.6},"weather":[{"id":800}],"wind":{"speed":1.9},"dt_txt":"2025-01-16 03:00:00"},
-{"dt":1737007200,"main":{"temp":-0.9,"temp_min":-0.9,"temp_max":-0.9},"weather":[{"id":800}],"wind":{"speed":2.2},"dt_txt":"2025-01-16 06:00:00"},
-{"dt":1737018000,"main":{"temp":1.5,"temp_min":1.5,"temp_max":1.5},"weather":[{"id":500}],"rain":{"3h":0.31},"wind":{"speed":3.8},"dt_txt":"2025-01-16 09:00:00"},
-{"dt":1737028800,"main":{"temp":3.7,"temp_min":3.7,"temp_max":3.7},"weather":[{"id":501}],"rain":{"3h":1.2},"wind":{"speed":5.6},"dt_txt":"2025-01-16 12:00:00"},
-{"dt":1737039600,"main":{"temp":3.2,"temp_min":3.2,"temp_max":3.2},"weather":[{"id":804}],"wind":{"speed":4.9},"dt_txt":"2025-01-16 15:00:00"},
-{"dt":1737050400,"main":{"temp":2.0,"temp_min":2.0,"temp_max":2.0},"weather":[{"id":804}],"wind":{"speed":4.1},"dt_txt":"2025-01-16 18:00:00"},
-{"dt":1737061200,"main":{"temp":1.1,"temp_min":1.1,"temp_max":1.1},"weather":[{"id":600}],"snow":{"3h":0.2},"wind":{"speed":3.3},"dt_txt":"2025-01-16 21:00:00"},
-{"dt":1737072000,"main":{"temp":0.5,"temp_min":0.5,"temp_max":0.5},"weather":[{"id":804}],"wind":{"speed":3.0},"dt_txt":"2025-01-17 00:00:00"}],
-"city":{"id":2950159,"name":"Berlin","coord":{"lat":52.52,"lon":13.41},"country":"DE","population":1000000,"timezone":3600,"sunrise":1736926290,"sunset":1736955630}}"#;
 
 #[cfg(test)]
 mod tests {

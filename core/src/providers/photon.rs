@@ -203,7 +203,7 @@ impl Feature {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
+static FIXTURES: &[Fixture] = fixtures![Fixture {
     method: "GET",
     path: "/api",
     status: 200,
@@ -211,7 +211,8 @@ static FIXTURES: &[Fixture] = &[Fixture {
 }];
 
 /// `GET /api?q=Berlin&limit=5`.
-const BERLIN: &str = r#"{"features":[{"geometry":{"coordinates":[13.3888599,52.5170365],"type":"Point"},"type":"Feature","properties":{"osm_type":"R","osm_id":62422,"extent":[13.088345,52.6755087,13.7611609,52.3382448],"country":"Germany","osm_key":"place","countrycode":"DE","osm_value":"city","name":"Berlin","type":"city"}},{"geometry":{"coordinates":[-72.7731833,41.6214865],"type":"Point"},"type":"Feature","properties":{"osm_type":"N","osm_id":158809711,"country":"United States","osm_key":"place","city":"Berlin","countrycode":"US","osm_value":"town","postcode":"06037","name":"Berlin","county":"Hartford County","state":"Connecticut","type":"city"}},{"geometry":{"coordinates":[13.3776295,52.5163259],"type":"Point"},"type":"Feature","properties":{"osm_type":"W","osm_id":518071791,"country":"Germany","city":"Berlin","countrycode":"DE","postcode":"10117","locality":"Mitte","type":"house","osm_key":"tourism","housenumber":"1","street":"Pariser Platz","district":"Mitte","osm_value":"attraction","name":"Brandenburger Tor","state":"Berlin"}}],"type":"FeatureCollection"}"#;
+#[cfg(any(test, feature = "emulator"))]
+const BERLIN: &str = include_str!("fixtures/photon/berlin.json");
 
 #[cfg(test)]
 mod tests {

@@ -325,27 +325,23 @@ impl Summary {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /entrez/eutils/esearch.fcgi?db=pubmed&term=malaria vaccine&retmode=json&retmax=2&sort=relevance`.
     Fixture {
         method: "GET",
         path: "/entrez/eutils/esearch.fcgi",
         status: 200,
-        body: ESEARCH,
+        body: include_str!("fixtures/pubmed/esearch.json"),
     },
+    // `GET /entrez/eutils/esummary.fcgi?db=pubmed&id=36038614,34310955&retmode=json`
+    // (fields abridged).
     Fixture {
         method: "GET",
         path: "/entrez/eutils/esummary.fcgi",
         status: 200,
-        body: ESUMMARY,
+        body: include_str!("fixtures/pubmed/esummary.json"),
     },
 ];
-
-/// `GET /entrez/eutils/esearch.fcgi?db=pubmed&term=malaria vaccine&retmode=json&retmax=2&sort=relevance`.
-const ESEARCH: &str = r#"{"header":{"type":"esearch","version":"0.3"},"esearchresult":{"count":"12345","retmax":"2","retstart":"0","idlist":["36038614","34310955"],"translationset":[{"from":"malaria vaccine","to":"\"malaria vaccines\"[MeSH Terms] OR (\"malaria\"[All Fields] AND \"vaccines\"[All Fields]) OR \"malaria vaccines\"[All Fields] OR (\"malaria\"[All Fields] AND \"vaccine\"[All Fields]) OR \"malaria vaccine\"[All Fields]"}],"querytranslation":"\"malaria vaccines\"[MeSH Terms] OR \"malaria vaccine\"[All Fields]"}}"#;
-
-/// `GET /entrez/eutils/esummary.fcgi?db=pubmed&id=36038614,34310955&retmode=json`
-/// (fields abridged).
-const ESUMMARY: &str = r#"{"header":{"type":"esummary","version":"0.3"},"result":{"uids":["36038614","34310955"],"36038614":{"uid":"36038614","pubdate":"2022 Sep","epubdate":"2022 Aug 29","source":"Lancet Infect Dis","authors":[{"name":"Datoo MS","authtype":"Author","clusterid":""},{"name":"Natama HM","authtype":"Author","clusterid":""},{"name":"Somé A","authtype":"Author","clusterid":""}],"lastauthor":"Tinto H","title":"Efficacy and immunogenicity of R21/Matrix-M vaccine against clinical malaria after 2 years' follow-up in children in Burkina Faso: a phase 1/2b randomised controlled trial.","volume":"22","issue":"12","pages":"1728-1736","lang":["eng"],"issn":"1473-3099","essn":"1474-4457","pubtype":["Journal Article","Randomized Controlled Trial"],"articleids":[{"idtype":"pubmed","idtypen":1,"value":"36038614"},{"idtype":"doi","idtypen":3,"value":"10.1016/S1473-3099(22)00442-X"},{"idtype":"pii","idtypen":4,"value":"S1473-3099(22)00442-X"}],"fulljournalname":"The Lancet. Infectious diseases","elocationid":"doi: 10.1016/S1473-3099(22)00442-X","sortpubdate":"2022/09/01 00:00","sortfirstauthor":"Datoo MS"},"34310955":{"uid":"34310955","pubdate":"2021 Jul 26","source":"N Engl J Med","authors":[{"name":"Alonso PL","authtype":"Author","clusterid":""}],"title":"Malaria vaccines: a new era.","articleids":[{"idtype":"pubmed","idtypen":1,"value":"34310955"},{"idtype":"doi","idtypen":3,"value":"10.1056/NEJMe2110397"},{"idtype":"pmc","idtypen":8,"value":"PMC8390112"},{"idtype":"pmcid","idtypen":5,"value":"pmc-id: PMC8390112;"}],"fulljournalname":"The New England journal of medicine","sortpubdate":"2021/07/26 00:00"}}}"#;
 
 #[cfg(test)]
 mod tests {

@@ -171,7 +171,7 @@ struct Concept {
     name: String,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
     Fixture {
         method: "GET",
         path: "/REST/rxcui.json",
@@ -187,10 +187,12 @@ static FIXTURES: &[Fixture] = &[
 ];
 
 /// `GET /REST/rxcui.json?name=atorvastatin&search=2`.
-const RXCUI: &str = r#"{"idGroup":{"name":"atorvastatin","rxnormId":["83367"]}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const RXCUI: &str = include_str!("fixtures/rxnav/rxcui.json");
 
 /// `GET /REST/rxcui/83367/related.json?tty=IN+MIN+BN` (brands abridged).
-const RELATED: &str = r#"{"relatedGroup":{"rxcui":"83367","termType":["IN","MIN","BN"],"conceptGroup":[{"tty":"BN","conceptProperties":[{"rxcui":"153165","name":"Lipitor","synonym":"","tty":"BN","language":"ENG","suppress":"N","umlscui":""},{"rxcui":"1790868","name":"Atorvaliq","synonym":"","tty":"BN","language":"ENG","suppress":"N","umlscui":""}]},{"tty":"IN","conceptProperties":[{"rxcui":"83367","name":"atorvastatin","synonym":"","tty":"IN","language":"ENG","suppress":"N","umlscui":""}]},{"tty":"MIN"}]}}"#;
+#[cfg(any(test, feature = "emulator"))]
+const RELATED: &str = include_str!("fixtures/rxnav/related.json");
 
 #[cfg(test)]
 mod tests {

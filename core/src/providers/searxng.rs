@@ -180,15 +180,15 @@ struct Hit {
     published_date: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/search",
-    status: 200,
-    body: RUST,
-}];
-
-/// `GET /search?q=rust+programming&format=json&pageno=1`.
-const RUST: &str = r#"{"query":"rust programming","number_of_results":0,"results":[{"url":"https://www.rust-lang.org/","title":"Rust Programming Language","content":"A language empowering everyone to build reliable and efficient software.","publishedDate":null,"thumbnail":"","engine":"duckduckgo","template":"default.html","parsed_url":["https","www.rust-lang.org","/","","",""],"engines":["duckduckgo","brave","startpage"],"positions":[1,1,2],"score":9.0,"category":"general"},{"url":"https://doc.rust-lang.org/book/","title":"The Rust Programming Language - The Rust Programming Language","content":"by Steve Klabnik, Carol Nichols, and Chris Krycho, with contributions from the Rust Community.","publishedDate":"2024-11-28T00:00:00","engine":"brave","engines":["brave"],"positions":[2],"score":0.5,"category":"general"}],"answers":[],"corrections":[],"infoboxes":[{"infobox":"Rust","id":"https://en.wikipedia.org/wiki/Rust_(programming_language)","content":"<p>Rust is a general-purpose programming language.</p>","urls":[{"title":"Wikipedia","url":"https://en.wikipedia.org/wiki/Rust_(programming_language)"}],"engine":"wikipedia","engines":["wikipedia"]}],"suggestions":["rust programming book"],"unresponsive_engines":[["google","timeout"]]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search?q=rust+programming&format=json&pageno=1`.
+    Fixture {
+        method: "GET",
+        path: "/search",
+        status: 200,
+        body: include_str!("fixtures/searxng/rust.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

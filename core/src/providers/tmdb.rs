@@ -232,35 +232,29 @@ impl Item {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /3/search/movie?query=spirited away` (abridged to two results).
     Fixture {
         method: "GET",
         path: "/3/search/movie",
         status: 200,
-        body: SEARCH_MOVIE,
+        body: include_str!("fixtures/tmdb/search_movie.json"),
     },
+    // `GET /3/search/tv?query=breaking bad` (abridged to one result).
     Fixture {
         method: "GET",
         path: "/3/search/tv",
         status: 200,
-        body: SEARCH_TV,
+        body: include_str!("fixtures/tmdb/search_tv.json"),
     },
+    // `GET /3/find/tt0088247?external_source=imdb_id`.
     Fixture {
         method: "GET",
         path: "/3/find/*",
         status: 200,
-        body: FIND,
+        body: include_str!("fixtures/tmdb/find.json"),
     },
 ];
-
-/// `GET /3/search/movie?query=spirited away` (abridged to two results).
-const SEARCH_MOVIE: &str = r#"{"page":1,"results":[{"adult":false,"backdrop_path":"/m3XmdRXZDVUFrRUIhV53YfEm4kS.jpg","genre_ids":[16,10751,14],"id":129,"original_language":"ja","original_title":"千と千尋の神隠し","overview":"A young girl, Chihiro, becomes trapped in a strange new world of spirits.","popularity":98.554,"poster_path":"/39wmItIWsg5sZMyRUHLkWBcuVCM.jpg","release_date":"2001-07-20","title":"Spirited Away","video":false,"vote_average":8.536,"vote_count":16912},{"adult":false,"backdrop_path":null,"genre_ids":[99],"id":550290,"original_language":"ja","original_title":"The Making of Spirited Away","overview":"","popularity":2.1,"poster_path":null,"release_date":"","title":"The Making of Spirited Away","video":false,"vote_average":0.0,"vote_count":0}],"total_pages":1,"total_results":2}"#;
-
-/// `GET /3/search/tv?query=breaking bad` (abridged to one result).
-const SEARCH_TV: &str = r#"{"page":1,"results":[{"adult":false,"backdrop_path":"/9faGSFi5jam6pDWGNd0p8JcJgXQ.jpg","genre_ids":[18,80],"id":1396,"origin_country":["US"],"original_language":"en","original_name":"Breaking Bad","overview":"Walter White, a New Mexico chemistry teacher, is diagnosed with Stage III cancer and given a prognosis of only two years left to live.","popularity":377.543,"poster_path":"/ztkUQFLlC19CCMYHW9o1zWhJRNq.jpg","first_air_date":"2008-01-20","name":"Breaking Bad","vote_average":8.9,"vote_count":14328}],"total_pages":1,"total_results":1}"#;
-
-/// `GET /3/find/tt0088247?external_source=imdb_id`.
-const FIND: &str = r#"{"movie_results":[{"backdrop_path":"/ixj2DHjxVwPqvUamUv4UFOdGNMk.jpg","id":218,"title":"The Terminator","original_title":"The Terminator","overview":"In the post-apocalyptic future, reigning tyrannical supercomputers teleport a cyborg assassin known as the \"Terminator\" back to 1984 to kill Sarah Connor.","poster_path":"/qvktm0BHcnmDpul4Hz01GIazWPr.jpg","media_type":"movie","adult":false,"original_language":"en","genre_ids":[28,53,878],"popularity":53.8,"release_date":"1984-10-26","video":false,"vote_average":7.663,"vote_count":13155}],"person_results":[],"tv_results":[],"tv_episode_results":[],"tv_season_results":[]}"#;
 
 #[cfg(test)]
 mod tests {

@@ -51,26 +51,22 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: None,
 };
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // Llama 3.3 70B Turbo answering "What is the capital of France?".
     Fixture {
         method: "POST",
         path: "/v1/chat/completions",
         status: 200,
-        body: CHAT,
+        body: include_str!("fixtures/together/chat.json"),
     },
+    // Two inputs (vectors shortened from 1024 dimensions); no usage block.
     Fixture {
         method: "POST",
         path: "/v1/embeddings",
         status: 200,
-        body: EMBEDDINGS,
+        body: include_str!("fixtures/together/embeddings.json"),
     },
 ];
-
-/// Llama 3.3 70B Turbo answering "What is the capital of France?".
-const CHAT: &str = r#"{"id":"8f2c7a1b9e3d4c5f-CDG","object":"chat.completion","created":1741569952,"model":"meta-llama/Llama-3.3-70B-Instruct-Turbo","prompt":[],"choices":[{"finish_reason":"stop","seed":4281096722398418000,"logprobs":null,"index":0,"message":{"role":"assistant","content":"The capital of France is Paris.","tool_calls":[]}}],"usage":{"prompt_tokens":45,"completion_tokens":8,"total_tokens":53,"cached_tokens":0}}"#;
-
-/// Two inputs (vectors shortened from 1024 dimensions); no usage block.
-const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","embedding":[0.0154296875,-0.0262451171875,0.0223388671875,-0.0093994140625],"index":0},{"object":"embedding","embedding":[0.0311279296875,-0.0184326171875,0.0091552734375,-0.0140380859375],"index":1}],"model":"BAAI/bge-large-en-v1.5","request_id":"8f2c7a1c0b9d4e6a-CDG"}"#;
 
 #[cfg(test)]
 mod tests {
@@ -101,14 +97,14 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(&TOGETHER, CHAT);
+        let reply = reply_of(&TOGETHER, fixture(&TOGETHER, "/v1/chat/completions"));
         assert_eq!(reply.model, "meta-llama/Llama-3.3-70B-Instruct-Turbo");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(45), Some(8)));
 
         let Data::LlmEmbeddings(e) =
-            answer(&TOGETHER, &embeddings_request(), test_response(200, &[], EMBEDDINGS))
+            answer(&TOGETHER, &embeddings_request(), test_response(200, &[], fixture(&TOGETHER, "/v1/embeddings")))
         else {
             panic!("wrong data")
         };

@@ -178,26 +178,22 @@ impl Show {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /search/shows?q=breaking bad` (first two hits).
     Fixture {
         method: "GET",
         path: "/search/shows",
         status: 200,
-        body: SEARCH,
+        body: include_str!("fixtures/tvmaze/search.json"),
     },
+    // `GET /lookup/shows?imdb=tt0903747`, after its redirect to `/shows/169`.
     Fixture {
         method: "GET",
         path: "/lookup/shows",
         status: 200,
-        body: LOOKUP,
+        body: include_str!("fixtures/tvmaze/lookup.json"),
     },
 ];
-
-/// `GET /search/shows?q=breaking bad` (first two hits).
-const SEARCH: &str = r#"[{"score":0.9088933,"show":{"id":169,"url":"https://www.tvmaze.com/shows/169/breaking-bad","name":"Breaking Bad","type":"Scripted","language":"English","genres":["Drama","Crime","Thriller"],"status":"Ended","runtime":60,"averageRuntime":60,"premiered":"2008-01-20","ended":"2013-09-29","officialSite":"http://www.amc.com/shows/breaking-bad","schedule":{"time":"22:00","days":["Sunday"]},"rating":{"average":9.2},"weight":98,"network":{"id":20,"name":"AMC","country":{"name":"United States","code":"US","timezone":"America/New_York"},"officialSite":null},"webChannel":null,"dvdCountry":null,"externals":{"tvrage":18164,"thetvdb":81189,"imdb":"tt0903747"},"image":{"medium":"https://static.tvmaze.com/uploads/images/medium_portrait/501/1253519.jpg","original":"https://static.tvmaze.com/uploads/images/original_untouched/501/1253519.jpg"},"summary":"<p><b>Breaking Bad</b> follows protagonist Walter White, a chemistry teacher who lives in New Mexico with his wife and teenage son who has cerebral palsy. White is diagnosed with Stage III cancer and given a prognosis of two years left to live.</p>","updated":1704794122,"_links":{"self":{"href":"https://api.tvmaze.com/shows/169"},"previousepisode":{"href":"https://api.tvmaze.com/episodes/12253","name":"Felina"}}}},{"score":0.6107775,"show":{"id":36788,"url":"https://www.tvmaze.com/shows/36788/breaking-bad-the-cast-remembers","name":"Breaking Bad: The Cast Remembers","type":"Documentary","language":"English","genres":[],"status":"Ended","runtime":null,"averageRuntime":9,"premiered":"2018-07-22","ended":"2018-10-28","officialSite":null,"schedule":{"time":"","days":[]},"rating":{"average":null},"weight":11,"network":null,"webChannel":{"id":59,"name":"YouTube","country":null,"officialSite":"https://www.youtube.com"},"dvdCountry":null,"externals":{"tvrage":null,"thetvdb":null,"imdb":null},"image":null,"summary":null,"updated":1573667569,"_links":{"self":{"href":"https://api.tvmaze.com/shows/36788"}}}}]"#;
-
-/// `GET /lookup/shows?imdb=tt0903747`, after its redirect to `/shows/169`.
-const LOOKUP: &str = r#"{"id":169,"url":"https://www.tvmaze.com/shows/169/breaking-bad","name":"Breaking Bad","type":"Scripted","language":"English","genres":["Drama","Crime","Thriller"],"status":"Ended","runtime":60,"averageRuntime":60,"premiered":"2008-01-20","ended":"2013-09-29","officialSite":"http://www.amc.com/shows/breaking-bad","schedule":{"time":"22:00","days":["Sunday"]},"rating":{"average":9.2},"weight":98,"network":{"id":20,"name":"AMC","country":{"name":"United States","code":"US","timezone":"America/New_York"},"officialSite":null},"webChannel":null,"dvdCountry":null,"externals":{"tvrage":18164,"thetvdb":81189,"imdb":"tt0903747"},"image":{"medium":"https://static.tvmaze.com/uploads/images/medium_portrait/501/1253519.jpg","original":"https://static.tvmaze.com/uploads/images/original_untouched/501/1253519.jpg"},"summary":"<p><b>Breaking Bad</b> follows protagonist Walter White.</p>","updated":1704794122,"_links":{"self":{"href":"https://api.tvmaze.com/shows/169"}}}"#;
 
 #[cfg(test)]
 mod tests {

@@ -174,15 +174,15 @@ struct Quote {
     is_market_open: Option<bool>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/quote",
-    status: 200,
-    body: AAPL,
-}];
-
-/// `GET /quote?symbol=AAPL`.
-const AAPL: &str = r#"{"symbol":"AAPL","name":"Apple Inc.","exchange":"NASDAQ","mic_code":"XNGS","currency":"USD","datetime":"2025-01-15","timestamp":1736951400,"last_quote_at":1736974800,"open":"234.64000","high":"238.96001","low":"234.42999","close":"237.87000","volume":"39832000","previous_close":"233.28000","change":"4.59000","percent_change":"1.96759","average_volume":"44735540","is_market_open":false,"fifty_two_week":{"low":"164.08000","high":"260.10001","low_change":"73.79000","high_change":"-22.23001","low_change_percent":"44.97197","high_change_percent":"-8.54672","range":"164.080002 - 260.100006"}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /quote?symbol=AAPL`.
+    Fixture {
+        method: "GET",
+        path: "/quote",
+        status: 200,
+        body: include_str!("fixtures/twelve-data/aapl.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -278,26 +278,22 @@ struct DaySummary {
     condition: ApiCondition,
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /v1/current.json?q=51.5072,-0.1276&aqi=no`.
     Fixture {
         method: "GET",
         path: "/v1/current.json",
         status: 200,
-        body: CURRENT_LONDON,
+        body: include_str!("fixtures/weatherapi/current_london.json"),
     },
+    // `GET /v1/forecast.json?q=51.5072,-0.1276&days=3&aqi=no&alerts=no`, abridged.
     Fixture {
         method: "GET",
         path: "/v1/forecast.json",
         status: 200,
-        body: FORECAST_LONDON,
+        body: include_str!("fixtures/weatherapi/forecast_london.json"),
     },
 ];
-
-/// `GET /v1/current.json?q=51.5072,-0.1276&aqi=no`.
-const CURRENT_LONDON: &str = r#"{"location":{"name":"London","region":"City of London, Greater London","country":"United Kingdom","lat":51.5171,"lon":-0.1062,"tz_id":"Europe/London","localtime_epoch":1736950182,"localtime":"2025-01-15 14:09"},"current":{"last_updated_epoch":1736949600,"last_updated":"2025-01-15 14:00","temp_c":6.2,"temp_f":43.2,"is_day":1,"condition":{"text":"Partly cloudy","icon":"//cdn.weatherapi.com/weather/64x64/day/116.png","code":1003},"wind_mph":6.5,"wind_kph":10.4,"wind_degree":236,"wind_dir":"SW","pressure_mb":1034.0,"pressure_in":30.53,"precip_mm":0.0,"precip_in":0.0,"humidity":76,"cloud":50,"feelslike_c":4.0,"feelslike_f":39.2,"windchill_c":3.8,"windchill_f":38.9,"heatindex_c":6.1,"heatindex_f":43.0,"dewpoint_c":1.3,"dewpoint_f":34.3,"vis_km":10.0,"vis_miles":6.0,"uv":0.4,"gust_mph":9.3,"gust_kph":15.0}}"#;
-
-/// `GET /v1/forecast.json?q=51.5072,-0.1276&days=3&aqi=no&alerts=no`, abridged.
-const FORECAST_LONDON: &str = r#"{"location":{"name":"London","region":"City of London, Greater London","country":"United Kingdom","lat":51.5171,"lon":-0.1062,"tz_id":"Europe/London","localtime_epoch":1736950182,"localtime":"2025-01-15 14:09"},"current":{"last_updated_epoch":1736949600,"temp_c":6.2,"condition":{"text":"Partly cloudy","code":1003}},"forecast":{"forecastday":[{"date":"2025-01-15","date_epoch":1736899200,"day":{"maxtemp_c":7.1,"maxtemp_f":44.8,"mintemp_c":1.9,"mintemp_f":35.4,"avgtemp_c":4.6,"maxwind_mph":9.4,"maxwind_kph":15.1,"totalprecip_mm":0.0,"totalprecip_in":0.0,"totalsnow_cm":0.0,"avghumidity":82,"daily_will_it_rain":0,"daily_chance_of_rain":0,"condition":{"text":"Partly Cloudy ","icon":"//cdn.weatherapi.com/weather/64x64/day/116.png","code":1003},"uv":0.3},"astro":{"sunrise":"07:59 AM","sunset":"04:24 PM"},"hour":[]},{"date":"2025-01-16","date_epoch":1736985600,"day":{"maxtemp_c":5.4,"mintemp_c":0.2,"maxwind_kph":11.2,"totalprecip_mm":1.27,"condition":{"text":"Patchy rain nearby","code":1063}},"astro":{},"hour":[]},{"date":"2025-01-17","date_epoch":1737072000,"day":{"maxtemp_c":4.0,"mintemp_c":-1.5,"maxwind_kph":9.0,"totalprecip_mm":0.0,"condition":{"text":"Freezing fog","code":1147}},"astro":{},"hour":[]}]}}"#;
 
 #[cfg(test)]
 mod tests {

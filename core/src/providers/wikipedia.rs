@@ -163,15 +163,15 @@ struct Hit {
     timestamp: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/w/api.php",
-    status: 200,
-    body: RUST,
-}];
-
-/// `GET /w/api.php?action=query&list=search&srsearch=rust+programming&srlimit=10&srprop=snippet|timestamp&format=json&formatversion=2`.
-const RUST: &str = r#"{"batchcomplete":true,"continue":{"sroffset":10,"continue":"-||"},"query":{"searchinfo":{"totalhits":4218},"search":[{"ns":0,"title":"Rust (programming language)","pageid":29414838,"snippet":"<span class=\"searchmatch\">Rust</span> is a general-purpose <span class=\"searchmatch\">programming</span> language emphasizing performance, type safety, and concurrency. It enforces memory safety&#039;s","timestamp":"2025-01-12T08:41:17Z"},{"ns":0,"title":"Ferris (mascot)","pageid":71233001,"snippet":"Ferris is the unofficial mascot of the <span class=\"searchmatch\">Rust</span> <span class=\"searchmatch\">programming</span> language &amp; its community","timestamp":"2024-11-02T19:03:55Z"}]}}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /w/api.php?action=query&list=search&srsearch=rust+programming&srlimit=10&srprop=snippet|timestamp&format=json&formatversion=2`.
+    Fixture {
+        method: "GET",
+        path: "/w/api.php",
+        status: 200,
+        body: include_str!("fixtures/wikipedia/rust.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

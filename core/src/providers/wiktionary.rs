@@ -176,15 +176,15 @@ struct ParsedExample {
     example: Option<String>,
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/api/rest_v1/page/definition/*",
-    status: 200,
-    body: HELLO,
-}];
-
-/// `GET /api/rest_v1/page/definition/hello`.
-const HELLO: &str = r#"{"en":[{"partOfSpeech":"Interjection","language":"English","definitions":[{"definition":"A <a rel=\"mw:WikiLink\" href=\"/wiki/greeting\" title=\"greeting\">greeting</a> (<a rel=\"mw:WikiLink\" href=\"/wiki/salutation\" title=\"salutation\">salutation</a>) said when <a rel=\"mw:WikiLink\" href=\"/wiki/meet\" title=\"meet\">meeting</a> someone or acknowledging someone’s arrival or presence.","parsedExamples":[{"example":"<b>Hello</b>, everyone."}],"examples":["<b>Hello</b>, everyone."]},{"definition":"","examples":[]}]},{"partOfSpeech":"Noun","language":"English","definitions":[{"definition":"&quot;<a rel=\"mw:WikiLink\" href=\"/wiki/hello\" title=\"hello\">Hello</a>!&quot; or an equivalent greeting."}]}],"fr":[{"partOfSpeech":"Interjection","language":"French","definitions":[{"definition":"<span class=\"Latn\" lang=\"fr\">hello</span> (informal greeting)"}]}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/rest_v1/page/definition/hello`.
+    Fixture {
+        method: "GET",
+        path: "/api/rest_v1/page/definition/*",
+        status: 200,
+        body: include_str!("fixtures/wiktionary/hello.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

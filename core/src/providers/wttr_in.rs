@@ -388,44 +388,16 @@ fn code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     }
 }
 
-static FIXTURES: &[Fixture] = &[Fixture {
-    method: "GET",
-    path: "/*",
-    status: 200,
-    body: BERLIN,
-}];
-
-/// A `format=j1` reply for `/52.52,13.41` (Berlin), hourly blocks trimmed to
-/// the commonly used fields.
-const BERLIN: &str = r#"{"current_condition":[{"FeelsLikeC":"0","FeelsLikeF":"32","cloudcover":"100","humidity":"81","localObsDateTime":"2025-01-15 02:41 PM","observation_time":"01:41 PM","precipInches":"0.0","precipMM":"0.0","pressure":"1031","pressureInches":"30","temp_C":"3","temp_F":"37","uvIndex":"0","visibility":"10","visibilityMiles":"6","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"weatherIconUrl":[{"value":""}],"winddir16Point":"WSW","winddirDegree":"250","windspeedKmph":"11","windspeedMiles":"7"}],
-"nearest_area":[{"areaName":[{"value":"Berlin"}],"country":[{"value":"Germany"}],"latitude":"52.517","longitude":"13.400","population":"3426354","region":[{"value":"Berlin"}],"weatherUrl":[{"value":""}]}],"request":[{"query":"Lat 52.52 and Lon 13.41","type":"LatLon"}],"weather":[
-{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:12 AM","sunset":"04:12 PM"}],"avgtempC":"2","date":"2025-01-15","hourly":[
-{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"11","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"-1","time":"0","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"240","windspeedKmph":"7"},
-{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"-1","time":"300","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"242","windspeedKmph":"8"},
-{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"16","chanceofrain":"0","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.0","pressure":"1029","tempC":"0","time":"600","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"244","windspeedKmph":"10"},
-{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"19","chanceofrain":"0","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.0","pressure":"1028","tempC":"3","time":"900","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"246","windspeedKmph":"12"},
-{"DewPointC":"1","FeelsLikeC":"1","WindGustKmph":"20","chanceofrain":"74","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"0.2","pressure":"1027","tempC":"4","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"176","weatherDesc":[{"value":"Patchy rain nearby"}],"winddirDegree":"248","windspeedKmph":"13"},
-{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"17","chanceofrain":"74","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.4","pressure":"1026","tempC":"3","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"266","weatherDesc":[{"value":"Light drizzle"}],"winddirDegree":"250","windspeedKmph":"11"},
-{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"14","chanceofrain":"0","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.0","pressure":"1025","tempC":"1","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"252","windspeedKmph":"9"},
-{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"0","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"254","windspeedKmph":"8"}],"maxtempC":"4","mintempC":"-1","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"},
-{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:11 AM","sunset":"04:14 PM"}],"avgtempC":"0","date":"2025-01-16","hourly":[
-{"DewPointC":"-6","FeelsLikeC":"-6","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"-3","time":"0","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"240","windspeedKmph":"5"},
-{"DewPointC":"-6","FeelsLikeC":"-6","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"-3","time":"300","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"242","windspeedKmph":"5"},
-{"DewPointC":"-5","FeelsLikeC":"-5","WindGustKmph":"9","chanceofrain":"0","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.0","pressure":"1029","tempC":"-2","time":"600","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"244","windspeedKmph":"6"},
-{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.0","pressure":"1028","tempC":"1","time":"900","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"246","windspeedKmph":"8"},
-{"DewPointC":"-1","FeelsLikeC":"-1","WindGustKmph":"14","chanceofrain":"0","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"0.0","pressure":"1027","tempC":"2","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"248","windspeedKmph":"9"},
-{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.0","pressure":"1026","tempC":"1","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"250","windspeedKmph":"8"},
-{"DewPointC":"-4","FeelsLikeC":"-4","WindGustKmph":"9","chanceofrain":"0","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.0","pressure":"1025","tempC":"-1","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"252","windspeedKmph":"6"},
-{"DewPointC":"-5","FeelsLikeC":"-5","WindGustKmph":"8","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"-2","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"113","weatherDesc":[{"value":"Sunny"}],"winddirDegree":"254","windspeedKmph":"5"}],"maxtempC":"2","mintempC":"-3","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"},
-{"astronomy":[{"moon_illumination":"99","moon_phase":"Full Moon","moonrise":"05:02 PM","moonset":"09:01 AM","sunrise":"07:10 AM","sunset":"04:16 PM"}],"avgtempC":"3","date":"2025-01-17","hourly":[
-{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"12","chanceofrain":"0","chanceofsnow":"0","cloudcover":"20","humidity":"80","precipMM":"0.0","pressure":"1031","tempC":"0","time":"0","uvIndex":"0","visibility":"10","weatherCode":"116","weatherDesc":[{"value":"Partly cloudy"}],"winddirDegree":"240","windspeedKmph":"8"},
-{"DewPointC":"-3","FeelsLikeC":"-3","WindGustKmph":"16","chanceofrain":"0","chanceofsnow":"0","cloudcover":"30","humidity":"81","precipMM":"0.0","pressure":"1030","tempC":"0","time":"300","uvIndex":"0","visibility":"10","weatherCode":"119","weatherDesc":[{"value":"Cloudy"}],"winddirDegree":"242","windspeedKmph":"10"},
-{"DewPointC":"-2","FeelsLikeC":"-2","WindGustKmph":"22","chanceofrain":"74","chanceofsnow":"0","cloudcover":"40","humidity":"82","precipMM":"0.1","pressure":"1029","tempC":"1","time":"600","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"244","windspeedKmph":"14"},
-{"DewPointC":"1","FeelsLikeC":"1","WindGustKmph":"28","chanceofrain":"74","chanceofsnow":"0","cloudcover":"50","humidity":"83","precipMM":"0.6","pressure":"1028","tempC":"4","time":"900","uvIndex":"0","visibility":"10","weatherCode":"296","weatherDesc":[{"value":"Light rain"}],"winddirDegree":"246","windspeedKmph":"18"},
-{"DewPointC":"3","FeelsLikeC":"3","WindGustKmph":"32","chanceofrain":"74","chanceofsnow":"0","cloudcover":"60","humidity":"84","precipMM":"1.8","pressure":"1027","tempC":"6","time":"1200","uvIndex":"0","visibility":"10","weatherCode":"302","weatherDesc":[{"value":"Moderate rain"}],"winddirDegree":"248","windspeedKmph":"20"},
-{"DewPointC":"2","FeelsLikeC":"2","WindGustKmph":"27","chanceofrain":"74","chanceofsnow":"0","cloudcover":"70","humidity":"85","precipMM":"0.9","pressure":"1026","tempC":"5","time":"1500","uvIndex":"0","visibility":"10","weatherCode":"296","weatherDesc":[{"value":"Light rain"}],"winddirDegree":"250","windspeedKmph":"17"},
-{"DewPointC":"0","FeelsLikeC":"0","WindGustKmph":"20","chanceofrain":"74","chanceofsnow":"0","cloudcover":"80","humidity":"86","precipMM":"0.2","pressure":"1025","tempC":"3","time":"1800","uvIndex":"0","visibility":"10","weatherCode":"176","weatherDesc":[{"value":"Patchy rain nearby"}],"winddirDegree":"252","windspeedKmph":"13"},
-{"DewPointC":"-1","FeelsLikeC":"-1","WindGustKmph":"17","chanceofrain":"0","chanceofsnow":"0","cloudcover":"90","humidity":"87","precipMM":"0.0","pressure":"1024","tempC":"2","time":"2100","uvIndex":"0","visibility":"10","weatherCode":"122","weatherDesc":[{"value":"Overcast"}],"winddirDegree":"254","windspeedKmph":"11"}],"maxtempC":"6","mintempC":"0","sunHour":"3.4","totalSnow_cm":"0.0","uvIndex":"0"}]}"#;
+static FIXTURES: &[Fixture] = fixtures![
+    // A `format=j1` reply for `/52.52,13.41` (Berlin), hourly blocks trimmed to
+    // the commonly used fields.
+    Fixture {
+        method: "GET",
+        path: "/*",
+        status: 200,
+        body: include_str!("fixtures/wttr-in/berlin.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

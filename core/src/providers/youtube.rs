@@ -288,27 +288,23 @@ impl Item {
     }
 }
 
-static FIXTURES: &[Fixture] = &[
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /youtube/v3/search?part=snippet&q=apollo 11&type=video&maxResults=2`.
     Fixture {
         method: "GET",
         path: "/youtube/v3/search",
         status: 200,
-        body: SEARCH,
+        body: include_str!("fixtures/youtube/search.json"),
     },
+    // `GET /youtube/v3/videos?part=snippet,contentDetails,statistics,status&id=S9HdPi9Ikhk,cwZb2mqId0A`
+    // (abridged).
     Fixture {
         method: "GET",
         path: "/youtube/v3/videos",
         status: 200,
-        body: VIDEOS,
+        body: include_str!("fixtures/youtube/videos.json"),
     },
 ];
-
-/// `GET /youtube/v3/search?part=snippet&q=apollo 11&type=video&maxResults=2`.
-const SEARCH: &str = r#"{"kind":"youtube#searchListResponse","etag":"q0XU7cJBqGhJb1bNtRC9dYwZ7aw","nextPageToken":"CAIQAA","regionCode":"US","pageInfo":{"totalResults":1000000,"resultsPerPage":2},"items":[{"kind":"youtube#searchResult","etag":"v3OFkP8iZXMvOCGnY6WQoJd6KtQ","id":{"kind":"youtube#video","videoId":"S9HdPi9Ikhk"},"snippet":{"publishedAt":"2019-07-16T13:00:10Z","channelId":"UCLA_DiR1FfKNvjuUpBHmylQ","title":"Apollo 11 Launch &amp; Landing","description":"Relive the launch of Apollo 11.","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/default.jpg","width":120,"height":90}},"channelTitle":"NASA","liveBroadcastContent":"none","publishTime":"2019-07-16T13:00:10Z"}},{"kind":"youtube#searchResult","etag":"bmQ7Tr5JmH0S7wOOqGmD3i9y3pI","id":{"kind":"youtube#video","videoId":"cwZb2mqId0A"},"snippet":{"publishedAt":"2019-06-20T14:00:02Z","channelId":"UCsooa4yRKGN_zEE8iknghZA","title":"Apollo 11&#39;s descent","description":"","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/cwZb2mqId0A/default.jpg","width":120,"height":90}},"channelTitle":"TED-Ed","liveBroadcastContent":"none","publishTime":"2019-06-20T14:00:02Z"}}]}"#;
-
-/// `GET /youtube/v3/videos?part=snippet,contentDetails,statistics,status&id=S9HdPi9Ikhk,cwZb2mqId0A`
-/// (abridged).
-const VIDEOS: &str = r#"{"kind":"youtube#videoListResponse","etag":"y0gB3Jq1x2l7pNQz0s9eI3HbV2Q","items":[{"kind":"youtube#video","etag":"a1","id":"S9HdPi9Ikhk","snippet":{"publishedAt":"2019-07-16T13:00:10Z","channelId":"UCLA_DiR1FfKNvjuUpBHmylQ","title":"Apollo 11 Launch & Landing","description":"Relive the launch of Apollo 11.","thumbnails":{"default":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/default.jpg","width":120,"height":90},"high":{"url":"https://i.ytimg.com/vi/S9HdPi9Ikhk/hqdefault.jpg","width":480,"height":360}},"channelTitle":"NASA","categoryId":"28","liveBroadcastContent":"none"},"contentDetails":{"duration":"PT1H2M3S","dimension":"2d","definition":"hd","caption":"true","licensedContent":false,"projection":"rectangular"},"status":{"uploadStatus":"processed","privacyStatus":"public","license":"creativeCommon","embeddable":true,"publicStatsViewable":true},"statistics":{"viewCount":"2457812","likeCount":"31844","favoriteCount":"0","commentCount":"2120"}},{"kind":"youtube#video","etag":"b2","id":"cwZb2mqId0A","snippet":{"publishedAt":"2019-06-20T14:00:02Z","channelId":"UCsooa4yRKGN_zEE8iknghZA","title":"Apollo 11's descent","description":"","thumbnails":{"medium":{"url":"https://i.ytimg.com/vi/cwZb2mqId0A/mqdefault.jpg","width":320,"height":180}},"channelTitle":"TED-Ed","liveBroadcastContent":"none"},"contentDetails":{"duration":"PT5M11S"},"status":{"license":"youtube"},"statistics":{"viewCount":"815203"}}],"pageInfo":{"totalResults":2,"resultsPerPage":2}}"#;
 
 #[cfg(test)]
 mod tests {
