@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== rust tests"
 cargo test --workspace --locked
 
+echo "== a plain build of the core carries no provider fixtures"
+bash tests/no_fixtures_in_build.sh
+
 echo "== python package (installed into .venv from source)"
 # A dev-profile build keeps the suite's build time down; `pip install .`
 # without it builds the optimised wheel users get. The `testing` feature adds
