@@ -261,7 +261,7 @@ impl Client {
     }
 
     /// Calls `capability` with loosely typed `params` (validated first:
-    /// a bad parameter fails with [`Error::InvalidRequest`] before any
+    /// a bad parameter fails with [`Error::InvalidRequest`](crate::Error::InvalidRequest) before any
     /// network call).
     pub async fn call(&self, capability: &str, params: Value) -> Result<Envelope> {
         self.request(Request::parse(capability, params)?).await

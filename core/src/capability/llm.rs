@@ -459,7 +459,7 @@ pub enum FinishReason {
     ToolCalls,
     /// A filter cut the answer short; the text before it is kept. A refusal
     /// with no answer at all is not a reply: the call fails with
-    /// [`Error::ContentFiltered`](crate::Error::ContentFiltered).
+    /// [`crate::Error::ContentFiltered`].
     ContentFilter,
     /// The context window filled up while generating.
     ContextLength,

@@ -20,7 +20,7 @@ use super::CacheState;
 /// to L1 and then, in the background, here with the physical TTL of its stale
 /// windows. Entries carry their own freshness and a schema version, so an
 /// entry that does not decode is a miss. Keys come from [`SharedCodec::key`]
-/// ([`stable_key`] strings), so they hold no secrets. Implementations bound
+/// ([`stable_key`](super::stable_key) strings), so they hold no secrets. Implementations bound
 /// their own latency and never fail: an error is a miss.
 pub trait SharedCacheTier: Send + Sync {
     /// The stored bytes for `key`, or `None` on a miss or any failure.
@@ -29,9 +29,9 @@ pub trait SharedCacheTier: Send + Sync {
     fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'_, ()>;
 }
 
-/// How a [`ResponseCache`]'s keys and values are stored in a [`SharedCacheTier`].
+/// How a [`ResponseCache`](super::ResponseCache)'s keys and values are stored in a [`SharedCacheTier`].
 pub trait SharedCodec<K, V>: Send + Sync {
-    /// The tier key of `key`: a [`stable_key`], never holding a secret.
+    /// The tier key of `key`: a [`stable_key`](super::stable_key), never holding a secret.
     fn key(&self, key: &K) -> String;
     /// The stored form of `value`; `None` keeps it out of the tier.
     fn encode(&self, value: &V) -> Option<Vec<u8>>;

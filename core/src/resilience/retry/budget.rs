@@ -119,7 +119,7 @@ struct BudgetWindow {
 
 impl RetryBudget {
     /// A budget for `config` on `clock`; unlimited when `config.enabled` is
-    /// false. Out-of-range values are clamped ([`RetryConfig::validate`]
+    /// false. Out-of-range values are clamped ([`RetryConfig::validate`](super::RetryConfig::validate)
     /// reports them).
     pub fn new(config: &RetryBudgetConfig, clock: SharedClock) -> Self {
         if !config.enabled {

@@ -9,7 +9,7 @@ use super::{Backoff, RetryConfig};
 ///
 /// The pipeline classifies the outcome first (never retry a 4xx other than
 /// 408/429, nor a non-idempotent request whose body was sent without an
-/// [`IdempotencyKey`]); this type decides the rest.
+/// [`IdempotencyKey`](super::IdempotencyKey)); this type decides the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryDecision {
     /// Retry this provider after waiting `after` (server hint or jittered
