@@ -234,11 +234,11 @@ static FIXTURES: &[Fixture] = fixtures![
     },
 ];
 
-/// `llama3.2` answering "What is the capital of France?" (durations in ns).
+/// `llama3.2` answering "why is the sky blue?" without streaming (durations in ns).
 #[cfg(any(test, feature = "emulator"))]
 const CHAT: &str = include_str!("fixtures/ollama/chat.json");
 
-/// Two inputs (vectors shortened from 768 dimensions).
+/// `all-minilm` embedding two inputs (vectors shortened to 10 dimensions).
 #[cfg(any(test, feature = "emulator"))]
 const EMBED: &str = include_str!("fixtures/ollama/embed.json");
 
@@ -296,19 +296,19 @@ mod tests {
         let reply = reply_of(&Ollama, CHAT);
         assert_eq!(reply.id, None);
         assert_eq!(reply.model, "llama3.2");
-        assert_eq!(reply.text, "The capital of France is Paris.");
-        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(reply.text, "Hello! How are you today?");
+        assert_eq!(reply.finish_reason, None, "this example has no done_reason");
         assert_eq!(
             (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
-            (Some(36), Some(8), Some(44))
+            (Some(26), Some(298), Some(324))
         );
 
         let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], EMBED)) else {
             panic!("wrong data")
         };
-        assert_eq!((e.model.as_str(), e.dimensions), ("nomic-embed-text", 5));
-        assert_eq!(e.vectors[1][1], 0.105441414);
-        assert_eq!(e.usage.input_tokens, Some(14));
+        assert_eq!((e.model.as_str(), e.dimensions), ("all-minilm", 10));
+        assert_eq!(e.vectors[1][1], 0.06042469);
+        assert_eq!(e.usage.input_tokens, None, "this example reports no prompt_eval_count");
     }
 
     #[test]
@@ -318,7 +318,8 @@ mod tests {
         assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         assert_eq!(reply.usage.input_tokens, None, "prompt fully cached: its size is not reported");
-        let unfinished = CHAT.replace("\"done\":true", "\"done\":false");
+        let unfinished = CHAT.replace("\"done\": true", "\"done\": false");
+        assert_ne!(unfinished, CHAT);
         assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
     }
 

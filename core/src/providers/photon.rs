@@ -210,7 +210,7 @@ static FIXTURES: &[Fixture] = fixtures![Fixture {
     body: BERLIN,
 }];
 
-/// `GET /api?q=Berlin&limit=5`.
+/// `GET /api?q=berlin`.
 #[cfg(any(test, feature = "emulator"))]
 const BERLIN: &str = include_str!("fixtures/photon/berlin.json");
 
@@ -252,42 +252,44 @@ mod tests {
         let Data::Geocode(places) = answer(&Photon, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
         };
-        assert_eq!(places.results.len(), 3);
+        assert_eq!(places.results.len(), 2);
         let berlin = &places.results[0];
         assert_eq!((berlin.lat, berlin.lon), (52.5170365, 13.3888599));
         assert_eq!(berlin.display_name, "Berlin, Germany");
-        assert_eq!(
-            berlin.bbox,
-            Some([13.088345, 52.3382448, 13.7611609, 52.6755087])
-        );
+        assert_eq!(berlin.bbox, None);
         assert_eq!(berlin.kind.as_deref(), Some("city"));
-        assert_eq!(berlin.source_id, "osm:R62422");
-        let gate = &places.results[2];
+        assert_eq!(berlin.source_id, "osm:N240109189");
+        let stadium = &places.results[1];
         assert_eq!(
-            gate.display_name,
-            "Brandenburger Tor, Pariser Platz 1, Berlin, Germany"
+            stadium.display_name,
+            "Berlin Olympic Stadium, Olympischer Platz 3, Berlin, Germany"
         );
-        assert_eq!(gate.street.as_deref(), Some("Pariser Platz"));
-        assert_eq!(gate.housenumber.as_deref(), Some("1"));
-        assert_eq!(gate.admin1.as_deref(), Some("Berlin"));
-        assert_eq!(gate.confidence, None);
+        assert_eq!(
+            stadium.bbox,
+            Some([13.23727, 52.5135972, 13.241757, 52.5157151])
+        );
+        assert_eq!(stadium.street.as_deref(), Some("Olympischer Platz"));
+        assert_eq!(stadium.housenumber.as_deref(), Some("3"));
+        assert_eq!(stadium.admin1.as_deref(), Some("Berlin"));
+        assert_eq!(stadium.kind.as_deref(), Some("stadium"));
+        assert_eq!(stadium.confidence, None);
     }
 
     #[test]
     fn the_country_filter_applies_here() {
         let r = request(
             "geo.geocode",
-            json!({"query": "Berlin", "country_code": "US"}),
+            json!({"query": "Berlin", "country_code": "DE"}),
         );
         let body = fixture(&Photon, "/api");
         let Data::Geocode(places) = answer(&Photon, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
         };
-        assert_eq!(places.results.len(), 1);
-        assert_eq!(places.results[0].admin1.as_deref(), Some("Connecticut"));
+        assert_eq!(places.results.len(), 2);
+        assert!(places.results.iter().all(|p| p.country_code.as_deref() == Some("DE")));
         let r = request(
             "geo.geocode",
-            json!({"query": "Berlin", "country_code": "FR"}),
+            json!({"query": "Berlin", "country_code": "US"}),
         );
         let f = failure(&Photon, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
