@@ -15,13 +15,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
-use polyrelay::capability::{CapabilityId, Data, Request};
+use polyrelay::capability::weather::{Condition, CurrentQuery, CurrentWeather, GeoPoint};
+use polyrelay::capability::{marker, Request};
 use polyrelay::config::Config;
 use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
-    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 use polyrelay::Client;
 
@@ -59,37 +59,40 @@ const BODY: &str =
     r#"{"temp": 21.5, "humidity": 40, "wind": 3.2, "observed": "2025-01-01T00:00:00Z"}"#;
 
 /// A one-request provider, as small as a real keyless provider.
-struct Bench(&'static ProviderInfo);
+struct Bench(ProviderInfo);
 
 impl Provider for Bench {
-    fn info(&self) -> &'static ProviderInfo {
-        self.0
+    fn info(&self) -> &ProviderInfo {
+        &self.0
     }
-    fn request(
+}
+
+polyrelay::serves!(Bench: WeatherCurrent);
+
+impl Serves<marker::WeatherCurrent> for Bench {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WeatherCurrent(q) = request else {
-            return Err(ProviderFailure::unsupported("weather.current only"));
-        };
         let c = q.location.coordinates()?;
         Ok(HttpRequest::get(ctx.base_url, "/weather")
             .query("lat", c.lat.to_param())
             .query("lon", c.lon.to_param()))
     }
-    fn response(
+
+    fn read_response(
         &self,
-        _: &Request,
+        _: &CurrentQuery,
         _: &CallContext<'_>,
         r: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
         r.check_status()?;
         let v: serde_json::Value = r.json()?;
         let temp = v["temp"]
             .as_f64()
             .ok_or_else(|| ProviderFailure::malformed("temp"))?;
-        Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
+        Ok(Step::Done(CurrentWeather {
             location: GeoPoint {
                 lat: 52.52,
                 lon: 13.41,
@@ -107,15 +110,14 @@ impl Provider for Bench {
             precipitation_mm: None,
             cloud_cover_pct: None,
             condition: Condition::from_wmo(0),
-        })))
+        }))
     }
 }
 
 fn provider(id: &'static str) -> Arc<Bench> {
-    Arc::new(Bench(Box::leak(Box::new(ProviderInfo {
+    Arc::new(Bench(ProviderInfo {
         id,
         name: id,
-        capabilities: &[CapabilityId::WeatherCurrent],
         auth: Auth::Keyless,
         base_url: "http://127.0.0.1:9",
         docs_url: "",
@@ -123,7 +125,7 @@ fn provider(id: &'static str) -> Arc<Bench> {
         commercial_use: true,
         default_rate_limit: None,
         default_daily_quota: None,
-    }))))
+    }))
 }
 
 fn client(emulator: &Emulator, toml: &str) -> Client {

@@ -90,7 +90,12 @@ impl Catalog {
                 CatalogEntry {
                     id: info.id,
                     name: info.name,
-                    capabilities: info.capabilities.iter().map(|c| c.as_str()).collect(),
+                    capabilities: provider
+                        .provider
+                        .capabilities()
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect(),
                     auth,
                     key_env: (!provider.key_env.is_empty()).then(|| provider.key_env.clone()),
                     key_in,

@@ -42,8 +42,10 @@ use serde_json::{Map, Value};
 use crate::capability::{CapabilityId, Request};
 use crate::echo::{echo, echo_key};
 use crate::error::{Error, FailureClass, ProviderFailure, Result};
+use crate::intern::intern;
 use crate::provider::{
-    Auth, CallContext, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo, Step,
+    not_served, Auth, CallContext, Dispatch, HttpRequest, HttpResponse, KeyPlacement, Provider,
+    ProviderInfo, Step,
 };
 
 /// A provider as declared under `[custom_providers.<id>]`.
@@ -129,7 +131,7 @@ pub struct ErrorRule {
 /// A provider built from a [`CustomProviderSpec`].
 #[derive(Debug)]
 pub struct CustomProvider {
-    info: &'static ProviderInfo,
+    info: ProviderInfo,
     spec: CustomProviderSpec,
     capability: CapabilityId,
     rules: Vec<(ErrorRule, FailureClass)>,
@@ -197,10 +199,12 @@ impl CustomProvider {
             Some(auth) => {
                 let placement = match (&auth.header, &auth.query) {
                     (Some(name), None) => KeyPlacement::Header {
-                        name: leak(name),
-                        prefix: leak(&auth.prefix),
+                        name: intern(name),
+                        prefix: intern(&auth.prefix),
                     },
-                    (None, Some(param)) => KeyPlacement::Query { param: leak(param) },
+                    (None, Some(param)) => KeyPlacement::Query {
+                        param: intern(param),
+                    },
                     _ => {
                         return Err(Error::config(
                             field("auth"),
@@ -209,24 +213,23 @@ impl CustomProvider {
                     }
                 };
                 Auth::Key {
-                    env: leak(&auth.env),
+                    env: intern(&auth.env),
                     placement,
                     optional: auth.optional,
                 }
             }
         };
-        let info = Box::leak(Box::new(ProviderInfo {
-            id: leak(id),
-            name: leak(id),
-            capabilities: Box::leak(Box::new([capability])),
+        let info = ProviderInfo {
+            id: intern(id),
+            name: intern(id),
             auth,
-            base_url: leak(&spec.base_url),
-            docs_url: leak(&spec.docs_url),
+            base_url: intern(&spec.base_url),
+            docs_url: intern(&spec.docs_url),
             terms: "declared in the configuration",
             commercial_use: spec.commercial_use,
             default_rate_limit: None,
             default_daily_quota: None,
-        }));
+        };
         Ok(Self {
             info,
             spec,
@@ -234,10 +237,6 @@ impl CustomProvider {
             rules,
         })
     }
-}
-
-fn leak(text: &str) -> &'static str {
-    Box::leak(text.to_string().into_boxed_str())
 }
 
 fn check_pointer(pointer: &str, field: &str) -> Result<()> {
@@ -362,8 +361,17 @@ fn set(root: &mut Value, dotted: &str, value: Value) {
 }
 
 impl Provider for CustomProvider {
-    fn info(&self) -> &'static ProviderInfo {
-        self.info
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+}
+
+/// Written by hand, not by `serves!`: the capability is chosen at run time.
+/// The answer is read as the request's capability (the one configured), so
+/// it is of the request's capability as `serves!` guarantees for the others.
+impl Dispatch for CustomProvider {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        self.capability.as_slice()
     }
 
     fn request(
@@ -371,6 +379,9 @@ impl Provider for CustomProvider {
         request: &Request,
         ctx: &CallContext<'_>,
     ) -> std::result::Result<HttpRequest, ProviderFailure> {
+        if request.capability() != self.capability {
+            return Err(not_served(self, request));
+        }
         let params = serde_json::to_value(request)
             .map_err(|e| ProviderFailure::unsupported(e.to_string()))?;
         let path = fill(&self.spec.path, &params)?;
@@ -400,10 +411,13 @@ impl Provider for CustomProvider {
 
     fn response(
         &self,
-        _: &Request,
+        request: &Request,
         _: &CallContext<'_>,
         response: HttpResponse,
     ) -> std::result::Result<Step, ProviderFailure> {
+        if request.capability() != self.capability {
+            return Err(not_served(self, request));
+        }
         let reply: Option<Value> = serde_json::from_slice(&response.body).ok();
         let text = String::from_utf8_lossy(&response.body);
         for (rule, class) in &self.rules {

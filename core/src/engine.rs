@@ -132,7 +132,7 @@ impl ProviderSlot {
         let id = provider.info().id;
         let mut breakers = Vec::new();
         let mut probes = Vec::new();
-        for capability in provider.info().capabilities {
+        for capability in provider.capabilities() {
             let breaker = CircuitBreaker::new(settings.breaker.clone(), clock.clone())
                 .map_err(|e| Error::config(format!("providers.{id}.breaker"), e.to_string()))?;
             breakers.push((*capability, breaker));
@@ -1493,12 +1493,8 @@ impl Engine {
                 .await?;
             let (status, received_at) = (response.status, response.received_at);
             match slot.provider.response(request, ctx, response)? {
-                Step::Done(data) => {
-                    if data.capability() != request.capability() {
-                        return Err(ProviderFailure::malformed("answer for another capability"));
-                    }
-                    return Ok((data, Some(status), received_at));
-                }
+                // Of the request's capability by construction (`serves!`).
+                Step::Done(data) => return Ok((data, Some(status), received_at)),
                 Step::Next(request) => follow_up = Some(request),
             }
         }

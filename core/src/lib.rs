@@ -32,6 +32,7 @@ mod echo;
 pub mod emulation;
 mod engine;
 pub mod error;
+mod intern;
 mod per_process;
 mod policy;
 pub mod provider;

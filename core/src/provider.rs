@@ -1,13 +1,66 @@
-//! The provider model: one trait that every provider implements in one file.
+//! The provider model: what every provider implements, in one file.
 //!
-//! A provider is declarative. It describes itself ([`ProviderInfo`]), turns a
-//! validated [`Request`] into an [`HttpRequest`], and turns the
-//! [`HttpResponse`] into a normalised [`Data`] or a classified
-//! [`ProviderFailure`]. It never sends anything, sleeps, retries or sees a key:
-//! the pipeline does all of that, the same way for every provider.
+//! A provider is declarative. It describes itself ([`Provider`]: its
+//! [`ProviderInfo`] and canned replies) and, for each capability it serves,
+//! implements [`Serves`]: it turns that capability's validated query into an
+//! [`HttpRequest`], and the [`HttpResponse`] into that capability's answer or
+//! a classified [`ProviderFailure`]. The [`serves!`](crate::serves) line
+//! lists the capabilities once; the compiler checks that each has its
+//! `Serves` implementation and that each answer has its capability's type.
+//! A provider never sends anything, sleeps, retries or sees a key: the
+//! pipeline does all of that, the same way for every provider.
 //!
 //! A provider that needs two round trips (geocode, then forecast) answers the
 //! first response with [`Step::Next`].
+//!
+//! ```
+//! use polyrelay::capability::{finance::{FxQuery, FxRates}, marker};
+//! use polyrelay::provider::{
+//!     Auth, CallContext, Dispatch, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+//! };
+//! use polyrelay::ProviderFailure;
+//!
+//! struct FixedRates;
+//!
+//! static INFO: ProviderInfo = ProviderInfo {
+//!     id: "fixed-rates",
+//!     name: "Fixed rates",
+//!     auth: Auth::Keyless,
+//!     base_url: "https://rates.example",
+//!     docs_url: "https://rates.example/docs",
+//!     terms: "",
+//!     commercial_use: true,
+//!     default_rate_limit: None,
+//!     default_daily_quota: None,
+//! };
+//!
+//! impl Provider for FixedRates {
+//!     fn info(&self) -> &ProviderInfo {
+//!         &INFO
+//!     }
+//! }
+//!
+//! polyrelay::serves!(FixedRates: FxRates);
+//!
+//! impl Serves<marker::FxRates> for FixedRates {
+//!     fn build_request(&self, q: &FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+//!         Ok(HttpRequest::get(ctx.base_url, "/latest").query("base", q.base.as_str()))
+//!     }
+//!
+//!     fn read_response(
+//!         &self,
+//!         q: &FxQuery,
+//!         _ctx: &CallContext<'_>,
+//!         response: HttpResponse,
+//!     ) -> Result<Step<FxRates>, ProviderFailure> {
+//!         response.check_status()?;
+//!         let rates = response.json()?;
+//!         Ok(Step::Done(FxRates { base: q.base.as_str().to_string(), date: String::new(), rates, source: None }))
+//!     }
+//! }
+//!
+//! assert_eq!(FixedRates.capabilities(), [polyrelay::CapabilityId::FxRates]);
+//! ```
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -18,7 +71,7 @@ use http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::{Capability, CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
 
 pub(crate) mod retry_after;
@@ -67,8 +120,6 @@ pub struct ProviderInfo {
     pub id: &'static str,
     /// Display name.
     pub name: &'static str,
-    /// Capabilities served.
-    pub capabilities: &'static [CapabilityId],
     /// Authentication.
     pub auth: Auth,
     /// Default base URL; config can override it.
@@ -104,28 +155,12 @@ pub struct CallContext<'a> {
     pub user_agent: &'a str,
 }
 
-/// One provider.
-pub trait Provider: Send + Sync + 'static {
+/// One provider: what it declares about itself. What it serves is its
+/// [`Serves`] implementations, listed once by [`serves!`](crate::serves),
+/// which writes the [`Dispatch`] the engine calls.
+pub trait Provider: Dispatch + Send + Sync + 'static {
     /// What the provider declares about itself.
-    fn info(&self) -> &'static ProviderInfo;
-
-    /// The first HTTP request for `request`. Returns
-    /// [`FailureClass::Unsupported`] when this provider cannot serve it.
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure>;
-
-    /// Interprets a response: the answer, a follow-up request, or a
-    /// classified failure. Called for every status; start with
-    /// [`HttpResponse::check_status`] unless the provider has its own rules.
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure>;
+    fn info(&self) -> &ProviderInfo;
 
     /// Canned replies in the provider's real wire format, paths relative to
     /// the base URL. The emulator serves them under `/{id}`; tests use them
@@ -143,11 +178,127 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
+/// Serving capability `C`: its validated query in, its answer out.
+pub trait Serves<C: Capability> {
+    /// The first HTTP request for `query`. A query this provider cannot
+    /// serve (a parameter it lacks) is [`FailureClass::Unsupported`].
+    fn build_request(
+        &self,
+        query: &C::Query,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure>;
+
+    /// Interprets a response: the answer, a follow-up request, or a
+    /// classified failure. Called for every status; start with
+    /// [`HttpResponse::check_status`] unless the provider has its own rules.
+    fn read_response(
+        &self,
+        query: &C::Query,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<C::Data>, ProviderFailure>;
+}
+
+/// A provider's [`Serves`] implementations behind one capability-erased
+/// face, the one the engine calls. Written by [`serves!`](crate::serves),
+/// which routes each [`Request`] variant to its `Serves` implementation, so
+/// an answer is always of its request's capability.
+pub trait Dispatch {
+    /// The capabilities served, in the order `serves!` lists them.
+    fn capabilities(&self) -> &'static [CapabilityId];
+
+    /// [`Serves::build_request`] of the request's capability.
+    fn request(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure>;
+
+    /// [`Serves::read_response`] of the request's capability.
+    fn response(
+        &self,
+        request: &Request,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step, ProviderFailure>;
+}
+
+/// Declares the capabilities a provider serves, each of which it implements
+/// [`Serves`](crate::provider::Serves) for: `serves!(MyProvider: FxRates,
+/// CryptoPrice);` with the variant names of
+/// [`CapabilityId`](crate::CapabilityId). See the example of
+/// [`provider`](crate::provider).
+#[macro_export]
+macro_rules! serves {
+    ($provider:ty: $($capability:ident),+ $(,)?) => {
+        impl $crate::provider::Dispatch for $provider {
+            fn capabilities(&self) -> &'static [$crate::CapabilityId] {
+                &[$($crate::CapabilityId::$capability),+]
+            }
+
+            fn request(
+                &self,
+                request: &$crate::capability::Request,
+                ctx: &$crate::provider::CallContext<'_>,
+            ) -> ::std::result::Result<$crate::provider::HttpRequest, $crate::ProviderFailure> {
+                match request {
+                    $($crate::capability::Request::$capability(query) => {
+                        <Self as $crate::provider::Serves<$crate::capability::marker::$capability>>::build_request(self, query, ctx)
+                    })+
+                    #[allow(unreachable_patterns)]
+                    other => Err($crate::provider::not_served(self, other)),
+                }
+            }
+
+            fn response(
+                &self,
+                request: &$crate::capability::Request,
+                ctx: &$crate::provider::CallContext<'_>,
+                response: $crate::provider::HttpResponse,
+            ) -> ::std::result::Result<$crate::provider::Step, $crate::ProviderFailure> {
+                match request {
+                    $($crate::capability::Request::$capability(query) => {
+                        <Self as $crate::provider::Serves<$crate::capability::marker::$capability>>::read_response(self, query, ctx, response)
+                            .map(|step| step.map($crate::capability::Data::$capability))
+                    })+
+                    #[allow(unreachable_patterns)]
+                    other => Err($crate::provider::not_served(self, other)),
+                }
+            }
+        }
+    };
+}
+
+/// The failure for a request of a capability the provider does not serve.
+#[doc(hidden)]
+pub fn not_served(provider: &dyn Provider, request: &Request) -> ProviderFailure {
+    ProviderFailure::unsupported(format!(
+        "{} does not serve {}",
+        provider.info().id,
+        request.capability()
+    ))
+    .not_sent()
+}
+
 /// The built-in providers are `&'static` singletons; this lets them sit in
 /// the same `Arc<dyn Provider>` registry as providers added at run time.
 impl<P: Provider + ?Sized> Provider for &'static P {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         (**self).info()
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        (**self).fixtures()
+    }
+
+    fn idempotency_header(&self) -> Option<&'static str> {
+        (**self).idempotency_header()
+    }
+}
+
+impl<P: Dispatch + ?Sized> Dispatch for &'static P {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        (**self).capabilities()
     }
 
     fn request(
@@ -166,14 +317,6 @@ impl<P: Provider + ?Sized> Provider for &'static P {
     ) -> Result<Step, ProviderFailure> {
         (**self).response(request, ctx, response)
     }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        (**self).fixtures()
-    }
-
-    fn idempotency_header(&self) -> Option<&'static str> {
-        (**self).idempotency_header()
-    }
 }
 
 /// A canned reply in a provider's real wire format.
@@ -190,13 +333,24 @@ pub struct Fixture {
     pub body: &'static str,
 }
 
-/// What a response leads to.
+/// What a response leads to: `T` is the capability's answer ([`Data`] once
+/// erased by [`Dispatch`]).
 #[derive(Debug)]
-pub enum Step {
+pub enum Step<T = Data> {
     /// The normalised answer.
-    Done(Data),
+    Done(T),
     /// Another request is needed (multi-step providers).
     Next(HttpRequest),
+}
+
+impl<T> Step<T> {
+    /// The same step with its answer mapped by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Done(answer) => Step::Done(f(answer)),
+            Step::Next(request) => Step::Next(request),
+        }
+    }
 }
 
 /// An HTTP request as a provider describes it, without credentials.

@@ -340,12 +340,9 @@ async fn embeddings_fall_back_in_every_error_class() {
 async fn every_provider_answers_in_the_same_shape_with_its_key_in_its_header() {
     for (capability, params) in [("llm.chat", question()), ("llm.embeddings", texts())] {
         let mut shapes: Vec<(&str, Value)> = Vec::new();
-        let serving = providers::builtin().iter().filter(|p| {
-            p.info()
-                .capabilities
-                .iter()
-                .any(|c| c.as_str() == capability)
-        });
+        let serving = providers::builtin()
+            .iter()
+            .filter(|p| p.capabilities().iter().any(|c| c.as_str() == capability));
         for provider in serving {
             let info = provider.info();
             let emulator = emulator().await;
@@ -538,7 +535,6 @@ async fn anthropic_overload_falls_back_and_a_daily_quota_benches_until_midnight_
 static LOCAL_INFO: polyrelay::provider::ProviderInfo = polyrelay::provider::ProviderInfo {
     id: "vllm",
     name: "Local vLLM",
-    capabilities: &[polyrelay::CapabilityId::LlmChat],
     auth: Auth::Keyless,
     base_url: "http://localhost:8000",
     docs_url: "https://docs.vllm.ai",

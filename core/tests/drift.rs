@@ -721,7 +721,7 @@ fn check(provider: &dyn Provider) -> Report {
         provider: info.id,
         ..Report::default()
     };
-    for capability in info.capabilities {
+    for capability in provider.capabilities() {
         let exchange = match exchange(provider, *capability) {
             Ok(exchange) => exchange,
             Err(why) => {

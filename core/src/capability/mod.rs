@@ -58,6 +58,11 @@ macro_rules! capabilities {
                 match self { $(CapabilityId::$variant => $name,)* }
             }
 
+            /// This capability alone, as a static slice.
+            pub(crate) fn as_slice(self) -> &'static [CapabilityId] {
+                match self { $(CapabilityId::$variant => &[CapabilityId::$variant],)* }
+            }
+
             /// How long an answer stays fresh in the cache by default.
             pub fn default_ttl(self) -> Duration {
                 match self { $(CapabilityId::$variant => $ttl,)* }
@@ -120,6 +125,23 @@ macro_rules! capabilities {
             }
         }
 
+        /// One type per capability, naming it in a provider's
+        /// [`Serves`](crate::provider::Serves) implementations.
+        pub mod marker {
+            use super::*;
+            $(
+                #[doc = concat!("`", $name, "`")]
+                #[derive(Debug, Clone, Copy)]
+                pub struct $variant;
+
+                impl Capability for $variant {
+                    const ID: CapabilityId = CapabilityId::$variant;
+                    type Query = $request;
+                    type Data = $data;
+                }
+            )*
+        }
+
         /// A normalised answer.
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[serde(untagged)]
@@ -141,6 +163,19 @@ macro_rules! capabilities {
             }
         }
     };
+}
+
+/// A capability as a type: its id, its validated query and its answer.
+/// Implemented by the types of [`marker`], one per capability, so a
+/// provider's [`Serves`](crate::provider::Serves) implementation states in
+/// its signature which query it takes and which answer it returns.
+pub trait Capability: 'static {
+    /// The capability's id.
+    const ID: CapabilityId;
+    /// Its validated request.
+    type Query;
+    /// Its normalised answer.
+    type Data;
 }
 
 // Every capability so far reads or computes (weather, search, LLM chat,

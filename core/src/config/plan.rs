@@ -193,13 +193,7 @@ pub(crate) fn resolve(
                 None => {
                     let mut serving: Vec<usize> = (0..providers.len())
                         .filter(enabled)
-                        .filter(|i| {
-                            providers[*i]
-                                .provider
-                                .info()
-                                .capabilities
-                                .contains(capability)
-                        })
+                        .filter(|i| providers[*i].provider.capabilities().contains(capability))
                         .collect();
                     // Keyless first, so a fresh install with no keys works.
                     serving.sort_by_key(|i| !providers[*i].provider.info().is_keyless());
@@ -306,7 +300,7 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
                     format!("unknown provider {}; known: {}", echo(id), known()),
                 )
             })?;
-            if !provider.info().capabilities.contains(&capability) {
+            if !provider.capabilities().contains(&capability) {
                 return Err(Error::config(
                     &field,
                     format!("provider {} does not serve {name}", echo(id)),

@@ -26,11 +26,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::number_of;
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::finance::StockQuote;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -43,7 +43,6 @@ pub struct AlphaVantage;
 static INFO: ProviderInfo = ProviderInfo {
     id: "alpha-vantage",
     name: "Alpha Vantage",
-    capabilities: &[CapabilityId::StockQuote],
     auth: Auth::Key {
         env: "ALPHA_VANTAGE_API_KEY",
         // Alpha Vantage accepts the key only as a query parameter.
@@ -59,32 +58,25 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for AlphaVantage {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(AlphaVantage: StockQuote);
+
+impl Serves<marker::StockQuote> for AlphaVantage {
+    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/query")
             .query("function", "GLOBAL_QUOTE")
             .query("symbol", q.symbol.as_str()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(failure) = reply.failure(&response) {
@@ -122,11 +114,7 @@ impl Provider for AlphaVantage {
         quote.previous_close = field("08. previous close");
         quote.change = field("09. change");
         quote.change_pct = field("10. change percent");
-        Ok(Step::Done(Data::StockQuote(quote)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(quote))
     }
 }
 

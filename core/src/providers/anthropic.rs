@@ -22,13 +22,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, FinishReason, TokenUsage,
 };
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{llm, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -41,7 +41,6 @@ pub struct Anthropic;
 static INFO: ProviderInfo = ProviderInfo {
     id: "anthropic",
     name: "Anthropic",
-    capabilities: &[CapabilityId::LlmChat],
     auth: Auth::Key {
         env: "ANTHROPIC_API_KEY",
         placement: KeyPlacement::Header {
@@ -72,18 +71,19 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 const MAX_TEMPERATURE: f64 = 1.0;
 
 impl Provider for Anthropic {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::LlmChat(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Anthropic: LlmChat);
+
+impl Serves<marker::LlmChat> for Anthropic {
+    fn build_request(&self, q: &llm::ChatQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let model = model_for(q)?;
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
@@ -116,23 +116,11 @@ impl Provider for Anthropic {
         )
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::LlmChat(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &llm::ChatQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<llm::ChatReply>, ProviderFailure> {
         if !response.is_success() {
             return Err(classify(&response));
         }
-        reply(q, &response).map(|reply| Step::Done(Data::LlmChat(reply)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        reply(q, &response).map(Step::Done)
     }
 }
 

@@ -20,11 +20,11 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::wire::flexible_f64_opt;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuote};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{crypto, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -35,7 +35,6 @@ pub struct Binance;
 static INFO: ProviderInfo = ProviderInfo {
     id: "binance",
     name: "Binance public market data",
-    capabilities: &[CapabilityId::CryptoPrice],
     auth: Auth::Keyless,
     base_url: "https://data-api.binance.vision",
     docs_url:
@@ -57,18 +56,19 @@ fn pair(asset: &AssetIds, vs: &str) -> Option<String> {
 }
 
 impl Provider for Binance {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Binance: CryptoPrice);
+
+impl Serves<marker::CryptoPrice> for Binance {
+    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let mut symbols = Vec::new();
         for asset in q.asset_ids() {
             for vs in &q.vs_currencies {
@@ -86,15 +86,7 @@ impl Provider for Binance {
             .query("symbols", format!("[{}]", symbols.join(","))))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         let error = serde_json::from_slice::<ErrorReply>(&response.body).ok();
         let message = || {
             error.as_ref().map_or_else(
@@ -149,11 +141,7 @@ impl Provider for Binance {
                 quotes.push(quote);
             }
         }
-        Ok(Step::Done(Data::CryptoPrice(CryptoPrices { quotes })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(CryptoPrices { quotes }))
     }
 }
 

@@ -17,11 +17,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::wire::{html_to_text, iso_utc};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::search::{WebResult, WebResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{search, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -34,7 +34,6 @@ pub struct Brave;
 static INFO: ProviderInfo = ProviderInfo {
     id: "brave",
     name: "Brave Search API",
-    capabilities: &[CapabilityId::WebSearch],
     auth: Auth::Key {
         env: "BRAVE_API_KEY",
         placement: KeyPlacement::Header {
@@ -56,18 +55,19 @@ static INFO: ProviderInfo = ProviderInfo {
 const MAX_COUNT: u8 = 20;
 
 impl Provider for Brave {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Brave: WebSearch);
+
+impl Serves<marker::WebSearch> for Brave {
+    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/res/v1/web/search")
             .query("q", q.query.as_str())
             .query("count", q.limit.min(MAX_COUNT).to_string());
@@ -87,15 +87,7 @@ impl Provider for Brave {
         Ok(req.header("Accept", "application/json"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
         let detail = || {
             serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| format!("Brave {}: {}", r.error.code, clip(&r.error.detail)))
@@ -123,11 +115,7 @@ impl Provider for Brave {
             })
             .collect();
         let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::WebSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

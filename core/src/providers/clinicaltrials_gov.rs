@@ -8,12 +8,12 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::medical::{Trial, TrialSearch};
 use crate::capability::normalize::iso_date;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -25,7 +25,6 @@ pub struct ClinicalTrialsGov;
 static INFO: ProviderInfo = ProviderInfo {
     id: "clinicaltrials-gov",
     name: "ClinicalTrials.gov",
-    capabilities: &[CapabilityId::ClinicalTrials],
     auth: Auth::Keyless,
     base_url: "https://clinicaltrials.gov",
     docs_url: "https://clinicaltrials.gov/data-api/api",
@@ -40,18 +39,19 @@ const FIELDS: &str =
     "NCTId,BriefTitle,OverallStatus,Phase,Condition,InterventionName,LeadSponsorName,StartDate";
 
 impl Provider for ClinicalTrialsGov {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::ClinicalTrials(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(ClinicalTrialsGov: ClinicalTrials);
+
+impl Serves<marker::ClinicalTrials> for ClinicalTrialsGov {
+    fn build_request(&self, q: &medical::TrialQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let mut req = HttpRequest::get(ctx.base_url, "/api/v2/studies");
         if let Some(text) = &q.query {
             req = req.query("query.term", text.as_str());
@@ -69,15 +69,7 @@ impl Provider for ClinicalTrialsGov {
             .query("format", "json"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::ClinicalTrials(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &medical::TrialQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::TrialSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             let text = String::from_utf8_lossy(&response.body);
             if !text.trim().is_empty() && !text.trim_start().starts_with('<') {
@@ -96,16 +88,12 @@ impl Provider for ClinicalTrialsGov {
             .filter_map(|s| s.protocol_section.into_trial())
             .take(usize::from(q.limit))
             .collect();
-        Ok(Step::Done(Data::ClinicalTrials(TrialSearch {
+        Ok(Step::Done(TrialSearch {
             query: q.query.clone(),
             condition: q.condition.clone(),
             total: reply.total_count,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

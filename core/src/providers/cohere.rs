@@ -22,14 +22,14 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
     Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -41,7 +41,6 @@ pub struct Cohere;
 static INFO: ProviderInfo = ProviderInfo {
     id: "cohere",
     name: "Cohere",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Key {
         env: "COHERE_API_KEY",
         placement: KeyPlacement::Header {
@@ -64,8 +63,18 @@ const CHAT_MODEL: &str = "command-r-08-2024";
 const EMBEDDING_MODEL: &str = "embed-v4.0";
 
 impl Provider for Cohere {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Cohere {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
     }
 
     fn request(
@@ -114,7 +123,7 @@ impl Provider for Cohere {
                     }),
                 ))
             }
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
     }
 
@@ -130,12 +139,8 @@ impl Provider for Cohere {
         match request {
             Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
             Request::LlmEmbeddings(q) => embeddings(q, &response),
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::number_of;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{crypto, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -35,7 +35,6 @@ pub struct CoinGecko;
 static INFO: ProviderInfo = ProviderInfo {
     id: "coingecko",
     name: "CoinGecko",
-    capabilities: &[CapabilityId::CryptoPrice],
     auth: Auth::Key {
         env: "COINGECKO_API_KEY",
         placement: KeyPlacement::Header {
@@ -54,18 +53,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for CoinGecko {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(CoinGecko: CryptoPrice);
+
+impl Serves<marker::CryptoPrice> for CoinGecko {
+    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let ids: Vec<&str> = q.asset_ids().map(|a| a.coingecko).collect();
         let vs: Vec<String> = q
             .vs_currencies
@@ -81,15 +81,7 @@ impl Provider for CoinGecko {
             .query("include_last_updated_at", "true"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Some(message) = error_message(&response.body) {
                 failure.message = format!("CoinGecko: {}", clip(&message));
@@ -129,11 +121,7 @@ impl Provider for CoinGecko {
                 quotes.push(quote);
             }
         }
-        Ok(Step::Done(Data::CryptoPrice(CryptoPrices { quotes })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(CryptoPrices { quotes }))
     }
 }
 

@@ -23,11 +23,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::number_of;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{crypto, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -39,7 +39,6 @@ pub struct CoinPaprika;
 static INFO: ProviderInfo = ProviderInfo {
     id: "coinpaprika",
     name: "CoinPaprika",
-    capabilities: &[CapabilityId::CryptoPrice],
     auth: Auth::Keyless,
     base_url: "https://api.coinpaprika.com",
     docs_url: "https://docs.coinpaprika.com",
@@ -51,18 +50,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for CoinPaprika {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(CoinPaprika: CryptoPrice);
+
+impl Serves<marker::CryptoPrice> for CoinPaprika {
+    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let asset = match (q.asset_ids().next(), q.assets.len()) {
             (Some(asset), 1) => asset,
             _ => {
@@ -78,15 +78,7 @@ impl Provider for CoinPaprika {
         )
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         let Some(asset) = q.asset_ids().next() else {
             return Err(ProviderFailure::unsupported("no asset asked for").not_sent());
         };
@@ -132,11 +124,7 @@ impl Provider for CoinPaprika {
                 Ok(out)
             })
             .collect::<Result<_, ProviderFailure>>()?;
-        Ok(Step::Done(Data::CryptoPrice(CryptoPrices { quotes })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(CryptoPrices { quotes }))
     }
 }
 

@@ -17,12 +17,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::not_served;
 use super::wire::number;
 use crate::capability::finance::FxRates;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -34,7 +33,6 @@ pub struct CurrencyApi;
 static INFO: ProviderInfo = ProviderInfo {
     id: "currency-api",
     name: "currency-api (fawazahmed0)",
-    capabilities: &[CapabilityId::FxRates],
     auth: Auth::Keyless,
     base_url: "https://cdn.jsdelivr.net",
     docs_url: "https://github.com/fawazahmed0/exchange-api",
@@ -46,18 +44,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for CurrencyApi {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(CurrencyApi: FxRates);
+
+impl Serves<marker::FxRates> for CurrencyApi {
+    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let version = match q.date {
             Some(date) => date.format("%Y-%m-%d").to_string(),
             None => "latest".to_string(),
@@ -69,15 +68,7 @@ impl Provider for CurrencyApi {
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
         if response.status == 404 {
             let when = q.date.map_or("latest".to_string(), |d| d.to_string());
             return Err(response.failure(
@@ -116,11 +107,7 @@ impl Provider for CurrencyApi {
         }
         .select(q)
         .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::FxRates(rates)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(rates))
     }
 }
 

@@ -9,12 +9,11 @@
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::medical::{DrugLabel, DrugLabels};
 use crate::capability::normalize::lenient_u64;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -26,7 +25,6 @@ pub struct DailyMed;
 static INFO: ProviderInfo = ProviderInfo {
     id: "dailymed",
     name: "DailyMed",
-    capabilities: &[CapabilityId::DrugLabel],
     auth: Auth::Keyless,
     base_url: "https://dailymed.nlm.nih.gov",
     docs_url: "https://dailymed.nlm.nih.gov/dailymed/app-support-web-services.cfm",
@@ -38,18 +36,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for DailyMed {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(DailyMed: DrugLabel);
+
+impl Serves<marker::DrugLabel> for DailyMed {
+    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(
             HttpRequest::get(ctx.base_url, "/dailymed/services/v2/spls.json")
                 .query("drug_name", q.name.as_str())
@@ -58,26 +57,14 @@ impl Provider for DailyMed {
         )
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &medical::DrugLabelQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let labels = reply.data.into_iter().map(Spl::into_label).collect();
         let total = reply.metadata.and_then(|m| m.total_elements);
         DrugLabels::new(q, total, labels, "DailyMed")
-            .map(|labels| Step::Done(Data::DrugLabel(labels)))
+            .map(Step::Done)
             .map_err(|f| f.status(response.status))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -7,12 +7,12 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::strip_html;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -24,7 +24,6 @@ pub struct Dailymotion;
 static INFO: ProviderInfo = ProviderInfo {
     id: "dailymotion",
     name: "Dailymotion",
-    capabilities: &[CapabilityId::VideoSearch],
     auth: Auth::Keyless,
     base_url: "https://api.dailymotion.com",
     docs_url: "https://developers.dailymotion.com/api/platform-api/reference/",
@@ -39,18 +38,19 @@ const FIELDS: &str = "id,title,url,embed_url,thumbnail_360_url,duration,created_
                       owner.screenname,description,views_total";
 
 impl Provider for Dailymotion {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Dailymotion: VideoSearch);
+
+impl Serves<marker::VideoSearch> for Dailymotion {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/videos")
             .query("search", q.query.as_str())
             .query("fields", FIELDS)
@@ -59,15 +59,7 @@ impl Provider for Dailymotion {
             .query("page", "1"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
                 failure.message = format!("Dailymotion {}: {}", error.kind, clip(&error.message));
@@ -85,15 +77,11 @@ impl Provider for Dailymotion {
             .filter_map(Video::into_result)
             .take(usize::from(q.limit))
             .collect();
-        Ok(Step::Done(Data::VideoSearch(VideoSearch {
+        Ok(Step::Done(VideoSearch {
             query: q.query.clone(),
             total: reply.total,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

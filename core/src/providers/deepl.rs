@@ -16,11 +16,11 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::translate::{Translation, Translations};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{translate, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -33,7 +33,6 @@ pub struct DeepL;
 static INFO: ProviderInfo = ProviderInfo {
     id: "deepl",
     name: "DeepL API",
-    capabilities: &[CapabilityId::TranslateText],
     auth: Auth::Key {
         env: "DEEPL_API_KEY",
         placement: KeyPlacement::Header {
@@ -52,18 +51,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for DeepL {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(DeepL: TranslateText);
+
+impl Serves<marker::TranslateText> for DeepL {
+    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let mut body = json!({
             "text": q.texts,
             "target_lang": q.target_lang.code().to_ascii_uppercase(),
@@ -75,15 +75,7 @@ impl Provider for DeepL {
         Ok(HttpRequest::post_json(ctx.base_url, "/v2/translate", body))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
         if !response.is_success() {
             let message = serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| format!("DeepL: {}", clip(&r.message)))
@@ -125,15 +117,11 @@ impl Provider for DeepL {
                 confidence: None,
             })
             .collect();
-        Ok(Step::Done(Data::TranslateText(Translations {
+        Ok(Step::Done(Translations {
             translations,
             target_lang: q.target_lang.code().to_string(),
             chars_billed: billed,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

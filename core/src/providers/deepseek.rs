@@ -11,7 +11,6 @@
 //! `prompt_cache_hit_tokens`.
 
 use super::openai_compat::OpenAiCompatible;
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -31,7 +30,6 @@ pub static DEEPSEEK: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "deepseek",
     name: "DeepSeek",
-    capabilities: &[CapabilityId::LlmChat],
     auth: Auth::Key {
         env: "DEEPSEEK_API_KEY",
         placement: KeyPlacement::Header {
@@ -66,7 +64,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{MusicKind, MusicResult, MusicSearch};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -27,7 +27,6 @@ pub struct Deezer;
 static INFO: ProviderInfo = ProviderInfo {
     id: "deezer",
     name: "Deezer",
-    capabilities: &[CapabilityId::MusicSearch],
     auth: Auth::Keyless,
     base_url: "https://api.deezer.com",
     docs_url: "https://developers.deezer.com/api/search",
@@ -39,18 +38,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Deezer {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::MusicSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Deezer: MusicSearch);
+
+impl Serves<marker::MusicSearch> for Deezer {
+    fn build_request(&self, q: &media::MusicQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let path = match q.kind {
             MusicKind::Track => "/search",
             MusicKind::Album => "/search/album",
@@ -61,15 +61,7 @@ impl Provider for Deezer {
             .query("limit", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::MusicSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::MusicQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::MusicSearch>, ProviderFailure> {
         response.check_status()?;
         if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
             return Err(error.failure(&response));
@@ -88,15 +80,11 @@ impl Provider for Deezer {
             .filter_map(|item| item.into_result(q.kind))
             .take(usize::from(q.limit))
             .collect();
-        Ok(Step::Done(Data::MusicSearch(MusicSearch {
+        Ok(Step::Done(MusicSearch {
             query: q.query.clone(),
             total: reply.total,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::{html_to_text, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::search::{WebAnswer, WebResult, WebResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{search, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -28,7 +28,6 @@ pub struct DuckDuckGo;
 static INFO: ProviderInfo = ProviderInfo {
     id: "duckduckgo",
     name: "DuckDuckGo Instant Answers",
-    capabilities: &[CapabilityId::WebSearch],
     auth: Auth::Keyless,
     base_url: "https://api.duckduckgo.com",
     docs_url: "https://duckduckgo.com/api",
@@ -40,18 +39,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for DuckDuckGo {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(DuckDuckGo: WebSearch);
+
+impl Serves<marker::WebSearch> for DuckDuckGo {
+    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         if !q.language.as_ref().is_none_or(|l| l.is_english()) {
             return Err(ProviderFailure::unsupported(
                 "DuckDuckGo instant answers are in English only",
@@ -66,15 +66,7 @@ impl Provider for DuckDuckGo {
             .query("no_redirect", "1"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let answer = [
@@ -95,11 +87,7 @@ impl Provider for DuckDuckGo {
         }
         let results =
             WebResults::found(q, answer, results).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::WebSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

@@ -11,13 +11,12 @@
 
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::media::TextQuery;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch, Trial, TrialQuery, TrialSearch};
 use crate::capability::normalize::{iso_date, strip_html, year_of};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -29,7 +28,6 @@ pub struct EuropePmc;
 static INFO: ProviderInfo = ProviderInfo {
     id: "europepmc",
     name: "Europe PMC",
-    capabilities: &[CapabilityId::LiteratureSearch, CapabilityId::ClinicalTrials],
     auth: Auth::Keyless,
     base_url: "https://www.ebi.ac.uk",
     docs_url: "https://europepmc.org/RestfulWebService",
@@ -64,8 +62,18 @@ fn trial_query(q: &TrialQuery) -> String {
 }
 
 impl Provider for EuropePmc {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for EuropePmc {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::LiteratureSearch, CapabilityId::ClinicalTrials]
     }
 
     fn request(
@@ -89,7 +97,7 @@ impl Provider for EuropePmc {
                     q.limit.saturating_mul(2).min(100),
                 ))
             }
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
     }
 
@@ -117,13 +125,9 @@ impl Provider for EuropePmc {
                 Data::LiteratureSearch(papers(q, reply.hit_count, articles))
             }
             Request::ClinicalTrials(q) => Data::ClinicalTrials(trials(q, articles)),
-            _ => return Err(not_served(&INFO, request)),
+            _ => return Err(not_served(self, request)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

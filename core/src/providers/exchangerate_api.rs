@@ -14,11 +14,10 @@ use std::time::Duration;
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::finance::FxRates;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -30,7 +29,6 @@ pub struct ExchangeRateApi;
 static INFO: ProviderInfo = ProviderInfo {
     id: "exchangerate-api",
     name: "ExchangeRate-API Open Access",
-    capabilities: &[CapabilityId::FxRates],
     auth: Auth::Keyless,
     base_url: "https://open.er-api.com",
     docs_url: "https://www.exchangerate-api.com/docs/free",
@@ -46,18 +44,19 @@ static INFO: ProviderInfo = ProviderInfo {
 const BLOCK_WAIT: Duration = Duration::from_secs(20 * 60);
 
 impl Provider for ExchangeRateApi {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(ExchangeRateApi: FxRates);
+
+impl Serves<marker::FxRates> for ExchangeRateApi {
+    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         if q.date.is_some() {
             return Err(ProviderFailure::unsupported(
                 "ExchangeRate-API Open Access has latest rates only",
@@ -70,15 +69,7 @@ impl Provider for ExchangeRateApi {
         ))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
         if response.status == 429 {
             return Err(response
                 .failure(FailureClass::RateLimited, "ExchangeRate-API: rate limited")
@@ -123,11 +114,7 @@ impl Provider for ExchangeRateApi {
         }
         .select(q)
         .map_err(|f| f.status(status))?;
-        Ok(Step::Done(Data::FxRates(rates)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(rates))
     }
 }
 

@@ -12,11 +12,11 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -28,7 +28,6 @@ pub struct Finnhub;
 static INFO: ProviderInfo = ProviderInfo {
     id: "finnhub",
     name: "Finnhub",
-    capabilities: &[CapabilityId::StockQuote],
     auth: Auth::Key {
         env: "FINNHUB_API_KEY",
         placement: KeyPlacement::Header {
@@ -47,30 +46,23 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Finnhub {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Finnhub: StockQuote);
+
+impl Serves<marker::StockQuote> for Finnhub {
+    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/api/v1/quote").query("symbol", q.symbol.as_str()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         let message = || {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -102,11 +94,7 @@ impl Provider for Finnhub {
         quote.previous_close = reply.pc;
         quote.change = reply.d;
         quote.change_pct = reply.dp;
-        Ok(Step::Done(Data::StockQuote(quote)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(quote))
     }
 }
 

@@ -17,11 +17,11 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -34,7 +34,6 @@ pub struct Fmp;
 static INFO: ProviderInfo = ProviderInfo {
     id: "fmp",
     name: "Financial Modeling Prep",
-    capabilities: &[CapabilityId::StockQuote],
     auth: Auth::Key {
         env: "FMP_API_KEY",
         placement: KeyPlacement::Query { param: "apikey" },
@@ -49,30 +48,23 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Fmp {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Fmp: StockQuote);
+
+impl Serves<marker::StockQuote> for Fmp {
+    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/stable/quote").query("symbol", q.dashed_symbol()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
             return Err(classify(&response, &message));
         }
@@ -98,11 +90,7 @@ impl Provider for Fmp {
         out.change = quote.change;
         out.change_pct = quote.change_percentage;
         out.volume = quote.volume;
-        Ok(Step::Done(Data::StockQuote(out)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(out))
     }
 }
 

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::finance::FxRates;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -26,7 +26,6 @@ pub struct Frankfurter;
 static INFO: ProviderInfo = ProviderInfo {
     id: "frankfurter",
     name: "Frankfurter",
-    capabilities: &[CapabilityId::FxRates],
     auth: Auth::Keyless,
     base_url: "https://api.frankfurter.dev",
     docs_url: "https://frankfurter.dev",
@@ -38,18 +37,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Frankfurter {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Frankfurter: FxRates);
+
+impl Serves<marker::FxRates> for Frankfurter {
+    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let path = match q.date {
             Some(date) => format!("/v1/{}", date.format("%Y-%m-%d")),
             None => "/v1/latest".to_string(),
@@ -63,15 +63,7 @@ impl Provider for Frankfurter {
         })
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::FxRates(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
                 failure.message = format!("Frankfurter: {}", clip(&message));
@@ -95,11 +87,7 @@ impl Provider for Frankfurter {
         }
         .select(q)
         .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::FxRates(rates)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(rates))
     }
 }
 

@@ -11,11 +11,11 @@
 use serde::Deserialize;
 
 use super::wire::{non_empty, path_segment};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{dictionary, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -27,7 +27,6 @@ pub struct FreeDictionary;
 static INFO: ProviderInfo = ProviderInfo {
     id: "free-dictionary",
     name: "Free Dictionary API",
-    capabilities: &[CapabilityId::DictionaryDefine],
     auth: Auth::Keyless,
     base_url: "https://api.dictionaryapi.dev",
     docs_url: "https://dictionaryapi.dev",
@@ -39,18 +38,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for FreeDictionary {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::DictionaryDefine(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(FreeDictionary: DictionaryDefine);
+
+impl Serves<marker::DictionaryDefine> for FreeDictionary {
+    fn build_request(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let path = format!(
             "/api/v2/entries/{}/{}",
             q.language.code(),
@@ -59,15 +59,7 @@ impl Provider for FreeDictionary {
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::DictionaryDefine(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &dictionary::DefineQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -150,11 +142,7 @@ impl Provider for FreeDictionary {
         }
         .found()
         .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::DictionaryDefine(entry)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(entry))
     }
 }
 

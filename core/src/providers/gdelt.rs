@@ -19,12 +19,12 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use super::wire::non_empty;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::language::Language;
 use crate::capability::news::{NewsArticle, NewsResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{news, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -36,7 +36,6 @@ pub struct Gdelt;
 static INFO: ProviderInfo = ProviderInfo {
     id: "gdelt",
     name: "GDELT DOC 2.0",
-    capabilities: &[CapabilityId::NewsSearch],
     auth: Auth::Keyless,
     base_url: "https://api.gdeltproject.org",
     docs_url: "https://blog.gdeltproject.org/gdelt-doc-2-0-api-debuts/",
@@ -51,18 +50,19 @@ static INFO: ProviderInfo = ProviderInfo {
 const THROTTLE_WAIT: Duration = Duration::from_secs(5);
 
 impl Provider for Gdelt {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Gdelt: NewsSearch);
+
+impl Serves<marker::NewsSearch> for Gdelt {
+    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let query = match &q.language {
             None => q.query.clone(),
             Some(language) => {
@@ -84,15 +84,7 @@ impl Provider for Gdelt {
             .query("sort", "DateDesc"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
         if let Some(text) = plain_text(&response.body) {
             let throttled = text.to_ascii_lowercase().contains("limit requests");
             if throttled || response.status == 429 {
@@ -131,11 +123,7 @@ impl Provider for Gdelt {
             .collect();
         let results =
             NewsResults::found(q, None, articles).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::NewsSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

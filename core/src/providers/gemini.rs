@@ -35,14 +35,14 @@ use chrono_tz::America::Los_Angeles;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
     Embeddings, FinishReason, Role, TokenUsage,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -55,7 +55,6 @@ pub struct Gemini;
 static INFO: ProviderInfo = ProviderInfo {
     id: "gemini",
     name: "Google Gemini",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Key {
         env: "GEMINI_API_KEY",
         placement: KeyPlacement::Header {
@@ -79,8 +78,18 @@ const CHAT_MODEL: &str = "gemini-2.5-flash";
 const EMBEDDING_MODEL: &str = "gemini-embedding-001";
 
 impl Provider for Gemini {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Gemini {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
     }
 
     fn request(
@@ -147,7 +156,7 @@ impl Provider for Gemini {
                     json!({ "requests": requests }),
                 ))
             }
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
     }
 
@@ -171,12 +180,8 @@ impl Provider for Gemini {
                     .map(|e| Step::Done(Data::LlmEmbeddings(e)))
                     .map_err(|f| f.at_field("embeddings[].values").status(response.status))
             }
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

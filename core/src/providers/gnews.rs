@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::{iso_utc, next_utc_midnight, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{news, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -29,7 +29,6 @@ pub struct GNews;
 static INFO: ProviderInfo = ProviderInfo {
     id: "gnews",
     name: "GNews",
-    capabilities: &[CapabilityId::NewsSearch],
     auth: Auth::Key {
         env: "GNEWS_API_KEY",
         placement: KeyPlacement::Header {
@@ -48,18 +47,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for GNews {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(GNews: NewsSearch);
+
+impl Serves<marker::NewsSearch> for GNews {
+    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/api/v4/search").query("q", q.query.as_str());
         let req = match &q.language {
             Some(language) => req.query("lang", language.code()),
@@ -70,15 +70,7 @@ impl Provider for GNews {
             .query("sortby", "publishedAt"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
         let message = || {
             error_text(&response.body)
                 .map(|text| format!("GNews: {}", clip(&text)))
@@ -117,11 +109,7 @@ impl Provider for GNews {
             .collect();
         let results = NewsResults::found(q, reply.total_articles, articles)
             .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::NewsSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

@@ -11,12 +11,12 @@ use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
 use crate::capability::normalize::{non_empty, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -29,7 +29,6 @@ pub struct GoogleBooks;
 static INFO: ProviderInfo = ProviderInfo {
     id: "google-books",
     name: "Google Books",
-    capabilities: &[CapabilityId::BooksSearch],
     auth: Auth::Key {
         env: "GOOGLE_BOOKS_API_KEY",
         placement: KeyPlacement::Header {
@@ -48,33 +47,26 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for GoogleBooks {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(GoogleBooks: BooksSearch);
+
+impl Serves<marker::BooksSearch> for GoogleBooks {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/books/v1/volumes")
             .query("q", q.query.as_str())
             .query("maxResults", q.limit.min(40).to_string())
             .query("printType", "books"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
         if !response.is_success() {
             return Err(google_api_failure(&response, "Google Books"));
         }
@@ -96,15 +88,11 @@ impl Provider for GoogleBooks {
             .take(usize::from(q.limit))
             .map(Volume::into_result)
             .collect();
-        Ok(Step::Done(Data::BooksSearch(BookSearch {
+        Ok(Step::Done(BookSearch {
             query: q.query.clone(),
             total: Some(reply.total_items),
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -9,7 +9,6 @@
 //! timing fields (`queue_time`, …), which are ignored.
 
 use super::openai_compat::OpenAiCompatible;
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -32,7 +31,6 @@ pub static GROQ: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "groq",
     name: "Groq",
-    capabilities: &[CapabilityId::LlmChat],
     auth: Auth::Key {
         env: "GROQ_API_KEY",
         placement: KeyPlacement::Header {
@@ -68,7 +66,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

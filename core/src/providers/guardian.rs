@@ -15,11 +15,11 @@
 use serde::Deserialize;
 
 use super::wire::{html_to_text, iso_utc, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::news::{NewsArticle, NewsResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{news, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -32,7 +32,6 @@ pub struct Guardian;
 static INFO: ProviderInfo = ProviderInfo {
     id: "guardian",
     name: "The Guardian Open Platform",
-    capabilities: &[CapabilityId::NewsSearch],
     auth: Auth::Key {
         env: "GUARDIAN_API_KEY",
         // The Content API accepts the key only as a query parameter.
@@ -49,18 +48,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Guardian {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Guardian: NewsSearch);
+
+impl Serves<marker::NewsSearch> for Guardian {
+    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         if !q.wants_english_or_any() {
             return Err(
                 ProviderFailure::unsupported("The Guardian publishes in English only").not_sent(),
@@ -73,15 +73,7 @@ impl Provider for Guardian {
             .query("show-fields", "trailText,thumbnail,byline"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Some(message) = error_message(&response.body) {
                 failure.message = format!("The Guardian: {}", clip(&message));
@@ -122,11 +114,7 @@ impl Provider for Guardian {
             .collect();
         let results =
             NewsResults::found(q, body.total, articles).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::NewsSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

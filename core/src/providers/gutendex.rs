@@ -7,12 +7,11 @@
 
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
 use crate::capability::normalize::person_name;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -24,7 +23,6 @@ pub struct Gutendex;
 static INFO: ProviderInfo = ProviderInfo {
     id: "gutendex",
     name: "Gutendex (Project Gutenberg)",
-    capabilities: &[CapabilityId::BooksSearch],
     auth: Auth::Keyless,
     base_url: "https://gutendex.com",
     docs_url: "https://gutendex.com",
@@ -36,31 +34,24 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Gutendex {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Gutendex: BooksSearch);
+
+impl Serves<marker::BooksSearch> for Gutendex {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         // `/books` without the slash answers with a redirect.
         Ok(HttpRequest::get(ctx.base_url, "/books/").query("search", q.query.as_str()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let results = reply
@@ -70,15 +61,11 @@ impl Provider for Gutendex {
             .filter_map(Book::into_result)
             .take(usize::from(q.limit))
             .collect();
-        Ok(Step::Done(Data::BooksSearch(BookSearch {
+        Ok(Step::Done(BookSearch {
             query: q.query.clone(),
             total: reply.count,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

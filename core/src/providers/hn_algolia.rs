@@ -9,11 +9,11 @@
 use serde::Deserialize;
 
 use super::wire::{html_to_text, iso_utc, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{news, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -25,7 +25,6 @@ pub struct HnAlgolia;
 static INFO: ProviderInfo = ProviderInfo {
     id: "hn-algolia",
     name: "Hacker News Search (Algolia)",
-    capabilities: &[CapabilityId::NewsSearch],
     auth: Auth::Keyless,
     base_url: "https://hn.algolia.com",
     docs_url: "https://hn.algolia.com/api",
@@ -37,18 +36,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for HnAlgolia {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(HnAlgolia: NewsSearch);
+
+impl Serves<marker::NewsSearch> for HnAlgolia {
+    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         if !q.wants_english_or_any() {
             return Err(
                 ProviderFailure::unsupported("Hacker News has English stories only").not_sent(),
@@ -60,15 +60,7 @@ impl Provider for HnAlgolia {
             .query("hitsPerPage", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -109,11 +101,7 @@ impl Provider for HnAlgolia {
             .collect();
         let results = NewsResults::found(q, reply.nb_hits, articles)
             .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::NewsSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

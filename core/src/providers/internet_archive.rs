@@ -9,12 +9,12 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::{iso_date, strip_html};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -26,7 +26,6 @@ pub struct InternetArchive;
 static INFO: ProviderInfo = ProviderInfo {
     id: "internet-archive",
     name: "Internet Archive",
-    capabilities: &[CapabilityId::VideoSearch],
     auth: Auth::Keyless,
     base_url: "https://archive.org",
     docs_url: "https://archive.org/developers/index-apis.html",
@@ -50,18 +49,19 @@ const FIELDS: [&str; 9] = [
 ];
 
 impl Provider for InternetArchive {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(InternetArchive: VideoSearch);
+
+impl Serves<marker::VideoSearch> for InternetArchive {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let text = q.query.replace(['(', ')'], " ");
         let mut req = HttpRequest::get(ctx.base_url, "/advancedsearch.php")
             .query("q", format!("({}) AND mediatype:(movies)", text.trim()));
@@ -74,15 +74,7 @@ impl Provider for InternetArchive {
             .query("output", "json"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         // Solr reports errors inside a 200: a bad query as code 400,
@@ -111,15 +103,11 @@ impl Provider for InternetArchive {
             .take(usize::from(q.limit))
             .filter_map(Doc::into_result)
             .collect();
-        Ok(Step::Done(Data::VideoSearch(VideoSearch {
+        Ok(Step::Done(VideoSearch {
             query: q.query.clone(),
             total: Some(body.num_found),
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{
     BookIds, BookResult, BookSearch, MusicKind, MusicQuery, MusicResult, MusicSearch, TextQuery,
     TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch, MAX_LIMIT,
@@ -20,7 +20,7 @@ use crate::capability::media::{
 use crate::capability::normalize::{iso_date, non_empty, strip_html, year_of};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -32,12 +32,6 @@ pub struct Itunes;
 static INFO: ProviderInfo = ProviderInfo {
     id: "itunes",
     name: "iTunes Search",
-    capabilities: &[
-        CapabilityId::MovieSearch,
-        CapabilityId::TvShowSearch,
-        CapabilityId::MusicSearch,
-        CapabilityId::BooksSearch,
-    ],
     auth: Auth::Keyless,
     base_url: "https://itunes.apple.com",
     docs_url: "https://performance-partners.apple.com/search-api",
@@ -67,8 +61,23 @@ fn media_entity(request: &Request) -> Option<(&'static str, &'static str)> {
 }
 
 impl Provider for Itunes {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Itunes {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[
+        CapabilityId::MovieSearch,
+        CapabilityId::TvShowSearch,
+        CapabilityId::MusicSearch,
+        CapabilityId::BooksSearch,
+    ]
     }
 
     fn request(
@@ -76,7 +85,7 @@ impl Provider for Itunes {
         request: &Request,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (media, entity) = media_entity(request).ok_or_else(|| not_served(&INFO, request))?;
+        let (media, entity) = media_entity(request).ok_or_else(|| not_served(self, request))?;
         let (term, limit) = match request {
             Request::MovieSearch(q) | Request::TvShowSearch(q) => match &q.lookup {
                 TitleLookup::Text(text) => {
@@ -98,7 +107,7 @@ impl Provider for Itunes {
             },
             Request::BooksSearch(q) => (q.query.as_str(), q.limit),
             Request::MusicSearch(q) => (q.query.as_str(), q.limit),
-            _ => return Err(not_served(&INFO, request)),
+            _ => return Err(not_served(self, request)),
         };
         Ok(HttpRequest::get(ctx.base_url, "/search")
             .query("term", term)
@@ -138,13 +147,9 @@ impl Provider for Itunes {
             Request::TvShowSearch(q) => Data::TvShowSearch(shows(q, items)),
             Request::MusicSearch(q) => Data::MusicSearch(music(q, items)),
             Request::BooksSearch(q) => Data::BooksSearch(books(q, items)),
-            _ => return Err(not_served(&INFO, request)),
+            _ => return Err(not_served(self, request)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -20,11 +20,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::number_of;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{crypto, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -35,7 +35,6 @@ pub struct Kraken;
 static INFO: ProviderInfo = ProviderInfo {
     id: "kraken",
     name: "Kraken public market data",
-    capabilities: &[CapabilityId::CryptoPrice],
     auth: Auth::Keyless,
     base_url: "https://api.kraken.com",
     docs_url: "https://docs.kraken.com/api/docs/rest-api/get-ticker-information",
@@ -56,18 +55,19 @@ fn names(asset: &str, quote: &str) -> [String; 4] {
 }
 
 impl Provider for Kraken {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Kraken: CryptoPrice);
+
+impl Serves<marker::CryptoPrice> for Kraken {
+    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let mut pairs = Vec::new();
         for asset in q.asset_ids() {
             let code = asset.kraken.ok_or_else(|| {
@@ -87,15 +87,7 @@ impl Provider for Kraken {
         Ok(HttpRequest::get(ctx.base_url, "/0/public/Ticker").query("pair", pairs.join(",")))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::CryptoPrice(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(error) = reply.error.first() {
@@ -135,11 +127,7 @@ impl Provider for Kraken {
                 quotes.push(quote);
             }
         }
-        Ok(Step::Done(Data::CryptoPrice(CryptoPrices { quotes })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(CryptoPrices { quotes }))
     }
 }
 

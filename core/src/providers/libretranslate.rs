@@ -19,11 +19,11 @@ use http::Method;
 use serde::Deserialize;
 
 use super::wire::non_empty;
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::translate::{Translation, Translations};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{translate, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -36,7 +36,6 @@ pub struct LibreTranslate;
 static INFO: ProviderInfo = ProviderInfo {
     id: "libretranslate",
     name: "LibreTranslate",
-    capabilities: &[CapabilityId::TranslateText],
     auth: Auth::Key {
         env: "LIBRETRANSLATE_API_KEY",
         // LibreTranslate accepts no header; the query string is read as a form.
@@ -57,18 +56,19 @@ static INFO: ProviderInfo = ProviderInfo {
 const MAX_CHARS: usize = 2_000;
 
 impl Provider for LibreTranslate {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(LibreTranslate: TranslateText);
+
+impl Serves<marker::TranslateText> for LibreTranslate {
+    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let text = q.single_text("LibreTranslate")?;
         if text.chars().count() > MAX_CHARS {
             return Err(ProviderFailure::unsupported(format!(
@@ -88,15 +88,7 @@ impl Provider for LibreTranslate {
         .query("format", "text"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &translate::TranslateQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
         if !response.is_success() {
             let error = serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| r.error)
@@ -123,7 +115,7 @@ impl Provider for LibreTranslate {
             );
         }
         let detected = reply.detected_language;
-        Ok(Step::Done(Data::TranslateText(Translations {
+        Ok(Step::Done(Translations {
             translations: vec![Translation {
                 text: reply.translated_text,
                 detected_source_lang: detected
@@ -135,11 +127,7 @@ impl Provider for LibreTranslate {
             }],
             target_lang: q.target_lang.code().to_string(),
             chars_billed: None,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -33,11 +33,11 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 
-use super::{not_served, utc_text};
+use super::utc_text;
 use crate::capability::weather::{Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -49,7 +49,6 @@ pub struct MetNorway;
 static INFO: ProviderInfo = ProviderInfo {
     id: "met-norway",
     name: "MET Norway Locationforecast",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Keyless,
     base_url: "https://api.met.no",
     docs_url: "https://api.met.no/weatherapi/locationforecast/2.0/documentation",
@@ -62,8 +61,18 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for MetNorway {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for MetNorway {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -74,7 +83,7 @@ impl Provider for MetNorway {
         let location = match request {
             Request::WeatherCurrent(q) => &q.location,
             Request::WeatherForecast(q) => &q.location,
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         let at = location.coordinates()?;
         Ok(
@@ -161,13 +170,9 @@ impl Provider for MetNorway {
                     daily,
                 })
             }
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -9,7 +9,6 @@
 //! large for model with N maximum context length".
 
 use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -32,7 +31,6 @@ pub static MISTRAL: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "mistral",
     name: "Mistral AI",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Key {
         env: "MISTRAL_API_KEY",
         placement: KeyPlacement::Header {
@@ -74,7 +72,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;

@@ -13,9 +13,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::capability::Request;
 use crate::error::ProviderFailure;
-use crate::provider::{Provider, ProviderInfo};
+use crate::provider::Provider;
 
 /// A provider's canned replies (see [`Provider::fixtures`]), each body loaded
 /// from its file under `providers/fixtures/<id>/`. They exist only with the
@@ -137,18 +136,6 @@ pub fn find(id: &str) -> Option<&'static dyn Provider> {
     BUILTIN.iter().copied().find(|p| p.info().id == id)
 }
 
-/// The failure for a request of a capability the provider does not serve.
-pub(crate) fn not_served(info: &ProviderInfo, request: &Request) -> ProviderFailure {
-    ProviderFailure::unsupported(format!(
-        "{} does not serve {}",
-        info.id,
-        request.capability()
-    ))
-    .not_sent()
-}
-
-/// A UTC instant as ISO-8601 with seconds, e.g. `2025-01-15T13:45:00Z`, the
-/// one timestamp form every provider's answer uses.
 /// The items of a list reply that can be read: one broken item is left
 /// out rather than refusing the others; when every item is broken, the
 /// reply is malformed and says why the first was (`provider` names it).
@@ -174,6 +161,8 @@ pub(crate) fn readable_items<T>(
     }
 }
 
+/// A UTC instant as ISO-8601 with seconds, e.g. `2025-01-15T13:45:00Z`, the
+/// one timestamp form every provider's answer uses.
 pub(crate) fn utc_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -211,8 +200,10 @@ pub(crate) fn test_response(
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::capability::Data;
     use crate::error::FailureClass;
+    // What every provider test names, glob-imported with this module.
+    pub(crate) use crate::capability::{Data, Request};
+    pub(crate) use crate::provider::Dispatch;
     use crate::provider::{CallContext, HttpRequest, Step};
 
     /// A call context with the provider's default base URL.
@@ -354,7 +345,11 @@ mod tests {
     fn every_provider_serves_something_and_declares_fixtures() {
         for provider in builtin() {
             let info = provider.info();
-            assert!(!info.capabilities.is_empty(), "{} serves nothing", info.id);
+            assert!(
+                !provider.capabilities().is_empty(),
+                "{} serves nothing",
+                info.id
+            );
             assert!(
                 !provider.fixtures().is_empty(),
                 "{} has no fixtures",
@@ -386,7 +381,7 @@ mod tests {
         for capability in CapabilityId::ALL {
             let served = builtin()
                 .iter()
-                .any(|p| p.info().capabilities.contains(capability));
+                .any(|p| p.capabilities().contains(capability));
             assert!(served, "no provider for {capability}");
             if KEYED_ONLY.contains(capability) {
                 continue;
@@ -394,7 +389,7 @@ mod tests {
             assert!(
                 builtin()
                     .iter()
-                    .any(|p| p.info().is_keyless() && p.info().capabilities.contains(capability)),
+                    .any(|p| p.info().is_keyless() && p.capabilities().contains(capability)),
                 "no keyless provider for {capability}"
             );
         }

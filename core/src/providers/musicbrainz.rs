@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{MusicKind, MusicResult, MusicSearch};
 use crate::capability::normalize::iso_date;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -28,7 +28,6 @@ pub struct MusicBrainz;
 static INFO: ProviderInfo = ProviderInfo {
     id: "musicbrainz",
     name: "MusicBrainz",
-    capabilities: &[CapabilityId::MusicSearch],
     auth: Auth::Keyless,
     base_url: "https://musicbrainz.org",
     docs_url: "https://musicbrainz.org/doc/MusicBrainz_API/Search",
@@ -53,18 +52,19 @@ fn lucene_escape(text: &str) -> String {
 }
 
 impl Provider for MusicBrainz {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::MusicSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(MusicBrainz: MusicSearch);
+
+impl Serves<marker::MusicSearch> for MusicBrainz {
+    fn build_request(&self, q: &media::MusicQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let entity = match q.kind {
             MusicKind::Track => "recording",
             MusicKind::Album => "release-group",
@@ -76,15 +76,7 @@ impl Provider for MusicBrainz {
             .query("limit", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::MusicSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::MusicQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::MusicSearch>, ProviderFailure> {
         let error = serde_json::from_slice::<ErrorReply>(&response.body)
             .ok()
             .map(|e| format!("MusicBrainz: {}", clip(&e.error)));
@@ -118,15 +110,11 @@ impl Provider for MusicBrainz {
             .filter_map(|item| item.into_result(q.kind))
             .take(usize::from(q.limit))
             .collect();
-        Ok(Step::Done(Data::MusicSearch(MusicSearch {
+        Ok(Step::Done(MusicSearch {
             query: q.query.clone(),
             total: reply.count,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -19,11 +19,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::unescape_html;
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::translate::{Translation, Translations};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{translate, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -35,7 +35,6 @@ pub struct MyMemory;
 static INFO: ProviderInfo = ProviderInfo {
     id: "mymemory",
     name: "MyMemory",
-    capabilities: &[CapabilityId::TranslateText],
     auth: Auth::Keyless,
     base_url: "https://api.mymemory.translated.net",
     docs_url: "https://mymemory.translated.net/doc/spec.php",
@@ -50,18 +49,19 @@ static INFO: ProviderInfo = ProviderInfo {
 const MAX_BYTES: usize = 500;
 
 impl Provider for MyMemory {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(MyMemory: TranslateText);
+
+impl Serves<marker::TranslateText> for MyMemory {
+    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let text = q.single_text("MyMemory")?;
         if text.len() > MAX_BYTES {
             return Err(ProviderFailure::unsupported(format!(
@@ -90,15 +90,7 @@ impl Provider for MyMemory {
             ))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::TranslateText(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &translate::TranslateQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let status = match &reply.response_status {
@@ -154,7 +146,7 @@ impl Provider for MyMemory {
                     .status(response.status),
             );
         }
-        Ok(Step::Done(Data::TranslateText(Translations {
+        Ok(Step::Done(Translations {
             translations: vec![Translation {
                 text: unescape_html(&translated),
                 detected_source_lang: None,
@@ -162,11 +154,7 @@ impl Provider for MyMemory {
             }],
             target_lang: q.target_lang.code().to_string(),
             chars_billed: None,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -17,11 +17,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::wire::{iso_utc, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{news, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -33,7 +33,6 @@ pub struct NewsApi;
 static INFO: ProviderInfo = ProviderInfo {
     id: "newsapi",
     name: "NewsAPI.org",
-    capabilities: &[CapabilityId::NewsSearch],
     auth: Auth::Key {
         env: "NEWSAPI_API_KEY",
         placement: KeyPlacement::Header {
@@ -57,18 +56,19 @@ const LANGUAGES: &[&str] = &[
 ];
 
 impl Provider for NewsApi {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(NewsApi: NewsSearch);
+
+impl Serves<marker::NewsSearch> for NewsApi {
+    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/v2/everything").query("q", q.query.as_str());
         let req = match &q.language {
             Some(language) if LANGUAGES.contains(&language.code()) => {
@@ -93,15 +93,7 @@ impl Provider for NewsApi {
             .query("pageSize", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::NewsSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&response.body) {
             if error.status == "error" {
                 return Err(classify(&response, &error.code, &error.message));
@@ -127,11 +119,7 @@ impl Provider for NewsApi {
             .collect();
         let results = NewsResults::found(q, reply.total_results, articles)
             .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::NewsSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

@@ -16,11 +16,11 @@
 use serde::Deserialize;
 
 use super::wire::{flexible_f64_opt, non_empty, number};
-use super::{clip, not_served, readable_items};
+use super::{clip, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{geo, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -32,7 +32,6 @@ pub struct Nominatim;
 static INFO: ProviderInfo = ProviderInfo {
     id: "nominatim",
     name: "Nominatim (OpenStreetMap)",
-    capabilities: &[CapabilityId::Geocode],
     auth: Auth::Keyless,
     base_url: "https://nominatim.openstreetmap.org",
     docs_url: "https://nominatim.org/release-docs/latest/api/Search/",
@@ -45,18 +44,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Nominatim {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Nominatim: Geocode);
+
+impl Serves<marker::Geocode> for Nominatim {
+    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let mut req = HttpRequest::get(ctx.base_url, "/search")
             .query("q", q.query.as_str())
             .query("format", "jsonv2")
@@ -71,15 +71,7 @@ impl Provider for Nominatim {
         Ok(req)
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,
@@ -98,11 +90,7 @@ impl Provider for Nominatim {
         let places = readable_items("Nominatim", hits.into_iter().map(Hit::into_place))
             .map_err(|f| f.status(response.status))?;
         let places = Places::found(q, places).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::Geocode(places)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(places))
     }
 }
 

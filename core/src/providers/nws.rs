@@ -28,13 +28,13 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::wire::{iso_utc, path_segment};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::weather::{
     kmh_to_ms, Condition, Coordinates, CurrentWeather, Forecast, ForecastDay, GeoPoint,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -46,7 +46,6 @@ pub struct Nws;
 static INFO: ProviderInfo = ProviderInfo {
     id: "nws",
     name: "US National Weather Service",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Keyless,
     base_url: "https://api.weather.gov",
     docs_url: "https://www.weather.gov/documentation/services-web-api",
@@ -68,13 +67,23 @@ fn coordinates(request: &Request) -> Result<Coordinates, ProviderFailure> {
     match request {
         Request::WeatherCurrent(q) => q.location.coordinates(),
         Request::WeatherForecast(q) => q.location.coordinates(),
-        other => Err(not_served(&INFO, other)),
+        other => Err(not_served(&Nws, other)),
     }
 }
 
 impl Provider for Nws {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Nws {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -198,12 +207,8 @@ impl Provider for Nws {
                     condition: Condition::from_wmo(code),
                 })))
             }
-            other => Err(not_served(&INFO, other)),
+            other => Err(not_served(self, other)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

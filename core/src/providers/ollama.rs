@@ -22,14 +22,14 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
     EmbeddingsQuery, FinishReason, TokenUsage,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -41,7 +41,6 @@ pub struct Ollama;
 static INFO: ProviderInfo = ProviderInfo {
     id: "ollama",
     name: "Ollama",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Keyless,
     base_url: "http://localhost:11434",
     docs_url: "https://docs.ollama.com/api",
@@ -61,8 +60,18 @@ const EMBEDDING_MODEL: &str = "nomic-embed-text";
 const MODEL_ALIASES: &[(&str, &str)] = &[("llama-3.3-70b", "llama3.3"), ("llama-3.1-8b", "llama3.1:8b")];
 
 impl Provider for Ollama {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Ollama {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
     }
 
     fn request(
@@ -107,7 +116,7 @@ impl Provider for Ollama {
                     json!({"model": model, "input": q.inputs, "truncate": false}),
                 ))
             }
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
     }
 
@@ -127,12 +136,8 @@ impl Provider for Ollama {
         match request {
             Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
             Request::LlmEmbeddings(q) => embeddings(q, &response),
-            _ => Err(not_served(&INFO, request)),
+            _ => Err(not_served(self, request)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

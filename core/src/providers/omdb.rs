@@ -12,14 +12,14 @@
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{
     Rating, TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{lenient_f64, lenient_u64, non_empty, year_of};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -31,7 +31,6 @@ pub struct Omdb;
 static INFO: ProviderInfo = ProviderInfo {
     id: "omdb",
     name: "OMDb",
-    capabilities: &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch],
     auth: Auth::Key {
         env: "OMDB_API_KEY",
         placement: KeyPlacement::Query { param: "apikey" },
@@ -47,8 +46,18 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Omdb {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Omdb {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch]
     }
 
     fn request(
@@ -56,7 +65,7 @@ impl Provider for Omdb {
         request: &Request,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
         let kind = match kind {
             TitleKind::Movie => "movie",
             TitleKind::Tv => "series",
@@ -85,7 +94,7 @@ impl Provider for Omdb {
         _ctx: &CallContext<'_>,
         response: HttpResponse,
     ) -> Result<Step, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
         let reply: Option<Reply> = serde_json::from_slice(&response.body).ok();
         if let Some(error) = reply.as_ref().and_then(|r| r.error.as_deref()) {
             if let Some(empty) = empty_search(q, error) {
@@ -121,10 +130,6 @@ impl Provider for Omdb {
             }
         };
         Ok(Step::Done(data(kind, search)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -11,13 +11,13 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::weather::{
     kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -29,7 +29,6 @@ pub struct OpenMeteo;
 static INFO: ProviderInfo = ProviderInfo {
     id: "open-meteo",
     name: "Open-Meteo",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Keyless,
     base_url: "https://api.open-meteo.com",
     docs_url: "https://open-meteo.com/en/docs",
@@ -47,8 +46,18 @@ const DAILY_FIELDS: &str =
     "weather_code,temperature_2m_max,temperature_2m_min,precipitation_sum,wind_speed_10m_max";
 
 impl Provider for OpenMeteo {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for OpenMeteo {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -59,7 +68,7 @@ impl Provider for OpenMeteo {
         let (location, days) = match request {
             Request::WeatherCurrent(q) => (&q.location, None),
             Request::WeatherForecast(q) => (&q.location, Some(q.days)),
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         let at = location.coordinates()?;
         let req = HttpRequest::get(ctx.base_url, "/v1/forecast")
@@ -131,13 +140,9 @@ impl Provider for OpenMeteo {
                     daily: days,
                 })
             }
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

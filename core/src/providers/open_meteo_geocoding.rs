@@ -8,11 +8,11 @@
 use serde::Deserialize;
 
 use super::open_meteo::check_status;
-use super::{not_served, wire::non_empty};
+use super::{wire::non_empty};
 use crate::capability::geo::{country_code, Place, Places};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{geo, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -24,7 +24,6 @@ pub struct OpenMeteoGeocoding;
 static INFO: ProviderInfo = ProviderInfo {
     id: "open-meteo-geocoding",
     name: "Open-Meteo Geocoding",
-    capabilities: &[CapabilityId::Geocode],
     auth: Auth::Keyless,
     base_url: "https://geocoding-api.open-meteo.com",
     docs_url: "https://open-meteo.com/en/docs/geocoding-api",
@@ -37,18 +36,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for OpenMeteoGeocoding {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(OpenMeteoGeocoding: Geocode);
+
+impl Serves<marker::Geocode> for OpenMeteoGeocoding {
+    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let language = q.language.as_ref().map_or("en", |l| l.code());
         let req = HttpRequest::get(ctx.base_url, "/v1/search")
             .query("name", q.query.as_str())
@@ -61,15 +61,7 @@ impl Provider for OpenMeteoGeocoding {
         })
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
         check_status(&response)?;
         let reply: Reply = response.json()?;
         let results = reply
@@ -108,11 +100,7 @@ impl Provider for OpenMeteoGeocoding {
             })
             .collect();
         let places = Places::found(q, results).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::Geocode(places)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(places))
     }
 }
 

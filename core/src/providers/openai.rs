@@ -10,7 +10,6 @@
 //! request is never repeated.
 
 use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -33,7 +32,6 @@ pub static OPENAI: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "openai",
     name: "OpenAI",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Key {
         env: "OPENAI_API_KEY",
         placement: KeyPlacement::Header {
@@ -76,7 +74,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;

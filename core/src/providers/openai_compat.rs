@@ -45,15 +45,16 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
     EmbeddingsQuery, FinishReason, TokenUsage,
 };
-use crate::capability::{Data, Request};
+use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
-    CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+    not_served, CallContext, Dispatch, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo,
+    Step,
 };
 
 /// A provider speaking the OpenAI chat-completions (and optionally
@@ -94,8 +95,21 @@ pub struct EmbeddingsEndpoint {
 }
 
 impl Provider for OpenAiCompatible {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         self.info
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        self.fixtures
+    }
+}
+
+impl Dispatch for OpenAiCompatible {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        match self.embeddings {
+            Some(_) => &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
+            None => &[CapabilityId::LlmChat],
+        }
     }
 
     fn request(
@@ -137,7 +151,7 @@ impl Provider for OpenAiCompatible {
                     json!({"model": model, "input": q.inputs}),
                 ))
             }
-            _ => Err(not_served(self.info, request)),
+            _ => Err(not_served(self, request)),
         }
     }
 
@@ -157,12 +171,8 @@ impl Provider for OpenAiCompatible {
         match request {
             Request::LlmChat(q) => self.chat_reply(q, &response),
             Request::LlmEmbeddings(q) => self.embeddings(q, &response),
-            _ => Err(not_served(self.info, request)),
+            _ => Err(not_served(self, request)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        self.fixtures
     }
 }
 

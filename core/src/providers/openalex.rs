@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::pubmed::contact_email;
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch};
 use crate::capability::normalize::{iso_date, non_empty};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{media, medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -29,7 +29,6 @@ pub struct OpenAlex;
 static INFO: ProviderInfo = ProviderInfo {
     id: "openalex",
     name: "OpenAlex",
-    capabilities: &[CapabilityId::LiteratureSearch],
     auth: Auth::Keyless,
     base_url: "https://api.openalex.org",
     docs_url: "https://docs.openalex.org/how-to-use-the-api/api-overview",
@@ -44,18 +43,19 @@ const SELECT: &str = "id,doi,display_name,publication_year,publication_date,ids,
                       primary_location,open_access,cited_by_count,abstract_inverted_index";
 
 impl Provider for OpenAlex {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::LiteratureSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(OpenAlex: LiteratureSearch);
+
+impl Serves<marker::LiteratureSearch> for OpenAlex {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/works")
             .query("search", q.query.as_str())
             .query("per-page", q.limit.to_string())
@@ -66,15 +66,7 @@ impl Provider for OpenAlex {
         })
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::LiteratureSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(e) = serde_json::from_slice::<ErrorReply>(&response.body) {
                 failure.message = format!("OpenAlex: {}", clip(&e.message.unwrap_or(e.error)));
@@ -88,15 +80,11 @@ impl Provider for OpenAlex {
             .take(usize::from(q.limit))
             .filter_map(Work::into_paper)
             .collect();
-        Ok(Step::Done(Data::LiteratureSearch(PaperSearch {
+        Ok(Step::Done(PaperSearch {
             query: q.query.clone(),
             total: reply.meta.count,
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

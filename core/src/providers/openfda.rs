@@ -11,12 +11,12 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::medical::{DrugLabel, DrugLabels, DrugSections};
 use crate::capability::normalize::iso_date;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -29,7 +29,6 @@ pub struct OpenFda;
 static INFO: ProviderInfo = ProviderInfo {
     id: "openfda",
     name: "openFDA",
-    capabilities: &[CapabilityId::DrugLabel],
     auth: Auth::Key {
         env: "OPENFDA_API_KEY",
         placement: KeyPlacement::Query { param: "api_key" },
@@ -45,18 +44,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for OpenFda {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(OpenFda: DrugLabel);
+
+impl Serves<marker::DrugLabel> for OpenFda {
+    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         // The name was validated: it holds no quote that could end the phrase.
         let search = format!(
             "openfda.brand_name:\"{0}\" openfda.generic_name:\"{0}\"",
@@ -67,15 +67,7 @@ impl Provider for OpenFda {
             .query("limit", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &medical::DrugLabelQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         if !response.is_success() {
             let error = serde_json::from_slice::<ErrorReply>(&response.body)
                 .ok()
@@ -98,12 +90,8 @@ impl Provider for OpenFda {
         let labels = reply.results.into_iter().map(Label::into_label).collect();
         let total = reply.meta.and_then(|m| m.results).map(|r| r.total);
         DrugLabels::new(q, total, labels, "openFDA")
-            .map(|labels| Step::Done(Data::DrugLabel(labels)))
+            .map(Step::Done)
             .map_err(|f| f.status(response.status))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

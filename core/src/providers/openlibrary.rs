@@ -9,11 +9,10 @@
 
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -25,7 +24,6 @@ pub struct OpenLibrary;
 static INFO: ProviderInfo = ProviderInfo {
     id: "openlibrary",
     name: "Open Library",
-    capabilities: &[CapabilityId::BooksSearch],
     auth: Auth::Keyless,
     base_url: "https://openlibrary.org",
     docs_url: "https://openlibrary.org/dev/docs/api/search",
@@ -40,33 +38,26 @@ const FIELDS: &str =
     "key,title,author_name,first_publish_year,cover_i,isbn,edition_count,language,ia,ebook_access";
 
 impl Provider for OpenLibrary {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(OpenLibrary: BooksSearch);
+
+impl Serves<marker::BooksSearch> for OpenLibrary {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/search.json")
             .query("q", q.query.as_str())
             .query("fields", FIELDS)
             .query("limit", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::BooksSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let docs = reply.docs.ok_or_else(|| {
@@ -74,15 +65,11 @@ impl Provider for OpenLibrary {
         })?;
         let mut results: Vec<BookResult> = docs.into_iter().map(Doc::into_result).collect();
         results.truncate(usize::from(q.limit));
-        Ok(Step::Done(Data::BooksSearch(BookSearch {
+        Ok(Step::Done(BookSearch {
             query: q.query.clone(),
             total: Some(reply.num_found),
             results,
-        })))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        }))
     }
 }
 

@@ -13,7 +13,6 @@
 //! relayed upstream error keeps the upstream text under `error.metadata.raw`.
 
 use super::openai_compat::OpenAiCompatible;
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -37,7 +36,6 @@ pub static OPENROUTER: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "openrouter",
     name: "OpenRouter",
-    capabilities: &[CapabilityId::LlmChat],
     auth: Auth::Key {
         env: "OPENROUTER_API_KEY",
         placement: KeyPlacement::Header {
@@ -73,7 +71,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

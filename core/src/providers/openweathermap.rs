@@ -24,14 +24,14 @@ use chrono::{DateTime, TimeDelta};
 use serde::Deserialize;
 
 use super::wire::non_empty;
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::geo::country_code;
 use crate::capability::weather::{
     Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -44,7 +44,6 @@ pub struct OpenWeatherMap;
 static INFO: ProviderInfo = ProviderInfo {
     id: "openweathermap",
     name: "OpenWeatherMap",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Key {
         env: "OPENWEATHER_API_KEY",
         placement: KeyPlacement::Query { param: "appid" },
@@ -72,8 +71,18 @@ fn with_location(req: HttpRequest, location: &Location) -> HttpRequest {
 }
 
 impl Provider for OpenWeatherMap {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for OpenWeatherMap {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -84,7 +93,7 @@ impl Provider for OpenWeatherMap {
         let (path, location) = match request {
             Request::WeatherCurrent(q) => ("/data/2.5/weather", &q.location),
             Request::WeatherForecast(q) => ("/data/2.5/forecast", &q.location),
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         Ok(with_location(HttpRequest::get(ctx.base_url, path), location).query("units", "metric"))
     }
@@ -164,13 +173,9 @@ impl Provider for OpenWeatherMap {
                     daily,
                 })
             }
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -12,11 +12,11 @@
 use serde::Deserialize;
 
 use super::wire::non_empty;
-use super::{clip, not_served, readable_items};
+use super::{clip, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{geo, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -28,7 +28,6 @@ pub struct Photon;
 static INFO: ProviderInfo = ProviderInfo {
     id: "photon",
     name: "Photon (komoot)",
-    capabilities: &[CapabilityId::Geocode],
     auth: Auth::Keyless,
     base_url: "https://photon.komoot.io",
     docs_url: "https://photon.komoot.io",
@@ -46,18 +45,19 @@ const LANGUAGES: &[&str] = &["de", "en", "fr", "it"];
 const FILTER_POOL: u8 = 50;
 
 impl Provider for Photon {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Photon: Geocode);
+
+impl Serves<marker::Geocode> for Photon {
+    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let limit = if q.country_code.is_some() {
             FILTER_POOL
         } else {
@@ -78,15 +78,7 @@ impl Provider for Photon {
         )
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::Geocode(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -109,11 +101,7 @@ impl Provider for Photon {
             })
             .collect();
         let places = Places::found(q, places).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::Geocode(places)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(places))
     }
 }
 

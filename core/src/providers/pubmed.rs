@@ -14,12 +14,12 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch};
 use crate::capability::normalize::{iso_date, lenient_u64, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -32,7 +32,6 @@ pub struct PubMed;
 static INFO: ProviderInfo = ProviderInfo {
     id: "pubmed",
     name: "PubMed (NCBI E-utilities)",
-    capabilities: &[CapabilityId::LiteratureSearch],
     auth: Auth::Key {
         env: "NCBI_API_KEY",
         placement: KeyPlacement::Query { param: "api_key" },
@@ -96,18 +95,19 @@ fn identified(req: HttpRequest, ctx: &CallContext<'_>) -> HttpRequest {
 }
 
 impl Provider for PubMed {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::LiteratureSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(PubMed: LiteratureSearch);
+
+impl Serves<marker::LiteratureSearch> for PubMed {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let req = eutils(ctx, "esearch")
             .query("term", q.query.as_str())
             .query("retmode", "json")
@@ -116,15 +116,7 @@ impl Provider for PubMed {
         Ok(identified(req, ctx))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::LiteratureSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
         let reply: Option<Reply> = serde_json::from_slice(&response.body).ok();
         if let Some(error) = reply.as_ref().and_then(|r| r.error.as_deref()) {
             let lower = error.to_ascii_lowercase();
@@ -169,11 +161,11 @@ impl Provider for PubMed {
                         ))
                         .status(response.status));
                     }
-                    return Ok(Step::Done(Data::LiteratureSearch(PaperSearch {
+                    return Ok(Step::Done(PaperSearch {
                         query: q.query.clone(),
                         total: search.count,
                         results: Vec::new(),
-                    })));
+                    }));
                 }
                 if !idlist
                     .iter()
@@ -205,11 +197,11 @@ impl Provider for PubMed {
                     .collect();
                 // esummary does not repeat esearch's count, and the
                 // follow-up's response is all this step sees.
-                Ok(Step::Done(Data::LiteratureSearch(PaperSearch {
+                Ok(Step::Done(PaperSearch {
                     query: q.query.clone(),
                     total: None,
                     results,
-                })))
+                }))
             }
             Reply {
                 esummaryresult: Some(errors),
@@ -223,10 +215,6 @@ impl Provider for PubMed {
             )
             .status(response.status)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -10,11 +10,10 @@
 
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::medical::{DrugLabel, DrugLabels, DrugSections};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{medical, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -26,7 +25,6 @@ pub struct RxNav;
 static INFO: ProviderInfo = ProviderInfo {
     id: "rxnav",
     name: "RxNav (RxNorm)",
-    capabilities: &[CapabilityId::DrugLabel],
     auth: Auth::Keyless,
     base_url: "https://rxnav.nlm.nih.gov",
     docs_url: "https://lhncbc.nlm.nih.gov/RxNav/APIs/RxNormAPIs.html",
@@ -38,32 +36,25 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for RxNav {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(RxNav: DrugLabel);
+
+impl Serves<marker::DrugLabel> for RxNav {
+    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/REST/rxcui.json")
             .query("name", q.name.as_str())
             .query("search", "2"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::DrugLabel(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let malformed = |what: &str| {
@@ -126,14 +117,10 @@ impl Provider for RxNav {
                     ),
                 };
                 let labels = DrugLabels::new(q, None, vec![label], "RxNav")?;
-                Ok(Step::Done(Data::DrugLabel(labels)))
+                Ok(Step::Done(labels))
             }
             _ => Err(malformed("neither `idGroup` nor `relatedGroup`")),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -14,11 +14,11 @@
 use serde::Deserialize;
 
 use super::wire::{html_to_text, iso_utc, non_empty};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::search::{WebAnswer, WebResult, WebResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{search, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -30,7 +30,6 @@ pub struct Searxng;
 static INFO: ProviderInfo = ProviderInfo {
     id: "searxng",
     name: "SearXNG",
-    capabilities: &[CapabilityId::WebSearch],
     auth: Auth::Keyless,
     // A placeholder that never resolves (RFC 6761): set your instance.
     base_url: "https://searxng.invalid",
@@ -43,18 +42,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Searxng {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Searxng: WebSearch);
+
+impl Serves<marker::WebSearch> for Searxng {
+    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         if ctx.base_url == INFO.base_url {
             return Err(ProviderFailure::unsupported(
                 "SearXNG is self-hosted: set providers.searxng.base_url (or \
@@ -72,15 +72,7 @@ impl Provider for Searxng {
         })
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,
@@ -130,11 +122,7 @@ impl Provider for Searxng {
             .collect();
         let results =
             WebResults::found(q, answer, results).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::WebSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

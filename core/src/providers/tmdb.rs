@@ -12,14 +12,14 @@
 
 use serde::Deserialize;
 
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::media::{
     tmdb_genre, Rating, TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{iso_date, non_empty, year_of};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -32,7 +32,6 @@ pub struct Tmdb;
 static INFO: ProviderInfo = ProviderInfo {
     id: "tmdb",
     name: "TMDB",
-    capabilities: &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch],
     auth: Auth::Key {
         env: "TMDB_ACCESS_TOKEN",
         placement: KeyPlacement::Header {
@@ -56,8 +55,18 @@ fn poster(path: Option<String>) -> Option<String> {
 }
 
 impl Provider for Tmdb {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for Tmdb {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch]
     }
 
     fn request(
@@ -65,7 +74,7 @@ impl Provider for Tmdb {
         request: &Request,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
         Ok(match &q.lookup {
             TitleLookup::Text(text) => {
                 let (path, year_param) = match kind {
@@ -94,7 +103,7 @@ impl Provider for Tmdb {
         _ctx: &CallContext<'_>,
         response: HttpResponse,
     ) -> Result<Step, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(&INFO, request))?;
+        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
         if !response.is_success() {
             let status: Option<ErrorReply> = serde_json::from_slice(&response.body).ok();
             let class = match (response.status, status.as_ref().map(|s| s.status_code)) {
@@ -143,10 +152,6 @@ impl Provider for Tmdb {
             TitleKind::Movie => Data::MovieSearch(search),
             TitleKind::Tv => Data::TvShowSearch(search),
         }))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -7,7 +7,6 @@
 //! error reads "… is longer than the model's context length".
 
 use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
-use crate::capability::CapabilityId;
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -33,7 +32,6 @@ pub static TOGETHER: OpenAiCompatible = OpenAiCompatible {
 static INFO: ProviderInfo = ProviderInfo {
     id: "together",
     name: "Together AI",
-    capabilities: &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
     auth: Auth::Key {
         env: "TOGETHER_API_KEY",
         placement: KeyPlacement::Header {
@@ -75,7 +73,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    use crate::provider::Provider;
+    
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;

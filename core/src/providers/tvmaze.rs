@@ -8,14 +8,13 @@
 
 use serde::Deserialize;
 
-use super::not_served;
 use crate::capability::media::{
     Rating, TitleIds, TitleKind, TitleLookup, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{iso_date, strip_html, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -27,7 +26,6 @@ pub struct Tvmaze;
 static INFO: ProviderInfo = ProviderInfo {
     id: "tvmaze",
     name: "TVmaze",
-    capabilities: &[CapabilityId::TvShowSearch],
     auth: Auth::Keyless,
     base_url: "https://api.tvmaze.com",
     docs_url: "https://www.tvmaze.com/api",
@@ -39,18 +37,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for Tvmaze {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::TvShowSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Tvmaze: TvShowSearch);
+
+impl Serves<marker::TvShowSearch> for Tvmaze {
+    fn build_request(&self, q: &media::TitleQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(match &q.lookup {
             TitleLookup::Text(text) => {
                 HttpRequest::get(ctx.base_url, "/search/shows").query("q", text.as_str())
@@ -61,15 +60,7 @@ impl Provider for Tvmaze {
         })
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::TvShowSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TitleQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::TitleSearch>, ProviderFailure> {
         if response.status == 404 {
             return Err(response.failure(
                 FailureClass::NotFound,
@@ -93,13 +84,9 @@ impl Provider for Tvmaze {
                         .status(response.status)
                 })?],
         };
-        Ok(Step::Done(Data::TvShowSearch(TitleSearch::new(
+        Ok(Step::Done(TitleSearch::new(
             q, None, results,
-        ))))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        )))
     }
 }
 

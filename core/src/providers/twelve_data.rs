@@ -16,11 +16,11 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::wire::{flexible_f64_opt, next_utc_midnight};
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{finance, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -32,7 +32,6 @@ pub struct TwelveData;
 static INFO: ProviderInfo = ProviderInfo {
     id: "twelve-data",
     name: "Twelve Data",
-    capabilities: &[CapabilityId::StockQuote],
     auth: Auth::Key {
         env: "TWELVE_DATA_API_KEY",
         placement: KeyPlacement::Header {
@@ -51,30 +50,23 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for TwelveData {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(TwelveData: StockQuote);
+
+impl Serves<marker::StockQuote> for TwelveData {
+    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/quote").query("symbol", q.symbol.as_str()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::StockQuote(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         // The error envelope, in a 200 or an error status alike.
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&response.body) {
             if error.status == "error" {
@@ -107,11 +99,7 @@ impl Provider for TwelveData {
         out.change_pct = quote.percent_change;
         out.volume = quote.volume;
         out.market_open = quote.is_market_open;
-        Ok(Step::Done(Data::StockQuote(out)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(out))
     }
 }
 

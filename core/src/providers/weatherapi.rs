@@ -18,13 +18,13 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::wire::{next_utc_month, non_empty};
-use super::{clip, not_served, utc_text};
+use super::{clip, utc_text};
 use crate::capability::weather::{
     kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -37,7 +37,6 @@ pub struct WeatherApi;
 static INFO: ProviderInfo = ProviderInfo {
     id: "weatherapi",
     name: "WeatherAPI.com",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Key {
         env: "WEATHERAPI_API_KEY",
         placement: KeyPlacement::Query { param: "key" },
@@ -60,8 +59,18 @@ fn place(location: &Location) -> String {
 }
 
 impl Provider for WeatherApi {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for WeatherApi {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -78,7 +87,7 @@ impl Provider for WeatherApi {
                 .query("days", q.days.min(14).to_string())
                 .query("aqi", "no")
                 .query("alerts", "no"),
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         })
     }
 
@@ -149,13 +158,9 @@ impl Provider for WeatherApi {
                     daily,
                 })
             }
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

@@ -20,11 +20,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::wire::{html_to_text, iso_utc, path_segment};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::search::{WebQuery, WebResult, WebResults};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{search, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -36,7 +36,6 @@ pub struct Wikipedia;
 static INFO: ProviderInfo = ProviderInfo {
     id: "wikipedia",
     name: "Wikipedia (MediaWiki search)",
-    capabilities: &[CapabilityId::WebSearch],
     auth: Auth::Keyless,
     base_url: "https://en.wikipedia.org",
     docs_url: "https://www.mediawiki.org/wiki/API:Search",
@@ -63,18 +62,19 @@ fn site(ctx: &CallContext<'_>, q: &WebQuery) -> String {
 }
 
 impl Provider for Wikipedia {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Wikipedia: WebSearch);
+
+impl Serves<marker::WebSearch> for Wikipedia {
+    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(&site(ctx, q), "/w/api.php")
             .query("action", "query")
             .query("list", "search")
@@ -85,15 +85,7 @@ impl Provider for Wikipedia {
             .query("formatversion", "2"))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::WebSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &search::WebQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(error) = reply.error {
@@ -116,11 +108,7 @@ impl Provider for Wikipedia {
             })
             .collect();
         let results = WebResults::found(q, None, results).map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::WebSearch(results)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(results))
     }
 }
 

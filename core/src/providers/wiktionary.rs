@@ -15,11 +15,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::wire::{html_to_text, path_segment};
-use super::{clip, not_served};
+use super::clip;
 use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::capability::{dictionary, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -31,7 +31,6 @@ pub struct Wiktionary;
 static INFO: ProviderInfo = ProviderInfo {
     id: "wiktionary",
     name: "Wiktionary (Wikimedia REST)",
-    capabilities: &[CapabilityId::DictionaryDefine],
     auth: Auth::Keyless,
     base_url: "https://en.wiktionary.org",
     docs_url: "https://en.wiktionary.org/api/rest_v1/#/Page%20content/get_page_definition__term_",
@@ -49,31 +48,24 @@ fn title(word: &str) -> String {
 }
 
 impl Provider for Wiktionary {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::DictionaryDefine(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(Wiktionary: DictionaryDefine);
+
+impl Serves<marker::DictionaryDefine> for Wiktionary {
+    fn build_request(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         let path = format!("/api/rest_v1/page/definition/{}", title(&q.word));
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::DictionaryDefine(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,
@@ -146,11 +138,7 @@ impl Provider for Wiktionary {
         }
         .found()
         .map_err(|f| f.status(response.status))?;
-        Ok(Step::Done(Data::DictionaryDefine(entry)))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
+        Ok(Step::Done(entry))
     }
 }
 

@@ -23,13 +23,13 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use url::form_urlencoded;
 
-use super::{not_served, utc_text};
+use super::utc_text;
 use crate::capability::weather::{
     kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{
+use crate::provider::{not_served, Dispatch, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -41,7 +41,6 @@ pub struct WttrIn;
 static INFO: ProviderInfo = ProviderInfo {
     id: "wttr-in",
     name: "wttr.in",
-    capabilities: &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast],
     auth: Auth::Keyless,
     base_url: "https://wttr.in",
     docs_url: "https://github.com/chubin/wttr.in",
@@ -56,8 +55,18 @@ static INFO: ProviderInfo = ProviderInfo {
 const MAX_DAYS: usize = 3;
 
 impl Provider for WttrIn {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
+    }
+
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+impl Dispatch for WttrIn {
+    fn capabilities(&self) -> &'static [CapabilityId] {
+        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
     }
 
     fn request(
@@ -68,7 +77,7 @@ impl Provider for WttrIn {
         let location = match request {
             Request::WeatherCurrent(q) => &q.location,
             Request::WeatherForecast(q) => &q.location,
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         let path = match location {
             Location::Coordinates(c) => format!("/{},{}", c.lat.to_param(), c.lon.to_param()),
@@ -90,7 +99,7 @@ impl Provider for WttrIn {
         let (location, days) = match request {
             Request::WeatherCurrent(q) => (&q.location, None),
             Request::WeatherForecast(q) => (&q.location, Some(usize::from(q.days))),
-            other => return Err(not_served(&INFO, other)),
+            other => return Err(not_served(self, other)),
         };
         if response.status == 404 {
             return Err(response.failure(FailureClass::NotFound, "wttr.in: unknown location"));
@@ -172,10 +181,6 @@ impl Provider for WttrIn {
             }
         };
         Ok(Step::Done(data))
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

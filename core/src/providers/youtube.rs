@@ -11,12 +11,12 @@
 use serde::Deserialize;
 
 use super::google_books::google_api_failure;
-use super::{not_served, utc_text};
+use super::utc_text;
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::{lenient_u64, strip_html};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{
+use crate::capability::{media, marker};
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -28,7 +28,6 @@ pub struct YouTube;
 static INFO: ProviderInfo = ProviderInfo {
     id: "youtube",
     name: "YouTube Data API",
-    capabilities: &[CapabilityId::VideoSearch],
     auth: Auth::Key {
         env: "YOUTUBE_API_KEY",
         placement: KeyPlacement::Header {
@@ -47,18 +46,19 @@ static INFO: ProviderInfo = ProviderInfo {
 };
 
 impl Provider for YouTube {
-    fn info(&self) -> &'static ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
         &INFO
     }
 
-    fn request(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-    ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn fixtures(&self) -> &'static [Fixture] {
+        FIXTURES
+    }
+}
+
+crate::serves!(YouTube: VideoSearch);
+
+impl Serves<marker::VideoSearch> for YouTube {
+    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/youtube/v3/search")
             .query("part", "snippet")
             .query("q", q.query.as_str())
@@ -66,15 +66,7 @@ impl Provider for YouTube {
             .query("maxResults", q.limit.to_string()))
     }
 
-    fn response(
-        &self,
-        request: &Request,
-        ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let Request::VideoSearch(q) = request else {
-            return Err(not_served(&INFO, request));
-        };
+    fn read_response(&self, q: &media::TextQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         if !response.is_success() {
             return Err(google_api_failure(&response, "YouTube"));
         }
@@ -109,11 +101,11 @@ impl Provider for YouTube {
                     })
                     .collect();
                 if ids.is_empty() {
-                    return Ok(Step::Done(Data::VideoSearch(VideoSearch {
+                    return Ok(Step::Done(VideoSearch {
                         query: q.query.clone(),
                         total,
                         results: Vec::new(),
-                    })));
+                    }));
                 }
                 Ok(Step::Next(
                     HttpRequest::get(ctx.base_url, "/youtube/v3/videos")
@@ -129,21 +121,17 @@ impl Provider for YouTube {
                     .filter_map(Item::into_result)
                     .collect();
                 // videos.list does not repeat the search's total.
-                Ok(Step::Done(Data::VideoSearch(VideoSearch {
+                Ok(Step::Done(VideoSearch {
                     query: q.query.clone(),
                     total: None,
                     results,
-                })))
+                }))
             }
             other => Err(ProviderFailure::malformed(format!(
                 "YouTube reply of unexpected kind {other:?}"
             ))
             .status(response.status)),
         }
-    }
-
-    fn fixtures(&self) -> &'static [Fixture] {
-        FIXTURES
     }
 }
 

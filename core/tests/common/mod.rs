@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
-use polyrelay::capability::weather::{Condition, CurrentWeather, GeoPoint};
-use polyrelay::capability::{CapabilityId, Data, Request};
+use polyrelay::capability::weather::{Condition, CurrentQuery, CurrentWeather, GeoPoint};
+use polyrelay::capability::{marker, CapabilityId, Data};
 use polyrelay::clock::FakeClock;
 use polyrelay::config::Config;
 #[allow(unused_imports)]
 pub use polyrelay::emulation::{Emulator, Fault, Method, Reply};
 use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
-    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+    Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 use polyrelay::Client;
 
@@ -73,7 +73,7 @@ pub fn berlin() -> serde_json::Value {
 /// A minimal `weather.current` provider: `GET|POST /{id}/weather` answering
 /// `{"temp": 21.5}`.
 pub struct TestWeather {
-    info: &'static ProviderInfo,
+    info: ProviderInfo,
     post: bool,
     idempotency_header: Option<&'static str>,
 }
@@ -108,10 +108,9 @@ impl TestWeather {
         post: bool,
         idempotency_header: Option<&'static str>,
     ) -> Arc<Self> {
-        let info = Box::leak(Box::new(ProviderInfo {
+        let info = ProviderInfo {
             id,
             name: id,
-            capabilities: &[CapabilityId::WeatherCurrent],
             auth,
             base_url: "http://127.0.0.1:9",
             docs_url: "https://example.invalid/docs",
@@ -119,7 +118,7 @@ impl TestWeather {
             commercial_use: true,
             default_rate_limit: None,
             default_daily_quota: None,
-        }));
+        };
         Arc::new(Self {
             info,
             post,
@@ -144,18 +143,23 @@ impl TestWeather {
 }
 
 impl Provider for TestWeather {
-    fn info(&self) -> &'static ProviderInfo {
-        self.info
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
-    fn request(
+    fn idempotency_header(&self) -> Option<&'static str> {
+        self.idempotency_header
+    }
+}
+
+polyrelay::serves!(TestWeather: WeatherCurrent);
+
+impl Serves<marker::WeatherCurrent> for TestWeather {
+    fn build_request(
         &self,
-        request: &Request,
+        query: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let Request::WeatherCurrent(query) = request else {
-            return Err(ProviderFailure::unsupported("weather.current only"));
-        };
         let coords = query.location.coordinates()?;
         Ok(if self.post {
             HttpRequest::post_json(
@@ -170,18 +174,18 @@ impl Provider for TestWeather {
         })
     }
 
-    fn response(
+    fn read_response(
         &self,
-        _: &Request,
+        _: &CurrentQuery,
         _: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
         response.check_status()?;
         let body: serde_json::Value = response.json()?;
         let temp = body["temp"]
             .as_f64()
             .ok_or_else(|| ProviderFailure::malformed("no temp"))?;
-        Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
+        Ok(Step::Done(CurrentWeather {
             location: GeoPoint {
                 lat: 0.0,
                 lon: 0.0,
@@ -199,11 +203,7 @@ impl Provider for TestWeather {
             precipitation_mm: None,
             cloud_cover_pct: None,
             condition: Condition::from_wmo(0),
-        })))
-    }
-
-    fn idempotency_header(&self) -> Option<&'static str> {
-        self.idempotency_header
+        }))
     }
 }
 
