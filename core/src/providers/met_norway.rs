@@ -34,10 +34,13 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::utc_text;
-use crate::capability::weather::{Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint};
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
+use crate::capability::weather::{
+    Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery, GeoPoint,
+    Location,
+};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -70,110 +73,133 @@ impl Provider for MetNorway {
     }
 }
 
-impl Dispatch for MetNorway {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(MetNorway: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for MetNorway {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let location = match request {
-            Request::WeatherCurrent(q) => &q.location,
-            Request::WeatherForecast(q) => &q.location,
-            other => return Err(not_served(self, other)),
-        };
-        let at = location.coordinates()?;
-        Ok(
-            HttpRequest::get(ctx.base_url, "/weatherapi/locationforecast/2.0/compact")
-                .query("lat", at.lat.to_param())
-                .query("lon", at.lon.to_param()),
-        )
+        compact_request(&q.location, ctx)
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        _q: &CurrentQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if response.status == 403 {
-            return Err(response.failure(
-                FailureClass::Auth,
-                "MET Norway refused the User-Agent (403): it requires one that identifies \
-                 the application and gives contact details; set the client's User-Agent \
-                 and contact",
-            ));
-        }
-        response.check_status()?;
-        let reply: Reply = response.json()?;
-        let status = response.status;
-        let malformed = |what: &str| {
-            ProviderFailure::malformed(format!("MET Norway reply: {what}")).status(status)
-        };
-        let [lon, lat, ..] = reply.geometry.coordinates[..] else {
-            return Err(malformed("no coordinates in `geometry`"));
-        };
-        let location = GeoPoint {
-            lat,
-            lon,
-            name: None,
-            country_code: None,
-            timezone: None,
-        };
-        let series = &reply.properties.timeseries;
-        let data = match request {
-            Request::WeatherCurrent(_) => {
-                let first = series.first().ok_or_else(|| malformed("empty `timeseries`"))?;
-                let now = &first.data.instant.details;
-                // The condition now is the next hour's: a longer period's
-                // symbol would be another answer.
-                let symbol = EntryData::symbol_of(&first.data.next_1_hours).ok_or_else(|| {
-                    malformed("no `next_1_hours.summary.symbol_code` in the first entry")
-                })?;
-                Data::WeatherCurrent(CurrentWeather {
-                    location,
-                    observed_at: utc_text(first.time),
-                    temperature_c: now
-                        .air_temperature
-                        .ok_or_else(|| malformed("no `air_temperature` in the first entry"))?,
-                    feels_like_c: None,
-                    humidity_pct: now.relative_humidity,
-                    wind_speed_ms: now.wind_speed,
-                    wind_dir_deg: now.wind_from_direction,
-                    pressure_hpa: now.air_pressure_at_sea_level,
-                    precipitation_mm: first
-                        .data
-                        .next_1_hours
-                        .as_ref()
-                        .and_then(|p| p.details.as_ref())
-                        .and_then(|d| d.precipitation_amount),
-                    cloud_cover_pct: now.cloud_area_fraction,
-                    condition: Condition::from_wmo(wmo_code(symbol).ok_or_else(|| {
-                        malformed(&format!("unknown symbol_code {symbol:?}"))
-                    })?),
-                })
-            }
-            Request::WeatherForecast(q) => {
-                // The requested longitude: validated, unlike the reply's.
-                let lon = q.location.coordinates()?.lon.get();
-                let daily = daily(series, lon, usize::from(q.days))
-                    .map_err(|symbol| malformed(&format!("unknown symbol_code {symbol:?}")))?;
-                if daily.is_empty() {
-                    return Err(malformed("no complete day in `timeseries`"));
-                }
-                Data::WeatherForecast(Forecast {
-                    location,
-                    generated_at: reply.properties.meta.updated_at,
-                    daily,
-                })
-            }
-            other => return Err(not_served(self, other)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        let malformed = |what: &str| malformed(&response, what);
+        let first = reply
+            .properties
+            .timeseries
+            .first()
+            .ok_or_else(|| malformed("empty `timeseries`"))?;
+        let now = &first.data.instant.details;
+        // The condition now is the next hour's: a longer period's
+        // symbol would be another answer.
+        let symbol = EntryData::symbol_of(&first.data.next_1_hours)
+            .ok_or_else(|| malformed("no `next_1_hours.summary.symbol_code` in the first entry"))?;
+        Ok(Step::Done(CurrentWeather {
+            location,
+            observed_at: utc_text(first.time),
+            temperature_c: now
+                .air_temperature
+                .ok_or_else(|| malformed("no `air_temperature` in the first entry"))?,
+            feels_like_c: None,
+            humidity_pct: now.relative_humidity,
+            wind_speed_ms: now.wind_speed,
+            wind_dir_deg: now.wind_from_direction,
+            pressure_hpa: now.air_pressure_at_sea_level,
+            precipitation_mm: first
+                .data
+                .next_1_hours
+                .as_ref()
+                .and_then(|p| p.details.as_ref())
+                .and_then(|d| d.precipitation_amount),
+            cloud_cover_pct: now.cloud_area_fraction,
+            condition: Condition::from_wmo(
+                wmo_code(symbol)
+                    .ok_or_else(|| malformed(&format!("unknown symbol_code {symbol:?}")))?,
+            ),
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for MetNorway {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        compact_request(&q.location, ctx)
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        // The requested longitude: validated, unlike the reply's.
+        let lon = q.location.coordinates()?.lon.get();
+        let daily = daily(&reply.properties.timeseries, lon, usize::from(q.days))
+            .map_err(|symbol| malformed(&response, &format!("unknown symbol_code {symbol:?}")))?;
+        if daily.is_empty() {
+            return Err(malformed(&response, "no complete day in `timeseries`"));
+        }
+        Ok(Step::Done(Forecast {
+            location,
+            generated_at: reply.properties.meta.updated_at,
+            daily,
+        }))
+    }
+}
+
+/// The compact forecast at the location's coordinates (a place name is
+/// unsupported).
+fn compact_request(
+    location: &Location,
+    ctx: &CallContext<'_>,
+) -> Result<HttpRequest, ProviderFailure> {
+    let at = location.coordinates()?;
+    Ok(
+        HttpRequest::get(ctx.base_url, "/weatherapi/locationforecast/2.0/compact")
+            .query("lat", at.lat.to_param())
+            .query("lon", at.lon.to_param()),
+    )
+}
+
+/// The reply of either capability, and the point it answers for.
+fn read(response: &HttpResponse) -> Result<(Reply, GeoPoint), ProviderFailure> {
+    if response.status == 403 {
+        return Err(response.failure(
+            FailureClass::Auth,
+            "MET Norway refused the User-Agent (403): it requires one that identifies \
+             the application and gives contact details; set the client's User-Agent \
+             and contact",
+        ));
+    }
+    response.check_status()?;
+    let reply: Reply = response.json()?;
+    let [lon, lat, ..] = reply.geometry.coordinates[..] else {
+        return Err(malformed(response, "no coordinates in `geometry`"));
+    };
+    let location = GeoPoint {
+        lat,
+        lon,
+        name: None,
+        country_code: None,
+        timezone: None,
+    };
+    Ok((reply, location))
+}
+
+fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("MET Norway reply: {what}")).status(response.status)
 }
 
 /// One local day being summed up.

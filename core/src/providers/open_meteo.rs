@@ -12,12 +12,13 @@ use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
 use super::{clip, utc_text};
+use crate::capability::marker;
 use crate::capability::weather::{
-    kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint,
+    kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
+    GeoPoint, Location,
 };
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -55,95 +56,110 @@ impl Provider for OpenMeteo {
     }
 }
 
-impl Dispatch for OpenMeteo {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(OpenMeteo: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for OpenMeteo {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (location, days) = match request {
-            Request::WeatherCurrent(q) => (&q.location, None),
-            Request::WeatherForecast(q) => (&q.location, Some(q.days)),
-            other => return Err(not_served(self, other)),
-        };
-        let at = location.coordinates()?;
-        let req = HttpRequest::get(ctx.base_url, "/v1/forecast")
-            .query("latitude", at.lat.to_param())
-            .query("longitude", at.lon.to_param());
-        Ok(match days {
-            None => req
-                .query("current", CURRENT_FIELDS)
-                .query("timezone", "auto"),
-            Some(days) => req
-                .query("daily", DAILY_FIELDS)
-                .query("timezone", "auto")
-                .query("forecast_days", days.to_string()),
-        })
+        Ok(forecast_request(&q.location, ctx)?
+            .query("current", CURRENT_FIELDS)
+            .query("timezone", "auto"))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        _q: &CurrentQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        check_status(&response)?;
-        let reply: Reply = response.json()?;
-        let location = GeoPoint {
-            lat: reply.latitude,
-            lon: reply.longitude,
-            name: None,
-            country_code: None,
-            timezone: reply.timezone,
-        };
-        let data = match request {
-            Request::WeatherCurrent(_) => {
-                let now = reply
-                    .current
-                    .ok_or_else(|| malformed(&response, "no `current` block"))?;
-                let local = NaiveDateTime::parse_from_str(&now.time, "%Y-%m-%dT%H:%M")
-                    .map_err(|_| malformed(&response, "unreadable `current.time`"))?;
-                let offset = reply
-                    .utc_offset_seconds
-                    .ok_or_else(|| malformed(&response, "no `utc_offset_seconds`"))?;
-                let observed = TimeDelta::try_seconds(offset)
-                    .and_then(|offset| local.checked_sub_signed(offset))
-                    .ok_or_else(|| malformed(&response, "impossible `utc_offset_seconds`"))?;
-                Data::WeatherCurrent(CurrentWeather {
-                    location,
-                    observed_at: utc_text(observed.and_utc()),
-                    temperature_c: now.temperature_2m,
-                    feels_like_c: now.apparent_temperature,
-                    humidity_pct: now.relative_humidity_2m,
-                    wind_speed_ms: now.wind_speed_10m.map(kmh_to_ms),
-                    wind_dir_deg: now.wind_direction_10m,
-                    pressure_hpa: now.pressure_msl,
-                    precipitation_mm: now.precipitation,
-                    cloud_cover_pct: now.cloud_cover,
-                    condition: Condition::from_wmo(now.weather_code),
-                })
-            }
-            Request::WeatherForecast(q) => {
-                let daily = reply
-                    .daily
-                    .ok_or_else(|| malformed(&response, "no `daily` block"))?;
-                let days = daily
-                    .days(usize::from(q.days))
-                    .map_err(|why| malformed(&response, &why))?;
-                Data::WeatherForecast(Forecast {
-                    location,
-                    generated_at: None,
-                    daily: days,
-                })
-            }
-            other => return Err(not_served(self, other)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        let now = reply
+            .current
+            .ok_or_else(|| malformed(&response, "no `current` block"))?;
+        let local = NaiveDateTime::parse_from_str(&now.time, "%Y-%m-%dT%H:%M")
+            .map_err(|_| malformed(&response, "unreadable `current.time`"))?;
+        let offset = reply
+            .utc_offset_seconds
+            .ok_or_else(|| malformed(&response, "no `utc_offset_seconds`"))?;
+        let observed = TimeDelta::try_seconds(offset)
+            .and_then(|offset| local.checked_sub_signed(offset))
+            .ok_or_else(|| malformed(&response, "impossible `utc_offset_seconds`"))?;
+        Ok(Step::Done(CurrentWeather {
+            location,
+            observed_at: utc_text(observed.and_utc()),
+            temperature_c: now.temperature_2m,
+            feels_like_c: now.apparent_temperature,
+            humidity_pct: now.relative_humidity_2m,
+            wind_speed_ms: now.wind_speed_10m.map(kmh_to_ms),
+            wind_dir_deg: now.wind_direction_10m,
+            pressure_hpa: now.pressure_msl,
+            precipitation_mm: now.precipitation,
+            cloud_cover_pct: now.cloud_cover,
+            condition: Condition::from_wmo(now.weather_code),
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for OpenMeteo {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(forecast_request(&q.location, ctx)?
+            .query("daily", DAILY_FIELDS)
+            .query("timezone", "auto")
+            .query("forecast_days", q.days.to_string()))
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        let daily = reply
+            .daily
+            .ok_or_else(|| malformed(&response, "no `daily` block"))?;
+        let days = daily
+            .days(usize::from(q.days))
+            .map_err(|why| malformed(&response, &why))?;
+        Ok(Step::Done(Forecast {
+            location,
+            generated_at: None,
+            daily: days,
+        }))
+    }
+}
+
+/// `/v1/forecast` at the location's coordinates (a place name is
+/// unsupported).
+fn forecast_request(
+    location: &Location,
+    ctx: &CallContext<'_>,
+) -> Result<HttpRequest, ProviderFailure> {
+    let at = location.coordinates()?;
+    Ok(HttpRequest::get(ctx.base_url, "/v1/forecast")
+        .query("latitude", at.lat.to_param())
+        .query("longitude", at.lon.to_param()))
+}
+
+/// The reply of either capability, and the point it answers for.
+fn read(response: &HttpResponse) -> Result<(Reply, GeoPoint), ProviderFailure> {
+    check_status(response)?;
+    let mut reply: Reply = response.json()?;
+    let location = GeoPoint {
+        lat: reply.latitude,
+        lon: reply.longitude,
+        name: None,
+        country_code: None,
+        timezone: reply.timezone.take(),
+    };
+    Ok((reply, location))
 }
 
 fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {

@@ -27,11 +27,12 @@ use super::wire::non_empty;
 use super::{clip, utc_text};
 use crate::capability::geo::country_code;
 use crate::capability::weather::{
-    Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
+    Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery, GeoPoint,
+    Location,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::ProviderFailure;
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -80,103 +81,117 @@ impl Provider for OpenWeatherMap {
     }
 }
 
-impl Dispatch for OpenWeatherMap {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(OpenWeatherMap: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for OpenWeatherMap {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (path, location) = match request {
-            Request::WeatherCurrent(q) => ("/data/2.5/weather", &q.location),
-            Request::WeatherForecast(q) => ("/data/2.5/forecast", &q.location),
-            other => return Err(not_served(self, other)),
-        };
-        Ok(with_location(HttpRequest::get(ctx.base_url, path), location).query("units", "metric"))
+        Ok(metric(ctx, "/data/2.5/weather", &q.location))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        _q: &CurrentQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        response.check_status().map_err(|mut failure| {
-            #[derive(Deserialize)]
-            struct ErrorReply {
-                message: String,
-            }
-            if let Ok(reply) = serde_json::from_slice::<ErrorReply>(&response.body) {
-                failure.message = format!("OpenWeatherMap: {}", clip(&reply.message));
-            }
-            failure
-        })?;
-        let status = response.status;
-        let malformed = |what: &str| {
-            ProviderFailure::malformed(format!("OpenWeatherMap reply: {what}")).status(status)
-        };
-        let data = match request {
-            Request::WeatherCurrent(_) => {
-                let now: Current = response.json()?;
-                let observed = DateTime::from_timestamp(now.dt, 0)
-                    .ok_or_else(|| malformed("impossible `dt`"))?;
-                let code = now
-                    .weather
-                    .iter()
-                    .map(|w| wmo_code(w.id))
-                    .max()
-                    .ok_or_else(|| malformed("no `weather` condition"))?;
-                let precipitation = [&now.rain, &now.snow]
-                    .into_iter()
-                    .filter_map(|p| p.as_ref().and_then(|p| p.one_hour))
-                    .reduce(|a, b| a + b);
-                Data::WeatherCurrent(CurrentWeather {
-                    location: GeoPoint {
-                        lat: now.coord.lat,
-                        lon: now.coord.lon,
-                        name: non_empty(now.name),
-                        country_code: country_code(now.sys.and_then(|s| s.country).as_deref()),
-                        timezone: None,
-                    },
-                    observed_at: utc_text(observed),
-                    temperature_c: now.main.temp,
-                    feels_like_c: now.main.feels_like,
-                    humidity_pct: now.main.humidity,
-                    wind_speed_ms: now.wind.as_ref().and_then(|w| w.speed),
-                    wind_dir_deg: now.wind.as_ref().and_then(|w| w.deg),
-                    pressure_hpa: now.main.sea_level.or(now.main.pressure),
-                    precipitation_mm: precipitation,
-                    cloud_cover_pct: now.clouds.and_then(|c| c.all),
-                    condition: Condition::from_wmo(code),
-                })
-            }
-            Request::WeatherForecast(q) => {
-                let reply: ForecastReply = response.json()?;
-                let offset = TimeDelta::try_seconds(reply.city.timezone)
-                    .ok_or_else(|| malformed("impossible `city.timezone`"))?;
-                let daily = daily(&reply.list, offset, usize::from(q.days));
-                if daily.is_empty() {
-                    return Err(malformed("no complete day in `list`"));
-                }
-                Data::WeatherForecast(Forecast {
-                    location: GeoPoint {
-                        lat: reply.city.coord.lat,
-                        lon: reply.city.coord.lon,
-                        name: non_empty(reply.city.name),
-                        country_code: country_code(reply.city.country.as_deref()),
-                        timezone: None,
-                    },
-                    generated_at: None,
-                    daily,
-                })
-            }
-            other => return Err(not_served(self, other)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        check_status(&response)?;
+        let now: Current = response.json()?;
+        let observed = DateTime::from_timestamp(now.dt, 0)
+            .ok_or_else(|| malformed(&response, "impossible `dt`"))?;
+        let code = now
+            .weather
+            .iter()
+            .map(|w| wmo_code(w.id))
+            .max()
+            .ok_or_else(|| malformed(&response, "no `weather` condition"))?;
+        let precipitation = [&now.rain, &now.snow]
+            .into_iter()
+            .filter_map(|p| p.as_ref().and_then(|p| p.one_hour))
+            .reduce(|a, b| a + b);
+        Ok(Step::Done(CurrentWeather {
+            location: GeoPoint {
+                lat: now.coord.lat,
+                lon: now.coord.lon,
+                name: non_empty(now.name),
+                country_code: country_code(now.sys.and_then(|s| s.country).as_deref()),
+                timezone: None,
+            },
+            observed_at: utc_text(observed),
+            temperature_c: now.main.temp,
+            feels_like_c: now.main.feels_like,
+            humidity_pct: now.main.humidity,
+            wind_speed_ms: now.wind.as_ref().and_then(|w| w.speed),
+            wind_dir_deg: now.wind.as_ref().and_then(|w| w.deg),
+            pressure_hpa: now.main.sea_level.or(now.main.pressure),
+            precipitation_mm: precipitation,
+            cloud_cover_pct: now.clouds.and_then(|c| c.all),
+            condition: Condition::from_wmo(code),
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for OpenWeatherMap {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(metric(ctx, "/data/2.5/forecast", &q.location))
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        check_status(&response)?;
+        let reply: ForecastReply = response.json()?;
+        let offset = TimeDelta::try_seconds(reply.city.timezone)
+            .ok_or_else(|| malformed(&response, "impossible `city.timezone`"))?;
+        let daily = daily(&reply.list, offset, usize::from(q.days));
+        if daily.is_empty() {
+            return Err(malformed(&response, "no complete day in `list`"));
+        }
+        Ok(Step::Done(Forecast {
+            location: GeoPoint {
+                lat: reply.city.coord.lat,
+                lon: reply.city.coord.lon,
+                name: non_empty(reply.city.name),
+                country_code: country_code(reply.city.country.as_deref()),
+                timezone: None,
+            },
+            generated_at: None,
+            daily,
+        }))
+    }
+}
+
+/// `path` for the location, in metric units.
+fn metric(ctx: &CallContext<'_>, path: &str, location: &Location) -> HttpRequest {
+    with_location(HttpRequest::get(ctx.base_url, path), location).query("units", "metric")
+}
+
+/// Errors are `{"cod": …, "message": "…"}`; the message says what was wrong.
+fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    response.check_status().map_err(|mut failure| {
+        #[derive(Deserialize)]
+        struct ErrorReply {
+            message: String,
+        }
+        if let Ok(reply) = serde_json::from_slice::<ErrorReply>(&response.body) {
+            failure.message = format!("OpenWeatherMap: {}", clip(&reply.message));
+        }
+        failure
+    })
+}
+
+fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("OpenWeatherMap reply: {what}")).status(response.status)
 }
 
 /// Aggregates 3-hour steps into local days (see the module docs).

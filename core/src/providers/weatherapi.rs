@@ -20,11 +20,12 @@ use serde::Deserialize;
 use super::wire::{next_utc_month, non_empty};
 use super::{clip, utc_text};
 use crate::capability::weather::{
-    kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
+    kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
+    GeoPoint, Location,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Step,
 };
@@ -68,100 +69,113 @@ impl Provider for WeatherApi {
     }
 }
 
-impl Dispatch for WeatherApi {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(WeatherApi: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for WeatherApi {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        Ok(match request {
-            Request::WeatherCurrent(q) => HttpRequest::get(ctx.base_url, "/v1/current.json")
-                .query("q", place(&q.location))
-                .query("aqi", "no"),
-            Request::WeatherForecast(q) => HttpRequest::get(ctx.base_url, "/v1/forecast.json")
-                .query("q", place(&q.location))
-                .query("days", q.days.min(14).to_string())
-                .query("aqi", "no")
-                .query("alerts", "no"),
-            other => return Err(not_served(self, other)),
-        })
+        Ok(HttpRequest::get(ctx.base_url, "/v1/current.json")
+            .query("q", place(&q.location))
+            .query("aqi", "no"))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        _q: &CurrentQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
-            return Err(classify(&response, &error));
-        }
-        response.check_status()?;
-        let reply: Reply = response.json()?;
-        let status = response.status;
-        let malformed = |what: &str| {
-            ProviderFailure::malformed(format!("WeatherAPI reply: {what}")).status(status)
-        };
-        let location = GeoPoint {
-            lat: reply.location.lat,
-            lon: reply.location.lon,
-            name: non_empty(Some(reply.location.name)),
-            country_code: None,
-            timezone: non_empty(reply.location.tz_id),
-        };
-        let data = match request {
-            Request::WeatherCurrent(_) => {
-                let now = reply.current.ok_or_else(|| malformed("no `current`"))?;
-                let observed = DateTime::from_timestamp(now.last_updated_epoch, 0)
-                    .ok_or_else(|| malformed("impossible `last_updated_epoch`"))?;
-                Data::WeatherCurrent(CurrentWeather {
-                    location,
-                    observed_at: utc_text(observed),
-                    temperature_c: now.temp_c,
-                    feels_like_c: now.feelslike_c,
-                    humidity_pct: now.humidity,
-                    wind_speed_ms: now.wind_kph.map(kmh_to_ms),
-                    wind_dir_deg: now.wind_degree,
-                    pressure_hpa: now.pressure_mb,
-                    precipitation_mm: now.precip_mm,
-                    cloud_cover_pct: now.cloud,
-                    condition: condition(&now.condition),
-                })
-            }
-            Request::WeatherForecast(q) => {
-                let days = reply
-                    .forecast
-                    .ok_or_else(|| malformed("no `forecast`"))?
-                    .forecastday;
-                if days.is_empty() {
-                    return Err(malformed("no day in `forecast.forecastday`"));
-                }
-                let daily = days
-                    .into_iter()
-                    .take(usize::from(q.days))
-                    .map(|d| ForecastDay {
-                        date: d.date,
-                        temp_min_c: d.day.mintemp_c,
-                        temp_max_c: d.day.maxtemp_c,
-                        precipitation_mm: d.day.totalprecip_mm,
-                        wind_max_ms: d.day.maxwind_kph.map(kmh_to_ms),
-                        condition: condition(&d.day.condition),
-                    })
-                    .collect();
-                Data::WeatherForecast(Forecast {
-                    location,
-                    generated_at: None,
-                    daily,
-                })
-            }
-            other => return Err(not_served(self, other)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        let now = reply
+            .current
+            .ok_or_else(|| malformed(&response, "no `current`"))?;
+        let observed = DateTime::from_timestamp(now.last_updated_epoch, 0)
+            .ok_or_else(|| malformed(&response, "impossible `last_updated_epoch`"))?;
+        Ok(Step::Done(CurrentWeather {
+            location,
+            observed_at: utc_text(observed),
+            temperature_c: now.temp_c,
+            feels_like_c: now.feelslike_c,
+            humidity_pct: now.humidity,
+            wind_speed_ms: now.wind_kph.map(kmh_to_ms),
+            wind_dir_deg: now.wind_degree,
+            pressure_hpa: now.pressure_mb,
+            precipitation_mm: now.precip_mm,
+            cloud_cover_pct: now.cloud,
+            condition: condition(&now.condition),
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for WeatherApi {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(HttpRequest::get(ctx.base_url, "/v1/forecast.json")
+            .query("q", place(&q.location))
+            .query("days", q.days.min(14).to_string())
+            .query("aqi", "no")
+            .query("alerts", "no"))
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        let (reply, location) = read(&response)?;
+        let days = reply
+            .forecast
+            .ok_or_else(|| malformed(&response, "no `forecast`"))?
+            .forecastday;
+        if days.is_empty() {
+            return Err(malformed(&response, "no day in `forecast.forecastday`"));
+        }
+        let daily = days
+            .into_iter()
+            .take(usize::from(q.days))
+            .map(|d| ForecastDay {
+                date: d.date,
+                temp_min_c: d.day.mintemp_c,
+                temp_max_c: d.day.maxtemp_c,
+                precipitation_mm: d.day.totalprecip_mm,
+                wind_max_ms: d.day.maxwind_kph.map(kmh_to_ms),
+                condition: condition(&d.day.condition),
+            })
+            .collect();
+        Ok(Step::Done(Forecast {
+            location,
+            generated_at: None,
+            daily,
+        }))
+    }
+}
+
+/// The reply of either capability, and the place it answers for.
+fn read(response: &HttpResponse) -> Result<(Reply, GeoPoint), ProviderFailure> {
+    if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
+        return Err(classify(response, &error));
+    }
+    response.check_status()?;
+    let mut reply: Reply = response.json()?;
+    let location = GeoPoint {
+        lat: reply.location.lat,
+        lon: reply.location.lon,
+        name: non_empty(Some(std::mem::take(&mut reply.location.name))),
+        country_code: None,
+        timezone: non_empty(reply.location.tz_id.take()),
+    };
+    Ok((reply, location))
+}
+
+fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("WeatherAPI reply: {what}")).status(response.status)
 }
 
 fn classify(response: &HttpResponse, error: &ApiError) -> ProviderFailure {

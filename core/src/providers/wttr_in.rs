@@ -25,11 +25,12 @@ use url::form_urlencoded;
 
 use super::utc_text;
 use crate::capability::weather::{
-    kmh_to_ms, Condition, CurrentWeather, Forecast, ForecastDay, GeoPoint, Location,
+    kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
+    GeoPoint, Location,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{Serves, 
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
 };
 
@@ -64,124 +65,135 @@ impl Provider for WttrIn {
     }
 }
 
-impl Dispatch for WttrIn {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(WttrIn: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for WttrIn {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let location = match request {
-            Request::WeatherCurrent(q) => &q.location,
-            Request::WeatherForecast(q) => &q.location,
-            other => return Err(not_served(self, other)),
-        };
-        let path = match location {
-            Location::Coordinates(c) => format!("/{},{}", c.lat.to_param(), c.lon.to_param()),
-            // wttr.in reads `+` as a space, as form encoding writes it.
-            Location::Place { city } => {
-                let encoded: String = form_urlencoded::byte_serialize(city.as_bytes()).collect();
-                format!("/{encoded}")
-            }
-        };
-        Ok(HttpRequest::get(ctx.base_url, &path).query("format", "j1"))
+        Ok(j1_request(&q.location, ctx))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let (location, days) = match request {
-            Request::WeatherCurrent(q) => (&q.location, None),
-            Request::WeatherForecast(q) => (&q.location, Some(usize::from(q.days))),
-            other => return Err(not_served(self, other)),
-        };
-        if response.status == 404 {
-            return Err(response.failure(FailureClass::NotFound, "wttr.in: unknown location"));
-        }
-        response.check_status()?;
-        let text = response.body.trim_ascii_start();
-        if text.starts_with(b"Unknown location") {
-            let class = match location {
-                Location::Place { .. } => FailureClass::NotFound,
-                Location::Coordinates(_) => FailureClass::Transient,
-            };
-            return Err(response.failure(class, format!("wttr.in: {}", response.body_excerpt())));
-        }
-        let reply: Reply = response.json()?;
-        let area = reply
-            .nearest_area
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        let (reply, location) = read(&q.location, &response)?;
+        let now = reply
+            .current_condition
             .first()
-            .ok_or_else(|| malformed("no `nearest_area`"))?;
-        let location = GeoPoint {
-            lat: area
-                .latitude
-                .ok_or_else(|| malformed("no `nearest_area.latitude`"))?,
-            lon: area
-                .longitude
-                .ok_or_else(|| malformed("no `nearest_area.longitude`"))?,
-            name: area.area_name.first().and_then(|n| n.value.clone()),
-            country_code: None,
-            timezone: None,
-        };
-        let data = match days {
-            None => {
-                let now = reply
-                    .current_condition
-                    .first()
-                    .ok_or_else(|| malformed("no `current_condition`"))?;
-                let time = now
-                    .observation_time
-                    .as_deref()
-                    .ok_or_else(|| malformed("no `current_condition.observation_time`"))?;
-                let observed = observed_at(time, response.received_at)?;
-                Data::WeatherCurrent(CurrentWeather {
-                    location,
-                    observed_at: utc_text(observed),
-                    temperature_c: now
-                        .temp_c
-                        .ok_or_else(|| malformed("no `current_condition.temp_C`"))?,
-                    feels_like_c: now.feels_like_c,
-                    humidity_pct: now.humidity,
-                    wind_speed_ms: now.windspeed_kmph.map(kmh_to_ms),
-                    wind_dir_deg: now.winddir_degree,
-                    pressure_hpa: now.pressure,
-                    precipitation_mm: now.precip_mm,
-                    cloud_cover_pct: now.cloudcover,
-                    condition: condition(
-                        now.weather_code
-                            .ok_or_else(|| malformed("no `current_condition.weatherCode`"))?,
-                    )?,
-                })
-            }
-            Some(days) => {
-                // Days stay contiguous: the first day that cannot be read
-                // ends the forecast, and fails it when it is the first.
-                let mut daily = Vec::new();
-                for day in reply.weather.iter().take(days.min(MAX_DAYS)) {
-                    match day.normalise() {
-                        Ok(day) => daily.push(day),
-                        Err(failure) if daily.is_empty() => return Err(failure),
-                        Err(_) => break,
-                    }
-                }
-                if daily.is_empty() {
-                    return Err(malformed("no `weather` days"));
-                }
-                Data::WeatherForecast(Forecast {
-                    location,
-                    generated_at: None,
-                    daily,
-                })
-            }
-        };
-        Ok(Step::Done(data))
+            .ok_or_else(|| malformed("no `current_condition`"))?;
+        let time = now
+            .observation_time
+            .as_deref()
+            .ok_or_else(|| malformed("no `current_condition.observation_time`"))?;
+        let observed = observed_at(time, response.received_at)?;
+        Ok(Step::Done(CurrentWeather {
+            location,
+            observed_at: utc_text(observed),
+            temperature_c: now
+                .temp_c
+                .ok_or_else(|| malformed("no `current_condition.temp_C`"))?,
+            feels_like_c: now.feels_like_c,
+            humidity_pct: now.humidity,
+            wind_speed_ms: now.windspeed_kmph.map(kmh_to_ms),
+            wind_dir_deg: now.winddir_degree,
+            pressure_hpa: now.pressure,
+            precipitation_mm: now.precip_mm,
+            cloud_cover_pct: now.cloudcover,
+            condition: condition(
+                now.weather_code
+                    .ok_or_else(|| malformed("no `current_condition.weatherCode`"))?,
+            )?,
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for WttrIn {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(j1_request(&q.location, ctx))
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        let (reply, location) = read(&q.location, &response)?;
+        // Days stay contiguous: the first day that cannot be read ends the
+        // forecast, and fails it when it is the first.
+        let mut daily = Vec::new();
+        for day in reply.weather.iter().take(usize::from(q.days).min(MAX_DAYS)) {
+            match day.normalise() {
+                Ok(day) => daily.push(day),
+                Err(failure) if daily.is_empty() => return Err(failure),
+                Err(_) => break,
+            }
+        }
+        if daily.is_empty() {
+            return Err(malformed("no `weather` days"));
+        }
+        Ok(Step::Done(Forecast {
+            location,
+            generated_at: None,
+            daily,
+        }))
+    }
+}
+
+/// The `j1` JSON report for a point or a place name.
+fn j1_request(location: &Location, ctx: &CallContext<'_>) -> HttpRequest {
+    let path = match location {
+        Location::Coordinates(c) => format!("/{},{}", c.lat.to_param(), c.lon.to_param()),
+        // wttr.in reads `+` as a space, as form encoding writes it.
+        Location::Place { city } => {
+            let encoded: String = form_urlencoded::byte_serialize(city.as_bytes()).collect();
+            format!("/{encoded}")
+        }
+    };
+    HttpRequest::get(ctx.base_url, &path).query("format", "j1")
+}
+
+/// The report for `location`, and the area it answers for.
+fn read(location: &Location, response: &HttpResponse) -> Result<(Reply, GeoPoint), ProviderFailure> {
+    if response.status == 404 {
+        return Err(response.failure(FailureClass::NotFound, "wttr.in: unknown location"));
+    }
+    response.check_status()?;
+    let text = response.body.trim_ascii_start();
+    if text.starts_with(b"Unknown location") {
+        let class = match location {
+            Location::Place { .. } => FailureClass::NotFound,
+            Location::Coordinates(_) => FailureClass::Transient,
+        };
+        return Err(response.failure(class, format!("wttr.in: {}", response.body_excerpt())));
+    }
+    let reply: Reply = response.json()?;
+    let area = reply
+        .nearest_area
+        .first()
+        .ok_or_else(|| malformed("no `nearest_area`"))?;
+    let point = GeoPoint {
+        lat: area
+            .latitude
+            .ok_or_else(|| malformed("no `nearest_area.latitude`"))?,
+        lon: area
+            .longitude
+            .ok_or_else(|| malformed("no `nearest_area.longitude`"))?,
+        name: area.area_name.first().and_then(|n| n.value.clone()),
+        country_code: None,
+        timezone: None,
+    };
+    Ok((reply, point))
 }
 
 fn malformed(what: &str) -> ProviderFailure {
