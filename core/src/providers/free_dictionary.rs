@@ -185,16 +185,15 @@ struct Definition {
     antonyms: Vec<String>,
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: "/api/v2/entries/*",
-    status: 200,
-    body: HELLO,
-}];
-
-/// `GET /api/v2/entries/en/hello`.
-#[cfg(any(test, feature = "emulator"))]
-const HELLO: &str = include_str!("fixtures/free-dictionary/hello.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api/v2/entries/en/hello`.
+    Fixture {
+        method: "GET",
+        path: "/api/v2/entries/*",
+        status: 200,
+        body: include_str!("fixtures/free-dictionary/hello.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

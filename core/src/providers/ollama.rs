@@ -225,27 +225,21 @@ struct EmbedResponse {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
+    // `llama3.2` answering "why is the sky blue?" without streaming (durations in ns).
     Fixture {
         method: "POST",
         path: "/api/chat",
         status: 200,
-        body: CHAT,
+        body: include_str!("fixtures/ollama/chat.json"),
     },
+    // `all-minilm` embedding two inputs (vectors shortened to 10 dimensions).
     Fixture {
         method: "POST",
         path: "/api/embed",
         status: 200,
-        body: EMBED,
+        body: include_str!("fixtures/ollama/embed.json"),
     },
 ];
-
-/// `llama3.2` answering "why is the sky blue?" without streaming (durations in ns).
-#[cfg(any(test, feature = "emulator"))]
-const CHAT: &str = include_str!("fixtures/ollama/chat.json");
-
-/// `all-minilm` embedding two inputs (vectors shortened to 10 dimensions).
-#[cfg(any(test, feature = "emulator"))]
-const EMBED: &str = include_str!("fixtures/ollama/embed.json");
 
 #[cfg(test)]
 mod tests {
@@ -257,8 +251,6 @@ mod tests {
     use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
-
-
 
     #[test]
     fn requests_are_exact_and_refuse_silent_truncation() {
@@ -298,7 +290,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(&Ollama, CHAT);
+        let reply = reply_of(&Ollama, fixture(&Ollama, "/api/chat"));
         assert_eq!(reply.id, None);
         assert_eq!(reply.model, "llama3.2");
         assert_eq!(reply.text, "Hello! How are you today?");
@@ -308,7 +300,7 @@ mod tests {
             (Some(26), Some(298), Some(324))
         );
 
-        let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], EMBED)) else {
+        let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], fixture(&Ollama, "/api/embed"))) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("all-minilm", 10));
@@ -323,8 +315,9 @@ mod tests {
         assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         assert_eq!(reply.usage.input_tokens, None, "prompt fully cached: its size is not reported");
-        let unfinished = CHAT.replace("\"done\": true", "\"done\": false");
-        assert_ne!(unfinished, CHAT);
+        let chat = fixture(&Ollama, "/api/chat");
+        let unfinished = chat.replace("\"done\": true", "\"done\": false");
+        assert_ne!(unfinished, chat);
         assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
     }
 
@@ -358,10 +351,11 @@ mod tests {
 
     #[test]
     fn malformed_bodies_never_panic() {
-        assert_truncations_are_malformed(&Ollama, &chat_request(), CHAT);
-        assert_truncations_are_malformed(&Ollama, &embeddings_request(), EMBED);
+        let embed = fixture(&Ollama, "/api/embed");
+        assert_truncations_are_malformed(&Ollama, &chat_request(), fixture(&Ollama, "/api/chat"));
+        assert_truncations_are_malformed(&Ollama, &embeddings_request(), embed);
         let one = request("llm.embeddings", json!({"inputs": "one"}));
-        let f = failure(&Ollama, &one, test_response(200, &[], EMBED));
+        let f = failure(&Ollama, &one, test_response(200, &[], embed));
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 }

@@ -229,16 +229,15 @@ impl Work {
     }
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: "/works",
-    status: 200,
-    body: WORKS,
-}];
-
-/// `GET /works?search=malaria vaccine&per-page=2&select=…&mailto=…`.
-#[cfg(any(test, feature = "emulator"))]
-const WORKS: &str = include_str!("fixtures/openalex/works.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /works?search=malaria vaccine&per-page=2&select=…&mailto=…`.
+    Fixture {
+        method: "GET",
+        path: "/works",
+        status: 200,
+        body: include_str!("fixtures/openalex/works.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

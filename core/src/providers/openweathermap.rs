@@ -367,12 +367,12 @@ struct City {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
-    // `GET /data/2.5/weather?lat=52.52&lon=13.41&units=metric`.
+    // `GET /data/2.5/weather?lat=44.34&lon=10.99&units=metric` (Zocca, Italy).
     Fixture {
         method: "GET",
         path: "/data/2.5/weather",
         status: 200,
-        body: include_str!("fixtures/openweathermap/current_berlin.json"),
+        body: include_str!("fixtures/openweathermap/current_zocca.json"),
     },
     // `GET /data/2.5/forecast?lat=52.52&lon=13.41&units=metric`, abridged to
     // the 3-hour steps of two local days (Berlin, UTC+1).
@@ -427,23 +427,21 @@ mod tests {
     #[test]
     fn current_fixture_normalises() {
         let body = fixture(&OpenWeatherMap, "/data/2.5/weather");
-        let Data::WeatherCurrent(w) = answer(
-            &OpenWeatherMap,
-            &berlin("weather.current"),
-            test_response(200, &[], body),
-        ) else {
+        let zocca = request("weather.current", json!({"lat": 44.34, "lon": 10.99}));
+        let Data::WeatherCurrent(w) = answer(&OpenWeatherMap, &zocca, test_response(200, &[], body))
+        else {
             panic!("wrong data")
         };
-        assert_eq!(w.location.name.as_deref(), Some("Berlin"));
-        assert_eq!(w.location.country_code.as_deref(), Some("DE"));
-        assert_eq!(w.observed_at, "2025-01-15T13:47:51Z");
-        assert_eq!(w.temperature_c, 3.4);
-        assert_eq!(w.feels_like_c, Some(-0.58));
-        assert_eq!(w.wind_speed_ms, Some(4.63));
-        assert_eq!(w.wind_dir_deg, Some(250.0));
-        assert_eq!(w.pressure_hpa, Some(1031.0));
-        assert_eq!(w.precipitation_mm, None);
-        assert_eq!(w.condition.text, "Overcast");
+        assert_eq!(w.location.name.as_deref(), Some("Zocca"));
+        assert_eq!(w.location.country_code.as_deref(), Some("IT"));
+        assert_eq!(w.observed_at, "2022-08-30T14:43:12Z");
+        assert_eq!(w.temperature_c, 25.33);
+        assert_eq!(w.feels_like_c, Some(25.59));
+        assert_eq!(w.wind_speed_ms, Some(0.62));
+        assert_eq!(w.wind_dir_deg, Some(349.0));
+        assert_eq!(w.pressure_hpa, Some(1015.0));
+        assert_eq!(w.precipitation_mm, Some(3.16));
+        assert_eq!(w.condition.text, "Moderate rain");
     }
 
     #[test]

@@ -191,16 +191,15 @@ impl Feature {
     }
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: "/api",
-    status: 200,
-    body: BERLIN,
-}];
-
-/// `GET /api?q=berlin`.
-#[cfg(any(test, feature = "emulator"))]
-const BERLIN: &str = include_str!("fixtures/photon/berlin.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /api?q=berlin`.
+    Fixture {
+        method: "GET",
+        path: "/api",
+        status: 200,
+        body: include_str!("fixtures/photon/berlin.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -159,27 +159,21 @@ struct Concept {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
+    // `GET /REST/rxcui.json?name=atorvastatin&search=2`.
     Fixture {
         method: "GET",
         path: "/REST/rxcui.json",
         status: 200,
-        body: RXCUI,
+        body: include_str!("fixtures/rxnav/rxcui.json"),
     },
+    // `GET /REST/rxcui/83367/related.json?tty=IN+MIN+BN` (brands abridged).
     Fixture {
         method: "GET",
         path: "/REST/rxcui/*",
         status: 200,
-        body: RELATED,
+        body: include_str!("fixtures/rxnav/related.json"),
     },
 ];
-
-/// `GET /REST/rxcui.json?name=atorvastatin&search=2`.
-#[cfg(any(test, feature = "emulator"))]
-const RXCUI: &str = include_str!("fixtures/rxnav/rxcui.json");
-
-/// `GET /REST/rxcui/83367/related.json?tty=IN+MIN+BN` (brands abridged).
-#[cfg(any(test, feature = "emulator"))]
-const RELATED: &str = include_str!("fixtures/rxnav/related.json");
 
 #[cfg(test)]
 mod tests {
