@@ -19,11 +19,11 @@ use polyrelay::capability::weather::{Condition, CurrentQuery, CurrentWeather, Ge
 use polyrelay::capability::{marker, Request};
 use polyrelay::config::Config;
 use polyrelay::emulation::{Emulator, Fault, Method, Reply};
-use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 use polyrelay::Client;
+use polyrelay::ProviderFailure;
 
 /// Counts heap allocations, to report allocations per call for each side.
 struct CountingAlloc;

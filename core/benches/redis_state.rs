@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use polyrelay::clock::SystemClock;
-use polyrelay::resilience::rate_limit::RateLimitConfig;
-use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisState};
-use polyrelay::state::{Admission, InMemoryState, ProviderLimits, StateStore};
+use polyrelay::internal::resilience::rate_limit::RateLimitConfig;
+use polyrelay::internal::state::redis::{RedisBackend, RedisConfig, RedisState};
+use polyrelay::internal::state::{Admission, InMemoryState, ProviderLimits, StateStore};
 use redis_server::RedisServer;
 
 const PROVIDER: &str = "bench";

@@ -129,17 +129,18 @@ impl Catalog {
         members.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// The built-in providers as a client with the default configuration
+    /// (no file, no `POLYRELAY_*` overrides) would have them, keys read from
+    /// this process's environment. Same schema as
+    /// [`Client::catalog`](crate::Client::catalog).
+    pub fn builtin() -> Result<Catalog> {
+        builtin_with(&crate::config::env_vars_utf8())
+    }
+
     /// The catalog as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
-}
-
-/// The built-in providers as a client with the default configuration (no
-/// file, no `POLYRELAY_*` overrides) would have them, keys read from this
-/// process's environment. Same schema as [`Client::catalog`](crate::Client::catalog).
-pub fn builtin() -> Result<Catalog> {
-    builtin_with(&crate::config::env_vars_utf8())
 }
 
 fn builtin_with(vars: &BTreeMap<String, String>) -> Result<Catalog> {

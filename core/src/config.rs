@@ -19,7 +19,7 @@
 //! cache_ttl = "10m"
 //!
 //! [redis]                          # share quotas, limits and cache across processes
-//! url = "redis://127.0.0.1:6379"     # see polyrelay::state::redis
+//! url = "redis://127.0.0.1:6379"     # see config::RedisConfig
 //!
 //! [providers.open-meteo]
 //! base_url = "http://127.0.0.1:8080/open-meteo"
@@ -43,11 +43,15 @@ use serde_json::{Map, Value};
 use crate::capability::CapabilityId;
 use crate::echo::{bound_message, echo, echo_key, type_name};
 use crate::error::{Error, Result};
-use crate::resilience::breaker::BreakerConfig;
-use crate::resilience::cache::CacheConfig;
-use crate::resilience::rate_limit::RateLimitConfig;
-use crate::resilience::retry::RetryConfig;
-use crate::state::redis::RedisConfig;
+
+// The types of the configuration's sections, named here for users.
+pub use crate::custom::{CustomAuth, CustomProviderSpec, ErrorRule};
+pub use crate::resilience::breaker::{BreakerConfig, SlidingWindowType, StateAfterHalfOpenWait};
+pub use crate::resilience::cache::CacheConfig;
+pub use crate::resilience::hedge::{HedgeConfig, HedgeDelay};
+pub use crate::resilience::rate_limit::RateLimitConfig;
+pub use crate::resilience::retry::{RetryBudgetConfig, RetryConfig};
+pub use crate::state::redis::RedisConfig;
 
 mod plan;
 
@@ -138,7 +142,7 @@ pub struct Config {
     /// Per-provider settings, by provider id.
     pub providers: BTreeMap<String, Map<String, Value>>,
     /// Providers declared here rather than built in, by id.
-    pub custom_providers: BTreeMap<String, crate::custom::CustomProviderSpec>,
+    pub custom_providers: BTreeMap<String, CustomProviderSpec>,
 }
 
 /// Settings of one capability.
@@ -170,7 +174,7 @@ pub struct CapabilitySettings {
     #[serde(with = "crate::duration::serde_secs::option")]
     pub min_fallback_time: Option<Duration>,
     /// Hedged requests (off when absent): see [`crate::resilience::hedge`].
-    pub hedge: Option<crate::resilience::hedge::HedgeConfig>,
+    pub hedge: Option<HedgeConfig>,
     /// Whether a content-policy refusal is sent on to the next provider
     /// (default false: a refused prompt is not shopped around).
     pub content_filtered_fallback: bool,

@@ -9,18 +9,7 @@
 //!
 //! [`serde_secs`] plugs the format into serde and serializes as seconds in a
 //! float, which is what stats consumers and Python expect and what it reads
-//! back; [`format()`] is the exact text form.
-//!
-//! ```
-//! use polyrelay::duration;
-//! use std::time::Duration;
-//!
-//! assert_eq!(duration::parse("1.5s"), Ok(Duration::from_millis(1500)));
-//! assert_eq!(duration::parse("2m"), Ok(Duration::from_secs(120)));
-//! assert_eq!(duration::parse("60"), Ok(Duration::from_secs(60)));
-//! assert!(duration::parse("soon").is_err());
-//! assert_eq!(duration::format(Duration::from_millis(1500)), "1500ms");
-//! ```
+//! back.
 
 use std::fmt;
 use std::time::Duration;
@@ -33,7 +22,7 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Fraction digits kept: 18 are finer than a nanosecond for every unit, and
 /// the digits times the largest unit still fit in a `u128`.
 const MAX_FRACTION_DIGITS: usize = 18;
-/// Text units, largest first (the order [`format()`] tries them in).
+/// Text units.
 const UNITS: [(&str, u128); 7] = [
     ("d", 86_400 * NANOS_PER_SEC),
     ("h", 3_600 * NANOS_PER_SEC),
@@ -50,7 +39,7 @@ const UNITS: [(&str, u128); 7] = [
 /// The error names the text and what is wrong with it.
 ///
 /// ```
-/// use polyrelay::duration::parse;
+/// use polyrelay::internal::duration::parse;
 /// use std::time::Duration;
 ///
 /// assert_eq!(parse(" 250 us "), Ok(Duration::from_micros(250)));
@@ -112,30 +101,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::new(secs, subsec))
 }
 
-/// Formats a duration in the largest unit that represents it exactly
-/// (`"2m"`, `"1500ms"`, `"7ns"`); [`parse`] reads it back unchanged.
-///
-/// ```
-/// use polyrelay::duration::{format, parse};
-/// use std::time::Duration;
-///
-/// let d = Duration::new(1, 5);
-/// assert_eq!(format(d), "1000000005ns");
-/// assert_eq!(parse(&format(d)), Ok(d));
-/// ```
-pub fn format(duration: Duration) -> String {
-    let nanos = duration.as_nanos();
-    if nanos == 0 {
-        return "0s".to_owned();
-    }
-    let (name, unit_nanos) = UNITS
-        .iter()
-        .find(|(_, unit_nanos)| nanos.is_multiple_of(*unit_nanos))
-        .copied()
-        .unwrap_or(("ns", 1));
-    format!("{}{name}", nanos / unit_nanos)
-}
-
 /// A number of seconds from JSON or TOML as a duration.
 fn from_secs_f64(secs: f64) -> Result<Duration, String> {
     let reason = if secs.is_nan() {
@@ -163,9 +128,9 @@ fn from_secs_f64(secs: f64) -> Result<Duration, String> {
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Settings {
-///     #[serde(with = "polyrelay::duration::serde_secs")]
+///     #[serde(with = "polyrelay::internal::duration::serde_secs")]
 ///     wait: Duration,
-///     #[serde(default, with = "polyrelay::duration::serde_secs::option")]
+///     #[serde(default, with = "polyrelay::internal::duration::serde_secs::option")]
 ///     cap: Option<Duration>,
 /// }
 /// let s: Settings = serde_json::from_str(r#"{"wait": "1.5s"}"#).unwrap();
@@ -334,28 +299,6 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(reason), "{text:?}: {err}");
             assert!(err.contains(&format!("{text:?}")), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn format_round_trips_through_parse() {
-        assert_eq!(format(Duration::ZERO), "0s");
-        assert_eq!(format(secs(10)), "10s");
-        assert_eq!(format(secs(120)), "2m");
-        assert_eq!(format(secs(90)), "90s");
-        assert_eq!(format(secs(86_400)), "1d");
-        assert_eq!(format(ms(1500)), "1500ms");
-        assert_eq!(format(Duration::from_micros(7)), "7us");
-        for d in [
-            Duration::ZERO,
-            secs(10),
-            secs(7_200),
-            ms(1500),
-            Duration::from_micros(7),
-            Duration::new(1, 5),
-            Duration::MAX,
-        ] {
-            assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
         }
     }
 

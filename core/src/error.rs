@@ -104,7 +104,7 @@ impl fmt::Display for FailureClass {
 /// One provider's failed attempt, classified.
 ///
 /// ```
-/// use polyrelay::error::{FailureClass, ProviderFailure};
+/// use polyrelay::{FailureClass, ProviderFailure};
 /// let failure = ProviderFailure::new(FailureClass::NotFound, "unknown currency XYZ").status(404);
 /// assert_eq!(failure.to_string(), "not_found (HTTP 404): unknown currency XYZ");
 /// ```
@@ -285,7 +285,7 @@ impl AttemptOutcome {
     /// a `Retry-After`, the name alone does not say which).
     ///
     /// ```
-    /// # use polyrelay::error::AttemptOutcome;
+    /// # use polyrelay::AttemptOutcome;
     /// let outcome = AttemptOutcome::from_name("skipped_rate_limit").unwrap();
     /// assert_eq!(outcome.as_str(), "skipped_rate_limit");
     /// ```

@@ -18,36 +18,75 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-mod answer;
+// The API: the modules users name, and the root re-exports below.
 pub mod auth;
 pub mod capability;
-pub mod catalog;
 pub mod clock;
 pub mod config;
-pub mod custom;
-pub mod duration;
-mod echo;
 #[cfg(feature = "emulator")]
 pub mod emulation;
+pub mod provider;
+
+mod answer;
+mod batch;
+mod catalog;
+mod client;
+mod custom;
+mod duration;
+mod echo;
 mod engine;
-pub mod error;
+mod error;
 mod intern;
 mod per_process;
 mod policy;
-pub mod provider;
-pub mod providers;
-pub mod resilience;
-pub mod runtime;
-pub mod state;
+mod providers;
+mod resilience;
+mod runtime;
+mod state;
 mod state_future;
 mod stats;
 mod transport;
 
-mod batch;
-mod client;
-
 pub use capability::{CapabilityId, Data, Request};
+pub use catalog::{Catalog, CatalogEntry};
 pub use client::{CapabilityHealth, Client, ClientBuilder, Envelope, Health, ProviderStats, Stats};
-pub use error::{Attempt, Error, ErrorKind, FailureClass, ProviderFailure, Result};
+pub use config::{Config, ConfigSource};
+pub use error::{
+    Attempt, AttemptOutcome, BenchCause, Error, ErrorKind, FailureClass, ProviderFailure, Result,
+    SkipReason,
+};
+pub use resilience::breaker::{BreakerSnapshot, CircuitState};
+pub use resilience::quota::QuotaSnapshot;
 pub use stats::StatsCounters;
+
+/// Not part of the API and without any stability promise: what the two
+/// binding crates (`python/`, `ffi/`) and the core's own integration tests
+/// and benchmarks reach into.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::catalog::markdown_table;
+    pub use crate::providers::{builtin as builtin_providers, find as find_provider};
+    pub use crate::runtime::{block_on, shared as shared_runtime};
+
+    /// Duration text.
+    pub mod duration {
+        pub use crate::duration::*;
+    }
+
+    /// The shared-state stores.
+    pub mod state {
+        pub use crate::state::*;
+
+        /// The Redis stores.
+        pub mod redis {
+            pub use crate::state::redis::*;
+        }
+    }
+
+    /// The resilience mechanisms.
+    pub mod resilience {
+        pub use crate::resilience::*;
+    }
+}

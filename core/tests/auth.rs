@@ -16,7 +16,7 @@ use polyrelay::auth::{
     VerifyOptions,
 };
 use polyrelay::clock::{FakeClock, SharedClock, SystemClock};
-use polyrelay::state::{ready, StateFuture};
+use polyrelay::internal::state::{ready, StateFuture};
 use serde_json::{json, Map, Value};
 
 const ISSUER: &str = "https://issuer.example";

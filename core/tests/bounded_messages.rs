@@ -421,7 +421,7 @@ fn configuration_errors_cut_huge_values() {
         "toml line",
         Config::from_toml_str(&format!("timezone = {q}")),
     );
-    let err = polyrelay::duration::parse(&q).unwrap_err();
+    let err = polyrelay::internal::duration::parse(&q).unwrap_err();
     assert!(
         err.len() < MAX_MESSAGE && err.contains(LENGTH),
         "{err:.600}"

@@ -8,8 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use polyrelay::internal::builtin_providers;
+use polyrelay::provider::OpenAiCompatible;
 use polyrelay::provider::{Auth, KeyPlacement};
-use polyrelay::{providers, Envelope};
+use polyrelay::Envelope;
 use serde_json::{json, Value};
 
 /// A fake key for every LLM provider.
@@ -340,7 +342,7 @@ async fn embeddings_fall_back_in_every_error_class() {
 async fn every_provider_answers_in_the_same_shape_with_its_key_in_its_header() {
     for (capability, params) in [("llm.chat", question()), ("llm.embeddings", texts())] {
         let mut shapes: Vec<(&str, Value)> = Vec::new();
-        let serving = providers::builtin()
+        let serving = builtin_providers()
             .iter()
             .filter(|p| p.capabilities().iter().any(|c| c.as_str() == capability));
         for provider in serving {
@@ -544,17 +546,16 @@ static LOCAL_INFO: polyrelay::provider::ProviderInfo = polyrelay::provider::Prov
     default_daily_quota: None,
 };
 
-static LOCAL_VLLM: providers::openai_compat::OpenAiCompatible =
-    providers::openai_compat::OpenAiCompatible {
-        info: &LOCAL_INFO,
-        chat_path: "/v1/chat/completions",
-        chat_model: "Qwen/Qwen2.5-7B-Instruct",
-        embeddings: None,
-        max_tokens_field: "max_tokens",
-        model_aliases: &[],
-        forbidden: polyrelay::FailureClass::Auth,
-        fixtures: &[],
-    };
+static LOCAL_VLLM: OpenAiCompatible = OpenAiCompatible {
+    info: &LOCAL_INFO,
+    chat_path: "/v1/chat/completions",
+    chat_model: "Qwen/Qwen2.5-7B-Instruct",
+    embeddings: None,
+    max_tokens_field: "max_tokens",
+    model_aliases: &[],
+    forbidden: polyrelay::FailureClass::Auth,
+    fixtures: &[],
+};
 
 #[tokio::test]
 async fn an_application_can_add_its_own_openai_compatible_server() {

@@ -697,7 +697,7 @@ async fn with_no_keys_every_capability_of_the_group_answers() {
             "{capability}: the first keyless provider answers"
         );
         assert!(
-            polyrelay::providers::find(reply.provider)
+            polyrelay::internal::find_provider(reply.provider)
                 .unwrap()
                 .info()
                 .is_keyless(),

@@ -27,7 +27,7 @@ fn no_file_and_no_keys_gives_a_working_client_with_keyless_providers_first() {
     for capability in CapabilityId::ALL {
         let chain = client.chain(*capability);
         assert!(!chain.is_empty(), "{capability} has no provider");
-        let first = polyrelay::providers::find(chain[0]).unwrap();
+        let first = polyrelay::internal::find_provider(chain[0]).unwrap();
         assert_eq!(
             first.info().is_keyless(),
             !KEYED_ONLY.contains(capability),
@@ -143,7 +143,7 @@ fn commercial_mode_drops_providers_whose_free_terms_forbid_it() {
     for capability in CapabilityId::ALL {
         for id in client.chain(*capability) {
             assert!(
-                polyrelay::providers::find(id)
+                polyrelay::internal::find_provider(id)
                     .unwrap()
                     .info()
                     .commercial_use,

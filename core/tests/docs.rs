@@ -16,7 +16,7 @@ fn the_readme_provider_table_is_up_to_date() {
         .find(END)
         .expect("the README has the providers:end marker")
         + start;
-    let table = polyrelay::catalog::markdown_table();
+    let table = polyrelay::internal::markdown_table();
     if readme[start..end] == table {
         return;
     }
@@ -32,10 +32,10 @@ fn the_readme_provider_table_is_up_to_date() {
 
 #[test]
 fn the_builtin_catalog_is_json_with_every_provider() {
-    let catalog = polyrelay::catalog::builtin().unwrap();
+    let catalog = polyrelay::Catalog::builtin().unwrap();
     assert_eq!(
         catalog.providers.len(),
-        polyrelay::providers::builtin().len()
+        polyrelay::internal::builtin_providers().len()
     );
     let json = catalog.to_json();
     assert!(json[0]["capabilities"].is_array());

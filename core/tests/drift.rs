@@ -54,7 +54,7 @@ const KNOWN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/drift_known"
 fn main() -> ExitCode {
     let bless = std::env::var_os("POLYRELAY_DRIFT_BLESS").is_some();
     let (mut total, mut known_total, mut new_total, mut fixed_total) = (0, 0, 0, 0);
-    for provider in polyrelay::providers::builtin() {
+    for provider in polyrelay::internal::builtin_providers() {
         let report = check(*provider);
         total += report.mutants();
         let file = format!("{KNOWN_DIR}/{}.txt", report.provider);
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     println!(
         "schema drift: {} providers, {total} mutants, {known_total} known defects, \
          {new_total} new, {fixed_total} fixed but still listed",
-        polyrelay::providers::builtin().len()
+        polyrelay::internal::builtin_providers().len()
     );
     if new_total == 0 && fixed_total == 0 {
         ExitCode::SUCCESS

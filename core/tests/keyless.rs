@@ -13,10 +13,9 @@ async fn every_capability_with_a_keyless_provider_answers_without_any_key() {
     let client = client(&emulator, &clock, "", &[]);
     let mut served = 0;
     for capability in CapabilityId::ALL {
-        let keyless = client
-            .chain(*capability)
-            .iter()
-            .any(|id| polyrelay::providers::find(id).is_some_and(|p| p.info().is_keyless()));
+        let keyless = client.chain(*capability).iter().any(|id| {
+            polyrelay::internal::find_provider(id).is_some_and(|p| p.info().is_keyless())
+        });
         if !keyless {
             continue;
         }
@@ -24,7 +23,7 @@ async fn every_capability_with_a_keyless_provider_answers_without_any_key() {
             .call(capability.as_str(), example_params(*capability))
             .await
             .unwrap_or_else(|e| panic!("{capability}: {e}"));
-        let provider = polyrelay::providers::find(reply.provider).unwrap();
+        let provider = polyrelay::internal::find_provider(reply.provider).unwrap();
         assert!(
             provider.info().is_keyless(),
             "{capability} answered by keyed {}",

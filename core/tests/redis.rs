@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use polyrelay::clock::{Clock, Sleep, SystemClock};
 use polyrelay::config::Config;
-use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisState};
-use polyrelay::state::{ProviderLimits, StateStore};
+use polyrelay::internal::state::redis::{RedisBackend, RedisConfig, RedisState};
+use polyrelay::internal::state::{ProviderLimits, StateStore};
 use polyrelay::Client;
 use redis_server::{free_port, RedisCluster, RedisServer};
 use serde_json::{json, Value};
@@ -227,10 +227,12 @@ async fn limiter_role() -> Value {
     let backend = RedisBackend::new(&RedisConfig::new(&env("REDIS_URL")), clock.clone()).unwrap();
     let limits = [ProviderLimits {
         provider: "skewed",
-        rate_limit: Some(polyrelay::resilience::rate_limit::RateLimitConfig {
-            rate: "20/s".parse().unwrap(),
-            burst: Some(5),
-        }),
+        rate_limit: Some(
+            polyrelay::internal::resilience::rate_limit::RateLimitConfig {
+                rate: "20/s".parse().unwrap(),
+                burst: Some(5),
+            },
+        ),
         daily_quota: None,
         timezone: chrono_tz::UTC,
     }];
@@ -239,7 +241,7 @@ async fn limiter_role() -> Value {
     let started = clock.now();
     let mut admitted = 0;
     while clock.now() - started < duration {
-        if state.admit("skewed", 1).await == polyrelay::state::Admission::Admitted {
+        if state.admit("skewed", 1).await == polyrelay::internal::state::Admission::Admitted {
             admitted += 1;
         }
     }

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     polyrelay::emulation::mount_builtin(&emulator);
     println!(
         "polyrelay emulator serving {} providers",
-        polyrelay::providers::builtin().len()
+        polyrelay::internal::builtin_providers().len()
     );
     println!("export POLYRELAY_EMULATOR_URL={}", emulator.base_url());
     tokio::signal::ctrl_c().await?;

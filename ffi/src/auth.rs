@@ -421,7 +421,7 @@ where
             let out = out_param(out, out_name)?;
             let issuer = Arc::clone(&live(issuer, "issuer")?.issuer);
             let token = text(token, "token")?.to_string();
-            let answer = polyrelay::runtime::block_on(operation(issuer, token))??;
+            let answer = polyrelay::internal::block_on(operation(issuer, token))??;
             *out = give_string(answer.to_string());
             Ok(())
         })
@@ -552,7 +552,7 @@ where
         report(error, || {
             let issuer = Arc::clone(&live(issuer, "issuer")?.issuer);
             let token = text(token, "token")?.to_string();
-            Ok(polyrelay::runtime::block_on(operation(issuer, token))??)
+            Ok(polyrelay::internal::block_on(operation(issuer, token))??)
         })
     }
 }

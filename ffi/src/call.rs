@@ -178,7 +178,7 @@ pub unsafe extern "C" fn pr_call(
             let request = request(capability, params_json)?;
             let call = client.calls.enter()?;
             let engine = client.client.clone();
-            let answer = polyrelay::runtime::block_on(async move {
+            let answer = polyrelay::internal::block_on(async move {
                 let answer = settle(engine, request, call.shutdown_signal(), None).await;
                 drop(call);
                 answer
@@ -291,7 +291,7 @@ pub unsafe extern "C" fn pr_call_async(
             let client = live(client, "client")?;
             let callback = callback.ok_or_else(|| pr_error::null_argument("callback"))?;
             let request = request(capability, params_json)?;
-            let runtime = polyrelay::runtime::shared()?;
+            let runtime = polyrelay::internal::shared_runtime()?;
             let call = client.calls.enter()?;
             let (cancel, cancelled) = watch::channel(false);
             match handle {

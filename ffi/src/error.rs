@@ -269,8 +269,8 @@ mod tests {
     use std::ffi::CStr;
     use std::time::Duration;
 
-    use polyrelay::error::{AttemptOutcome, FailureClass};
     use polyrelay::Attempt;
+    use polyrelay::{AttemptOutcome, FailureClass};
 
     use super::*;
 
@@ -322,7 +322,7 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
-                outcome: AttemptOutcome::Skipped(polyrelay::error::SkipReason::Quota),
+                outcome: AttemptOutcome::Skipped(polyrelay::SkipReason::Quota),
                 status: None,
                 tries: 0,
                 elapsed: Duration::ZERO,

@@ -3,7 +3,7 @@
 //!
 //! A thin layer: every function checks its arguments, runs behind a panic
 //! guard, calls the core and turns the outcome into a `pr_status`. Blocking
-//! calls run on the core's managed runtime ([`polyrelay::runtime`]); async
+//! calls run on the core's managed runtime (`polyrelay::internal::shared_runtime`); async
 //! calls are spawned on it and report through a callback. The header
 //! `include/polyrelay.h` is generated from this crate by cbindgen (see
 //! `ffi/cbindgen.toml`); a test fails when it is out of date.

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use polyrelay::auth::RedisTokenStore;
 use polyrelay::auth::{self, Algorithm, AuthError, IssuerConfig, RevocationFailMode};
 use polyrelay::clock::{SharedClock, SystemClock};
-use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisTokenStore};
+use polyrelay::config::RedisConfig;
+use polyrelay::internal::state::redis::RedisBackend;
 use polyrelay::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};

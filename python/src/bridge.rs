@@ -1,5 +1,5 @@
 //! Running core futures for Python, on the core's one runtime
-//! ([`polyrelay::runtime::shared`], recreated in a forked child).
+//! ([`polyrelay::internal::shared_runtime`], recreated in a forked child).
 //!
 //! * [`block_on`] (sync client): the GIL is released while waiting, so other
 //!   Python threads run; the wait is cut into short slices between which
@@ -56,7 +56,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let runtime = polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
+    let runtime = polyrelay::internal::shared_runtime().map_err(|e| errors::to_py(py, e))?;
     let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
     let waker = thread_waker();
     // First poll on this thread: a cache hit finishes here, without the
@@ -139,7 +139,7 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     E: ToPyErr + Send + 'static,
 {
-    let runtime = polyrelay::runtime::shared().map_err(|e| errors::to_py(py, e))?;
+    let runtime = polyrelay::internal::shared_runtime().map_err(|e| errors::to_py(py, e))?;
     let event_loop = GET_RUNNING_LOOP
         .import(py, "asyncio", "get_running_loop")?
         .call0()?;

@@ -2,7 +2,7 @@
 //! where an [`ErrorKind`] picks a Python class.
 //!
 //! Messages are the core's, which never contain keys (see
-//! `polyrelay::error`). The exception classes are Python classes, so a
+//! `polyrelay::Error`). The exception classes are Python classes, so a
 //! `PyErr` can only be built with the GIL held: async calls carry the core
 //! error to the event loop and convert it there.
 

@@ -41,7 +41,7 @@ fn capabilities(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
 /// configuration, keys read from the environment.
 #[pyfunction]
 fn builtin_providers(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let catalog = polyrelay::catalog::builtin().map_err(|e| errors::to_py(py, e))?;
+    let catalog = polyrelay::Catalog::builtin().map_err(|e| errors::to_py(py, e))?;
     convert::serialize(py, &catalog)
 }
 

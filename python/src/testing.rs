@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use polyrelay::error::AttemptOutcome;
+use polyrelay::AttemptOutcome;
 use polyrelay::{Attempt, Error};
 use pyo3::prelude::*;
 

@@ -13,7 +13,7 @@ import pytest
 import polyrelay
 from polyrelay.testing import Emulator
 
-#: The catalog schema of the core (`polyrelay::catalog::CatalogEntry`).
+#: The catalog schema of the core (`polyrelay::CatalogEntry`).
 FIELDS = {
     "id",
     "name",

@@ -2,14 +2,7 @@
 //!
 //! Every provider is a unit struct implementing [`Provider`] in its own module.
 //! Adding one is one line in the `providers!` list below: the macro declares
-//! the module, re-exports the struct and registers it in [`builtin`].
-//!
-//! ```
-//! use polyrelay::providers;
-//! let open_meteo = providers::find("open-meteo").unwrap();
-//! assert!(open_meteo.info().is_keyless());
-//! assert!(providers::builtin().len() >= 7);
-//! ```
+//! the module and registers the provider in [`builtin`].
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -39,7 +32,6 @@ macro_rules! fixtures {
 macro_rules! providers {
     ($($module:ident :: $provider:ident),* $(,)?) => {
         $(pub mod $module;)*
-        $(pub use $module::$provider;)*
 
         static BUILTIN: &[&dyn Provider] = &[$(&$module::$provider),*];
     };

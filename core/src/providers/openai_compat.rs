@@ -652,7 +652,10 @@ mod tests {
     use crate::capability::llm::FinishReason;
     use crate::providers::test_response;
     use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
-    use crate::providers::{DEEPSEEK, GROQ, MISTRAL, OPENAI, OPENROUTER, TOGETHER};
+    use crate::providers::{
+        deepseek::DEEPSEEK, groq::GROQ, mistral::MISTRAL, openai::OPENAI, openrouter::OPENROUTER,
+        together::TOGETHER,
+    };
 
     const ALL: [&OpenAiCompatible; 6] =
         [&OPENAI, &MISTRAL, &GROQ, &DEEPSEEK, &OPENROUTER, &TOGETHER];

@@ -44,7 +44,7 @@
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
-//! use polyrelay::resilience::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Outcome};
+//! use polyrelay::internal::resilience::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Outcome};
 //! use std::time::Duration;
 //!
 //! let clock = FakeClock::at_epoch();

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
-//! use polyrelay::resilience::quota::{DailyQuota, QuotaDecision};
+//! use polyrelay::internal::resilience::quota::{DailyQuota, QuotaDecision};
 //! use std::time::Duration;
 //!
 //! // 23:59:59 in Paris (UTC+2 in June).
@@ -175,7 +175,7 @@ fn local_time(instant: DateTime<Utc>, tz: Tz) -> NaiveDateTime {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use polyrelay::resilience::quota::quota_key;
+/// use polyrelay::internal::resilience::quota::quota_key;
 ///
 /// let date = NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
 /// assert_eq!(quota_key("gnews", "requests", date), "q:{gnews}:requests:2025-10-26");

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
-//! use polyrelay::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
+//! use polyrelay::internal::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
 //! use std::time::Duration;
 //!
 //! let config = RateLimitConfig { rate: "2/s".parse().unwrap(), burst: None };
@@ -114,7 +114,7 @@ pub struct InvalidRateLimit {
 /// table `{ requests = 10, per = "1s" }`.
 ///
 /// ```
-/// use polyrelay::resilience::rate_limit::Rate;
+/// use polyrelay::internal::resilience::rate_limit::Rate;
 /// use std::time::Duration;
 ///
 /// let rate: Rate = "1/5s".parse().unwrap();

@@ -11,11 +11,11 @@ use polyrelay::clock::FakeClock;
 use polyrelay::config::Config;
 #[allow(unused_imports)]
 pub use polyrelay::emulation::{Emulator, Fault, Method, Reply};
-use polyrelay::error::ProviderFailure;
 use polyrelay::provider::{
     Auth, CallContext, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 use polyrelay::Client;
+use polyrelay::ProviderFailure;
 
 /// An emulator serving the fixtures of every built-in provider under `/{id}`.
 pub async fn emulator() -> Emulator {

@@ -167,7 +167,7 @@ pub async fn run(bench: &HedgeBench) -> Result<bool, Box<dyn std::error::Error>>
         // A percentile delay is what the trails show the hedges waited.
         let delay = match variant
             .hedge
-            .and_then(|after| polyrelay::duration::parse(after).ok())
+            .and_then(|after| polyrelay::internal::duration::parse(after).ok())
         {
             Some(fixed) => fixed,
             None => chaos::percentile(&m.tally.hedge_delays, 0.5),

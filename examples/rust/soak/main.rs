@@ -78,8 +78,9 @@ fn parse_options() -> Result<Options, String> {
                 }
             }
             "--rotate-every" => {
-                options.rotate_every = polyrelay::duration::parse(&value("--rotate-every")?)
-                    .map_err(|e| bad("--rotate-every", &e))?
+                options.rotate_every =
+                    polyrelay::internal::duration::parse(&value("--rotate-every")?)
+                        .map_err(|e| bad("--rotate-every", &e))?
             }
             "--concurrency" => {
                 options.concurrency = Some(

@@ -13,7 +13,7 @@ const MAX_CONFIG_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// Cache settings, as read from the configuration file.
 ///
 /// ```
-/// use polyrelay::resilience::cache::CacheConfig;
+/// use polyrelay::internal::resilience::cache::CacheConfig;
 /// use std::time::Duration;
 ///
 /// let config: CacheConfig = toml::from_str(r#"

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 /// readable and must not hold secrets either.
 ///
 /// ```
-/// use polyrelay::resilience::cache::stable_key;
+/// use polyrelay::internal::resilience::cache::stable_key;
 /// use serde_json::json;
 ///
 /// let a = stable_key("open-meteo:forecast:GET", &json!({"lat": 48.85, "lon": 2.35}));

@@ -155,7 +155,7 @@ pub struct CacheStats {
 ///
 /// ```
 /// use polyrelay::clock::FakeClock;
-/// use polyrelay::resilience::cache::{CacheConfig, CacheSource, Fetched, ResponseCache};
+/// use polyrelay::internal::resilience::cache::{CacheConfig, CacheSource, Fetched, ResponseCache};
 /// use std::sync::Arc;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -51,7 +51,7 @@ impl RandomSource {
 /// [`RandomSource`]).
 ///
 /// ```
-/// use polyrelay::resilience::retry::{Backoff, RetryConfig};
+/// use polyrelay::internal::resilience::retry::{Backoff, RetryConfig};
 /// use std::time::Duration;
 ///
 /// let backoff = Backoff::with_seed(&RetryConfig::default(), 42);

@@ -81,7 +81,7 @@ const RETRY_COST: i64 = 1_000;
 ///
 /// ```
 /// use polyrelay::clock::FakeClock;
-/// use polyrelay::resilience::retry::{RetryBudget, RetryBudgetConfig};
+/// use polyrelay::internal::resilience::retry::{RetryBudget, RetryBudgetConfig};
 /// use std::time::Duration;
 ///
 /// let clock = FakeClock::at_epoch();

@@ -50,7 +50,7 @@ impl RetryDecision {
     ///   scheduled if its wait ends strictly before it.
     ///
     /// ```
-    /// use polyrelay::resilience::retry::{Backoff, GiveUpReason, RetryConfig, RetryDecision};
+    /// use polyrelay::internal::resilience::retry::{Backoff, GiveUpReason, RetryConfig, RetryDecision};
     /// use std::time::Duration;
     ///
     /// let config = RetryConfig::default();

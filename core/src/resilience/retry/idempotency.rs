@@ -16,7 +16,7 @@ use uuid::Uuid;
 /// whose body was sent is never retried.
 ///
 /// ```
-/// use polyrelay::resilience::retry::{IdempotencyKey, RandomSource};
+/// use polyrelay::internal::resilience::retry::{IdempotencyKey, RandomSource};
 ///
 /// let random = RandomSource::with_seed(1);
 /// let key = IdempotencyKey::generate(&mut random.rng());

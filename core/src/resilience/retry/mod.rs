@@ -44,7 +44,7 @@ pub use idempotency::IdempotencyKey;
 /// (`max_attempts = max_retries + 1`).
 ///
 /// ```
-/// use polyrelay::resilience::retry::RetryConfig;
+/// use polyrelay::internal::resilience::retry::RetryConfig;
 /// use std::time::Duration;
 ///
 /// let config: RetryConfig = toml::from_str(r#"

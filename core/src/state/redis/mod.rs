@@ -119,7 +119,7 @@ pub enum QuotaFallback {
 /// it is unreachable.
 ///
 /// ```
-/// use polyrelay::state::redis::{QuotaFallback, RedisConfig};
+/// use polyrelay::internal::state::redis::{QuotaFallback, RedisConfig};
 /// use std::time::Duration;
 ///
 /// let config: RedisConfig = toml::from_str(r#"

@@ -32,7 +32,7 @@ const MAX_TOLERANCE_US: u64 = 100 * 365 * 86_400 * 1_000_000;
 ///
 /// ```no_run
 /// use polyrelay::clock::SystemClock;
-/// use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisState};
+/// use polyrelay::internal::state::redis::{RedisBackend, RedisConfig, RedisState};
 /// use std::sync::Arc;
 ///
 /// # fn demo() -> polyrelay::Result<()> {

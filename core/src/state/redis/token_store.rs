@@ -91,7 +91,7 @@ return 1
 /// ```no_run
 /// use polyrelay::auth::{IssuerConfig, TokenIssuer, Keyset};
 /// use polyrelay::clock::SystemClock;
-/// use polyrelay::state::redis::{RedisBackend, RedisConfig, RedisTokenStore};
+/// use polyrelay::internal::state::redis::{RedisBackend, RedisConfig, RedisTokenStore};
 /// use std::sync::Arc;
 ///
 /// # fn demo(keys: Keyset) -> Result<(), Box<dyn std::error::Error>> {
