@@ -337,7 +337,6 @@ mod tests {
         fixture(&Anthropic, "/v1/messages")
     }
 
-
     fn error(status: u16, headers: &[(&'static str, &str)], kind: &str, message: &str) -> ProviderFailure {
         let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"});
         class_of(&Anthropic, status, headers, &body.to_string())

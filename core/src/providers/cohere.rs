@@ -353,8 +353,6 @@ mod tests {
         fixture(&Cohere, "/v2/embed")
     }
 
-
-
     #[test]
     fn requests_are_exact_and_carry_no_key() {
         let req = Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap();

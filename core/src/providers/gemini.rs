@@ -530,8 +530,6 @@ mod tests {
         fixture(&Gemini, "/v1beta/models/gemini-embedding-001:batchEmbedContents")
     }
 
-
-
     #[test]
     fn requests_are_exact_and_carry_no_key() {
         let req = Gemini.request(&chat_request(), &ctx(&Gemini)).unwrap();
