@@ -298,17 +298,16 @@ struct Usage {
     cache_read_input_tokens: Option<u64>,
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "POST",
-    path: "/v1/messages",
-    status: 200,
-    body: MESSAGE,
-}];
-
-/// `claude-haiku-4-5` answering "What is the capital of France?", part of
-/// the system prompt read from the prompt cache.
-#[cfg(any(test, feature = "emulator"))]
-const MESSAGE: &str = include_str!("fixtures/anthropic/message.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `claude-haiku-4-5` answering "What is the capital of France?", part of
+    // the system prompt read from the prompt cache.
+    Fixture {
+        method: "POST",
+        path: "/v1/messages",
+        status: 200,
+        body: include_str!("fixtures/anthropic/message.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -322,6 +321,9 @@ mod tests {
     use crate::providers::testing::*;
     use crate::providers::test_response;
 
+    fn message() -> &'static str {
+        fixture(&Anthropic, "/v1/messages")
+    }
 
     fn error(status: u16, headers: &[(&'static str, &str)], kind: &str, message: &str) -> ProviderFailure {
         let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"});
@@ -392,7 +394,7 @@ mod tests {
 
     #[test]
     fn fixture_normalises_with_cached_tokens_counted_as_input() {
-        let reply = reply_of(&Anthropic, MESSAGE);
+        let reply = reply_of(&Anthropic, message());
         assert_eq!(reply.id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
         assert_eq!(reply.model, "claude-haiku-4-5-20251001");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -419,7 +421,7 @@ mod tests {
             ("model_context_window_exceeded", FinishReason::ContextLength),
             ("pause_turn", FinishReason::Other),
         ] {
-            let body = MESSAGE.replace("end_turn", stop);
+            let body = message().replace("end_turn", stop);
             assert_eq!(reply_of(&Anthropic, &body).finish_reason, Some(expected), "{stop}");
         }
     }
@@ -440,7 +442,7 @@ mod tests {
         );
         assert!(!f.message.contains("Hello"), "the partial text is not the reason");
         // Older replies carry no details.
-        let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("end_turn", "refusal"));
+        let f = class_of(&Anthropic, 200, &[], &message().replace("end_turn", "refusal"));
         assert_eq!(f.class, FailureClass::ContentFiltered);
         assert_eq!(f.message, "Anthropic: Claude refused the request");
     }
@@ -517,15 +519,15 @@ mod tests {
 
     #[test]
     fn malformed_bodies_never_panic() {
-        assert_truncations_are_malformed(&Anthropic, &chat_request(), MESSAGE);
-        let f = class_of(&Anthropic, 200, &[], &MESSAGE.replace("\"type\":\"message\"", "\"type\":\"error\""));
+        assert_truncations_are_malformed(&Anthropic, &chat_request(), message());
+        let f = class_of(&Anthropic, 200, &[], &message().replace("\"type\":\"message\"", "\"type\":\"error\""));
         assert_eq!(f.class, FailureClass::MalformedResponse);
         // A number sent as a numeric string is read as the number (#13,
         // provider/tolerant.rs): the answer does not change.
-        let drifted = MESSAGE.replace("\"output_tokens\":10", "\"output_tokens\":\"10\"");
+        let drifted = message().replace("\"output_tokens\":10", "\"output_tokens\":\"10\"");
         assert_eq!(
             answer(&Anthropic, &chat_request(), test_response(200, &[], &drifted)),
-            answer(&Anthropic, &chat_request(), test_response(200, &[], MESSAGE))
+            answer(&Anthropic, &chat_request(), test_response(200, &[], message()))
         );
     }
 }

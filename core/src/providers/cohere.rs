@@ -323,27 +323,21 @@ struct BilledInput {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
+    // `command-r-08-2024` answering "What is the capital of France?".
     Fixture {
         method: "POST",
         path: "/v2/chat",
         status: 200,
-        body: CHAT,
+        body: include_str!("fixtures/cohere/chat.json"),
     },
+    // Two inputs (vectors shortened from 1536 dimensions).
     Fixture {
         method: "POST",
         path: "/v2/embed",
         status: 200,
-        body: EMBED,
+        body: include_str!("fixtures/cohere/embed.json"),
     },
 ];
-
-/// `command-r-08-2024` answering "What is the capital of France?".
-#[cfg(any(test, feature = "emulator"))]
-const CHAT: &str = include_str!("fixtures/cohere/chat.json");
-
-/// Two inputs (vectors shortened from 1536 dimensions).
-#[cfg(any(test, feature = "emulator"))]
-const EMBED: &str = include_str!("fixtures/cohere/embed.json");
 
 #[cfg(test)]
 mod tests {
@@ -356,7 +350,13 @@ mod tests {
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
+    fn chat() -> &'static str {
+        fixture(&Cohere, "/v2/chat")
+    }
 
+    fn embed() -> &'static str {
+        fixture(&Cohere, "/v2/embed")
+    }
 
     #[test]
     fn requests_are_exact_and_carry_no_key() {
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise() {
-        let reply = reply_of(&Cohere, CHAT);
+        let reply = reply_of(&Cohere, chat());
         assert_eq!(reply.id.as_deref(), Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"));
         assert_eq!(reply.model, "command-r-08-2024");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -409,7 +409,7 @@ mod tests {
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
 
-        let Data::LlmEmbeddings(e) = answer(&Cohere, &embeddings_request(), test_response(200, &[], EMBED)) else {
+        let Data::LlmEmbeddings(e) = answer(&Cohere, &embeddings_request(), test_response(200, &[], embed())) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("embed-v4.0", 5));
@@ -424,15 +424,15 @@ mod tests {
             ("MAX_TOKENS", FinishReason::Length),
             ("TOOL_CALL", FinishReason::ToolCalls),
         ] {
-            assert_eq!(reply_of(&Cohere, &CHAT.replace("COMPLETE", finish)).finish_reason, Some(expected));
+            assert_eq!(reply_of(&Cohere, &chat().replace("COMPLETE", finish)).finish_reason, Some(expected));
         }
         for finish in ["ERROR", "TIMEOUT"] {
-            let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", finish));
+            let f = class_of(&Cohere, 200, &[], &chat().replace("COMPLETE", finish));
             assert_eq!(f.class, FailureClass::Transient, "{finish}");
         }
         // Cohere v1 chat reference: `ERROR_TOXIC`, "the model generated a
         // reply that was deemed toxic".
-        let f = class_of(&Cohere, 200, &[], &CHAT.replace("COMPLETE", "ERROR_TOXIC"));
+        let f = class_of(&Cohere, 200, &[], &chat().replace("COMPLETE", "ERROR_TOXIC"));
         assert_eq!(f.class, FailureClass::ContentFiltered);
         assert_eq!(f.message, "Cohere: the reply was deemed toxic (ERROR_TOXIC)");
         let body = r#"{"id":"x","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"thinking","thinking":"France → Paris"},{"type":"text","text":"Paris."}]},"usage":{"billed_units":{"input_tokens":3.0,"output_tokens":2.0}}}"#;
@@ -486,10 +486,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_never_panic() {
-        assert_truncations_are_malformed(&Cohere, &chat_request(), CHAT);
-        assert_truncations_are_malformed(&Cohere, &embeddings_request(), EMBED);
+        assert_truncations_are_malformed(&Cohere, &chat_request(), chat());
+        assert_truncations_are_malformed(&Cohere, &embeddings_request(), embed());
         let one = request("llm.embeddings", json!({"inputs": "one"}));
-        let f = failure(&Cohere, &one, test_response(200, &[], EMBED));
+        let f = failure(&Cohere, &one, test_response(200, &[], embed()));
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 }

@@ -159,16 +159,15 @@ impl Topic {
     }
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: "/",
-    status: 200,
-    body: RUST,
-}];
-
-/// `GET /?q=rust+programming+language&format=json&no_html=1&skip_disambig=1&no_redirect=1`.
-#[cfg(any(test, feature = "emulator"))]
-const RUST: &str = include_str!("fixtures/duckduckgo/rust.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /?q=rust+programming+language&format=json&no_html=1&skip_disambig=1&no_redirect=1`.
+    Fixture {
+        method: "GET",
+        path: "/",
+        status: 200,
+        body: include_str!("fixtures/duckduckgo/rust.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

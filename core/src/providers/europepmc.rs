@@ -365,18 +365,17 @@ impl Article {
     }
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: SEARCH_PATH,
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /europepmc/webservices/rest/search?query=malaria vaccine&resultType=core&format=json&pageSize=2`
-/// (records abridged: the author string names the same authors as the
-/// author list, as in full records).
-#[cfg(any(test, feature = "emulator"))]
-const SEARCH: &str = include_str!("fixtures/europepmc/search.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /europepmc/webservices/rest/search?query=malaria vaccine&resultType=core&format=json&pageSize=2`
+    // (records abridged: the author string names the same authors as the
+    // author list, as in full records).
+    Fixture {
+        method: "GET",
+        path: SEARCH_PATH,
+        status: 200,
+        body: include_str!("fixtures/europepmc/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

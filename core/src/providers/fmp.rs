@@ -192,11 +192,11 @@ mod tests {
         };
         assert_eq!(q.name.as_deref(), Some("Apple Inc."));
         assert_eq!(q.exchange.as_deref(), Some("NASDAQ"));
-        assert_eq!(q.price, 237.87);
-        assert_eq!((q.low, q.high), (Some(234.43), Some(238.96)));
-        assert_eq!(q.change_pct, Some(1.96759));
-        assert_eq!(q.volume, Some(39_832_000.0));
-        assert_eq!(q.as_of, "2025-01-15T21:00:01Z");
+        assert_eq!(q.price, 268.47);
+        assert_eq!((q.low, q.high), (Some(266.82), Some(272.29)));
+        assert_eq!(q.change_pct, Some(-0.48189));
+        assert_eq!(q.volume, Some(45_140_079.0));
+        assert_eq!(q.as_of, "2025-11-07T21:00:02Z");
     }
 
     #[test]

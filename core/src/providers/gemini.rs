@@ -501,28 +501,22 @@ struct EmbeddingValues {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
+    // `gemini-2.5-flash` answering "What is the capital of France?" after
+    // thinking.
     Fixture {
         method: "POST",
         path: "/v1beta/models/gemini-2.5-flash:generateContent",
         status: 200,
-        body: GENERATE,
+        body: include_str!("fixtures/gemini/generate.json"),
     },
+    // Two inputs (vectors shortened from 3072 dimensions).
     Fixture {
         method: "POST",
         path: "/v1beta/models/gemini-embedding-001:batchEmbedContents",
         status: 200,
-        body: EMBED,
+        body: include_str!("fixtures/gemini/embed.json"),
     },
 ];
-
-/// `gemini-2.5-flash` answering "What is the capital of France?" after
-/// thinking.
-#[cfg(any(test, feature = "emulator"))]
-const GENERATE: &str = include_str!("fixtures/gemini/generate.json");
-
-/// Two inputs (vectors shortened from 3072 dimensions).
-#[cfg(any(test, feature = "emulator"))]
-const EMBED: &str = include_str!("fixtures/gemini/embed.json");
 
 #[cfg(test)]
 mod tests {
@@ -533,7 +527,13 @@ mod tests {
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
+    fn generate() -> &'static str {
+        fixture(&Gemini, "/v1beta/models/gemini-2.5-flash:generateContent")
+    }
 
+    fn embed() -> &'static str {
+        fixture(&Gemini, "/v1beta/models/gemini-embedding-001:batchEmbedContents")
+    }
 
     #[test]
     fn requests_are_exact_and_carry_no_key() {
@@ -600,7 +600,7 @@ mod tests {
 
     #[test]
     fn fixtures_normalise_with_thinking_tokens_in_the_output() {
-        let reply = reply_of(&Gemini, GENERATE);
+        let reply = reply_of(&Gemini, generate());
         assert_eq!(reply.id.as_deref(), Some("EXdxaoKrC62fz7IPi9XBwQM"));
         assert_eq!(reply.model, "gemini-2.5-flash");
         assert_eq!(reply.text, "The capital of France is Paris.");
@@ -612,12 +612,12 @@ mod tests {
         assert_eq!(reply.usage.cached_input_tokens, None);
         // A model that does not think leaves `thoughtsTokenCount` out; its
         // total shows there were none.
-        let unthinking = GENERATE
+        let unthinking = generate()
             .replace(",\"thoughtsTokenCount\":29", "")
             .replace("\"totalTokenCount\":51", "\"totalTokenCount\":22");
         assert_eq!(reply_of(&Gemini, &unthinking).usage.output_tokens, Some(8));
 
-        let Data::LlmEmbeddings(e) = answer(&Gemini, &embeddings_request(), test_response(200, &[], EMBED)) else {
+        let Data::LlmEmbeddings(e) = answer(&Gemini, &embeddings_request(), test_response(200, &[], embed())) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("gemini-embedding-001", 5));
@@ -635,9 +635,9 @@ mod tests {
         assert_eq!(reply.usage.cached_input_tokens, Some(4));
         assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
 
-        let body = GENERATE.replace("\"STOP\"", "\"RECITATION\"");
+        let body = generate().replace("\"STOP\"", "\"RECITATION\"");
         assert_eq!(reply_of(&Gemini, &body).finish_reason, Some(FinishReason::ContentFilter));
-        let body = GENERATE.replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
+        let body = generate().replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
         assert_eq!(class_of(&Gemini, 200, &[], &body).class, FailureClass::Transient);
     }
 
@@ -669,7 +669,7 @@ mod tests {
         }
         // Text cut short by the filter is still an answer; RECITATION is
         // not a refusal of the request.
-        let cut = GENERATE.replace("\"STOP\"", "\"SAFETY\"");
+        let cut = generate().replace("\"STOP\"", "\"SAFETY\"");
         let reply = reply_of(&Gemini, &cut);
         assert_eq!((reply.text.as_str(), reply.finish_reason), ("The capital of France is Paris.", Some(FinishReason::ContentFilter)));
         let recited = r#"{"candidates":[{"finishReason":"RECITATION","index":0}]}"#;
@@ -751,12 +751,12 @@ mod tests {
 
     #[test]
     fn malformed_bodies_never_panic() {
-        assert_truncations_are_malformed(&Gemini, &chat_request(), GENERATE);
-        assert_truncations_are_malformed(&Gemini, &embeddings_request(), EMBED);
+        assert_truncations_are_malformed(&Gemini, &chat_request(), generate());
+        assert_truncations_are_malformed(&Gemini, &embeddings_request(), embed());
         let f = class_of(&Gemini, 200, &[], "{}");
         assert_eq!(f.class, FailureClass::MalformedResponse);
         let one = request("llm.embeddings", json!({"inputs": "one"}));
-        let f = failure(&Gemini, &one, test_response(200, &[], EMBED));
+        let f = failure(&Gemini, &one, test_response(200, &[], embed()));
         assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 }

@@ -158,12 +158,12 @@ struct Source {
 }
 
 static FIXTURES: &[Fixture] = fixtures![
-    // `GET /api/v4/search?q=climate&max=10&sortby=publishedAt`.
+    // `GET /api/v4/search?q=...&max=10&sortby=publishedAt`.
     Fixture {
         method: "GET",
         path: "/api/v4/search",
         status: 200,
-        body: include_str!("fixtures/gnews/climate.json"),
+        body: include_str!("fixtures/gnews/search.json"),
     },
 ];
 
@@ -220,23 +220,50 @@ mod tests {
             panic!("wrong data")
         };
         assert_eq!(news.total, Some(54904));
+        assert_eq!(news.articles.len(), 1);
         let a = &news.articles[0];
-        assert_eq!(a.title, "2024 confirmed as the hottest year on record");
-        assert_eq!(a.source.name.as_deref(), Some("BBC News"));
-        assert_eq!(a.source.domain.as_deref(), Some("bbc.co.uk"));
-        assert_eq!(a.published_at.as_deref(), Some("2025-01-15T13:52:00Z"));
-        assert_eq!(a.language.as_deref(), Some("en"));
+        assert_eq!(
+            a.title,
+            "Google's Pixel 7 and 7 Pro’s design gets revealed even more with fresh crisp renders"
+        );
+        assert_eq!(a.source.name.as_deref(), Some("PhoneArena"));
+        assert_eq!(a.source.domain.as_deref(), Some("phonearena.com"));
+        assert_eq!(a.published_at.as_deref(), Some("2022-09-28T08:14:24Z"));
+        assert_eq!(a.language, None, "the documented article has no `lang`");
         assert!(a
             .summary
             .as_deref()
             .unwrap()
-            .starts_with("Global temperatures"));
-        let b = &news.articles[1];
+            .starts_with("Now we have a complete image"));
+        assert!(a.image_url.is_some());
+    }
+
+    #[test]
+    fn an_article_s_language_and_missing_image_are_read() {
+        // Articles now also carry `id`, `lang` and the source's `id` and
+        // `country`; a missing image is `null`.
+        let body = json!({"totalArticles": 1, "articles": [{
+            "id": "5f1e2c7d9a0b",
+            "title": "What the record year means for the 1.5C goal",
+            "description": "Scientists say one year above 1.5C does not yet break the Paris target.",
+            "content": "...",
+            "url": "https://www.reuters.com/sustainability/climate-record-2025-01-15/",
+            "image": null,
+            "publishedAt": "2025-01-15T12:10:44Z",
+            "lang": "en",
+            "source": {"id": "b1f0c5", "name": "Reuters", "url": "https://www.reuters.com", "country": "gb"}
+        }]})
+        .to_string();
+        let Data::NewsSearch(news) = answer(&GNews, &climate(), test_response(200, &[], &body))
+        else {
+            panic!("wrong data")
+        };
+        let a = &news.articles[0];
         assert_eq!(
-            (b.image_url.as_deref(), b.language.as_deref()),
-            (None, None)
+            (a.image_url.as_deref(), a.language.as_deref()),
+            (None, Some("en"))
         );
-        assert_eq!(b.source.domain.as_deref(), Some("reuters.com"));
+        assert_eq!(a.source.domain.as_deref(), Some("reuters.com"));
     }
 
     #[test]

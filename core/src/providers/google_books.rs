@@ -269,16 +269,15 @@ impl Volume {
     }
 }
 
-static FIXTURES: &[Fixture] = fixtures![Fixture {
-    method: "GET",
-    path: "/books/v1/volumes",
-    status: 200,
-    body: SEARCH,
-}];
-
-/// `GET /books/v1/volumes?q=dune&maxResults=2&printType=books`.
-#[cfg(any(test, feature = "emulator"))]
-const SEARCH: &str = include_str!("fixtures/google-books/search.json");
+static FIXTURES: &[Fixture] = fixtures![
+    // `GET /books/v1/volumes?q=dune&maxResults=2&printType=books`.
+    Fixture {
+        method: "GET",
+        path: "/books/v1/volumes",
+        status: 200,
+        body: include_str!("fixtures/google-books/search.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
