@@ -268,7 +268,7 @@ impl Client {
     }
 
     /// [`Client::call`] for code without an async runtime: runs on the
-    /// runtime polyrelay manages ([`crate::runtime`]) and blocks this thread.
+    /// runtime polyrelay manages and blocks this thread.
     pub fn call_blocking(&self, capability: &str, params: Value) -> Result<Envelope> {
         let request = Request::parse(capability, params)?;
         let client = self.clone();

@@ -16,8 +16,8 @@ pub mod finance;
 pub mod llm;
 pub mod media;
 pub mod medical;
-pub mod normalize;
-pub mod params;
+pub(crate) mod normalize;
+pub(crate) mod params;
 pub mod schema;
 pub mod weather;
 // Group "reference": geocoding, stocks, news, web search, translation, dictionary.
@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-pub use params::Params;
+pub(crate) use params::Params;
 pub use schema::ParamTable;
 
 macro_rules! capabilities {

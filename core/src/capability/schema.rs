@@ -1,7 +1,8 @@
 //! The parameters each capability takes, declared once per request type.
 //!
 //! A request type's [`ParamTable`] is what its parser reads and what the
-//! published schema says, so the two cannot disagree: [`Params`] only shows
+//! published schema says, so the two cannot disagree: the parser's view of
+//! the parameters only shows
 //! the parser the parameters its table declares (any other is refused as
 //! unknown, listing the declared ones), and it enforces the declared bounds
 //! and defaults of numbers and the declared length of strings. A test runs
@@ -17,8 +18,6 @@
 //! assert_eq!(schema["properties"]["days"]["default"], 3);
 //! assert_eq!(schema["properties"]["days"]["maximum"], 16);
 //! ```
-//!
-//! [`Params`]: super::Params
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};

@@ -123,7 +123,7 @@ const MAX_WINDOW: u32 = 100_000;
 /// `wait_duration_in_open_state = "5s"`.
 ///
 /// Durations accept `"60s"`, `"500ms"`, `"1.5s"`, `"2m"` or a number of
-/// seconds (see [`crate::duration`]).
+/// seconds (units from `ns` to `d`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {

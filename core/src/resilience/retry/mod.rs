@@ -38,8 +38,8 @@ pub use idempotency::IdempotencyKey;
 
 /// Retry settings for one provider.
 ///
-/// Durations accept `"500ms"`, `"1.5s"`, `"2m"` or a number of seconds (see
-/// [`crate::duration`]). Unknown fields are rejected; in particular `max_retries` is refused because it is
+/// Durations accept `"500ms"`, `"1.5s"`, `"2m"` or a number of seconds (units
+/// from `ns` to `d`). Unknown fields are rejected; in particular `max_retries` is refused because it is
 /// ambiguous: use `max_attempts`, which counts the first call
 /// (`max_attempts = max_retries + 1`).
 ///

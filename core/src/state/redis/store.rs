@@ -27,7 +27,7 @@ const QUOTA_NAME: &str = "requests";
 const MAX_TOLERANCE_US: u64 = 100 * 365 * 86_400 * 1_000_000;
 
 /// Daily quotas and GCRA rate limits shared by every process using the same
-/// Redis; see the [module documentation](super) for the scripts and the
+/// Redis; see the `state::redis` module for the scripts and the
 /// outage contract.
 ///
 /// ```no_run
