@@ -53,7 +53,7 @@ pub use crate::resilience::rate_limit::RateLimitConfig;
 pub use crate::resilience::retry::{RetryBudgetConfig, RetryConfig};
 pub use crate::state::redis::RedisConfig;
 
-mod plan;
+pub(crate) mod plan;
 
 pub(crate) use plan::{resolve, Plan};
 

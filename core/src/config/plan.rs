@@ -312,12 +312,13 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// Environment pairs as a variable map (also for the catalog's tests).
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
