@@ -549,7 +549,7 @@ static LOCAL_VLLM: providers::openai_compat::OpenAiCompatible =
         info: &LOCAL_INFO,
         chat_path: "/v1/chat/completions",
         chat_model: "Qwen/Qwen2.5-7B-Instruct",
-        embeddings: None,
+        embeddings: providers::openai_compat::NoEmbeddings,
         max_tokens_field: "max_tokens",
         model_aliases: &[],
         forbidden: polyrelay::FailureClass::Auth,
