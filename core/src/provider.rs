@@ -79,7 +79,7 @@ mod tolerant;
 
 /// The OpenAI chat-completions wire format, for declaring another server
 /// that speaks it (vLLM, LM Studio, a gateway).
-pub use crate::providers::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
+pub use crate::providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible};
 
 /// How a provider authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use polyrelay::internal::builtin_providers;
-use polyrelay::provider::OpenAiCompatible;
+use polyrelay::provider::{NoEmbeddings, OpenAiCompatible};
 use polyrelay::provider::{Auth, KeyPlacement};
 use polyrelay::Envelope;
 use serde_json::{json, Value};
@@ -550,7 +550,7 @@ static LOCAL_VLLM: OpenAiCompatible = OpenAiCompatible {
     info: &LOCAL_INFO,
     chat_path: "/v1/chat/completions",
     chat_model: "Qwen/Qwen2.5-7B-Instruct",
-    embeddings: None,
+    embeddings: NoEmbeddings,
     max_tokens_field: "max_tokens",
     model_aliases: &[],
     forbidden: polyrelay::FailureClass::Auth,

@@ -27,11 +27,11 @@ use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
     Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Cohere (<https://cohere.com>): Command chat models and Embed models.
@@ -72,75 +72,93 @@ impl Provider for Cohere {
     }
 }
 
-impl Dispatch for Cohere {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
-    }
+crate::serves!(Cohere: LlmChat, LlmEmbeddings);
 
-    fn request(
+impl Serves<marker::LlmChat> for Cohere {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match request {
-            Request::LlmChat(q) => {
-                let model = pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?;
-                let messages: Vec<Value> = q
-                    .messages
-                    .iter()
-                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                    .collect();
-                let mut body = Map::new();
-                body.insert("model".into(), json!(model));
-                body.insert("messages".into(), Value::Array(messages));
-                if let Some(n) = q.max_tokens {
-                    body.insert("max_tokens".into(), json!(n));
-                }
-                if let Some(t) = q.temperature {
-                    body.insert("temperature".into(), json!(t.get()));
-                }
-                body.insert("stream".into(), json!(false));
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    "/v2/chat",
-                    Value::Object(body),
-                ))
-            }
-            Request::LlmEmbeddings(q) => {
-                let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
-                let input_type = match q.purpose {
-                    EmbeddingPurpose::Document => "search_document",
-                    EmbeddingPurpose::Query => "search_query",
-                };
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    "/v2/embed",
-                    json!({
-                        "model": model,
-                        "texts": q.inputs,
-                        "input_type": input_type,
-                        "embedding_types": ["float"],
-                    }),
-                ))
-            }
-            _ => Err(not_served(self, request)),
+        let model = pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?;
+        let messages: Vec<Value> = q
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert("messages".into(), Value::Array(messages));
+        if let Some(n) = q.max_tokens {
+            body.insert("max_tokens".into(), json!(n));
         }
+        if let Some(t) = q.temperature {
+            body.insert("temperature".into(), json!(t.get()));
+        }
+        body.insert("stream".into(), json!(false));
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            "/v2/chat",
+            Value::Object(body),
+        ))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if !response.is_success() {
-            return Err(classify(&response));
-        }
-        match request {
-            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
-            Request::LlmEmbeddings(q) => embeddings(q, &response),
-            _ => Err(not_served(self, request)),
-        }
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
+        check_status(&response)?;
+        chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+impl Serves<marker::LlmEmbeddings> for Cohere {
+    fn build_request(
+        &self,
+        q: &EmbeddingsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
+        let input_type = match q.purpose {
+            EmbeddingPurpose::Document => "search_document",
+            EmbeddingPurpose::Query => "search_query",
+        };
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            "/v2/embed",
+            json!({
+                "model": model,
+                "texts": q.inputs,
+                "input_type": input_type,
+                "embedding_types": ["float"],
+            }),
+        ))
+    }
+
+    fn read_response(
+        &self,
+        q: &EmbeddingsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Embeddings>, ProviderFailure> {
+        check_status(&response)?;
+        let reply: EmbedResponse = response.json()?;
+        let usage = EmbeddingUsage {
+            input_tokens: reply
+                .meta
+                .and_then(|m| m.billed_units)
+                .and_then(|b| b.input_tokens)
+                .map(count),
+        };
+        let model = q
+            .model
+            .clone()
+            .unwrap_or_else(|| EMBEDDING_MODEL.to_string());
+        Embeddings::new(model, reply.embeddings.float, q.inputs.len(), usage)
+            .map(Step::Done)
+            .map_err(|f| f.at_field("embeddings.float").status(response.status))
     }
 }
 
@@ -206,28 +224,16 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     })
 }
 
-fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
-    let reply: EmbedResponse = response.json()?;
-    let usage = EmbeddingUsage {
-        input_tokens: reply
-            .meta
-            .and_then(|m| m.billed_units)
-            .and_then(|b| b.input_tokens)
-            .map(count),
-    };
-    let model = q.model.clone().unwrap_or_else(|| EMBEDDING_MODEL.to_string());
-    Embeddings::new(model, reply.embeddings.float, q.inputs.len(), usage)
-        .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-        .map_err(|f| f.at_field("embeddings.float").status(response.status))
-}
-
 /// Cohere's token counts are JSON numbers that may carry a fraction (`5.0`).
 fn count(value: f64) -> u64 {
     value.max(0.0).round() as u64
 }
 
-/// Classifies an error response by status and message.
-fn classify(response: &HttpResponse) -> ProviderFailure {
+/// A non-2xx response as its failure, classified by status and message.
+fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    if response.is_success() {
+        return Ok(());
+    }
     let message = response
         .json::<ErrorBody>()
         .ok()
@@ -254,7 +260,7 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         // "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
     };
-    response.failure(class, format!("Cohere: {}", clip(&message)))
+    Err(response.failure(class, format!("Cohere: {}", clip(&message))))
 }
 
 #[derive(Deserialize)]
@@ -450,7 +456,7 @@ mod tests {
         };
         let f = err(429, "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.");
         assert_eq!(f.class, FailureClass::QuotaExhausted, "the monthly cap");
-        let f = class_of(&Cohere, 
+        let f = class_of(&Cohere,
             429,
             &[("retry-after", "30")],
             r#"{"id":"x","message":"You are using a Trial key, which is limited to 20 API calls / minute."}"#,

@@ -10,7 +10,7 @@
 //! `reasoning_content`, and usage counts cached prompt tokens as
 //! `prompt_cache_hit_tokens`.
 
-use super::openai_compat::OpenAiCompatible;
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -20,7 +20,7 @@ pub static DEEPSEEK: OpenAiCompatible = OpenAiCompatible {
     info: &INFO,
     chat_path: "/chat/completions",
     chat_model: "deepseek-chat",
-    embeddings: None,
+    embeddings: NoEmbeddings,
     max_tokens_field: "max_tokens",
     model_aliases: &[],
     forbidden: FailureClass::Auth,
@@ -64,7 +64,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

@@ -38,13 +38,13 @@ use serde_json::{json, Map, Value};
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
-    Embeddings, FinishReason, Role, TokenUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Google Gemini API (<https://ai.google.dev>): Gemini chat and embedding
@@ -87,101 +87,116 @@ impl Provider for Gemini {
     }
 }
 
-impl Dispatch for Gemini {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
-    }
+crate::serves!(Gemini: LlmChat, LlmEmbeddings);
 
-    fn request(
+impl Serves<marker::LlmChat> for Gemini {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match request {
-            Request::LlmChat(q) => {
-                let model = model_id(pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?)?;
-                let contents: Vec<Value> = q
-                    .turns()
-                    .iter()
-                    .map(|m| {
-                        let role = if m.role == Role::Assistant { "model" } else { "user" };
-                        json!({"role": role, "parts": [{"text": m.content}]})
-                    })
-                    .collect();
-                let mut body = Map::new();
-                body.insert("contents".into(), Value::Array(contents));
-                if let Some(system) = q.system_prompt() {
-                    body.insert(
-                        "systemInstruction".into(),
-                        json!({"parts": [{"text": system}]}),
-                    );
-                }
-                let mut config = Map::new();
-                if let Some(t) = q.temperature {
-                    config.insert("temperature".into(), json!(t.get()));
-                }
-                if let Some(n) = q.max_tokens {
-                    config.insert("maxOutputTokens".into(), json!(n));
-                }
-                if !config.is_empty() {
-                    body.insert("generationConfig".into(), Value::Object(config));
-                }
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    &format!("/v1beta/models/{model}:generateContent"),
-                    Value::Object(body),
-                ))
-            }
-            Request::LlmEmbeddings(q) => {
-                let model =
-                    model_id(pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?)?;
-                let task = match q.purpose {
-                    EmbeddingPurpose::Document => "RETRIEVAL_DOCUMENT",
-                    EmbeddingPurpose::Query => "RETRIEVAL_QUERY",
+        let model = model_id(pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?)?;
+        let contents: Vec<Value> = q
+            .turns()
+            .iter()
+            .map(|m| {
+                let role = if m.role == Role::Assistant {
+                    "model"
+                } else {
+                    "user"
                 };
-                let requests: Vec<Value> = q
-                    .inputs
-                    .iter()
-                    .map(|text| {
-                        json!({
-                            "model": format!("models/{model}"),
-                            "content": {"parts": [{"text": text}]},
-                            "taskType": task,
-                        })
-                    })
-                    .collect();
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    &format!("/v1beta/models/{model}:batchEmbedContents"),
-                    json!({ "requests": requests }),
-                ))
-            }
-            _ => Err(not_served(self, request)),
+                json!({"role": role, "parts": [{"text": m.content}]})
+            })
+            .collect();
+        let mut body = Map::new();
+        body.insert("contents".into(), Value::Array(contents));
+        if let Some(system) = q.system_prompt() {
+            body.insert(
+                "systemInstruction".into(),
+                json!({"parts": [{"text": system}]}),
+            );
         }
+        let mut config = Map::new();
+        if let Some(t) = q.temperature {
+            config.insert("temperature".into(), json!(t.get()));
+        }
+        if let Some(n) = q.max_tokens {
+            config.insert("maxOutputTokens".into(), json!(n));
+        }
+        if !config.is_empty() {
+            body.insert("generationConfig".into(), Value::Object(config));
+        }
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            &format!("/v1beta/models/{model}:generateContent"),
+            Value::Object(body),
+        ))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if !response.is_success() {
-            return Err(classify(&response));
-        }
-        match request {
-            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
-            Request::LlmEmbeddings(q) => {
-                let reply: EmbedReply = response.json()?;
-                let model = q.model.as_deref().unwrap_or(EMBEDDING_MODEL);
-                let model = model.strip_prefix("models/").unwrap_or(model).to_string();
-                let vectors = reply.embeddings.into_iter().map(|e| e.values).collect();
-                Embeddings::new(model, vectors, q.inputs.len(), EmbeddingUsage { input_tokens: None })
-                    .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-                    .map_err(|f| f.at_field("embeddings[].values").status(response.status))
-            }
-            _ => Err(not_served(self, request)),
-        }
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
+        check_status(&response)?;
+        chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+impl Serves<marker::LlmEmbeddings> for Gemini {
+    fn build_request(
+        &self,
+        q: &EmbeddingsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let model = model_id(pick_model(
+            q.model.as_deref(),
+            EMBEDDING_MODEL,
+            &[],
+            INFO.id,
+        )?)?;
+        let task = match q.purpose {
+            EmbeddingPurpose::Document => "RETRIEVAL_DOCUMENT",
+            EmbeddingPurpose::Query => "RETRIEVAL_QUERY",
+        };
+        let requests: Vec<Value> = q
+            .inputs
+            .iter()
+            .map(|text| {
+                json!({
+                    "model": format!("models/{model}"),
+                    "content": {"parts": [{"text": text}]},
+                    "taskType": task,
+                })
+            })
+            .collect();
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            &format!("/v1beta/models/{model}:batchEmbedContents"),
+            json!({ "requests": requests }),
+        ))
+    }
+
+    fn read_response(
+        &self,
+        q: &EmbeddingsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Embeddings>, ProviderFailure> {
+        check_status(&response)?;
+        let reply: EmbedReply = response.json()?;
+        let model = q.model.as_deref().unwrap_or(EMBEDDING_MODEL);
+        let model = model.strip_prefix("models/").unwrap_or(model).to_string();
+        let vectors = reply.embeddings.into_iter().map(|e| e.values).collect();
+        Embeddings::new(
+            model,
+            vectors,
+            q.inputs.len(),
+            EmbeddingUsage { input_tokens: None },
+        )
+        .map(Step::Done)
+        .map_err(|f| f.at_field("embeddings[].values").status(response.status))
     }
 }
 
@@ -196,10 +211,7 @@ fn model_id(model: &str) -> Result<&str, ProviderFailure> {
     {
         Ok(model)
     } else {
-        Err(
-            ProviderFailure::unsupported(format!("{model:?} is not a Gemini model id"))
-                .not_sent(),
-        )
+        Err(ProviderFailure::unsupported(format!("{model:?} is not a Gemini model id")).not_sent())
     }
 }
 
@@ -240,22 +252,27 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
                     blocked_categories(&safety_ratings)
                 ),
             )),
-            _ => Err(ProviderFailure::malformed("Gemini answered without candidates")
-                .status(response.status)),
+            _ => Err(
+                ProviderFailure::malformed("Gemini answered without candidates")
+                    .status(response.status),
+            ),
         };
     };
     let refusal = matches!(
         candidate.finish_reason.as_deref(),
         Some("SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY")
     );
-    let finish_reason = candidate.finish_reason.as_deref().map(|reason| match reason {
-        "STOP" => FinishReason::Stop,
-        "MAX_TOKENS" => FinishReason::Length,
-        _ if refusal => FinishReason::ContentFilter,
-        "RECITATION" => FinishReason::ContentFilter,
-        "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
-        _ => FinishReason::Other,
-    });
+    let finish_reason = candidate
+        .finish_reason
+        .as_deref()
+        .map(|reason| match reason {
+            "STOP" => FinishReason::Stop,
+            "MAX_TOKENS" => FinishReason::Length,
+            _ if refusal => FinishReason::ContentFilter,
+            "RECITATION" => FinishReason::ContentFilter,
+            "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
+            _ => FinishReason::Other,
+        });
     if finish_reason == Some(FinishReason::Error) {
         return Err(response.failure(
             FailureClass::Transient,
@@ -331,6 +348,15 @@ fn blocked_categories(ratings: &[SafetyRating]) -> String {
     }
 }
 
+/// A non-2xx response as its classified failure.
+fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    if response.is_success() {
+        Ok(())
+    } else {
+        Err(classify(response))
+    }
+}
+
 /// Classifies a Google RPC error.
 fn classify(response: &HttpResponse) -> ProviderFailure {
     let error = response.json::<ErrorBody>().ok().map(|b| b.error);
@@ -346,11 +372,11 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
             .any(|d| d.reason.as_deref().is_some_and(|r| r.starts_with(prefix)))
     };
     if error.status == "RESOURCE_EXHAUSTED" || response.status == 429 {
-        let daily = error
-            .details
-            .iter()
-            .flat_map(|d| &d.violations)
-            .any(|v| v.quota_id.as_deref().is_some_and(|id| id.contains("PerDay")));
+        let daily = error.details.iter().flat_map(|d| &d.violations).any(|v| {
+            v.quota_id
+                .as_deref()
+                .is_some_and(|id| id.contains("PerDay"))
+        });
         if daily {
             return response
                 .failure(FailureClass::QuotaExhausted, message)

@@ -8,7 +8,7 @@
 //! (`GROQ_API_KEY`) goes in `Authorization: Bearer`. The usage block adds
 //! timing fields (`queue_time`, …), which are ignored.
 
-use super::openai_compat::OpenAiCompatible;
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -18,7 +18,7 @@ pub static GROQ: OpenAiCompatible = OpenAiCompatible {
     info: &INFO,
     chat_path: "/openai/v1/chat/completions",
     chat_model: "llama-3.3-70b-versatile",
-    embeddings: None,
+    embeddings: NoEmbeddings,
     max_tokens_field: "max_tokens",
     model_aliases: &[
         ("llama-3.3-70b", "llama-3.3-70b-versatile"),
@@ -66,7 +66,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

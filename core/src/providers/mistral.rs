@@ -14,14 +14,14 @@ use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
 /// Mistral AI (<https://docs.mistral.ai>): Mistral chat models and
 /// `mistral-embed`.
-pub static MISTRAL: OpenAiCompatible = OpenAiCompatible {
+pub static MISTRAL: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     info: &INFO,
     chat_path: "/v1/chat/completions",
     chat_model: "mistral-small-latest",
-    embeddings: Some(EmbeddingsEndpoint {
+    embeddings: EmbeddingsEndpoint {
         path: "/v1/embeddings",
         model: "mistral-embed",
-    }),
+    },
     max_tokens_field: "max_tokens",
     model_aliases: &[],
     forbidden: FailureClass::Auth,
@@ -72,7 +72,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;

@@ -27,10 +27,10 @@ use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
     EmbeddingsQuery, FinishReason, TokenUsage,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Ollama (<https://ollama.com>): open-weight models served locally,
@@ -57,7 +57,10 @@ const CHAT_MODEL: &str = "llama3.2";
 const EMBEDDING_MODEL: &str = "nomic-embed-text";
 
 /// Ollama's tags for the cross-provider aliases.
-const MODEL_ALIASES: &[(&str, &str)] = &[("llama-3.3-70b", "llama3.3"), ("llama-3.1-8b", "llama3.1:8b")];
+const MODEL_ALIASES: &[(&str, &str)] = &[
+    ("llama-3.3-70b", "llama3.3"),
+    ("llama-3.1-8b", "llama3.1:8b"),
+];
 
 impl Provider for Ollama {
     fn info(&self) -> &ProviderInfo {
@@ -69,83 +72,103 @@ impl Provider for Ollama {
     }
 }
 
-impl Dispatch for Ollama {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
-    }
+crate::serves!(Ollama: LlmChat, LlmEmbeddings);
 
-    fn request(
+impl Serves<marker::LlmChat> for Ollama {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match request {
-            Request::LlmChat(q) => {
-                let model = pick_model(q.model.as_deref(), CHAT_MODEL, MODEL_ALIASES, INFO.id)?;
-                let messages: Vec<Value> = q
-                    .messages
-                    .iter()
-                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                    .collect();
-                let mut body = Map::new();
-                body.insert("model".into(), json!(model));
-                body.insert("messages".into(), Value::Array(messages));
-                body.insert("stream".into(), json!(false));
-                body.insert("truncate".into(), json!(false));
-                let mut options = Map::new();
-                if let Some(t) = q.temperature {
-                    options.insert("temperature".into(), json!(t.get()));
-                }
-                if let Some(n) = q.max_tokens {
-                    options.insert("num_predict".into(), json!(n));
-                }
-                if !options.is_empty() {
-                    body.insert("options".into(), Value::Object(options));
-                }
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    "/api/chat",
-                    Value::Object(body),
-                ))
-            }
-            Request::LlmEmbeddings(q) => {
-                let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    "/api/embed",
-                    json!({"model": model, "input": q.inputs, "truncate": false}),
-                ))
-            }
-            _ => Err(not_served(self, request)),
+        let model = pick_model(q.model.as_deref(), CHAT_MODEL, MODEL_ALIASES, INFO.id)?;
+        let messages: Vec<Value> = q
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert("messages".into(), Value::Array(messages));
+        body.insert("stream".into(), json!(false));
+        body.insert("truncate".into(), json!(false));
+        let mut options = Map::new();
+        if let Some(t) = q.temperature {
+            options.insert("temperature".into(), json!(t.get()));
         }
+        if let Some(n) = q.max_tokens {
+            options.insert("num_predict".into(), json!(n));
+        }
+        if !options.is_empty() {
+            body.insert("options".into(), Value::Object(options));
+        }
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            "/api/chat",
+            Value::Object(body),
+        ))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        // An error can also arrive with a 200 once generation has started.
-        if let Ok(ErrorBody { error }) = response.json::<ErrorBody>() {
-            return Err(classify(&response, &error));
-        }
-        if !response.is_success() {
-            return Err(classify(&response, &response.body_excerpt()));
-        }
-        match request {
-            Request::LlmChat(q) => chat_reply(q, &response).map(|r| Step::Done(Data::LlmChat(r))),
-            Request::LlmEmbeddings(q) => embeddings(q, &response),
-            _ => Err(not_served(self, request)),
-        }
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
+        check_status(&response)?;
+        chat_reply(q, &response).map(Step::Done)
     }
+}
+
+impl Serves<marker::LlmEmbeddings> for Ollama {
+    fn build_request(
+        &self,
+        q: &EmbeddingsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let model = pick_model(q.model.as_deref(), EMBEDDING_MODEL, &[], INFO.id)?;
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            "/api/embed",
+            json!({"model": model, "input": q.inputs, "truncate": false}),
+        ))
+    }
+
+    fn read_response(
+        &self,
+        q: &EmbeddingsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Embeddings>, ProviderFailure> {
+        check_status(&response)?;
+        let reply: EmbedResponse = response.json()?;
+        let usage = EmbeddingUsage {
+            input_tokens: reply.prompt_eval_count,
+        };
+        Embeddings::new(reply.model, reply.embeddings, q.inputs.len(), usage)
+            .map(Step::Done)
+            .map_err(|f| f.at_field("embeddings").status(response.status))
+    }
+}
+
+/// An `{"error": …}` body, whatever the status, or a non-2xx response as its
+/// classified failure.
+fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
+    // An error can also arrive with a 200 once generation has started.
+    if let Ok(ErrorBody { error }) = response.json::<ErrorBody>() {
+        return Err(classify(response, &error));
+    }
+    if !response.is_success() {
+        return Err(classify(response, &response.body_excerpt()));
+    }
+    Ok(())
 }
 
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
     if !reply.done {
-        return Err(ProviderFailure::malformed("Ollama sent an unfinished answer")
-            .status(response.status));
+        return Err(
+            ProviderFailure::malformed("Ollama sent an unfinished answer").status(response.status),
+        );
     }
     let finish_reason = reply.done_reason.as_deref().map(|reason| match reason {
         "stop" => FinishReason::Stop,
@@ -166,16 +189,6 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         // from its cache: the prompt's size is then not reported.
         usage: TokenUsage::new(reply.prompt_eval_count, reply.eval_count),
     })
-}
-
-fn embeddings(q: &EmbeddingsQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
-    let reply: EmbedResponse = response.json()?;
-    let usage = EmbeddingUsage {
-        input_tokens: reply.prompt_eval_count,
-    };
-    Embeddings::new(reply.model, reply.embeddings, q.inputs.len(), usage)
-        .map(|e| Step::Done(Data::LlmEmbeddings(e)))
-        .map_err(|f| f.at_field("embeddings").status(response.status))
 }
 
 /// Classifies Ollama's `{"error": …}` by its text and status.
@@ -326,7 +339,7 @@ mod tests {
         let f = class_of(&Ollama, 404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#);
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert!(f.message.contains("ollama pull"), "{}", f.message);
-        let f = class_of(&Ollama, 
+        let f = class_of(&Ollama,
             400,
             &[],
             r#"{"error":"{\"error\":{\"code\":400,\"message\":\"request (351 tokens) exceeds the available context size (256 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":351,\"n_ctx\":256}}"}"#,

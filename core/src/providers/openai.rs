@@ -15,14 +15,14 @@ use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
 /// OpenAI (<https://platform.openai.com>): GPT chat models and the
 /// `text-embedding-3` models.
-pub static OPENAI: OpenAiCompatible = OpenAiCompatible {
+pub static OPENAI: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     info: &INFO,
     chat_path: "/v1/chat/completions",
     chat_model: "gpt-4o-mini",
-    embeddings: Some(EmbeddingsEndpoint {
+    embeddings: EmbeddingsEndpoint {
         path: "/v1/embeddings",
         model: "text-embedding-3-small",
-    }),
+    },
     max_tokens_field: "max_completion_tokens",
     model_aliases: &[("gpt-4o-mini", "gpt-4o-mini")],
     forbidden: FailureClass::Auth,
@@ -74,7 +74,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;

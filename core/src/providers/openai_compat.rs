@@ -2,9 +2,11 @@
 //! every provider that speaks it.
 //!
 //! Each such provider (OpenAI, Mistral, Groq, DeepSeek, OpenRouter, Together)
-//! is one `static` [`OpenAiCompatible`] in its own file, holding its
-//! [`ProviderInfo`], paths, default models, model aliases and fixtures, plus
-//! the two ways providers differ in meaning:
+//! is one `static` in its own file: an `OpenAiCompatible` if it only chats,
+//! an `OpenAiCompatible<EmbeddingsEndpoint>` if it also embeds, so what it
+//! serves is in its type. It holds its [`ProviderInfo`], paths, default
+//! models, model aliases and fixtures, plus the two ways providers differ in
+//! meaning:
 //!
 //! * the name of the output limit: OpenAI's reasoning models refuse
 //!   `max_tokens` and want `max_completion_tokens`;
@@ -50,19 +52,18 @@ use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
     EmbeddingsQuery, FinishReason, TokenUsage,
 };
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
-    not_served, CallContext, Dispatch, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo,
-    Step,
+    CallContext, Dispatch, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
-/// A provider speaking the OpenAI chat-completions (and optionally
-/// embeddings) API. The built-in ones are statics in their own files; an
-/// application can declare another (a vLLM or LM Studio server, a gateway)
-/// the same way and add it to the client.
+/// A provider speaking the OpenAI chat-completions API and, when `E` is
+/// [`EmbeddingsEndpoint`], its embeddings API. The built-in ones are statics
+/// in their own files; an application can declare another (a vLLM or LM
+/// Studio server, a gateway) the same way and add it to the client.
 #[derive(Debug)]
-pub struct OpenAiCompatible {
+pub struct OpenAiCompatible<E = NoEmbeddings> {
     /// What the provider declares about itself.
     pub info: &'static ProviderInfo,
     /// Path of chat completions relative to the base URL
@@ -70,8 +71,9 @@ pub struct OpenAiCompatible {
     pub chat_path: &'static str,
     /// Model used when the request names none.
     pub chat_model: &'static str,
-    /// The embeddings endpoint, for providers that embed.
-    pub embeddings: Option<EmbeddingsEndpoint>,
+    /// The embeddings endpoint ([`EmbeddingsEndpoint`]), or
+    /// [`NoEmbeddings`] for a provider that only chats.
+    pub embeddings: E,
     /// Body field of the output limit: `max_tokens`, or
     /// `max_completion_tokens` at OpenAI.
     pub max_tokens_field: &'static str,
@@ -85,6 +87,10 @@ pub struct OpenAiCompatible {
     pub fixtures: &'static [Fixture],
 }
 
+/// The `embeddings` of an [`OpenAiCompatible`] provider that only chats.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEmbeddings;
+
 /// Where and with which default model a provider embeds.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddingsEndpoint {
@@ -94,7 +100,10 @@ pub struct EmbeddingsEndpoint {
     pub model: &'static str,
 }
 
-impl Provider for OpenAiCompatible {
+impl<E: Send + Sync + 'static> Provider for OpenAiCompatible<E>
+where
+    Self: Dispatch,
+{
     fn info(&self) -> &ProviderInfo {
         self.info
     }
@@ -104,80 +113,106 @@ impl Provider for OpenAiCompatible {
     }
 }
 
-impl Dispatch for OpenAiCompatible {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        match self.embeddings {
-            Some(_) => &[CapabilityId::LlmChat, CapabilityId::LlmEmbeddings],
-            None => &[CapabilityId::LlmChat],
-        }
-    }
+crate::serves!(OpenAiCompatible<NoEmbeddings>: LlmChat);
+crate::serves!(OpenAiCompatible<EmbeddingsEndpoint>: LlmChat, LlmEmbeddings);
 
-    fn request(
+impl<E> Serves<marker::LlmChat> for OpenAiCompatible<E> {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let id = self.info.id;
-        match (request, &self.embeddings) {
-            (Request::LlmChat(q), _) => {
-                let model =
-                    pick_model(q.model.as_deref(), self.chat_model, self.model_aliases, id)?;
-                let messages: Vec<Value> = q
-                    .messages
-                    .iter()
-                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                    .collect();
-                let mut body = Map::new();
-                body.insert("model".into(), json!(model));
-                body.insert("messages".into(), Value::Array(messages));
-                if let Some(n) = q.max_tokens {
-                    body.insert(self.max_tokens_field.into(), json!(n));
-                }
-                if let Some(t) = q.temperature {
-                    body.insert("temperature".into(), json!(t.get()));
-                }
-                body.insert("stream".into(), json!(false));
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    self.chat_path,
-                    Value::Object(body),
-                ))
-            }
-            (Request::LlmEmbeddings(q), Some(endpoint)) => {
-                let model = pick_model(q.model.as_deref(), endpoint.model, &[], id)?;
-                Ok(HttpRequest::post_json(
-                    ctx.base_url,
-                    endpoint.path,
-                    json!({"model": model, "input": q.inputs}),
-                ))
-            }
-            _ => Err(not_served(self, request)),
+        let model = pick_model(
+            q.model.as_deref(),
+            self.chat_model,
+            self.model_aliases,
+            self.info.id,
+        )?;
+        let messages: Vec<Value> = q
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert("messages".into(), Value::Array(messages));
+        if let Some(n) = q.max_tokens {
+            body.insert(self.max_tokens_field.into(), json!(n));
         }
+        if let Some(t) = q.temperature {
+            body.insert("temperature".into(), json!(t.get()));
+        }
+        body.insert("stream".into(), json!(false));
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            self.chat_path,
+            Value::Object(body),
+        ))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &ChatQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if !response.is_success() {
-            let error = response
-                .json::<ErrorBody>()
-                .ok()
-                .and_then(ErrorBody::detail);
-            return Err(self.failure(response.status, error.as_ref(), &response));
-        }
-        match request {
-            Request::LlmChat(q) => self.chat_reply(q, &response),
-            Request::LlmEmbeddings(q) => self.embeddings(q, &response),
-            _ => Err(not_served(self, request)),
-        }
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
+        self.check_status(&response)?;
+        self.chat_reply(q, &response).map(Step::Done)
     }
 }
 
-impl OpenAiCompatible {
-    fn chat_reply(&self, q: &ChatQuery, response: &HttpResponse) -> Result<Step, ProviderFailure> {
+impl Serves<marker::LlmEmbeddings> for OpenAiCompatible<EmbeddingsEndpoint> {
+    fn build_request(
+        &self,
+        q: &EmbeddingsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let endpoint = &self.embeddings;
+        let model = pick_model(q.model.as_deref(), endpoint.model, &[], self.info.id)?;
+        Ok(HttpRequest::post_json(
+            ctx.base_url,
+            endpoint.path,
+            json!({"model": model, "input": q.inputs}),
+        ))
+    }
+
+    fn read_response(
+        &self,
+        q: &EmbeddingsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Embeddings>, ProviderFailure> {
+        self.check_status(&response)?;
+        let mut reply: EmbeddingList = response.json()?;
+        reply.data.sort_by_key(|item| item.index);
+        let vectors = reply.data.into_iter().map(|item| item.embedding).collect();
+        let usage = EmbeddingUsage {
+            input_tokens: reply.usage.and_then(|u| u.prompt_tokens),
+        };
+        let embeddings = Embeddings::new(reply.model, vectors, q.inputs.len(), usage)
+            .map_err(|f| f.at_field("data[].embedding").status(response.status))?;
+        Ok(Step::Done(embeddings))
+    }
+}
+
+impl<E> OpenAiCompatible<E> {
+    /// A non-2xx response as its classified failure.
+    fn check_status(&self, response: &HttpResponse) -> Result<(), ProviderFailure> {
+        if response.is_success() {
+            return Ok(());
+        }
+        let error = response
+            .json::<ErrorBody>()
+            .ok()
+            .and_then(ErrorBody::detail);
+        Err(self.failure(response.status, error.as_ref(), response))
+    }
+
+    fn chat_reply(
+        &self,
+        q: &ChatQuery,
+        response: &HttpResponse,
+    ) -> Result<ChatReply, ProviderFailure> {
         let reply: Completion = response.json()?;
         if let Some(error) = reply.error {
             return Err(self.failure(error.status_code(), Some(&error), response));
@@ -245,7 +280,7 @@ impl OpenAiCompatible {
         tokens.reasoning_tokens = usage
             .completion_tokens_details
             .and_then(|d| d.reasoning_tokens);
-        Ok(Step::Done(Data::LlmChat(ChatReply {
+        Ok(ChatReply {
             id: reply.id,
             model: match reply.model {
                 Some(model) => model,
@@ -260,23 +295,7 @@ impl OpenAiCompatible {
                 .filter(|r| !r.is_empty()),
             finish_reason,
             usage: tokens,
-        })))
-    }
-
-    fn embeddings(
-        &self,
-        q: &EmbeddingsQuery,
-        response: &HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let mut reply: EmbeddingList = response.json()?;
-        reply.data.sort_by_key(|item| item.index);
-        let vectors = reply.data.into_iter().map(|item| item.embedding).collect();
-        let usage = EmbeddingUsage {
-            input_tokens: reply.usage.and_then(|u| u.prompt_tokens),
-        };
-        let embeddings = Embeddings::new(reply.model, vectors, q.inputs.len(), usage)
-            .map_err(|f| f.at_field("data[].embedding").status(response.status))?;
-        Ok(Step::Done(Data::LlmEmbeddings(embeddings)))
+        })
     }
 
     /// Classifies an error by its HTTP status (or, inside a 200 body, by
@@ -549,7 +568,7 @@ pub(crate) mod testing {
 
     use super::*;
     use crate::providers::test_response;
-    use crate::providers::testing::{answer, failure, request};
+    use crate::providers::testing::{answer, failure, request, Data, Request};
 
     /// A two-turn conversation with every optional field set.
     pub(crate) fn chat_request() -> Request {
@@ -597,7 +616,7 @@ pub(crate) mod testing {
     }
 
     /// The signals every OpenAI-compatible provider shares.
-    pub(crate) fn assert_common_error_signals(provider: &OpenAiCompatible) {
+    pub(crate) fn assert_common_error_signals(provider: &dyn Provider) {
         let f = class_of(
             provider,
             429,
@@ -650,6 +669,7 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::capability::llm::FinishReason;
+    use crate::capability::CapabilityId;
     use crate::providers::test_response;
     use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
     use crate::providers::{
@@ -657,12 +677,41 @@ mod tests {
         together::TOGETHER,
     };
 
-    const ALL: [&OpenAiCompatible; 6] =
-        [&OPENAI, &MISTRAL, &GROQ, &DEEPSEEK, &OPENROUTER, &TOGETHER];
+    /// Runs `$body` with `$provider` bound to each built-in provider in
+    /// turn: they are of two types (with and without embeddings), which no
+    /// one array holds.
+    macro_rules! for_each_builtin {
+        ($provider:ident => $body:block) => {{
+            {
+                let $provider = &OPENAI;
+                $body
+            }
+            {
+                let $provider = &MISTRAL;
+                $body
+            }
+            {
+                let $provider = &GROQ;
+                $body
+            }
+            {
+                let $provider = &DEEPSEEK;
+                $body
+            }
+            {
+                let $provider = &OPENROUTER;
+                $body
+            }
+            {
+                let $provider = &TOGETHER;
+                $body
+            }
+        }};
+    }
 
     #[test]
     fn every_compatible_provider_builds_the_same_body_and_never_sends_a_key() {
-        for provider in ALL {
+        for_each_builtin!(provider => {
             let req = provider.request(&chat_request(), &ctx(provider)).unwrap();
             assert_eq!(req.method, Method::POST, "{}", provider.info.id);
             assert!(req.query.is_empty() && req.headers.is_empty());
@@ -687,7 +736,7 @@ mod tests {
                 provider.idempotency_header().is_none(),
                 "no chat API de-duplicates by an idempotency header"
             );
-        }
+        });
         let minimal = request(
             "llm.chat",
             json!({"messages": [{"role": "user", "content": "Hi"}]}),
@@ -709,7 +758,7 @@ mod tests {
             "llm.chat",
             json!({"messages": [{"role": "user", "content": "Hi"}], "model": "llama-3.3-70b"}),
         );
-        let model = |p: &OpenAiCompatible| {
+        let model = |p: &dyn Provider| {
             p.request(&aliased, &ctx(p))
                 .map(|r| r.body.unwrap()["model"].clone())
         };
@@ -745,6 +794,13 @@ mod tests {
                 .request(&embeddings_request(), &ctx(provider))
                 .unwrap_err();
             assert_eq!(f.class, FailureClass::Unsupported);
+            assert_eq!(provider.capabilities(), [CapabilityId::LlmChat]);
+        }
+        for provider in [&OPENAI, &MISTRAL, &TOGETHER] {
+            assert_eq!(
+                provider.capabilities(),
+                [CapabilityId::LlmChat, CapabilityId::LlmEmbeddings]
+            );
         }
         let weather = request("weather.current", json!({"lat": 1, "lon": 2}));
         assert_eq!(
@@ -838,7 +894,7 @@ mod tests {
         // awesome-deepseek-integration#13): a 400 whose only signal is the
         // message.
         let deepseek = r#"{"error":{"message":"Content Exists Risk","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#;
-        for provider in ALL {
+        for_each_builtin!(provider => {
             for (body, status, reason) in [
                 (openai, 400, "rejected as a result of our safety system"),
                 (openai, 403, "rejected as a result of our safety system"),
@@ -860,7 +916,7 @@ mod tests {
                 assert!(f.message.contains(reason), "{}", f.message);
                 assert!(f.message.starts_with(provider.info.name), "{}", f.message);
             }
-        }
+        });
         // Not every 400 is a refusal.
         let f = class_of(
             &DEEPSEEK,
@@ -876,7 +932,7 @@ mod tests {
         // Azure OpenAI: a filtered completion is a 200 with no content and
         // `finish_reason: "content_filter"` (or, rarely, partial content).
         let withheld = r#"{"id":"x","model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":null},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":true,"severity":"high"}}}],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}"#;
-        for provider in ALL {
+        for_each_builtin!(provider => {
             let f = class_of(provider, 200, &[], withheld);
             assert_eq!(
                 f.class,
@@ -892,7 +948,7 @@ mod tests {
                     provider.info.name
                 )
             );
-        }
+        });
         let empty = withheld.replace("\"content\":null", "\"content\":\"\"");
         assert_eq!(
             class_of(&MISTRAL, 200, &[], &empty).class,
@@ -947,7 +1003,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for provider in ALL {
+        for_each_builtin!(provider => {
             let chat = provider
                 .fixtures
                 .iter()
@@ -967,22 +1023,22 @@ mod tests {
             );
             let f = failure(provider, &chat_request(), test_response(200, &[], "{}"));
             assert_eq!(f.class, FailureClass::MalformedResponse);
-            if let Some(endpoint) = provider.embeddings {
-                let body = provider
-                    .fixtures
-                    .iter()
-                    .find(|f| f.path == endpoint.path)
-                    .unwrap()
-                    .body;
-                assert_truncations_are_malformed(provider, &embeddings_request(), body);
-                let one = request("llm.embeddings", json!({"inputs": "only one"}));
-                let f = failure(provider, &one, test_response(200, &[], body));
-                assert_eq!(
-                    f.class,
-                    FailureClass::MalformedResponse,
-                    "2 vectors for 1 input"
-                );
-            }
+        });
+        for provider in [&OPENAI, &MISTRAL, &TOGETHER] {
+            let body = provider
+                .fixtures
+                .iter()
+                .find(|f| f.path == provider.embeddings.path)
+                .unwrap()
+                .body;
+            assert_truncations_are_malformed(provider, &embeddings_request(), body);
+            let one = request("llm.embeddings", json!({"inputs": "only one"}));
+            let f = failure(provider, &one, test_response(200, &[], body));
+            assert_eq!(
+                f.class,
+                FailureClass::MalformedResponse,
+                "2 vectors for 1 input"
+            );
         }
     }
 }

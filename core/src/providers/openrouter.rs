@@ -12,7 +12,7 @@
 //! choice with `finish_reason: "error"`, both classified by their code; a
 //! relayed upstream error keeps the upstream text under `error.metadata.raw`.
 
-use super::openai_compat::OpenAiCompatible;
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -22,7 +22,7 @@ pub static OPENROUTER: OpenAiCompatible = OpenAiCompatible {
     info: &INFO,
     chat_path: "/api/v1/chat/completions",
     chat_model: "meta-llama/llama-3.3-70b-instruct:free",
-    embeddings: None,
+    embeddings: NoEmbeddings,
     max_tokens_field: "max_tokens",
     model_aliases: &[
         ("llama-3.3-70b", "meta-llama/llama-3.3-70b-instruct"),
@@ -71,7 +71,7 @@ mod tests {
 
     use super::*;
     use crate::capability::llm::FinishReason;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::testing::*;
 

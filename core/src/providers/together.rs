@@ -12,18 +12,21 @@ use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
 /// Together AI (<https://www.together.ai>): hosted open-weight chat and
 /// embedding models.
-pub static TOGETHER: OpenAiCompatible = OpenAiCompatible {
+pub static TOGETHER: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     info: &INFO,
     chat_path: "/v1/chat/completions",
     chat_model: "meta-llama/Llama-3.3-70B-Instruct-Turbo",
-    embeddings: Some(EmbeddingsEndpoint {
+    embeddings: EmbeddingsEndpoint {
         path: "/v1/embeddings",
         model: "BAAI/bge-large-en-v1.5",
-    }),
+    },
     max_tokens_field: "max_tokens",
     model_aliases: &[
         ("llama-3.3-70b", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
-        ("llama-3.1-8b", "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"),
+        (
+            "llama-3.1-8b",
+            "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+        ),
     ],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
@@ -73,7 +76,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::Data;
-    
+
     use crate::providers::openai_compat::testing::*;
     use crate::providers::test_response;
     use crate::providers::testing::*;
