@@ -25,14 +25,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::number_of;
 use super::clip;
+use super::wire::number_of;
 use crate::capability::finance::StockQuote;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Alpha Vantage (<https://www.alphavantage.co>): stock quotes with a free
@@ -70,13 +70,22 @@ impl Provider for AlphaVantage {
 crate::serves!(AlphaVantage: StockQuote);
 
 impl Serves<marker::StockQuote> for AlphaVantage {
-    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::StockQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/query")
             .query("function", "GLOBAL_QUOTE")
             .query("symbol", q.symbol.as_str()))
     }
 
-    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::StockQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(failure) = reply.failure(&response) {

@@ -26,11 +26,11 @@ use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, FinishReason, TokenUsage,
 };
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{llm, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Anthropic (<https://www.anthropic.com/api>): Claude models through the
@@ -83,7 +83,11 @@ impl Provider for Anthropic {
 crate::serves!(Anthropic: LlmChat);
 
 impl Serves<marker::LlmChat> for Anthropic {
-    fn build_request(&self, q: &llm::ChatQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &llm::ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let model = model_for(q)?;
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
@@ -116,7 +120,12 @@ impl Serves<marker::LlmChat> for Anthropic {
         )
     }
 
-    fn read_response(&self, q: &llm::ChatQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<llm::ChatReply>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &llm::ChatQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<llm::ChatReply>, ProviderFailure> {
         if !response.is_success() {
             return Err(classify(&response));
         }
@@ -163,10 +172,10 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         Some(text) => text,
         None if finish_reason == Some(FinishReason::Length) => String::new(),
         None => {
-            return Err(
-                ProviderFailure::malformed("Anthropic answered without text (`content[].text`)")
-                    .status(response.status),
+            return Err(ProviderFailure::malformed(
+                "Anthropic answered without text (`content[].text`)",
             )
+            .status(response.status))
         }
     };
     let u = message.usage.unwrap_or_default();
@@ -318,28 +327,37 @@ mod tests {
 
     use super::*;
     use crate::providers::openai_compat::testing::{chat_request, class_of, reply_of};
-    use crate::providers::testing::*;
     use crate::providers::test_response;
+    use crate::providers::testing::*;
 
     fn message() -> &'static str {
         fixture(&Anthropic, "/v1/messages")
     }
 
-    fn error(status: u16, headers: &[(&'static str, &str)], kind: &str, message: &str) -> ProviderFailure {
+    fn error(
+        status: u16,
+        headers: &[(&'static str, &str)],
+        kind: &str,
+        message: &str,
+    ) -> ProviderFailure {
         let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"});
         class_of(&Anthropic, status, headers, &body.to_string())
     }
 
-
     #[test]
     fn request_is_exact_with_the_system_prompt_apart() {
-        let req = Anthropic.request(&chat_request(), &ctx(&Anthropic)).unwrap();
+        let req = Anthropic
+            .request(&chat_request(), &ctx(&Anthropic))
+            .unwrap();
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.anthropic.com/v1/messages");
         assert!(req.query.is_empty());
         assert_eq!(
             req.headers,
-            [(std::borrow::Cow::Borrowed("anthropic-version"), "2023-06-01".to_string())]
+            [(
+                std::borrow::Cow::Borrowed("anthropic-version"),
+                "2023-06-01".to_string()
+            )]
         );
         assert_eq!(
             req.body.unwrap(),
@@ -355,7 +373,10 @@ mod tests {
             INFO.auth,
             Auth::Key {
                 env: "ANTHROPIC_API_KEY",
-                placement: KeyPlacement::Header { name: "x-api-key", prefix: "" },
+                placement: KeyPlacement::Header {
+                    name: "x-api-key",
+                    prefix: ""
+                },
                 optional: false,
             }
         );
@@ -364,8 +385,15 @@ mod tests {
 
     #[test]
     fn max_tokens_defaults_and_hot_temperatures_are_skipped() {
-        let r = request("llm.chat", json!({"messages": [{"role": "user", "content": "Hi"}]}));
-        let body = Anthropic.request(&r, &ctx(&Anthropic)).unwrap().body.unwrap();
+        let r = request(
+            "llm.chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}]}),
+        );
+        let body = Anthropic
+            .request(&r, &ctx(&Anthropic))
+            .unwrap()
+            .body
+            .unwrap();
         assert_eq!(body["max_tokens"], 4096);
         assert!(body.get("system").is_none() && body.get("temperature").is_none());
 
@@ -387,7 +415,10 @@ mod tests {
         );
         let weather = request("weather.current", json!({"lat": 1, "lon": 2}));
         assert_eq!(
-            Anthropic.request(&weather, &ctx(&Anthropic)).unwrap_err().class,
+            Anthropic
+                .request(&weather, &ctx(&Anthropic))
+                .unwrap_err()
+                .class,
             FailureClass::Unsupported
         );
     }
@@ -401,7 +432,10 @@ mod tests {
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(reply.usage.input_tokens, Some(32));
         assert_eq!(reply.usage.cached_input_tokens, Some(20));
-        assert_eq!((reply.usage.output_tokens, reply.usage.total_tokens), (Some(10), Some(42)));
+        assert_eq!(
+            (reply.usage.output_tokens, reply.usage.total_tokens),
+            (Some(10), Some(42))
+        );
         assert_eq!(reply.reasoning, None);
     }
 
@@ -410,11 +444,17 @@ mod tests {
         let body = r#"{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"The user asks about France.","signature":"EqQB"},{"type":"text","text":"Paris"},{"type":"text","text":"."}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":64}}"#;
         let reply = reply_of(&Anthropic, body);
         assert_eq!(reply.text, "Paris.");
-        assert_eq!(reply.reasoning.as_deref(), Some("The user asks about France."));
+        assert_eq!(
+            reply.reasoning.as_deref(),
+            Some("The user asks about France.")
+        );
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         // Without the cache counts, the prompt's size is not known.
         let u = reply.usage;
-        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (None, None, Some(64)));
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (None, None, Some(64))
+        );
         for (stop, expected) in [
             ("stop_sequence", FinishReason::Stop),
             ("tool_use", FinishReason::ToolCalls),
@@ -422,7 +462,11 @@ mod tests {
             ("pause_turn", FinishReason::Other),
         ] {
             let body = message().replace("end_turn", stop);
-            assert_eq!(reply_of(&Anthropic, &body).finish_reason, Some(expected), "{stop}");
+            assert_eq!(
+                reply_of(&Anthropic, &body).finish_reason,
+                Some(expected),
+                "{stop}"
+            );
         }
     }
 
@@ -440,9 +484,17 @@ mod tests {
             f.message,
             "Anthropic: Claude refused the request (cyber): This request was declined because it could enable cyber harm."
         );
-        assert!(!f.message.contains("Hello"), "the partial text is not the reason");
+        assert!(
+            !f.message.contains("Hello"),
+            "the partial text is not the reason"
+        );
         // Older replies carry no details.
-        let f = class_of(&Anthropic, 200, &[], &message().replace("end_turn", "refusal"));
+        let f = class_of(
+            &Anthropic,
+            200,
+            &[],
+            &message().replace("end_turn", "refusal"),
+        );
         assert_eq!(f.class, FailureClass::ContentFiltered);
         assert_eq!(f.message, "Anthropic: Claude refused the request");
     }
@@ -497,7 +549,12 @@ mod tests {
 
     #[test]
     fn without_an_error_type_the_status_decides() {
-        let f = class_of(&Anthropic, 429, &[("retry-after", "9")], "<html>Too Many Requests</html>");
+        let f = class_of(
+            &Anthropic,
+            429,
+            &[("retry-after", "9")],
+            "<html>Too Many Requests</html>",
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(9)));
         for (status, class) in [
@@ -520,14 +577,27 @@ mod tests {
     #[test]
     fn malformed_bodies_never_panic() {
         assert_truncations_are_malformed(&Anthropic, &chat_request(), message());
-        let f = class_of(&Anthropic, 200, &[], &message().replace("\"type\":\"message\"", "\"type\":\"error\""));
+        let f = class_of(
+            &Anthropic,
+            200,
+            &[],
+            &message().replace("\"type\":\"message\"", "\"type\":\"error\""),
+        );
         assert_eq!(f.class, FailureClass::MalformedResponse);
         // A number sent as a numeric string is read as the number (#13,
         // provider/tolerant.rs): the answer does not change.
         let drifted = message().replace("\"output_tokens\":10", "\"output_tokens\":\"10\"");
         assert_eq!(
-            answer(&Anthropic, &chat_request(), test_response(200, &[], &drifted)),
-            answer(&Anthropic, &chat_request(), test_response(200, &[], message()))
+            answer(
+                &Anthropic,
+                &chat_request(),
+                test_response(200, &[], &drifted)
+            ),
+            answer(
+                &Anthropic,
+                &chat_request(),
+                test_response(200, &[], message())
+            )
         );
     }
 }

@@ -22,10 +22,10 @@ use serde::Deserialize;
 use super::wire::flexible_f64_opt;
 use super::{clip, utc_text};
 use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuote};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{crypto, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Binance (<https://developers.binance.com>): keyless exchange prices.
@@ -68,7 +68,11 @@ impl Provider for Binance {
 crate::serves!(Binance: CryptoPrice);
 
 impl Serves<marker::CryptoPrice> for Binance {
-    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &crypto::CryptoQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let mut symbols = Vec::new();
         for asset in q.asset_ids() {
             for vs in &q.vs_currencies {
@@ -86,7 +90,12 @@ impl Serves<marker::CryptoPrice> for Binance {
             .query("symbols", format!("[{}]", symbols.join(","))))
     }
 
-    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &crypto::CryptoQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         let error = serde_json::from_slice::<ErrorReply>(&response.body).ok();
         let message = || {
             error.as_ref().map_or_else(
@@ -132,8 +141,10 @@ impl Serves<marker::CryptoPrice> for Binance {
                         .status(response.status)
                     })?;
                 let price = ticker.last_price.ok_or_else(|| {
-                    ProviderFailure::malformed(format!("Binance {symbol} ticker without `lastPrice`"))
-                        .status(response.status)
+                    ProviderFailure::malformed(format!(
+                        "Binance {symbol} ticker without `lastPrice`"
+                    ))
+                    .status(response.status)
                 })?;
                 let mut quote = CryptoQuote::new(asset, vs, price, utc_text(as_of));
                 quote.change_24h_pct = ticker.price_change_percent;

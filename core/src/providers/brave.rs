@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::wire::{html_to_text, iso_utc};
 use super::clip;
+use super::wire::{html_to_text, iso_utc};
 use crate::capability::search::{WebResult, WebResults};
+use crate::capability::{marker, search};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{search, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Brave Search API (<https://brave.com/search/api/>): independent web
@@ -67,7 +67,11 @@ impl Provider for Brave {
 crate::serves!(Brave: WebSearch);
 
 impl Serves<marker::WebSearch> for Brave {
-    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &search::WebQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/res/v1/web/search")
             .query("q", q.query.as_str())
             .query("count", q.limit.min(MAX_COUNT).to_string());
@@ -87,7 +91,12 @@ impl Serves<marker::WebSearch> for Brave {
         Ok(req.header("Accept", "application/json"))
     }
 
-    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &search::WebQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<search::WebResults>, ProviderFailure> {
         let detail = || {
             serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| format!("Brave {}: {}", r.error.code, clip(&r.error.detail)))

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::medical::{Trial, TrialSearch};
 use crate::capability::normalize::iso_date;
+use crate::capability::{marker, medical};
 use crate::error::ProviderFailure;
-use crate::capability::{medical, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// ClinicalTrials.gov (<https://clinicaltrials.gov/data-api/api>): the US
@@ -51,7 +51,11 @@ impl Provider for ClinicalTrialsGov {
 crate::serves!(ClinicalTrialsGov: ClinicalTrials);
 
 impl Serves<marker::ClinicalTrials> for ClinicalTrialsGov {
-    fn build_request(&self, q: &medical::TrialQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &medical::TrialQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let mut req = HttpRequest::get(ctx.base_url, "/api/v2/studies");
         if let Some(text) = &q.query {
             req = req.query("query.term", text.as_str());
@@ -69,7 +73,12 @@ impl Serves<marker::ClinicalTrials> for ClinicalTrialsGov {
             .query("format", "json"))
     }
 
-    fn read_response(&self, q: &medical::TrialQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::TrialSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &medical::TrialQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::TrialSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             let text = String::from_utf8_lossy(&response.body);
             if !text.trim().is_empty() && !text.trim_start().starts_with('<') {

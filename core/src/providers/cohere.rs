@@ -352,7 +352,9 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
+    use crate::providers::openai_compat::testing::{
+        chat_request, class_of, embeddings_request, reply_of,
+    };
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
@@ -383,7 +385,10 @@ mod tests {
                 "stream": false,
             })
         );
-        let query = request("llm.embeddings", json!({"inputs": ["capital of France"], "purpose": "query"}));
+        let query = request(
+            "llm.embeddings",
+            json!({"inputs": ["capital of France"], "purpose": "query"}),
+        );
         let req = Cohere.request(&query, &ctx(&Cohere)).unwrap();
         assert_eq!(req.url, "https://api.cohere.com/v2/embed");
         assert_eq!(
@@ -394,28 +399,45 @@ mod tests {
             INFO.auth,
             Auth::Key {
                 env: "COHERE_API_KEY",
-                placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " },
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
                 optional: false,
             }
         );
-        assert!(!INFO.commercial_use, "trial keys are not for commercial use");
+        assert!(
+            !INFO.commercial_use,
+            "trial keys are not for commercial use"
+        );
     }
 
     #[test]
     fn fixtures_normalise() {
         let reply = reply_of(&Cohere, chat());
-        assert_eq!(reply.id.as_deref(), Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"));
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4")
+        );
         assert_eq!(reply.model, "command-r-08-2024");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
-            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (
+                reply.usage.input_tokens,
+                reply.usage.output_tokens,
+                reply.usage.total_tokens
+            ),
             (Some(210), Some(8), Some(218)),
             "tokens the model processed, not the billed ones"
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
 
-        let Data::LlmEmbeddings(e) = answer(&Cohere, &embeddings_request(), test_response(200, &[], embed())) else {
+        let Data::LlmEmbeddings(e) = answer(
+            &Cohere,
+            &embeddings_request(),
+            test_response(200, &[], embed()),
+        ) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("embed-v4.0", 5));
@@ -430,7 +452,10 @@ mod tests {
             ("MAX_TOKENS", FinishReason::Length),
             ("TOOL_CALL", FinishReason::ToolCalls),
         ] {
-            assert_eq!(reply_of(&Cohere, &chat().replace("COMPLETE", finish)).finish_reason, Some(expected));
+            assert_eq!(
+                reply_of(&Cohere, &chat().replace("COMPLETE", finish)).finish_reason,
+                Some(expected)
+            );
         }
         for finish in ["ERROR", "TIMEOUT"] {
             let f = class_of(&Cohere, 200, &[], &chat().replace("COMPLETE", finish));
@@ -438,25 +463,42 @@ mod tests {
         }
         // Cohere v1 chat reference: `ERROR_TOXIC`, "the model generated a
         // reply that was deemed toxic".
-        let f = class_of(&Cohere, 200, &[], &chat().replace("COMPLETE", "ERROR_TOXIC"));
+        let f = class_of(
+            &Cohere,
+            200,
+            &[],
+            &chat().replace("COMPLETE", "ERROR_TOXIC"),
+        );
         assert_eq!(f.class, FailureClass::ContentFiltered);
-        assert_eq!(f.message, "Cohere: the reply was deemed toxic (ERROR_TOXIC)");
+        assert_eq!(
+            f.message,
+            "Cohere: the reply was deemed toxic (ERROR_TOXIC)"
+        );
         let body = r#"{"id":"x","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"thinking","thinking":"France → Paris"},{"type":"text","text":"Paris."}]},"usage":{"billed_units":{"input_tokens":3.0,"output_tokens":2.0}}}"#;
         let reply = reply_of(&Cohere, body);
         assert_eq!(reply.reasoning.as_deref(), Some("France → Paris"));
         assert_eq!(reply.text, "Paris.");
         // Billed units are not the counts the model processed.
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (None, None));
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens),
+            (None, None)
+        );
     }
 
     #[test]
     fn error_signals_are_classified() {
         let err = |status: u16, message: &str| {
-            class_of(&Cohere, status, &[], &json!({"id": "4f6c8f1b", "message": message}).to_string())
+            class_of(
+                &Cohere,
+                status,
+                &[],
+                &json!({"id": "4f6c8f1b", "message": message}).to_string(),
+            )
         };
         let f = err(429, "You are using a Trial key, which is limited to 1000 API calls / month. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'.");
         assert_eq!(f.class, FailureClass::QuotaExhausted, "the monthly cap");
-        let f = class_of(&Cohere,
+        let f = class_of(
+            &Cohere,
             429,
             &[("retry-after", "30")],
             r#"{"id":"x","message":"You are using a Trial key, which is limited to 20 API calls / minute."}"#,
@@ -466,9 +508,18 @@ mod tests {
         assert_eq!(err(498, "invalid api token").class, FailureClass::Auth);
         assert_eq!(err(401, "no api key supplied").class, FailureClass::Auth);
         assert_eq!(err(499, "request cancelled").class, FailureClass::Transient);
-        assert_eq!(err(503, "service unavailable").class, FailureClass::Transient);
-        assert_eq!(err(422, "invalid request: temperature").class, FailureClass::InvalidRequest);
-        assert_eq!(err(404, "model 'command-x' not found").class, FailureClass::InvalidRequest);
+        assert_eq!(
+            err(503, "service unavailable").class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            err(422, "invalid request: temperature").class,
+            FailureClass::InvalidRequest
+        );
+        assert_eq!(
+            err(404, "model 'command-x' not found").class,
+            FailureClass::InvalidRequest
+        );
         let f = err(400, "too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
         assert_eq!(f.message, "Cohere: too many tokens: size limit exceeded by 1138 tokens. Try using shorter or fewer inputs, or setting prompt_truncation='AUTO'.");
@@ -483,9 +534,18 @@ mod tests {
             (410, FailureClass::InvalidRequest),
         ] {
             let body = json!({"id": "4f6c8f1b", "message": "something"}).to_string();
-            assert_eq!(class_of(&Cohere, status, &[], &body).class, class, "HTTP {status}");
+            assert_eq!(
+                class_of(&Cohere, status, &[], &body).class,
+                class,
+                "HTTP {status}"
+            );
         }
-        let f = class_of(&Cohere, 502, &[("retry-after", "4")], "<html>Bad Gateway</html>");
+        let f = class_of(
+            &Cohere,
+            502,
+            &[("retry-after", "4")],
+            "<html>Bad Gateway</html>",
+        );
         assert_eq!(f.class, FailureClass::Transient);
         assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
     }

@@ -19,11 +19,11 @@ use serde_json::Value;
 use super::wire::number_of;
 use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{crypto, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// CoinGecko (<https://www.coingecko.com/en/api>): prices, 24 h change,
@@ -65,7 +65,11 @@ impl Provider for CoinGecko {
 crate::serves!(CoinGecko: CryptoPrice);
 
 impl Serves<marker::CryptoPrice> for CoinGecko {
-    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &crypto::CryptoQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let ids: Vec<&str> = q.asset_ids().map(|a| a.coingecko).collect();
         let vs: Vec<String> = q
             .vs_currencies
@@ -81,7 +85,12 @@ impl Serves<marker::CryptoPrice> for CoinGecko {
             .query("include_last_updated_at", "true"))
     }
 
-    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &crypto::CryptoQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Some(message) = error_message(&response.body) {
                 failure.message = format!("CoinGecko: {}", clip(&message));
@@ -214,7 +223,15 @@ mod tests {
             .iter()
             .map(|q| (q.asset.id.as_str(), q.vs_currency.as_str()))
             .collect();
-        assert_eq!(pairs, [("BTC", "USD"), ("BTC", "EUR"), ("ETH", "USD"), ("ETH", "EUR")]);
+        assert_eq!(
+            pairs,
+            [
+                ("BTC", "USD"),
+                ("BTC", "EUR"),
+                ("ETH", "USD"),
+                ("ETH", "EUR")
+            ]
+        );
         let btc_eur = &prices.quotes[1];
         assert_eq!(btc_eur.asset.symbol, "BTC");
         assert_eq!(btc_eur.asset.name.as_deref(), Some("Bitcoin"));
@@ -244,7 +261,10 @@ mod tests {
         assert!(f.message.contains("BTC"), "{}", f.message);
 
         let body = fixture(&CoinGecko, "/api/v3/simple/price");
-        let r = request("crypto.price", json!({"assets": "BTC", "vs_currencies": "JPY"}));
+        let r = request(
+            "crypto.price",
+            json!({"assets": "BTC", "vs_currencies": "JPY"}),
+        );
         let f = failure(&CoinGecko, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
         assert!(f.message.contains("JPY"), "{}", f.message);
@@ -263,7 +283,11 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
-        assert!(f.message.starts_with("CoinGecko: You've exceeded"), "{}", f.message);
+        assert!(
+            f.message.starts_with("CoinGecko: You've exceeded"),
+            "{}",
+            f.message
+        );
 
         let f = failure(
             &CoinGecko,
@@ -282,7 +306,11 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert_eq!(f.message, "CoinGecko: invalid vs_currency");
-        let f = failure(&CoinGecko, &btc_eth(), test_response(503, &[], "<html>503</html>"));
+        let f = failure(
+            &CoinGecko,
+            &btc_eth(),
+            test_response(503, &[], "<html>503</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

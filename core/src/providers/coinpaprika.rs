@@ -25,10 +25,10 @@ use serde_json::Value;
 use super::wire::number_of;
 use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{crypto, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// CoinPaprika (<https://coinpaprika.com/api>): keyless crypto tickers, one
@@ -62,7 +62,11 @@ impl Provider for CoinPaprika {
 crate::serves!(CoinPaprika: CryptoPrice);
 
 impl Serves<marker::CryptoPrice> for CoinPaprika {
-    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &crypto::CryptoQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let asset = match (q.asset_ids().next(), q.assets.len()) {
             (Some(asset), 1) => asset,
             _ => {
@@ -78,7 +82,12 @@ impl Serves<marker::CryptoPrice> for CoinPaprika {
         )
     }
 
-    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &crypto::CryptoQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         let Some(asset) = q.asset_ids().next() else {
             return Err(ProviderFailure::unsupported("no asset asked for").not_sent());
         };
@@ -172,14 +181,20 @@ mod tests {
     use crate::providers::testing::*;
 
     fn btc() -> Request {
-        request("crypto.price", json!({"assets": "bitcoin", "vs_currencies": ["usd", "eur"]}))
+        request(
+            "crypto.price",
+            json!({"assets": "bitcoin", "vs_currencies": ["usd", "eur"]}),
+        )
     }
 
     #[test]
     fn request_is_exact_for_one_asset() {
         let req = CoinPaprika.request(&btc(), &ctx(&CoinPaprika)).unwrap();
         assert_eq!(req.method, Method::GET);
-        assert_eq!(req.url, "https://api.coinpaprika.com/v1/tickers/btc-bitcoin");
+        assert_eq!(
+            req.url,
+            "https://api.coinpaprika.com/v1/tickers/btc-bitcoin"
+        );
         assert_eq!(query(&req), [("quotes", "USD,EUR")]);
         assert!(req.headers.is_empty());
     }
@@ -246,7 +261,11 @@ mod tests {
         let f = failure(
             &CoinPaprika,
             &btc(),
-            test_response(429, &[("retry-after", "30")], r#"{"error":"too many requests"}"#),
+            test_response(
+                429,
+                &[("retry-after", "30")],
+                r#"{"error":"too many requests"}"#,
+            ),
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
@@ -260,7 +279,10 @@ mod tests {
         assert_eq!(f.class, FailureClass::Transient);
 
         // A quote currency the ticker lacks.
-        let r = request("crypto.price", json!({"assets": "BTC", "vs_currencies": "USD,XYZ"}));
+        let r = request(
+            "crypto.price",
+            json!({"assets": "BTC", "vs_currencies": "USD,XYZ"}),
+        );
         let body = fixture(&CoinPaprika, "/v1/tickers/btc-bitcoin");
         let f = failure(&CoinPaprika, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
@@ -272,7 +294,11 @@ mod tests {
         let body = fixture(&CoinPaprika, "/v1/tickers/btc-bitcoin");
         assert_truncations_are_malformed(&CoinPaprika, &btc(), body);
         let eth = fixture(&CoinPaprika, "/v1/tickers/eth-ethereum");
-        for bad in ["{}", eth, &body.replace("\"price\":99918", "\"price\":\"99918\"")] {
+        for bad in [
+            "{}",
+            eth,
+            &body.replace("\"price\":99918", "\"price\":\"99918\""),
+        ] {
             let f = failure(&CoinPaprika, &btc(), test_response(200, &[], bad));
             assert_eq!(f.class, FailureClass::MalformedResponse);
         }

@@ -19,10 +19,10 @@ use serde::Deserialize;
 
 use super::wire::number;
 use crate::capability::finance::FxRates;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// currency-api by fawazahmed0 (<https://github.com/fawazahmed0/exchange-api>):
@@ -56,7 +56,11 @@ impl Provider for CurrencyApi {
 crate::serves!(CurrencyApi: FxRates);
 
 impl Serves<marker::FxRates> for CurrencyApi {
-    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::FxQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let version = match q.date {
             Some(date) => date.format("%Y-%m-%d").to_string(),
             None => "latest".to_string(),
@@ -68,7 +72,12 @@ impl Serves<marker::FxRates> for CurrencyApi {
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::FxQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
         if response.status == 404 {
             let when = q.date.map_or("latest".to_string(), |d| d.to_string());
             return Err(response.failure(
@@ -168,7 +177,10 @@ mod tests {
 
     #[test]
     fn requests_are_exact() {
-        let r = request("finance.fx_rates", json!({"base": "USD", "symbols": "EUR,GBP"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "USD", "symbols": "EUR,GBP"}),
+        );
         let req = CurrencyApi.request(&r, &ctx(&CurrencyApi)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(
@@ -178,7 +190,10 @@ mod tests {
         assert!(req.query.is_empty());
         assert!(req.headers.is_empty());
 
-        let r = request("finance.fx_rates", json!({"base": "gbp", "date": "2024-03-06"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "gbp", "date": "2024-03-06"}),
+        );
         let req = CurrencyApi.request(&r, &ctx(&CurrencyApi)).unwrap();
         assert_eq!(
             req.url,
@@ -188,7 +203,10 @@ mod tests {
 
     #[test]
     fn fixture_normalises_requested_symbols_like_frankfurter() {
-        let r = request("finance.fx_rates", json!({"base": "USD", "symbols": "GBP,EUR"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "USD", "symbols": "GBP,EUR"}),
+        );
         let body = fixture(&CurrencyApi, PATH);
         let Data::FxRates(rates) = answer(&CurrencyApi, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
@@ -238,14 +256,21 @@ mod tests {
 
     #[test]
     fn error_signals_are_classified() {
-        let r = request("finance.fx_rates", json!({"base": "XYZ", "date": "2023-01-01"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "XYZ", "date": "2023-01-01"}),
+        );
         let f = failure(
             &CurrencyApi,
             &r,
             test_response(404, &[], "Couldn't find the requested file."),
         );
         assert_eq!(f.class, FailureClass::NotFound);
-        assert!(f.message.contains("XYZ") && f.message.contains("2023-01-01"), "{}", f.message);
+        assert!(
+            f.message.contains("XYZ") && f.message.contains("2023-01-01"),
+            "{}",
+            f.message
+        );
 
         let f = failure(
             &CurrencyApi,
@@ -254,11 +279,18 @@ mod tests {
         );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
-        let f = failure(&CurrencyApi, &r, test_response(503, &[], "Service Unavailable"));
+        let f = failure(
+            &CurrencyApi,
+            &r,
+            test_response(503, &[], "Service Unavailable"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
 
         // A symbol the file lacks.
-        let r = request("finance.fx_rates", json!({"base": "USD", "symbols": "EUR,VES"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "USD", "symbols": "EUR,VES"}),
+        );
         let body = fixture(&CurrencyApi, PATH);
         let f = failure(&CurrencyApi, &r, test_response(200, &[], body));
         assert_eq!(f.class, FailureClass::NotFound);
@@ -269,7 +301,11 @@ mod tests {
         let body = fixture(&CurrencyApi, PATH);
         let r = request("finance.fx_rates", json!({"base": "USD"}));
         assert_truncations_are_malformed(&CurrencyApi, &r, body);
-        for bad in ["{}", r#"{"date":"2025-01-15"}"#, r#"{"date":"2025-01-15","usd":[1]}"#] {
+        for bad in [
+            "{}",
+            r#"{"date":"2025-01-15"}"#,
+            r#"{"date":"2025-01-15","usd":[1]}"#,
+        ] {
             let f = failure(&CurrencyApi, &r, test_response(200, &[], bad));
             assert_eq!(f.class, FailureClass::MalformedResponse, "{bad}");
         }

@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use crate::capability::medical::{DrugLabel, DrugLabels};
 use crate::capability::normalize::lenient_u64;
+use crate::capability::{marker, medical};
 use crate::error::ProviderFailure;
-use crate::capability::{medical, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// DailyMed (<https://dailymed.nlm.nih.gov>): the National Library of
@@ -48,7 +48,11 @@ impl Provider for DailyMed {
 crate::serves!(DailyMed: DrugLabel);
 
 impl Serves<marker::DrugLabel> for DailyMed {
-    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &medical::DrugLabelQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(
             HttpRequest::get(ctx.base_url, "/dailymed/services/v2/spls.json")
                 .query("drug_name", q.name.as_str())
@@ -57,7 +61,12 @@ impl Serves<marker::DrugLabel> for DailyMed {
         )
     }
 
-    fn read_response(&self, q: &medical::DrugLabelQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &medical::DrugLabelQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let labels = reply.data.into_iter().map(Spl::into_label).collect();

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use super::{clip, utc_text};
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::strip_html;
+use crate::capability::{marker, media};
 use crate::error::ProviderFailure;
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Dailymotion (<https://developers.dailymotion.com/api/>): keyless search
@@ -50,7 +50,11 @@ impl Provider for Dailymotion {
 crate::serves!(Dailymotion: VideoSearch);
 
 impl Serves<marker::VideoSearch> for Dailymotion {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/videos")
             .query("search", q.query.as_str())
             .query("fields", FIELDS)
@@ -59,7 +63,12 @@ impl Serves<marker::VideoSearch> for Dailymotion {
             .query("page", "1"))
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
                 failure.message = format!("Dailymotion {}: {}", error.kind, clip(&error.message));

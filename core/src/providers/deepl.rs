@@ -18,11 +18,11 @@ use serde_json::json;
 
 use super::clip;
 use crate::capability::translate::{Translation, Translations};
+use crate::capability::{marker, translate};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{translate, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// DeepL (<https://www.deepl.com/pro-api>): neural translation with a free
@@ -63,7 +63,11 @@ impl Provider for DeepL {
 crate::serves!(DeepL: TranslateText);
 
 impl Serves<marker::TranslateText> for DeepL {
-    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &translate::TranslateQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let mut body = json!({
             "text": q.texts,
             "target_lang": q.target_lang.code().to_ascii_uppercase(),
@@ -75,7 +79,12 @@ impl Serves<marker::TranslateText> for DeepL {
         Ok(HttpRequest::post_json(ctx.base_url, "/v2/translate", body))
     }
 
-    fn read_response(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &translate::TranslateQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<translate::Translations>, ProviderFailure> {
         if !response.is_success() {
             let message = serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| format!("DeepL: {}", clip(&r.message)))

@@ -77,7 +77,14 @@ mod tests {
         assert_eq!(req.body.unwrap()["model"], "deepseek-chat");
         assert!(matches!(
             INFO.auth,
-            Auth::Key { env: "DEEPSEEK_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+            Auth::Key {
+                env: "DEEPSEEK_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false
+            }
         ));
     }
 
@@ -88,7 +95,10 @@ mod tests {
         assert_eq!(reply.model, "deepseek-chat");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(80), Some(8)));
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens),
+            (Some(80), Some(8))
+        );
         assert_eq!(reply.usage.cached_input_tokens, Some(64));
         // Blank lines alone (the connection closed while waiting) are malformed.
         let f = class_of(&DEEPSEEK, 200, &[], "\n\n\n");
@@ -99,7 +109,10 @@ mod tests {
     fn the_reasoner_returns_its_reasoning_and_cache_hits_without_details() {
         let body = "\n{\"id\":\"r1\",\"object\":\"chat.completion\",\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Paris.\",\"reasoning_content\":\"France's capital is Paris.\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":40,\"total_tokens\":60,\"prompt_cache_hit_tokens\":12,\"prompt_cache_miss_tokens\":8,\"completion_tokens_details\":{\"reasoning_tokens\":35}}}";
         let reply = reply_of(&DEEPSEEK, body);
-        assert_eq!(reply.reasoning.as_deref(), Some("France's capital is Paris."));
+        assert_eq!(
+            reply.reasoning.as_deref(),
+            Some("France's capital is Paris.")
+        );
         assert_eq!(reply.usage.cached_input_tokens, Some(12));
         assert_eq!(reply.usage.reasoning_tokens, Some(35));
     }

@@ -13,10 +13,10 @@ use serde::Deserialize;
 
 use super::clip;
 use crate::capability::media::{MusicKind, MusicResult, MusicSearch};
+use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Deezer (<https://developers.deezer.com/api>): keyless search of
@@ -50,7 +50,11 @@ impl Provider for Deezer {
 crate::serves!(Deezer: MusicSearch);
 
 impl Serves<marker::MusicSearch> for Deezer {
-    fn build_request(&self, q: &media::MusicQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::MusicQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let path = match q.kind {
             MusicKind::Track => "/search",
             MusicKind::Album => "/search/album",
@@ -61,7 +65,12 @@ impl Serves<marker::MusicSearch> for Deezer {
             .query("limit", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &media::MusicQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::MusicSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::MusicQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::MusicSearch>, ProviderFailure> {
         response.check_status()?;
         if let Ok(ErrorReply { error }) = serde_json::from_slice(&response.body) {
             return Err(error.failure(&response));

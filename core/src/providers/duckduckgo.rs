@@ -11,13 +11,13 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::{html_to_text, non_empty};
 use super::clip;
+use super::wire::{html_to_text, non_empty};
 use crate::capability::search::{WebAnswer, WebResult, WebResults};
+use crate::capability::{marker, search};
 use crate::error::ProviderFailure;
-use crate::capability::{search, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// DuckDuckGo Instant Answers (<https://duckduckgo.com/api>): keyless
@@ -51,7 +51,11 @@ impl Provider for DuckDuckGo {
 crate::serves!(DuckDuckGo: WebSearch);
 
 impl Serves<marker::WebSearch> for DuckDuckGo {
-    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &search::WebQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         if !q.language.as_ref().is_none_or(|l| l.is_english()) {
             return Err(ProviderFailure::unsupported(
                 "DuckDuckGo instant answers are in English only",
@@ -66,7 +70,12 @@ impl Serves<marker::WebSearch> for DuckDuckGo {
             .query("no_redirect", "1"))
     }
 
-    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &search::WebQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<search::WebResults>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let answer = [

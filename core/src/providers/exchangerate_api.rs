@@ -15,10 +15,10 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use crate::capability::finance::FxRates;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// ExchangeRate-API Open Access (<https://www.exchangerate-api.com/docs/free>):
@@ -56,7 +56,11 @@ impl Provider for ExchangeRateApi {
 crate::serves!(ExchangeRateApi: FxRates);
 
 impl Serves<marker::FxRates> for ExchangeRateApi {
-    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::FxQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         if q.date.is_some() {
             return Err(ProviderFailure::unsupported(
                 "ExchangeRate-API Open Access has latest rates only",
@@ -69,7 +73,12 @@ impl Serves<marker::FxRates> for ExchangeRateApi {
         ))
     }
 
-    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::FxQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
         if response.status == 429 {
             return Err(response
                 .failure(FailureClass::RateLimited, "ExchangeRate-API: rate limited")

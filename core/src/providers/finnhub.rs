@@ -14,11 +14,11 @@ use serde::Deserialize;
 
 use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Finnhub (<https://finnhub.io>): real-time US stock quotes with a free key.
@@ -58,11 +58,20 @@ impl Provider for Finnhub {
 crate::serves!(Finnhub: StockQuote);
 
 impl Serves<marker::StockQuote> for Finnhub {
-    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::StockQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/api/v1/quote").query("symbol", q.symbol.as_str()))
     }
 
-    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::StockQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         let message = || {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -174,8 +183,7 @@ mod tests {
         assert_eq!((q.name, q.volume), (None, None));
 
         let with_change = body.replace(r#""h":"#, r#""d":2.29,"dp":0.8826,"h":"#);
-        let Data::StockQuote(q) =
-            answer(&Finnhub, &aapl(), test_response(200, &[], &with_change))
+        let Data::StockQuote(q) = answer(&Finnhub, &aapl(), test_response(200, &[], &with_change))
         else {
             panic!("wrong data")
         };

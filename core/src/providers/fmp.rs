@@ -19,11 +19,11 @@ use serde::Deserialize;
 
 use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Financial Modeling Prep (<https://site.financialmodelingprep.com>):
@@ -60,11 +60,20 @@ impl Provider for Fmp {
 crate::serves!(Fmp: StockQuote);
 
 impl Serves<marker::StockQuote> for Fmp {
-    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::StockQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/stable/quote").query("symbol", q.dashed_symbol()))
     }
 
-    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::StockQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
             return Err(classify(&response, &message));
         }

@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::clip;
 use crate::capability::finance::FxRates;
-use crate::error::ProviderFailure;
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Frankfurter (<https://frankfurter.dev>): keyless ECB reference rates,
@@ -49,7 +49,11 @@ impl Provider for Frankfurter {
 crate::serves!(Frankfurter: FxRates);
 
 impl Serves<marker::FxRates> for Frankfurter {
-    fn build_request(&self, q: &finance::FxQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::FxQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let path = match q.date {
             Some(date) => format!("/v1/{}", date.format("%Y-%m-%d")),
             None => "/v1/latest".to_string(),
@@ -63,7 +67,12 @@ impl Serves<marker::FxRates> for Frankfurter {
         })
     }
 
-    fn read_response(&self, q: &finance::FxQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::FxQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
                 failure.message = format!("Frankfurter: {}", clip(&message));
@@ -157,7 +166,10 @@ mod tests {
 
     #[test]
     fn fixture_normalises_selected_rates() {
-        let r = request("finance.fx_rates", json!({"base": "EUR", "symbols": ["USD", "GBP"]}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"base": "EUR", "symbols": ["USD", "GBP"]}),
+        );
         let body = fixture(&Frankfurter, "/v1/latest");
         let Data::FxRates(rates) = answer(&Frankfurter, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
@@ -183,7 +195,10 @@ mod tests {
         assert_eq!(rates.rates["IDR"], 16793.0);
         assert!(!rates.rates.contains_key("EUR"));
 
-        let r = request("finance.fx_rates", json!({"date": "2024-12-14", "symbols": "USD"}));
+        let r = request(
+            "finance.fx_rates",
+            json!({"date": "2024-12-14", "symbols": "USD"}),
+        );
         let body = fixture(&Frankfurter, "/v1/*");
         let Data::FxRates(rates) = answer(&Frankfurter, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
@@ -232,7 +247,11 @@ mod tests {
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
 
-        let f = failure(&Frankfurter, &r, test_response(502, &[], "<html>bad gateway</html>"));
+        let f = failure(
+            &Frankfurter,
+            &r,
+            test_response(502, &[], "<html>bad gateway</html>"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

@@ -10,13 +10,13 @@
 
 use serde::Deserialize;
 
-use super::wire::{non_empty, path_segment};
 use super::clip;
+use super::wire::{non_empty, path_segment};
 use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::error::ProviderFailure;
 use crate::capability::{dictionary, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Free Dictionary API (<https://dictionaryapi.dev>): keyless definitions,
@@ -50,7 +50,11 @@ impl Provider for FreeDictionary {
 crate::serves!(FreeDictionary: DictionaryDefine);
 
 impl Serves<marker::DictionaryDefine> for FreeDictionary {
-    fn build_request(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &dictionary::DefineQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let path = format!(
             "/api/v2/entries/{}/{}",
             q.language.code(),
@@ -59,7 +63,12 @@ impl Serves<marker::DictionaryDefine> for FreeDictionary {
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn read_response(&self, q: &dictionary::DefineQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &dictionary::DefineQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {

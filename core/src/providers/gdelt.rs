@@ -22,10 +22,10 @@ use super::wire::non_empty;
 use super::{clip, utc_text};
 use crate::capability::language::Language;
 use crate::capability::news::{NewsArticle, NewsResults};
+use crate::capability::{marker, news};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{news, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// GDELT (<https://www.gdeltproject.org>): keyless search of worldwide
@@ -62,7 +62,11 @@ impl Provider for Gdelt {
 crate::serves!(Gdelt: NewsSearch);
 
 impl Serves<marker::NewsSearch> for Gdelt {
-    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &news::NewsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let query = match &q.language {
             None => q.query.clone(),
             Some(language) => {
@@ -84,7 +88,12 @@ impl Serves<marker::NewsSearch> for Gdelt {
             .query("sort", "DateDesc"))
     }
 
-    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &news::NewsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<news::NewsResults>, ProviderFailure> {
         if let Some(text) = plain_text(&response.body) {
             let throttled = text.to_ascii_lowercase().contains("limit requests");
             if throttled || response.status == 429 {

@@ -549,7 +549,9 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
+    use crate::providers::openai_compat::testing::{
+        chat_request, class_of, embeddings_request, reply_of,
+    };
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
@@ -558,7 +560,10 @@ mod tests {
     }
 
     fn embed() -> &'static str {
-        fixture(&Gemini, "/v1beta/models/gemini-embedding-001:batchEmbedContents")
+        fixture(
+            &Gemini,
+            "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+        )
     }
 
     #[test]
@@ -582,7 +587,10 @@ mod tests {
             INFO.auth,
             Auth::Key {
                 env: "GEMINI_API_KEY",
-                placement: KeyPlacement::Header { name: "x-goog-api-key", prefix: "" },
+                placement: KeyPlacement::Header {
+                    name: "x-goog-api-key",
+                    prefix: ""
+                },
                 optional: false,
             }
         );
@@ -596,12 +604,16 @@ mod tests {
             ], "model": "models/gemini-2.5-pro"}),
         );
         let req = Gemini.request(&turns, &ctx(&Gemini)).unwrap();
-        assert!(req.url.ends_with("/v1beta/models/gemini-2.5-pro:generateContent"));
+        assert!(req
+            .url
+            .ends_with("/v1beta/models/gemini-2.5-pro:generateContent"));
         let body = req.body.unwrap();
         assert_eq!(body["contents"][1]["role"], "model");
         assert!(body.get("systemInstruction").is_none() && body.get("generationConfig").is_none());
 
-        let req = Gemini.request(&embeddings_request(), &ctx(&Gemini)).unwrap();
+        let req = Gemini
+            .request(&embeddings_request(), &ctx(&Gemini))
+            .unwrap();
         assert_eq!(
             req.url,
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
@@ -632,7 +644,11 @@ mod tests {
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(reply.usage.input_tokens, Some(14));
-        assert_eq!(reply.usage.output_tokens, Some(37), "8 answer + 29 thinking");
+        assert_eq!(
+            reply.usage.output_tokens,
+            Some(37),
+            "8 answer + 29 thinking"
+        );
         assert_eq!(reply.usage.total_tokens, Some(51));
         assert_eq!(reply.usage.reasoning_tokens, Some(29));
         assert_eq!(reply.usage.cached_input_tokens, None);
@@ -643,10 +659,17 @@ mod tests {
             .replace("\"totalTokenCount\":51", "\"totalTokenCount\":22");
         assert_eq!(reply_of(&Gemini, &unthinking).usage.output_tokens, Some(8));
 
-        let Data::LlmEmbeddings(e) = answer(&Gemini, &embeddings_request(), test_response(200, &[], embed())) else {
+        let Data::LlmEmbeddings(e) = answer(
+            &Gemini,
+            &embeddings_request(),
+            test_response(200, &[], embed()),
+        ) else {
             panic!("wrong data")
         };
-        assert_eq!((e.model.as_str(), e.dimensions), ("gemini-embedding-001", 5));
+        assert_eq!(
+            (e.model.as_str(), e.dimensions),
+            ("gemini-embedding-001", 5)
+        );
         assert_eq!(e.vectors[1][4], 0.0016707245);
         assert_eq!(e.usage.input_tokens, None);
     }
@@ -659,12 +682,21 @@ mod tests {
         assert_eq!(reply.reasoning.as_deref(), Some("France... capital."));
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         assert_eq!(reply.usage.cached_input_tokens, Some(4));
-        assert_eq!(reply.model, "gemini-2.5-flash", "the requested model when unreported");
+        assert_eq!(
+            reply.model, "gemini-2.5-flash",
+            "the requested model when unreported"
+        );
 
         let body = generate().replace("\"STOP\"", "\"RECITATION\"");
-        assert_eq!(reply_of(&Gemini, &body).finish_reason, Some(FinishReason::ContentFilter));
+        assert_eq!(
+            reply_of(&Gemini, &body).finish_reason,
+            Some(FinishReason::ContentFilter)
+        );
         let body = generate().replace("\"STOP\"", "\"MALFORMED_FUNCTION_CALL\"");
-        assert_eq!(class_of(&Gemini, 200, &[], &body).class, FailureClass::Transient);
+        assert_eq!(
+            class_of(&Gemini, 200, &[], &body).class,
+            FailureClass::Transient
+        );
     }
 
     #[test]
@@ -677,9 +709,15 @@ mod tests {
         let f = class_of(&Gemini, 200, &[], blocked);
         assert_eq!(f.class, FailureClass::ContentFiltered);
         assert_eq!(f.status, Some(200));
-        assert_eq!(f.message, "Gemini blocked the prompt (SAFETY: HARM_CATEGORY_DANGEROUS_CONTENT)");
+        assert_eq!(
+            f.message,
+            "Gemini blocked the prompt (SAFETY: HARM_CATEGORY_DANGEROUS_CONTENT)"
+        );
         let other = r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":12559,"totalTokenCount":12559},"modelVersion":"gemini-1.5-flash-002"}"#;
-        assert_eq!(class_of(&Gemini, 200, &[], other).message, "Gemini blocked the prompt (PROHIBITED_CONTENT)");
+        assert_eq!(
+            class_of(&Gemini, 200, &[], other).message,
+            "Gemini blocked the prompt (PROHIBITED_CONTENT)"
+        );
 
         for reason in ["SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"] {
             let withheld = format!(
@@ -697,9 +735,18 @@ mod tests {
         // not a refusal of the request.
         let cut = generate().replace("\"STOP\"", "\"SAFETY\"");
         let reply = reply_of(&Gemini, &cut);
-        assert_eq!((reply.text.as_str(), reply.finish_reason), ("The capital of France is Paris.", Some(FinishReason::ContentFilter)));
+        assert_eq!(
+            (reply.text.as_str(), reply.finish_reason),
+            (
+                "The capital of France is Paris.",
+                Some(FinishReason::ContentFilter)
+            )
+        );
         let recited = r#"{"candidates":[{"finishReason":"RECITATION","index":0}]}"#;
-        assert_eq!(reply_of(&Gemini, recited).finish_reason, Some(FinishReason::ContentFilter));
+        assert_eq!(
+            reply_of(&Gemini, recited).finish_reason,
+            Some(FinishReason::ContentFilter)
+        );
     }
 
     #[test]
@@ -713,14 +760,34 @@ mod tests {
             .to_string()
         };
         // Received 2025-01-15T14:05:00Z = 06:05 in Los Angeles (PST).
-        let f = class_of(&Gemini, 429, &[], &body("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "35100s"));
+        let f = class_of(
+            &Gemini,
+            429,
+            &[],
+            &body(
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                "35100s",
+            ),
+        );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
         assert_eq!(f.reset_at, Some("2025-01-16T08:00:00Z".parse().unwrap()));
 
-        let f = class_of(&Gemini, 429, &[], &body("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "37.5s"));
+        let f = class_of(
+            &Gemini,
+            429,
+            &[],
+            &body(
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                "37.5s",
+            ),
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_millis(37_500)));
-        assert!(f.message.starts_with("Gemini: You exceeded"), "{}", f.message);
+        assert!(
+            f.message.starts_with("Gemini: You exceeded"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -735,7 +802,11 @@ mod tests {
             "API key not valid. Please pass a valid API key.",
             json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]),
         );
-        assert_eq!(invalid_key.class, FailureClass::Auth, "a 400 that is a refused key");
+        assert_eq!(
+            invalid_key.class,
+            FailureClass::Auth,
+            "a 400 that is a refused key"
+        );
         for (code, status, message, class) in [
             (403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.", FailureClass::Auth),
             (400, "FAILED_PRECONDITION", "User location is not supported for the API use.", FailureClass::Auth),
@@ -766,12 +837,24 @@ mod tests {
             (410, FailureClass::InvalidRequest),
             (422, FailureClass::InvalidRequest),
         ] {
-            let body = json!({"error": {"code": code, "message": "something", "status": "UNKNOWN"}});
-            assert_eq!(class_of(&Gemini, code, &[], &body.to_string()).class, class, "HTTP {code}");
+            let body =
+                json!({"error": {"code": code, "message": "something", "status": "UNKNOWN"}});
+            assert_eq!(
+                class_of(&Gemini, code, &[], &body.to_string()).class,
+                class,
+                "HTTP {code}"
+            );
         }
         // Without a Google error body only the status speaks.
-        for (code, class) in [(401, FailureClass::Auth), (402, FailureClass::QuotaExhausted)] {
-            assert_eq!(class_of(&Gemini, code, &[], "<html>error</html>").class, class, "HTTP {code}");
+        for (code, class) in [
+            (401, FailureClass::Auth),
+            (402, FailureClass::QuotaExhausted),
+        ] {
+            assert_eq!(
+                class_of(&Gemini, code, &[], "<html>error</html>").class,
+                class,
+                "HTTP {code}"
+            );
         }
     }
 

@@ -12,14 +12,14 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::{iso_utc, next_utc_midnight, non_empty};
 use super::clip;
+use super::wire::{iso_utc, next_utc_midnight, non_empty};
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
+use crate::capability::{marker, news};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{news, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// GNews (<https://gnews.io>): worldwide news search with a free key.
@@ -59,7 +59,11 @@ impl Provider for GNews {
 crate::serves!(GNews: NewsSearch);
 
 impl Serves<marker::NewsSearch> for GNews {
-    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &news::NewsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/api/v4/search").query("q", q.query.as_str());
         let req = match &q.language {
             Some(language) => req.query("lang", language.code()),
@@ -70,7 +74,12 @@ impl Serves<marker::NewsSearch> for GNews {
             .query("sortby", "publishedAt"))
     }
 
-    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &news::NewsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<news::NewsResults>, ProviderFailure> {
         let message = || {
             error_text(&response.body)
                 .map(|text| format!("GNews: {}", clip(&text)))

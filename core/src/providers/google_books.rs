@@ -14,11 +14,11 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
 use crate::capability::normalize::{non_empty, year_of};
+use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Google Books (<https://developers.google.com/books>): book search with
@@ -59,14 +59,23 @@ impl Provider for GoogleBooks {
 crate::serves!(GoogleBooks: BooksSearch);
 
 impl Serves<marker::BooksSearch> for GoogleBooks {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/books/v1/volumes")
             .query("q", q.query.as_str())
             .query("maxResults", q.limit.min(40).to_string())
             .query("printType", "books"))
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::BookSearch>, ProviderFailure> {
         if !response.is_success() {
             return Err(google_api_failure(&response, "Google Books"));
         }

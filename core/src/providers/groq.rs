@@ -79,7 +79,14 @@ mod tests {
         assert_eq!(req.body.unwrap()["model"], "llama-3.3-70b-versatile");
         assert!(matches!(
             INFO.auth,
-            Auth::Key { env: "GROQ_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+            Auth::Key {
+                env: "GROQ_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false
+            }
         ));
     }
 
@@ -90,7 +97,11 @@ mod tests {
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
-            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (
+                reply.usage.input_tokens,
+                reply.usage.output_tokens,
+                reply.usage.total_tokens
+            ),
             (Some(45), Some(8), Some(53))
         );
         assert_eq!(

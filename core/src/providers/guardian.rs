@@ -14,14 +14,14 @@
 
 use serde::Deserialize;
 
-use super::wire::{html_to_text, iso_utc, non_empty};
 use super::clip;
+use super::wire::{html_to_text, iso_utc, non_empty};
 use crate::capability::news::{NewsArticle, NewsResults};
+use crate::capability::{marker, news};
 use crate::error::ProviderFailure;
-use crate::capability::{news, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// The Guardian Open Platform (<https://open-platform.theguardian.com>):
@@ -60,7 +60,11 @@ impl Provider for Guardian {
 crate::serves!(Guardian: NewsSearch);
 
 impl Serves<marker::NewsSearch> for Guardian {
-    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &news::NewsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         if !q.wants_english_or_any() {
             return Err(
                 ProviderFailure::unsupported("The Guardian publishes in English only").not_sent(),
@@ -73,7 +77,12 @@ impl Serves<marker::NewsSearch> for Guardian {
             .query("show-fields", "trailText,thumbnail,byline"))
     }
 
-    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &news::NewsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<news::NewsResults>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Some(message) = error_message(&response.body) {
                 failure.message = format!("The Guardian: {}", clip(&message));

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
 use crate::capability::normalize::person_name;
+use crate::capability::{marker, media};
 use crate::error::ProviderFailure;
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Gutendex (<https://gutendex.com>): keyless JSON search of Project
@@ -46,12 +46,21 @@ impl Provider for Gutendex {
 crate::serves!(Gutendex: BooksSearch);
 
 impl Serves<marker::BooksSearch> for Gutendex {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         // `/books` without the slash answers with a redirect.
         Ok(HttpRequest::get(ctx.base_url, "/books/").query("search", q.query.as_str()))
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::BookSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let results = reply

@@ -8,13 +8,13 @@
 
 use serde::Deserialize;
 
-use super::wire::{html_to_text, iso_utc, non_empty};
 use super::clip;
+use super::wire::{html_to_text, iso_utc, non_empty};
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
+use crate::capability::{marker, news};
 use crate::error::ProviderFailure;
-use crate::capability::{news, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Hacker News Search (<https://hn.algolia.com/api>): keyless search of
@@ -48,7 +48,11 @@ impl Provider for HnAlgolia {
 crate::serves!(HnAlgolia: NewsSearch);
 
 impl Serves<marker::NewsSearch> for HnAlgolia {
-    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &news::NewsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         if !q.wants_english_or_any() {
             return Err(
                 ProviderFailure::unsupported("Hacker News has English stories only").not_sent(),
@@ -60,7 +64,12 @@ impl Serves<marker::NewsSearch> for HnAlgolia {
             .query("hitsPerPage", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &news::NewsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<news::NewsResults>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {

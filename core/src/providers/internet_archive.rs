@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::{iso_date, strip_html};
+use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Internet Archive (<https://archive.org/advancedsearch.php>): millions of
@@ -61,7 +61,11 @@ impl Provider for InternetArchive {
 crate::serves!(InternetArchive: VideoSearch);
 
 impl Serves<marker::VideoSearch> for InternetArchive {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let text = q.query.replace(['(', ')'], " ");
         let mut req = HttpRequest::get(ctx.base_url, "/advancedsearch.php")
             .query("q", format!("({}) AND mediatype:(movies)", text.trim()));
@@ -74,7 +78,12 @@ impl Serves<marker::VideoSearch> for InternetArchive {
             .query("output", "json"))
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         // Solr reports errors inside a 200: a bad query as code 400,

@@ -22,10 +22,10 @@ use serde_json::Value;
 use super::wire::number_of;
 use super::{clip, utc_text};
 use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{crypto, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Kraken (<https://docs.kraken.com/api/>): keyless exchange prices.
@@ -67,7 +67,11 @@ impl Provider for Kraken {
 crate::serves!(Kraken: CryptoPrice);
 
 impl Serves<marker::CryptoPrice> for Kraken {
-    fn build_request(&self, q: &crypto::CryptoQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &crypto::CryptoQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let mut pairs = Vec::new();
         for asset in q.asset_ids() {
             let code = asset.kraken.ok_or_else(|| {
@@ -87,7 +91,12 @@ impl Serves<marker::CryptoPrice> for Kraken {
         Ok(HttpRequest::get(ctx.base_url, "/0/public/Ticker").query("pair", pairs.join(",")))
     }
 
-    fn read_response(&self, q: &crypto::CryptoQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &crypto::CryptoQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(error) = reply.error.first() {

@@ -18,14 +18,14 @@
 use http::Method;
 use serde::Deserialize;
 
-use super::wire::non_empty;
 use super::clip;
+use super::wire::non_empty;
 use crate::capability::translate::{Translation, Translations};
+use crate::capability::{marker, translate};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{translate, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// LibreTranslate (<https://libretranslate.com>): open-source machine
@@ -68,7 +68,11 @@ impl Provider for LibreTranslate {
 crate::serves!(LibreTranslate: TranslateText);
 
 impl Serves<marker::TranslateText> for LibreTranslate {
-    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &translate::TranslateQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let text = q.single_text("LibreTranslate")?;
         if text.chars().count() > MAX_CHARS {
             return Err(ProviderFailure::unsupported(format!(
@@ -88,7 +92,12 @@ impl Serves<marker::TranslateText> for LibreTranslate {
         .query("format", "text"))
     }
 
-    fn read_response(&self, q: &translate::TranslateQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &translate::TranslateQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<translate::Translations>, ProviderFailure> {
         if !response.is_success() {
             let error = serde_json::from_slice::<ErrorReply>(&response.body)
                 .map(|r| r.error)

@@ -40,8 +40,8 @@ use crate::capability::weather::{
     Location,
 };
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// MET Norway (<https://api.met.no>): keyless forecasts for any point on
@@ -261,9 +261,8 @@ fn daily(series: &[Entry], lon: f64, limit: usize) -> Result<Vec<ForecastDay>, S
             day.code = Some(day.code.map_or(code, |c| c.max(code)));
         }
         if precipitation_until.is_none_or(|until| until <= entry.time) {
-            let amount = |period: &Option<Period>| {
-                period.as_ref()?.details.as_ref()?.precipitation_amount
-            };
+            let amount =
+                |period: &Option<Period>| period.as_ref()?.details.as_ref()?.precipitation_amount;
             // Where the series is hourly, each hour's amount is needed: a
             // 6-hour amount instead would count some hours twice.
             let gap = series.get(i + 1).map(|next| next.time - entry.time);
@@ -466,13 +465,19 @@ mod tests {
     fn oslo(capability: &str) -> Request {
         match capability {
             "weather.current" => request(capability, json!({"lat": 59.913868, "lon": 10.752245})),
-            _ => request(capability, json!({"lat": 59.913868, "lon": 10.752245, "days": 10})),
+            _ => request(
+                capability,
+                json!({"lat": 59.913868, "lon": 10.752245, "days": 10}),
+            ),
         }
     }
 
     #[test]
     fn request_is_exact_with_four_decimals_and_no_user_agent_override() {
-        let r = request("weather.current", json!({"lat": 59.913868, "lon": 10.752245}));
+        let r = request(
+            "weather.current",
+            json!({"lat": 59.913868, "lon": 10.752245}),
+        );
         let req = MetNorway.request(&r, &ctx(&MetNorway)).unwrap();
         assert_eq!(req.method, Method::GET);
         assert_eq!(
@@ -495,8 +500,7 @@ mod tests {
     fn fixture_normalises_current_weather() {
         let r = request("weather.current", json!({"lat": 59.9139, "lon": 10.7522}));
         let body = fixture(&MetNorway, "/weatherapi/locationforecast/2.0/compact");
-        let Data::WeatherCurrent(w) = answer(&MetNorway, &r, test_response(200, &[], body))
-        else {
+        let Data::WeatherCurrent(w) = answer(&MetNorway, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
         };
         assert_eq!((w.location.lat, w.location.lon), (59.9139, 10.7522));
@@ -545,9 +549,11 @@ mod tests {
         assert_eq!(d.precipitation_mm, Some(2.5)); // 6-hourly amounts
         assert_eq!(d.condition.text, "Moderate rain");
 
-        let r = request("weather.forecast", json!({"lat": 59.9, "lon": 10.75, "days": 2}));
-        let Data::WeatherForecast(f) = answer(&MetNorway, &r, test_response(200, &[], body))
-        else {
+        let r = request(
+            "weather.forecast",
+            json!({"lat": 59.9, "lon": 10.75, "days": 2}),
+        );
+        let Data::WeatherForecast(f) = answer(&MetNorway, &r, test_response(200, &[], body)) else {
             panic!("wrong data")
         };
         assert_eq!(f.daily.len(), 2);
@@ -597,7 +603,11 @@ mod tests {
 
         let f = failure(&MetNorway, &r, test_response(400, &[], "Bad Request"));
         assert_eq!(f.class, FailureClass::InvalidRequest);
-        let f = failure(&MetNorway, &r, test_response(503, &[], "Service Unavailable"));
+        let f = failure(
+            &MetNorway,
+            &r,
+            test_response(503, &[], "Service Unavailable"),
+        );
         assert_eq!(f.class, FailureClass::Transient);
     }
 

@@ -84,28 +84,45 @@ mod tests {
         assert_eq!(req.url, "https://api.mistral.ai/v1/chat/completions");
         assert!(req.headers.is_empty());
         assert_eq!(req.body.unwrap()["max_tokens"], 64);
-        let req = MISTRAL.request(&embeddings_request(), &ctx(&MISTRAL)).unwrap();
+        let req = MISTRAL
+            .request(&embeddings_request(), &ctx(&MISTRAL))
+            .unwrap();
         assert_eq!(req.url, "https://api.mistral.ai/v1/embeddings");
         assert_eq!(req.body.unwrap()["model"], "mistral-embed");
         assert!(matches!(
             INFO.auth,
-            Auth::Key { env: "MISTRAL_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+            Auth::Key {
+                env: "MISTRAL_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false
+            }
         ));
     }
 
     #[test]
     fn fixtures_normalise() {
         let reply = reply_of(&MISTRAL, fixture(&MISTRAL, "/v1/chat/completions"));
-        assert_eq!(reply.id.as_deref(), Some("cf79f7daaee244b1a0ae5c7b1444424a"));
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("cf79f7daaee244b1a0ae5c7b1444424a")
+        );
         assert_eq!(reply.model, "mistral-small-latest");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(21), Some(9)));
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens),
+            (Some(21), Some(9))
+        );
         assert_eq!(reply.usage.cached_input_tokens, None);
 
-        let Data::LlmEmbeddings(e) =
-            answer(&MISTRAL, &embeddings_request(), test_response(200, &[], fixture(&MISTRAL, "/v1/embeddings")))
-        else {
+        let Data::LlmEmbeddings(e) = answer(
+            &MISTRAL,
+            &embeddings_request(),
+            test_response(200, &[], fixture(&MISTRAL, "/v1/embeddings")),
+        ) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("mistral-embed", 5));
@@ -125,6 +142,9 @@ mod tests {
         assert_eq!(f.class, FailureClass::Auth);
         assert_eq!(f.message, "Mistral AI: Unauthorized");
         let body = r#"{"id":"x","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is"},"finish_reason":"model_length"}]}"#;
-        assert_eq!(reply_of(&MISTRAL, body).finish_reason, Some(FinishReason::ContextLength));
+        assert_eq!(
+            reply_of(&MISTRAL, body).finish_reason,
+            Some(FinishReason::ContextLength)
+        );
     }
 }

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::media::{MusicKind, MusicResult, MusicSearch};
 use crate::capability::normalize::iso_date;
+use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// MusicBrainz (<https://musicbrainz.org/doc/MusicBrainz_API>): the open
@@ -64,7 +64,11 @@ impl Provider for MusicBrainz {
 crate::serves!(MusicBrainz: MusicSearch);
 
 impl Serves<marker::MusicSearch> for MusicBrainz {
-    fn build_request(&self, q: &media::MusicQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::MusicQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let entity = match q.kind {
             MusicKind::Track => "recording",
             MusicKind::Album => "release-group",
@@ -76,7 +80,12 @@ impl Serves<marker::MusicSearch> for MusicBrainz {
             .query("limit", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &media::MusicQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::MusicSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::MusicQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::MusicSearch>, ProviderFailure> {
         let error = serde_json::from_slice::<ErrorReply>(&response.body)
             .ok()
             .map(|e| format!("MusicBrainz: {}", clip(&e.error)));

@@ -18,13 +18,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wire::unescape_html;
 use super::clip;
+use super::wire::unescape_html;
 use crate::capability::translate::{Translation, Translations};
+use crate::capability::{marker, translate};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{translate, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// MyMemory (<https://mymemory.translated.net>): keyless translation,
@@ -61,7 +61,11 @@ impl Provider for MyMemory {
 crate::serves!(MyMemory: TranslateText);
 
 impl Serves<marker::TranslateText> for MyMemory {
-    fn build_request(&self, q: &translate::TranslateQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &translate::TranslateQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let text = q.single_text("MyMemory")?;
         if text.len() > MAX_BYTES {
             return Err(ProviderFailure::unsupported(format!(
@@ -90,7 +94,12 @@ impl Serves<marker::TranslateText> for MyMemory {
             ))
     }
 
-    fn read_response(&self, q: &translate::TranslateQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<translate::Translations>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &translate::TranslateQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<translate::Translations>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let status = match &reply.response_status {
@@ -108,11 +117,7 @@ impl Serves<marker::TranslateText> for MyMemory {
         let translated = translated.unwrap_or_default();
         let warning = translated.starts_with("MYMEMORY WARNING");
         if status == 429 || reply.quota_finished == Some(true) || warning {
-            let text = if warning {
-                &translated
-            } else {
-                &details
-            };
+            let text = if warning { &translated } else { &details };
             return Err(response
                 .failure(
                     FailureClass::QuotaExhausted,

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::wire::{iso_utc, non_empty};
 use super::clip;
+use super::wire::{iso_utc, non_empty};
 use crate::capability::news::{domain_of, NewsArticle, NewsResults};
+use crate::capability::{marker, news};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{news, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// NewsAPI.org (<https://newsapi.org>): news search with a key.
@@ -68,7 +68,11 @@ impl Provider for NewsApi {
 crate::serves!(NewsApi: NewsSearch);
 
 impl Serves<marker::NewsSearch> for NewsApi {
-    fn build_request(&self, q: &news::NewsQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &news::NewsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/v2/everything").query("q", q.query.as_str());
         let req = match &q.language {
             Some(language) if LANGUAGES.contains(&language.code()) => {
@@ -93,7 +97,12 @@ impl Serves<marker::NewsSearch> for NewsApi {
             .query("pageSize", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &news::NewsQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<news::NewsResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &news::NewsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<news::NewsResults>, ProviderFailure> {
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&response.body) {
             if error.status == "error" {
                 return Err(classify(&response, &error.code, &error.message));

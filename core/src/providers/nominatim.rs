@@ -18,10 +18,10 @@ use serde::Deserialize;
 use super::wire::{flexible_f64_opt, non_empty, number};
 use super::{clip, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{geo, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Nominatim (<https://nominatim.org>): keyless OpenStreetMap geocoding of
@@ -56,7 +56,11 @@ impl Provider for Nominatim {
 crate::serves!(Nominatim: Geocode);
 
 impl Serves<marker::Geocode> for Nominatim {
-    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &geo::GeocodeQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let mut req = HttpRequest::get(ctx.base_url, "/search")
             .query("q", q.query.as_str())
             .query("format", "jsonv2")
@@ -71,7 +75,12 @@ impl Serves<marker::Geocode> for Nominatim {
         Ok(req)
     }
 
-    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &geo::GeocodeQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<geo::Places>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,

@@ -261,7 +261,9 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, class_of, embeddings_request, reply_of};
+    use crate::providers::openai_compat::testing::{
+        chat_request, class_of, embeddings_request, reply_of,
+    };
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
@@ -284,7 +286,9 @@ mod tests {
                 "options": {"temperature": 0.2, "num_predict": 64},
             })
         );
-        let req = Ollama.request(&embeddings_request(), &ctx(&Ollama)).unwrap();
+        let req = Ollama
+            .request(&embeddings_request(), &ctx(&Ollama))
+            .unwrap();
         assert_eq!(req.url, "http://localhost:11434/api/embed");
         assert_eq!(
             req.body.unwrap(),
@@ -296,7 +300,11 @@ mod tests {
             "llm.chat",
             json!({"messages": [{"role": "user", "content": "Hi"}], "model": "llama-3.3-70b"}),
         );
-        let body = Ollama.request(&aliased, &ctx(&Ollama)).unwrap().body.unwrap();
+        let body = Ollama
+            .request(&aliased, &ctx(&Ollama))
+            .unwrap()
+            .body
+            .unwrap();
         assert_eq!(body["model"], "llama3.3");
         assert!(body.get("options").is_none());
     }
@@ -309,56 +317,112 @@ mod tests {
         assert_eq!(reply.text, "Hello! How are you today?");
         assert_eq!(reply.finish_reason, None, "this example has no done_reason");
         assert_eq!(
-            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (
+                reply.usage.input_tokens,
+                reply.usage.output_tokens,
+                reply.usage.total_tokens
+            ),
             (Some(26), Some(298), Some(324))
         );
 
-        let Data::LlmEmbeddings(e) = answer(&Ollama, &embeddings_request(), test_response(200, &[], fixture(&Ollama, "/api/embed"))) else {
+        let Data::LlmEmbeddings(e) = answer(
+            &Ollama,
+            &embeddings_request(),
+            test_response(200, &[], fixture(&Ollama, "/api/embed")),
+        ) else {
             panic!("wrong data")
         };
         assert_eq!((e.model.as_str(), e.dimensions), ("all-minilm", 10));
         assert_eq!(e.vectors[1][1], 0.06042469);
-        assert_eq!(e.usage.input_tokens, None, "this example reports no prompt_eval_count");
+        assert_eq!(
+            e.usage.input_tokens, None,
+            "this example reports no prompt_eval_count"
+        );
     }
 
     #[test]
     fn thinking_and_length_are_normalised() {
         let body = r#"{"model":"qwen3","created_at":"2025-01-15T14:05:00Z","message":{"role":"assistant","content":"Paris","thinking":"The user wants the capital."},"done_reason":"length","done":true,"eval_count":64}"#;
         let reply = reply_of(&Ollama, body);
-        assert_eq!(reply.reasoning.as_deref(), Some("The user wants the capital."));
+        assert_eq!(
+            reply.reasoning.as_deref(),
+            Some("The user wants the capital.")
+        );
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
-        assert_eq!(reply.usage.input_tokens, None, "prompt fully cached: its size is not reported");
+        assert_eq!(
+            reply.usage.input_tokens, None,
+            "prompt fully cached: its size is not reported"
+        );
         let chat = fixture(&Ollama, "/api/chat");
         let unfinished = chat.replace("\"done\": true", "\"done\": false");
         assert_ne!(unfinished, chat);
-        assert_eq!(class_of(&Ollama, 200, &[], &unfinished).class, FailureClass::MalformedResponse);
+        assert_eq!(
+            class_of(&Ollama, 200, &[], &unfinished).class,
+            FailureClass::MalformedResponse
+        );
     }
 
     #[test]
     fn error_signals_are_classified() {
-        let f = class_of(&Ollama, 404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#);
+        let f = class_of(
+            &Ollama,
+            404,
+            &[],
+            r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#,
+        );
         assert_eq!(f.class, FailureClass::InvalidRequest);
         assert!(f.message.contains("ollama pull"), "{}", f.message);
-        let f = class_of(&Ollama,
+        let f = class_of(
+            &Ollama,
             400,
             &[],
             r#"{"error":"{\"error\":{\"code\":400,\"message\":\"request (351 tokens) exceeds the available context size (256 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":351,\"n_ctx\":256}}"}"#,
         );
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
-        let f = class_of(&Ollama, 500, &[], r#"{"error":"the input length exceeds the context length"}"#);
+        let f = class_of(
+            &Ollama,
+            500,
+            &[],
+            r#"{"error":"the input length exceeds the context length"}"#,
+        );
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
-        let f = class_of(&Ollama, 429, &[("retry-after", "4")], r#"{"error":"too many concurrent requests"}"#);
+        let f = class_of(
+            &Ollama,
+            429,
+            &[("retry-after", "4")],
+            r#"{"error":"too many concurrent requests"}"#,
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
-        assert_eq!(class_of(&Ollama, 401, &[], r#"{"error":"unauthorized"}"#).class, FailureClass::Auth);
-        assert_eq!(class_of(&Ollama, 400, &[], r#"{"error":"invalid options"}"#).class, FailureClass::InvalidRequest);
         assert_eq!(
-            class_of(&Ollama, 500, &[], r#"{"error":"llama runner process has terminated: exit status 2"}"#).class,
+            class_of(&Ollama, 401, &[], r#"{"error":"unauthorized"}"#).class,
+            FailureClass::Auth
+        );
+        assert_eq!(
+            class_of(&Ollama, 400, &[], r#"{"error":"invalid options"}"#).class,
+            FailureClass::InvalidRequest
+        );
+        assert_eq!(
+            class_of(
+                &Ollama,
+                500,
+                &[],
+                r#"{"error":"llama runner process has terminated: exit status 2"}"#
+            )
+            .class,
             FailureClass::Transient
         );
-        assert_eq!(class_of(&Ollama, 502, &[], "Bad Gateway").class, FailureClass::Transient);
+        assert_eq!(
+            class_of(&Ollama, 502, &[], "Bad Gateway").class,
+            FailureClass::Transient
+        );
         // An error after the answer started, with the status already 200.
-        let f = class_of(&Ollama, 200, &[], r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
+        let f = class_of(
+            &Ollama,
+            200,
+            &[],
+            r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#,
+        );
         assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
     }
 

@@ -18,8 +18,8 @@ use crate::capability::weather::{
     GeoPoint, Location,
 };
 use crate::error::ProviderFailure;
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Open-Meteo (<https://open-meteo.com>): keyless weather from national
@@ -230,16 +230,28 @@ impl Daily {
         let at = |v: &[Option<f64>], i: usize| v.get(i).copied().flatten();
         let missing = [
             ("time", self.time.is_empty()),
-            ("weather_code", self.weather_code.first().copied().flatten().is_none()),
-            ("temperature_2m_max", at(&self.temperature_2m_max, 0).is_none()),
-            ("temperature_2m_min", at(&self.temperature_2m_min, 0).is_none()),
+            (
+                "weather_code",
+                self.weather_code.first().copied().flatten().is_none(),
+            ),
+            (
+                "temperature_2m_max",
+                at(&self.temperature_2m_max, 0).is_none(),
+            ),
+            (
+                "temperature_2m_min",
+                at(&self.temperature_2m_min, 0).is_none(),
+            ),
         ]
         .into_iter()
         .find_map(|(name, missing)| missing.then_some(name));
         if let Some(name) = missing {
-            return Err(format!("no complete day in `daily`: no `daily.{name}` for the first day"));
+            return Err(format!(
+                "no complete day in `daily`: no `daily.{name}` for the first day"
+            ));
         }
-        let days = self.time
+        let days = self
+            .time
             .iter()
             .enumerate()
             .take(limit)

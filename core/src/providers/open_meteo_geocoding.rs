@@ -8,12 +8,12 @@
 use serde::Deserialize;
 
 use super::open_meteo::check_status;
-use super::{wire::non_empty};
+use super::wire::non_empty;
 use crate::capability::geo::{country_code, Place, Places};
-use crate::error::ProviderFailure;
 use crate::capability::{geo, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Open-Meteo Geocoding (<https://open-meteo.com/en/docs/geocoding-api>):
@@ -48,7 +48,11 @@ impl Provider for OpenMeteoGeocoding {
 crate::serves!(OpenMeteoGeocoding: Geocode);
 
 impl Serves<marker::Geocode> for OpenMeteoGeocoding {
-    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &geo::GeocodeQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let language = q.language.as_ref().map_or("en", |l| l.code());
         let req = HttpRequest::get(ctx.base_url, "/v1/search")
             .query("name", q.query.as_str())
@@ -61,7 +65,12 @@ impl Serves<marker::Geocode> for OpenMeteoGeocoding {
         })
     }
 
-    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &geo::GeocodeQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<geo::Places>, ProviderFailure> {
         check_status(&response)?;
         let reply: Reply = response.json()?;
         let results = reply

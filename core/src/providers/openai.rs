@@ -89,7 +89,9 @@ mod tests {
         assert_eq!(body["max_completion_tokens"], 64);
         assert!(body.get("max_tokens").is_none());
 
-        let req = OPENAI.request(&embeddings_request(), &ctx(&OPENAI)).unwrap();
+        let req = OPENAI
+            .request(&embeddings_request(), &ctx(&OPENAI))
+            .unwrap();
         assert_eq!(req.url, "https://api.openai.com/v1/embeddings");
         assert_eq!(
             req.body.unwrap(),
@@ -111,21 +113,30 @@ mod tests {
     #[test]
     fn fixtures_normalise() {
         let reply = reply_of(&OPENAI, fixture(&OPENAI, "/v1/chat/completions"));
-        assert_eq!(reply.id.as_deref(), Some("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"));
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT")
+        );
         assert_eq!(reply.model, "gpt-4.1-2025-04-14");
         assert_eq!(reply.text, "Hello! How can I assist you today?");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
-            (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens),
+            (
+                reply.usage.input_tokens,
+                reply.usage.output_tokens,
+                reply.usage.total_tokens
+            ),
             (Some(19), Some(10), Some(29))
         );
         assert_eq!(reply.usage.cached_input_tokens, Some(0));
         assert_eq!(reply.usage.reasoning_tokens, Some(0));
         assert_eq!(reply.reasoning, None);
 
-        let Data::LlmEmbeddings(e) =
-            answer(&OPENAI, &embeddings_request(), test_response(200, &[], fixture(&OPENAI, "/v1/embeddings")))
-        else {
+        let Data::LlmEmbeddings(e) = answer(
+            &OPENAI,
+            &embeddings_request(),
+            test_response(200, &[], fixture(&OPENAI, "/v1/embeddings")),
+        ) else {
             panic!("wrong data")
         };
         assert_eq!(e.model, "text-embedding-3-small");
@@ -144,7 +155,11 @@ mod tests {
             r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
         );
         assert_eq!(f.class, FailureClass::QuotaExhausted);
-        assert!(f.message.starts_with("OpenAI: You exceeded"), "{}", f.message);
+        assert!(
+            f.message.starts_with("OpenAI: You exceeded"),
+            "{}",
+            f.message
+        );
         let f = class_of(
             &OPENAI,
             403,

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::pubmed::contact_email;
 use super::clip;
+use super::pubmed::contact_email;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch};
 use crate::capability::normalize::{iso_date, non_empty};
+use crate::capability::{marker, media, medical};
 use crate::error::ProviderFailure;
-use crate::capability::{media, medical, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// OpenAlex (<https://docs.openalex.org>): 250 million scholarly works with
@@ -55,7 +55,11 @@ impl Provider for OpenAlex {
 crate::serves!(OpenAlex: LiteratureSearch);
 
 impl Serves<marker::LiteratureSearch> for OpenAlex {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let req = HttpRequest::get(ctx.base_url, "/works")
             .query("search", q.query.as_str())
             .query("per-page", q.limit.to_string())
@@ -66,7 +70,12 @@ impl Serves<marker::LiteratureSearch> for OpenAlex {
         })
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(e) = serde_json::from_slice::<ErrorReply>(&response.body) {
                 failure.message = format!("OpenAlex: {}", clip(&e.message.unwrap_or(e.error)));
@@ -357,9 +366,14 @@ mod tests {
         assert_truncations_are_malformed(&OpenAlex, &malaria(), body);
         // An unreadable position costs the abstract, not the reply.
         let bad = body.replace("\"Malaria\":[0]", "\"Malaria\":[-1]");
-        let Data::LiteratureSearch(s) = answer(&OpenAlex, &malaria(), test_response(200, &[], &bad)) else {
+        let Data::LiteratureSearch(s) =
+            answer(&OpenAlex, &malaria(), test_response(200, &[], &bad))
+        else {
             panic!("wrong data")
         };
-        assert_eq!((s.results.len(), s.results[1].r#abstract.as_deref()), (2, None));
+        assert_eq!(
+            (s.results.len(), s.results[1].r#abstract.as_deref()),
+            (2, None)
+        );
     }
 }

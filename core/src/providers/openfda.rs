@@ -14,11 +14,11 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::medical::{DrugLabel, DrugLabels, DrugSections};
 use crate::capability::normalize::iso_date;
+use crate::capability::{marker, medical};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{medical, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// openFDA (<https://open.fda.gov/apis/drug/label/>): FDA drug labels with
@@ -56,7 +56,11 @@ impl Provider for OpenFda {
 crate::serves!(OpenFda: DrugLabel);
 
 impl Serves<marker::DrugLabel> for OpenFda {
-    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &medical::DrugLabelQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         // The name was validated: it holds no quote that could end the phrase.
         let search = format!(
             "openfda.brand_name:\"{0}\" openfda.generic_name:\"{0}\"",
@@ -67,7 +71,12 @@ impl Serves<marker::DrugLabel> for OpenFda {
             .query("limit", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &medical::DrugLabelQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &medical::DrugLabelQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         if !response.is_success() {
             let error = serde_json::from_slice::<ErrorReply>(&response.body)
                 .ok()

@@ -10,10 +10,10 @@
 use serde::Deserialize;
 
 use crate::capability::media::{language_code, BookIds, BookResult, BookSearch};
+use crate::capability::{marker, media};
 use crate::error::ProviderFailure;
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Open Library (<https://openlibrary.org/developers/api>): keyless book
@@ -50,14 +50,23 @@ impl Provider for OpenLibrary {
 crate::serves!(OpenLibrary: BooksSearch);
 
 impl Serves<marker::BooksSearch> for OpenLibrary {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/search.json")
             .query("q", q.query.as_str())
             .query("fields", FIELDS)
             .query("limit", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &media::TextQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::BookSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::BookSearch>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let docs = reply.docs.ok_or_else(|| {

@@ -77,7 +77,9 @@ mod tests {
 
     #[test]
     fn requests_are_exact_and_carry_no_key() {
-        let req = OPENROUTER.request(&chat_request(), &ctx(&OPENROUTER)).unwrap();
+        let req = OPENROUTER
+            .request(&chat_request(), &ctx(&OPENROUTER))
+            .unwrap();
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://openrouter.ai/api/v1/chat/completions");
         assert!(req.headers.is_empty());
@@ -87,18 +89,34 @@ mod tests {
         );
         assert!(matches!(
             INFO.auth,
-            Auth::Key { env: "OPENROUTER_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+            Auth::Key {
+                env: "OPENROUTER_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false
+            }
         ));
     }
 
     #[test]
     fn fixture_normalises() {
-        let reply = reply_of(&OPENROUTER, fixture(&OPENROUTER, "/api/v1/chat/completions"));
-        assert_eq!(reply.id.as_deref(), Some("gen-1741569952-AbCdEfGhIjKlMnOpQrSt"));
+        let reply = reply_of(
+            &OPENROUTER,
+            fixture(&OPENROUTER, "/api/v1/chat/completions"),
+        );
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("gen-1741569952-AbCdEfGhIjKlMnOpQrSt")
+        );
         assert_eq!(reply.model, "meta-llama/llama-3.3-70b-instruct:free");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
-        assert_eq!((reply.usage.input_tokens, reply.usage.total_tokens), (Some(19), Some(27)));
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.total_tokens),
+            (Some(19), Some(27))
+        );
         assert_eq!(reply.reasoning, None, "null reasoning");
     }
 
@@ -122,13 +140,20 @@ mod tests {
             &[],
             r#"{"error":{"code":403,"message":"meta-llama/llama-guard flagged your input","metadata":{"reasons":["violence"],"flagged_input":"how to hurt someone","provider_name":"Together","model_slug":"x"}}}"#,
         );
-        assert_eq!(f.class, FailureClass::ContentFiltered, "moderation, not a bad key");
+        assert_eq!(
+            f.class,
+            FailureClass::ContentFiltered,
+            "moderation, not a bad key"
+        );
         assert_eq!(f.status, Some(403));
         assert_eq!(
             f.message,
             "OpenRouter: meta-llama/llama-guard flagged your input (flagged: violence)"
         );
-        assert!(!f.message.contains("hurt"), "the flagged input is not echoed");
+        assert!(
+            !f.message.contains("hurt"),
+            "the flagged input is not echoed"
+        );
         let f = class_of(
             &OPENROUTER,
             429,

@@ -26,15 +26,15 @@ use serde::Deserialize;
 use super::wire::non_empty;
 use super::{clip, utc_text};
 use crate::capability::geo::country_code;
+use crate::capability::marker;
 use crate::capability::weather::{
     Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery, GeoPoint,
     Location,
 };
-use crate::capability::marker;
 use crate::error::ProviderFailure;
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// OpenWeatherMap (<https://openweathermap.org/api>): current weather and
@@ -428,7 +428,8 @@ mod tests {
     fn current_fixture_normalises() {
         let body = fixture(&OpenWeatherMap, "/data/2.5/weather");
         let zocca = request("weather.current", json!({"lat": 44.34, "lon": 10.99}));
-        let Data::WeatherCurrent(w) = answer(&OpenWeatherMap, &zocca, test_response(200, &[], body))
+        let Data::WeatherCurrent(w) =
+            answer(&OpenWeatherMap, &zocca, test_response(200, &[], body))
         else {
             panic!("wrong data")
         };

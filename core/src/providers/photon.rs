@@ -14,10 +14,10 @@ use serde::Deserialize;
 use super::wire::non_empty;
 use super::{clip, readable_items};
 use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::error::ProviderFailure;
 use crate::capability::{geo, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::ProviderFailure;
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Photon (<https://photon.komoot.io>): keyless OpenStreetMap geocoding
@@ -57,7 +57,11 @@ impl Provider for Photon {
 crate::serves!(Photon: Geocode);
 
 impl Serves<marker::Geocode> for Photon {
-    fn build_request(&self, q: &geo::GeocodeQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &geo::GeocodeQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let limit = if q.country_code.is_some() {
             FILTER_POOL
         } else {
@@ -78,7 +82,12 @@ impl Serves<marker::Geocode> for Photon {
         )
     }
 
-    fn read_response(&self, q: &geo::GeocodeQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<geo::Places>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &geo::GeocodeQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<geo::Places>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {
@@ -90,8 +99,11 @@ impl Serves<marker::Geocode> for Photon {
             failure
         })?;
         let reply: Reply = response.json()?;
-        let places = readable_items("Photon", reply.features.into_iter().map(Feature::into_place))
-            .map_err(|f| f.status(response.status))?;
+        let places = readable_items(
+            "Photon",
+            reply.features.into_iter().map(Feature::into_place),
+        )
+        .map_err(|f| f.status(response.status))?;
         let places = places
             .into_iter()
             .filter(|p| {
@@ -273,7 +285,10 @@ mod tests {
             panic!("wrong data")
         };
         assert_eq!(places.results.len(), 2);
-        assert!(places.results.iter().all(|p| p.country_code.as_deref() == Some("DE")));
+        assert!(places
+            .results
+            .iter()
+            .all(|p| p.country_code.as_deref() == Some("DE")));
         let r = request(
             "geo.geocode",
             json!({"query": "Berlin", "country_code": "US"}),

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use super::clip;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch};
 use crate::capability::normalize::{iso_date, lenient_u64, year_of};
+use crate::capability::{marker, media, medical};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, medical, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// PubMed (<https://www.ncbi.nlm.nih.gov/books/NBK25500/>): 37 million
@@ -107,7 +107,11 @@ impl Provider for PubMed {
 crate::serves!(PubMed: LiteratureSearch);
 
 impl Serves<marker::LiteratureSearch> for PubMed {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let req = eutils(ctx, "esearch")
             .query("term", q.query.as_str())
             .query("retmode", "json")
@@ -116,7 +120,12 @@ impl Serves<marker::LiteratureSearch> for PubMed {
         Ok(identified(req, ctx))
     }
 
-    fn read_response(&self, q: &media::TextQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::PaperSearch>, ProviderFailure> {
         let reply: Option<Reply> = serde_json::from_slice(&response.body).ok();
         if let Some(error) = reply.as_ref().and_then(|r| r.error.as_deref()) {
             let lower = error.to_ascii_lowercase();

@@ -11,10 +11,10 @@
 use serde::Deserialize;
 
 use crate::capability::medical::{DrugLabel, DrugLabels, DrugSections};
+use crate::capability::{marker, medical};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{medical, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// RxNav (<https://lhncbc.nlm.nih.gov/RxNav/APIs/RxNormAPIs.html>): RxNorm
@@ -48,13 +48,22 @@ impl Provider for RxNav {
 crate::serves!(RxNav: DrugLabel);
 
 impl Serves<marker::DrugLabel> for RxNav {
-    fn build_request(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &medical::DrugLabelQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/REST/rxcui.json")
             .query("name", q.name.as_str())
             .query("search", "2"))
     }
 
-    fn read_response(&self, q: &medical::DrugLabelQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &medical::DrugLabelQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<medical::DrugLabels>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         let malformed = |what: &str| {

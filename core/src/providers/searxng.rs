@@ -13,13 +13,13 @@
 
 use serde::Deserialize;
 
-use super::wire::{html_to_text, iso_utc, non_empty};
 use super::clip;
+use super::wire::{html_to_text, iso_utc, non_empty};
 use crate::capability::search::{WebAnswer, WebResult, WebResults};
+use crate::capability::{marker, search};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{search, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// SearXNG (<https://docs.searxng.org>): keyless metasearch on an instance
@@ -54,7 +54,11 @@ impl Provider for Searxng {
 crate::serves!(Searxng: WebSearch);
 
 impl Serves<marker::WebSearch> for Searxng {
-    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &search::WebQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         if ctx.base_url == INFO.base_url {
             return Err(ProviderFailure::unsupported(
                 "SearXNG is self-hosted: set providers.searxng.base_url (or \
@@ -72,7 +76,12 @@ impl Serves<marker::WebSearch> for Searxng {
         })
     }
 
-    fn read_response(&self, q: &search::WebQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &search::WebQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<search::WebResults>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,

@@ -87,12 +87,21 @@ mod tests {
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.together.xyz/v1/chat/completions");
         assert!(req.headers.is_empty());
-        let req = TOGETHER.request(&embeddings_request(), &ctx(&TOGETHER)).unwrap();
+        let req = TOGETHER
+            .request(&embeddings_request(), &ctx(&TOGETHER))
+            .unwrap();
         assert_eq!(req.url, "https://api.together.xyz/v1/embeddings");
         assert_eq!(req.body.unwrap()["model"], "BAAI/bge-large-en-v1.5");
         assert!(matches!(
             INFO.auth,
-            Auth::Key { env: "TOGETHER_API_KEY", placement: KeyPlacement::Header { name: "Authorization", prefix: "Bearer " }, optional: false }
+            Auth::Key {
+                env: "TOGETHER_API_KEY",
+                placement: KeyPlacement::Header {
+                    name: "Authorization",
+                    prefix: "Bearer "
+                },
+                optional: false
+            }
         ));
     }
 
@@ -102,14 +111,22 @@ mod tests {
         assert_eq!(reply.model, "meta-llama/Llama-3.3-70B-Instruct-Turbo");
         assert_eq!(reply.text, "The capital of France is Paris.");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
-        assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (Some(45), Some(8)));
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens),
+            (Some(45), Some(8))
+        );
 
-        let Data::LlmEmbeddings(e) =
-            answer(&TOGETHER, &embeddings_request(), test_response(200, &[], fixture(&TOGETHER, "/v1/embeddings")))
-        else {
+        let Data::LlmEmbeddings(e) = answer(
+            &TOGETHER,
+            &embeddings_request(),
+            test_response(200, &[], fixture(&TOGETHER, "/v1/embeddings")),
+        ) else {
             panic!("wrong data")
         };
-        assert_eq!((e.model.as_str(), e.dimensions), ("BAAI/bge-large-en-v1.5", 4));
+        assert_eq!(
+            (e.model.as_str(), e.dimensions),
+            ("BAAI/bge-large-en-v1.5", 4)
+        );
         assert_eq!(f64::from(e.vectors[1][3]), -0.0140380859375);
         assert_eq!(e.usage.input_tokens, None);
     }
@@ -123,7 +140,11 @@ mod tests {
             &[],
             r#"{"error":{"message":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 131073. Given: 140000 `inputs` tokens and 64 `max_new_tokens`","type":"invalid_request_error","param":null,"code":null}}"#,
         );
-        assert_eq!(f.class, FailureClass::ContextLengthExceeded, "TGI's wording");
+        assert_eq!(
+            f.class,
+            FailureClass::ContextLengthExceeded,
+            "TGI's wording"
+        );
         let f = class_of(
             &TOGETHER,
             400,

@@ -12,10 +12,10 @@ use crate::capability::media::{
     Rating, TitleIds, TitleKind, TitleLookup, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{iso_date, strip_html, year_of};
+use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// TVmaze (<https://www.tvmaze.com/api>): keyless TV show search with
@@ -49,7 +49,11 @@ impl Provider for Tvmaze {
 crate::serves!(Tvmaze: TvShowSearch);
 
 impl Serves<marker::TvShowSearch> for Tvmaze {
-    fn build_request(&self, q: &media::TitleQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TitleQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(match &q.lookup {
             TitleLookup::Text(text) => {
                 HttpRequest::get(ctx.base_url, "/search/shows").query("q", text.as_str())
@@ -60,7 +64,12 @@ impl Serves<marker::TvShowSearch> for Tvmaze {
         })
     }
 
-    fn read_response(&self, q: &media::TitleQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::TitleSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TitleQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::TitleSearch>, ProviderFailure> {
         if response.status == 404 {
             return Err(response.failure(
                 FailureClass::NotFound,
@@ -76,17 +85,14 @@ impl Serves<marker::TvShowSearch> for Tvmaze {
                 .into_iter()
                 .filter_map(|hit| hit.show.into_result().ok())
                 .collect(),
-            TitleLookup::Imdb(_) => vec![response
-                .json::<Show>()?
-                .into_result()
-                .map_err(|field| {
+            TitleLookup::Imdb(_) => {
+                vec![response.json::<Show>()?.into_result().map_err(|field| {
                     ProviderFailure::malformed(format!("TVmaze show lacks `{field}`"))
                         .status(response.status)
-                })?],
+                })?]
+            }
         };
-        Ok(Step::Done(TitleSearch::new(
-            q, None, results,
-        )))
+        Ok(Step::Done(TitleSearch::new(q, None, results)))
     }
 }
 

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use super::wire::{flexible_f64_opt, next_utc_midnight};
 use super::{clip, utc_text};
 use crate::capability::finance::StockQuote;
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{finance, marker};
-use crate::provider::{Serves, 
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// Twelve Data (<https://twelvedata.com>): stock quotes with a free key.
@@ -62,11 +62,20 @@ impl Provider for TwelveData {
 crate::serves!(TwelveData: StockQuote);
 
 impl Serves<marker::StockQuote> for TwelveData {
-    fn build_request(&self, q: &finance::StockQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &finance::StockQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/quote").query("symbol", q.symbol.as_str()))
     }
 
-    fn read_response(&self, q: &finance::StockQuery, _ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &finance::StockQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
         // The error envelope, in a 200 or an error status alike.
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&response.body) {
             if error.status == "error" {

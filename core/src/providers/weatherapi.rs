@@ -19,15 +19,15 @@ use serde::Deserialize;
 
 use super::wire::{next_utc_month, non_empty};
 use super::{clip, utc_text};
+use crate::capability::marker;
 use crate::capability::weather::{
     kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
     GeoPoint, Location,
 };
-use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// WeatherAPI.com (<https://www.weatherapi.com>): weather by coordinates or
@@ -342,9 +342,18 @@ mod tests {
 
     #[test]
     fn an_unknown_code_follows_the_status() {
-        assert_eq!(api_error(503, 503, "Service Unavailable").class, FailureClass::Transient);
-        assert_eq!(api_error(400, 1234, "Something new").class, FailureClass::InvalidRequest);
-        assert_eq!(api_error(200, 1234, "Something new").class, FailureClass::InvalidRequest);
+        assert_eq!(
+            api_error(503, 503, "Service Unavailable").class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            api_error(400, 1234, "Something new").class,
+            FailureClass::InvalidRequest
+        );
+        assert_eq!(
+            api_error(200, 1234, "Something new").class,
+            FailureClass::InvalidRequest
+        );
     }
 
     #[test]

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::wire::{html_to_text, iso_utc, path_segment};
 use super::clip;
+use super::wire::{html_to_text, iso_utc, path_segment};
 use crate::capability::search::{WebQuery, WebResult, WebResults};
+use crate::capability::{marker, search};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::capability::{search, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Wikipedia (<https://www.mediawiki.org/wiki/API:Search>): keyless
@@ -74,7 +74,11 @@ impl Provider for Wikipedia {
 crate::serves!(Wikipedia: WebSearch);
 
 impl Serves<marker::WebSearch> for Wikipedia {
-    fn build_request(&self, q: &search::WebQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &search::WebQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(&site(ctx, q), "/w/api.php")
             .query("action", "query")
             .query("list", "search")
@@ -85,7 +89,12 @@ impl Serves<marker::WebSearch> for Wikipedia {
             .query("formatversion", "2"))
     }
 
-    fn read_response(&self, q: &search::WebQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<search::WebResults>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &search::WebQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<search::WebResults>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(error) = reply.error {

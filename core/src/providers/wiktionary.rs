@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
-use super::wire::{html_to_text, path_segment};
 use super::clip;
+use super::wire::{html_to_text, path_segment};
 use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::error::{FailureClass, ProviderFailure};
 use crate::capability::{dictionary, marker};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Wiktionary (<https://en.wiktionary.org/api/rest_v1/>): keyless
@@ -60,12 +60,21 @@ impl Provider for Wiktionary {
 crate::serves!(Wiktionary: DictionaryDefine);
 
 impl Serves<marker::DictionaryDefine> for Wiktionary {
-    fn build_request(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &dictionary::DefineQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         let path = format!("/api/rest_v1/page/definition/{}", title(&q.word));
         Ok(HttpRequest::get(ctx.base_url, &path))
     }
 
-    fn read_response(&self, q: &dictionary::DefineQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &dictionary::DefineQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,

@@ -24,14 +24,14 @@ use serde::{Deserialize, Deserializer};
 use url::form_urlencoded;
 
 use super::utc_text;
+use crate::capability::marker;
 use crate::capability::weather::{
     kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
     GeoPoint, Location,
 };
-use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{Serves, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// wttr.in (<https://wttr.in>): keyless console-weather service with a JSON
@@ -164,7 +164,10 @@ fn j1_request(location: &Location, ctx: &CallContext<'_>) -> HttpRequest {
 }
 
 /// The report for `location`, and the area it answers for.
-fn read(location: &Location, response: &HttpResponse) -> Result<(Reply, GeoPoint), ProviderFailure> {
+fn read(
+    location: &Location,
+    response: &HttpResponse,
+) -> Result<(Reply, GeoPoint), ProviderFailure> {
     if response.status == 404 {
         return Err(response.failure(FailureClass::NotFound, "wttr.in: unknown location"));
     }
@@ -225,28 +228,28 @@ fn condition(wwo: u16) -> Result<Condition, ProviderFailure> {
 /// 4677 as polyrelay uses it has neither.
 pub(crate) fn wmo_code(wwo: u16) -> Option<u8> {
     Some(match wwo {
-        113 => 0,                         // Clear/Sunny
-        116 => 2,                         // Partly cloudy
-        119 | 122 => 3,                   // Cloudy, Overcast
-        143 | 248 => 45,                  // Mist, Fog
-        260 => 48,                        // Freezing fog
-        263 | 266 => 51,                  // (Patchy) light drizzle
-        185 | 281 => 56,                  // (Patchy) freezing drizzle
-        284 => 57,                        // Heavy freezing drizzle
-        293 | 296 => 61,                  // (Patchy) light rain
-        299 | 302 => 63,                  // Moderate rain (at times)
-        305 | 308 => 65,                  // Heavy rain (at times)
-        311 => 66,                        // Light freezing rain
-        314 => 67,                        // Moderate or heavy freezing rain
-        227 | 317 | 323 | 326 => 71,      // Blowing snow, light sleet, (patchy) light snow
-        320 | 329 | 332 => 73,            // Moderate/heavy sleet, (patchy) moderate snow
-        230 | 335 | 338 => 75,            // Blizzard, (patchy) heavy snow
-        350 | 374 | 377 => 77,            // Ice pellets (showers)
-        176 | 353 => 80,                  // Patchy rain nearby, light rain shower
-        356 => 81,                        // Moderate or heavy rain shower
-        359 => 82,                        // Torrential rain shower
-        179 | 182 | 362 | 368 => 85,      // Patchy snow/sleet, light sleet/snow showers
-        365 | 371 => 86,                  // Moderate or heavy sleet/snow showers
+        113 => 0,                          // Clear/Sunny
+        116 => 2,                          // Partly cloudy
+        119 | 122 => 3,                    // Cloudy, Overcast
+        143 | 248 => 45,                   // Mist, Fog
+        260 => 48,                         // Freezing fog
+        263 | 266 => 51,                   // (Patchy) light drizzle
+        185 | 281 => 56,                   // (Patchy) freezing drizzle
+        284 => 57,                         // Heavy freezing drizzle
+        293 | 296 => 61,                   // (Patchy) light rain
+        299 | 302 => 63,                   // Moderate rain (at times)
+        305 | 308 => 65,                   // Heavy rain (at times)
+        311 => 66,                         // Light freezing rain
+        314 => 67,                         // Moderate or heavy freezing rain
+        227 | 317 | 323 | 326 => 71,       // Blowing snow, light sleet, (patchy) light snow
+        320 | 329 | 332 => 73,             // Moderate/heavy sleet, (patchy) moderate snow
+        230 | 335 | 338 => 75,             // Blizzard, (patchy) heavy snow
+        350 | 374 | 377 => 77,             // Ice pellets (showers)
+        176 | 353 => 80,                   // Patchy rain nearby, light rain shower
+        356 => 81,                         // Moderate or heavy rain shower
+        359 => 82,                         // Torrential rain shower
+        179 | 182 | 362 | 368 => 85,       // Patchy snow/sleet, light sleet/snow showers
+        365 | 371 => 86,                   // Moderate or heavy sleet/snow showers
         200 | 386 | 389 | 392 | 395 => 95, // Thundery outbreaks, rain/snow with thunder
         _ => return None,
     })
@@ -430,7 +433,10 @@ mod tests {
     fn berlin(capability: &str, days: u8) -> Request {
         match capability {
             "weather.current" => request(capability, json!({"lat": 52.52, "lon": 13.41})),
-            _ => request(capability, json!({"lat": 52.52, "lon": 13.41, "days": days})),
+            _ => request(
+                capability,
+                json!({"lat": 52.52, "lon": 13.41, "days": days}),
+            ),
         }
     }
 
@@ -549,7 +555,11 @@ mod tests {
         let coords = berlin("weather.current", 0);
 
         // 404 carries a random other city's weather: never read as an answer.
-        let f = failure(&WttrIn, &city, test_response(404, &[], fixture(&WttrIn, "/*")));
+        let f = failure(
+            &WttrIn,
+            &city,
+            test_response(404, &[], fixture(&WttrIn, "/*")),
+        );
         assert_eq!(f.class, FailureClass::NotFound);
 
         let unknown = "Unknown location; please try ~52.52045,13.40732";
@@ -592,11 +602,22 @@ mod tests {
         // Issue #13 tolerant readers: an empty maximum is a missing value,
         // which only the forecast needs (current weather no longer fails).
         let bad = body.replace(r#""maxtempC":"4""#, r#""maxtempC":"""#);
-        let f = failure(&WttrIn, &berlin("weather.forecast", 3), test_response(200, &[], &bad));
+        let f = failure(
+            &WttrIn,
+            &berlin("weather.forecast", 3),
+            test_response(200, &[], &bad),
+        );
         assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
         assert!(f.message.contains("maxtempC"), "{f}");
-        let bad = body.replace(r#""observation_time":"01:41 PM""#, r#""observation_time":"noon""#);
-        let f = failure(&WttrIn, &berlin("weather.current", 0), test_response(200, &[], &bad));
+        let bad = body.replace(
+            r#""observation_time":"01:41 PM""#,
+            r#""observation_time":"noon""#,
+        );
+        let f = failure(
+            &WttrIn,
+            &berlin("weather.current", 0),
+            test_response(200, &[], &bad),
+        );
         assert_eq!(f.class, FailureClass::MalformedResponse, "{f}");
     }
 }

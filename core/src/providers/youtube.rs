@@ -14,11 +14,11 @@ use super::google_books::google_api_failure;
 use super::utc_text;
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::{lenient_u64, strip_html};
+use crate::capability::{marker, media};
 use crate::error::ProviderFailure;
-use crate::capability::{media, marker};
-use crate::provider::{Serves, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// YouTube Data API v3 (<https://developers.google.com/youtube/v3>).
@@ -58,7 +58,11 @@ impl Provider for YouTube {
 crate::serves!(YouTube: VideoSearch);
 
 impl Serves<marker::VideoSearch> for YouTube {
-    fn build_request(&self, q: &media::TextQuery, ctx: &CallContext<'_>) -> Result<HttpRequest, ProviderFailure> {
+    fn build_request(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/youtube/v3/search")
             .query("part", "snippet")
             .query("q", q.query.as_str())
@@ -66,7 +70,12 @@ impl Serves<marker::VideoSearch> for YouTube {
             .query("maxResults", q.limit.to_string()))
     }
 
-    fn read_response(&self, q: &media::TextQuery, ctx: &CallContext<'_>, response: HttpResponse) -> Result<Step<media::VideoSearch>, ProviderFailure> {
+    fn read_response(
+        &self,
+        q: &media::TextQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<media::VideoSearch>, ProviderFailure> {
         if !response.is_success() {
             return Err(google_api_failure(&response, "YouTube"));
         }
