@@ -11,13 +11,13 @@
 
 use serde::Deserialize;
 
+use crate::capability::marker;
 use crate::capability::media::TextQuery;
 use crate::capability::medical::{Paper, PaperIds, PaperSearch, Trial, TrialQuery, TrialSearch};
 use crate::capability::normalize::{iso_date, strip_html, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::ProviderFailure;
-use crate::provider::{not_served, Dispatch, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// Europe PMC (<https://europepmc.org/RestfulWebService>): 45 million
@@ -71,64 +71,76 @@ impl Provider for EuropePmc {
     }
 }
 
-impl Dispatch for EuropePmc {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::LiteratureSearch, CapabilityId::ClinicalTrials]
-    }
+crate::serves!(EuropePmc: LiteratureSearch, ClinicalTrials);
 
-    fn request(
+impl Serves<marker::LiteratureSearch> for EuropePmc {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &TextQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match request {
-            Request::LiteratureSearch(q) => Ok(search(ctx, q.query.clone(), q.limit)),
-            Request::ClinicalTrials(q) => {
-                if q.status.is_some() {
-                    return Err(ProviderFailure::unsupported(
-                        "Europe PMC cannot filter trials by registry status",
-                    )
-                    .not_sent());
-                }
-                // Not every trial-citing abstract names its NCT number.
-                Ok(search(
-                    ctx,
-                    trial_query(q),
-                    q.limit.saturating_mul(2).min(100),
-                ))
-            }
-            _ => Err(not_served(self, request)),
-        }
+        Ok(search(ctx, q.query.clone(), q.limit))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &TextQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        response.check_status()?;
-        let reply: Reply = response.json()?;
-        // No `result` list is an empty search only when `hitCount` says so.
-        let articles = match reply.result_list.result {
-            Some(articles) => articles,
-            None if reply.hit_count == Some(0) => Vec::new(),
-            None => {
-                return Err(
-                    ProviderFailure::malformed("Europe PMC reply lacks `resultList.result`")
-                        .status(response.status),
-                )
-            }
-        };
-        let data = match request {
-            Request::LiteratureSearch(q) => {
-                Data::LiteratureSearch(papers(q, reply.hit_count, articles))
-            }
-            Request::ClinicalTrials(q) => Data::ClinicalTrials(trials(q, articles)),
-            _ => return Err(not_served(self, request)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<PaperSearch>, ProviderFailure> {
+        let (total, articles) = read_articles(&response)?;
+        Ok(Step::Done(papers(q, total, articles)))
     }
+}
+
+impl Serves<marker::ClinicalTrials> for EuropePmc {
+    fn build_request(
+        &self,
+        q: &TrialQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        if q.status.is_some() {
+            return Err(ProviderFailure::unsupported(
+                "Europe PMC cannot filter trials by registry status",
+            )
+            .not_sent());
+        }
+        // Not every trial-citing abstract names its NCT number.
+        Ok(search(
+            ctx,
+            trial_query(q),
+            q.limit.saturating_mul(2).min(100),
+        ))
+    }
+
+    fn read_response(
+        &self,
+        q: &TrialQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<TrialSearch>, ProviderFailure> {
+        let (_, articles) = read_articles(&response)?;
+        Ok(Step::Done(trials(q, articles)))
+    }
+}
+
+/// The reply's hit count and articles, or the failure its status or body
+/// signals.
+fn read_articles(response: &HttpResponse) -> Result<(Option<u64>, Vec<Article>), ProviderFailure> {
+    response.check_status()?;
+    let reply: Reply = response.json()?;
+    // No `result` list is an empty search only when `hitCount` says so.
+    let articles = match reply.result_list.result {
+        Some(articles) => articles,
+        None if reply.hit_count == Some(0) => Vec::new(),
+        None => {
+            return Err(
+                ProviderFailure::malformed("Europe PMC reply lacks `resultList.result`")
+                    .status(response.status),
+            )
+        }
+    };
+    Ok((reply.hit_count, articles))
 }
 
 fn papers(q: &TextQuery, total: Option<u64>, articles: Vec<Article>) -> PaperSearch {

@@ -13,15 +13,15 @@
 use serde::Deserialize;
 
 use super::clip;
+use crate::capability::marker;
 use crate::capability::media::{
     BookIds, BookResult, BookSearch, MusicKind, MusicQuery, MusicResult, MusicSearch, TextQuery,
     TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch, MAX_LIMIT,
 };
 use crate::capability::normalize::{iso_date, non_empty, strip_html, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// iTunes Search (<https://performance-partners.apple.com/search-api>):
@@ -42,22 +42,36 @@ static INFO: ProviderInfo = ProviderInfo {
     default_daily_quota: None,
 };
 
-/// The `media` and `entity` of a request.
-fn media_entity(request: &Request) -> Option<(&'static str, &'static str)> {
-    Some(match request {
-        Request::MovieSearch(_) => ("movie", "movie"),
-        Request::TvShowSearch(_) => ("tvShow", "tvSeason"),
-        Request::BooksSearch(_) => ("ebook", "ebook"),
-        Request::MusicSearch(q) => (
-            "music",
-            match q.kind {
-                MusicKind::Track => "song",
-                MusicKind::Album => "album",
-                MusicKind::Artist => "musicArtist",
-            },
-        ),
-        _ => return None,
-    })
+/// Where a search looks: iTunes' `media` and `entity` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Media {
+    media: &'static str,
+    entity: &'static str,
+}
+
+const MOVIES: Media = Media {
+    media: "movie",
+    entity: "movie",
+};
+const TV_SEASONS: Media = Media {
+    media: "tvShow",
+    entity: "tvSeason",
+};
+const EBOOKS: Media = Media {
+    media: "ebook",
+    entity: "ebook",
+};
+
+/// The music entity of a kind of music result.
+fn music_media(kind: MusicKind) -> Media {
+    Media {
+        media: "music",
+        entity: match kind {
+            MusicKind::Track => "song",
+            MusicKind::Album => "album",
+            MusicKind::Artist => "musicArtist",
+        },
+    }
 }
 
 impl Provider for Itunes {
@@ -70,87 +84,136 @@ impl Provider for Itunes {
     }
 }
 
-impl Dispatch for Itunes {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[
-        CapabilityId::MovieSearch,
-        CapabilityId::TvShowSearch,
-        CapabilityId::MusicSearch,
-        CapabilityId::BooksSearch,
-    ]
-    }
+crate::serves!(Itunes: MovieSearch, TvShowSearch, MusicSearch, BooksSearch);
 
-    fn request(
+impl Serves<marker::MovieSearch> for Itunes {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (media, entity) = media_entity(request).ok_or_else(|| not_served(self, request))?;
-        let (term, limit) = match request {
-            Request::MovieSearch(q) | Request::TvShowSearch(q) => match &q.lookup {
-                TitleLookup::Text(text) => {
-                    // Year filtering happens here, so ask for a full page;
-                    // TV seasons fold into shows, so ask for more of them.
-                    let limit = if q.year.is_some() || media == "tvShow" {
-                        MAX_LIMIT
-                    } else {
-                        q.limit
-                    };
-                    (text.as_str(), limit)
-                }
-                TitleLookup::Imdb(_) => {
-                    return Err(ProviderFailure::unsupported(
-                        "iTunes cannot look titles up by IMDb id",
-                    )
-                    .not_sent())
-                }
-            },
-            Request::BooksSearch(q) => (q.query.as_str(), q.limit),
-            Request::MusicSearch(q) => (q.query.as_str(), q.limit),
-            _ => return Err(not_served(self, request)),
-        };
-        Ok(HttpRequest::get(ctx.base_url, "/search")
-            .query("term", term)
-            .query("media", media)
-            .query("entity", entity)
-            .query("limit", limit.to_string()))
+        title_search(ctx, MOVIES, q)
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        if matches!(response.status, 403 | 429) {
-            return Err(response.failure(
-                FailureClass::RateLimited,
-                format!(
-                    "iTunes throttled the request (HTTP {}): about 20 calls/min are allowed",
-                    response.status
-                ),
-            ));
-        }
-        response.check_status().map_err(|mut failure| {
-            if let Ok(ErrorReply { error_message }) = serde_json::from_slice(&response.body) {
-                failure.message = format!("iTunes: {}", clip(&error_message));
-            }
-            failure
-        })?;
-        let reply: Reply = response.json()?;
-        // A `null` list reads as empty: the reply itself is then broken.
-        let items = reply.results.ok_or_else(|| {
-            ProviderFailure::malformed("iTunes reply without `results`").status(response.status)
-        })?;
-        let data = match request {
-            Request::MovieSearch(q) => Data::MovieSearch(movies(q, items)),
-            Request::TvShowSearch(q) => Data::TvShowSearch(shows(q, items)),
-            Request::MusicSearch(q) => Data::MusicSearch(music(q, items)),
-            Request::BooksSearch(q) => Data::BooksSearch(books(q, items)),
-            _ => return Err(not_served(self, request)),
-        };
-        Ok(Step::Done(data))
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        Ok(Step::Done(movies(q, read_items(&response)?)))
     }
+}
+
+impl Serves<marker::TvShowSearch> for Itunes {
+    fn build_request(
+        &self,
+        q: &TitleQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        title_search(ctx, TV_SEASONS, q)
+    }
+
+    fn read_response(
+        &self,
+        q: &TitleQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        Ok(Step::Done(shows(q, read_items(&response)?)))
+    }
+}
+
+impl Serves<marker::MusicSearch> for Itunes {
+    fn build_request(
+        &self,
+        q: &MusicQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(search(ctx, music_media(q.kind), &q.query, q.limit))
+    }
+
+    fn read_response(
+        &self,
+        q: &MusicQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<MusicSearch>, ProviderFailure> {
+        Ok(Step::Done(music(q, read_items(&response)?)))
+    }
+}
+
+impl Serves<marker::BooksSearch> for Itunes {
+    fn build_request(
+        &self,
+        q: &TextQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(search(ctx, EBOOKS, &q.query, q.limit))
+    }
+
+    fn read_response(
+        &self,
+        q: &TextQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<BookSearch>, ProviderFailure> {
+        Ok(Step::Done(books(q, read_items(&response)?)))
+    }
+}
+
+/// A search of `media` for `term`.
+fn search(ctx: &CallContext<'_>, media: Media, term: &str, limit: u8) -> HttpRequest {
+    HttpRequest::get(ctx.base_url, "/search")
+        .query("term", term)
+        .query("media", media.media)
+        .query("entity", media.entity)
+        .query("limit", limit.to_string())
+}
+
+/// A film or TV search by text; iTunes knows no IMDb ids.
+fn title_search(
+    ctx: &CallContext<'_>,
+    media: Media,
+    q: &TitleQuery,
+) -> Result<HttpRequest, ProviderFailure> {
+    let TitleLookup::Text(text) = &q.lookup else {
+        return Err(
+            ProviderFailure::unsupported("iTunes cannot look titles up by IMDb id").not_sent(),
+        );
+    };
+    // Year filtering happens here, so ask for a full page; TV seasons fold
+    // into shows, so ask for more of them.
+    let limit = if q.year.is_some() || media == TV_SEASONS {
+        MAX_LIMIT
+    } else {
+        q.limit
+    };
+    Ok(search(ctx, media, text, limit))
+}
+
+/// The reply's results, or the failure its status or body signals.
+fn read_items(response: &HttpResponse) -> Result<Vec<Item>, ProviderFailure> {
+    if matches!(response.status, 403 | 429) {
+        return Err(response.failure(
+            FailureClass::RateLimited,
+            format!(
+                "iTunes throttled the request (HTTP {}): about 20 calls/min are allowed",
+                response.status
+            ),
+        ));
+    }
+    response.check_status().map_err(|mut failure| {
+        if let Ok(ErrorReply { error_message }) = serde_json::from_slice(&response.body) {
+            failure.message = format!("iTunes: {}", clip(&error_message));
+        }
+        failure
+    })?;
+    let reply: Reply = response.json()?;
+    // A `null` list reads as empty: the reply itself is then broken.
+    reply.results.ok_or_else(|| {
+        ProviderFailure::malformed("iTunes reply without `results`").status(response.status)
+    })
 }
 
 /// A larger rendition of iTunes artwork (`…/100x100bb.jpg` → 600×600).

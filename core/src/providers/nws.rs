@@ -27,15 +27,16 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::wire::{iso_utc, path_segment};
 use super::clip;
+use super::wire::{iso_utc, path_segment};
+use crate::capability::marker;
 use crate::capability::weather::{
-    kmh_to_ms, Condition, Coordinates, CurrentWeather, Forecast, ForecastDay, GeoPoint,
+    kmh_to_ms, Condition, CurrentQuery, CurrentWeather, Forecast, ForecastDay, ForecastQuery,
+    GeoPoint, Location,
 };
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Step,
+use crate::provider::{
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
 };
 
 /// US National Weather Service (<https://www.weather.gov/documentation/services-web-api>):
@@ -63,14 +64,6 @@ fn get(ctx: &CallContext<'_>, path: &str) -> HttpRequest {
     HttpRequest::get(ctx.base_url, path).header("Accept", GEO_JSON)
 }
 
-fn coordinates(request: &Request) -> Result<Coordinates, ProviderFailure> {
-    match request {
-        Request::WeatherCurrent(q) => q.location.coordinates(),
-        Request::WeatherForecast(q) => q.location.coordinates(),
-        other => Err(not_served(&Nws, other)),
-    }
-}
-
 impl Provider for Nws {
     fn info(&self) -> &ProviderInfo {
         &INFO
@@ -81,135 +74,177 @@ impl Provider for Nws {
     }
 }
 
-impl Dispatch for Nws {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::WeatherCurrent, CapabilityId::WeatherForecast]
-    }
+crate::serves!(Nws: WeatherCurrent, WeatherForecast);
 
-    fn request(
+impl Serves<marker::WeatherCurrent> for Nws {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let at = coordinates(request).map_err(ProviderFailure::not_sent)?;
-        Ok(get(
-            ctx,
-            &format!("/points/{},{}", at.lat.to_param(), at.lon.to_param()),
-        ))
+        points_request(ctx, &q.location)
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &CurrentQuery,
         ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let at = coordinates(request)?;
-        check_status(&response)?;
-        let reply: Reply = response.json()?;
-        let status = response.status;
-        let malformed =
-            |what: &str| ProviderFailure::malformed(format!("NWS reply: {what}")).status(status);
-        // Which step this is shows in the reply's shape.
-        if let Some(stations) = reply.features {
-            let id = stations
-                .into_iter()
-                .find_map(|s| s.properties.station_identifier)
-                .ok_or_else(|| {
-                    response.failure(FailureClass::NotFound, "NWS lists no station here")
-                })?;
-            let path = format!("/stations/{}/observations/latest", path_segment(&id));
-            return Ok(Step::Next(get(ctx, &path)));
-        }
-        let p = reply
-            .properties
-            .ok_or_else(|| malformed("neither `properties` nor `features`"))?;
-        let location = GeoPoint {
-            lat: at.lat.get(),
-            lon: at.lon.get(),
-            name: None,
-            country_code: Some("US".to_string()),
-            timezone: p.time_zone.clone(),
+    ) -> Result<Step<CurrentWeather>, ProviderFailure> {
+        let (p, location) = match read_step(ctx, &q.location, &response, "stations")? {
+            Step::Next(next) => return Ok(Step::Next(next)),
+            Step::Done(last) => last,
         };
-        // A points reply: it names the grid cell, and its parts are required.
-        let points = p.grid_id.is_some()
-            || p.grid_x.is_some()
-            || p.grid_y.is_some()
-            || p.forecast_office.is_some()
-            || p.observation_stations.is_some();
-        match request {
-            _ if points => {
-                let office = p
-                    .grid_id
-                    .as_deref()
-                    .ok_or_else(|| malformed("no `gridId` in the point"))?;
-                let x = p.grid_x.ok_or_else(|| malformed("no `gridX` in the point"))?;
-                let y = p.grid_y.ok_or_else(|| malformed("no `gridY` in the point"))?;
-                let tail = match request {
-                    Request::WeatherForecast(_) => "forecast",
-                    _ => "stations",
-                };
-                let path = format!("/gridpoints/{}/{x},{y}/{tail}", path_segment(office));
-                Ok(Step::Next(get(ctx, &path)))
-            }
-            Request::WeatherForecast(q) => {
-                let periods = p.periods.ok_or_else(|| malformed("no `periods`"))?;
-                let daily = daily(&periods, usize::from(q.days)).map_err(|why| malformed(&why))?;
-                Ok(Step::Done(Data::WeatherForecast(Forecast {
-                    location,
-                    generated_at: p.generated_at.as_deref().and_then(iso_utc),
-                    daily,
-                })))
-            }
-            Request::WeatherCurrent(_) => {
-                let observed_at = p
-                    .timestamp
-                    .as_deref()
-                    .and_then(iso_utc)
-                    .ok_or_else(|| malformed("no observation `timestamp`"))?;
-                let temperature_c = p
-                    .temperature
-                    .as_ref()
-                    .and_then(Measure::celsius)
-                    .ok_or_else(|| {
-                        malformed(
-                            "no `temperature.value` in a known `temperature.unitCode` \
-                             in the latest observation",
-                        )
-                    })?;
-                let feels_like = [&p.heat_index, &p.wind_chill]
-                    .into_iter()
-                    .find_map(|m| m.as_ref().and_then(Measure::celsius));
-                // Sea-level pressure only: the station's barometric pressure
-                // is another quantity.
-                let pressure = p.sea_level_pressure.as_ref().and_then(Measure::hpa);
-                let icon = p
-                    .icon
-                    .as_deref()
-                    .ok_or_else(|| malformed("no `icon` in the latest observation"))?;
-                let code = icon_code(icon)
-                    .ok_or_else(|| malformed(&format!("unknown `icon` condition {icon:?}")))?;
-                Ok(Step::Done(Data::WeatherCurrent(CurrentWeather {
-                    location,
-                    observed_at,
-                    temperature_c,
-                    feels_like_c: feels_like,
-                    humidity_pct: p.relative_humidity.as_ref().and_then(|m| m.value),
-                    wind_speed_ms: p.wind_speed.as_ref().and_then(Measure::metres_per_second),
-                    wind_dir_deg: p.wind_direction.as_ref().and_then(|m| m.value),
-                    pressure_hpa: pressure,
-                    precipitation_mm: p.precipitation_last_hour.as_ref().and_then(|m| m.value),
-                    cloud_cover_pct: p
-                        .cloud_layers
-                        .iter()
-                        .filter_map(CloudLayer::percent)
-                        .reduce(f64::max),
-                    condition: Condition::from_wmo(code),
-                })))
-            }
-            other => Err(not_served(self, other)),
-        }
+        let observed_at = p
+            .timestamp
+            .as_deref()
+            .and_then(iso_utc)
+            .ok_or_else(|| malformed(&response, "no observation `timestamp`"))?;
+        let temperature_c = p
+            .temperature
+            .as_ref()
+            .and_then(Measure::celsius)
+            .ok_or_else(|| {
+                malformed(
+                    &response,
+                    "no `temperature.value` in a known `temperature.unitCode` \
+                     in the latest observation",
+                )
+            })?;
+        let feels_like = [&p.heat_index, &p.wind_chill]
+            .into_iter()
+            .find_map(|m| m.as_ref().and_then(Measure::celsius));
+        // Sea-level pressure only: the station's barometric pressure
+        // is another quantity.
+        let pressure = p.sea_level_pressure.as_ref().and_then(Measure::hpa);
+        let icon = p
+            .icon
+            .as_deref()
+            .ok_or_else(|| malformed(&response, "no `icon` in the latest observation"))?;
+        let code = icon_code(icon)
+            .ok_or_else(|| malformed(&response, &format!("unknown `icon` condition {icon:?}")))?;
+        Ok(Step::Done(CurrentWeather {
+            location,
+            observed_at,
+            temperature_c,
+            feels_like_c: feels_like,
+            humidity_pct: p.relative_humidity.as_ref().and_then(|m| m.value),
+            wind_speed_ms: p.wind_speed.as_ref().and_then(Measure::metres_per_second),
+            wind_dir_deg: p.wind_direction.as_ref().and_then(|m| m.value),
+            pressure_hpa: pressure,
+            precipitation_mm: p.precipitation_last_hour.as_ref().and_then(|m| m.value),
+            cloud_cover_pct: p
+                .cloud_layers
+                .iter()
+                .filter_map(CloudLayer::percent)
+                .reduce(f64::max),
+            condition: Condition::from_wmo(code),
+        }))
     }
+}
+
+impl Serves<marker::WeatherForecast> for Nws {
+    fn build_request(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        points_request(ctx, &q.location)
+    }
+
+    fn read_response(
+        &self,
+        q: &ForecastQuery,
+        ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<Forecast>, ProviderFailure> {
+        let (p, location) = match read_step(ctx, &q.location, &response, "forecast")? {
+            Step::Next(next) => return Ok(Step::Next(next)),
+            Step::Done(last) => last,
+        };
+        let periods = p
+            .periods
+            .ok_or_else(|| malformed(&response, "no `periods`"))?;
+        let daily =
+            daily(&periods, usize::from(q.days)).map_err(|why| malformed(&response, &why))?;
+        Ok(Step::Done(Forecast {
+            location,
+            generated_at: p.generated_at.as_deref().and_then(iso_utc),
+            daily,
+        }))
+    }
+}
+
+/// The first request of either capability: the point's grid cell.
+fn points_request(
+    ctx: &CallContext<'_>,
+    location: &Location,
+) -> Result<HttpRequest, ProviderFailure> {
+    let at = location.coordinates().map_err(ProviderFailure::not_sent)?;
+    Ok(get(
+        ctx,
+        &format!("/points/{},{}", at.lat.to_param(), at.lon.to_param()),
+    ))
+}
+
+/// A reply that lacks `what`.
+fn malformed(response: &HttpResponse, what: &str) -> ProviderFailure {
+    ProviderFailure::malformed(format!("NWS reply: {what}")).status(response.status)
+}
+
+/// The steps both capabilities share: a points reply leads to the grid
+/// cell's `grid_tail` (`forecast` or `stations`), a list of stations to the
+/// nearest one's latest observation. Any other reply is the last: its
+/// properties and the place they describe.
+fn read_step(
+    ctx: &CallContext<'_>,
+    location: &Location,
+    response: &HttpResponse,
+    grid_tail: &str,
+) -> Result<Step<(Properties, GeoPoint)>, ProviderFailure> {
+    let at = location.coordinates()?;
+    check_status(response)?;
+    let reply: Reply = response.json()?;
+    // Which step this is shows in the reply's shape.
+    if let Some(stations) = reply.features {
+        let id = stations
+            .into_iter()
+            .find_map(|s| s.properties.station_identifier)
+            .ok_or_else(|| response.failure(FailureClass::NotFound, "NWS lists no station here"))?;
+        let path = format!("/stations/{}/observations/latest", path_segment(&id));
+        return Ok(Step::Next(get(ctx, &path)));
+    }
+    let p = reply
+        .properties
+        .ok_or_else(|| malformed(response, "neither `properties` nor `features`"))?;
+    // A points reply: it names the grid cell, and its parts are required.
+    let points = p.grid_id.is_some()
+        || p.grid_x.is_some()
+        || p.grid_y.is_some()
+        || p.forecast_office.is_some()
+        || p.observation_stations.is_some();
+    if points {
+        let office = p
+            .grid_id
+            .as_deref()
+            .ok_or_else(|| malformed(response, "no `gridId` in the point"))?;
+        let x = p
+            .grid_x
+            .ok_or_else(|| malformed(response, "no `gridX` in the point"))?;
+        let y = p
+            .grid_y
+            .ok_or_else(|| malformed(response, "no `gridY` in the point"))?;
+        let path = format!("/gridpoints/{}/{x},{y}/{grid_tail}", path_segment(office));
+        return Ok(Step::Next(get(ctx, &path)));
+    }
+    let location = GeoPoint {
+        lat: at.lat.get(),
+        lon: at.lon.get(),
+        name: None,
+        country_code: Some("US".to_string()),
+        timezone: p.time_zone.clone(),
+    };
+    Ok(Step::Done((p, location)))
 }
 
 /// NWS status rules: 403 refuses the User-Agent; problem documents give the
@@ -274,7 +309,10 @@ fn day_of(day: &Period, night: &Period) -> Result<ForecastDay, String> {
         .map_err(|_| format!("unreadable `startTime` {:?}", day.start_time))?;
     let (max, min) = (day.celsius(), night.celsius());
     let (Some(max), Some(min)) = (max, min) else {
-        return Err(format!("no `temperature` in the periods of {}", day.start_time));
+        return Err(format!(
+            "no `temperature` in the periods of {}",
+            day.start_time
+        ));
     };
     // The day's strongest wind is unknown when a period's wind is.
     let wind = [day, night]

@@ -13,15 +13,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::clip;
+use crate::capability::marker;
 use crate::capability::media::{
     Rating, TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{lenient_f64, lenient_u64, non_empty, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// OMDb (<https://www.omdbapi.com>): IMDb titles, ratings and plots.
@@ -55,96 +55,112 @@ impl Provider for Omdb {
     }
 }
 
-impl Dispatch for Omdb {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch]
-    }
+crate::serves!(Omdb: MovieSearch, TvShowSearch);
 
-    fn request(
+impl Serves<marker::MovieSearch> for Omdb {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
-        let kind = match kind {
-            TitleKind::Movie => "movie",
-            TitleKind::Tv => "series",
-        };
-        Ok(match &q.lookup {
-            TitleLookup::Text(text) => {
-                let req = HttpRequest::get(ctx.base_url, "/")
-                    .query("s", text.as_str())
-                    .query("type", kind);
-                let req = match q.year {
-                    Some(year) => req.query("y", year.to_string()),
-                    None => req,
-                };
-                req.query("page", "1")
-            }
-            TitleLookup::Imdb(id) => HttpRequest::get(ctx.base_url, "/")
-                .query("i", id.as_str())
-                .query("type", kind)
-                .query("plot", "short"),
-        })
+        Ok(title_request(q, TitleKind::Movie, ctx))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
-        let reply: Option<Reply> = serde_json::from_slice(&response.body).ok();
-        if let Some(error) = reply.as_ref().and_then(|r| r.error.as_deref()) {
-            if let Some(empty) = empty_search(q, error) {
-                return Ok(Step::Done(data(kind, empty)));
-            }
-            let class = classify(error, &q.lookup);
-            return Err(response.failure(class, format!("OMDb: {}", clip(error))));
-        }
-        response.check_status()?;
-        let reply: Reply = response.json()?;
-        let wanted = match kind {
-            TitleKind::Movie => "movie",
-            TitleKind::Tv => "series",
-        };
-        let search = match reply.search {
-            Some(items) => {
-                let results = items
-                    .into_iter()
-                    .filter(|t| t.kind.as_deref() == Some(wanted))
-                    .map(|t| t.into_result(kind))
-                    .collect();
-                TitleSearch::new(q, reply.total_results, results)
-            }
-            // A text search always answers with `Search` (or an `Error`).
-            None if matches!(q.lookup, TitleLookup::Text(_)) => {
-                return Err(ProviderFailure::malformed("OMDb search reply lacks `Search`")
-                    .status(response.status));
-            }
-            // An id lookup answers with the title itself.
-            None => {
-                let title: Title = response.json()?;
-                TitleSearch::new(q, None, vec![title.into_result(kind)])
-            }
-        };
-        Ok(Step::Done(data(kind, search)))
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        read_titles(q, TitleKind::Movie, &response).map(Step::Done)
     }
 }
 
-fn title_query(request: &Request) -> Option<(&TitleQuery, TitleKind)> {
-    match request {
-        Request::MovieSearch(q) => Some((q, TitleKind::Movie)),
-        Request::TvShowSearch(q) => Some((q, TitleKind::Tv)),
-        _ => None,
+impl Serves<marker::TvShowSearch> for Omdb {
+    fn build_request(
+        &self,
+        q: &TitleQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(title_request(q, TitleKind::Tv, ctx))
+    }
+
+    fn read_response(
+        &self,
+        q: &TitleQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        read_titles(q, TitleKind::Tv, &response).map(Step::Done)
     }
 }
 
-fn data(kind: TitleKind, search: TitleSearch) -> Data {
+/// OMDb's `type` for a kind of title.
+fn omdb_type(kind: TitleKind) -> &'static str {
     match kind {
-        TitleKind::Movie => Data::MovieSearch(search),
-        TitleKind::Tv => Data::TvShowSearch(search),
+        TitleKind::Movie => "movie",
+        TitleKind::Tv => "series",
+    }
+}
+
+/// The request of a title search or id lookup for `kind`.
+fn title_request(q: &TitleQuery, kind: TitleKind, ctx: &CallContext<'_>) -> HttpRequest {
+    let kind = omdb_type(kind);
+    match &q.lookup {
+        TitleLookup::Text(text) => {
+            let req = HttpRequest::get(ctx.base_url, "/")
+                .query("s", text.as_str())
+                .query("type", kind);
+            let req = match q.year {
+                Some(year) => req.query("y", year.to_string()),
+                None => req,
+            };
+            req.query("page", "1")
+        }
+        TitleLookup::Imdb(id) => HttpRequest::get(ctx.base_url, "/")
+            .query("i", id.as_str())
+            .query("type", kind)
+            .query("plot", "short"),
+    }
+}
+
+/// The titles of `kind` in a reply, or the failure its `Error` or status
+/// signals.
+fn read_titles(
+    q: &TitleQuery,
+    kind: TitleKind,
+    response: &HttpResponse,
+) -> Result<TitleSearch, ProviderFailure> {
+    let reply: Option<Reply> = serde_json::from_slice(&response.body).ok();
+    if let Some(error) = reply.as_ref().and_then(|r| r.error.as_deref()) {
+        if let Some(empty) = empty_search(q, error) {
+            return Ok(empty);
+        }
+        let class = classify(error, &q.lookup);
+        return Err(response.failure(class, format!("OMDb: {}", clip(error))));
+    }
+    response.check_status()?;
+    let reply: Reply = response.json()?;
+    let wanted = omdb_type(kind);
+    match reply.search {
+        Some(items) => {
+            let results = items
+                .into_iter()
+                .filter(|t| t.kind.as_deref() == Some(wanted))
+                .map(|t| t.into_result(kind))
+                .collect();
+            Ok(TitleSearch::new(q, reply.total_results, results))
+        }
+        // A text search always answers with `Search` (or an `Error`).
+        None if matches!(q.lookup, TitleLookup::Text(_)) => Err(ProviderFailure::malformed(
+            "OMDb search reply lacks `Search`",
+        )
+        .status(response.status)),
+        // An id lookup answers with the title itself.
+        None => {
+            let title: Title = response.json()?;
+            Ok(TitleSearch::new(q, None, vec![title.into_result(kind)]))
+        }
     }
 }
 

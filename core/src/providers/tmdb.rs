@@ -13,15 +13,15 @@
 use serde::Deserialize;
 
 use super::clip;
+use crate::capability::marker;
 use crate::capability::media::{
     tmdb_genre, Rating, TitleIds, TitleKind, TitleLookup, TitleQuery, TitleResult, TitleSearch,
 };
 use crate::capability::normalize::{iso_date, non_empty, year_of};
-use crate::capability::{CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::{not_served, Dispatch, 
+use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Step,
+    Serves, Step,
 };
 
 /// TMDB (<https://developer.themoviedb.org>): films and series with
@@ -64,103 +64,120 @@ impl Provider for Tmdb {
     }
 }
 
-impl Dispatch for Tmdb {
-    fn capabilities(&self) -> &'static [CapabilityId] {
-        &[CapabilityId::MovieSearch, CapabilityId::TvShowSearch]
-    }
+crate::serves!(Tmdb: MovieSearch, TvShowSearch);
 
-    fn request(
+impl Serves<marker::MovieSearch> for Tmdb {
+    fn build_request(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
-        Ok(match &q.lookup {
-            TitleLookup::Text(text) => {
-                let (path, year_param) = match kind {
-                    TitleKind::Movie => ("/3/search/movie", "primary_release_year"),
-                    TitleKind::Tv => ("/3/search/tv", "first_air_date_year"),
-                };
-                let req = HttpRequest::get(ctx.base_url, path)
-                    .query("query", text.as_str())
-                    .query("include_adult", "false")
-                    .query("language", "en-US")
-                    .query("page", "1");
-                match q.year {
-                    Some(year) => req.query(year_param, year.to_string()),
-                    None => req,
-                }
-            }
-            TitleLookup::Imdb(id) => HttpRequest::get(ctx.base_url, &format!("/3/find/{id}"))
-                .query("external_source", "imdb_id")
-                .query("language", "en-US"),
-        })
+        Ok(title_request(q, TitleKind::Movie, ctx))
     }
 
-    fn response(
+    fn read_response(
         &self,
-        request: &Request,
+        q: &TitleQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step, ProviderFailure> {
-        let (q, kind) = title_query(request).ok_or_else(|| not_served(self, request))?;
-        if !response.is_success() {
-            let status: Option<ErrorReply> = serde_json::from_slice(&response.body).ok();
-            let class = match (response.status, status.as_ref().map(|s| s.status_code)) {
-                (_, Some(25)) | (429, _) => FailureClass::RateLimited,
-                (_, Some(7 | 10 | 32)) => FailureClass::Auth,
-                _ => response
-                    .status_class()
-                    .unwrap_or(FailureClass::MalformedResponse),
-            };
-            let message = match status {
-                Some(s) => format!("TMDB {}: {}", s.status_code, clip(&s.status_message)),
-                None => response.body_excerpt(),
-            };
-            return Err(response.failure(class, message));
-        }
-        let (total, items) = match q.lookup {
-            TitleLookup::Text(_) => {
-                let page: Page = response.json()?;
-                let results = page.results.ok_or_else(|| {
-                    ProviderFailure::malformed("TMDB reply lacks `results`").status(response.status)
-                })?;
-                (page.total_results, results)
-            }
-            TitleLookup::Imdb(_) => {
-                let found: Found = response.json()?;
-                let items = match kind {
-                    TitleKind::Movie => found.movie_results,
-                    TitleKind::Tv => found.tv_results,
-                };
-                if items.is_empty() {
-                    return Err(response.failure(
-                        FailureClass::NotFound,
-                        format!("TMDB has no title for {}", q.label()),
-                    ));
-                }
-                (None, items)
-            }
-        };
-        // A film without `title` (a series without `name`) is left out.
-        let results = items
-            .into_iter()
-            .filter_map(|i| i.into_result(kind))
-            .collect();
-        let search = TitleSearch::new(q, total, results);
-        Ok(Step::Done(match kind {
-            TitleKind::Movie => Data::MovieSearch(search),
-            TitleKind::Tv => Data::TvShowSearch(search),
-        }))
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        read_titles(q, TitleKind::Movie, &response).map(Step::Done)
     }
 }
 
-fn title_query(request: &Request) -> Option<(&TitleQuery, TitleKind)> {
-    match request {
-        Request::MovieSearch(q) => Some((q, TitleKind::Movie)),
-        Request::TvShowSearch(q) => Some((q, TitleKind::Tv)),
-        _ => None,
+impl Serves<marker::TvShowSearch> for Tmdb {
+    fn build_request(
+        &self,
+        q: &TitleQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        Ok(title_request(q, TitleKind::Tv, ctx))
     }
+
+    fn read_response(
+        &self,
+        q: &TitleQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<TitleSearch>, ProviderFailure> {
+        read_titles(q, TitleKind::Tv, &response).map(Step::Done)
+    }
+}
+
+/// The request of a title search or id lookup for `kind`.
+fn title_request(q: &TitleQuery, kind: TitleKind, ctx: &CallContext<'_>) -> HttpRequest {
+    match &q.lookup {
+        TitleLookup::Text(text) => {
+            let (path, year_param) = match kind {
+                TitleKind::Movie => ("/3/search/movie", "primary_release_year"),
+                TitleKind::Tv => ("/3/search/tv", "first_air_date_year"),
+            };
+            let req = HttpRequest::get(ctx.base_url, path)
+                .query("query", text.as_str())
+                .query("include_adult", "false")
+                .query("language", "en-US")
+                .query("page", "1");
+            match q.year {
+                Some(year) => req.query(year_param, year.to_string()),
+                None => req,
+            }
+        }
+        TitleLookup::Imdb(id) => HttpRequest::get(ctx.base_url, &format!("/3/find/{id}"))
+            .query("external_source", "imdb_id")
+            .query("language", "en-US"),
+    }
+}
+
+/// The titles of `kind` in a reply, or the failure its status signals.
+fn read_titles(
+    q: &TitleQuery,
+    kind: TitleKind,
+    response: &HttpResponse,
+) -> Result<TitleSearch, ProviderFailure> {
+    if !response.is_success() {
+        let status: Option<ErrorReply> = serde_json::from_slice(&response.body).ok();
+        let class = match (response.status, status.as_ref().map(|s| s.status_code)) {
+            (_, Some(25)) | (429, _) => FailureClass::RateLimited,
+            (_, Some(7 | 10 | 32)) => FailureClass::Auth,
+            _ => response
+                .status_class()
+                .unwrap_or(FailureClass::MalformedResponse),
+        };
+        let message = match status {
+            Some(s) => format!("TMDB {}: {}", s.status_code, clip(&s.status_message)),
+            None => response.body_excerpt(),
+        };
+        return Err(response.failure(class, message));
+    }
+    let (total, items) = match q.lookup {
+        TitleLookup::Text(_) => {
+            let page: Page = response.json()?;
+            let results = page.results.ok_or_else(|| {
+                ProviderFailure::malformed("TMDB reply lacks `results`").status(response.status)
+            })?;
+            (page.total_results, results)
+        }
+        TitleLookup::Imdb(_) => {
+            let found: Found = response.json()?;
+            let items = match kind {
+                TitleKind::Movie => found.movie_results,
+                TitleKind::Tv => found.tv_results,
+            };
+            if items.is_empty() {
+                return Err(response.failure(
+                    FailureClass::NotFound,
+                    format!("TMDB has no title for {}", q.label()),
+                ));
+            }
+            (None, items)
+        }
+    };
+    // A film without `title` (a series without `name`) is left out.
+    let results = items
+        .into_iter()
+        .filter_map(|i| i.into_result(kind))
+        .collect();
+    Ok(TitleSearch::new(q, total, results))
 }
 
 #[derive(Deserialize)]
