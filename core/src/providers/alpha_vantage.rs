@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use super::clip;
 use super::wire::number_of;
-use crate::capability::finance::StockQuote;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{StockQuery, StockQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -72,7 +72,7 @@ crate::serves!(AlphaVantage: StockQuote);
 impl Serves<marker::StockQuote> for AlphaVantage {
     fn build_request(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/query")
@@ -82,10 +82,10 @@ impl Serves<marker::StockQuote> for AlphaVantage {
 
     fn read_response(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    ) -> Result<Step<StockQuote>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(failure) = reply.failure(&response) {

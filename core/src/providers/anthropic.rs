@@ -26,7 +26,7 @@ use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatQuery, ChatReply, FinishReason, TokenUsage,
 };
-use crate::capability::{llm, marker};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -85,7 +85,7 @@ crate::serves!(Anthropic: LlmChat);
 impl Serves<marker::LlmChat> for Anthropic {
     fn build_request(
         &self,
-        q: &llm::ChatQuery,
+        q: &ChatQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = model_for(q)?;
@@ -122,10 +122,10 @@ impl Serves<marker::LlmChat> for Anthropic {
 
     fn read_response(
         &self,
-        q: &llm::ChatQuery,
+        q: &ChatQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<llm::ChatReply>, ProviderFailure> {
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
         if !response.is_success() {
             return Err(classify(&response));
         }

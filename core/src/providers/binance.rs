@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use super::wire::flexible_f64_opt;
 use super::{clip, utc_text};
-use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuote};
-use crate::capability::{crypto, marker};
+use crate::capability::crypto::{AssetIds, CryptoPrices, CryptoQuery, CryptoQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -70,7 +70,7 @@ crate::serves!(Binance: CryptoPrice);
 impl Serves<marker::CryptoPrice> for Binance {
     fn build_request(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let mut symbols = Vec::new();
@@ -92,10 +92,10 @@ impl Serves<marker::CryptoPrice> for Binance {
 
     fn read_response(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    ) -> Result<Step<CryptoPrices>, ProviderFailure> {
         let error = serde_json::from_slice::<ErrorReply>(&response.body).ok();
         let message = || {
             error.as_ref().map_or_else(

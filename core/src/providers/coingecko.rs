@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::wire::number_of;
 use super::{clip, utc_text};
-use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{crypto, marker};
+use crate::capability::crypto::{CryptoPrices, CryptoQuery, CryptoQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -67,7 +67,7 @@ crate::serves!(CoinGecko: CryptoPrice);
 impl Serves<marker::CryptoPrice> for CoinGecko {
     fn build_request(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let ids: Vec<&str> = q.asset_ids().map(|a| a.coingecko).collect();
@@ -87,10 +87,10 @@ impl Serves<marker::CryptoPrice> for CoinGecko {
 
     fn read_response(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    ) -> Result<Step<CryptoPrices>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Some(message) = error_message(&response.body) {
                 failure.message = format!("CoinGecko: {}", clip(&message));

@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::wire::number_of;
 use super::{clip, utc_text};
-use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{crypto, marker};
+use crate::capability::crypto::{CryptoPrices, CryptoQuery, CryptoQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -64,7 +64,7 @@ crate::serves!(CoinPaprika: CryptoPrice);
 impl Serves<marker::CryptoPrice> for CoinPaprika {
     fn build_request(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let asset = match (q.asset_ids().next(), q.assets.len()) {
@@ -84,10 +84,10 @@ impl Serves<marker::CryptoPrice> for CoinPaprika {
 
     fn read_response(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    ) -> Result<Step<CryptoPrices>, ProviderFailure> {
         let Some(asset) = q.asset_ids().next() else {
             return Err(ProviderFailure::unsupported("no asset asked for").not_sent());
         };

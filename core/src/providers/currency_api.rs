@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::wire::number;
-use crate::capability::finance::FxRates;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{FxQuery, FxRates};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -58,7 +58,7 @@ crate::serves!(CurrencyApi: FxRates);
 impl Serves<marker::FxRates> for CurrencyApi {
     fn build_request(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let version = match q.date {
@@ -74,10 +74,10 @@ impl Serves<marker::FxRates> for CurrencyApi {
 
     fn read_response(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    ) -> Result<Step<FxRates>, ProviderFailure> {
         if response.status == 404 {
             let when = q.date.map_or("latest".to_string(), |d| d.to_string());
             return Err(response.failure(

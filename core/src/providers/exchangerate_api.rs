@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::DateTime;
 use serde::Deserialize;
 
-use crate::capability::finance::FxRates;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{FxQuery, FxRates};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -58,7 +58,7 @@ crate::serves!(ExchangeRateApi: FxRates);
 impl Serves<marker::FxRates> for ExchangeRateApi {
     fn build_request(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         if q.date.is_some() {
@@ -75,10 +75,10 @@ impl Serves<marker::FxRates> for ExchangeRateApi {
 
     fn read_response(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    ) -> Result<Step<FxRates>, ProviderFailure> {
         if response.status == 429 {
             return Err(response
                 .failure(FailureClass::RateLimited, "ExchangeRate-API: rate limited")

@@ -13,8 +13,8 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::{clip, utc_text};
-use crate::capability::finance::StockQuote;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{StockQuery, StockQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -60,7 +60,7 @@ crate::serves!(Finnhub: StockQuote);
 impl Serves<marker::StockQuote> for Finnhub {
     fn build_request(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/api/v1/quote").query("symbol", q.symbol.as_str()))
@@ -68,10 +68,10 @@ impl Serves<marker::StockQuote> for Finnhub {
 
     fn read_response(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    ) -> Result<Step<StockQuote>, ProviderFailure> {
         let message = || {
             #[derive(Deserialize)]
             struct ErrorReply {

@@ -18,8 +18,8 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::{clip, utc_text};
-use crate::capability::finance::StockQuote;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{StockQuery, StockQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -62,7 +62,7 @@ crate::serves!(Fmp: StockQuote);
 impl Serves<marker::StockQuote> for Fmp {
     fn build_request(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/stable/quote").query("symbol", q.dashed_symbol()))
@@ -70,10 +70,10 @@ impl Serves<marker::StockQuote> for Fmp {
 
     fn read_response(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    ) -> Result<Step<StockQuote>, ProviderFailure> {
         if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
             return Err(classify(&response, &message));
         }

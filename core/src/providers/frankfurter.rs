@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::clip;
-use crate::capability::finance::FxRates;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{FxQuery, FxRates};
+use crate::capability::marker;
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -51,7 +51,7 @@ crate::serves!(Frankfurter: FxRates);
 impl Serves<marker::FxRates> for Frankfurter {
     fn build_request(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let path = match q.date {
@@ -69,10 +69,10 @@ impl Serves<marker::FxRates> for Frankfurter {
 
     fn read_response(
         &self,
-        q: &finance::FxQuery,
+        q: &FxQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::FxRates>, ProviderFailure> {
+    ) -> Result<Step<FxRates>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             if let Ok(ErrorReply { message }) = serde_json::from_slice(&response.body) {
                 failure.message = format!("Frankfurter: {}", clip(&message));

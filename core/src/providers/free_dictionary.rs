@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::clip;
 use super::wire::{non_empty, path_segment};
-use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::capability::{dictionary, marker};
+use crate::capability::dictionary::{DefineQuery, DictionaryEntry, Sense};
+use crate::capability::marker;
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -52,7 +52,7 @@ crate::serves!(FreeDictionary: DictionaryDefine);
 impl Serves<marker::DictionaryDefine> for FreeDictionary {
     fn build_request(
         &self,
-        q: &dictionary::DefineQuery,
+        q: &DefineQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let path = format!(
@@ -65,10 +65,10 @@ impl Serves<marker::DictionaryDefine> for FreeDictionary {
 
     fn read_response(
         &self,
-        q: &dictionary::DefineQuery,
+        q: &DefineQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
+    ) -> Result<Step<DictionaryEntry>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {

@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use super::wire::number_of;
 use super::{clip, utc_text};
-use crate::capability::crypto::{CryptoPrices, CryptoQuote};
-use crate::capability::{crypto, marker};
+use crate::capability::crypto::{CryptoPrices, CryptoQuery, CryptoQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -69,7 +69,7 @@ crate::serves!(Kraken: CryptoPrice);
 impl Serves<marker::CryptoPrice> for Kraken {
     fn build_request(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let mut pairs = Vec::new();
@@ -93,10 +93,10 @@ impl Serves<marker::CryptoPrice> for Kraken {
 
     fn read_response(
         &self,
-        q: &crypto::CryptoQuery,
+        q: &CryptoQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<crypto::CryptoPrices>, ProviderFailure> {
+    ) -> Result<Step<CryptoPrices>, ProviderFailure> {
         response.check_status()?;
         let reply: Reply = response.json()?;
         if let Some(error) = reply.error.first() {

@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::wire::{flexible_f64_opt, non_empty, number};
 use super::{clip, readable_items};
-use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::capability::{geo, marker};
+use crate::capability::geo::{bbox, country_code, GeocodeQuery, Place, Places};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -58,7 +58,7 @@ crate::serves!(Nominatim: Geocode);
 impl Serves<marker::Geocode> for Nominatim {
     fn build_request(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let mut req = HttpRequest::get(ctx.base_url, "/search")
@@ -77,10 +77,10 @@ impl Serves<marker::Geocode> for Nominatim {
 
     fn read_response(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<geo::Places>, ProviderFailure> {
+    ) -> Result<Step<Places>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::open_meteo::check_status;
 use super::wire::non_empty;
-use crate::capability::geo::{country_code, Place, Places};
-use crate::capability::{geo, marker};
+use crate::capability::geo::{country_code, GeocodeQuery, Place, Places};
+use crate::capability::marker;
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -50,7 +50,7 @@ crate::serves!(OpenMeteoGeocoding: Geocode);
 impl Serves<marker::Geocode> for OpenMeteoGeocoding {
     fn build_request(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let language = q.language.as_ref().map_or("en", |l| l.code());
@@ -67,10 +67,10 @@ impl Serves<marker::Geocode> for OpenMeteoGeocoding {
 
     fn read_response(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<geo::Places>, ProviderFailure> {
+    ) -> Result<Step<Places>, ProviderFailure> {
         check_status(&response)?;
         let reply: Reply = response.json()?;
         let results = reply

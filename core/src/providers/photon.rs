@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::wire::non_empty;
 use super::{clip, readable_items};
-use crate::capability::geo::{bbox, country_code, Place, Places};
-use crate::capability::{geo, marker};
+use crate::capability::geo::{bbox, country_code, GeocodeQuery, Place, Places};
+use crate::capability::marker;
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -59,7 +59,7 @@ crate::serves!(Photon: Geocode);
 impl Serves<marker::Geocode> for Photon {
     fn build_request(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let limit = if q.country_code.is_some() {
@@ -84,10 +84,10 @@ impl Serves<marker::Geocode> for Photon {
 
     fn read_response(
         &self,
-        q: &geo::GeocodeQuery,
+        q: &GeocodeQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<geo::Places>, ProviderFailure> {
+    ) -> Result<Step<Places>, ProviderFailure> {
         response.check_status().map_err(|mut failure| {
             #[derive(Deserialize)]
             struct ErrorReply {

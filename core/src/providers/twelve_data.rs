@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::wire::{flexible_f64_opt, next_utc_midnight};
 use super::{clip, utc_text};
-use crate::capability::finance::StockQuote;
-use crate::capability::{finance, marker};
+use crate::capability::finance::{StockQuery, StockQuote};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
@@ -64,7 +64,7 @@ crate::serves!(TwelveData: StockQuote);
 impl Serves<marker::StockQuote> for TwelveData {
     fn build_request(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         Ok(HttpRequest::get(ctx.base_url, "/quote").query("symbol", q.symbol.as_str()))
@@ -72,10 +72,10 @@ impl Serves<marker::StockQuote> for TwelveData {
 
     fn read_response(
         &self,
-        q: &finance::StockQuery,
+        q: &StockQuery,
         _ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<finance::StockQuote>, ProviderFailure> {
+    ) -> Result<Step<StockQuote>, ProviderFailure> {
         // The error envelope, in a 200 or an error status alike.
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&response.body) {
             if error.status == "error" {

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use super::clip;
 use super::wire::{html_to_text, path_segment};
-use crate::capability::dictionary::{DictionaryEntry, Sense};
-use crate::capability::{dictionary, marker};
+use crate::capability::dictionary::{DefineQuery, DictionaryEntry, Sense};
+use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
@@ -62,7 +62,7 @@ crate::serves!(Wiktionary: DictionaryDefine);
 impl Serves<marker::DictionaryDefine> for Wiktionary {
     fn build_request(
         &self,
-        q: &dictionary::DefineQuery,
+        q: &DefineQuery,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let path = format!("/api/rest_v1/page/definition/{}", title(&q.word));
@@ -71,10 +71,10 @@ impl Serves<marker::DictionaryDefine> for Wiktionary {
 
     fn read_response(
         &self,
-        q: &dictionary::DefineQuery,
+        q: &DefineQuery,
         ctx: &CallContext<'_>,
         response: HttpResponse,
-    ) -> Result<Step<dictionary::DictionaryEntry>, ProviderFailure> {
+    ) -> Result<Step<DictionaryEntry>, ProviderFailure> {
         if response.status == 403 {
             return Err(response.failure(
                 FailureClass::Auth,
