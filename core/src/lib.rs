@@ -59,6 +59,7 @@ pub use error::{
 };
 pub use resilience::breaker::{BreakerSnapshot, CircuitState};
 pub use resilience::quota::QuotaSnapshot;
+pub use state::redis::RedisTokenStore;
 pub use stats::StatsCounters;
 
 /// Not part of the API and without any stability promise: what the two

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use polyrelay::auth::RedisTokenStore;
+use polyrelay::RedisTokenStore;
 use polyrelay::auth::{self, Algorithm, AuthError, IssuerConfig, RevocationFailMode};
 use polyrelay::clock::{SharedClock, SystemClock};
 use polyrelay::config::RedisConfig;

@@ -54,7 +54,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::state::redis::RedisTokenStore;
 pub use claims::Claims;
 pub use issuer::{IssuerConfig, RevocationFailMode, TokenIssuer, TokenPair};
 pub use keys::{Key, Keyset};
