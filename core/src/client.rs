@@ -348,11 +348,9 @@ impl Client {
                     } else if let Some((left, why)) = slot.benched(now) {
                         Some(format!("benched for {:.1} s ({why})", left.as_secs_f64()))
                     } else {
-                        slot.breaker(*capability).and_then(|b| {
-                            let snap = b.snapshot();
-                            matches!(snap.state, CircuitState::Open | CircuitState::ForcedOpen)
-                                .then(|| format!("circuit {}", snap.state.as_str()))
-                        })
+                        slot.breaker(*capability)
+                            .is_some_and(|b| b.state() == CircuitState::Open)
+                            .then(|| "circuit open".to_owned())
                     };
                     match reason {
                         Some(reason) => {

@@ -218,7 +218,7 @@ impl ProviderSlot {
             && self.benched(now).is_none()
             && !self
                 .breaker(capability)
-                .is_some_and(|b| matches!(b.state(), CircuitState::Open | CircuitState::ForcedOpen))
+                .is_some_and(|b| b.state() == CircuitState::Open)
     }
 }
 
@@ -1220,8 +1220,7 @@ impl Engine {
             let breaker = slot.breaker(capability);
             if probing {
                 // The last resort: a half-open trial now rather than at the
-                // end of the open period. Only an open breaker is moved
-                // (never a forced-open or disabled one).
+                // end of the open period. Only an open breaker is moved.
                 if let Some(breaker) = breaker.filter(|b| b.state() == CircuitState::Open) {
                     probe_opened = breaker.transition_to_half_open().is_ok();
                 }
@@ -1354,7 +1353,7 @@ impl Engine {
                 // than leaving the rest of its half-open trials to other
                 // calls.
                 if let Some(breaker) = slot.breaker(capability) {
-                    let _ = breaker.transition_to_open();
+                    breaker.transition_to_open();
                 }
             }
             span.in_scope(|| {
@@ -1536,15 +1535,11 @@ fn refuse_open(
         ),
         Some(rejected.retry_after),
     );
-    let again = match rejected.state {
-        // A forced-open breaker has no end of its own.
-        CircuitState::ForcedOpen => None,
-        CircuitState::HalfOpen => {
-            Some(now.saturating_add(rejected.retry_after.min(HALF_OPEN_RECHECK)))
-        }
-        _ => Some(now.saturating_add(rejected.retry_after)),
+    let wait = match rejected.state {
+        CircuitState::HalfOpen => rejected.retry_after.min(HALF_OPEN_RECHECK),
+        _ => rejected.retry_after,
     };
-    (Turn::Failed, again)
+    (Turn::Failed, Some(now.saturating_add(wait)))
 }
 
 /// The trail entry of a hedged turn that lost the race.
@@ -1574,8 +1569,8 @@ fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
 /// about the next second; a call that may not wait fails fast), and nothing
 /// in this call says a new request would fail the same way. A provider
 /// without a key, benched for a refused key, a used-up quota or a longer
-/// `Retry-After`, or forced open is never probed; one that merely failed
-/// while its breaker stays closed has had its retries.
+/// `Retry-After` is never probed; one that merely failed while its breaker
+/// stays closed has had its retries.
 fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCandidate> {
     let slot = &walk.chain.slots[i];
     match walk.last_entry(i)?.outcome {
@@ -1602,7 +1597,6 @@ fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCand
     };
     let probing = slot.probe(walk.capability).is_some_and(|p| p.probing());
     let (back_in, why) = match slot.breaker(walk.capability).map(CircuitBreaker::snapshot) {
-        Some(b) if b.state == CircuitState::ForcedOpen => return None,
         Some(b) if b.state == CircuitState::Open => (
             b.open_until.unwrap_or_default(),
             "last-resort probe while its circuit was open",

@@ -38,9 +38,9 @@
 //!
 //! # Cost
 //!
-//! In the closed, metrics-only and disabled states `try_acquire` is one atomic
-//! load and a reference-count increment: no lock, no clock read. Recording an
-//! outcome takes one short per-breaker mutex.
+//! In the closed state `try_acquire` is one atomic load and a reference-count
+//! increment: no lock, no clock read. Recording an outcome takes one short
+//! per-breaker mutex.
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
@@ -302,13 +302,6 @@ pub enum CircuitState {
     Open,
     /// A limited number of probe calls decide between closed and open.
     HalfOpen,
-    /// Manual: every call goes through and nothing is recorded.
-    Disabled,
-    /// Manual: every call is rejected, with no automatic way out.
-    ForcedOpen,
-    /// Manual: every call goes through and is measured, but the breaker never
-    /// opens.
-    MetricsOnly,
 }
 
 impl CircuitState {
@@ -318,9 +311,6 @@ impl CircuitState {
             CircuitState::Closed => "closed",
             CircuitState::Open => "open",
             CircuitState::HalfOpen => "half_open",
-            CircuitState::Disabled => "disabled",
-            CircuitState::ForcedOpen => "forced_open",
-            CircuitState::MetricsOnly => "metrics_only",
         }
     }
 
@@ -329,9 +319,6 @@ impl CircuitState {
             CircuitState::Closed => 0,
             CircuitState::Open => 1,
             CircuitState::HalfOpen => 2,
-            CircuitState::Disabled => 3,
-            CircuitState::ForcedOpen => 4,
-            CircuitState::MetricsOnly => 5,
         }
     }
 
@@ -340,9 +327,6 @@ impl CircuitState {
             0 => CircuitState::Closed,
             1 => CircuitState::Open,
             2 => CircuitState::HalfOpen,
-            3 => CircuitState::Disabled,
-            4 => CircuitState::ForcedOpen,
-            5 => CircuitState::MetricsOnly,
             _ => return None,
         })
     }
@@ -379,16 +363,14 @@ pub const HALF_OPEN_FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
 #[error("circuit breaker {state}: retry after {retry_after:?}")]
 pub struct Rejected {
     /// When trying again makes sense: `open_until − now` when open,
-    /// [`HALF_OPEN_FULL_RETRY_AFTER`] when half-open with no probe slot free,
-    /// and `wait_duration_in_open_state` as a re-check hint when forced open
-    /// (which has no end of its own).
+    /// [`HALF_OPEN_FULL_RETRY_AFTER`] when half-open with no probe slot free.
     pub retry_after: Duration,
     /// The state that refused the call.
     pub state: CircuitState,
 }
 
 /// A manual transition that the state machine does not allow (closed →
-/// half-open, metrics-only → open or half-open).
+/// half-open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("illegal circuit breaker transition from {from} to {to}")]
 pub struct IllegalTransition {
@@ -401,9 +383,9 @@ pub struct IllegalTransition {
 /// Stats for one breaker, as served by the client's stats endpoint.
 ///
 /// Window figures (`failure_rate` … `slow_calls`) describe the current
-/// window: the closed (or metrics-only) window, the probe window when
-/// half-open, and the window that tripped the breaker while open. The
-/// lifetime totals count every recorded outcome, including stale ones.
+/// window: the closed window, the probe window when half-open, and the
+/// window that tripped the breaker while open. The lifetime totals count
+/// every recorded outcome, including stale ones.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakerSnapshot {
     /// Current state.
@@ -453,7 +435,8 @@ pub struct CircuitBreaker {
 /// never counts as a failure and never keeps a half-open slot.
 #[must_use = "record the outcome; dropping the permit counts as Outcome::Ignored"]
 pub struct Permit {
-    /// `None` when the breaker is disabled: there is nothing to record.
+    /// Taken by [`Permit::record`], so that dropping the permit afterwards
+    /// does not record a second outcome.
     breaker: Option<Arc<Shared>>,
     generation: u64,
 }
@@ -520,8 +503,7 @@ impl CircuitBreaker {
         })
     }
 
-    /// Asks to make one attempt. Lock-free in the closed, metrics-only and
-    /// disabled states.
+    /// Asks to make one attempt. Lock-free in the closed state.
     ///
     /// An open breaker whose wait is over (`now >= open_until`) becomes
     /// half-open here and this call is its first probe.
@@ -529,12 +511,8 @@ impl CircuitBreaker {
         let word = self.shared.word.load(Ordering::Acquire);
         let (state, generation) = unpack(word);
         match state {
-            Some(CircuitState::Closed | CircuitState::MetricsOnly) => Ok(Permit {
+            Some(CircuitState::Closed) => Ok(Permit {
                 breaker: Some(Arc::clone(&self.shared)),
-                generation,
-            }),
-            Some(CircuitState::Disabled) => Ok(Permit {
-                breaker: None,
                 generation,
             }),
             _ => self.shared.acquire_locked(),
@@ -544,7 +522,7 @@ impl CircuitBreaker {
     /// The current state, with timed transitions applied.
     pub fn state(&self) -> CircuitState {
         match unpack(self.shared.word.load(Ordering::Acquire)).0 {
-            Some(state) if !matches!(state, CircuitState::Open | CircuitState::HalfOpen) => state,
+            Some(CircuitState::Closed) => CircuitState::Closed,
             _ => self.shared.lock_refreshed().0.state,
         }
     }
@@ -573,40 +551,27 @@ impl CircuitBreaker {
         }
     }
 
-    /// Closes the breaker with a fresh window and resets the open backoff.
-    pub fn transition_to_closed(&self) {
-        self.shared.transition(CircuitState::Closed);
+    /// Opens the breaker for the (backed-off) open wait.
+    pub fn transition_to_open(&self) {
+        let (mut inner, now) = self.shared.lock_refreshed();
+        self.shared.enter(&mut inner, CircuitState::Open, now);
     }
 
-    /// Opens the breaker for the (backed-off) open wait. Not allowed from
-    /// metrics-only.
-    pub fn transition_to_open(&self) -> Result<(), IllegalTransition> {
-        self.shared.checked_transition(CircuitState::Open)
-    }
-
-    /// Starts probing at once. Not allowed from closed or metrics-only.
+    /// Starts probing at once. Not allowed from closed.
     pub fn transition_to_half_open(&self) -> Result<(), IllegalTransition> {
-        self.shared.checked_transition(CircuitState::HalfOpen)
-    }
-
-    /// Lets every call through and records nothing until another transition.
-    pub fn transition_to_disabled(&self) {
-        self.shared.transition(CircuitState::Disabled);
-    }
-
-    /// Rejects every call until another transition; the wait never ends by
-    /// itself.
-    pub fn transition_to_forced_open(&self) {
-        self.shared.transition(CircuitState::ForcedOpen);
-    }
-
-    /// Lets every call through and measures it, without ever opening.
-    pub fn transition_to_metrics_only(&self) {
-        self.shared.transition(CircuitState::MetricsOnly);
+        let (mut inner, now) = self.shared.lock_refreshed();
+        if inner.state == CircuitState::Closed {
+            return Err(IllegalTransition {
+                from: CircuitState::Closed,
+                to: CircuitState::HalfOpen,
+            });
+        }
+        self.shared.enter(&mut inner, CircuitState::HalfOpen, now);
+        Ok(())
     }
 }
 
-const STATE_BITS: u32 = 3;
+const STATE_BITS: u32 = 2;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
 const GENERATION_MASK: u64 = u64::MAX >> STATE_BITS;
 
@@ -686,7 +651,6 @@ impl Shared {
                 inner.window = CallWindow::closed(&self.config, now);
                 inner.open_attempts = 0;
             }
-            CircuitState::MetricsOnly => inner.window = CallWindow::closed(&self.config, now),
             CircuitState::Open => {
                 inner.open_attempts = inner.open_attempts.saturating_add(1);
                 let wait = self.config.open_wait(inner.open_attempts);
@@ -697,36 +661,11 @@ impl Shared {
                 inner.half_open_slots = self.config.permitted_number_of_calls_in_half_open_state;
                 inner.half_open_since = now;
             }
-            CircuitState::Disabled | CircuitState::ForcedOpen => {}
         }
         inner.state = to;
         inner.generation = inner.generation.wrapping_add(1) & GENERATION_MASK;
         self.word
             .store(pack(to, inner.generation), Ordering::Release);
-    }
-
-    fn transition(&self, to: CircuitState) {
-        let mut inner = self.inner.lock();
-        let now = self.clock.now();
-        self.enter(&mut inner, to, now);
-    }
-
-    fn checked_transition(&self, to: CircuitState) -> Result<(), IllegalTransition> {
-        let (mut inner, now) = self.lock_refreshed();
-        let from = inner.state;
-        let illegal = matches!(
-            (from, to),
-            (CircuitState::Closed, CircuitState::HalfOpen)
-                | (
-                    CircuitState::MetricsOnly,
-                    CircuitState::Open | CircuitState::HalfOpen
-                )
-        );
-        if illegal {
-            return Err(IllegalTransition { from, to });
-        }
-        self.enter(&mut inner, to, now);
-        Ok(())
     }
 
     /// The slow path of `try_acquire`: any state that needs the clock or the
@@ -742,20 +681,13 @@ impl Shared {
         };
         let state = inner.state;
         let retry_after = match state {
-            CircuitState::Closed | CircuitState::MetricsOnly => return Ok(permit(&inner)),
-            CircuitState::Disabled => {
-                return Ok(Permit {
-                    breaker: None,
-                    generation: inner.generation,
-                })
-            }
+            CircuitState::Closed => return Ok(permit(&inner)),
             CircuitState::HalfOpen if inner.half_open_slots > 0 => {
                 inner.half_open_slots -= 1;
                 return Ok(permit(&inner));
             }
             CircuitState::HalfOpen => HALF_OPEN_FULL_RETRY_AFTER,
             CircuitState::Open => inner.open_until.saturating_sub(now),
-            CircuitState::ForcedOpen => self.config.wait_duration_in_open_state,
         };
         inner.not_permitted += 1;
         Err(Rejected { retry_after, state })
@@ -787,11 +719,9 @@ impl Shared {
         let slow = duration > self.config.slow_call_duration_threshold;
         let state = inner.state;
         match state {
-            CircuitState::Closed | CircuitState::MetricsOnly => {
+            CircuitState::Closed => {
                 inner.window.record(now, failed, slow);
-                if state == CircuitState::Closed
-                    && inner.window.verdict(&self.config) == Verdict::Exceeded
-                {
+                if inner.window.verdict(&self.config) == Verdict::Exceeded {
                     self.enter(&mut inner, CircuitState::Open, now);
                 }
             }
@@ -803,9 +733,9 @@ impl Shared {
                     Verdict::Healthy => self.enter(&mut inner, CircuitState::Closed, now),
                 }
             }
-            // No permit of the current generation is ever handed out in
-            // these states (disabled permits record nothing).
-            CircuitState::Open | CircuitState::ForcedOpen | CircuitState::Disabled => {}
+            // No permit of the current generation is ever handed out while
+            // open.
+            CircuitState::Open => {}
         }
     }
 }
@@ -880,7 +810,7 @@ const FAILED_BIT: u8 = 1;
 const SLOW_BIT: u8 = 2;
 
 impl CallWindow {
-    /// The window for the closed and metrics-only states.
+    /// The window for the closed state.
     fn closed(config: &BreakerConfig, now: Duration) -> Self {
         let size = config.sliding_window_size;
         let (kind, minimum_calls) = match config.sliding_window_type {
@@ -1333,26 +1263,8 @@ mod tests {
 
     // Case 11.
     #[test]
-    fn forced_open_disabled_and_illegal_transition() {
-        let (breaker, clock) = breaker(BreakerConfig {
-            automatic_transition_from_open_to_half_open: true,
-            ..small()
-        });
-        breaker.transition_to_forced_open();
-        clock.advance(secs(3_600));
-        assert_eq!(breaker.state(), CircuitState::ForcedOpen);
-        let rejected = breaker.try_acquire().unwrap_err();
-        assert_eq!(rejected.state, CircuitState::ForcedOpen);
-        assert_eq!(rejected.retry_after, secs(5));
-
-        breaker.transition_to_disabled();
-        calls(&breaker, Outcome::Failure, 50);
-        let snap = breaker.snapshot();
-        assert_eq!(snap.state, CircuitState::Disabled);
-        assert_eq!(snap.buffered_calls, 0);
-        assert_eq!(snap.failures, 0);
-
-        breaker.transition_to_closed();
+    fn closed_to_half_open_is_illegal_and_changes_nothing() {
+        let (breaker, _clock) = breaker(small());
         let generation = breaker.snapshot().generation;
         let err = breaker.transition_to_half_open().unwrap_err();
         assert_eq!(
@@ -1364,13 +1276,19 @@ mod tests {
         );
         assert_eq!(breaker.state(), CircuitState::Closed);
         assert_eq!(breaker.snapshot().generation, generation);
+    }
 
-        breaker.transition_to_metrics_only();
-        calls(&breaker, Outcome::Failure, 20);
-        let snap = breaker.snapshot();
-        assert_eq!(snap.state, CircuitState::MetricsOnly);
-        assert_eq!(snap.failure_rate, 100.0);
-        assert!(breaker.transition_to_open().is_err());
+    #[test]
+    fn state_and_generation_survive_packing() {
+        for state in [
+            CircuitState::Closed,
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+        ] {
+            for generation in [0, 1, GENERATION_MASK] {
+                assert_eq!(unpack(pack(state, generation)), (Some(state), generation));
+            }
+        }
     }
 
     // Case 12.
