@@ -58,6 +58,9 @@ pub use error::{
     SkipReason,
 };
 pub use resilience::breaker::{BreakerSnapshot, CircuitState};
+// Another server speaking the OpenAI chat-completions format (vLLM, LM
+// Studio, a gateway) is declared with the built-in providers' own type.
+pub use providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible};
 pub use resilience::quota::QuotaSnapshot;
 pub use state::redis::RedisTokenStore;
 pub use stats::StatsCounters;

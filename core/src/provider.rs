@@ -77,10 +77,6 @@ use crate::error::{FailureClass, ProviderFailure};
 pub(crate) mod retry_after;
 mod tolerant;
 
-/// The OpenAI chat-completions wire format, for declaring another server
-/// that speaks it (vLLM, LM Studio, a gateway).
-pub use crate::providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible};
-
 /// How a provider authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::*;
 use polyrelay::internal::builtin_providers;
 use polyrelay::provider::{Auth, KeyPlacement};
-use polyrelay::provider::{NoEmbeddings, OpenAiCompatible};
 use polyrelay::Envelope;
+use polyrelay::{NoEmbeddings, OpenAiCompatible};
 use serde_json::{json, Value};
 
 /// A fake key for every LLM provider.

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use polyrelay::RedisTokenStore;
 use polyrelay::auth::{self, Algorithm, AuthError, IssuerConfig, RevocationFailMode};
 use polyrelay::clock::{SharedClock, SystemClock};
 use polyrelay::config::RedisConfig;
 use polyrelay::internal::state::redis::RedisBackend;
 use polyrelay::Error;
+use polyrelay::RedisTokenStore;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::IntoPyObjectExt;
