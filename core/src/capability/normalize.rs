@@ -6,12 +6,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
 
 /// Plain text from an HTML fragment: tags dropped, the common entities
-/// decoded, whitespace collapsed. Block-level breaks become one space.
-///
-/// ```
-/// use polyrelay::capability::normalize::strip_html;
-/// assert_eq!(strip_html("<p>Walter <b>White</b> &amp; Jesse</p>"), "Walter White & Jesse");
-/// ```
+/// decoded, whitespace collapsed. Block-level breaks become one space:
+/// `<p>Walter <b>White</b> &amp; Jesse</p>` reads `Walter White & Jesse`.
 pub fn strip_html(html: &str) -> String {
     let mut text = String::with_capacity(html.len());
     let mut rest = html;
@@ -83,13 +79,6 @@ fn decode_entity(text: &str) -> (Option<String>, usize) {
 /// The calendar part of a provider date, as ISO-8601: `YYYY-MM-DD` when the
 /// day is known, else `YYYY-MM` or `YYYY`. Accepts a trailing time
 /// (`2001-07-20T07:00:00Z`) and `/` separators (`2023/01/05 00:00`).
-///
-/// ```
-/// use polyrelay::capability::normalize::iso_date;
-/// assert_eq!(iso_date("2001-07-20T07:00:00Z").as_deref(), Some("2001-07-20"));
-/// assert_eq!(iso_date("2020-06").as_deref(), Some("2020-06"));
-/// assert_eq!(iso_date("soon"), None);
-/// ```
 pub fn iso_date(text: &str) -> Option<String> {
     let text = text.trim();
     let head: String = text
@@ -186,6 +175,10 @@ mod tests {
     #[test]
     fn html_is_stripped_and_entities_decoded() {
         assert_eq!(
+            strip_html("<p>Walter <b>White</b> &amp; Jesse</p>"),
+            "Walter White & Jesse"
+        );
+        assert_eq!(
             strip_html("<p><b>Breaking Bad</b> follows&nbsp;protagonist Walter&#39;s story.</p>"),
             "Breaking Bad follows protagonist Walter's story."
         );
@@ -203,6 +196,12 @@ mod tests {
 
     #[test]
     fn dates_keep_their_precision() {
+        assert_eq!(
+            iso_date("2001-07-20T07:00:00Z").as_deref(),
+            Some("2001-07-20")
+        );
+        assert_eq!(iso_date("2020-06").as_deref(), Some("2020-06"));
+        assert_eq!(iso_date("soon"), None);
         assert_eq!(iso_date("2023/01/05 00:00").as_deref(), Some("2023-01-05"));
         assert_eq!(iso_date("2008-01-20").as_deref(), Some("2008-01-20"));
         assert_eq!(iso_date("2020").as_deref(), Some("2020"));
