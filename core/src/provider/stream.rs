@@ -158,6 +158,15 @@ impl ChatStreamDecoder {
     }
 }
 
+/// `request` with `"stream": true` in its JSON body: the switch of every
+/// provider whose streaming request is otherwise the plain one.
+pub(crate) fn streaming(mut request: HttpRequest) -> HttpRequest {
+    if let Some(serde_json::Value::Object(body)) = &mut request.body {
+        body.insert("stream".into(), serde_json::Value::Bool(true));
+    }
+    request
+}
+
 fn ndjson_frame(data: String) -> Frame {
     Frame {
         event: String::new(),
