@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use polyrelay::internal::builtin_providers;
-use polyrelay::provider::{NoEmbeddings, OpenAiCompatible};
 use polyrelay::provider::{Auth, KeyPlacement};
+use polyrelay::provider::{NoEmbeddings, OpenAiCompatible};
 use polyrelay::Envelope;
 use serde_json::{json, Value};
 

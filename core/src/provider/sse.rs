@@ -234,7 +234,10 @@ mod tests {
         );
         assert_eq!(
             out,
-            [event("message_start", "{}", "7"), event("message", "x", "7")],
+            [
+                event("message_start", "{}", "7"),
+                event("message", "x", "7")
+            ],
             "an event without data dispatches nothing and resets the type"
         );
     }
@@ -242,9 +245,18 @@ mod tests {
     #[test]
     fn lines_end_in_crlf_cr_or_lf_even_when_split_between_reads() {
         let expected = [event("message", "a\nb", ""), event("e", "c", "")];
-        assert_eq!(events(b"data: a\r\ndata: b\r\n\r\nevent: e\r\ndata: c\r\n\r\n"), expected);
-        assert_eq!(events(b"data: a\rdata: b\r\revent: e\rdata: c\r\r"), expected);
-        assert_eq!(events(b"data: a\ndata: b\r\n\revent: e\ndata: c\r\r\n"), expected);
+        assert_eq!(
+            events(b"data: a\r\ndata: b\r\n\r\nevent: e\r\ndata: c\r\n\r\n"),
+            expected
+        );
+        assert_eq!(
+            events(b"data: a\rdata: b\r\revent: e\rdata: c\r\r"),
+            expected
+        );
+        assert_eq!(
+            events(b"data: a\ndata: b\r\n\revent: e\ndata: c\r\r\n"),
+            expected
+        );
     }
 
     #[test]
@@ -257,10 +269,17 @@ mod tests {
                 // A later BOM is content: a field named "\u{FEFF}data".
             ]
         );
-        assert_eq!(events(b"\xEF\xBBdata: y\n\n").len(), 0, "half a BOM is content");
+        assert_eq!(
+            events(b"\xEF\xBBdata: y\n\n").len(),
+            0,
+            "half a BOM is content"
+        );
         assert!(events(b"\xEFdata: y\n\n").is_empty());
         // Invalid UTF-8 is replaced, never an error.
-        assert_eq!(events(b"data: \xFF\n\n"), [event("message", "\u{FFFD}", "")]);
+        assert_eq!(
+            events(b"data: \xFF\n\n"),
+            [event("message", "\u{FFFD}", "")]
+        );
     }
 
     #[test]

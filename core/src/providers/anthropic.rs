@@ -772,12 +772,20 @@ mod tests {
 
     #[test]
     fn the_streaming_request_is_the_plain_one_with_the_switch() {
-        let plain = Anthropic.request(&chat_request(), &ctx(&Anthropic)).unwrap();
+        let plain = Anthropic
+            .request(&chat_request(), &ctx(&Anthropic))
+            .unwrap();
         let mut streamed = Anthropic
             .stream_request(&chat_query(), &ctx(&Anthropic))
             .unwrap();
         assert_eq!(streamed.body.as_mut().unwrap()["stream"], true);
-        streamed.body.as_mut().unwrap().as_object_mut().unwrap().remove("stream");
+        streamed
+            .body
+            .as_mut()
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove("stream");
         assert_eq!(streamed, plain);
         assert_eq!(Anthropic.framing(), Framing::Sse);
         assert!(Anthropic.streams_chat().is_some());
@@ -787,7 +795,10 @@ mod tests {
     fn the_recorded_stream_folds_into_the_plain_reply() {
         let body = stream_fixture(&Anthropic);
         let reply = decode_whole(&Anthropic, &chat_query(), body).unwrap();
-        assert_eq!(reply.id.as_deref(), Some("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"));
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY")
+        );
         assert_eq!(reply.model, "claude-opus-4-20250514");
         assert_eq!(reply.text, "Hello!");
         assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
@@ -803,7 +814,12 @@ mod tests {
         let reply = decode_whole(&Anthropic, &chat_query(), &with_cache).unwrap();
         let u = reply.usage;
         assert_eq!(
-            (u.input_tokens, u.cached_input_tokens, u.output_tokens, u.total_tokens),
+            (
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.output_tokens,
+                u.total_tokens
+            ),
             (Some(25), Some(20), Some(15), Some(40))
         );
     }
@@ -811,13 +827,34 @@ mod tests {
     #[test]
     fn thinking_streams_as_reasoning() {
         let body = stream(&[
-            ("message_start", r#"{"type":"message_start","message":{"id":"msg_2","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"France… "}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Paris."}}"#),
-            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":64}}"#),
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_2","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"France… "}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Paris."}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":64}}"#,
+            ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ]);
         let reply = decode_whole(&Anthropic, &chat_query(), &body).unwrap();
@@ -828,17 +865,34 @@ mod tests {
 
     #[test]
     fn error_events_refusals_and_bad_events_in_a_stream_are_classified() {
-        let start = ("message_start", r#"{"type":"message_start","message":{"id":"m","model":"c","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#);
-        let text = ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#);
+        let start = (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"m","model":"c","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        );
+        let text = (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
+        );
         let fail = |event: (&str, &str)| {
-            decode_in_pieces(&Anthropic, &chat_query(), stream(&[start, text, event]).as_bytes(), 6)
-                .unwrap_err()
+            decode_in_pieces(
+                &Anthropic,
+                &chat_query(),
+                stream(&[start, text, event]).as_bytes(),
+                6,
+            )
+            .unwrap_err()
         };
         // The streaming guide: an overloaded API sends an `error` event
         // in place of the rest of the stream.
-        let f = fail(("error", r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#));
+        let f = fail((
+            "error",
+            r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#,
+        ));
         assert_eq!(f.class, FailureClass::Transient);
-        assert_eq!((f.status, f.message.as_str()), (Some(200), "Anthropic: Overloaded"));
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (Some(200), "Anthropic: Overloaded")
+        );
         for (kind, class) in [
             ("rate_limit_error", FailureClass::RateLimited),
             ("api_error", FailureClass::Transient),
@@ -848,10 +902,21 @@ mod tests {
             let data = format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"x"}}}}"#);
             assert_eq!(fail(("error", &data)).class, class, "{kind}");
         }
-        let f = fail(("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"refusal","stop_details":{"type":"refusal","category":"cyber","explanation":"Declined."}},"usage":{"output_tokens":3}}"#));
+        let f = fail((
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"refusal","stop_details":{"type":"refusal","category":"cyber","explanation":"Declined."}},"usage":{"output_tokens":3}}"#,
+        ));
         assert_eq!(f.class, FailureClass::ContentFiltered);
-        assert_eq!(f.message, "Anthropic: Claude refused the request (cyber): Declined.");
-        for broken in [r#"{"type":"content_block_delta","delta":{"text":"x"#, r#"{"index":0}"#, "[]", r#"{"type":"error"}"#] {
+        assert_eq!(
+            f.message,
+            "Anthropic: Claude refused the request (cyber): Declined."
+        );
+        for broken in [
+            r#"{"type":"content_block_delta","delta":{"text":"x"#,
+            r#"{"index":0}"#,
+            "[]",
+            r#"{"type":"error"}"#,
+        ] {
             let f = fail(("content_block_delta", broken));
             assert_eq!(f.class, FailureClass::MalformedResponse, "{broken}: {f}");
         }

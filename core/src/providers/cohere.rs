@@ -722,14 +722,20 @@ mod tests {
         let mut streamed = Cohere.stream_request(&chat_query(), &ctx(&Cohere)).unwrap();
         assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
         streamed.body.as_mut().unwrap()["stream"] = json!(false);
-        assert_eq!(streamed, Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap());
+        assert_eq!(
+            streamed,
+            Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap()
+        );
         assert_eq!(Cohere.framing(), Framing::Sse);
         assert!(Cohere.streams_chat().is_some());
 
         let body = stream_fixture(&Cohere);
         let reply = decode_whole(&Cohere, &chat_query(), body).unwrap();
         let plain = reply_of(&Cohere, chat());
-        assert_eq!(reply.id.as_deref(), Some("29f14a5a-11de-4cae-9800-25e4747408ea"));
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("29f14a5a-11de-4cae-9800-25e4747408ea")
+        );
         assert_eq!(
             (reply.text, reply.model, reply.finish_reason, reply.usage),
             (plain.text, plain.model, plain.finish_reason, plain.usage)
@@ -741,11 +747,20 @@ mod tests {
     fn thinking_failures_and_bad_events_in_a_stream() {
         let q = chat_query();
         let event = |data: &str| format!("data: {data}\n\n");
-        let start = event(r#"{"id":"x","type":"message-start","delta":{"message":{"role":"assistant","content":[]}}}"#);
-        let thinking = event(r#"{"type":"content-delta","index":0,"delta":{"message":{"content":{"thinking":"Hmm."}}}}"#);
-        let end = event(r#"{"type":"message-end","delta":{"finish_reason":"MAX_TOKENS","usage":{"tokens":{"input_tokens":5.0,"output_tokens":64}}}}"#);
+        let start = event(
+            r#"{"id":"x","type":"message-start","delta":{"message":{"role":"assistant","content":[]}}}"#,
+        );
+        let thinking = event(
+            r#"{"type":"content-delta","index":0,"delta":{"message":{"content":{"thinking":"Hmm."}}}}"#,
+        );
+        let end = event(
+            r#"{"type":"message-end","delta":{"finish_reason":"MAX_TOKENS","usage":{"tokens":{"input_tokens":5.0,"output_tokens":64}}}}"#,
+        );
         let reply = decode_whole(&Cohere, &q, &(start.clone() + &thinking + &end)).unwrap();
-        assert_eq!((reply.text.as_str(), reply.reasoning.as_deref()), ("", Some("Hmm.")));
+        assert_eq!(
+            (reply.text.as_str(), reply.reasoning.as_deref()),
+            ("", Some("Hmm."))
+        );
         assert_eq!(reply.finish_reason, Some(FinishReason::Length));
         assert_eq!(reply.usage, TokenUsage::new(Some(5), Some(64)));
 
@@ -756,10 +771,16 @@ mod tests {
         assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
         let f = fail(r#"{"type":"message-end","delta":{"finish_reason":"ERROR_TOXIC"}}"#);
         assert_eq!(f.class, FailureClass::ContentFiltered);
-        let f = fail(r#"{"id":"e","message":"internal server error, this has been reported to our developers"}"#);
+        let f = fail(
+            r#"{"id":"e","message":"internal server error, this has been reported to our developers"}"#,
+        );
         assert_eq!(f.class, FailureClass::Transient);
         for broken in [r#"{"type":"content-delta","delta":{"mess"#, "[]", "{}"] {
-            assert_eq!(fail(broken).class, FailureClass::MalformedResponse, "{broken}");
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
         }
         let f = Cohere.stream_error(&test_response(429, &[], r#"{"id":"e","message":"You are using a Trial key, which is limited to 1000 API calls / month."}"#));
         assert_eq!(f.class, FailureClass::QuotaExhausted);

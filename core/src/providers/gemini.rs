@@ -379,8 +379,9 @@ fn finish_reason(reason: &str) -> FinishReason {
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
         // Refusals, and an answer too close to a source.
-        "SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "RECITATION" => FinishReason::ContentFilter,
+        "SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" | "RECITATION" => {
+            FinishReason::ContentFilter
+        }
         "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
         _ => FinishReason::Other,
     }
@@ -1034,11 +1035,19 @@ mod tests {
     fn thoughts_refusals_and_errors_in_a_stream() {
         let q = chat_query();
         let event = |data: &str| format!("data: {data}\r\n\r\n");
-        let thought = event(r#"{"candidates":[{"content":{"parts":[{"text":"Hmm.","thought":true}],"role":"model"},"index":0}]}"#);
-        let done = event(r#"{"candidates":[{"content":{"parts":[{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#);
+        let thought = event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"Hmm.","thought":true}],"role":"model"},"index":0}]}"#,
+        );
+        let done = event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#,
+        );
         let reply = decode_whole(&Gemini, &q, &(thought.clone() + &done)).unwrap();
         assert_eq!(
-            (reply.text.as_str(), reply.reasoning.as_deref(), reply.finish_reason),
+            (
+                reply.text.as_str(),
+                reply.reasoning.as_deref(),
+                reply.finish_reason
+            ),
             ("Paris.", Some("Hmm."), Some(FinishReason::Length))
         );
         assert_eq!(reply.model, "gemini-2.5-flash", "the model asked for");
@@ -1047,20 +1056,40 @@ mod tests {
             decode_in_pieces(&Gemini, &q, (thought.clone() + &event(data)).as_bytes(), 5)
                 .unwrap_err()
         };
-        let f = fail(r#"{"candidates":[{"content":{"parts":[],"role":"model"},"finishReason":"SAFETY","index":0,"safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}]}"#);
+        let f = fail(
+            r#"{"candidates":[{"content":{"parts":[],"role":"model"},"finishReason":"SAFETY","index":0,"safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}]}"#,
+        );
         assert_eq!(f.class, FailureClass::ContentFiltered);
-        let f = fail(r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}}"#);
+        let f = fail(
+            r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}}"#,
+        );
         assert_eq!(f.class, FailureClass::ContentFiltered);
-        assert!(f.message.contains("HARM_CATEGORY_HARASSMENT"), "{}", f.message);
-        let f = fail(r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#);
+        assert!(
+            f.message.contains("HARM_CATEGORY_HARASSMENT"),
+            "{}",
+            f.message
+        );
+        let f = fail(
+            r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#,
+        );
         assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
-        let f = fail(r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}"#);
+        let f = fail(
+            r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}"#,
+        );
         assert_eq!(f.class, FailureClass::RateLimited);
         assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(7)));
         let f = fail(r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL","index":0}]}"#);
         assert_eq!(f.class, FailureClass::Transient);
-        for broken in [r#"{"candidates":[{"content":{"parts":[{"text":"Par"#, "[]", r#"{"candidates":7}"#] {
-            assert_eq!(fail(broken).class, FailureClass::MalformedResponse, "{broken}");
+        for broken in [
+            r#"{"candidates":[{"content":{"parts":[{"text":"Par"#,
+            "[]",
+            r#"{"candidates":7}"#,
+        ] {
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
         }
         let f = Gemini.stream_error(&test_response(
             503,

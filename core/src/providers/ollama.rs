@@ -164,7 +164,9 @@ impl StreamsChat for Ollama {
             } else {
                 FailureClass::Transient
             };
-            return Err(ProviderFailure::new(class, format!("Ollama: {}", clip(&error))).status(200));
+            return Err(
+                ProviderFailure::new(class, format!("Ollama: {}", clip(&error))).status(200),
+            );
         }
         let (Some(message), Some(done)) = (line.message, line.done) else {
             return Err(ProviderFailure::malformed(
@@ -550,7 +552,10 @@ mod tests {
         let mut streamed = Ollama.stream_request(&chat_query(), &ctx(&Ollama)).unwrap();
         assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
         streamed.body.as_mut().unwrap()["stream"] = json!(false);
-        assert_eq!(streamed, Ollama.request(&chat_request(), &ctx(&Ollama)).unwrap());
+        assert_eq!(
+            streamed,
+            Ollama.request(&chat_request(), &ctx(&Ollama)).unwrap()
+        );
         assert_eq!(Ollama.framing(), Framing::Ndjson);
         assert!(Ollama.streams_chat().is_some());
 
@@ -576,15 +581,35 @@ mod tests {
         let fail = |line: &str| {
             decode_in_pieces(&Ollama, &q, format!("{first}{line}\n").as_bytes(), 3).unwrap_err()
         };
-        let f = fail(r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
+        let f =
+            fail(r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
         assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
-        assert!(f.message.starts_with("Ollama: an error was encountered"), "{}", f.message);
-        let f = fail(r#"{"error":"request (351 tokens) exceeds the available context size (256 tokens), try increasing it"}"#);
+        assert!(
+            f.message.starts_with("Ollama: an error was encountered"),
+            "{}",
+            f.message
+        );
+        let f = fail(
+            r#"{"error":"request (351 tokens) exceeds the available context size (256 tokens), try increasing it"}"#,
+        );
         assert_eq!(f.class, FailureClass::ContextLengthExceeded);
-        for broken in [r#"{"model":"llama3.2","message":{"role""#, "{}", "[]", r#"{"done":true}"#] {
-            assert_eq!(fail(broken).class, FailureClass::MalformedResponse, "{broken}");
+        for broken in [
+            r#"{"model":"llama3.2","message":{"role""#,
+            "{}",
+            "[]",
+            r#"{"done":true}"#,
+        ] {
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
         }
-        let f = Ollama.stream_error(&test_response(404, &[], r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#));
+        let f = Ollama.stream_error(&test_response(
+            404,
+            &[],
+            r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#,
+        ));
         assert_eq!(f.class, FailureClass::InvalidRequest);
     }
 }

@@ -425,12 +425,7 @@ impl<E> OpenAiCompatible<E> {
 
     /// The class of an error of HTTP `status` (or the code standing for
     /// one) whose text is `message`.
-    fn error_class(
-        &self,
-        status: u16,
-        error: Option<&ErrorDetail>,
-        message: &str,
-    ) -> FailureClass {
+    fn error_class(&self, status: u16, error: Option<&ErrorDetail>, message: &str) -> FailureClass {
         let code = error.map(ErrorDetail::code_text).unwrap_or_default();
         let refused = error.is_some_and(ErrorDetail::is_content_refusal);
         match status {
@@ -853,8 +848,8 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::CapabilityId;
-    use crate::providers::test_response;
     use crate::provider::stream::testing::{assert_cuts_fail, decode_in_pieces, decode_whole};
+    use crate::providers::test_response;
     use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
     use crate::providers::{
         deepseek::DEEPSEEK, groq::GROQ, mistral::MISTRAL, openai::OPENAI, openrouter::OPENROUTER,
@@ -1248,7 +1243,10 @@ mod tests {
             assert_eq!(provider.framing(), Framing::Sse);
             assert!(provider.streams_chat().is_some());
         });
-        assert!(!MISTRAL.stream_usage_option, "Mistral refuses stream_options with a 422");
+        assert!(
+            !MISTRAL.stream_usage_option,
+            "Mistral refuses stream_options with a 422"
+        );
     }
 
     #[test]
@@ -1305,7 +1303,7 @@ mod tests {
                 "{}",
                 provider.info.id
             );
-            assert_eq!(reply.id.is_some(), true);
+            assert!(reply.id.is_some());
             assert_eq!(
                 reply.reasoning.as_deref(),
                 (provider.info.id == "deepseek").then_some("The user asks for France’s capital.")

@@ -131,7 +131,8 @@ impl ChatAccumulator {
         }
         let mut usage = self.usage.unwrap_or(TokenUsage::new(None, None));
         if usage.total_tokens.is_none() {
-            usage.total_tokens = TokenUsage::new(usage.input_tokens, usage.output_tokens).total_tokens;
+            usage.total_tokens =
+                TokenUsage::new(usage.input_tokens, usage.output_tokens).total_tokens;
         }
         Ok(ChatReply {
             id: self.id,
@@ -213,7 +214,9 @@ mod tests {
     #[test]
     fn nothing_but_a_content_filter_is_a_refusal_and_a_cut_answer_is_kept() {
         let mut acc = ChatAccumulator::new();
-        acc.push(&meta(|m| m.finish_reason = Some(FinishReason::ContentFilter)));
+        acc.push(&meta(|m| {
+            m.finish_reason = Some(FinishReason::ContentFilter)
+        }));
         acc.push(&ChatDelta::End);
         assert_eq!(
             acc.clone().finish().unwrap_err().class,
