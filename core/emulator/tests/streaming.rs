@@ -29,6 +29,7 @@ async fn emulator(reply: Reply) -> Emulator {
 }
 
 async fn open(emulator: &Emulator) -> reqwest::Response {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::Client::new()
         .post(emulator.url(PATH))
         .body("{\"stream\":true}")

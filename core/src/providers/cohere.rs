@@ -170,11 +170,12 @@ impl StreamsChat for Cohere {
                 }
             }
             Some("message-end") => {
-                let reported = delta.finish_reason.as_deref();
-                let finish_reason = match reported.map(finish_reason).transpose() {
-                    Ok(finish_reason) => finish_reason,
-                    Err(failure) => return Err(failure.status(200)),
-                };
+                let finish_reason = delta
+                    .finish_reason
+                    .as_deref()
+                    .map(finish_reason)
+                    .transpose()
+                    .map_err(|f| f.status(200))?;
                 out.push(ChatDelta::Meta(ChatMeta {
                     finish_reason,
                     usage: delta.usage.map(token_usage),
