@@ -10,9 +10,13 @@
 //! # Ok(()) }
 //! ```
 
-pub use polyrelay_emulator::{Emulator, Fault, Method, RecordedRequest, Reply, Routes};
+use std::time::Duration;
 
-use crate::provider::Provider;
+pub use polyrelay_emulator::{
+    Chunk, ChunkFault, Emulator, Fault, Method, RecordedRequest, Reply, Routes,
+};
+
+use crate::provider::{Framing, Provider};
 
 /// Serves `provider`'s fixtures under `/{id}` on `emulator`.
 pub fn mount(emulator: &Emulator, provider: &dyn Provider) {
@@ -29,6 +33,24 @@ pub fn mount(emulator: &Emulator, provider: &dyn Provider) {
                 .with_header("content-type", "application/json"),
         );
     }
+}
+
+/// `provider`'s recorded `llm.chat` stream as a streamed reply, one event
+/// per chunk, each sent `delay` after the previous; `None` for a provider
+/// that does not stream. Routed by the caller, since it answers the same
+/// path as the plain reply (Gemini's aside).
+pub fn stream_reply(provider: &dyn Provider, delay: Duration) -> Option<Reply> {
+    let streams = provider.streams_chat()?;
+    let fixture = streams.stream_fixtures().first()?;
+    let content_type = match streams.framing() {
+        Framing::Sse => "text/event-stream",
+        Framing::Ndjson => "application/x-ndjson",
+    };
+    Some(
+        Reply::stream(Chunk::events(fixture.body.as_bytes(), delay))
+            .with_status(fixture.status)
+            .with_header("content-type", content_type),
+    )
 }
 
 /// Serves every built-in provider on `emulator`.

@@ -74,8 +74,13 @@ use serde::Serialize;
 use crate::capability::{Capability, CapabilityId, Data, Request};
 use crate::error::{FailureClass, ProviderFailure};
 
+pub(crate) mod ndjson;
 pub(crate) mod retry_after;
+pub(crate) mod sse;
+pub(crate) mod stream;
 mod tolerant;
+
+pub use stream::{ChatStreamDecoder, Frame, Framing, StreamsChat};
 
 /// How a provider authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +179,12 @@ pub trait Provider: Dispatch + Send + Sync + 'static {
     /// de-duplicate POSTs by one (`Idempotency-Key`). Only then is a POST
     /// retried after it may have been sent.
     fn idempotency_header(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// How this provider streams `llm.chat`, if it does: the engine finds
+    /// a provider's [`StreamsChat`] here without knowing its type.
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
         None
     }
 }
@@ -293,6 +304,10 @@ impl<P: Provider + ?Sized> Provider for &'static P {
 
     fn idempotency_header(&self) -> Option<&'static str> {
         (**self).idempotency_header()
+    }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        (**self).streams_chat()
     }
 }
 

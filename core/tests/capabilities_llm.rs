@@ -555,6 +555,8 @@ static LOCAL_VLLM: OpenAiCompatible = OpenAiCompatible {
     model_aliases: &[],
     forbidden: polyrelay::FailureClass::Auth,
     fixtures: &[],
+    stream_usage_option: true,
+    stream_fixtures: &[],
 };
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::reply::Reply;
 use crate::route::PathPattern;
+use crate::streamed::ChunkFault;
 
 /// A misbehaviour to inject instead of (or on top of) a route's normal reply.
 ///
@@ -37,6 +38,11 @@ pub enum Fault {
     Oversized(u64),
     /// Send the normal status and headers with this body instead.
     ReplaceBody(Bytes),
+    /// Stream the normal reply and misbehave at its chunk of this index
+    /// (from 0; a reply that is not streamed is one chunk): cut the
+    /// connection, stall, insert a malformed event, or end with an error
+    /// event. See [`ChunkFault`].
+    AtChunk(usize, ChunkFault),
 }
 
 impl Fault {

@@ -16,6 +16,10 @@
 //!   function, for random faults at a rate; [`Emulator::fault_always`] applies one
 //!   until [`Emulator::clear_faults`]. Faults cover error statuses and `Retry-After`,
 //!   latency, hanging, connection resets, malformed and oversized bodies.
+//! * **Streams**: [`Reply::stream`] sends a body as timed [`Chunk`]s (an LLM's
+//!   server-sent events or NDJSON lines, [`Chunk::events`] cuts a recorded one);
+//!   [`Fault::AtChunk`] misbehaves at chunk N ([`ChunkFault`]: cut the connection,
+//!   stall, insert a malformed event, end with an error event).
 //! * **Request log**: every request is recorded as a [`RecordedRequest`] (method,
 //!   path, query, headers, body, arrival time, connection, and `closed_early` when the
 //!   client gave up before the response was complete, which is how cancellation is
@@ -73,6 +77,7 @@ mod oversized;
 mod reply;
 mod route;
 mod server;
+mod streamed;
 
 pub use bytes::Bytes;
 pub use fault::Fault;
@@ -81,3 +86,4 @@ pub use log::{RecordedRequest, WaitTimedOut};
 pub use reply::Reply;
 pub use route::Routes;
 pub use server::Emulator;
+pub use streamed::{Chunk, ChunkFault};

@@ -10,10 +10,12 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 
+use crate::log::Delivery;
 use crate::oversized::OversizedBody;
+use crate::streamed::{Chunk, ChunkFault, StreamedBody};
 
 /// The body type of every response the emulator sends.
-pub(crate) type ResponseBody = Either<Full<Bytes>, OversizedBody>;
+pub(crate) type ResponseBody = Either<Full<Bytes>, Either<OversizedBody, StreamedBody>>;
 
 /// A canned HTTP response: status, headers and body.
 ///
@@ -37,6 +39,8 @@ pub struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
+    /// A streamed body, sent chunk by chunk in place of `body`.
+    chunks: Option<Arc<[Chunk]>>,
     mistake: Option<Arc<str>>,
 }
 
@@ -47,6 +51,7 @@ impl Reply {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            chunks: None,
             mistake: None,
         }
         .with_status(status)
@@ -75,6 +80,31 @@ impl Reply {
     /// `200` with raw bytes as the body and no `Content-Type`.
     pub fn bytes(body: impl Into<Bytes>) -> Self {
         Self::new(200).with_body(body)
+    }
+
+    /// `200` streaming `chunks` one after the other (chunked transfer
+    /// encoding), each after its delay; set its `Content-Type` with
+    /// [`with_header`](Self::with_header). A request is logged
+    /// `closed_early` when the client closes the connection before the
+    /// last chunk.
+    ///
+    /// ```
+    /// use polyrelay_emulator::{Chunk, Reply};
+    /// use std::time::Duration;
+    /// let sse = b"data: {\"text\":\"Hel\"}\n\ndata: {\"text\":\"lo\"}\n\ndata: [DONE]\n\n";
+    /// let reply = Reply::stream(Chunk::events(sse, Duration::from_millis(20)))
+    ///     .with_header("content-type", "text/event-stream");
+    /// assert_eq!(reply.chunks().map(<[Chunk]>::len), Some(3));
+    /// ```
+    pub fn stream(chunks: impl IntoIterator<Item = Chunk>) -> Self {
+        let mut reply = Self::new(200);
+        reply.chunks = Some(chunks.into_iter().collect());
+        reply
+    }
+
+    /// The chunks of a streamed reply.
+    pub fn chunks(&self) -> Option<&[Chunk]> {
+        self.chunks.as_deref()
     }
 
     /// Replaces the status code (any code from 100 to 999, as on the wire).
@@ -112,10 +142,12 @@ impl Reply {
         }
     }
 
-    /// Replaces the body. `Content-Length` is computed when the reply is served.
+    /// Replaces the body (a streamed reply's chunks included).
+    /// `Content-Length` is computed when the reply is served.
     #[must_use]
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
+        self.chunks = None;
         self
     }
 
@@ -165,6 +197,29 @@ impl Reply {
     /// Builds the hyper response, or the `500` describing a setup mistake.
     pub(crate) fn to_response(&self) -> Response<ResponseBody> {
         self.to_response_with_body(self.body.clone())
+    }
+
+    /// Builds the hyper response, streamed when the reply is or a fault
+    /// strikes one of its chunks (a whole body is then one chunk). The
+    /// delivery guard of a streamed body goes with it; otherwise it is
+    /// handed back, for the caller to mark done.
+    pub(crate) fn to_delivered_response(
+        &self,
+        fault: Option<(usize, ChunkFault)>,
+        delivery: Option<Delivery>,
+    ) -> (Response<ResponseBody>, Option<Delivery>) {
+        if self.chunks.is_none() && fault.is_none() || self.mistake.is_some() {
+            return (self.to_response(), delivery);
+        }
+        let chunks = match &self.chunks {
+            Some(chunks) => Arc::clone(chunks),
+            None => Arc::from([Chunk::new(self.body.clone())]),
+        };
+        let body = StreamedBody::new(chunks, fault, delivery);
+        let mut response = Response::new(Either::Right(Either::Right(body)));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        (response, None)
     }
 
     /// Builds the hyper response with this reply's status and headers but another body.

@@ -494,12 +494,12 @@ async fn respond(
     };
     let delivery = record.map(|record| shared.log.push(record));
 
-    let response = match fault {
-        None => normal.to_response(),
-        Some(Fault::Respond(reply)) => reply.to_response(),
+    let (response, delivery) = match fault {
+        None => normal.to_delivered_response(None, delivery),
+        Some(Fault::Respond(reply)) => reply.to_delivered_response(None, delivery),
         Some(Fault::Latency(delay)) => {
             tokio::time::sleep(delay).await;
-            normal.to_response()
+            normal.to_delivered_response(None, delivery)
         }
         // Hyper drops this future when the client closes the connection, and the
         // delivery guard then marks the request `closed_early`.
@@ -511,9 +511,12 @@ async fn respond(
             }
             return Err(Aborted::Reset);
         }
-        Some(Fault::Malformed) => malformed(&normal),
+        Some(Fault::Malformed) => (malformed(&normal), delivery),
         Some(Fault::Oversized(len)) => return Ok(oversized(len, delivery)),
-        Some(Fault::ReplaceBody(body)) => normal.to_response_with_body(body),
+        Some(Fault::ReplaceBody(body)) => (normal.to_response_with_body(body), delivery),
+        Some(Fault::AtChunk(at, fault)) => {
+            normal.to_delivered_response(Some((at, fault)), delivery)
+        }
     };
     if let Some(delivery) = delivery {
         delivery.done();
@@ -538,7 +541,9 @@ fn malformed(normal: &Reply) -> Response<ResponseBody> {
 }
 
 fn oversized(len: u64, delivery: Option<Delivery>) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Right(OversizedBody::new(len, delivery)));
+    let mut response = Response::new(Either::Right(Either::Left(OversizedBody::new(
+        len, delivery,
+    ))));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         CONTENT_TYPE,

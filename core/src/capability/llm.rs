@@ -43,6 +43,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod stream;
+pub use stream::{ChatAccumulator, ChatDelta, ChatMeta};
+
 use super::params::Params;
 use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
 use crate::echo::{echo, echo_key, echo_number, type_name};

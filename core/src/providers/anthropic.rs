@@ -24,13 +24,15 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatQuery, ChatReply, FinishReason, TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason,
+    TokenUsage,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::stream::streaming;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, KeyPlacement, Provider,
+    ProviderInfo, Serves, Step, StreamsChat,
 };
 
 /// Anthropic (<https://www.anthropic.com/api>): Claude models through the
@@ -77,6 +79,10 @@ impl Provider for Anthropic {
 
     fn fixtures(&self) -> &'static [Fixture] {
         FIXTURES
+    }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        Some(self)
     }
 }
 
@@ -133,6 +139,98 @@ impl Serves<marker::LlmChat> for Anthropic {
     }
 }
 
+/// Streams as named server-sent events: `message_start` (id, model, the
+/// prompt's usage), `content_block_delta`s (`text_delta`,
+/// `thinking_delta`), `message_delta` (stop reason, output usage),
+/// `message_stop`; `ping`s between them, and an `error` event when the
+/// stream fails (`overloaded_error`).
+impl StreamsChat for Anthropic {
+    fn stream_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        <Self as Serves<marker::LlmChat>>::build_request(self, q, ctx).map(streaming)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
+        classify(response)
+    }
+
+    fn decode_frame(
+        &self,
+        _q: &ChatQuery,
+        frame: &Frame,
+        out: &mut Vec<ChatDelta>,
+    ) -> Result<(), ProviderFailure> {
+        let event: StreamEvent = frame.json()?;
+        match event.kind.as_str() {
+            "message_start" => {
+                let message = event.message.unwrap_or_default();
+                out.push(ChatDelta::Meta(ChatMeta {
+                    id: message.id,
+                    model: message.model,
+                    finish_reason: None,
+                    usage: message.usage.map(stream_usage),
+                }));
+            }
+            "content_block_start" | "content_block_delta" => {
+                let part = event.delta.or(event.content_block).unwrap_or_default();
+                if let Some(thinking) = part.thinking.filter(|t| !t.is_empty()) {
+                    out.push(ChatDelta::Reasoning(thinking));
+                }
+                if let Some(text) = part.text.filter(|t| !t.is_empty()) {
+                    out.push(ChatDelta::Text(text));
+                }
+            }
+            "message_delta" => {
+                let delta = event.delta.unwrap_or_default();
+                if delta.stop_reason.as_deref() == Some("refusal") {
+                    return Err(refusal(delta.stop_details.as_ref()).status(200));
+                }
+                out.push(ChatDelta::Meta(ChatMeta {
+                    finish_reason: delta.stop_reason.as_deref().map(finish_reason),
+                    usage: event.usage.map(stream_usage),
+                    ..ChatMeta::default()
+                }));
+            }
+            "message_stop" => out.push(ChatDelta::End),
+            "error" => {
+                let error = event.error.ok_or_else(|| {
+                    ProviderFailure::malformed("Anthropic sent an error event without `error`")
+                        .status(200)
+                })?;
+                let class = error_class(&error.kind, &error.message, None);
+                return Err(ProviderFailure::new(
+                    class,
+                    format!("Anthropic: {}", clip(&error.message)),
+                )
+                .status(200));
+            }
+            // `ping`, `content_block_stop`, and events added later.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn stream_fixtures(&self) -> &'static [Fixture] {
+        STREAM_FIXTURES
+    }
+}
+
+/// Usage as a stream reports it: running counts, the total left to the
+/// accumulator (the prompt's and the answer's come in different events).
+fn stream_usage(usage: Usage) -> TokenUsage {
+    TokenUsage {
+        total_tokens: None,
+        ..token_usage(&usage)
+    }
+}
+
 /// The model sent for `q`.
 fn model_for(q: &ChatQuery) -> Result<&str, ProviderFailure> {
     pick_model(q.model.as_deref(), DEFAULT_MODEL, &[], INFO.id)
@@ -147,7 +245,9 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         );
     }
     if message.stop_reason.as_deref() == Some("refusal") {
-        return Err(refusal(message.stop_details.as_ref(), response));
+        return Err(refusal(message.stop_details.as_ref())
+            .status(response.status)
+            .retry_after(response.retry_after()));
     }
     let mut text = None::<String>;
     let mut reasoning = String::new();
@@ -160,13 +260,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
             _ => {}
         }
     }
-    let finish_reason = message.stop_reason.as_deref().map(|reason| match reason {
-        "end_turn" | "stop_sequence" => FinishReason::Stop,
-        "max_tokens" => FinishReason::Length,
-        "tool_use" => FinishReason::ToolCalls,
-        "model_context_window_exceeded" => FinishReason::ContextLength,
-        _ => FinishReason::Other,
-    });
+    let finish_reason = message.stop_reason.as_deref().map(finish_reason);
     // No text block at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
@@ -178,16 +272,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
             .status(response.status))
         }
     };
-    let u = message.usage.unwrap_or_default();
-    // `input_tokens` leaves out the prompt read from and written to the
-    // cache: the prompt's size is known only with both of those counts.
-    let input = u
-        .input_tokens
-        .zip(u.cache_read_input_tokens)
-        .zip(u.cache_creation_input_tokens)
-        .and_then(|((uncached, read), written)| uncached.checked_add(read)?.checked_add(written));
-    let mut usage = TokenUsage::new(input, u.output_tokens);
-    usage.cached_input_tokens = u.cache_read_input_tokens;
+    let usage = token_usage(&message.usage.unwrap_or_default());
     Ok(ChatReply {
         id: message.id,
         model: message
@@ -201,9 +286,32 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     })
 }
 
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "model_context_window_exceeded" => FinishReason::ContextLength,
+        _ => FinishReason::Other,
+    }
+}
+
+fn token_usage(u: &Usage) -> TokenUsage {
+    // `input_tokens` leaves out the prompt read from and written to the
+    // cache: the prompt's size is known only with both of those counts.
+    let input = u
+        .input_tokens
+        .zip(u.cache_read_input_tokens)
+        .zip(u.cache_creation_input_tokens)
+        .and_then(|((uncached, read), written)| uncached.checked_add(read)?.checked_add(written));
+    let mut usage = TokenUsage::new(input, u.output_tokens);
+    usage.cached_input_tokens = u.cache_read_input_tokens;
+    usage
+}
+
 /// A `stop_reason: "refusal"` as a failure, with Anthropic's category and
 /// explanation when `stop_details` gives them.
-fn refusal(details: Option<&StopDetails>, response: &HttpResponse) -> ProviderFailure {
+fn refusal(details: Option<&StopDetails>) -> ProviderFailure {
     let category = details.and_then(|d| d.category.as_deref());
     let explanation = details.and_then(|d| d.explanation.as_deref());
     let reason = match (category, explanation) {
@@ -212,7 +320,7 @@ fn refusal(details: Option<&StopDetails>, response: &HttpResponse) -> ProviderFa
         (None, Some(e)) => format!(": {}", clip(e)),
         (None, None) => String::new(),
     };
-    response.failure(
+    ProviderFailure::new(
         FailureClass::ContentFiltered,
         format!("Anthropic: Claude refused the request{reason}"),
     )
@@ -230,7 +338,14 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         413 => Some(FailureClass::ContextLengthExceeded),
         _ => response.status_class(),
     };
-    let class = match (kind, by_status) {
+    let class = error_class(kind, &message, by_status);
+    response.failure(class, format!("Anthropic: {}", clip(&message)))
+}
+
+/// The class of an error of type `kind` saying `message`, given what its
+/// HTTP status says (`None` for a 2xx, an error event in a stream).
+fn error_class(kind: &str, message: &str, by_status: Option<FailureClass>) -> FailureClass {
+    match (kind, by_status) {
         ("rate_limit_error", _) | (_, Some(FailureClass::RateLimited)) => FailureClass::RateLimited,
         ("billing_error", _) | (_, Some(FailureClass::QuotaExhausted)) => {
             FailureClass::QuotaExhausted
@@ -244,14 +359,13 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         _ if message.to_ascii_lowercase().contains("credit balance") => {
             FailureClass::QuotaExhausted
         }
-        _ if is_context_overflow(&message) => FailureClass::ContextLengthExceeded,
+        _ if is_context_overflow(message) => FailureClass::ContextLengthExceeded,
         ("overloaded_error" | "api_error" | "timeout_error", _)
         | (_, Some(FailureClass::Transient)) => FailureClass::Transient,
         // Including 404/410 (`not_found_error` is an unknown model): the
         // request's fault, not a "does not exist" answer to cache.
         _ => FailureClass::InvalidRequest,
-    };
-    response.failure(class, format!("Anthropic: {}", clip(&message)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -264,6 +378,40 @@ struct ErrorDetail {
     #[serde(rename = "type")]
     kind: String,
     message: String,
+}
+
+/// One event of a stream, by its `type`.
+#[derive(Deserialize)]
+struct StreamEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    /// `message_start`.
+    message: Option<StartedMessage>,
+    /// `content_block_start`.
+    content_block: Option<EventDelta>,
+    /// `content_block_delta`, `message_delta`.
+    delta: Option<EventDelta>,
+    /// `message_delta`: running counts.
+    usage: Option<Usage>,
+    /// `error`.
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize, Default)]
+struct StartedMessage {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+/// A content block's start or delta (`text`, `thinking`), or the message's
+/// delta (`stop_reason`, `stop_details`).
+#[derive(Deserialize, Default)]
+struct EventDelta {
+    text: Option<String>,
+    thinking: Option<String>,
+    stop_reason: Option<String>,
+    stop_details: Option<StopDetails>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +466,17 @@ static FIXTURES: &[Fixture] = fixtures![
     },
 ];
 
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // The streaming guide's basic example: "Hello!" in named events, with
+    // a `ping` between them.
+    Fixture {
+        method: "POST",
+        path: "/v1/messages",
+        status: 200,
+        body: include_str!("fixtures/anthropic/message_stream.sse"),
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -326,7 +485,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::providers::openai_compat::testing::{chat_request, class_of, reply_of};
+    use crate::provider::stream::testing::{
+        assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
+    };
+    use crate::providers::openai_compat::testing::{chat_query, chat_request, class_of, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
 
@@ -599,5 +761,171 @@ mod tests {
                 test_response(200, &[], message())
             )
         );
+    }
+
+    fn stream(events: &[(&str, &str)]) -> String {
+        events
+            .iter()
+            .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_streaming_request_is_the_plain_one_with_the_switch() {
+        let plain = Anthropic
+            .request(&chat_request(), &ctx(&Anthropic))
+            .unwrap();
+        let mut streamed = Anthropic
+            .stream_request(&chat_query(), &ctx(&Anthropic))
+            .unwrap();
+        assert_eq!(streamed.body.as_mut().unwrap()["stream"], true);
+        streamed
+            .body
+            .as_mut()
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove("stream");
+        assert_eq!(streamed, plain);
+        assert_eq!(Anthropic.framing(), Framing::Sse);
+        assert!(Anthropic.streams_chat().is_some());
+    }
+
+    #[test]
+    fn the_recorded_stream_folds_into_the_plain_reply() {
+        let body = stream_fixture(&Anthropic);
+        let reply = decode_whole(&Anthropic, &chat_query(), body).unwrap();
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY")
+        );
+        assert_eq!(reply.model, "claude-opus-4-20250514");
+        assert_eq!(reply.text, "Hello!");
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
+        // Without the cache counts the prompt's size is not known (as for
+        // a plain reply); the answer's count is the last one reported.
+        assert_eq!(reply.usage, TokenUsage::new(None, Some(15)));
+        assert_cuts_fail(&Anthropic, &chat_query(), body);
+
+        let with_cache = body.replace(
+            r#""usage": {"input_tokens": 25, "output_tokens": 1}"#,
+            r#""usage": {"input_tokens": 5, "cache_read_input_tokens": 20, "cache_creation_input_tokens": 0, "output_tokens": 1}"#,
+        );
+        let reply = decode_whole(&Anthropic, &chat_query(), &with_cache).unwrap();
+        let u = reply.usage;
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.output_tokens,
+                u.total_tokens
+            ),
+            (Some(25), Some(20), Some(15), Some(40))
+        );
+    }
+
+    #[test]
+    fn thinking_streams_as_reasoning() {
+        let body = stream(&[
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_2","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"France… "}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Paris."}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":64}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ]);
+        let reply = decode_whole(&Anthropic, &chat_query(), &body).unwrap();
+        assert_eq!(reply.text, "Paris.");
+        assert_eq!(reply.reasoning.as_deref(), Some("France… "));
+        assert_eq!(reply.finish_reason, Some(FinishReason::Length));
+    }
+
+    #[test]
+    fn error_events_refusals_and_bad_events_in_a_stream_are_classified() {
+        let start = (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"m","model":"c","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        );
+        let text = (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
+        );
+        let fail = |event: (&str, &str)| {
+            decode_in_pieces(
+                &Anthropic,
+                &chat_query(),
+                stream(&[start, text, event]).as_bytes(),
+                6,
+            )
+            .unwrap_err()
+        };
+        // The streaming guide: an overloaded API sends an `error` event
+        // in place of the rest of the stream.
+        let f = fail((
+            "error",
+            r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#,
+        ));
+        assert_eq!(f.class, FailureClass::Transient);
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (Some(200), "Anthropic: Overloaded")
+        );
+        for (kind, class) in [
+            ("rate_limit_error", FailureClass::RateLimited),
+            ("api_error", FailureClass::Transient),
+            ("billing_error", FailureClass::QuotaExhausted),
+            ("invalid_request_error", FailureClass::InvalidRequest),
+        ] {
+            let data = format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"x"}}}}"#);
+            assert_eq!(fail(("error", &data)).class, class, "{kind}");
+        }
+        let f = fail((
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"refusal","stop_details":{"type":"refusal","category":"cyber","explanation":"Declined."}},"usage":{"output_tokens":3}}"#,
+        ));
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert_eq!(
+            f.message,
+            "Anthropic: Claude refused the request (cyber): Declined."
+        );
+        for broken in [
+            r#"{"type":"content_block_delta","delta":{"text":"x"#,
+            r#"{"index":0}"#,
+            "[]",
+            r#"{"type":"error"}"#,
+        ] {
+            let f = fail(("content_block_delta", broken));
+            assert_eq!(f.class, FailureClass::MalformedResponse, "{broken}: {f}");
+        }
+        // A refused streaming request is classified like a plain one.
+        let f = Anthropic.stream_error(&test_response(
+            529,
+            &[],
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ));
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(529)));
     }
 }

@@ -24,14 +24,15 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingPurpose,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::stream::streaming;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, KeyPlacement, Provider,
+    ProviderInfo, Serves, Step, StreamsChat,
 };
 
 /// Cohere (<https://cohere.com>): Command chat models and Embed models.
@@ -69,6 +70,10 @@ impl Provider for Cohere {
 
     fn fixtures(&self) -> &'static [Fixture] {
         FIXTURES
+    }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        Some(self)
     }
 }
 
@@ -111,6 +116,91 @@ impl Serves<marker::LlmChat> for Cohere {
     ) -> Result<Step<ChatReply>, ProviderFailure> {
         check_status(&response)?;
         chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+/// Streams v2 chat events as server-sent events, each named by its `type`:
+/// `message-start` (the id), `content-delta`s (text, or a reasoning
+/// model's `thinking`), `message-end` (finish reason and usage); tool and
+/// citation events are skipped.
+impl StreamsChat for Cohere {
+    fn stream_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        <Self as Serves<marker::LlmChat>>::build_request(self, q, ctx).map(streaming)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
+        match check_status(response) {
+            Err(failure) => failure,
+            Ok(()) => response.failure(FailureClass::Transient, response.body_excerpt()),
+        }
+    }
+
+    fn decode_frame(
+        &self,
+        q: &ChatQuery,
+        frame: &Frame,
+        out: &mut Vec<ChatDelta>,
+    ) -> Result<(), ProviderFailure> {
+        let event: StreamEvent = frame.json()?;
+        let delta = event.delta.unwrap_or_default();
+        match event.kind.as_deref() {
+            Some("message-start") => out.push(ChatDelta::Meta(ChatMeta {
+                id: event.id,
+                // Cohere's replies do not name the model.
+                model: pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)
+                    .ok()
+                    .map(str::to_string),
+                ..ChatMeta::default()
+            })),
+            Some("content-start" | "content-delta") => {
+                let content = delta.message.and_then(|m| m.content).unwrap_or_default();
+                if let Some(thinking) = content.thinking.filter(|t| !t.is_empty()) {
+                    out.push(ChatDelta::Reasoning(thinking));
+                }
+                if let Some(text) = content.text.filter(|t| !t.is_empty()) {
+                    out.push(ChatDelta::Text(text));
+                }
+            }
+            Some("message-end") => {
+                let finish_reason = delta
+                    .finish_reason
+                    .as_deref()
+                    .map(finish_reason)
+                    .transpose()
+                    .map_err(|f| f.status(200))?;
+                out.push(ChatDelta::Meta(ChatMeta {
+                    finish_reason,
+                    usage: delta.usage.map(token_usage),
+                    ..ChatMeta::default()
+                }));
+                out.push(ChatDelta::End);
+            }
+            Some(_) => {}
+            // No type: Cohere's error body (`{"message": …}`) in the stream.
+            None => {
+                let message = event.message.ok_or_else(|| {
+                    ProviderFailure::malformed("Cohere sent an event without `type`").status(200)
+                })?;
+                return Err(ProviderFailure::new(
+                    FailureClass::Transient,
+                    format!("Cohere: {}", clip(&message)),
+                )
+                .status(200));
+            }
+        }
+        Ok(())
+    }
+
+    fn stream_fixtures(&self) -> &'static [Fixture] {
+        STREAM_FIXTURES
     }
 }
 
@@ -164,26 +254,15 @@ impl Serves<marker::LlmEmbeddings> for Cohere {
 
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
-    let reported = reply.finish_reason.as_deref();
-    if reported == Some("ERROR_TOXIC") {
-        return Err(response.failure(
-            FailureClass::ContentFiltered,
-            "Cohere: the reply was deemed toxic (ERROR_TOXIC)",
-        ));
-    }
-    let finish_reason = reported.map(|reason| match reason {
-        "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
-        "MAX_TOKENS" => FinishReason::Length,
-        "TOOL_CALL" => FinishReason::ToolCalls,
-        "ERROR" | "TIMEOUT" => FinishReason::Error,
-        _ => FinishReason::Other,
-    });
-    if let (Some(FinishReason::Error), Some(reason)) = (finish_reason, reported) {
-        return Err(response.failure(
-            FailureClass::Transient,
-            format!("Cohere: generation ended with {reason}"),
-        ));
-    }
+    let finish_reason = reply
+        .finish_reason
+        .as_deref()
+        .map(finish_reason)
+        .transpose()
+        .map_err(|f| {
+            f.status(response.status)
+                .retry_after(response.retry_after())
+        })?;
     let (mut text, mut reasoning) = (None::<String>, String::new());
     for part in reply.message.content {
         match part {
@@ -205,13 +284,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             .status(response.status))
         }
     };
-    let usage = reply.usage.unwrap_or_default();
-    let tokens = usage.tokens.unwrap_or_default();
-    let mut counts = TokenUsage::new(
-        tokens.input_tokens.map(count),
-        tokens.output_tokens.map(count),
-    );
-    counts.cached_input_tokens = usage.cached_tokens.map(count);
+    let counts = token_usage(reply.usage.unwrap_or_default());
     Ok(ChatReply {
         id: reply.id,
         model: pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)
@@ -222,6 +295,38 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         finish_reason,
         usage: counts,
     })
+}
+
+/// A finish reason; one saying generation failed is that failure.
+fn finish_reason(reason: &str) -> Result<FinishReason, ProviderFailure> {
+    Ok(match reason {
+        "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "TOOL_CALL" => FinishReason::ToolCalls,
+        "ERROR_TOXIC" => {
+            return Err(ProviderFailure::new(
+                FailureClass::ContentFiltered,
+                "Cohere: the reply was deemed toxic (ERROR_TOXIC)",
+            ))
+        }
+        "ERROR" | "TIMEOUT" => {
+            return Err(ProviderFailure::new(
+                FailureClass::Transient,
+                format!("Cohere: generation ended with {reason}"),
+            ))
+        }
+        _ => FinishReason::Other,
+    })
+}
+
+fn token_usage(usage: Usage) -> TokenUsage {
+    let tokens = usage.tokens.unwrap_or_default();
+    let mut counts = TokenUsage::new(
+        tokens.input_tokens.map(count),
+        tokens.output_tokens.map(count),
+    );
+    counts.cached_input_tokens = usage.cached_tokens.map(count);
+    counts
 }
 
 /// Cohere's token counts are JSON numbers that may carry a fraction (`5.0`).
@@ -266,6 +371,47 @@ fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
 #[derive(Deserialize)]
 struct ErrorBody {
     message: Option<String>,
+}
+
+/// One event of a stream.
+#[derive(Deserialize)]
+struct StreamEvent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+    delta: Option<EventDelta>,
+    /// An error body's text.
+    message: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct EventDelta {
+    message: Option<DeltaMessage>,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct DeltaMessage {
+    /// An object in content events; a list in `message-start`.
+    #[serde(default, deserialize_with = "content_part")]
+    content: Option<DeltaContent>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaContent {
+    text: Option<String>,
+    thinking: Option<String>,
+}
+
+/// `content` of a content event; the empty list of `message-start` is none.
+fn content_part<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DeltaContent>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        Some(value @ Value::Object(_)) => {
+            serde_json::from_value(value).map_err(serde::de::Error::custom)
+        }
+        _ => Ok(None),
+    }
 }
 
 #[derive(Deserialize)]
@@ -345,6 +491,16 @@ static FIXTURES: &[Fixture] = fixtures![
     },
 ];
 
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `command-r-08-2024` streaming "The capital of France is Paris.".
+    Fixture {
+        method: "POST",
+        path: "/v2/chat",
+        status: 200,
+        body: include_str!("fixtures/cohere/chat_stream.sse"),
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -352,8 +508,11 @@ mod tests {
     use http::Method;
 
     use super::*;
+    use crate::provider::stream::testing::{
+        assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
+    };
     use crate::providers::openai_compat::testing::{
-        chat_request, class_of, embeddings_request, reply_of,
+        chat_query, chat_request, class_of, embeddings_request, reply_of,
     };
     use crate::providers::test_response;
     use crate::providers::testing::*;
@@ -557,5 +716,74 @@ mod tests {
         let one = request("llm.embeddings", json!({"inputs": "one"}));
         let f = failure(&Cohere, &one, test_response(200, &[], embed()));
         assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+
+    #[test]
+    fn the_recorded_stream_folds_into_the_plain_reply() {
+        let mut streamed = Cohere.stream_request(&chat_query(), &ctx(&Cohere)).unwrap();
+        assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
+        streamed.body.as_mut().unwrap()["stream"] = json!(false);
+        assert_eq!(
+            streamed,
+            Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap()
+        );
+        assert_eq!(Cohere.framing(), Framing::Sse);
+        assert!(Cohere.streams_chat().is_some());
+
+        let body = stream_fixture(&Cohere);
+        let reply = decode_whole(&Cohere, &chat_query(), body).unwrap();
+        let plain = reply_of(&Cohere, chat());
+        assert_eq!(
+            reply.id.as_deref(),
+            Some("29f14a5a-11de-4cae-9800-25e4747408ea")
+        );
+        assert_eq!(
+            (reply.text, reply.model, reply.finish_reason, reply.usage),
+            (plain.text, plain.model, plain.finish_reason, plain.usage)
+        );
+        assert_cuts_fail(&Cohere, &chat_query(), body);
+    }
+
+    #[test]
+    fn thinking_failures_and_bad_events_in_a_stream() {
+        let q = chat_query();
+        let event = |data: &str| format!("data: {data}\n\n");
+        let start = event(
+            r#"{"id":"x","type":"message-start","delta":{"message":{"role":"assistant","content":[]}}}"#,
+        );
+        let thinking = event(
+            r#"{"type":"content-delta","index":0,"delta":{"message":{"content":{"thinking":"Hmm."}}}}"#,
+        );
+        let end = event(
+            r#"{"type":"message-end","delta":{"finish_reason":"MAX_TOKENS","usage":{"tokens":{"input_tokens":5.0,"output_tokens":64}}}}"#,
+        );
+        let reply = decode_whole(&Cohere, &q, &(start.clone() + &thinking + &end)).unwrap();
+        assert_eq!(
+            (reply.text.as_str(), reply.reasoning.as_deref()),
+            ("", Some("Hmm."))
+        );
+        assert_eq!(reply.finish_reason, Some(FinishReason::Length));
+        assert_eq!(reply.usage, TokenUsage::new(Some(5), Some(64)));
+
+        let fail = |data: &str| {
+            decode_in_pieces(&Cohere, &q, (start.clone() + &event(data)).as_bytes(), 4).unwrap_err()
+        };
+        let f = fail(r#"{"type":"message-end","delta":{"finish_reason":"ERROR"}}"#);
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
+        let f = fail(r#"{"type":"message-end","delta":{"finish_reason":"ERROR_TOXIC"}}"#);
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        let f = fail(
+            r#"{"id":"e","message":"internal server error, this has been reported to our developers"}"#,
+        );
+        assert_eq!(f.class, FailureClass::Transient);
+        for broken in [r#"{"type":"content-delta","delta":{"mess"#, "[]", "{}"] {
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
+        }
+        let f = Cohere.stream_error(&test_response(429, &[], r#"{"id":"e","message":"You are using a Trial key, which is limited to 1000 API calls / month."}"#));
+        assert_eq!(f.class, FailureClass::QuotaExhausted);
     }
 }

@@ -25,6 +25,8 @@ pub static DEEPSEEK: OpenAiCompatible = OpenAiCompatible {
     model_aliases: &[],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
+    stream_usage_option: true,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -55,6 +57,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/chat/completions",
         status: 200,
         body: include_str!("fixtures/deepseek/chat.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `deepseek-reasoner` streaming its reasoning, then its answer, after a keep-alive comment.
+    Fixture {
+        method: "POST",
+        path: "/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/deepseek/chat_stream.sse"),
     },
 ];
 

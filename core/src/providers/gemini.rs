@@ -37,14 +37,14 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingPurpose, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingPurpose,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, KeyPlacement, Provider,
+    ProviderInfo, Serves, Step, StreamsChat,
 };
 
 /// Google Gemini API (<https://ai.google.dev>): Gemini chat and embedding
@@ -84,6 +84,10 @@ impl Provider for Gemini {
 
     fn fixtures(&self) -> &'static [Fixture] {
         FIXTURES
+    }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        Some(self)
     }
 }
 
@@ -141,6 +145,86 @@ impl Serves<marker::LlmChat> for Gemini {
     ) -> Result<Step<ChatReply>, ProviderFailure> {
         check_status(&response)?;
         chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+/// Streams from `:streamGenerateContent?alt=sse`: server-sent events whose
+/// data are whole `GenerateContentResponse`s, each with the next parts of
+/// the answer and the usage so far; the last has the finish reason (there
+/// is no end marker).
+impl StreamsChat for Gemini {
+    fn stream_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        let mut request = <Self as Serves<marker::LlmChat>>::build_request(self, q, ctx)?;
+        if let Some(model) = request.url.strip_suffix(":generateContent") {
+            request.url = format!("{model}:streamGenerateContent");
+        }
+        Ok(request.query("alt", "sse"))
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
+        classify(response)
+    }
+
+    fn decode_frame(
+        &self,
+        q: &ChatQuery,
+        frame: &Frame,
+        out: &mut Vec<ChatDelta>,
+    ) -> Result<(), ProviderFailure> {
+        let chunk: StreamChunk = frame.json()?;
+        if let Some(error) = chunk.error {
+            return Err(rpc_failure(&error, error.code.unwrap_or(500)).status(200));
+        }
+        let reply = chunk.reply;
+        let mut meta = ChatMeta {
+            id: reply.response_id,
+            model: Some(
+                reply
+                    .model_version
+                    .unwrap_or_else(|| q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string())),
+            ),
+            finish_reason: None,
+            usage: reply.usage_metadata.map(token_usage),
+        };
+        let Some(candidate) = reply.candidates.into_iter().next() else {
+            if let Some(blocked) = prompt_blocked(reply.prompt_feedback) {
+                return Err(blocked.status(200));
+            }
+            // Usage alone, between parts.
+            out.push(ChatDelta::Meta(meta));
+            return Ok(());
+        };
+        for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+            match part.text.filter(|t| !t.is_empty()) {
+                Some(text) if part.thought => out.push(ChatDelta::Reasoning(text)),
+                Some(text) => out.push(ChatDelta::Text(text)),
+                None => {}
+            }
+        }
+        meta.finish_reason = candidate.finish_reason.as_deref().map(finish_reason);
+        if meta.finish_reason == Some(FinishReason::Error) {
+            return Err(ProviderFailure::new(FailureClass::Transient, MALFORMED_CALL).status(200));
+        }
+        let ended = meta.finish_reason.is_some();
+        out.push(ChatDelta::Meta(meta));
+        if ended {
+            // A refusal without text is told apart by the accumulator
+            // (finish reason `content_filter`, nothing answered).
+            out.push(ChatDelta::End);
+        }
+        Ok(())
+    }
+
+    fn stream_fixtures(&self) -> &'static [Fixture] {
+        STREAM_FIXTURES
     }
 }
 
@@ -217,67 +301,27 @@ fn model_id(model: &str) -> Result<&str, ProviderFailure> {
 
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: GenerateReply = response.json()?;
-    let usage = reply.usage_metadata.unwrap_or_default();
-    // Output counts the thoughts. A reply without `thoughtsTokenCount` had
-    // none only if its total says so.
-    let thoughts = usage.thoughts_token_count.or_else(|| {
-        let counted = usage
-            .prompt_token_count?
-            .checked_add(usage.candidates_token_count?)?;
-        (Some(counted) == usage.total_token_count).then_some(0)
-    });
-    let mut tokens = TokenUsage::new(
-        usage.prompt_token_count,
-        usage
-            .candidates_token_count
-            .zip(thoughts)
-            .and_then(|(answer, thoughts)| answer.checked_add(thoughts)),
-    );
-    tokens.total_tokens = usage.total_token_count.or(tokens.total_tokens);
-    tokens.cached_input_tokens = usage.cached_content_token_count;
-    tokens.reasoning_tokens = usage.thoughts_token_count;
+    let tokens = token_usage(reply.usage_metadata.unwrap_or_default());
     let model = reply
         .model_version
         .unwrap_or_else(|| q.model.clone().unwrap_or_else(|| CHAT_MODEL.to_string()));
     let Some(candidate) = reply.candidates.into_iter().next() else {
         // No candidate at all: the prompt itself was blocked.
-        return match reply.prompt_feedback {
-            Some(PromptFeedback {
-                block_reason: Some(block_reason),
-                safety_ratings,
-            }) => Err(response.failure(
-                FailureClass::ContentFiltered,
-                format!(
-                    "Gemini blocked the prompt ({block_reason}{})",
-                    blocked_categories(&safety_ratings)
-                ),
-            )),
-            _ => Err(
-                ProviderFailure::malformed("Gemini answered without candidates")
-                    .status(response.status),
-            ),
-        };
+        return Err(match prompt_blocked(reply.prompt_feedback) {
+            Some(blocked) => blocked
+                .status(response.status)
+                .retry_after(response.retry_after()),
+            None => ProviderFailure::malformed("Gemini answered without candidates")
+                .status(response.status),
+        });
     };
     let refusal = matches!(
         candidate.finish_reason.as_deref(),
         Some("SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY")
     );
-    let finish_reason = candidate
-        .finish_reason
-        .as_deref()
-        .map(|reason| match reason {
-            "STOP" => FinishReason::Stop,
-            "MAX_TOKENS" => FinishReason::Length,
-            _ if refusal => FinishReason::ContentFilter,
-            "RECITATION" => FinishReason::ContentFilter,
-            "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
-            _ => FinishReason::Other,
-        });
+    let finish_reason = candidate.finish_reason.as_deref().map(finish_reason);
     if finish_reason == Some(FinishReason::Error) {
-        return Err(response.failure(
-            FailureClass::Transient,
-            "Gemini: generation failed (MALFORMED_FUNCTION_CALL)",
-        ));
+        return Err(response.failure(FailureClass::Transient, MALFORMED_CALL));
     }
     let (mut text, mut reasoning) = (None::<String>, String::new());
     for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
@@ -327,6 +371,63 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     })
 }
 
+/// The failure of a generation that went wrong.
+const MALFORMED_CALL: &str = "Gemini: generation failed (MALFORMED_FUNCTION_CALL)";
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        // Refusals, and an answer too close to a source.
+        "SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" | "RECITATION" => {
+            FinishReason::ContentFilter
+        }
+        "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
+        _ => FinishReason::Other,
+    }
+}
+
+/// The token counts of `usageMetadata` (running totals in a stream).
+fn token_usage(usage: UsageMetadata) -> TokenUsage {
+    // Output counts the thoughts. A reply without `thoughtsTokenCount` had
+    // none only if its total says so.
+    let thoughts = usage.thoughts_token_count.or_else(|| {
+        let counted = usage
+            .prompt_token_count?
+            .checked_add(usage.candidates_token_count?)?;
+        (Some(counted) == usage.total_token_count).then_some(0)
+    });
+    let mut tokens = TokenUsage::new(
+        usage.prompt_token_count,
+        usage
+            .candidates_token_count
+            .zip(thoughts)
+            .and_then(|(answer, thoughts)| answer.checked_add(thoughts)),
+    );
+    tokens.total_tokens = usage.total_token_count.or(tokens.total_tokens);
+    tokens.cached_input_tokens = usage.cached_content_token_count;
+    tokens.reasoning_tokens = usage.thoughts_token_count;
+    tokens
+}
+
+/// A prompt the safety filters blocked (no candidates, a `blockReason`).
+fn prompt_blocked(feedback: Option<PromptFeedback>) -> Option<ProviderFailure> {
+    let PromptFeedback {
+        block_reason: Some(block_reason),
+        safety_ratings,
+    } = feedback?
+    else {
+        return None;
+    };
+    Some(ProviderFailure::new(
+        FailureClass::ContentFiltered,
+        format!(
+            "Gemini blocked the prompt ({block_reason}{})",
+            blocked_categories(&safety_ratings)
+        ),
+    ))
+}
+
 /// `": HARM_CATEGORY_HARASSMENT, …"` for the ratings marked `blocked`, or
 /// else rated `HIGH` or `MEDIUM`; empty when none is.
 fn blocked_categories(ratings: &[SafetyRating]) -> String {
@@ -364,6 +465,18 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
         let class = response.status_class().unwrap_or(FailureClass::Transient);
         return response.failure(class, response.body_excerpt());
     };
+    let mut failure = rpc_failure(&error, response.status).status(response.status);
+    failure.retry_after = failure.retry_after.or(response.retry_after());
+    if failure.class == FailureClass::QuotaExhausted {
+        failure = failure.reset_at(next_pacific_midnight(response.received_at));
+    }
+    failure
+}
+
+/// Classifies a Google RPC error of HTTP `status` (its `code`, in a
+/// stream); a daily quota is [`FailureClass::QuotaExhausted`] (the caller
+/// adds when it resets).
+fn rpc_failure(error: &RpcError, status: u16) -> ProviderFailure {
     let message = format!("Gemini: {}", clip(&error.message));
     let reason_is = |prefix: &str| {
         error
@@ -371,38 +484,35 @@ fn classify(response: &HttpResponse) -> ProviderFailure {
             .iter()
             .any(|d| d.reason.as_deref().is_some_and(|r| r.starts_with(prefix)))
     };
-    if error.status == "RESOURCE_EXHAUSTED" || response.status == 429 {
+    if error.status == "RESOURCE_EXHAUSTED" || status == 429 {
         let daily = error.details.iter().flat_map(|d| &d.violations).any(|v| {
             v.quota_id
                 .as_deref()
                 .is_some_and(|id| id.contains("PerDay"))
         });
         if daily {
-            return response
-                .failure(FailureClass::QuotaExhausted, message)
-                .reset_at(next_pacific_midnight(response.received_at));
+            return ProviderFailure::new(FailureClass::QuotaExhausted, message);
         }
         let delay = error
             .details
             .iter()
             .find_map(|d| d.retry_delay.as_deref().and_then(parse_delay));
-        return response
-            .failure(FailureClass::RateLimited, message)
-            .retry_after(delay.or_else(|| response.retry_after()));
+        return ProviderFailure::new(FailureClass::RateLimited, message).retry_after(delay);
     }
     let class = match error.status.as_str() {
         _ if reason_is("API_KEY_") => FailureClass::Auth,
         "UNAUTHENTICATED" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" => FailureClass::Auth,
         _ if is_context_overflow(&error.message) => FailureClass::ContextLengthExceeded,
         "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" => FailureClass::Transient,
-        _ => match response.status_class() {
-            Some(class @ (FailureClass::Auth | FailureClass::Transient)) => class,
+        _ => match status {
+            401 | 403 => FailureClass::Auth,
+            408 | 500..=599 => FailureClass::Transient,
             // Including 404 (an unknown model) and 402 (Google signals quota
             // as RESOURCE_EXHAUSTED, handled above): the request's fault.
             _ => FailureClass::InvalidRequest,
         },
     };
-    response.failure(class, message)
+    ProviderFailure::new(class, message)
 }
 
 /// A protobuf duration as JSON: `"37s"`, `"0.25s"`.
@@ -431,6 +541,8 @@ struct ErrorBody {
 
 #[derive(Deserialize)]
 struct RpcError {
+    /// The HTTP status it stands for.
+    code: Option<u16>,
     #[serde(default)]
     message: String,
     #[serde(default)]
@@ -454,6 +566,14 @@ struct RpcDetail {
 #[serde(rename_all = "camelCase")]
 struct QuotaViolation {
     quota_id: Option<String>,
+}
+
+/// One event of a stream: a `GenerateContentResponse`, or an error.
+#[derive(Deserialize)]
+struct StreamChunk {
+    error: Option<RpcError>,
+    #[serde(flatten)]
+    reply: GenerateReply,
 }
 
 #[derive(Deserialize)]
@@ -544,13 +664,27 @@ static FIXTURES: &[Fixture] = fixtures![
     },
 ];
 
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `gemini-2.5-flash` streaming "The capital of France is Paris." in
+    // three events separated by CRLF, usage so far in each.
+    Fixture {
+        method: "POST",
+        path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        status: 200,
+        body: include_str!("fixtures/gemini/generate_stream.sse"),
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use http::Method;
 
     use super::*;
+    use crate::provider::stream::testing::{
+        assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
+    };
     use crate::providers::openai_compat::testing::{
-        chat_request, class_of, embeddings_request, reply_of,
+        chat_query, chat_request, class_of, embeddings_request, reply_of,
     };
     use crate::providers::test_response;
     use crate::providers::testing::*;
@@ -867,5 +1001,101 @@ mod tests {
         let one = request("llm.embeddings", json!({"inputs": "one"}));
         let f = failure(&Gemini, &one, test_response(200, &[], embed()));
         assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+
+    #[test]
+    fn the_streaming_request_asks_for_server_sent_events() {
+        let plain = Gemini.request(&chat_request(), &ctx(&Gemini)).unwrap();
+        let streamed = Gemini.stream_request(&chat_query(), &ctx(&Gemini)).unwrap();
+        assert_eq!(
+            streamed.url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+        );
+        assert_eq!(query(&streamed), [("alt", "sse")]);
+        assert_eq!(streamed.body, plain.body);
+        assert_eq!(Gemini.framing(), Framing::Sse);
+        assert!(Gemini.streams_chat().is_some());
+    }
+
+    #[test]
+    fn the_recorded_stream_folds_into_the_plain_reply() {
+        let body = stream_fixture(&Gemini);
+        assert!(body.contains("\r\n\r\n"), "Gemini ends its events in CRLF");
+        let streamed = decode_whole(&Gemini, &chat_query(), body).unwrap();
+        let plain = reply_of(&Gemini, generate());
+        assert_eq!(streamed.text, plain.text);
+        assert_eq!(streamed.usage, plain.usage, "the last running totals");
+        assert_eq!(streamed.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(streamed.model, "gemini-2.5-flash");
+        assert_eq!(streamed.id.as_deref(), Some("mHxxaNDpOKmVz7IP0Z6BqAs"));
+        assert_cuts_fail(&Gemini, &chat_query(), body);
+    }
+
+    #[test]
+    fn thoughts_refusals_and_errors_in_a_stream() {
+        let q = chat_query();
+        let event = |data: &str| format!("data: {data}\r\n\r\n");
+        let thought = event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"Hmm.","thought":true}],"role":"model"},"index":0}]}"#,
+        );
+        let done = event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"Paris."}],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#,
+        );
+        let reply = decode_whole(&Gemini, &q, &(thought.clone() + &done)).unwrap();
+        assert_eq!(
+            (
+                reply.text.as_str(),
+                reply.reasoning.as_deref(),
+                reply.finish_reason
+            ),
+            ("Paris.", Some("Hmm."), Some(FinishReason::Length))
+        );
+        assert_eq!(reply.model, "gemini-2.5-flash", "the model asked for");
+
+        let fail = |data: &str| {
+            decode_in_pieces(&Gemini, &q, (thought.clone() + &event(data)).as_bytes(), 5)
+                .unwrap_err()
+        };
+        let f = fail(
+            r#"{"candidates":[{"content":{"parts":[],"role":"model"},"finishReason":"SAFETY","index":0,"safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}]}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        let f = fail(
+            r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH","blocked":true}]}}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContentFiltered);
+        assert!(
+            f.message.contains("HARM_CATEGORY_HARASSMENT"),
+            "{}",
+            f.message
+        );
+        let f = fail(
+            r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#,
+        );
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
+        let f = fail(
+            r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}"#,
+        );
+        assert_eq!(f.class, FailureClass::RateLimited);
+        assert_eq!(f.retry_after, Some(std::time::Duration::from_secs(7)));
+        let f = fail(r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL","index":0}]}"#);
+        assert_eq!(f.class, FailureClass::Transient);
+        for broken in [
+            r#"{"candidates":[{"content":{"parts":[{"text":"Par"#,
+            "[]",
+            r#"{"candidates":7}"#,
+        ] {
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
+        }
+        let f = Gemini.stream_error(&test_response(
+            503,
+            &[],
+            r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#,
+        ));
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(503)));
     }
 }

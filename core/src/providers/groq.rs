@@ -26,6 +26,8 @@ pub static GROQ: OpenAiCompatible = OpenAiCompatible {
     ],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
+    stream_usage_option: true,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -55,6 +57,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/openai/v1/chat/completions",
         status: 200,
         body: include_str!("fixtures/groq/chat.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `llama-3.3-70b-versatile` streaming an answer, usage under `x_groq` in the last chunk.
+    Fixture {
+        method: "POST",
+        path: "/openai/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/groq/chat_stream.sse"),
     },
 ];
 

@@ -26,6 +26,8 @@ pub static MISTRAL: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     model_aliases: &[],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
+    stream_usage_option: false,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -62,6 +64,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/v1/embeddings",
         status: 200,
         body: include_str!("fixtures/mistral/embeddings.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `mistral-small-latest` streaming an answer, usage in the last chunk (Mistral sends it without being asked).
+    Fixture {
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/mistral/chat_stream.sse"),
     },
 ];
 

@@ -388,6 +388,21 @@ mod tests {
     }
 
     #[test]
+    fn every_chat_provider_streams_with_a_recorded_stream() {
+        for provider in builtin() {
+            let chats = provider.capabilities().contains(&CapabilityId::LlmChat);
+            match provider.streams_chat() {
+                Some(streams) => assert!(
+                    chats && !streams.stream_fixtures().is_empty(),
+                    "{}",
+                    provider.info().id
+                ),
+                None => assert!(!chats, "{} chats but does not stream", provider.info().id),
+            }
+        }
+    }
+
+    #[test]
     fn find_by_id() {
         assert_eq!(find("coingecko").map(|p| p.info().id), Some("coingecko"));
         assert!(find("nope").is_none());

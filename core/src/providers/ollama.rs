@@ -24,13 +24,15 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
-    EmbeddingsQuery, FinishReason, TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::stream::streaming;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, Provider, ProviderInfo,
+    Serves, Step, StreamsChat,
 };
 
 /// Ollama (<https://ollama.com>): open-weight models served locally,
@@ -69,6 +71,10 @@ impl Provider for Ollama {
 
     fn fixtures(&self) -> &'static [Fixture] {
         FIXTURES
+    }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        Some(self)
     }
 }
 
@@ -116,6 +122,81 @@ impl Serves<marker::LlmChat> for Ollama {
     ) -> Result<Step<ChatReply>, ProviderFailure> {
         check_status(&response)?;
         chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+/// Streams newline-delimited JSON: one `/api/chat` reply per line, each
+/// with the next piece of the message, the last with `"done": true`, the
+/// done reason and the counts; `{"error": …}` in place of a line when
+/// generation fails.
+impl StreamsChat for Ollama {
+    fn stream_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        <Self as Serves<marker::LlmChat>>::build_request(self, q, ctx).map(streaming)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Ndjson
+    }
+
+    fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
+        match check_status(response) {
+            Err(failure) => failure,
+            Ok(()) => response.failure(FailureClass::Transient, response.body_excerpt()),
+        }
+    }
+
+    fn decode_frame(
+        &self,
+        _q: &ChatQuery,
+        frame: &Frame,
+        out: &mut Vec<ChatDelta>,
+    ) -> Result<(), ProviderFailure> {
+        let line: StreamLine = frame.json()?;
+        if let Some(error) = line.error {
+            // Generation failed after the 200: the server's fault, or a
+            // prompt that turned out too long.
+            let class = if is_context_overflow(&error) {
+                FailureClass::ContextLengthExceeded
+            } else {
+                FailureClass::Transient
+            };
+            return Err(
+                ProviderFailure::new(class, format!("Ollama: {}", clip(&error))).status(200),
+            );
+        }
+        let (Some(message), Some(done)) = (line.message, line.done) else {
+            return Err(ProviderFailure::malformed(
+                "Ollama sent a stream line without `message` and `done`",
+            )
+            .status(200));
+        };
+        if let Some(thinking) = message.thinking.filter(|t| !t.is_empty()) {
+            out.push(ChatDelta::Reasoning(thinking));
+        }
+        if !message.content.is_empty() {
+            out.push(ChatDelta::Text(message.content));
+        }
+        let mut meta = ChatMeta {
+            model: line.model,
+            ..ChatMeta::default()
+        };
+        if done {
+            meta.finish_reason = line.done_reason.as_deref().map(finish_reason);
+            meta.usage = Some(TokenUsage::new(line.prompt_eval_count, line.eval_count));
+        }
+        out.push(ChatDelta::Meta(meta));
+        if done {
+            out.push(ChatDelta::End);
+        }
+        Ok(())
+    }
+
+    fn stream_fixtures(&self) -> &'static [Fixture] {
+        STREAM_FIXTURES
     }
 }
 
@@ -170,11 +251,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             ProviderFailure::malformed("Ollama sent an unfinished answer").status(response.status),
         );
     }
-    let finish_reason = reply.done_reason.as_deref().map(|reason| match reason {
-        "stop" => FinishReason::Stop,
-        "length" => FinishReason::Length,
-        _ => FinishReason::Other,
-    });
+    let finish_reason = reply.done_reason.as_deref().map(finish_reason);
     Ok(ChatReply {
         id: None,
         model: reply.model.unwrap_or_else(|| {
@@ -189,6 +266,14 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         // from its cache: the prompt's size is then not reported.
         usage: TokenUsage::new(reply.prompt_eval_count, reply.eval_count),
     })
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        _ => FinishReason::Other,
+    }
 }
 
 /// Classifies Ollama's `{"error": …}` by its text and status.
@@ -224,6 +309,18 @@ struct ChatResponse {
     eval_count: Option<u64>,
 }
 
+/// One line of a stream: a piece of the reply, or an error.
+#[derive(Deserialize)]
+struct StreamLine {
+    error: Option<String>,
+    model: Option<String>,
+    message: Option<ChatMessage>,
+    done: Option<bool>,
+    done_reason: Option<String>,
+    prompt_eval_count: Option<u64>,
+    eval_count: Option<u64>,
+}
+
 #[derive(Deserialize)]
 struct ChatMessage {
     content: String,
@@ -254,6 +351,17 @@ static FIXTURES: &[Fixture] = fixtures![
     },
 ];
 
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // The API documentation's streaming chat example: `llama3.2` answering
+    // "why is the sky blue?" (shortened to its first words).
+    Fixture {
+        method: "POST",
+        path: "/api/chat",
+        status: 200,
+        body: include_str!("fixtures/ollama/chat_stream.ndjson"),
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -261,8 +369,11 @@ mod tests {
     use http::Method;
 
     use super::*;
+    use crate::provider::stream::testing::{
+        assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
+    };
     use crate::providers::openai_compat::testing::{
-        chat_request, class_of, embeddings_request, reply_of,
+        chat_query, chat_request, class_of, embeddings_request, reply_of,
     };
     use crate::providers::test_response;
     use crate::providers::testing::*;
@@ -434,5 +545,71 @@ mod tests {
         let one = request("llm.embeddings", json!({"inputs": "one"}));
         let f = failure(&Ollama, &one, test_response(200, &[], embed));
         assert_eq!(f.class, FailureClass::MalformedResponse);
+    }
+
+    #[test]
+    fn the_recorded_stream_folds_into_the_plain_reply() {
+        let mut streamed = Ollama.stream_request(&chat_query(), &ctx(&Ollama)).unwrap();
+        assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
+        streamed.body.as_mut().unwrap()["stream"] = json!(false);
+        assert_eq!(
+            streamed,
+            Ollama.request(&chat_request(), &ctx(&Ollama)).unwrap()
+        );
+        assert_eq!(Ollama.framing(), Framing::Ndjson);
+        assert!(Ollama.streams_chat().is_some());
+
+        let body = stream_fixture(&Ollama);
+        let reply = decode_whole(&Ollama, &chat_query(), body).unwrap();
+        assert_eq!(reply.text, "The sky is blue.");
+        assert_eq!(reply.model, "llama3.2");
+        assert_eq!(reply.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(reply.usage, TokenUsage::new(Some(26), Some(282)));
+        assert_eq!(reply.id, None);
+        // The last line without its newline is still read.
+        assert_eq!(
+            decode_whole(&Ollama, &chat_query(), body.trim_end()).unwrap(),
+            reply
+        );
+        assert_cuts_fail(&Ollama, &chat_query(), body);
+    }
+
+    #[test]
+    fn error_lines_and_bad_lines_in_a_stream() {
+        let q = chat_query();
+        let first = "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"The\",\"thinking\":\"sky?\"},\"done\":false}\n";
+        let fail = |line: &str| {
+            decode_in_pieces(&Ollama, &q, format!("{first}{line}\n").as_bytes(), 3).unwrap_err()
+        };
+        let f =
+            fail(r#"{"error":"an error was encountered while running the model: unexpected EOF"}"#);
+        assert_eq!((f.class, f.status), (FailureClass::Transient, Some(200)));
+        assert!(
+            f.message.starts_with("Ollama: an error was encountered"),
+            "{}",
+            f.message
+        );
+        let f = fail(
+            r#"{"error":"request (351 tokens) exceeds the available context size (256 tokens), try increasing it"}"#,
+        );
+        assert_eq!(f.class, FailureClass::ContextLengthExceeded);
+        for broken in [
+            r#"{"model":"llama3.2","message":{"role""#,
+            "{}",
+            "[]",
+            r#"{"done":true}"#,
+        ] {
+            assert_eq!(
+                fail(broken).class,
+                FailureClass::MalformedResponse,
+                "{broken}"
+            );
+        }
+        let f = Ollama.stream_error(&test_response(
+            404,
+            &[],
+            r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#,
+        ));
+        assert_eq!(f.class, FailureClass::InvalidRequest);
     }
 }

@@ -27,6 +27,8 @@ pub static OPENAI: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     model_aliases: &[("gpt-4o-mini", "gpt-4o-mini")],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
+    stream_usage_option: true,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -63,6 +65,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/v1/embeddings",
         status: 200,
         body: include_str!("fixtures/openai/embeddings.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `gpt-4o-mini` streaming "Hello! How can I assist you today?" with `stream_options.include_usage`: usage in a last chunk without choices.
+    Fixture {
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/openai/chat_stream.sse"),
     },
 ];
 

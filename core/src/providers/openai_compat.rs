@@ -49,13 +49,14 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatQuery, ChatReply, EmbeddingUsage, Embeddings,
-    EmbeddingsQuery, FinishReason, TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
-    CallContext, Dispatch, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    CallContext, Dispatch, Fixture, Frame, Framing, HttpRequest, HttpResponse, Provider,
+    ProviderInfo, Serves, Step, StreamsChat,
 };
 
 /// A provider speaking the OpenAI chat-completions API and, when `E` is
@@ -85,6 +86,14 @@ pub struct OpenAiCompatible<E = NoEmbeddings> {
     pub forbidden: FailureClass,
     /// Canned replies in the provider's wire format.
     pub fixtures: &'static [Fixture],
+    /// Whether a streaming request asks for usage with
+    /// `stream_options.include_usage`. Mistral refuses the field (HTTP 422,
+    /// "Extra inputs are not permitted") and, like Together, sends usage in
+    /// its last chunk anyway.
+    pub stream_usage_option: bool,
+    /// A recorded stream in the provider's wire format
+    /// ([`StreamsChat::stream_fixtures`]).
+    pub stream_fixtures: &'static [Fixture],
 }
 
 /// The `embeddings` of an [`OpenAiCompatible`] provider that only chats.
@@ -111,6 +120,10 @@ where
     fn fixtures(&self) -> &'static [Fixture] {
         self.fixtures
     }
+
+    fn streams_chat(&self) -> Option<&dyn StreamsChat> {
+        Some(self)
+    }
 }
 
 crate::serves!(OpenAiCompatible<NoEmbeddings>: LlmChat);
@@ -121,6 +134,113 @@ impl<E> Serves<marker::LlmChat> for OpenAiCompatible<E> {
         &self,
         q: &ChatQuery,
         ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        self.chat_request(q, ctx, false)
+    }
+
+    fn read_response(
+        &self,
+        q: &ChatQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<ChatReply>, ProviderFailure> {
+        self.check_status(&response)?;
+        self.chat_reply(q, &response).map(Step::Done)
+    }
+}
+
+impl<E: Send + Sync> StreamsChat for OpenAiCompatible<E> {
+    fn stream_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        self.chat_request(q, ctx, true)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
+        match self.check_status(response) {
+            Err(failure) => failure,
+            Ok(()) => response.failure(FailureClass::Transient, response.body_excerpt()),
+        }
+    }
+
+    fn decode_frame(
+        &self,
+        q: &ChatQuery,
+        frame: &Frame,
+        out: &mut Vec<ChatDelta>,
+    ) -> Result<(), ProviderFailure> {
+        if frame.data.trim() == "[DONE]" {
+            out.push(ChatDelta::End);
+            return Ok(());
+        }
+        let chunk: StreamChunk = frame.json()?;
+        if let Some(error) = chunk.error {
+            return Err(self.in_body_failure(&error, None));
+        }
+        let mut meta = ChatMeta {
+            id: chunk.id,
+            model: chunk.model,
+            finish_reason: None,
+            usage: chunk
+                .usage
+                .or(chunk.x_groq.and_then(|x| x.usage))
+                .map(token_usage),
+        };
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            let finish_reason = choice.finish_reason.as_deref().map(finish_reason);
+            if finish_reason == Some(FinishReason::Error) || choice.error.is_some() {
+                let error = choice.error.unwrap_or_default();
+                return Err(self.in_body_failure(&error, None));
+            }
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(refusal) = delta.refusal.filter(|r| !r.is_empty()) {
+                return Err(ProviderFailure::new(
+                    FailureClass::ContentFiltered,
+                    format!("{}: the model refused: {}", self.info.name, clip(&refusal)),
+                )
+                .status(200));
+            }
+            if let Some(reasoning) = delta
+                .reasoning_content
+                .or(delta.reasoning)
+                .filter(|r| !r.is_empty())
+            {
+                out.push(ChatDelta::Reasoning(reasoning));
+            }
+            if let Some(text) = delta.content.map(Content::into_text) {
+                if !text.is_empty() {
+                    out.push(ChatDelta::Text(text));
+                }
+            }
+            meta.finish_reason = finish_reason;
+        }
+        if meta.model.is_none() {
+            meta.model = pick_model(q.model.as_deref(), self.chat_model, self.model_aliases, "")
+                .ok()
+                .map(str::to_string);
+        }
+        out.push(ChatDelta::Meta(meta));
+        Ok(())
+    }
+
+    fn stream_fixtures(&self) -> &'static [Fixture] {
+        self.stream_fixtures
+    }
+}
+
+impl<E> OpenAiCompatible<E> {
+    /// The chat request for `q`, streaming or not.
+    fn chat_request(
+        &self,
+        q: &ChatQuery,
+        ctx: &CallContext<'_>,
+        stream: bool,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = pick_model(
             q.model.as_deref(),
@@ -142,22 +262,15 @@ impl<E> Serves<marker::LlmChat> for OpenAiCompatible<E> {
         if let Some(t) = q.temperature {
             body.insert("temperature".into(), json!(t.get()));
         }
-        body.insert("stream".into(), json!(false));
+        body.insert("stream".into(), json!(stream));
+        if stream && self.stream_usage_option {
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
         Ok(HttpRequest::post_json(
             ctx.base_url,
             self.chat_path,
             Value::Object(body),
         ))
-    }
-
-    fn read_response(
-        &self,
-        q: &ChatQuery,
-        _ctx: &CallContext<'_>,
-        response: HttpResponse,
-    ) -> Result<Step<ChatReply>, ProviderFailure> {
-        self.check_status(&response)?;
-        self.chat_reply(q, &response).map(Step::Done)
     }
 }
 
@@ -215,7 +328,7 @@ impl<E> OpenAiCompatible<E> {
     ) -> Result<ChatReply, ProviderFailure> {
         let reply: Completion = response.json()?;
         if let Some(error) = reply.error {
-            return Err(self.failure(error.status_code(), Some(&error), response));
+            return Err(self.in_body_failure(&error, Some(response)));
         }
         let Some(choice) = reply.choices.into_iter().next() else {
             return Err(ProviderFailure::malformed(format!(
@@ -224,18 +337,10 @@ impl<E> OpenAiCompatible<E> {
             ))
             .status(response.status));
         };
-        let finish_reason = choice.finish_reason.as_deref().map(|reason| match reason {
-            "stop" => FinishReason::Stop,
-            "length" => FinishReason::Length,
-            "model_length" => FinishReason::ContextLength,
-            "tool_calls" | "function_call" => FinishReason::ToolCalls,
-            "content_filter" => FinishReason::ContentFilter,
-            "error" => FinishReason::Error,
-            _ => FinishReason::Other,
-        });
+        let finish_reason = choice.finish_reason.as_deref().map(finish_reason);
         if finish_reason == Some(FinishReason::Error) || choice.error.is_some() {
             let error = choice.error.unwrap_or_default();
-            return Err(self.failure(error.status_code(), Some(&error), response));
+            return Err(self.in_body_failure(&error, Some(response)));
         }
         let message = choice.message.unwrap_or_default();
         let content = message.content.map(Content::into_text);
@@ -270,16 +375,7 @@ impl<E> OpenAiCompatible<E> {
                 .status(response.status));
             }
         }
-        let usage = reply.usage.unwrap_or_default();
-        let mut tokens = TokenUsage::new(usage.prompt_tokens, usage.completion_tokens);
-        tokens.total_tokens = usage.total_tokens.or(tokens.total_tokens);
-        tokens.cached_input_tokens = usage
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .or(usage.prompt_cache_hit_tokens);
-        tokens.reasoning_tokens = usage
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens);
+        let tokens = token_usage(reply.usage.unwrap_or_default());
         Ok(ChatReply {
             id: reply.id,
             model: match reply.model {
@@ -298,24 +394,45 @@ impl<E> OpenAiCompatible<E> {
         })
     }
 
-    /// Classifies an error by its HTTP status (or, inside a 200 body, by
-    /// its code) and what its body says.
+    /// Classifies an error by its HTTP status and what its body says.
     fn failure(
         &self,
         status: u16,
         error: Option<&ErrorDetail>,
         response: &HttpResponse,
     ) -> ProviderFailure {
-        let (message, code) = match error {
-            Some(e) => (e.text(), e.code_text()),
-            None => (response.body_excerpt(), String::new()),
-        };
+        let message = error.map_or_else(|| response.body_excerpt(), ErrorDetail::text);
+        let class = self.error_class(status, error, &message);
+        response.failure(class, format!("{}: {}", self.info.name, clip(&message)))
+    }
+
+    /// An error inside a 2xx body (OpenRouter once the model has started,
+    /// a `finish_reason: "error"`, an error chunk of a stream), classified
+    /// by its code; `response` adds its `Retry-After` when there is one.
+    fn in_body_failure(
+        &self,
+        error: &ErrorDetail,
+        response: Option<&HttpResponse>,
+    ) -> ProviderFailure {
+        let message = error.text();
+        let class = self.error_class(error.status_code(), Some(error), &message);
+        let message = format!("{}: {}", self.info.name, clip(&message));
+        match response {
+            Some(response) => response.failure(class, message),
+            None => ProviderFailure::new(class, message).status(200),
+        }
+    }
+
+    /// The class of an error of HTTP `status` (or the code standing for
+    /// one) whose text is `message`.
+    fn error_class(&self, status: u16, error: Option<&ErrorDetail>, message: &str) -> FailureClass {
+        let code = error.map(ErrorDetail::code_text).unwrap_or_default();
         let refused = error.is_some_and(ErrorDetail::is_content_refusal);
-        let class = match status {
+        match status {
             429 if code == "insufficient_quota" => FailureClass::QuotaExhausted,
             429 => FailureClass::RateLimited,
             _ if refused => FailureClass::ContentFiltered,
-            _ if code == "context_length_exceeded" || is_context_overflow(&message) => {
+            _ if code == "context_length_exceeded" || is_context_overflow(message) => {
                 FailureClass::ContextLengthExceeded
             }
             402 => FailureClass::QuotaExhausted,
@@ -324,9 +441,35 @@ impl<E> OpenAiCompatible<E> {
             408 | 500..=599 => FailureClass::Transient,
             400..=499 => FailureClass::InvalidRequest,
             _ => FailureClass::Transient,
-        };
-        response.failure(class, format!("{}: {}", self.info.name, clip(&message)))
+        }
     }
+}
+
+/// A finish reason as every provider of the family spells it.
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "model_length" => FinishReason::ContextLength,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        "error" => FinishReason::Error,
+        _ => FinishReason::Other,
+    }
+}
+
+/// The token counts of a `usage` object.
+fn token_usage(usage: Usage) -> TokenUsage {
+    let mut tokens = TokenUsage::new(usage.prompt_tokens, usage.completion_tokens);
+    tokens.total_tokens = usage.total_tokens.or(tokens.total_tokens);
+    tokens.cached_input_tokens = usage
+        .prompt_tokens_details
+        .and_then(|d| d.cached_tokens)
+        .or(usage.prompt_cache_hit_tokens);
+    tokens.reasoning_tokens = usage
+        .completion_tokens_details
+        .and_then(|d| d.reasoning_tokens);
+    tokens
 }
 
 /// An error body: `{"error": {…}}`, `{"error": "text"}`, or Mistral's flat
@@ -520,6 +663,33 @@ impl Content {
     }
 }
 
+/// One chunk of a stream (`chat.completion.chunk`).
+#[derive(Deserialize)]
+struct StreamChunk {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    /// With `stream_options.include_usage`, in a last chunk without
+    /// choices; Mistral and Together send it in the last chunk anyway.
+    usage: Option<Usage>,
+    /// Groq's own place for the usage of the last chunk.
+    x_groq: Option<XGroq>,
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct XGroq {
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<Message>,
+    finish_reason: Option<String>,
+    error: Option<ErrorDetail>,
+}
+
 #[derive(Deserialize, Default)]
 struct Usage {
     prompt_tokens: Option<u64>,
@@ -583,6 +753,14 @@ pub(crate) mod testing {
                 "temperature": 0.2,
             }),
         )
+    }
+
+    /// The query of [`chat_request`].
+    pub(crate) fn chat_query() -> ChatQuery {
+        match chat_request() {
+            Request::LlmChat(q) => q,
+            other => panic!("not a chat request: {other:?}"),
+        }
     }
 
     /// The two-text embeddings request the fixtures answer.
@@ -670,6 +848,7 @@ mod tests {
     use super::*;
     use crate::capability::llm::FinishReason;
     use crate::capability::CapabilityId;
+    use crate::provider::stream::testing::{assert_cuts_fail, decode_in_pieces, decode_whole};
     use crate::providers::test_response;
     use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
     use crate::providers::{
@@ -1040,5 +1219,129 @@ mod tests {
                 "2 vectors for 1 input"
             );
         }
+    }
+
+    #[test]
+    fn streaming_requests_add_the_switch_and_ask_for_usage_where_accepted() {
+        for_each_builtin!(provider => {
+            let plain = provider.request(&chat_request(), &ctx(provider)).unwrap();
+            let streamed = provider.stream_request(&chat_query(), &ctx(provider)).unwrap();
+            assert_eq!((&streamed.method, &streamed.url), (&plain.method, &plain.url));
+            let mut body = streamed.body.unwrap();
+            assert_eq!(body["stream"], true, "{}", provider.info.id);
+            let options = body.as_object_mut().unwrap().remove("stream_options");
+            assert_eq!(
+                options,
+                provider
+                    .stream_usage_option
+                    .then(|| json!({"include_usage": true})),
+                "{}",
+                provider.info.id
+            );
+            body["stream"] = json!(false);
+            assert_eq!(body, plain.body.unwrap(), "otherwise the plain request");
+            assert_eq!(provider.framing(), Framing::Sse);
+            assert!(provider.streams_chat().is_some());
+        });
+        assert!(
+            !MISTRAL.stream_usage_option,
+            "Mistral refuses stream_options with a 422"
+        );
+    }
+
+    #[test]
+    fn every_recorded_stream_folds_into_the_plain_reply() {
+        for_each_builtin!(provider => {
+            let body = crate::provider::stream::testing::stream_fixture(provider);
+            let reply = decode_whole(provider, &chat_query(), body)
+                .unwrap_or_else(|f| panic!("{}: {f}", provider.info.id));
+            assert_eq!(reply.finish_reason, Some(FinishReason::Stop), "{}", provider.info.id);
+            let expected = match provider.info.id {
+                "openai" => (
+                    "Hello! How can I assist you today?",
+                    "gpt-4o-mini-2024-07-18",
+                    TokenUsage {
+                        cached_input_tokens: Some(0),
+                        reasoning_tokens: Some(0),
+                        ..TokenUsage::new(Some(19), Some(10))
+                    },
+                ),
+                "mistral" => (
+                    "Paris, la Ville Lumière.",
+                    "mistral-small-latest",
+                    TokenUsage::new(Some(15), Some(8)),
+                ),
+                "groq" => (
+                    "The capital of France is Paris.",
+                    "llama-3.3-70b-versatile",
+                    TokenUsage::new(Some(48), Some(8)),
+                ),
+                "deepseek" => (
+                    "Paris.",
+                    "deepseek-reasoner",
+                    TokenUsage {
+                        cached_input_tokens: Some(0),
+                        reasoning_tokens: Some(10),
+                        ..TokenUsage::new(Some(15), Some(12))
+                    },
+                ),
+                "openrouter" => (
+                    "The capital of France is Paris.",
+                    "openai/gpt-4o-mini",
+                    TokenUsage::new(Some(14), Some(8)),
+                ),
+                "together" => (
+                    "The capital of France is Paris.",
+                    "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+                    TokenUsage::new(Some(49), Some(8)),
+                ),
+                other => panic!("no expectation for {other}"),
+            };
+            assert_eq!(
+                (reply.text.as_str(), reply.model.as_str(), reply.usage),
+                expected,
+                "{}",
+                provider.info.id
+            );
+            assert!(reply.id.is_some());
+            assert_eq!(
+                reply.reasoning.as_deref(),
+                (provider.info.id == "deepseek").then_some("The user asks for France’s capital.")
+            );
+            assert_cuts_fail(provider, &chat_query(), body);
+        });
+    }
+
+    #[test]
+    fn error_chunks_and_bad_events_in_a_stream_are_classified() {
+        let decode = |provider: &dyn StreamsChat, data: &str| {
+            let body = format!("data: {data}\n\ndata: [DONE]\n\n");
+            decode_in_pieces(provider, &chat_query(), body.as_bytes(), 3).unwrap_err()
+        };
+        for_each_builtin!(provider => {
+            let f = decode(provider, r#"{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}"#);
+            assert_eq!(f.class, FailureClass::RateLimited, "{}", provider.info.id);
+            assert_eq!(f.status, Some(200));
+            let f = decode(provider, r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#);
+            assert_eq!(f.class, FailureClass::Transient);
+            assert!(f.message.contains("server had an error"), "{}", f.message);
+            // OpenRouter: the upstream failed once the answer had started.
+            let f = decode(provider, r#"{"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":"server_error","message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}"#);
+            assert_eq!(f.class, FailureClass::Transient);
+            let f = decode(provider, r#"{"id":"x","choices":[{"index":0,"delta":{"content":null,"refusal":"I'm sorry, I cannot help with that."},"finish_reason":null}]}"#);
+            assert_eq!(f.class, FailureClass::ContentFiltered);
+            for broken in [r#"{"id":"x","choices":[{"index":0,"delta":{"content":"Par"#, "[1]", "null", "<html>"] {
+                let f = decode(provider, broken);
+                assert_eq!(f.class, FailureClass::MalformedResponse, "{broken}: {f}");
+            }
+            // A filtered answer with no text is a refusal, as for a plain call.
+            let body = "data: {\"id\":\"x\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\ndata: [DONE]\n\n";
+            let f = decode_in_pieces(provider, &chat_query(), body.as_bytes(), 4).unwrap_err();
+            assert_eq!(f.class, FailureClass::ContentFiltered);
+            // A refused streaming request is classified like a plain one.
+            let f = provider.stream_error(&test_response(429, &[("retry-after", "2")], r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#));
+            assert_eq!(f.class, FailureClass::RateLimited);
+            assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
+        });
     }
 }

@@ -31,6 +31,8 @@ pub static OPENROUTER: OpenAiCompatible = OpenAiCompatible {
     ],
     forbidden: FailureClass::ContentFiltered,
     fixtures: FIXTURES,
+    stream_usage_option: true,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -60,6 +62,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/api/v1/chat/completions",
         status: 200,
         body: include_str!("fixtures/openrouter/chat.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `openai/gpt-4o-mini` through OpenRouter, after its `: OPENROUTER PROCESSING` comments, usage in a last chunk.
+    Fixture {
+        method: "POST",
+        path: "/api/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/openrouter/chat_stream.sse"),
     },
 ];
 

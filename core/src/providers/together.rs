@@ -30,6 +30,8 @@ pub static TOGETHER: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     ],
     forbidden: FailureClass::Auth,
     fixtures: FIXTURES,
+    stream_usage_option: false,
+    stream_fixtures: STREAM_FIXTURES,
 };
 
 static INFO: ProviderInfo = ProviderInfo {
@@ -66,6 +68,16 @@ static FIXTURES: &[Fixture] = fixtures![
         path: "/v1/embeddings",
         status: 200,
         body: include_str!("fixtures/together/embeddings.json"),
+    },
+];
+
+static STREAM_FIXTURES: &[Fixture] = fixtures![
+    // `Llama-3.3-70B-Instruct-Turbo` streaming an answer, usage in the last chunk.
+    Fixture {
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        body: include_str!("fixtures/together/chat_stream.sse"),
     },
 ];
 

@@ -1,0 +1,243 @@
+//! A streamed `llm.chat` answer: the pieces a provider's stream yields
+//! ([`ChatDelta`]) and the fold of those pieces into the [`ChatReply`] a
+//! plain call would have returned ([`ChatAccumulator`]), so that a completed
+//! stream can be cached like a plain answer.
+//!
+//! ```
+//! use polyrelay::capability::llm::{ChatAccumulator, ChatDelta, ChatMeta, FinishReason};
+//! let mut answer = ChatAccumulator::new();
+//! answer.push(&ChatDelta::Meta(ChatMeta { model: Some("m".into()), ..ChatMeta::default() }));
+//! answer.push(&ChatDelta::Text("Par".into()));
+//! answer.push(&ChatDelta::Text("is.".into()));
+//! answer.push(&ChatDelta::Meta(ChatMeta { finish_reason: Some(FinishReason::Stop), ..ChatMeta::default() }));
+//! assert_eq!(answer.text(), "Paris.");
+//! assert!(ChatAccumulator::new().finish().is_err(), "no end: a cut stream");
+//! answer.push(&ChatDelta::End);
+//! assert_eq!(answer.finish().unwrap().text, "Paris.");
+//! ```
+
+use super::{ChatReply, FinishReason, TokenUsage};
+use crate::error::{FailureClass, ProviderFailure};
+
+/// One piece of a streamed chat answer, in the order the provider sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatDelta {
+    /// Answer text to append (never empty).
+    Text(String),
+    /// Hidden reasoning to append (never empty): DeepSeek
+    /// `reasoning_content`, Anthropic thinking, Gemini thoughts.
+    Reasoning(String),
+    /// What the provider said about the whole answer in this frame; each
+    /// field it names replaces the earlier value.
+    Meta(ChatMeta),
+    /// The provider said the answer is complete. A stream whose body ends
+    /// without it was cut.
+    End,
+}
+
+/// Facts about a whole streamed answer, as far as one frame tells them
+/// (`None`: not said in this frame).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatMeta {
+    /// The provider's id for this completion.
+    pub id: Option<String>,
+    /// The model that answers, as the provider names it.
+    pub model: Option<String>,
+    /// Why generation stopped.
+    pub finish_reason: Option<FinishReason>,
+    /// Token counts so far; each count given replaces the earlier one
+    /// (providers report running totals, and Anthropic gives the prompt's
+    /// at the start and the answer's at the end).
+    pub usage: Option<TokenUsage>,
+}
+
+/// Folds a stream's [`ChatDelta`]s into the [`ChatReply`] the plain call
+/// would have returned.
+#[derive(Debug, Clone, Default)]
+pub struct ChatAccumulator {
+    id: Option<String>,
+    model: Option<String>,
+    text: String,
+    reasoning: String,
+    finish_reason: Option<FinishReason>,
+    usage: Option<TokenUsage>,
+    ended: bool,
+}
+
+impl ChatAccumulator {
+    /// Nothing received yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one delta.
+    pub fn push(&mut self, delta: &ChatDelta) {
+        match delta {
+            ChatDelta::Text(text) => self.text.push_str(text),
+            ChatDelta::Reasoning(text) => self.reasoning.push_str(text),
+            ChatDelta::Meta(meta) => {
+                replace(&mut self.id, &meta.id);
+                replace(&mut self.model, &meta.model);
+                if meta.finish_reason.is_some() {
+                    self.finish_reason = meta.finish_reason;
+                }
+                if let Some(new) = meta.usage {
+                    let usage = self.usage.get_or_insert(TokenUsage::new(None, None));
+                    let counts = [
+                        (&mut usage.input_tokens, new.input_tokens),
+                        (&mut usage.output_tokens, new.output_tokens),
+                        (&mut usage.total_tokens, new.total_tokens),
+                        (&mut usage.cached_input_tokens, new.cached_input_tokens),
+                        (&mut usage.reasoning_tokens, new.reasoning_tokens),
+                    ];
+                    for (count, given) in counts {
+                        if given.is_some() {
+                            *count = given;
+                        }
+                    }
+                }
+            }
+            ChatDelta::End => self.ended = true,
+        }
+    }
+
+    /// The answer's text so far (the partial text of an interrupted stream).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the provider said the answer is complete.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The whole answer. A stream that never ended is a transient failure
+    /// (the connection was cut); an answer with no text whose finish reason
+    /// is `content_filter` is a content refusal, as for a plain call.
+    pub fn finish(self) -> Result<ChatReply, ProviderFailure> {
+        if !self.ended {
+            return Err(ProviderFailure::new(
+                FailureClass::Transient,
+                "the stream ended before the provider's final event",
+            )
+            .status(200));
+        }
+        if self.text.is_empty() && self.finish_reason == Some(FinishReason::ContentFilter) {
+            return Err(ProviderFailure::new(
+                FailureClass::ContentFiltered,
+                "the answer was withheld by the content filter",
+            )
+            .status(200));
+        }
+        let mut usage = self.usage.unwrap_or(TokenUsage::new(None, None));
+        if usage.total_tokens.is_none() {
+            usage.total_tokens =
+                TokenUsage::new(usage.input_tokens, usage.output_tokens).total_tokens;
+        }
+        Ok(ChatReply {
+            id: self.id,
+            model: self.model.unwrap_or_default(),
+            text: self.text,
+            reasoning: (!self.reasoning.is_empty()).then_some(self.reasoning),
+            finish_reason: self.finish_reason,
+            usage,
+        })
+    }
+}
+
+/// `slot` takes `given` when `given` says something.
+fn replace(slot: &mut Option<String>, given: &Option<String>) {
+    if let Some(given) = given {
+        *slot = Some(given.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(f: impl FnOnce(&mut ChatMeta)) -> ChatDelta {
+        let mut meta = ChatMeta::default();
+        f(&mut meta);
+        ChatDelta::Meta(meta)
+    }
+
+    #[test]
+    fn deltas_fold_into_the_plain_reply_with_usage_merged_count_by_count() {
+        let mut acc = ChatAccumulator::new();
+        for delta in [
+            meta(|m| {
+                m.id = Some("msg_1".into());
+                m.model = Some("claude".into());
+                m.usage = Some(TokenUsage {
+                    input_tokens: Some(25),
+                    output_tokens: Some(1),
+                    ..TokenUsage::new(None, None)
+                });
+            }),
+            ChatDelta::Reasoning("think".into()),
+            ChatDelta::Text("Hello".into()),
+            ChatDelta::Text("!".into()),
+            meta(|m| {
+                m.finish_reason = Some(FinishReason::Stop);
+                m.usage = Some(TokenUsage::new(None, Some(15)));
+            }),
+            ChatDelta::End,
+        ] {
+            acc.push(&delta);
+        }
+        assert!(acc.is_ended());
+        let reply = acc.finish().unwrap();
+        assert_eq!(
+            reply,
+            ChatReply {
+                id: Some("msg_1".into()),
+                model: "claude".into(),
+                text: "Hello!".into(),
+                reasoning: Some("think".into()),
+                finish_reason: Some(FinishReason::Stop),
+                usage: TokenUsage::new(Some(25), Some(15)),
+            }
+        );
+    }
+
+    #[test]
+    fn a_stream_without_its_end_is_a_visible_failure_keeping_its_text() {
+        let mut acc = ChatAccumulator::new();
+        acc.push(&ChatDelta::Text("Par".into()));
+        assert_eq!(acc.text(), "Par");
+        assert!(!acc.is_ended());
+        let f = acc.finish().unwrap_err();
+        assert_eq!(f.class, FailureClass::Transient);
+    }
+
+    #[test]
+    fn nothing_but_a_content_filter_is_a_refusal_and_a_cut_answer_is_kept() {
+        let mut acc = ChatAccumulator::new();
+        acc.push(&meta(|m| {
+            m.finish_reason = Some(FinishReason::ContentFilter)
+        }));
+        acc.push(&ChatDelta::End);
+        assert_eq!(
+            acc.clone().finish().unwrap_err().class,
+            FailureClass::ContentFiltered
+        );
+        acc.push(&ChatDelta::Text("Paris is".into()));
+        let reply = acc.finish().unwrap();
+        assert_eq!(reply.finish_reason, Some(FinishReason::ContentFilter));
+        assert_eq!(reply.usage, TokenUsage::new(None, None));
+    }
+
+    #[test]
+    fn a_reported_total_is_kept() {
+        let mut acc = ChatAccumulator::new();
+        acc.push(&meta(|m| {
+            m.usage = Some(TokenUsage {
+                total_tokens: Some(50),
+                ..TokenUsage::new(Some(3), Some(4))
+            })
+        }));
+        acc.push(&ChatDelta::End);
+        assert_eq!(acc.finish().unwrap().usage.total_tokens, Some(50));
+    }
+}
