@@ -204,7 +204,7 @@ pub(crate) struct StreamSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MidStream {
-    /// The stream ends with [`Error::StreamInterrupted`](crate::Error::StreamInterrupted),
+    /// The stream ends with [`Error::StreamInterrupted`](crate::Error),
     /// which carries the partial text and the trail.
     #[default]
     Error,

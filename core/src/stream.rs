@@ -83,6 +83,22 @@ pub struct StreamEnd {
     pub time_to_first_token: Option<Duration>,
 }
 
+impl StreamEnd {
+    /// The envelope's JSON ([`Envelope::to_json`]) with `parts` and
+    /// `time_to_first_token` (seconds, or null) added.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = self.envelope.to_json();
+        if let serde_json::Value::Object(fields) = &mut json {
+            fields.insert("parts".into(), serde_json::json!(self.parts));
+            fields.insert(
+                "time_to_first_token".into(),
+                serde_json::json!(self.time_to_first_token.map(|t| t.as_secs_f64())),
+            );
+        }
+        json
+    }
+}
+
 /// A part of a streamed answer written by one provider.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StreamPart {

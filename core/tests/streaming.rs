@@ -239,6 +239,10 @@ async fn every_format_streams_its_text_and_ends_with_the_whole_answer() {
             }]
         );
         assert!(end.time_to_first_token.is_some());
+        let json = end.to_json();
+        assert_eq!(json["data"]["text"], json!(expected), "{id}");
+        assert_eq!(json["parts"][0]["provider"], json!(id));
+        assert!(json["time_to_first_token"].as_f64().is_some());
         assert_eq!(
             outcome_of(&end.envelope.attempts, id),
             AttemptOutcome::Answered
