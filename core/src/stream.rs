@@ -198,12 +198,7 @@ impl Exchange for StreamOpening<'_> {
         slot: &ProviderSlot,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match slot.provider.streams_chat() {
-            Some(streams) => streams.stream_request(self.query, ctx),
-            None => {
-                Err(ProviderFailure::new(FailureClass::Unsupported, "does not stream").not_sent())
-            }
-        }
+        streams_of(slot)?.stream_request(self.query, ctx)
     }
 
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {

@@ -23,19 +23,6 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A fake key for every keyed LLM provider.
-const KEYS: &[(&str, &str)] = &[
-    ("OPENAI_API_KEY", "sk-test-openai-0123456789"),
-    ("ANTHROPIC_API_KEY", "sk-ant-test"),
-    ("GEMINI_API_KEY", "AIza-test-gemini"),
-    ("MISTRAL_API_KEY", "test-mistral"),
-    ("GROQ_API_KEY", "gsk_test_groq"),
-    ("COHERE_API_KEY", "test-cohere"),
-    ("DEEPSEEK_API_KEY", "sk-test-deepseek"),
-    ("OPENROUTER_API_KEY", "sk-or-v1-test"),
-    ("TOGETHER_API_KEY", "test-together"),
-];
-
 fn question() -> Value {
     json!({"messages": [{"role": "user", "content": "What is the capital of France?"}]})
 }
@@ -98,7 +85,7 @@ fn recorded_text(id: &str) -> String {
 /// `extra` configuration for the capability.
 fn client(emulator: &Emulator, chain: &[&str], extra: &str) -> Client {
     let clock = common::clock();
-    builder(emulator, &clock, &config(chain, extra), KEYS)
+    builder(emulator, &clock, &config(chain, extra), LLM_KEYS)
         .build()
         .unwrap()
 }
@@ -107,7 +94,7 @@ fn client(emulator: &Emulator, chain: &[&str], extra: &str) -> Client {
 fn client_on_system_clock(emulator: &Emulator, chain: &[&str], extra: &str) -> Client {
     let mut env: Vec<(String, String)> =
         vec![("POLYRELAY_EMULATOR_URL".into(), emulator.base_url())];
-    env.extend(KEYS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(LLM_KEYS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Client::builder()
         .config(Config::from_toml_str(&config(chain, extra)).unwrap())
         .env_vars(env)
@@ -135,6 +122,16 @@ impl Seen {
         match &self.end {
             Ok(end) => end,
             Err(e) => panic!("the stream failed: {e}"),
+        }
+    }
+
+    /// Why the stream was interrupted, and the partial text it carries.
+    fn interruption(&self) -> (&str, &str) {
+        match self.error() {
+            Error::StreamInterrupted {
+                reason, partial, ..
+            } => (reason, partial),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -464,14 +461,9 @@ async fn a_stall_after_the_first_token_is_cut_by_the_chunk_timeout() {
     );
     let client = client_on_system_clock(&emulator, &["anthropic"], "chunk_timeout = \"200ms\"");
     let seen = stream(&client).await;
-    let Error::StreamInterrupted {
-        reason, partial, ..
-    } = seen.error()
-    else {
-        panic!("{:?}", seen.error())
-    };
+    let (reason, partial) = seen.interruption();
     assert!(reason.contains("no chunk within 0.200 s"), "{reason}");
-    assert_eq!(*partial, seen.text());
+    assert_eq!(partial, seen.text());
     emulator
         .wait_for_closed_early(&stream_path("anthropic"), 1, WAIT)
         .await
@@ -537,14 +529,9 @@ async fn with_mid_stream_continue_and_no_one_left_the_stream_is_interrupted() {
     );
     let client = client(&emulator, &["openai"], "mid_stream = \"continue\"");
     let seen = stream(&client).await;
-    let Error::StreamInterrupted {
-        reason, partial, ..
-    } = seen.error()
-    else {
-        panic!("{:?}", seen.error())
-    };
+    let (reason, partial) = seen.interruption();
     assert!(reason.contains("no provider could continue"), "{reason}");
-    assert_eq!(*partial, seen.text());
+    assert_eq!(partial, seen.text());
 }
 
 #[tokio::test]
@@ -645,7 +632,7 @@ async fn opening_spends_quota_and_respects_an_open_breaker() {
     let toml = config(&["openai", "ollama"], "")
         + "[cache]\nenabled = false\n[providers.openai]\ndaily_quota = 1\n";
     let clock = common::clock();
-    let client = builder(&emulator, &clock, &toml, KEYS).build().unwrap();
+    let client = builder(&emulator, &clock, &toml, LLM_KEYS).build().unwrap();
     assert_eq!(stream(&client).await.end().envelope.provider, "openai");
     let second = stream(&client).await;
     let end = second.end();
