@@ -6,7 +6,8 @@
 //!   └ total deadline           bounds every await below
 //!     └ fallback chain         passes over the providers, in order, until one answers:
 //!        for each provider that can be asked now (a turn):
-//!          0. provider builds the request      Unsupported: skip, nothing spent
+//!          0. provider builds the request      Unsupported (or the call is pinned to
+//!                                              another provider): skip, nothing spent
 //!          1. key present?                     no: skip
 //!          2. benched?                         auth refused, quota out, long Retry-After: skip
 //!          for each try (retry):
@@ -1050,7 +1051,16 @@ impl Engine {
         };
         // Skips that cost nothing: the provider cannot serve this request,
         // has no key, or is benched.
+        let pinned = x.request().pinned_provider().filter(|p| *p != id);
         let first = match x.first_request(slot, &ctx) {
+            _ if pinned.is_some() => Err((
+                AttemptOutcome::Failed(FailureClass::Unsupported),
+                format!(
+                    "skipped: the call is pinned to {}",
+                    pinned.unwrap_or_default()
+                ),
+                None,
+            )),
             Err(failure) => Err((
                 AttemptOutcome::Failed(failure.class),
                 format!("skipped: {failure}"),

@@ -64,6 +64,7 @@ pub use resilience::breaker::{BreakerSnapshot, CircuitState};
 // Studio, a gateway) is declared with the built-in providers' own type.
 pub use providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible};
 pub use resilience::quota::QuotaSnapshot;
+#[cfg(feature = "redis")]
 pub use state::redis::RedisTokenStore;
 pub use stats::StatsCounters;
 pub use stream::{ChatChunk, ChatStream, StreamEnd, StreamPart};

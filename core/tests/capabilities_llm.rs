@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use polyrelay::internal::builtin_providers;
 use polyrelay::provider::{Auth, KeyPlacement};
-use polyrelay::Envelope;
+use polyrelay::{Data, Envelope, Error, ErrorKind};
 use polyrelay::{NoEmbeddings, OpenAiCompatible};
 use serde_json::{json, Value};
 
@@ -322,6 +322,75 @@ async fn embeddings_fall_back_in_every_error_class() {
         let sent: Value =
             serde_json::from_slice(&emulator.requests_to("/cohere/v2/embed")[0].body).unwrap();
         assert_eq!(sent["input_type"], "search_document");
+    }
+}
+
+#[tokio::test]
+async fn an_embeddings_call_pinned_to_a_vector_space_never_falls_over_to_another() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = chain("llm.embeddings", &["gemini", "cohere"]);
+    let client = client(&emulator, &clock, &config, LLM_KEYS);
+
+    // Every answer names its space; the first provider's is Gemini's.
+    let reply = client.call("llm.embeddings", texts()).await.unwrap();
+    let Data::LlmEmbeddings(first) = reply.data() else {
+        panic!("{:?}", reply.data())
+    };
+    assert_eq!(reply.provider, "gemini");
+    assert_eq!(first.space, format!("gemini/{}", first.model));
+
+    // Pinned to Cohere's space: Gemini is not asked, Cohere with its model.
+    let mut pinned = texts();
+    pinned["space"] = json!("cohere/embed-v4.0");
+    let reply = client.call("llm.embeddings", pinned.clone()).await.unwrap();
+    let Data::LlmEmbeddings(vectors) = reply.data() else {
+        panic!("{:?}", reply.data())
+    };
+    assert_eq!(reply.provider, "cohere");
+    assert_eq!(vectors.space, "cohere/embed-v4.0");
+    let sent: Value =
+        serde_json::from_slice(&emulator.requests_to("/cohere/v2/embed")[0].body).unwrap();
+    assert_eq!(sent["model"], "embed-v4.0");
+    let gemini = &reply.attempts[0];
+    assert_eq!((gemini.provider, gemini.tries), ("gemini", 0));
+    assert!(
+        gemini.reason.contains("pinned to cohere"),
+        "{}",
+        gemini.reason
+    );
+
+    // When the pinned provider fails, the call fails: Gemini's vectors would
+    // not compare with the index's.
+    emulator.clear_log();
+    emulator.fault_always("/cohere/*", Fault::status(503));
+    pinned["purpose"] = json!("query");
+    let error = client.call("llm.embeddings", pinned).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ProviderError, "{error}");
+    assert!(emulator.requests_to("/gemini/*").is_empty());
+    assert!(emulator
+        .requests()
+        .iter()
+        .all(|r| r.path.starts_with("/cohere/")));
+
+    for (space, field) in [
+        (json!("cohere"), "space"),
+        (json!("/embed"), "space"),
+        (json!("cohere/embed v4"), "space"),
+    ] {
+        let mut params = texts();
+        params["space"] = space;
+        match client.call("llm.embeddings", params).await {
+            Err(Error::InvalidRequest { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut params = texts();
+    params["space"] = json!("cohere/embed-v4.0");
+    params["model"] = json!("embed-english-v3.0");
+    match client.call("llm.embeddings", params).await {
+        Err(Error::InvalidRequest { field, .. }) => assert_eq!(field, "model"),
+        other => panic!("{other:?}"),
     }
 }
 

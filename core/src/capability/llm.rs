@@ -570,10 +570,44 @@ pub struct EmbeddingsQuery {
     pub model: Option<String>,
     /// What the vectors are for.
     pub purpose: EmbeddingPurpose,
+    /// The vector space the call is pinned to: only its provider is asked,
+    /// with its model, and the call never falls over to another.
+    pub space: Option<VectorSpace>,
+}
+
+/// A vector space: the provider and model that made an index's vectors.
+/// Vectors compare only with vectors of their own space, so an index's
+/// later calls pin it (`space` in `llm.embeddings`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct VectorSpace {
+    /// The provider id.
+    pub provider: String,
+    /// The model, as the provider names it.
+    pub model: String,
+}
+
+impl VectorSpace {
+    /// Reads `provider/model`, as [`Embeddings::space`] names a space (the
+    /// model may hold further `/`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (provider, model) = text.trim().split_once('/')?;
+        let valid =
+            |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        (valid(provider) && valid(model)).then(|| Self {
+            provider: provider.to_string(),
+            model: model.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for VectorSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
 }
 
 impl EmbeddingsQuery {
-    /// The parameters: `inputs`, `model`, `purpose`.
+    /// The parameters: `inputs`, `model`, `purpose`, `space`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -596,12 +630,21 @@ impl EmbeddingsQuery {
                 r#""query""#,
             )
             .or(ParamDefault::Text("document")),
+            Param::new(
+                "space",
+                ParamKind::Qualified {
+                    max_chars: MAX_MODEL_LEN + 64,
+                },
+                "Pins the call to an index's vector space (`provider/model`, as a result's `space` names it): only that provider and model are asked, never another.",
+                r#""openai/text-embedding-3-small""#,
+            ),
         ],
         alternatives: Alternatives::None,
     };
 
     /// Validates parameters: `inputs` (a string or a list of strings),
-    /// `model`, `purpose` (`document` or `query`).
+    /// `model`, `purpose` (`document` or `query`), `space`
+    /// (`provider/model`; `model`, when also given, must be its model).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let inputs = match params.opt_value("inputs") {
             None => return Err(params.missing("inputs")),
@@ -643,7 +686,32 @@ impl EmbeddingsQuery {
         if let Some(i) = inputs.iter().position(|t| t.trim().is_empty()) {
             return Err(Error::invalid(format!("inputs[{i}]"), "must not be empty"));
         }
-        let model = parse_model(&mut params)?;
+        let mut model = parse_model(&mut params)?;
+        let space = match params.opt_str("space")? {
+            None => None,
+            Some(text) => {
+                let Some(space) = VectorSpace::parse(&text) else {
+                    return Err(Error::invalid(
+                        "space",
+                        format!(
+                            "must be provider/model, as a result's space names it, got {}",
+                            echo(&text)
+                        ),
+                    ));
+                };
+                if model.as_ref().is_some_and(|m| *m != space.model) {
+                    return Err(Error::invalid(
+                        "model",
+                        format!(
+                            "must be {}, the pinned space's model, or be left out",
+                            echo(&space.model)
+                        ),
+                    ));
+                }
+                model = Some(space.model.clone());
+                Some(space)
+            }
+        };
         let purpose = match params.str("purpose")?.as_str() {
             "document" => EmbeddingPurpose::Document,
             "query" => EmbeddingPurpose::Query,
@@ -659,6 +727,7 @@ impl EmbeddingsQuery {
             inputs,
             model,
             purpose,
+            space,
         })
     }
 }
@@ -675,6 +744,9 @@ pub struct EmbeddingUsage {
 pub struct Embeddings {
     /// The model that embedded, as the provider names it.
     pub model: String,
+    /// The vector space, `provider/model`: these vectors compare only with
+    /// vectors of the same space; give it as `space` to pin later calls.
+    pub space: String,
     /// Length of every vector.
     pub dimensions: usize,
     /// One vector per input, in input order.
@@ -685,8 +757,10 @@ pub struct Embeddings {
 
 impl Embeddings {
     /// Checks that there is one vector per input and that all have the same,
-    /// non-zero length; anything else is a malformed reply.
+    /// non-zero length; anything else is a malformed reply. `provider` is
+    /// the id of the provider that embedded (its space's first half).
     pub fn new(
+        provider: &str,
         model: String,
         vectors: Vec<Vec<f32>>,
         inputs: usize,
@@ -705,6 +779,7 @@ impl Embeddings {
             ));
         }
         Ok(Self {
+            space: format!("{provider}/{model}"),
             model,
             dimensions,
             vectors,
@@ -927,15 +1002,21 @@ mod tests {
     #[test]
     fn embeddings_must_match_the_inputs() {
         let usage = EmbeddingUsage { input_tokens: None };
-        let ok =
-            Embeddings::new("m".into(), vec![vec![0.1, 0.2], vec![0.3, 0.4]], 2, usage).unwrap();
+        let ok = Embeddings::new(
+            "p",
+            "m".into(),
+            vec![vec![0.1, 0.2], vec![0.3, 0.4]],
+            2,
+            usage,
+        )
+        .unwrap();
         assert_eq!(ok.dimensions, 2);
         for (vectors, inputs) in [
             (vec![vec![0.1, 0.2]], 2),
             (vec![vec![0.1], vec![0.2, 0.3]], 2),
             (vec![vec![]], 1),
         ] {
-            let f = Embeddings::new("m".into(), vectors, inputs, usage).unwrap_err();
+            let f = Embeddings::new("p", "m".into(), vectors, inputs, usage).unwrap_err();
             assert_eq!(f.class, FailureClass::MalformedResponse);
         }
     }

@@ -244,6 +244,15 @@ impl Request {
     pub fn parse(capability: &str, params: Value) -> Result<Self> {
         capability.parse::<CapabilityId>()?.parse(params)
     }
+
+    /// The one provider this request may be sent to, when it is pinned
+    /// (an embeddings call pinned to a vector space): no other is asked.
+    pub fn pinned_provider(&self) -> Option<&str> {
+        match self {
+            Request::LlmEmbeddings(q) => q.space.as_ref().map(|s| s.provider.as_str()),
+            _ => None,
+        }
+    }
 }
 
 impl Data {

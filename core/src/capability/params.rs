@@ -161,9 +161,12 @@ impl Params {
                 ))
             }
         };
-        if let Some(ParamKind::String {
-            max_chars: Some(max),
-        }) = self.kind(name)
+        if let Some(
+            ParamKind::String {
+                max_chars: Some(max),
+            }
+            | ParamKind::Qualified { max_chars: max },
+        ) = self.kind(name)
         {
             if text.chars().nth(max as usize).is_some() {
                 return Err(Error::invalid(

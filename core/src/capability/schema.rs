@@ -65,7 +65,16 @@ pub enum ParamKind {
     /// A chat conversation: a list of `{role, content}` objects, role
     /// `system`, `user` or `assistant`.
     Messages,
+    /// Two names without spaces joined by `/`, the second of which may hold
+    /// more (`provider/model`, as an embeddings result names its space).
+    Qualified {
+        /// Most characters accepted.
+        max_chars: u32,
+    },
 }
+
+/// What [`ParamKind::Qualified`] accepts, as a JSON Schema pattern.
+const QUALIFIED_PATTERN: &str = r"^[^/\s]+/\S+$";
 
 /// The value a parameter takes when it is not given.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -178,6 +187,11 @@ impl Param {
                 "anyOf": [{"format": "date"}, {"const": "latest"}],
             }),
             ParamKind::Choice { values } => json!({"type": "string", "enum": values}),
+            ParamKind::Qualified { max_chars } => json!({
+                "type": "string",
+                "pattern": QUALIFIED_PATTERN,
+                "maxLength": max_chars,
+            }),
             ParamKind::Messages => json!({
                 "type": "array",
                 "minItems": 1,
@@ -344,7 +358,9 @@ mod tests {
     /// Whether the JSON type of `value` fits `kind`.
     fn fits(kind: ParamKind, value: &Value) -> bool {
         match kind {
-            ParamKind::String { .. } | ParamKind::Date => value.is_string(),
+            ParamKind::String { .. } | ParamKind::Date | ParamKind::Qualified { .. } => {
+                value.is_string()
+            }
             ParamKind::Integer { .. } => value.is_u64(),
             ParamKind::Number { .. } => value.is_number(),
             ParamKind::Boolean => value.is_boolean(),
@@ -493,6 +509,13 @@ mod tests {
                     }
                     ParamKind::Boolean => rejects(capability, &at(json!("yes")), name),
                     ParamKind::Messages => rejects(capability, &at(json!([])), name),
+                    ParamKind::Qualified { max_chars } => {
+                        let longest = format!("a/{}", "b".repeat(max_chars as usize - 2));
+                        accepts(capability, &at(longest.clone().into()));
+                        rejects(capability, &at((longest + "b").into()), name);
+                        rejects(capability, &at(json!("ab")), name);
+                        rejects(capability, &at(json!("a/b c")), name);
+                    }
                 }
             }
             // Nothing else is read: an undeclared parameter is refused,

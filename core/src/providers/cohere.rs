@@ -243,9 +243,15 @@ impl Serves<marker::LlmEmbeddings> for Cohere {
             .model
             .clone()
             .unwrap_or_else(|| EMBEDDING_MODEL.to_string());
-        Embeddings::new(model, reply.embeddings.float, q.inputs.len(), usage)
-            .map(Step::Done)
-            .map_err(|f| f.at_field("embeddings.float").status(response.status))
+        Embeddings::new(
+            INFO.id,
+            model,
+            reply.embeddings.float,
+            q.inputs.len(),
+            usage,
+        )
+        .map(Step::Done)
+        .map_err(|f| f.at_field("embeddings.float").status(response.status))
     }
 }
 

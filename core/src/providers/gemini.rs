@@ -274,6 +274,7 @@ impl Serves<marker::LlmEmbeddings> for Gemini {
         let model = model.strip_prefix("models/").unwrap_or(model).to_string();
         let vectors = reply.embeddings.into_iter().map(|e| e.values).collect();
         Embeddings::new(
+            INFO.id,
             model,
             vectors,
             q.inputs.len(),

@@ -222,9 +222,15 @@ impl Serves<marker::LlmEmbeddings> for Ollama {
         let usage = EmbeddingUsage {
             input_tokens: reply.prompt_eval_count,
         };
-        Embeddings::new(reply.model, reply.embeddings, q.inputs.len(), usage)
-            .map(Step::Done)
-            .map_err(|f| f.at_field("embeddings").status(response.status))
+        Embeddings::new(
+            INFO.id,
+            reply.model,
+            reply.embeddings,
+            q.inputs.len(),
+            usage,
+        )
+        .map(Step::Done)
+        .map_err(|f| f.at_field("embeddings").status(response.status))
     }
 }
 

@@ -300,7 +300,7 @@ impl Serves<marker::LlmEmbeddings> for OpenAiCompatible<EmbeddingsEndpoint> {
         let usage = EmbeddingUsage {
             input_tokens: reply.usage.and_then(|u| u.prompt_tokens),
         };
-        let embeddings = Embeddings::new(reply.model, vectors, q.inputs.len(), usage)
+        let embeddings = Embeddings::new(self.info.id, reply.model, vectors, q.inputs.len(), usage)
             .map_err(|f| f.at_field("data[].embedding").status(response.status))?;
         Ok(Step::Done(embeddings))
     }
