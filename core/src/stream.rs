@@ -32,11 +32,10 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Envelope};
 use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
-use crate::client::Envelope;
-use crate::config::MidStream;
+use crate::config::{MidStream, StreamSettings};
 use crate::engine::{Engine, Exchange, ProviderSlot};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
@@ -44,15 +43,6 @@ use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
 use crate::resilience::breaker::Outcome;
 use crate::resilience::retry::RetryConfig;
 use crate::transport::{redact, BodyStream, Opened};
-
-/// How a capability's streams are read (its `[capabilities.X]` settings).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StreamSettings {
-    /// `None`: the provider's attempt timeout.
-    pub first_token_timeout: Option<Duration>,
-    pub chunk_timeout: Duration,
-    pub mid_stream: MidStream,
-}
 
 /// One piece of a streamed answer.
 #[derive(Debug, Clone)]
