@@ -35,10 +35,11 @@
 #define POLYRELAY_VERSION_PATCH 0
 
 /**
- * What a call returned. `PR_OK` is 0; every other value names a kind of
- * failure. The numbers are fixed and never reused: 1 to 99 mirror the
- * core's error kinds (1 to 19 those of calls, 20 to 39 those of tokens),
- * 100 and up are failures of the C interface itself.
+ * What a call returned. `PR_OK` is 0; every other value but
+ * `PR_STREAM_DONE` names a kind of failure. The numbers are fixed and never
+ * reused: 1 to 99 mirror the core's error kinds (1 to 19 those of calls, 20
+ * to 39 those of tokens), 100 to 199 are failures of the C interface itself,
+ * 200 and up are outcomes that are not failures.
  *
  * Thread safety: a plain value.
  */
@@ -105,6 +106,12 @@ enum pr_status
    * the message carries its reason.
    */
   PR_ERR_CONTENT_FILTERED = 13,
+  /**
+   * A stream failed after its first chunk (cut, stalled, or an error
+   * event) and no provider continued it; `pr_error_partial_text` holds
+   * the text received before.
+   */
+  PR_ERR_STREAM_INTERRUPTED = 14,
   /**
    * Not a token at all: wrong number of segments, bad base64url, a header
    * that is not a JSON object, or too long.
@@ -173,12 +180,46 @@ enum pr_status
    * The client was shut down (`pr_client_shutdown` or `pr_client_free`).
    */
   PR_ERR_SHUTDOWN = 105,
+  /**
+   * Not a failure: `pr_stream_next` has no more chunks, the stream
+   * completed and `pr_stream_result` holds its answer.
+   */
+  PR_STREAM_DONE = 200,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum pr_status pr_status;
 #else
 typedef int32_t pr_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a chunk of a streamed answer holds.
+ *
+ * Thread safety: a plain value.
+ */
+enum pr_chunk_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Answer text, to append to what came before.
+   */
+  PR_CHUNK_TEXT = 0,
+  /**
+   * Hidden reasoning some models write before answering (DeepSeek's
+   * `reasoning_content`, Anthropic's thinking, Gemini's thoughts): not
+   * part of the answer text.
+   */
+  PR_CHUNK_REASONING = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pr_chunk_kind pr_chunk_kind;
+#else
+typedef int32_t pr_chunk_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -216,8 +257,8 @@ typedef struct pr_auth_keyset pr_auth_keyset;
 typedef struct pr_auth_verifier pr_auth_verifier;
 
 /**
- * A call started with `pr_call_async`, to cancel it. Freeing the handle does
- * not cancel the call.
+ * A call started with `pr_call_async` or `pr_stream_start`, to cancel it.
+ * Freeing the handle does not cancel the call.
  *
  * Thread safety: `pr_call_cancel` may be called from any number of threads
  * at once, including from callbacks; `pr_call_handle_free` must not race
@@ -249,13 +290,25 @@ typedef struct pr_error pr_error;
 /**
  * A successful answer: the normalised data and how it was obtained.
  * Created by polyrelay and handed to you through `pr_call`'s out-parameter
- * or a callback; owned by you and freed with `pr_result_free`.
+ * or a callback (owned by you and freed with `pr_result_free`), or lent by
+ * `pr_stream_result` (owned by the stream).
  *
  * Thread safety: its accessors may be called from any number of threads at
  * once (JSON texts are built on first use, once); `pr_result_free` must not
  * race with them.
  */
 typedef struct pr_result pr_result;
+
+/**
+ * A streamed answer read chunk by chunk with `pr_stream_next`, for callers
+ * that want no callbacks or threads. Made by `pr_stream_open`, freed with
+ * `pr_stream_free`. It may outlive its client: once the client is shut down
+ * or freed, `pr_stream_next` returns `PR_ERR_SHUTDOWN`.
+ *
+ * Thread safety: any thread, one at a time: its functions must not run
+ * concurrently on the same stream.
+ */
+typedef struct pr_stream pr_stream;
 
 /**
  * Receives the outcome of `pr_call_async`, exactly once per call that was
@@ -272,6 +325,20 @@ typedef void (*pr_callback)(void *user_data,
                             pr_status status,
                             struct pr_result *result,
                             struct pr_error *error);
+
+/**
+ * Receives each chunk of a stream started with `pr_stream_start`, in
+ * order and one at a time, on a polyrelay thread (not always the same one),
+ * before `on_done`. `text` holds `len` bytes of UTF-8 followed by a NUL
+ * (never empty); it is lent for the duration of the call only: copy what
+ * you keep.
+ *
+ * Return 0 to go on; any other value cancels the stream: its HTTP request
+ * is closed and `on_done` fires with `PR_ERR_CANCELLED`, as after
+ * `pr_call_cancel`. Keep it short and do not block in it; as in any
+ * callback, blocking polyrelay calls return `PR_ERR_USAGE`.
+ */
+typedef int (*pr_chunk_callback)(void *user_data, const char *text, size_t len, pr_chunk_kind kind);
 
 #ifdef __cplusplus
 extern "C" {
@@ -523,8 +590,9 @@ pr_status pr_call_async(const struct pr_client *client,
                         struct pr_error **error);
 
 /**
- * Asks the call to stop: unless it has already finished, its callback fires
- * with `PR_ERR_CANCELLED` shortly afterwards, on a polyrelay thread. Never
+ * Asks the call to stop: unless it has already finished, its callback
+ * (`on_done` for a stream) fires with `PR_ERR_CANCELLED` shortly afterwards,
+ * on a polyrelay thread; a stream's HTTP request is closed before. Never
  * waits; cancelling twice, or after the callback fired, does nothing.
  * Returns `PR_ERR_NULL_ARGUMENT` for a NULL `handle`, else `PR_OK`.
  *
@@ -546,6 +614,133 @@ pr_status pr_call_cancel(const struct pr_call_handle *handle);
  * `handle` is NULL or a handle from `pr_call_async` not yet freed.
  */
 void pr_call_handle_free(struct pr_call_handle *handle);
+
+/**
+ * Starts streaming `capability` (only `"llm.chat"` streams) with
+ * `params_json` (as `pr_call`; `"stream": true` is accepted) and returns
+ * at once. On a polyrelay thread, `on_chunk(user_data, ...)` then receives
+ * each chunk as the provider writes it, and `on_done(user_data, ...)` fires
+ * exactly once at the end: `PR_OK` with the whole answer as a result
+ * (`pr_result_data_json` holds the joined text, as a plain call's would;
+ * `pr_result_stream_parts_json` and `pr_result_time_to_first_token` say how
+ * it was written), a failure (`PR_ERR_STREAM_INTERRUPTED` after a failure
+ * mid-stream, with `pr_error_partial_text`), `PR_ERR_CANCELLED` after
+ * `pr_call_cancel` or a non-zero return from `on_chunk`, or
+ * `PR_ERR_SHUTDOWN` when the client is shut down or freed first. Every
+ * `on_chunk` call returns before `on_done` fires; when a stream ends early
+ * (cancelled, shut down, failed), its HTTP request is closed before.
+ *
+ * A fresh answer in the cache is replayed: one text chunk with the whole
+ * text, then `on_done` with `pr_result_cached` true.
+ *
+ * When `handle` is not NULL, `*handle` receives a handle for
+ * `pr_call_cancel`, to free with `pr_call_handle_free`. If this function
+ * returns anything but `PR_OK` (NULL arguments, invalid UTF-8 or JSON, a
+ * capability that does not stream, an invalid request, a shut-down client),
+ * nothing was sent, `*handle` is NULL and neither callback ever fires.
+ *
+ * Thread safety: safe from any number of threads at once on the same
+ * client, and from inside callbacks.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `capability` and `params_json` are NULL
+ * or NUL-terminated strings; `on_chunk` and `on_done` are NULL or functions
+ * safe to call from another thread with `user_data`; `handle` and `error`
+ * are NULL or valid for one pointer write.
+ */
+pr_status pr_stream_start(const struct pr_client *client,
+                          const char *capability,
+                          const char *params_json,
+                          pr_chunk_callback on_chunk,
+                          pr_callback on_done,
+                          void *user_data,
+                          struct pr_call_handle **handle,
+                          struct pr_error **error);
+
+/**
+ * Prepares a stream of `capability` (only `"llm.chat"` streams) with
+ * `params_json` (as `pr_call`; `"stream": true` is accepted), to read with
+ * `pr_stream_next`. Validates at once and sends nothing: the request goes
+ * out on the first `pr_stream_next`.
+ *
+ * On success `*stream` holds the stream (free it with `pr_stream_free`).
+ * On failure it is NULL and the status says why: NULL arguments, invalid
+ * UTF-8 or JSON, `PR_ERR_INVALID_REQUEST` for a capability that does not
+ * stream or a bad parameter, `PR_ERR_SHUTDOWN` for a shut-down client.
+ *
+ * Thread safety: safe from any number of threads at once on the same
+ * client, and from inside callbacks.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `capability` and `params_json` are NULL
+ * or NUL-terminated strings; `stream` is valid for one pointer write;
+ * `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_stream_open(const struct pr_client *client,
+                         const char *capability,
+                         const char *params_json,
+                         struct pr_stream **stream,
+                         struct pr_error **error);
+
+/**
+ * Blocks until the next chunk of `stream` arrives, or its end.
+ *
+ * - `PR_OK`: `*text` points to the chunk's `*len` bytes of UTF-8 followed
+ *   by a NUL (never empty), valid until the next `pr_stream_next` or
+ *   `pr_stream_free` on this stream; `*kind` says whether it is answer text
+ *   or reasoning.
+ * - `PR_STREAM_DONE`: the stream completed; `pr_stream_result` holds the
+ *   whole answer. `*text` is NULL and `*len` 0.
+ * - anything else: the stream failed (`PR_ERR_STREAM_INTERRUPTED` mid-stream,
+ *   with `pr_error_partial_text`; the errors of a plain call before the
+ *   first chunk; `PR_ERR_SHUTDOWN`); `*text` is NULL and `*len` 0, and its
+ *   HTTP request is closed.
+ *
+ * Once a stream has ended, every later call returns the same status again
+ * (with a copy of the error). So `while (pr_stream_next(...) == PR_OK)`
+ * reads a whole stream. From inside a polyrelay callback it returns
+ * `PR_ERR_USAGE` instead of blocking (the stream stays as it was).
+ *
+ * Thread safety: any thread, but not concurrently with another function on
+ * the same stream. `pr_client_shutdown` from another thread ends a blocked
+ * call with `PR_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream; `text`, `len` and `kind` are NULL or
+ * valid for one write each; `error` is NULL or valid for one pointer write.
+ */
+pr_status pr_stream_next(struct pr_stream *stream,
+                         const char **text,
+                         size_t *len,
+                         pr_chunk_kind *kind,
+                         struct pr_error **error);
+
+/**
+ * The whole answer of a completed stream (after `pr_stream_next` returned
+ * `PR_STREAM_DONE`): the same accessors as a plain call's result, plus
+ * `pr_result_stream_parts_json` and `pr_result_time_to_first_token`. Owned
+ * by the stream and valid until `pr_stream_free`: do not free it. NULL
+ * before the end, after a failure, and for a NULL `stream`.
+ *
+ * Thread safety: any thread, but not concurrently with `pr_stream_next` or
+ * `pr_stream_free` on the same stream.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream.
+ */
+const struct pr_result *pr_stream_result(const struct pr_stream *stream);
+
+/**
+ * Frees `stream`; one not yet at its end has its HTTP request closed,
+ * which stops the provider's generation. NULL is ignored.
+ *
+ * Thread safety: any thread, but it must be the last use of the stream.
+ *
+ * # Safety
+ * `stream` is NULL or a stream from `pr_stream_open` not yet freed; it is
+ * invalid afterwards, as are the chunk text and result read from it.
+ */
+void pr_stream_free(struct pr_stream *stream);
 
 /**
  * The answer, normalised to the capability's schema, as JSON (e.g. for
@@ -615,6 +810,32 @@ const char *pr_result_attempts_json(const struct pr_result *result);
  * `result` is NULL or a live result from polyrelay.
  */
 double pr_result_elapsed(const struct pr_result *result);
+
+/**
+ * For a streamed answer: which provider wrote which part of the text, in
+ * order, as a JSON array `[{"provider": "openai", "chars": 34}]` (more than
+ * one part when a provider was interrupted and another continued; `chars`
+ * counts Unicode characters). NULL for an answer that was not streamed and
+ * for a NULL `result`. Valid until the result is freed; do not free it.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `result` is NULL or a live result from polyrelay.
+ */
+const char *pr_result_stream_parts_json(const struct pr_result *result);
+
+/**
+ * For a streamed answer: seconds from the start of the stream to its first
+ * chunk. Negative when unknown: an answer replayed from the cache, one that
+ * was not streamed, and a NULL `result`.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `result` is NULL or a live result from polyrelay.
+ */
+double pr_result_time_to_first_token(const struct pr_result *result);
 
 /**
  * Frees `result`. NULL is ignored.
@@ -1050,6 +1271,19 @@ const char *pr_error_attempts_json(const struct pr_error *error);
  * `error` is NULL or a live error from polyrelay.
  */
 const char *pr_error_claim(const struct pr_error *error);
+
+/**
+ * The text a `PR_ERR_STREAM_INTERRUPTED` stream delivered before it failed
+ * (every chunk's text joined, reasoning excluded; a NUL inside becomes
+ * U+FFFD), or NULL for any other error and for a NULL `error`. Valid until
+ * `pr_error_free(error)`; do not free it.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `error` is NULL or a live error from polyrelay.
+ */
+const char *pr_error_partial_text(const struct pr_error *error);
 
 /**
  * Frees `error`. NULL is ignored.

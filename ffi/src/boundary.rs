@@ -71,6 +71,18 @@ pub(crate) unsafe fn out_param<'a, T>(out: *mut *mut T, name: &str) -> Outcome<&
     Ok(out)
 }
 
+/// An optional out-parameter (NULL when the caller does not want it), set
+/// to NULL until there is something to put in it.
+///
+/// # Safety
+/// `out` is NULL or valid for pointer reads and writes for `'a`.
+pub(crate) unsafe fn optional_out_param<'a, T>(out: *mut *mut T) -> Option<&'a mut *mut T> {
+    // SAFETY: NULL or valid, as the caller promised.
+    let out = unsafe { out.as_mut() }?;
+    *out = ptr::null_mut();
+    Some(out)
+}
+
 /// A handle argument, which must be live.
 ///
 /// # Safety

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -12,7 +13,9 @@ use parking_lot::{Condvar, Mutex};
 use polyrelay::{Client, Request};
 use tokio::sync::watch;
 
-use crate::boundary::{free_handle, json, live, out_param, report, text, Outcome};
+use crate::boundary::{
+    free_handle, json, live, optional_out_param, out_param, report, text, Outcome,
+};
 use crate::client::pr_client;
 use crate::error::pr_error;
 use crate::result::pr_result;
@@ -50,7 +53,7 @@ impl Default for InFlightCalls {
 
 impl InFlightCalls {
     /// Registers a new call; refused once the client is shut down.
-    fn enter(self: &Arc<Self>) -> Outcome<InFlightCall> {
+    pub(crate) fn enter(self: &Arc<Self>) -> Outcome<InFlightCall> {
         let mut state = self.state.lock();
         if state.shut_down {
             return Err(pr_error::shutdown());
@@ -79,12 +82,12 @@ impl InFlightCalls {
 
 /// One call in flight. Dropped when the call is over: for an async call,
 /// after its callback returned.
-struct InFlightCall {
+pub(crate) struct InFlightCall {
     calls: Arc<InFlightCalls>,
 }
 
 impl InFlightCall {
-    fn shutdown_signal(&self) -> watch::Receiver<bool> {
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.calls.shutdown.subscribe()
     }
 }
@@ -109,24 +112,26 @@ async fn raised(signal: Option<watch::Receiver<bool>>) {
     std::future::pending::<()>().await;
 }
 
-/// Runs `request` until it answers or is cancelled or shut down, whichever
-/// comes first; a panic in the core becomes `PR_ERR_PANIC`.
-async fn settle(
-    client: Client,
-    request: Request,
+/// Runs `work` until it ends or the call is cancelled or shut down,
+/// whichever comes first (`work` is then dropped, which closes its HTTP
+/// requests); a panic in the core becomes `PR_ERR_PANIC`.
+pub(crate) async fn settle<T>(
+    work: impl Future<Output = Outcome<T>>,
     shutdown: watch::Receiver<bool>,
     cancel: Option<watch::Receiver<bool>>,
-) -> Outcome<pr_result> {
-    let answer = AssertUnwindSafe(client.request(request)).catch_unwind();
+) -> Outcome<T> {
+    let work = AssertUnwindSafe(work).catch_unwind();
     tokio::select! {
         biased;
         () = raised(Some(shutdown)) => Err(pr_error::shutdown()),
         () = raised(cancel) => Err(pr_error::cancelled()),
-        answer = answer => match answer {
-            Ok(answer) => Ok(pr_result::new(answer?)),
-            Err(payload) => Err(pr_error::panic(payload.as_ref())),
-        },
+        outcome = work => outcome.unwrap_or_else(|payload| Err(pr_error::panic(payload.as_ref()))),
     }
+}
+
+/// The answer to `request`.
+async fn answer(client: Client, request: Request) -> Outcome<pr_result> {
+    Ok(pr_result::new(client.request(request).await?))
 }
 
 /// The capability and parameters of a call, validated.
@@ -179,7 +184,7 @@ pub unsafe extern "C" fn pr_call(
             let call = client.calls.enter()?;
             let engine = client.client.clone();
             let answer = polyrelay::internal::block_on(async move {
-                let answer = settle(engine, request, call.shutdown_signal(), None).await;
+                let answer = settle(answer(engine, request), call.shutdown_signal(), None).await;
                 drop(call);
                 answer
             })??;
@@ -207,8 +212,8 @@ pub type pr_callback = Option<
     ),
 >;
 
-/// A call started with `pr_call_async`, to cancel it. Freeing the handle does
-/// not cancel the call.
+/// A call started with `pr_call_async` or `pr_stream_start`, to cancel it.
+/// Freeing the handle does not cancel the call.
 ///
 /// Thread safety: `pr_call_cancel` may be called from any number of threads
 /// at once, including from callbacks; `pr_call_handle_free` must not race
@@ -217,19 +222,32 @@ pub struct pr_call_handle {
     cancel: watch::Sender<bool>,
 }
 
-/// Where a call's outcome goes.
-struct Delivery {
-    callback: unsafe extern "C" fn(*mut c_void, pr_status, *mut pr_result, *mut pr_error),
-    user_data: *mut c_void,
+impl pr_call_handle {
+    /// The cancellation signal of a new call; its handle goes to `out` when
+    /// the caller asked for one (without, the signal is never raised).
+    pub(crate) fn issue(out: Option<&mut *mut pr_call_handle>) -> watch::Receiver<bool> {
+        let (cancel, cancelled) = watch::channel(false);
+        if let Some(out) = out {
+            *out = Box::into_raw(Box::new(pr_call_handle { cancel }));
+        }
+        cancelled
+    }
 }
 
-// SAFETY: `pr_call_async`'s contract: `user_data` may be used from the
-// polyrelay thread that runs the callback.
+/// Where a call's outcome goes.
+pub(crate) struct Delivery {
+    pub(crate) callback:
+        unsafe extern "C" fn(*mut c_void, pr_status, *mut pr_result, *mut pr_error),
+    pub(crate) user_data: *mut c_void,
+}
+
+// SAFETY: `pr_call_async`'s and `pr_stream_start`'s contract: `user_data`
+// may be used from the polyrelay thread that runs the callback.
 unsafe impl Send for Delivery {}
 
 impl Delivery {
     /// Runs the callback, handing over the result or the error.
-    fn deliver(self, outcome: Outcome<pr_result>) {
+    pub(crate) fn deliver(self, outcome: Outcome<pr_result>) {
         let (status, result, error) = match outcome {
             Ok(result) => (
                 pr_status::PR_OK,
@@ -242,12 +260,19 @@ impl Delivery {
                 Box::into_raw(Box::new(error)),
             ),
         };
-        IN_CALLBACK.with(|inside| inside.set(true));
-        // SAFETY: `pr_call_async`'s contract: a valid function, taking
-        // ownership of `result` and `error`.
-        unsafe { (self.callback)(self.user_data, status, result, error) };
-        IN_CALLBACK.with(|inside| inside.set(false));
+        // SAFETY: `pr_call_async`'s and `pr_stream_start`'s contract: a
+        // valid function, taking ownership of `result` and `error`.
+        as_callback(|| unsafe { (self.callback)(self.user_data, status, result, error) });
     }
+}
+
+/// Runs `callback`, a call into the caller's code, marked as such for this
+/// thread (a shutdown from inside must not wait for it).
+pub(crate) fn as_callback<R>(callback: impl FnOnce() -> R) -> R {
+    IN_CALLBACK.with(|inside| inside.set(true));
+    let returned = callback();
+    IN_CALLBACK.with(|inside| inside.set(false));
+    returned
 }
 
 /// Starts a call of `capability` with `params_json` (as `pr_call`) and
@@ -284,28 +309,25 @@ pub unsafe extern "C" fn pr_call_async(
     // SAFETY: the pointers are valid as the caller promised.
     unsafe {
         report(error, || {
-            let handle = handle.as_mut().map(|out| {
-                *out = std::ptr::null_mut();
-                out
-            });
+            let handle = optional_out_param(handle);
             let client = live(client, "client")?;
             let callback = callback.ok_or_else(|| pr_error::null_argument("callback"))?;
             let request = request(capability, params_json)?;
             let runtime = polyrelay::internal::shared_runtime()?;
             let call = client.calls.enter()?;
-            let (cancel, cancelled) = watch::channel(false);
-            match handle {
-                Some(out) => *out = Box::into_raw(Box::new(pr_call_handle { cancel })),
-                None => drop(cancel),
-            }
+            let cancelled = pr_call_handle::issue(handle);
             let delivery = Delivery {
                 callback,
                 user_data,
             };
             let engine = client.client.clone();
             runtime.spawn(async move {
-                let outcome =
-                    settle(engine, request, call.shutdown_signal(), Some(cancelled)).await;
+                let outcome = settle(
+                    answer(engine, request),
+                    call.shutdown_signal(),
+                    Some(cancelled),
+                )
+                .await;
                 delivery.deliver(outcome);
                 drop(call);
             });
@@ -314,8 +336,9 @@ pub unsafe extern "C" fn pr_call_async(
     }
 }
 
-/// Asks the call to stop: unless it has already finished, its callback fires
-/// with `PR_ERR_CANCELLED` shortly afterwards, on a polyrelay thread. Never
+/// Asks the call to stop: unless it has already finished, its callback
+/// (`on_done` for a stream) fires with `PR_ERR_CANCELLED` shortly afterwards,
+/// on a polyrelay thread; a stream's HTTP request is closed before. Never
 /// waits; cancelling twice, or after the callback fired, does nothing.
 /// Returns `PR_ERR_NULL_ARGUMENT` for a NULL `handle`, else `PR_OK`.
 ///

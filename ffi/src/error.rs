@@ -14,6 +14,7 @@ use crate::status::pr_status;
 ///
 /// Thread safety: immutable. Its accessors may be called from any number of
 /// threads at once; `pr_error_free` must not race with them.
+#[derive(Clone)]
 pub struct pr_error {
     pub(crate) status: pr_status,
     message: CString,
@@ -23,6 +24,7 @@ pub struct pr_error {
     reset_at: Option<f64>,
     attempts: CString,
     claim: Option<CString>,
+    partial: Option<CString>,
 }
 
 impl pr_error {
@@ -37,6 +39,7 @@ impl pr_error {
             reset_at: None,
             attempts: c_string("[]".to_string()),
             claim: None,
+            partial: None,
         }
     }
 
@@ -91,6 +94,12 @@ impl From<polyrelay::Error> for pr_error {
                 serde_json::to_string(error.attempts()).unwrap_or_else(|_| "[]".to_string()),
             ),
             claim: None,
+            partial: match &error {
+                polyrelay::Error::StreamInterrupted { partial, .. } => {
+                    Some(c_string(partial.clone()))
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -249,6 +258,25 @@ pub unsafe extern "C" fn pr_error_claim(error: *const pr_error) -> *const c_char
     }
 }
 
+/// The text a `PR_ERR_STREAM_INTERRUPTED` stream delivered before it failed
+/// (every chunk's text joined, reasoning excluded; a NUL inside becomes
+/// U+FFFD), or NULL for any other error and for a NULL `error`. Valid until
+/// `pr_error_free(error)`; do not free it.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `error` is NULL or a live error from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_error_partial_text(error: *const pr_error) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(error, ptr::null(), |e| {
+            e.partial.as_ref().map_or(ptr::null(), |p| p.as_ptr())
+        })
+    }
+}
+
 /// Frees `error`. NULL is ignored.
 ///
 /// Thread safety: any thread, but not concurrently with any other use of
@@ -313,6 +341,33 @@ mod tests {
             assert_eq!(attempts[0]["provider"], "open-meteo");
             assert_eq!(attempts[0]["status"], 429);
             pr_error_free(error);
+        }
+    }
+
+    #[test]
+    fn an_interrupted_stream_keeps_its_partial_text_and_other_errors_have_none() {
+        let core = polyrelay::Error::StreamInterrupted {
+            capability: "llm.chat",
+            provider: "openai",
+            partial: "Hello!".to_string(),
+            reason: "the connection was cut".to_string(),
+            attempts: Vec::new(),
+        };
+        let interrupted = Box::into_raw(Box::new(pr_error::from(core)));
+        let other = Box::into_raw(Box::new(pr_error::cancelled()));
+        // SAFETY: both errors are live until freed at the end.
+        unsafe {
+            assert_eq!(
+                pr_error_status(interrupted),
+                pr_status::PR_ERR_STREAM_INTERRUPTED
+            );
+            assert_eq!(text(pr_error_kind(interrupted)), "stream_interrupted");
+            assert_eq!(text(pr_error_partial_text(interrupted)), "Hello!");
+            assert!(text(pr_error_message(interrupted)).contains("the connection was cut"));
+            assert!(pr_error_partial_text(other).is_null());
+            assert!(pr_error_partial_text(ptr::null()).is_null());
+            pr_error_free(interrupted);
+            pr_error_free(other);
         }
     }
 

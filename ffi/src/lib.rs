@@ -13,7 +13,7 @@
 //!   `pr_error **error` last: NULL when you only want the status, otherwise it
 //!   receives an error object on failure (and NULL on success).
 //! - Handles (`pr_client`, `pr_result`, `pr_error`, `pr_call_handle`,
-//!   `pr_auth_keyset`, `pr_auth_issuer`, `pr_auth_verifier`) are
+//!   `pr_stream`, `pr_auth_keyset`, `pr_auth_issuer`, `pr_auth_verifier`) are
 //!   opaque, owned by the caller once handed over, and freed by their
 //!   `pr_*_free` function, which ignores NULL.
 //! - `const char *` strings read from a handle live as long as the handle;
@@ -25,12 +25,15 @@
 #![allow(non_camel_case_types)]
 
 // One group each, so the header lists them in this order: client,
-// capabilities, calls, results, tokens, errors, status codes, strings.
+// capabilities, calls, streams, results, tokens, errors, status codes,
+// strings.
 mod client;
 
 mod capability;
 
 mod call;
+
+mod stream;
 
 mod result;
 
@@ -65,13 +68,19 @@ pub use client::{
 };
 pub use error::{
     pr_error, pr_error_attempts_json, pr_error_claim, pr_error_free, pr_error_http_status,
-    pr_error_kind, pr_error_message, pr_error_provider, pr_error_retry_after, pr_error_status,
+    pr_error_kind, pr_error_message, pr_error_partial_text, pr_error_provider,
+    pr_error_retry_after, pr_error_status,
 };
 pub use result::{
     pr_result, pr_result_attempts_json, pr_result_cached, pr_result_data_json, pr_result_elapsed,
-    pr_result_free, pr_result_provider, pr_result_stale,
+    pr_result_free, pr_result_provider, pr_result_stale, pr_result_stream_parts_json,
+    pr_result_time_to_first_token,
 };
 pub use status::{pr_status, pr_status_name};
+pub use stream::{
+    pr_chunk_callback, pr_chunk_kind, pr_stream, pr_stream_free, pr_stream_next, pr_stream_open,
+    pr_stream_result, pr_stream_start,
+};
 
 /// Major version of the library this header was generated from.
 pub const POLYRELAY_VERSION_MAJOR: u32 = 0;

@@ -4,14 +4,16 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use polyrelay::Envelope;
+use polyrelay::{Envelope, StreamEnd, StreamPart};
 
 use crate::boundary::{c_string, free_handle, guard};
 
 /// A successful answer: the normalised data and how it was obtained.
 /// Created by polyrelay and handed to you through `pr_call`'s out-parameter
-/// or a callback; owned by you and freed with `pr_result_free`.
+/// or a callback (owned by you and freed with `pr_result_free`), or lent by
+/// `pr_stream_result` (owned by the stream).
 ///
 /// Thread safety: its accessors may be called from any number of threads at
 /// once (JSON texts are built on first use, once); `pr_result_free` must not
@@ -21,6 +23,15 @@ pub struct pr_result {
     provider: CString,
     data: OnceLock<CString>,
     attempts: OnceLock<CString>,
+    /// What only a streamed answer has.
+    stream: Option<Streamed>,
+}
+
+/// How a streamed answer was written.
+struct Streamed {
+    parts: Vec<StreamPart>,
+    time_to_first_token: Option<Duration>,
+    parts_json: OnceLock<CString>,
 }
 
 impl pr_result {
@@ -31,6 +42,19 @@ impl pr_result {
             envelope,
             data: OnceLock::new(),
             attempts: OnceLock::new(),
+            stream: None,
+        }
+    }
+
+    /// Wraps the end of a completed stream.
+    pub(crate) fn streamed(end: StreamEnd) -> Self {
+        Self {
+            stream: Some(Streamed {
+                parts: end.parts,
+                time_to_first_token: end.time_to_first_token,
+                parts_json: OnceLock::new(),
+            }),
+            ..Self::new(end.envelope)
         }
     }
 }
@@ -143,6 +167,55 @@ pub unsafe extern "C" fn pr_result_attempts_json(result: *const pr_result) -> *c
 pub unsafe extern "C" fn pr_result_elapsed(result: *const pr_result) -> f64 {
     // SAFETY: forwarded from the caller.
     unsafe { read(result, -1.0, |r| r.envelope.elapsed.as_secs_f64()) }
+}
+
+/// For a streamed answer: which provider wrote which part of the text, in
+/// order, as a JSON array `[{"provider": "openai", "chars": 34}]` (more than
+/// one part when a provider was interrupted and another continued; `chars`
+/// counts Unicode characters). NULL for an answer that was not streamed and
+/// for a NULL `result`. Valid until the result is freed; do not free it.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_stream_parts_json(result: *const pr_result) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            r.stream.as_ref().map_or(ptr::null(), |s| {
+                s.parts_json
+                    .get_or_init(|| {
+                        c_string(
+                            serde_json::to_string(&s.parts).unwrap_or_else(|_| "[]".to_string()),
+                        )
+                    })
+                    .as_ptr()
+            })
+        })
+    }
+}
+
+/// For a streamed answer: seconds from the start of the stream to its first
+/// chunk. Negative when unknown: an answer replayed from the cache, one that
+/// was not streamed, and a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_time_to_first_token(result: *const pr_result) -> f64 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        read(result, -1.0, |r| {
+            r.stream
+                .as_ref()
+                .and_then(|s| s.time_to_first_token)
+                .map_or(-1.0, |t| t.as_secs_f64())
+        })
+    }
 }
 
 /// Frees `result`. NULL is ignored.

@@ -5,10 +5,11 @@ use std::ffi::{c_char, CStr};
 use polyrelay::auth::AuthError;
 use polyrelay::ErrorKind;
 
-/// What a call returned. `PR_OK` is 0; every other value names a kind of
-/// failure. The numbers are fixed and never reused: 1 to 99 mirror the
-/// core's error kinds (1 to 19 those of calls, 20 to 39 those of tokens),
-/// 100 and up are failures of the C interface itself.
+/// What a call returned. `PR_OK` is 0; every other value but
+/// `PR_STREAM_DONE` names a kind of failure. The numbers are fixed and never
+/// reused: 1 to 99 mirror the core's error kinds (1 to 19 those of calls, 20
+/// to 39 those of tokens), 100 to 199 are failures of the C interface itself,
+/// 200 and up are outcomes that are not failures.
 ///
 /// Thread safety: a plain value.
 #[repr(i32)]
@@ -45,6 +46,10 @@ pub enum pr_status {
     /// A provider refused the content (content policy or safety filter);
     /// the message carries its reason.
     PR_ERR_CONTENT_FILTERED = 13,
+    /// A stream failed after its first chunk (cut, stalled, or an error
+    /// event) and no provider continued it; `pr_error_partial_text` holds
+    /// the text received before.
+    PR_ERR_STREAM_INTERRUPTED = 14,
     /// Not a token at all: wrong number of segments, bad base64url, a header
     /// that is not a JSON object, or too long.
     PR_ERR_AUTH_MALFORMED = 20,
@@ -81,11 +86,14 @@ pub enum pr_status {
     PR_ERR_CANCELLED = 104,
     /// The client was shut down (`pr_client_shutdown` or `pr_client_free`).
     PR_ERR_SHUTDOWN = 105,
+    /// Not a failure: `pr_stream_next` has no more chunks, the stream
+    /// completed and `pr_stream_result` holds its answer.
+    PR_STREAM_DONE = 200,
 }
 
 impl pr_status {
     /// Every status, in numeric order.
-    fn all() -> [Self; 30] {
+    fn all() -> [Self; 32] {
         use pr_status::*;
         [
             PR_OK,
@@ -102,6 +110,7 @@ impl pr_status {
             PR_ERR_ALL_PROVIDERS_FAILED,
             PR_ERR_USAGE,
             PR_ERR_CONTENT_FILTERED,
+            PR_ERR_STREAM_INTERRUPTED,
             PR_ERR_AUTH_MALFORMED,
             PR_ERR_AUTH_EXPIRED,
             PR_ERR_AUTH_NOT_YET_VALID,
@@ -118,6 +127,7 @@ impl pr_status {
             PR_ERR_PANIC,
             PR_ERR_CANCELLED,
             PR_ERR_SHUTDOWN,
+            PR_STREAM_DONE,
         ]
     }
 
@@ -140,6 +150,7 @@ impl pr_status {
             PR_ERR_ALL_PROVIDERS_FAILED => c"all_providers_failed",
             PR_ERR_USAGE => c"usage",
             PR_ERR_CONTENT_FILTERED => c"content_filtered",
+            PR_ERR_STREAM_INTERRUPTED => c"stream_interrupted",
             PR_ERR_AUTH_MALFORMED => c"malformed",
             PR_ERR_AUTH_EXPIRED => c"expired",
             PR_ERR_AUTH_NOT_YET_VALID => c"not_yet_valid",
@@ -156,6 +167,7 @@ impl pr_status {
             PR_ERR_PANIC => c"panic",
             PR_ERR_CANCELLED => c"cancelled",
             PR_ERR_SHUTDOWN => c"shutdown",
+            PR_STREAM_DONE => c"stream_done",
         }
     }
 }
@@ -176,6 +188,7 @@ impl From<ErrorKind> for pr_status {
             ErrorKind::AllProvidersFailed => Self::PR_ERR_ALL_PROVIDERS_FAILED,
             ErrorKind::Usage => Self::PR_ERR_USAGE,
             ErrorKind::ContentFiltered => Self::PR_ERR_CONTENT_FILTERED,
+            ErrorKind::StreamInterrupted => Self::PR_ERR_STREAM_INTERRUPTED,
             // A kind added to the core later, before it has a number here.
             _ => Self::PR_ERR_ALL_PROVIDERS_FAILED,
         }
@@ -219,7 +232,7 @@ pub extern "C" fn pr_status_name(status: i32) -> *const c_char {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 13] = [
+    const KINDS: [ErrorKind; 14] = [
         ErrorKind::Config,
         ErrorKind::InvalidRequest,
         ErrorKind::NotFound,
@@ -233,6 +246,7 @@ mod tests {
         ErrorKind::AllProvidersFailed,
         ErrorKind::Usage,
         ErrorKind::ContentFiltered,
+        ErrorKind::StreamInterrupted,
     ];
 
     #[test]
@@ -302,7 +316,7 @@ mod tests {
             let by_number = unsafe { CStr::from_ptr(pr_status_name(*status as i32)) };
             assert_eq!(by_number, status.name());
         }
-        for number in [-1, 14, 19, 30, 99, 106, 9999] {
+        for number in [-1, 15, 19, 30, 99, 106, 199, 201, 9999] {
             // SAFETY: a static NUL-terminated string.
             let unknown = unsafe { CStr::from_ptr(pr_status_name(number)) };
             assert_eq!(unknown, c"unknown");

@@ -1,8 +1,9 @@
 //! The C ABI as C and C++ programs see it: the committed header matches the
 //! code and compiles as C99 and C++17; the C and C++ examples and the C test
-//! program (`tests/c/abi_test.c`), built with the system compilers against the
-//! shared and the static library through pkg-config, run against the emulator
-//! and print what they should; the C test program is clean under valgrind.
+//! programs (`tests/c/abi_test.c`, `tests/c/stream_test.c`), built with the
+//! system compilers against the shared and the static library through
+//! pkg-config, run against the emulator and print what they should; the C
+//! test programs are clean under valgrind.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -12,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use polyrelay::config::ConfigSource;
-use polyrelay::emulation::{Emulator, Fault, Reply};
+use polyrelay::emulation::{ChunkFault, Emulator, Fault, Method, Reply};
 use polyrelay_ffi::pr_status;
 use serde_json::Value;
 
@@ -168,6 +169,31 @@ fn emulator() -> Emulator {
             .with_status(400),
         ),
     );
+    emulator
+}
+
+/// The emulator of [`emulator`], also serving the recorded streams of
+/// openai, mistral and deepseek under `/stream/`, openai's cut before its
+/// fourth event under `/cut/` and stalled before it under `/stall/`, and
+/// ollama's (first in the default chain) where ollama is served.
+fn stream_emulator() -> Emulator {
+    let emulator = emulator();
+    for (prefix, id) in [
+        ("/stream/openai", "openai"),
+        ("/stream/mistral", "mistral"),
+        ("/stream/deepseek", "deepseek"),
+        ("/cut/openai", "openai"),
+        ("/stall/openai", "openai"),
+        ("/ollama", "ollama"),
+    ] {
+        let provider = polyrelay::internal::find_provider(id).expect("a built-in provider");
+        let streams = provider.streams_chat().expect("it streams");
+        let path = format!("{prefix}{}", streams.stream_fixtures()[0].path);
+        let reply = polyrelay::emulation::stream_reply(provider, Duration::ZERO).expect("a stream");
+        emulator.route(Method::POST, &path, reply);
+    }
+    emulator.fault_always("/cut/*", Fault::AtChunk(3, ChunkFault::Cut));
+    emulator.fault_always("/stall/*", Fault::AtChunk(3, ChunkFault::Stall));
     emulator
 }
 
@@ -340,6 +366,26 @@ fn c_examples_run_against_the_shared_and_the_static_library() {
         );
         assert!(run_rates.stdout.contains("EUR"), "{}", run_rates.stdout);
     }
+}
+
+#[test]
+fn c_stream_example_prints_the_answer_as_it_is_written() {
+    let emulator = stream_emulator();
+    let strict = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"];
+    for library in [Library::Shared, Library::Static] {
+        let example = build("cc", &source("examples/c/stream_chat.c"), &strict, library);
+        let run = run(&[], &example, &emulator, Duration::from_secs(60));
+        eprintln!("{library:?}:\n{}", run.stdout);
+        assert!(run.success, "{library:?}: {}{}", run.stdout, run.stderr);
+        // Ollama's recorded stream, "The", " sky", " is", " blue", ".".
+        assert!(
+            run.stdout
+                .starts_with("The sky is blue.\n\nanswered by: ollama (first token after "),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(emulator.hits("/ollama/*"), 2, "one stream per run");
 }
 
 #[test]
@@ -666,17 +712,18 @@ fn c_test_program_passes_against_the_shared_and_the_static_library() {
     }
 }
 
-#[test]
-fn c_test_program_is_clean_under_valgrind() {
+/// Runs the C test program `source` under valgrind against `emulator`,
+/// checks its facts with `check` and asserts that valgrind found no error
+/// and no leak of ours.
+fn assert_clean_under_valgrind(source: &Path, emulator: &Emulator, check: fn(&str, &Emulator)) {
     let valgrind = Command::new("valgrind").arg("--version").output();
     assert!(
         valgrind.is_ok_and(|v| v.status.success()),
         "valgrind is not installed: run tests/setup.sh"
     );
-    let emulator = emulator();
     let program = build(
         "cc",
-        &source("ffi/tests/c/abi_test.c"),
+        source,
         &["-std=c11", "-Wall", "-Wextra", "-Werror"],
         Library::Shared,
     );
@@ -689,7 +736,7 @@ fn c_test_program_is_clean_under_valgrind() {
             "--error-exitcode=1",
         ],
         &program,
-        &emulator,
+        emulator,
         Duration::from_secs(150),
     );
     let summary: Vec<&str> = run
@@ -701,7 +748,7 @@ fn c_test_program_is_clean_under_valgrind() {
         .collect();
     eprintln!("valgrind:\n{}", summary.join("\n"));
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    check_facts(&run.stdout, &emulator);
+    check(&run.stdout, emulator);
     let lost = |kind: &str| {
         run.stderr
             .lines()
@@ -715,5 +762,241 @@ fn c_test_program_is_clean_under_valgrind() {
         run.stderr.contains("ERROR SUMMARY: 0 errors"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn c_test_program_is_clean_under_valgrind() {
+    let emulator = emulator();
+    assert_clean_under_valgrind(&source("ffi/tests/c/abi_test.c"), &emulator, check_facts);
+}
+
+/// The chunks (text and reasoning) and the outcome of a stream of `question`
+/// made with the Rust API from the TOML `config` (`%s` replaced by the
+/// emulator's URL), with the C test program's fake keys.
+fn core_stream(
+    emulator: &Emulator,
+    config: &str,
+    question: &str,
+) -> (Vec<polyrelay::ChatChunk>, Option<polyrelay::Error>) {
+    let vars = [
+        ("OPENAI_API_KEY", "sk-test-c-stream-openai"),
+        ("MISTRAL_API_KEY", "test-c-stream-mistral"),
+        ("DEEPSEEK_API_KEY", "sk-test-c-stream-deepseek"),
+        ("POLYRELAY_EMULATOR_URL", &emulator.base_url()),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let client = polyrelay::Client::builder()
+        .config(ConfigSource::Toml(
+            config.replace("%s", &emulator.base_url()),
+        ))
+        .env_vars(vars)
+        .build()
+        .expect("the configuration builds");
+    let params = serde_json::json!({"messages": [{"role": "user", "content": question}]});
+    polyrelay::internal::block_on(async move {
+        let mut stream = client.stream("llm.chat", params).expect("a valid stream");
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => chunks.push(chunk),
+                Err(error) => return (chunks, Some(error)),
+            }
+        }
+        (chunks, None)
+    })
+    .expect("not on a polyrelay thread")
+}
+
+/// The joined text and reasoning of `chunks`, and how many there were.
+fn joined(chunks: &[polyrelay::ChatChunk]) -> (String, String, usize) {
+    let (mut text, mut reasoning, mut count) = (String::new(), String::new(), 0);
+    for chunk in chunks {
+        match chunk {
+            polyrelay::ChatChunk::Text(t) => text.push_str(t),
+            polyrelay::ChatChunk::Reasoning(r) => reasoning.push_str(r),
+            _ => continue,
+        }
+        count += 1;
+    }
+    (text, reasoning, count)
+}
+
+/// Checks the facts the C stream test program reports against the same
+/// streams read with the Rust API, on an emulator of their own.
+fn check_stream_facts(stdout: &str, emulator: &Emulator) {
+    let facts = facts(stdout);
+    let fact = |key: &str| {
+        facts
+            .get(key)
+            .unwrap_or_else(|| panic!("no fact {key}:\n{stdout}"))
+            .as_str()
+    };
+    let json = |key: &str| -> Value {
+        serde_json::from_str(fact(key)).unwrap_or_else(|e| panic!("{key}: {e}: {}", fact(key)))
+    };
+    let status = |status: pr_status| format!("{} {}", status as i32, status_name(status));
+    use pr_status::*;
+    for (case, expected) in [
+        ("start_null_client", PR_ERR_NULL_ARGUMENT),
+        ("start_null_on_chunk", PR_ERR_NULL_ARGUMENT),
+        ("start_null_on_done", PR_ERR_NULL_ARGUMENT),
+        ("start_not_streaming", PR_ERR_INVALID_REQUEST),
+        ("start_no_messages", PR_ERR_INVALID_REQUEST),
+        ("start_invalid_json", PR_ERR_INVALID_JSON),
+        ("open_null_out", PR_ERR_NULL_ARGUMENT),
+        ("open_utf8", PR_ERR_INVALID_UTF8),
+        ("open_unknown_capability", PR_ERR_INVALID_REQUEST),
+        ("next_null_stream", PR_ERR_NULL_ARGUMENT),
+        ("next_null_text", PR_ERR_NULL_ARGUMENT),
+        ("open_after_shutdown", PR_ERR_SHUTDOWN),
+    ] {
+        assert_eq!(fact(&format!("status.{case}")), status(expected), "{case}");
+    }
+    assert!(fact("message.start_null_on_chunk").contains("`on_chunk`"));
+    assert!(fact("message.start_not_streaming").contains("only llm.chat"));
+
+    let reference = stream_emulator();
+    let config = |prefix: &str| {
+        format!(
+            "[providers.openai]\nbase_url = \"%s/{prefix}/openai\"\n\
+             [capabilities.\"llm.chat\"]\nchain = [\"openai\"]\n"
+        )
+    };
+    // Pushed and pulled, the C program saw the chunks the Rust API sees.
+    let (chunks, end) = core_stream(&reference, &config("stream"), "push");
+    assert!(end.is_none(), "{end:?}");
+    let (text, _, count) = joined(&chunks);
+    assert!(count > 1, "{chunks:?}");
+    assert_eq!(fact("push.done"), format!("1 {}", status(PR_OK)));
+    assert_eq!(fact("push.text"), text);
+    assert_eq!(fact("push.chunks"), count.to_string());
+    assert_eq!(json("push.data")["text"], text.as_str());
+    assert_eq!(
+        json("push.parts"),
+        serde_json::json!([{"provider": "openai", "chars": text.chars().count()}])
+    );
+    assert_eq!(fact("push.cached"), "0");
+    assert_eq!(fact("cached.done"), format!("1 {}", status(PR_OK)));
+    assert_eq!(fact("cached.text"), text);
+    assert_eq!(fact("cached.chunks"), "1");
+    assert_eq!(fact("cached.cached"), "1");
+    assert_eq!(fact("pull.status"), status(PR_STREAM_DONE));
+    assert_eq!(fact("pull.text"), text);
+    assert_eq!(fact("pull.chunks"), count.to_string());
+    assert_eq!(json("pull.data")["text"], text.as_str());
+
+    // Reasoning apart from the text.
+    let deepseek = "[providers.deepseek]\nbase_url = \"%s/stream/deepseek\"\n\
+                    [capabilities.\"llm.chat\"]\nchain = [\"deepseek\"]\n";
+    let (chunks, end) = core_stream(&reference, deepseek, "reasoning");
+    assert!(end.is_none(), "{end:?}");
+    let (text, reasoning, count) = joined(&chunks);
+    assert!(!reasoning.is_empty(), "{chunks:?}");
+    assert_eq!(fact("reasoning.text"), text);
+    assert_eq!(fact("reasoning.reasoning"), reasoning);
+    assert_eq!(fact("reasoning.chunks"), count.to_string());
+
+    // Cut mid-stream: the partial text, pushed and pulled.
+    let (chunks, end) = core_stream(&reference, &config("cut"), "cut");
+    let (partial, _, count) = joined(&chunks);
+    match end {
+        Some(polyrelay::Error::StreamInterrupted { partial: p, .. }) => assert_eq!(p, partial),
+        other => panic!("{other:?}"),
+    }
+    assert!(!partial.is_empty());
+    assert_eq!(
+        fact("interrupted.done"),
+        format!("1 {}", status(PR_ERR_STREAM_INTERRUPTED))
+    );
+    assert_eq!(fact("interrupted.partial"), partial);
+    assert_eq!(fact("interrupted.text"), partial);
+    assert_eq!(fact("interrupted.chunks"), count.to_string());
+    assert_eq!(
+        fact("pull_interrupted.status"),
+        status(PR_ERR_STREAM_INTERRUPTED)
+    );
+    assert_eq!(fact("pull_interrupted.partial"), partial);
+
+    // Continued by mistral after the cut.
+    assert_eq!(fact("continued.done"), format!("1 {}", status(PR_OK)));
+    let continued = fact("continued.text");
+    assert!(continued.starts_with(&partial) && continued.len() > partial.len());
+    assert_eq!(json("continued.data")["text"], continued);
+    assert_eq!(
+        json("continued.parts"),
+        serde_json::json!([
+            {"provider": "openai", "chars": partial.chars().count()},
+            {"provider": "mistral", "chars": continued.chars().count() - partial.chars().count()},
+        ])
+    );
+
+    // Ended early: once each, with the status that says why.
+    assert_eq!(
+        fact("cancel.done"),
+        format!("1 {}", status(PR_ERR_CANCELLED))
+    );
+    assert_eq!(fact("cancel.chunks"), "2");
+    assert_eq!(fact("stop.done"), format!("1 {}", status(PR_ERR_CANCELLED)));
+    assert_eq!(fact("stop.chunks"), "1");
+    assert_eq!(fact("pull_freed.chunks"), "2");
+    assert_eq!(
+        fact("down.push"),
+        format!("1 {}", status(PR_ERR_PROVIDER_ERROR))
+    );
+    assert_eq!(fact("down.pull"), status(PR_ERR_PROVIDER_ERROR));
+    assert_eq!(fact("pull_inside"), (PR_ERR_USAGE as i32).to_string());
+    assert_eq!(
+        fact("shutdown.push"),
+        format!("1 {}", PR_ERR_SHUTDOWN as i32)
+    );
+    assert_eq!(fact("shutdown.pull"), (PR_ERR_SHUTDOWN as i32).to_string());
+
+    // What reached the emulator: nothing from bad input, nothing for a
+    // cached answer, every cancelled or freed stream closed before its end.
+    assert_eq!(emulator.hits("/never/*"), 0, "bad input sent nothing");
+    assert_eq!(
+        emulator.hits("/stream/openai/*"),
+        4,
+        "push, pull, and the two of pull-inside-a-callback; the cached replay sent nothing"
+    );
+    assert_eq!(
+        emulator.hits("/cut/openai/*"),
+        3,
+        "no retry after the first token"
+    );
+    assert_eq!(emulator.hits("/stream/mistral/*"), 1);
+    let stalled = emulator.requests_to("/stall/*");
+    assert_eq!(stalled.len(), 5, "cancel, stop, freed, and two shut down");
+    assert!(stalled.iter().all(|r| r.closed_early), "{stalled:?}");
+
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+#[test]
+fn c_stream_test_program_passes_against_the_shared_and_the_static_library() {
+    for library in [Library::Shared, Library::Static] {
+        let emulator = stream_emulator();
+        let program = build(
+            "cc",
+            &source("ffi/tests/c/stream_test.c"),
+            &["-std=c11", "-Wall", "-Wextra", "-Werror"],
+            library,
+        );
+        let run = run(&[], &program, &emulator, Duration::from_secs(60));
+        eprintln!("{library:?}:\n{}", run.stdout);
+        assert!(run.success, "{library:?}:\n{}\n{}", run.stdout, run.stderr);
+        check_stream_facts(&run.stdout, &emulator);
+    }
+}
+
+#[test]
+fn c_stream_test_program_is_clean_under_valgrind() {
+    let emulator = stream_emulator();
+    assert_clean_under_valgrind(
+        &source("ffi/tests/c/stream_test.c"),
+        &emulator,
+        check_stream_facts,
     );
 }
