@@ -23,6 +23,10 @@ cargo test --workspace --locked
 echo "== a plain build of the core carries no provider fixtures"
 bash tests/no_fixtures_in_build.sh
 
+echo "== each crate builds alone (features are not unified with the others')"
+cargo check -p polyrelay --no-default-features --locked
+cargo check -p polyrelay-ffi --locked
+
 echo "== python package (installed into .venv from source)"
 # A dev-profile build keeps the suite's build time down; `pip install .`
 # without it builds the optimised wheel users get. The `testing` feature adds
