@@ -295,6 +295,8 @@ struct Reading {
     current: ChatAccumulator,
     /// Text of the parts written by providers interrupted before it.
     earlier: String,
+    /// What the current provider was asked when it continues `earlier`.
+    continuation: Option<ChatQuery>,
     parts: Vec<StreamPart>,
     attempts: Vec<Attempt>,
     /// Providers interrupted in this stream: not asked to continue it.
@@ -323,6 +325,7 @@ impl Reading {
             phase: Phase::Start,
             current: ChatAccumulator::new(),
             earlier: String::new(),
+            continuation: None,
             parts: Vec::new(),
             attempts: Vec::new(),
             interrupted: Vec::new(),
@@ -343,7 +346,7 @@ impl Reading {
                     if self.replay_cached().await {
                         continue;
                     }
-                    match self.open(None).await {
+                    match self.open().await {
                         Ok(open) => self.phase = Phase::Open(open),
                         Err(error) => return Some(Err(error)),
                     }
@@ -400,13 +403,13 @@ impl Reading {
         true
     }
 
-    /// Opens the question (or `continuation`) on the first provider of the
+    /// Opens the question (or its continuation) on the first provider of the
     /// chain that gives its first token, passing over those interrupted
     /// earlier in this stream.
-    async fn open(&mut self, continuation: Option<ChatQuery>) -> Result<Box<OpenStream>> {
+    async fn open(&mut self) -> Result<Box<OpenStream>> {
         let opening = StreamOpening {
             request: &self.request,
-            query: continuation.as_ref().unwrap_or(&self.query),
+            query: self.sent_query(),
             first_token_timeout: self.settings.first_token_timeout,
         };
         let span = tracing::info_span!("polyrelay.stream", capability = "llm.chat");
@@ -480,9 +483,9 @@ impl Reading {
         let mut decoded = Vec::new();
         let query = self.sent_query();
         match chunk {
-            Some(bytes) => open.decoder.push(streams, &query, &bytes, &mut decoded)?,
+            Some(bytes) => open.decoder.push(streams, query, &bytes, &mut decoded)?,
             None => {
-                open.decoder.end(streams, &query, &mut decoded)?;
+                open.decoder.end(streams, query, &mut decoded)?;
                 open.ended = true;
             }
         }
@@ -491,12 +494,8 @@ impl Reading {
     }
 
     /// The query the current provider was sent.
-    fn sent_query(&self) -> Cow<'_, ChatQuery> {
-        if self.earlier.is_empty() {
-            Cow::Borrowed(&self.query)
-        } else {
-            Cow::Owned(self.query.continuation(&self.earlier))
-        }
+    fn sent_query(&self) -> &ChatQuery {
+        self.continuation.as_ref().unwrap_or(&self.query)
     }
 
     /// The provider's final event came: the whole answer, cached. (A
@@ -553,8 +552,8 @@ impl Reading {
         self.interrupted.push(provider);
         let reason = failure.to_string();
         if self.settings.mid_stream == MidStream::Continue {
-            let continuation = self.query.continuation(&self.earlier);
-            match self.open(Some(continuation)).await {
+            self.continuation = Some(self.query.continuation(&self.earlier));
+            match self.open().await {
                 Ok(open) => {
                     self.phase = Phase::Open(open);
                     return Ok(());
