@@ -258,7 +258,7 @@ def _public(error: Error) -> Tuple[int, str, Optional[int]]:
     provider-side error (not a token error)."""
     for cls, status, message, default_wait in _TABLE:
         if isinstance(error, cls):
-            if status == 502 and _outage(error):
+            if isinstance(error, ProviderError) and _outage(error):
                 return 503, "the upstream service is unavailable", default_wait
             return status, message, default_wait
     return 500, "internal error", None
