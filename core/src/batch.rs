@@ -6,8 +6,9 @@ use std::num::NonZeroUsize;
 use futures::stream::{self, Stream};
 use tokio::task::{Id, JoinSet};
 
+use crate::answer::Envelope;
 use crate::capability::Request;
-use crate::client::{Client, Envelope};
+use crate::client::Client;
 use crate::error::{Error, Result};
 
 impl Client {

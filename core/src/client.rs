@@ -5,19 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde::ser::SerializeStruct;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::answer::Answer;
-use crate::capability::{CapabilityId, Data, Request};
+use crate::answer::Envelope;
+use crate::capability::{CapabilityId, Request};
 use crate::catalog::Catalog;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{env_vars_utf8, ConfigSource, Plan};
 use crate::engine::{Chain, Engine, ProviderSlot};
-use crate::error::{Attempt, Result};
+use crate::error::Result;
 use crate::provider::Provider;
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
 use crate::resilience::cache::ResponseCache;
@@ -417,86 +415,6 @@ impl Client {
             capabilities,
             config_warnings: self.engine.config_warnings.clone(),
         }
-    }
-}
-
-/// The answer to a call, with how it was obtained.
-#[derive(Clone)]
-pub struct Envelope {
-    /// The capability called.
-    pub capability: CapabilityId,
-    /// The provider whose answer this is.
-    pub provider: &'static str,
-    /// Served from the cache rather than fetched by this call.
-    pub cached: bool,
-    /// Past its freshness (stale-while-revalidate or stale-if-error).
-    pub stale: bool,
-    /// When the provider produced it.
-    pub fetched_at: DateTime<Utc>,
-    /// What each provider did during this call (empty for a fresh cache hit).
-    pub attempts: Vec<Attempt>,
-    /// Time this call took.
-    pub elapsed: Duration,
-    answer: Arc<Answer>,
-}
-
-impl Envelope {
-    pub(crate) fn new(
-        capability: CapabilityId,
-        answer: Arc<Answer>,
-        cached: bool,
-        attempts: Vec<Attempt>,
-        elapsed: Duration,
-    ) -> Self {
-        Self {
-            capability,
-            provider: answer.provider,
-            cached,
-            stale: false,
-            fetched_at: answer.fetched_at,
-            attempts,
-            elapsed,
-            answer,
-        }
-    }
-
-    /// The normalised answer.
-    pub fn data(&self) -> &Data {
-        &self.answer.data
-    }
-
-    /// The whole envelope as JSON.
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-}
-
-impl fmt::Debug for Envelope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Envelope")
-            .field("capability", &self.capability)
-            .field("provider", &self.provider)
-            .field("cached", &self.cached)
-            .field("stale", &self.stale)
-            .field("attempts", &self.attempts)
-            .field("elapsed", &self.elapsed)
-            .field("data", self.data())
-            .finish()
-    }
-}
-
-impl Serialize for Envelope {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Envelope", 8)?;
-        st.serialize_field("capability", &self.capability)?;
-        st.serialize_field("provider", self.provider)?;
-        st.serialize_field("data", self.data())?;
-        st.serialize_field("cached", &self.cached)?;
-        st.serialize_field("stale", &self.stale)?;
-        st.serialize_field("fetched_at", &self.fetched_at)?;
-        st.serialize_field("attempts", &self.attempts)?;
-        st.serialize_field("elapsed", &self.elapsed.as_secs_f64())?;
-        st.end()
     }
 }
 

@@ -191,11 +191,20 @@ pub struct CapabilitySettings {
     pub mid_stream: MidStream,
 }
 
+/// How a capability's streams are read (its `[capabilities.X]` settings).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamSettings {
+    /// `None`: the provider's attempt timeout.
+    pub first_token_timeout: Option<Duration>,
+    pub chunk_timeout: Duration,
+    pub mid_stream: MidStream,
+}
+
 /// What a stream does when its provider fails after the first token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MidStream {
-    /// The stream ends with [`Error::StreamInterrupted`](crate::Error::StreamInterrupted),
+    /// The stream ends with [`Error::StreamInterrupted`](crate::Error),
     /// which carries the partial text and the trail.
     #[default]
     Error,

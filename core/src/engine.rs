@@ -43,7 +43,7 @@ use tracing::Instrument;
 use crate::answer::Answer;
 use crate::capability::{CapabilityId, Request};
 use crate::clock::SharedClock;
-use crate::config::ProviderSettings;
+use crate::config::{ProviderSettings, StreamSettings};
 use crate::error::{
     Attempt, AttemptOutcome, BenchCause, Error, FailureClass, ProviderFailure, SkipReason,
 };
@@ -57,7 +57,6 @@ use crate::resilience::rate_limit::SlotLine;
 use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision};
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
-use crate::stream::StreamSettings;
 use crate::transport::{redact, BaseUrl, Transport};
 
 /// Most requests one provider turn may chain with [`Step::Next`].

@@ -50,9 +50,10 @@ mod stats;
 mod stream;
 mod transport;
 
+pub use answer::Envelope;
 pub use capability::{CapabilityId, Data, Request};
 pub use catalog::{Catalog, CatalogEntry};
-pub use client::{CapabilityHealth, Client, ClientBuilder, Envelope, Health, ProviderStats, Stats};
+pub use client::{CapabilityHealth, Client, ClientBuilder, Health, ProviderStats, Stats};
 pub use config::{Config, ConfigSource};
 pub use error::{
     Attempt, AttemptOutcome, BenchCause, Error, ErrorKind, FailureClass, ProviderFailure, Result,

@@ -32,11 +32,10 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Envelope};
 use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
-use crate::client::Envelope;
-use crate::config::MidStream;
+use crate::config::{MidStream, StreamSettings};
 use crate::engine::{Engine, Exchange, ProviderSlot};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
@@ -44,15 +43,6 @@ use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
 use crate::resilience::breaker::Outcome;
 use crate::resilience::retry::RetryConfig;
 use crate::transport::{redact, BodyStream, Opened};
-
-/// How a capability's streams are read (its `[capabilities.X]` settings).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StreamSettings {
-    /// `None`: the provider's attempt timeout.
-    pub first_token_timeout: Option<Duration>,
-    pub chunk_timeout: Duration,
-    pub mid_stream: MidStream,
-}
 
 /// One piece of a streamed answer.
 #[derive(Debug, Clone)]
@@ -91,6 +81,22 @@ pub struct StreamEnd {
     pub parts: Vec<StreamPart>,
     /// From the call to the first text; `None` for a cache hit.
     pub time_to_first_token: Option<Duration>,
+}
+
+impl StreamEnd {
+    /// The envelope's JSON ([`Envelope::to_json`]) with `parts` and
+    /// `time_to_first_token` (seconds, or null) added.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = self.envelope.to_json();
+        if let serde_json::Value::Object(fields) = &mut json {
+            fields.insert("parts".into(), serde_json::json!(self.parts));
+            fields.insert(
+                "time_to_first_token".into(),
+                serde_json::json!(self.time_to_first_token.map(|t| t.as_secs_f64())),
+            );
+        }
+        json
+    }
 }
 
 /// A part of a streamed answer written by one provider.
@@ -192,12 +198,7 @@ impl Exchange for StreamOpening<'_> {
         slot: &ProviderSlot,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        match slot.provider.streams_chat() {
-            Some(streams) => streams.stream_request(self.query, ctx),
-            None => {
-                Err(ProviderFailure::new(FailureClass::Unsupported, "does not stream").not_sent())
-            }
-        }
+        streams_of(slot)?.stream_request(self.query, ctx)
     }
 
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {

@@ -14,19 +14,6 @@ use polyrelay::Envelope;
 use polyrelay::{NoEmbeddings, OpenAiCompatible};
 use serde_json::{json, Value};
 
-/// A fake key for every LLM provider.
-const KEYS: &[(&str, &str)] = &[
-    ("OPENAI_API_KEY", "sk-test-openai"),
-    ("ANTHROPIC_API_KEY", "sk-ant-test"),
-    ("GEMINI_API_KEY", "AIza-test-gemini"),
-    ("MISTRAL_API_KEY", "test-mistral"),
-    ("GROQ_API_KEY", "gsk_test_groq"),
-    ("COHERE_API_KEY", "test-cohere"),
-    ("DEEPSEEK_API_KEY", "sk-test-deepseek"),
-    ("OPENROUTER_API_KEY", "sk-or-v1-test"),
-    ("TOGETHER_API_KEY", "test-together"),
-];
-
 fn question() -> Value {
     json!({"messages": [
         {"role": "system", "content": "Answer in one sentence."},
@@ -120,7 +107,7 @@ async fn with_no_keys_the_local_model_answers_both_capabilities() {
 async fn invalid_requests_fail_before_anything_is_sent() {
     let emulator = emulator().await;
     let clock = clock();
-    let client = client(&emulator, &clock, "", KEYS);
+    let client = client(&emulator, &clock, "", LLM_KEYS);
     for (params, field) in [
         (json!({"messages": []}), "messages"),
         (
@@ -215,7 +202,7 @@ async fn chat_falls_back_in_every_error_class_retrying_only_transient_failures()
             &emulator,
             &clock,
             &chain("llm.chat", &["openrouter", "groq"]),
-            KEYS,
+            LLM_KEYS,
         );
         emulator.fault_always("/openrouter/*", fault);
 
@@ -311,7 +298,7 @@ async fn embeddings_fall_back_in_every_error_class() {
         let emulator = emulator().await;
         let clock = clock();
         let config = chain("llm.embeddings", &["gemini", "cohere"]);
-        let client = client(&emulator, &clock, &config, KEYS);
+        let client = client(&emulator, &clock, &config, LLM_KEYS);
         emulator.fault_always("/gemini/*", fault);
 
         let reply = client.call("llm.embeddings", texts()).await.unwrap();
@@ -349,7 +336,7 @@ async fn every_provider_answers_in_the_same_shape_with_its_key_in_its_header() {
             let info = provider.info();
             let emulator = emulator().await;
             let clock = clock();
-            let client = client(&emulator, &clock, &chain(capability, &[info.id]), KEYS);
+            let client = client(&emulator, &clock, &chain(capability, &[info.id]), LLM_KEYS);
 
             let reply = client.call(capability, params.clone()).await.unwrap();
             assert_eq!(reply.provider, info.id);
@@ -371,7 +358,7 @@ async fn every_provider_answers_in_the_same_shape_with_its_key_in_its_header() {
                 ..
             } = info.auth
             {
-                let key = KEYS.iter().find(|(k, _)| *k == env).unwrap().1;
+                let key = LLM_KEYS.iter().find(|(k, _)| *k == env).unwrap().1;
                 assert_eq!(
                     sent.header(name),
                     Some(format!("{prefix}{key}").as_str()),
@@ -400,7 +387,7 @@ async fn aliases_pick_each_providers_model_and_skip_the_others() {
     let emulator = emulator().await;
     let clock = clock();
     let config = chain("llm.chat", &["ollama", "gemini", "together"]);
-    let client = client(&emulator, &clock, &config, KEYS);
+    let client = client(&emulator, &clock, &config, LLM_KEYS);
     emulator.fault_always(
         "/ollama/*",
         Fault::Respond(
@@ -447,7 +434,7 @@ async fn a_temperature_anthropic_cannot_take_skips_it_without_a_request() {
         &emulator,
         &clock,
         &chain("llm.chat", &["anthropic", "openai"]),
-        KEYS,
+        LLM_KEYS,
     );
     let mut params = question();
     params["temperature"] = json!(1.5);
@@ -468,7 +455,7 @@ async fn anthropic_overload_falls_back_and_a_daily_quota_benches_until_midnight_
     let emulator = emulator().await;
     let clock = clock();
     let config = chain("llm.chat", &["anthropic", "gemini", "mistral"]);
-    let client = client(&emulator, &clock, &config, KEYS);
+    let client = client(&emulator, &clock, &config, LLM_KEYS);
     emulator.fault_always(
         "/anthropic/*",
         Fault::Respond(
@@ -611,7 +598,7 @@ async fn a_content_refusal_ends_the_call_after_one_request_with_the_reason() {
         &emulator,
         &clock,
         &chain("llm.chat", &["openai", "mistral"]),
-        KEYS,
+        LLM_KEYS,
     );
     emulator.fault_always("/openai/*", refusal());
 
@@ -659,7 +646,7 @@ async fn with_content_filtered_fallback_the_next_provider_answers_a_refused_prom
         "{}content_filtered_fallback = true\n",
         chain("llm.chat", &["openai", "mistral"])
     );
-    let client = client(&emulator, &clock, &config, KEYS);
+    let client = client(&emulator, &clock, &config, LLM_KEYS);
     emulator.fault_always("/openai/*", refusal());
 
     let reply = client.call("llm.chat", question()).await.unwrap();
@@ -683,7 +670,7 @@ async fn a_prompt_gemini_blocks_in_a_200_is_a_content_refusal() {
         &emulator,
         &clock,
         &chain("llm.chat", &["gemini", "anthropic"]),
-        KEYS,
+        LLM_KEYS,
     );
     emulator.fault_always(
         "/gemini/*",

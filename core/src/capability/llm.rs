@@ -3,8 +3,8 @@
 //! Requests are validated completely before any provider sees them, so an
 //! invalid conversation fails fast with the offending field named
 //! (`messages[2].role`) instead of being refused by each provider in turn.
-//! Only non-streaming calls exist today; `stream` is accepted as `false` so
-//! the request shape stays the same when streaming arrives.
+//! A call answers whole; [`Client::stream`](crate::Client::stream) takes the
+//! same parameters (and `stream: true`) and answers as the text is written.
 //!
 //! # Which model answers
 //!
@@ -192,7 +192,7 @@ impl ChatQuery {
             Param::new(
                 "stream",
                 ParamKind::Boolean,
-                "Streaming is not supported yet: only false is accepted.",
+                "Only false in a call: a streamed answer is asked with Client::stream (client.llm.stream in Python).",
                 "false",
             )
             .or(ParamDefault::Boolean(false)),
@@ -201,7 +201,8 @@ impl ChatQuery {
     };
 
     /// Validates parameters: `messages` (required), `model`, `max_tokens`,
-    /// `temperature`, and `stream` (only `false` for now).
+    /// `temperature`, and `stream` (only `false`: streams are opened with
+    /// [`Client::stream`](crate::Client::stream)).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let messages = match params.opt_value("messages") {
             Some(value) => parse_messages(value)?,
@@ -220,7 +221,7 @@ impl ChatQuery {
             Some(Value::Bool(true)) => {
                 return Err(Error::invalid(
                     "stream",
-                    "is not supported yet: omit it or pass false",
+                    "must be false in a call: a streamed answer is asked with Client::stream (client.llm.stream in Python)",
                 ))
             }
             Some(other) => {

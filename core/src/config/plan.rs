@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{Config, ProviderSettings, RateLimitSetting};
+use super::{Config, ProviderSettings, RateLimitSetting, StreamSettings};
 use crate::capability::CapabilityId;
 use crate::custom::CustomProvider;
 use crate::echo::{echo, echo_key};
@@ -26,7 +26,6 @@ use crate::resilience::hedge::HedgeConfig;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
 use crate::state::redis::RedisConfig;
 use crate::state::ProviderLimits;
-use crate::stream::StreamSettings;
 
 /// Time kept for the next provider of a chain when `min_fallback_time` is
 /// not set (at most half the time left; see [`super::CapabilitySettings`]).

@@ -158,6 +158,21 @@ impl ChatStreamDecoder {
     }
 }
 
+/// The failure of a non-2xx streaming response as the provider's status
+/// check `checked` classified it; a status the check lets pass is a
+/// transient failure quoting the body.
+pub(crate) fn refusal(
+    response: &HttpResponse,
+    checked: Result<(), ProviderFailure>,
+) -> ProviderFailure {
+    checked.err().unwrap_or_else(|| {
+        response.failure(
+            crate::error::FailureClass::Transient,
+            response.body_excerpt(),
+        )
+    })
+}
+
 /// `request` with `"stream": true` in its JSON body: the switch of every
 /// provider whose streaming request is otherwise the plain one.
 pub(crate) fn streaming(mut request: HttpRequest) -> HttpRequest {

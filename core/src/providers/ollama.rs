@@ -29,7 +29,7 @@ use crate::capability::llm::{
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
-use crate::provider::stream::streaming;
+use crate::provider::stream::{self, streaming};
 use crate::provider::{
     Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, Provider, ProviderInfo,
     Serves, Step, StreamsChat,
@@ -143,10 +143,7 @@ impl StreamsChat for Ollama {
     }
 
     fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
-        match check_status(response) {
-            Err(failure) => failure,
-            Ok(()) => response.failure(FailureClass::Transient, response.body_excerpt()),
-        }
+        stream::refusal(response, check_status(response))
     }
 
     fn decode_frame(

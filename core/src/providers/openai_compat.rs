@@ -54,6 +54,7 @@ use crate::capability::llm::{
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
+use crate::provider::stream;
 use crate::provider::{
     CallContext, Dispatch, Fixture, Frame, Framing, HttpRequest, HttpResponse, Provider,
     ProviderInfo, Serves, Step, StreamsChat,
@@ -163,10 +164,7 @@ impl<E: Send + Sync> StreamsChat for OpenAiCompatible<E> {
     }
 
     fn stream_error(&self, response: &HttpResponse) -> ProviderFailure {
-        match self.check_status(response) {
-            Err(failure) => failure,
-            Ok(()) => response.failure(FailureClass::Transient, response.body_excerpt()),
-        }
+        stream::refusal(response, self.check_status(response))
     }
 
     fn decode_frame(

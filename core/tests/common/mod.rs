@@ -17,6 +17,20 @@ use polyrelay::provider::{
 use polyrelay::Client;
 use polyrelay::ProviderFailure;
 
+/// A fake key for every keyed LLM provider (OpenAI's long enough to be
+/// redacted where a reply echoes it).
+pub const LLM_KEYS: &[(&str, &str)] = &[
+    ("OPENAI_API_KEY", "sk-test-openai-0123456789"),
+    ("ANTHROPIC_API_KEY", "sk-ant-test"),
+    ("GEMINI_API_KEY", "AIza-test-gemini"),
+    ("MISTRAL_API_KEY", "test-mistral"),
+    ("GROQ_API_KEY", "gsk_test_groq"),
+    ("COHERE_API_KEY", "test-cohere"),
+    ("DEEPSEEK_API_KEY", "sk-test-deepseek"),
+    ("OPENROUTER_API_KEY", "sk-or-v1-test"),
+    ("TOGETHER_API_KEY", "test-together"),
+];
+
 /// An emulator serving the fixtures of every built-in provider under `/{id}`.
 pub async fn emulator() -> Emulator {
     let emulator = Emulator::start().await.expect("emulator starts");
