@@ -146,9 +146,10 @@ class Llm(Family[R], Generic[R, S]):
         ...     print(chunk.text, end="", flush=True)       # doctest: +SKIP
 
         On :class:`~polyrelay.AsyncClient`, read it with ``async for``
-        (awaiting it first is optional). Leaving the loop early (``break``,
-        an exception, Ctrl-C, a cancelled task) and ``close()`` close the
-        upstream request; so does a ``with`` block around it.
+        (awaiting it first is optional). Ctrl-C and a cancelled task close
+        the upstream request at once; after a ``break``, ``close()`` does,
+        as do the end of a ``with`` block around the stream and the stream
+        being collected.
         """
         if self._stream is None:
             raise TypeError("this family was built without a way to stream")

@@ -253,8 +253,8 @@ impl Lease {
         }
         let next = match shared.step() {
             Step::Now(next) => next,
-            // Nothing came back, which only a stream that ended without
-            // its final item does: it is over.
+            // Cannot happen: a read that keeps the stream brings an item
+            // back. Ending the stream beats leaving it unread.
             Step::Read(stream) => {
                 shared.reading = false;
                 shared.end = Some(End::Closed);
