@@ -23,10 +23,17 @@ import secrets
 from typing import Any, Dict, List, Optional
 
 from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from polyrelay.auth import Claims, Key, Keyset, TokenIssuer
-from polyrelay.fastapi import ClientDep, add_exception_handlers, lifespan, require_user
+from polyrelay.fastapi import (
+    ClientDep,
+    add_exception_handlers,
+    lifespan,
+    require_user,
+    stream_response,
+)
 
 # polyrelay.fastapi logs each failed call's details (attempt trail, kind)
 # for operators; HTTP answers carry only fixed texts.
@@ -116,6 +123,19 @@ async def chat(body: Chat, client: ClientDep) -> Dict[str, Any]:
         max_tokens=body.max_tokens,
     )
     return {"reply": result.data, "provider": result.provider}
+
+
+@app.post("/ai/chat/stream", dependencies=[Depends(require_user(["chat"]))])
+async def chat_stream(body: Chat, client: ClientDep) -> Response:
+    # Server-sent events in OpenAI's chunk format, so OpenAI-compatible
+    # clients can read it; a provider failing mid-answer ends it with an
+    # `event: error`, and a client leaving cancels the provider's request.
+    stream = client.llm.stream(
+        messages=[m.model_dump() for m in body.messages],
+        model=body.model,
+        max_tokens=body.max_tokens,
+    )
+    return await stream_response(stream, model=body.model)
 
 
 @app.get("/weather/current", dependencies=[Depends(require_user(["weather"]))])

@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Optional
 from . import _native
 from ._client import AsyncClient, Client, ConfigSource
 from ._models import Attempt, Health, Stats
-from ._native import Result
+from ._native import AsyncChatStream, ChatChunk, ChatStream, Result
+from ._stream_display import display_stream
 from .exceptions import (
     AllProvidersFailedError,
     AuthError,
@@ -42,6 +43,7 @@ from .exceptions import (
     ProviderError,
     QuotaExhaustedError,
     RateLimitedError,
+    StreamInterruptedError,
     TimeoutError,
     TokenError,
     TokenExpiredError,
@@ -56,6 +58,7 @@ __version__: str = _native.__version__
 
 __all__ = [
     "AllProvidersFailedError",
+    "AsyncChatStream",
     "AsyncClient",
     "Attempt",
     "AuthError",
@@ -63,6 +66,8 @@ __all__ = [
     "BadAlgorithmError",
     "BadClaimError",
     "BadSignatureError",
+    "ChatChunk",
+    "ChatStream",
     "CircuitOpenError",
     "Client",
     "ConfigError",
@@ -79,6 +84,7 @@ __all__ = [
     "RateLimitedError",
     "Result",
     "Stats",
+    "StreamInterruptedError",
     "TimeoutError",
     "TokenError",
     "TokenExpiredError",
@@ -88,6 +94,7 @@ __all__ = [
     "UnknownKeyError",
     "UsageError",
     "capabilities",
+    "display_stream",
     "parameter_schema",
     "providers",
 ]

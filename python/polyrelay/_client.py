@@ -45,7 +45,7 @@ from ._families import (
     Web,
 )
 from ._models import Health, Stats
-from ._native import BatchProgress, Result
+from ._native import AsyncChatStream, BatchProgress, ChatStream, Result
 from ._progress import REFRESH_SECONDS, open_bar
 from .exceptions import Error
 
@@ -263,7 +263,7 @@ class Client(_Base):
         self.weather: Weather[Result] = Weather(self.call)
         self.finance: Finance[Result] = Finance(self.call)
         self.crypto: Crypto[Result] = Crypto(self.call)
-        self.llm: Llm[Result] = Llm(self.call)
+        self.llm: Llm[Result, ChatStream] = Llm(self.call, self.stream)
         self.geo: Geo[Result] = Geo(self.call)
         self.news: News[Result] = News(self.call)
         self.web: Web[Result] = Web(self.call)
@@ -281,6 +281,12 @@ class Client(_Base):
         and returns its :class:`~polyrelay.Result`, or raises a
         :class:`~polyrelay.Error`. Parameters set to ``None`` are not sent."""
         return self._native.call(capability, params)
+
+    def stream(self, capability: str, /, **params: Any) -> ChatStream:
+        """A streamed answer of ``capability`` (only ``"llm.chat"``
+        streams), read with ``for``; see :meth:`Llm.stream
+        <polyrelay._families.Llm.stream>`. Parameters are checked now."""
+        return self._native.stream(capability, params)
 
     @overload
     def batch(
@@ -378,7 +384,7 @@ class AsyncClient(_Base):
         self.weather: Weather[Awaitable[Result]] = Weather(self.call)
         self.finance: Finance[Awaitable[Result]] = Finance(self.call)
         self.crypto: Crypto[Awaitable[Result]] = Crypto(self.call)
-        self.llm: Llm[Awaitable[Result]] = Llm(self.call)
+        self.llm: Llm[Awaitable[Result], AsyncChatStream] = Llm(self.call, self.stream)
         self.geo: Geo[Awaitable[Result]] = Geo(self.call)
         self.news: News[Awaitable[Result]] = News(self.call)
         self.web: Web[Awaitable[Result]] = Web(self.call)
@@ -398,6 +404,12 @@ class AsyncClient(_Base):
     async def acall(self, capability: str, /, **params: Any) -> Result:
         """Same as :meth:`call` (for code written against both clients)."""
         return await self._native.acall(capability, params)
+
+    def stream(self, capability: str, /, **params: Any) -> AsyncChatStream:
+        """A streamed answer of ``capability`` (only ``"llm.chat"``
+        streams), read with ``async for`` (awaiting it first is optional);
+        see :meth:`Client.stream`. Parameters are checked now."""
+        return self._native.astream(capability, params)
 
     @overload
     async def batch(

@@ -24,6 +24,9 @@ import datetime
 from typing import Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
 
 R = TypeVar("R")
+#: What a client's streamed call returns: a stream read with ``for`` on
+#: :class:`Client`, with ``async for`` on :class:`AsyncClient`.
+S = TypeVar("S")
 
 #: One string, a comma-separated string, or a sequence of strings.
 Names = Union[str, Sequence[str]]
@@ -98,8 +101,12 @@ class Crypto(Family[R]):
 Message = Mapping[str, str]
 
 
-class Llm(Family[R]):
-    """``llm.*``: chat completions and embeddings."""
+class Llm(Family[R], Generic[R, S]):
+    """``llm.*``: chat completions (whole or streamed) and embeddings."""
+
+    def __init__(self, call: Callable[..., R], stream: Optional[Callable[..., S]] = None) -> None:
+        super().__init__(call)
+        self._stream = stream
 
     def chat(
         self,
@@ -110,8 +117,8 @@ class Llm(Family[R]):
         temperature: Optional[float] = None,
         stream: bool = False,
     ) -> R:
-        """A chat completion for ``messages`` (``llm.chat``); ``stream``
-        must stay ``False`` until streaming is supported."""
+        """A chat completion for ``messages`` (``llm.chat``), whole;
+        ``stream`` must stay ``False``: :meth:`stream` streams it."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
@@ -119,6 +126,39 @@ class Llm(Family[R]):
             max_tokens=max_tokens,
             temperature=temperature,
             stream=stream,
+        )
+
+    def stream(
+        self,
+        *,
+        messages: Sequence[Message],
+        model: Optional[str] = None,
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
+    ) -> S:
+        """A chat completion for ``messages`` (``llm.chat``), streamed: its
+        chunks as the provider writes them (``chunk.text``), then the whole
+        answer as ``stream.result``. Parameters are checked now (raising
+        :class:`~polyrelay.InvalidRequestError`); the request is sent when
+        the first chunk is read.
+
+        >>> for chunk in client.llm.stream(messages=[{"role": "user", "content": "Hi"}]):
+        ...     print(chunk.text, end="", flush=True)       # doctest: +SKIP
+
+        On :class:`~polyrelay.AsyncClient`, read it with ``async for``
+        (awaiting it first is optional). Ctrl-C and a cancelled task close
+        the upstream request at once; after a ``break``, ``close()`` does,
+        as do the end of a ``with`` block around the stream and the stream
+        being collected.
+        """
+        if self._stream is None:
+            raise TypeError("this family was built without a way to stream")
+        return self._stream(
+            "llm.chat",
+            messages=[dict(m) for m in messages],
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
         )
 
     def embeddings(

@@ -2,7 +2,23 @@
 
 import os
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Generator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+    final,
+)
 
 from ._models import Attempt
 
@@ -10,6 +26,9 @@ __all__ = [
     "__version__",
     "Client",
     "Result",
+    "ChatChunk",
+    "ChatStream",
+    "AsyncChatStream",
     "BatchProgress",
     "Emulator",
     "Fault",
@@ -76,6 +95,14 @@ class Client:
         """Per enabled provider, by id: the core's stats."""
     def providers(self) -> List[Dict[str, Any]]:
         """The core's catalog of every provider this client knows."""
+    def stream(
+        self, capability: str, params: Optional[Mapping[str, Any]] = None
+    ) -> ChatStream:
+        """A streamed answer, read with ``for``; parameters checked now."""
+    def astream(
+        self, capability: str, params: Optional[Mapping[str, Any]] = None
+    ) -> AsyncChatStream:
+        """A streamed answer, read with ``async for``; parameters checked now."""
     def chain(self, capability: str) -> List[str]: ...
     def close(self) -> None: ...
     @property
@@ -115,6 +142,87 @@ class Result:
         """An HTML summary for Jupyter, every value escaped."""
 
 @final
+class ChatChunk:
+    """A piece of a streamed answer: answer ``text``, or hidden ``reasoning``."""
+
+    @property
+    def text(self) -> str:
+        """The answer text this chunk adds (empty for reasoning)."""
+    @property
+    def reasoning(self) -> str:
+        """The hidden reasoning this chunk adds (empty for answer text)."""
+    @property
+    def kind(self) -> Literal["text", "reasoning"]:
+        """``"text"`` or ``"reasoning"``."""
+
+@final
+class ChatStream:
+    """A streamed chat answer, read with ``for``; ``result`` at the end."""
+
+    def __iter__(self) -> ChatStream: ...
+    def __next__(self) -> ChatChunk: ...
+    def close(self) -> None:
+        """Closes the upstream request; the iteration ends."""
+    def __enter__(self) -> ChatStream: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None: ...
+    @property
+    def text(self) -> str:
+        """The answer text read so far (all of it once completed)."""
+    @property
+    def closed(self) -> bool:
+        """The stream is over: completed, failed or closed."""
+    @property
+    def result(self) -> Result:
+        """The whole answer as a plain call returns it; ``UsageError``
+        before the stream completed."""
+    @property
+    def parts(self) -> List[Dict[str, Any]]:
+        """Which provider wrote which part: ``{"provider", "chars"}`` each."""
+    @property
+    def time_to_first_token(self) -> Optional[float]:
+        """Seconds from the call to the first text (``None`` for a cache hit)."""
+
+@final
+class AsyncChatStream:
+    """A streamed chat answer, read with ``async for``; ``result`` at the end."""
+
+    def __aiter__(self) -> AsyncChatStream: ...
+    def __anext__(self) -> Awaitable[ChatChunk]: ...
+    def __await__(self) -> Generator[Any, None, AsyncChatStream]: ...
+    def close(self) -> None:
+        """Closes the upstream request; the iteration ends."""
+    def aclose(self) -> Awaitable[None]:
+        """Same as :meth:`close`, awaitable."""
+    def __aenter__(self) -> Awaitable[AsyncChatStream]: ...
+    def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> Awaitable[None]: ...
+    @property
+    def text(self) -> str:
+        """The answer text read so far (all of it once completed)."""
+    @property
+    def closed(self) -> bool:
+        """The stream is over: completed, failed or closed."""
+    @property
+    def result(self) -> Result:
+        """The whole answer as a plain call returns it; ``UsageError``
+        before the stream completed."""
+    @property
+    def parts(self) -> List[Dict[str, Any]]:
+        """Which provider wrote which part: ``{"provider", "chars"}`` each."""
+    @property
+    def time_to_first_token(self) -> Optional[float]:
+        """Seconds from the call to the first text (``None`` for a cache hit)."""
+
+@final
 class BatchProgress:
     """How many calls of a batch have finished, readable while it runs."""
 
@@ -137,6 +245,8 @@ class Emulator:
     def reset_peak_in_flight(self) -> None: ...
     def fault_next(self, path: str, fault: Fault, times: int = 1) -> None: ...
     def fault_always(self, path: str, fault: Fault) -> None: ...
+    def stream(self, provider: str, delay: float = 0.0) -> str:
+        """Serves ``provider``'s recorded chat stream; the path it answers."""
     def clear_faults(self) -> None: ...
     def requests(self, path: Optional[str] = None) -> List[RecordedRequest]: ...
     def hits(self, path: str) -> int: ...
@@ -165,6 +275,13 @@ class Fault:
         retry_after: Optional[float] = None,
     ) -> Fault:
         """Answer with this status, body, headers and ``Retry-After`` (seconds)."""
+    @staticmethod
+    def at_chunk(
+        index: int,
+        action: Literal["cut", "stall", "insert", "end_with"],
+        body: Optional[bytes] = None,
+    ) -> Fault:
+        """Misbehave at chunk ``index`` of a streamed reply."""
     @staticmethod
     def latency(seconds: float) -> Fault:
         """Wait ``seconds``, then answer normally."""

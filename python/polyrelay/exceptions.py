@@ -13,6 +13,7 @@ Hierarchy::
     ├── NotFoundError               (also LookupError)
     ├── TimeoutError                (also the builtin TimeoutError)
     ├── ContentFilteredError        a provider refused the content (.provider, .reason)
+    ├── StreamInterruptedError      a stream failed after its first text (.partial_text)
     └── AllProvidersFailedError     no provider could answer; see .attempts
         ├── MissingKeyError         every provider needs a key that is not set
         ├── RateLimitedError        every provider is rate limited (.retry_after)
@@ -57,6 +58,7 @@ __all__ = [
     "NotFoundError",
     "TimeoutError",
     "ContentFilteredError",
+    "StreamInterruptedError",
     "AllProvidersFailedError",
     "MissingKeyError",
     "RateLimitedError",
@@ -195,6 +197,30 @@ class ContentFilteredError(Error):
         super().__init__(message, **details)
         self.provider: Optional[str] = provider
         self.reason: Optional[str] = reason
+
+
+class StreamInterruptedError(Error):
+    """A streamed answer failed after its first text: the provider's
+    connection was cut, it stalled past ``chunk_timeout``, or it sent an
+    error or a malformed event (and, with ``mid_stream = "continue"``, no
+    other provider could continue the answer).
+
+    ``partial_text`` is the answer text received before the failure (what
+    the stream handed out), ``provider`` the provider whose stream failed;
+    ``attempts`` includes its failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: Optional[str] = None,
+        partial_text: str = "",
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.provider: Optional[str] = provider
+        self.partial_text: str = partial_text
 
 
 class AllProvidersFailedError(Error):

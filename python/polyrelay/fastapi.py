@@ -26,12 +26,22 @@ known),
 the call's deadline 504. Bodies are ``{"error": kind, "message": text}``
 with fixed texts: provider names, attempt trails, key variables and
 tracebacks stay in the server log.
+
+Streaming: :func:`stream_response` answers with a streamed chat reply as
+server-sent events, OpenAI's ``chat.completion.chunk`` format by default::
+
+    @app.post("/chat/stream")
+    async def chat_stream(body: Chat, client: ClientDep):
+        return await stream_response(client.llm.stream(messages=body.messages))
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import secrets
+import time
 from contextlib import asynccontextmanager
 from typing import (
     Annotated,
@@ -40,6 +50,8 @@ from typing import (
     Awaitable,
     Callable,
     Dict,
+    Literal,
+    Mapping,
     Optional,
     Sequence,
     Tuple,
@@ -49,13 +61,14 @@ from typing import (
 
 try:
     from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
 except ImportError as missing:  # pragma: no cover - depends on the environment
     raise ImportError(
         "polyrelay.fastapi needs FastAPI: pip install 'polyrelay[fastapi]'"
     ) from missing
 
 from ._client import AsyncClient
+from ._native import AsyncChatStream, ChatChunk, Result
 from .auth import Claims, TokenIssuer, Verifier
 from .exceptions import (
     AllProvidersFailedError,
@@ -67,6 +80,7 @@ from .exceptions import (
     ProviderError,
     QuotaExhaustedError,
     RateLimitedError,
+    StreamInterruptedError,
     TimeoutError,
     TokenError,
 )
@@ -79,6 +93,7 @@ __all__ = [
     "lifespan",
     "polyrelay_client",
     "require_user",
+    "stream_response",
 ]
 
 _log = logging.getLogger("polyrelay.fastapi")
@@ -220,6 +235,7 @@ def _retry_after(error: Error, default: Optional[int]) -> Optional[str]:
 _TABLE: Tuple[Tuple[Type[Error], int, str, Optional[int]], ...] = (
     (InvalidRequestError, 422, "the request's parameters are invalid", None),
     (ContentFilteredError, 422, "the request was refused by a content policy", None),
+    (StreamInterruptedError, 502, "the upstream stream was interrupted", None),
     (RateLimitedError, 429, "too many requests; retry later", _DEFAULT_RETRY_AFTER),
     (QuotaExhaustedError, 429, "quota used up; retry later", _DEFAULT_RETRY_AFTER),
     (TimeoutError, 504, "the upstream service did not answer in time", None),
@@ -237,6 +253,17 @@ def _outage(error: Error) -> bool:
     return all(a.outcome == "transient" for a in tried)
 
 
+def _public(error: Error) -> Tuple[int, str, Optional[int]]:
+    """Status, fixed public message and default ``Retry-After`` of a
+    provider-side error (not a token error)."""
+    for cls, status, message, default_wait in _TABLE:
+        if isinstance(error, cls):
+            if isinstance(error, ProviderError) and _outage(error):
+                return 503, "the upstream service is unavailable", default_wait
+            return status, message, default_wait
+    return 500, "internal error", None
+
+
 def error_response(error: Error) -> JSONResponse:
     """The HTTP answer for a polyrelay error: a status from the table above
     and a body of fixed texts (plus ``field``/``expected`` for 422, which
@@ -245,21 +272,19 @@ def error_response(error: Error) -> JSONResponse:
         status, headers = _token_refused(error)
         body: Dict[str, object] = {"error": error.kind, "message": str(error)}
         return JSONResponse(body, status_code=status, headers=headers)
-    for cls, status, message, default_wait in _TABLE:
-        if isinstance(error, cls):
-            if status == 502 and _outage(error):
-                status, message = 503, "the upstream service is unavailable"
-            body = {"error": error.kind, "message": message}
-            headers = {}
-            wait = _retry_after(error, default_wait) if status in (429, 503) else None
-            if wait is not None:
-                headers["Retry-After"] = wait
-                body["retry_after"] = int(wait)
-            if isinstance(error, InvalidRequestError):
-                body["field"] = error.field
-                body["expected"] = error.expected
-            return JSONResponse(body, status_code=status, headers=headers)
-    return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
+    status, message, default_wait = _public(error)
+    if status == 500:
+        return JSONResponse({"error": "internal", "message": message}, status_code=500)
+    body = {"error": error.kind, "message": message}
+    headers = {}
+    wait = _retry_after(error, default_wait) if status in (429, 503) else None
+    if wait is not None:
+        headers["Retry-After"] = wait
+        body["retry_after"] = int(wait)
+    if isinstance(error, InvalidRequestError):
+        body["field"] = error.field
+        body["expected"] = error.expected
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
@@ -274,3 +299,154 @@ def add_exception_handlers(app: FastAPI) -> None:
     """Answers every polyrelay error raised by a route with
     :func:`error_response`."""
     app.add_exception_handler(Error, _handle)
+
+
+#: What :func:`stream_response` sends per chunk: OpenAI's
+#: ``chat.completion.chunk`` objects, or ``{"text": ...}`` objects.
+StreamFormat = Literal["openai", "text"]
+
+
+def _event(payload: Mapping[str, object], event: Optional[str] = None) -> bytes:
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    head = "" if event is None else f"event: {event}\n"
+    return f"{head}data: {data}\n\n".encode()
+
+
+class _Events:
+    """The server-sent events of one streamed reply, in one format."""
+
+    def __init__(self, format: StreamFormat, model: Optional[str], reasoning: bool) -> None:
+        self.format = format
+        self.model = model or "polyrelay"
+        self.reasoning = reasoning
+        self.id = f"chatcmpl-{secrets.token_hex(12)}"
+        self.created = int(time.time())
+        self.sent_role = False
+
+    def _openai(self, delta: Dict[str, object], **extra: object) -> bytes:
+        choice: Dict[str, object] = {"index": 0, "delta": delta, "finish_reason": None}
+        if not self.sent_role:
+            delta["role"] = "assistant"
+            self.sent_role = True
+        payload: Dict[str, object] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
+        if "finish_reason" in extra:
+            choice["finish_reason"] = extra.pop("finish_reason")
+        payload.update(extra)
+        return _event(payload)
+
+    def chunk(self, chunk: ChatChunk) -> Optional[bytes]:
+        """The event of a chunk, or ``None`` for reasoning left out."""
+        if chunk.kind == "reasoning":
+            if not self.reasoning:
+                return None
+            if self.format == "openai":
+                return self._openai({"reasoning_content": chunk.reasoning})
+            return _event({"reasoning": chunk.reasoning})
+        if self.format == "openai":
+            return self._openai({"content": chunk.text})
+        return _event({"text": chunk.text})
+
+    def end(self, result: Result) -> bytes:
+        """The events closing a completed reply: finish reason and usage."""
+        data = result.data
+        usage = data.get("usage") or {}
+        finish_reason = data.get("finish_reason") or "stop"
+        if self.format == "text":
+            return _event(
+                {"finish_reason": finish_reason, "model": data.get("model"), "usage": usage},
+                "done",
+            )
+        self.model = data.get("model") or self.model
+        final = self._openai(
+            {},
+            finish_reason=finish_reason,
+            usage={
+                "prompt_tokens": usage.get("input_tokens"),
+                "completion_tokens": usage.get("output_tokens"),
+                "total_tokens": usage.get("total_tokens"),
+            },
+        )
+        return final + b"data: [DONE]\n\n"
+
+    @staticmethod
+    def error(error: BaseException, partial_chars: int) -> bytes:
+        """The final event of a reply that failed: fixed texts only."""
+        if isinstance(error, Error):
+            kind, message = error.kind, _public(error)[1]
+        else:
+            kind, message = "internal", "internal error"
+        return _event(
+            {"error": {"type": kind, "message": message, "partial_chars": partial_chars}},
+            "error",
+        )
+
+
+async def stream_response(
+    stream: AsyncChatStream,
+    *,
+    format: StreamFormat = "openai",
+    model: Optional[str] = None,
+    include_reasoning: bool = False,
+    headers: Optional[Mapping[str, str]] = None,
+) -> Response:
+    """Answers with ``stream`` as server-sent events (``text/event-stream``).
+
+    The stream is opened first: one that cannot open (every provider down,
+    refused, …) answers with the same HTTP error as a plain call
+    (:func:`error_response`), before any event. Then, with
+    ``format="openai"``, one OpenAI ``chat.completion.chunk`` per chunk
+    (``model`` names the model in them until the final chunk, which has
+    the model that answered, the ``finish_reason`` and the ``usage``),
+    then ``data: [DONE]``; with ``format="text"``, ``{"text": ...}`` per
+    chunk, then an ``event: done`` with ``finish_reason``, ``model`` and
+    ``usage``. Hidden reasoning is left out unless ``include_reasoning``
+    (as ``reasoning_content`` deltas, or ``{"reasoning": ...}``).
+
+    A failure after the first chunk ends the reply with an ``event: error``
+    whose data is ``{"error": {"type": kind, "message": fixed text,
+    "partial_chars": characters sent}}``; the details go to the server log.
+    A client that disconnects closes the upstream request.
+    """
+    events = _Events(format, model, include_reasoning)
+    try:
+        first: Optional[ChatChunk] = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except Error as error:
+        stream.close()
+        _log.warning("a stream failed to open: %s (%s)", error.kind, error)
+        return error_response(error)
+
+    async def body() -> AsyncIterator[bytes]:
+        chunk = first
+        try:
+            while chunk is not None:
+                event = events.chunk(chunk)
+                if event is not None:
+                    yield event
+                try:
+                    chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
+            yield events.end(stream.result)
+        except Exception as error:
+            if isinstance(error, Error):
+                _log.warning("a stream failed: %s (%s)", error.kind, error)
+            else:
+                _log.exception("a stream failed")
+            yield events.error(error, len(stream.text))
+        finally:
+            # Also when the client disconnected (the task is cancelled).
+            stream.close()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+    )

@@ -82,6 +82,14 @@ class Emulator:
         :meth:`clear_faults`."""
         self._native.fault_always(path, fault)
 
+    def stream(self, provider: str, delay: float = 0.0) -> str:
+        """Answers ``provider``'s chat requests with its recorded stream
+        (what streamed calls read), one event every ``delay`` seconds, and
+        returns the path it answers, for faults such as
+        ``Fault.at_chunk(3, "cut")``. Plain chat calls to that provider
+        then receive the stream too."""
+        return self._native.stream(provider, delay)
+
     def clear_faults(self) -> None:
         """Removes every injected fault."""
         self._native.clear_faults()

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::batch::{Batch, BatchProgress};
 use crate::clock::FakeClock;
 use crate::result::CallResult;
+use crate::stream::{AsyncChatStream, ChatStream};
 use crate::{bridge, convert, errors, logs};
 
 /// One polyrelay client: providers, breakers, limits and cache, shared by
@@ -46,6 +47,24 @@ impl Client {
             None => Value::Null,
         };
         Request::parse(capability, params).map_err(|e| errors::to_py(py, e))
+    }
+
+    /// A core stream of `capability`, its parameters checked.
+    fn open_stream(
+        &self,
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<polyrelay::ChatStream> {
+        logs::refresh(py);
+        let client = self.core(py)?;
+        let params = match params {
+            Some(params) => convert::params(py, params)?,
+            None => Value::Null,
+        };
+        client
+            .stream(capability, params)
+            .map_err(|e| errors::to_py(py, e))
     }
 }
 
@@ -145,6 +164,32 @@ impl Client {
         bridge::awaitable(py, async move {
             client.request(request).await.map(CallResult::new)
         })
+    }
+
+    /// Opens a streamed answer of `capability` (only `llm.chat` streams),
+    /// read with `for`. Parameters are checked now; nothing is sent before
+    /// the first chunk is asked for.
+    #[pyo3(signature = (capability, params=None))]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<ChatStream> {
+        Ok(ChatStream::new(self.open_stream(py, capability, params)?))
+    }
+
+    /// [`stream`](Self::stream), read with `async for`.
+    #[pyo3(signature = (capability, params=None))]
+    fn astream(
+        &self,
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<AsyncChatStream> {
+        Ok(AsyncChatStream::new(
+            self.open_stream(py, capability, params)?,
+        ))
     }
 
     /// Calls `capability` once per item of `params` with at most

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use polyrelay::emulation::{self, Fault as CoreFault, RecordedRequest as CoreRequest, Reply};
+use polyrelay::emulation::{
+    self, ChunkFault, Fault as CoreFault, Method, RecordedRequest as CoreRequest, Reply,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -67,6 +69,28 @@ impl Emulator {
         let emulator = self.running()?;
         py.detach(|| emulator.fault_always(path, fault.inner.clone()));
         Ok(())
+    }
+
+    /// Serves `provider`'s recorded `llm.chat` stream as timed chunks, one
+    /// event each, sent `delay` seconds apart; returns the path it answers
+    /// (its plain chat reply is no longer served there).
+    #[pyo3(signature = (provider, delay = 0.0))]
+    fn stream(&self, py: Python<'_>, provider: &str, delay: f64) -> PyResult<String> {
+        let emulator = self.running()?;
+        let delay = seconds(delay)?;
+        let found = polyrelay::internal::find_provider(provider)
+            .ok_or_else(|| PyValueError::new_err(format!("no built-in provider `{provider}`")))?;
+        let (path, reply) = found
+            .streams_chat()
+            .and_then(|streams| {
+                let fixture = streams.stream_fixtures().first()?;
+                let reply = emulation::stream_reply(found, delay)?;
+                Some((format!("/{provider}{}", fixture.path), reply))
+            })
+            .ok_or_else(|| PyValueError::new_err(format!("`{provider}` does not stream")))?;
+        let route = path.clone();
+        py.detach(move || emulator.route(Method::POST, &route, reply));
+        Ok(path)
     }
 
     /// Removes every fault.
@@ -272,6 +296,31 @@ impl Fault {
             CoreFault::ReplaceBody(body.into()),
             "replace_body(...)".into(),
         )
+    }
+
+    /// Misbehave at chunk `index` (from 0) of a streamed reply: `"cut"`
+    /// the connection, `"stall"` (send nothing more, never end), `"insert"`
+    /// `body` before the chunk (a malformed event), or `"end_with"` `body`
+    /// instead of the rest (an error event).
+    #[staticmethod]
+    #[pyo3(signature = (index, action, body = None))]
+    fn at_chunk(index: usize, action: &str, body: Option<Vec<u8>>) -> PyResult<Self> {
+        let fault = match (action, body) {
+            ("cut", None) => ChunkFault::Cut,
+            ("stall", None) => ChunkFault::Stall,
+            ("insert", Some(body)) => ChunkFault::Insert(body.into()),
+            ("end_with", Some(body)) => ChunkFault::EndWith(body.into()),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "action must be \"cut\" or \"stall\" (without a body), \
+                     or \"insert\" or \"end_with\" (with one)",
+                ))
+            }
+        };
+        Ok(Self::new(
+            CoreFault::AtChunk(index, fault),
+            format!("at_chunk({index}, {action:?})"),
+        ))
     }
 
     fn __repr__(&self) -> String {

@@ -34,6 +34,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::AllProvidersFailed => "AllProvidersFailedError",
         ErrorKind::Usage => "UsageError",
         ErrorKind::ContentFiltered => "ContentFilteredError",
+        ErrorKind::StreamInterrupted => "StreamInterruptedError",
         // A kind added to the core later, before it has its own class.
         _ => "Error",
     }
@@ -127,6 +128,16 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
             details.set_item("capability", capability)?;
             details.set_item("provider", provider)?;
             details.set_item("reason", reason)?;
+        }
+        Error::StreamInterrupted {
+            capability,
+            provider,
+            partial,
+            ..
+        } => {
+            details.set_item("capability", capability)?;
+            details.set_item("provider", provider)?;
+            details.set_item("partial_text", partial)?;
         }
         Error::Timeout {
             capability,

@@ -17,6 +17,7 @@ mod errors;
 mod logs;
 mod parameters;
 mod result;
+mod stream;
 #[cfg(feature = "testing")]
 mod testing;
 
@@ -51,6 +52,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<result::CallResult>()?;
+    m.add_class::<stream::PyChatChunk>()?;
+    m.add_class::<stream::ChatStream>()?;
+    m.add_class::<stream::AsyncChatStream>()?;
     m.add_class::<batch::BatchProgress>()?;
     m.add_class::<emulator::Emulator>()?;
     m.add_class::<emulator::Fault>()?;

@@ -5,7 +5,7 @@ dependency, require_user with a stateless verifier, and the error table
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import jwt
 import pytest
@@ -16,7 +16,13 @@ import polyrelay
 from polyrelay import _native
 from polyrelay.auth import Key, Keyset, TokenIssuer, Verifier
 from polyrelay.exceptions import AuthUnavailableError, TokenExpiredError
-from polyrelay.fastapi import error_response, lifespan, polyrelay_client, require_user
+from polyrelay.fastapi import (
+    error_response,
+    lifespan,
+    polyrelay_client,
+    require_user,
+    stream_response,
+)
 from polyrelay.testing import Emulator
 
 SECRET = b"an HMAC secret that is 32 bytes+"
@@ -159,3 +165,45 @@ def test_provider_key_problems_do_not_leak_key_names(kind: str) -> None:
     assert response.status_code == 503
     text = bytes(response.body).decode()
     assert "OPENWEATHER" not in text and "openweathermap" not in text
+
+
+async def events_of(response: Any) -> List[Tuple[Optional[str], Any]]:
+    """A streamed response's server-sent events: (event name, decoded data)."""
+    body = b"".join([chunk async for chunk in response.body_iterator]).decode()
+    events = []
+    for block in body.split("\n\n")[:-1]:
+        name = None
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            else:
+                data = line[len("data: ") :]
+        events.append((name, data if data == "[DONE]" else json.loads(data)))
+    return events
+
+
+async def test_stream_response_formats_and_reasoning(emu: Emulator) -> None:
+    emu.stream("deepseek")
+    config = {"cache": {"enabled": False}, "capabilities": {"llm.chat": {"chain": ["deepseek"]}}}
+    hello = [{"role": "user", "content": "hi"}]
+    async with polyrelay.AsyncClient(config, api_keys={"deepseek": "k"}) as client:
+        plain = await stream_response(client.llm.stream(messages=hello), model="m")
+        assert plain.media_type == "text/event-stream"
+        openai = await events_of(plain)
+        text = await events_of(
+            await stream_response(
+                client.llm.stream(messages=hello), format="text", include_reasoning=True
+            )
+        )
+    # Reasoning is left out by default: the first delta is the answer's.
+    deltas = [data["choices"][0]["delta"] for _, data in openai[:-1]]
+    assert deltas[0] == {"role": "assistant", "content": "Paris"}
+    assert "".join(d.get("content", "") for d in deltas) == "Paris."
+    assert openai[0][1]["model"] == "m" and openai[-2][1]["model"] == "deepseek-reasoner"
+    assert openai[-1] == (None, "[DONE]")
+    reasoning = [data["reasoning"] for _, data in text if "reasoning" in data]
+    assert reasoning and reasoning[0] == "The user"
+    assert "".join(data.get("text", "") for _, data in text) == "Paris."
+    name, done = text[-1]
+    assert name == "done" and done["finish_reason"] == "stop" and done["model"] == "deepseek-reasoner"
+    assert done["usage"]["output_tokens"] > 0

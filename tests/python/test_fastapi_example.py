@@ -3,6 +3,7 @@ its providers pointed at the polyrelay emulator running in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,8 +14,9 @@ import urllib.error
 import urllib.request
 from email.message import Message
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import httpx
 import pytest
 
 from polyrelay.testing import Emulator, Fault, emulator
@@ -396,3 +398,120 @@ def test_provider_outage_answers_503_with_a_clean_body(app: App) -> None:
     log = app.log.read_text()
     assert "all_providers_failed" in log
     assert PROVIDER_KEY not in log
+
+
+#: OpenRouter's recorded stream: events 0 and 1 are comments (keep-alives),
+#: events 2-8 carry these texts.
+STREAM_TEXTS = ["The", " capital", " of", " France", " is", " Paris", "."]
+CHAT = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[Tuple[Optional[str], str]]:
+    """Server-sent events as ``(event name or None, data)``, as they arrive."""
+    event: Optional[str] = None
+    data: List[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("event: "):
+            event = line[len("event: ") :]
+        elif line.startswith("data: "):
+            data.append(line[len("data: ") :])
+
+
+def open_stream(
+    app: App, http: httpx.Client, body: Dict[str, Any] = CHAT
+) -> "contextlib.AbstractContextManager[httpx.Response]":
+    token = app.login("alice")["access_token"]
+    return http.stream(
+        "POST",
+        app.base_url + "/ai/chat/stream",
+        json=body,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+
+
+def test_chat_stream_answers_openai_chunks_as_server_sent_events(app: App) -> None:
+    path = app.emu.stream("openrouter", delay=0.01)
+    with httpx.Client(trust_env=False) as http, open_stream(app, http) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        events = list(sse_events(response.iter_lines()))
+    assert events[-1] == (None, "[DONE]")
+    chunks = [json.loads(data) for name, data in events[:-1]]
+    assert all(name is None for name, _ in events)
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"].startswith("chatcmpl-")
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0]["role"] == "assistant"
+    assert [d.get("content") for d in deltas[:-1]] == STREAM_TEXTS
+    final = chunks[-1]
+    assert final["choices"][0]["finish_reason"] == "stop" and deltas[-1] == {}
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    assert set(final["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert isinstance(final["usage"]["completion_tokens"], int)
+    assert final["model"], "the final chunk names the model that answered"
+    [sent] = app.emu.requests(path)[-1:]
+    assert json.loads(sent.body)["stream"] is True and not sent.closed_early
+
+
+def test_chat_stream_that_cannot_open_answers_an_http_error(app: App) -> None:
+    app.emu.stream("openrouter")
+    app.emu.fault_always("/openrouter/*", Fault.status(503))
+    app.emu.fault_always("/ollama/*", Fault.status(503))
+    try:
+        with httpx.Client(trust_env=False) as http, open_stream(app, http) as response:
+            response.read()
+    finally:
+        app.emu.clear_faults()
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "provider_error",
+        "message": "the upstream service is unavailable",
+    }
+    with httpx.Client(trust_env=False) as http, open_stream(app, http, {"messages": []}) as invalid:
+        invalid.read()
+    assert invalid.status_code == 422 and invalid.json()["field"] == "messages"
+
+
+def test_chat_stream_failing_midway_ends_with_an_error_event(app: App) -> None:
+    path = app.emu.stream("openrouter")
+    app.emu.fault_next(path, Fault.at_chunk(5, "cut"))
+    ollama = app.emu.hits("/ollama/*")
+    with httpx.Client(trust_env=False) as http, open_stream(app, http) as response:
+        assert response.status_code == 200
+        events = list(sse_events(response.iter_lines()))
+    *chunks, (name, data) = events
+    assert [json.loads(d)["choices"][0]["delta"]["content"] for _, d in chunks] == STREAM_TEXTS[:3]
+    assert name == "error"
+    assert json.loads(data) == {
+        "error": {
+            "type": "stream_interrupted",
+            "message": "the upstream stream was interrupted",
+            "partial_chars": len("The capital of"),
+        }
+    }
+    for leak in ("openrouter", CHAT_KEY, "Traceback", "attempt"):
+        assert leak not in data, leak
+    assert app.emu.hits("/ollama/*") == ollama, "mid_stream = error: nobody continues"
+    log = app.log.read_text()
+    assert "stream_interrupted" in log and CHAT_KEY not in log
+
+
+def test_a_client_leaving_a_chat_stream_closes_the_upstream_request(app: App) -> None:
+    path = app.emu.stream("openrouter")
+    # The provider stalls after two texts: only the client leaving ends it.
+    app.emu.fault_next(path, Fault.at_chunk(4, "stall"))
+    before = len(app.emu.requests(path))
+    with httpx.Client(trust_env=False) as http, open_stream(app, http) as response:
+        events = sse_events(response.iter_lines())
+        texts = [json.loads(next(events)[1])["choices"][0]["delta"]["content"] for _ in range(2)]
+        assert texts == STREAM_TEXTS[:2]
+    # The connection is closed here, with the provider still stalled.
+    [abandoned] = app.emu.wait_for_closed_early(path, 1, 5.0)[-1:]
+    assert abandoned.closed_early
+    assert len(app.emu.requests(path)) == before + 1

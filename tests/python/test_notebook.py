@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import nbformat
 import pytest
@@ -41,14 +41,27 @@ def outputs(cell: Any, mime: str) -> List[str]:
     return found
 
 
+class RecordingClient(NotebookClient):
+    """Runs a notebook, keeping every ``update_display_data`` message (the
+    final notebook only shows each display's last state)."""
+
+    updates: List[Tuple[Any, Dict[str, Any]]]
+
+    def process_message(self, msg: Dict[str, Any], cell: Any, cell_index: int) -> Any:
+        if msg["msg_type"] == "update_display_data":
+            self.updates.append((cell.get("id"), msg["content"]["data"]))
+        return super().process_message(msg, cell, cell_index)
+
+
 def test_the_tour_notebook_runs_in_a_real_kernel(kernel: str, tmp_path: Path) -> None:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    runner = NotebookClient(
+    runner = RecordingClient(
         notebook,
         kernel_name=kernel,
         timeout=120,
         resources={"metadata": {"path": str(tmp_path)}},
     )
+    runner.updates = []
     runner.execute()
     cells = {cell.get("id"): cell for cell in notebook.cells}
     for cell in notebook.cells:
@@ -84,3 +97,15 @@ def test_the_tour_notebook_runs_in_a_real_kernel(kernel: str, tmp_path: Path) ->
     assert async_batch == (
         "[('Oslo', False), ('Berlin', False), ('Rome', True), ('Madrid', False)]"
     )
+
+    # The streamed answer was shown as it arrived: the display was updated
+    # with partial texts before the whole one.
+    answer = "The capital of France is Paris."
+    shown = [data["text/plain"] for cell, data in runner.updates if cell == "stream"]
+    assert shown and shown[-1] == answer
+    assert any(answer.startswith(text) and text != answer for text in shown), shown
+    [stream_html] = outputs(cells["stream"], "text/html")
+    assert stream_html == f'<div style="white-space:pre-wrap">{answer}</div>'
+    assert outputs(cells["stream"], "text/plain")[-1] == "('groq', 8)"
+    [async_texts] = outputs(cells["astream"], "text/plain")[-1:]
+    assert async_texts == "['The', ' capital', ' of', ' France', ' is', ' Paris', '.']"
