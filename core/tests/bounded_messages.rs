@@ -56,6 +56,7 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
         LlmEmbeddings => vec![
             json!({"inputs": ["first", "second"], "model": "text-embedding-3-small", "purpose": "query"}),
             json!({"inputs": "one text", "purpose": "document"}),
+            json!({"inputs": "one text", "space": "openai/text-embedding-3-small"}),
         ],
         DrugLabel => vec![json!({"name": "ibuprofen", "limit": 5})],
         LiteratureSearch | BooksSearch | VideoSearch => {
