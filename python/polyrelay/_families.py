@@ -167,11 +167,16 @@ class Llm(Family[R], Generic[R, S]):
         inputs: Names,
         model: Optional[str] = None,
         purpose: Literal["document", "query"] = "document",
+        space: Optional[str] = None,
     ) -> R:
         """Embedding vectors of ``inputs``, one text or several
-        (``llm.embeddings``)."""
+        (``llm.embeddings``). Every result names its vector ``space``
+        (``provider/model``); pass it back as ``space`` to pin an index's
+        later calls to that provider and model, never another."""
         texts = inputs if isinstance(inputs, str) else list(inputs)
-        return self._call("llm.embeddings", inputs=texts, model=model, purpose=purpose)
+        return self._call(
+            "llm.embeddings", inputs=texts, model=model, purpose=purpose, space=space
+        )
 
 
 class Geo(Family[R]):

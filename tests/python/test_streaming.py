@@ -402,6 +402,7 @@ async def test_a_second_reader_is_refused_and_aclose_ends_a_pending_read(
     async with aclient("groq") as c:
         stream = c.llm.stream(messages=HELLO)
         first = stream.__anext__()  # pending: the provider stalls
+        emu.wait_for_requests(path, 1, 5.0)  # sent: closing must close it
         with pytest.raises(polyrelay.UsageError, match="already being read"):
             await stream.__anext__()
         await stream.aclose()
