@@ -35,6 +35,7 @@ use futures::{Stream, StreamExt};
 use crate::answer::{Answer, Envelope};
 use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
+use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
 use crate::engine::{Engine, Exchange, ProviderSlot};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
@@ -142,7 +143,8 @@ impl fmt::Debug for ChatStream {
 impl ChatStream {
     pub(crate) fn new(engine: Arc<Engine>, query: ChatQuery) -> Self {
         let reading = Reading::new(engine, query);
-        let chunks = futures::stream::unfold(reading, |mut reading| async move {
+        // Boxed: the state moves in and out of `unfold` at every chunk.
+        let chunks = futures::stream::unfold(Box::new(reading), |mut reading| async move {
             let chunk = reading.next_chunk().await?;
             Some((chunk, reading))
         });
@@ -181,9 +183,15 @@ pub(crate) struct OpenStream {
     body: BodyStream,
     decoder: ChatStreamDecoder,
     /// Decoded, not yet handed on.
-    deltas: VecDeque<ChatDelta>,
+    deltas: Vec<ChatDelta>,
     /// The body has ended.
     ended: bool,
+    /// When the last piece of the body came (monotonic).
+    last_chunk_at: Duration,
+    /// The stall timer, set for a moment no later than `last_chunk_at` +
+    /// `chunk_timeout`: kept across chunks and re-armed only when it fires
+    /// early, rather than one timer (an allocation) per chunk.
+    stall: Option<Sleep>,
 }
 
 impl Exchange for StreamOpening<'_> {
@@ -236,8 +244,10 @@ impl Exchange for StreamOpening<'_> {
             slot: Arc::clone(slot),
             body,
             decoder: ChatStreamDecoder::new(streams.framing()),
-            deltas: VecDeque::new(),
+            deltas: Vec::new(),
             ended: false,
+            last_chunk_at: Duration::ZERO,
+            stall: None,
         };
         let mut decoded = Vec::new();
         // Up to the first text, or the end of an answer without any.
@@ -261,7 +271,8 @@ impl Exchange for StreamOpening<'_> {
             decoded.iter().for_each(|d| answer.push(d));
             answer.finish()?;
         }
-        open.deltas.extend(decoded);
+        open.deltas = decoded;
+        open.last_chunk_at = engine.clock.now();
         Ok((open, status))
     }
 }
@@ -361,7 +372,7 @@ impl Reading {
                         Err(failure) => Err(failure),
                     };
                     if let Err(failure) = read {
-                        if let Err(error) = self.interrupted(&open, failure).await {
+                        if let Err(error) = self.interrupted(&open.slot, failure).await {
                             return Some(Err(error));
                         }
                     }
@@ -440,12 +451,13 @@ impl Reading {
             }
             self.read_body(open).await?;
         }
-        while let Some(delta) = open.deltas.pop_front() {
+        for delta in open.deltas.drain(..) {
             self.current.push(&delta);
             let chunk = match delta {
                 ChatDelta::Text(text) => ChatChunk::Text(text),
                 ChatDelta::Reasoning(text) => ChatChunk::Reasoning(text),
                 ChatDelta::Meta(_) => continue,
+                // What follows the final event is not read.
                 ChatDelta::End => return Ok(true),
             };
             if self.time_to_first_token.is_none() {
@@ -465,31 +477,39 @@ impl Reading {
         let clock = &self.engine.clock;
         let status = open.body.status;
         let mut next = std::pin::pin!(open.body.chunk());
-        // A chunk already there needs no timer (one allocation per chunk).
+        // A chunk already there needs no timer.
         let chunk = match futures::poll!(next.as_mut()) {
             Poll::Ready(chunk) => chunk?,
-            Poll::Pending => tokio::select! {
-                biased;
-                chunk = next => chunk?,
-                _ = clock.sleep_until(clock.now().saturating_add(chunk_timeout)) => {
-                    return Err(ProviderFailure::new(
-                        FailureClass::Transient,
-                        format!("no chunk within {:.3} s", chunk_timeout.as_secs_f64()),
-                    )
-                    .status(status))
+            Poll::Pending => loop {
+                let due = open.last_chunk_at.saturating_add(chunk_timeout);
+                let stall = open.stall.get_or_insert_with(|| clock.sleep_until(due));
+                tokio::select! {
+                    biased;
+                    chunk = next.as_mut() => break chunk?,
+                    _ = stall => {
+                        open.stall = None;
+                        if clock.now() >= due {
+                            return Err(ProviderFailure::new(
+                                FailureClass::Transient,
+                                format!("no chunk within {:.3} s", chunk_timeout.as_secs_f64()),
+                            )
+                            .status(status));
+                        }
+                    }
                 }
             },
         };
-        let mut decoded = Vec::new();
+        open.last_chunk_at = clock.now();
         let query = self.sent_query();
         match chunk {
-            Some(bytes) => open.decoder.push(streams, query, &bytes, &mut decoded)?,
+            Some(bytes) => open
+                .decoder
+                .push(streams, query, &bytes, &mut open.deltas)?,
             None => {
-                open.decoder.end(streams, query, &mut decoded)?;
+                open.decoder.end(streams, query, &mut open.deltas)?;
                 open.ended = true;
             }
         }
-        open.deltas.extend(decoded);
         Ok(())
     }
 
@@ -534,8 +554,7 @@ impl Reading {
     /// A failure after the first token: recorded against the provider,
     /// then the stream ends with [`Error::StreamInterrupted`] or, with
     /// `mid_stream = continue`, another provider continues it.
-    async fn interrupted(&mut self, open: &OpenStream, failure: ProviderFailure) -> Result<()> {
-        let slot = &open.slot;
+    async fn interrupted(&mut self, slot: &ProviderSlot, failure: ProviderFailure) -> Result<()> {
         let provider = slot.id();
         let failure = redact(failure, slot.key.as_ref());
         let written = self.current.text().to_string();

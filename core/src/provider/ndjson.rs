@@ -17,7 +17,7 @@ impl LineDecoder {
 
     /// Decodes `bytes`, appending the lines they complete to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<String>) {
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
             if self.line.is_empty() {
                 emit(&bytes[..end], out);
             } else {
@@ -39,7 +39,10 @@ impl LineDecoder {
 fn emit(line: &[u8], out: &mut Vec<String>) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if !line.trim_ascii().is_empty() {
-        out.push(String::from_utf8_lossy(line).into_owned());
+        out.push(match std::str::from_utf8(line) {
+            Ok(line) => line.to_string(),
+            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        });
     }
 }
 

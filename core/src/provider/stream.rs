@@ -12,6 +12,8 @@
 //! provider's final frame is caught by
 //! [`ChatAccumulator::finish`](crate::capability::llm::ChatAccumulator::finish).
 
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 
 use super::ndjson::LineDecoder;
@@ -34,7 +36,7 @@ pub enum Framing {
 pub struct Frame {
     /// The SSE event type (`message` when the event names none); empty for
     /// NDJSON.
-    pub event: String,
+    pub event: Cow<'static, str>,
     /// The event's data, or the NDJSON line.
     pub data: String,
 }
@@ -184,7 +186,7 @@ pub(crate) fn streaming(mut request: HttpRequest) -> HttpRequest {
 
 fn ndjson_frame(data: String) -> Frame {
     Frame {
-        event: String::new(),
+        event: Cow::Borrowed(""),
         data,
     }
 }
