@@ -424,10 +424,12 @@ impl Reading {
             first_token_timeout: self.settings.first_token_timeout,
         };
         let span = tracing::info_span!("polyrelay.stream", capability = "llm.chat");
-        let walked = tracing::Instrument::instrument(
+        // Boxed: the chain's future is large, and inline it would make the
+        // future of every chunk's read as large.
+        let walked = Box::pin(tracing::Instrument::instrument(
             self.engine.walk_chain(&opening, &self.interrupted),
             span,
-        )
+        ))
         .await;
         match walked {
             Ok((open, attempts)) => {
