@@ -27,6 +27,7 @@ use crate::resilience::retry::Backoff;
 use crate::state::redis::ClientRedis;
 use crate::state::{InMemoryState, StateStore};
 use crate::stats::StatsCounters;
+use crate::stream::ChatStream;
 use crate::transport::Transport;
 
 /// One resilient client over every configured provider. Cheap to clone;
@@ -213,6 +214,7 @@ impl Client {
                     .as_ref()
                     .map(|hedge| Hedging::new(hedge, clock.clone())),
                 content_filtered_fallback: chain.content_filtered_fallback,
+                stream: chain.stream,
                 probe_answered: tokio::sync::Notify::new(),
                 ttl: chain.ttl,
             })
@@ -280,16 +282,49 @@ impl Client {
         let started = self.engine.clock.now();
         let capability = request.capability();
         let result = self.engine.call(request).await?;
-        Ok(Envelope {
+        let mut envelope = Envelope::new(
             capability,
-            provider: result.answer.provider,
-            cached: result.cached,
-            stale: result.stale,
-            fetched_at: result.answer.fetched_at,
-            attempts: result.attempts,
-            elapsed: self.engine.clock.now().saturating_sub(started),
-            answer: result.answer,
-        })
+            result.answer,
+            result.cached,
+            result.attempts,
+            self.engine.clock.now().saturating_sub(started),
+        );
+        envelope.stale = result.stale;
+        Ok(envelope)
+    }
+
+    /// Streams `capability`'s answer as it is written: see [`ChatStream`].
+    /// Only `llm.chat` streams. `params` are those of [`Client::call`]
+    /// (`"stream": true`, as in an OpenAI request body, is accepted) and
+    /// are validated now: a bad parameter fails here, before any network
+    /// call. The stream opens on its first `next`.
+    pub fn stream(&self, capability: &str, mut params: Value) -> Result<ChatStream> {
+        if capability != CapabilityId::LlmChat.as_str() {
+            return Err(crate::Error::invalid(
+                "capability",
+                format!("`{capability}` does not stream: only llm.chat does"),
+            ));
+        }
+        if let Value::Object(fields) = &mut params {
+            if fields.get("stream") == Some(&Value::Bool(true)) {
+                fields.remove("stream");
+            }
+        }
+        self.stream_request(Request::parse(capability, params)?)
+    }
+
+    /// [`Client::stream`] with an already validated request.
+    pub fn stream_request(&self, request: Request) -> Result<ChatStream> {
+        match request {
+            Request::LlmChat(query) => Ok(ChatStream::new(Arc::clone(&self.engine), query)),
+            other => Err(crate::Error::invalid(
+                "capability",
+                format!(
+                    "`{}` does not stream: only llm.chat does",
+                    other.capability().as_str()
+                ),
+            )),
+        }
     }
 
     /// Provider ids of `capability`'s chain, in fallback order.
@@ -406,6 +441,25 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    pub(crate) fn new(
+        capability: CapabilityId,
+        answer: Arc<Answer>,
+        cached: bool,
+        attempts: Vec<Attempt>,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            capability,
+            provider: answer.provider,
+            cached,
+            stale: false,
+            fetched_at: answer.fetched_at,
+            attempts,
+            elapsed,
+            answer,
+        }
+    }
+
     /// The normalised answer.
     pub fn data(&self) -> &Data {
         &self.answer.data

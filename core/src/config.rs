@@ -178,6 +178,31 @@ pub struct CapabilitySettings {
     /// Whether a content-policy refusal is sent on to the next provider
     /// (default false: a refused prompt is not shopped around).
     pub content_filtered_fallback: bool,
+    /// Streams only: longest wait for a provider's first token once its
+    /// request is sent; a provider that is slower is passed over like one
+    /// that failed (default: the provider's attempt timeout).
+    #[serde(with = "crate::duration::serde_secs::option")]
+    pub first_token_timeout: Option<Duration>,
+    /// Streams only: longest silence between two chunks once a stream has
+    /// started; a longer stall interrupts the stream (default 30 s).
+    #[serde(with = "crate::duration::serde_secs::option")]
+    pub chunk_timeout: Option<Duration>,
+    /// Streams only: what a failure after the first token does.
+    pub mid_stream: MidStream,
+}
+
+/// What a stream does when its provider fails after the first token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MidStream {
+    /// The stream ends with [`Error::StreamInterrupted`](crate::Error::StreamInterrupted),
+    /// which carries the partial text and the trail.
+    #[default]
+    Error,
+    /// The next provider is asked to continue from the partial answer; the
+    /// consumer keeps receiving text, and the final chunk says which
+    /// provider wrote which part.
+    Continue,
 }
 
 /// Settings of one provider, after `[defaults]` and its own table are merged.

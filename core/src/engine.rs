@@ -41,14 +41,14 @@ use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::answer::Answer;
-use crate::capability::{CapabilityId, Data, Request};
+use crate::capability::{CapabilityId, Request};
 use crate::clock::SharedClock;
 use crate::config::ProviderSettings;
 use crate::error::{
     Attempt, AttemptOutcome, BenchCause, Error, FailureClass, ProviderFailure, SkipReason,
 };
 use crate::policy::{self, Facts};
-use crate::provider::{Auth, CallContext, HttpRequest, Provider, Step};
+use crate::provider::{Auth, CallContext, HttpRequest, KeyPlacement, Provider, Step};
 use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::hedge::{Hedging, RecentLatencies};
@@ -57,6 +57,7 @@ use crate::resilience::rate_limit::SlotLine;
 use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision};
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
+use crate::stream::StreamSettings;
 use crate::transport::{redact, BaseUrl, Transport};
 
 /// Most requests one provider turn may chain with [`Step::Next`].
@@ -175,6 +176,20 @@ impl ProviderSlot {
             .map(|(_, p)| p)
     }
 
+    /// The key and where the provider wants it, when it takes one.
+    pub(crate) fn key_placement(&self) -> Option<(&SecretString, KeyPlacement)> {
+        match (&self.key, self.provider.info().auth) {
+            (Some(key), Auth::Key { placement, .. }) => Some((key, placement)),
+            _ => None,
+        }
+    }
+
+    /// The provider's base URL, parsed once (`None` when it does not parse
+    /// as a plain base).
+    pub(crate) fn base(&self) -> Option<&BaseUrl> {
+        self.base.as_ref()
+    }
+
     /// The provider cannot be called without a key, and none is set.
     pub(crate) fn missing_key(&self) -> bool {
         self.key.is_none()
@@ -233,6 +248,8 @@ pub(crate) struct Chain {
     pub min_fallback_time: Duration,
     pub hedging: Option<Hedging>,
     pub content_filtered_fallback: bool,
+    /// How streams of this capability are read.
+    pub stream: StreamSettings,
     /// Wakes calls of this chain that are waiting when a last-resort probe
     /// gets an answer: the provider it found may be the one they need.
     pub probe_answered: tokio::sync::Notify,
@@ -256,8 +273,8 @@ pub(crate) struct Engine {
 }
 
 /// How one provider's turn ended.
-enum Turn {
-    Answered(Arc<Answer>),
+enum Turn<A> {
+    Answered(A),
     /// Failed or skipped; the chain goes on.
     Failed,
     /// The provider refused the content (in these words) and the chain
@@ -268,8 +285,8 @@ enum Turn {
 
 /// One provider's turn: how it ended, its trail entry, and when asking it
 /// again within this call could make sense.
-struct TurnEnd {
-    turn: Turn,
+struct TurnEnd<A> {
+    turn: Turn<A>,
     entry: Attempt,
     again_at: Option<Duration>,
     line: LineWait,
@@ -412,7 +429,7 @@ impl<'a> Walk<'a> {
     /// without a wait, malformed reply) may be asked once more in this call,
     /// after a backoff pause and with a single try: providers flap, and the
     /// one that failed a moment ago may be the one that can answer now.
-    fn record(&mut self, i: usize, end: &mut TurnEnd, now: Duration) {
+    fn record<A>(&mut self, i: usize, end: &mut TurnEnd<A>, now: Duration) {
         let slot = &self.chain.slots[i];
         let state = &mut self.slots[i];
         let unhealthy = matches!(
@@ -605,14 +622,25 @@ impl Engine {
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let span =
             tracing::info_span!("polyrelay.call", capability = request.capability().as_str());
-        self.walk_chain(request).instrument(span).await
+        self.walk_chain(&Plain(request), &[]).instrument(span).await
     }
 
-    async fn walk_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
-        let capability = request.capability();
+    /// The fallback chain under one total deadline: the first answer of
+    /// exchange `x`, with the trail. Providers in `exclude` are not asked.
+    pub(crate) async fn walk_chain<X: Exchange>(
+        &self,
+        x: &X,
+        exclude: &[&str],
+    ) -> Result<(X::Answer, Vec<Attempt>), Error> {
+        let capability = x.request().capability();
         let chain = self.chain(capability);
         let started = self.clock.now();
         let mut walk = Walk::new(chain, capability, started);
+        for (state, slot) in walk.slots.iter_mut().zip(&chain.slots) {
+            if exclude.contains(&slot.id()) {
+                state.ready = None;
+            }
+        }
         if let Some(hedging) = &chain.hedging {
             hedging.deposit();
         }
@@ -620,7 +648,7 @@ impl Engine {
         // Probe answers up to here have been looked at.
         let mut looked = started;
         loop {
-            match self.pass(request, &mut walk, probe.take()).await {
+            match self.pass(x, &mut walk, probe.take()).await {
                 Turn::Answered(answer) => return Ok((answer, walk.attempts)),
                 Turn::DeadlinePassed => return Err(walk.failure(true, self.clock.wall())),
                 Turn::Refused(reason) => return Err(content_filtered(walk, reason)),
@@ -720,12 +748,12 @@ impl Engine {
 
     /// One pass: asks, in chain order, every provider that may be asked
     /// now. `probe` makes provider `i`'s turn a last-resort probe.
-    async fn pass(
+    async fn pass<X: Exchange>(
         &self,
-        request: &Request,
+        x: &X,
         walk: &mut Walk<'_>,
         mut probe: Option<(usize, ProbeGuard)>,
-    ) -> Turn {
+    ) -> Turn<X::Answer> {
         let chain = walk.chain;
         let slots = &chain.slots;
         let mut i = 0;
@@ -760,12 +788,12 @@ impl Engine {
                 wait_until: stop_at.min(now.saturating_add(walk.wait_left())),
             };
             let hedge = match (&chain.hedging, plan.probe.is_none()) {
-                (Some(hedging), true) => self.hedge_partner(request, walk, i, now, hedging),
+                (Some(hedging), true) => self.hedge_partner(x, walk, i, now, hedging),
                 _ => None,
             };
             let turn = match hedge {
                 Some((j, after)) => {
-                    let (turn, asked) = self.hedged_turns(request, walk, i, j, plan, after).await;
+                    let (turn, asked) = self.hedged_turns(x, walk, i, j, plan, after).await;
                     if asked {
                         // The partner had its turn: the pass goes on after it.
                         i = j;
@@ -773,7 +801,7 @@ impl Engine {
                     turn
                 }
                 None => {
-                    let mut end = self.provider_turn(&slots[i], request, plan).await;
+                    let mut end = self.provider_turn(&slots[i], x, plan).await;
                     walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }
@@ -789,9 +817,9 @@ impl Engine {
     /// The provider to hedge provider `i` with, and after how long: the next
     /// provider that can be asked now, when `i`'s request is safe to send
     /// twice (a GET, or a provider that de-duplicates by idempotency key).
-    fn hedge_partner(
+    fn hedge_partner<X: Exchange>(
         &self,
-        request: &Request,
+        x: &X,
         walk: &Walk<'_>,
         i: usize,
         now: Duration,
@@ -803,10 +831,7 @@ impl Engine {
             user_agent: &self.user_agent,
         };
         let repeatable = slot.provider.idempotency_header().is_some()
-            || slot
-                .provider
-                .request(request, &ctx)
-                .is_ok_and(|r| r.is_idempotent());
+            || x.first_request(slot, &ctx).is_ok_and(|r| r.is_idempotent());
         if !repeatable || !slot.looks_available(walk.capability, now) {
             return None;
         }
@@ -821,21 +846,21 @@ impl Engine {
     /// after `after` and the hedge budget allows. The first answer wins and
     /// the other turn is cancelled (its request closed). Returns the pass's
     /// outcome and whether `j` was asked.
-    async fn hedged_turns(
+    async fn hedged_turns<X: Exchange>(
         &self,
-        request: &Request,
+        x: &X,
         walk: &mut Walk<'_>,
         i: usize,
         j: usize,
         plan: TurnPlan,
         after: Duration,
-    ) -> (Turn, bool) {
+    ) -> (Turn<X::Answer>, bool) {
         let chain = walk.chain;
         let hedging = chain.hedging.as_ref();
         let slots = &chain.slots;
         let started = plan.started;
         let deadline = plan.deadline;
-        let mut first = std::pin::pin!(self.provider_turn(&slots[i], request, plan));
+        let mut first = std::pin::pin!(self.provider_turn(&slots[i], x, plan));
         let hedge_at = started.saturating_add(after);
         let end = tokio::select! {
             biased;
@@ -857,14 +882,13 @@ impl Engine {
                     wait_until: hedge_started,
                     others_left: true,
                 };
-                let mut second =
-                    std::pin::pin!(self.provider_turn(&slots[j], request, second_plan));
+                let mut second = std::pin::pin!(self.provider_turn(&slots[j], x, second_plan));
                 // Whichever answers first wins; a failure waits for the other.
                 let (winner, mut first_end, mut second_end) = tokio::select! {
                     end = &mut first => (0, Some(end), None),
                     end = &mut second => (1, None, Some(end)),
                 };
-                let won = |end: &Option<TurnEnd>| {
+                let won = |end: &Option<TurnEnd<X::Answer>>| {
                     end.as_ref()
                         .is_some_and(|e| matches!(e.turn, Turn::Answered(_)))
                 };
@@ -1003,12 +1027,12 @@ impl Engine {
     }
 
     /// One provider's turn: guards, tries with retry, and the trail entry.
-    async fn provider_turn(
+    async fn provider_turn<X: Exchange>(
         &self,
-        slot: &ProviderSlot,
-        request: &Request,
+        slot: &Arc<ProviderSlot>,
+        x: &X,
         plan: TurnPlan,
-    ) -> TurnEnd {
+    ) -> TurnEnd<X::Answer> {
         let id = slot.id();
         let started = plan.started;
         let ctx = CallContext {
@@ -1027,7 +1051,7 @@ impl Engine {
         };
         // Skips that cost nothing: the provider cannot serve this request,
         // has no key, or is benched.
-        let first = match slot.provider.request(request, &ctx) {
+        let first = match x.first_request(slot, &ctx) {
             Err(failure) => Err((
                 AttemptOutcome::Failed(failure.class),
                 format!("skipped: {failure}"),
@@ -1051,7 +1075,7 @@ impl Engine {
         let mut line = LineWait::default();
         let (turn, again_at) = match first {
             Ok(first) => {
-                self.tries(slot, request, &first, &plan, &mut entry, &mut line)
+                self.tries(slot, x, &first, &plan, &mut entry, &mut line)
                     .await
             }
             Err((outcome, reason, retry_after)) => {
@@ -1082,22 +1106,23 @@ impl Engine {
 
     /// The retry loop of one provider. Returns how the turn ended and when
     /// asking the provider again could make sense.
-    async fn tries(
+    async fn tries<X: Exchange>(
         &self,
-        slot: &ProviderSlot,
-        request: &Request,
+        slot: &Arc<ProviderSlot>,
+        x: &X,
         first: &HttpRequest,
         plan: &TurnPlan,
         entry: &mut Attempt,
         line: &mut LineWait,
-    ) -> (Turn, Option<Duration>) {
+    ) -> (Turn<X::Answer>, Option<Duration>) {
         let ctx = &CallContext {
             base_url: &slot.base_url,
             user_agent: &self.user_agent,
         };
         let id = slot.id();
         let retry: &RetryConfig = &slot.settings.retry;
-        let capability = request.capability();
+        let (try_timeout, awaited) = x.try_timeout(retry);
+        let capability = x.request().capability();
         let chain = self.chain(capability);
         let idempotency_key = (!first.is_idempotent())
             .then(|| slot.provider.idempotency_header())
@@ -1250,20 +1275,18 @@ impl Engine {
             };
 
             entry.tries += 1;
-            let attempt_deadline = sent_at.saturating_add(retry.attempt_timeout).min(stop_at);
+            let attempt_deadline = sent_at.saturating_add(try_timeout).min(stop_at);
             let span =
                 tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
             // Pinned in place: `select!` then moves a reference, not the
             // (large) future.
-            let exchange = std::pin::pin!(self
-                .exchange(
-                    slot,
-                    request,
-                    ctx,
-                    first,
-                    idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str())),
-                )
-                .instrument(span.clone()));
+            let idempotency = idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str()));
+            let exchange = std::pin::pin!(async {
+                x.exchange(self, slot, ctx, first, idempotency)
+                    .await
+                    .map_err(|failure| redact(failure, slot.key.as_ref()))
+            }
+            .instrument(span.clone()));
             let (result, timed_out) = tokio::select! {
                 biased;
                 result = exchange => (result, false),
@@ -1273,11 +1296,11 @@ impl Engine {
                         "cut off by the total deadline".to_string()
                     } else if attempt_deadline == stop_at {
                         format!(
-                            "no response within {:.3} s (the rest is kept for the next provider)",
+                            "no {awaited} within {:.3} s (the rest is kept for the next provider)",
                             attempt_deadline.saturating_sub(sent_at).as_secs_f64()
                         )
                     } else {
-                        format!("no response within {:.3} s", retry.attempt_timeout.as_secs_f64())
+                        format!("no {awaited} within {:.3} s", try_timeout.as_secs_f64())
                     },
                 )), true),
             };
@@ -1285,7 +1308,7 @@ impl Engine {
             let latency = now.saturating_sub(sent_at);
             slot.stats.request(latency);
             let failure = match result {
-                Ok((data, status, received_at)) => {
+                Ok((answer, status)) => {
                     slot.recent.record(latency);
                     let mut closed_breaker = false;
                     if let Some(permit) = permit {
@@ -1315,7 +1338,7 @@ impl Engine {
                         )
                     });
                     entry.outcome = AttemptOutcome::Answered;
-                    entry.status = status;
+                    entry.status = Some(status);
                     entry.reason = Cow::Borrowed(match &plan.probe {
                         Some(guard) => {
                             guard.answered();
@@ -1323,14 +1346,7 @@ impl Engine {
                         }
                         None => "answered",
                     });
-                    return (
-                        Turn::Answered(Arc::new(Answer {
-                            data,
-                            provider: id,
-                            fetched_at: received_at,
-                        })),
-                        None,
-                    );
+                    return (Turn::Answered(answer), None);
                 }
                 Err(failure) => failure,
             };
@@ -1453,47 +1469,93 @@ impl Engine {
             None => Err(None),
         }
     }
+}
 
-    /// One try: the provider's request (and follow-ups) over HTTP.
-    async fn exchange(
+/// What one try sends and what counts as its answer: a plain call's whole
+/// answer ([`Plain`]), or a stream up to its first token
+/// ([`StreamOpening`](crate::stream::StreamOpening)). Everything around a
+/// try (guards, retries, fallback, deadlines) is the same for both.
+pub(crate) trait Exchange: Sync {
+    /// What a try that succeeds returns.
+    type Answer: Send;
+
+    /// The validated request: its capability picks the chain and breakers.
+    fn request(&self) -> &Request;
+
+    /// The provider's first request, or why it cannot serve this call
+    /// (skipped at no cost).
+    fn first_request(
         &self,
         slot: &ProviderSlot,
-        request: &Request,
         ctx: &CallContext<'_>,
-        first: &HttpRequest,
-        idempotency: Option<(&'static str, &str)>,
-    ) -> Result<(Data, Option<u16>, DateTime<Utc>), ProviderFailure> {
-        let key = match (&slot.key, slot.provider.info().auth) {
-            (Some(key), Auth::Key { placement, .. }) => Some((key, placement)),
-            _ => None,
-        };
-        self.steps(slot, request, ctx, first, key, idempotency)
-            .await
-            .map_err(|failure| redact(failure, slot.key.as_ref()))
+    ) -> Result<HttpRequest, ProviderFailure>;
+
+    /// How long one try may take, and what it waits for (for the trail).
+    fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
+        (retry.attempt_timeout, "response")
     }
 
-    async fn steps(
+    /// One try, starting with `first`; the answer and its HTTP status.
+    fn exchange<'a>(
+        &'a self,
+        engine: &'a Engine,
+        slot: &'a Arc<ProviderSlot>,
+        ctx: &'a CallContext<'a>,
+        first: &'a HttpRequest,
+        idempotency: Option<(&'static str, &'a str)>,
+    ) -> impl std::future::Future<Output = Result<(Self::Answer, u16), ProviderFailure>> + Send + 'a;
+}
+
+/// A plain call: the provider's request and its follow-ups, read whole.
+struct Plain<'r>(&'r Request);
+
+impl Exchange for Plain<'_> {
+    type Answer = Arc<Answer>;
+
+    fn request(&self) -> &Request {
+        self.0
+    }
+
+    fn first_request(
         &self,
         slot: &ProviderSlot,
-        request: &Request,
         ctx: &CallContext<'_>,
-        first: &HttpRequest,
-        key: Option<(&SecretString, crate::provider::KeyPlacement)>,
-        idempotency: Option<(&'static str, &str)>,
-    ) -> Result<(Data, Option<u16>, DateTime<Utc>), ProviderFailure> {
+    ) -> Result<HttpRequest, ProviderFailure> {
+        slot.provider.request(self.0, ctx)
+    }
+
+    async fn exchange<'a>(
+        &'a self,
+        engine: &'a Engine,
+        slot: &'a Arc<ProviderSlot>,
+        ctx: &'a CallContext<'a>,
+        first: &'a HttpRequest,
+        idempotency: Option<(&'static str, &'a str)>,
+    ) -> Result<(Arc<Answer>, u16), ProviderFailure> {
         let mut follow_up: Option<HttpRequest> = None;
         for _ in 0..MAX_STEPS {
             let next = follow_up.as_ref().unwrap_or(first);
-            let response = self
+            let response = engine
                 .transport
-                .send(next, slot.base.as_ref(), key, idempotency, || {
-                    self.clock.wall()
-                })
+                .send(
+                    next,
+                    slot.base.as_ref(),
+                    slot.key_placement(),
+                    idempotency,
+                    || engine.clock.wall(),
+                )
                 .await?;
-            let (status, received_at) = (response.status, response.received_at);
-            match slot.provider.response(request, ctx, response)? {
+            let (status, fetched_at) = (response.status, response.received_at);
+            match slot.provider.response(self.0, ctx, response)? {
                 // Of the request's capability by construction (`serves!`).
-                Step::Done(data) => return Ok((data, Some(status), received_at)),
+                Step::Done(data) => {
+                    let answer = Answer {
+                        data,
+                        provider: slot.id(),
+                        fetched_at,
+                    };
+                    return Ok((Arc::new(answer), status));
+                }
                 Step::Next(request) => follow_up = Some(request),
             }
         }
@@ -1520,11 +1582,11 @@ fn refuse(entry: &mut Attempt, reason: SkipReason, text: String, retry_after: Op
 
 /// Records a breaker's refusal; returns how the turn ends and when to ask
 /// again.
-fn refuse_open(
+fn refuse_open<A>(
     entry: &mut Attempt,
     rejected: crate::resilience::breaker::Rejected,
     now: Duration,
-) -> (Turn, Option<Duration>) {
+) -> (Turn<A>, Option<Duration>) {
     refuse(
         entry,
         SkipReason::CircuitOpen,
@@ -1543,7 +1605,7 @@ fn refuse_open(
 }
 
 /// The trail entry of a hedged turn that lost the race.
-fn cancelled(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd {
+fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEnd<A> {
     slot.stats.outcome(AttemptOutcome::Cancelled.as_str());
     TurnEnd {
         turn: Turn::Failed,

@@ -441,6 +441,9 @@ pub enum ErrorKind {
     /// The API was used in a way that cannot work (e.g. a blocking call
     /// from inside a callback).
     Usage,
+    /// A stream failed after its first token; the error carries the
+    /// partial text.
+    StreamInterrupted,
 }
 
 impl ErrorKind {
@@ -460,6 +463,7 @@ impl ErrorKind {
             Self::ProviderError => "provider_error",
             Self::AllProvidersFailed => "all_providers_failed",
             Self::Usage => "usage",
+            Self::StreamInterrupted => "stream_interrupted",
         }
     }
 }
@@ -524,6 +528,22 @@ pub enum Error {
     Usage {
         /// What was wrong and what to do instead.
         message: String,
+    },
+    /// A stream failed after its first token and was not continued (the
+    /// capability's `mid_stream` is `error`, or no provider could continue
+    /// it). What was received is kept in `partial`.
+    #[error("{capability}: the stream from {provider} was interrupted after {} characters: {reason}", .partial.chars().count())]
+    StreamInterrupted {
+        /// The capability called.
+        capability: &'static str,
+        /// The provider whose stream failed.
+        provider: &'static str,
+        /// The text received before the failure (every provider's part).
+        partial: String,
+        /// Why the stream failed (free of secrets).
+        reason: String,
+        /// What each provider did, the interrupted one included.
+        attempts: Vec<Attempt>,
     },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]
@@ -602,6 +622,7 @@ impl Error {
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Usage { .. } => ErrorKind::Usage,
             Self::ContentFiltered { .. } => ErrorKind::ContentFiltered,
+            Self::StreamInterrupted { .. } => ErrorKind::StreamInterrupted,
             Self::AllProvidersFailed { attempts, .. } => {
                 // Outcomes that say nothing (unsupported, cancelled) are
                 // left out.
@@ -629,9 +650,24 @@ impl Error {
             Self::NotFound { attempts, .. }
             | Self::AllProvidersFailed { attempts, .. }
             | Self::ContentFiltered { attempts, .. }
+            | Self::StreamInterrupted { attempts, .. }
             | Self::Timeout { attempts, .. } => attempts,
             _ => &[],
         }
+    }
+
+    /// This error with its trail replaced by `attempts` (an error without
+    /// a trail is returned as is).
+    pub(crate) fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        match &mut self {
+            Self::NotFound { attempts: own, .. }
+            | Self::AllProvidersFailed { attempts: own, .. }
+            | Self::ContentFiltered { attempts: own, .. }
+            | Self::StreamInterrupted { attempts: own, .. }
+            | Self::Timeout { attempts: own, .. } => *own = attempts,
+            _ => {}
+        }
+        self
     }
 
     /// The error of a call that no provider answered, at wall time `now`:
@@ -679,7 +715,10 @@ impl Error {
 
     /// Whether calling again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::AllProvidersFailed { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::AllProvidersFailed { .. } | Self::Timeout { .. } | Self::StreamInterrupted { .. }
+        )
     }
 }
 

@@ -47,6 +47,7 @@ mod runtime;
 mod state;
 mod state_future;
 mod stats;
+mod stream;
 mod transport;
 
 pub use capability::{CapabilityId, Data, Request};
@@ -64,6 +65,7 @@ pub use providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompa
 pub use resilience::quota::QuotaSnapshot;
 pub use state::redis::RedisTokenStore;
 pub use stats::StatsCounters;
+pub use stream::{ChatChunk, ChatStream, StreamEnd, StreamPart};
 
 /// Not part of the API and without any stability promise: what the two
 /// binding crates (`python/`, `ffi/`) and the core's own integration tests

@@ -74,6 +74,40 @@ impl Transport {
         idempotency: Option<(&'static str, &str)>,
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Result<HttpResponse, ProviderFailure> {
+        let response = self.start(request, base, key, idempotency).await?;
+        self.read_whole(response, received_at).await
+    }
+
+    /// Sends a streaming request: a 2xx response's body is left to be read
+    /// as it arrives; any other is read whole, to be classified.
+    pub(crate) async fn open(
+        &self,
+        request: &HttpRequest,
+        base: Option<&BaseUrl>,
+        key: Option<(&SecretString, KeyPlacement)>,
+        idempotency: Option<(&'static str, &str)>,
+        received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
+    ) -> Result<Opened, ProviderFailure> {
+        let response = self.start(request, base, key, idempotency).await?;
+        if response.status().is_success() {
+            Ok(Opened::Streaming(BodyStream {
+                status: response.status().as_u16(),
+                response,
+                received_at: received_at(),
+            }))
+        } else {
+            Ok(Opened::Whole(self.read_whole(response, received_at).await?))
+        }
+    }
+
+    /// Sends `request` and waits for the response head.
+    async fn start(
+        &self,
+        request: &HttpRequest,
+        base: Option<&BaseUrl>,
+        key: Option<(&SecretString, KeyPlacement)>,
+        idempotency: Option<(&'static str, &str)>,
+    ) -> Result<reqwest::Response, ProviderFailure> {
         let query_key = match key {
             Some((key, KeyPlacement::Query { param })) => Some((param, key.expose_secret())),
             _ => None,
@@ -110,7 +144,15 @@ impl Transport {
             }
             Some((_, KeyPlacement::Query { .. })) | None => {}
         }
-        let mut response = builder.send().await.map_err(classify_send_error)?;
+        builder.send().await.map_err(classify_send_error)
+    }
+
+    /// Reads `response`'s whole body, up to the size limit.
+    async fn read_whole(
+        &self,
+        mut response: reqwest::Response,
+        received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
+    ) -> Result<HttpResponse, ProviderFailure> {
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         if let Some(len) = response.content_length() {
@@ -140,13 +182,7 @@ impl Transport {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    return Err(ProviderFailure::new(
-                        FailureClass::Transient,
-                        format!("connection failed while reading the body: {}", describe(&e)),
-                    )
-                    .status(status))
-                }
+                Err(e) => return Err(body_failure(&e, status)),
             }
         }
         let body = if rest.is_empty() {
@@ -161,6 +197,44 @@ impl Transport {
             received_at: received_at(),
         })
     }
+}
+
+/// What a streaming request got back.
+pub(crate) enum Opened {
+    /// A 2xx response, its body still to be read.
+    Streaming(BodyStream),
+    /// Any other response, read whole.
+    Whole(HttpResponse),
+}
+
+/// The body of a 2xx streamed response, read as it arrives. Dropping it
+/// closes the connection, which cancels the provider's generation.
+pub(crate) struct BodyStream {
+    response: reqwest::Response,
+    pub status: u16,
+    /// Wall time at which the response head arrived.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl BodyStream {
+    /// The next piece of the body; `None` once it has ended.
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, ProviderFailure> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| body_failure(&e, self.status))
+    }
+}
+
+fn body_failure(error: &reqwest::Error, status: u16) -> ProviderFailure {
+    ProviderFailure::new(
+        FailureClass::Transient,
+        format!(
+            "connection failed while reading the body: {}",
+            describe(error)
+        ),
+    )
+    .status(status)
 }
 
 /// A provider's base URL, parsed once: parsing the scheme and host is most

@@ -156,6 +156,9 @@ pub struct ChatQuery {
     pub temperature: Option<Temperature>,
 }
 
+/// What a provider continuing another's interrupted answer is asked.
+const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exactly where it stopped, without repeating any of it and without any preamble.";
+
 impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`, `stream`.
     pub const PARAMS: ParamTable = ParamTable {
@@ -234,6 +237,26 @@ impl ChatQuery {
             max_tokens,
             temperature,
         })
+    }
+
+    /// This question with `partial`, an answer cut short, to be continued:
+    /// the partial answer as the assistant's turn, then the request to go
+    /// on from its last character. Every provider takes this form (not all
+    /// take an assistant turn last, as a prefill); `partial` empty gives
+    /// the question unchanged.
+    pub fn continuation(&self, partial: &str) -> ChatQuery {
+        let mut query = self.clone();
+        if !partial.is_empty() {
+            query.messages.push(ChatMessage {
+                role: Role::Assistant,
+                content: partial.to_string(),
+            });
+            query.messages.push(ChatMessage {
+                role: Role::User,
+                content: CONTINUE_PROMPT.to_string(),
+            });
+        }
+        query
     }
 
     /// The leading system messages joined by a blank line, for providers

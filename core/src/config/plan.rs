@@ -26,10 +26,15 @@ use crate::resilience::hedge::HedgeConfig;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
 use crate::state::redis::RedisConfig;
 use crate::state::ProviderLimits;
+use crate::stream::StreamSettings;
 
 /// Time kept for the next provider of a chain when `min_fallback_time` is
 /// not set (at most half the time left; see [`super::CapabilitySettings`]).
 const DEFAULT_MIN_FALLBACK_TIME: Duration = Duration::from_secs(1);
+
+/// A stream silent for this long has stalled: generation runs at tens of
+/// tokens per second, and providers send keep-alives well within it.
+const DEFAULT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest response body accepted when `max_response_bytes` is not set.
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -92,6 +97,7 @@ pub(crate) struct ChainPlan {
     pub min_fallback_time: Duration,
     pub hedge: Option<HedgeConfig>,
     pub content_filtered_fallback: bool,
+    pub stream: StreamSettings,
     pub ttl: TtlPolicy,
 }
 
@@ -212,6 +218,13 @@ pub(crate) fn resolve(
                     .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
                 hedge: settings.and_then(|s| s.hedge.clone()),
                 content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+                stream: StreamSettings {
+                    first_token_timeout: settings.and_then(|s| s.first_token_timeout),
+                    chunk_timeout: settings
+                        .and_then(|s| s.chunk_timeout)
+                        .unwrap_or(DEFAULT_CHUNK_TIMEOUT),
+                    mid_stream: settings.map(|s| s.mid_stream).unwrap_or_default(),
+                },
                 ttl: TtlPolicy {
                     ttl: settings
                         .and_then(|s| s.cache_ttl)

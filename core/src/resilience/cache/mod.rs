@@ -327,6 +327,43 @@ where
         self.slow_path(key, ttl, fetch).await
     }
 
+    /// A fresh answer for `key` (from L1, else the shared tier), counted as
+    /// a hit; `None` otherwise. Never fetches: for callers that fetch in
+    /// their own way and [`store`](Self::store) the result, such as a
+    /// stream, which must be read as it arrives.
+    pub async fn fresh(&self, key: &K) -> Option<CacheOutcome<V>> {
+        let state = &*self.state;
+        if !state.enabled {
+            return None;
+        }
+        let now = state.clock.now();
+        if let Some(entry) = state.l1.get(key) {
+            if now < entry.fresh_until {
+                return Some(state.fresh_hit(&entry, now));
+            }
+        }
+        let entry = state.read_shared(key).await?;
+        if now >= entry.fresh_until {
+            return None;
+        }
+        Counters::bump(&state.counters.shared_hits);
+        let outcome = state.fresh_hit(&entry, now);
+        state.l1.insert(key.clone(), Arc::new(entry));
+        Some(outcome)
+    }
+
+    /// Stores `value`, fetched just now, for `key` under `ttl`, in L1 and
+    /// the shared tier.
+    pub fn store(&self, key: &K, value: V, ttl: TtlPolicy) {
+        let state = &*self.state;
+        if !state.enabled {
+            return;
+        }
+        let entry = Envelope::new(Fetched::Value(value), state.clock.now(), ttl);
+        state.write_shared(key, &entry);
+        state.l1.insert(key.clone(), Arc::new(entry));
+    }
+
     /// Removes `key` from L1 (the shared tier keeps its copy until it expires).
     /// A fetch already in flight for it still stores its result.
     pub fn invalidate(&self, key: &K) {
@@ -399,6 +436,31 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         cache.state.l1.run_pending_tasks();
         assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_stored_value_is_fresh_until_its_ttl_then_fetched_again() {
+        let clock = FakeClock::at_epoch();
+        let cache = new_cache(&clock, CacheConfig::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert!(cache.fresh(&key()).await.is_none());
+        cache.store(&key(), Arc::from("streamed"), policy(60, 0, 0));
+        let hit = cache.fresh(&key()).await.unwrap();
+        assert_eq!(&*hit.value, "streamed");
+        assert_eq!(hit.source, CacheSource::Hit);
+        let got = cache
+            .get_or_fetch(
+                &key(),
+                policy(60, 0, 0),
+                fetch_returning(&calls, value("x")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&*got.value, "streamed", "a plain lookup sees it too");
+        clock.advance(Duration::from_secs(61));
+        assert!(cache.fresh(&key()).await.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(cache.stats().hits, 2);
     }
 
     #[tokio::test]

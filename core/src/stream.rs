@@ -1,0 +1,649 @@
+//! Streaming `llm.chat`: [`Client::stream`](crate::Client::stream) and the
+//! [`ChatStream`] it returns.
+//!
+//! ```text
+//! ChatStream::next
+//! ├ cache                 fresh hit: replayed as one text chunk, then Done
+//! ├ opening               the fallback chain of a plain call (every guard,
+//! │                       retry and deadline), where a try succeeds at the
+//! │                       provider's first token (`StreamOpening`); a
+//! │                       provider slower than `first_token_timeout` is
+//! │                       passed over like one that failed
+//! ├ reading               chunks as they arrive, each within `chunk_timeout`
+//! │  └ failure after the first token (cut, stall, malformed or error event):
+//! │      mid_stream = error     the stream ends with `StreamInterrupted`
+//! │      mid_stream = continue  the chain opens again without the provider,
+//! │                             asked to continue the partial answer
+//! └ end                   the provider's final event: Done with the whole
+//!                         answer, which is cached like a plain call's
+//! ```
+//!
+//! Dropping the stream drops the HTTP response, which closes the connection
+//! and so cancels the provider's generation.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+
+use crate::answer::Answer;
+use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
+use crate::capability::{CapabilityId, Data, Request};
+use crate::client::Envelope;
+use crate::config::MidStream;
+use crate::engine::{Engine, Exchange, ProviderSlot};
+use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
+use crate::policy::{self, Facts};
+use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
+use crate::resilience::breaker::Outcome;
+use crate::resilience::retry::RetryConfig;
+use crate::transport::{redact, BodyStream, Opened};
+
+/// How a capability's streams are read (its `[capabilities.X]` settings).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamSettings {
+    /// `None`: the provider's attempt timeout.
+    pub first_token_timeout: Option<Duration>,
+    pub chunk_timeout: Duration,
+    pub mid_stream: MidStream,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ChatChunk {
+    /// Answer text to append (never empty).
+    Text(String),
+    /// Hidden reasoning to append (never empty): DeepSeek
+    /// `reasoning_content`, Anthropic thinking, Gemini thoughts.
+    Reasoning(String),
+    /// The last chunk of a stream that completed.
+    Done(Box<StreamEnd>),
+}
+
+impl ChatChunk {
+    /// The text this chunk adds to the answer (empty for reasoning and the
+    /// final chunk).
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Text(text) => text,
+            _ => "",
+        }
+    }
+}
+
+/// What the final chunk of a completed stream says.
+#[derive(Debug, Clone)]
+pub struct StreamEnd {
+    /// The whole answer as a plain call returns it: `data()` is
+    /// [`Data::LlmChat`] with the whole text, finish reason, usage and
+    /// model; `provider` wrote the last part; `attempts` is the trail of
+    /// every opening, an interrupted provider's failure included.
+    pub envelope: Envelope,
+    /// Which provider wrote which part of the text, in order (one part
+    /// unless a provider was interrupted and another continued).
+    pub parts: Vec<StreamPart>,
+    /// From the call to the first text; `None` for a cache hit.
+    pub time_to_first_token: Option<Duration>,
+}
+
+/// A part of a streamed answer written by one provider.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamPart {
+    /// The provider that wrote it.
+    pub provider: &'static str,
+    /// Its length in characters (Unicode scalar values).
+    pub chars: usize,
+}
+
+/// A streamed `llm.chat` answer: [`ChatChunk`]s as the provider writes
+/// them, ending with [`ChatChunk::Done`] or an error. Opens on the first
+/// [`next`](Self::next); dropping it cancels the upstream request.
+///
+/// ```no_run
+/// # async fn demo() -> polyrelay::Result<()> {
+/// use polyrelay::ChatChunk;
+/// let client = polyrelay::Client::builder().build()?;
+/// let mut stream = client.stream(
+///     "llm.chat",
+///     serde_json::json!({"messages": [{"role": "user", "content": "Hello"}]}),
+/// )?;
+/// while let Some(chunk) = stream.next().await {
+///     match chunk? {
+///         ChatChunk::Text(text) => print!("{text}"),
+///         ChatChunk::Done(end) => println!("\n({} answered)", end.envelope.provider),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ChatStream {
+    chunks: BoxStream<'static, Result<ChatChunk>>,
+}
+
+impl fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatStream").finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    pub(crate) fn new(engine: Arc<Engine>, query: ChatQuery) -> Self {
+        let reading = Reading::new(engine, query);
+        let chunks = futures::stream::unfold(reading, |mut reading| async move {
+            let chunk = reading.next_chunk().await?;
+            Some((chunk, reading))
+        });
+        Self {
+            chunks: chunks.boxed(),
+        }
+    }
+
+    /// The next chunk; `None` after [`ChatChunk::Done`] or an error.
+    pub async fn next(&mut self) -> Option<Result<ChatChunk>> {
+        self.chunks.next().await
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.chunks.as_mut().poll_next(cx)
+    }
+}
+
+/// Opening a stream as one try of the fallback chain: the try succeeds at
+/// the provider's first text (or at its end, for an empty answer).
+pub(crate) struct StreamOpening<'a> {
+    /// The call as asked (its capability and cache key).
+    pub request: &'a Request,
+    /// What is sent: the question, or a continuation of a partial answer.
+    pub query: &'a ChatQuery,
+    pub first_token_timeout: Option<Duration>,
+}
+
+/// A provider's stream after its first token.
+pub(crate) struct OpenStream {
+    slot: Arc<ProviderSlot>,
+    body: BodyStream,
+    decoder: ChatStreamDecoder,
+    /// Decoded, not yet handed on.
+    deltas: VecDeque<ChatDelta>,
+    /// The body has ended.
+    ended: bool,
+}
+
+impl Exchange for StreamOpening<'_> {
+    type Answer = OpenStream;
+
+    fn request(&self) -> &Request {
+        self.request
+    }
+
+    fn first_request(
+        &self,
+        slot: &ProviderSlot,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        match slot.provider.streams_chat() {
+            Some(streams) => streams.stream_request(self.query, ctx),
+            None => {
+                Err(ProviderFailure::new(FailureClass::Unsupported, "does not stream").not_sent())
+            }
+        }
+    }
+
+    fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
+        (
+            self.first_token_timeout.unwrap_or(retry.attempt_timeout),
+            "first token",
+        )
+    }
+
+    async fn exchange<'a>(
+        &'a self,
+        engine: &'a Engine,
+        slot: &'a Arc<ProviderSlot>,
+        _ctx: &'a CallContext<'a>,
+        first: &'a HttpRequest,
+        idempotency: Option<(&'static str, &'a str)>,
+    ) -> Result<(OpenStream, u16), ProviderFailure> {
+        let streams = streams_of(slot)?;
+        let opened = engine
+            .transport
+            .open(
+                first,
+                slot.base(),
+                slot.key_placement(),
+                idempotency,
+                || engine.clock.wall(),
+            )
+            .await?;
+        let body = match opened {
+            Opened::Streaming(body) => body,
+            Opened::Whole(response) => return Err(streams.stream_error(&response)),
+        };
+        let status = body.status;
+        let mut open = OpenStream {
+            slot: Arc::clone(slot),
+            body,
+            decoder: ChatStreamDecoder::new(streams.framing()),
+            deltas: VecDeque::new(),
+            ended: false,
+        };
+        let mut decoded = Vec::new();
+        // Up to the first text, or the end of an answer without any.
+        while !decoded.iter().any(starts_answer) {
+            match open.body.chunk().await? {
+                Some(bytes) => open
+                    .decoder
+                    .push(streams, self.query, &bytes, &mut decoded)?,
+                None => {
+                    open.decoder.end(streams, self.query, &mut decoded)?;
+                    open.ended = true;
+                    break;
+                }
+            }
+        }
+        if !decoded.iter().any(shows_something) {
+            // Nothing to show: either a whole answer without text (empty,
+            // or a refusal, which fails as in a plain call) or a body that
+            // ended early, a failure before the first token.
+            let mut answer = ChatAccumulator::new();
+            decoded.iter().for_each(|d| answer.push(d));
+            answer.finish()?;
+        }
+        open.deltas.extend(decoded);
+        Ok((open, status))
+    }
+}
+
+/// A delta that ends the wait for the first token.
+fn starts_answer(delta: &ChatDelta) -> bool {
+    shows_something(delta) || *delta == ChatDelta::End
+}
+
+/// A delta the consumer sees.
+fn shows_something(delta: &ChatDelta) -> bool {
+    matches!(delta, ChatDelta::Text(_) | ChatDelta::Reasoning(_))
+}
+
+fn streams_of(slot: &ProviderSlot) -> Result<&dyn StreamsChat, ProviderFailure> {
+    slot.provider.streams_chat().ok_or_else(|| {
+        ProviderFailure::new(FailureClass::Unsupported, "does not stream").not_sent()
+    })
+}
+
+/// One stream's progress, from the first `next` to its end.
+struct Reading {
+    engine: Arc<Engine>,
+    settings: StreamSettings,
+    /// The call as asked: the cache key.
+    request: Request,
+    query: ChatQuery,
+    started: Duration,
+    phase: Phase,
+    /// What the current provider has written.
+    current: ChatAccumulator,
+    /// Text of the parts written by providers interrupted before it.
+    earlier: String,
+    parts: Vec<StreamPart>,
+    attempts: Vec<Attempt>,
+    /// Providers interrupted in this stream: not asked to continue it.
+    interrupted: Vec<&'static str>,
+    time_to_first_token: Option<Duration>,
+    /// Chunks ready to hand on.
+    out: VecDeque<ChatChunk>,
+}
+
+enum Phase {
+    Start,
+    Open(Box<OpenStream>),
+    Over,
+}
+
+impl Reading {
+    fn new(engine: Arc<Engine>, query: ChatQuery) -> Self {
+        let started = engine.clock.now();
+        let settings = engine.chain(CapabilityId::LlmChat).stream;
+        Self {
+            engine,
+            settings,
+            request: Request::LlmChat(query.clone()),
+            query,
+            started,
+            phase: Phase::Start,
+            current: ChatAccumulator::new(),
+            earlier: String::new(),
+            parts: Vec::new(),
+            attempts: Vec::new(),
+            interrupted: Vec::new(),
+            time_to_first_token: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Result<ChatChunk>> {
+        loop {
+            if let Some(chunk) = self.out.pop_front() {
+                return Some(Ok(chunk));
+            }
+            let phase = std::mem::replace(&mut self.phase, Phase::Over);
+            match phase {
+                Phase::Over => return None,
+                Phase::Start => {
+                    if self.replay_cached().await {
+                        continue;
+                    }
+                    match self.open(None).await {
+                        Ok(open) => self.phase = Phase::Open(open),
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+                Phase::Open(mut open) => {
+                    let read = match self.read(&mut open).await {
+                        Ok(true) => self.finish(&open),
+                        Ok(false) => {
+                            self.phase = Phase::Open(open);
+                            continue;
+                        }
+                        Err(failure) => Err(failure),
+                    };
+                    if let Err(failure) = read {
+                        if let Err(error) = self.interrupted(&open, failure).await {
+                            return Some(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replays a fresh cached answer; whether there was one.
+    async fn replay_cached(&mut self) -> bool {
+        if !self.engine.cache_enabled {
+            return false;
+        }
+        let Some(hit) = self.engine.cache.fresh(&self.request).await else {
+            return false;
+        };
+        let Ok(answer) = hit.value else {
+            return false;
+        };
+        let Data::LlmChat(reply) = &answer.data else {
+            return false;
+        };
+        if let Some(reasoning) = reply.reasoning.clone().filter(|r| !r.is_empty()) {
+            self.out.push_back(ChatChunk::Reasoning(reasoning));
+        }
+        if !reply.text.is_empty() {
+            self.out.push_back(ChatChunk::Text(reply.text.clone()));
+        }
+        self.parts = vec![StreamPart {
+            provider: answer.provider,
+            chars: reply.text.chars().count(),
+        }];
+        let envelope = self.envelope(Arc::clone(&answer), true);
+        self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
+            envelope,
+            parts: std::mem::take(&mut self.parts),
+            time_to_first_token: None,
+        })));
+        true
+    }
+
+    /// Opens the question (or `continuation`) on the first provider of the
+    /// chain that gives its first token, passing over those interrupted
+    /// earlier in this stream.
+    async fn open(&mut self, continuation: Option<ChatQuery>) -> Result<Box<OpenStream>> {
+        let opening = StreamOpening {
+            request: &self.request,
+            query: continuation.as_ref().unwrap_or(&self.query),
+            first_token_timeout: self.settings.first_token_timeout,
+        };
+        let span = tracing::info_span!("polyrelay.stream", capability = "llm.chat");
+        let walked = tracing::Instrument::instrument(
+            self.engine.walk_chain(&opening, &self.interrupted),
+            span,
+        )
+        .await;
+        match walked {
+            Ok((open, attempts)) => {
+                self.attempts.extend(attempts);
+                Ok(Box::new(open))
+            }
+            Err(error) => Err(self.with_earlier_attempts(error)),
+        }
+    }
+
+    /// Hands on what `open` has decoded, or reads more. `Ok(true)`: the
+    /// provider's final event came.
+    async fn read(&mut self, open: &mut OpenStream) -> Result<bool, ProviderFailure> {
+        if open.deltas.is_empty() {
+            if open.ended {
+                return Err(ProviderFailure::new(
+                    FailureClass::Transient,
+                    "the stream ended before the provider's final event",
+                )
+                .status(open.body.status));
+            }
+            self.read_body(open).await?;
+        }
+        while let Some(delta) = open.deltas.pop_front() {
+            self.current.push(&delta);
+            let chunk = match delta {
+                ChatDelta::Text(text) => ChatChunk::Text(text),
+                ChatDelta::Reasoning(text) => ChatChunk::Reasoning(text),
+                ChatDelta::Meta(_) => continue,
+                ChatDelta::End => return Ok(true),
+            };
+            if self.time_to_first_token.is_none() {
+                self.time_to_first_token =
+                    Some(self.engine.clock.now().saturating_sub(self.started));
+            }
+            self.out.push_back(chunk);
+        }
+        Ok(false)
+    }
+
+    /// Reads the next piece of the body into `open.deltas`, within the
+    /// chunk timeout.
+    async fn read_body(&mut self, open: &mut OpenStream) -> Result<(), ProviderFailure> {
+        let streams = streams_of(&open.slot)?;
+        let chunk_timeout = self.settings.chunk_timeout;
+        let clock = &self.engine.clock;
+        let status = open.body.status;
+        let mut next = std::pin::pin!(open.body.chunk());
+        // A chunk already there needs no timer (one allocation per chunk).
+        let chunk = match futures::poll!(next.as_mut()) {
+            Poll::Ready(chunk) => chunk?,
+            Poll::Pending => tokio::select! {
+                biased;
+                chunk = next => chunk?,
+                _ = clock.sleep_until(clock.now().saturating_add(chunk_timeout)) => {
+                    return Err(ProviderFailure::new(
+                        FailureClass::Transient,
+                        format!("no chunk within {:.3} s", chunk_timeout.as_secs_f64()),
+                    )
+                    .status(status))
+                }
+            },
+        };
+        let mut decoded = Vec::new();
+        let query = self.sent_query();
+        match chunk {
+            Some(bytes) => open.decoder.push(streams, &query, &bytes, &mut decoded)?,
+            None => {
+                open.decoder.end(streams, &query, &mut decoded)?;
+                open.ended = true;
+            }
+        }
+        open.deltas.extend(decoded);
+        Ok(())
+    }
+
+    /// The query the current provider was sent.
+    fn sent_query(&self) -> Cow<'_, ChatQuery> {
+        if self.earlier.is_empty() {
+            Cow::Borrowed(&self.query)
+        } else {
+            Cow::Owned(self.query.continuation(&self.earlier))
+        }
+    }
+
+    /// The provider's final event came: the whole answer, cached. (A
+    /// continuation that ends refusing, with no text, fails.)
+    fn finish(&mut self, open: &OpenStream) -> Result<(), ProviderFailure> {
+        let reply = self.current.clone().finish()?;
+        let provider = open.slot.id();
+        self.parts.push(StreamPart {
+            provider,
+            chars: reply.text.chars().count(),
+        });
+        let reply = ChatReply {
+            text: std::mem::take(&mut self.earlier) + &reply.text,
+            ..reply
+        };
+        let answer = Arc::new(Answer {
+            data: Data::LlmChat(reply),
+            provider,
+            fetched_at: open.body.received_at,
+        });
+        if self.engine.cache_enabled {
+            let ttl = self.engine.chain(CapabilityId::LlmChat).ttl;
+            self.engine
+                .cache
+                .store(&self.request, Ok(Arc::clone(&answer)), ttl);
+        }
+        let envelope = self.envelope(answer, false);
+        self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
+            envelope,
+            parts: std::mem::take(&mut self.parts),
+            time_to_first_token: self.time_to_first_token,
+        })));
+        Ok(())
+    }
+
+    /// A failure after the first token: recorded against the provider,
+    /// then the stream ends with [`Error::StreamInterrupted`] or, with
+    /// `mid_stream = continue`, another provider continues it.
+    async fn interrupted(&mut self, open: &OpenStream, failure: ProviderFailure) -> Result<()> {
+        let slot = &open.slot;
+        let provider = slot.id();
+        let failure = redact(failure, slot.key.as_ref());
+        let written = self.current.text().to_string();
+        let elapsed = self.engine.clock.now().saturating_sub(self.started);
+        self.record_interruption(slot, &failure, &written, elapsed);
+        self.current = ChatAccumulator::new();
+        if !written.is_empty() {
+            self.parts.push(StreamPart {
+                provider,
+                chars: written.chars().count(),
+            });
+        }
+        self.earlier.push_str(&written);
+        self.interrupted.push(provider);
+        let reason = failure.to_string();
+        if self.settings.mid_stream == MidStream::Continue {
+            let continuation = self.query.continuation(&self.earlier);
+            match self.open(Some(continuation)).await {
+                Ok(open) => {
+                    self.phase = Phase::Open(open);
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.attempts = error.attempts().to_vec();
+                    return Err(self.interruption(
+                        provider,
+                        format!("{reason}; no provider could continue: {error}"),
+                    ));
+                }
+            }
+        }
+        Err(self.interruption(provider, reason))
+    }
+
+    fn interruption(&mut self, provider: &'static str, reason: String) -> Error {
+        Error::StreamInterrupted {
+            capability: CapabilityId::LlmChat.as_str(),
+            provider,
+            partial: std::mem::take(&mut self.earlier),
+            reason,
+            attempts: std::mem::take(&mut self.attempts),
+        }
+    }
+
+    /// The provider's trail entry turns from answered into its failure; its
+    /// breaker and stats count the failure as a failed call would.
+    fn record_interruption(
+        &mut self,
+        slot: &ProviderSlot,
+        failure: &ProviderFailure,
+        written: &str,
+        elapsed: Duration,
+    ) {
+        let provider = slot.id();
+        let decision = policy::after_failure(Facts::of(failure));
+        if decision.breaker == Outcome::Failure {
+            if let Some(Ok(permit)) = slot.breaker(CapabilityId::LlmChat).map(|b| b.try_acquire()) {
+                permit.record(Outcome::Failure, elapsed);
+            }
+        }
+        slot.stats
+            .outcome(AttemptOutcome::Failed(failure.class).as_str());
+        let reason = format!(
+            "interrupted after {} characters: {failure}",
+            written.chars().count()
+        );
+        match self
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.provider == provider && a.outcome == AttemptOutcome::Answered)
+        {
+            Some(entry) => {
+                entry.outcome = AttemptOutcome::Failed(failure.class);
+                entry.reason = Cow::Owned(reason);
+                entry.status = failure.status.or(entry.status);
+            }
+            None => self.attempts.push(Attempt {
+                provider,
+                outcome: AttemptOutcome::Failed(failure.class),
+                status: failure.status,
+                tries: 1,
+                elapsed,
+                reason: Cow::Owned(reason),
+                retry_after: None,
+                hedged: false,
+            }),
+        }
+        tracing::debug!(provider, reason = %failure, "stream interrupted");
+    }
+
+    /// `error`, from an opening, with the trail of the openings before it.
+    fn with_earlier_attempts(&mut self, error: Error) -> Error {
+        if self.attempts.is_empty() {
+            return error;
+        }
+        let mut attempts = std::mem::take(&mut self.attempts);
+        attempts.extend(error.attempts().iter().cloned());
+        error.with_attempts(attempts)
+    }
+
+    fn envelope(&mut self, answer: Arc<Answer>, cached: bool) -> Envelope {
+        Envelope::new(
+            CapabilityId::LlmChat,
+            answer,
+            cached,
+            std::mem::take(&mut self.attempts),
+            self.engine.clock.now().saturating_sub(self.started),
+        )
+    }
+}
