@@ -59,8 +59,6 @@ fn allocations() -> u64 {
 
 /// Where the upstream serves OpenAI's chat completions.
 const CHAT_PATH: &str = "/openai/v1/chat/completions";
-/// The text of every content chunk.
-const TOKEN: &str = "tok ";
 const MODEL: &str = "gpt-4o-mini-2024-07-18";
 const API_KEY: &str = "sk-bench-not-a-real-key";
 
@@ -73,6 +71,12 @@ fn event(choices: &str, usage: Option<&str>) -> Chunk {
         "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\
          \"model\":\"{MODEL}\",\"system_fingerprint\":\"fp_bench\",\"choices\":[{choices}]{usage}}}\n\n"
     ))
+}
+
+/// The text of content chunk `i`; they differ, as tokens do (LiteLLM
+/// takes a run of equal chunks for a model stuck in a loop and fails).
+fn token(i: usize) -> String {
+    format!("t{i} ")
 }
 
 fn usage(chunks: usize) -> Value {
@@ -89,8 +93,12 @@ fn streamed_answer(chunks: usize, with_usage: bool) -> Reply {
         &choice(r#"{"role":"assistant","content":""}"#, "null"),
         null,
     )];
-    let content = choice(&format!(r#"{{"content":"{TOKEN}"}}"#), "null");
-    events.extend((0..chunks).map(|_| event(&content, null)));
+    events.extend((0..chunks).map(|i| {
+        event(
+            &choice(&format!(r#"{{"content":"{}"}}"#, token(i)), "null"),
+            null,
+        )
+    }));
     events.push(event(&choice("{}", r#""stop""#), null));
     if with_usage {
         events.push(event("", Some(&usage(chunks).to_string())));
@@ -109,7 +117,7 @@ fn whole_answer(chunks: usize) -> Reply {
         "system_fingerprint": "fp_bench",
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": TOKEN.repeat(chunks), "refusal": null},
+            "message": {"role": "assistant", "content": (0..chunks).map(token).collect::<String>(), "refusal": null},
             "logprobs": null,
             "finish_reason": "stop",
         }],
