@@ -12,6 +12,11 @@
 //! `Client::stream("llm.chat", ..)` with the built-in `openai` provider
 //! pointed at the upstream (cache off, every guard on) alternate.
 //!
+//! For profilers: `-- --only raw|polyrelay [--answers N]` reads just N
+//! answers (default 1 000) on one side at concurrency 1, without warming
+//! up, e.g. to count instructions per chunk under `valgrind --tool=callgrind`
+//! (see BENCHMARKS.md).
+//!
 //! `-- --serve [--chunks N]` only serves that upstream: it prints its base
 //! URL (OpenAI's API is under `{url}/openai/v1`) and serves until standard
 //! input closes. `python/bench/streaming.py` runs it that way, so the Python
@@ -395,6 +400,22 @@ daily_quota = 1000000000
             async move { relay_stream(&relay, &params).await }
         }
     };
+
+    if let Some(side) = arg_after("--only") {
+        let answers: usize = arg_after("--answers")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000);
+        let mut read = 0;
+        for _ in 0..answers {
+            read += match side.as_str() {
+                "raw" => raw_call().await.chunks,
+                "polyrelay" => relay_call().await.chunks,
+                other => panic!("--only raw|polyrelay, not {other}"),
+            };
+        }
+        println!("{side}: {answers} answers, {read} chunks");
+        return;
+    }
 
     // Warm up connections and code paths; check both read the whole answer.
     for _ in 0..50 {
