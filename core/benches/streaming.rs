@@ -405,15 +405,24 @@ daily_quota = 1000000000
         let answers: usize = arg_after("--answers")
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000);
-        let mut read = 0;
+        let mut runs = Vec::new();
         for _ in 0..answers {
-            read += match side.as_str() {
-                "raw" => raw_call().await.chunks,
-                "polyrelay" => relay_call().await.chunks,
+            runs.push(match side.as_str() {
+                "raw" => raw_call().await,
+                "polyrelay" => relay_call().await,
                 other => panic!("--only raw|polyrelay, not {other}"),
-            };
+            });
         }
-        println!("{side}: {answers} answers, {read} chunks");
+        let mut first: Vec<Duration> = runs.iter().map(|t| t.first_token).collect();
+        let mut per_chunk: Vec<Duration> = runs.iter().map(Timing::per_chunk).collect();
+        first.sort();
+        per_chunk.sort();
+        println!(
+            "{side}: {answers} answers, {} chunks; time to first token p50 {:.1} µs, per chunk p50 {:.3} µs",
+            runs.iter().map(|t| t.chunks).sum::<usize>(),
+            micros(percentile(&first, 0.5)),
+            micros(percentile(&per_chunk, 0.5)),
+        );
         return;
     }
 
