@@ -2,8 +2,9 @@
 # The Python clients benchmark (issue #4), in its own venv (.venv-bench,
 # git-ignored): installs the contenders' libraries (python/bench/requirements.txt),
 # builds and installs polyrelay from this checkout in release mode, then runs
-# python/bench/clients.py with the arguments given (e.g. --quick). Safe to run
-# again: pip skips what is installed and cargo rebuilds only what changed.
+# python/bench/clients.py with the arguments given (e.g. --quick), or, with
+# --streaming first, python/bench/streaming.py (issue #14) with the rest. Safe
+# to run again: pip skips what is installed and cargo rebuilds only what changed.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -20,4 +21,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     --no-build-isolation --no-deps --force-reinstall "$root"
 
-exec "$venv/bin/python" "$root/python/bench/clients.py" "$@"
+bench="$root/python/bench/clients.py"
+if [ "${1:-}" = "--streaming" ]; then
+    shift
+    bench="$root/python/bench/streaming.py"
+fi
+exec "$venv/bin/python" "$bench" "$@"

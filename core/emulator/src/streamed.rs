@@ -15,7 +15,8 @@ use tokio::time::Sleep;
 use crate::log::Delivery;
 
 /// One piece of a streamed body, sent `delay` after the previous one (or
-/// after the response head, for the first).
+/// after the response head, for the first). Each chunk is a write of its
+/// own, as each token of a real server's stream is, even with no delay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
     /// How long to wait before sending it.
@@ -129,6 +130,8 @@ pub(crate) struct StreamedBody {
     delivery: Option<Delivery>,
     /// A cut waited one poll, so that hyper flushed what came before it.
     cut_ready: bool,
+    /// Chunk `next` waited one poll, so that hyper wrote the one before it.
+    flushed: bool,
 }
 
 impl StreamedBody {
@@ -144,6 +147,7 @@ impl StreamedBody {
             sleep: None,
             delivery,
             cut_ready: false,
+            flushed: false,
         }
     }
 
@@ -210,8 +214,56 @@ impl Body for StreamedBody {
                 return Poll::Pending;
             }
             this.sleep = None;
+        } else if this.next > 0 && !this.flushed {
+            // Hyper buffers the frames a body has ready and writes them
+            // together; not being ready once makes it write what it holds.
+            // Without it a client would read a whole stream in a few reads.
+            this.flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
+        this.flushed = false;
         this.next += 1;
         Poll::Ready(Some(Ok(Frame::data(chunk.bytes.clone()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hyper writes what it buffered when the body is not ready, so a
+    /// chunk sent at once must still come one poll after the previous.
+    #[test]
+    fn chunks_without_delay_come_one_poll_apart() {
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let chunks: Arc<[Chunk]> = ["a", "b", "c"].into_iter().map(Chunk::new).collect();
+        let mut body = StreamedBody::new(chunks, None, None);
+        let mut polls = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    polls.push(String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned())
+                }
+                Poll::Ready(None) => break,
+                Poll::Ready(Some(Err(err))) => panic!("{err}"),
+                Poll::Pending => polls.push("pending".into()),
+            }
+        }
+        assert_eq!(polls, ["a", "pending", "b", "pending", "c"]);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 2, "woken to go on at once");
     }
 }
