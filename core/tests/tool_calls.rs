@@ -451,3 +451,69 @@ fn the_answer_keeps_its_calls_through_the_data_type() {
     let data = data.unwrap();
     assert_eq!(data.to_json()["tool_calls"][0]["name"], "f");
 }
+
+#[tokio::test]
+async fn tool_choice_is_sent_in_each_providers_words() {
+    let named = json!({"type": "function", "function": {"name": "get_weather"}});
+    for r in replies() {
+        let emulator = emulator().await;
+        serve(&emulator, &r);
+        let client = client_of(&emulator, r.id);
+        let (path, _) = paths(r.id);
+        let mut sent = Vec::new();
+        for choice in [
+            json!("auto"),
+            json!("none"),
+            json!("required"),
+            named.clone(),
+        ] {
+            let mut params = question();
+            params["tool_choice"] = choice;
+            match client.call("llm.chat", params).await {
+                Ok(_) => sent.push(Some(last_body(&emulator, &path))),
+                Err(_) => sent.push(None),
+            }
+        }
+        let words: Vec<Option<Value>> = sent
+            .into_iter()
+            .map(|body| {
+                body.map(|b| match r.id {
+                    "gemini" => b["toolConfig"]["functionCallingConfig"].clone(),
+                    "ollama" => json!(b.get("tools").is_some()),
+                    _ => b["tool_choice"].clone(),
+                })
+            })
+            .collect();
+        let expected = match r.id {
+            "anthropic" => vec![
+                Some(json!({"type": "auto"})),
+                Some(json!({"type": "none"})),
+                Some(json!({"type": "any"})),
+                Some(json!({"type": "tool", "name": "get_weather"})),
+            ],
+            "gemini" => vec![
+                Some(json!({"mode": "AUTO"})),
+                Some(json!({"mode": "NONE"})),
+                Some(json!({"mode": "ANY"})),
+                Some(json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]})),
+            ],
+            // Auto is Cohere's default; one named tool it cannot force.
+            "cohere" => vec![
+                Some(Value::Null),
+                Some(json!("NONE")),
+                Some(json!("REQUIRED")),
+                None,
+            ],
+            // Tools sent for auto, none honoured by sending none, the
+            // others skipped unasked.
+            "ollama" => vec![Some(json!(true)), Some(json!(false)), None, None],
+            _ => vec![
+                Some(json!("auto")),
+                Some(json!("none")),
+                Some(json!("required")),
+                Some(named.clone()),
+            ],
+        };
+        assert_eq!(words, expected, "{}", r.id);
+    }
+}

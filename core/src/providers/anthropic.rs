@@ -359,6 +359,12 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     for (i, block) in message.content.into_iter().enumerate() {
         match block {
             Block::Text { text: Some(part) } => text.get_or_insert_default().push_str(&part),
+            Block::Text { text: None } => {
+                return Err(ProviderFailure::malformed(format!(
+                    "Anthropic answered a text block without its text (`content[{i}].text`)"
+                ))
+                .status(response.status))
+            }
             Block::Thinking {
                 thinking: Some(thinking),
             } => reasoning.push_str(&thinking),
@@ -385,12 +391,10 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         None if finish_reason == Some(FinishReason::Length) || !tool_calls.is_empty() => {
             String::new()
         }
-        None => {
-            return Err(ProviderFailure::malformed(
-                "Anthropic answered without text (`content[].text`)",
-            )
-            .status(response.status))
-        }
+        None => return Err(ProviderFailure::malformed(
+            "Anthropic answered without text or a call (`content[].text`, `content[].tool_use`)",
+        )
+        .status(response.status)),
     };
     let usage = token_usage(&message.usage.unwrap_or_default());
     Ok(ChatReply {

@@ -13,7 +13,8 @@
 //! `REQUIRED` or `NONE` (auto is the default; Cohere cannot be made to
 //! call one particular tool, so such a request skips it as unsupported).
 //! The model's calls are `message.tool_calls` with its `tool_plan` (the
-//! text of such an answer, sent back as the plan), results go back as
+//! model's reasoning before the calls, kept as the answer's `reasoning`; an
+//! assistant message's text is sent back as the plan), results go back as
 //! `tool` messages with their `tool_call_id`, and a stream sends each call
 //! as `tool-call-start` (id, name) and `tool-call-delta`s (arguments).
 //!
@@ -151,8 +152,8 @@ impl Serves<marker::LlmChat> for Cohere {
 
 /// Streams v2 chat events as server-sent events, each named by its `type`:
 /// `message-start` (the id), `content-delta`s (text, or a reasoning
-/// model's `thinking`), `tool-plan-delta`s (the text of an answer calling
-/// tools), `tool-call-start` and `tool-call-delta`s, `message-end` (finish
+/// model's `thinking`), `tool-plan-delta`s (reasoning before tool calls),
+/// `tool-call-start` and `tool-call-delta`s, `message-end` (finish
 /// reason and usage); citation events are skipped.
 impl StreamsChat for Cohere {
     fn stream_request(
@@ -200,7 +201,7 @@ impl StreamsChat for Cohere {
             Some("tool-plan-delta") => {
                 if let Some(plan) = delta.message.and_then(|m| m.tool_plan) {
                     if !plan.is_empty() {
-                        out.push(ChatDelta::Text(plan));
+                        out.push(ChatDelta::Reasoning(plan));
                     }
                 }
             }
@@ -360,9 +361,6 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
                 .unwrap_or_else(|| "{}".into()),
         });
     }
-    if !tool_calls.is_empty() {
-        text = reply.message.tool_plan;
-    }
     for part in reply.message.content {
         match part {
             Part::Text { text: Some(t) } => text.get_or_insert_default().push_str(&t),
@@ -372,6 +370,9 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             _ => {}
         }
     }
+    if let Some(plan) = reply.message.tool_plan.filter(|p| !p.is_empty()) {
+        reasoning.push_str(&plan);
+    }
     // No text part at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
@@ -380,7 +381,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         }
         None => {
             return Err(ProviderFailure::malformed(
-                "Cohere answered without text (`message.content[].text`)",
+                "Cohere answered without text or tool calls (`message.content[].text`, `message.tool_calls`)",
             )
             .status(response.status))
         }

@@ -462,7 +462,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         }
         None => {
             return Err(ProviderFailure::malformed(
-                "Gemini answered without text (`candidates[0].content.parts[].text`)",
+                "Gemini answered without text or a call (`candidates[0].content.parts[].text`, `candidates[0].content.parts[].functionCall`)",
             )
             .status(response.status))
         }

@@ -404,7 +404,7 @@ impl<E> OpenAiCompatible<E> {
             // reasoning model may send): nothing to answer with.
             if content.is_none() {
                 return Err(ProviderFailure::malformed(format!(
-                    "{} answered without text (`choices[0].message.content`)",
+                    "{} answered without text or tool calls (`choices[0].message.content`, `choices[0].message.tool_calls`)",
                     self.info.name
                 ))
                 .status(response.status));
