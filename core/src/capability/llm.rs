@@ -542,12 +542,14 @@ fn check_order(messages: &[ChatMessage]) -> Result<()> {
                 unanswered.remove(at);
             }
             Role::User | Role::Assistant => {
-                if !unanswered.is_empty() {
+                if let Some(first) = unanswered.first() {
                     return Err(Error::invalid(
                         format!("messages[{i}].role"),
                         format!(
-                            "must be tool: the tool calls {} are not answered yet",
-                            unanswered.join(", ")
+                            "must be tool: {} tool call(s) of the assistant are not answered yet, \
+                             the first {}",
+                            unanswered.len(),
+                            echo(first)
                         ),
                     ));
                 }
