@@ -23,6 +23,17 @@
 //!   retried) and the next one is tried; pin the chain in the configuration
 //!   to avoid those round trips.
 //!
+//! # Tool calls
+//!
+//! `tools` (functions with a JSON Schema of their arguments) and
+//! `tool_choice` are read once ([`tools`]) and sent in each provider's own
+//! words; the model's calls come back as [`ChatReply::tool_calls`] (finish
+//! reason `tool_calls`), and each is answered by a `tool` message naming
+//! its id after the assistant message that made it. A provider that cannot
+//! honour the request (Ollama asked to call a tool, Cohere asked for one
+//! named tool) is skipped as unsupported without a request: tools are never
+//! dropped silently.
+//!
 //! Embedding vectors of different models live in different spaces: name a
 //! `model` (or pin the chain) for anything you store and compare later.
 //!

@@ -688,6 +688,38 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_and_their_results_are_content_blocks_with_results_in_one_user_turn() {
+        use crate::providers::openai_compat::testing::tool_round_trip_request;
+        let body = Anthropic
+            .request(&tool_round_trip_request(), &ctx(&Anthropic))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["system"], "Be brief.");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "Weather in Paris and Oslo?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Checking both."},
+                    {"type": "tool_use", "id": "call_p", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_o", "name": "get_weather", "input": {"city": "Oslo"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_o", "content": "-2 C"},
+                    {"type": "tool_result", "tool_use_id": "call_p", "content": "{\"temperature_c\": 14}"},
+                    {"type": "text", "text": "And which is warmer?"},
+                ]},
+            ])
+        );
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+        );
+        assert!(body.get("tool_choice").is_none());
+    }
+
+    #[test]
     fn max_tokens_defaults_and_hot_temperatures_are_skipped() {
         let r = request(
             "llm.chat",

@@ -832,6 +832,37 @@ mod tests {
     }
 
     #[test]
+    fn calls_are_function_parts_and_results_one_user_turn_naming_each_tool() {
+        use crate::providers::openai_compat::testing::tool_round_trip_request;
+        let body = Gemini
+            .request(&tool_round_trip_request(), &ctx(&Gemini))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(
+            body["contents"],
+            serde_json::json!([
+                {"role": "user", "parts": [{"text": "Weather in Paris and Oslo?"}]},
+                {"role": "model", "parts": [
+                    {"text": "Checking both."},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"output": "-2 C"}}},
+                    {"functionResponse": {"name": "get_weather", "response": {"temperature_c": 14}}},
+                    {"text": "And which is warmer?"},
+                ]},
+            ])
+        );
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["properties"]
+                ["city"]["type"],
+            "string"
+        );
+    }
+
+    #[test]
     fn requests_are_exact_and_carry_no_key() {
         let req = Gemini.request(&chat_request(), &ctx(&Gemini)).unwrap();
         assert_eq!(req.method, Method::POST);

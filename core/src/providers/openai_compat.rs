@@ -857,6 +857,29 @@ pub(crate) mod testing {
         )
     }
 
+    /// A conversation answering two parallel tool calls, then asking on:
+    /// system, user, the assistant's text and two calls, their two results
+    /// (in the other order), a user message.
+    pub(crate) fn tool_round_trip_request() -> Request {
+        request(
+            "llm.chat",
+            json!({
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather in Paris and Oslo?"},
+                    {"role": "assistant", "content": "Checking both.", "tool_calls": [
+                        {"id": "call_p", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                        {"id": "call_o", "name": "get_weather", "arguments": {"city": "Oslo"}},
+                    ]},
+                    {"role": "tool", "tool_call_id": "call_o", "content": "-2 C"},
+                    {"role": "tool", "tool_call_id": "call_p", "content": "{\"temperature_c\": 14}"},
+                    {"role": "user", "content": "And which is warmer?"},
+                ],
+                "tools": [{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+            }),
+        )
+    }
+
     /// The query of [`chat_request`].
     pub(crate) fn chat_query() -> ChatQuery {
         match chat_request() {
