@@ -355,9 +355,9 @@ impl ChatQuery {
             .map(|c| c.name.as_str())
     }
 
-    /// The failure of a provider that cannot honour this request's
-    /// `tool_choice` (`None` when it has none, or `supported` accepts it),
-    /// skipped before anything is sent.
+    /// Fails as unsupported, so that `provider` is skipped before anything
+    /// is sent, when this request has a `tool_choice` that `supported`
+    /// refuses.
     pub fn check_tool_choice(
         &self,
         provider: &str,

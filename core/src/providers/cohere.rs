@@ -32,10 +32,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::clip;
+use super::openai_compat::{read_tool_calls, wire_call, wire_tools, WireToolCall};
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingPurpose,
-    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall,
-    ToolCallDelta, ToolChoice,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCallDelta,
+    ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -102,19 +103,7 @@ impl Serves<marker::LlmChat> for Cohere {
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
         if !q.tools.is_empty() {
-            let tools: Vec<Value> = q
-                .tools
-                .iter()
-                .map(|t| {
-                    let mut function =
-                        json!({"name": t.name, "parameters": t.parameters.to_value()});
-                    if let Some(description) = &t.description {
-                        function["description"] = json!(description);
-                    }
-                    json!({"type": "function", "function": function})
-                })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+            body.insert("tools".into(), wire_tools(&q.tools));
         }
         match q.tool_choice {
             Some(ToolChoice::Required) => {
@@ -308,13 +297,7 @@ impl Serves<marker::LlmEmbeddings> for Cohere {
 /// text as their `tool_plan`, a tool result with its `tool_call_id`.
 fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
     if m.role == Role::Assistant && !m.tool_calls.is_empty() {
-        let calls: Vec<Value> = m
-            .tool_calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
-            })
-            .collect();
+        let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
         let mut message = json!({"role": "assistant", "tool_calls": calls});
         if !m.content.is_empty() {
             message["tool_plan"] = json!(m.content);
@@ -340,27 +323,8 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
                 .retry_after(response.retry_after())
         })?;
     let (mut text, mut reasoning) = (None::<String>, String::new());
-    let mut tool_calls = Vec::with_capacity(reply.message.tool_calls.len());
-    for (i, call) in reply.message.tool_calls.into_iter().enumerate() {
-        let function = call.function.unwrap_or_default();
-        let Some(name) = function.name.filter(|n| !n.is_empty()) else {
-            return Err(ProviderFailure::malformed(format!(
-                "Cohere answered a tool call without its name (`message.tool_calls[{i}].function.name`)"
-            ))
-            .status(response.status));
-        };
-        tool_calls.push(ToolCall {
-            id: call
-                .id
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(|| ToolCall::id_for(i)),
-            name,
-            arguments: function
-                .arguments
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| "{}".into()),
-        });
-    }
+    let tool_calls = read_tool_calls(reply.message.tool_calls, INFO.name, "message.tool_calls")
+        .map_err(|f| f.status(response.status))?;
     for part in reply.message.content {
         match part {
             Part::Text { text: Some(t) } => text.get_or_insert_default().push_str(&t),
@@ -546,19 +510,6 @@ struct AssistantMessage {
     tool_plan: Option<String>,
     #[serde(default)]
     tool_calls: Vec<WireToolCall>,
-}
-
-/// A tool call of an answer, or its start or a piece of it in a stream.
-#[derive(Deserialize, Default)]
-struct WireToolCall {
-    id: Option<String>,
-    function: Option<WireFunction>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireFunction {
-    name: Option<String>,
-    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]

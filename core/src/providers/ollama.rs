@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::clip;
+use super::openai_compat::wire_tools;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
     Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall, ToolCallDelta,
@@ -104,19 +105,7 @@ impl Serves<marker::LlmChat> for Ollama {
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
         if !q.tools.is_empty() && q.tool_choice != Some(ToolChoice::None) {
-            let tools: Vec<Value> = q
-                .tools
-                .iter()
-                .map(|t| {
-                    let mut function =
-                        json!({"name": t.name, "parameters": t.parameters.to_value()});
-                    if let Some(description) = &t.description {
-                        function["description"] = json!(description);
-                    }
-                    json!({"type": "function", "function": function})
-                })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+            body.insert("tools".into(), wire_tools(&q.tools));
         }
         body.insert("stream".into(), json!(false));
         body.insert("truncate".into(), json!(false));

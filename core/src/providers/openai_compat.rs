@@ -55,7 +55,7 @@ use serde_json::{json, Map, Value};
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall, ToolCallDelta,
+    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, Tool, ToolCall, ToolCallDelta,
     ToolChoice,
 };
 use crate::capability::marker;
@@ -266,19 +266,7 @@ impl<E> OpenAiCompatible<E> {
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
         if !q.tools.is_empty() {
-            let tools: Vec<Value> = q
-                .tools
-                .iter()
-                .map(|t| {
-                    let mut function =
-                        json!({"name": t.name, "parameters": t.parameters.to_value()});
-                    if let Some(description) = &t.description {
-                        function["description"] = json!(description);
-                    }
-                    json!({"type": "function", "function": function})
-                })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+            body.insert("tools".into(), wire_tools(&q.tools));
         }
         if let Some(choice) = &q.tool_choice {
             let choice = match choice {
@@ -378,8 +366,12 @@ impl<E> OpenAiCompatible<E> {
         let message = choice.message.unwrap_or_default();
         let content = message.content.map(Content::into_text);
         let text = content.clone().unwrap_or_default();
-        let tool_calls = tool_calls(message.tool_calls, self.info.name)
-            .map_err(|f| f.status(response.status))?;
+        let tool_calls = read_tool_calls(
+            message.tool_calls,
+            self.info.name,
+            "choices[0].message.tool_calls",
+        )
+        .map_err(|f| f.status(response.status))?;
         if text.is_empty() && tool_calls.is_empty() {
             // Nothing to answer with: the filter (or the model, for safety)
             // refused. Text cut short by the filter is still an answer.
@@ -481,19 +473,32 @@ impl<E> OpenAiCompatible<E> {
     }
 }
 
+/// `tools` as OpenAI takes them (`{"type": "function", "function": {name,
+/// description, parameters}}`), as Cohere and Ollama do too.
+pub(crate) fn wire_tools(tools: &[Tool]) -> Value {
+    let tools = tools.iter().map(|t| {
+        let mut function = json!({"name": t.name, "parameters": t.parameters.to_value()});
+        if let Some(description) = &t.description {
+            function["description"] = json!(description);
+        }
+        json!({"type": "function", "function": function})
+    });
+    Value::Array(tools.collect())
+}
+
+/// An assistant's call as OpenAI takes it back, its arguments as text (as
+/// Cohere does too).
+pub(crate) fn wire_call(call: &ToolCall) -> Value {
+    json!({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+}
+
 /// A conversation message as the family takes it: an assistant's calls
 /// under `tool_calls` (its content `null` when it has no text), a tool
 /// result with the `tool_call_id` it answers.
 fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
     let mut message = json!({"role": m.role.as_str(), "content": m.content});
     if !m.tool_calls.is_empty() {
-        let calls: Vec<Value> = m
-            .tool_calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
-            })
-            .collect();
+        let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
         message["tool_calls"] = Value::Array(calls);
         if m.content.is_empty() {
             message["content"] = Value::Null;
@@ -505,9 +510,14 @@ fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
     message
 }
 
-/// The calls of an answer's `message.tool_calls`; a call without its
-/// function's name is malformed, a missing id is made from its position.
-fn tool_calls(calls: Vec<WireToolCall>, name: &str) -> Result<Vec<ToolCall>, ProviderFailure> {
+/// The calls of an answer's `tool_calls` (at `at`, for the message) as
+/// OpenAI and Cohere send them; a call without its function's name is
+/// malformed, a missing id is made from its position.
+pub(crate) fn read_tool_calls(
+    calls: Vec<WireToolCall>,
+    name: &str,
+    at: &str,
+) -> Result<Vec<ToolCall>, ProviderFailure> {
     calls
         .into_iter()
         .enumerate()
@@ -515,11 +525,14 @@ fn tool_calls(calls: Vec<WireToolCall>, name: &str) -> Result<Vec<ToolCall>, Pro
             let function = call.function.unwrap_or_default();
             let Some(tool) = function.name.filter(|n| !n.is_empty()) else {
                 return Err(ProviderFailure::malformed(format!(
-                    "{name} answered a tool call without its name (`choices[0].message.tool_calls[{i}].function.name`)"
+                    "{name} answered a tool call without its name (`{at}[{i}].function.name`)"
                 )));
             };
             Ok(ToolCall {
-                id: call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| ToolCall::id_for(i)),
+                id: call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| ToolCall::id_for(i)),
                 name: tool,
                 arguments: function
                     .arguments
@@ -722,19 +735,21 @@ struct Message {
     tool_calls: Vec<WireToolCall>,
 }
 
-/// A tool call of an answer, or a fragment of one in a stream's delta.
-#[derive(Deserialize)]
-struct WireToolCall {
+/// A tool call of an answer, or a fragment of one in a stream's delta
+/// (Cohere's too).
+#[derive(Deserialize, Default)]
+pub(crate) struct WireToolCall {
     /// Streams: which call the fragment belongs to.
-    index: Option<usize>,
-    id: Option<String>,
-    function: Option<WireFunction>,
+    pub(crate) index: Option<usize>,
+    pub(crate) id: Option<String>,
+    pub(crate) function: Option<WireFunction>,
 }
 
 #[derive(Deserialize, Default)]
-struct WireFunction {
-    name: Option<String>,
-    arguments: Option<String>,
+pub(crate) struct WireFunction {
+    pub(crate) name: Option<String>,
+    /// The arguments' JSON text, or a piece of it.
+    pub(crate) arguments: Option<String>,
 }
 
 /// A message's content: text, or (Mistral's reasoning models) typed chunks.
