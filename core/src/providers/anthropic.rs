@@ -286,8 +286,8 @@ fn wire_messages(q: &ChatQuery) -> Vec<Value> {
                 "content": m.content,
             })],
             Role::Assistant if !m.tool_calls.is_empty() => {
-                let text =
-                    (!m.content.is_empty()).then(|| json!({"type": "text", "text": m.content}));
+                let text = (!m.content.trim().is_empty())
+                    .then(|| json!({"type": "text", "text": m.content}));
                 text.into_iter()
                     .chain(m.tool_calls.iter().map(|c| {
                         json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments_object()})

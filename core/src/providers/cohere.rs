@@ -299,7 +299,7 @@ fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
     if m.role == Role::Assistant && !m.tool_calls.is_empty() {
         let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
         let mut message = json!({"role": "assistant", "tool_calls": calls});
-        if !m.content.is_empty() {
+        if !m.content.trim().is_empty() {
             message["tool_plan"] = json!(m.content);
         }
         return message;

@@ -353,7 +353,7 @@ fn contents(q: &ChatQuery) -> Vec<Value> {
     for m in q.turns() {
         let (role, parts) = match m.role {
             Role::Assistant => {
-                let text = (!m.content.is_empty() || m.tool_calls.is_empty())
+                let text = (!m.content.trim().is_empty() || m.tool_calls.is_empty())
                     .then(|| json!({"text": m.content}));
                 let calls = m.tool_calls.iter().map(
                     |c| json!({"functionCall": {"name": c.name, "args": c.arguments_object()}}),

@@ -212,9 +212,8 @@ fn function_fields(item: Value, at: String) -> Result<(String, Map<String, Value
             ),
         ));
     };
-    if !fields.contains_key("function") {
-        return Ok((at, fields));
-    }
+    // `type` may also sit beside the fields of the short form, as in
+    // OpenAI's Responses API.
     match fields.remove("type") {
         Some(Value::String(kind)) if kind == "function" => {}
         None => {}
@@ -224,6 +223,9 @@ fn function_fields(item: Value, at: String) -> Result<(String, Map<String, Value
                 format!("must be function, got {}", shown(&other)),
             ))
         }
+    }
+    if !fields.contains_key("function") {
+        return Ok((at, fields));
     }
     if let Some(unknown) = fields.keys().find(|k| *k != "function") {
         return Err(Error::invalid(
@@ -534,6 +536,10 @@ mod tests {
             named
         );
         assert_eq!(choice(json!({"name": "get_weather"})).unwrap(), named);
+        assert_eq!(
+            choice(json!({"type": "function", "name": "get_weather"})).unwrap(),
+            named
+        );
         let err = |v: Value| field_of(choice(v).unwrap_err());
         assert_eq!(
             err(json!({"type": "function", "function": {"name": "other"}})),
