@@ -458,7 +458,7 @@ impl Reading {
             let chunk = match delta {
                 ChatDelta::Text(text) => ChatChunk::Text(text),
                 ChatDelta::Reasoning(text) => ChatChunk::Reasoning(text),
-                ChatDelta::Meta(_) => continue,
+                ChatDelta::Meta(_) | ChatDelta::ToolCall(_) => continue,
                 // What follows the final event is not read.
                 ChatDelta::End => return Ok(true),
             };

@@ -281,7 +281,14 @@ fn walk(root: &Value, here: &Value, path: &mut Vec<Seg>, out: &mut Vec<Mutant>) 
             // A map of numbers (rates by currency) gains an entry, not an
             // unknown field: that would be another currency.
             let numeric_map = !map.is_empty() && map.values().all(Value::is_number);
-            if !numeric_map {
+            // A tool call's arguments (Anthropic `input`, Gemini `args`,
+            // Ollama `arguments`) are the model's data, passed on whole: an
+            // added entry is another argument, not an unknown field.
+            let arguments = matches!(
+                path.last(),
+                Some(Seg::Key(k)) if matches!(k.as_str(), "input" | "args" | "arguments")
+            );
+            if !numeric_map && !arguments {
                 add(out, Kind::Unknown, path, &|body| {
                     if let Some(Value::Object(m)) = at(body, path) {
                         m.insert(
@@ -516,6 +523,66 @@ fn exchange_with(
     })
 }
 
+/// The label of the exchange of a chat request with tools.
+const TOOLS_EXCHANGE: &str = "llm.chat (tools)";
+
+/// Replies calling a tool, per provider. They answer the path of the plain
+/// chat reply, so they are not among the fixtures the emulator serves by
+/// default; the OpenAI-compatible providers share OpenAI's.
+fn tool_reply(id: &str) -> Option<&'static Fixture> {
+    const fn reply(body: &'static str) -> Fixture {
+        Fixture {
+            method: "POST",
+            path: "(tool call)",
+            status: 200,
+            body,
+        }
+    }
+    static OPENAI: Fixture = reply(include_str!(
+        "../src/providers/fixtures/openai/chat_tool_calls.json"
+    ));
+    static ANTHROPIC: Fixture = reply(include_str!(
+        "../src/providers/fixtures/anthropic/message_tool_use.json"
+    ));
+    static GEMINI: Fixture = reply(include_str!(
+        "../src/providers/fixtures/gemini/generate_function_call.json"
+    ));
+    static COHERE: Fixture = reply(include_str!(
+        "../src/providers/fixtures/cohere/chat_tool_calls.json"
+    ));
+    static OLLAMA: Fixture = reply(include_str!(
+        "../src/providers/fixtures/ollama/chat_tool_calls.json"
+    ));
+    match id {
+        "openai" | "groq" | "mistral" | "deepseek" | "openrouter" | "together" => Some(&OPENAI),
+        "anthropic" => Some(&ANTHROPIC),
+        "gemini" => Some(&GEMINI),
+        "cohere" => Some(&COHERE),
+        "ollama" => Some(&OLLAMA),
+        _ => None,
+    }
+}
+
+/// The exchange of a chat request with tools answered by the provider's
+/// tool-call reply, for the providers that have one.
+fn tool_exchange(provider: &dyn Provider) -> Option<Result<Exchange, String>> {
+    let fixture = tool_reply(provider.info().id)?;
+    let mut params = common::example_params(CapabilityId::LlmChat);
+    params["tools"] =
+        serde_json::json!([{"name": "get_weather", "parameters": {"type": "object"}}]);
+    let request = match Request::parse(CapabilityId::LlmChat.as_str(), params) {
+        Ok(request) => request,
+        Err(e) => return Some(Err(format!("sample request: {e}"))),
+    };
+    let answer = run(provider, &request, Some((0, fixture.body)), &mut Vec::new());
+    Some(answer.map(|data| Exchange {
+        capability: TOOLS_EXCHANGE,
+        request,
+        steps: vec![fixture],
+        answer: data.to_json(),
+    }))
+}
+
 /// What a mutant led to, judged.
 enum Verdict {
     /// Same facts (less optional ones where allowed).
@@ -721,19 +788,30 @@ fn check(provider: &dyn Provider) -> Report {
         provider: info.id,
         ..Report::default()
     };
+    let mut exchanges = Vec::new();
     for capability in provider.capabilities() {
-        let exchange = match exchange(provider, *capability) {
-            Ok(exchange) => exchange,
-            Err(why) => {
-                report.defects.push(Defect {
-                    exchange: capability.as_str().to_string(),
-                    kind: Kind::Unknown,
-                    path: "(no exchange)".into(),
-                    why: format!("the fixture does not answer the sample request: {why}"),
-                });
-                continue;
-            }
-        };
+        match exchange(provider, *capability) {
+            Ok(exchange) => exchanges.push(exchange),
+            Err(why) => report.defects.push(Defect {
+                exchange: capability.as_str().to_string(),
+                kind: Kind::Unknown,
+                path: "(no exchange)".into(),
+                why: format!("the fixture does not answer the sample request: {why}"),
+            }),
+        }
+    }
+    if let Some(tools) = tool_exchange(provider) {
+        match tools {
+            Ok(exchange) => exchanges.push(exchange),
+            Err(why) => report.defects.push(Defect {
+                exchange: TOOLS_EXCHANGE.to_string(),
+                kind: Kind::Unknown,
+                path: "(no exchange)".into(),
+                why: format!("the tool-call reply does not answer the sample request: {why}"),
+            }),
+        }
+    }
+    for exchange in exchanges {
         for (step, fixture) in exchange.steps.iter().enumerate() {
             let label = if exchange.steps.len() > 1 {
                 format!("{} step {}", exchange.capability, step + 1)

@@ -23,6 +23,17 @@
 //!   retried) and the next one is tried; pin the chain in the configuration
 //!   to avoid those round trips.
 //!
+//! # Tool calls
+//!
+//! `tools` (functions with a JSON Schema of their arguments) and
+//! `tool_choice` are read once ([`tools`]) and sent in each provider's own
+//! words; the model's calls come back as [`ChatReply::tool_calls`] (finish
+//! reason `tool_calls`), and each is answered by a `tool` message naming
+//! its id after the assistant message that made it. A provider that cannot
+//! honour the request (Ollama asked to call a tool, Cohere asked for one
+//! named tool) is skipped as unsupported without a request: tools are never
+//! dropped silently.
+//!
 //! Embedding vectors of different models live in different spaces: name a
 //! `model` (or pin the chain) for anything you store and compare later.
 //!
@@ -44,7 +55,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod stream;
-pub use stream::{ChatAccumulator, ChatDelta, ChatMeta};
+pub mod tools;
+pub use stream::{ChatAccumulator, ChatDelta, ChatMeta, ToolCallDelta};
+pub use tools::{JsonSchema, Tool, ToolCall, ToolChoice};
 
 use super::params::Params;
 use super::schema::{Alternatives, Param, ParamDefault, ParamKind, ParamTable};
@@ -59,8 +72,10 @@ pub enum Role {
     System,
     /// The person asking.
     User,
-    /// The model's earlier answers.
+    /// The model's earlier answers, text or tool calls.
     Assistant,
+    /// The result of one of the model's tool calls.
+    Tool,
 }
 
 impl Role {
@@ -70,6 +85,7 @@ impl Role {
             Self::System => "system",
             Self::User => "user",
             Self::Assistant => "assistant",
+            Self::Tool => "tool",
         }
     }
 }
@@ -79,8 +95,25 @@ impl Role {
 pub struct ChatMessage {
     /// Who speaks.
     pub role: Role,
-    /// The text, exactly as given.
+    /// The text, exactly as given; may be empty in an assistant message
+    /// that calls tools.
     pub content: String,
+    /// The tools an assistant message calls (empty otherwise).
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` message answers (`None` otherwise).
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message of text alone.
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
 }
 
 /// A sampling temperature from 0 to 2, kept in hundredths so that requests
@@ -144,8 +177,9 @@ pub const MAX_EMBEDDING_INPUTS: usize = 96;
 /// Request of `llm.chat`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ChatQuery {
-    /// The conversation: optional system messages first, then user and
-    /// assistant turns starting and ending with the user.
+    /// The conversation: optional system messages first, then user,
+    /// assistant and tool turns, starting with the user and ending with
+    /// the user or with the results of the model's last tool calls.
     pub messages: Vec<ChatMessage>,
     /// A model name or alias; `None` for each provider's default.
     pub model: Option<String>,
@@ -154,19 +188,26 @@ pub struct ChatQuery {
     pub max_tokens: Option<u32>,
     /// Sampling temperature; `None` for the provider's default.
     pub temperature: Option<Temperature>,
+    /// Functions the model may call; a provider that cannot honour them
+    /// is skipped, never asked without them.
+    pub tools: Vec<Tool>,
+    /// Whether, and which, tool the model must call; `None` for the
+    /// provider's default (auto). Only set when `tools` are.
+    pub tool_choice: Option<ToolChoice>,
 }
 
 /// What a provider continuing another's interrupted answer is asked.
 const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exactly where it stopped, without repeating any of it and without any preamble.";
 
 impl ChatQuery {
-    /// The parameters: `messages`, `model`, `max_tokens`, `temperature`, `stream`.
+    /// The parameters: `messages`, `model`, `max_tokens`, `temperature`,
+    /// `tools`, `tool_choice`, `stream`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
                 "messages",
                 ParamKind::Messages,
-                "The conversation: optional system messages, then user and assistant turns ending with the user.",
+                "The conversation: optional system messages, then user, assistant and tool turns, ending with the user or with tool results.",
                 r#"[{"role": "user", "content": "Hello"}]"#,
             )
             .required(),
@@ -190,6 +231,18 @@ impl ChatQuery {
                 "0.7",
             ),
             Param::new(
+                "tools",
+                ParamKind::Tools,
+                "Functions the model may call, each with a JSON Schema of its arguments.",
+                r#"[{"type": "function", "function": {"name": "get_weather", "description": "Current weather of a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]"#,
+            ),
+            Param::new(
+                "tool_choice",
+                ParamKind::ToolChoice,
+                "auto (the default), none, required, or one declared tool as {\"type\": \"function\", \"function\": {\"name\": ...}}.",
+                r#""auto""#,
+            ),
+            Param::new(
                 "stream",
                 ParamKind::Boolean,
                 "Only false in a call: a streamed answer is asked with Client::stream (client.llm.stream in Python).",
@@ -201,7 +254,8 @@ impl ChatQuery {
     };
 
     /// Validates parameters: `messages` (required), `model`, `max_tokens`,
-    /// `temperature`, and `stream` (only `false`: streams are opened with
+    /// `temperature`, `tools`, `tool_choice` (naming a declared tool), and
+    /// `stream` (only `false`: streams are opened with
     /// [`Client::stream`](crate::Client::stream)).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let messages = match params.opt_value("messages") {
@@ -216,6 +270,15 @@ impl ChatQuery {
             .opt_f64("temperature")?
             .map(Temperature::new)
             .transpose()?;
+        let tools = params
+            .opt_value("tools")
+            .map(tools::parse_tools)
+            .transpose()?
+            .unwrap_or_default();
+        let tool_choice = match params.opt_value("tool_choice") {
+            Some(value) => tools::parse_tool_choice(value, &tools)?,
+            None => None,
+        };
         match params.opt_value("stream") {
             None | Some(Value::Bool(false)) => {}
             Some(Value::Bool(true)) => {
@@ -237,6 +300,8 @@ impl ChatQuery {
             model,
             max_tokens,
             temperature,
+            tools,
+            tool_choice,
         })
     }
 
@@ -248,14 +313,12 @@ impl ChatQuery {
     pub fn continuation(&self, partial: &str) -> ChatQuery {
         let mut query = self.clone();
         if !partial.is_empty() {
-            query.messages.push(ChatMessage {
-                role: Role::Assistant,
-                content: partial.to_string(),
-            });
-            query.messages.push(ChatMessage {
-                role: Role::User,
-                content: CONTINUE_PROMPT.to_string(),
-            });
+            query
+                .messages
+                .push(ChatMessage::text(Role::Assistant, partial));
+            query
+                .messages
+                .push(ChatMessage::text(Role::User, CONTINUE_PROMPT));
         }
         query
     }
@@ -281,6 +344,39 @@ impl ChatQuery {
             .unwrap_or(self.messages.len());
         &self.messages[start..]
     }
+
+    /// The name of the tool the conversation's call `id` called, for
+    /// providers that answer a call by the tool's name (Gemini, Ollama).
+    pub fn tool_name(&self, id: &str) -> Option<&str> {
+        self.messages
+            .iter()
+            .flat_map(|m| &m.tool_calls)
+            .find(|c| c.id == id)
+            .map(|c| c.name.as_str())
+    }
+
+    /// Fails as unsupported, so that `provider` is skipped before anything
+    /// is sent, when this request has a `tool_choice` that `supported`
+    /// refuses.
+    pub fn check_tool_choice(
+        &self,
+        provider: &str,
+        supported: impl Fn(&ToolChoice) -> bool,
+    ) -> std::result::Result<(), ProviderFailure> {
+        match &self.tool_choice {
+            Some(choice) if !supported(choice) => Err(ProviderFailure::unsupported(format!(
+                "{provider} cannot honour tool_choice {}",
+                match choice {
+                    ToolChoice::Auto => "auto".to_string(),
+                    ToolChoice::None => "none".to_string(),
+                    ToolChoice::Required => "required".to_string(),
+                    ToolChoice::Tool(name) => format!("naming {name}"),
+                }
+            ))
+            .not_sent()),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn parse_messages(value: Value) -> Result<Vec<ChatMessage>> {
@@ -304,69 +400,120 @@ fn parse_messages(value: Value) -> Result<Vec<ChatMessage>> {
     };
     let mut messages = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let Value::Object(mut fields) = item else {
-            return Err(Error::invalid(
-                format!("messages[{i}]"),
-                format!(
-                    "must be a {{role, content}} object, got {}",
-                    type_name(&item)
-                ),
-            ));
-        };
-        let role = match fields.remove("role") {
-            Some(Value::String(role)) => match role.trim() {
-                "system" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                other => {
-                    return Err(Error::invalid(
-                        format!("messages[{i}].role"),
-                        format!(
-                            "must be system, user or assistant, got {} \
-                             (tool messages are not supported yet)",
-                            echo(other)
-                        ),
-                    ))
-                }
-            },
-            Some(other) => {
-                return Err(Error::invalid(
-                    format!("messages[{i}].role"),
-                    format!("must be a string, got {}", type_name(&other)),
-                ))
-            }
-            None => return Err(Error::invalid(format!("messages[{i}].role"), "is required")),
-        };
-        let content = match fields.remove("content") {
-            Some(Value::String(text)) if !text.trim().is_empty() => text,
-            Some(Value::String(_)) | None => {
-                return Err(Error::invalid(
-                    format!("messages[{i}].content"),
-                    "is required and must not be empty",
-                ))
-            }
-            Some(other) => {
-                return Err(Error::invalid(
-                    format!("messages[{i}].content"),
-                    format!("must be a string, got {}", type_name(&other)),
-                ))
-            }
-        };
-        if let Some(unknown) = fields.keys().next() {
-            return Err(Error::invalid(
-                format!("messages[{i}].{}", echo_key(unknown)),
-                "is not a known field; expected role and content",
-            ));
-        }
-        messages.push(ChatMessage { role, content });
+        messages.push(parse_message(item, i)?);
     }
     check_order(&messages)?;
     Ok(messages)
 }
 
+fn parse_message(item: Value, i: usize) -> Result<ChatMessage> {
+    let Value::Object(mut fields) = item else {
+        return Err(Error::invalid(
+            format!("messages[{i}]"),
+            format!(
+                "must be a {{role, content}} object, got {}",
+                type_name(&item)
+            ),
+        ));
+    };
+    let role = match fields.remove("role") {
+        Some(Value::String(role)) => match role.trim() {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            other => {
+                return Err(Error::invalid(
+                    format!("messages[{i}].role"),
+                    format!(
+                        "must be system, user, assistant or tool, got {}",
+                        echo(other)
+                    ),
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("messages[{i}].role"),
+                format!("must be a string, got {}", type_name(&other)),
+            ))
+        }
+        None => return Err(Error::invalid(format!("messages[{i}].role"), "is required")),
+    };
+    let tool_calls = match fields.remove("tool_calls") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) if role == Role::Assistant => {
+            tools::parse_tool_calls(value, &format!("messages[{i}].tool_calls"))?
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                format!("messages[{i}].tool_calls"),
+                "is only for assistant messages",
+            ))
+        }
+    };
+    let tool_call_id = match fields.remove("tool_call_id") {
+        None | Some(Value::Null) if role == Role::Tool => {
+            return Err(Error::invalid(
+                format!("messages[{i}].tool_call_id"),
+                "is required: the id of the tool call this message answers",
+            ))
+        }
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if role == Role::Tool && !id.trim().is_empty() => Some(id),
+        Some(_) if role != Role::Tool => {
+            return Err(Error::invalid(
+                format!("messages[{i}].tool_call_id"),
+                "is only for tool messages",
+            ))
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("messages[{i}].tool_call_id"),
+                format!("must be a non-empty string, got {}", type_name(&other)),
+            ))
+        }
+    };
+    // An assistant message calling tools may have no text.
+    let may_be_empty = !tool_calls.is_empty();
+    let content = match fields.remove("content") {
+        Some(Value::String(text)) if may_be_empty || !text.trim().is_empty() => text,
+        None | Some(Value::Null) if may_be_empty => String::new(),
+        Some(Value::String(_)) | Some(Value::Null) | None => {
+            return Err(Error::invalid(
+                format!("messages[{i}].content"),
+                "is required and must not be empty",
+            ))
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("messages[{i}].content"),
+                format!("must be a string, got {}", type_name(&other)),
+            ))
+        }
+    };
+    if let Some(unknown) = fields.keys().next() {
+        return Err(Error::invalid(
+            format!("messages[{i}].{}", echo_key(unknown)),
+            "is not a known field; expected role, content, tool_calls (assistant) \
+             and tool_call_id (tool)",
+        ));
+    }
+    Ok(ChatMessage {
+        role,
+        content,
+        tool_calls,
+        tool_call_id,
+    })
+}
+
 /// The conversation rules every provider can represent: system messages
 /// first (Anthropic, Gemini and Cohere hold them apart), then turns that
-/// start and end with the user, so every provider answers the same question.
+/// start with the user; an assistant message calling tools is followed by
+/// one `tool` message per call, answering it by id, before anything else
+/// (Anthropic and Gemini need every call answered in the next turn); the
+/// conversation ends with the user or with those results, so every
+/// provider answers the same question.
 fn check_order(messages: &[ChatMessage]) -> Result<()> {
     let first_turn = messages.iter().position(|m| m.role != Role::System);
     let Some(first_turn) = first_turn else {
@@ -381,20 +528,52 @@ fn check_order(messages: &[ChatMessage]) -> Result<()> {
             "must be user: the conversation starts with a user message",
         ));
     }
-    if let Some(i) = messages[first_turn..]
-        .iter()
-        .position(|m| m.role == Role::System)
-    {
-        return Err(Error::invalid(
-            format!("messages[{}].role", first_turn + i),
-            "system messages must come before the conversation",
-        ));
+    // Ids of the last assistant message's calls not answered yet.
+    let mut unanswered: Vec<&str> = Vec::new();
+    for (i, m) in messages.iter().enumerate().skip(first_turn) {
+        match m.role {
+            Role::System => {
+                return Err(Error::invalid(
+                    format!("messages[{i}].role"),
+                    "system messages must come before the conversation",
+                ))
+            }
+            Role::Tool => {
+                let id = m.tool_call_id.as_deref().unwrap_or_default();
+                let Some(at) = unanswered.iter().position(|u| *u == id) else {
+                    return Err(Error::invalid(
+                        format!("messages[{i}].tool_call_id"),
+                        format!(
+                            "must answer an unanswered tool call of the assistant message \
+                             before it, got {}",
+                            echo(id)
+                        ),
+                    ));
+                };
+                unanswered.remove(at);
+            }
+            Role::User | Role::Assistant => {
+                if let Some(first) = unanswered.first() {
+                    return Err(Error::invalid(
+                        format!("messages[{i}].role"),
+                        format!(
+                            "must be tool: {} tool call(s) of the assistant are not answered yet, \
+                             the first {}",
+                            unanswered.len(),
+                            echo(first)
+                        ),
+                    ));
+                }
+                unanswered = m.tool_calls.iter().map(|c| c.id.as_str()).collect();
+            }
+        }
     }
     let last = messages.len() - 1;
-    if messages[last].role != Role::User {
+    if !unanswered.is_empty() || !matches!(messages[last].role, Role::User | Role::Tool) {
         return Err(Error::invalid(
             format!("messages[{last}].role"),
-            "must be user: the conversation ends with the user's turn",
+            "must be user or tool: the conversation ends with the user's turn \
+             or with the results of the model's tool calls",
         ));
     }
     Ok(())
@@ -539,8 +718,13 @@ pub struct ChatReply {
     /// The model that answered, as the provider names it; the model asked
     /// for when the reply does not say.
     pub model: String,
-    /// The answer's text (all text parts, concatenated).
+    /// The answer's text (all text parts, concatenated); may be empty when
+    /// the model calls tools.
     pub text: String,
+    /// The tools the model calls, in order (empty when none); answer each
+    /// with a `tool` message naming its id.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
     /// Hidden reasoning the provider returned separately (DeepSeek
     /// `reasoning_content`, Anthropic thinking, Gemini thoughts), if any.
     pub reasoning: Option<String>,
@@ -852,7 +1036,7 @@ mod tests {
         assert_eq!(err(json!({"messages": "hi"})), "messages");
         assert_eq!(err(json!({"messages": ["hi"]})), "messages[0]");
         assert_eq!(
-            err(json!({"messages": [{"role": "tool", "content": "x"}]})),
+            err(json!({"messages": [{"role": "tool", "content": "x", "tool_call_id": "c"}]})),
             "messages[0].role"
         );
         assert_eq!(
@@ -1027,6 +1211,7 @@ mod tests {
             id: None,
             model: "m".into(),
             text: "Hi".into(),
+            tool_calls: Vec::new(),
             reasoning: None,
             finish_reason: Some(FinishReason::ContentFilter),
             usage: TokenUsage::new(Some(3), Some(4)),

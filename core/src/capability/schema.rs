@@ -63,8 +63,15 @@ pub enum ParamKind {
         values: &'static [&'static str],
     },
     /// A chat conversation: a list of `{role, content}` objects, role
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` (with `tool_calls`) or `tool` (with
+    /// `tool_call_id`).
     Messages,
+    /// Functions a model may call: a list of
+    /// `{"type": "function", "function": {name, description, parameters}}`
+    /// or `{name, description, parameters}` objects.
+    Tools,
+    /// `auto`, `none`, `required`, or one declared tool.
+    ToolChoice,
     /// Two names without spaces joined by `/`, the second of which may hold
     /// more (`provider/model`, as an embeddings result names its space).
     Qualified {
@@ -198,12 +205,46 @@ impl Param {
                 "items": {
                     "type": "object",
                     "properties": {
-                        "role": {"enum": ["system", "user", "assistant"]},
-                        "content": {"type": "string"},
+                        "role": {"enum": ["system", "user", "assistant", "tool"]},
+                        "content": {"type": ["string", "null"]},
+                        "tool_calls": {"type": "array", "minItems": 1, "items": tool_call_schema()},
+                        "tool_call_id": {"type": "string", "minLength": 1},
                     },
-                    "required": ["role", "content"],
+                    "required": ["role"],
                     "additionalProperties": false,
                 },
+            }),
+            ParamKind::Tools => json!({
+                "type": "array",
+                "minItems": 1,
+                "maxItems": crate::capability::llm::tools::MAX_TOOLS,
+                "items": {"anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": "function"},
+                            "function": function_schema(),
+                        },
+                        "required": ["function"],
+                        "additionalProperties": false,
+                    },
+                    function_schema(),
+                ]},
+            }),
+            ParamKind::ToolChoice => json!({
+                "anyOf": [
+                    {"enum": ["auto", "none", "required"]},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": "function"},
+                            "function": named_schema(),
+                        },
+                        "required": ["function"],
+                        "additionalProperties": false,
+                    },
+                    named_schema(),
+                ],
             }),
         };
         schema["description"] = self.description.into();
@@ -215,6 +256,62 @@ impl Param {
         }
         schema
     }
+}
+
+/// What a tool's name is, as a JSON Schema pattern.
+const TOOL_NAME_PATTERN: &str = "^[a-zA-Z0-9_-]{1,64}$";
+
+/// A function a model may call, in its short form.
+fn function_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+            "description": {"type": "string"},
+            "parameters": {"type": "object", "properties": {"type": {"const": "object"}}, "required": ["type"]},
+        },
+        "required": ["name"],
+        "additionalProperties": false,
+    })
+}
+
+/// A tool named by `tool_choice`.
+fn named_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "pattern": TOOL_NAME_PATTERN}},
+        "required": ["name"],
+        "additionalProperties": false,
+    })
+}
+
+/// A call in an assistant message, in the OpenAI shape or the short one.
+fn tool_call_schema() -> Value {
+    let name = json!({"type": "string", "pattern": TOOL_NAME_PATTERN});
+    let arguments = json!({"type": ["string", "object"]});
+    json!({"anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "minLength": 1},
+                "type": {"const": "function"},
+                "function": {
+                    "type": "object",
+                    "properties": {"name": name, "arguments": arguments},
+                    "required": ["name"],
+                    "additionalProperties": false,
+                },
+            },
+            "required": ["id", "function"],
+            "additionalProperties": false,
+        },
+        {
+            "type": "object",
+            "properties": {"id": {"type": "string", "minLength": 1}, "name": name, "arguments": arguments},
+            "required": ["id", "name"],
+            "additionalProperties": false,
+        },
+    ]})
 }
 
 /// How the optional parameters of a request combine, beyond each one's
@@ -350,7 +447,9 @@ mod tests {
     fn rejects(capability: CapabilityId, fields: &Map<String, Value>, name: &str) {
         match parse(capability, fields) {
             Err(Error::InvalidRequest { field, .. })
-                if field == name || field.starts_with(&format!("{name}[")) => {}
+                if field == name
+                    || field.starts_with(&format!("{name}["))
+                    || field.starts_with(&format!("{name}.")) => {}
             other => panic!("{capability} with {fields:?}: expected {name} refused, got {other:?}"),
         }
     }
@@ -374,9 +473,10 @@ mod tests {
                         .is_some_and(|items| items.iter().all(Value::is_string))
             }
             ParamKind::Choice { values } => value.as_str().is_some_and(|v| values.contains(&v)),
-            ParamKind::Messages => value
+            ParamKind::Messages | ParamKind::Tools => value
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_object)),
+            ParamKind::ToolChoice => value.is_string() || value.is_object(),
         }
     }
 
@@ -509,6 +609,39 @@ mod tests {
                     }
                     ParamKind::Boolean => rejects(capability, &at(json!("yes")), name),
                     ParamKind::Messages => rejects(capability, &at(json!([])), name),
+                    ParamKind::Tools => {
+                        rejects(capability, &at(json!([])), name);
+                        let mut twice = example(param);
+                        if let Some(items) = twice.as_array_mut() {
+                            items.extend(items.clone());
+                        }
+                        rejects(capability, &at(twice), name);
+                        rejects(capability, &at(json!([{"name": "a b"}])), name);
+                        rejects(
+                            capability,
+                            &at(json!([{"name": "f", "parameters": {"type": "array"}}])),
+                            name,
+                        );
+                        accepts(capability, &at(json!([{"name": "f"}])));
+                    }
+                    ParamKind::ToolChoice => {
+                        for value in ["auto", "none"] {
+                            accepts(capability, &at(value.into()));
+                        }
+                        rejects(capability, &at(json!("zz-none-of-them")), name);
+                        // Naming a tool, or requiring one, needs tools.
+                        rejects(capability, &at(json!("required")), name);
+                        rejects(capability, &at(json!({"name": "f"})), name);
+                        let tools = with(base.clone(), "tools", json!([{"name": "f"}]));
+                        for value in [
+                            json!("required"),
+                            json!({"name": "f"}),
+                            json!({"type": "function", "function": {"name": "f"}}),
+                        ] {
+                            accepts(capability, &with(tools.clone(), name, value));
+                        }
+                        rejects(capability, &with(tools, name, json!({"name": "g"})), name);
+                    }
                     ParamKind::Qualified { max_chars } => {
                         let longest = format!("a/{}", "b".repeat(max_chars as usize - 2));
                         accepts(capability, &at(longest.clone().into()));

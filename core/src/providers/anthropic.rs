@@ -11,6 +11,12 @@
 //! whatever text came before it is dropped, as Anthropic asks that the
 //! refused turn not be reused.
 //!
+//! Tools are declared as `{name, description, input_schema}` and chosen
+//! with `tool_choice` `{type: auto | any | tool | none}`; the model's calls
+//! are `tool_use` content blocks (streamed as a `content_block_start` and
+//! `input_json_delta` pieces), and each result goes back as a
+//! `tool_result` block of the next user turn.
+//!
 //! Errors are `{"type":"error","error":{"type":…,"message":…}}`, classified
 //! by their type: `overloaded_error` (HTTP 529) and `api_error` are
 //! transient, `rate_limit_error` is rate limited (with `retry-after`),
@@ -24,8 +30,8 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason,
-    TokenUsage,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason, Role,
+    TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -104,12 +110,30 @@ impl Serves<marker::LlmChat> for Anthropic {
         if let Some(system) = q.system_prompt() {
             body.insert("system".into(), json!(system));
         }
-        let messages: Vec<Value> = q
-            .turns()
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
-        body.insert("messages".into(), Value::Array(messages));
+        body.insert("messages".into(), Value::Array(wire_messages(q)));
+        if !q.tools.is_empty() {
+            let tools: Vec<Value> = q
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut tool = json!({"name": t.name, "input_schema": t.parameters.to_value()});
+                    if let Some(description) = &t.description {
+                        tool["description"] = json!(description);
+                    }
+                    tool
+                })
+                .collect();
+            body.insert("tools".into(), Value::Array(tools));
+        }
+        if let Some(choice) = &q.tool_choice {
+            let choice = match choice {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
         if let Some(t) = q.temperature {
             if t.get() > MAX_TEMPERATURE {
                 return Err(ProviderFailure::unsupported(format!(
@@ -180,6 +204,22 @@ impl StreamsChat for Anthropic {
             }
             "content_block_start" | "content_block_delta" => {
                 let part = event.delta.or(event.content_block).unwrap_or_default();
+                match part.kind.as_deref() {
+                    // The call's id and name; its `input` is always `{}`
+                    // here, the arguments follow as `input_json_delta`s.
+                    Some("tool_use") => out.push(ChatDelta::ToolCall(ToolCallDelta {
+                        index: Some(event.index.unwrap_or_default()),
+                        id: part.id,
+                        name: part.name,
+                        arguments: String::new(),
+                    })),
+                    Some("input_json_delta") => out.push(ChatDelta::ToolCall(ToolCallDelta {
+                        index: Some(event.index.unwrap_or_default()),
+                        arguments: part.partial_json.unwrap_or_default(),
+                        ..ToolCallDelta::default()
+                    })),
+                    _ => {}
+                }
                 if let Some(thinking) = part.thinking.filter(|t| !t.is_empty()) {
                     out.push(ChatDelta::Reasoning(thinking));
                 }
@@ -231,6 +271,70 @@ fn stream_usage(usage: Usage) -> TokenUsage {
     }
 }
 
+/// The conversation after the system prompt: text turns as they are; an
+/// assistant's calls as `tool_use` blocks after its text; tool results as
+/// `tool_result` blocks of one user turn, with a user message that
+/// follows them joined to it (Anthropic wants the results in the user
+/// turn right after the calls).
+fn wire_messages(q: &ChatQuery) -> Vec<Value> {
+    let mut messages: Vec<Value> = Vec::new();
+    for m in q.turns() {
+        let blocks = match m.role {
+            Role::Tool => vec![json!({
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.content,
+            })],
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                let text = (!m.content.trim().is_empty())
+                    .then(|| json!({"type": "text", "text": m.content}));
+                text.into_iter()
+                    .chain(m.tool_calls.iter().map(|c| {
+                        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments_object()})
+                    }))
+                    .collect()
+            }
+            _ => {
+                messages.push(json!({"role": m.role.as_str(), "content": m.content}));
+                join_after_results(&mut messages);
+                continue;
+            }
+        };
+        let role = if m.role == Role::Tool {
+            "user"
+        } else {
+            "assistant"
+        };
+        messages.push(json!({"role": role, "content": blocks}));
+        join_after_results(&mut messages);
+    }
+    messages
+}
+
+/// Joins the last message to the one before when both are user turns
+/// and the earlier holds tool results.
+fn join_after_results(messages: &mut Vec<Value>) {
+    let n = messages.len();
+    if n < 2 || messages[n - 1]["role"] != "user" || messages[n - 2]["role"] != "user" {
+        return;
+    }
+    let holds_results = messages[n - 2]["content"]
+        .as_array()
+        .is_some_and(|b| b.iter().any(|b| b["type"] == "tool_result"));
+    if !holds_results {
+        return;
+    }
+    let Some(last) = messages.pop() else { return };
+    let added = match &last["content"] {
+        Value::String(text) => vec![json!({"type": "text", "text": text})],
+        Value::Array(blocks) => blocks.clone(),
+        _ => Vec::new(),
+    };
+    if let Some(blocks) = messages[n - 2]["content"].as_array_mut() {
+        blocks.extend(added);
+    }
+}
+
 /// The model sent for `q`.
 fn model_for(q: &ChatQuery) -> Result<&str, ProviderFailure> {
     pick_model(q.model.as_deref(), DEFAULT_MODEL, &[], INFO.id)
@@ -251,12 +355,32 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     }
     let mut text = None::<String>;
     let mut reasoning = String::new();
-    for block in message.content {
+    let mut tool_calls = Vec::new();
+    for (i, block) in message.content.into_iter().enumerate() {
         match block {
             Block::Text { text: Some(part) } => text.get_or_insert_default().push_str(&part),
+            Block::Text { text: None } => {
+                return Err(ProviderFailure::malformed(format!(
+                    "Anthropic answered a text block without its text (`content[{i}].text`)"
+                ))
+                .status(response.status))
+            }
             Block::Thinking {
                 thinking: Some(thinking),
             } => reasoning.push_str(&thinking),
+            Block::ToolUse { id, name, input } => {
+                let (Some(id), Some(name)) = (id, name) else {
+                    return Err(ProviderFailure::malformed(format!(
+                        "Anthropic answered a tool_use block without its id or name (`content[{i}]`)"
+                    ))
+                    .status(response.status));
+                };
+                tool_calls.push(ToolCall {
+                    id,
+                    name,
+                    arguments: input.map_or_else(|| "{}".into(), |v| v.to_string()),
+                });
+            }
             _ => {}
         }
     }
@@ -264,13 +388,13 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
     // No text block at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
-        None if finish_reason == Some(FinishReason::Length) => String::new(),
-        None => {
-            return Err(ProviderFailure::malformed(
-                "Anthropic answered without text (`content[].text`)",
-            )
-            .status(response.status))
+        None if finish_reason == Some(FinishReason::Length) || !tool_calls.is_empty() => {
+            String::new()
         }
+        None => return Err(ProviderFailure::malformed(
+            "Anthropic answered without text or a call (`content[].text`, `content[].tool_use`)",
+        )
+        .status(response.status)),
     };
     let usage = token_usage(&message.usage.unwrap_or_default());
     Ok(ChatReply {
@@ -280,6 +404,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
             .or_else(|| model_for(q).ok().map(str::to_string))
             .unwrap_or_default(),
         text,
+        tool_calls,
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage,
@@ -385,6 +510,8 @@ struct ErrorDetail {
 struct StreamEvent {
     #[serde(rename = "type")]
     kind: String,
+    /// `content_block_start`, `content_block_delta`: the block's position.
+    index: Option<usize>,
     /// `message_start`.
     message: Option<StartedMessage>,
     /// `content_block_start`.
@@ -408,6 +535,15 @@ struct StartedMessage {
 /// delta (`stop_reason`, `stop_details`).
 #[derive(Deserialize, Default)]
 struct EventDelta {
+    /// The block's or the delta's type (`text`, `tool_use`,
+    /// `input_json_delta`, …).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// `tool_use`: the call's id and tool.
+    id: Option<String>,
+    name: Option<String>,
+    /// `input_json_delta`: a piece of the arguments' JSON text.
+    partial_json: Option<String>,
     text: Option<String>,
     thinking: Option<String>,
     stop_reason: Option<String>,
@@ -442,6 +578,12 @@ enum Block {
     },
     Thinking {
         thinking: Option<String>,
+    },
+    ToolUse {
+        id: Option<String>,
+        name: Option<String>,
+        /// The arguments, an object.
+        input: Option<Value>,
     },
     #[serde(other)]
     Other,
@@ -543,6 +685,38 @@ mod tests {
             }
         );
         assert!(Anthropic.idempotency_header().is_none());
+    }
+
+    #[test]
+    fn tool_calls_and_their_results_are_content_blocks_with_results_in_one_user_turn() {
+        use crate::providers::openai_compat::testing::tool_round_trip_request;
+        let body = Anthropic
+            .request(&tool_round_trip_request(), &ctx(&Anthropic))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["system"], "Be brief.");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "Weather in Paris and Oslo?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Checking both."},
+                    {"type": "tool_use", "id": "call_p", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_o", "name": "get_weather", "input": {"city": "Oslo"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_o", "content": "-2 C"},
+                    {"type": "tool_result", "tool_use_id": "call_p", "content": "{\"temperature_c\": 14}"},
+                    {"type": "text", "text": "And which is warmer?"},
+                ]},
+            ])
+        );
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+        );
+        assert!(body.get("tool_choice").is_none());
     }
 
     #[test]

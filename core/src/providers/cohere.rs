@@ -9,6 +9,15 @@
 //! `search_query`) and come grouped by type (`embeddings.float`). The key
 //! (`COHERE_API_KEY`) goes in `Authorization: Bearer`.
 //!
+//! Tools are declared as OpenAI declares them; `tool_choice` is
+//! `REQUIRED` or `NONE` (auto is the default; Cohere cannot be made to
+//! call one particular tool, so such a request skips it as unsupported).
+//! The model's calls are `message.tool_calls` with its `tool_plan` (the
+//! model's reasoning before the calls, kept as the answer's `reasoning`; an
+//! assistant message's text is sent back as the plan), results go back as
+//! `tool` messages with their `tool_call_id`, and a stream sends each call
+//! as `tool-call-start` (id, name) and `tool-call-delta`s (arguments).
+//!
 //! Errors are `{"id":…,"message":…}`. Quirks: 498 is an invalid token
 //! (auth); 499 a request the server saw closed (transient); a trial key's
 //! monthly cap ("limited to 1000 API calls / month") comes as a 429 like the
@@ -23,9 +32,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::clip;
+use super::openai_compat::{read_tool_calls, wire_call, wire_tools, WireToolCall};
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingPurpose,
-    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCallDelta,
+    ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -86,14 +97,23 @@ impl Serves<marker::LlmChat> for Cohere {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?;
-        let messages: Vec<Value> = q
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
+        q.check_tool_choice(INFO.name, |c| !matches!(c, ToolChoice::Tool(_)))?;
+        let messages: Vec<Value> = q.messages.iter().map(wire_message).collect();
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
+        if !q.tools.is_empty() {
+            body.insert("tools".into(), wire_tools(&q.tools));
+        }
+        match q.tool_choice {
+            Some(ToolChoice::Required) => {
+                body.insert("tool_choice".into(), json!("REQUIRED"));
+            }
+            Some(ToolChoice::None) => {
+                body.insert("tool_choice".into(), json!("NONE"));
+            }
+            _ => {}
+        }
         if let Some(n) = q.max_tokens {
             body.insert("max_tokens".into(), json!(n));
         }
@@ -121,8 +141,9 @@ impl Serves<marker::LlmChat> for Cohere {
 
 /// Streams v2 chat events as server-sent events, each named by its `type`:
 /// `message-start` (the id), `content-delta`s (text, or a reasoning
-/// model's `thinking`), `message-end` (finish reason and usage); tool and
-/// citation events are skipped.
+/// model's `thinking`), `tool-plan-delta`s (reasoning before tool calls),
+/// `tool-call-start` and `tool-call-delta`s, `message-end` (finish
+/// reason and usage); citation events are skipped.
 impl StreamsChat for Cohere {
     fn stream_request(
         &self,
@@ -165,6 +186,23 @@ impl StreamsChat for Cohere {
                 if let Some(text) = content.text.filter(|t| !t.is_empty()) {
                     out.push(ChatDelta::Text(text));
                 }
+            }
+            Some("tool-plan-delta") => {
+                if let Some(plan) = delta.message.and_then(|m| m.tool_plan) {
+                    if !plan.is_empty() {
+                        out.push(ChatDelta::Reasoning(plan));
+                    }
+                }
+            }
+            Some("tool-call-start" | "tool-call-delta") => {
+                let call = delta.message.and_then(|m| m.tool_calls).unwrap_or_default();
+                let function = call.function.unwrap_or_default();
+                out.push(ChatDelta::ToolCall(ToolCallDelta {
+                    index: Some(event.index.unwrap_or_default()),
+                    id: call.id.filter(|id| !id.is_empty()),
+                    name: function.name.filter(|n| !n.is_empty()),
+                    arguments: function.arguments.unwrap_or_default(),
+                }));
             }
             Some("message-end") => {
                 let finish_reason = delta
@@ -255,6 +293,24 @@ impl Serves<marker::LlmEmbeddings> for Cohere {
     }
 }
 
+/// A conversation message as v2 takes it: an assistant's calls with its
+/// text as their `tool_plan`, a tool result with its `tool_call_id`.
+fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
+    if m.role == Role::Assistant && !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
+        let mut message = json!({"role": "assistant", "tool_calls": calls});
+        if !m.content.trim().is_empty() {
+            message["tool_plan"] = json!(m.content);
+        }
+        return message;
+    }
+    let mut message = json!({"role": m.role.as_str(), "content": m.content});
+    if m.role == Role::Tool {
+        message["tool_call_id"] = json!(m.tool_call_id);
+    }
+    message
+}
+
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
     let finish_reason = reply
@@ -267,6 +323,8 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
                 .retry_after(response.retry_after())
         })?;
     let (mut text, mut reasoning) = (None::<String>, String::new());
+    let tool_calls = read_tool_calls(reply.message.tool_calls, INFO.name, "message.tool_calls")
+        .map_err(|f| f.status(response.status))?;
     for part in reply.message.content {
         match part {
             Part::Text { text: Some(t) } => text.get_or_insert_default().push_str(&t),
@@ -276,13 +334,18 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             _ => {}
         }
     }
+    if let Some(plan) = reply.message.tool_plan.filter(|p| !p.is_empty()) {
+        reasoning.push_str(&plan);
+    }
     // No text part at all, and not cut short: nothing to answer with.
     let text = match text {
         Some(text) => text,
-        None if finish_reason == Some(FinishReason::Length) => String::new(),
+        None if finish_reason == Some(FinishReason::Length) || !tool_calls.is_empty() => {
+            String::new()
+        }
         None => {
             return Err(ProviderFailure::malformed(
-                "Cohere answered without text (`message.content[].text`)",
+                "Cohere answered without text or tool calls (`message.content[].text`, `message.tool_calls`)",
             )
             .status(response.status))
         }
@@ -294,6 +357,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             .map(str::to_string)
             .unwrap_or_default(),
         text,
+        tool_calls,
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage: counts,
@@ -382,6 +446,8 @@ struct StreamEvent {
     #[serde(rename = "type")]
     kind: Option<String>,
     id: Option<String>,
+    /// Tool call events: which call of the answer.
+    index: Option<usize>,
     delta: Option<EventDelta>,
     /// An error body's text.
     message: Option<String>,
@@ -397,8 +463,14 @@ struct EventDelta {
 #[derive(Deserialize)]
 struct DeltaMessage {
     /// An object in content events; a list in `message-start`.
-    #[serde(default, deserialize_with = "content_part")]
+    #[serde(default, deserialize_with = "object_only")]
     content: Option<DeltaContent>,
+    /// `tool-plan-delta`: a piece of the plan.
+    tool_plan: Option<String>,
+    /// `tool-call-start`, `tool-call-delta`: one call (an object; a list
+    /// in `message-start`).
+    #[serde(default, deserialize_with = "object_only")]
+    tool_calls: Option<WireToolCall>,
 }
 
 #[derive(Deserialize, Default)]
@@ -407,8 +479,13 @@ struct DeltaContent {
     thinking: Option<String>,
 }
 
-/// `content` of a content event; the empty list of `message-start` is none.
-fn content_part<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DeltaContent>, D::Error> {
+/// A field that is an object in its own events; the empty list
+/// `message-start` has in its place is none.
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
     match Option::<Value>::deserialize(d)? {
         Some(value @ Value::Object(_)) => {
             serde_json::from_value(value).map_err(serde::de::Error::custom)
@@ -429,6 +506,10 @@ struct ChatResponse {
 struct AssistantMessage {
     #[serde(default)]
     content: Vec<Part>,
+    /// With tool calls: the model's plan, in place of content.
+    tool_plan: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,15 @@
 //! (thinking tokens apart from the answer's, added to the output here as
 //! OpenAI counts them).
 //!
+//! Tools are `functionDeclarations` (their JSON Schema as
+//! `parametersJsonSchema`), chosen with `toolConfig.functionCallingConfig`
+//! (`AUTO`, `ANY` with `allowedFunctionNames` for one tool, `NONE`); calls
+//! are `functionCall` parts, answered by `functionResponse` parts naming
+//! the tool. Gemini may give a call no id: it then gets one from its
+//! position (`call_0`, …), and its result is sent back by the tool's name,
+//! in the order of the calls. An answer calling tools has finish reason
+//! `tool_calls` (Gemini says `STOP`).
+//!
 //! Errors are Google RPC statuses `{"error":{"code","message","status","details"}}`:
 //! `RESOURCE_EXHAUSTED` (429) is a daily quota when its `QuotaFailure` names
 //! a per-day quota (the free tier's requests per day, reset at midnight
@@ -38,7 +47,8 @@ use serde_json::{json, Map, Value};
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingPurpose,
-    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -100,20 +110,38 @@ impl Serves<marker::LlmChat> for Gemini {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = model_id(pick_model(q.model.as_deref(), CHAT_MODEL, &[], INFO.id)?)?;
-        let contents: Vec<Value> = q
-            .turns()
-            .iter()
-            .map(|m| {
-                let role = if m.role == Role::Assistant {
-                    "model"
-                } else {
-                    "user"
-                };
-                json!({"role": role, "parts": [{"text": m.content}]})
-            })
-            .collect();
         let mut body = Map::new();
-        body.insert("contents".into(), Value::Array(contents));
+        body.insert("contents".into(), Value::Array(contents(q)));
+        if !q.tools.is_empty() {
+            let declarations: Vec<Value> = q
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut declaration =
+                        json!({"name": t.name, "parametersJsonSchema": t.parameters.to_value()});
+                    if let Some(description) = &t.description {
+                        declaration["description"] = json!(description);
+                    }
+                    declaration
+                })
+                .collect();
+            body.insert(
+                "tools".into(),
+                json!([{"functionDeclarations": declarations}]),
+            );
+        }
+        if let Some(choice) = &q.tool_choice {
+            let config = match choice {
+                ToolChoice::Auto => json!({"mode": "AUTO"}),
+                ToolChoice::None => json!({"mode": "NONE"}),
+                ToolChoice::Required => json!({"mode": "ANY"}),
+                ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+            };
+            body.insert(
+                "toolConfig".into(),
+                json!({"functionCallingConfig": config}),
+            );
+        }
         if let Some(system) = q.system_prompt() {
             body.insert(
                 "systemInstruction".into(),
@@ -203,6 +231,21 @@ impl StreamsChat for Gemini {
             return Ok(());
         };
         for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+            if let Some(call) = part.function_call {
+                // Whole calls; ids Gemini does not give are made by the
+                // accumulator from the call's place in the whole answer.
+                let name = call.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ProviderFailure::malformed("Gemini streamed a functionCall without its name")
+                        .status(200)
+                })?;
+                out.push(ChatDelta::ToolCall(ToolCallDelta {
+                    index: None,
+                    id: call.id.filter(|id| !id.is_empty()),
+                    name: Some(name),
+                    arguments: call.args.map_or_else(|| "{}".into(), |a| a.to_string()),
+                }));
+                continue;
+            }
             match part.text.filter(|t| !t.is_empty()) {
                 Some(text) if part.thought => out.push(ChatDelta::Reasoning(text)),
                 Some(text) => out.push(ChatDelta::Text(text)),
@@ -300,6 +343,71 @@ fn model_id(model: &str) -> Result<&str, ProviderFailure> {
     }
 }
 
+/// The conversation after the system prompt as `contents`: the model's
+/// calls as `functionCall` parts after its text, and the results of one
+/// turn's calls as `functionResponse` parts of one user turn (a user
+/// message right after them joins it), each naming its tool. A result
+/// that is a JSON object is sent as it is, any other as `{"output": …}`.
+fn contents(q: &ChatQuery) -> Vec<Value> {
+    let mut contents: Vec<Value> = Vec::new();
+    for m in q.turns() {
+        let (role, parts) = match m.role {
+            Role::Assistant => {
+                let text = (!m.content.trim().is_empty() || m.tool_calls.is_empty())
+                    .then(|| json!({"text": m.content}));
+                let calls = m.tool_calls.iter().map(
+                    |c| json!({"functionCall": {"name": c.name, "args": c.arguments_object()}}),
+                );
+                ("model", text.into_iter().chain(calls).collect::<Vec<_>>())
+            }
+            Role::Tool => {
+                let id = m.tool_call_id.as_deref().unwrap_or_default();
+                let response = match serde_json::from_str::<Value>(&m.content) {
+                    Ok(object @ Value::Object(_)) => object,
+                    Ok(other) => json!({"output": other}),
+                    Err(_) => json!({"output": m.content}),
+                };
+                let name = q.tool_name(id).unwrap_or_default();
+                (
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                )
+            }
+            Role::User | Role::System => ("user", vec![json!({"text": m.content})]),
+        };
+        let joins = contents.last().is_some_and(|last: &Value| {
+            role == "user"
+                && last["role"] == "user"
+                && last["parts"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p.get("functionResponse").is_some()))
+        });
+        match contents.last_mut().and_then(|l| l["parts"].as_array_mut()) {
+            Some(earlier) if joins => earlier.extend(parts),
+            _ => contents.push(json!({"role": role, "parts": parts})),
+        }
+    }
+    contents
+}
+
+/// A `functionCall` part as a call; its id, when Gemini gives none, is
+/// made from `position`, the call's place in the answer.
+fn tool_call(call: FunctionCall, position: usize) -> Result<ToolCall, ProviderFailure> {
+    let Some(name) = call.name.filter(|n| !n.is_empty()) else {
+        return Err(ProviderFailure::malformed(
+            "Gemini answered a functionCall without its name (`candidates[0].content.parts[].functionCall.name`)",
+        ));
+    };
+    Ok(ToolCall {
+        id: call
+            .id
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| ToolCall::id_for(position)),
+        name,
+        arguments: call.args.map_or_else(|| "{}".into(), |a| a.to_string()),
+    })
+}
+
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: GenerateReply = response.json()?;
     let tokens = token_usage(reply.usage_metadata.unwrap_or_default());
@@ -325,7 +433,13 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         return Err(response.failure(FailureClass::Transient, MALFORMED_CALL));
     }
     let (mut text, mut reasoning) = (None::<String>, String::new());
+    let mut tool_calls = Vec::new();
     for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+        if let Some(call) = part.function_call {
+            let call = tool_call(call, tool_calls.len()).map_err(|f| f.status(response.status))?;
+            tool_calls.push(call);
+            continue;
+        }
         let Some(part_text) = part.text else { continue };
         if part.thought {
             reasoning.push_str(&part_text);
@@ -338,6 +452,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
     let text = match text {
         Some(text) => text,
         None if refusal
+            || !tool_calls.is_empty()
             || matches!(
                 finish_reason,
                 Some(FinishReason::Length | FinishReason::ContentFilter)
@@ -347,7 +462,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         }
         None => {
             return Err(ProviderFailure::malformed(
-                "Gemini answered without text (`candidates[0].content.parts[].text`)",
+                "Gemini answered without text or a call (`candidates[0].content.parts[].text`, `candidates[0].content.parts[].functionCall`)",
             )
             .status(response.status))
         }
@@ -362,10 +477,15 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             ),
         ));
     }
+    let finish_reason = match finish_reason {
+        Some(FinishReason::Stop) if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
+        other => other,
+    };
     Ok(ChatReply {
         id: reply.response_id,
         model,
         text,
+        tool_calls,
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage: tokens,
@@ -613,10 +733,20 @@ struct Content {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Part {
     text: Option<String>,
     #[serde(default)]
     thought: bool,
+    function_call: Option<FunctionCall>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall {
+    id: Option<String>,
+    name: Option<String>,
+    /// The arguments, an object.
+    args: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -699,6 +829,37 @@ mod tests {
             &Gemini,
             "/v1beta/models/gemini-embedding-001:batchEmbedContents",
         )
+    }
+
+    #[test]
+    fn calls_are_function_parts_and_results_one_user_turn_naming_each_tool() {
+        use crate::providers::openai_compat::testing::tool_round_trip_request;
+        let body = Gemini
+            .request(&tool_round_trip_request(), &ctx(&Gemini))
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(
+            body["contents"],
+            serde_json::json!([
+                {"role": "user", "parts": [{"text": "Weather in Paris and Oslo?"}]},
+                {"role": "model", "parts": [
+                    {"text": "Checking both."},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"output": "-2 C"}}},
+                    {"functionResponse": {"name": "get_weather", "response": {"temperature_c": 14}}},
+                    {"text": "And which is warmer?"},
+                ]},
+            ])
+        );
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["properties"]
+                ["city"]["type"],
+            "string"
+        );
     }
 
     #[test]

@@ -13,6 +13,14 @@
 //! layer is documented as experimental) and reports `done_reason` and token
 //! counts directly.
 //!
+//! Tools are declared as OpenAI declares them; the model's calls come as
+//! `message.tool_calls` with their arguments as an object (and, from
+//! recent versions, an id; without one a call gets one from its position),
+//! whole even in a stream, and results go back as `tool` messages naming
+//! the tool (`tool_name`). Ollama takes no `tool_choice`: `none` is
+//! honoured by sending no tools, `required` or one named tool cannot be,
+//! and such a request skips Ollama as unsupported.
+//!
 //! Errors are `{"error":"…"}`: 404 means the model is not pulled (an invalid
 //! request here: the next provider is tried, and the message says
 //! `ollama pull`), 429 and 401 come from Ollama's hosted models, 5xx are
@@ -23,9 +31,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::clip;
+use super::openai_compat::wire_tools;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall, ToolCallDelta,
+    ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -87,14 +97,16 @@ impl Serves<marker::LlmChat> for Ollama {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = pick_model(q.model.as_deref(), CHAT_MODEL, MODEL_ALIASES, INFO.id)?;
-        let messages: Vec<Value> = q
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
+        q.check_tool_choice(INFO.name, |c| {
+            matches!(c, ToolChoice::Auto | ToolChoice::None)
+        })?;
+        let messages: Vec<Value> = q.messages.iter().map(|m| wire_message(q, m)).collect();
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
+        if !q.tools.is_empty() && q.tool_choice != Some(ToolChoice::None) {
+            body.insert("tools".into(), wire_tools(&q.tools));
+        }
         body.insert("stream".into(), json!(false));
         body.insert("truncate".into(), json!(false));
         let mut options = Map::new();
@@ -174,8 +186,25 @@ impl StreamsChat for Ollama {
         if let Some(thinking) = message.thinking.filter(|t| !t.is_empty()) {
             out.push(ChatDelta::Reasoning(thinking));
         }
-        if !message.content.is_empty() {
-            out.push(ChatDelta::Text(message.content));
+        if let Some(text) = message.content.filter(|t| !t.is_empty()) {
+            out.push(ChatDelta::Text(text));
+        }
+        // Whole calls; ids Ollama does not give are made by the accumulator
+        // from the call's place in the whole answer.
+        for call in message.tool_calls {
+            let function = call.function.unwrap_or_default();
+            let name = function.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                ProviderFailure::malformed("Ollama streamed a tool call without its name")
+                    .status(200)
+            })?;
+            out.push(ChatDelta::ToolCall(ToolCallDelta {
+                index: None,
+                id: call.id.filter(|id| !id.is_empty()),
+                name: Some(name),
+                arguments: function
+                    .arguments
+                    .map_or_else(|| "{}".into(), |a| a.to_string()),
+            }));
         }
         let mut meta = ChatMeta {
             model: line.model,
@@ -247,6 +276,51 @@ fn check_status(response: &HttpResponse) -> Result<(), ProviderFailure> {
     Ok(())
 }
 
+/// A conversation message as Ollama takes it: an assistant's calls with
+/// their arguments as objects, a tool result naming its tool.
+fn wire_message(q: &ChatQuery, m: &crate::capability::llm::ChatMessage) -> Value {
+    let mut message = json!({"role": m.role.as_str(), "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| json!({"function": {"name": c.name, "arguments": c.arguments_object()}}))
+            .collect();
+        message["tool_calls"] = Value::Array(calls);
+    }
+    if m.role == Role::Tool {
+        let id = m.tool_call_id.as_deref().unwrap_or_default();
+        message["tool_name"] = json!(q.tool_name(id));
+    }
+    message
+}
+
+/// The calls of a message; one without its function's name is malformed.
+fn tool_calls(calls: Vec<WireToolCall>) -> Result<Vec<ToolCall>, ProviderFailure> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let function = call.function.unwrap_or_default();
+            let Some(name) = function.name.filter(|n| !n.is_empty()) else {
+                return Err(ProviderFailure::malformed(format!(
+                    "Ollama answered a tool call without its name (`message.tool_calls[{i}].function.name`)"
+                )));
+            };
+            Ok(ToolCall {
+                id: call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| ToolCall::id_for(i)),
+                name,
+                arguments: function
+                    .arguments
+                    .map_or_else(|| "{}".into(), |a| a.to_string()),
+            })
+        })
+        .collect()
+}
+
 fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFailure> {
     let reply: ChatResponse = response.json()?;
     if !reply.done {
@@ -254,7 +328,22 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
             ProviderFailure::malformed("Ollama sent an unfinished answer").status(response.status),
         );
     }
-    let finish_reason = reply.done_reason.as_deref().map(finish_reason);
+    let tool_calls = tool_calls(reply.message.tool_calls).map_err(|f| f.status(response.status))?;
+    let text = match reply.message.content {
+        Some(text) => text,
+        None if !tool_calls.is_empty() => String::new(),
+        None => {
+            return Err(ProviderFailure::malformed(
+                "Ollama answered without text (`message.content`)",
+            )
+            .status(response.status))
+        }
+    };
+    // Ollama says `stop` when the model calls tools.
+    let finish_reason = match reply.done_reason.as_deref().map(finish_reason) {
+        Some(FinishReason::Stop) if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
+        other => other,
+    };
     Ok(ChatReply {
         id: None,
         model: reply.model.unwrap_or_else(|| {
@@ -262,7 +351,8 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
                 .map(str::to_string)
                 .unwrap_or_default()
         }),
-        text: reply.message.content,
+        text,
+        tool_calls,
         reasoning: reply.message.thinking.filter(|t| !t.is_empty()),
         finish_reason,
         // Ollama leaves `prompt_eval_count` out when the whole prompt came
@@ -326,8 +416,24 @@ struct StreamLine {
 
 #[derive(Deserialize)]
 struct ChatMessage {
-    content: String,
+    /// May be left out beside tool calls.
+    content: Option<String>,
     thinking: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireToolCall {
+    id: Option<String>,
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireFunction {
+    name: Option<String>,
+    /// An object.
+    arguments: Option<Value>,
 }
 
 #[derive(Deserialize)]

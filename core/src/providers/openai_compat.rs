@@ -38,7 +38,12 @@
 //!   Mistral's flat `{"object": "error", "message": …}`;
 //! * `reasoning_content` (DeepSeek) or `reasoning` (OpenRouter, Groq), and
 //!   cached prompt tokens as `prompt_tokens_details.cached_tokens` or
-//!   DeepSeek's `prompt_cache_hit_tokens`.
+//!   DeepSeek's `prompt_cache_hit_tokens`;
+//! * tool calls: `tools` and `tool_choice` as OpenAI takes them, assistant
+//!   `tool_calls` and `tool` messages with their `tool_call_id` in the
+//!   conversation, `message.tool_calls` in the answer, and in a stream
+//!   `delta.tool_calls` fragments (`index`, then `id` and name once,
+//!   arguments in pieces).
 //!
 //! None of these providers documents de-duplication of chat requests by an
 //! idempotency header, so a sent request is never repeated: a failure falls
@@ -50,7 +55,8 @@ use serde_json::{json, Map, Value};
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, TokenUsage,
+    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, Tool, ToolCall, ToolCallDelta,
+    ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -216,6 +222,15 @@ impl<E: Send + Sync> StreamsChat for OpenAiCompatible<E> {
                     out.push(ChatDelta::Text(text));
                 }
             }
+            for (i, call) in delta.tool_calls.into_iter().enumerate() {
+                let function = call.function.unwrap_or_default();
+                out.push(ChatDelta::ToolCall(ToolCallDelta {
+                    index: Some(call.index.unwrap_or(i)),
+                    id: call.id.filter(|id| !id.is_empty()),
+                    name: function.name.filter(|n| !n.is_empty()),
+                    arguments: function.arguments.unwrap_or_default(),
+                }));
+            }
             meta.finish_reason = finish_reason;
         }
         if meta.model.is_none() {
@@ -246,14 +261,22 @@ impl<E> OpenAiCompatible<E> {
             self.model_aliases,
             self.info.id,
         )?;
-        let messages: Vec<Value> = q
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
+        let messages: Vec<Value> = q.messages.iter().map(wire_message).collect();
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
+        if !q.tools.is_empty() {
+            body.insert("tools".into(), wire_tools(&q.tools));
+        }
+        if let Some(choice) = &q.tool_choice {
+            let choice = match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
         if let Some(n) = q.max_tokens {
             body.insert(self.max_tokens_field.into(), json!(n));
         }
@@ -343,7 +366,13 @@ impl<E> OpenAiCompatible<E> {
         let message = choice.message.unwrap_or_default();
         let content = message.content.map(Content::into_text);
         let text = content.clone().unwrap_or_default();
-        if text.is_empty() {
+        let tool_calls = read_tool_calls(
+            message.tool_calls,
+            self.info.name,
+            "choices[0].message.tool_calls",
+        )
+        .map_err(|f| f.status(response.status))?;
+        if text.is_empty() && tool_calls.is_empty() {
             // Nothing to answer with: the filter (or the model, for safety)
             // refused. Text cut short by the filter is still an answer.
             let refusal = message.refusal.filter(|r| !r.is_empty());
@@ -367,7 +396,7 @@ impl<E> OpenAiCompatible<E> {
             // reasoning model may send): nothing to answer with.
             if content.is_none() {
                 return Err(ProviderFailure::malformed(format!(
-                    "{} answered without text (`choices[0].message.content`)",
+                    "{} answered without text or tool calls (`choices[0].message.content`, `choices[0].message.tool_calls`)",
                     self.info.name
                 ))
                 .status(response.status));
@@ -383,6 +412,7 @@ impl<E> OpenAiCompatible<E> {
                     .unwrap_or_default(),
             },
             text,
+            tool_calls,
             reasoning: message
                 .reasoning_content
                 .or(message.reasoning)
@@ -441,6 +471,76 @@ impl<E> OpenAiCompatible<E> {
             _ => FailureClass::Transient,
         }
     }
+}
+
+/// `tools` as OpenAI takes them (`{"type": "function", "function": {name,
+/// description, parameters}}`), as Cohere and Ollama do too.
+pub(crate) fn wire_tools(tools: &[Tool]) -> Value {
+    let tools = tools.iter().map(|t| {
+        let mut function = json!({"name": t.name, "parameters": t.parameters.to_value()});
+        if let Some(description) = &t.description {
+            function["description"] = json!(description);
+        }
+        json!({"type": "function", "function": function})
+    });
+    Value::Array(tools.collect())
+}
+
+/// An assistant's call as OpenAI takes it back, its arguments as text (as
+/// Cohere does too).
+pub(crate) fn wire_call(call: &ToolCall) -> Value {
+    json!({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+}
+
+/// A conversation message as the family takes it: an assistant's calls
+/// under `tool_calls` (its content `null` when it has no text), a tool
+/// result with the `tool_call_id` it answers.
+fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
+    let mut message = json!({"role": m.role.as_str(), "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
+        message["tool_calls"] = Value::Array(calls);
+        if m.content.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
+    if m.role == Role::Tool {
+        message["tool_call_id"] = json!(m.tool_call_id);
+    }
+    message
+}
+
+/// The calls of an answer's `tool_calls` (at `at`, for the message) as
+/// OpenAI and Cohere send them; a call without its function's name is
+/// malformed, a missing id is made from its position.
+pub(crate) fn read_tool_calls(
+    calls: Vec<WireToolCall>,
+    name: &str,
+    at: &str,
+) -> Result<Vec<ToolCall>, ProviderFailure> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let function = call.function.unwrap_or_default();
+            let Some(tool) = function.name.filter(|n| !n.is_empty()) else {
+                return Err(ProviderFailure::malformed(format!(
+                    "{name} answered a tool call without its name (`{at}[{i}].function.name`)"
+                )));
+            };
+            Ok(ToolCall {
+                id: call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| ToolCall::id_for(i)),
+                name: tool,
+                arguments: function
+                    .arguments
+                    .filter(|a| !a.trim().is_empty())
+                    .unwrap_or_else(|| "{}".into()),
+            })
+        })
+        .collect()
 }
 
 /// A finish reason as every provider of the family spells it.
@@ -631,6 +731,25 @@ struct Message {
     reasoning: Option<String>,
     /// OpenAI: the model's refusal, for safety reasons, in place of content.
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+/// A tool call of an answer, or a fragment of one in a stream's delta
+/// (Cohere's too).
+#[derive(Deserialize, Default)]
+pub(crate) struct WireToolCall {
+    /// Streams: which call the fragment belongs to.
+    pub(crate) index: Option<usize>,
+    pub(crate) id: Option<String>,
+    pub(crate) function: Option<WireFunction>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct WireFunction {
+    pub(crate) name: Option<String>,
+    /// The arguments' JSON text, or a piece of it.
+    pub(crate) arguments: Option<String>,
 }
 
 /// A message's content: text, or (Mistral's reasoning models) typed chunks.
@@ -749,6 +868,29 @@ pub(crate) mod testing {
                 ],
                 "max_tokens": 64,
                 "temperature": 0.2,
+            }),
+        )
+    }
+
+    /// A conversation answering two parallel tool calls, then asking on:
+    /// system, user, the assistant's text and two calls, their two results
+    /// (in the other order), a user message.
+    pub(crate) fn tool_round_trip_request() -> Request {
+        request(
+            "llm.chat",
+            json!({
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather in Paris and Oslo?"},
+                    {"role": "assistant", "content": "Checking both.", "tool_calls": [
+                        {"id": "call_p", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                        {"id": "call_o", "name": "get_weather", "arguments": {"city": "Oslo"}},
+                    ]},
+                    {"role": "tool", "tool_call_id": "call_o", "content": "-2 C"},
+                    {"role": "tool", "tool_call_id": "call_p", "content": "{\"temperature_c\": 14}"},
+                    {"role": "user", "content": "And which is warmer?"},
+                ],
+                "tools": [{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
             }),
         )
     }

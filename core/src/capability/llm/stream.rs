@@ -16,7 +16,9 @@
 //! assert_eq!(answer.finish().unwrap().text, "Paris.");
 //! ```
 
-use super::{ChatReply, FinishReason, TokenUsage};
+use std::collections::BTreeMap;
+
+use super::{ChatReply, FinishReason, TokenUsage, ToolCall};
 use crate::error::{FailureClass, ProviderFailure};
 
 /// One piece of a streamed chat answer, in the order the provider sent it.
@@ -30,9 +32,27 @@ pub enum ChatDelta {
     /// What the provider said about the whole answer in this frame; each
     /// field it names replaces the earlier value.
     Meta(ChatMeta),
+    /// A piece of a tool call; the pieces of one call share its `index`.
+    ToolCall(ToolCallDelta),
     /// The provider said the answer is complete. A stream whose body ends
     /// without it was cut.
     End,
+}
+
+/// A piece of one tool call of a streamed answer: providers send a call's
+/// id and name once and its arguments in fragments (OpenAI, Anthropic,
+/// Cohere) or a whole call at once (Gemini, Ollama).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolCallDelta {
+    /// Which call of the answer the piece belongs to, as the provider
+    /// counts; `None` for a whole call, placed after those before it.
+    pub index: Option<usize>,
+    /// The call's id, when this piece says it.
+    pub id: Option<String>,
+    /// The tool's name, when this piece says it.
+    pub name: Option<String>,
+    /// A fragment of the arguments' JSON text to append.
+    pub arguments: String,
 }
 
 /// Facts about a whole streamed answer, as far as one frame tells them
@@ -61,6 +81,8 @@ pub struct ChatAccumulator {
     reasoning: String,
     finish_reason: Option<FinishReason>,
     usage: Option<TokenUsage>,
+    /// Tool calls being assembled, by index.
+    tool_calls: BTreeMap<usize, ToolCallDelta>,
     ended: bool,
 }
 
@@ -97,6 +119,24 @@ impl ChatAccumulator {
                     }
                 }
             }
+            ChatDelta::ToolCall(piece) => {
+                let next = self
+                    .tool_calls
+                    .keys()
+                    .next_back()
+                    .map_or(0, |last| last + 1);
+                let call = self
+                    .tool_calls
+                    .entry(piece.index.unwrap_or(next))
+                    .or_default();
+                if piece.id.is_some() {
+                    call.id.clone_from(&piece.id);
+                }
+                if piece.name.is_some() {
+                    call.name.clone_from(&piece.name);
+                }
+                call.arguments.push_str(&piece.arguments);
+            }
             ChatDelta::End => self.ended = true,
         }
     }
@@ -113,7 +153,10 @@ impl ChatAccumulator {
 
     /// The whole answer. A stream that never ended is a transient failure
     /// (the connection was cut); an answer with no text whose finish reason
-    /// is `content_filter` is a content refusal, as for a plain call.
+    /// is `content_filter` is a content refusal, as for a plain call; a
+    /// tool call whose name never came is a malformed answer (one without
+    /// an id gets [`ToolCall::id_for`] its position, one without arguments
+    /// the empty object `{}`).
     pub fn finish(self) -> Result<ChatReply, ProviderFailure> {
         if !self.ended {
             return Err(ProviderFailure::new(
@@ -122,13 +165,41 @@ impl ChatAccumulator {
             )
             .status(200));
         }
-        if self.text.is_empty() && self.finish_reason == Some(FinishReason::ContentFilter) {
+        let mut tool_calls = Vec::with_capacity(self.tool_calls.len());
+        for (position, call) in self.tool_calls.into_values().enumerate() {
+            let Some(name) = call.name else {
+                return Err(ProviderFailure::malformed(format!(
+                    "the stream's tool call {position} came without its name"
+                ))
+                .status(200));
+            };
+            let id = call.id.unwrap_or_else(|| ToolCall::id_for(position));
+            let arguments = if call.arguments.trim().is_empty() {
+                "{}".to_string()
+            } else {
+                call.arguments
+            };
+            tool_calls.push(ToolCall {
+                id,
+                name,
+                arguments,
+            });
+        }
+        if self.text.is_empty()
+            && tool_calls.is_empty()
+            && self.finish_reason == Some(FinishReason::ContentFilter)
+        {
             return Err(ProviderFailure::new(
                 FailureClass::ContentFiltered,
                 "the answer was withheld by the content filter",
             )
             .status(200));
         }
+        // Gemini and Ollama say `stop` when the model calls tools.
+        let finish_reason = match self.finish_reason {
+            Some(FinishReason::Stop) if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
+            other => other,
+        };
         let mut usage = self.usage.unwrap_or(TokenUsage::new(None, None));
         if usage.total_tokens.is_none() {
             usage.total_tokens =
@@ -138,8 +209,9 @@ impl ChatAccumulator {
             id: self.id,
             model: self.model.unwrap_or_default(),
             text: self.text,
+            tool_calls,
             reasoning: (!self.reasoning.is_empty()).then_some(self.reasoning),
-            finish_reason: self.finish_reason,
+            finish_reason,
             usage,
         })
     }
@@ -194,6 +266,7 @@ mod tests {
                 id: Some("msg_1".into()),
                 model: "claude".into(),
                 text: "Hello!".into(),
+                tool_calls: Vec::new(),
                 reasoning: Some("think".into()),
                 finish_reason: Some(FinishReason::Stop),
                 usage: TokenUsage::new(Some(25), Some(15)),
@@ -226,6 +299,67 @@ mod tests {
         let reply = acc.finish().unwrap();
         assert_eq!(reply.finish_reason, Some(FinishReason::ContentFilter));
         assert_eq!(reply.usage, TokenUsage::new(None, None));
+    }
+
+    #[test]
+    fn tool_call_pieces_assemble_into_whole_calls_in_index_order() {
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| {
+            ChatDelta::ToolCall(ToolCallDelta {
+                index: Some(index),
+                id: id.map(str::to_string),
+                name: name.map(str::to_string),
+                arguments: arguments.to_string(),
+            })
+        };
+        let mut acc = ChatAccumulator::new();
+        for delta in [
+            piece(1, Some("call_b"), Some("now"), ""),
+            piece(0, Some("call_a"), Some("get_weather"), ""),
+            piece(0, None, None, "{\"city\":"),
+            piece(0, None, None, "\"Paris\"}"),
+            meta(|m| m.finish_reason = Some(FinishReason::ToolCalls)),
+            ChatDelta::End,
+        ] {
+            acc.push(&delta);
+        }
+        let reply = acc.clone().finish().unwrap();
+        assert_eq!(reply.text, "");
+        assert_eq!(
+            reply.tool_calls,
+            [
+                ToolCall {
+                    id: "call_a".into(),
+                    name: "get_weather".into(),
+                    arguments: r#"{"city":"Paris"}"#.into(),
+                },
+                ToolCall {
+                    id: "call_b".into(),
+                    name: "now".into(),
+                    arguments: "{}".into(),
+                },
+            ]
+        );
+        // Whole calls go after the others; a missing id is its position.
+        let mut whole = acc.clone();
+        whole.push(&ChatDelta::ToolCall(ToolCallDelta {
+            index: None,
+            id: None,
+            name: Some("later".into()),
+            arguments: "{\"n\":1}".into(),
+        }));
+        let calls = whole.finish().unwrap().tool_calls;
+        assert_eq!(
+            calls[2],
+            ToolCall {
+                id: "call_2".into(),
+                name: "later".into(),
+                arguments: r#"{"n":1}"#.into(),
+            }
+        );
+        // A call whose name never came cannot be answered.
+        acc.push(&piece(2, Some("call_c"), None, "{}"));
+        let f = acc.finish().unwrap_err();
+        assert_eq!(f.class, FailureClass::MalformedResponse);
     }
 
     #[test]
