@@ -21,7 +21,7 @@ the test suite fails while a core capability has no helper.
 from __future__ import annotations
 
 import datetime
-from typing import Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
 
 R = TypeVar("R")
 #: What a client's streamed call returns: a stream read with ``for`` on
@@ -97,8 +97,19 @@ class Crypto(Family[R]):
 
 
 
-#: A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``.
-Message = Mapping[str, str]
+#: A chat message: ``{"role": "system" | "user" | "assistant" | "tool",
+#: "content": str}``, an assistant's with ``tool_calls``, a tool result's
+#: with ``tool_call_id``.
+Message = Mapping[str, Any]
+
+#: A tool the model may call: OpenAI's ``{"type": "function", "function":
+#: {"name", "description", "parameters"}}`` or ``{"name", "description",
+#: "parameters"}``.
+Tool = Mapping[str, Any]
+
+#: ``"auto"``, ``"none"``, ``"required"``, or the one tool to call
+#: (``{"name": ...}`` or OpenAI's ``{"type": "function", "function": {"name": ...}}``).
+ToolChoice = Union[str, Mapping[str, Any]]
 
 
 class Llm(Family[R], Generic[R, S]):
@@ -116,9 +127,13 @@ class Llm(Family[R], Generic[R, S]):
         max_tokens: Optional[int] = None,
         temperature: Optional[float] = None,
         stream: bool = False,
+        tools: Optional[Sequence[Tool]] = None,
+        tool_choice: Optional[ToolChoice] = None,
     ) -> R:
         """A chat completion for ``messages`` (``llm.chat``), whole;
-        ``stream`` must stay ``False``: :meth:`stream` streams it."""
+        ``stream`` must stay ``False``: :meth:`stream` streams it. With
+        ``tools``, the answer's ``tool_calls`` name the calls the model
+        wants; send their results back as ``tool`` messages."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
@@ -126,6 +141,8 @@ class Llm(Family[R], Generic[R, S]):
             max_tokens=max_tokens,
             temperature=temperature,
             stream=stream,
+            tools=None if tools is None else [dict(t) for t in tools],
+            tool_choice=tool_choice,
         )
 
     def stream(
@@ -135,6 +152,8 @@ class Llm(Family[R], Generic[R, S]):
         model: Optional[str] = None,
         max_tokens: Optional[int] = None,
         temperature: Optional[float] = None,
+        tools: Optional[Sequence[Tool]] = None,
+        tool_choice: Optional[ToolChoice] = None,
     ) -> S:
         """A chat completion for ``messages`` (``llm.chat``), streamed: its
         chunks as the provider writes them (``chunk.text``), then the whole
@@ -159,6 +178,8 @@ class Llm(Family[R], Generic[R, S]):
             model=model,
             max_tokens=max_tokens,
             temperature=temperature,
+            tools=None if tools is None else [dict(t) for t in tools],
+            tool_choice=tool_choice,
         )
 
     def embeddings(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import typing
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -30,7 +30,10 @@ def expected_type(prop: Dict[str, Any]) -> Any:
     ):
         return Names
     if prop.get("type") == "array":
+        # Messages and tools alike are lists of JSON objects.
         return Sequence[Message]
+    if any(a.get("type") == "object" for a in alternatives):
+        return Union[str, Mapping[str, Any]]
     return {"string": str, "integer": int, "number": float, "boolean": bool}[prop["type"]]
 
 
