@@ -1051,16 +1051,15 @@ impl Engine {
         };
         // Skips that cost nothing: the provider cannot serve this request,
         // has no key, or is benched.
-        let pinned = x.request().pinned_provider().filter(|p| *p != id);
-        let first = match x.first_request(slot, &ctx) {
-            _ if pinned.is_some() => Err((
-                AttemptOutcome::Failed(FailureClass::Unsupported),
-                format!(
-                    "skipped: the call is pinned to {}",
-                    pinned.unwrap_or_default()
-                ),
-                None,
-            )),
+        // A call pinned to another provider is one this provider cannot serve.
+        let built = match x.request().pinned_provider().filter(|p| *p != id) {
+            Some(pinned) => Err(ProviderFailure::unsupported(format!(
+                "the call is pinned to {pinned}"
+            ))
+            .not_sent()),
+            None => x.first_request(slot, &ctx),
+        };
+        let first = match built {
             Err(failure) => Err((
                 AttemptOutcome::Failed(failure.class),
                 format!("skipped: {failure}"),
