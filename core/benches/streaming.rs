@@ -445,14 +445,33 @@ daily_quota = 1000000000
     }
     let relay_allocs = (allocations() - before) as f64 / count as f64;
 
-    // Concurrency 1, alternating one answer each.
+    // Concurrency 1, alternating one answer each, the side that goes first
+    // alternating too: on this VM an answer's time depends on what ran just
+    // before it (thread wake-ups), and a fixed order biased one side.
     let (mut raw_runs, mut relay_runs) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        for _ in 0..per_round {
+    for i in 0..rounds * per_round {
+        if i % 2 == 0 {
             raw_runs.push(raw_call().await);
             relay_runs.push(relay_call().await);
+        } else {
+            relay_runs.push(relay_call().await);
+            raw_runs.push(raw_call().await);
         }
     }
+    // The added time of each pair of neighbours, whose median is steadier
+    // than the difference of the two sides' medians when the times of both
+    // jump between levels from run to run.
+    let paired = |of: fn(&Timing) -> Duration| {
+        let mut added: Vec<f64> = raw_runs
+            .iter()
+            .zip(&relay_runs)
+            .map(|(raw, relay)| micros(of(relay)) - micros(of(raw)))
+            .collect();
+        added.sort_by(f64::total_cmp);
+        added[added.len() / 2]
+    };
+    let ttft_added = paired(|t| t.first_token);
+    let chunk_added = paired(Timing::per_chunk);
     let sorted = |runs: &[Timing], of: fn(&Timing) -> Duration| {
         let mut v: Vec<Duration> = runs.iter().map(of).collect();
         v.sort();
@@ -490,8 +509,6 @@ daily_quota = 1000000000
     let (ratio_q1, ratio_q3) = (quantile(&mut ratios, 0.25), quantile(&mut ratios, 0.75));
 
     let p = |v: &[Duration], q| micros(percentile(v, q));
-    let ttft_added = p(&relay_ttft, 0.5) - p(&raw_ttft, 0.5);
-    let chunk_added = p(&relay_per_chunk, 0.5) - p(&raw_per_chunk, 0.5);
     let verdict = |met: bool| if met { "PASS" } else { "MISS" };
     println!(
         "polyrelay streaming benchmark: {chunks} content chunks per answer, {} answers per side at concurrency 1\n",
@@ -500,7 +517,7 @@ daily_quota = 1000000000
     println!("| measure | raw reqwest | polyrelay | added / ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| time to first token p50 | {:.1} µs | {:.1} µs | {ttft_added:+.1} µs | ≤ 50 µs: {} |",
+        "| time to first token p50 | {:.1} µs | {:.1} µs | {ttft_added:+.1} µs (pairs' median) | ≤ 50 µs: {} |",
         p(&raw_ttft, 0.5),
         p(&relay_ttft, 0.5),
         verdict(ttft_added <= 50.0)
@@ -512,7 +529,7 @@ daily_quota = 1000000000
         p(&relay_ttft, 0.99) - p(&raw_ttft, 0.99)
     );
     println!(
-        "| per chunk after the first, p50 | {:.3} µs | {:.3} µs | {chunk_added:+.3} µs | ≤ 2 µs: {} |",
+        "| per chunk after the first, p50 | {:.3} µs | {:.3} µs | {chunk_added:+.3} µs (pairs' median) | ≤ 2 µs: {} |",
         p(&raw_per_chunk, 0.5),
         p(&relay_per_chunk, 0.5),
         verdict(chunk_added <= 2.0)
