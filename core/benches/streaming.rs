@@ -247,11 +247,9 @@ async fn raw_stream(client: &reqwest::Client, url: &str, body: &[u8]) -> Timing 
 }
 
 /// The same answer through `Client::stream`.
-async fn relay_stream(client: &Client, params: &Value) -> Timing {
+async fn relay_stream(client: &Client, params: Value) -> Timing {
     let started = Instant::now();
-    let mut stream = client
-        .stream("llm.chat", params.clone())
-        .expect("polyrelay stream");
+    let mut stream = client.stream("llm.chat", params).expect("polyrelay stream");
     let (mut first_token, mut chunks, mut total) = (None, 0, None);
     while let Some(item) = stream.next().await {
         match item.expect("polyrelay chunk") {
@@ -397,7 +395,9 @@ daily_quota = 1000000000
         let (relay, params) = (relay.clone(), params.clone());
         move || {
             let (relay, params) = (relay.clone(), params.clone());
-            async move { relay_stream(&relay, &params).await }
+            // The parameters are made before the clock starts, as the raw
+            // side's body is.
+            async move { relay_stream(&relay, params).await }
         }
     };
 

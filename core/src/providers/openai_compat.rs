@@ -193,6 +193,7 @@ impl<E: Send + Sync> StreamsChat for OpenAiCompatible<E> {
             finish_reason: None,
             usage: chunk
                 .usage
+                .map(|usage| *usage)
                 .or(chunk.x_groq.and_then(|x| x.usage))
                 .map(token_usage),
         };
@@ -753,11 +754,41 @@ pub(crate) struct WireFunction {
 }
 
 /// A message's content: text, or (Mistral's reasoning models) typed chunks.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Content {
     Text(String),
     Chunks(Vec<Chunk>),
+}
+
+/// By hand rather than `#[serde(untagged)]`, which buffers every value to
+/// try each variant in turn: content is read once per streamed chunk, and
+/// the buffering was a measurable part of a chunk's cost.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> serde::de::Visitor<'de> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("text or a list of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Content, E> {
+                Ok(Content::Text(text.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Content, E> {
+                Ok(Content::Text(text))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content, A::Error> {
+                let mut chunks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(chunk) = seq.next_element()? {
+                    chunks.push(chunk);
+                }
+                Ok(Content::Chunks(chunks))
+            }
+        }
+        deserializer.deserialize_any(ContentVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -789,10 +820,12 @@ struct StreamChunk {
     choices: Vec<ChunkChoice>,
     /// With `stream_options.include_usage`, in a last chunk without
     /// choices; Mistral and Together send it in the last chunk anyway.
-    usage: Option<Usage>,
+    /// (Boxed, like the other rare fields: the chunk is moved through
+    /// several layers of deserialization on every event, so it is kept small.)
+    usage: Option<Box<Usage>>,
     /// Groq's own place for the usage of the last chunk.
-    x_groq: Option<XGroq>,
-    error: Option<ErrorDetail>,
+    x_groq: Option<Box<XGroq>>,
+    error: Option<Box<ErrorDetail>>,
 }
 
 #[derive(Deserialize)]

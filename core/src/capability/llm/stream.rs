@@ -217,10 +217,13 @@ impl ChatAccumulator {
     }
 }
 
-/// `slot` takes `given` when `given` says something.
+/// `slot` takes `given` when `given` says something. Most providers repeat
+/// the same id and model in every chunk: those are not copied again.
 fn replace(slot: &mut Option<String>, given: &Option<String>) {
     if let Some(given) = given {
-        *slot = Some(given.clone());
+        if slot.as_deref() != Some(given.as_str()) {
+            *slot = Some(given.clone());
+        }
     }
 }
 
