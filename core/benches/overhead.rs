@@ -124,7 +124,7 @@ fn provider(id: &'static str) -> Arc<Bench> {
         terms: "",
         commercial_use: true,
         default_rate_limit: None,
-        default_daily_quota: None,
+        default_quota: None,
     }))
 }
 

@@ -38,7 +38,7 @@ fn limits() -> Vec<ProviderLimits> {
             rate: "1000000/s".parse().expect("rate"),
             burst: Some(1_000_000),
         }),
-        daily_quota: Some(1_000_000_000),
+        quota: Some(polyrelay::provider::Quota::per_day(1_000_000_000)),
         timezone: chrono_tz::Europe::Paris,
     }]
 }

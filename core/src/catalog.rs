@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::capability::CapabilityId;
 use crate::config::{Config, Plan};
 use crate::error::Result;
-use crate::provider::{Auth, KeyPlacement};
+use crate::provider::{Auth, KeyPlacement, QuotaPeriod};
 
 /// Every provider a client knows, in registry order (built-in, added to the
 /// builder, declared in the configuration). Serialises as a JSON array of
@@ -53,8 +53,10 @@ pub struct CatalogEntry {
     pub commercial_use: bool,
     /// Documented free-tier rate limit (`"600/min"`), if any.
     pub default_rate_limit: Option<&'static str>,
-    /// Documented free-tier daily quota, if any.
+    /// Documented free-tier request quota per calendar day, if any.
     pub default_daily_quota: Option<u64>,
+    /// Documented free-tier request quota per calendar month, if any.
+    pub default_monthly_quota: Option<u64>,
 }
 
 impl Catalog {
@@ -106,7 +108,12 @@ impl Catalog {
                     terms: info.terms,
                     commercial_use: info.commercial_use,
                     default_rate_limit: info.default_rate_limit,
-                    default_daily_quota: info.default_daily_quota,
+                    default_daily_quota: info
+                        .default_quota
+                        .and_then(|q| q.limit_per(QuotaPeriod::Day)),
+                    default_monthly_quota: info
+                        .default_quota
+                        .and_then(|q| q.limit_per(QuotaPeriod::Month)),
                 }
             })
             .collect();
@@ -217,6 +224,7 @@ mod tests {
                 "chains",
                 "commercial_use",
                 "default_daily_quota",
+                "default_monthly_quota",
                 "default_rate_limit",
                 "docs_url",
                 "enabled",

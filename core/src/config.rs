@@ -2,7 +2,7 @@
 //! and `POLYRELAY_*` environment variables, in that order of precedence.
 //!
 //! ```toml
-//! timezone = "Europe/Paris"          # calendar day of daily quotas
+//! timezone = "Europe/Paris"          # calendar of daily and monthly quotas
 //! user_agent = "my-app/1.0"
 //! contact = "ops@example.com"        # sent where providers ask for it
 //! commercial = false                 # true drops providers whose free terms forbid it
@@ -115,7 +115,7 @@ impl From<Config> for ConfigSource {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// IANA time zone whose calendar day daily quotas follow (default `UTC`).
+    /// IANA time zone whose calendar daily and monthly quotas follow (default `UTC`).
     pub timezone: Option<String>,
     /// User-Agent product token (default `polyrelay/<version>`).
     pub user_agent: Option<String>,
@@ -226,8 +226,12 @@ pub struct ProviderSettings {
     pub api_key_env: Option<String>,
     /// Client-side rate limit (`"10/s"`); `"off"` disables the default one.
     pub rate_limit: Option<RateLimitSetting>,
-    /// Daily request quota; 0 disables the provider's default quota.
+    /// Request quota per local calendar day; 0 disables the provider's
+    /// default quota. A provider has one quota: this or `monthly_quota`.
     pub daily_quota: Option<u64>,
+    /// Request quota per local calendar month (a free tier counted per
+    /// month, such as CoinPaprika's); 0 disables the default quota.
+    pub monthly_quota: Option<u64>,
     /// Retry and timeout settings.
     pub retry: RetryConfig,
     /// Circuit breaker settings.
@@ -253,6 +257,7 @@ impl Default for ProviderSettings {
             api_key_env: None,
             rate_limit: None,
             daily_quota: None,
+            monthly_quota: None,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
             unreachable_bench: Duration::from_secs(30),
@@ -392,6 +397,7 @@ impl Config {
             ("_BASE_URL", "base_url"),
             ("_RATE_LIMIT", "rate_limit"),
             ("_DAILY_QUOTA", "daily_quota"),
+            ("_MONTHLY_QUOTA", "monthly_quota"),
             ("_ENABLED", "enabled"),
             ("_API_KEY_ENV", "api_key_env"),
         ];
@@ -403,7 +409,7 @@ impl Config {
                     .find(|id| env_name(id) == provider)
                     .ok_or_else(|| format!("no provider is named {}", echo(provider)))?;
                 let parsed = match *key {
-                    "daily_quota" => Value::from(
+                    "daily_quota" | "monthly_quota" => Value::from(
                         value
                             .trim()
                             .parse::<u64>()

@@ -228,7 +228,7 @@ impl CustomProvider {
             terms: "declared in the configuration",
             commercial_use: spec.commercial_use,
             default_rate_limit: None,
-            default_daily_quota: None,
+            default_quota: None,
         };
         Ok(Self {
             info,

@@ -11,7 +11,7 @@
 //!          1. key present?                     no: skip
 //!          2. benched?                         auth refused, quota out, long Retry-After: skip
 //!          for each try (retry):
-//!            3. daily quota                    exhausted: skip (an open breaker is
+//!            3. quota (per day or month)       exhausted: skip (an open breaker is
 //!                                              refused first, spending nothing)
 //!            4. rate limiter (GCRA)            not admitted, or others in line: skip
 //!            5. circuit breaker                open: skip with its retry_after
@@ -1220,7 +1220,7 @@ impl Engine {
                         entry,
                         SkipReason::Quota,
                         format!(
-                            "skipped: daily quota used up until {}",
+                            "skipped: quota used up until {}",
                             reset_at.format("%Y-%m-%d %H:%M:%S UTC")
                         ),
                         Some(retry_after),

@@ -240,7 +240,7 @@ pub enum SkipReason {
     /// An earlier call benched the provider; [`Attempt::retry_after`] says
     /// for how long.
     Benched(BenchCause),
-    /// Our daily quota for the provider is used up until its reset.
+    /// Our quota (per day or month) for the provider is used up until its reset.
     Quota,
     /// Our client-side rate limit has no slot now (or its burst is too small).
     RateLimit,

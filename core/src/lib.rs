@@ -2,7 +2,7 @@
 //!
 //! A call names a capability (`weather.current`, `finance.fx_rates`, …) and
 //! is answered by the first healthy provider of that capability's fallback
-//! chain. Every provider is guarded by a daily quota, a client-side rate
+//! chain. Every provider is guarded by a daily or monthly quota, a client-side rate
 //! limiter, a circuit breaker, retries with jittered backoff and an attempt
 //! timeout; a cache sits in front and one total deadline bounds the call.
 //! See `ARCHITECTURE.md` for the pipeline and where each piece lives.

@@ -31,7 +31,7 @@
 //!     terms: "",
 //!     commercial_use: true,
 //!     default_rate_limit: None,
-//!     default_daily_quota: None,
+//!     default_quota: None,
 //! };
 //!
 //! impl Provider for FixedRates {
@@ -80,6 +80,7 @@ pub(crate) mod sse;
 pub(crate) mod stream;
 mod tolerant;
 
+pub use crate::resilience::quota::{Quota, QuotaPeriod};
 pub use stream::{ChatStreamDecoder, Frame, Framing, StreamsChat};
 
 /// How a provider authenticates.
@@ -137,8 +138,9 @@ pub struct ProviderInfo {
     pub commercial_use: bool,
     /// Documented free-tier rate, as a rate string (`"600/min"`), if any.
     pub default_rate_limit: Option<&'static str>,
-    /// Documented free-tier daily request quota, if any.
-    pub default_daily_quota: Option<u64>,
+    /// Documented free-tier request quota, per calendar day
+    /// ([`Quota::per_day`]) or month ([`Quota::per_month`]), if any.
+    pub default_quota: Option<Quota>,
 }
 
 impl ProviderInfo {

@@ -599,7 +599,7 @@ static LOCAL_INFO: polyrelay::provider::ProviderInfo = polyrelay::provider::Prov
     terms: "self-hosted",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 static LOCAL_VLLM: OpenAiCompatible = OpenAiCompatible {

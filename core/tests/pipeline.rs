@@ -460,6 +460,47 @@ daily_quota = 1
     assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 1);
 }
 
+/// A quota counted per month stays used up across the month's days, and
+/// comes back on the 1st of the next month in the configured zone.
+#[tokio::test]
+async fn a_used_up_monthly_quota_skips_the_provider_until_the_next_month() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let config = r#"
+timezone = "Europe/Paris"
+[capabilities."weather.current"]
+chain = ["open-meteo", "met-norway"]
+[cache]
+enabled = false
+[providers.open-meteo]
+monthly_quota = 2
+"#;
+    let client = client(&emulator, &clock, config, &[]);
+    let answered_by = || async { client.call("weather.current", berlin()).await.unwrap() };
+    for _ in 0..2 {
+        assert_eq!(answered_by().await.provider, "open-meteo");
+    }
+    // 2025-01-01T00:00Z; February starts at 2025-01-31T23:00Z in Paris.
+    let until_february = Duration::from_secs((30 * 24 + 23) * 3600);
+    let reply = answered_by().await;
+    assert_eq!(reply.provider, "met-norway");
+    assert_eq!(reply.attempts[0].outcome, "skipped_quota");
+    assert_eq!(reply.attempts[0].retry_after, Some(until_february));
+    let quota = client.stats().providers["open-meteo"]
+        .quota
+        .clone()
+        .unwrap();
+    assert_eq!(quota.period, polyrelay::provider::QuotaPeriod::Month);
+    assert_eq!(quota.date.to_string(), "2025-01-01");
+
+    // A new day is not a new month.
+    clock.advance(Duration::from_secs(2 * 24 * 3600));
+    assert_eq!(answered_by().await.provider, "met-norway");
+    clock.advance(until_february - Duration::from_secs(2 * 24 * 3600));
+    assert_eq!(answered_by().await.provider, "open-meteo");
+    assert_eq!(emulator.hits("/open-meteo/v1/forecast"), 3);
+}
+
 #[tokio::test]
 async fn not_found_everywhere_is_a_not_found_error_remembered_by_the_cache() {
     let emulator = emulator().await;

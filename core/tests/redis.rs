@@ -233,7 +233,7 @@ async fn limiter_role() -> Value {
                 burst: Some(5),
             },
         ),
-        daily_quota: None,
+        quota: None,
         timezone: chrono_tz::UTC,
     }];
     let state = RedisState::new(backend, &limits).unwrap();

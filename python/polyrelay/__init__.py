@@ -123,6 +123,6 @@ def providers() -> List[Dict[str, Any]]:
     ``capabilities``, ``auth`` (``"keyless"``, ``"optional_key"`` or
     ``"key"``), ``key_env``, ``key_in``, ``key_set``, ``enabled``,
     ``chains`` (position in each capability's chain), ``docs_url``,
-    ``terms``, ``commercial_use``, ``default_rate_limit`` and
-    ``default_daily_quota``."""
+    ``terms``, ``commercial_use``, ``default_rate_limit``,
+    ``default_daily_quota`` and ``default_monthly_quota``."""
     return _native.builtin_providers()

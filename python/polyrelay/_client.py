@@ -206,7 +206,7 @@ class _Base:
         ``key_env``, ``key_in``, ``key_set`` (never the key), ``enabled``,
         ``chains`` (its position in each capability's chain), ``docs_url``,
         ``terms``, ``commercial_use``, ``default_rate_limit``,
-        ``default_daily_quota``."""
+        ``default_daily_quota``, ``default_monthly_quota``."""
         return self._native.providers()
 
     def chain(self, capability: str) -> List[str]:

@@ -29,6 +29,7 @@ FIELDS = {
     "commercial_use",
     "default_rate_limit",
     "default_daily_quota",
+    "default_monthly_quota",
 }
 
 

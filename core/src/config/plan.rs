@@ -20,7 +20,7 @@ use crate::capability::CapabilityId;
 use crate::custom::CustomProvider;
 use crate::echo::{echo, echo_key};
 use crate::error::{Error, Result};
-use crate::provider::{Auth, Provider};
+use crate::provider::{Auth, Provider, Quota};
 use crate::resilience::cache::{CacheConfig, TtlPolicy};
 use crate::resilience::hedge::HedgeConfig;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
@@ -158,10 +158,17 @@ pub(crate) fn resolve(
                     })
                     .transpose()?,
             };
-            let daily_quota = match settings.daily_quota {
-                Some(0) => None,
-                Some(n) => Some(n),
-                None => info.default_daily_quota,
+            let quota = match (settings.daily_quota, settings.monthly_quota) {
+                (Some(day), Some(month)) if day > 0 && month > 0 => {
+                    return Err(Error::config(
+                        format!("providers.{}.monthly_quota", info.id),
+                        "a provider has one quota: set daily_quota or monthly_quota, not both",
+                    ));
+                }
+                (Some(n), _) if n > 0 => Some(Quota::per_day(n)),
+                (_, Some(n)) if n > 0 => Some(Quota::per_month(n)),
+                (Some(_), _) | (_, Some(_)) => None,
+                (None, None) => info.default_quota,
             };
             Ok(ProviderPlan {
                 enabled,
@@ -172,7 +179,7 @@ pub(crate) fn resolve(
                 limits: ProviderLimits {
                     provider: info.id,
                     rate_limit,
-                    daily_quota,
+                    quota,
                     timezone,
                 },
                 provider,
@@ -390,8 +397,13 @@ pub(crate) mod tests {
         assert_eq!(provider(&plan, "open-meteo").key_env, "");
         // Declared limits become the client's.
         assert_eq!(
-            provider(&plan, "alpha-vantage").limits.daily_quota,
-            Some(25)
+            provider(&plan, "alpha-vantage").limits.quota,
+            Some(Quota::per_day(25))
+        );
+        assert_eq!(
+            provider(&plan, "coinpaprika").limits.quota,
+            Some(Quota::per_month(20_000)),
+            "a free tier counted per month is held to its month"
         );
         let binance = provider(&plan, "binance").limits.rate_limit.unwrap();
         assert_eq!(binance.rate.requests, 1200);
@@ -487,6 +499,12 @@ pub(crate) mod tests {
             retry = { attempt_timeout = "40s" }
             [providers.alpha-vantage]
             daily_quota = 0
+            [providers.coinpaprika]
+            daily_quota = 500
+            [providers.gnews]
+            monthly_quota = 3000
+            [providers.weatherapi]
+            monthly_quota = 0
             "#,
             &[],
         )
@@ -494,16 +512,40 @@ pub(crate) mod tests {
         let open_meteo = provider(&plan, "open-meteo");
         assert_eq!(open_meteo.base_url, "http://127.0.0.1:8080/om");
         assert_eq!(open_meteo.limits.rate_limit, None);
-        assert_eq!(open_meteo.limits.daily_quota, Some(10));
+        assert_eq!(open_meteo.limits.quota, Some(Quota::per_day(10)));
         assert_eq!(
             provider(&plan, "met-norway").base_url,
             "http://127.0.0.1:9000/met-norway"
         );
-        assert_eq!(provider(&plan, "alpha-vantage").limits.daily_quota, None);
+        assert_eq!(provider(&plan, "alpha-vantage").limits.quota, None);
+        // A quota set replaces the default, whatever the default's period.
+        let quota = |id| provider(&plan, id).limits.quota;
+        assert_eq!(quota("coinpaprika"), Some(Quota::per_day(500)));
+        assert_eq!(quota("gnews"), Some(Quota::per_month(3000)));
+        assert_eq!(quota("weatherapi"), None);
         assert_eq!(plan.max_response_bytes, 1024);
         // open-meteo serves two capabilities, each with a 30 s deadline.
         assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
         assert!(plan.warnings[0].starts_with("providers.open-meteo.retry.attempt_timeout (40.0 s)"));
+    }
+
+    #[test]
+    fn a_provider_has_one_quota() {
+        let toml = "[providers.gnews]\ndaily_quota = 10\nmonthly_quota = 100\n";
+        match plan_of(toml, &[]) {
+            Err(Error::Config { field, message }) => {
+                assert_eq!(field, "providers.gnews.monthly_quota");
+                assert!(message.contains("not both"), "{message}");
+            }
+            other => panic!("not a config error: {:?}", other.map(|_| ())),
+        }
+        // 0 turns one off: the other stands.
+        let toml = "[providers.gnews]\ndaily_quota = 0\nmonthly_quota = 100\n";
+        let plan = plan_of(toml, &[]).unwrap();
+        assert_eq!(
+            provider(&plan, "gnews").limits.quota,
+            Some(Quota::per_month(100))
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// Alpha Vantage (<https://www.alphavantage.co>): stock quotes with a free
@@ -54,7 +54,7 @@ static INFO: ProviderInfo = ProviderInfo {
     terms: "Free key: 25 requests/day; quotes are end of day or delayed on the free plan.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: Some(25),
+    default_quota: Some(Quota::per_day(25)),
 };
 
 impl Provider for AlphaVantage {

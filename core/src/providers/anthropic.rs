@@ -63,7 +63,7 @@ static INFO: ProviderInfo = ProviderInfo {
             tier.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// The API version this adapter speaks.

@@ -44,7 +44,7 @@ static INFO: ProviderInfo = ProviderInfo {
             USDT prices.",
     commercial_use: true,
     default_rate_limit: Some("1200/min"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Binance's trading pair for `asset` in `vs` (USD becomes USDT), or `None`

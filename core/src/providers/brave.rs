@@ -48,7 +48,7 @@ static INFO: ProviderInfo = ProviderInfo {
             stored only under the plan's terms.",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Most results Brave returns per request.

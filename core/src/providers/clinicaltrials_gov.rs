@@ -32,7 +32,7 @@ static INFO: ProviderInfo = ProviderInfo {
             requests/min per IP.",
     commercial_use: true,
     default_rate_limit: Some("50/min"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 const FIELDS: &str =

@@ -43,7 +43,7 @@ use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::stream::{self, streaming};
 use crate::provider::{
     Auth, CallContext, Fixture, Frame, Framing, HttpRequest, HttpResponse, KeyPlacement, Provider,
-    ProviderInfo, Serves, Step, StreamsChat,
+    ProviderInfo, Quota, Serves, Step, StreamsChat,
 };
 
 /// Cohere (<https://cohere.com>): Command chat models and Embed models.
@@ -67,7 +67,7 @@ static INFO: ProviderInfo = ProviderInfo {
             evaluation only (no production or commercial use); production keys are paid.",
     commercial_use: false,
     default_rate_limit: Some("20/min"),
-    default_daily_quota: None,
+    default_quota: Some(Quota::per_month(1_000)),
 };
 
 /// Models used when the request names none.

@@ -49,7 +49,7 @@ static INFO: ProviderInfo = ProviderInfo {
             calls/min and 10,000 calls/month. Attribution to CoinGecko required.",
     commercial_use: true,
     default_rate_limit: Some("30/min"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for CoinGecko {

@@ -28,7 +28,8 @@ use crate::capability::crypto::{CryptoPrices, CryptoQuery, CryptoQuote};
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Quota, Serves,
+    Step,
 };
 
 /// CoinPaprika (<https://coinpaprika.com/api>): keyless crypto tickers, one
@@ -46,7 +47,7 @@ static INFO: ProviderInfo = ProviderInfo {
             paid plans (api-pro.coinpaprika.com) for commercial use.",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: Some(645),
+    default_quota: Some(Quota::per_month(20_000)),
 };
 
 impl Provider for CoinPaprika {

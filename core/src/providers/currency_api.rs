@@ -40,7 +40,7 @@ static INFO: ProviderInfo = ProviderInfo {
             rates aggregated from public sources.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for CurrencyApi {

@@ -32,7 +32,7 @@ static INFO: ProviderInfo = ProviderInfo {
             limit. Search returns label metadata only (no sections).",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for DailyMed {

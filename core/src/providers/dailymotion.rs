@@ -31,7 +31,7 @@ static INFO: ProviderInfo = ProviderInfo {
             embed with its player.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 const FIELDS: &str = "id,title,url,embed_url,thumbnail_360_url,duration,created_time,\

@@ -47,7 +47,7 @@ static INFO: ProviderInfo = ProviderInfo {
             api-free.deepl.com); Pro keys use api.deepl.com (set the base URL).",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for DeepL {

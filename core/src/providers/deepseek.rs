@@ -46,7 +46,7 @@ static INFO: ProviderInfo = ProviderInfo {
             hold the connection open for up to 10 minutes.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 static FIXTURES: &[Fixture] = fixtures![

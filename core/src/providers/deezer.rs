@@ -34,7 +34,7 @@ static INFO: ProviderInfo = ProviderInfo {
             only without an agreement; credit Deezer and link back.",
     commercial_use: false,
     default_rate_limit: Some("50/5s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Deezer {

@@ -35,7 +35,7 @@ static INFO: ProviderInfo = ProviderInfo {
             required; commercial use only with DuckDuckGo's approval.",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for DuckDuckGo {

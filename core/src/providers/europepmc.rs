@@ -35,7 +35,7 @@ static INFO: ProviderInfo = ProviderInfo {
             answers are partial (trial-linked articles: no status, sponsor or dates).",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 const SEARCH_PATH: &str = "/europepmc/webservices/rest/search";

@@ -37,7 +37,7 @@ static INFO: ProviderInfo = ProviderInfo {
             a 429 unblocks after ~20 minutes).",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// How long a 429 lasts when the reply does not say.

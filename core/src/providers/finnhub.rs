@@ -42,7 +42,7 @@ static INFO: ProviderInfo = ProviderInfo {
             other markets need a paid plan.",
     commercial_use: true,
     default_rate_limit: Some("60/min"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Finnhub {

@@ -23,7 +23,7 @@ use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// Financial Modeling Prep (<https://site.financialmodelingprep.com>):
@@ -44,7 +44,7 @@ static INFO: ProviderInfo = ProviderInfo {
     terms: "Free Basic plan: 250 requests/day, US symbols, end-of-day or delayed data.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: Some(250),
+    default_quota: Some(Quota::per_day(250)),
 };
 
 impl Provider for Fmp {

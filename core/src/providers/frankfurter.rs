@@ -33,7 +33,7 @@ static INFO: ProviderInfo = ProviderInfo {
             (about 30 currencies), updated on ECB working days.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Frankfurter {

@@ -34,7 +34,7 @@ static INFO: ProviderInfo = ProviderInfo {
             published rate limit; throttled clients get 429.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for FreeDictionary {

@@ -43,7 +43,7 @@ static INFO: ProviderInfo = ProviderInfo {
             three-month window; cite GDELT as the source.",
     commercial_use: true,
     default_rate_limit: Some("1/5s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// How long GDELT asks clients to wait between requests.

@@ -80,7 +80,7 @@ static INFO: ProviderInfo = ProviderInfo {
             free-tier prompts may be used to improve Google's products.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Models used when the request names none.

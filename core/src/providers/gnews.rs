@@ -19,7 +19,7 @@ use crate::capability::{marker, news};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// GNews (<https://gnews.io>): worldwide news search with a free key.
@@ -43,7 +43,7 @@ static INFO: ProviderInfo = ProviderInfo {
             articles per request; for development and non-commercial use.",
     commercial_use: false,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: Some(100),
+    default_quota: Some(Quota::per_day(100)),
 };
 
 impl Provider for GNews {

@@ -18,7 +18,7 @@ use crate::capability::{marker, media};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// Google Books (<https://developers.google.com/books>): book search with
@@ -43,7 +43,7 @@ static INFO: ProviderInfo = ProviderInfo {
             per project. Google APIs Terms of Service apply; link back to Google Books.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: Some(1000),
+    default_quota: Some(Quota::per_day(1000)),
 };
 
 impl Provider for GoogleBooks {

@@ -10,7 +10,7 @@
 
 use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
 use crate::error::FailureClass;
-use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
+use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo, Quota};
 
 /// Groq (<https://console.groq.com>): fast inference of Llama and other
 /// open-weight models, with a free plan.
@@ -47,7 +47,7 @@ static INFO: ProviderInfo = ProviderInfo {
             30 requests/min, 1,000 requests/day); paid plans above.",
     commercial_use: true,
     default_rate_limit: Some("30/min"),
-    default_daily_quota: Some(1_000),
+    default_quota: Some(Quota::per_day(1_000)),
 };
 
 static FIXTURES: &[Fixture] = fixtures![

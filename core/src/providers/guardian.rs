@@ -21,7 +21,7 @@ use crate::capability::{marker, news};
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// The Guardian Open Platform (<https://open-platform.theguardian.com>):
@@ -44,7 +44,7 @@ static INFO: ProviderInfo = ProviderInfo {
             attribution to the Guardian required.",
     commercial_use: false,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: Some(500),
+    default_quota: Some(Quota::per_day(500)),
 };
 
 impl Provider for Guardian {

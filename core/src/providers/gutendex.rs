@@ -30,7 +30,7 @@ static INFO: ProviderInfo = ProviderInfo {
             that bulk downloads use its mirrors.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Gutendex {

@@ -32,7 +32,7 @@ static INFO: ProviderInfo = ProviderInfo {
             Hacker News, in English.",
     commercial_use: true,
     default_rate_limit: Some("10000/h"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for HnAlgolia {

@@ -33,7 +33,7 @@ static INFO: ProviderInfo = ProviderInfo {
             many are public domain.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 const FIELDS: [&str; 9] = [

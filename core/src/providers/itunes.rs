@@ -39,7 +39,7 @@ static INFO: ProviderInfo = ProviderInfo {
             links and artwork must point back to Apple.",
     commercial_use: true,
     default_rate_limit: Some("20/min"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Where a search looks: iTunes' `media` and `entity` parameters.

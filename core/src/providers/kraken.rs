@@ -41,7 +41,7 @@ static INFO: ProviderInfo = ProviderInfo {
     terms: "Public market data, no key; about one public call per second per IP.",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// How Kraken may name the pair of asset `asset` in `quote` in its reply.

@@ -49,7 +49,7 @@ static INFO: ProviderInfo = ProviderInfo {
             trial key.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Longest text sent in a query string.

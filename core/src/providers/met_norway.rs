@@ -60,7 +60,7 @@ static INFO: ProviderInfo = ProviderInfo {
             per application; clients must cache (Expires / If-Modified-Since).",
     commercial_use: true,
     default_rate_limit: Some("20/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for MetNorway {

@@ -47,7 +47,7 @@ static INFO: ProviderInfo = ProviderInfo {
             1 billion tokens/month per workspace; paid tiers above.",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 static FIXTURES: &[Fixture] = fixtures![

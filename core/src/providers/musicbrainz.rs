@@ -35,7 +35,7 @@ static INFO: ProviderInfo = ProviderInfo {
             (set the client's contact). Core data is CC0.",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// `text` with Lucene's special characters escaped, so it is searched as

@@ -42,7 +42,7 @@ static INFO: ProviderInfo = ProviderInfo {
             the source language is required.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Longest text MyMemory takes, in bytes.

@@ -23,7 +23,7 @@ use crate::capability::{marker, news};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// NewsAPI.org (<https://newsapi.org>): news search with a key.
@@ -47,7 +47,7 @@ static INFO: ProviderInfo = ProviderInfo {
             requests/day, articles delayed by 24 hours.",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: Some(100),
+    default_quota: Some(Quota::per_day(100)),
 };
 
 /// Languages NewsAPI can filter by (its Urdu code is `ud`).

@@ -40,7 +40,7 @@ static INFO: ProviderInfo = ProviderInfo {
             attribution \"© OpenStreetMap contributors\" (ODbL). Heavy use is banned.",
     commercial_use: false,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Nominatim {

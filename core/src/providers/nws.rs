@@ -54,7 +54,7 @@ static INFO: ProviderInfo = ProviderInfo {
             rate limit undisclosed (back off on 429). United States and territories only.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Media type of NWS's GeoJSON replies.

@@ -61,7 +61,7 @@ static INFO: ProviderInfo = ProviderInfo {
             licence applies.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Models used when the request names none.

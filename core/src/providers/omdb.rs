@@ -21,7 +21,7 @@ use crate::capability::normalize::{lenient_f64, lenient_u64, non_empty, year_of}
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// OMDb (<https://www.omdbapi.com>): IMDb titles, ratings and plots.
@@ -42,7 +42,7 @@ static INFO: ProviderInfo = ProviderInfo {
             The key can only be sent in the query string.",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: Some(1000),
+    default_quota: Some(Quota::per_day(1000)),
 };
 
 impl Provider for Omdb {

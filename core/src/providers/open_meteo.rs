@@ -19,7 +19,8 @@ use crate::capability::weather::{
 };
 use crate::error::ProviderFailure;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Quota, Serves,
+    Step,
 };
 
 /// Open-Meteo (<https://open-meteo.com>): keyless weather from national
@@ -38,7 +39,7 @@ static INFO: ProviderInfo = ProviderInfo {
             needs the paid customer API.",
     commercial_use: false,
     default_rate_limit: Some("600/min"),
-    default_daily_quota: Some(10_000),
+    default_quota: Some(Quota::per_day(10_000)),
 };
 
 const CURRENT_FIELDS: &str = "temperature_2m,relative_humidity_2m,apparent_temperature,\

@@ -13,7 +13,8 @@ use crate::capability::geo::{country_code, GeocodeQuery, Place, Places};
 use crate::capability::marker;
 use crate::error::ProviderFailure;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Quota, Serves,
+    Step,
 };
 
 /// Open-Meteo Geocoding (<https://open-meteo.com/en/docs/geocoding-api>):
@@ -32,7 +33,7 @@ static INFO: ProviderInfo = ProviderInfo {
             no street addresses.",
     commercial_use: false,
     default_rate_limit: Some("600/min"),
-    default_daily_quota: Some(10_000),
+    default_quota: Some(Quota::per_day(10_000)),
 };
 
 impl Provider for OpenMeteoGeocoding {

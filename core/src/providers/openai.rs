@@ -48,7 +48,7 @@ static INFO: ProviderInfo = ProviderInfo {
             and the model.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 static FIXTURES: &[Fixture] = fixtures![

@@ -18,7 +18,8 @@ use crate::capability::normalize::{iso_date, non_empty};
 use crate::capability::{marker, media, medical};
 use crate::error::ProviderFailure;
 use crate::provider::{
-    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Serves, Step,
+    Auth, CallContext, Fixture, HttpRequest, HttpResponse, Provider, ProviderInfo, Quota, Serves,
+    Step,
 };
 
 /// OpenAlex (<https://docs.openalex.org>): 250 million scholarly works with
@@ -36,7 +37,7 @@ static INFO: ProviderInfo = ProviderInfo {
             requests share the slower common pool: set the client's contact.",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: Some(100_000),
+    default_quota: Some(Quota::per_day(100_000)),
 };
 
 const SELECT: &str = "id,doi,display_name,publication_year,publication_date,ids,authorships,\

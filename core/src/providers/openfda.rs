@@ -18,7 +18,7 @@ use crate::capability::{marker, medical};
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// openFDA (<https://open.fda.gov/apis/drug/label/>): FDA drug labels with
@@ -40,7 +40,7 @@ static INFO: ProviderInfo = ProviderInfo {
             gives 120,000/day. Not for clinical decisions without checking the label.",
     commercial_use: true,
     default_rate_limit: Some("240/min"),
-    default_daily_quota: Some(1000),
+    default_quota: Some(Quota::per_day(1000)),
 };
 
 impl Provider for OpenFda {

@@ -31,7 +31,7 @@ static INFO: ProviderInfo = ProviderInfo {
             1 request/s. Catalogue data is public (CC0).",
     commercial_use: true,
     default_rate_limit: Some("1/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 const FIELDS: &str =

@@ -14,7 +14,7 @@
 
 use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
 use crate::error::FailureClass;
-use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
+use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo, Quota};
 
 /// OpenRouter (<https://openrouter.ai>): one API in front of most vendors'
 /// models, including free ones.
@@ -52,7 +52,7 @@ static INFO: ProviderInfo = ProviderInfo {
             credits were bought); other models use prepaid credit.",
     commercial_use: true,
     default_rate_limit: Some("20/min"),
-    default_daily_quota: Some(50),
+    default_quota: Some(Quota::per_day(50)),
 };
 
 static FIXTURES: &[Fixture] = fixtures![

@@ -34,7 +34,7 @@ use crate::capability::weather::{
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// OpenWeatherMap (<https://openweathermap.org/api>): current weather and
@@ -56,7 +56,7 @@ static INFO: ProviderInfo = ProviderInfo {
             (attribution required).",
     commercial_use: true,
     default_rate_limit: Some("60/min"),
-    default_daily_quota: None,
+    default_quota: Some(Quota::per_month(1_000_000)),
 };
 
 /// 3-hour steps in a day; fewer make an incomplete day.

@@ -36,7 +36,7 @@ static INFO: ProviderInfo = ProviderInfo {
             contributors (ODbL, attribution required).",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// Languages Photon can answer in.

@@ -44,7 +44,7 @@ static INFO: ProviderInfo = ProviderInfo {
     commercial_use: true,
     // 3 requests/s, and every search is two requests.
     default_rate_limit: Some("3/2s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// The e-mail address in a User-Agent's contact part, for providers that

@@ -32,7 +32,7 @@ static INFO: ProviderInfo = ProviderInfo {
             text; cite RxNorm as the source.",
     commercial_use: true,
     default_rate_limit: Some("20/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for RxNav {

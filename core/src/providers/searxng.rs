@@ -38,7 +38,7 @@ static INFO: ProviderInfo = ProviderInfo {
             instance with the JSON format enabled; public instances usually disable it.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Searxng {

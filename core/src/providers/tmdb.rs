@@ -46,7 +46,7 @@ static INFO: ProviderInfo = ProviderInfo {
             Soft cap of about 40 requests/s.",
     commercial_use: false,
     default_rate_limit: Some("40/s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// The poster of a `poster_path`, at a 500 px width.

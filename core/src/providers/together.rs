@@ -51,7 +51,7 @@ static INFO: ProviderInfo = ProviderInfo {
             account tier.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 static FIXTURES: &[Fixture] = fixtures![

@@ -33,7 +33,7 @@ static INFO: ProviderInfo = ProviderInfo {
             TVmaze and share alike.",
     commercial_use: true,
     default_rate_limit: Some("20/10s"),
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 impl Provider for Tvmaze {

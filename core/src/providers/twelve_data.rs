@@ -22,7 +22,7 @@ use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// Twelve Data (<https://twelvedata.com>): stock quotes with a free key.
@@ -46,7 +46,7 @@ static INFO: ProviderInfo = ProviderInfo {
             US markets on the free plan.",
     commercial_use: true,
     default_rate_limit: Some("8/min"),
-    default_daily_quota: Some(800),
+    default_quota: Some(Quota::per_day(800)),
 };
 
 impl Provider for TwelveData {

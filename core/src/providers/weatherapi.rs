@@ -27,7 +27,7 @@ use crate::capability::weather::{
 use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// WeatherAPI.com (<https://www.weatherapi.com>): weather by coordinates or
@@ -49,7 +49,7 @@ static INFO: ProviderInfo = ProviderInfo {
             required.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: Some(Quota::per_month(100_000)),
 };
 
 fn place(location: &Location) -> String {

@@ -44,7 +44,7 @@ static INFO: ProviderInfo = ProviderInfo {
             4.0 (attribution required).",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// How long to wait after `ratelimited` when no `Retry-After` is sent.

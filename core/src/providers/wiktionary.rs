@@ -39,7 +39,7 @@ static INFO: ProviderInfo = ProviderInfo {
             Definitions are in English.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// The word as a page title in a path: spaces become underscores.

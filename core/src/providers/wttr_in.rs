@@ -49,7 +49,7 @@ static INFO: ProviderInfo = ProviderInfo {
             for commercial use; overload answers 503/429. Use as a last resort.",
     commercial_use: false,
     default_rate_limit: None,
-    default_daily_quota: None,
+    default_quota: None,
 };
 
 /// wttr.in forecasts at most this many days.

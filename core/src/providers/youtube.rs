@@ -18,7 +18,7 @@ use crate::capability::{marker, media};
 use crate::error::ProviderFailure;
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
-    Serves, Step,
+    Quota, Serves, Step,
 };
 
 /// YouTube Data API v3 (<https://developers.google.com/youtube/v3>).
@@ -42,7 +42,7 @@ static INFO: ProviderInfo = ProviderInfo {
             YouTube API Services Terms apply: show YouTube branding and link to the videos.",
     commercial_use: true,
     default_rate_limit: None,
-    default_daily_quota: Some(100),
+    default_quota: Some(Quota::per_day(100)),
 };
 
 impl Provider for YouTube {

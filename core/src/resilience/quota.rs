@@ -1,22 +1,26 @@
-//! Daily quotas that reset at local midnight.
+//! Request quotas that reset at the start of a local calendar day or month.
 //!
-//! Many providers grant N requests per calendar day in some time zone (UTC,
-//! US Pacific, ...). A day is the window `[start_of_day(d), start_of_day(d+1))`
-//! in that zone, computed as UTC instants: it is not always 24 hours long and
-//! does not always start at 00:00 (DST changes at midnight, skipped days).
+//! Providers grant N requests per calendar day (most) or per calendar month
+//! (CoinPaprika, Cohere's trial keys) in some time zone. A window is
+//! `[start(period holding d), start(next period))` in that zone, computed as
+//! UTC instants: a day is not always 24 hours long and does not always start
+//! at 00:00 (DST changes at midnight, skipped days), and months differ in
+//! length. A monthly quota is held to its month, not divided into days: a
+//! quiet week leaves its requests for the rest of the month, as the provider
+//! counts them.
 //!
-//! [`DayWindow`] and [`quota_key`] are pure, so a shared (Redis) quota can key
-//! and expire its counters on exactly the same boundaries as the in-process
-//! [`DailyQuota`].
+//! [`QuotaWindow`] and [`quota_key`] are pure, so a shared (Redis) quota can
+//! key and expire its counters on exactly the same boundaries as the
+//! in-process [`CalendarQuota`].
 //!
 //! ```
 //! use polyrelay::clock::FakeClock;
-//! use polyrelay::internal::resilience::quota::{DailyQuota, QuotaDecision};
+//! use polyrelay::internal::resilience::quota::{CalendarQuota, Quota, QuotaDecision};
 //! use std::time::Duration;
 //!
 //! // 23:59:59 in Paris (UTC+2 in June).
 //! let clock = FakeClock::new("2025-06-15T21:59:59Z".parse().unwrap());
-//! let quota = DailyQuota::new(1, chrono_tz::Europe::Paris, clock.shared());
+//! let quota = CalendarQuota::new(Quota::per_day(1), chrono_tz::Europe::Paris, clock.shared());
 //! assert_eq!(quota.try_consume(1), QuotaDecision::Allowed { remaining: 0 });
 //! assert_eq!(
 //!     quota.try_consume(1),
@@ -27,105 +31,146 @@
 //! );
 //! ```
 
+use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use parking_lot::Mutex;
-use serde::{de, Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
-use crate::echo::echo;
 
-/// A daily quota as written in the configuration.
-///
-/// ```toml
-/// [quota]
-/// daily_limit = 1000
-/// timezone = "America/Los_Angeles"   # IANA name; optional, UTC when absent
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaConfig {
-    /// Requests allowed per local calendar day.
-    pub daily_limit: u64,
-    /// The zone whose midnight resets the quota; `None` means UTC.
-    #[serde(default, deserialize_with = "deserialize_timezone")]
-    pub timezone: Option<Tz>,
+/// How long a quota's window lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    /// A local calendar day.
+    Day,
+    /// A local calendar month.
+    Month,
 }
 
-impl QuotaConfig {
-    /// Checks the values, naming the offending field in the error.
-    pub fn validate(&self) -> Result<(), InvalidQuota> {
-        if self.daily_limit == 0 {
-            return Err(InvalidQuota {
-                field: "daily_limit",
-                reason: "must be at least 1".to_owned(),
-            });
+impl QuotaPeriod {
+    /// The first date of the period holding `date`.
+    fn first_date(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Self::Day => date,
+            Self::Month => date.with_day(1).unwrap_or(date),
         }
-        Ok(())
     }
 
-    /// The zone in effect: `timezone`, or UTC.
-    pub fn zone(&self) -> Tz {
-        self.timezone.unwrap_or(Tz::UTC)
+    /// The first date of the period after the one starting on `first`.
+    fn next_first(self, first: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Self::Day => first.succ_opt(),
+            Self::Month => first.checked_add_months(Months::new(1)),
+        }
+    }
+
+    /// `day` or `month`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Month => "month",
+        }
     }
 }
 
-fn deserialize_timezone<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Tz>, D::Error> {
-    let name = String::deserialize(deserializer)?;
-    name.parse().map(Some).map_err(|_| {
-        de::Error::custom(format_args!(
-            "invalid quota `timezone`: {} is not an IANA time zone name",
-            echo(&name)
-        ))
-    })
+impl fmt::Display for QuotaPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
-/// A quota configuration that cannot be used, with the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quota `{field}`: {reason}")]
-pub struct InvalidQuota {
-    /// The configuration field at fault.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// One local calendar day as a half-open UTC interval `[start, end)`.
+/// A request quota: `limit` requests per calendar `period`.
+///
+/// ```
+/// use polyrelay::internal::resilience::quota::{Quota, QuotaPeriod};
+///
+/// // CoinPaprika's free plan: 20,000 calls a month.
+/// const FREE_PLAN: Quota = Quota::per_month(20_000);
+/// assert_eq!(FREE_PLAN.period, QuotaPeriod::Month);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct DayWindow {
-    /// The local calendar date.
+pub struct Quota {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// How long a window lasts.
+    pub period: QuotaPeriod,
+}
+
+impl Quota {
+    /// `limit` requests per local calendar day.
+    pub const fn per_day(limit: u64) -> Self {
+        Self {
+            limit,
+            period: QuotaPeriod::Day,
+        }
+    }
+
+    /// `limit` requests per local calendar month.
+    pub const fn per_month(limit: u64) -> Self {
+        Self {
+            limit,
+            period: QuotaPeriod::Month,
+        }
+    }
+
+    /// The limit when the period is `period`.
+    pub fn limit_per(&self, period: QuotaPeriod) -> Option<u64> {
+        (self.period == period).then_some(self.limit)
+    }
+}
+
+/// One local calendar day or month as a half-open UTC interval `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuotaWindow {
+    /// A day or a month.
+    pub period: QuotaPeriod,
+    /// The window's first local date (the 1st, for a month).
     pub date: NaiveDate,
     /// The first instant of `date` in the zone.
     pub start: DateTime<Utc>,
-    /// The first instant of the next date: when a daily counter resets.
+    /// The first instant of the next window: when a counter resets.
     pub end: DateTime<Utc>,
 }
 
-impl DayWindow {
-    /// The window of local date `date` in `tz`.
-    pub fn for_date(date: NaiveDate, tz: Tz) -> Self {
-        let end = date
-            .succ_opt()
+impl QuotaWindow {
+    /// The window of `period` holding local date `date` in `tz`.
+    pub fn for_date(date: NaiveDate, tz: Tz, period: QuotaPeriod) -> Self {
+        let first = period.first_date(date);
+        let end = period
+            .next_first(first)
             .map_or(DateTime::<Utc>::MAX_UTC, |next| start_of_day(next, tz));
         Self {
-            date,
-            start: start_of_day(date, tz),
+            period,
+            date: first,
+            start: start_of_day(first, tz),
             end,
         }
     }
 
     /// The window holding `instant`: the local date it falls on in `tz`.
-    pub fn containing(instant: DateTime<Utc>, tz: Tz) -> Self {
-        Self::for_date(local_time(instant, tz).date(), tz)
+    pub fn containing(instant: DateTime<Utc>, tz: Tz, period: QuotaPeriod) -> Self {
+        Self::for_date(local_time(instant, tz).date(), tz, period)
     }
 
-    /// How long the day lasts: 24 h on most days, 23 h or 25 h on DST days.
+    /// How long the window lasts: 24 h on most days, 23 h or 25 h on DST
+    /// days; 28 to 31 days (give or take that hour) for a month.
     pub fn length(&self) -> Duration {
         (self.end - self.start).to_std().unwrap_or_default()
+    }
+
+    /// The window's name in keys: the local date of a day (`2025-10-26`),
+    /// the year and month of a month (`2025-10`), so the two never collide.
+    pub fn label(&self) -> String {
+        match self.period {
+            QuotaPeriod::Day => self.date.format("%Y-%m-%d").to_string(),
+            QuotaPeriod::Month => self.date.format("%Y-%m").to_string(),
+        }
     }
 }
 
@@ -167,32 +212,35 @@ fn local_time(instant: DateTime<Utc>, tz: Tz) -> NaiveDateTime {
         .unwrap_or(utc)
 }
 
-/// The Redis key of a provider's daily counter:
-/// `q:{<provider>}:<name>:<YYYY-MM-DD>`, with the local date of the window.
+/// The Redis key of a provider's quota counter:
+/// `q:{<provider>}:<name>:<window>`, with the window's [label](QuotaWindow::label).
 ///
 /// The braces are a Redis Cluster hash tag: all of a provider's keys share a
 /// slot, so one script can touch several of them.
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use polyrelay::internal::resilience::quota::quota_key;
+/// use polyrelay::internal::resilience::quota::{quota_key, QuotaPeriod, QuotaWindow};
 ///
 /// let date = NaiveDate::from_ymd_opt(2025, 10, 26).unwrap();
-/// assert_eq!(quota_key("gnews", "requests", date), "q:{gnews}:requests:2025-10-26");
+/// let day = QuotaWindow::for_date(date, chrono_tz::UTC, QuotaPeriod::Day);
+/// assert_eq!(quota_key("gnews", "requests", &day), "q:{gnews}:requests:2025-10-26");
+/// let month = QuotaWindow::for_date(date, chrono_tz::UTC, QuotaPeriod::Month);
+/// assert_eq!(quota_key("coinpaprika", "requests", &month), "q:{coinpaprika}:requests:2025-10");
 /// ```
-pub fn quota_key(provider: &str, name: &str, date: NaiveDate) -> String {
-    format!("q:{{{provider}}}:{name}:{}", date.format("%Y-%m-%d"))
+pub fn quota_key(provider: &str, name: &str, window: &QuotaWindow) -> String {
+    format!("q:{{{provider}}}:{name}:{}", window.label())
 }
 
-/// The outcome of [`DailyQuota::try_consume`].
+/// The outcome of [`CalendarQuota::try_consume`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaDecision {
-    /// The units were taken; `remaining` are left today.
+    /// The units were taken; `remaining` are left in the window.
     Allowed {
         /// Units left in the current window.
         remaining: u64,
     },
-    /// Not enough left today; nothing was taken.
+    /// Not enough left in the window; nothing was taken.
     Exhausted {
         /// When the window ends and the counter resets.
         reset_at: DateTime<Utc>,
@@ -204,63 +252,67 @@ pub enum QuotaDecision {
 /// A point-in-time view of a quota, for telemetry and status endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuotaSnapshot {
-    /// Units allowed per day.
+    /// Units allowed per window.
     pub limit: u64,
+    /// How long a window lasts (`day` or `month`).
+    pub period: QuotaPeriod,
     /// Units taken in the current window.
     pub used: u64,
     /// Units left in the current window.
     pub remaining: u64,
-    /// The IANA zone whose days the quota follows.
+    /// The IANA zone whose calendar the quota follows.
     pub timezone: &'static str,
-    /// The local date of the current window.
+    /// The first local date of the current window.
     pub date: NaiveDate,
     /// When the current window ends.
     pub reset_at: DateTime<Utc>,
 }
 
-/// A process-local daily quota.
+/// A process-local quota per calendar day or month.
 ///
-/// Counts units per local day and refuses a request that would go over the
+/// Counts units per window and refuses a request that would go over the
 /// limit *before* counting it, so rejected calls never burn quota. The
-/// counter resets at the start of the next local day; windows only move
+/// counter resets at the start of the next window; windows only move
 /// forward, so a wall clock stepping back never restores spent quota.
 #[derive(Debug)]
-pub struct DailyQuota {
+pub struct CalendarQuota {
     limit: u64,
+    period: QuotaPeriod,
     tz: Tz,
     clock: SharedClock,
-    counter: Mutex<DayCounter>,
+    counter: Mutex<WindowCounter>,
 }
 
 #[derive(Debug)]
-struct DayCounter {
-    window: DayWindow,
+struct WindowCounter {
+    window: QuotaWindow,
     used: u64,
 }
 
-impl DayCounter {
+impl WindowCounter {
     fn roll_over(&mut self, now: DateTime<Utc>, tz: Tz) {
         if now >= self.window.end {
-            self.window = DayWindow::containing(now, tz);
+            self.window = QuotaWindow::containing(now, tz, self.window.period);
             self.used = 0;
         }
     }
 }
 
-impl DailyQuota {
-    /// A quota of `limit` units per local day in `tz`, with nothing used yet.
-    pub fn new(limit: u64, tz: Tz, clock: SharedClock) -> Self {
-        let window = DayWindow::containing(clock.wall(), tz);
+impl CalendarQuota {
+    /// `quota` in `tz`'s calendar, with nothing used yet.
+    pub fn new(quota: Quota, tz: Tz, clock: SharedClock) -> Self {
+        let window = QuotaWindow::containing(clock.wall(), tz, quota.period);
         Self {
-            limit,
+            limit: quota.limit,
+            period: quota.period,
             tz,
             clock,
-            counter: Mutex::new(DayCounter { window, used: 0 }),
+            counter: Mutex::new(WindowCounter { window, used: 0 }),
         }
     }
 
-    /// Takes `cost` units if that many are left today; otherwise takes
-    /// nothing and says when the quota resets. A cost of 0 is a peek.
+    /// Takes `cost` units if that many are left in the window; otherwise
+    /// takes nothing and says when the quota resets. A cost of 0 is a peek.
     pub fn try_consume(&self, cost: u64) -> QuotaDecision {
         let now = self.clock.wall();
         let mut counter = self.counter.lock();
@@ -281,7 +333,7 @@ impl DailyQuota {
 
     /// Gives back `cost` units for requests that were never sent (e.g. a
     /// connect failure). It applies to the current window: a refund that
-    /// arrives after the day rolled over credits the new day.
+    /// arrives after the window rolled over credits the new one.
     pub fn refund(&self, cost: u64) {
         let now = self.clock.wall();
         let mut counter = self.counter.lock();
@@ -301,6 +353,7 @@ impl DailyQuota {
         counter.roll_over(now, self.tz);
         QuotaSnapshot {
             limit: self.limit,
+            period: self.period,
             used: counter.used,
             remaining: self.limit.saturating_sub(counter.used),
             timezone: self.tz.name(),
@@ -339,11 +392,15 @@ mod tests {
             (Paris, date(2025, 6, 15), "2025-06-14T22:00:00Z", 24),
         ];
         for (tz, day, start, hours) in rows {
-            let window = DayWindow::for_date(day, tz);
+            let window = QuotaWindow::for_date(day, tz, QuotaPeriod::Day);
             assert_eq!(window.start, utc(start), "{tz} {day}");
             assert_eq!(window.length(), hours * HOUR, "{tz} {day}");
             for instant in [window.start, window.end - chrono::Duration::milliseconds(1)] {
-                assert_eq!(DayWindow::containing(instant, tz), window, "{tz} {instant}");
+                assert_eq!(
+                    QuotaWindow::containing(instant, tz, QuotaPeriod::Day),
+                    window,
+                    "{tz} {instant}"
+                );
             }
         }
     }
@@ -357,13 +414,13 @@ mod tests {
         days.extend([date(2011, 12, 30), date(1867, 10, 19), date(1911, 3, 10)]);
         for tz in chrono_tz::TZ_VARIANTS {
             for &day in &days {
-                let window = DayWindow::for_date(day, tz);
-                let next = DayWindow::for_date(day.succ_opt().unwrap(), tz);
+                let window = QuotaWindow::for_date(day, tz, QuotaPeriod::Day);
+                let next = QuotaWindow::for_date(day.succ_opt().unwrap(), tz, QuotaPeriod::Day);
                 assert_eq!(window.end, next.start, "{tz} {day}");
                 assert!(window.start <= window.end, "{tz} {day}");
                 if window.start < window.end {
                     assert_eq!(
-                        DayWindow::containing(window.start, tz),
+                        QuotaWindow::containing(window.start, tz, QuotaPeriod::Day),
                         window,
                         "{tz} {day}"
                     );
@@ -372,12 +429,12 @@ mod tests {
         }
         let apia = chrono_tz::Pacific::Apia;
         assert_eq!(
-            DayWindow::for_date(date(2011, 12, 30), apia).length(),
+            QuotaWindow::for_date(date(2011, 12, 30), apia, QuotaPeriod::Day).length(),
             Duration::ZERO
         );
         let juneau = chrono_tz::America::Juneau;
         assert_eq!(
-            DayWindow::for_date(date(1867, 10, 19), juneau).length(),
+            QuotaWindow::for_date(date(1867, 10, 19), juneau, QuotaPeriod::Day).length(),
             48 * HOUR
         );
     }
@@ -387,7 +444,7 @@ mod tests {
     #[test]
     fn ambiguous_midnight_resets_once() {
         let clock = FakeClock::new(utc("2025-11-01T12:00:00Z"));
-        let quota = DailyQuota::new(1_000, Havana, clock.shared());
+        let quota = CalendarQuota::new(Quota::per_day(1_000), Havana, clock.shared());
         let mut resets = Vec::new();
         let mut used_before = 0;
         for _ in 0..48 {
@@ -412,7 +469,7 @@ mod tests {
     fn quota_resets_at_local_midnight() {
         // 23:59:59.000 in Paris (CET, UTC+1) on 2025-12-01.
         let clock = FakeClock::new(utc("2025-12-01T22:59:59Z"));
-        let quota = DailyQuota::new(3, Paris, clock.shared());
+        let quota = CalendarQuota::new(Quota::per_day(3), Paris, clock.shared());
         for remaining in [2, 1, 0] {
             assert_eq!(quota.try_consume(1), QuotaDecision::Allowed { remaining });
         }
@@ -441,7 +498,7 @@ mod tests {
     #[test]
     fn concurrent_consumes_stop_exactly_at_the_limit() {
         let clock = FakeClock::at_epoch();
-        let quota = DailyQuota::new(100, Tz::UTC, clock.shared());
+        let quota = CalendarQuota::new(Quota::per_day(100), Tz::UTC, clock.shared());
         let admitted = std::sync::atomic::AtomicU64::new(0);
         let start = std::sync::Barrier::new(8);
         std::thread::scope(|scope| {
@@ -464,7 +521,7 @@ mod tests {
     #[test]
     fn refund_gives_back_unsent_requests() {
         let clock = FakeClock::at_epoch();
-        let quota = DailyQuota::new(2, Tz::UTC, clock.shared());
+        let quota = CalendarQuota::new(Quota::per_day(2), Tz::UTC, clock.shared());
         assert_eq!(
             quota.try_consume(2),
             QuotaDecision::Allowed { remaining: 0 }
@@ -486,13 +543,14 @@ mod tests {
     #[test]
     fn snapshot_serializes_window_and_reset() {
         let clock = FakeClock::new(utc("2025-10-26T10:00:00Z"));
-        let quota = DailyQuota::new(10, Paris, clock.shared());
+        let quota = CalendarQuota::new(Quota::per_day(10), Paris, clock.shared());
         quota.try_consume(4);
         let json = serde_json::to_value(quota.snapshot()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
                 "limit": 10,
+                "period": "day",
                 "used": 4,
                 "remaining": 6,
                 "timezone": "Europe/Paris",
@@ -503,33 +561,102 @@ mod tests {
     }
 
     #[test]
-    fn config_parses_timezone_and_names_bad_fields() {
-        let config: QuotaConfig =
-            toml::from_str("daily_limit = 100\ntimezone = \"America/Los_Angeles\"").unwrap();
-        assert_eq!(config.zone(), chrono_tz::America::Los_Angeles);
-        assert_eq!(config.validate(), Ok(()));
-        let config: QuotaConfig = toml::from_str("daily_limit = 100").unwrap();
-        assert_eq!(config.zone(), Tz::UTC);
-
-        let bad = toml::from_str::<QuotaConfig>("daily_limit = 1\ntimezone = \"Europe/Pariss\"");
-        let message = bad.unwrap_err().to_string();
-        assert!(
-            message.contains("`timezone`") && message.contains("Europe/Pariss"),
-            "{message}"
+    fn key_names_the_local_day_or_month_with_a_hash_tag() {
+        let instant = utc("2025-10-25T22:30:00Z");
+        let window = QuotaWindow::containing(instant, Paris, QuotaPeriod::Day);
+        assert_eq!(
+            quota_key("openweather", "daily", &window),
+            "q:{openweather}:daily:2025-10-26"
         );
-        let unknown = toml::from_str::<QuotaConfig>("daily_limit = 1\nlimit = 2");
-        assert!(unknown.unwrap_err().to_string().contains("limit"));
-        let zero: QuotaConfig = toml::from_str("daily_limit = 0").unwrap();
-        assert_eq!(zero.validate().unwrap_err().field, "daily_limit");
+        let window = QuotaWindow::containing(instant, Paris, QuotaPeriod::Month);
+        assert_eq!(
+            quota_key("coinpaprika", "requests", &window),
+            "q:{coinpaprika}:requests:2025-10"
+        );
     }
 
+    /// Months start at local midnight of the 1st, whatever their length,
+    /// DST included (Paris leaves summer time on 2025-10-26).
     #[test]
-    fn key_uses_the_local_date_and_a_hash_tag() {
-        let instant = utc("2025-10-25T22:30:00Z");
-        let window = DayWindow::containing(instant, Paris);
+    fn month_windows_follow_the_local_calendar() {
+        let rows = [
+            (
+                Paris,
+                date(2025, 10, 26),
+                "2025-09-30T22:00:00Z",
+                "2025-10-31T23:00:00Z",
+            ),
+            (
+                Paris,
+                date(2025, 2, 1),
+                "2025-01-31T23:00:00Z",
+                "2025-02-28T23:00:00Z",
+            ),
+            (
+                Tz::UTC,
+                date(2024, 2, 29),
+                "2024-02-01T00:00:00Z",
+                "2024-03-01T00:00:00Z",
+            ),
+            (
+                Tz::UTC,
+                date(2025, 12, 31),
+                "2025-12-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+            ),
+            (
+                Santiago,
+                date(2025, 9, 7),
+                "2025-09-01T04:00:00Z",
+                "2025-10-01T03:00:00Z",
+            ),
+        ];
+        for (tz, day, start, end) in rows {
+            let window = QuotaWindow::for_date(day, tz, QuotaPeriod::Month);
+            assert_eq!(
+                (window.start, window.end),
+                (utc(start), utc(end)),
+                "{tz} {day}"
+            );
+            assert_eq!(window.date.day(), 1, "{tz} {day}");
+            let last = window.end - chrono::Duration::milliseconds(1);
+            for instant in [window.start, last] {
+                assert_eq!(
+                    QuotaWindow::containing(instant, tz, QuotaPeriod::Month),
+                    window
+                );
+            }
+            let next = QuotaWindow::containing(window.end, tz, QuotaPeriod::Month);
+            assert_eq!(next.start, window.end, "{tz} {day}: months are gapless");
+        }
+    }
+
+    /// A monthly quota is the month's, not a day's share of it: spent on
+    /// the first day, it stays spent until the 1st of the next month.
+    #[test]
+    fn monthly_quota_resets_on_the_first_of_the_next_month() {
+        let clock = FakeClock::new(utc("2026-02-01T00:00:00Z"));
+        let quota = CalendarQuota::new(Quota::per_month(3), Tz::UTC, clock.shared());
+        for remaining in [2, 1, 0] {
+            assert_eq!(quota.try_consume(1), QuotaDecision::Allowed { remaining });
+        }
+        clock.advance(27 * 24 * HOUR + 23 * HOUR);
         assert_eq!(
-            quota_key("openweather", "daily", window.date),
-            "q:{openweather}:daily:2025-10-26"
+            quota.try_consume(1),
+            QuotaDecision::Exhausted {
+                reset_at: utc("2026-03-01T00:00:00Z"),
+                retry_after: HOUR,
+            }
+        );
+        clock.advance(HOUR);
+        assert_eq!(
+            quota.try_consume(1),
+            QuotaDecision::Allowed { remaining: 2 }
+        );
+        let snapshot = quota.snapshot();
+        assert_eq!(
+            (snapshot.period, snapshot.date),
+            (QuotaPeriod::Month, date(2026, 3, 1))
         );
     }
 }

@@ -1,7 +1,7 @@
-//! Shared state behind one trait: daily quotas and rate limits.
+//! Shared state behind one trait: request quotas and rate limits.
 //!
 //! The pipeline only ever asks two atomic questions per request it is about
-//! to send: "may I spend one unit of this provider's daily quota?" and "does
+//! to send: "may I spend one unit of this provider's quota?" and "does
 //! this provider's rate limiter admit one more request now?". The embedded
 //! default, [`InMemoryState`], answers from process memory. The Redis
 //! implementation ([`redis::RedisState`], cargo feature `redis`) answers the
@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::future::Either;
 
 use crate::clock::SharedClock;
-use crate::resilience::quota::{DailyQuota, QuotaDecision, QuotaSnapshot};
+use crate::resilience::quota::{CalendarQuota, Quota, QuotaDecision, QuotaSnapshot};
 use crate::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
 
 pub use crate::state_future::{ready, StateFuture};
@@ -35,9 +35,9 @@ pub struct ProviderLimits {
     pub provider: &'static str,
     /// Client-side rate limit, if any.
     pub rate_limit: Option<RateLimitConfig>,
-    /// Daily request quota, if any.
-    pub daily_quota: Option<u64>,
-    /// Calendar of the daily quota.
+    /// Request quota per calendar day or month, if any.
+    pub quota: Option<Quota>,
+    /// Calendar of the quota.
     pub timezone: chrono_tz::Tz,
 }
 
@@ -46,9 +46,9 @@ pub struct ProviderLimits {
 pub enum Admission {
     /// One quota unit and one limiter token per unit of cost were taken.
     Admitted,
-    /// The daily quota is used up; nothing was taken.
+    /// The quota (day or month) is used up; nothing was taken.
     QuotaExhausted {
-        /// When the day ends and the quota resets.
+        /// When the window ends and the quota resets.
         reset_at: DateTime<Utc>,
         /// Time until `reset_at`.
         retry_after: Duration,
@@ -70,7 +70,7 @@ pub enum Admission {
 /// Implementations must never fail a call: when their backend is unreachable
 /// they answer from local state (see the Redis outage contract).
 pub trait StateStore: Send + Sync + fmt::Debug {
-    /// Consumes `cost` units of `provider`'s daily quota if that many remain.
+    /// Consumes `cost` units of `provider`'s quota if that many remain.
     /// Providers without a quota are always allowed.
     fn consume_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, QuotaDecision>;
 
@@ -86,7 +86,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// A short name for health reports (`memory`, `redis`).
     fn backend(&self) -> &'static str;
 
-    /// The daily quota, then the rate limiter, for one request about to be
+    /// The quota, then the rate limiter, for one request about to be
     /// sent: takes `cost` from both or from neither. A shared store overrides
     /// this to answer in one round trip; the default asks
     /// [`consume_quota`](Self::consume_quota), then
@@ -140,7 +140,7 @@ pub struct InMemoryState {
 
 struct Guards {
     limiter: Option<RateLimiter>,
-    quota: Option<DailyQuota>,
+    quota: Option<CalendarQuota>,
 }
 
 impl fmt::Debug for InMemoryState {
@@ -167,8 +167,8 @@ impl InMemoryState {
                 None => None,
             };
             let quota = limit
-                .daily_quota
-                .map(|n| DailyQuota::new(n, limit.timezone, clock.clone()));
+                .quota
+                .map(|quota| CalendarQuota::new(quota, limit.timezone, clock.clone()));
             providers.insert(limit.provider, Guards { limiter, quota });
         }
         Ok(Self { providers })
@@ -209,7 +209,7 @@ impl StateStore for InMemoryState {
         self.providers
             .get(provider)
             .and_then(|g| g.quota.as_ref())
-            .map(DailyQuota::snapshot)
+            .map(CalendarQuota::snapshot)
     }
 
     fn backend(&self) -> &'static str {

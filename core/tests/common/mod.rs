@@ -131,7 +131,7 @@ impl TestWeather {
             terms: "test provider",
             commercial_use: true,
             default_rate_limit: None,
-            default_daily_quota: None,
+            default_quota: None,
         };
         Arc::new(Self {
             info,

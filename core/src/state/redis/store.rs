@@ -1,4 +1,4 @@
-//! [`RedisState`]: daily quotas and rate limits shared through Redis, with
+//! [`RedisState`]: request quotas and rate limits shared through Redis, with
 //! local state while Redis is unreachable.
 
 use std::collections::HashMap;
@@ -15,18 +15,20 @@ use parking_lot::Mutex;
 use super::backend::{RedisBackend, RedisStats, Unavailable};
 use super::scripts::{code, Scripts, TimeSource};
 use super::QuotaFallback;
-use crate::resilience::quota::{quota_key, DailyQuota, DayWindow, QuotaDecision, QuotaSnapshot};
+use crate::resilience::quota::{
+    quota_key, CalendarQuota, Quota, QuotaDecision, QuotaPeriod, QuotaSnapshot, QuotaWindow,
+};
 use crate::resilience::rate_limit::{Rate, RateDecision, RateLimitConfig, RateLimiter};
 use crate::state::{ready, Admission, ProviderLimits, StateFuture, StateStore};
 
-/// Name of the one daily quota each provider has, in its key.
+/// Name of the one quota (per day or per month) each provider has, in its key.
 const QUOTA_NAME: &str = "requests";
 
 /// Longest limiter tolerance (burst × emission interval) the script handles
 /// exactly: 100 years in µs, far under 2^53 once added to the time.
 const MAX_TOLERANCE_US: u64 = 100 * 365 * 86_400 * 1_000_000;
 
-/// Daily quotas and GCRA rate limits shared by every process using the same
+/// Request quotas and GCRA rate limits shared by every process using the same
 /// Redis; see the `state::redis` module for the scripts and the
 /// outage contract.
 ///
@@ -66,19 +68,21 @@ struct Gcra {
 
 struct ProviderState {
     id: &'static str,
-    quota: Option<u64>,
+    quota: Option<Quota>,
     timezone: Tz,
     gcra: Option<Gcra>,
     /// `<prefix>rl:{provider}`.
     rate_key: String,
-    /// The current day and its counter key, named from the server's time.
-    day: Mutex<(DayWindow, String)>,
+    /// The current window (day or month) and its counter key, named from
+    /// the server's time.
+    window: Mutex<(QuotaWindow, String)>,
     /// The last counter Redis reported, for stats.
     last: Mutex<Option<QuotaSnapshot>>,
     /// Fallback while Redis is unreachable.
-    local_quota: Option<DailyQuota>,
+    local_quota: Option<CalendarQuota>,
     local_limiter: Option<RateLimiter>,
-    /// Units spent locally on a day, not yet added to Redis.
+    /// Units spent locally in a window (named by its first date), not yet
+    /// added to Redis.
     pending: Mutex<Option<(NaiveDate, u64)>>,
 }
 
@@ -160,21 +164,29 @@ impl RedisState {
                 }
                 None => (None, None),
             };
-            let local_quota = match (limit.daily_quota, config.quota_fallback) {
+            let local_quota = match (limit.quota, config.quota_fallback) {
                 (Some(_), QuotaFallback::Deny) | (None, _) => None,
-                (Some(n), _) => Some(DailyQuota::new(scale(n), limit.timezone, clock.clone())),
+                (Some(quota), _) => Some(CalendarQuota::new(
+                    Quota {
+                        limit: scale(quota.limit),
+                        ..quota
+                    },
+                    limit.timezone,
+                    clock.clone(),
+                )),
             };
-            let window = DayWindow::containing(backend.clock().wall(), limit.timezone);
-            let day_key = backend.key(&quota_key(id, QUOTA_NAME, window.date));
+            let period = limit.quota.map_or(QuotaPeriod::Day, |q| q.period);
+            let window = QuotaWindow::containing(backend.clock().wall(), limit.timezone, period);
+            let window_key = backend.key(&quota_key(id, QUOTA_NAME, &window));
             providers.insert(
                 id,
                 ProviderState {
                     id,
-                    quota: limit.daily_quota,
+                    quota: limit.quota,
                     timezone: limit.timezone,
                     gcra,
                     rate_key: backend.key(&format!("rl:{{{id}}}")),
-                    day: Mutex::new((window, day_key)),
+                    window: Mutex::new((window, window_key)),
                     last: Mutex::new(None),
                     local_quota,
                     local_limiter,
@@ -244,22 +256,21 @@ impl RedisState {
 }
 
 impl Inner {
-    /// The day holding the server's (estimated) time, and its counter key.
-    fn day(&self, state: &ProviderState, server_ms: i64) -> (DayWindow, String) {
+    /// The window holding the server's (estimated) time, and its counter key.
+    fn window(&self, state: &ProviderState, server_ms: i64) -> (QuotaWindow, String) {
         let now = DateTime::<Utc>::from_timestamp_millis(server_ms).unwrap_or_default();
-        let mut day = state.day.lock();
-        if !(day.0.start <= now && now < day.0.end) {
-            let window = DayWindow::containing(now, state.timezone);
-            *day = (
+        let mut current = state.window.lock();
+        if !(current.0.start <= now && now < current.0.end) {
+            let window = QuotaWindow::containing(now, state.timezone, current.0.period);
+            *current = (
                 window,
-                self.backend
-                    .key(&quota_key(state.id, QUOTA_NAME, window.date)),
+                self.backend.key(&quota_key(state.id, QUOTA_NAME, &window)),
             );
         }
-        day.clone()
+        current.clone()
     }
 
-    fn expire_at_ms(&self, window: &DayWindow) -> i64 {
+    fn expire_at_ms(&self, window: &QuotaWindow) -> i64 {
         let grace =
             i64::try_from(self.backend.config().quota_grace.as_millis()).unwrap_or(i64::MAX);
         window.end.timestamp_millis().saturating_add(grace)
@@ -274,7 +285,7 @@ impl Inner {
         }
     }
 
-    /// One script call (two when the day we named is not the server's).
+    /// One script call (two when the window we named is not the server's).
     async fn shared(
         &self,
         state: &ProviderState,
@@ -286,11 +297,10 @@ impl Inner {
             .now_argument()
             .map_or_else(|| self.backend.server_now_ms(), |us| us / 1000);
         for _ in 0..2 {
-            let (window, day_key) = self.day(state, server_ms);
-            let limit = if use_quota {
-                state.quota.unwrap_or(0)
-            } else {
-                0
+            let (window, window_key) = self.window(state, server_ms);
+            let limit = match state.quota {
+                Some(quota) if use_quota => quota.limit,
+                _ => 0,
             };
             let gcra = state.gcra.filter(|_| use_rate);
             let expire_at = self.expire_at_ms(&window);
@@ -299,7 +309,7 @@ impl Inner {
             let values: Vec<i64> = self
                 .backend
                 .run(deadline, |mut connection| {
-                    let mut invocation = self.scripts.admit.key(&day_key);
+                    let mut invocation = self.scripts.admit.key(&window_key);
                     invocation
                         .key(&state.rate_key)
                         .arg(cost)
@@ -330,7 +340,7 @@ impl Inner {
             }
             return Ok(self.decide(state, &reply, &window, server_ms, gcra));
         }
-        // The server's clock moved across a day boundary twice in a row.
+        // The server's clock moved across a window boundary twice in a row.
         Err(Unavailable::Failed)
     }
 
@@ -338,15 +348,16 @@ impl Inner {
         &self,
         state: &ProviderState,
         reply: &Reply,
-        window: &DayWindow,
+        window: &QuotaWindow,
         server_ms: i64,
         gcra: Option<Gcra>,
     ) -> Admission {
         let now = DateTime::<Utc>::from_timestamp_millis(server_ms).unwrap_or_default();
-        if let (Some(limit), Ok(left)) = (state.quota, u64::try_from(reply.quota_left)) {
+        if let (Some(quota), Ok(left)) = (state.quota, u64::try_from(reply.quota_left)) {
             *state.last.lock() = Some(QuotaSnapshot {
-                limit,
-                used: limit.saturating_sub(left),
+                limit: quota.limit,
+                period: quota.period,
+                used: quota.limit.saturating_sub(left),
                 remaining: left,
                 timezone: state.timezone.name(),
                 date: window.date,
@@ -407,8 +418,9 @@ impl Inner {
         };
         if use_quota {
             if admission == Admission::Admitted {
-                let today = DayWindow::containing(clock.wall(), state.timezone).date;
-                self.add_pending(state, today, u64::from(cost));
+                let period = state.window.lock().0.period;
+                let current = QuotaWindow::containing(clock.wall(), state.timezone, period).date;
+                self.add_pending(state, current, u64::from(cost));
             } else if let Some(quota) = &state.local_quota {
                 quota.refund(u64::from(cost));
             }
@@ -416,8 +428,9 @@ impl Inner {
         admission
     }
 
-    /// Records `units` spent locally on `date`, for the next reconciliation
-    /// (units of an earlier day than those already pending are dropped).
+    /// Records `units` spent locally in the window starting on `date`, for
+    /// the next reconciliation (units of an earlier window than those
+    /// already pending are dropped).
     fn add_pending(&self, state: &ProviderState, date: NaiveDate, units: u64) {
         let mut pending = state.pending.lock();
         *pending = match *pending {
@@ -428,21 +441,22 @@ impl Inner {
         self.needs_reconcile.store(true, Ordering::Release);
     }
 
-    /// Adds each provider's locally spent units of today to its Redis
-    /// counter (one `INCRBY` each); units of a past day are dropped, that
-    /// day's counter no longer decides anything.
+    /// Adds each provider's locally spent units of the current window to its
+    /// Redis counter (one `INCRBY` each); units of a past window are
+    /// dropped, that window's counter no longer decides anything.
     async fn reconcile(&self) {
         for state in self.providers.values() {
             let Some((date, units)) = state.pending.lock().take() else {
                 continue;
             };
-            let window = DayWindow::for_date(date, state.timezone);
+            let period = state.window.lock().0.period;
+            let window = QuotaWindow::for_date(date, state.timezone, period);
             if DateTime::<Utc>::from_timestamp_millis(self.backend.server_now_ms())
                 .is_some_and(|now| now >= window.end)
             {
                 continue;
             }
-            let key = self.backend.key(&quota_key(state.id, QUOTA_NAME, date));
+            let key = self.backend.key(&quota_key(state.id, QUOTA_NAME, &window));
             if self.adjust(&key, &window, signed(units)).await.is_err() {
                 self.add_pending(state, date, units);
             } else {
@@ -455,7 +469,12 @@ impl Inner {
         }
     }
 
-    async fn adjust(&self, key: &str, window: &DayWindow, delta: i64) -> Result<i64, Unavailable> {
+    async fn adjust(
+        &self,
+        key: &str,
+        window: &QuotaWindow,
+        delta: i64,
+    ) -> Result<i64, Unavailable> {
         let expire_at = self.expire_at_ms(window);
         self.backend
             .run(self.backend.config().state_timeout, |mut connection| {
@@ -467,7 +486,7 @@ impl Inner {
     }
 
     async fn refund(&self, state: &ProviderState, cost: u64) {
-        let (window, key) = self.day(state, self.backend.server_now_ms());
+        let (window, key) = self.window(state, self.backend.server_now_ms());
         if self.adjust(&key, &window, -signed(cost)).await.is_ok() {
             return;
         }
@@ -531,7 +550,7 @@ impl StateStore for RedisState {
 
     fn quota_snapshot(&self, provider: &'static str) -> Option<QuotaSnapshot> {
         let state = self.inner.providers.get(provider)?;
-        let limit = state.quota?;
+        let quota = state.quota?;
         if self.inner.backend.degraded() {
             if let Some(local) = &state.local_quota {
                 return Some(local.snapshot());
@@ -539,11 +558,13 @@ impl StateStore for RedisState {
         }
         let last = state.last.lock().clone();
         last.or_else(|| {
-            let window = DayWindow::containing(self.inner.backend.clock().wall(), state.timezone);
+            let now = self.inner.backend.clock().wall();
+            let window = QuotaWindow::containing(now, state.timezone, quota.period);
             Some(QuotaSnapshot {
-                limit,
+                limit: quota.limit,
+                period: quota.period,
                 used: 0,
-                remaining: limit,
+                remaining: quota.limit,
                 timezone: state.timezone.name(),
                 date: window.date,
                 reset_at: window.end,
@@ -586,7 +607,7 @@ mod tests {
     fn limits(
         provider: &'static str,
         rate: Option<(&str, u32)>,
-        quota: Option<u64>,
+        quota: Option<Quota>,
         timezone: Tz,
     ) -> ProviderLimits {
         ProviderLimits {
@@ -595,7 +616,7 @@ mod tests {
                 rate: rate.parse().unwrap(),
                 burst: Some(burst),
             }),
-            daily_quota: quota,
+            quota,
             timezone,
         }
     }
@@ -790,13 +811,17 @@ mod tests {
     #[tokio::test]
     async fn quota_resets_at_local_midnight_and_keys_outlive_their_day() {
         let server = RedisServer::start();
-        let tomorrow = DayWindow::containing(Utc::now() + chrono::Duration::days(1), Paris);
+        let tomorrow = QuotaWindow::containing(
+            Utc::now() + chrono::Duration::days(1),
+            Paris,
+            QuotaPeriod::Day,
+        );
         let midnight = tomorrow.start;
         let clock = FakeClock::new(midnight - chrono::Duration::seconds(1));
         let state = store(
             &server.url(),
             &clock,
-            &[limits("p", None, Some(3), Paris)],
+            &[limits("p", None, Some(Quota::per_day(3)), Paris)],
             RedisConfig::default(),
         );
         for _ in 0..3 {
@@ -837,6 +862,60 @@ mod tests {
         assert_eq!(state.quota_snapshot("p").unwrap().remaining, 2);
     }
 
+    // A month's quota on Redis: spent early, it stays spent through the
+    // month's other days, under one key named by the month, and the next
+    // month starts a new counter (CoinPaprika's 20,000 calls a month).
+    #[tokio::test]
+    async fn monthly_quota_holds_for_the_calendar_month() {
+        let server = RedisServer::start();
+        let next_month = QuotaWindow::containing(
+            Utc::now() + chrono::Duration::days(32),
+            Tz::UTC,
+            QuotaPeriod::Month,
+        );
+        let month = QuotaWindow::containing(
+            next_month.start - chrono::Duration::days(1),
+            Tz::UTC,
+            QuotaPeriod::Month,
+        );
+        let clock = FakeClock::new(month.start + chrono::Duration::hours(1));
+        let state = store(
+            &server.url(),
+            &clock,
+            &[limits("m", None, Some(Quota::per_month(2)), Tz::UTC)],
+            RedisConfig::default(),
+        );
+        for _ in 0..2 {
+            assert_eq!(exhausted(state.consume_quota("m", 1).await), None);
+        }
+        clock.set_wall(month.end - chrono::Duration::hours(1));
+        assert_eq!(
+            exhausted(state.consume_quota("m", 1).await),
+            Some((month.end, Duration::from_secs(3600))),
+            "a new day of the month does not restore the month's quota"
+        );
+        let key = format!("polyrelay:q:{{m}}:requests:{}", month.date.format("%Y-%m"));
+        assert_eq!(server.keys("polyrelay:q:*"), std::slice::from_ref(&key));
+        assert_eq!(server.cli(&["GET", &key]), "2");
+        let snapshot = state.quota_snapshot("m").unwrap();
+        assert_eq!(
+            (snapshot.period, snapshot.date),
+            (QuotaPeriod::Month, month.date)
+        );
+
+        clock.set_wall(month.end);
+        assert_eq!(exhausted(state.consume_quota("m", 1).await), None);
+        let next_key = format!(
+            "polyrelay:q:{{m}}:requests:{}",
+            next_month.date.format("%Y-%m")
+        );
+        assert_eq!(server.cli(&["GET", &next_key]), "1");
+        assert!(
+            server.pttl(&next_key) >= i64::try_from(next_month.length().as_millis()).unwrap(),
+            "lives to the end of its month"
+        );
+    }
+
     // On Redis, with the next DST days of the zones of the in-process test.
     #[tokio::test]
     async fn quota_windows_on_dst_days() {
@@ -855,7 +934,7 @@ mod tests {
             let state = store(
                 &server.url(),
                 &clock,
-                &[limits(provider, None, Some(2), zone)],
+                &[limits(provider, None, Some(Quota::per_day(2)), zone)],
                 RedisConfig::default(),
             );
             let key = |day: &str| format!("polyrelay:q:{{{provider}}}:requests:{day}");
@@ -897,7 +976,11 @@ mod tests {
         let clock = FakeClock::new(Utc::now() + chrono::Duration::days(1));
         let config = RedisConfig::new(&server.url());
         let backend = RedisBackend::new(&config, clock.shared()).unwrap();
-        let state = RedisState::new(backend, &[limits("p", None, Some(5), Paris)]).unwrap();
+        let state = RedisState::new(
+            backend,
+            &[limits("p", None, Some(Quota::per_day(5)), Paris)],
+        )
+        .unwrap();
         let evalsha = || server.command_calls("evalsha");
 
         assert_eq!(exhausted(state.consume_quota("p", 1).await), None);
@@ -913,8 +996,11 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let server_day =
-            DayWindow::containing(DateTime::from_timestamp(seconds, 0).unwrap(), Paris);
+        let server_day = QuotaWindow::containing(
+            DateTime::from_timestamp(seconds, 0).unwrap(),
+            Paris,
+            QuotaPeriod::Day,
+        );
         let keys = server.keys("polyrelay:q:*");
         assert_eq!(
             keys,
@@ -932,7 +1018,12 @@ mod tests {
         let state = store(
             &server.url(),
             &clock,
-            &[limits("p", Some(("100/h", 1000)), Some(10_000), Tz::UTC)],
+            &[limits(
+                "p",
+                Some(("100/h", 1000)),
+                Some(Quota::per_day(10_000)),
+                Tz::UTC,
+            )],
             RedisConfig::default(),
         );
         assert_eq!(state.admit("p", 1).await, Admission::Admitted);
@@ -966,7 +1057,12 @@ mod tests {
         let state = store(
             &server.url(),
             &clock,
-            &[limits("p", Some(("1/h", 1)), Some(1), Tz::UTC)],
+            &[limits(
+                "p",
+                Some(("1/h", 1)),
+                Some(Quota::per_day(1)),
+                Tz::UTC,
+            )],
             RedisConfig::default(),
         );
         assert_eq!(state.admit("p", 1).await, Admission::Admitted);
@@ -1004,7 +1100,12 @@ mod tests {
             let state = store(
                 &dead,
                 &clock,
-                &[limits("p", Some(("1000/s", 100)), Some(10), Tz::UTC)],
+                &[limits(
+                    "p",
+                    Some(("1000/s", 100)),
+                    Some(Quota::per_day(10)),
+                    Tz::UTC,
+                )],
                 RedisConfig {
                     quota_fallback: policy,
                     local_share_fraction: fraction,
