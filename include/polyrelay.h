@@ -812,6 +812,19 @@ const char *pr_result_attempts_json(const struct pr_result *result);
 double pr_result_elapsed(const struct pr_result *result);
 
 /**
+ * What this call cost in US dollars (`llm.chat` and `llm.embeddings`):
+ * the answer's usage at its model's price, 0 for an answer served from the
+ * cache or by a free model. Negative when unknown: a model or usage
+ * without a known price, another capability, and a NULL `result`.
+ *
+ * Thread safety: safe from any thread, concurrently with the other accessors.
+ *
+ * # Safety
+ * `result` is NULL or a live result from polyrelay.
+ */
+double pr_result_cost_usd(const struct pr_result *result);
+
+/**
  * For a streamed answer: which provider wrote which part of the text, in
  * order, as a JSON array `[{"provider": "openai", "chars": 34}]` (more than
  * one part when a provider was interrupted and another continued; `chars`

@@ -41,6 +41,13 @@ pub struct Envelope {
     pub attempts: Vec<Attempt>,
     /// Time this call took.
     pub elapsed: Duration,
+    /// What this call cost in US dollars, for `llm.chat` and
+    /// `llm.embeddings`: the answer's usage at its model's price (see
+    /// [`crate::capability::llm::models`]), `Some(0.0)` for an answer served
+    /// from the cache (nothing was spent on it, as LiteLLM reports a cache
+    /// hit) or by a free model, `None` when the model's price or the usage
+    /// is unknown, and for other capabilities.
+    pub cost_usd: Option<f64>,
     answer: Arc<Answer>,
 }
 
@@ -51,6 +58,7 @@ impl Envelope {
         cached: bool,
         attempts: Vec<Attempt>,
         elapsed: Duration,
+        cost_usd: Option<f64>,
     ) -> Self {
         Self {
             capability,
@@ -60,6 +68,7 @@ impl Envelope {
             fetched_at: answer.fetched_at,
             attempts,
             elapsed,
+            cost_usd,
             answer,
         }
     }
@@ -84,6 +93,7 @@ impl fmt::Debug for Envelope {
             .field("stale", &self.stale)
             .field("attempts", &self.attempts)
             .field("elapsed", &self.elapsed)
+            .field("cost_usd", &self.cost_usd)
             .field("data", self.data())
             .finish()
     }
@@ -91,7 +101,7 @@ impl fmt::Debug for Envelope {
 
 impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Envelope", 8)?;
+        let mut st = s.serialize_struct("Envelope", 9)?;
         st.serialize_field("capability", &self.capability)?;
         st.serialize_field("provider", self.provider)?;
         st.serialize_field("data", self.data())?;
@@ -100,6 +110,15 @@ impl Serialize for Envelope {
         st.serialize_field("fetched_at", &self.fetched_at)?;
         st.serialize_field("attempts", &self.attempts)?;
         st.serialize_field("elapsed", &self.elapsed.as_secs_f64())?;
+        // Only LLM answers are priced: `null` there means unknown.
+        if matches!(
+            self.capability,
+            CapabilityId::LlmChat | CapabilityId::LlmEmbeddings
+        ) {
+            st.serialize_field("cost_usd", &self.cost_usd)?;
+        } else {
+            st.skip_field("cost_usd")?;
+        }
         st.end()
     }
 }

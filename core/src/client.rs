@@ -241,6 +241,7 @@ impl Client {
                 cache,
                 cache_enabled: plan.cache.enabled,
                 config_warnings: plan.warnings,
+                models: plan.models,
             }),
             catalog,
         })
@@ -280,12 +281,14 @@ impl Client {
         let started = self.engine.clock.now();
         let capability = request.capability();
         let result = self.engine.call(request).await?;
+        let cost_usd = self.engine.call_cost(&result.answer, result.cached);
         let mut envelope = Envelope::new(
             capability,
             result.answer,
             result.cached,
             result.attempts,
             self.engine.clock.now().saturating_sub(started),
+            cost_usd,
         );
         envelope.stale = result.stale;
         Ok(envelope)

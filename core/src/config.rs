@@ -21,6 +21,9 @@
 //! [redis]                          # share quotas, limits and cache across processes
 //! url = "redis://127.0.0.1:6379"     # see config::RedisConfig
 //!
+//! [models."openai/gpt-4o-mini"]    # prices and limits over the shipped table
+//! input_per_mtok = 0.15              # see capability::llm::models
+//!
 //! [providers.open-meteo]
 //! base_url = "http://127.0.0.1:8080/open-meteo"
 //! rate_limit = "600/min"
@@ -40,6 +43,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::capability::llm::models::ModelInfo;
 use crate::capability::CapabilityId;
 use crate::echo::{bound_message, echo, echo_key, type_name};
 use crate::error::{Error, Result};
@@ -143,6 +147,10 @@ pub struct Config {
     pub providers: BTreeMap<String, Map<String, Value>>,
     /// Providers declared here rather than built in, by id.
     pub custom_providers: BTreeMap<String, CustomProviderSpec>,
+    /// LLM prices and limits by `provider/model`, over the shipped table
+    /// field by field (see [`crate::capability::llm::models`]): the fields
+    /// of [`ModelInfo`](crate::capability::llm::models::ModelInfo).
+    pub models: BTreeMap<String, Map<String, Value>>,
 }
 
 /// Settings of one capability.
@@ -471,7 +479,31 @@ impl Config {
         for id in self.providers.keys() {
             self.provider_settings(id)?;
         }
+        self.model_overrides()?;
         Ok(())
+    }
+
+    /// The `[models]` entries as (provider, model, what they set), each
+    /// key `provider/model`; an error names the entry and its field.
+    pub(crate) fn model_overrides(&self) -> Result<Vec<(&str, &str, ModelInfo)>> {
+        self.models
+            .iter()
+            .map(|(key, fields)| {
+                let field = format!("models.{}", echo_key(key));
+                let (provider, model) = key
+                    .split_once('/')
+                    .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+                    .ok_or_else(|| {
+                        Error::config(
+                            &field,
+                            "must be named provider/model, e.g. openai/gpt-4o-mini",
+                        )
+                    })?;
+                let info = ModelInfo::from_value(Value::Object(fields.clone()))
+                    .map_err(|e| Error::config(&field, bound_message(&e)))?;
+                Ok((provider, model, info))
+            })
+            .collect()
     }
 
     /// The merged settings of provider `id` (`[defaults]` then its table).

@@ -42,7 +42,8 @@ use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::answer::Answer;
-use crate::capability::{CapabilityId, Request};
+use crate::capability::llm::models::ModelTable;
+use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::SharedClock;
 use crate::config::{ProviderSettings, StreamSettings};
 use crate::error::{
@@ -270,6 +271,8 @@ pub(crate) struct Engine {
     pub cache_enabled: bool,
     /// See [`crate::Health::config_warnings`].
     pub config_warnings: Vec<String>,
+    /// LLM prices, for the cost of answers.
+    pub models: ModelTable,
 }
 
 /// How one provider's turn ended.
@@ -555,6 +558,26 @@ impl Engine {
             .position(|c| *c == capability)
             .unwrap_or(0);
         &self.chains[index]
+    }
+
+    /// Counts an LLM answer's tokens and cost in `slot`'s stats; its cost
+    /// in US dollars, when known.
+    pub(crate) fn record_spend(&self, slot: &ProviderSlot, data: &Data) -> Option<f64> {
+        let spend = self.models.spend(slot.id(), data)?;
+        slot.stats.spend(&spend);
+        spend.cost_usd
+    }
+
+    /// What this call cost: nothing for an answer served from the cache
+    /// (nothing was spent on it), else its provider's price of it; `None`
+    /// when not known (and for answers that are not an LLM's).
+    pub(crate) fn call_cost(&self, answer: &Answer, cached: bool) -> Option<f64> {
+        let spend = self.models.spend(answer.provider, &answer.data)?;
+        if cached {
+            Some(0.0)
+        } else {
+            spend.cost_usd
+        }
     }
 
     /// Runs one call through cache, deadline and fallback chain.
@@ -1048,6 +1071,7 @@ impl Engine {
             reason: Cow::Borrowed(""),
             retry_after: None,
             hedged: plan.hedged,
+            cost_usd: None,
         };
         // Skips that cost nothing: the provider cannot serve this request,
         // has no key, or is benched.
@@ -1347,6 +1371,9 @@ impl Engine {
                     });
                     entry.outcome = AttemptOutcome::Answered;
                     entry.status = Some(status);
+                    if let Some(data) = X::answered_data(&answer) {
+                        entry.cost_usd = self.record_spend(slot, data);
+                    }
                     entry.reason = Cow::Borrowed(match &plan.probe {
                         Some(guard) => {
                             guard.answered();
@@ -1512,6 +1539,12 @@ pub(crate) trait Exchange: Sync {
         first: &'a HttpRequest,
         idempotency: Option<(&'static str, &'a str)>,
     ) -> impl std::future::Future<Output = Result<(Self::Answer, u16), ProviderFailure>> + Send + 'a;
+
+    /// The whole answer a successful try produced, when it has one yet (a
+    /// stream's comes at its end): its cost goes in the trail and stats.
+    fn answered_data(_answer: &Self::Answer) -> Option<&Data> {
+        None
+    }
 }
 
 /// A plain call: the provider's request and its follow-ups, read whole.
@@ -1522,6 +1555,10 @@ impl Exchange for Plain<'_> {
 
     fn request(&self) -> &Request {
         self.0
+    }
+
+    fn answered_data(answer: &Arc<Answer>) -> Option<&Data> {
+        Some(&answer.data)
     }
 
     fn first_request(
@@ -1626,6 +1663,7 @@ fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEn
             reason: Cow::Borrowed("cancelled: another provider answered first"),
             retry_after: None,
             hedged: false,
+            cost_usd: None,
         },
         again_at: None,
         line: LineWait::default(),

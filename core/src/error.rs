@@ -386,6 +386,12 @@ pub struct Attempt {
     /// Whether the provider was asked as a hedge (the one asked before it
     /// was slow), see [`crate::resilience::hedge`].
     pub hedged: bool,
+    /// What its answer cost in US dollars: set on the entry of the
+    /// provider that answered an LLM call whose model and usage are priced
+    /// (see [`crate::capability::llm::models`]), absent from the JSON
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Attempt {
@@ -741,6 +747,7 @@ mod tests {
             reason: Cow::Borrowed("test"),
             retry_after: None,
             hedged: false,
+            cost_usd: None,
         }
     }
 

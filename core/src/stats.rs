@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::capability::llm::models::Spend;
+
 /// Outcome names counted per provider (`success`, failure classes, skips).
 pub(crate) const OUTCOMES: &[&str] = &[
     "success",
@@ -41,6 +43,11 @@ pub(crate) struct ProviderStats {
     outcomes: [AtomicU64; OUTCOMES.len()],
     requests: AtomicU64,
     latency: Box<[AtomicU64; BUCKETS]>,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    /// US dollars, as `f64` bits.
+    cost_usd: AtomicU64,
+    unpriced_answers: AtomicU64,
 }
 
 impl ProviderStats {
@@ -49,6 +56,34 @@ impl ProviderStats {
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             requests: AtomicU64::new(0),
             latency: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            input_tokens: AtomicU64::new(0),
+            output_tokens: AtomicU64::new(0),
+            cost_usd: AtomicU64::new(0.0f64.to_bits()),
+            unpriced_answers: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one LLM answer's reported tokens and its cost.
+    pub(crate) fn spend(&self, spend: &Spend) {
+        let count = |counter: &AtomicU64, n: Option<u64>| {
+            if let Some(n) = n {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        count(&self.input_tokens, spend.input_tokens);
+        count(&self.output_tokens, spend.output_tokens);
+        match spend.cost_usd {
+            Some(cost) => {
+                // A float sum has no atomic add: swap in the new total.
+                let _ = self
+                    .cost_usd
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                        Some((f64::from_bits(bits) + cost).to_bits())
+                    });
+            }
+            None => {
+                self.unpriced_answers.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -97,6 +132,10 @@ impl ProviderStats {
             latency_ms_p50: pct(0.50),
             latency_ms_p90: pct(0.90),
             latency_ms_p99: pct(0.99),
+            input_tokens: self.input_tokens.load(Ordering::Relaxed),
+            output_tokens: self.output_tokens.load(Ordering::Relaxed),
+            cost_usd: f64::from_bits(self.cost_usd.load(Ordering::Relaxed)),
+            unpriced_answers: self.unpriced_answers.load(Ordering::Relaxed),
         }
     }
 }
@@ -132,6 +171,16 @@ pub struct StatsCounters {
     pub latency_ms_p90: Option<f64>,
     /// 99th percentile latency (ms).
     pub latency_ms_p99: Option<f64>,
+    /// LLM answers: prompt tokens reported (cached ones included).
+    pub input_tokens: u64,
+    /// LLM answers: generated tokens reported (reasoning included).
+    pub output_tokens: u64,
+    /// LLM answers: what the priced ones cost, in US dollars (answers
+    /// served from the cache cost nothing and are not counted here).
+    pub cost_usd: f64,
+    /// LLM answers left out of `cost_usd`: their model's price or their
+    /// usage is unknown.
+    pub unpriced_answers: u64,
 }
 
 #[cfg(test)]
@@ -150,6 +199,30 @@ mod tests {
         let p99 = snap.latency_ms_p99.unwrap();
         assert!((50.0..=50.0 * 1.13).contains(&p50), "p50 {p50}");
         assert!((99.0..=99.0 * 1.13).contains(&p99), "p99 {p99}");
+    }
+
+    #[test]
+    fn spend_adds_tokens_and_cost_and_counts_unpriced_answers() {
+        let stats = ProviderStats::new();
+        stats.spend(&Spend {
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+            cost_usd: Some(0.25),
+        });
+        stats.spend(&Spend {
+            input_tokens: Some(1),
+            output_tokens: None,
+            cost_usd: Some(0.5),
+        });
+        stats.spend(&Spend {
+            input_tokens: None,
+            output_tokens: Some(2),
+            cost_usd: None,
+        });
+        let snap = stats.snapshot();
+        assert_eq!((snap.input_tokens, snap.output_tokens), (11, 7));
+        assert_eq!(snap.cost_usd, 0.75);
+        assert_eq!(snap.unpriced_answers, 1);
     }
 
     #[test]

@@ -405,7 +405,8 @@ impl Reading {
             provider: answer.provider,
             chars: reply.text.chars().count(),
         }];
-        let envelope = self.envelope(Arc::clone(&answer), true);
+        let cost_usd = self.engine.call_cost(&answer, true);
+        let envelope = self.envelope(Arc::clone(&answer), true, cost_usd);
         self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
             envelope,
             parts: std::mem::take(&mut self.parts),
@@ -544,7 +545,20 @@ impl Reading {
                 .cache
                 .store(&self.request, Ok(Arc::clone(&answer)), ttl);
         }
-        let envelope = self.envelope(answer, false);
+        // The usage came with the final event: the answering provider's
+        // trail entry and stats get its cost now.
+        let cost_usd = self.engine.record_spend(&open.slot, &answer.data);
+        if let Some(entry) = self
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.provider == provider && a.outcome == AttemptOutcome::Answered)
+        {
+            entry.cost_usd = cost_usd;
+        }
+        // Providers interrupted earlier wrote tokens no one reported.
+        let cost_usd = cost_usd.filter(|_| self.interrupted.is_empty());
+        let envelope = self.envelope(answer, false, cost_usd);
         self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
             envelope,
             parts: std::mem::take(&mut self.parts),
@@ -643,6 +657,7 @@ impl Reading {
                 reason: Cow::Owned(reason),
                 retry_after: None,
                 hedged: false,
+                cost_usd: None,
             }),
         }
         tracing::debug!(provider, reason = %failure, "stream interrupted");
@@ -658,13 +673,14 @@ impl Reading {
         error.with_attempts(attempts)
     }
 
-    fn envelope(&mut self, answer: Arc<Answer>, cached: bool) -> Envelope {
+    fn envelope(&mut self, answer: Arc<Answer>, cached: bool, cost_usd: Option<f64>) -> Envelope {
         Envelope::new(
             CapabilityId::LlmChat,
             answer,
             cached,
             std::mem::take(&mut self.attempts),
             self.engine.clock.now().saturating_sub(self.started),
+            cost_usd,
         )
     }
 }

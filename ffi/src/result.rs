@@ -169,6 +169,21 @@ pub unsafe extern "C" fn pr_result_elapsed(result: *const pr_result) -> f64 {
     unsafe { read(result, -1.0, |r| r.envelope.elapsed.as_secs_f64()) }
 }
 
+/// What this call cost in US dollars (`llm.chat` and `llm.embeddings`):
+/// the answer's usage at its model's price, 0 for an answer served from the
+/// cache or by a free model. Negative when unknown: a model or usage
+/// without a known price, another capability, and a NULL `result`.
+///
+/// Thread safety: safe from any thread, concurrently with the other accessors.
+///
+/// # Safety
+/// `result` is NULL or a live result from polyrelay.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_result_cost_usd(result: *const pr_result) -> f64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { read(result, -1.0, |r| r.envelope.cost_usd.unwrap_or(-1.0)) }
+}
+
 /// For a streamed answer: which provider wrote which part of the text, in
 /// order, as a JSON array `[{"provider": "openai", "chars": 34}]` (more than
 /// one part when a provider was interrupted and another continued; `chars`

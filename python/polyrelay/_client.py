@@ -193,8 +193,10 @@ class _Base:
 
     def stats(self) -> Stats:
         """Per enabled provider, keyed by id: requests, outcomes, latency
-        percentiles, circuit breakers, quota, bench time left and whether a
-        key is set (never the key). The core's stats, the same object as the
+        percentiles, LLM tokens (``input_tokens``, ``output_tokens``) and
+        spend (``cost_usd``, with ``unpriced_answers`` left out of it),
+        circuit breakers, quota, bench time left and whether a key is set
+        (never the key). The core's stats, the same object as the
         C ABI's; a plain dict that Jupyter shows as a table."""
         return Stats(self._native.stats())
 

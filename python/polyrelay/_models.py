@@ -24,6 +24,9 @@ class Attempt:
     ``reason`` is a sentence a person can act on, e.g.
     ``"skipped: OPENWEATHER_API_KEY is not set"``. ``hedged`` is true when
     the provider was asked as a hedge because the one before it was slow.
+    ``cost_usd`` is what the answer cost in US dollars, on the entry of the
+    provider that answered an LLM call whose model and usage are priced;
+    ``None`` otherwise.
     """
 
     provider: str
@@ -34,6 +37,7 @@ class Attempt:
     reason: str
     retry_after: Optional[float]
     hedged: bool = False
+    cost_usd: Optional[float] = None
 
     @property
     def succeeded(self) -> bool:

@@ -134,6 +134,10 @@ class Result:
     def elapsed(self) -> float:
         """Seconds this call took."""
     @property
+    def cost_usd(self) -> Optional[float]:
+        """What this call cost in US dollars (``llm.chat``, ``llm.embeddings``):
+        0.0 for a cache hit or a free model, ``None`` when unknown."""
+    @property
     def fetched_at(self) -> datetime:
         """When the provider produced the answer (aware UTC)."""
     def to_dict(self) -> Dict[str, Any]:

@@ -80,6 +80,15 @@ impl CallResult {
         self.envelope.elapsed.as_secs_f64()
     }
 
+    /// What this call cost in US dollars, for `llm.chat` and
+    /// `llm.embeddings`: 0.0 for an answer served from the cache or by a
+    /// free model, `None` when the model's price or the usage is unknown
+    /// (and for other capabilities).
+    #[getter]
+    fn cost_usd(&self) -> Option<f64> {
+        self.envelope.cost_usd
+    }
+
     /// When the provider produced the answer (aware UTC datetime).
     #[getter]
     fn fetched_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -87,7 +96,8 @@ impl CallResult {
     }
 
     /// Everything as plain data (JSON-compatible): capability, provider,
-    /// data, cached, stale, fetched_at (ISO 8601), attempts, elapsed.
+    /// data, cached, stale, fetched_at (ISO 8601), attempts, elapsed, and
+    /// cost_usd for LLM capabilities.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         convert::serialize(py, &self.envelope)
     }
@@ -137,6 +147,7 @@ pub(crate) fn attempts_to_py<'py>(
             fields.set_item("reason", attempt.reason.as_ref())?;
             fields.set_item("retry_after", attempt.retry_after.map(|d| d.as_secs_f64()))?;
             fields.set_item("hedged", attempt.hedged)?;
+            fields.set_item("cost_usd", attempt.cost_usd)?;
             class.call((), Some(&fields))
         })
         .collect::<PyResult<Vec<_>>>()?;

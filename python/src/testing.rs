@@ -58,6 +58,7 @@ fn sample(py: Python<'_>, kind: &str) -> PyErr {
         reason: Cow::Borrowed(reason),
         retry_after: None,
         hedged: false,
+        cost_usd: None,
     };
     let failed = |attempts: Vec<Attempt>| Error::AllProvidersFailed {
         capability: "weather.current",

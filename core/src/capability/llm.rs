@@ -54,6 +54,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod models;
 pub mod stream;
 pub mod tools;
 pub use stream::{ChatAccumulator, ChatDelta, ChatMeta, ToolCallDelta};

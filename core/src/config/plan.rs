@@ -16,6 +16,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{Config, ProviderSettings, RateLimitSetting, StreamSettings};
+use crate::capability::llm::models::ModelTable;
 use crate::capability::CapabilityId;
 use crate::custom::CustomProvider;
 use crate::echo::{echo, echo_key};
@@ -49,6 +50,8 @@ pub(crate) struct Plan {
     pub max_response_bytes: usize,
     pub cache: CacheConfig,
     pub redis: Option<RedisConfig>,
+    /// LLM prices and limits: the shipped table with `[models]` over it.
+    pub models: ModelTable,
     /// Settings that work but defeat their purpose.
     pub warnings: Vec<String>,
 }
@@ -250,8 +253,19 @@ pub(crate) fn resolve(
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         cache: config.cache.clone(),
         redis: config.redis.clone(),
+        models: model_table(config)?,
         warnings,
     })
+}
+
+/// The shipped model table with the configuration's `[models]` over it
+/// (their providers already checked against the registry).
+fn model_table(config: &Config) -> Result<ModelTable> {
+    let mut table = ModelTable::shipped().clone();
+    for (provider, model, info) in config.model_overrides()? {
+        table.insert(provider, model, info);
+    }
+    Ok(table)
 }
 
 /// Attempt timeouts that cannot fit inside their capability's deadline:
@@ -301,6 +315,14 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
             return Err(Error::config(
                 format!("providers.{}", echo_key(id)),
                 format!("unknown provider; known: {}", known()),
+            ));
+        }
+    }
+    for (provider, model, _) in config.model_overrides()? {
+        if find(provider).is_none() {
+            return Err(Error::config(
+                format!("models.{}", echo_key(&format!("{provider}/{model}"))),
+                format!("unknown provider {}; known: {}", echo(provider), known()),
             ));
         }
     }

@@ -293,6 +293,7 @@ static void test_fallback(const pr_client *down) {
               strstr(pr_result_attempts_json(result), "503") != NULL);
     CHECK("the answer is fresh", !pr_result_cached(result) && !pr_result_stale(result) &&
                                      pr_result_elapsed(result) > 0);
+    CHECK("a weather answer has no cost", pr_result_cost_usd(result) < 0);
     pr_result_free(result);
 
     /* The same call again is a cache hit. */

@@ -126,6 +126,7 @@ typedef struct {
     char parts[256];
     char provider[64];
     double ttft;
+    double cost;
     int cached;
 } push_state;
 
@@ -175,6 +176,7 @@ static void on_done(void *user_data, pr_status status, pr_result *result, pr_err
     copy(state->parts, sizeof state->parts, pr_result_stream_parts_json(result));
     copy(state->provider, sizeof state->provider, pr_result_provider(result));
     state->ttft = pr_result_time_to_first_token(result);
+    state->cost = pr_result_cost_usd(result);
     state->cached = pr_result_cached(result);
     pr_result_free(result);
     pr_error_free(error);
@@ -243,6 +245,7 @@ static void test_push(const pr_client *client) {
     CHECK("the result says who wrote the text and when the first token came",
           strstr(state.parts, "\"provider\":\"openai\"") != NULL && state.ttft >= 0 &&
               !state.cached);
+    CHECK("the result says what the answer cost", state.cost > 0);
 
     /* The same question again: replayed from the cache as one chunk. */
     push_state again = {0};
@@ -253,6 +256,7 @@ static void test_push(const pr_client *client) {
           atomic_load(&again.done) == 1 && again.status == PR_OK && again.cached &&
               atomic_load(&again.chunks) == 1 && strcmp(again.text, state.text) == 0 &&
               again.ttft < 0);
+    CHECK("a cached answer cost nothing", again.cost == 0);
 }
 
 static void test_reasoning(const pr_client *client) {
@@ -578,7 +582,7 @@ static void test_bad_input(const pr_client *never) {
     CHECK("accessors of NULL and of non-stream objects are empty",
           pr_stream_result(NULL) == NULL && pr_error_partial_text(NULL) == NULL &&
               pr_result_stream_parts_json(NULL) == NULL &&
-              pr_result_time_to_first_token(NULL) < 0);
+              pr_result_time_to_first_token(NULL) < 0 && pr_result_cost_usd(NULL) < 0);
     pr_stream_free(NULL);
     CHECK("status names", strcmp(pr_status_name(PR_STREAM_DONE), "stream_done") == 0 &&
                               strcmp(pr_status_name(PR_ERR_STREAM_INTERRUPTED),
