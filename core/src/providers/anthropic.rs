@@ -408,6 +408,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage,
+        parsed: None,
     })
 }
 

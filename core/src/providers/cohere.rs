@@ -361,6 +361,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage: counts,
+        parsed: None,
     })
 }
 

@@ -358,6 +358,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         // Ollama leaves `prompt_eval_count` out when the whole prompt came
         // from its cache: the prompt's size is then not reported.
         usage: TokenUsage::new(reply.prompt_eval_count, reply.eval_count),
+        parsed: None,
     })
 }
 

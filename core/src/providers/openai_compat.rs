@@ -419,6 +419,7 @@ impl<E> OpenAiCompatible<E> {
                 .filter(|r| !r.is_empty()),
             finish_reason,
             usage: tokens,
+            parsed: None,
         })
     }
 
