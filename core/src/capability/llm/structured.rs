@@ -157,9 +157,13 @@ impl ResponseFormat {
                     ProviderFailure::malformed(format!(
                         "the answer does not match the schema {} at `{}`: {}",
                         echo(&format.name),
-                        if at.is_empty() { "/" } else { &at },
+                        if at.is_empty() {
+                            "/".to_string()
+                        } else {
+                            short(&at, 80)
+                        },
                         // Masked: the rule, never the answer's value.
-                        bound_message(&error.masked().to_string())
+                        short(&error.masked().to_string(), 160)
                     ))
                 });
                 match failure {
@@ -168,6 +172,19 @@ impl ResponseFormat {
                 }
             }
         }
+    }
+}
+
+/// The validator's words (which may hold a key of the schema or of the
+/// answer) cut to `max` characters and their length, on one line.
+fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => bound_message(text),
+        Some((cut, _)) => format!(
+            "{}… ({} characters)",
+            bound_message(&text[..cut]),
+            text.chars().count()
+        ),
     }
 }
 
@@ -370,9 +387,11 @@ fn compiled(schema: &JsonSchema) -> Result<Arc<jsonschema::Validator>> {
                 if at.is_empty() {
                     String::new()
                 } else {
-                    format!(" at `{}`", bound_message(&at))
+                    format!(" at `{}`", short(&at, 80))
                 },
-                bound_message(&e.to_string())
+                // Masked: the rule broken, not the schema's value, which
+                // may be anything the caller wrote.
+                short(&e.masked().to_string(), 160)
             ),
         )
     })?;
