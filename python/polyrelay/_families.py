@@ -21,7 +21,18 @@ the test suite fails while a core capability has no helper.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
 
 R = TypeVar("R")
 #: What a client's streamed call returns: a stream read with ``for`` on
@@ -117,7 +128,7 @@ ToolChoice = Union[str, Mapping[str, Any]]
 ResponseFormat = Union[Mapping[str, Any], type]
 
 
-def _response_format(value: Optional[ResponseFormat]) -> Optional[dict]:
+def _response_format(value: Optional[ResponseFormat]) -> Optional[Dict[str, Any]]:
     """``response_format`` as the core reads it. A pydantic model class
     becomes a ``json_schema`` format of its JSON Schema, named after the
     class; pydantic is never imported here, the class is asked duck-typed,
