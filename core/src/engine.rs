@@ -1595,7 +1595,7 @@ impl Exchange for Plain<'_> {
                 // Of the request's capability by construction (`serves!`).
                 Step::Done(data) => {
                     let answer = Answer {
-                        data,
+                        data: self.0.check_answer(data).map_err(|f| f.status(status))?,
                         provider: slot.id(),
                         fetched_at,
                     };

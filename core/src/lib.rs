@@ -62,7 +62,9 @@ pub use error::{
 pub use resilience::breaker::{BreakerSnapshot, CircuitState};
 // Another server speaking the OpenAI chat-completions format (vLLM, LM
 // Studio, a gateway) is declared with the built-in providers' own type.
-pub use providers::openai_compat::{EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible};
+pub use providers::openai_compat::{
+    EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible, StructuredOutput,
+};
 pub use resilience::quota::QuotaSnapshot;
 #[cfg(feature = "redis")]
 pub use state::redis::RedisTokenStore;

@@ -521,19 +521,29 @@ impl Reading {
         self.continuation.as_ref().unwrap_or(&self.query)
     }
 
-    /// The provider's final event came: the whole answer, cached. (A
-    /// continuation that ends refusing, with no text, fails.)
+    /// The provider's final event came: the whole answer, checked against
+    /// the request's `response_format`, then cached. (A continuation that
+    /// ends refusing, with no text, fails; so does a whole text that is not
+    /// the JSON asked for, after its first token like any failure of a
+    /// stream: it ends the stream, or with `mid_stream = continue` another
+    /// provider continues the text, which is checked again at its end.)
     fn finish(&mut self, open: &OpenStream) -> Result<(), ProviderFailure> {
         let reply = self.current.clone().finish()?;
+        let written = reply.text.chars().count();
+        let reply = ChatReply {
+            text: format!("{}{}", self.earlier, reply.text),
+            ..reply
+        };
+        let reply = self
+            .query
+            .check_reply(reply)
+            .map_err(|f| f.status(open.body.status))?;
+        self.earlier.clear();
         let provider = open.slot.id();
         self.parts.push(StreamPart {
             provider,
-            chars: reply.text.chars().count(),
+            chars: written,
         });
-        let reply = ChatReply {
-            text: std::mem::take(&mut self.earlier) + &reply.text,
-            ..reply
-        };
         let answer = Arc::new(Answer {
             data: Data::LlmChat(reply),
             provider,

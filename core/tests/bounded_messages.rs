@@ -69,6 +69,15 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
                 }}],
                 "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
             }),
+            json!({
+                "messages": [{"role": "user", "content": "Capital of France and its population?"}],
+                "response_format": {"type": "json_schema", "json_schema": {
+                    "name": "city",
+                    "description": "A city",
+                    "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    "strict": true
+                }}
+            }),
         ],
         LlmEmbeddings => vec![
             json!({"inputs": ["first", "second"], "model": "text-embedding-3-small", "purpose": "query"}),
@@ -310,12 +319,12 @@ fn every_parameter_of_every_capability_echoes_bounded() {
             }
             let mut holders = Vec::new();
             objects(example, Vec::new(), &mut holders);
-            // A tool's `parameters` is a JSON Schema, free-form: any
-            // keyword may appear in it.
+            // A tool's `parameters` and a response format's `schema` are
+            // JSON Schemas, free-form: any keyword may appear in them.
             holders.retain(|path| {
                 !path
                     .iter()
-                    .any(|s| matches!(s, Step::Key(k) if k == "parameters"))
+                    .any(|s| matches!(s, Step::Key(k) if k == "parameters" || k == "schema"))
             });
             for path in &holders {
                 let case = format!("{capability} example {e} unknown key in {}", name(path));

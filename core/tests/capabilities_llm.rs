@@ -613,6 +613,8 @@ static LOCAL_VLLM: OpenAiCompatible = OpenAiCompatible {
     fixtures: &[],
     stream_usage_option: true,
     stream_fixtures: &[],
+    structured_output: polyrelay::StructuredOutput::Schema,
+    require_parameters: false,
 };
 
 #[tokio::test]

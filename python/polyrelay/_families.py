@@ -21,7 +21,18 @@ the test suite fails while a core capability has no helper.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
 
 R = TypeVar("R")
 #: What a client's streamed call returns: a stream read with ``for`` on
@@ -111,6 +122,32 @@ Tool = Mapping[str, Any]
 #: (``{"name": ...}`` or OpenAI's ``{"type": "function", "function": {"name": ...}}``).
 ToolChoice = Union[str, Mapping[str, Any]]
 
+#: The form of a chat answer: OpenAI's ``{"type": "json_object"}`` or
+#: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``,
+#: or a pydantic model class (its ``model_json_schema()`` is sent).
+ResponseFormat = Union[Mapping[str, Any], type]
+
+
+def _response_format(value: Optional[ResponseFormat]) -> Optional[Dict[str, Any]]:
+    """``response_format`` as the core reads it. A pydantic model class
+    becomes a ``json_schema`` format of its JSON Schema, named after the
+    class; pydantic is never imported here, the class is asked duck-typed,
+    so it stays an optional dependency."""
+    if value is None:
+        return None
+    if isinstance(value, type):
+        schema_of = getattr(value, "model_json_schema", None)
+        if schema_of is None:
+            raise TypeError(
+                "response_format must be a mapping or a pydantic model class, "
+                f"got the class {value.__name__}"
+            )
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": value.__name__[:64], "schema": schema_of()},
+        }
+    return dict(value)
+
 
 class Llm(Family[R], Generic[R, S]):
     """``llm.*``: chat completions (whole or streamed) and embeddings."""
@@ -129,11 +166,19 @@ class Llm(Family[R], Generic[R, S]):
         stream: bool = False,
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
+        response_format: Optional[ResponseFormat] = None,
     ) -> R:
         """A chat completion for ``messages`` (``llm.chat``), whole;
         ``stream`` must stay ``False``: :meth:`stream` streams it. With
         ``tools``, the answer's ``tool_calls`` name the calls the model
-        wants; send their results back as ``tool`` messages."""
+        wants; send their results back as ``tool`` messages.
+
+        With ``response_format`` (``{"type": "json_object"}``, a
+        ``json_schema`` format, or a pydantic model class), the answer is
+        checked against it (one that does not hold falls over to the next
+        provider) and parsed: ``result.parsed`` is the value as plain data,
+        a dict even for a pydantic model (``Model.model_validate(result.parsed)``
+        makes the model)."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
@@ -143,6 +188,7 @@ class Llm(Family[R], Generic[R, S]):
             stream=stream,
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
+            response_format=_response_format(response_format),
         )
 
     def stream(
@@ -154,12 +200,16 @@ class Llm(Family[R], Generic[R, S]):
         temperature: Optional[float] = None,
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
+        response_format: Optional[ResponseFormat] = None,
     ) -> S:
         """A chat completion for ``messages`` (``llm.chat``), streamed: its
         chunks as the provider writes them (``chunk.text``), then the whole
         answer as ``stream.result``. Parameters are checked now (raising
         :class:`~polyrelay.InvalidRequestError`); the request is sent when
-        the first chunk is read.
+        the first chunk is read. A ``response_format`` is checked at the
+        end: an answer that does not hold ends the stream with
+        :class:`~polyrelay.StreamInterruptedError` (or, with ``mid_stream =
+        "continue"``, is continued by the next provider and checked again).
 
         >>> for chunk in client.llm.stream(messages=[{"role": "user", "content": "Hi"}]):
         ...     print(chunk.text, end="", flush=True)       # doctest: +SKIP
@@ -180,6 +230,7 @@ class Llm(Family[R], Generic[R, S]):
             temperature=temperature,
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
+            response_format=_response_format(response_format),
         )
 
     def embeddings(

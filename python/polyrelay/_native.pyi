@@ -116,6 +116,13 @@ class Result:
     def data(self) -> Any:
         """The normalised answer, as plain Python data."""
     @property
+    def parsed(self) -> Any:
+        """An ``llm.chat`` answer asked for with ``response_format``, parsed
+        from its JSON (and checked against the schema) as plain Python data
+        (a dict, even when the format came from a pydantic model:
+        ``Model.model_validate(result.parsed)`` makes the model); ``None``
+        for any other answer."""
+    @property
     def capability(self) -> str:
         """The capability called, e.g. ``"weather.current"``."""
     @property

@@ -38,6 +38,20 @@ impl CallResult {
             .map(|data| data.clone_ref(py))
     }
 
+    /// An `llm.chat` answer as the JSON value it was asked to be (a call
+    /// with `response_format`, checked against its schema): `data["parsed"]`,
+    /// as plain Python data; `None` for any other answer.
+    #[getter]
+    fn parsed(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let data = self.data(py)?;
+        match data.bind(py).cast::<PyDict>() {
+            Ok(fields) => Ok(fields
+                .get_item("parsed")?
+                .map_or_else(|| py.None(), Bound::unbind)),
+            Err(_) => Ok(py.None()),
+        }
+    }
+
     /// The capability called, e.g. `"weather.current"`.
     #[getter]
     fn capability(&self) -> &'static str {

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 import pytest
 
 import polyrelay
-from polyrelay._families import Message, Names
+from polyrelay._families import Message, Names, ResponseFormat
 
 SCHEMAS: Dict[str, Dict[str, Any]] = polyrelay.parameter_schema()
 
@@ -32,6 +32,10 @@ def expected_type(prop: Dict[str, Any]) -> Any:
     if prop.get("type") == "array":
         # Messages and tools alike are lists of JSON objects.
         return Sequence[Message]
+    if alternatives and all(a.get("type") == "object" for a in alternatives):
+        # Only objects (``response_format``): a mapping, or in Python a
+        # pydantic model class standing for one.
+        return ResponseFormat
     if any(a.get("type") == "object" for a in alternatives):
         return Union[str, Mapping[str, Any]]
     return {"string": str, "integer": int, "number": float, "boolean": bool}[prop["type"]]

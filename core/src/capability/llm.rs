@@ -34,6 +34,19 @@
 //! named tool) is skipped as unsupported without a request: tools are never
 //! dropped silently.
 //!
+//! # Structured output
+//!
+//! `response_format` asks for JSON (`{"type": "json_object"}`) or JSON
+//! matching a JSON Schema (`{"type": "json_schema", "json_schema": {name,
+//! schema, strict}}`), read once ([`structured`]; a schema that does not
+//! compile fails before anything is sent). Each provider is asked in its
+//! own words where it has them, else told the schema in a system
+//! instruction; whoever answers, the answer is parsed and checked against
+//! the schema, and one that does not hold is a malformed answer, so the
+//! next provider is asked. The parsed value is [`ChatReply::parsed`]. An
+//! answer that calls tools is not checked: its text is not the final
+//! answer.
+//!
 //! Embedding vectors of different models live in different spaces: name a
 //! `model` (or pin the chain) for anything you store and compare later.
 //!
@@ -56,8 +69,10 @@ use serde_json::Value;
 
 pub mod models;
 pub mod stream;
+pub mod structured;
 pub mod tools;
 pub use stream::{ChatAccumulator, ChatDelta, ChatMeta, ToolCallDelta};
+pub use structured::{ResponseFormat, SchemaFormat};
 pub use tools::{JsonSchema, Tool, ToolCall, ToolChoice};
 
 use super::params::Params;
@@ -195,6 +210,8 @@ pub struct ChatQuery {
     /// Whether, and which, tool the model must call; `None` for the
     /// provider's default (auto). Only set when `tools` are.
     pub tool_choice: Option<ToolChoice>,
+    /// The form the answer must take; `None` for free text.
+    pub response_format: Option<ResponseFormat>,
 }
 
 /// What a provider continuing another's interrupted answer is asked.
@@ -202,7 +219,7 @@ const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exa
 
 impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`,
-    /// `tools`, `tool_choice`, `stream`.
+    /// `tools`, `tool_choice`, `response_format`, `stream`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -244,6 +261,12 @@ impl ChatQuery {
                 r#""auto""#,
             ),
             Param::new(
+                "response_format",
+                ParamKind::ResponseFormat,
+                "The form of the answer: {\"type\": \"json_object\"}, or {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}, \"strict\": ...}}; the answer is checked and parsed into `parsed`.",
+                r#"{"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object", "properties": {"name": {"type": "string"}, "population": {"type": "integer"}}, "required": ["name", "population"]}}}"#,
+            ),
+            Param::new(
                 "stream",
                 ParamKind::Boolean,
                 "Only false in a call: a streamed answer is asked with Client::stream (client.llm.stream in Python).",
@@ -255,8 +278,9 @@ impl ChatQuery {
     };
 
     /// Validates parameters: `messages` (required), `model`, `max_tokens`,
-    /// `temperature`, `tools`, `tool_choice` (naming a declared tool), and
-    /// `stream` (only `false`: streams are opened with
+    /// `temperature`, `tools`, `tool_choice` (naming a declared tool),
+    /// `response_format` (its schema compiled), and `stream` (only
+    /// `false`: streams are opened with
     /// [`Client::stream`](crate::Client::stream)).
     pub fn from_params(mut params: Params) -> Result<Self> {
         let messages = match params.opt_value("messages") {
@@ -278,6 +302,10 @@ impl ChatQuery {
             .unwrap_or_default();
         let tool_choice = match params.opt_value("tool_choice") {
             Some(value) => tools::parse_tool_choice(value, &tools)?,
+            None => None,
+        };
+        let response_format = match params.opt_value("response_format") {
+            Some(value) => structured::parse_response_format(value)?,
             None => None,
         };
         match params.opt_value("stream") {
@@ -303,6 +331,7 @@ impl ChatQuery {
             temperature,
             tools,
             tool_choice,
+            response_format,
         })
     }
 
@@ -310,10 +339,14 @@ impl ChatQuery {
     /// the partial answer as the assistant's turn, then the request to go
     /// on from its last character. Every provider takes this form (not all
     /// take an assistant turn last, as a prefill); `partial` empty gives
-    /// the question unchanged.
+    /// the question unchanged. A continuation of a structured answer is
+    /// asked without `response_format`, since a provider held to the
+    /// schema would write a whole new value rather than the rest of this
+    /// one; the joined text is checked against it at the end.
     pub fn continuation(&self, partial: &str) -> ChatQuery {
         let mut query = self.clone();
         if !partial.is_empty() {
+            query.response_format = None;
             query
                 .messages
                 .push(ChatMessage::text(Role::Assistant, partial));
@@ -354,6 +387,39 @@ impl ChatQuery {
             .flat_map(|m| &m.tool_calls)
             .find(|c| c.id == id)
             .map(|c| c.name.as_str())
+    }
+
+    /// `reply` with its text checked against `response_format` and parsed
+    /// into [`ChatReply::parsed`]; a reply whose text does not hold is a
+    /// malformed answer (the next provider is asked). Without a format, or
+    /// when the model calls tools (its text is not the final answer), the
+    /// reply is returned as it is.
+    pub fn check_reply(
+        &self,
+        mut reply: ChatReply,
+    ) -> std::result::Result<ChatReply, ProviderFailure> {
+        if let Some(format) = &self.response_format {
+            if reply.tool_calls.is_empty() {
+                reply.parsed = Some(format.check(&reply.text)?);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// The system messages a provider sends, with `instruction` appended
+    /// as the last of them (for a provider told the answer's form rather
+    /// than asked for it in its own words).
+    pub fn with_instruction(&self, instruction: String) -> ChatQuery {
+        let mut query = self.clone();
+        let at = query
+            .messages
+            .iter()
+            .position(|m| m.role != Role::System)
+            .unwrap_or(query.messages.len());
+        query
+            .messages
+            .insert(at, ChatMessage::text(Role::System, instruction));
+        query
     }
 
     /// Fails as unsupported, so that `provider` is skipped before anything
@@ -733,6 +799,11 @@ pub struct ChatReply {
     pub finish_reason: Option<FinishReason>,
     /// Token counts.
     pub usage: TokenUsage,
+    /// The answer parsed as JSON, when the request asked for a
+    /// `response_format` (checked against its schema); `None` otherwise,
+    /// and when the model calls tools.
+    #[serde(default)]
+    pub parsed: Option<Value>,
 }
 
 /// What the embedded texts will be used for; Cohere and Gemini embed
@@ -1216,11 +1287,13 @@ mod tests {
             reasoning: None,
             finish_reason: Some(FinishReason::ContentFilter),
             usage: TokenUsage::new(Some(3), Some(4)),
+            parsed: None,
         };
         let json = serde_json::to_value(&reply).unwrap();
         assert_eq!(json["id"], Value::Null);
         assert_eq!(json["finish_reason"], "content_filter");
         assert_eq!(json["usage"]["total_tokens"], 7);
         assert_eq!(json["usage"]["cached_input_tokens"], Value::Null);
+        assert_eq!(json["parsed"], Value::Null);
     }
 }

@@ -165,6 +165,24 @@ macro_rules! capabilities {
     };
 }
 
+impl Request {
+    /// A provider's answer checked against what this request asks of any
+    /// answer, whoever wrote it: an `llm.chat` answer against its
+    /// `response_format` (parsed into `parsed`). An answer that does not
+    /// hold is a malformed answer, so the next provider is asked.
+    pub(crate) fn check_answer(
+        &self,
+        data: Data,
+    ) -> std::result::Result<Data, crate::error::ProviderFailure> {
+        match (self, data) {
+            (Request::LlmChat(query), Data::LlmChat(reply)) => {
+                query.check_reply(reply).map(Data::LlmChat)
+            }
+            (_, data) => Ok(data),
+        }
+    }
+}
+
 /// A capability as a type: its id, its validated query and its answer.
 /// Implemented by the types of [`marker`], one per capability, so a
 /// provider's [`Serves`](crate::provider::Serves) implementation states in

@@ -72,6 +72,10 @@ pub enum ParamKind {
     Tools,
     /// `auto`, `none`, `required`, or one declared tool.
     ToolChoice,
+    /// The form of a chat answer: `{"type": "text" | "json_object"}` or
+    /// `{"type": "json_schema", "json_schema": {name, description, schema,
+    /// strict}}`, the schema one that compiles.
+    ResponseFormat,
     /// Two names without spaces joined by `/`, the second of which may hold
     /// more (`provider/model`, as an embeddings result names its space).
     Qualified {
@@ -244,6 +248,35 @@ impl Param {
                         "additionalProperties": false,
                     },
                     named_schema(),
+                ],
+            }),
+            ParamKind::ResponseFormat => json!({
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {"type": {"enum": ["text", "json_object"]}},
+                        "required": ["type"],
+                        "additionalProperties": false,
+                    },
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": "json_schema"},
+                            "json_schema": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                                    "description": {"type": "string"},
+                                    "schema": {"type": "object"},
+                                    "strict": {"type": "boolean"},
+                                },
+                                "required": ["schema"],
+                                "additionalProperties": false,
+                            },
+                        },
+                        "required": ["type", "json_schema"],
+                        "additionalProperties": false,
+                    },
                 ],
             }),
         };
@@ -477,6 +510,7 @@ mod tests {
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_object)),
             ParamKind::ToolChoice => value.is_string() || value.is_object(),
+            ParamKind::ResponseFormat => value.is_object(),
         }
     }
 
@@ -641,6 +675,23 @@ mod tests {
                             accepts(capability, &with(tools.clone(), name, value));
                         }
                         rejects(capability, &with(tools, name, json!({"name": "g"})), name);
+                    }
+                    ParamKind::ResponseFormat => {
+                        for value in [
+                            json!({"type": "text"}),
+                            json!({"type": "json_object"}),
+                            json!({"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}),
+                        ] {
+                            accepts(capability, &at(value));
+                        }
+                        for value in [
+                            json!("json"),
+                            json!({"type": "xml"}),
+                            json!({"type": "json_schema"}),
+                            json!({"type": "json_schema", "json_schema": {"schema": {"type": 3}}}),
+                        ] {
+                            rejects(capability, &at(value), name);
+                        }
                     }
                     ParamKind::Qualified { max_chars } => {
                         let longest = format!("a/{}", "b".repeat(max_chars as usize - 2));

@@ -17,6 +17,17 @@
 //! `input_json_delta` pieces), and each result goes back as a
 //! `tool_result` block of the next user turn.
 //!
+//! A JSON Schema answer is asked with `output_config.format` (structured
+//! outputs, generally available on Claude Haiku 4.5, Sonnet 4.5 and later;
+//! an older model refuses it with a 400 and the next provider is asked).
+//! Its schemas take a subset of JSON Schema, so the schema sent is the
+//! caller's with what Anthropic refuses taken out, as Anthropic's own SDKs
+//! do: numeric, length and size bounds go into the description, every
+//! object gets `additionalProperties: false`, and string formats outside
+//! its list are dropped; the answer is checked against the whole schema.
+//! Anthropic has no plain JSON mode: `json_object` is asked for by a
+//! system instruction (and the answer checked all the same).
+//!
 //! Errors are `{"type":"error","error":{"type":…,"message":…}}`, classified
 //! by their type: `overloaded_error` (HTTP 529) and `api_error` are
 //! transient, `rate_limit_error` is rate limited (with `retry-after`),
@@ -25,13 +36,15 @@
 //! and "prompt is too long" are context-length errors. Anthropic documents
 //! no idempotency header, so a sent request is never repeated.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason, Role,
-    TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
+    ResponseFormat, TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -101,6 +114,13 @@ impl Serves<marker::LlmChat> for Anthropic {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         let model = model_for(q)?;
+        let q = match &q.response_format {
+            Some(format @ ResponseFormat::JsonObject) => {
+                Cow::Owned(q.with_instruction(format.instruction()))
+            }
+            _ => Cow::Borrowed(q),
+        };
+        let q = q.as_ref();
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert(
@@ -143,6 +163,12 @@ impl Serves<marker::LlmChat> for Anthropic {
                 .not_sent());
             }
             body.insert("temperature".into(), json!(t.get()));
+        }
+        if let Some(schema) = q.response_format.as_ref().and_then(ResponseFormat::schema) {
+            body.insert(
+                "output_config".into(),
+                json!({"format": {"type": "json_schema", "schema": output_schema(schema.to_value())}}),
+            );
         }
         Ok(
             HttpRequest::post_json(ctx.base_url, "/v1/messages", Value::Object(body))
@@ -269,6 +295,87 @@ fn stream_usage(usage: Usage) -> TokenUsage {
         total_tokens: None,
         ..token_usage(&usage)
     }
+}
+
+/// Keywords structured outputs refuse (a 400), moved into the description.
+const UNSUPPORTED_KEYWORDS: &[&str] = &[
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+];
+
+/// String formats structured outputs take.
+const SUPPORTED_FORMATS: &[&str] = &[
+    "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
+];
+
+/// A schema as structured outputs take it: the bounds they refuse moved
+/// into the description, `minItems` above 1 likewise, every object closed
+/// (`additionalProperties: false`), formats outside their list dropped.
+/// Subschemas are rewritten wherever a schema may hold them.
+fn output_schema(schema: Value) -> Value {
+    let Value::Object(mut fields) = schema else {
+        return schema;
+    };
+    let mut moved = Map::new();
+    for key in UNSUPPORTED_KEYWORDS {
+        if let Some(value) = fields.remove(*key) {
+            moved.insert((*key).to_string(), value);
+        }
+    }
+    if fields.get("minItems").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        if let Some(value) = fields.remove("minItems") {
+            moved.insert("minItems".into(), value);
+        }
+    }
+    if let Some(Value::String(format)) = fields.get("format") {
+        if !SUPPORTED_FORMATS.contains(&format.as_str()) {
+            if let Some(value) = fields.remove("format") {
+                moved.insert("format".into(), value);
+            }
+        }
+    }
+    if !moved.is_empty() {
+        let rule = Value::Object(moved).to_string();
+        let description = match fields.get("description").and_then(Value::as_str) {
+            Some(text) => format!("{text} ({rule})"),
+            None => rule,
+        };
+        fields.insert("description".into(), description.into());
+    }
+    let is_object = fields.get("type") == Some(&json!("object")) || fields.contains_key("properties");
+    if is_object {
+        fields.insert("additionalProperties".into(), false.into());
+    }
+    for (key, value) in fields.iter_mut() {
+        match key.as_str() {
+            "properties" | "$defs" | "definitions" => {
+                if let Value::Object(schemas) = value {
+                    for schema in schemas.values_mut() {
+                        *schema = output_schema(std::mem::take(schema));
+                    }
+                }
+            }
+            "items" | "not" => *value = output_schema(std::mem::take(value)),
+            "anyOf" | "allOf" | "oneOf" | "prefixItems" => {
+                if let Value::Array(schemas) = value {
+                    for schema in schemas.iter_mut() {
+                        *schema = output_schema(std::mem::take(schema));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Value::Object(fields)
 }
 
 /// The conversation after the system prompt: text turns as they are; an
@@ -408,6 +515,7 @@ fn reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, ProviderFa
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage,
+        parsed: None,
     })
 }
 

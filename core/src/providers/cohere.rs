@@ -120,6 +120,14 @@ impl Serves<marker::LlmChat> for Cohere {
         if let Some(t) = q.temperature {
             body.insert("temperature".into(), json!(t.get()));
         }
+        // JSON mode, held to the schema when there is one.
+        if let Some(format) = &q.response_format {
+            let mut wire = json!({"type": "json_object"});
+            if let Some(schema) = format.schema() {
+                wire["json_schema"] = schema.to_value();
+            }
+            body.insert("response_format".into(), wire);
+        }
         body.insert("stream".into(), json!(false));
         Ok(HttpRequest::post_json(
             ctx.base_url,
@@ -361,6 +369,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage: counts,
+        parsed: None,
     })
 }
 

@@ -8,9 +8,11 @@
 //! 402 means the balance is used up (quota), 503 "server overloaded"
 //! (transient). `deepseek-reasoner` returns its reasoning as
 //! `reasoning_content`, and usage counts cached prompt tokens as
-//! `prompt_cache_hit_tokens`.
+//! `prompt_cache_hit_tokens`. Its JSON output is JSON mode alone
+//! (`json_object`): a JSON Schema answer is asked in JSON mode with the
+//! schema told in a system instruction.
 
-use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -27,6 +29,8 @@ pub static DEEPSEEK: OpenAiCompatible = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: true,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::ObjectOnly,
+    require_parameters: false,
 };
 
 static INFO: ProviderInfo = ProviderInfo {

@@ -155,6 +155,15 @@ impl Serves<marker::LlmChat> for Gemini {
         if let Some(n) = q.max_tokens {
             config.insert("maxOutputTokens".into(), json!(n));
         }
+        // JSON mode, held to the schema when there is one: the JSON Schema
+        // itself as `responseJsonSchema` (rather than the OpenAPI subset of
+        // `responseSchema`).
+        if let Some(format) = &q.response_format {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            if let Some(schema) = format.schema() {
+                config.insert("responseJsonSchema".into(), schema.to_value());
+            }
+        }
         if !config.is_empty() {
             body.insert("generationConfig".into(), Value::Object(config));
         }
@@ -489,6 +498,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         reasoning: (!reasoning.is_empty()).then_some(reasoning),
         finish_reason,
         usage: tokens,
+        parsed: None,
     })
 }
 

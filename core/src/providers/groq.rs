@@ -6,9 +6,12 @@
 //! `llama-3.3-70b-versatile`: 30 requests/min, 1,000/day); every response
 //! carries `x-ratelimit-*` headers and a 429 carries `retry-after`. The key
 //! (`GROQ_API_KEY`) goes in `Authorization: Bearer`. The usage block adds
-//! timing fields (`queue_time`, …), which are ignored.
+//! timing fields (`queue_time`, …), which are ignored. A JSON Schema answer
+//! is asked with `response_format` only of the models that take one
+//! (GPT-OSS, Kimi K2, Llama 4); the others are given JSON mode and the
+//! schema in a system instruction.
 
-use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo, Quota};
 
@@ -28,7 +31,18 @@ pub static GROQ: OpenAiCompatible = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: true,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::SchemaOn(GROQ_SCHEMA_MODELS),
+    require_parameters: false,
 };
+
+/// The models Groq's structured-outputs guide lists as taking a
+/// `json_schema` (by id prefix); the others, the default included, take
+/// JSON mode only and refuse a schema with a 400.
+static GROQ_SCHEMA_MODELS: &[&str] = &[
+    "openai/gpt-oss-",
+    "moonshotai/kimi-k2",
+    "meta-llama/llama-4-",
+];
 
 static INFO: ProviderInfo = ProviderInfo {
     id: "groq",

@@ -8,7 +8,7 @@
 //! (`{"object":"error","message":…}`), and the context error worded "too
 //! large for model with N maximum context length".
 
-use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
+use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -28,6 +28,8 @@ pub static MISTRAL: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: false,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::Schema,
+    require_parameters: false,
 };
 
 static INFO: ProviderInfo = ProviderInfo {

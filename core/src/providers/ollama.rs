@@ -35,7 +35,7 @@ use super::openai_compat::wire_tools;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
     Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall, ToolCallDelta,
-    ToolChoice,
+    JsonSchema, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -106,6 +106,11 @@ impl Serves<marker::LlmChat> for Ollama {
         body.insert("messages".into(), Value::Array(messages));
         if !q.tools.is_empty() && q.tool_choice != Some(ToolChoice::None) {
             body.insert("tools".into(), wire_tools(&q.tools));
+        }
+        // `format`: "json", or the JSON Schema the answer is held to.
+        if let Some(format) = &q.response_format {
+            let format = format.schema().map_or(json!("json"), JsonSchema::to_value);
+            body.insert("format".into(), format);
         }
         body.insert("stream".into(), json!(false));
         body.insert("truncate".into(), json!(false));
@@ -358,6 +363,7 @@ fn chat_reply(q: &ChatQuery, response: &HttpResponse) -> Result<ChatReply, Provi
         // Ollama leaves `prompt_eval_count` out when the whole prompt came
         // from its cache: the prompt's size is then not reported.
         usage: TokenUsage::new(reply.prompt_eval_count, reply.eval_count),
+        parsed: None,
     })
 }
 

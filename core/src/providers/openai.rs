@@ -9,7 +9,7 @@
 //! OpenAI documents no idempotency header for chat completions, so a sent
 //! request is never repeated.
 
-use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
+use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -29,6 +29,8 @@ pub static OPENAI: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: true,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::Schema,
+    require_parameters: false,
 };
 
 static INFO: ProviderInfo = ProviderInfo {

@@ -43,7 +43,15 @@
 //!   `tool_calls` and `tool` messages with their `tool_call_id` in the
 //!   conversation, `message.tool_calls` in the answer, and in a stream
 //!   `delta.tool_calls` fragments (`index`, then `id` and name once,
-//!   arguments in pieces).
+//!   arguments in pieces);
+//! * `response_format` as OpenAI takes it, where the provider honours it
+//!   for the model ([`StructuredOutput`]); otherwise JSON mode with the
+//!   schema told in a system instruction (the answer is checked against
+//!   the schema either way). JSON mode needs the word "JSON" in the
+//!   conversation at OpenAI, DeepSeek and Mistral, so the instruction is
+//!   added whenever the conversation does not say it. OpenRouter is asked
+//!   to route only to upstreams that take every parameter sent
+//!   (`provider.require_parameters`), so none drops the format.
 //!
 //! None of these providers documents de-duplication of chat requests by an
 //! idempotency header, so a sent request is never repeated: a failure falls
@@ -55,8 +63,8 @@ use serde_json::{json, Map, Value};
 use super::clip;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, Tool, ToolCall, ToolCallDelta,
-    ToolChoice,
+    Embeddings, EmbeddingsQuery, FinishReason, ResponseFormat, Role, TokenUsage, Tool, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -101,6 +109,27 @@ pub struct OpenAiCompatible<E = NoEmbeddings> {
     /// A recorded stream in the provider's wire format
     /// ([`StreamsChat::stream_fixtures`]).
     pub stream_fixtures: &'static [Fixture],
+    /// Which `response_format` the provider honours.
+    pub structured_output: StructuredOutput,
+    /// Whether the request asks the provider to route only to upstreams
+    /// that take every parameter sent (OpenRouter's
+    /// `provider.require_parameters`), when it carries a `response_format`:
+    /// by default OpenRouter may route to one that ignores it.
+    pub require_parameters: bool,
+}
+
+/// Which `response_format` an OpenAI-compatible provider honours.
+#[derive(Debug, Clone, Copy)]
+pub enum StructuredOutput {
+    /// `json_schema` and `json_object`, whatever the model (OpenAI,
+    /// Mistral, Together, OpenRouter).
+    Schema,
+    /// `json_schema` only on the models whose ids start with one of these
+    /// (Groq's list); other models get JSON mode, the schema told in a
+    /// system instruction.
+    SchemaOn(&'static [&'static str]),
+    /// JSON mode only (DeepSeek): a schema is told in a system instruction.
+    ObjectOnly,
 }
 
 /// The `embeddings` of an [`OpenAiCompatible`] provider that only chats.
@@ -262,10 +291,26 @@ impl<E> OpenAiCompatible<E> {
             self.model_aliases,
             self.info.id,
         )?;
-        let messages: Vec<Value> = q.messages.iter().map(wire_message).collect();
+        let (format, instructed) = match &q.response_format {
+            Some(format) => self.wire_format(format, model, q),
+            None => (None, None),
+        };
+        let messages: Vec<Value> = instructed
+            .as_ref()
+            .unwrap_or(q)
+            .messages
+            .iter()
+            .map(wire_message)
+            .collect();
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert("messages".into(), Value::Array(messages));
+        if let Some(format) = format {
+            body.insert("response_format".into(), format);
+            if self.require_parameters {
+                body.insert("provider".into(), json!({"require_parameters": true}));
+            }
+        }
         if !q.tools.is_empty() {
             body.insert("tools".into(), wire_tools(&q.tools));
         }
@@ -293,6 +338,37 @@ impl<E> OpenAiCompatible<E> {
             self.chat_path,
             Value::Object(body),
         ))
+    }
+}
+
+impl<E> OpenAiCompatible<E> {
+    /// The `response_format` sent for `format` to `model`, and the query
+    /// with a system instruction added when the provider is told rather
+    /// than asked (a schema it cannot take), or JSON mode needs the word
+    /// "JSON" that the conversation does not say.
+    fn wire_format(
+        &self,
+        format: &ResponseFormat,
+        model: &str,
+        q: &ChatQuery,
+    ) -> (Option<Value>, Option<ChatQuery>) {
+        let takes_schema = match self.structured_output {
+            StructuredOutput::Schema => true,
+            StructuredOutput::SchemaOn(prefixes) => prefixes.iter().any(|p| model.starts_with(p)),
+            StructuredOutput::ObjectOnly => false,
+        };
+        if takes_schema && format.schema().is_some() {
+            return (serde_json::to_value(format).ok(), None);
+        }
+        let says_json = q
+            .messages
+            .iter()
+            .any(|m| m.content.to_ascii_lowercase().contains("json"));
+        let told = format.schema().is_some() || !says_json;
+        (
+            Some(json!({"type": "json_object"})),
+            told.then(|| q.with_instruction(format.instruction())),
+        )
     }
 }
 
@@ -420,6 +496,7 @@ impl<E> OpenAiCompatible<E> {
                 .filter(|r| !r.is_empty()),
             finish_reason,
             usage: tokens,
+            parsed: None,
         })
     }
 

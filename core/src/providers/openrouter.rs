@@ -11,8 +11,11 @@
 //! comes back as HTTP 200 with `{"error":{"code":502,…}}` in the body, or a
 //! choice with `finish_reason: "error"`, both classified by their code; a
 //! relayed upstream error keeps the upstream text under `error.metadata.raw`.
+//! A request with a `response_format` asks to be routed only to upstreams
+//! that take every parameter (`provider.require_parameters`), since one
+//! that does not would ignore it.
 
-use super::openai_compat::{NoEmbeddings, OpenAiCompatible};
+use super::openai_compat::{NoEmbeddings, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo, Quota};
 
@@ -33,6 +36,8 @@ pub static OPENROUTER: OpenAiCompatible = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: true,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::Schema,
+    require_parameters: true,
 };
 
 static INFO: ProviderInfo = ProviderInfo {

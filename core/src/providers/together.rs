@@ -6,7 +6,7 @@
 //! `<org>/<model>` (`meta-llama/Llama-3.3-70B-Instruct-Turbo`); the context
 //! error reads "… is longer than the model's context length".
 
-use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible};
+use super::openai_compat::{EmbeddingsEndpoint, OpenAiCompatible, StructuredOutput};
 use crate::error::FailureClass;
 use crate::provider::{Auth, Fixture, KeyPlacement, ProviderInfo};
 
@@ -32,6 +32,8 @@ pub static TOGETHER: OpenAiCompatible<EmbeddingsEndpoint> = OpenAiCompatible {
     fixtures: FIXTURES,
     stream_usage_option: false,
     stream_fixtures: STREAM_FIXTURES,
+    structured_output: StructuredOutput::Schema,
+    require_parameters: false,
 };
 
 static INFO: ProviderInfo = ProviderInfo {

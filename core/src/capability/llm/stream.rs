@@ -213,6 +213,7 @@ impl ChatAccumulator {
             reasoning: (!self.reasoning.is_empty()).then_some(self.reasoning),
             finish_reason,
             usage,
+            parsed: None,
         })
     }
 }
@@ -273,6 +274,7 @@ mod tests {
                 reasoning: Some("think".into()),
                 finish_reason: Some(FinishReason::Stop),
                 usage: TokenUsage::new(Some(25), Some(15)),
+                parsed: None,
             }
         );
     }

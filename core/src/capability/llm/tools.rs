@@ -51,6 +51,11 @@ pub struct Tool {
 pub struct JsonSchema(String);
 
 impl JsonSchema {
+    /// A schema already in canonical form ([`canonical`]).
+    pub(crate) fn from_value(schema: Value) -> Self {
+        Self(schema.to_string())
+    }
+
     /// The schema as canonical JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -195,7 +200,7 @@ pub(crate) fn parse_tools(value: Value) -> Result<Vec<Tool>> {
         tools.push(Tool {
             name,
             description,
-            parameters: JsonSchema(canonical(parameters).to_string()),
+            parameters: JsonSchema::from_value(canonical(parameters)),
         });
     }
     Ok(tools)
@@ -425,7 +430,7 @@ fn shown(value: &Value) -> String {
 }
 
 /// `value` with every object's keys in sorted order, whatever the map type.
-fn canonical(value: Value) -> Value {
+pub(crate) fn canonical(value: Value) -> Value {
     match value {
         Value::Object(fields) => {
             let mut entries: Vec<(String, Value)> = fields.into_iter().collect();
