@@ -630,6 +630,7 @@ mod tests {
                 reasoning: None,
                 finish_reason: None,
                 usage: TokenUsage::new(Some(1_000_000), Some(1_000_000)),
+                parsed: None,
             })
         };
         let cost = table
