@@ -263,6 +263,16 @@ impl Request {
         capability.parse::<CapabilityId>()?.parse(params)
     }
 
+    /// Who the call is for (`tag` of the LLM capabilities), as budgets
+    /// count it.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Request::LlmChat(q) => q.tag.as_deref(),
+            Request::LlmEmbeddings(q) => q.tag.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The one provider this request may be sent to, when it is pinned
     /// (an embeddings call pinned to a vector space): no other is asked.
     pub fn pinned_provider(&self) -> Option<&str> {
