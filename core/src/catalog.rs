@@ -71,6 +71,8 @@ impl Catalog {
             .providers
             .iter()
             .zip(chains)
+            // Deployments are configured uses of the providers listed.
+            .filter(|(provider, _)| provider.deployment.is_none())
             .map(|(provider, chains)| {
                 let info = provider.provider.info();
                 let (auth, key_in) = match info.auth {

@@ -43,6 +43,7 @@ mod per_process;
 mod policy;
 mod providers;
 mod resilience;
+mod routing;
 mod runtime;
 mod state;
 mod state_future;

@@ -314,6 +314,7 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
+                deployment: None,
                 outcome: AttemptOutcome::Failed(FailureClass::RateLimited),
                 status: Some(429),
                 tries: 1,
@@ -377,6 +378,7 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
+                deployment: None,
                 outcome: AttemptOutcome::Skipped(polyrelay::SkipReason::Quota),
                 status: None,
                 tries: 0,
