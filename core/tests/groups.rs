@@ -368,3 +368,195 @@ fn configuration_errors_name_the_field() {
         assert!(!got.contains("sk-"), "no key in {got}");
     }
 }
+
+/// Two OpenAI deployments on paths of their own (`/openai-a`, `/openai-b`),
+/// one try each, in group `fast` with `strategy`.
+fn two_paths(emulator: &Emulator, strategy: &str) -> String {
+    let base = emulator.base_url();
+    format!(
+        r#"
+        [cache]
+        enabled = false
+        [defaults.retry]
+        max_attempts = 1
+        attempt_timeout = "2s"
+        [deployments.a]
+        provider = "openai"
+        model = "model-a"
+        base_url = "{base}/openai-a"
+        [deployments.b]
+        provider = "openai"
+        model = "model-b"
+        base_url = "{base}/openai-b"
+        [groups.fast]
+        deployments = ["a", "b"]
+        strategy = "{strategy}"
+        "#
+    )
+}
+
+/// Serves OpenAI's chat reply under `/openai-a` and `/openai-b`.
+fn serve_both(emulator: &Emulator) {
+    let reply: Value =
+        serde_json::from_str(include_str!("../src/providers/fixtures/openai/chat.json")).unwrap();
+    for path in [
+        "/openai-a/v1/chat/completions",
+        "/openai-b/v1/chat/completions",
+    ] {
+        emulator.route(Method::POST, path, Reply::json(&reply));
+    }
+}
+
+/// Lets the emulator and the client run until `path` has been requested.
+async fn until_requested(emulator: &Emulator, path: &str) {
+    for _ in 0..100_000 {
+        if emulator.hits(path) > 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{path} was never requested");
+}
+
+/// Bounds a call that a wrong order would leave hanging on a clock that
+/// does not move.
+async fn within_a_second<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(1), call)
+        .await
+        .expect("the call did not wait on the hanging deployment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_busy_passes_over_a_deployment_with_a_request_in_flight() {
+    let emulator = emulator().await;
+    let clock = polyrelay::clock::FakeClock::at_epoch();
+    let client = client(
+        &emulator,
+        &clock,
+        &two_paths(&emulator, "least_busy"),
+        LLM_KEYS,
+    );
+    serve_both(&emulator);
+    emulator.fault_next("/openai-a/*", Fault::Hang, 1);
+
+    // Both idle: a first, as configured; its request hangs, held open.
+    let held = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call("llm.chat", question("one")).await })
+    };
+    until_requested(&emulator, "/openai-a/v1/chat/completions").await;
+
+    let reply = within_a_second(client.call("llm.chat", question("two")))
+        .await
+        .unwrap();
+    assert_eq!(reply.attempts[0].deployment, Some("b"));
+    assert_eq!(reply.attempts.len(), 1);
+    held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowest_latency_asks_the_faster_deployment_first_once_both_are_measured() {
+    let emulator = emulator().await;
+    let clock = polyrelay::clock::FakeClock::at_epoch();
+    let client = client(
+        &emulator,
+        &clock,
+        &two_paths(&emulator, "lowest_latency"),
+        LLM_KEYS,
+    );
+    serve_both(&emulator);
+    emulator.fault_always("/openai-a/*", Fault::Hang);
+
+    // Neither measured: a first; it hangs until its attempt timeout (2 s on
+    // the fake clock), which counts as its latency; b answers at once.
+    let first = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call("llm.chat", question("one")).await })
+    };
+    until_requested(&emulator, "/openai-a/v1/chat/completions").await;
+    while clock.pending_timers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(std::time::Duration::from_secs(2));
+    let first = within_a_second(first).await.unwrap().unwrap();
+    let trail: Vec<_> = first
+        .attempts
+        .iter()
+        .map(|a| (a.deployment, a.outcome.as_str()))
+        .collect();
+    assert_eq!(trail, [(Some("a"), "transient"), (Some("b"), "success")]);
+
+    // Now b (answered at once) goes first; in configured order the call
+    // would hang on a.
+    let second = within_a_second(client.call("llm.chat", question("two")))
+        .await
+        .unwrap();
+    assert_eq!(second.attempts[0].deployment, Some("b"));
+    assert_eq!(emulator.hits("/openai-a/v1/chat/completions"), 1);
+}
+
+#[tokio::test]
+async fn cost_asks_the_cheapest_deployment_first_and_unpriced_ones_last() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let toml = r#"
+        [deployments.unpriced]
+        provider = "groq"
+        model = "llama-3.1-8b-instant"
+        [deployments.dear]
+        provider = "openai"
+        model = "gpt-4.1"
+        price = { input_per_mtok = 2.0, output_per_mtok = 8.0 }
+        [deployments.cheap]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        price = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
+        [groups.fast]
+        deployments = ["unpriced", "dear", "cheap"]
+        strategy = "cost"
+    "#;
+    let client = client(&emulator, &clock, toml, LLM_KEYS);
+    emulator.fault_always("/openai/*", Fault::status(400));
+
+    let reply = client.call("llm.chat", question("one")).await.unwrap();
+
+    let order: Vec<_> = reply.attempts.iter().map(|a| a.deployment).collect();
+    assert_eq!(order, [Some("cheap"), Some("dear"), Some("unpriced")]);
+    assert_eq!(reply.provider, "groq");
+}
+
+#[tokio::test]
+async fn weighted_groups_spread_calls_by_weight() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let toml = r#"
+        [cache]
+        enabled = false
+        [deployments.heavy]
+        provider = "groq"
+        model = "llama-3.1-8b-instant"
+        [deployments.light]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        [groups.fast]
+        deployments = ["light", "heavy"]
+        strategy = "weighted"
+        weights = { heavy = 3, light = 1 }
+    "#;
+    let client = client(&emulator, &clock, toml, LLM_KEYS);
+    emulator.set_logging(false);
+    let mut heavy = 0;
+    const CALLS: u32 = 400;
+    for i in 0..CALLS {
+        let reply = client
+            .call("llm.chat", question(&format!("call {i}")))
+            .await
+            .unwrap();
+        if reply.attempts[0].deployment == Some("heavy") {
+            heavy += 1;
+        }
+    }
+    // 3:1 — 300 of 400 expected; the client's seed fixes the draw.
+    let share = f64::from(heavy) / f64::from(CALLS);
+    assert!((share - 0.75).abs() < 0.06, "{share}");
+}
