@@ -344,6 +344,16 @@ impl Client {
         }
     }
 
+    /// How many providers a call of `request` would walk, once routed: its
+    /// model group's order for this call, or its capability's chain. The
+    /// decision alone, for the routing benchmark.
+    pub(crate) fn route_length(&self, request: &Request) -> Result<usize> {
+        let route = self.engine.route(request)?;
+        Ok(route
+            .order
+            .map_or(route.chain.slots.len(), |order| order.len()))
+    }
+
     /// Provider ids of `capability`'s chain, in fallback order.
     pub fn chain(&self, capability: CapabilityId) -> Vec<&'static str> {
         self.engine

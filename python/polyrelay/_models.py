@@ -24,6 +24,8 @@ class Attempt:
     ``reason`` is a sentence a person can act on, e.g.
     ``"skipped: OPENWEATHER_API_KEY is not set"``. ``hedged`` is true when
     the provider was asked as a hedge because the one before it was slow.
+    ``deployment`` names the provider's deployment when the call's ``model``
+    named a model group (``None`` otherwise).
     """
 
     provider: str
@@ -34,6 +36,7 @@ class Attempt:
     reason: str
     retry_after: Optional[float]
     hedged: bool = False
+    deployment: Optional[str] = None
 
     @property
     def succeeded(self) -> bool:
@@ -50,6 +53,8 @@ class Attempt:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
+        if self.deployment is not None:
+            return f"{self.provider} ({self.deployment}): {self.reason}"
         return f"{self.provider}: {self.reason}"
 
 

@@ -137,6 +137,7 @@ pub(crate) fn attempts_to_py<'py>(
             fields.set_item("reason", attempt.reason.as_ref())?;
             fields.set_item("retry_after", attempt.retry_after.map(|d| d.as_secs_f64()))?;
             fields.set_item("hedged", attempt.hedged)?;
+            fields.set_item("deployment", attempt.deployment)?;
             class.call((), Some(&fields))
         })
         .collect::<PyResult<Vec<_>>>()?;
