@@ -226,7 +226,8 @@ pub unsafe extern "C" fn pr_error_reset_at(error: *const pr_error) -> f64 {
 }
 
 /// What each provider did, as a JSON array of objects `{provider, outcome,
-/// status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
+/// status, tries, elapsed, reason, retry_after, hedged}` (and `deployment` when
+/// the call named a model group); `"[]"` when no provider
 /// was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
 /// a NULL `error`.
 ///
