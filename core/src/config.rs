@@ -592,10 +592,13 @@ impl Config {
     /// (what needs the provider registry is checked when a client is built).
     fn validate_group(&self, name: &str, group: &GroupSettings) -> Result<()> {
         let field = format!("groups.{}", echo_key(name));
-        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if name.is_empty()
+            || name.chars().count() > crate::capability::llm::MAX_MODEL_LEN as usize
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::config(
                 field,
-                "a group's name is what a call's model gives: no spaces",
+                "a group's name is what a call's model gives: no spaces, at most 200 characters",
             ));
         }
         group.capability().map_err(|e| match e {

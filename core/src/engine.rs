@@ -171,6 +171,23 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A stream being read past its first token: still a request in flight on
+/// its slot until it is dropped.
+pub(crate) struct StreamInFlight(Arc<ProviderSlot>);
+
+impl StreamInFlight {
+    pub(crate) fn start(slot: &Arc<ProviderSlot>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(slot))
+    }
+}
+
+impl Drop for StreamInFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ProviderSlot {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -1547,11 +1564,7 @@ impl Engine {
                 Ok((answer, status)) => {
                     slot.recent.record(latency);
                     slot.latency.record(latency);
-                    if let (Some(tokens), Some(estimate)) = (tokens, estimate) {
-                        if let Some(used) = X::tokens_used(&answer) {
-                            tokens.settle(estimate, used);
-                        }
-                    }
+                    slot.settle_tokens(x.request(), X::tokens_used(&answer));
                     let mut closed_breaker = false;
                     if let Some(permit) = permit {
                         let breaker = slot.breaker(capability);

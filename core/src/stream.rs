@@ -37,7 +37,7 @@ use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
-use crate::engine::{Engine, Exchange, ProviderSlot};
+use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
 use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
@@ -180,6 +180,8 @@ pub(crate) struct StreamOpening<'a> {
 /// A provider's stream after its first token.
 pub(crate) struct OpenStream {
     slot: Arc<ProviderSlot>,
+    /// Counts the stream in flight on its slot while it is read.
+    _in_flight: StreamInFlight,
     /// What a deployment was sent (its model asked for); `None`: the
     /// opening's query.
     deployed: Option<ChatQuery>,
@@ -249,6 +251,7 @@ impl Exchange for StreamOpening<'_> {
         };
         let mut open = OpenStream {
             slot: Arc::clone(slot),
+            _in_flight: StreamInFlight::start(slot),
             deployed,
             body,
             decoder: ChatStreamDecoder::new(streams.framing()),

@@ -560,3 +560,50 @@ async fn weighted_groups_spread_calls_by_weight() {
     let share = f64::from(heavy) / f64::from(CALLS);
     assert!((share - 0.75).abs() < 0.06, "{share}");
 }
+
+#[tokio::test]
+async fn a_streamed_group_call_sends_the_deployments_model_and_counts_the_stream_in_flight() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let client = client(
+        &emulator,
+        &clock,
+        &config(
+            "[groups.fast]\ndeployments = [\"gpt-eu\", \"groq-llama\"]\nstrategy = \"least_busy\"",
+        ),
+        KEYS,
+    );
+    let body = include_str!("../src/providers/fixtures/openai/chat_stream.sse");
+    emulator.route(
+        Method::POST,
+        "/openai/v1/chat/completions",
+        Reply::stream(polyrelay::emulation::Chunk::events(
+            body.as_bytes(),
+            std::time::Duration::ZERO,
+        )),
+    );
+
+    let mut open = client.stream("llm.chat", question("one")).unwrap();
+    // At its first text the stream is open on gpt-eu, and still in flight
+    // there: the next call goes to the idle groq-llama first.
+    assert!(matches!(
+        open.next().await,
+        Some(Ok(polyrelay::ChatChunk::Text(_)))
+    ));
+    let sent = &emulator.requests_to("/openai/v1/chat/completions")[0];
+    assert_eq!(sent_model(sent), "gpt-4o-mini");
+    let other = client.call("llm.chat", question("two")).await.unwrap();
+    assert_eq!(other.attempts[0].deployment, Some("groq-llama"));
+    let end = loop {
+        match open.next().await {
+            Some(Ok(polyrelay::ChatChunk::Done(end))) => break end,
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(end.envelope.attempts[0].deployment, Some("gpt-eu"));
+    drop(open);
+    // The stream is over: both idle again, gpt-eu first as configured.
+    let third = client.call("llm.chat", question("three")).await.unwrap();
+    assert_eq!(third.attempts[0].deployment, Some("gpt-eu"));
+}
