@@ -51,7 +51,12 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field(
                 "providers",
-                &self.engine.slots.iter().map(|s| s.id()).collect::<Vec<_>>(),
+                &self
+                    .engine
+                    .slots
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>(),
             )
             .field("state", &self.engine.state.backend())
             .finish()

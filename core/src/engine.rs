@@ -377,6 +377,9 @@ pub(crate) struct Group {
 impl Group {
     /// The order in which a call of `request` asks the deployments.
     pub(crate) fn order(&self, request: &Request) -> Vec<usize> {
+        if self.strategy == Strategy::Ordered {
+            return (0..self.chain.slots.len()).collect();
+        }
         let tokens = match self.strategy {
             Strategy::Cost => TokenEstimate::of(request),
             _ => TokenEstimate::default(),

@@ -679,4 +679,81 @@ pub(crate) mod tests {
         assert!(error("[providers.nope]\nenabled = true\n")
             .starts_with("providers.nope: unknown provider"));
     }
+
+    #[test]
+    fn deployments_take_their_own_key_url_and_limits_under_their_name() {
+        let config = Config::from_toml_str(
+            r#"
+            [providers.openai]
+            rate_limit = "60/min"
+            [deployments.gpt-eu]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            api_key_env = "OPENAI_KEY_EU"
+            base_url = "https://eu.example/v1"
+            daily_quota = 100
+            tpm = 5000
+            [deployments.gpt-us]
+            provider = "openai"
+            model = "gpt-4.1"
+            [groups.fast]
+            deployments = ["gpt-us", "gpt-eu"]
+            strategy = "weighted"
+            weights = { gpt-eu = 3 }
+            "#,
+        )
+        .unwrap();
+        let env = [("OPENAI_KEY_EU", "eu-key"), ("OPENAI_API_KEY", "env-key")];
+        let keys = [("openai".to_string(), SecretString::from("given"))]
+            .into_iter()
+            .collect();
+        let plan = resolve(&config, &vars(&env), &keys, &[]).unwrap();
+        let deployment = |name: &str| {
+            plan.providers
+                .iter()
+                .find(|p| p.deployment.as_ref().is_some_and(|d| d.name == name))
+                .unwrap()
+        };
+        let key = |p: &ProviderPlan| p.key.as_ref().map(|k| k.expose_secret().to_string());
+        let eu = deployment("gpt-eu");
+        assert_eq!(key(eu).as_deref(), Some("eu-key"));
+        assert_eq!(eu.key_env, "OPENAI_KEY_EU");
+        assert_eq!(eu.base_url, "https://eu.example/v1");
+        assert_eq!(eu.limits.provider, "gpt-eu");
+        assert_eq!(eu.limits.daily_quota, Some(100));
+        assert_eq!(
+            eu.limits.rate_limit.unwrap().rate,
+            "60/min".parse().unwrap(),
+            "the provider's table is merged under the deployment's"
+        );
+        assert_eq!(eu.deployment.as_ref().unwrap().tpm, Some(5000));
+        assert!(!format!("{eu:?}").contains("eu-key"));
+        // It reads the provider's own variable, so the builder's key wins.
+        let us = deployment("gpt-us");
+        assert_eq!(key(us).as_deref(), Some("given"));
+        assert_eq!(us.base_url, us.provider.info().base_url);
+        assert_eq!(us.limits.daily_quota, None);
+        // Deployments are in no capability's chain; the group lists them.
+        assert_eq!(
+            chain(&plan, CapabilityId::LlmChat)
+                .iter()
+                .filter(|id| **id == "openai")
+                .count(),
+            1
+        );
+        let group = &plan.groups[0];
+        assert_eq!(group.name, "fast");
+        assert_eq!(group.weights, [1.0, 3.0]);
+        let names: Vec<&str> = group
+            .chain
+            .providers
+            .iter()
+            .filter_map(|i| plan.providers[*i].deployment.as_ref().map(|d| d.name))
+            .collect();
+        assert_eq!(names, ["gpt-us", "gpt-eu"]);
+        assert_eq!(
+            crate::catalog::Catalog::of(&plan).providers.len(),
+            crate::providers::builtin().len()
+        );
+    }
 }
