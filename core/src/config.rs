@@ -173,9 +173,9 @@ pub struct DeploymentSpec {
     pub provider: String,
     /// The model id sent to the provider.
     pub model: String,
-    /// Tokens per minute: a call weighs its estimated tokens (see
-    /// [`TokenEstimate`](crate::routing::TokenEstimate)), settled with what
-    /// the reply reports. Held in this process (not shared through Redis).
+    /// Tokens per minute: a call weighs its estimated tokens (its prompt's
+    /// characters / 4, plus `max_tokens` or 256), settled with what the
+    /// reply reports. Held in this process (not shared through Redis).
     #[serde(default)]
     pub tpm: Option<u64>,
     /// Its price, for the `cost` strategy.

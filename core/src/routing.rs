@@ -81,7 +81,7 @@ impl Price {
     }
 
     /// What `tokens` would cost, in US dollars.
-    pub fn cost_usd(&self, tokens: TokenEstimate) -> f64 {
+    pub(crate) fn cost_usd(&self, tokens: TokenEstimate) -> f64 {
         (tokens.input as f64 * self.input_per_mtok + tokens.output as f64 * self.output_per_mtok)
             / 1e6
     }
@@ -95,7 +95,7 @@ pub(crate) fn price_of(_provider: &str, _model: &str, configured: Option<Price>)
 }
 
 /// Output tokens assumed for a chat call that does not set `max_tokens`.
-pub const DEFAULT_OUTPUT_TOKENS: u64 = 256;
+pub(crate) const DEFAULT_OUTPUT_TOKENS: u64 = 256;
 
 /// Characters per token in the estimate: English text runs at about four
 /// characters per token in the common tokenizers. An estimate, not a count:
@@ -104,23 +104,23 @@ const CHARS_PER_TOKEN: u64 = 4;
 
 /// A call's tokens, estimated before it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TokenEstimate {
+pub(crate) struct TokenEstimate {
     /// Prompt tokens: the characters of every message (and tool schema),
     /// or of every text to embed, divided by four, rounded up.
-    pub input: u64,
+    pub(crate) input: u64,
     /// Tokens to generate: `max_tokens`, or [`DEFAULT_OUTPUT_TOKENS`]; none
     /// for embeddings.
-    pub output: u64,
+    pub(crate) output: u64,
 }
 
 impl TokenEstimate {
     /// Input and output together: what a tokens-per-minute limit weighs.
-    pub fn total(self) -> u64 {
+    pub(crate) fn total(self) -> u64 {
         self.input.saturating_add(self.output)
     }
 
     /// The estimate of `request` (zero for capabilities without tokens).
-    pub fn of(request: &Request) -> Self {
+    pub(crate) fn of(request: &Request) -> Self {
         let tokens = |chars: usize| (chars as u64).div_ceil(CHARS_PER_TOKEN);
         match request {
             Request::LlmChat(query) => {
