@@ -195,6 +195,26 @@ mod tests {
     use crate::config::plan::tests::vars;
 
     #[test]
+    fn deployments_are_not_listed_as_providers() {
+        let config = crate::config::Config::from_toml_str(
+            "[deployments.gpt-eu]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n",
+        )
+        .unwrap();
+        let plan = crate::config::resolve(&config, &vars(&[]), &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(plan.providers.len(), crate::providers::builtin().len() + 1);
+        let catalog = Catalog::of(&plan);
+        assert_eq!(catalog.providers.len(), crate::providers::builtin().len());
+        assert_eq!(
+            catalog
+                .providers
+                .iter()
+                .filter(|p| p.id == "openai")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn the_catalog_serialises_one_entry_per_provider_with_every_field() {
         let catalog = builtin_with(&vars(&[("COINGECKO_API_KEY", "secret-coingecko")])).unwrap();
         let json = catalog.to_json();
