@@ -1262,7 +1262,8 @@ double pr_error_reset_at(const struct pr_error *error);
 
 /**
  * What each provider did, as a JSON array of objects `{provider, outcome,
- * status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
+ * status, tries, elapsed, reason, retry_after, hedged}` (and `deployment` when
+ * the call named a model group); `"[]"` when no provider
  * was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
  * a NULL `error`.
  *

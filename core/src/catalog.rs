@@ -73,6 +73,8 @@ impl Catalog {
             .providers
             .iter()
             .zip(chains)
+            // Deployments are configured uses of the providers listed.
+            .filter(|(provider, _)| provider.deployment.is_none())
             .map(|(provider, chains)| {
                 let info = provider.provider.info();
                 let (auth, key_in) = match info.auth {
@@ -198,6 +200,26 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::*;
     use crate::config::plan::tests::vars;
+
+    #[test]
+    fn deployments_are_not_listed_as_providers() {
+        let config = crate::config::Config::from_toml_str(
+            "[deployments.gpt-eu]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n",
+        )
+        .unwrap();
+        let plan = crate::config::resolve(&config, &vars(&[]), &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(plan.providers.len(), crate::providers::builtin().len() + 1);
+        let catalog = Catalog::of(&plan);
+        assert_eq!(catalog.providers.len(), crate::providers::builtin().len());
+        assert_eq!(
+            catalog
+                .providers
+                .iter()
+                .filter(|p| p.id == "openai")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn the_catalog_serialises_one_entry_per_provider_with_every_field() {

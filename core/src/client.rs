@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::SeedableRng;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
@@ -13,8 +14,9 @@ use crate::answer::Envelope;
 use crate::capability::{CapabilityId, Request};
 use crate::catalog::Catalog;
 use crate::clock::{SharedClock, SystemClock};
+use crate::config::plan::ChainPlan;
 use crate::config::{env_vars_utf8, ConfigSource, Plan};
-use crate::engine::{Chain, Engine, ProviderSlot};
+use crate::engine::{Chain, Deployment, Engine, Group, ProviderSlot};
 use crate::error::Result;
 use crate::provider::Provider;
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
@@ -49,7 +51,12 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field(
                 "providers",
-                &self.engine.slots.iter().map(|s| s.id()).collect::<Vec<_>>(),
+                &self
+                    .engine
+                    .slots
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>(),
             )
             .field("state", &self.engine.state.backend())
             .finish()
@@ -174,6 +181,9 @@ impl Client {
                 Backoff::with_seed(&provider.settings.retry, seed.wrapping_add(index as u64))
             };
             limits.push(provider.limits);
+            let deployment = provider
+                .deployment
+                .map(|d| Deployment::new(d.name, d.model, d.tpm, d.price, &clock));
             slots.push(Some(Arc::new(ProviderSlot::new(
                 provider.provider,
                 provider.base_url,
@@ -182,6 +192,7 @@ impl Client {
                 provider.settings,
                 &clock,
                 backoff,
+                deployment,
             )?)));
         }
         let redis = plan
@@ -194,27 +205,39 @@ impl Client {
             (None, Some(redis)) => Arc::clone(&redis.state),
             (None, None) => Arc::new(InMemoryState::new(&limits, clock.clone())?),
         };
-        let chains = plan
-            .chains
+        let chain_of = |chain: ChainPlan| Chain {
+            slots: chain
+                .providers
+                .iter()
+                .filter_map(|i| slots[*i].clone())
+                .collect(),
+            total_timeout: chain.total_timeout,
+            max_wait: chain.max_wait,
+            last_resort_probe: chain.last_resort_probe,
+            min_fallback_time: chain.min_fallback_time,
+            hedging: chain
+                .hedge
+                .as_ref()
+                .map(|hedge| Hedging::new(hedge, clock.clone())),
+            content_filtered_fallback: chain.content_filtered_fallback,
+            stream: chain.stream,
+            probe_answered: tokio::sync::Notify::new(),
+            ttl: chain.ttl,
+        };
+        let chains = plan.chains.into_iter().map(chain_of).collect();
+        let groups = plan
+            .groups
             .into_iter()
-            .map(|chain| Chain {
-                slots: chain
-                    .providers
-                    .iter()
-                    .filter_map(|i| slots[*i].clone())
-                    .collect(),
-                total_timeout: chain.total_timeout,
-                max_wait: chain.max_wait,
-                last_resort_probe: chain.last_resort_probe,
-                min_fallback_time: chain.min_fallback_time,
-                hedging: chain
-                    .hedge
-                    .as_ref()
-                    .map(|hedge| Hedging::new(hedge, clock.clone())),
-                content_filtered_fallback: chain.content_filtered_fallback,
-                stream: chain.stream,
-                probe_answered: tokio::sync::Notify::new(),
-                ttl: chain.ttl,
+            .enumerate()
+            .map(|(i, group)| Group {
+                name: group.name,
+                capability: group.capability,
+                strategy: group.strategy,
+                weights: group.weights,
+                chain: chain_of(group.chain),
+                rng: parking_lot::Mutex::new(rand::rngs::SmallRng::seed_from_u64(
+                    seed.wrapping_add(i as u64),
+                )),
             })
             .collect();
         let slots: Vec<Arc<ProviderSlot>> = slots.into_iter().flatten().collect();
@@ -237,6 +260,7 @@ impl Client {
                 user_agent: plan.user_agent,
                 state,
                 chains,
+                groups,
                 slots,
                 cache,
                 cache_enabled: plan.cache.enabled,
@@ -328,6 +352,16 @@ impl Client {
         }
     }
 
+    /// How many providers a call of `request` would walk, once routed: its
+    /// model group's order for this call, or its capability's chain. The
+    /// decision alone, for the routing benchmark.
+    pub(crate) fn route_length(&self, request: &Request) -> Result<usize> {
+        let route = self.engine.route(request)?;
+        Ok(route
+            .order
+            .map_or(route.chain.slots.len(), |order| order.len()))
+    }
+
     /// Provider ids of `capability`'s chain, in fallback order.
     pub fn chain(&self, capability: CapabilityId) -> Vec<&'static str> {
         self.engine
@@ -353,6 +387,8 @@ impl Client {
             .iter()
             .map(|slot| {
                 let stats = ProviderStats {
+                    provider: slot.deployment.is_some().then(|| slot.id()),
+                    model: slot.deployment.as_ref().map(|d| d.model.clone()),
                     key_set: slot.key.is_some(),
                     benched_for: slot.benched(now).map(|(left, _)| left),
                     counters: slot.stats.snapshot(),
@@ -361,9 +397,9 @@ impl Client {
                         .iter()
                         .map(|(c, b)| (c.as_str(), b.snapshot()))
                         .collect(),
-                    quota: self.engine.state.quota_snapshot(slot.id()),
+                    quota: self.engine.state.quota_snapshot(slot.name()),
                 };
-                (slot.id(), stats)
+                (slot.name(), stats)
             })
             .collect();
         Stats { providers }
@@ -421,18 +457,25 @@ impl Client {
     }
 }
 
-/// Every enabled provider's stats. Serialises as a JSON object keyed by
-/// provider id: the stats of the Python package and the C ABI alike.
+/// Every enabled provider's and deployment's stats. Serialises as a JSON
+/// object keyed by provider id or deployment name: the stats of the Python
+/// package and the C ABI alike.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
 pub struct Stats {
-    /// By provider id.
+    /// By provider id, and by deployment name.
     pub providers: BTreeMap<&'static str, ProviderStats>,
 }
 
-/// One provider's stats.
+/// One provider's (or deployment's) stats.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderStats {
+    /// A deployment's provider (absent for a provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// A deployment's model (absent for a provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Whether a key is configured (never the key).
     pub key_set: bool,
     /// Remaining bench time, if benched.

@@ -29,6 +29,17 @@
 //! rate_limit = "600/min"
 //! daily_quota = 10000
 //! breaker = { sliding_window_size = 20, minimum_number_of_calls = 10 }
+//!
+//! [deployments.gpt-eu]               # a provider with a model, key and limits of its own
+//! provider = "openai"
+//! model = "gpt-4o-mini"
+//! api_key_env = "OPENAI_KEY_EU"
+//! tpm = 200000                       # tokens per minute
+//!
+//! [groups.fast]                      # model = "fast" asks these deployments
+//! deployments = ["gpt-eu", "groq-llama"]
+//! strategy = "weighted"              # ordered | weighted | least_busy | lowest_latency | cost
+//! weights = { gpt-eu = 3, groq-llama = 1 }
 //! ```
 //!
 //! Per-provider tables are deep-merged over `[defaults]`, so a provider can
@@ -55,6 +66,7 @@ pub use crate::resilience::cache::CacheConfig;
 pub use crate::resilience::hedge::{HedgeConfig, HedgeDelay};
 pub use crate::resilience::rate_limit::RateLimitConfig;
 pub use crate::resilience::retry::{RetryBudgetConfig, RetryConfig};
+pub use crate::routing::{Price, Strategy};
 pub use crate::state::redis::RedisConfig;
 
 pub(crate) mod plan;
@@ -151,6 +163,67 @@ pub struct Config {
     /// field by field (see [`crate::capability::llm::models`]): the fields
     /// of [`ModelInfo`](crate::capability::llm::models::ModelInfo).
     pub models: BTreeMap<String, Map<String, Value>>,
+    /// Deployments, by name: a provider with a model id and, optionally,
+    /// its own key variable, base URL, limits and any other provider
+    /// setting (merged over `[defaults]` and the provider's table); see
+    /// [`DeploymentSpec`].
+    pub deployments: BTreeMap<String, Map<String, Value>>,
+    /// Model groups, by the name a call's `model` gives.
+    pub groups: BTreeMap<String, GroupSettings>,
+}
+
+/// What makes a deployment besides provider settings: `[deployments.X]`
+/// holds these keys and any key of a provider's table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// The provider's id.
+    pub provider: String,
+    /// The model id sent to the provider.
+    pub model: String,
+    /// Tokens per minute: a call weighs its estimated tokens (its prompt's
+    /// characters / 4, plus `max_tokens` or 256), settled with what the
+    /// reply reports. Held in this process (not shared through Redis).
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    /// Its price, for the `cost` strategy.
+    #[serde(default)]
+    pub price: Option<Price>,
+}
+
+/// Keys of `[deployments.X]` that are the deployment's own, not provider settings.
+const DEPLOYMENT_KEYS: &[&str] = &["provider", "model", "tpm", "price"];
+
+/// A model group: deployments a call reaches by naming the group as its
+/// `model`, in the order its strategy picks for each call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Deployment names.
+    pub deployments: Vec<String>,
+    /// How each call orders them (default `ordered`).
+    pub strategy: Strategy,
+    /// `weighted` only: each deployment's weight (default 1).
+    pub weights: BTreeMap<String, f64>,
+    /// The capability the group serves: `llm.chat` (default) or
+    /// `llm.embeddings`.
+    pub capability: Option<String>,
+}
+
+impl GroupSettings {
+    /// The capability the group serves.
+    pub fn capability(&self) -> Result<CapabilityId> {
+        match self.capability.as_deref() {
+            None => Ok(CapabilityId::LlmChat),
+            Some(name) => match name.parse() {
+                Ok(c @ (CapabilityId::LlmChat | CapabilityId::LlmEmbeddings)) => Ok(c),
+                _ => Err(Error::config(
+                    "capability",
+                    format!("must be llm.chat or llm.embeddings, got {}", echo(name)),
+                )),
+            },
+        }
+    }
 }
 
 /// Settings of one capability.
@@ -480,6 +553,124 @@ impl Config {
             self.provider_settings(id)?;
         }
         self.model_overrides()?;
+        for name in self.deployments.keys() {
+            self.deployment(name)?;
+        }
+        for (name, group) in &self.groups {
+            self.validate_group(name, group)?;
+        }
+        Ok(())
+    }
+
+    /// Deployment `name`'s own keys and its settings (`[defaults]`, then its
+    /// provider's table, then its own).
+    pub fn deployment(&self, name: &str) -> Result<(DeploymentSpec, ProviderSettings)> {
+        let field = format!("deployments.{}", echo_key(name));
+        let table = self
+            .deployments
+            .get(name)
+            .ok_or_else(|| Error::config(&field, "no deployment has this name"))?;
+        let (own, settings): (Map<String, Value>, Map<String, Value>) = table
+            .clone()
+            .into_iter()
+            .partition(|(key, _)| DEPLOYMENT_KEYS.contains(&key.as_str()));
+        let spec: DeploymentSpec = serde_json::from_value(Value::Object(own))
+            .map_err(|e| Error::config(&field, bound_message(&e.to_string())))?;
+        if spec.model.trim().is_empty() || spec.model.chars().any(char::is_control) {
+            return Err(Error::config(
+                format!("{field}.model"),
+                "must be a model id",
+            ));
+        }
+        if spec.tpm == Some(0) {
+            return Err(Error::config(
+                format!("{field}.tpm"),
+                "must be at least 1 token per minute (leave it out for no limit)",
+            ));
+        }
+        if let Some(price) = &spec.price {
+            price
+                .validate()
+                .map_err(|(f, reason)| field_error(&format!("{field}.price"), f, reason))?;
+        }
+        let mut own = self
+            .providers
+            .get(&spec.provider)
+            .cloned()
+            .unwrap_or_default();
+        merge_maps(&mut own, settings);
+        let settings = self.provider_settings_for(&field, Some(&own))?;
+        Ok((spec, settings))
+    }
+
+    /// Checks what a group says of itself and of its deployments' names
+    /// (what needs the provider registry is checked when a client is built).
+    fn validate_group(&self, name: &str, group: &GroupSettings) -> Result<()> {
+        let field = format!("groups.{}", echo_key(name));
+        if name.is_empty()
+            || name.chars().count() > crate::capability::llm::MAX_MODEL_LEN as usize
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::config(
+                field,
+                "a group's name is what a call's model gives: no spaces, at most 200 characters",
+            ));
+        }
+        group.capability().map_err(|e| match e {
+            Error::Config { field: f, message } => Error::config(format!("{field}.{f}"), message),
+            other => other,
+        })?;
+        if group.deployments.is_empty() {
+            return Err(Error::config(
+                format!("{field}.deployments"),
+                "must name at least one deployment",
+            ));
+        }
+        for (i, deployment) in group.deployments.iter().enumerate() {
+            if !self.deployments.contains_key(deployment) {
+                return Err(Error::config(
+                    format!("{field}.deployments"),
+                    format!(
+                        "unknown deployment {}; declared: {}",
+                        echo(deployment),
+                        self.deployments
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if group.deployments[..i].contains(deployment) {
+                return Err(Error::config(
+                    format!("{field}.deployments"),
+                    format!("names {} twice", echo(deployment)),
+                ));
+            }
+        }
+        if !group.weights.is_empty() && group.strategy != Strategy::Weighted {
+            return Err(Error::config(
+                format!("{field}.weights"),
+                format!(
+                    "only apply with strategy = \"weighted\", not {}",
+                    group.strategy.as_str()
+                ),
+            ));
+        }
+        for (deployment, weight) in &group.weights {
+            if !group.deployments.contains(deployment) {
+                return Err(Error::config(
+                    format!("{field}.weights.{}", echo_key(deployment)),
+                    "is not one of the group's deployments",
+                ));
+            }
+            if !(weight.is_finite() && *weight > 0.0) {
+                return Err(Error::config(
+                    format!("{field}.weights.{}", echo_key(deployment)),
+                    "must be a number above 0",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -607,6 +798,14 @@ fn parse_bool(value: &str) -> std::result::Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         other => Err(format!("expected true or false, got {}", echo(other))),
+    }
+}
+
+fn merge_maps(base: &mut Map<String, Value>, over: Map<String, Value>) {
+    let mut merged = Value::Object(std::mem::take(base));
+    merge(&mut merged, Value::Object(over));
+    if let Value::Object(map) = merged {
+        *base = map;
     }
 }
 

@@ -32,7 +32,7 @@
 //! what follows a failure in [`crate::policy`]; this file only composes them.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,8 +55,9 @@ use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::hedge::{Hedging, RecentLatencies};
 use crate::resilience::probe::{LastResortProbe, ProbeGuard, ProbeTurn};
-use crate::resilience::rate_limit::SlotLine;
+use crate::resilience::rate_limit::{RateDecision, SlotLine, TokenRate};
 use crate::resilience::retry::{Backoff, IdempotencyKey, RetryBudget, RetryConfig, RetryDecision};
+use crate::routing::{self, Candidate, LatencyAverage, Price, Strategy, TokenEstimate};
 use crate::state::{Admission, StateStore};
 use crate::stats::ProviderStats;
 use crate::transport::{redact, BaseUrl, Transport};
@@ -95,9 +96,39 @@ pub(crate) struct CallResult {
     pub attempts: Vec<Attempt>,
 }
 
-/// One provider with its settings, key and guards.
+/// What makes a slot a deployment of its provider.
+pub(crate) struct Deployment {
+    pub name: &'static str,
+    /// The model id its requests ask for.
+    pub model: String,
+    /// Its tokens-per-minute limit.
+    tokens: Option<TokenRate>,
+    price: Option<Price>,
+}
+
+impl Deployment {
+    pub(crate) fn new(
+        name: &'static str,
+        model: String,
+        tpm: Option<u64>,
+        price: Option<Price>,
+        clock: &SharedClock,
+    ) -> Self {
+        Self {
+            name,
+            model,
+            tokens: tpm.map(|tpm| TokenRate::new(tpm, clock.clone())),
+            price,
+        }
+    }
+}
+
+/// One provider (or one deployment of a provider) with its settings, key
+/// and guards.
 pub(crate) struct ProviderSlot {
     pub provider: Arc<dyn Provider>,
+    /// Set when the slot is a deployment.
+    pub deployment: Option<Deployment>,
     pub base_url: String,
     /// `base_url` parsed once for the transport.
     base: Option<BaseUrl>,
@@ -118,6 +149,44 @@ pub(crate) struct ProviderSlot {
     recent: RecentLatencies,
     /// Calls waiting for a rate-limit slot, in order.
     line: SlotLine,
+    /// Requests sent and not yet answered (the `least_busy` strategy).
+    in_flight: AtomicU32,
+    /// Recent request latency (the `lowest_latency` strategy).
+    latency: LatencyAverage,
+}
+
+/// Counts a request in flight on a slot for as long as it lives, whether
+/// it ends or its future is dropped.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn start(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream being read past its first token: still a request in flight on
+/// its slot until it is dropped.
+pub(crate) struct StreamInFlight(Arc<ProviderSlot>);
+
+impl StreamInFlight {
+    pub(crate) fn start(slot: &Arc<ProviderSlot>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(slot))
+    }
+}
+
+impl Drop for StreamInFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ProviderSlot {
@@ -130,18 +199,24 @@ impl ProviderSlot {
         settings: ProviderSettings,
         clock: &SharedClock,
         backoff: Backoff,
+        deployment: Option<Deployment>,
     ) -> crate::Result<Self> {
         let id = provider.info().id;
+        let field = match &deployment {
+            Some(d) => format!("deployments.{}.breaker", d.name),
+            None => format!("providers.{id}.breaker"),
+        };
         let mut breakers = Vec::new();
         let mut probes = Vec::new();
         for capability in provider.capabilities() {
             let breaker = CircuitBreaker::new(settings.breaker.clone(), clock.clone())
-                .map_err(|e| Error::config(format!("providers.{id}.breaker"), e.to_string()))?;
+                .map_err(|e| Error::config(&field, e.to_string()))?;
             breakers.push((*capability, breaker));
             probes.push((*capability, LastResortProbe::new(settings.probe_interval)));
         }
         Ok(Self {
             provider,
+            deployment,
             base: BaseUrl::new(&base_url),
             base_url,
             key,
@@ -156,11 +231,41 @@ impl ProviderSlot {
             stats: ProviderStats::new(),
             recent: RecentLatencies::new(),
             line: SlotLine::default(),
+            in_flight: AtomicU32::new(0),
+            latency: LatencyAverage::default(),
         })
     }
 
+    /// The provider's id.
     pub(crate) fn id(&self) -> &'static str {
         self.provider.info().id
+    }
+
+    /// What the slot's limits, quota and stats are kept under: the
+    /// deployment's name, or the provider's id.
+    pub(crate) fn name(&self) -> &'static str {
+        self.deployment.as_ref().map_or(self.id(), |d| d.name)
+    }
+
+    pub(crate) fn deployment_name(&self) -> Option<&'static str> {
+        self.deployment.as_ref().map(|d| d.name)
+    }
+
+    /// `request` as this slot sends it: a deployment asks for its model.
+    pub(crate) fn deployed<'r>(&self, request: &'r Request) -> Cow<'r, Request> {
+        match &self.deployment {
+            Some(d) => Cow::Owned(request.with_model(&d.model)),
+            None => Cow::Borrowed(request),
+        }
+    }
+
+    /// Settles a request's tokens-per-minute charge (its estimate) with the
+    /// tokens its reply reports.
+    pub(crate) fn settle_tokens(&self, request: &Request, used: Option<u64>) {
+        let tokens = self.deployment.as_ref().and_then(|d| d.tokens.as_ref());
+        if let (Some(tokens), Some(used)) = (tokens, used) {
+            tokens.settle(TokenEstimate::of(request).total(), used);
+        }
     }
 
     pub(crate) fn breaker(&self, capability: CapabilityId) -> Option<&CircuitBreaker> {
@@ -256,6 +361,58 @@ pub(crate) struct Chain {
     pub probe_answered: tokio::sync::Notify,
 }
 
+/// A model group: its deployments as a chain, ordered per call by its
+/// strategy.
+pub(crate) struct Group {
+    /// What a call's `model` gives to reach it.
+    pub name: String,
+    pub capability: CapabilityId,
+    pub strategy: Strategy,
+    /// One per deployment of `chain`.
+    pub weights: Vec<f64>,
+    pub chain: Chain,
+    /// Seeded from the client's seed, so that `weighted` orders repeat.
+    pub rng: Mutex<rand::rngs::SmallRng>,
+}
+
+impl Group {
+    /// The order in which a call of `request` asks the deployments.
+    pub(crate) fn order(&self, request: &Request) -> Vec<usize> {
+        if self.strategy == Strategy::Ordered {
+            return (0..self.chain.slots.len()).collect();
+        }
+        let tokens = match self.strategy {
+            Strategy::Cost => TokenEstimate::of(request),
+            _ => TokenEstimate::default(),
+        };
+        let candidates: Vec<Candidate> = self
+            .chain
+            .slots
+            .iter()
+            .zip(&self.weights)
+            .map(|(slot, weight)| Candidate {
+                weight: *weight,
+                in_flight: slot.in_flight.load(Ordering::Relaxed),
+                latency: slot.latency.get(),
+                cost: slot.deployment.as_ref().and_then(|d| {
+                    routing::price_of(slot.id(), &d.model, d.price).map(|p| p.cost_usd(tokens))
+                }),
+            })
+            .collect();
+        match self.strategy {
+            Strategy::Weighted => routing::order(self.strategy, &candidates, &mut *self.rng.lock()),
+            _ => routing::order(self.strategy, &candidates, &mut rand::rng()),
+        }
+    }
+}
+
+/// Which chain a call walks, and in which order.
+pub(crate) struct Route<'a> {
+    pub chain: &'a Chain,
+    /// For a group: indices into `chain.slots` in the order to ask them.
+    pub order: Option<Vec<usize>>,
+}
+
 /// Everything a call needs, shared by all clones of a client.
 pub(crate) struct Engine {
     pub clock: SharedClock,
@@ -264,6 +421,8 @@ pub(crate) struct Engine {
     pub state: Arc<dyn StateStore>,
     /// Indexed like [`CapabilityId::ALL`].
     pub chains: Vec<Chain>,
+    /// Model groups; a handful, looked up by a call's `model`.
+    pub groups: Vec<Group>,
     pub slots: Vec<Arc<ProviderSlot>>,
     /// Answers, and authoritative "not found" errors (negative caching).
     pub cache: ResponseCache<Request, Result<Arc<Answer>, Arc<Error>>>,
@@ -336,9 +495,12 @@ struct ChainError(Arc<Error>);
 /// be asked (again).
 struct Walk<'a> {
     chain: &'a Chain,
+    /// A group's order for this call: position `i` of the walk is
+    /// `chain.slots[order[i]]`; `None`: the chain's own order.
+    order: Option<Vec<usize>>,
     capability: CapabilityId,
     deadline: Duration,
-    /// Indexed like `chain.slots`.
+    /// Indexed by position in the walk (see [`Walk::slot`]).
     slots: Vec<SlotWalk>,
     attempts: Vec<Attempt>,
     waited: Duration,
@@ -364,10 +526,12 @@ struct SlotWalk {
 }
 
 impl<'a> Walk<'a> {
-    fn new(chain: &'a Chain, capability: CapabilityId, started: Duration) -> Self {
+    fn new(route: Route<'a>, capability: CapabilityId, started: Duration) -> Self {
+        let Route { chain, order } = route;
         let n = chain.slots.len();
         Self {
             chain,
+            order,
             capability,
             deadline: started.saturating_add(chain.total_timeout),
             slots: vec![
@@ -382,6 +546,19 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// The provider at position `i` of this call's order.
+    fn slot(&self, i: usize) -> &'a Arc<ProviderSlot> {
+        let chain: &'a Chain = self.chain;
+        match &self.order {
+            Some(order) => &chain.slots[order[i]],
+            None => &chain.slots[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     fn ready_now(&self, i: usize, now: Duration) -> bool {
         self.slots[i].ready.is_some_and(|at| at <= now)
     }
@@ -389,10 +566,10 @@ impl<'a> Walk<'a> {
     /// Whether another provider than `i` may still be asked in this call
     /// and looks able to answer.
     fn others_available(&self, i: usize, now: Duration) -> bool {
-        self.chain.slots.iter().enumerate().any(|(j, slot)| {
+        (0..self.len()).any(|j| {
             j != i
                 && self.slots[j].ready.is_some_and(|at| at < self.deadline)
-                && slot.looks_available(self.capability, now)
+                && self.slot(j).looks_available(self.capability, now)
         })
     }
 
@@ -405,7 +582,7 @@ impl<'a> Walk<'a> {
     /// Whether another provider than `i` may still be asked in this call:
     /// now, after a wait, or by a last-resort probe.
     fn others_left(&self, i: usize, now: Duration) -> bool {
-        (0..self.chain.slots.len()).any(|j| {
+        (0..self.len()).any(|j| {
             j != i
                 && (self.slots[j].ready.is_some_and(|at| at < self.deadline)
                     || (self.chain.last_resort_probe && probe_candidate(self, j, now).is_some()))
@@ -433,7 +610,7 @@ impl<'a> Walk<'a> {
     /// after a backoff pause and with a single try: providers flap, and the
     /// one that failed a moment ago may be the one that can answer now.
     fn record<A>(&mut self, i: usize, end: &mut TurnEnd<A>, now: Duration) {
-        let slot = &self.chain.slots[i];
+        let slot = self.slot(i);
         let state = &mut self.slots[i];
         let unhealthy = matches!(
             end.entry.outcome,
@@ -580,6 +757,37 @@ impl Engine {
         }
     }
 
+    /// The chain a call of `request` walks: its `model`'s group, in the
+    /// order the group's strategy picks for this call, or its capability's
+    /// chain.
+    pub(crate) fn route(&self, request: &Request) -> Result<Route<'_>, Error> {
+        let capability = request.capability();
+        // A linear scan: groups are few, and most calls name none.
+        let group = match request.model() {
+            Some(model) if !self.groups.is_empty() => self.groups.iter().find(|g| g.name == model),
+            _ => None,
+        };
+        match group {
+            None => Ok(Route {
+                chain: self.chain(capability),
+                order: None,
+            }),
+            Some(group) if group.capability != capability => Err(Error::invalid(
+                "model",
+                format!(
+                    "{} is a group of {}, not of {}",
+                    crate::echo::echo(&group.name),
+                    group.capability.as_str(),
+                    capability.as_str()
+                ),
+            )),
+            Some(group) => Ok(Route {
+                chain: &group.chain,
+                order: Some(group.order(request)),
+            }),
+        }
+    }
+
     /// Runs one call through cache, deadline and fallback chain.
     pub(crate) async fn call(self: &Arc<Self>, request: Request) -> Result<CallResult, Error> {
         let capability = request.capability();
@@ -656,12 +864,13 @@ impl Engine {
         exclude: &[&str],
     ) -> Result<(X::Answer, Vec<Attempt>), Error> {
         let capability = x.request().capability();
-        let chain = self.chain(capability);
+        let route = self.route(x.request())?;
+        let chain = route.chain;
         let started = self.clock.now();
-        let mut walk = Walk::new(chain, capability, started);
-        for (state, slot) in walk.slots.iter_mut().zip(&chain.slots) {
-            if exclude.contains(&slot.id()) {
-                state.ready = None;
+        let mut walk = Walk::new(route, capability, started);
+        for i in 0..walk.len() {
+            if exclude.contains(&walk.slot(i).name()) {
+                walk.slots[i].ready = None;
             }
         }
         if let Some(hedging) = &chain.hedging {
@@ -749,7 +958,9 @@ impl Engine {
     ) -> bool {
         let capability = walk.capability;
         let mut found = false;
-        for (state, slot) in walk.slots.iter_mut().zip(&walk.chain.slots) {
+        for i in 0..walk.len() {
+            let slot = walk.slot(i);
+            let state = &mut walk.slots[i];
             if slot
                 .probe(capability)
                 .is_some_and(|p| p.answered_since(since))
@@ -778,9 +989,8 @@ impl Engine {
         mut probe: Option<(usize, ProbeGuard)>,
     ) -> Turn<X::Answer> {
         let chain = walk.chain;
-        let slots = &chain.slots;
         let mut i = 0;
-        while i < slots.len() {
+        while i < walk.len() {
             let now = self.clock.now();
             if now >= walk.deadline {
                 return Turn::DeadlinePassed;
@@ -824,7 +1034,7 @@ impl Engine {
                     turn
                 }
                 None => {
-                    let mut end = self.provider_turn(&slots[i], x, plan).await;
+                    let mut end = self.provider_turn(walk.slot(i), chain, x, plan).await;
                     walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }
@@ -848,7 +1058,7 @@ impl Engine {
         now: Duration,
         hedging: &Hedging,
     ) -> Option<(usize, Duration)> {
-        let slot = &walk.chain.slots[i];
+        let slot = walk.slot(i);
         let ctx = CallContext {
             base_url: &slot.base_url,
             user_agent: &self.user_agent,
@@ -859,8 +1069,8 @@ impl Engine {
             return None;
         }
         let after = hedging.delay_for(&slot.recent)?;
-        let j = (i + 1..walk.chain.slots.len()).find(|&j| {
-            walk.ready_now(j, now) && walk.chain.slots[j].looks_available(walk.capability, now)
+        let j = (i + 1..walk.len()).find(|&j| {
+            walk.ready_now(j, now) && walk.slot(j).looks_available(walk.capability, now)
         })?;
         Some((j, after))
     }
@@ -880,10 +1090,10 @@ impl Engine {
     ) -> (Turn<X::Answer>, bool) {
         let chain = walk.chain;
         let hedging = chain.hedging.as_ref();
-        let slots = &chain.slots;
+        let (first_slot, second_slot) = (walk.slot(i), walk.slot(j));
         let started = plan.started;
         let deadline = plan.deadline;
-        let mut first = std::pin::pin!(self.provider_turn(&slots[i], x, plan));
+        let mut first = std::pin::pin!(self.provider_turn(first_slot, chain, x, plan));
         let hedge_at = started.saturating_add(after);
         let end = tokio::select! {
             biased;
@@ -905,7 +1115,8 @@ impl Engine {
                     wait_until: hedge_started,
                     others_left: true,
                 };
-                let mut second = std::pin::pin!(self.provider_turn(&slots[j], x, second_plan));
+                let mut second =
+                    std::pin::pin!(self.provider_turn(second_slot, chain, x, second_plan));
                 // Whichever answers first wins; a failure waits for the other.
                 let (winner, mut first_end, mut second_end) = tokio::select! {
                     end = &mut first => (0, Some(end), None),
@@ -923,9 +1134,10 @@ impl Engine {
                     }
                 }
                 let now = self.clock.now();
-                let mut first_end = first_end.unwrap_or_else(|| cancelled(&slots[i], started, now));
+                let mut first_end =
+                    first_end.unwrap_or_else(|| cancelled(first_slot, started, now));
                 let mut second_end =
-                    second_end.unwrap_or_else(|| cancelled(&slots[j], hedge_started, now));
+                    second_end.unwrap_or_else(|| cancelled(second_slot, hedge_started, now));
                 second_end.entry.hedged = true;
                 walk.record(i, &mut first_end, now);
                 walk.record(j, &mut second_end, now);
@@ -953,14 +1165,14 @@ impl Engine {
         let chain = walk.chain;
         let wait_left = walk.wait_left();
         let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
-        let soonest = (0..chain.slots.len())
+        let soonest = (0..walk.len())
             .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
             .filter(|(_, at)| fits(*at))
             .min_by_key(|(_, at)| *at)
             .map(|(i, at)| {
                 let what = walk
                     .last_entry(i)
-                    .map(|a| waited_for(chain.slots[i].id(), a))
+                    .map(|a| waited_for(walk.slot(i).name(), a))
                     .unwrap_or_default();
                 NextChance::At { i, at, what }
             });
@@ -976,13 +1188,13 @@ impl Engine {
             at.unwrap_or(walk.deadline)
                 .min(now.saturating_add(wait_left))
         };
-        let mut candidates: Vec<ProbeCandidate> = (0..chain.slots.len())
+        let mut candidates: Vec<ProbeCandidate> = (0..walk.len())
             .filter_map(|i| probe_candidate(walk, i, now))
             .collect();
         candidates.sort_by_key(|c| c.back_in);
         let probes: Vec<(&ProbeCandidate, &LastResortProbe)> = candidates
             .iter()
-            .filter_map(|c| Some((c, chain.slots[c.i].probe(walk.capability)?)))
+            .filter_map(|c| Some((c, walk.slot(c.i).probe(walk.capability)?)))
             .collect();
         // A probe that started less than PROBE_PATIENCE ago: wait for it
         // rather than send another request.
@@ -1004,7 +1216,7 @@ impl Engine {
         for (c, probe) in &probes {
             let own_wait = walk.slots[c.i]
                 .failed_at
-                .map(|at| at.saturating_add(chain.slots[c.i].settings.probe_interval))
+                .map(|at| at.saturating_add(walk.slot(c.i).settings.probe_interval))
                 .filter(|at| *at > now);
             let turn = match own_wait {
                 Some(at) => ProbeTurn::NotBefore(at),
@@ -1041,7 +1253,7 @@ impl Engine {
                     Some(NextChance::At {
                         i,
                         at,
-                        what: format!("{}'s next last-resort probe", chain.slots[i].id()),
+                        what: format!("{}'s next last-resort probe", walk.slot(i).name()),
                     })
                 }
                 _ => soonest,
@@ -1053,6 +1265,7 @@ impl Engine {
     async fn provider_turn<X: Exchange>(
         &self,
         slot: &Arc<ProviderSlot>,
+        chain: &Chain,
         x: &X,
         plan: TurnPlan,
     ) -> TurnEnd<X::Answer> {
@@ -1064,6 +1277,7 @@ impl Engine {
         };
         let mut entry = Attempt {
             provider: id,
+            deployment: slot.deployment_name(),
             outcome: AttemptOutcome::Answered,
             status: None,
             tries: 0,
@@ -1107,7 +1321,7 @@ impl Engine {
         let mut line = LineWait::default();
         let (turn, again_at) = match first {
             Ok(first) => {
-                self.tries(slot, x, &first, &plan, &mut entry, &mut line)
+                self.tries(slot, chain, x, &first, &plan, &mut entry, &mut line)
                     .await
             }
             Err((outcome, reason, retry_after)) => {
@@ -1122,6 +1336,7 @@ impl Engine {
         slot.stats.outcome(entry.outcome.as_str());
         tracing::debug!(
             provider = id,
+            deployment = entry.deployment,
             outcome = entry.outcome.as_str(),
             tries = entry.tries,
             elapsed_ms = entry.elapsed.as_secs_f64() * 1000.0,
@@ -1138,9 +1353,11 @@ impl Engine {
 
     /// The retry loop of one provider. Returns how the turn ended and when
     /// asking the provider again could make sense.
+    #[allow(clippy::too_many_arguments)]
     async fn tries<X: Exchange>(
         &self,
         slot: &Arc<ProviderSlot>,
+        chain: &Chain,
         x: &X,
         first: &HttpRequest,
         plan: &TurnPlan,
@@ -1152,10 +1369,13 @@ impl Engine {
             user_agent: &self.user_agent,
         };
         let id = slot.id();
+        // Limits and quotas are the slot's: a deployment's are its own.
+        let name = slot.name();
         let retry: &RetryConfig = &slot.settings.retry;
         let (try_timeout, awaited) = x.try_timeout(retry);
         let capability = x.request().capability();
-        let chain = self.chain(capability);
+        let tokens = slot.deployment.as_ref().and_then(|d| d.tokens.as_ref());
+        let estimate = tokens.map(|_| TokenEstimate::of(x.request()).total());
         let idempotency_key = (!first.is_idempotent())
             .then(|| slot.provider.idempotency_header())
             .flatten()
@@ -1219,7 +1439,7 @@ impl Engine {
             // Guards: each try spends one quota unit and one limiter token,
             // asked together so a shared store answers in one round trip.
             let admission = loop {
-                match self.state.admit(id, 1).await {
+                match self.state.admit(name, 1).await {
                     // At the head of the line: wait for the slot.
                     Admission::RateLimited { retry_after }
                         if place.is_some() && now.saturating_add(retry_after) < plan.wait_until =>
@@ -1274,6 +1494,32 @@ impl Engine {
                     return (Turn::Failed, None);
                 }
             }
+            if let (Some(tokens), Some(estimate)) = (tokens, estimate) {
+                let refused = match tokens.check(estimate) {
+                    RateDecision::Allowed { .. } => None,
+                    RateDecision::Limited { retry_after } => Some((
+                        format!(
+                            "skipped: tokens-per-minute limit, {estimate} estimated tokens fit in {:.3} s",
+                            retry_after.as_secs_f64()
+                        ),
+                        Some(retry_after),
+                    )),
+                    RateDecision::InsufficientCapacity { burst } => Some((
+                        format!(
+                            "skipped: {estimate} estimated tokens are more than its {burst} tokens per minute"
+                        ),
+                        None,
+                    )),
+                };
+                if let Some((text, retry_after)) = refused {
+                    self.state.refund_quota(name, 1).await;
+                    refuse(entry, SkipReason::RateLimit, text, retry_after);
+                    return (
+                        Turn::Failed,
+                        retry_after.map(|wait| now.saturating_add(wait)),
+                    );
+                }
+            }
             let breaker = slot.breaker(capability);
             if probing {
                 // The last resort: a half-open trial now rather than at the
@@ -1288,7 +1534,7 @@ impl Engine {
             {
                 // Another call is probing this provider: wait for its
                 // outcome rather than send a second trial.
-                self.state.refund_quota(id, 1).await;
+                self.state.refund_quota(name, 1).await;
                 refuse(
                     entry,
                     SkipReason::CircuitOpen,
@@ -1300,7 +1546,7 @@ impl Engine {
             let permit = match breaker.map(CircuitBreaker::try_acquire) {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(rejected)) => {
-                    self.state.refund_quota(id, 1).await;
+                    self.state.refund_quota(name, 1).await;
                     return refuse_open(entry, rejected, now);
                 }
                 None => None,
@@ -1313,6 +1559,7 @@ impl Engine {
             // Pinned in place: `select!` then moves a reference, not the
             // (large) future.
             let idempotency = idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str()));
+            let in_flight = InFlight::start(&slot.in_flight);
             let exchange = std::pin::pin!(async {
                 x.exchange(self, slot, ctx, first, idempotency)
                     .await
@@ -1336,12 +1583,15 @@ impl Engine {
                     },
                 )), true),
             };
+            drop(in_flight);
             let now = self.clock.now();
             let latency = now.saturating_sub(sent_at);
             slot.stats.request(latency);
             let failure = match result {
                 Ok((answer, status)) => {
                     slot.recent.record(latency);
+                    slot.latency.record(latency);
+                    slot.settle_tokens(x.request(), X::tokens_used(&answer));
                     let mut closed_breaker = false;
                     if let Some(permit) = permit {
                         let breaker = slot.breaker(capability);
@@ -1388,6 +1638,11 @@ impl Engine {
             if failure.status.is_some() {
                 // A reply, even an error, says how fast the provider is.
                 slot.recent.record(latency);
+            }
+            if failure.status.is_some() || timed_out {
+                // A try that timed out counts its whole wait, so a hanging
+                // deployment sinks in the `lowest_latency` order.
+                slot.latency.record(latency);
             }
             let decision = policy::after_failure(Facts {
                 safe_to_repeat,
@@ -1525,6 +1780,12 @@ pub(crate) trait Exchange: Sync {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure>;
 
+    /// Tokens an answer's reply says it used, to settle a tokens-per-minute
+    /// limit (`None`: not known yet, or not reported).
+    fn tokens_used(_answer: &Self::Answer) -> Option<u64> {
+        None
+    }
+
     /// How long one try may take, and what it waits for (for the trail).
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
         (retry.attempt_timeout, "response")
@@ -1566,7 +1827,15 @@ impl Exchange for Plain<'_> {
         slot: &ProviderSlot,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        slot.provider.request(self.0, ctx)
+        slot.provider.request(&slot.deployed(self.0), ctx)
+    }
+
+    fn tokens_used(answer: &Arc<Answer>) -> Option<u64> {
+        match &answer.data {
+            Data::LlmChat(reply) => reply.usage.total_tokens,
+            Data::LlmEmbeddings(embeddings) => embeddings.usage.input_tokens,
+            _ => None,
+        }
     }
 
     async fn exchange<'a>(
@@ -1577,6 +1846,7 @@ impl Exchange for Plain<'_> {
         first: &'a HttpRequest,
         idempotency: Option<(&'static str, &'a str)>,
     ) -> Result<(Arc<Answer>, u16), ProviderFailure> {
+        let request = slot.deployed(self.0);
         let mut follow_up: Option<HttpRequest> = None;
         for _ in 0..MAX_STEPS {
             let next = follow_up.as_ref().unwrap_or(first);
@@ -1591,7 +1861,7 @@ impl Exchange for Plain<'_> {
                 )
                 .await?;
             let (status, fetched_at) = (response.status, response.received_at);
-            match slot.provider.response(self.0, ctx, response)? {
+            match slot.provider.response(&request, ctx, response)? {
                 // Of the request's capability by construction (`serves!`).
                 Step::Done(data) => {
                     let answer = Answer {
@@ -1656,6 +1926,7 @@ fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEn
         turn: Turn::Failed,
         entry: Attempt {
             provider: slot.id(),
+            deployment: slot.deployment_name(),
             outcome: AttemptOutcome::Cancelled,
             status: None,
             tries: 1,
@@ -1680,7 +1951,7 @@ fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEn
 /// `Retry-After` is never probed; one that merely failed while its breaker
 /// stays closed has had its retries.
 fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCandidate> {
-    let slot = &walk.chain.slots[i];
+    let slot = walk.slot(i);
     match walk.last_entry(i)?.outcome {
         AttemptOutcome::Failed(
             FailureClass::Transient | FailureClass::RateLimited | FailureClass::MalformedResponse,

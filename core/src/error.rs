@@ -367,6 +367,10 @@ impl PartialEq<str> for AttemptOutcome {
 pub struct Attempt {
     /// Provider id, e.g. `open-meteo`.
     pub provider: &'static str,
+    /// The deployment of the provider that was asked, when the call named a
+    /// model group (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<&'static str>,
     /// What happened; serialised as `success`, a [`FailureClass`] name, a
     /// `skipped_*` name or `cancelled`.
     pub outcome: AttemptOutcome,
@@ -408,7 +412,10 @@ impl Attempt {
 
 impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.provider, self.reason)
+        match self.deployment {
+            Some(deployment) => write!(f, "{} ({deployment}): {}", self.provider, self.reason),
+            None => write!(f, "{}: {}", self.provider, self.reason),
+        }
     }
 }
 
@@ -740,6 +747,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no outcome named {outcome}"));
         Attempt {
             provider,
+            deployment: None,
             outcome,
             status: None,
             tries: 0,

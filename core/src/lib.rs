@@ -43,6 +43,7 @@ mod per_process;
 mod policy;
 mod providers;
 mod resilience;
+mod routing;
 mod runtime;
 mod state;
 mod state_future;
@@ -79,6 +80,16 @@ pub mod internal {
     pub use crate::catalog::markdown_table;
     pub use crate::providers::{builtin as builtin_providers, find as find_provider};
     pub use crate::runtime::{block_on, shared as shared_runtime};
+
+    /// The routing decision of a call of `request` on `client` (its model
+    /// group's order, or its capability's chain): how many providers it
+    /// would walk. For the routing benchmark.
+    pub fn routing_decision(
+        client: &crate::Client,
+        request: &crate::capability::Request,
+    ) -> crate::Result<usize> {
+        client.route_length(request)
+    }
 
     /// Duration text.
     pub mod duration {

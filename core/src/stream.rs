@@ -37,7 +37,7 @@ use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
-use crate::engine::{Engine, Exchange, ProviderSlot};
+use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
 use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
@@ -180,6 +180,11 @@ pub(crate) struct StreamOpening<'a> {
 /// A provider's stream after its first token.
 pub(crate) struct OpenStream {
     slot: Arc<ProviderSlot>,
+    /// Counts the stream in flight on its slot while it is read.
+    _in_flight: StreamInFlight,
+    /// What a deployment was sent (its model asked for); `None`: the
+    /// opening's query.
+    deployed: Option<ChatQuery>,
     body: BodyStream,
     decoder: ChatStreamDecoder,
     /// Decoded, not yet handed on.
@@ -206,7 +211,7 @@ impl Exchange for StreamOpening<'_> {
         slot: &ProviderSlot,
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
-        streams_of(slot)?.stream_request(self.query, ctx)
+        streams_of(slot)?.stream_request(&deployed(slot, self.query), ctx)
     }
 
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
@@ -240,8 +245,14 @@ impl Exchange for StreamOpening<'_> {
             Opened::Whole(response) => return Err(streams.stream_error(&response)),
         };
         let status = body.status;
+        let deployed = match deployed(slot, self.query) {
+            Cow::Owned(query) => Some(query),
+            Cow::Borrowed(_) => None,
+        };
         let mut open = OpenStream {
             slot: Arc::clone(slot),
+            _in_flight: StreamInFlight::start(slot),
+            deployed,
             body,
             decoder: ChatStreamDecoder::new(streams.framing()),
             deltas: Vec::new(),
@@ -252,12 +263,11 @@ impl Exchange for StreamOpening<'_> {
         let mut decoded = Vec::new();
         // Up to the first text, or the end of an answer without any.
         while !decoded.iter().any(starts_answer) {
+            let query = open.deployed.as_ref().unwrap_or(self.query);
             match open.body.chunk().await? {
-                Some(bytes) => open
-                    .decoder
-                    .push(streams, self.query, &bytes, &mut decoded)?,
+                Some(bytes) => open.decoder.push(streams, query, &bytes, &mut decoded)?,
                 None => {
-                    open.decoder.end(streams, self.query, &mut decoded)?;
+                    open.decoder.end(streams, query, &mut decoded)?;
                     open.ended = true;
                     break;
                 }
@@ -287,6 +297,17 @@ fn shows_something(delta: &ChatDelta) -> bool {
     matches!(delta, ChatDelta::Text(_) | ChatDelta::Reasoning(_))
 }
 
+/// `query` as `slot` is sent it: a deployment asks for its model.
+fn deployed<'q>(slot: &ProviderSlot, query: &'q ChatQuery) -> Cow<'q, ChatQuery> {
+    match &slot.deployment {
+        Some(d) => Cow::Owned(ChatQuery {
+            model: Some(d.model.clone()),
+            ..query.clone()
+        }),
+        None => Cow::Borrowed(query),
+    }
+}
+
 fn streams_of(slot: &ProviderSlot) -> Result<&dyn StreamsChat, ProviderFailure> {
     slot.provider.streams_chat().ok_or_else(|| {
         ProviderFailure::new(FailureClass::Unsupported, "does not stream").not_sent()
@@ -310,7 +331,8 @@ struct Reading {
     continuation: Option<ChatQuery>,
     parts: Vec<StreamPart>,
     attempts: Vec<Attempt>,
-    /// Providers interrupted in this stream: not asked to continue it.
+    /// Providers (by slot name: a deployment's own) interrupted in this
+    /// stream: not asked to continue it.
     interrupted: Vec<&'static str>,
     time_to_first_token: Option<Duration>,
     /// Chunks ready to hand on.
@@ -503,7 +525,7 @@ impl Reading {
             },
         };
         open.last_chunk_at = clock.now();
-        let query = self.sent_query();
+        let query = open.deployed.as_ref().unwrap_or(self.sent_query());
         match chunk {
             Some(bytes) => open
                 .decoder
@@ -540,6 +562,8 @@ impl Reading {
             .map_err(|f| f.status(open.body.status))?;
         self.earlier.clear();
         let provider = open.slot.id();
+        open.slot
+            .settle_tokens(&self.request, reply.usage.total_tokens);
         self.parts.push(StreamPart {
             provider,
             chars: written,
@@ -594,7 +618,7 @@ impl Reading {
             });
         }
         self.earlier.push_str(&written);
-        self.interrupted.push(provider);
+        self.interrupted.push(slot.name());
         let reason = failure.to_string();
         if self.settings.mid_stream == MidStream::Continue {
             self.continuation = Some(self.query.continuation(&self.earlier));
@@ -647,12 +671,11 @@ impl Reading {
             "interrupted after {} characters: {failure}",
             written.chars().count()
         );
-        match self
-            .attempts
-            .iter_mut()
-            .rev()
-            .find(|a| a.provider == provider && a.outcome == AttemptOutcome::Answered)
-        {
+        match self.attempts.iter_mut().rev().find(|a| {
+            a.provider == provider
+                && a.deployment == slot.deployment_name()
+                && a.outcome == AttemptOutcome::Answered
+        }) {
             Some(entry) => {
                 entry.outcome = AttemptOutcome::Failed(failure.class);
                 entry.reason = Cow::Owned(reason);
@@ -660,6 +683,7 @@ impl Reading {
             }
             None => self.attempts.push(Attempt {
                 provider,
+                deployment: slot.deployment_name(),
                 outcome: AttemptOutcome::Failed(failure.class),
                 status: failure.status,
                 tries: 1,

@@ -131,8 +131,14 @@ async fn budget_settings_are_checked_and_name_the_field() {
             other => panic!("not a config error: {:?}", other.map(|_| ())),
         }
     };
-    assert_eq!(error("[budgets.a]\nusd = 1.0\ntokens = 5\n"), "budgets.a.tokens");
+    assert_eq!(
+        error("[budgets.a]\nusd = 1.0\ntokens = 5\n"),
+        "budgets.a.tokens"
+    );
     assert_eq!(error("[budgets.a]\nperiod = \"day\"\n"), "budgets.a.usd");
-    assert_eq!(error("[budgets.a]\nusd = 1.0\nproviders = [\"nope\"]\n"), "budgets.a.providers");
+    assert_eq!(
+        error("[budgets.a]\nusd = 1.0\nproviders = [\"nope\"]\n"),
+        "budgets.a.providers"
+    );
     assert!(error("[budgets.a]\nusd = 1.0\nweekly = true\n").starts_with("budgets"));
 }

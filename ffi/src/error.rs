@@ -226,7 +226,8 @@ pub unsafe extern "C" fn pr_error_reset_at(error: *const pr_error) -> f64 {
 }
 
 /// What each provider did, as a JSON array of objects `{provider, outcome,
-/// status, tries, elapsed, reason, retry_after, hedged}`; `"[]"` when no provider
+/// status, tries, elapsed, reason, retry_after, hedged}` (and `deployment` when
+/// the call named a model group); `"[]"` when no provider
 /// was involved. Valid until `pr_error_free(error)`; do not free it. NULL for
 /// a NULL `error`.
 ///
@@ -314,6 +315,7 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
+                deployment: None,
                 outcome: AttemptOutcome::Failed(FailureClass::RateLimited),
                 status: Some(429),
                 tries: 1,
@@ -378,6 +380,7 @@ mod tests {
             capability: "weather.current",
             attempts: vec![Attempt {
                 provider: "open-meteo",
+                deployment: None,
                 outcome: AttemptOutcome::Skipped(polyrelay::SkipReason::Quota),
                 status: None,
                 tries: 0,

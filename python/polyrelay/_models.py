@@ -27,6 +27,8 @@ class Attempt:
     ``cost_usd`` is what the answer cost in US dollars, on the entry of the
     provider that answered an LLM call whose model and usage are priced;
     ``None`` otherwise.
+    ``deployment`` names the provider's deployment when the call's ``model``
+    named a model group (``None`` otherwise).
     """
 
     provider: str
@@ -38,6 +40,7 @@ class Attempt:
     retry_after: Optional[float]
     hedged: bool = False
     cost_usd: Optional[float] = None
+    deployment: Optional[str] = None
 
     @property
     def succeeded(self) -> bool:
@@ -54,6 +57,8 @@ class Attempt:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
+        if self.deployment is not None:
+            return f"{self.provider} ({self.deployment}): {self.reason}"
         return f"{self.provider}: {self.reason}"
 
 

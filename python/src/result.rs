@@ -162,6 +162,7 @@ pub(crate) fn attempts_to_py<'py>(
             fields.set_item("retry_after", attempt.retry_after.map(|d| d.as_secs_f64()))?;
             fields.set_item("hedged", attempt.hedged)?;
             fields.set_item("cost_usd", attempt.cost_usd)?;
+            fields.set_item("deployment", attempt.deployment)?;
             class.call((), Some(&fields))
         })
         .collect::<PyResult<Vec<_>>>()?;

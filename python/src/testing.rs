@@ -51,6 +51,7 @@ fn _panic(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
 fn sample(py: Python<'_>, kind: &str) -> PyErr {
     let attempt = |provider: &'static str, outcome: &'static str, reason: &'static str| Attempt {
         provider,
+        deployment: None,
         outcome: AttemptOutcome::from_name(outcome).unwrap_or(AttemptOutcome::Answered),
         status: None,
         tries: 0,

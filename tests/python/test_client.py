@@ -212,3 +212,31 @@ def test_parameters_set_to_none_are_not_sent(client: polyrelay.Client) -> None:
 def test_a_seed_makes_the_client_reproducible(emu: Emulator) -> None:
     with polyrelay.Client(seed=42, testing=False) as client:
         assert client.weather.current(**BERLIN).provider == "open-meteo"
+
+
+def test_a_model_group_is_called_by_its_name(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = {
+        "cache": {"enabled": False},
+        "deployments": {
+            "gpt-eu": {
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "api_key_env": "OPENAI_KEY_EU",
+                "retry": {"max_attempts": 1},
+            },
+            "groq-llama": {"provider": "groq", "model": "llama-3.1-8b-instant"},
+        },
+        "groups": {"fast": {"deployments": ["gpt-eu", "groq-llama"]}},
+    }
+    emu.fault_always("/openai/*", Fault.status(500))
+    monkeypatch.setenv("OPENAI_KEY_EU", "sk-eu-test")
+    with polyrelay.Client(groups, api_keys={"groq": "gsk-test"}) as c:
+        result = c.llm.chat(messages=[{"role": "user", "content": "Hi"}], model="fast")
+    assert result.provider == "groq"
+    assert [(a.provider, a.deployment, a.outcome) for a in result.attempts] == [
+        ("openai", "gpt-eu", "transient"),
+        ("groq", "groq-llama", "success"),
+    ]
+    assert str(result.attempts[0]).startswith("openai (gpt-eu): ")

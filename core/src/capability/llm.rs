@@ -170,7 +170,7 @@ impl Serialize for Temperature {
 }
 
 /// Longest model name accepted.
-const MAX_MODEL_LEN: u32 = 200;
+pub(crate) const MAX_MODEL_LEN: u32 = 200;
 
 /// `model`, read the same way by both LLM capabilities.
 const MODEL: Param = Param::new(

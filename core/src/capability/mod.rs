@@ -273,6 +273,26 @@ impl Request {
         }
     }
 
+    /// The model the request asks for, for the capabilities that take one.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Request::LlmChat(q) => q.model.as_deref(),
+            Request::LlmEmbeddings(q) => q.model.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// This request asking for `model` (a deployment's model id) instead.
+    pub(crate) fn with_model(&self, model: &str) -> Request {
+        let mut request = self.clone();
+        match &mut request {
+            Request::LlmChat(q) => q.model = Some(model.to_string()),
+            Request::LlmEmbeddings(q) => q.model = Some(model.to_string()),
+            _ => {}
+        }
+        request
+    }
+
     /// The one provider this request may be sent to, when it is pinned
     /// (an embeddings call pinned to a vector space): no other is asked.
     pub fn pinned_provider(&self) -> Option<&str> {

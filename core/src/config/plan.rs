@@ -15,16 +15,18 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{Config, ProviderSettings, RateLimitSetting, StreamSettings};
+use super::{CapabilitySettings, Config, ProviderSettings, RateLimitSetting, StreamSettings};
 use crate::capability::llm::models::ModelTable;
 use crate::capability::CapabilityId;
 use crate::custom::CustomProvider;
 use crate::echo::{echo, echo_key};
 use crate::error::{Error, Result};
+use crate::intern::intern;
 use crate::provider::{Auth, Provider, Quota};
 use crate::resilience::cache::{CacheConfig, TtlPolicy};
 use crate::resilience::hedge::HedgeConfig;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
+use crate::routing::{Price, Strategy};
 use crate::state::redis::RedisConfig;
 use crate::state::ProviderLimits;
 
@@ -46,6 +48,8 @@ pub(crate) struct Plan {
     pub providers: Vec<ProviderPlan>,
     /// Indexed like [`CapabilityId::ALL`].
     pub chains: Vec<ChainPlan>,
+    /// Model groups; their chains index deployments in `providers`.
+    pub groups: Vec<GroupPlan>,
     pub user_agent: String,
     pub max_response_bytes: usize,
     pub cache: CacheConfig,
@@ -56,9 +60,11 @@ pub(crate) struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// One provider, as the client will use it.
+/// One provider, or one deployment of a provider, as the client will use it.
 pub(crate) struct ProviderPlan {
     pub provider: Arc<dyn Provider>,
+    /// Set for a deployment: its name, model, token limit and price.
+    pub deployment: Option<DeploymentPlan>,
     /// In the chains: enabled, and allowed by `commercial`.
     pub enabled: bool,
     pub settings: ProviderSettings,
@@ -75,10 +81,33 @@ impl ProviderPlan {
     }
 }
 
+/// What makes a deployment more than its provider.
+#[derive(Debug, Clone)]
+pub(crate) struct DeploymentPlan {
+    pub name: &'static str,
+    pub model: String,
+    pub tpm: Option<u64>,
+    pub price: Option<Price>,
+}
+
+/// A model group, as the client will use it.
+#[derive(Debug)]
+pub(crate) struct GroupPlan {
+    pub name: String,
+    pub capability: CapabilityId,
+    pub strategy: Strategy,
+    /// One per deployment, in configured order (1 when not configured).
+    pub weights: Vec<f64>,
+    /// Its deployments (indices into [`Plan::providers`], enabled ones only)
+    /// and the capability's deadlines, waits and cache settings.
+    pub chain: ChainPlan,
+}
+
 impl fmt::Debug for ProviderPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderPlan")
             .field("id", &self.id())
+            .field("deployment", &self.deployment)
             .field("enabled", &self.enabled)
             .field("base_url", &self.base_url)
             .field("key_env", &self.key_env)
@@ -122,74 +151,41 @@ pub(crate) fn resolve(
         registry.push(Arc::new(CustomProvider::new(id, spec.clone())?));
     }
     check_registry(config, &registry)?;
-    let timezone = config.time_zone();
-    let providers = registry
-        .into_iter()
+    let mut providers = registry
+        .iter()
         .map(|provider| {
-            let info = provider.info();
-            let settings = config.provider_settings(info.id)?;
-            let enabled = settings.enabled && (!config.commercial || info.commercial_use);
-            let key_env = match (&settings.api_key_env, info.auth) {
-                (Some(env), _) => env.clone(),
-                (None, Auth::Key { env, .. }) => env.to_string(),
-                (None, Auth::Keyless) => String::new(),
-            };
-            let key = keys.get(info.id).cloned().or_else(|| {
-                vars.get(&key_env)
-                    .filter(|v| !key_env.is_empty() && !v.trim().is_empty())
-                    .map(|v| SecretString::from(v.trim().to_string()))
-            });
-            let base_url = match (&settings.base_url, &config.emulator_url) {
-                (Some(url), _) => url.clone(),
-                (None, Some(emulator)) => format!("{}/{}", emulator.trim_end_matches('/'), info.id),
-                (None, None) => info.base_url.to_string(),
-            };
-            let rate_limit = match &settings.rate_limit {
-                Some(RateLimitSetting::Off) => None,
-                Some(RateLimitSetting::Limit(limit)) => Some(*limit),
-                None => info
-                    .default_rate_limit
-                    .map(|rate| {
-                        rate.parse::<Rate>()
-                            .map(|rate| RateLimitConfig { rate, burst: None })
-                            .map_err(|e| {
-                                Error::config(
-                                    format!("providers.{}.rate_limit", info.id),
-                                    e.to_string(),
-                                )
-                            })
-                    })
-                    .transpose()?,
-            };
-            let quota = match (settings.daily_quota, settings.monthly_quota) {
-                (Some(day), Some(month)) if day > 0 && month > 0 => {
-                    return Err(Error::config(
-                        format!("providers.{}.monthly_quota", info.id),
-                        "a provider has one quota: set daily_quota or monthly_quota, not both",
-                    ));
-                }
-                (Some(n), _) if n > 0 => Some(Quota::per_day(n)),
-                (_, Some(n)) if n > 0 => Some(Quota::per_month(n)),
-                (Some(_), _) | (_, Some(_)) => None,
-                (None, None) => info.default_quota,
-            };
-            Ok(ProviderPlan {
-                enabled,
-                settings,
-                base_url,
-                key_env,
-                key,
-                limits: ProviderLimits {
-                    provider: info.id,
-                    rate_limit,
-                    quota,
-                    timezone,
-                },
-                provider,
-            })
+            let settings = config.provider_settings(provider.info().id)?;
+            let key = keys.get(provider.info().id);
+            provider_plan(config, vars, key, provider, settings, None)
         })
         .collect::<Result<Vec<_>>>()?;
-
+    for name in config.deployments.keys() {
+        let (spec, settings) = config.deployment(name)?;
+        let Some(provider) = registry.iter().find(|p| p.info().id == spec.provider) else {
+            continue; // refused by check_registry
+        };
+        let name = intern(name);
+        // A deployment reading its provider's own variable takes a key given
+        // to the builder for the provider too.
+        let own_env = config.deployments[name].contains_key("api_key_env");
+        let key = keys
+            .get(name)
+            .or_else(|| keys.get(provider.info().id).filter(|_| !own_env));
+        let deployment = DeploymentPlan {
+            name,
+            model: spec.model,
+            tpm: spec.tpm,
+            price: spec.price,
+        };
+        providers.push(provider_plan(
+            config,
+            vars,
+            key,
+            provider,
+            settings,
+            Some(deployment),
+        )?);
+    }
     let default_total = config
         .total_timeout
         .unwrap_or(config.provider_settings("-")?.retry.total_timeout);
@@ -202,12 +198,17 @@ pub(crate) fn resolve(
             let order: Vec<usize> = match settings.and_then(|s| s.chain.as_ref()) {
                 Some(ids) => ids
                     .iter()
-                    .filter_map(|id| providers.iter().position(|p| p.id() == id))
+                    .filter_map(|id| {
+                        providers
+                            .iter()
+                            .position(|p| p.deployment.is_none() && p.id() == id)
+                    })
                     .filter(enabled)
                     .collect(),
                 None => {
                     let mut serving: Vec<usize> = (0..providers.len())
                         .filter(enabled)
+                        .filter(|i| providers[*i].deployment.is_none())
                         .filter(|i| providers[*i].provider.capabilities().contains(capability))
                         .collect();
                     // Keyless first, so a fresh install with no keys works.
@@ -215,38 +216,46 @@ pub(crate) fn resolve(
                     serving
                 }
             };
-            ChainPlan {
-                providers: order,
-                total_timeout: settings
-                    .and_then(|s| s.total_timeout)
-                    .unwrap_or(default_total),
-                max_wait: settings.and_then(|s| s.max_wait).unwrap_or(Duration::MAX),
-                last_resort_probe: settings.and_then(|s| s.last_resort_probe).unwrap_or(true),
-                min_fallback_time: settings
-                    .and_then(|s| s.min_fallback_time)
-                    .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
-                hedge: settings.and_then(|s| s.hedge.clone()),
-                content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
-                stream: StreamSettings {
-                    first_token_timeout: settings.and_then(|s| s.first_token_timeout),
-                    chunk_timeout: settings
-                        .and_then(|s| s.chunk_timeout)
-                        .unwrap_or(DEFAULT_CHUNK_TIMEOUT),
-                    mid_stream: settings.map(|s| s.mid_stream).unwrap_or_default(),
-                },
-                ttl: TtlPolicy {
-                    ttl: settings
-                        .and_then(|s| s.cache_ttl)
-                        .unwrap_or_else(|| capability.default_ttl()),
-                    ..base_ttl
-                },
-            }
+            chain_plan(*capability, settings, order, default_total, base_ttl)
         })
         .collect::<Vec<_>>();
+    let groups = config
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            let capability = group.capability()?;
+            let members: Vec<usize> = group
+                .deployments
+                .iter()
+                .filter_map(|d| {
+                    providers
+                        .iter()
+                        .position(|p| p.deployment.as_ref().is_some_and(|p| p.name == d))
+                })
+                .filter(|i| providers[*i].enabled)
+                .collect();
+            let weights = members
+                .iter()
+                .map(|i| {
+                    let name = providers[*i].deployment.as_ref().map_or("", |d| d.name);
+                    group.weights.get(name).copied().unwrap_or(1.0)
+                })
+                .collect();
+            let settings = config.capabilities.get(capability.as_str());
+            Ok(GroupPlan {
+                name: name.clone(),
+                capability,
+                strategy: group.strategy,
+                weights,
+                chain: chain_plan(capability, settings, members, default_total, base_ttl),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let warnings = timeout_warnings(&providers, &chains);
     Ok(Plan {
         providers,
         chains,
+        groups,
         user_agent: config.user_agent(),
         max_response_bytes: config
             .max_response_bytes
@@ -266,6 +275,115 @@ fn model_table(config: &Config) -> Result<ModelTable> {
         table.insert(provider, model, info);
     }
     Ok(table)
+}
+
+/// One provider (or deployment of `provider`) with `settings`, its key from
+/// the builder (`given`) or its variable, its base URL and limits.
+fn provider_plan(
+    config: &Config,
+    vars: &BTreeMap<String, String>,
+    given: Option<&SecretString>,
+    provider: &Arc<dyn Provider>,
+    settings: ProviderSettings,
+    deployment: Option<DeploymentPlan>,
+) -> Result<ProviderPlan> {
+    let info = provider.info();
+    let name = deployment.as_ref().map_or(info.id, |d| d.name);
+    let field = match &deployment {
+        Some(d) => format!("deployments.{}", d.name),
+        None => format!("providers.{}", info.id),
+    };
+    let enabled = settings.enabled && (!config.commercial || info.commercial_use);
+    let key_env = match (&settings.api_key_env, info.auth) {
+        (Some(env), _) => env.clone(),
+        (None, Auth::Key { env, .. }) => env.to_string(),
+        (None, Auth::Keyless) => String::new(),
+    };
+    let key = given.cloned().or_else(|| {
+        vars.get(&key_env)
+            .filter(|v| !key_env.is_empty() && !v.trim().is_empty())
+            .map(|v| SecretString::from(v.trim().to_string()))
+    });
+    let base_url = match (&settings.base_url, &config.emulator_url) {
+        (Some(url), _) => url.clone(),
+        (None, Some(emulator)) => format!("{}/{}", emulator.trim_end_matches('/'), info.id),
+        (None, None) => info.base_url.to_string(),
+    };
+    let rate_limit = match &settings.rate_limit {
+        Some(RateLimitSetting::Off) => None,
+        Some(RateLimitSetting::Limit(limit)) => Some(*limit),
+        None => info
+            .default_rate_limit
+            .map(|rate| {
+                rate.parse::<Rate>()
+                    .map(|rate| RateLimitConfig { rate, burst: None })
+                    .map_err(|e| Error::config(format!("{field}.rate_limit"), e.to_string()))
+            })
+            .transpose()?,
+    };
+    let quota = match (settings.daily_quota, settings.monthly_quota) {
+        (Some(day), Some(month)) if day > 0 && month > 0 => {
+            return Err(Error::config(
+                format!("{field}.monthly_quota"),
+                "a provider has one quota: set daily_quota or monthly_quota, not both",
+            ));
+        }
+        (Some(n), _) if n > 0 => Some(Quota::per_day(n)),
+        (_, Some(n)) if n > 0 => Some(Quota::per_month(n)),
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => info.default_quota,
+    };
+    Ok(ProviderPlan {
+        enabled,
+        settings,
+        base_url,
+        key_env,
+        key,
+        limits: ProviderLimits {
+            provider: name,
+            rate_limit,
+            quota,
+            timezone: config.time_zone(),
+        },
+        provider: Arc::clone(provider),
+        deployment,
+    })
+}
+
+/// A chain over `providers` with `capability`'s settings.
+fn chain_plan(
+    capability: CapabilityId,
+    settings: Option<&CapabilitySettings>,
+    providers: Vec<usize>,
+    default_total: Duration,
+    base_ttl: TtlPolicy,
+) -> ChainPlan {
+    ChainPlan {
+        providers,
+        total_timeout: settings
+            .and_then(|s| s.total_timeout)
+            .unwrap_or(default_total),
+        max_wait: settings.and_then(|s| s.max_wait).unwrap_or(Duration::MAX),
+        last_resort_probe: settings.and_then(|s| s.last_resort_probe).unwrap_or(true),
+        min_fallback_time: settings
+            .and_then(|s| s.min_fallback_time)
+            .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
+        hedge: settings.and_then(|s| s.hedge.clone()),
+        content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+        stream: StreamSettings {
+            first_token_timeout: settings.and_then(|s| s.first_token_timeout),
+            chunk_timeout: settings
+                .and_then(|s| s.chunk_timeout)
+                .unwrap_or(DEFAULT_CHUNK_TIMEOUT),
+            mid_stream: settings.map(|s| s.mid_stream).unwrap_or_default(),
+        },
+        ttl: TtlPolicy {
+            ttl: settings
+                .and_then(|s| s.cache_ttl)
+                .unwrap_or_else(|| capability.default_ttl()),
+            ..base_ttl
+        },
+    }
 }
 
 /// Attempt timeouts that cannot fit inside their capability's deadline:
@@ -345,6 +463,44 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
                 return Err(Error::config(
                     &field,
                     format!("provider {} does not serve {name}", echo(id)),
+                ));
+            }
+        }
+    }
+    for (name, table) in &config.deployments {
+        let field = format!("deployments.{}", echo_key(name));
+        // Its name keys its limits, quota and stats beside the providers'.
+        if find(name).is_some() {
+            return Err(Error::config(
+                field,
+                "a provider has this id: a deployment needs a name of its own",
+            ));
+        }
+        let provider = table.get("provider").and_then(|p| p.as_str()).unwrap_or("");
+        if find(provider).is_none() {
+            return Err(Error::config(
+                format!("{field}.provider"),
+                format!("unknown provider {}; known: {}", echo(provider), known()),
+            ));
+        }
+    }
+    for (name, group) in &config.groups {
+        let capability = group.capability()?;
+        for deployment in &group.deployments {
+            let provider = config
+                .deployments
+                .get(deployment)
+                .and_then(|t| t.get("provider"))
+                .and_then(|p| p.as_str())
+                .and_then(find);
+            if provider.is_some_and(|p| !p.capabilities().contains(&capability)) {
+                return Err(Error::config(
+                    format!("groups.{}.deployments", echo_key(name)),
+                    format!(
+                        "deployment {}'s provider does not serve {}",
+                        echo(deployment),
+                        capability.as_str()
+                    ),
                 ));
             }
         }
@@ -586,5 +742,78 @@ pub(crate) mod tests {
         );
         assert!(error("[providers.nope]\nenabled = true\n")
             .starts_with("providers.nope: unknown provider"));
+    }
+
+    #[test]
+    fn deployments_take_their_own_key_url_and_limits_under_their_name() {
+        let config = Config::from_toml_str(
+            r#"
+            [providers.openai]
+            rate_limit = "60/min"
+            [deployments.gpt-eu]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            api_key_env = "OPENAI_KEY_EU"
+            base_url = "https://eu.example/v1"
+            daily_quota = 100
+            tpm = 5000
+            [deployments.gpt-us]
+            provider = "openai"
+            model = "gpt-4.1"
+            [groups.fast]
+            deployments = ["gpt-us", "gpt-eu"]
+            strategy = "weighted"
+            weights = { gpt-eu = 3 }
+            "#,
+        )
+        .unwrap();
+        let env = [("OPENAI_KEY_EU", "eu-key"), ("OPENAI_API_KEY", "env-key")];
+        let keys = [("openai".to_string(), SecretString::from("given"))]
+            .into_iter()
+            .collect();
+        let plan = resolve(&config, &vars(&env), &keys, &[]).unwrap();
+        let deployment = |name: &str| {
+            plan.providers
+                .iter()
+                .find(|p| p.deployment.as_ref().is_some_and(|d| d.name == name))
+                .unwrap()
+        };
+        let key = |p: &ProviderPlan| p.key.as_ref().map(|k| k.expose_secret().to_string());
+        let eu = deployment("gpt-eu");
+        assert_eq!(key(eu).as_deref(), Some("eu-key"));
+        assert_eq!(eu.key_env, "OPENAI_KEY_EU");
+        assert_eq!(eu.base_url, "https://eu.example/v1");
+        assert_eq!(eu.limits.provider, "gpt-eu");
+        assert_eq!(eu.limits.quota, Some(Quota::per_day(100)));
+        assert_eq!(
+            eu.limits.rate_limit.unwrap().rate,
+            "60/min".parse().unwrap(),
+            "the provider's table is merged under the deployment's"
+        );
+        assert_eq!(eu.deployment.as_ref().unwrap().tpm, Some(5000));
+        assert!(!format!("{eu:?}").contains("eu-key"));
+        // It reads the provider's own variable, so the builder's key wins.
+        let us = deployment("gpt-us");
+        assert_eq!(key(us).as_deref(), Some("given"));
+        assert_eq!(us.base_url, us.provider.info().base_url);
+        assert_eq!(us.limits.quota, None);
+        // Deployments are in no capability's chain; the group lists them.
+        assert_eq!(
+            chain(&plan, CapabilityId::LlmChat)
+                .iter()
+                .filter(|id| **id == "openai")
+                .count(),
+            1
+        );
+        let group = &plan.groups[0];
+        assert_eq!(group.name, "fast");
+        assert_eq!(group.weights, [1.0, 3.0]);
+        let names: Vec<&str> = group
+            .chain
+            .providers
+            .iter()
+            .filter_map(|i| plan.providers[*i].deployment.as_ref().map(|d| d.name))
+            .collect();
+        assert_eq!(names, ["gpt-us", "gpt-eu"]);
     }
 }

@@ -297,6 +297,90 @@ impl RateLimiter {
     }
 }
 
+/// A tokens-per-minute limit: GCRA where a request weighs its tokens,
+/// charged from an estimate before it is sent and settled afterwards with
+/// the tokens its reply reports.
+///
+/// Its own small GCRA rather than governor's: settling must be able to
+/// charge past the burst (a reply that used more than its estimate puts the
+/// limit in debt, and later calls wait it off) and to credit back what an
+/// estimate overcharged, where governor can only admit or refuse.
+#[derive(Debug)]
+pub(crate) struct TokenRate {
+    /// Time one token takes to come back, in nanoseconds.
+    per_token: u64,
+    /// A minute: the most tokens' worth of time that may be ahead of now.
+    window: u64,
+    /// GCRA's theoretical arrival time, monotonic nanoseconds.
+    tat: std::sync::atomic::AtomicU64,
+    clock: SharedClock,
+}
+
+impl TokenRate {
+    /// A limit of `tpm` tokens per minute (at least 1), starting full.
+    pub(crate) fn new(tpm: u64, clock: SharedClock) -> Self {
+        const MINUTE: u64 = 60_000_000_000;
+        let per_token = (MINUTE / tpm.max(1)).max(1);
+        Self {
+            per_token,
+            window: per_token.saturating_mul(tpm.max(1)),
+            tat: std::sync::atomic::AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Takes `tokens` if they fit in the last minute's budget now;
+    /// otherwise takes nothing and says when they would.
+    pub(crate) fn check(&self, tokens: u64) -> RateDecision {
+        let cost = tokens.saturating_mul(self.per_token);
+        if cost > self.window {
+            let burst = u32::try_from(self.window / self.per_token).unwrap_or(u32::MAX);
+            return RateDecision::InsufficientCapacity { burst };
+        }
+        let now = self.now();
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let new_tat = tat.max(now).saturating_add(cost);
+            let ahead = new_tat - now;
+            if ahead > self.window {
+                return RateDecision::Limited {
+                    retry_after: Duration::from_nanos(ahead - self.window),
+                };
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return RateDecision::Allowed { remaining: None },
+                Err(current) => tat = current,
+            }
+        }
+    }
+
+    /// Settles a request charged `estimated` tokens that used `used`:
+    /// charges the difference, or credits it back (never to more than a
+    /// full minute's budget).
+    pub(crate) fn settle(&self, estimated: u64, used: u64) {
+        let now = self.now();
+        let more = used
+            .saturating_sub(estimated)
+            .saturating_mul(self.per_token);
+        let less = estimated
+            .saturating_sub(used)
+            .saturating_mul(self.per_token);
+        let _ = self
+            .tat
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                let tat = tat.max(now);
+                Some(tat.saturating_add(more).saturating_sub(less).max(now))
+            });
+    }
+}
+
 /// A fair line for one limiter's slots: calls that wait for a slot take
 /// them in the order they started waiting, and a call that did not wait
 /// does not jump the line while anyone is in it.
@@ -621,5 +705,50 @@ mod tests {
         }
         assert_eq!(*order.lock(), vec![0, 1, 2, 3, 4]);
         assert_eq!(line.len(), 0);
+    }
+
+    #[test]
+    fn a_token_rate_weighs_requests_by_their_tokens() {
+        let clock = FakeClock::at_epoch();
+        let tpm = TokenRate::new(6_000, clock.shared());
+        // A minute's budget at once, then a token per 10 ms.
+        assert!(allowed(tpm.check(5_000)));
+        assert!(allowed(tpm.check(1_000)));
+        assert_eq!(
+            tpm.check(100),
+            RateDecision::Limited {
+                retry_after: ms(1_000)
+            }
+        );
+        clock.set(ms(1_000));
+        assert!(allowed(tpm.check(100)));
+        assert_eq!(
+            tpm.check(6_001),
+            RateDecision::InsufficientCapacity { burst: 6_000 }
+        );
+    }
+
+    #[test]
+    fn a_token_rate_settles_with_the_tokens_used() {
+        let clock = FakeClock::at_epoch();
+        let tpm = TokenRate::new(6_000, clock.shared());
+        assert!(allowed(tpm.check(6_000)));
+        // Estimated 6 000, used 1 000: 5 000 come back.
+        tpm.settle(6_000, 1_000);
+        assert!(allowed(tpm.check(5_000)));
+        assert!(!allowed(tpm.check(1)));
+        // Estimated 10, used 610: in debt by 600 tokens, 6 s to wait them off.
+        tpm.settle(10, 610);
+        assert_eq!(
+            tpm.check(1),
+            RateDecision::Limited {
+                retry_after: ms(6_010)
+            }
+        );
+        // A credit never makes more than a full minute's budget.
+        clock.set(Duration::from_secs(600));
+        tpm.settle(6_000, 0);
+        assert!(allowed(tpm.check(6_000)));
+        assert!(!allowed(tpm.check(1)));
     }
 }
