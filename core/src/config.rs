@@ -182,11 +182,12 @@ pub struct DeploymentSpec {
     /// The model id sent to the provider.
     pub model: String,
     /// Tokens per minute: a call weighs its estimated tokens (its prompt's
-    /// characters / 4, plus `max_tokens` or 256), settled with what the
-    /// reply reports. Held in this process (not shared through Redis).
+    /// characters / 4 and 4 a message, plus `max_tokens` or 256), settled
+    /// with what the reply reports. Held in this process (not shared
+    /// through Redis).
     #[serde(default)]
     pub tpm: Option<u64>,
-    /// Its price, for the `cost` strategy.
+    /// Its price, for the `cost` strategy (default: the model table's).
     #[serde(default)]
     pub price: Option<Price>,
 }

@@ -376,8 +376,9 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// The order in which a call of `request` asks the deployments.
-    pub(crate) fn order(&self, request: &Request) -> Vec<usize> {
+    /// The order in which a call of `request` asks the deployments
+    /// (`models` prices deployments without a configured price).
+    pub(crate) fn order(&self, request: &Request, models: &ModelTable) -> Vec<usize> {
         if self.strategy == Strategy::Ordered {
             return (0..self.chain.slots.len()).collect();
         }
@@ -395,7 +396,8 @@ impl Group {
                 in_flight: slot.in_flight.load(Ordering::Relaxed),
                 latency: slot.latency.get(),
                 cost: slot.deployment.as_ref().and_then(|d| {
-                    routing::price_of(slot.id(), &d.model, d.price).map(|p| p.cost_usd(tokens))
+                    routing::price_of(models, slot.id(), &d.model, d.price)
+                        .map(|p| p.cost_usd(tokens))
                 }),
             })
             .collect();
@@ -783,7 +785,7 @@ impl Engine {
             )),
             Some(group) => Ok(Route {
                 chain: &group.chain,
-                order: Some(group.order(request)),
+                order: Some(group.order(request, &self.models)),
             }),
         }
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Deserialize;
 
+use crate::capability::llm::models::{self, ModelTable};
 use crate::capability::Request;
 
 /// How a group orders its deployments for a call.
@@ -87,26 +88,31 @@ impl Price {
     }
 }
 
-/// The price the cost strategy orders deployment (`provider`, `model`) by:
-/// the one configured for the deployment. The one place to look a price up
-/// elsewhere (a shared price table) once there is one.
-pub(crate) fn price_of(_provider: &str, _model: &str, configured: Option<Price>) -> Option<Price> {
-    configured
+/// The price the cost strategy orders deployment (`provider`, `model`)
+/// by: the one configured for the deployment, else the model table's.
+pub(crate) fn price_of(
+    models: &ModelTable,
+    provider: &str,
+    model: &str,
+    configured: Option<Price>,
+) -> Option<Price> {
+    configured.or_else(|| {
+        let info = models.lookup(provider, model)?;
+        Some(Price {
+            input_per_mtok: info.input_per_mtok?,
+            output_per_mtok: info.output_per_mtok?,
+        })
+    })
 }
 
 /// Output tokens assumed for a chat call that does not set `max_tokens`.
 pub(crate) const DEFAULT_OUTPUT_TOKENS: u64 = 256;
 
-/// Characters per token in the estimate: English text runs at about four
-/// characters per token in the common tokenizers. An estimate, not a count:
-/// a tokens-per-minute limit settles with the count the reply reports.
-const CHARS_PER_TOKEN: u64 = 4;
-
 /// A call's tokens, estimated before it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TokenEstimate {
-    /// Prompt tokens: the characters of every message (and tool schema),
-    /// or of every text to embed, divided by four, rounded up.
+    /// Prompt tokens ([`models::estimate_chat_tokens`]), or those of every
+    /// text to embed.
     pub(crate) input: u64,
     /// Tokens to generate: `max_tokens`, or [`DEFAULT_OUTPUT_TOKENS`]; none
     /// for embeddings.
@@ -119,38 +125,16 @@ impl TokenEstimate {
         self.input.saturating_add(self.output)
     }
 
-    /// The estimate of `request` (zero for capabilities without tokens).
+    /// The estimate of `request` (zero for capabilities without tokens),
+    /// as the model table estimates prompts.
     pub(crate) fn of(request: &Request) -> Self {
-        let tokens = |chars: usize| (chars as u64).div_ceil(CHARS_PER_TOKEN);
         match request {
-            Request::LlmChat(query) => {
-                let chars: usize = query
-                    .messages
-                    .iter()
-                    .map(|m| {
-                        m.content.len()
-                            + m.tool_calls
-                                .iter()
-                                .map(|c| c.name.len() + c.arguments.len())
-                                .sum::<usize>()
-                    })
-                    .sum::<usize>()
-                    + query
-                        .tools
-                        .iter()
-                        .map(|t| {
-                            t.name.len()
-                                + t.description.as_ref().map_or(0, String::len)
-                                + t.parameters.as_str().len()
-                        })
-                        .sum::<usize>();
-                Self {
-                    input: tokens(chars),
-                    output: query.max_tokens.map_or(DEFAULT_OUTPUT_TOKENS, u64::from),
-                }
-            }
+            Request::LlmChat(query) => Self {
+                input: models::estimate_chat_tokens(query).0,
+                output: query.max_tokens.map_or(DEFAULT_OUTPUT_TOKENS, u64::from),
+            },
             Request::LlmEmbeddings(query) => Self {
-                input: tokens(query.inputs.iter().map(String::len).sum()),
+                input: query.inputs.iter().map(|t| models::estimate_tokens(t)).sum(),
                 output: 0,
             },
             _ => Self::default(),
@@ -392,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn the_estimate_is_a_quarter_of_the_characters_plus_the_output() {
+    fn the_estimate_is_the_model_tables_plus_the_output() {
         let chat = Request::parse(
             "llm.chat",
             serde_json::json!({"messages": [{"role": "user", "content": "x".repeat(401)}], "max_tokens": 50}),
@@ -401,7 +385,7 @@ mod tests {
         assert_eq!(
             TokenEstimate::of(&chat),
             TokenEstimate {
-                input: 101,
+                input: 101 + 4,
                 output: 50
             }
         );
