@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::capability::llm::models::Spend;
 use crate::resilience::quota::{Quota, QuotaPeriod};
 use crate::state::{StateFuture, StateStore};
 
@@ -66,6 +65,15 @@ pub(crate) enum BudgetUnit {
     MicroUsd,
     /// Tokens.
     Tokens,
+}
+
+/// One request's spend, estimated before sending or reported after.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spend {
+    /// Prompt and answer tokens.
+    pub tokens: u64,
+    /// US dollars; `None` when the model has no known price.
+    pub usd: Option<f64>,
 }
 
 /// Who a request is for, as budgets scope it.
@@ -148,14 +156,12 @@ impl Budget {
             || named(&self.tags, scope.tag)
     }
 
-    /// `spend` (estimated before sending, or reported) in the budget's
-    /// unit; `None` when unknown: dollars of a model without a known
-    /// price (such a request cannot be held to a dollar budget), tokens of
-    /// a reply that does not count them.
+    /// `spend` in the budget's unit; `None` for dollars of a model whose
+    /// price is unknown (such a request cannot be held to a dollar budget).
     pub(crate) fn units(&self, spend: Spend) -> Option<u64> {
         match self.unit {
-            BudgetUnit::Tokens => Some(spend.input_tokens? + spend.output_tokens?),
-            BudgetUnit::MicroUsd => spend.cost_usd.map(|usd| (usd * MICRO).ceil() as u64),
+            BudgetUnit::Tokens => Some(spend.tokens),
+            BudgetUnit::MicroUsd => spend.usd.map(|usd| (usd * MICRO).ceil() as u64),
         }
     }
 }
@@ -298,28 +304,18 @@ mod tests {
             (BudgetUnit::MicroUsd, Quota::per_month(2_500_000))
         );
         let spend = Spend {
-            input_tokens: Some(60),
-            output_tokens: Some(40),
-            cost_usd: Some(0.000_001_2),
+            tokens: 100,
+            usd: Some(0.000_001_2),
         };
         assert_eq!(
             usd.units(spend),
             Some(2),
             "rounded up to whole micro-dollars"
         );
-        let unpriced = Spend {
-            cost_usd: None,
-            ..spend
-        };
-        assert_eq!(usd.units(unpriced), None);
+        assert_eq!(usd.units(Spend { usd: None, ..spend }), None);
         let tokens = budget("tokens = 1000\nperiod = \"day\"");
         assert_eq!(tokens.quota, Quota::per_day(1000));
-        assert_eq!(tokens.units(unpriced), Some(100));
-        let uncounted = Spend {
-            output_tokens: None,
-            ..spend
-        };
-        assert_eq!(tokens.units(uncounted), None);
+        assert_eq!(tokens.units(Spend { usd: None, ..spend }), Some(100));
 
         let error = |toml: &str| Budget::new("b", "budget:b", &config(toml)).unwrap_err().0;
         assert_eq!(error("usd = 1.0\ntokens = 5"), "tokens");
@@ -376,12 +372,10 @@ mod tests {
             tag: Some("alice"),
             ..BudgetScope::default()
         };
-        let tokens = |n: u64| Spend {
-            input_tokens: Some(n / 2),
-            output_tokens: Some(n - n / 2),
-            cost_usd: None,
+        let estimate = Spend {
+            tokens: 20,
+            usd: None,
         };
-        let estimate = tokens(20);
         let used = |id: &'static str| state.quota_snapshot(id).unwrap().used;
 
         let first = budgets
@@ -399,14 +393,32 @@ mod tests {
         assert_eq!((used("budget:team"), used("budget:alice")), (20, 20));
 
         // The answer used 8 tokens: 12 come back to both.
-        budgets.settle(&state, first, Some(tokens(8))).await;
+        budgets
+            .settle(
+                &state,
+                first,
+                Some(Spend {
+                    tokens: 8,
+                    usd: None,
+                }),
+            )
+            .await;
         assert_eq!((used("budget:team"), used("budget:alice")), (8, 8));
         // One that used more than estimated is charged on, past the limit if need be.
         let second = budgets
             .reserve(&state, &alice_call, estimate)
             .await
             .unwrap();
-        budgets.settle(&state, second, Some(tokens(25))).await;
+        budgets
+            .settle(
+                &state,
+                second,
+                Some(Spend {
+                    tokens: 25,
+                    usd: None,
+                }),
+            )
+            .await;
         assert_eq!((used("budget:team"), used("budget:alice")), (33, 33));
         // A failed request gives everything back.
         let bob = BudgetScope {
