@@ -167,7 +167,6 @@ class Llm(Family[R], Generic[R, S]):
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
         response_format: Optional[ResponseFormat] = None,
-        tag: Optional[str] = None,
     ) -> R:
         """A chat completion for ``messages`` (``llm.chat``), whole;
         ``stream`` must stay ``False``: :meth:`stream` streams it. With
@@ -179,10 +178,7 @@ class Llm(Family[R], Generic[R, S]):
         checked against it (one that does not hold falls over to the next
         provider) and parsed: ``result.parsed`` is the value as plain data,
         a dict even for a pydantic model (``Model.model_validate(result.parsed)``
-        makes the model).
-
-        ``tag`` says who the call is for (a user id, a route): the budgets
-        naming it count the call; it is never sent to the provider."""
+        makes the model)."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
@@ -193,7 +189,6 @@ class Llm(Family[R], Generic[R, S]):
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
             response_format=_response_format(response_format),
-            tag=tag,
         )
 
     def stream(
@@ -206,7 +201,6 @@ class Llm(Family[R], Generic[R, S]):
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
         response_format: Optional[ResponseFormat] = None,
-        tag: Optional[str] = None,
     ) -> S:
         """A chat completion for ``messages`` (``llm.chat``), streamed: its
         chunks as the provider writes them (``chunk.text``), then the whole
@@ -237,7 +231,6 @@ class Llm(Family[R], Generic[R, S]):
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
             response_format=_response_format(response_format),
-            tag=tag,
         )
 
     def embeddings(
@@ -247,16 +240,14 @@ class Llm(Family[R], Generic[R, S]):
         model: Optional[str] = None,
         purpose: Literal["document", "query"] = "document",
         space: Optional[str] = None,
-        tag: Optional[str] = None,
     ) -> R:
         """Embedding vectors of ``inputs``, one text or several
         (``llm.embeddings``). Every result names its vector ``space``
         (``provider/model``); pass it back as ``space`` to pin an index's
-        later calls to that provider and model, never another. ``tag`` is
-        as in :meth:`chat`."""
+        later calls to that provider and model, never another."""
         texts = inputs if isinstance(inputs, str) else list(inputs)
         return self._call(
-            "llm.embeddings", inputs=texts, model=model, purpose=purpose, space=space, tag=tag
+            "llm.embeddings", inputs=texts, model=model, purpose=purpose, space=space
         )
 
 
