@@ -182,19 +182,6 @@ const MODEL: Param = Param::new(
     r#""gpt-4o-mini""#,
 );
 
-/// Longest caller tag accepted.
-const MAX_TAG_LEN: u32 = 200;
-
-/// `tag`, read the same way by both LLM capabilities.
-const TAG: Param = Param::new(
-    "tag",
-    ParamKind::String {
-        max_chars: Some(MAX_TAG_LEN),
-    },
-    "Who the call is for (a user id, a route): counted by the budgets naming it, never sent to the provider.",
-    r#""team-a""#,
-);
-
 /// Largest `max_tokens` accepted; no model writes more in one answer.
 const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
@@ -225,8 +212,6 @@ pub struct ChatQuery {
     pub tool_choice: Option<ToolChoice>,
     /// The form the answer must take; `None` for free text.
     pub response_format: Option<ResponseFormat>,
-    /// Who the call is for, as budgets count it; never sent.
-    pub tag: Option<String>,
 }
 
 /// What a provider continuing another's interrupted answer is asked.
@@ -234,7 +219,7 @@ const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exa
 
 impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`,
-    /// `tools`, `tool_choice`, `response_format`, `tag`, `stream`.
+    /// `tools`, `tool_choice`, `response_format`, `stream`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -281,7 +266,6 @@ impl ChatQuery {
                 "The form of the answer: {\"type\": \"json_object\"}, or {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}, \"strict\": ...}}; the answer is checked and parsed into `parsed`.",
                 r#"{"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object", "properties": {"name": {"type": "string"}, "population": {"type": "integer"}}, "required": ["name", "population"]}}}"#,
             ),
-            TAG,
             Param::new(
                 "stream",
                 ParamKind::Boolean,
@@ -324,7 +308,6 @@ impl ChatQuery {
             Some(value) => structured::parse_response_format(value)?,
             None => None,
         };
-        let tag = params.opt_str("tag")?;
         match params.opt_value("stream") {
             None | Some(Value::Bool(false)) => {}
             Some(Value::Bool(true)) => {
@@ -349,7 +332,6 @@ impl ChatQuery {
             tools,
             tool_choice,
             response_format,
-            tag,
         })
     }
 
@@ -847,8 +829,6 @@ pub struct EmbeddingsQuery {
     /// The vector space the call is pinned to: only its provider is asked,
     /// with its model, and the call never falls over to another.
     pub space: Option<VectorSpace>,
-    /// Who the call is for, as budgets count it; never sent.
-    pub tag: Option<String>,
 }
 
 /// A vector space: the provider and model that made an index's vectors.
@@ -914,7 +894,6 @@ impl EmbeddingsQuery {
                 "Pins the call to an index's vector space (`provider/model`, as a result's `space` names it): only that provider and model are asked, never another.",
                 r#""openai/text-embedding-3-small""#,
             ),
-            TAG,
         ],
         alternatives: Alternatives::None,
     };
@@ -999,14 +978,12 @@ impl EmbeddingsQuery {
                 ))
             }
         };
-        let tag = params.opt_str("tag")?;
         params.finish()?;
         Ok(Self {
             inputs,
             model,
             purpose,
             space,
-            tag,
         })
     }
 }

@@ -263,16 +263,6 @@ impl Request {
         capability.parse::<CapabilityId>()?.parse(params)
     }
 
-    /// Who the call is for (`tag` of the LLM capabilities), as budgets
-    /// count it.
-    pub fn tag(&self) -> Option<&str> {
-        match self {
-            Request::LlmChat(q) => q.tag.as_deref(),
-            Request::LlmEmbeddings(q) => q.tag.as_deref(),
-            _ => None,
-        }
-    }
-
     /// The model the request asks for, for the capabilities that take one.
     pub fn model(&self) -> Option<&str> {
         match self {
