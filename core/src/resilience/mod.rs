@@ -1,7 +1,6 @@
 //! The resilience mechanisms, one module each, composed by the call pipeline.
 
 pub mod breaker;
-pub(crate) mod budget;
 pub mod cache;
 pub mod hedge;
 pub(crate) mod probe;

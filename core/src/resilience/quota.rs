@@ -341,15 +341,6 @@ impl CalendarQuota {
         counter.used = counter.used.saturating_sub(cost);
     }
 
-    /// Counts `cost` units more, past the limit if need be: a spend learned
-    /// after the fact (an answer that used more than was reserved for it).
-    pub fn charge(&self, cost: u64) {
-        let now = self.clock.wall();
-        let mut counter = self.counter.lock();
-        counter.roll_over(now, self.tz);
-        counter.used = counter.used.saturating_add(cost);
-    }
-
     /// Units left in the current window.
     pub fn remaining(&self) -> u64 {
         self.snapshot().remaining

@@ -77,11 +77,6 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// Gives back units for requests that were never sent.
     fn refund_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()>;
 
-    /// Counts `cost` units more on `provider`'s quota, past its limit if
-    /// need be: a spend learned after the fact (a budget settled to an
-    /// answer that used more than was reserved for it).
-    fn charge_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()>;
-
     /// Asks `provider`'s rate limiter to admit `cost` requests now.
     fn check_rate(&self, provider: &'static str, cost: u32) -> StateFuture<'_, RateDecision>;
 
@@ -194,13 +189,6 @@ impl StateStore for InMemoryState {
     fn refund_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()> {
         if let Some(quota) = self.providers.get(provider).and_then(|g| g.quota.as_ref()) {
             quota.refund(cost);
-        }
-        ready(())
-    }
-
-    fn charge_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()> {
-        if let Some(quota) = self.providers.get(provider).and_then(|g| g.quota.as_ref()) {
-            quota.charge(cost);
         }
         ready(())
     }

@@ -485,22 +485,6 @@ impl Inner {
             .await
     }
 
-    /// Counts `cost` more on the shared counter, past its limit if need
-    /// be; while Redis is unreachable, locally and for the next
-    /// reconciliation, like units spent during an outage.
-    async fn charge(&self, state: &ProviderState, cost: u64) {
-        let (window, key) = self.window(state, self.backend.server_now_ms());
-        if self.adjust(&key, &window, signed(cost)).await.is_ok() {
-            return;
-        }
-        if let Some(quota) = &state.local_quota {
-            quota.charge(cost);
-        }
-        let now = self.backend.clock().wall();
-        let current = QuotaWindow::containing(now, state.timezone, window.period).date;
-        self.add_pending(state, current, cost);
-    }
-
     async fn refund(&self, state: &ProviderState, cost: u64) {
         let (window, key) = self.window(state, self.backend.server_now_ms());
         if self.adjust(&key, &window, -signed(cost)).await.is_ok() {
@@ -546,15 +530,6 @@ impl StateStore for RedisState {
         match self.inner.providers.get(provider) {
             Some(state) if state.quota.is_some() && cost > 0 => {
                 Either::Right(Box::pin(self.inner.refund(state, cost)))
-            }
-            _ => ready(()),
-        }
-    }
-
-    fn charge_quota(&self, provider: &'static str, cost: u64) -> StateFuture<'_, ()> {
-        match self.inner.providers.get(provider) {
-            Some(state) if state.quota.is_some() && cost > 0 => {
-                Either::Right(Box::pin(self.inner.charge(state, cost)))
             }
             _ => ready(()),
         }
