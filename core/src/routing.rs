@@ -134,7 +134,11 @@ impl TokenEstimate {
                 output: query.max_tokens.map_or(DEFAULT_OUTPUT_TOKENS, u64::from),
             },
             Request::LlmEmbeddings(query) => Self {
-                input: query.inputs.iter().map(|t| models::estimate_tokens(t)).sum(),
+                input: query
+                    .inputs
+                    .iter()
+                    .map(|t| models::estimate_tokens(t))
+                    .sum(),
                 output: 0,
             },
             _ => Self::default(),

@@ -43,8 +43,8 @@ use serde_json::{json, Map, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason, Role,
-    ResponseFormat, TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
+    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, FinishReason,
+    ResponseFormat, Role, TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -314,7 +314,16 @@ const UNSUPPORTED_KEYWORDS: &[&str] = &[
 
 /// String formats structured outputs take.
 const SUPPORTED_FORMATS: &[&str] = &[
-    "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "uri",
+    "ipv4",
+    "ipv6",
+    "uuid",
 ];
 
 /// A schema as structured outputs take it: the bounds they refuse moved
@@ -331,7 +340,11 @@ fn output_schema(schema: Value) -> Value {
             moved.insert((*key).to_string(), value);
         }
     }
-    if fields.get("minItems").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+    if fields
+        .get("minItems")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1)
+    {
         if let Some(value) = fields.remove("minItems") {
             moved.insert("minItems".into(), value);
         }
@@ -351,7 +364,8 @@ fn output_schema(schema: Value) -> Value {
         };
         fields.insert("description".into(), description.into());
     }
-    let is_object = fields.get("type") == Some(&json!("object")) || fields.contains_key("properties");
+    let is_object =
+        fields.get("type") == Some(&json!("object")) || fields.contains_key("properties");
     if is_object {
         fields.insert("additionalProperties".into(), false.into());
     }

@@ -34,8 +34,8 @@ use super::clip;
 use super::openai_compat::wire_tools;
 use crate::capability::llm::{
     is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, Role, TokenUsage, ToolCall, ToolCallDelta,
-    JsonSchema, ToolChoice,
+    Embeddings, EmbeddingsQuery, FinishReason, JsonSchema, Role, TokenUsage, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
