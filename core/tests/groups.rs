@@ -499,10 +499,15 @@ async fn lowest_latency_asks_the_faster_deployment_first_once_both_are_measured(
 async fn cost_asks_the_cheapest_deployment_first_and_unpriced_ones_last() {
     let emulator = emulator().await;
     let clock = clock();
+    // `tabled` has no price of its own: the model table's ($0.50 and $1.50
+    // a million) puts it between the two configured ones.
     let toml = r#"
         [deployments.unpriced]
         provider = "groq"
-        model = "llama-3.1-8b-instant"
+        model = "a-model-of-our-own"
+        [deployments.tabled]
+        provider = "mistral"
+        model = "mistral-large-latest"
         [deployments.dear]
         provider = "openai"
         model = "gpt-4.1"
@@ -512,16 +517,25 @@ async fn cost_asks_the_cheapest_deployment_first_and_unpriced_ones_last() {
         model = "gpt-4o-mini"
         price = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         [groups.fast]
-        deployments = ["unpriced", "dear", "cheap"]
+        deployments = ["unpriced", "dear", "tabled", "cheap"]
         strategy = "cost"
     "#;
     let client = client(&emulator, &clock, toml, LLM_KEYS);
     emulator.fault_always("/openai/*", Fault::status(400));
+    emulator.fault_always("/mistral/*", Fault::status(400));
 
     let reply = client.call("llm.chat", question("one")).await.unwrap();
 
     let order: Vec<_> = reply.attempts.iter().map(|a| a.deployment).collect();
-    assert_eq!(order, [Some("cheap"), Some("dear"), Some("unpriced")]);
+    assert_eq!(
+        order,
+        [
+            Some("cheap"),
+            Some("tabled"),
+            Some("dear"),
+            Some("unpriced")
+        ]
+    );
     assert_eq!(reply.provider, "groq");
 }
 
