@@ -495,7 +495,8 @@ pr_status pr_client_stats_json(const struct pr_client *client,
  * `key_env` and `key_in` (null when it takes no key), `key_set` (never the
  * key itself), `enabled`, `chains` (its position from 0 in each capability's
  * fallback chain, `{"weather.current": 0}`), `docs_url`, `terms`,
- * `commercial_use`, `default_rate_limit` and `default_daily_quota`.
+ * `commercial_use`, `default_rate_limit`, `default_daily_quota` and
+ * `default_monthly_quota` (a free tier counted per calendar month).
  * `*json` is freed with `pr_string_free`.
  *
  * Thread safety: safe from any thread, concurrently with calls.
