@@ -33,7 +33,7 @@ use serde::ser::SerializeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::tools::{canonical, JsonSchema};
+use super::tools::{canonical, optional_description, JsonSchema};
 use crate::echo::{bound_message, echo, echo_key, type_name};
 use crate::error::{Error, ProviderFailure, Result};
 
@@ -310,16 +310,8 @@ fn parse_schema_format(value: Option<Value>) -> Result<SchemaFormat> {
             ))
         }
     };
-    let description = match fields.remove("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => (!text.trim().is_empty()).then_some(text),
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{AT}.description"),
-                format!("must be a string, got {}", type_name(&other)),
-            ))
-        }
-    };
+    let description =
+        optional_description(fields.remove("description"), &format!("{AT}.description"))?;
     let strict = match fields.remove("strict") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(strict)) => strict,

@@ -158,16 +158,8 @@ pub(crate) fn parse_tools(value: Value) -> Result<Vec<Tool>> {
                 format!("must be unique, {} is declared twice", echo(&name)),
             ));
         }
-        let description = match fields.remove("description") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => (!text.trim().is_empty()).then_some(text),
-            Some(other) => {
-                return Err(Error::invalid(
-                    format!("{at}.description"),
-                    format!("must be a string, got {}", type_name(&other)),
-                ))
-            }
-        };
+        let description =
+            optional_description(fields.remove("description"), &format!("{at}.description"))?;
         let parameters = match fields.remove("parameters") {
             // A function without arguments.
             None | Some(Value::Null) => {
@@ -246,6 +238,19 @@ fn function_fields(item: Value, at: String) -> Result<(String, Map<String, Value
                 "must be a {{name, description, parameters}} object, got {}",
                 other.as_ref().map_or("nothing", type_name)
             ),
+        )),
+    }
+}
+
+/// An optional description (of a tool, of a response format's schema):
+/// blank text is none.
+pub(super) fn optional_description(value: Option<Value>, field: &str) -> Result<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok((!text.trim().is_empty()).then_some(text)),
+        Some(other) => Err(Error::invalid(
+            field,
+            format!("must be a string, got {}", type_name(&other)),
         )),
     }
 }
