@@ -405,45 +405,27 @@ impl Client {
         Stats { providers }
     }
 
-    /// Which capabilities can be served right now, and by whom.
+    /// Which capabilities and model groups can be served right now, and by
+    /// whom.
     pub fn health(&self) -> Health {
         let now = self.engine.clock.now();
         let capabilities = CapabilityId::ALL
             .iter()
             .zip(&self.engine.chains)
-            .map(|(capability, chain)| {
-                let mut ready = Vec::new();
-                let mut unavailable = BTreeMap::new();
-                for slot in &chain.slots {
-                    let reason = if slot.missing_key() {
-                        Some(format!("{} is not set", slot.key_env))
-                    } else if let Some((left, why)) = slot.benched(now) {
-                        Some(format!("benched for {:.1} s ({why})", left.as_secs_f64()))
-                    } else {
-                        slot.breaker(*capability)
-                            .is_some_and(|b| b.state() == CircuitState::Open)
-                            .then(|| "circuit open".to_owned())
-                    };
-                    match reason {
-                        Some(reason) => {
-                            unavailable.insert(slot.id(), reason);
-                        }
-                        None => ready.push(slot.id()),
-                    }
-                }
-                let status = if ready.is_empty() {
-                    "down"
-                } else if unavailable.is_empty() {
-                    "healthy"
-                } else {
-                    "degraded"
-                };
+            .map(|(capability, chain)| (capability.as_str(), chain_health(chain, *capability, now)))
+            .collect();
+        let groups = self
+            .engine
+            .groups
+            .iter()
+            .map(|group| {
+                let health = chain_health(&group.chain, group.capability, now);
                 (
-                    capability.as_str(),
-                    CapabilityHealth {
-                        status,
-                        ready,
-                        unavailable,
+                    group.name.clone(),
+                    GroupHealth {
+                        capability: group.capability.as_str(),
+                        strategy: group.strategy.as_str(),
+                        health,
                     },
                 )
             })
@@ -452,8 +434,45 @@ impl Client {
             state_backend: self.engine.state.backend(),
             redis_degraded: self.engine.state.degraded(),
             capabilities,
+            groups,
             config_warnings: self.engine.config_warnings.clone(),
         }
+    }
+}
+
+/// Which slots of `chain` would be asked now for `capability`, and why the
+/// others would not.
+fn chain_health(chain: &Chain, capability: CapabilityId, now: Duration) -> CapabilityHealth {
+    let mut ready = Vec::new();
+    let mut unavailable = BTreeMap::new();
+    for slot in &chain.slots {
+        let reason = if slot.missing_key() {
+            Some(format!("{} is not set", slot.key_env))
+        } else if let Some((left, why)) = slot.benched(now) {
+            Some(format!("benched for {:.1} s ({why})", left.as_secs_f64()))
+        } else {
+            slot.breaker(capability)
+                .is_some_and(|b| b.state() == CircuitState::Open)
+                .then(|| "circuit open".to_owned())
+        };
+        match reason {
+            Some(reason) => {
+                unavailable.insert(slot.name(), reason);
+            }
+            None => ready.push(slot.name()),
+        }
+    }
+    let status = if ready.is_empty() {
+        "down"
+    } else if unavailable.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    CapabilityHealth {
+        status,
+        ready,
+        unavailable,
     }
 }
 
@@ -500,18 +519,32 @@ pub struct Health {
     pub redis_degraded: bool,
     /// By capability name.
     pub capabilities: BTreeMap<&'static str, CapabilityHealth>,
+    /// By model group name (deployments by name).
+    pub groups: BTreeMap<String, GroupHealth>,
     /// Settings that work but defeat their purpose, e.g. an attempt timeout
     /// longer than the capability's total deadline (logged once at start).
     pub config_warnings: Vec<String>,
 }
 
-/// Health of one capability.
+/// Health of one capability (or of one group's deployments).
 #[derive(Debug, Clone, Serialize)]
 pub struct CapabilityHealth {
     /// `healthy` (every provider ready), `degraded` or `down`.
     pub status: &'static str,
-    /// Providers that would be tried now.
+    /// Providers (or deployments) that would be tried now.
     pub ready: Vec<&'static str>,
-    /// Providers that would be skipped, and why.
+    /// Providers (or deployments) that would be skipped, and why.
     pub unavailable: BTreeMap<&'static str, String>,
+}
+
+/// Health of one model group: its deployments, as for a capability.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupHealth {
+    /// The capability the group serves.
+    pub capability: &'static str,
+    /// How it orders its deployments.
+    pub strategy: &'static str,
+    /// Its deployments' readiness.
+    #[serde(flatten)]
+    pub health: CapabilityHealth,
 }

@@ -54,7 +54,9 @@ mod transport;
 pub use answer::Envelope;
 pub use capability::{CapabilityId, Data, Request};
 pub use catalog::{Catalog, CatalogEntry};
-pub use client::{CapabilityHealth, Client, ClientBuilder, Health, ProviderStats, Stats};
+pub use client::{
+    CapabilityHealth, Client, ClientBuilder, GroupHealth, Health, ProviderStats, Stats,
+};
 pub use config::{Config, ConfigSource};
 pub use error::{
     Attempt, AttemptOutcome, BenchCause, Error, ErrorKind, FailureClass, ProviderFailure, Result,

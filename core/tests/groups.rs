@@ -207,6 +207,61 @@ async fn each_deployment_has_its_own_breaker_and_quota() {
 }
 
 #[tokio::test]
+async fn health_lists_each_group_with_its_deployments_readiness() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let toml = r#"
+        [deployments.gpt-eu]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        retry = { max_attempts = 1 }
+        breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_in_open_state = "10m" }
+        [deployments.gpt-us]
+        provider = "openai"
+        model = "gpt-4.1"
+        api_key_env = "OPENAI_KEY_UNSET"
+        [deployments.groq-llama]
+        provider = "groq"
+        model = "llama-3.1-8b-instant"
+        [groups.fast]
+        deployments = ["gpt-eu", "gpt-us", "groq-llama"]
+        strategy = "least_busy"
+        [groups.slow]
+        deployments = ["groq-llama"]
+        "#;
+    let client = client(&emulator, &clock, toml, LLM_KEYS);
+    let health = client.health();
+    let fast = &health.groups["fast"];
+    assert_eq!((fast.capability, fast.strategy), ("llm.chat", "least_busy"));
+    assert_eq!(fast.health.status, "degraded");
+    assert_eq!(fast.health.ready, ["gpt-eu", "groq-llama"]);
+    assert_eq!(
+        fast.health.unavailable["gpt-us"],
+        "OPENAI_KEY_UNSET is not set"
+    );
+    assert_eq!(health.groups["slow"].health.status, "healthy");
+
+    // gpt-eu's breaker opens on one failure: the group says so.
+    emulator.fault_next("/openai/*", Fault::status(503), 1);
+    client.call("llm.chat", question("hello")).await.unwrap();
+    let health = client.health();
+    let fast = &health.groups["fast"].health;
+    assert_eq!(fast.ready, ["groq-llama"]);
+    assert_eq!(fast.unavailable["gpt-eu"], "circuit open");
+    // The capability's own chain is the providers', untouched.
+    assert_eq!(
+        health.capabilities["llm.chat"].unavailable.get("openai"),
+        None
+    );
+    let json = serde_json::to_value(&health).unwrap();
+    assert_eq!(json["groups"]["fast"]["status"], "degraded");
+    assert_eq!(
+        json["groups"]["fast"]["unavailable"]["gpt-eu"],
+        "circuit open"
+    );
+}
+
+#[tokio::test]
 async fn a_deployment_over_its_tokens_per_minute_passes_the_call_on() {
     let emulator = emulator().await;
     let clock = clock();

@@ -186,7 +186,9 @@ class _Base:
     def health(self) -> Health:
         """Which capabilities can be served now and by whom: per capability
         a ``status`` (``healthy``, ``degraded`` or ``down``), the ``ready``
-        providers and the ``unavailable`` ones with the reason. In-memory;
+        providers and the ``unavailable`` ones with the reason; the same per
+        model group under ``groups`` (its deployments by name, with its
+        ``capability`` and ``strategy``). In-memory;
         never blocks on the network. A plain dict that Jupyter shows as a
         table."""
         return Health(self._native.health())

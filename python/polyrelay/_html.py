@@ -82,10 +82,13 @@ def result_html(result: Result) -> str:
 
 
 def health_html(health: Mapping[str, Any]) -> str:
-    """Health: per capability its status, ready providers and why the
-    others are unavailable."""
+    """Health: per capability (and model group) its status, ready providers
+    and why the others are unavailable."""
     rows = []
-    for capability, entry in health.get("capabilities", {}).items():
+    entries = list(health.get("capabilities", {}).items()) + [
+        (f"group {name}", entry) for name, entry in health.get("groups", {}).items()
+    ]
+    for capability, entry in entries:
         status = str(entry.get("status", ""))
         unavailable = "<br>".join(
             f"{_text(provider)}: {_text(reason)}"

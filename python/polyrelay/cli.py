@@ -184,6 +184,11 @@ def _cmd_health(args: argparse.Namespace) -> int:
         print(f"{name:<18} {cap['status']:<9} ready: {', '.join(cap['ready']) or '-'}")
         for provider, reason in sorted(cap["unavailable"].items()):
             print(f"{'':<28} {provider}: {reason}")
+    for name, group in sorted(health.get("groups", {}).items()):
+        ready = ", ".join(group["ready"]) or "-"
+        print(f"group {name:<12} {group['status']:<9} ready: {ready}")
+        for deployment, reason in sorted(group["unavailable"].items()):
+            print(f"{'':<28} {deployment}: {reason}")
     return 0
 
 

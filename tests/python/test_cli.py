@@ -110,6 +110,24 @@ def test_health(emu: Emulator) -> None:
     assert health["capabilities"]["crypto.price"]["status"] == "healthy"
 
 
+def test_health_lists_model_groups(emu: Emulator, tmp_path: Path) -> None:
+    config = tmp_path / "polyrelay.toml"
+    config.write_text(
+        '[deployments.gpt-eu]\nprovider = "openai"\nmodel = "gpt-4o-mini"\n'
+        'api_key_env = "POLYRELAY_TEST_UNSET_KEY"\n'
+        '[deployments.groq-llama]\nprovider = "groq"\nmodel = "llama-3.1-8b-instant"\n'
+        '[groups.fast]\ndeployments = ["gpt-eu", "groq-llama"]\n'
+    )
+    env = {"GROQ_API_KEY": "gsk_test"}
+    done = run("--config", str(config), "health", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "group fast" in done.stdout and "degraded" in done.stdout
+    assert "gpt-eu: POLYRELAY_TEST_UNSET_KEY is not set" in done.stdout
+    health = json.loads(run("--config", str(config), "health", "--json", env=env).stdout)
+    fast = health["groups"]["fast"]
+    assert (fast["capability"], fast["strategy"], fast["ready"]) == ("llm.chat", "ordered", ["groq-llama"])
+
+
 def test_emulate_serves_until_ctrl_c() -> None:
     child = subprocess.Popen([COMMAND, "emulate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert child.stdout is not None
