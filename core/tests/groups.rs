@@ -340,6 +340,60 @@ async fn a_group_serves_only_its_capability() {
     );
 }
 
+#[tokio::test]
+async fn an_embeddings_group_sends_each_deployments_model_and_names_its_space() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let toml = r#"
+        [deployments.small-vectors]
+        provider = "openai"
+        model = "text-embedding-3-small"
+        retry = { max_attempts = 1 }
+        [deployments.cohere-vectors]
+        provider = "cohere"
+        model = "embed-v4.0"
+        [groups.vectors]
+        capability = "llm.embeddings"
+        deployments = ["small-vectors", "cohere-vectors"]
+        "#;
+    let client = client(&emulator, &clock, toml, LLM_KEYS);
+    let texts = json!({"inputs": ["first text", "second"], "model": "vectors"});
+
+    let reply = client.call("llm.embeddings", texts.clone()).await.unwrap();
+    let polyrelay::Data::LlmEmbeddings(vectors) = reply.data() else {
+        panic!("{:?}", reply.data())
+    };
+    assert_eq!(vectors.space, "openai/text-embedding-3-small");
+    assert_eq!(vectors.vectors.len(), 2);
+    let sent = emulator.requests_to("/openai/v1/embeddings");
+    assert_eq!(sent_model(&sent[0]), "text-embedding-3-small");
+
+    // The first deployment down: the second answers, in its own space.
+    emulator.fault_always("/openai/*", Fault::status(503));
+    let texts = json!({"inputs": ["another text", "one more"], "model": "vectors"});
+    let reply = client.call("llm.embeddings", texts).await.unwrap();
+    let polyrelay::Data::LlmEmbeddings(vectors) = reply.data() else {
+        panic!("{:?}", reply.data())
+    };
+    assert_eq!(vectors.space, "cohere/embed-v4.0");
+    let trail: Vec<_> = reply
+        .attempts
+        .iter()
+        .map(|a| (a.deployment, a.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (Some("small-vectors"), "transient"),
+            (Some("cohere-vectors"), "success")
+        ]
+    );
+    assert_eq!(
+        sent_model(&emulator.requests_to("/cohere/v2/embed")[0]),
+        "embed-v4.0"
+    );
+}
+
 #[test]
 fn configuration_errors_name_the_field() {
     let error = |extra: &str| {
