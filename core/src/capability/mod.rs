@@ -16,6 +16,7 @@ pub mod finance;
 pub mod llm;
 pub mod media;
 pub mod medical;
+pub mod meta_search;
 pub(crate) mod normalize;
 pub(crate) mod params;
 pub mod schema;
