@@ -169,6 +169,14 @@ pub fn markdown_table() -> String {
     let mut out =
         String::from("| Capability | Providers in default order (K = keyless) |\n|---|---|\n");
     for capability in CapabilityId::ALL {
+        if let Some(parts) = capability.composed_of() {
+            out.push_str(&format!(
+                "| `{}` | every `{}` provider at once, merged |\n",
+                capability.as_str(),
+                parts.as_str()
+            ));
+            continue;
+        }
         let names: Vec<String> = catalog
             .chain(*capability)
             .into_iter()

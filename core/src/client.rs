@@ -19,7 +19,7 @@ use crate::config::{env_vars_utf8, ConfigSource, Plan};
 use crate::engine::{Chain, Deployment, Engine, Group, ProviderSlot};
 use crate::error::Result;
 use crate::provider::Provider;
-use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
+use crate::resilience::breaker::BreakerSnapshot;
 use crate::resilience::cache::ResponseCache;
 use crate::resilience::hedge::Hedging;
 use crate::resilience::quota::QuotaSnapshot;
@@ -412,7 +412,14 @@ impl Client {
         let capabilities = CapabilityId::ALL
             .iter()
             .zip(&self.engine.chains)
-            .map(|(capability, chain)| (capability.as_str(), chain_health(chain, *capability, now)))
+            .map(|(capability, chain)| {
+                let health = match capability.composed_of() {
+                    // Served as long as one of the providers it asks is.
+                    Some(parts) => chain_health(self.engine.chain(parts), parts, now),
+                    None => chain_health(chain, *capability, now),
+                };
+                (capability.as_str(), health)
+            })
             .collect();
         let groups = self
             .engine
@@ -446,17 +453,8 @@ fn chain_health(chain: &Chain, capability: CapabilityId, now: Duration) -> Capab
     let mut ready = Vec::new();
     let mut unavailable = BTreeMap::new();
     for slot in &chain.slots {
-        let reason = if slot.missing_key() {
-            Some(format!("{} is not set", slot.key_env))
-        } else if let Some((left, why)) = slot.benched(now) {
-            Some(format!("benched for {:.1} s ({why})", left.as_secs_f64()))
-        } else {
-            slot.breaker(capability)
-                .is_some_and(|b| b.state() == CircuitState::Open)
-                .then(|| "circuit open".to_owned())
-        };
-        match reason {
-            Some(reason) => {
+        match slot.unavailable(capability, now) {
+            Some((_, reason, _)) => {
                 unavailable.insert(slot.name(), reason);
             }
             None => ready.push(slot.name()),

@@ -332,6 +332,34 @@ impl ProviderSlot {
         (until > now).then(|| (Duration::from_nanos(until - now), *self.bench_cause.lock()))
     }
 
+    /// Why the provider would not be asked now, if it would not: no key,
+    /// benched, or its breaker open; with when it may be asked again.
+    pub(crate) fn unavailable(
+        &self,
+        capability: CapabilityId,
+        now: Duration,
+    ) -> Option<(SkipReason, String, Option<Duration>)> {
+        if self.missing_key() {
+            return Some((
+                SkipReason::NoKey,
+                format!("{} is not set", self.key_env),
+                None,
+            ));
+        }
+        if let Some((left, why)) = self.benched(now) {
+            return Some((
+                SkipReason::Benched(why),
+                format!("benched for {:.1} s ({why})", left.as_secs_f64()),
+                Some(left),
+            ));
+        }
+        let breaker = self.breaker(capability)?.snapshot();
+        (breaker.state == CircuitState::Open).then(|| {
+            let left = breaker.open_until.map(|at| at.saturating_sub(now));
+            (SkipReason::CircuitOpen, "circuit open".to_owned(), left)
+        })
+    }
+
     /// Whether asking the provider now would likely send a request: a key,
     /// no bench, a breaker that is not open. Cheap (no lock when closed).
     fn looks_available(&self, capability: CapabilityId, now: Duration) -> bool {
@@ -502,6 +530,9 @@ struct Walk<'a> {
     order: Option<Vec<usize>>,
     capability: CapabilityId,
     deadline: Duration,
+    /// Whether a provider may be probed as a last resort (the chain's
+    /// setting, unless the call asks for none).
+    last_resort_probe: bool,
     /// Indexed by position in the walk (see [`Walk::slot`]).
     slots: Vec<SlotWalk>,
     attempts: Vec<Attempt>,
@@ -536,6 +567,7 @@ impl<'a> Walk<'a> {
             order,
             capability,
             deadline: started.saturating_add(chain.total_timeout),
+            last_resort_probe: chain.last_resort_probe,
             slots: vec![
                 SlotWalk {
                     ready: Some(started),
@@ -587,7 +619,7 @@ impl<'a> Walk<'a> {
         (0..self.len()).any(|j| {
             j != i
                 && (self.slots[j].ready.is_some_and(|at| at < self.deadline)
-                    || (self.chain.last_resort_probe && probe_candidate(self, j, now).is_some()))
+                    || (self.last_resort_probe && probe_candidate(self, j, now).is_some()))
         })
     }
 
@@ -855,21 +887,30 @@ impl Engine {
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let span =
             tracing::info_span!("polyrelay.call", capability = request.capability().as_str());
-        self.walk_chain(&Plain(request), &[]).instrument(span).await
+        if let Request::MetaSearch(query) = request {
+            return self.meta_search(query).instrument(span).await;
+        }
+        self.walk_chain(&Plain(request), &[], true)
+            .instrument(span)
+            .await
     }
 
     /// The fallback chain under one total deadline: the first answer of
-    /// exchange `x`, with the trail. Providers in `exclude` are not asked.
+    /// exchange `x`, with the trail. Providers in `exclude` are not asked;
+    /// none is probed as a last resort unless `last_resort_probe` (and the
+    /// chain allows it).
     pub(crate) async fn walk_chain<X: Exchange>(
         &self,
         x: &X,
         exclude: &[&str],
+        last_resort_probe: bool,
     ) -> Result<(X::Answer, Vec<Attempt>), Error> {
         let capability = x.request().capability();
         let route = self.route(x.request())?;
         let chain = route.chain;
         let started = self.clock.now();
         let mut walk = Walk::new(route, capability, started);
+        walk.last_resort_probe &= last_resort_probe;
         for i in 0..walk.len() {
             if exclude.contains(&walk.slot(i).name()) {
                 walk.slots[i].ready = None;
@@ -1164,7 +1205,6 @@ impl Engine {
     /// that moment is within [`WAIT_BEFORE_PROBE`], a last-resort probe of a
     /// breaker-open provider.
     fn next_chance(&self, walk: &Walk<'_>, now: Duration) -> Option<NextChance> {
-        let chain = walk.chain;
         let wait_left = walk.wait_left();
         let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
         let soonest = (0..walk.len())
@@ -1179,7 +1219,7 @@ impl Engine {
                 NextChance::At { i, at, what }
             });
         let soon = |chance: &NextChance| matches!(chance, NextChance::At { at, .. } if *at <= now.saturating_add(WAIT_BEFORE_PROBE));
-        if !chain.last_resort_probe || soonest.as_ref().is_some_and(soon) {
+        if !walk.last_resort_probe || soonest.as_ref().is_some_and(soon) {
             return soonest;
         }
         let soonest_at = match &soonest {
@@ -1811,7 +1851,7 @@ pub(crate) trait Exchange: Sync {
 }
 
 /// A plain call: the provider's request and its follow-ups, read whole.
-struct Plain<'r>(&'r Request);
+pub(crate) struct Plain<'r>(pub(crate) &'r Request);
 
 impl Exchange for Plain<'_> {
     type Answer = Arc<Answer>;

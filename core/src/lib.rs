@@ -39,6 +39,7 @@ mod echo;
 mod engine;
 mod error;
 mod intern;
+mod meta_search;
 mod per_process;
 mod policy;
 mod providers;

@@ -450,7 +450,7 @@ impl Reading {
         // Boxed: the chain's future is large, and inline it would make the
         // future of every chunk's read as large.
         let walked = Box::pin(tracing::Instrument::instrument(
-            self.engine.walk_chain(&opening, &self.interrupted),
+            self.engine.walk_chain(&opening, &self.interrupted, true),
             span,
         ))
         .await;

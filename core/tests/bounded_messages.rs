@@ -102,6 +102,10 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
         StockQuote => vec![json!({"symbol": "BRK.B"})],
         NewsSearch => vec![json!({"query": "climate", "language": "en", "limit": 10})],
         WebSearch => vec![json!({"query": "rust", "language": "english", "limit": 10})],
+        MetaSearch => vec![
+            json!({"query": "rust", "language": "en", "limit": 10, "engines": ["brave", "searxng"]}),
+            json!({"query": "rust", "engines": "brave,searxng"}),
+        ],
         TranslateText => vec![
             json!({"text": ["Hello", "Goodbye"], "target_lang": "de", "source_lang": "en"}),
             json!({"text": "Hello", "target_lang": "de", "source_lang": "auto"}),

@@ -38,6 +38,7 @@ from ._families import (
     Medical,
     Music,
     News,
+    Search,
     Translate,
     Tv,
     Video,
@@ -271,6 +272,7 @@ class Client(_Base):
         self.geo: Geo[Result] = Geo(self.call)
         self.news: News[Result] = News(self.call)
         self.web: Web[Result] = Web(self.call)
+        self.search: Search[Result] = Search(self.call)
         self.translate: Translate[Result] = Translate(self.call)
         self.dictionary: Dictionary[Result] = Dictionary(self.call)
         self.medical: Medical[Result] = Medical(self.call)
@@ -392,6 +394,7 @@ class AsyncClient(_Base):
         self.geo: Geo[Awaitable[Result]] = Geo(self.call)
         self.news: News[Awaitable[Result]] = News(self.call)
         self.web: Web[Awaitable[Result]] = Web(self.call)
+        self.search: Search[Awaitable[Result]] = Search(self.call)
         self.translate: Translate[Awaitable[Result]] = Translate(self.call)
         self.dictionary: Dictionary[Awaitable[Result]] = Dictionary(self.call)
         self.medical: Medical[Awaitable[Result]] = Medical(self.call)

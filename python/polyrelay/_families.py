@@ -290,6 +290,27 @@ class Web(TextSearch[R]):
     capability = "web.search"
 
 
+class Search(Family[R]):
+    """``search.*``: every ``web.search`` engine at once, merged."""
+
+    def meta(
+        self,
+        *,
+        query: str,
+        language: Optional[str] = None,
+        limit: int = 10,
+        engines: Optional[Names] = None,
+    ) -> R:
+        """Asks every available web search engine (or those in ``engines``)
+        at once and merges their results (``search.meta``): one result per
+        page, listing the ``engines`` that found it, ranked by
+        reciprocal-rank fusion; partial when some engines fail (``missing``
+        names them, the trail says why)."""
+        return self._call(
+            "search.meta", query=query, language=language, limit=limit, engines=engines
+        )
+
+
 class Translate(Family[R]):
     """``translate.*``: machine translation."""
 

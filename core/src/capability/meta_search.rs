@@ -23,10 +23,152 @@
 //!     normalize_url("http://example.com/docs?a=1&b=2"),
 //! );
 //! ```
+//!
+//! The capability `search.meta` ([`MetaQuery`], [`MetaResults`]) asks every
+//! available `web.search` provider at once and merges their answers this
+//! way; the engine's part is in `crate::meta_search`.
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
 use url::Url;
+
+use super::language::Language;
+use super::params::Params;
+use super::query;
+use super::schema::{Alternatives, Param, ParamKind, ParamTable};
+use super::search::{WebAnswer, WebResult};
+use crate::error::Result;
+
+/// Request of `search.meta`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct MetaQuery {
+    /// Search terms.
+    pub query: String,
+    /// Preferred language of the results.
+    pub language: Option<Language>,
+    /// Most merged results wanted (1 to 50; default 10).
+    pub limit: u8,
+    /// The engines (`web.search` providers) to ask; every configured one
+    /// when absent.
+    pub engines: Option<Vec<String>>,
+}
+
+impl MetaQuery {
+    /// The parameters: `query`, `language`, `limit`, `engines`.
+    pub const PARAMS: ParamTable = ParamTable {
+        params: &[
+            query::text(400, "What to search for.", r#""rust programming""#).required(),
+            query::language_param("language", "Preferred language of the results."),
+            query::limit(10, 50),
+            Param::new(
+                "engines",
+                ParamKind::StringList,
+                "The web.search providers to ask (default: every configured one).",
+                r#"["brave", "searxng"]"#,
+            ),
+        ],
+        alternatives: Alternatives::None,
+    };
+
+    /// Validates parameters: `query`, and optional `language`, `limit`,
+    /// `engines`.
+    pub fn from_params(mut params: Params) -> Result<Self> {
+        let query = params.str("query")?;
+        let language = query::language(&mut params, "language")?;
+        let limit = params.u8("limit")?;
+        let engines = params.opt_str_list("engines")?.map(|mut names| {
+            names.sort();
+            names.dedup();
+            names
+        });
+        params.finish()?;
+        Ok(Self {
+            query,
+            language,
+            limit,
+            engines,
+        })
+    }
+
+    /// What each engine is asked: the same search, as many results as the
+    /// merged list may keep.
+    pub(crate) fn web_query(&self) -> super::search::WebQuery {
+        super::search::WebQuery {
+            query: self.query.clone(),
+            language: self.language.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+/// One merged result of `search.meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaResult {
+    /// Page title.
+    pub title: String,
+    /// Page address, cleaned of tracking parameters and fragment.
+    pub url: String,
+    /// Plain-text excerpt.
+    pub snippet: String,
+    /// Publication or last-edit time, ISO-8601, when an engine knew it.
+    pub published_at: Option<String>,
+    /// The engines that returned it.
+    pub engines: Vec<String>,
+    /// Its reciprocal-rank fusion score (higher is better).
+    pub score: f64,
+}
+
+/// Answer of `search.meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaResults {
+    /// The query as asked.
+    pub query: String,
+    /// A direct answer, from the first engine (in configured order) that
+    /// had one.
+    pub answer: Option<WebAnswer>,
+    /// The merged results, best first, at most the requested number.
+    pub results: Vec<MetaResult>,
+    /// The engines whose results were merged.
+    pub answered: Vec<String>,
+    /// The engines asked (or skipped) without results: the trail says why.
+    pub missing: Vec<String>,
+}
+
+impl Mergeable for WebResult {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn set_url(&mut self, url: String) {
+        self.url = url;
+    }
+
+    fn fill_from(&mut self, other: &Self) {
+        if self.title.trim().is_empty() {
+            self.title.clone_from(&other.title);
+        }
+        if self.snippet.trim().is_empty() {
+            self.snippet.clone_from(&other.snippet);
+        }
+        if self.published_at.is_none() {
+            self.published_at.clone_from(&other.published_at);
+        }
+    }
+}
+
+impl From<Fused<WebResult>> for MetaResult {
+    fn from(fused: Fused<WebResult>) -> Self {
+        Self {
+            title: fused.item.title,
+            url: fused.item.url,
+            snippet: fused.item.snippet,
+            published_at: fused.item.published_at,
+            engines: fused.engines.into_iter().map(str::to_owned).collect(),
+            score: fused.score,
+        }
+    }
+}
 
 /// The usual constant of reciprocal-rank fusion.
 pub const DEFAULT_RRF_K: f64 = 60.0;
@@ -42,10 +184,9 @@ fn is_tracking(name: &str) -> bool {
     name.starts_with("utm_") || TRACKING_PARAMS.contains(&name.as_str())
 }
 
-/// The address `raw` with what does not change the page removed: tracking
-/// parameters and the fragment, a default port, and the trailing slash of
-/// a path; the remaining parameters sorted. The scheme and a leading
-/// `www.` are kept (this is an address to show and follow).
+/// The address `raw` without what only tracks the visitor: tracking
+/// parameters and the fragment. Everything else (scheme, `www.`, path,
+/// parameter order) is kept: this is an address to show and follow.
 ///
 /// Returns `None` for text that is not an absolute `http` or `https`
 /// address.
@@ -55,47 +196,51 @@ pub fn clean_url(raw: &str) -> Option<Url> {
         return None;
     }
     url.set_fragment(None);
-    let mut params: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(name, _)| !is_tracking(name))
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect();
-    if params.is_empty() {
+    if url.query_pairs().any(|(name, _)| is_tracking(&name)) {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !is_tracking(name))
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    } else if url.query() == Some("") {
         url.set_query(None);
-    } else {
-        params.sort();
-        url.query_pairs_mut().clear().extend_pairs(params);
-    }
-    if url.path().len() > 1 && url.path().ends_with('/') {
-        let trimmed = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&trimmed);
     }
     Some(url)
 }
 
 /// The key under which two addresses of the same page meet: the cleaned
-/// address ([`clean_url`]) without its scheme, its host without `www.`.
-/// Text that is not an `http(s)` address is its own key (trimmed).
+/// address ([`clean_url`]) without its scheme, its host without `www.`,
+/// its path without a trailing slash, its parameters sorted. Text that is
+/// not an `http(s)` address is its own key (trimmed).
 pub fn normalize_url(raw: &str) -> String {
     let Some(url) = clean_url(raw) else {
         return raw.trim().to_owned();
     };
     let host = url.host_str().unwrap_or_default();
     let host = host.strip_prefix("www.").unwrap_or(host);
-    let path = match url.path() {
-        "/" => "",
-        path => path,
-    };
     let mut key = String::with_capacity(raw.len());
     key.push_str(host);
     if let Some(port) = url.port() {
         key.push(':');
         key.push_str(&port.to_string());
     }
-    key.push_str(path);
-    if let Some(query) = url.query() {
+    key.push_str(url.path().trim_end_matches('/'));
+    let mut params: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    if !params.is_empty() {
+        params.sort();
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
         key.push('?');
-        key.push_str(query);
+        key.push_str(&query);
     }
     key
 }
@@ -299,8 +444,10 @@ mod tests {
 
     #[test]
     fn cleaning_keeps_the_scheme_and_host_and_drops_tracking() {
-        let url = clean_url("http://www.example.com/a/?utm_source=x&q=rust#top").unwrap();
-        assert_eq!(url.as_str(), "http://www.example.com/a?q=rust");
+        let url = clean_url("http://www.example.com/a/?utm_source=x&z=1&q=rust#top").unwrap();
+        assert_eq!(url.as_str(), "http://www.example.com/a/?z=1&q=rust");
+        let url = clean_url("https://example.com/b?utm_medium=mail").unwrap();
+        assert_eq!(url.as_str(), "https://example.com/b");
     }
 
     #[test]
@@ -320,7 +467,7 @@ mod tests {
             urls,
             [
                 // beta's copy leads (its rank 1), on alpha's https.
-                "https://www.two.example/page",
+                "https://www.two.example/page/",
                 "https://one.example/",
                 "https://four.example/",
                 "https://three.example/",
@@ -388,6 +535,7 @@ mod tests {
         // b ranked it first: its copy leads, and an https address from a wins.
         assert_eq!(page.item.snippet, "from b");
         assert_eq!(page.item.url, "https://page.example/");
+        // (b's "http://page.example" parses with the root path "/".)
         assert_eq!(page.engines, ["a", "b"]);
     }
 

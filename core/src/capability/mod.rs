@@ -223,6 +223,8 @@ capabilities! {
     StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60), side_effects false;
     NewsSearch => "news.search", news::NewsQuery, news::NewsResults, ttl Duration::from_secs(900), side_effects false;
     WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600), side_effects false;
+    // Composed: every `web.search` engine at once, merged (no provider serves it alone).
+    MetaSearch => "search.meta", meta_search::MetaQuery, meta_search::MetaResults, ttl Duration::from_secs(3600), side_effects false;
     TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400), side_effects false;
     DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400), side_effects false;
 }
@@ -240,6 +242,16 @@ impl Serialize for CapabilityId {
 }
 
 impl CapabilityId {
+    /// The capability whose providers a composed capability asks
+    /// (`search.meta` asks every `web.search` engine); `None` for one that
+    /// providers serve themselves.
+    pub fn composed_of(self) -> Option<CapabilityId> {
+        match self {
+            Self::MetaSearch => Some(Self::WebSearch),
+            _ => None,
+        }
+    }
+
     /// The parameters as a JSON Schema (draft 2020-12) of the parameter
     /// object, each with its type, bounds, default and description.
     pub fn parameter_schema(self) -> Value {

@@ -561,7 +561,11 @@ pub(crate) mod tests {
                 keyless.windows(2).all(|w| w[0] || !w[1]),
                 "{capability}: keyless first"
             );
-            assert!(!chain_plan.providers.is_empty(), "{capability}");
+            assert_eq!(
+                chain_plan.providers.is_empty(),
+                capability.composed_of().is_some(),
+                "{capability}"
+            );
             assert_eq!(chain_plan.total_timeout, Duration::from_secs(30));
             assert_eq!(chain_plan.max_wait, Duration::MAX);
             assert_eq!(chain_plan.min_fallback_time, DEFAULT_MIN_FALLBACK_TIME);
