@@ -512,3 +512,46 @@ fn context_fallback_must_name_another_group_of_the_same_capability() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_stream_passes_over_a_window_too_small_before_opening() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let groq = polyrelay::internal::builtin_providers()
+        .iter()
+        .copied()
+        .find(|p| p.info().id == "groq")
+        .unwrap();
+    let path = format!(
+        "/groq{}",
+        groq.streams_chat().unwrap().stream_fixtures()[0].path
+    );
+    let reply = polyrelay::emulation::stream_reply(groq, std::time::Duration::ZERO).unwrap();
+    emulator.route(Method::POST, &path, reply);
+    let client = client(
+        &emulator,
+        &clock,
+        &config("[groups.fast]\ndeployments = [\"small\", \"big\"]"),
+        LLM_KEYS,
+    );
+
+    let mut stream = client
+        .stream("llm.chat", question("fast", 6000, None))
+        .unwrap();
+    let end = loop {
+        match stream.next().await {
+            Some(Ok(polyrelay::ChatChunk::Done(end))) => break end,
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+
+    assert_eq!(
+        trail(&end.envelope.attempts),
+        [
+            (Some("small"), "skipped_context_window"),
+            (Some("big"), "success")
+        ]
+    );
+    assert_eq!(emulator.hits("/openai/v1/chat/completions"), 0);
+}
