@@ -451,7 +451,8 @@ pub(crate) struct Route<'a> {
     pub chain: &'a Chain,
     /// For a group: indices into `chain.slots` in the order to ask them.
     pub order: Option<Vec<usize>>,
-    /// For a group: the group whose `context_fallback` this is.
+    /// For a group: the group itself (its `context_fallback` is where a
+    /// prompt too long for it goes on).
     pub group: Option<&'a Group>,
 }
 
@@ -829,8 +830,7 @@ impl<'a> Walk<'a> {
     }
 
     /// The error of a call of `request` that ends without an answer, at
-    /// wall time `now`.
-    /// The trail moves into the error.
+    /// wall time `now`; the trail moves into it.
     fn failure(&mut self, deadline_passed: bool, now: DateTime<Utc>, request: &Request) -> Error {
         let capability = self.capability.as_str();
         if deadline_passed {
