@@ -113,6 +113,12 @@ enum pr_status
    */
   PR_ERR_STREAM_INTERRUPTED = 14,
   /**
+   * The prompt fits no model the call could run on: each was passed
+   * over for its context window or refused the prompt as too long;
+   * shorten the prompt (or `max_tokens`).
+   */
+  PR_ERR_CONTEXT_LENGTH_EXCEEDED = 15,
+  /**
    * Not a token at all: wrong number of segments, bad base64url, a header
    * that is not a JSON object, or too long.
    */

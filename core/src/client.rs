@@ -170,6 +170,7 @@ impl Client {
         let mut limits = Vec::new();
         // Indexed like `plan.providers`; `None` for a disabled provider.
         let mut slots: Vec<Option<Arc<ProviderSlot>>> = Vec::new();
+        let models = &plan.models;
         for (index, provider) in plan.providers.into_iter().enumerate() {
             if !provider.enabled {
                 slots.push(None);
@@ -181,9 +182,11 @@ impl Client {
                 Backoff::with_seed(&provider.settings.retry, seed.wrapping_add(index as u64))
             };
             limits.push(provider.limits);
-            let deployment = provider
-                .deployment
-                .map(|d| Deployment::new(d.name, d.model, d.tpm, d.price, &clock));
+            let id = provider.provider.info().id;
+            let deployment = provider.deployment.map(|d| {
+                let window = models.lookup(id, &d.model).and_then(|m| m.context_window);
+                Deployment::new(d.name, d.model, d.tpm, d.price, window, &clock)
+            });
             slots.push(Some(Arc::new(ProviderSlot::new(
                 provider.provider,
                 provider.base_url,
@@ -225,11 +228,16 @@ impl Client {
             ttl: chain.ttl,
         };
         let chains = plan.chains.into_iter().map(chain_of).collect();
+        let group_names: Vec<String> = plan.groups.iter().map(|g| g.name.clone()).collect();
         let groups = plan
             .groups
             .into_iter()
             .enumerate()
             .map(|(i, group)| Group {
+                context_fallback: group
+                    .context_fallback
+                    .as_ref()
+                    .and_then(|name| group_names.iter().position(|n| n == name)),
                 name: group.name,
                 capability: group.capability,
                 strategy: group.strategy,

@@ -40,6 +40,7 @@
 //! deployments = ["gpt-eu", "groq-llama"]
 //! strategy = "weighted"              # ordered | weighted | least_busy | lowest_latency | cost
 //! weights = { gpt-eu = 3, groq-llama = 1 }
+//! context_fallback = "long"          # a group for prompts too long for these
 //! ```
 //!
 //! Per-provider tables are deep-merged over `[defaults]`, so a provider can
@@ -209,6 +210,10 @@ pub struct GroupSettings {
     /// The capability the group serves: `llm.chat` (default) or
     /// `llm.embeddings`.
     pub capability: Option<String>,
+    /// The group a call goes on to when its prompt fits none of this
+    /// group's deployments (each passed over for its context window, or
+    /// refusing the prompt as too long); a group of the same capability.
+    pub context_fallback: Option<String>,
 }
 
 impl GroupSettings {
@@ -658,6 +663,9 @@ impl Config {
                 ),
             ));
         }
+        if let Some(fallback) = &group.context_fallback {
+            self.validate_context_fallback(name, group, fallback)?;
+        }
         for (deployment, weight) in &group.weights {
             if !group.deployments.contains(deployment) {
                 return Err(Error::config(
@@ -671,6 +679,57 @@ impl Config {
                     "must be a number above 0",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks group `name`'s `context_fallback`: another group of the same
+    /// capability, and no chain of fallbacks that comes back to `name`.
+    fn validate_context_fallback(
+        &self,
+        name: &str,
+        group: &GroupSettings,
+        fallback: &str,
+    ) -> Result<()> {
+        let field = format!("groups.{}.context_fallback", echo_key(name));
+        let Some(next) = self.groups.get(fallback) else {
+            return Err(Error::config(
+                field,
+                format!(
+                    "unknown group {}; declared: {}",
+                    echo(fallback),
+                    self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        if fallback == name {
+            return Err(Error::config(field, "names the group itself"));
+        }
+        if next.capability().ok() != group.capability().ok() {
+            return Err(Error::config(
+                field,
+                format!("group {} serves another capability", echo(fallback)),
+            ));
+        }
+        let mut seen = vec![name];
+        let mut at = fallback;
+        while let Some(next) = self
+            .groups
+            .get(at)
+            .and_then(|g| g.context_fallback.as_deref())
+        {
+            seen.push(at);
+            if seen.contains(&next) {
+                return Err(Error::config(
+                    field,
+                    format!(
+                        "context fallbacks form a cycle: {} → {}",
+                        seen.iter().map(|g| echo(g)).collect::<Vec<_>>().join(" → "),
+                        echo(next)
+                    ),
+                ));
+            }
+            at = next;
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 //!   └ total deadline           bounds every await below
 //!     └ fallback chain         passes over the providers, in order, until one answers:
 //!        for each provider that can be asked now (a turn):
+//!          -. context window                   estimate over its model's window, or a
+//!                                              window no larger refused the prompt: skip
 //!          0. provider builds the request      Unsupported (or the call is pinned to
 //!                                              another provider): skip, nothing spent
 //!          1. key present?                     no: skip
@@ -26,6 +28,8 @@
 //!        be over (open breaker, unreachable, Retry-After within the deadline),
 //!        the one back soonest first, one probe per provider per probe_interval,
 //!        other calls waiting on it; repeat while the deadline (and max_wait) allows
+//!     a group whose deployments the prompt fits none of: its context_fallback
+//!     group, walked the same way under the same deadline
 //! ```
 //!
 //! Each mechanism lives in its own module under [`crate::resilience`], and
@@ -47,7 +51,8 @@ use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::SharedClock;
 use crate::config::{ProviderSettings, StreamSettings};
 use crate::error::{
-    Attempt, AttemptOutcome, BenchCause, Error, FailureClass, ProviderFailure, SkipReason,
+    Attempt, AttemptOutcome, BenchCause, Error, ErrorKind, FailureClass, ProviderFailure,
+    SkipReason,
 };
 use crate::policy::{self, Facts};
 use crate::provider::{Auth, CallContext, HttpRequest, KeyPlacement, Provider, Step};
@@ -104,6 +109,9 @@ pub(crate) struct Deployment {
     /// Its tokens-per-minute limit.
     tokens: Option<TokenRate>,
     price: Option<Price>,
+    /// Its model's context window (configured, else the model table's),
+    /// when known.
+    pub context_window: Option<u64>,
 }
 
 impl Deployment {
@@ -112,6 +120,7 @@ impl Deployment {
         model: String,
         tpm: Option<u64>,
         price: Option<Price>,
+        context_window: Option<u64>,
         clock: &SharedClock,
     ) -> Self {
         Self {
@@ -119,6 +128,7 @@ impl Deployment {
             model,
             tokens: tpm.map(|tpm| TokenRate::new(tpm, clock.clone())),
             price,
+            context_window,
         }
     }
 }
@@ -256,6 +266,31 @@ impl ProviderSlot {
         match &self.deployment {
             Some(d) => Cow::Owned(request.with_model(&d.model)),
             None => Cow::Borrowed(request),
+        }
+    }
+
+    /// The model `request` runs on at this slot, when the engine can tell:
+    /// a deployment's, or the model a call names (a cross-provider alias
+    /// and a provider's default are its own business).
+    fn model_for<'r>(&'r self, request: &'r Request) -> Option<&'r str> {
+        match &self.deployment {
+            Some(d) => Some(&d.model),
+            None => request
+                .model()
+                .filter(|m| !crate::capability::llm::MODEL_ALIASES.contains(m)),
+        }
+    }
+
+    /// The context window of the model `request` runs on at this slot,
+    /// when known (`models` for a call naming a model).
+    fn context_window(&self, request: &Request, models: &ModelTable) -> Option<u64> {
+        match &self.deployment {
+            Some(d) => d.context_window,
+            None => {
+                models
+                    .lookup(self.id(), self.model_for(request)?)?
+                    .context_window
+            }
         }
     }
 
@@ -401,6 +436,9 @@ pub(crate) struct Group {
     pub chain: Chain,
     /// Seeded from the client's seed, so that `weighted` orders repeat.
     pub rng: Mutex<rand::rngs::SmallRng>,
+    /// The group (an index into [`Engine::groups`]) a call goes on to when
+    /// its prompt fits none of this group's deployments.
+    pub context_fallback: Option<usize>,
 }
 
 impl Group {
@@ -436,11 +474,23 @@ impl Group {
     }
 }
 
+/// Which providers of its chain a call may ask, and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WalkScope<'e> {
+    /// Providers (or deployments) by name that are not asked.
+    pub exclude: &'e [&'e str],
+    /// No provider is probed as a last resort, whatever the chain allows.
+    pub no_last_resort_probe: bool,
+}
+
 /// Which chain a call walks, and in which order.
 pub(crate) struct Route<'a> {
     pub chain: &'a Chain,
     /// For a group: indices into `chain.slots` in the order to ask them.
     pub order: Option<Vec<usize>>,
+    /// For a group: the group itself (its `context_fallback` is where a
+    /// prompt too long for it goes on).
+    pub group: Option<&'a Group>,
 }
 
 /// Everything a call needs, shared by all clones of a client.
@@ -537,6 +587,20 @@ struct Walk<'a> {
     slots: Vec<SlotWalk>,
     attempts: Vec<Attempt>,
     waited: Duration,
+    /// Per position, the context window of the model the call runs on
+    /// there, when known; empty when no window is known (nothing to
+    /// check).
+    windows: Vec<Option<u64>>,
+    /// The tokens the call needs a window to hold
+    /// ([`routing::context_need`]); 0 when `windows` is empty.
+    need: u64,
+    /// The largest known window that refused the prompt as too long in
+    /// this call (in this group or one it fell back from), and its model
+    /// as `provider/model`: no window as small fits either.
+    refused: Option<(u64, String)>,
+    /// The model the call names, when `windows` is not empty (for the
+    /// trail).
+    named_model: Option<String>,
 }
 
 /// Where one provider stands in a call.
@@ -559,10 +623,49 @@ struct SlotWalk {
 }
 
 impl<'a> Walk<'a> {
-    fn new(route: Route<'a>, capability: CapabilityId, started: Duration) -> Self {
-        let Route { chain, order } = route;
+    /// The walk of a call of `request` over `route`, started at `started`;
+    /// `models` gives the context windows of models a call names, and
+    /// `refused` the largest window that already refused the prompt.
+    fn new(
+        route: Route<'a>,
+        request: &Request,
+        models: &ModelTable,
+        started: Duration,
+        refused: Option<(u64, String)>,
+    ) -> Self {
+        let Route { chain, order, .. } = route;
         let n = chain.slots.len();
+        let capability = request.capability();
+        let slot = |i: usize| match &order {
+            Some(order) => &chain.slots[order[i]],
+            None => &chain.slots[i],
+        };
+        // Only LLM calls have windows; most chains know none for a call
+        // that names no model, and then the prompt is not even counted.
+        let mut windows = Vec::new();
+        if matches!(
+            capability,
+            CapabilityId::LlmChat | CapabilityId::LlmEmbeddings
+        ) {
+            windows = (0..n)
+                .map(|i| slot(i).context_window(request, models))
+                .collect();
+            if windows.iter().all(Option::is_none) {
+                windows.clear();
+            }
+        }
+        let need = match windows.is_empty() {
+            true => 0,
+            false => routing::context_need(request).unwrap_or(0),
+        };
         Self {
+            named_model: match windows.is_empty() {
+                true => None,
+                false => request.model().map(str::to_string),
+            },
+            windows,
+            need,
+            refused,
             chain,
             order,
             capability,
@@ -597,12 +700,58 @@ impl<'a> Walk<'a> {
         self.slots[i].ready.is_some_and(|at| at <= now)
     }
 
+    /// Provider `i`'s context window, when known.
+    fn window(&self, i: usize) -> Option<u64> {
+        self.windows.get(i).copied().flatten()
+    }
+
+    /// Whether the call may fit provider `i`'s context window: its window
+    /// is unknown, or holds the estimate and is larger than every window
+    /// that refused the prompt in this call.
+    ///
+    /// The estimate (a quarter of the characters) is close for English
+    /// prose and low for code and most other scripts, so a provider is
+    /// passed over only when the estimate alone is over its window; a
+    /// prompt that passes and still does not fit gets the provider's own
+    /// `context_length_exceeded`, which is authoritative.
+    fn fits(&self, i: usize) -> bool {
+        self.window(i).is_none_or(|window| {
+            window >= self.need
+                && self
+                    .refused
+                    .as_ref()
+                    .is_none_or(|(refused, _)| window > *refused)
+        })
+    }
+
+    /// Why provider `i` is passed over for its context window (the trail's
+    /// words), or `None` when the call may fit it.
+    fn misfit(&self, i: usize, request: &Request) -> Option<String> {
+        if self.fits(i) {
+            return None;
+        }
+        let window = self.window(i)?;
+        let slot = self.slot(i);
+        Some(match &self.refused {
+            Some((refused, model)) if window <= *refused => format!(
+                "skipped: its context window of {window} tokens is no larger than {refused} of {model}, which refused the prompt as too long"
+            ),
+            _ => format!(
+                "skipped: estimated {} tokens > context window {window} of {}/{}",
+                self.need,
+                slot.id(),
+                slot.model_for(request).unwrap_or("?")
+            ),
+        })
+    }
+
     /// Whether another provider than `i` may still be asked in this call
     /// and looks able to answer.
     fn others_available(&self, i: usize, now: Duration) -> bool {
         (0..self.len()).any(|j| {
             j != i
                 && self.slots[j].ready.is_some_and(|at| at < self.deadline)
+                && self.fits(j)
                 && self.slot(j).looks_available(self.capability, now)
         })
     }
@@ -618,6 +767,7 @@ impl<'a> Walk<'a> {
     fn others_left(&self, i: usize, now: Duration) -> bool {
         (0..self.len()).any(|j| {
             j != i
+                && self.fits(j)
                 && (self.slots[j].ready.is_some_and(|at| at < self.deadline)
                     || (self.last_resort_probe && probe_candidate(self, j, now).is_some()))
         })
@@ -655,6 +805,21 @@ impl<'a> Walk<'a> {
             )
         );
         state.in_line = end.line.at_limiter;
+        if end.entry.outcome == AttemptOutcome::Failed(FailureClass::ContextLengthExceeded) {
+            if let Some(window) = self.windows.get(i).copied().flatten() {
+                if self
+                    .refused
+                    .as_ref()
+                    .is_none_or(|(refused, _)| window > *refused)
+                {
+                    let model = match &slot.deployment {
+                        Some(d) => d.model.as_str(),
+                        None => self.named_model.as_deref().unwrap_or("?"),
+                    };
+                    self.refused = Some((window, format!("{}/{model}", slot.id())));
+                }
+            }
+        }
         if end.entry.tries > 0 && !matches!(end.turn, Turn::Answered(_)) {
             state.failed_at = Some(now);
         }
@@ -705,17 +870,34 @@ impl<'a> Walk<'a> {
         self.slots[i].entry.map(|k| &self.attempts[k])
     }
 
-    /// The error of a call that ends without an answer, at wall time `now`.
-    fn failure(self, deadline_passed: bool, now: DateTime<Utc>) -> Error {
+    /// The error of a call of `request` that ends without an answer, at
+    /// wall time `now`; the trail moves into it.
+    fn failure(&mut self, deadline_passed: bool, now: DateTime<Utc>, request: &Request) -> Error {
         let capability = self.capability.as_str();
-        let attempts = self.attempts;
         if deadline_passed {
             return Error::Timeout {
                 capability,
                 deadline: self.chain.total_timeout,
-                attempts,
+                attempts: std::mem::take(&mut self.attempts),
             };
         }
+        if too_long_for_all(&self.attempts) {
+            let largest_window = (0..self.len())
+                .filter(|i| {
+                    self.last_entry(*i).is_some_and(|a| {
+                        a.outcome.error_kind() == Some(ErrorKind::ContextLengthExceeded)
+                    })
+                })
+                .filter_map(|i| self.window(i))
+                .max();
+            return Error::ContextLengthExceeded {
+                capability,
+                estimated_tokens: routing::context_need(request).unwrap_or(0),
+                largest_window,
+                attempts: std::mem::take(&mut self.attempts),
+            };
+        }
+        let attempts = std::mem::take(&mut self.attempts);
         let tried: Vec<&Attempt> = attempts.iter().filter(|a| a.tries > 0).collect();
         if !tried.is_empty()
             && tried
@@ -729,6 +911,15 @@ impl<'a> Walk<'a> {
         }
         Error::all_failed(capability, attempts, now)
     }
+}
+
+/// Whether a trail says the prompt fits no model: every entry that says
+/// why the call failed is a provider passed over for its context window or
+/// one that refused the prompt as too long.
+fn too_long_for_all(attempts: &[Attempt]) -> bool {
+    let mut kinds = attempts.iter().filter_map(|a| a.outcome.error_kind());
+    kinds.next() == Some(ErrorKind::ContextLengthExceeded)
+        && kinds.all(|k| k == ErrorKind::ContextLengthExceeded)
 }
 
 /// What a call does once a pass over the chain found no answer.
@@ -805,6 +996,7 @@ impl Engine {
             None => Ok(Route {
                 chain: self.chain(capability),
                 order: None,
+                group: None,
             }),
             Some(group) if group.capability != capability => Err(Error::invalid(
                 "model",
@@ -815,10 +1007,16 @@ impl Engine {
                     capability.as_str()
                 ),
             )),
-            Some(group) => Ok(Route {
-                chain: &group.chain,
-                order: Some(group.order(request, &self.models)),
-            }),
+            Some(group) => Ok(self.group_route(group, request)),
+        }
+    }
+
+    /// Group `group`'s route for a call of `request`.
+    fn group_route<'a>(&'a self, group: &'a Group, request: &Request) -> Route<'a> {
+        Route {
+            chain: &group.chain,
+            order: Some(group.order(request, &self.models)),
+            group: Some(group),
         }
     }
 
@@ -890,102 +1088,169 @@ impl Engine {
         if let Request::MetaSearch(query) = request {
             return self.meta_search(query).instrument(span).await;
         }
-        self.walk_chain(&Plain(request), &[], true)
+        self.walk_chain(&Plain(request), WalkScope::default())
             .instrument(span)
             .await
     }
 
     /// The fallback chain under one total deadline: the first answer of
-    /// exchange `x`, with the trail. Providers in `exclude` are not asked;
-    /// none is probed as a last resort unless `last_resort_probe` (and the
-    /// chain allows it).
+    /// exchange `x`, with the trail, over the providers `scope` allows.
+    ///
+    /// A group call whose prompt fits none of the group's deployments (each
+    /// passed over for its context window or refusing the prompt as too
+    /// long) goes on to the group's `context_fallback` group, under the
+    /// same deadline, and so on; the trail holds every group's entries.
     pub(crate) async fn walk_chain<X: Exchange>(
         &self,
         x: &X,
-        exclude: &[&str],
-        last_resort_probe: bool,
+        scope: WalkScope<'_>,
     ) -> Result<(X::Answer, Vec<Attempt>), Error> {
-        let capability = x.request().capability();
-        let route = self.route(x.request())?;
-        let chain = route.chain;
+        let mut route = self.route(x.request())?;
         let started = self.clock.now();
-        let mut walk = Walk::new(route, capability, started);
-        walk.last_resort_probe &= last_resort_probe;
+        let mut trail: Vec<Attempt> = Vec::new();
+        // The largest window of the groups walked so far.
+        let mut largest: Option<u64> = None;
+        let mut from: Option<&str> = None;
+        let mut refused = None;
+        let mut hops = 0;
+        loop {
+            let group = route.group;
+            let mut error = match self
+                .walk_route(x, route, scope, started, from, &mut refused)
+                .await
+            {
+                Ok((answer, attempts)) => {
+                    trail.extend(attempts);
+                    return Ok((answer, trail));
+                }
+                Err(error) => error,
+            };
+            trail.extend_from_slice(error.attempts());
+            if let Error::ContextLengthExceeded { largest_window, .. } = &mut error {
+                *largest_window = (*largest_window).max(largest);
+                largest = *largest_window;
+            }
+            // Configuration refuses cycles; the hops are bounded all the same.
+            hops += 1;
+            let fallback = group
+                .and_then(|g| g.context_fallback.map(|k| (g, &self.groups[k])))
+                .filter(|_| {
+                    matches!(error, Error::ContextLengthExceeded { .. })
+                        && hops <= self.groups.len()
+                });
+            match fallback {
+                Some((group, next)) => {
+                    from = Some(&group.name);
+                    route = self.group_route(next, x.request());
+                }
+                None => return Err(error.with_attempts(trail)),
+            }
+        }
+    }
+
+    /// One walk of a call over `route`, under the deadline of a call
+    /// started at `started`; `from` names the group whose context fallback
+    /// this route is.
+    async fn walk_route<X: Exchange>(
+        &self,
+        x: &X,
+        route: Route<'_>,
+        scope: WalkScope<'_>,
+        started: Duration,
+        from: Option<&str>,
+        refused: &mut Option<(u64, String)>,
+    ) -> Result<(X::Answer, Vec<Attempt>), Error> {
+        let chain = route.chain;
+        let mut walk = Walk::new(route, x.request(), &self.models, started, refused.take());
+        walk.last_resort_probe &= !scope.no_last_resort_probe;
         for i in 0..walk.len() {
-            if exclude.contains(&walk.slot(i).name()) {
+            if scope.exclude.contains(&walk.slot(i).name()) {
                 walk.slots[i].ready = None;
+            }
+            if let Some(group) = from {
+                walk.slots[i].note = Some(format!("context fallback from group {group}"));
             }
         }
         if let Some(hedging) = &chain.hedging {
             hedging.deposit();
         }
-        let mut probe = None;
-        // Probe answers up to here have been looked at.
-        let mut looked = started;
-        loop {
-            match self.pass(x, &mut walk, probe.take()).await {
-                Turn::Answered(answer) => return Ok((answer, walk.attempts)),
-                Turn::DeadlinePassed => return Err(walk.failure(true, self.clock.wall())),
-                Turn::Refused(reason) => return Err(content_filtered(walk, reason)),
-                Turn::Failed => {}
-            }
-            // Registered before looking, so that a probe answering from
-            // here on wakes this call.
-            let mut probe_answered = std::pin::pin!(chain.probe_answered.notified());
-            probe_answered.as_mut().enable();
-            let now = self.clock.now();
-            // A provider that answered another call's probe (or closed its
-            // breaker) while this call was busy with its own turns.
-            let since = std::mem::replace(&mut looked, now);
-            if self.found_by_probes(&mut walk, since, now, false) {
-                continue;
-            }
-            match self.next_chance(&walk, now) {
-                None => return Err(walk.failure(false, self.clock.wall())),
-                Some(NextChance::At { i, at, what }) => {
-                    let wait = at.saturating_sub(now).max(MIN_WAIT);
-                    let woken = tokio::select! {
-                        _ = self.clock.backoff(wait) => false,
-                        _ = probe_answered => true,
-                    };
-                    let ended = self.clock.now();
-                    walk.waited += ended.saturating_sub(now);
-                    if woken {
-                        self.found_by_probes(&mut walk, now, ended, true);
-                        looked = ended;
-                        continue;
+        let result = async {
+            let mut probe = None;
+            // Probe answers up to here have been looked at.
+            let mut looked = started;
+            loop {
+                match self.pass(x, &mut walk, probe.take()).await {
+                    Turn::Answered(answer) => {
+                        return Ok((answer, std::mem::take(&mut walk.attempts)))
                     }
-                    walk.slots[i].note = Some(format!(
-                        "waited {:.0} ms for {what}",
-                        wait.as_secs_f64() * 1000.0
-                    ));
-                    walk.slots[i].ready = Some(ended);
-                }
-                Some(NextChance::Probe { i, guard, why }) => {
-                    walk.slots[i].note = Some(why.into());
-                    walk.slots[i].ready = Some(now);
-                    probe = Some((i, guard));
-                }
-                Some(NextChance::AwaitProbe { wait, until }) => {
-                    let (answered, woken) = tokio::select! {
-                        answered = wait.ended() => (answered, false),
-                        _ = self.clock.sleep_until(until.min(walk.deadline)) => (false, false),
-                        _ = probe_answered => (false, true),
-                    };
-                    let ended = self.clock.now();
-                    walk.waited += ended.saturating_sub(now);
-                    if ended >= walk.deadline {
-                        return Err(walk.failure(true, self.clock.wall()));
+                    Turn::DeadlinePassed => {
+                        return Err(walk.failure(true, self.clock.wall(), x.request()))
                     }
-                    // The probe awaited (`answered`) recorded its answer
-                    // after `now`, like any other that woke the call.
-                    if answered || woken {
-                        self.found_by_probes(&mut walk, now, ended, true);
-                        looked = ended;
+                    Turn::Refused(reason) => return Err(content_filtered(&mut walk, reason)),
+                    Turn::Failed => {}
+                }
+                // Registered before looking, so that a probe answering from
+                // here on wakes this call.
+                let mut probe_answered = std::pin::pin!(chain.probe_answered.notified());
+                probe_answered.as_mut().enable();
+                let now = self.clock.now();
+                // A provider that answered another call's probe (or closed its
+                // breaker) while this call was busy with its own turns.
+                let since = std::mem::replace(&mut looked, now);
+                if self.found_by_probes(&mut walk, since, now, false) {
+                    continue;
+                }
+                match self.next_chance(&walk, now) {
+                    None => return Err(walk.failure(false, self.clock.wall(), x.request())),
+                    Some(NextChance::At { i, at, what }) => {
+                        let wait = at.saturating_sub(now).max(MIN_WAIT);
+                        let woken = tokio::select! {
+                            _ = self.clock.backoff(wait) => false,
+                            _ = probe_answered => true,
+                        };
+                        let ended = self.clock.now();
+                        walk.waited += ended.saturating_sub(now);
+                        if woken {
+                            self.found_by_probes(&mut walk, now, ended, true);
+                            looked = ended;
+                            continue;
+                        }
+                        walk.slots[i].note = Some(format!(
+                            "waited {:.0} ms for {what}",
+                            wait.as_secs_f64() * 1000.0
+                        ));
+                        walk.slots[i].ready = Some(ended);
+                    }
+                    Some(NextChance::Probe { i, guard, why }) => {
+                        walk.slots[i].note = Some(why.into());
+                        walk.slots[i].ready = Some(now);
+                        probe = Some((i, guard));
+                    }
+                    Some(NextChance::AwaitProbe { wait, until }) => {
+                        let (answered, woken) = tokio::select! {
+                            answered = wait.ended() => (answered, false),
+                            _ = self.clock.sleep_until(until.min(walk.deadline)) => (false, false),
+                            _ = probe_answered => (false, true),
+                        };
+                        let ended = self.clock.now();
+                        walk.waited += ended.saturating_sub(now);
+                        if ended >= walk.deadline {
+                            return Err(walk.failure(true, self.clock.wall(), x.request()));
+                        }
+                        // The probe awaited (`answered`) recorded its answer
+                        // after `now`, like any other that woke the call.
+                        if answered || woken {
+                            self.found_by_probes(&mut walk, now, ended, true);
+                            looked = ended;
+                        }
                     }
                 }
             }
         }
+        .await;
+        // What the walk learnt of windows goes on to a fallback group.
+        *refused = walk.refused.take();
+        result
     }
 
     /// Every provider whose probe (or half-open trial) answered since
@@ -1039,6 +1304,32 @@ impl Engine {
                 return Turn::DeadlinePassed;
             }
             if !walk.ready_now(i, now) {
+                i += 1;
+                continue;
+            }
+            if let Some(reason) = walk.misfit(i, x.request()) {
+                // Passed over at no cost: nothing is sent, no guard spent.
+                let slot = walk.slot(i);
+                slot.stats
+                    .outcome(AttemptOutcome::Skipped(SkipReason::ContextWindow).as_str());
+                let mut end: TurnEnd<X::Answer> = TurnEnd {
+                    turn: Turn::Failed,
+                    entry: Attempt {
+                        provider: slot.id(),
+                        deployment: slot.deployment_name(),
+                        outcome: AttemptOutcome::Skipped(SkipReason::ContextWindow),
+                        status: None,
+                        tries: 0,
+                        elapsed: Duration::ZERO,
+                        reason: Cow::Owned(reason),
+                        retry_after: None,
+                        hedged: false,
+                        cost_usd: None,
+                    },
+                    again_at: None,
+                    line: LineWait::default(),
+                };
+                walk.record(i, &mut end, now);
                 i += 1;
                 continue;
             }
@@ -1113,7 +1404,9 @@ impl Engine {
         }
         let after = hedging.delay_for(&slot.recent)?;
         let j = (i + 1..walk.len()).find(|&j| {
-            walk.ready_now(j, now) && walk.slot(j).looks_available(walk.capability, now)
+            walk.ready_now(j, now)
+                && walk.fits(j)
+                && walk.slot(j).looks_available(walk.capability, now)
         })?;
         Some((j, after))
     }
@@ -1209,7 +1502,7 @@ impl Engine {
         let fits = |at: Duration| at < walk.deadline && at.saturating_sub(now) <= wait_left;
         let soonest = (0..walk.len())
             .filter_map(|i| walk.slots[i].ready.map(|at| (i, at)))
-            .filter(|(_, at)| fits(*at))
+            .filter(|(i, at)| fits(*at) && walk.fits(*i))
             .min_by_key(|(_, at)| *at)
             .map(|(i, at)| {
                 let what = walk
@@ -1993,6 +2286,9 @@ fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEn
 /// `Retry-After` is never probed; one that merely failed while its breaker
 /// stays closed has had its retries.
 fn probe_candidate(walk: &Walk<'_>, i: usize, now: Duration) -> Option<ProbeCandidate> {
+    if !walk.fits(i) {
+        return None;
+    }
     let slot = walk.slot(i);
     match walk.last_entry(i)?.outcome {
         AttemptOutcome::Failed(
@@ -2052,7 +2348,7 @@ fn waited_for(provider: &str, entry: &Attempt) -> String {
 
 /// The error of a call that a provider refused on content grounds, with
 /// the provider's own words.
-fn content_filtered(walk: Walk<'_>, reason: String) -> Error {
+fn content_filtered(walk: &mut Walk<'_>, reason: String) -> Error {
     let provider = walk
         .attempts
         .iter()
@@ -2063,6 +2359,6 @@ fn content_filtered(walk: Walk<'_>, reason: String) -> Error {
         capability: walk.capability.as_str(),
         provider,
         reason,
-        attempts: walk.attempts,
+        attempts: std::mem::take(&mut walk.attempts),
     }
 }

@@ -246,6 +246,10 @@ pub enum SkipReason {
     RateLimit,
     /// The provider's circuit breaker is open (or half-open and full).
     CircuitOpen,
+    /// The call's estimated tokens do not fit the context window of the
+    /// model it would run on, or a model with a window no larger already
+    /// refused the prompt as too long in this call.
+    ContextWindow,
 }
 
 /// What happened to one provider during a call, typed. Serialised (for
@@ -277,6 +281,7 @@ impl AttemptOutcome {
             Self::Skipped(SkipReason::Quota) => "skipped_quota",
             Self::Skipped(SkipReason::RateLimit) => "skipped_rate_limit",
             Self::Skipped(SkipReason::CircuitOpen) => "skipped_circuit_open",
+            Self::Skipped(SkipReason::ContextWindow) => "skipped_context_window",
             Self::Cancelled => "cancelled",
         }
     }
@@ -296,6 +301,7 @@ impl AttemptOutcome {
             SkipReason::Quota,
             SkipReason::RateLimit,
             SkipReason::CircuitOpen,
+            SkipReason::ContextWindow,
         ];
         [Self::Answered, Self::Cancelled]
             .into_iter()
@@ -314,8 +320,8 @@ impl AttemptOutcome {
                 FailureClass::Unsupported => return None,
                 FailureClass::Transient
                 | FailureClass::MalformedResponse
-                | FailureClass::InvalidRequest
-                | FailureClass::ContextLengthExceeded => ErrorKind::ProviderError,
+                | FailureClass::InvalidRequest => ErrorKind::ProviderError,
+                FailureClass::ContextLengthExceeded => ErrorKind::ContextLengthExceeded,
                 FailureClass::RateLimited => ErrorKind::RateLimited,
                 FailureClass::QuotaExhausted => ErrorKind::QuotaExhausted,
                 FailureClass::Auth => ErrorKind::Auth,
@@ -331,6 +337,7 @@ impl AttemptOutcome {
                     ErrorKind::RateLimited
                 }
                 SkipReason::CircuitOpen => ErrorKind::CircuitOpen,
+                SkipReason::ContextWindow => ErrorKind::ContextLengthExceeded,
                 SkipReason::Benched(BenchCause::KeyRefused) => ErrorKind::Auth,
                 SkipReason::Benched(BenchCause::Unreachable) => ErrorKind::ProviderError,
             },
@@ -457,6 +464,11 @@ pub enum ErrorKind {
     /// A stream failed after its first token; the error carries the
     /// partial text.
     StreamInterrupted,
+    /// The prompt fits no model the call could run on: every one with a
+    /// known context window is too small for the estimate, or refused the
+    /// prompt as too long. Shorten the prompt (or `max_tokens`), or add a
+    /// model with a larger window.
+    ContextLengthExceeded,
 }
 
 impl ErrorKind {
@@ -477,6 +489,7 @@ impl ErrorKind {
             Self::AllProvidersFailed => "all_providers_failed",
             Self::Usage => "usage",
             Self::StreamInterrupted => "stream_interrupted",
+            Self::ContextLengthExceeded => "context_length_exceeded",
         }
     }
 }
@@ -558,6 +571,23 @@ pub enum Error {
         /// What each provider did, the interrupted one included.
         attempts: Vec<Attempt>,
     },
+    /// The prompt fits no model the call could run on (see
+    /// [`ErrorKind::ContextLengthExceeded`]): every provider or deployment
+    /// was passed over for its context window or refused the prompt as too
+    /// long, and no `context_fallback` group could take it.
+    #[error("{capability}: the prompt (about {estimated_tokens} tokens) fits no model's context window{}. {}", largest(.largest_window), summary(.attempts))]
+    ContextLengthExceeded {
+        /// The capability called.
+        capability: &'static str,
+        /// The call's estimated tokens: its prompt's, plus `max_tokens`
+        /// when set (see [`crate::capability::llm::models::estimate_chat_tokens`]).
+        estimated_tokens: u64,
+        /// The largest context window among the models passed over or
+        /// that refused the prompt, when any was known.
+        largest_window: Option<u64>,
+        /// What each provider did.
+        attempts: Vec<Attempt>,
+    },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]
     Timeout {
@@ -576,6 +606,10 @@ fn summary(attempts: &[Attempt]) -> String {
     }
     let parts: Vec<String> = attempts.iter().map(ToString::to_string).collect();
     format!("{}.", parts.join("; "))
+}
+
+fn largest(window: &Option<u64>) -> String {
+    window.map_or_else(String::new, |w| format!(" (the largest tried holds {w})"))
 }
 
 fn advice(attempts: &[Attempt], retry_after: &Option<Duration>) -> String {
@@ -636,6 +670,7 @@ impl Error {
             Self::Usage { .. } => ErrorKind::Usage,
             Self::ContentFiltered { .. } => ErrorKind::ContentFiltered,
             Self::StreamInterrupted { .. } => ErrorKind::StreamInterrupted,
+            Self::ContextLengthExceeded { .. } => ErrorKind::ContextLengthExceeded,
             Self::AllProvidersFailed { attempts, .. } => {
                 // Outcomes that say nothing (unsupported, cancelled) are
                 // left out.
@@ -664,6 +699,7 @@ impl Error {
             | Self::AllProvidersFailed { attempts, .. }
             | Self::ContentFiltered { attempts, .. }
             | Self::StreamInterrupted { attempts, .. }
+            | Self::ContextLengthExceeded { attempts, .. }
             | Self::Timeout { attempts, .. } => attempts,
             _ => &[],
         }
@@ -677,6 +713,7 @@ impl Error {
             | Self::AllProvidersFailed { attempts: own, .. }
             | Self::ContentFiltered { attempts: own, .. }
             | Self::StreamInterrupted { attempts: own, .. }
+            | Self::ContextLengthExceeded { attempts: own, .. }
             | Self::Timeout { attempts: own, .. } => *own = attempts,
             _ => {}
         }
@@ -827,6 +864,7 @@ mod tests {
             "skipped_quota",
             "skipped_rate_limit",
             "skipped_circuit_open",
+            "skipped_context_window",
         ] {
             let outcome = AttemptOutcome::from_name(name).unwrap();
             assert_eq!(outcome.as_str(), name);

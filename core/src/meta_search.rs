@@ -19,7 +19,7 @@ use futures::future::join_all;
 use crate::answer::Answer;
 use crate::capability::meta_search::{fuse, MetaQuery, MetaResult, MetaResults, RankedList};
 use crate::capability::{CapabilityId, Data, Request};
-use crate::engine::{Engine, Plain};
+use crate::engine::{Engine, Plain, WalkScope};
 use crate::error::{Attempt, AttemptOutcome, Error};
 
 impl Engine {
@@ -88,7 +88,11 @@ impl Engine {
                 let plain = Plain(request);
                 // A suspended engine stays suspended: no last-resort probe,
                 // the others' results are the answer.
-                self.walk_chain(&plain, &others, false).await
+                let scope = WalkScope {
+                    exclude: &others,
+                    no_last_resort_probe: true,
+                };
+                self.walk_chain(&plain, scope).await
             }
         });
         let outcomes = join_all(walks).await;

@@ -146,6 +146,27 @@ impl TokenEstimate {
     }
 }
 
+/// Tokens a call needs its model's context window to hold, estimated
+/// ([`models::estimate_chat_tokens`]): a chat's prompt, plus `max_tokens`
+/// when the call sets it (providers count the answer's room in the window:
+/// OpenAI and Anthropic refuse a prompt plus `max_tokens` over it); for
+/// embeddings, the longest input's (an embedding model's window holds one
+/// input). `None` for capabilities without a model.
+pub(crate) fn context_need(request: &Request) -> Option<u64> {
+    match request {
+        Request::LlmChat(query) => {
+            let (prompt, with_answer) = models::estimate_chat_tokens(query);
+            Some(with_answer.unwrap_or(prompt))
+        }
+        Request::LlmEmbeddings(query) => query
+            .inputs
+            .iter()
+            .map(|t| models::estimate_tokens(t))
+            .max(),
+        _ => None,
+    }
+}
+
 /// What a strategy knows about one deployment of the group, in configured
 /// order.
 #[derive(Debug, Clone, Copy)]

@@ -13,7 +13,8 @@
 //! │  └ failure after the first token (cut, stall, malformed or error event):
 //! │      mid_stream = error     the stream ends with `StreamInterrupted`
 //! │      mid_stream = continue  the chain opens again without the provider,
-//! │                             asked to continue the partial answer
+//! │                             asked to continue the partial answer; its
+//! │                             whole tool calls are kept (merge_tool_calls)
 //! └ end                   the provider's final event: Done with the whole
 //!                         answer, which is cached like a plain call's
 //! ```
@@ -33,11 +34,13 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
 use crate::answer::{Answer, Envelope};
-use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
+use crate::capability::llm::{
+    ChatAccumulator, ChatDelta, ChatQuery, ChatReply, FinishReason, ToolCall,
+};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
-use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight};
+use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight, WalkScope};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
 use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
@@ -297,6 +300,41 @@ fn shows_something(delta: &ChatDelta) -> bool {
     matches!(delta, ChatDelta::Text(_) | ChatDelta::Reasoning(_))
 }
 
+/// The tool calls of a stream continued after an interruption: those the
+/// interrupted providers wrote whole (`calls`), then `later` ones. The
+/// provider that continues is not told of the earlier calls (a
+/// conversation may not hold calls without their results), so it may write
+/// them again: a later call equal to an earlier one (the same tool, the
+/// same arguments as JSON) is dropped, and one whose id an earlier call
+/// has gets a fresh id. A call left half-written by an interruption is not
+/// among `calls` (see [`ChatAccumulator::whole_tool_calls`]); the provider
+/// that continues writes its own.
+fn merge_tool_calls(mut calls: Vec<ToolCall>, later: Vec<ToolCall>) -> Vec<ToolCall> {
+    for call in later {
+        if calls.iter().any(|c| same_call(c, &call)) {
+            continue;
+        }
+        let mut id = call.id;
+        let mut position = calls.len();
+        while calls.iter().any(|c| c.id == id) {
+            id = ToolCall::id_for(position);
+            position += 1;
+        }
+        calls.push(ToolCall { id, ..call });
+    }
+    calls
+}
+
+/// Whether two calls call the same tool with the same arguments.
+fn same_call(a: &ToolCall, b: &ToolCall) -> bool {
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+    a.name == b.name
+        && match (json(&a.arguments), json(&b.arguments)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a.arguments == b.arguments,
+        }
+}
+
 /// `query` as `slot` is sent it: a deployment asks for its model.
 fn deployed<'q>(slot: &ProviderSlot, query: &'q ChatQuery) -> Cow<'q, ChatQuery> {
     match &slot.deployment {
@@ -327,6 +365,8 @@ struct Reading {
     current: ChatAccumulator,
     /// Text of the parts written by providers interrupted before it.
     earlier: String,
+    /// Tool calls those providers wrote whole (see [`merge_tool_calls`]).
+    earlier_calls: Vec<ToolCall>,
     /// What the current provider was asked when it continues `earlier`.
     continuation: Option<ChatQuery>,
     parts: Vec<StreamPart>,
@@ -358,6 +398,7 @@ impl Reading {
             phase: Phase::Start,
             current: ChatAccumulator::new(),
             earlier: String::new(),
+            earlier_calls: Vec::new(),
             continuation: None,
             parts: Vec::new(),
             attempts: Vec::new(),
@@ -450,7 +491,13 @@ impl Reading {
         // Boxed: the chain's future is large, and inline it would make the
         // future of every chunk's read as large.
         let walked = Box::pin(tracing::Instrument::instrument(
-            self.engine.walk_chain(&opening, &self.interrupted, true),
+            self.engine.walk_chain(
+                &opening,
+                WalkScope {
+                    exclude: &self.interrupted,
+                    ..WalkScope::default()
+                },
+            ),
             span,
         ))
         .await;
@@ -552,8 +599,15 @@ impl Reading {
     fn finish(&mut self, open: &OpenStream) -> Result<(), ProviderFailure> {
         let reply = self.current.clone().finish()?;
         let written = reply.text.chars().count();
+        let tool_calls = merge_tool_calls(self.earlier_calls.clone(), reply.tool_calls);
+        let finish_reason = match reply.finish_reason {
+            Some(FinishReason::Stop) if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
+            other => other,
+        };
         let reply = ChatReply {
             text: format!("{}{}", self.earlier, reply.text),
+            tool_calls,
+            finish_reason,
             ..reply
         };
         let reply = self
@@ -561,6 +615,7 @@ impl Reading {
             .check_reply(reply)
             .map_err(|f| f.status(open.body.status))?;
         self.earlier.clear();
+        self.earlier_calls.clear();
         let provider = open.slot.id();
         open.slot
             .settle_tokens(&self.request, reply.usage.total_tokens);
@@ -608,8 +663,17 @@ impl Reading {
         let provider = slot.id();
         let failure = redact(failure, slot.key.as_ref());
         let written = self.current.text().to_string();
+        let (calls, half_written) = self.current.whole_tool_calls();
         let elapsed = self.engine.clock.now().saturating_sub(self.started);
-        self.record_interruption(slot, &failure, &written, elapsed);
+        let mut what = format!("{} characters", written.chars().count());
+        if !calls.is_empty() {
+            what.push_str(&format!(" and {} whole tool calls", calls.len()));
+        }
+        if half_written > 0 {
+            what.push_str(" (a half-written tool call dropped)");
+        }
+        self.record_interruption(slot, &failure, &what, elapsed);
+        self.earlier_calls = merge_tool_calls(std::mem::take(&mut self.earlier_calls), calls);
         self.current = ChatAccumulator::new();
         if !written.is_empty() {
             self.parts.push(StreamPart {
@@ -649,8 +713,9 @@ impl Reading {
         }
     }
 
-    /// The provider's trail entry turns from answered into its failure; its
-    /// breaker and stats count the failure as a failed call would.
+    /// The provider's trail entry turns from answered into its failure
+    /// (after it had `written` so much); its breaker and stats count the
+    /// failure as a failed call would.
     fn record_interruption(
         &mut self,
         slot: &ProviderSlot,
@@ -667,10 +732,7 @@ impl Reading {
         }
         slot.stats
             .outcome(AttemptOutcome::Failed(failure.class).as_str());
-        let reason = format!(
-            "interrupted after {} characters: {failure}",
-            written.chars().count()
-        );
+        let reason = format!("interrupted after {written}: {failure}");
         match self.attempts.iter_mut().rev().find(|a| {
             a.provider == provider
                 && a.deployment == slot.deployment_name()

@@ -687,3 +687,120 @@ fn a_continuation_carries_the_partial_answer() {
         );
     }
 }
+
+/// An OpenAI-format stream event of completion `id` whose choice says
+/// `delta` (and `finish`, when set).
+fn openai_event(id: &str, delta: Value, finish: Option<&str>) -> String {
+    let event = json!({
+        "id": id, "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    format!("data: {event}\n\n")
+}
+
+#[tokio::test]
+async fn a_continued_stream_keeps_the_tool_calls_written_whole_before_the_cut() {
+    let emulator = Emulator::start().await.unwrap();
+    // Groq writes some text, one whole call and half of a second, then the
+    // connection ends without the final event.
+    let call = |index: usize, id: Option<&str>, arguments: &str| {
+        let mut piece = json!({"index": index, "function": {"arguments": arguments}});
+        if let Some(id) = id {
+            piece["id"] = json!(id);
+            piece["type"] = json!("function");
+            piece["function"]["name"] = json!("get_weather");
+        }
+        json!({"tool_calls": [piece]})
+    };
+    let cut = [
+        openai_event(
+            "a",
+            json!({"role": "assistant", "content": "Let me look that up. "}),
+            None,
+        ),
+        openai_event("a", call(0, Some("call_a0"), ""), None),
+        openai_event("a", call(0, None, "{\"location\": \"Paris\"}"), None),
+        openai_event("a", call(1, Some("call_a1"), "{\"location\": \"Ber"), None),
+    ];
+    emulator.route(
+        Method::POST,
+        &stream_path("groq"),
+        Reply::stream(
+            cut.iter()
+                .map(|e| polyrelay::emulation::Chunk::new(e.clone())),
+        )
+        .with_header("content-type", "text/event-stream"),
+    );
+    // OpenAI, asked to continue, is not told of the calls: it writes the
+    // first again (its own id, other spacing) and the second whole.
+    let whole = [
+        openai_event(
+            "b",
+            call(0, Some("call_b0"), "{\"location\":\"Paris\"}"),
+            None,
+        ),
+        openai_event(
+            "b",
+            call(1, Some("call_b1"), "{\"location\":\"Berlin\"}"),
+            None,
+        ),
+        openai_event("b", json!({}), Some("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    emulator.route(
+        Method::POST,
+        &stream_path("openai"),
+        Reply::stream(
+            whole
+                .iter()
+                .map(|e| polyrelay::emulation::Chunk::new(e.clone())),
+        )
+        .with_header("content-type", "text/event-stream"),
+    );
+    let client = client(&emulator, &["groq", "openai"], "mid_stream = \"continue\"");
+    let question = json!({
+        "messages": [{"role": "user", "content": "Weather in Paris and Berlin?"}],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+        }}],
+    });
+
+    let seen = read_all(client.stream("llm.chat", question).unwrap()).await;
+
+    let end = seen.end();
+    assert_eq!(seen.text(), "Let me look that up. ");
+    let reply = match end.envelope.data() {
+        Data::LlmChat(reply) => reply,
+        other => panic!("{other:?}"),
+    };
+    let calls: Vec<(&str, &str, &str)> = reply
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("call_a0", "get_weather", "{\"location\": \"Paris\"}"),
+            ("call_b1", "get_weather", "{\"location\":\"Berlin\"}"),
+        ]
+    );
+    assert_eq!(
+        reply.finish_reason,
+        Some(polyrelay::capability::llm::FinishReason::ToolCalls)
+    );
+    assert_eq!(end.envelope.provider, "openai");
+    let groq = &end.envelope.attempts[0];
+    assert_eq!(groq.outcome.as_str(), "transient");
+    assert!(
+        groq.reason.starts_with(
+            "interrupted after 21 characters and 1 whole tool calls (a half-written tool call dropped): "
+        ),
+        "{}",
+        groq.reason
+    );
+    // OpenAI was asked to continue the text.
+    let sent = emulator.requests_to(&stream_path("openai"));
+    assert!(String::from_utf8_lossy(&sent[0].body).contains("Let me look that up. "));
+}

@@ -20,7 +20,8 @@ class Attempt:
     ``"unsupported"``, ``"context_length_exceeded"``,
     ``"content_filtered"``), a skip (``"skipped_no_key"``,
     ``"skipped_benched"``, ``"skipped_quota"``, ``"skipped_rate_limit"``,
-    ``"skipped_circuit_open"``) or ``"cancelled"`` (a hedged call's loser).
+    ``"skipped_circuit_open"``, ``"skipped_context_window"``) or
+    ``"cancelled"`` (a hedged call's loser).
     ``reason`` is a sentence a person can act on, e.g.
     ``"skipped: OPENWEATHER_API_KEY is not set"``. ``hedged`` is true when
     the provider was asked as a hedge because the one before it was slow.

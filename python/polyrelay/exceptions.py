@@ -14,6 +14,7 @@ Hierarchy::
     ├── TimeoutError                (also the builtin TimeoutError)
     ├── ContentFilteredError        a provider refused the content (.provider, .reason)
     ├── StreamInterruptedError      a stream failed after its first text (.partial_text)
+    ├── ContextLengthExceededError  the prompt fits no model's context window (also ValueError)
     └── AllProvidersFailedError     no provider could answer; see .attempts
         ├── MissingKeyError         every provider needs a key that is not set
         ├── RateLimitedError        every provider is rate limited (.retry_after)
@@ -59,6 +60,7 @@ __all__ = [
     "TimeoutError",
     "ContentFilteredError",
     "StreamInterruptedError",
+    "ContextLengthExceededError",
     "AllProvidersFailedError",
     "MissingKeyError",
     "RateLimitedError",
@@ -221,6 +223,30 @@ class StreamInterruptedError(Error):
         super().__init__(message, **details)
         self.provider: Optional[str] = provider
         self.partial_text: str = partial_text
+
+
+class ContextLengthExceededError(Error, ValueError):
+    """The prompt fits no model the call could run on: each provider or
+    deployment was passed over for its context window, or refused the
+    prompt as too long, and no ``context_fallback`` group could take it.
+    Shorten the prompt (or ``max_tokens``); calling again will not help.
+
+    ``estimated_tokens`` is the call's estimate (prompt, plus
+    ``max_tokens`` when set), ``largest_window`` the largest context window
+    among the models tried, when any was known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        estimated_tokens: int = 0,
+        largest_window: Optional[int] = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.estimated_tokens: int = estimated_tokens
+        self.largest_window: Optional[int] = largest_window
 
 
 class AllProvidersFailedError(Error):

@@ -74,6 +74,7 @@ from .exceptions import (
     AllProvidersFailedError,
     AuthUnavailableError,
     ContentFilteredError,
+    ContextLengthExceededError,
     Error,
     InvalidRequestError,
     NotFoundError,
@@ -235,6 +236,7 @@ def _retry_after(error: Error, default: Optional[int]) -> Optional[str]:
 _TABLE: Tuple[Tuple[Type[Error], int, str, Optional[int]], ...] = (
     (InvalidRequestError, 422, "the request's parameters are invalid", None),
     (ContentFilteredError, 422, "the request was refused by a content policy", None),
+    (ContextLengthExceededError, 422, "the prompt is too long for every model", None),
     (StreamInterruptedError, 502, "the upstream stream was interrupted", None),
     (RateLimitedError, 429, "too many requests; retry later", _DEFAULT_RETRY_AFTER),
     (QuotaExhaustedError, 429, "quota used up; retry later", _DEFAULT_RETRY_AFTER),

@@ -35,6 +35,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Usage => "UsageError",
         ErrorKind::ContentFiltered => "ContentFilteredError",
         ErrorKind::StreamInterrupted => "StreamInterruptedError",
+        ErrorKind::ContextLengthExceeded => "ContextLengthExceededError",
         // A kind added to the core later, before it has its own class.
         _ => "Error",
     }
@@ -138,6 +139,16 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
             details.set_item("capability", capability)?;
             details.set_item("provider", provider)?;
             details.set_item("partial_text", partial)?;
+        }
+        Error::ContextLengthExceeded {
+            capability,
+            estimated_tokens,
+            largest_window,
+            ..
+        } => {
+            details.set_item("capability", capability)?;
+            details.set_item("estimated_tokens", estimated_tokens)?;
+            details.set_item("largest_window", largest_window)?;
         }
         Error::Timeout {
             capability,

@@ -98,6 +98,8 @@ pub(crate) struct GroupPlan {
     pub strategy: Strategy,
     /// One per deployment, in configured order (1 when not configured).
     pub weights: Vec<f64>,
+    /// The group a call goes on to when its prompt fits no deployment.
+    pub context_fallback: Option<String>,
     /// Its deployments (indices into [`Plan::providers`], enabled ones only)
     /// and the capability's deadlines, waits and cache settings.
     pub chain: ChainPlan,
@@ -247,6 +249,7 @@ pub(crate) fn resolve(
                 capability,
                 strategy: group.strategy,
                 weights,
+                context_fallback: group.context_fallback.clone(),
                 chain: chain_plan(capability, settings, members, default_total, base_ttl),
             })
         })

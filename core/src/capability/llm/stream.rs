@@ -151,6 +151,38 @@ impl ChatAccumulator {
         self.ended
     }
 
+    /// The tool calls written whole so far (of an interrupted stream):
+    /// those with a name whose arguments are JSON text complete in itself
+    /// (or none, read as `{}`), and how many others were left half-written
+    /// (only the last can be, as providers write calls one after another).
+    /// A half-written call cannot be continued by another provider: its id
+    /// and fragments are this provider's.
+    pub fn whole_tool_calls(&self) -> (Vec<ToolCall>, usize) {
+        let mut whole = Vec::new();
+        let mut half = 0;
+        for (position, call) in self.tool_calls.values().enumerate() {
+            let arguments = if call.arguments.trim().is_empty() {
+                "{}"
+            } else {
+                call.arguments.as_str()
+            };
+            match &call.name {
+                Some(name) if serde_json::from_str::<serde::de::IgnoredAny>(arguments).is_ok() => {
+                    whole.push(ToolCall {
+                        id: call
+                            .id
+                            .clone()
+                            .unwrap_or_else(|| ToolCall::id_for(position)),
+                        name: name.clone(),
+                        arguments: arguments.to_string(),
+                    })
+                }
+                _ => half += 1,
+            }
+        }
+        (whole, half)
+    }
+
     /// The whole answer. A stream that never ended is a transient failure
     /// (the connection was cut); an answer with no text whose finish reason
     /// is `content_filter` is a content refusal, as for a plain call; a
@@ -231,6 +263,34 @@ fn replace(slot: &mut Option<String>, given: &Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_tool_calls_leave_out_a_half_written_one() {
+        let mut answer = ChatAccumulator::new();
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| {
+            ChatDelta::ToolCall(ToolCallDelta {
+                index,
+                id: id.map(str::to_string),
+                name: name.map(str::to_string),
+                arguments: arguments.into(),
+            })
+        };
+        answer.push(&piece(Some(0), Some("a"), Some("f"), "{\"x\":"));
+        answer.push(&piece(Some(0), None, None, " 1}"));
+        // A whole call at once, without id or arguments (Gemini, Ollama).
+        answer.push(&piece(None, None, Some("g"), ""));
+        answer.push(&piece(Some(2), Some("c"), Some("h"), "{\"y\": [1, "));
+        let (whole, half) = answer.whole_tool_calls();
+        let whole: Vec<(&str, &str, &str)> = whole
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        assert_eq!(whole, [("a", "f", "{\"x\": 1}"), ("call_1", "g", "{}")]);
+        assert_eq!(half, 1);
+        // A call whose name never came is not whole either.
+        answer.push(&piece(Some(3), Some("d"), None, "{}"));
+        assert_eq!(answer.whole_tool_calls().1, 2);
+    }
 
     fn meta(f: impl FnOnce(&mut ChatMeta)) -> ChatDelta {
         let mut meta = ChatMeta::default();
