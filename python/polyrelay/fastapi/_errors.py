@@ -82,8 +82,8 @@ def error_response(error: Error) -> JSONResponse:
     describe the caller's own input, and the ``request_id``). Anything else
     is a 500."""
     if isinstance(error, TokenError):
-        status, headers = token_refused(error)
-        return json_error(status, error.kind, str(error), headers)
+        refused_status, challenge = token_refused(error)
+        return json_error(refused_status, error.kind, str(error), challenge)
     status, message, default_wait = _public(error)
     if status == 500:
         return json_error(500, "internal", message)

@@ -72,11 +72,11 @@ def client_address(scope: Scope, trusted_proxies: int = 0) -> str:
     the address that many hops back in ``X-Forwarded-For`` (the entries
     further left can be forged by the client)."""
     if trusted_proxies > 0:
-        forwarded = [
+        forwarded: List[str] = [
             part.strip()
             for name, value in scope.get("headers", [])
             if name == b"x-forwarded-for"
-            for part in value.decode("latin-1").split(",")
+            for part in bytes(value).decode("latin-1").split(",")
             if part.strip()
         ]
         if forwarded:
