@@ -26,6 +26,7 @@ from polyrelay.exceptions import AuthUnavailableError, ConfigError
 from polyrelay.fastapi import (
     ClientDep,
     LoginGuard,
+    RequestIdFilter,
     add_cors,
     harden,
     lifespan,
@@ -246,11 +247,8 @@ def test_bodies_over_the_limit_get_413_declared_or_streamed() -> None:
         declared = http.post("/echo", content=b"x" * 1001)
         assert declared.status_code == 413
         assert declared.json()["error"] == "body_too_large"
-        sent: List[int] = []
-
         def chunks() -> Iterator[bytes]:
             for _ in range(100):
-                sent.append(1)
                 yield b"y" * 600
 
         streamed = http.post("/echo", content=chunks())  # chunked: no length
@@ -297,7 +295,7 @@ def weather_app() -> FastAPI:
     )
 
     @app.get("/weather")
-    async def weather(client: ClientDep) -> Dict[str, Any]:
+    async def weather(client: ClientDep) -> Any:
         return (await client.weather.current(lat=52.5, lon=13.4)).data
 
     return app
@@ -366,8 +364,7 @@ def test_request_ids_are_echoed_or_made_and_reach_log_records(
         seen.append(request_id())
         return {}
 
-    handler_filter = __import__("polyrelay.fastapi", fromlist=["RequestIdFilter"]).RequestIdFilter()
-    caplog.handler.addFilter(handler_filter)
+    caplog.handler.addFilter(RequestIdFilter())
     caplog.set_level(logging.WARNING, logger="kit-test")
     with serve(app) as http:
         given = http.get("/ping", headers={"X-Request-ID": "abc-123.x:y_z"})

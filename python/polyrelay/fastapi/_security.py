@@ -152,7 +152,6 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = json_error(413, "body_too_large", "request body too large", max_bytes=self.max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -160,7 +159,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     too_large = True
                 if too_large:
-                    await refusal(scope, receive, send)
+                    await self._refuse(scope, receive, send)
                     return
         received = 0
         started = False
@@ -185,7 +184,13 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             if started:
                 raise
-            await refusal(scope, receive, send)
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = json_error(
+            413, "body_too_large", "request body too large", max_bytes=self.max_bytes
+        )
+        await refusal(scope, receive, send)
 
 
 def add_body_limit(app: FastAPI, max_bytes: int = 1_000_000) -> None:
