@@ -348,10 +348,14 @@ mod tests {
     fn idle_keys_are_pruned_without_changing_decisions() {
         let clock = FakeClock::at_epoch();
         let limiter = limiter(&clock, "1/s", None);
-        for i in 0..MIN_PRUNE_AT {
+        for i in 0..MIN_PRUNE_AT - 1 {
             assert!(limiter.check_local(&format!("client-{i}")).allowed);
         }
         assert!(!limiter.check_local("client-0").allowed);
+        assert!(limiter.check_local("one-more").allowed);
+        assert_eq!(limiter.local.lock().entries.len(), MIN_PRUNE_AT);
+        // Every entry has been idle for over a tolerance (1 s): the next
+        // check finds the map full and drops them all.
         clock.advance(Duration::from_secs(2));
         assert!(limiter.check_local("fresh").allowed);
         assert_eq!(limiter.local.lock().entries.len(), 1);
