@@ -473,6 +473,9 @@ def test_inbound_limiter_settings_are_checked() -> None:
             InboundLimiter(bad)
     with pytest.raises(ConfigError):
         InboundLimiter("1/s", name="Bad Name")
+    for settings in ({"failures_before_lockout": 0}, {"lockout": 10, "max_lockout": 5}):
+        with pytest.raises(ConfigError):
+            LoginGuard(**settings)  # type: ignore[arg-type]
     limiter = InboundLimiter("10/s", burst=3)
     assert (limiter.limit, limiter.window, limiter.shared) == (3, 1.0, False)
     assert [limiter.check("k")[0] for _ in range(4)] == [True, True, True, False]

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from fastapi import FastAPI, HTTPException, Request, Response
 
 from .._native import FakeClock, InboundLimiter
+from ..exceptions import ConfigError
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from ._responses import json_error
 
@@ -230,9 +231,9 @@ class LoginGuard:
         clock: Optional[FakeClock] = None,
     ) -> None:
         if failures_before_lockout < 1 or address_failures_before_lockout < 1:
-            raise ValueError("failures before lockout must be at least 1")
+            raise ConfigError("failures before lockout must be at least 1", field="failures")
         if not 0 < lockout <= max_lockout:
-            raise ValueError("lockout must be positive and at most max_lockout")
+            raise ConfigError("lockout must be positive and at most max_lockout", field="lockout")
         self._usernames = _limiter(attempts_per_username, "login-user", redis_url, clock)
         self._addresses = _limiter(attempts_per_address, "login-address", redis_url, clock)
         self._thresholds = {"user": failures_before_lockout, "address": address_failures_before_lockout}
