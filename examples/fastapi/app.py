@@ -1,50 +1,127 @@
 """The original backend's shape on polyrelay: login and refresh, then AI
 chat, weather, finance, medical, entertainment and search routes, each a
-few lines over one resilient client.
+few lines over one resilient client, behind the kit's protections.
 
-Run it with ``uvicorn app:app`` from this folder (see README.md). Settings
-come from the environment:
+Run it with ``uvicorn app:app`` from this folder (see README.md); create
+users first with ``python app.py add-user NAME --scopes "chat weather"``
+(the password is read from the terminal, or from standard input when it is
+not one). Settings come from the environment:
 
 * ``JWT_SECRET``: the HMAC secret tokens are signed with (at least 32
   bytes). Unset, a random one is made at start-up, so tokens die with the
   process.
-* ``DEMO_PASSWORD``: the password of the demo users ``alice`` (every
-  scope) and ``bob`` (``weather`` only). Unset, logins are refused.
+* ``USERS_DB``: the SQLite file of users (default ``users.db`` here);
+  passwords are stored as Argon2id hashes (argon2-cffi).
+* ``CORS_ORIGINS``: comma-separated origins whose pages may call the API
+  (none by default).
+* ``RATE_PER_ADDRESS`` (``120/min``), ``RATE_PER_USER`` (``60/min``),
+  ``LOGIN_ATTEMPTS_PER_USER`` (``20/min``): inbound limits;
+  ``TRUSTED_PROXIES`` (``0``): reverse proxies in front that append to
+  ``X-Forwarded-For``; ``LIMITS_REDIS_URL``: share the limits between
+  processes.
+* ``HSTS=1`` when every client comes over HTTPS; ``MAX_BODY_BYTES``
+  (``65536``); ``CRITICAL_CAPABILITIES`` (``llm.chat,weather.current``):
+  what ``/readyz`` requires.
 * Provider keys (``GROQ_API_KEY``, …) and ``POLYRELAY_*`` settings, read by
   ``polyrelay.AsyncClient()``.
 """
 
 from __future__ import annotations
 
-import hmac
+import argparse
+import getpass
 import logging
 import os
 import secrets
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from fastapi import Depends, FastAPI, HTTPException
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from polyrelay.auth import Claims, Key, Keyset, TokenIssuer
 from polyrelay.fastapi import (
     ClientDep,
-    add_exception_handlers,
+    LoginGuard,
+    RequestIdFilter,
+    harden,
     lifespan,
     require_user,
     stream_response,
 )
 
 # polyrelay.fastapi logs each failed call's details (attempt trail, kind)
-# for operators; HTTP answers carry only fixed texts.
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+# with the request id, for operators; HTTP answers carry only fixed texts.
+logging.basicConfig(
+    level=logging.INFO, format="%(levelname)s %(name)s [%(request_id)s]: %(message)s"
+)
+for handler in logging.getLogger().handlers:
+    handler.addFilter(RequestIdFilter())
 log = logging.getLogger("example")
 
-#: The scopes each demo user is granted at login.
-USERS: Dict[str, str] = {
-    "alice": "chat weather finance medical entertainment search",
-    "bob": "weather",
-}
+#: Every scope a user can be granted.
+SCOPES = ("chat", "weather", "finance", "medical", "entertainment", "search")
+
+
+class UserStore:
+    """Users in SQLite, passwords as Argon2id hashes (argon2-cffi's
+    defaults, the RFC 9106 low-memory profile)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.hasher = PasswordHasher()
+        # Checked against when the username is unknown, so that both cases
+        # take the same time and say the same thing.
+        self._absent = self.hasher.hash(secrets.token_urlsafe(16))
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS users ("
+                " username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, scopes TEXT NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path)
+
+    def add(self, username: str, password: str, scopes: str) -> None:
+        """Creates or replaces a user."""
+        unknown = set(scopes.split()) - set(SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scopes: {' '.join(sorted(unknown))}")
+        if len(password) < 12:
+            raise ValueError("the password must have at least 12 characters")
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT OR REPLACE INTO users (username, password_hash, scopes) VALUES (?, ?, ?)",
+                (username, self.hasher.hash(password), scopes),
+            )
+
+    def verify(self, username: str, password: str) -> Optional[str]:
+        """The user's scopes if the password is theirs, else ``None``."""
+        with closing(self._connect()) as db:
+            row = db.execute(
+                "SELECT password_hash, scopes FROM users WHERE username = ?", (username,)
+            ).fetchone()
+        stored, scopes = row if row is not None else (self._absent, None)
+        try:
+            self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if scopes is None:
+            return None
+        if self.hasher.check_needs_rehash(stored):
+            with closing(self._connect()) as db, db:
+                db.execute(
+                    "UPDATE users SET password_hash = ? WHERE username = ?",
+                    (self.hasher.hash(password), username),
+                )
+        return str(scopes)
 
 
 def token_issuer() -> TokenIssuer:
@@ -63,14 +140,36 @@ def token_issuer() -> TokenIssuer:
     )
 
 
+def _setting(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+users = UserStore(_setting("USERS_DB", str(Path(__file__).with_name("users.db"))))
 issuer = token_issuer()
+limits_redis = os.environ.get("LIMITS_REDIS_URL") or None
+proxies = int(_setting("TRUSTED_PROXIES", "0"))
 app = FastAPI(title="polyrelay example backend", lifespan=lifespan(auth=issuer))
-add_exception_handlers(app)
+harden(
+    app,
+    cors_origins=[o.strip() for o in _setting("CORS_ORIGINS", "").split(",") if o.strip()],
+    max_body_bytes=int(_setting("MAX_BODY_BYTES", "65536")),
+    per_address=_setting("RATE_PER_ADDRESS", "120/min"),
+    per_user=_setting("RATE_PER_USER", "60/min"),
+    redis_url=limits_redis,
+    trusted_proxies=proxies,
+    hsts=_setting("HSTS", "0") == "1",
+    critical=_setting("CRITICAL_CAPABILITIES", "llm.chat,weather.current").split(","),
+)
+guard = LoginGuard(
+    attempts_per_username=_setting("LOGIN_ATTEMPTS_PER_USER", "20/min"),
+    trusted_proxies=proxies,
+    redis_url=limits_redis,
+)
 
 
 class Login(BaseModel):
-    username: str
-    password: str
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
 
 
 class Refresh(BaseModel):
@@ -89,19 +188,23 @@ class Chat(BaseModel):
 
 
 @app.post("/auth/login")
-async def login(body: Login) -> Dict[str, Any]:
-    expected = os.environ.get("DEMO_PASSWORD", "")
-    scopes = USERS.get(body.username)
-    # compare_digest: the time taken does not reveal how much matched.
-    if not expected or scopes is None or not hmac.compare_digest(body.password, expected):
+async def login(body: Login, request: Request) -> Dict[str, Any]:
+    # 429 while this username or address is locked out or over its limit.
+    await guard.check(request, body.username)
+    # Argon2 takes tens of milliseconds of CPU: off the event loop.
+    scopes = await run_in_threadpool(users.verify, body.username, body.password)
+    if scopes is None:
+        guard.failed(request, body.username)
+        # One answer for an unknown user and a wrong password.
         raise HTTPException(status_code=401, detail="wrong username or password")
+    guard.succeeded(request, body.username)
     return issuer.issue(body.username, {"scope": scopes}).to_dict()
 
 
 @app.post("/auth/refresh")
 async def refresh(body: Refresh) -> Dict[str, Any]:
     # A reused token raises TokenReusedError (its whole login is revoked),
-    # which add_exception_handlers turns into a 401.
+    # which the kit's error handlers turn into a 401.
     return (await issuer.arefresh(body.refresh_token)).to_dict()
 
 
@@ -173,6 +276,26 @@ async def search(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any
     return {"results": result.data, "provider": result.provider}
 
 
-@app.get("/health")
-async def health(client: ClientDep) -> Dict[str, Any]:
-    return {"status": "ok", "providers": len(client.providers())}
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python app.py add-user NAME --scopes "chat weather"``."""
+    parser = argparse.ArgumentParser(description="The example backend's user store.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add-user", help="create or replace a user")
+    add.add_argument("username")
+    add.add_argument("--scopes", default="weather", help=f"space-separated, of: {' '.join(SCOPES)}")
+    args = parser.parse_args(argv)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.username}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        users.add(args.username, password, args.scopes)
+    except ValueError as refused:
+        print(f"not added: {refused}", file=sys.stderr)
+        return 2
+    print(f"added {args.username} ({args.scopes}) to {users.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 from . import _native
 from ._client import AsyncClient, Client, ConfigSource
 from ._models import Attempt, Health, Stats
-from ._native import AsyncChatStream, ChatChunk, ChatStream, Result
+from ._native import AsyncChatStream, ChatChunk, ChatStream, InboundLimiter, Result
 from ._stream_display import display_stream
 from .exceptions import (
     AllProvidersFailedError,
@@ -77,6 +77,7 @@ __all__ = [
     "ContextLengthExceededError",
     "Error",
     "Health",
+    "InboundLimiter",
     "InvalidRequestError",
     "MalformedTokenError",
     "MissingKeyError",

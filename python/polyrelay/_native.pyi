@@ -40,6 +40,7 @@ __all__ = [
     "TokenPair",
     "Verifier",
     "TokenIssuer",
+    "InboundLimiter",
     "capabilities",
     "builtin_providers",
     "parameter_schema",
@@ -468,6 +469,14 @@ class TokenIssuer:
     def arevoke_session(self, token: str) -> Awaitable[None]: ...
     def replace_keyset(self, keyset: Keyset) -> None: ...
     def public_jwks(self) -> Dict[str, Any]: ...
+    def close(self) -> None:
+        """Releases the token store (its Redis connection); idempotent. Every
+        later operation raises ``AuthUnavailableError``."""
+    def aclose(self) -> Awaitable[None]:
+        """``close``, as an awaitable."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
 
 def capabilities() -> List[Dict[str, Any]]:
     """Every capability the core serves: ``name`` and default cache ``ttl`` (s)."""
@@ -492,3 +501,35 @@ def _sample_error(kind: str) -> None:
 
 def _panic(asynchronous: bool = False) -> Any:
     """Panics in Rust, blocking or in an awaitable (test builds only)."""
+
+@final
+class InboundLimiter:
+    """A GCRA budget per key (a user, a client address), in memory or shared
+    through Redis; keys are hashed, never stored as given."""
+
+    def __new__(
+        cls,
+        rate: str,
+        *,
+        burst: Optional[int] = None,
+        name: str = "default",
+        redis_url: Optional[str] = None,
+        clock: Optional[FakeClock] = None,
+    ) -> InboundLimiter: ...
+    def check(self, key: str) -> Tuple[bool, float, int, float]:
+        """Takes one unit of ``key``'s budget if it conforms now:
+        ``(allowed, retry_after_s, remaining, reset_s)``."""
+    def acheck(self, key: str) -> Awaitable[Tuple[bool, float, int, float]]:
+        """``check``, as an awaitable."""
+    @property
+    def limit(self) -> int:
+        """Requests allowed back to back from a full budget."""
+    @property
+    def window(self) -> float:
+        """The window of the rate, in seconds."""
+    @property
+    def shared(self) -> bool:
+        """Whether budgets are shared through Redis."""
+    @property
+    def degraded(self) -> bool:
+        """Whether a shared limiter currently limits locally."""

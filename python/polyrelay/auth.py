@@ -22,7 +22,10 @@
   Redis with ``redis_url=`` so every process of a service shares rotations
   and revocations; while Redis is unreachable, refreshes and access checks
   fail closed (:class:`~polyrelay.exceptions.AuthUnavailableError`) unless
-  ``revocation_fail_mode="open"``.
+  ``revocation_fail_mode="open"``. :meth:`~TokenIssuer.close` (or
+  ``await aclose()``; ``polyrelay.fastapi.lifespan`` does it at shutdown)
+  releases the store and its Redis connection; it is idempotent, and every
+  later operation raises :class:`~polyrelay.exceptions.AuthUnavailableError`.
 
 Times are checked on the system clock, or on a
 :class:`polyrelay.testing.FakeClock` passed as ``clock=`` in tests.

@@ -468,13 +468,26 @@ impl Verifier {
 /// Issues, renews, verifies and revokes tokens.
 #[pyclass(module = "polyrelay._native", name = "TokenIssuer", frozen)]
 pub(crate) struct TokenIssuer {
-    inner: Arc<auth::TokenIssuer>,
+    /// `None` once closed: dropping the issuer drops its store, and with it
+    /// the Redis connection.
+    inner: RwLock<Option<Arc<auth::TokenIssuer>>>,
+    /// `issuer` and `audience`, for `repr` (also once closed).
+    described: String,
     /// `memory` or `redis`; the Redis URL (it may hold a password) is never
     /// shown.
     store_backend: &'static str,
 }
 
 impl TokenIssuer {
+    /// The issuer, or `AuthUnavailableError` once closed: a closed issuer
+    /// fails closed, whatever its fail mode.
+    fn open(&self, py: Python<'_>) -> PyResult<Arc<auth::TokenIssuer>> {
+        self.inner
+            .read()
+            .clone()
+            .ok_or_else(|| errors::auth_unavailable(py, "token issuer closed"))
+    }
+
     /// Runs an async issuer operation: blocking (GIL released) or as an
     /// awaitable.
     fn run<'py, T, F, Fut>(
@@ -489,7 +502,7 @@ impl TokenIssuer {
         Fut: std::future::Future<Output = Result<T, AuthError>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
-        let future = operation(Arc::clone(&self.inner), token.to_owned());
+        let future = operation(self.open(py)?, token.to_owned());
         if asynchronous {
             bridge::awaitable(py, future)
         } else {
@@ -551,9 +564,11 @@ impl TokenIssuer {
             None => Arc::new(auth::InMemoryTokenStore::new(clock.clone())),
         };
         let store_backend = store.backend();
+        let described = format!("issuer={:?} audience={:?}", config.issuer, config.audience);
         let issuer = auth::TokenIssuer::new(config, keyset.snapshot(), store, clock);
         Ok(Self {
-            inner: Arc::new(auth_result(py, issuer)?),
+            inner: RwLock::new(Some(Arc::new(auth_result(py, issuer)?))),
+            described,
             store_backend,
         })
     }
@@ -573,7 +588,7 @@ impl TokenIssuer {
             },
             None => Map::new(),
         };
-        let inner = auth_result(py, self.inner.issue(subject, extra))?;
+        let inner = auth_result(py, self.open(py)?.issue(subject, extra))?;
         Ok(TokenPair { inner })
     }
 
@@ -628,19 +643,39 @@ impl TokenIssuer {
     /// Rotates keys: new tokens are signed with `keyset`'s signing key and
     /// verified against its keys.
     fn replace_keyset(&self, py: Python<'_>, keyset: PyRef<'_, Keyset>) -> PyResult<()> {
-        auth_result(py, self.inner.replace_keyset(keyset.snapshot()))
+        auth_result(py, self.open(py)?.replace_keyset(keyset.snapshot()))
     }
 
     /// The public JWKS of the keys in use, to serve at a `jwks_uri`.
     fn public_jwks(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        convert::serialize(py, &self.inner.verifier().keyset().public_jwks())
+        convert::serialize(py, &self.open(py)?.verifier().keyset().public_jwks())
+    }
+
+    /// Releases the token store (its Redis connection); idempotent. Every
+    /// later operation raises `AuthUnavailableError`.
+    fn close(&self) {
+        // Operations in flight hold their own reference and finish first.
+        self.inner.write().take();
+    }
+
+    /// `close`, as an awaitable.
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.close();
+        bridge::awaitable(py, async { Ok::<(), AuthError>(()) })
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().is_none()
     }
 
     fn __repr__(&self) -> String {
-        let config = self.inner.config();
         format!(
-            "<polyrelay.auth.TokenIssuer issuer={:?} audience={:?} store={}>",
-            config.issuer, config.audience, self.store_backend
+            "<polyrelay.auth.TokenIssuer {} store={}{}>",
+            self.described,
+            self.store_backend,
+            if self.closed() { " closed" } else { "" }
         )
     }
 }

@@ -97,6 +97,17 @@ pub(crate) fn auth_to_py(py: Python<'_>, error: AuthError) -> PyErr {
     build().unwrap_or_else(|failed| failed)
 }
 
+/// `AuthUnavailableError` with a message of the binding's own (a closed
+/// issuer), not one of the core's.
+pub(crate) fn auth_unavailable(py: Python<'_>, message: &str) -> PyErr {
+    let build = || {
+        let details = PyDict::new(py);
+        details.set_item("kind", AuthError::Unavailable.as_str())?;
+        instantiate(py, "AuthUnavailableError", message, &details)
+    };
+    build().unwrap_or_else(|failed| failed)
+}
+
 fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     let kind = error.kind();
     let details = PyDict::new(py);

@@ -14,6 +14,7 @@ mod clock;
 mod convert;
 mod emulator;
 mod errors;
+mod limits;
 mod logs;
 mod parameters;
 mod result;
@@ -66,6 +67,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<auth::TokenPair>()?;
     m.add_class::<auth::Verifier>()?;
     m.add_class::<auth::TokenIssuer>()?;
+    m.add_class::<limits::InboundLimiter>()?;
     m.add_function(wrap_pyfunction!(capabilities, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_providers, m)?)?;
     m.add_function(wrap_pyfunction!(parameters::parameter_schema, m)?)?;

@@ -4,6 +4,10 @@ pointed at it. The suite runs against the installed package."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from typing import AsyncIterator, Iterator
 
 import pytest
@@ -39,3 +43,45 @@ def client(emu: Emulator) -> Iterator[polyrelay.Client]:
 async def aclient(emu: Emulator) -> AsyncIterator[polyrelay.AsyncClient]:
     async with polyrelay.AsyncClient(WEATHER) as c:
         yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A throwaway real Redis (tests/setup.sh installs redis-server)."""
+    server_binary = shutil.which("redis-server")
+    assert server_binary, "redis-server is missing: run tests/setup.sh"
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            server_binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

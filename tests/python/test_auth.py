@@ -8,12 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
-import shutil
 import socket
-import subprocess
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Tuple
 
 import jwt
 import pytest
@@ -407,42 +405,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """A throwaway real Redis (tests/setup.sh installs redis-server)."""
-    server_binary = shutil.which("redis-server")
-    assert server_binary, "redis-server is missing: run tests/setup.sh"
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            server_binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_issuers_sharing_redis_see_each_others_rotations(redis_url: str) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 from polyrelay.testing import Emulator, Fault, emulator
 
 APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "fastapi"
-PASSWORD = "a demo password"
+PASSWORD = "correct horse battery staple"
 #: A provider key the app holds; no answer or log line may ever show it.
 PROVIDER_KEY = "weatherapi-key-MUST-NOT-LEAK-7f3a9c"
 #: The chat provider's key, under the same rule.
@@ -61,7 +62,8 @@ Response = Tuple[int, Message, Any]
 class App:
     """The running example app."""
 
-    def __init__(self, base_url: str, emu: Emulator, log: Path) -> None:
+    def __init__(self, base_url: str, emu: Emulator, log: Path, users_db: Path) -> None:
+        self.users_db = users_db
         self.base_url = base_url
         self.emu = emu
         self.log = log
@@ -84,9 +86,10 @@ class App:
         )
         try:
             with self._opener.open(request, timeout=15) as response:
-                return response.status, response.headers, json.loads(response.read() or b"null")
+                answer = response.status, response.headers, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            return error.code, error.headers, json.loads(error.read() or b"null")
+            answer = error.code, error.headers, json.loads(error.read() or b"null")
+        return without_request_id(answer)
 
     def login(self, username: str) -> Dict[str, Any]:
         status, _, body = self.request(
@@ -95,6 +98,29 @@ class App:
         assert status == 200, body
         assert isinstance(body, dict)
         return body
+
+
+def without_request_id(answer: Response) -> Response:
+    """Every answer names its request id in ``X-Request-ID``, and every
+    error body repeats it; the body is returned without it."""
+    status, headers, body = answer
+    assert len(headers["X-Request-ID"]) == 32
+    if isinstance(body, dict) and "error" in body:
+        assert body.pop("request_id") == headers["X-Request-ID"], body
+    return status, headers, body
+
+
+def add_user(env: Dict[str, str], username: str, scopes: str) -> None:
+    """Through the app's own command, the password on standard input."""
+    done = subprocess.run(
+        [sys.executable, str(APP_DIR / "app.py"), "add-user", username, "--scopes", scopes],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def free_socket() -> socket.socket:
@@ -124,8 +150,15 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             WEATHERAPI_API_KEY=PROVIDER_KEY,
             OPENROUTER_API_KEY=CHAT_KEY,
             JWT_SECRET=JWT_SECRET,
-            DEMO_PASSWORD=PASSWORD,
+            USERS_DB=str(workdir / "users.db"),
+            # Every test logs in from 127.0.0.1: limits above what the module
+            # uses (the kit's own tests check the limits themselves).
+            RATE_PER_ADDRESS="6000/min",
+            RATE_PER_USER="6000/min",
+            LOGIN_ATTEMPTS_PER_USER="600/min",
         )
+        add_user(env, "alice", "chat weather finance medical entertainment search")
+        add_user(env, "bob", "weather")
         # Handing uvicorn an already-bound socket leaves no race for the port.
         listener = free_socket()
         port = listener.getsockname()[1]
@@ -150,13 +183,13 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
                 pass_fds=(listener.fileno(),),
             )
         listener.close()
-        running = App(f"http://127.0.0.1:{port}", emu, log)
+        running = App(f"http://127.0.0.1:{port}", emu, log, workdir / "users.db")
         try:
             deadline = time.monotonic() + 30
             while True:
                 assert server.poll() is None, log.read_text()
                 try:
-                    if running.request("GET", "/health")[0] == 200:
+                    if running.request("GET", "/healthz")[0] == 200:
                         break
                 except OSError:
                     pass
@@ -202,6 +235,38 @@ def test_protected_routes_answer_401_403_and_200(app: App) -> None:
     # A refresh token is not accepted as an access token.
     status, headers, _ = app.request("GET", "/me", token=alice["refresh_token"])
     assert status == 401 and 'error_description="bad claim: typ"' in challenge(headers)
+
+
+def test_users_live_in_sqlite_with_argon2id_hashes_and_logins_reveal_nothing(app: App) -> None:
+    with contextlib.closing(sqlite3.connect(app.users_db)) as db:
+        rows = dict(db.execute("SELECT username, password_hash FROM users").fetchall())
+    assert set(rows) == {"alice", "bob"}
+    assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in rows.values())
+    assert app.login("alice")["token_type"] == "Bearer"
+    # A wrong password and an unknown user get the same answer.
+    wrong = app.request("POST", "/auth/login", {"username": "bob", "password": "nope"})
+    unknown = app.request("POST", "/auth/login", {"username": "nobody", "password": "nope"})
+    assert wrong[0] == unknown[0] == 401
+    assert wrong[2] == unknown[2] == {"detail": "wrong username or password"}
+    status, headers, body = app.request("GET", "/readyz")
+    assert status == 200 and body["status"] == "ready", body
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    login_headers = app.request("POST", "/auth/login", {"username": "x", "password": "y"})[1]
+    assert login_headers["Cache-Control"] == "no-store"
+
+
+def test_add_user_refuses_short_passwords_and_unknown_scopes(tmp_path: Path) -> None:
+    env = dict(os.environ, USERS_DB=str(tmp_path / "users.db"), JWT_SECRET=JWT_SECRET)
+    for scopes, password in (("weather", "short"), ("admin", PASSWORD)):
+        done = subprocess.run(
+            [sys.executable, str(APP_DIR / "app.py"), "add-user", "carol", "--scopes", scopes],
+            input=password + "\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "not added" in done.stderr
 
 
 def test_refresh_rotates_and_reuse_revokes_the_login(app: App) -> None:
@@ -472,6 +537,7 @@ def test_chat_stream_that_cannot_open_answers_an_http_error(app: App) -> None:
     assert response.json() == {
         "error": "provider_error",
         "message": "the upstream service is unavailable",
+        "request_id": response.headers["X-Request-ID"],
     }
     with httpx.Client(trust_env=False) as http, open_stream(app, http, {"messages": []}) as invalid:
         invalid.read()

@@ -13,6 +13,7 @@
 //! sees, without a round trip) and the response cache has its own tiers, so
 //! neither is part of this trait.
 
+pub mod inbound;
 pub mod redis;
 
 use std::collections::HashMap;

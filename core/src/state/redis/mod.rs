@@ -70,12 +70,12 @@ mod backend;
 #[cfg(feature = "redis")]
 mod cache_tier;
 #[cfg(feature = "redis")]
-mod scripts;
+pub(crate) mod scripts;
 #[cfg(feature = "redis")]
 mod store;
 #[cfg(all(test, feature = "redis"))]
 #[path = "../../../tests/common/redis_server.rs"]
-mod test_server;
+pub(crate) mod test_server;
 #[cfg(feature = "redis")]
 mod token_store;
 
