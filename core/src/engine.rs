@@ -388,11 +388,17 @@ impl ProviderSlot {
                 Some(left),
             ));
         }
+        // Open with its wait over, the breaker lets the next call through
+        // as a trial: available.
         let breaker = self.breaker(capability)?.snapshot();
-        (breaker.state == CircuitState::Open).then(|| {
-            let left = breaker.open_until.map(|at| at.saturating_sub(now));
-            (SkipReason::CircuitOpen, "circuit open".to_owned(), left)
-        })
+        match breaker.open_until {
+            Some(left) if breaker.state == CircuitState::Open && !left.is_zero() => Some((
+                SkipReason::CircuitOpen,
+                "circuit open".to_owned(),
+                Some(left),
+            )),
+            _ => None,
+        }
     }
 
     /// Whether asking the provider now would likely send a request: a key,

@@ -259,6 +259,10 @@ async fn health_lists_each_group_with_its_deployments_readiness() {
         json["groups"]["fast"]["unavailable"]["gpt-eu"],
         "circuit open"
     );
+    // Its open wait over, the next call would be let through: ready again.
+    clock.advance(std::time::Duration::from_secs(601));
+    let health = client.health();
+    assert_eq!(health.groups["fast"].health.ready, ["gpt-eu", "groq-llama"]);
 }
 
 #[tokio::test]
