@@ -240,3 +240,17 @@ def test_a_model_group_is_called_by_its_name(
         ("groq", "groq-llama", "success"),
     ]
     assert str(result.attempts[0]).startswith("openai (gpt-eu): ")
+
+
+def test_meta_search_merges_every_engine(emu: Emulator) -> None:
+    with polyrelay.Client(api_keys={"brave": "test-brave-key"}) as client:
+        emu.fault_always("/searxng/*", Fault.status(503))
+        reply = client.search.meta(query="rust", limit=3)
+        assert reply.provider == "meta-search"
+        data = reply.data
+        assert len(data["results"]) == 3
+        top = data["results"][0]
+        assert top["url"] == "https://www.rust-lang.org/"
+        assert top["engines"] == ["duckduckgo", "brave"]
+        assert data["missing"] == ["searxng"]
+        assert [a.outcome for a in reply.attempts if a.provider == "searxng"] == ["transient"]
