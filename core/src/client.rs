@@ -20,6 +20,7 @@ use crate::engine::{Chain, Deployment, Engine, Group, ProviderSlot};
 use crate::error::Result;
 use crate::provider::Provider;
 use crate::resilience::breaker::{BreakerSnapshot, CircuitState};
+use crate::resilience::budget::BudgetSnapshot;
 use crate::resilience::cache::ResponseCache;
 use crate::resilience::hedge::Hedging;
 use crate::resilience::quota::QuotaSnapshot;
@@ -221,6 +222,7 @@ impl Client {
                 .map(|hedge| Hedging::new(hedge, clock.clone())),
             content_filtered_fallback: chain.content_filtered_fallback,
             stream: chain.stream,
+            group: None,
             probe_answered: tokio::sync::Notify::new(),
             ttl: chain.ttl,
         };
@@ -230,11 +232,14 @@ impl Client {
             .into_iter()
             .enumerate()
             .map(|(i, group)| Group {
-                name: group.name,
+                name: group.name.clone(),
                 capability: group.capability,
                 strategy: group.strategy,
                 weights: group.weights,
-                chain: chain_of(group.chain),
+                chain: Chain {
+                    group: Some(group.name.clone()),
+                    ..chain_of(group.chain)
+                },
                 rng: parking_lot::Mutex::new(rand::rngs::SmallRng::seed_from_u64(
                     seed.wrapping_add(i as u64),
                 )),
@@ -266,6 +271,7 @@ impl Client {
                 cache_enabled: plan.cache.enabled,
                 config_warnings: plan.warnings,
                 models: plan.models,
+                budgets: plan.budgets,
             }),
             catalog,
         })
@@ -452,6 +458,7 @@ impl Client {
             state_backend: self.engine.state.backend(),
             redis_degraded: self.engine.state.degraded(),
             capabilities,
+            budgets: self.engine.budget_snapshots(),
             config_warnings: self.engine.config_warnings.clone(),
         }
     }
@@ -500,6 +507,8 @@ pub struct Health {
     pub redis_degraded: bool,
     /// By capability name.
     pub capabilities: BTreeMap<&'static str, CapabilityHealth>,
+    /// Every configured budget's spending in its current window, by name.
+    pub budgets: BTreeMap<&'static str, BudgetSnapshot>,
     /// Settings that work but defeat their purpose, e.g. an attempt timeout
     /// longer than the capability's total deadline (logged once at start).
     pub config_warnings: Vec<String>,

@@ -246,6 +246,9 @@ pub enum SkipReason {
     RateLimit,
     /// The provider's circuit breaker is open (or half-open and full).
     CircuitOpen,
+    /// A spending budget counting the request has not enough left for its
+    /// estimate (see [`crate::resilience::budget`]).
+    Budget,
 }
 
 /// What happened to one provider during a call, typed. Serialised (for
@@ -277,6 +280,7 @@ impl AttemptOutcome {
             Self::Skipped(SkipReason::Quota) => "skipped_quota",
             Self::Skipped(SkipReason::RateLimit) => "skipped_rate_limit",
             Self::Skipped(SkipReason::CircuitOpen) => "skipped_circuit_open",
+            Self::Skipped(SkipReason::Budget) => "skipped_budget",
             Self::Cancelled => "cancelled",
         }
     }
@@ -296,6 +300,7 @@ impl AttemptOutcome {
             SkipReason::Quota,
             SkipReason::RateLimit,
             SkipReason::CircuitOpen,
+            SkipReason::Budget,
         ];
         [Self::Answered, Self::Cancelled]
             .into_iter()
@@ -324,9 +329,9 @@ impl AttemptOutcome {
             },
             Self::Skipped(reason) => match reason {
                 SkipReason::NoKey => ErrorKind::MissingKey,
-                SkipReason::Quota | SkipReason::Benched(BenchCause::QuotaUsedUp) => {
-                    ErrorKind::QuotaExhausted
-                }
+                SkipReason::Quota
+                | SkipReason::Budget
+                | SkipReason::Benched(BenchCause::QuotaUsedUp) => ErrorKind::QuotaExhausted,
                 SkipReason::RateLimit | SkipReason::Benched(BenchCause::RateLimited) => {
                     ErrorKind::RateLimited
                 }

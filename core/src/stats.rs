@@ -31,6 +31,7 @@ pub(crate) const OUTCOMES: &[&str] = &[
     "skipped_quota",
     "skipped_rate_limit",
     "skipped_circuit_open",
+    "skipped_budget",
 ];
 
 const SUB_BUCKETS: u32 = 8;

@@ -37,7 +37,7 @@ use crate::capability::llm::{ChatAccumulator, ChatDelta, ChatQuery, ChatReply};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
-use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight};
+use crate::engine::{BudgetHold, Engine, Exchange, ProviderSlot, StreamInFlight};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
 use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
@@ -182,6 +182,9 @@ pub(crate) struct OpenStream {
     slot: Arc<ProviderSlot>,
     /// Counts the stream in flight on its slot while it is read.
     _in_flight: StreamInFlight,
+    /// Its budget reservation, settled at the end with the reported
+    /// usage (kept whole if the stream ends otherwise).
+    budget: Option<BudgetHold>,
     /// What a deployment was sent (its model asked for); `None`: the
     /// opening's query.
     deployed: Option<ChatQuery>,
@@ -212,6 +215,11 @@ impl Exchange for StreamOpening<'_> {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         streams_of(slot)?.stream_request(&deployed(slot, self.query), ctx)
+    }
+
+    fn keep_budget(answer: &mut OpenStream, hold: BudgetHold) -> Option<BudgetHold> {
+        answer.budget = Some(hold);
+        None
     }
 
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
@@ -252,6 +260,7 @@ impl Exchange for StreamOpening<'_> {
         let mut open = OpenStream {
             slot: Arc::clone(slot),
             _in_flight: StreamInFlight::start(slot),
+            budget: None,
             deployed,
             body,
             decoder: ChatStreamDecoder::new(streams.framing()),
@@ -386,7 +395,17 @@ impl Reading {
                 }
                 Phase::Open(mut open) => {
                     let read = match self.read(&mut open).await {
-                        Ok(true) => self.finish(&open),
+                        Ok(true) => match self.finish(&open) {
+                            Ok(answer) => {
+                                if let Some(hold) = open.budget.take() {
+                                    self.engine
+                                        .settle_budgets(hold, open.slot.id(), &answer.data)
+                                        .await;
+                                }
+                                Ok(())
+                            }
+                            Err(failure) => Err(failure),
+                        },
                         Ok(false) => {
                             self.phase = Phase::Open(open);
                             continue;
@@ -549,7 +568,7 @@ impl Reading {
     /// the JSON asked for, after its first token like any failure of a
     /// stream: it ends the stream, or with `mid_stream = continue` another
     /// provider continues the text, which is checked again at its end.)
-    fn finish(&mut self, open: &OpenStream) -> Result<(), ProviderFailure> {
+    fn finish(&mut self, open: &OpenStream) -> Result<Arc<Answer>, ProviderFailure> {
         let reply = self.current.clone().finish()?;
         let written = reply.text.chars().count();
         let reply = ChatReply {
@@ -592,13 +611,13 @@ impl Reading {
         }
         // Providers interrupted earlier wrote tokens no one reported.
         let cost_usd = cost_usd.filter(|_| self.interrupted.is_empty());
-        let envelope = self.envelope(answer, false, cost_usd);
+        let envelope = self.envelope(Arc::clone(&answer), false, cost_usd);
         self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
             envelope,
             parts: std::mem::take(&mut self.parts),
             time_to_first_token: self.time_to_first_token,
         })));
-        Ok(())
+        Ok(answer)
     }
 
     /// A failure after the first token: recorded against the provider,

@@ -182,6 +182,24 @@ const MODEL: Param = Param::new(
     r#""gpt-4o-mini""#,
 );
 
+const TAG: Param = Param::new(
+    "tag",
+    ParamKind::String {
+        max_chars: Some(crate::resilience::budget::MAX_NAME_LEN as u32),
+    },
+    "A caller tag (letters, digits, _ - . : /): budgets whose `tags` name it count the call.",
+    r#""team-a""#,
+);
+
+/// Reads the `tag` parameter.
+fn parse_tag(params: &mut Params) -> Result<Option<String>> {
+    let Some(tag) = params.opt_str("tag")? else {
+        return Ok(None);
+    };
+    crate::resilience::budget::check_name(&tag).map_err(|e| Error::invalid("tag", e))?;
+    Ok(Some(tag))
+}
+
 /// Largest `max_tokens` accepted; no model writes more in one answer.
 const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
@@ -212,6 +230,8 @@ pub struct ChatQuery {
     pub tool_choice: Option<ToolChoice>,
     /// The form the answer must take; `None` for free text.
     pub response_format: Option<ResponseFormat>,
+    /// The caller's tag, for budgets; never sent to a provider.
+    pub tag: Option<String>,
 }
 
 /// What a provider continuing another's interrupted answer is asked.
@@ -219,7 +239,7 @@ const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exa
 
 impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`,
-    /// `tools`, `tool_choice`, `response_format`, `stream`.
+    /// `tools`, `tool_choice`, `response_format`, `stream`, `tag`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -273,6 +293,7 @@ impl ChatQuery {
                 "false",
             )
             .or(ParamDefault::Boolean(false)),
+            TAG,
         ],
         alternatives: Alternatives::None,
     };
@@ -323,6 +344,7 @@ impl ChatQuery {
                 ))
             }
         }
+        let tag = parse_tag(&mut params)?;
         params.finish()?;
         Ok(Self {
             messages,
@@ -332,6 +354,7 @@ impl ChatQuery {
             tools,
             tool_choice,
             response_format,
+            tag,
         })
     }
 
@@ -829,6 +852,8 @@ pub struct EmbeddingsQuery {
     /// The vector space the call is pinned to: only its provider is asked,
     /// with its model, and the call never falls over to another.
     pub space: Option<VectorSpace>,
+    /// The caller's tag, for budgets; never sent to a provider.
+    pub tag: Option<String>,
 }
 
 /// A vector space: the provider and model that made an index's vectors.
@@ -863,7 +888,7 @@ impl std::fmt::Display for VectorSpace {
 }
 
 impl EmbeddingsQuery {
-    /// The parameters: `inputs`, `model`, `purpose`, `space`.
+    /// The parameters: `inputs`, `model`, `purpose`, `space`, `tag`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -894,6 +919,7 @@ impl EmbeddingsQuery {
                 "Pins the call to an index's vector space (`provider/model`, as a result's `space` names it): only that provider and model are asked, never another.",
                 r#""openai/text-embedding-3-small""#,
             ),
+            TAG,
         ],
         alternatives: Alternatives::None,
     };
@@ -978,12 +1004,14 @@ impl EmbeddingsQuery {
                 ))
             }
         };
+        let tag = parse_tag(&mut params)?;
         params.finish()?;
         Ok(Self {
             inputs,
             model,
             purpose,
             space,
+            tag,
         })
     }
 }
