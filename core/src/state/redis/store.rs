@@ -936,6 +936,108 @@ mod tests {
         matches!(decision, RateDecision::Allowed { .. })
     }
 
+    fn budget(name: &'static str, limit: u64, period: QuotaPeriod) -> BudgetLimit {
+        BudgetLimit {
+            name,
+            limit,
+            period,
+            timezone: Tz::UTC,
+        }
+    }
+
+    fn charge(budget: BudgetLimit, units: u64) -> BudgetCharge {
+        BudgetCharge { budget, units }
+    }
+
+    // Several budgets in one script: all take their units or none does; a
+    // settlement may charge past the limit and a refund stops at zero.
+    #[tokio::test]
+    async fn budgets_reserve_all_or_none_and_settle_past_their_limit() {
+        let server = RedisServer::start();
+        let clock = clock_near_now();
+        let state = store(&server.url(), &clock, &[], RedisConfig::default());
+        let month = budget("month", 100, QuotaPeriod::Month);
+        let day = budget("day", 30, QuotaPeriod::Day);
+        let both = [charge(month, 20), charge(day, 20)];
+        assert_eq!(state.reserve_budgets(&both).await, BudgetDecision::Reserved);
+        let now = crate::clock::Clock::wall(&clock);
+        let day_window = QuotaWindow::containing(now, Tz::UTC, QuotaPeriod::Day);
+        assert_eq!(
+            state.reserve_budgets(&both).await,
+            BudgetDecision::Exhausted {
+                budget: "day",
+                left: 10,
+                reset_at: day_window.end,
+            }
+        );
+        let month_key = format!("polyrelay:b:{{budgets}}:month:{}", now.format("%Y-%m"));
+        let day_key = format!("polyrelay:b:{{budgets}}:day:{}", now.format("%Y-%m-%d"));
+        assert_eq!(server.cli(&["GET", &month_key]), "20", "none taken");
+        assert_eq!(server.cli(&["GET", &day_key]), "20");
+        for key in [&month_key, &day_key] {
+            assert!(server.pttl(key) > 0, "{key}");
+        }
+
+        state.adjust_budget(month, 100).await;
+        assert_eq!(
+            server.cli(&["GET", &month_key]),
+            "120",
+            "charged past the limit"
+        );
+        let snapshot = state.budget_snapshot(month);
+        assert_eq!((snapshot.used, snapshot.remaining), (120, 0));
+        assert!(matches!(
+            state.reserve_budgets(&[charge(month, 1)]).await,
+            BudgetDecision::Exhausted { left: 0, .. }
+        ));
+        state.adjust_budget(day, -50).await;
+        assert_eq!(
+            server.cli(&["GET", &day_key]),
+            "0",
+            "a refund stops at zero"
+        );
+        assert_eq!(state.budget_snapshot(day).remaining, 30);
+    }
+
+    // Redis down: each process keeps its share of a budget, or none (deny).
+    #[tokio::test]
+    async fn without_redis_budgets_keep_a_local_share() {
+        let dead = format!("redis://127.0.0.1:{}", free_port(false));
+        let clock = clock_near_now();
+        for (policy, expected) in [
+            (QuotaFallback::LocalShare, 5),
+            (QuotaFallback::LocalFull, 10),
+            (QuotaFallback::Deny, 0),
+        ] {
+            let state = store(
+                &dead,
+                &clock,
+                &[],
+                RedisConfig {
+                    quota_fallback: policy,
+                    local_share_fraction: 0.5,
+                    ..RedisConfig::default()
+                },
+            );
+            let limit = budget("b", 10, QuotaPeriod::Day);
+            let mut reserved = 0;
+            for _ in 0..12 {
+                if state.reserve_budgets(&[charge(limit, 1)]).await == BudgetDecision::Reserved {
+                    reserved += 1;
+                }
+            }
+            assert_eq!(reserved, expected, "{policy:?}");
+            if expected > 0 {
+                state.adjust_budget(limit, -2).await;
+                assert_eq!(
+                    state.budget_snapshot(limit).used,
+                    expected - 2,
+                    "{policy:?}: a refund is local too"
+                );
+            }
+        }
+    }
+
     // Against Redis: governor's `rejects_too_many`.
     #[tokio::test]
     async fn gcra_vectors_per_second_2() {
