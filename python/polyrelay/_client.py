@@ -186,9 +186,12 @@ class _Base:
     def health(self) -> Health:
         """Which capabilities can be served now and by whom: per capability
         a ``status`` (``healthy``, ``degraded`` or ``down``), the ``ready``
-        providers and the ``unavailable`` ones with the reason. In-memory;
-        never blocks on the network. A plain dict that Jupyter shows as a
-        table."""
+        providers and the ``unavailable`` ones with the reason; per
+        configured budget (``budgets``, by name) its ``unit`` (``usd`` or
+        ``tokens``), ``limit``, ``spent``, ``remaining``, ``period``,
+        ``timezone``, ``date`` and ``reset_at``. In-memory (a budget on Redis
+        shows what Redis last said); never blocks on the network. A plain
+        dict that Jupyter shows as a table."""
         return Health(self._native.health())
 
     def stats(self) -> Stats:
