@@ -56,7 +56,9 @@ use crate::error::{
 use crate::policy::{self, Facts};
 use crate::provider::{Auth, CallContext, HttpRequest, KeyPlacement, Provider, Step};
 use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
-use crate::resilience::budget::{Budget, BudgetCharge, BudgetDecision, BudgetSnapshot, Spender};
+use crate::resilience::budget::{
+    Budget, BudgetCharge, BudgetDecision, BudgetSnapshot, BudgetUnit, Spender,
+};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::hedge::{Hedging, RecentLatencies};
 use crate::resilience::probe::{LastResortProbe, ProbeGuard, ProbeTurn};
@@ -865,16 +867,23 @@ impl Engine {
                     .iter()
                     .find(|c| c.budget.name == budget)
                     .map_or(0, |c| c.units);
-                let unit = match self.budgets.iter().find(|b| b.limit.name == budget) {
-                    Some(b) if b.unit == crate::resilience::budget::BudgetUnit::Usd => {
-                        "millionths of a dollar"
+                let usd = self
+                    .budgets
+                    .iter()
+                    .any(|b| b.limit.name == budget && b.unit == BudgetUnit::Usd);
+                let amount = |units: u64| {
+                    if usd {
+                        format!("${:.6}", units as f64 / 1e6)
+                    } else {
+                        format!("{units} tokens")
                     }
-                    _ => "tokens",
                 };
                 let retry_after = (reset_at - self.clock.wall()).to_std().unwrap_or_default();
                 Err(BudgetRefusal {
                     text: format!(
-                        "skipped: budget {budget} has {left} {unit} left, the request is estimated at {wanted}, until {}",
+                        "skipped: budget {budget} has {} left, the request is estimated at {}, until {}",
+                        amount(left),
+                        amount(wanted),
                         reset_at.format("%Y-%m-%d %H:%M:%S UTC")
                     ),
                     retry_after: Some(retry_after),

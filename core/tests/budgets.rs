@@ -110,7 +110,10 @@ async fn a_token_budget_stops_at_its_limit_and_nothing_is_sent_past_it() {
         ]
     );
     let reason = error.attempts()[0].reason.to_string();
-    assert!(reason.contains("budget all has 4 tokens left"), "{reason}");
+    assert!(
+        reason.contains("budget all has 4 tokens left, the request is estimated at 16 tokens"),
+        "{reason}"
+    );
     assert_eq!(
         error.reset_at(),
         Some("2025-02-01T00:00:00Z".parse().unwrap()),
@@ -190,7 +193,7 @@ async fn a_dollar_budget_counts_millionths_at_the_deployments_price_and_refuses_
     assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
     assert!(error.attempts()[0]
         .reason
-        .contains("budget usd has 22 millionths of a dollar left, the request is estimated at 26"));
+        .contains("budget usd has $0.000022 left, the request is estimated at $0.000026"));
     assert_eq!(emulator.hits(OPENAI), 3);
 
     // A model no price is known for: a dollar budget cannot count it, so

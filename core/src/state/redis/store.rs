@@ -1038,6 +1038,44 @@ mod tests {
         }
     }
 
+    // What a process reserved while Redis was unreachable is added to the
+    // shared counter once Redis answers.
+    #[tokio::test]
+    async fn budget_units_reserved_during_an_outage_reach_redis_when_it_answers() {
+        let port = free_port(false);
+        let clock = clock_near_now();
+        let state = store(
+            &format!("redis://127.0.0.1:{port}"),
+            &clock,
+            &[],
+            RedisConfig::default(),
+        );
+        let limit = budget("b", 100, QuotaPeriod::Day);
+        for _ in 0..3 {
+            assert_eq!(
+                state.reserve_budgets(&[charge(limit, 5)]).await,
+                BudgetDecision::Reserved
+            );
+        }
+        state.adjust_budget(limit, -2).await;
+        let server = RedisServer::start_on(port, false).expect("redis starts on the port");
+        assert_eq!(
+            state.reserve_budgets(&[charge(limit, 1)]).await,
+            BudgetDecision::Reserved
+        );
+        let now = crate::clock::Clock::wall(&clock);
+        let key = format!("polyrelay:b:{{budgets}}:b:{}", now.format("%Y-%m-%d"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.cli(&["GET", &key]) != "14" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reconciled: {}",
+                server.cli(&["GET", &key])
+            );
+            tokio::time::sleep(ms(10)).await;
+        }
+    }
+
     // Against Redis: governor's `rejects_too_many`.
     #[tokio::test]
     async fn gcra_vectors_per_second_2() {
