@@ -411,7 +411,8 @@ impl Client {
         Stats { providers }
     }
 
-    /// Which capabilities can be served right now, and by whom.
+    /// Which capabilities can be served right now, and by whom, and what
+    /// each budget has spent in its current window.
     pub fn health(&self) -> Health {
         let now = self.engine.clock.now();
         let capabilities = CapabilityId::ALL

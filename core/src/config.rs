@@ -569,8 +569,10 @@ impl Config {
         for (name, group) in &self.groups {
             self.validate_group(name, group)?;
         }
+        let deployments: Vec<&str> = self.deployments.keys().map(String::as_str).collect();
+        let groups: Vec<&str> = self.groups.keys().map(String::as_str).collect();
         for (name, budget) in &self.budgets {
-            budget.validate(name, &self.deployments, &self.groups)?;
+            budget.validate(name, &deployments, &groups)?;
         }
         Ok(())
     }

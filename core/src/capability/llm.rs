@@ -182,10 +182,27 @@ const MODEL: Param = Param::new(
     r#""gpt-4o-mini""#,
 );
 
+/// Longest caller tag (and budget name).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Checks a caller's tag (or a budget's name): 1 to [`MAX_TAG_LEN`]
+/// letters, digits and `_ - . : /`, as they name trail entries and Redis
+/// keys.
+pub(crate) fn check_tag(text: &str) -> std::result::Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    if text.is_empty() || text.chars().count() > MAX_TAG_LEN || !text.chars().all(allowed) {
+        return Err(format!(
+            "must be 1 to {MAX_TAG_LEN} letters, digits or _ - . : /, got {}",
+            echo(text)
+        ));
+    }
+    Ok(())
+}
+
 const TAG: Param = Param::new(
     "tag",
     ParamKind::String {
-        max_chars: Some(crate::resilience::budget::MAX_NAME_LEN as u32),
+        max_chars: Some(MAX_TAG_LEN as u32),
     },
     "A caller tag (letters, digits, _ - . : /): budgets whose `tags` name it count the call.",
     r#""team-a""#,
@@ -196,7 +213,7 @@ fn parse_tag(params: &mut Params) -> Result<Option<String>> {
     let Some(tag) = params.opt_str("tag")? else {
         return Ok(None);
     };
-    crate::resilience::budget::check_name(&tag).map_err(|e| Error::invalid("tag", e))?;
+    check_tag(&tag).map_err(|e| Error::invalid("tag", e))?;
     Ok(Some(tag))
 }
 

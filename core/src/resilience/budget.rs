@@ -46,20 +46,16 @@
 //! a dollar), per budget and window: shared exactly by every process on one
 //! Redis, with the quotas' outage rules.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::capability::llm::check_tag as check_name;
 use crate::capability::llm::models::Spend;
 use crate::echo::{echo, echo_key};
 use crate::error::{Error, Result};
 use crate::resilience::quota::{QuotaPeriod, QuotaSnapshot, QuotaWindow};
 use crate::routing::{Price, TokenEstimate};
-
-/// Longest budget name and caller tag.
-pub const MAX_NAME_LEN: usize = 64;
 
 /// Millionths of a dollar in a dollar: the unit of a dollar budget's counter.
 const MICROS: f64 = 1_000_000.0;
@@ -94,29 +90,11 @@ pub enum BudgetUnit {
     Tokens,
 }
 
-/// Checks a budget's name or a caller's tag: 1 to 64 characters, letters,
-/// digits and `_ - . : /` (they name Redis keys and trail entries).
-pub(crate) fn check_name(text: &str) -> std::result::Result<(), String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
-    if text.is_empty() || text.chars().count() > MAX_NAME_LEN || !text.chars().all(allowed) {
-        return Err(format!(
-            "must be 1 to {MAX_NAME_LEN} letters, digits or _ - . : /, got {}",
-            echo(text)
-        ));
-    }
-    Ok(())
-}
-
 impl BudgetSettings {
     /// Checks the table (names of deployments and groups against the
     /// configuration's; provider ids are checked against the registry when
     /// a client is built). Errors name `budgets.NAME.field`.
-    pub(crate) fn validate(
-        &self,
-        name: &str,
-        deployments: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-        groups: &BTreeMap<String, crate::config::GroupSettings>,
-    ) -> Result<()> {
+    pub(crate) fn validate(&self, name: &str, deployments: &[&str], groups: &[&str]) -> Result<()> {
         let field = format!("budgets.{}", echo_key(name));
         check_name(name).map_err(|e| Error::config(&field, e))?;
         match (self.usd, self.tokens) {
@@ -141,33 +119,25 @@ impl BudgetSettings {
                 ))
             }
         }
-        let unknown = |list: &str, item: &str, known: Vec<&String>| {
+        let unknown = |list: &str, item: &str, known: &[&str]| {
             Error::config(
                 format!("{field}.{list}"),
                 format!(
                     "unknown {} {}; declared: {}",
                     list.trim_end_matches('s'),
                     echo(item),
-                    known
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    known.join(", ")
                 ),
             )
         };
         for deployment in &self.deployments {
-            if !deployments.contains_key(deployment) {
-                return Err(unknown(
-                    "deployments",
-                    deployment,
-                    deployments.keys().collect(),
-                ));
+            if !deployments.contains(&deployment.as_str()) {
+                return Err(unknown("deployments", deployment, deployments));
             }
         }
         for group in &self.groups {
-            if !groups.contains_key(group) {
-                return Err(unknown("groups", group, groups.keys().collect()));
+            if !groups.contains(&group.as_str()) {
+                return Err(unknown("groups", group, groups));
             }
         }
         for tag in &self.tags {
@@ -434,11 +404,9 @@ mod tests {
 
     #[test]
     fn a_table_sets_exactly_one_positive_limit_and_known_names() {
-        let deployments = BTreeMap::from([("gpt-eu".to_string(), serde_json::Map::new())]);
-        let groups = BTreeMap::new();
         let check = |name: &str, toml: &str| {
             let settings: BudgetSettings = toml::from_str(toml).unwrap();
-            match settings.validate(name, &deployments, &groups) {
+            match settings.validate(name, &["gpt-eu"], &[]) {
                 Ok(()) => String::new(),
                 Err(Error::Config { field, .. }) => field,
                 Err(other) => panic!("{other:?}"),
