@@ -448,3 +448,32 @@ fn configuration_errors_name_the_budget_and_its_field() {
     assert_eq!(field("[budgets.b]\nusd = 5\ntokens = 5"), "budgets.b");
     assert_eq!(field("[budgets.b]\nusd = -5"), "budgets.b.usd");
 }
+
+#[tokio::test]
+async fn embeddings_count_their_input_tokens() {
+    let emulator = emulator().await;
+    let toml = r#"
+        [cache]
+        enabled = false
+        [capabilities."llm.embeddings"]
+        chain = ["openai"]
+        [budgets.vectors]
+        tokens = 20
+        tags = ["index"]
+    "#;
+    let client = client(&emulator, &clock(), toml, LLM_KEYS);
+    let embed = || {
+        client.call(
+            "llm.embeddings",
+            json!({"inputs": ["a", "b"], "tag": "index"}),
+        )
+    };
+    // Estimated at 2 tokens; the fixture reports 14.
+    embed().await.unwrap();
+    assert_eq!(budget(&client, "vectors").spent, 14.0);
+    embed().await.unwrap();
+    assert_eq!(budget(&client, "vectors").spent, 28.0);
+    let error = embed().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+    assert_eq!(emulator.hits("/openai/v1/embeddings"), 2);
+}
