@@ -31,6 +31,8 @@ def test_a_tagged_call_past_its_budget_is_not_sent(emu: Emulator) -> None:
         assert (budget["unit"], budget["limit"], budget["spent"]) == ("tokens", 60, 53)
         assert budget["period"] == "day" and budget["remaining"] == 7
         assert budget["reset_at"]
+        html = c.health()._repr_html_()
+        assert "team-a" in html and "53.0 / 60.0 tokens" in html
 
         with pytest.raises(polyrelay.QuotaExhaustedError) as raised:
             c.llm.chat(messages=HELLO, max_tokens=10, tag="team-a")
