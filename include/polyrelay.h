@@ -464,7 +464,11 @@ void pr_client_free(struct pr_client *client);
  * Which capabilities can be served right now, and by whom, as JSON:
  * `{"state_backend": "memory", "capabilities": {"weather.current":
  * {"status": "healthy"|"degraded"|"down", "ready": [...], "unavailable":
- * {"provider": "why"}}, ...}}`. `*json` is freed with `pr_string_free`.
+ * {"provider": "why"}}, ...}, "budgets": {"team-a": {"unit":
+ * "usd"|"tokens", "limit": 5.0, "spent": 1.25, "remaining": 3.75,
+ * "period": "month", "timezone": "UTC", "date": "2026-03-01",
+ * "reset_at": "2026-04-01T00:00:00Z"}}}`. `*json` is freed with
+ * `pr_string_free`.
  *
  * Thread safety: safe from any thread, concurrently with calls.
  *

@@ -20,6 +20,7 @@ use crate::engine::{Chain, Deployment, Engine, Group, ProviderSlot};
 use crate::error::Result;
 use crate::provider::Provider;
 use crate::resilience::breaker::BreakerSnapshot;
+use crate::resilience::budget::BudgetSnapshot;
 use crate::resilience::cache::ResponseCache;
 use crate::resilience::hedge::Hedging;
 use crate::resilience::quota::QuotaSnapshot;
@@ -224,6 +225,7 @@ impl Client {
                 .map(|hedge| Hedging::new(hedge, clock.clone())),
             content_filtered_fallback: chain.content_filtered_fallback,
             stream: chain.stream,
+            group: None,
             probe_answered: tokio::sync::Notify::new(),
             ttl: chain.ttl,
         };
@@ -238,11 +240,14 @@ impl Client {
                     .context_fallback
                     .as_ref()
                     .and_then(|name| group_names.iter().position(|n| n == name)),
-                name: group.name,
+                name: group.name.clone(),
                 capability: group.capability,
                 strategy: group.strategy,
                 weights: group.weights,
-                chain: chain_of(group.chain),
+                chain: Chain {
+                    group: Some(group.name.clone()),
+                    ..chain_of(group.chain)
+                },
                 rng: parking_lot::Mutex::new(rand::rngs::SmallRng::seed_from_u64(
                     seed.wrapping_add(i as u64),
                 )),
@@ -274,6 +279,7 @@ impl Client {
                 cache_enabled: plan.cache.enabled,
                 config_warnings: plan.warnings,
                 models: plan.models,
+                budgets: plan.budgets,
             }),
             catalog,
         })
@@ -414,7 +420,7 @@ impl Client {
     }
 
     /// Which capabilities and model groups can be served right now, and by
-    /// whom.
+    /// whom, and what each budget has spent in its current window.
     pub fn health(&self) -> Health {
         let now = self.engine.clock.now();
         let capabilities = CapabilityId::ALL
@@ -450,6 +456,7 @@ impl Client {
             redis_degraded: self.engine.state.degraded(),
             capabilities,
             groups,
+            budgets: self.engine.budget_snapshots(),
             config_warnings: self.engine.config_warnings.clone(),
         }
     }
@@ -527,6 +534,8 @@ pub struct Health {
     pub capabilities: BTreeMap<&'static str, CapabilityHealth>,
     /// By model group name (deployments by name).
     pub groups: BTreeMap<String, GroupHealth>,
+    /// Every configured budget's spending in its current window, by name.
+    pub budgets: BTreeMap<&'static str, BudgetSnapshot>,
     /// Settings that work but defeat their purpose, e.g. an attempt timeout
     /// longer than the capability's total deadline (logged once at start).
     pub config_warnings: Vec<String>,

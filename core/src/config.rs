@@ -41,6 +41,11 @@
 //! strategy = "weighted"              # ordered | weighted | least_busy | lowest_latency | cost
 //! weights = { gpt-eu = 3, groq-llama = 1 }
 //! context_fallback = "long"          # a group for prompts too long for these
+//!
+//! [budgets.team-a]                   # see resilience::budget
+//! usd = 5.0                          # or tokens = 100000
+//! period = "month"                   # or "day"
+//! tags = ["team-a"]                  # and/or providers, deployments, groups
 //! ```
 //!
 //! Per-provider tables are deep-merged over `[defaults]`, so a provider can
@@ -63,6 +68,7 @@ use crate::error::{Error, Result};
 // The types of the configuration's sections, named here for users.
 pub use crate::custom::{CustomAuth, CustomProviderSpec, ErrorRule};
 pub use crate::resilience::breaker::{BreakerConfig, SlidingWindowType, StateAfterHalfOpenWait};
+pub use crate::resilience::budget::BudgetSettings;
 pub use crate::resilience::cache::CacheConfig;
 pub use crate::resilience::hedge::{HedgeConfig, HedgeDelay};
 pub use crate::resilience::rate_limit::RateLimitConfig;
@@ -171,6 +177,9 @@ pub struct Config {
     pub deployments: BTreeMap<String, Map<String, Value>>,
     /// Model groups, by the name a call's `model` gives.
     pub groups: BTreeMap<String, GroupSettings>,
+    /// Spending budgets of LLM calls, by name (see
+    /// [`crate::resilience::budget`]).
+    pub budgets: BTreeMap<String, BudgetSettings>,
 }
 
 /// What makes a deployment besides provider settings: `[deployments.X]`
@@ -564,6 +573,11 @@ impl Config {
         }
         for (name, group) in &self.groups {
             self.validate_group(name, group)?;
+        }
+        let deployments: Vec<&str> = self.deployments.keys().map(String::as_str).collect();
+        let groups: Vec<&str> = self.groups.keys().map(String::as_str).collect();
+        for (name, budget) in &self.budgets {
+            budget.validate(name, &deployments, &groups)?;
         }
         Ok(())
     }

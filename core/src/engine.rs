@@ -16,6 +16,10 @@
 //!            3. quota (per day or month)       exhausted: skip (an open breaker is
 //!                                              refused first, spending nothing)
 //!            4. rate limiter (GCRA)            not admitted, or others in line: skip
+//!               (and a deployment's tokens per minute)
+//!            4b. budgets (LLM calls)           the estimate does not fit: skip; the
+//!                                              reservation is settled with the usage
+//!                                              the answer reports
 //!            5. circuit breaker                open: skip with its retry_after
 //!            6. attempt timeout → HTTP → provider interprets the response
 //!               (capped to leave min_fallback_time when another provider is left)
@@ -57,6 +61,9 @@ use crate::error::{
 use crate::policy::{self, Facts};
 use crate::provider::{Auth, CallContext, HttpRequest, KeyPlacement, Provider, Step};
 use crate::resilience::breaker::{CircuitBreaker, CircuitState, Outcome};
+use crate::resilience::budget::{
+    Budget, BudgetCharge, BudgetDecision, BudgetSnapshot, BudgetUnit, Spender,
+};
 use crate::resilience::cache::{Fetched, ResponseCache, TtlPolicy};
 use crate::resilience::hedge::{Hedging, RecentLatencies};
 use crate::resilience::probe::{LastResortProbe, ProbeGuard, ProbeTurn};
@@ -425,6 +432,8 @@ pub(crate) struct Chain {
     pub content_filtered_fallback: bool,
     /// How streams of this capability are read.
     pub stream: StreamSettings,
+    /// The model group whose deployments these are, for budgets' scopes.
+    pub group: Option<String>,
     /// Wakes calls of this chain that are waiting when a last-resort probe
     /// gets an answer: the provider it found may be the one they need.
     pub probe_answered: tokio::sync::Notify,
@@ -518,6 +527,26 @@ pub(crate) struct Engine {
     pub config_warnings: Vec<String>,
     /// LLM prices, for the cost of answers.
     pub models: ModelTable,
+    /// Spending budgets of LLM calls.
+    pub budgets: Vec<Budget>,
+}
+
+/// What a request reserved on its budgets, to settle once its usage is
+/// known: given back when it fails or is never sent, kept when it is
+/// dropped in flight (a stream cut short, a hedge cancelled: tokens may
+/// have been spent that no one reported).
+#[must_use]
+pub(crate) struct BudgetHold {
+    /// Indices into [`Engine::budgets`], with the units reserved on each.
+    charges: Vec<(usize, u64)>,
+    /// The price the reservation of a dollar budget went by.
+    price: Option<Price>,
+}
+
+/// Why a request's budgets refused it.
+struct BudgetRefusal {
+    text: String,
+    retry_after: Option<Duration>,
 }
 
 /// How one provider's turn ended.
@@ -986,6 +1015,159 @@ impl Engine {
         } else {
             spend.cost_usd
         }
+    }
+
+    /// Reserves the estimate of `request`, about to be sent to `slot`
+    /// (a deployment of `group`, if any), on every budget that counts it,
+    /// all or none. `Ok(None)`: no budget counts it.
+    async fn reserve_budgets(
+        &self,
+        slot: &ProviderSlot,
+        group: Option<&str>,
+        request: &Request,
+    ) -> Result<Option<BudgetHold>, BudgetRefusal> {
+        if self.budgets.is_empty()
+            || !matches!(
+                request.capability(),
+                CapabilityId::LlmChat | CapabilityId::LlmEmbeddings
+            )
+        {
+            return Ok(None);
+        }
+        let spender = Spender {
+            provider: slot.id(),
+            deployment: slot.deployment_name(),
+            group,
+            tag: request.tag(),
+        };
+        let model = slot
+            .deployment
+            .as_ref()
+            .map(|d| d.model.as_str())
+            .or(request.model());
+        let price = model.and_then(|model| {
+            routing::price_of(
+                &self.models,
+                slot.id(),
+                model,
+                slot.deployment.as_ref().and_then(|d| d.price),
+            )
+        });
+        let tokens = TokenEstimate::of(request);
+        let mut charges = Vec::new();
+        let mut held = Vec::new();
+        for (i, budget) in self.budgets.iter().enumerate() {
+            if !budget.counts(&spender) {
+                continue;
+            }
+            let Some(units) = budget.estimate(tokens, price) else {
+                return Err(BudgetRefusal {
+                    text: format!(
+                        "skipped: budget {} is in dollars and {}/{} has no price (set [models.\"{}/{}\"] or the deployment's price)",
+                        budget.limit.name,
+                        slot.id(),
+                        model.unwrap_or("<its default model>"),
+                        slot.id(),
+                        model.unwrap_or("MODEL"),
+                    ),
+                    retry_after: None,
+                });
+            };
+            charges.push(BudgetCharge {
+                budget: budget.limit,
+                units,
+            });
+            held.push((i, units));
+        }
+        if charges.is_empty() {
+            return Ok(None);
+        }
+        match self.state.reserve_budgets(&charges).await {
+            BudgetDecision::Reserved => Ok(Some(BudgetHold {
+                charges: held,
+                price,
+            })),
+            BudgetDecision::Exhausted {
+                budget,
+                left,
+                reset_at,
+            } => {
+                let wanted = charges
+                    .iter()
+                    .find(|c| c.budget.name == budget)
+                    .map_or(0, |c| c.units);
+                let usd = self
+                    .budgets
+                    .iter()
+                    .any(|b| b.limit.name == budget && b.unit == BudgetUnit::Usd);
+                let amount = |units: u64| {
+                    if usd {
+                        format!("${:.6}", units as f64 / 1e6)
+                    } else {
+                        format!("{units} tokens")
+                    }
+                };
+                let retry_after = (reset_at - self.clock.wall()).to_std().unwrap_or_default();
+                Err(BudgetRefusal {
+                    text: format!(
+                        "skipped: budget {budget} has {} left, the request is estimated at {}, until {}",
+                        amount(left),
+                        amount(wanted),
+                        reset_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    retry_after: Some(retry_after),
+                })
+            }
+        }
+    }
+
+    /// Settles a reservation with what the answer `data` of `provider`
+    /// reports: the difference is given back or charged (past the limit if
+    /// need be); a budget whose usage the answer does not report keeps the
+    /// estimate.
+    pub(crate) async fn settle_budgets(&self, hold: BudgetHold, provider: &str, data: &Data) {
+        let spend = self.models.spend(provider, data);
+        for (i, reserved) in hold.charges {
+            let Some(budget) = self.budgets.get(i) else {
+                continue;
+            };
+            let Some(actual) = spend
+                .as_ref()
+                .and_then(|spend| budget.actual(spend, hold.price))
+            else {
+                continue;
+            };
+            let delta = i64::try_from(actual)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(reserved).unwrap_or(i64::MAX));
+            self.state.adjust_budget(budget.limit, delta).await;
+        }
+    }
+
+    /// Gives a reservation back: its request failed or was never sent.
+    async fn release_budgets(&self, hold: Option<BudgetHold>) {
+        let Some(hold) = hold else {
+            return;
+        };
+        for (i, reserved) in hold.charges {
+            if let Some(budget) = self.budgets.get(i) {
+                let delta = -i64::try_from(reserved).unwrap_or(i64::MAX);
+                self.state.adjust_budget(budget.limit, delta).await;
+            }
+        }
+    }
+
+    /// Every budget's state now, by name.
+    pub(crate) fn budget_snapshots(
+        &self,
+    ) -> std::collections::BTreeMap<&'static str, BudgetSnapshot> {
+        self.budgets
+            .iter()
+            .map(|budget| {
+                let counter = self.state.budget_snapshot(budget.limit);
+                (budget.limit.name, budget.snapshot(&counter))
+            })
+            .collect()
     }
 
     /// The chain a call of `request` walks: its `model`'s group, in the
@@ -1861,6 +2043,23 @@ impl Engine {
                     );
                 }
             }
+            let mut hold = match self
+                .reserve_budgets(slot, chain.group.as_deref(), x.request())
+                .await
+            {
+                Ok(hold) => hold,
+                Err(refusal) => {
+                    self.state.refund_quota(name, 1).await;
+                    if let (Some(tokens), Some(estimate)) = (tokens, estimate) {
+                        tokens.settle(estimate, 0);
+                    }
+                    refuse(entry, SkipReason::Budget, refusal.text, refusal.retry_after);
+                    return (
+                        Turn::Failed,
+                        refusal.retry_after.map(|wait| now.saturating_add(wait)),
+                    );
+                }
+            };
             let breaker = slot.breaker(capability);
             if probing {
                 // The last resort: a half-open trial now rather than at the
@@ -1876,6 +2075,7 @@ impl Engine {
                 // Another call is probing this provider: wait for its
                 // outcome rather than send a second trial.
                 self.state.refund_quota(name, 1).await;
+                self.release_budgets(hold.take()).await;
                 refuse(
                     entry,
                     SkipReason::CircuitOpen,
@@ -1888,6 +2088,7 @@ impl Engine {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(rejected)) => {
                     self.state.refund_quota(name, 1).await;
+                    self.release_budgets(hold.take()).await;
                     return refuse_open(entry, rejected, now);
                 }
                 None => None,
@@ -1929,10 +2130,17 @@ impl Engine {
             let latency = now.saturating_sub(sent_at);
             slot.stats.request(latency);
             let failure = match result {
-                Ok((answer, status)) => {
+                Ok((mut answer, status)) => {
                     slot.recent.record(latency);
                     slot.latency.record(latency);
                     slot.settle_tokens(x.request(), X::tokens_used(&answer));
+                    if let Some(hold) = hold.take() {
+                        if let Some(hold) = X::keep_budget(&mut answer, hold) {
+                            if let Some(data) = X::answered_data(&answer) {
+                                self.settle_budgets(hold, id, data).await;
+                            }
+                        }
+                    }
                     let mut closed_breaker = false;
                     if let Some(permit) = permit {
                         let breaker = slot.breaker(capability);
@@ -1976,6 +2184,7 @@ impl Engine {
                 }
                 Err(failure) => failure,
             };
+            self.release_budgets(hold.take()).await;
             if failure.status.is_some() {
                 // A reply, even an error, says how fast the provider is.
                 slot.recent.record(latency);
@@ -2146,6 +2355,13 @@ pub(crate) trait Exchange: Sync {
     /// stream's comes at its end): its cost goes in the trail and stats.
     fn answered_data(_answer: &Self::Answer) -> Option<&Data> {
         None
+    }
+
+    /// Hands the budget reservation of a successful try to its answer,
+    /// to be settled when its usage is known (a stream's, at its end);
+    /// `Some`: settle now, with [`Exchange::answered_data`].
+    fn keep_budget(_answer: &mut Self::Answer, hold: BudgetHold) -> Option<BudgetHold> {
+        Some(hold)
     }
 }
 
@@ -2341,6 +2557,7 @@ fn waited_for(provider: &str, entry: &Attempt) -> String {
     match entry.outcome {
         AttemptOutcome::Skipped(SkipReason::RateLimit) => format!("{provider}'s rate-limit slot"),
         AttemptOutcome::Skipped(SkipReason::Quota) => format!("{provider}'s quota reset"),
+        AttemptOutcome::Skipped(SkipReason::Budget) => "a budget's reset".to_string(),
         AttemptOutcome::Skipped(SkipReason::CircuitOpen) => {
             format!("{provider}'s circuit to half-open")
         }

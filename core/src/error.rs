@@ -250,6 +250,9 @@ pub enum SkipReason {
     /// model it would run on, or a model with a window no larger already
     /// refused the prompt as too long in this call.
     ContextWindow,
+    /// A spending budget counting the request has not enough left for its
+    /// estimate (see [`crate::resilience::budget`]).
+    Budget,
 }
 
 /// What happened to one provider during a call, typed. Serialised (for
@@ -282,6 +285,7 @@ impl AttemptOutcome {
             Self::Skipped(SkipReason::RateLimit) => "skipped_rate_limit",
             Self::Skipped(SkipReason::CircuitOpen) => "skipped_circuit_open",
             Self::Skipped(SkipReason::ContextWindow) => "skipped_context_window",
+            Self::Skipped(SkipReason::Budget) => "skipped_budget",
             Self::Cancelled => "cancelled",
         }
     }
@@ -302,6 +306,7 @@ impl AttemptOutcome {
             SkipReason::RateLimit,
             SkipReason::CircuitOpen,
             SkipReason::ContextWindow,
+            SkipReason::Budget,
         ];
         [Self::Answered, Self::Cancelled]
             .into_iter()
@@ -330,9 +335,9 @@ impl AttemptOutcome {
             },
             Self::Skipped(reason) => match reason {
                 SkipReason::NoKey => ErrorKind::MissingKey,
-                SkipReason::Quota | SkipReason::Benched(BenchCause::QuotaUsedUp) => {
-                    ErrorKind::QuotaExhausted
-                }
+                SkipReason::Quota
+                | SkipReason::Budget
+                | SkipReason::Benched(BenchCause::QuotaUsedUp) => ErrorKind::QuotaExhausted,
                 SkipReason::RateLimit | SkipReason::Benched(BenchCause::RateLimited) => {
                     ErrorKind::RateLimited
                 }

@@ -69,6 +69,7 @@ pub use resilience::breaker::{BreakerSnapshot, CircuitState};
 pub use providers::openai_compat::{
     EmbeddingsEndpoint, NoEmbeddings, OpenAiCompatible, StructuredOutput,
 };
+pub use resilience::budget::{BudgetSnapshot, BudgetUnit};
 pub use resilience::quota::QuotaSnapshot;
 #[cfg(feature = "redis")]
 pub use state::redis::RedisTokenStore;

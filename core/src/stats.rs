@@ -32,6 +32,7 @@ pub(crate) const OUTCOMES: &[&str] = &[
     "skipped_rate_limit",
     "skipped_circuit_open",
     "skipped_context_window",
+    "skipped_budget",
 ];
 
 const SUB_BUCKETS: u32 = 8;

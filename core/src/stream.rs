@@ -40,7 +40,7 @@ use crate::capability::llm::{
 use crate::capability::{CapabilityId, Data, Request};
 use crate::clock::Sleep;
 use crate::config::{MidStream, StreamSettings};
-use crate::engine::{Engine, Exchange, ProviderSlot, StreamInFlight, WalkScope};
+use crate::engine::{BudgetHold, Engine, Exchange, ProviderSlot, StreamInFlight, WalkScope};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass, ProviderFailure, Result};
 use crate::policy::{self, Facts};
 use crate::provider::{CallContext, ChatStreamDecoder, HttpRequest, StreamsChat};
@@ -185,6 +185,9 @@ pub(crate) struct OpenStream {
     slot: Arc<ProviderSlot>,
     /// Counts the stream in flight on its slot while it is read.
     _in_flight: StreamInFlight,
+    /// Its budget reservation, settled at the end with the reported
+    /// usage (kept whole if the stream ends otherwise).
+    budget: Option<BudgetHold>,
     /// What a deployment was sent (its model asked for); `None`: the
     /// opening's query.
     deployed: Option<ChatQuery>,
@@ -215,6 +218,11 @@ impl Exchange for StreamOpening<'_> {
         ctx: &CallContext<'_>,
     ) -> Result<HttpRequest, ProviderFailure> {
         streams_of(slot)?.stream_request(&deployed(slot, self.query), ctx)
+    }
+
+    fn keep_budget(answer: &mut OpenStream, hold: BudgetHold) -> Option<BudgetHold> {
+        answer.budget = Some(hold);
+        None
     }
 
     fn try_timeout(&self, retry: &RetryConfig) -> (Duration, &'static str) {
@@ -255,6 +263,7 @@ impl Exchange for StreamOpening<'_> {
         let mut open = OpenStream {
             slot: Arc::clone(slot),
             _in_flight: StreamInFlight::start(slot),
+            budget: None,
             deployed,
             body,
             decoder: ChatStreamDecoder::new(streams.framing()),
@@ -427,7 +436,17 @@ impl Reading {
                 }
                 Phase::Open(mut open) => {
                     let read = match self.read(&mut open).await {
-                        Ok(true) => self.finish(&open),
+                        Ok(true) => match self.finish(&open) {
+                            Ok(answer) => {
+                                if let Some(hold) = open.budget.take() {
+                                    self.engine
+                                        .settle_budgets(hold, open.slot.id(), &answer.data)
+                                        .await;
+                                }
+                                Ok(())
+                            }
+                            Err(failure) => Err(failure),
+                        },
                         Ok(false) => {
                             self.phase = Phase::Open(open);
                             continue;
@@ -596,7 +615,7 @@ impl Reading {
     /// the JSON asked for, after its first token like any failure of a
     /// stream: it ends the stream, or with `mid_stream = continue` another
     /// provider continues the text, which is checked again at its end.)
-    fn finish(&mut self, open: &OpenStream) -> Result<(), ProviderFailure> {
+    fn finish(&mut self, open: &OpenStream) -> Result<Arc<Answer>, ProviderFailure> {
         let reply = self.current.clone().finish()?;
         let written = reply.text.chars().count();
         let tool_calls = merge_tool_calls(self.earlier_calls.clone(), reply.tool_calls);
@@ -647,13 +666,13 @@ impl Reading {
         }
         // Providers interrupted earlier wrote tokens no one reported.
         let cost_usd = cost_usd.filter(|_| self.interrupted.is_empty());
-        let envelope = self.envelope(answer, false, cost_usd);
+        let envelope = self.envelope(Arc::clone(&answer), false, cost_usd);
         self.out.push_back(ChatChunk::Done(Box::new(StreamEnd {
             envelope,
             parts: std::mem::take(&mut self.parts),
             time_to_first_token: self.time_to_first_token,
         })));
-        Ok(())
+        Ok(answer)
     }
 
     /// A failure after the first token: recorded against the provider,

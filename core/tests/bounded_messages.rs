@@ -76,13 +76,14 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
                     "description": "A city",
                     "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
                     "strict": true
-                }}
+                }},
+                "tag": "team-a"
             }),
         ],
         LlmEmbeddings => vec![
             json!({"inputs": ["first", "second"], "model": "text-embedding-3-small", "purpose": "query"}),
             json!({"inputs": "one text", "purpose": "document"}),
-            json!({"inputs": "one text", "space": "openai/text-embedding-3-small"}),
+            json!({"inputs": "one text", "space": "openai/text-embedding-3-small", "tag": "team-a"}),
         ],
         DrugLabel => vec![json!({"name": "ibuprofen", "limit": 5})],
         LiteratureSearch | BooksSearch | VideoSearch => {

@@ -140,6 +140,7 @@ fn child_process() {
     let result = runtime.block_on(async {
         match role.as_str() {
             "calls" => calls_role().await,
+            "chats" => chats_role().await,
             "limiter" => limiter_role().await,
             "hammer" => hammer_role().await,
             other => panic!("unknown role {other}"),
@@ -178,6 +179,39 @@ async fn calls_role() -> Value {
         })
         .collect();
     json!({"ok": ok, "cached": cached, "error_outcomes": errors})
+}
+
+/// `COUNT` concurrent chat calls with `CONFIG`, each estimated at 16
+/// tokens (6 for "Hello", 10 to write).
+async fn chats_role() -> Value {
+    let client = Client::builder()
+        .config(Config::from_toml_str(&env("CONFIG")).expect("test config parses"))
+        .env_vars([
+            ("POLYRELAY_EMULATOR_URL".to_string(), env("EMULATOR_URL")),
+            (
+                "OPENAI_API_KEY".to_string(),
+                "sk-test-openai-0123456789".to_string(),
+            ),
+        ])
+        .build()
+        .expect("client builds");
+    let count: usize = env("COUNT").parse().unwrap();
+    let question = json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 10});
+    let calls = (0..count).map(|_| client.call("llm.chat", question.clone()));
+    let results = futures::future::join_all(calls).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| {
+            e.attempts()
+                .iter()
+                .map(|a| a.outcome.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    json!({"ok": ok, "error_outcomes": errors})
 }
 
 /// Calls until `STOP_FILE` exists (or forever: the parent may kill us).
@@ -377,6 +411,85 @@ async fn four_processes_share_a_daily_quota_of_100() {
         .unwrap()
         .and_utc();
     assert!(server.pttl(&key) >= (midnight - server_now).num_milliseconds() - 1000);
+}
+
+/// 4 processes × 50 concurrent chat calls against a token budget of 100
+/// calls' worth: every answer reports the 16 tokens its request was
+/// estimated at, so exactly 100 are sent, and the shared counter holds
+/// exactly the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_share_a_budget_of_100_calls() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let emulator = emulator().await;
+    emulator.route(
+        polyrelay::emulation::Method::POST,
+        "/openai/v1/chat/completions",
+        polyrelay::emulation::Reply::json(&json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "Hi."}}],
+            "usage": {"prompt_tokens": 6, "completion_tokens": 10, "total_tokens": 16}
+        })),
+    );
+    let toml = format!(
+        r#"
+[cache]
+enabled = false
+
+[capabilities."llm.chat"]
+chain = ["openai"]
+
+[providers.openai]
+rate_limit = "off"
+retry = {{ max_attempts = 1 }}
+
+[budgets.chat]
+tokens = 1600
+period = "day"
+
+[redis]
+url = "{}"
+state_timeout = "1s"
+"#,
+        server.url()
+    );
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            spawn(
+                "chats",
+                &[
+                    ("CONFIG", toml.clone()),
+                    ("EMULATOR_URL", emulator.base_url()),
+                    ("COUNT", "50".to_string()),
+                ],
+            )
+        })
+        .collect();
+    let results: Vec<Value> =
+        tokio::task::spawn_blocking(|| children.into_iter().map(finish).collect())
+            .await
+            .unwrap();
+    let ok: u64 = results.iter().map(|r| r["ok"].as_u64().unwrap()).sum();
+    assert_eq!(ok, 100, "{results:?}");
+    assert_eq!(emulator.served(), 100, "upstream calls");
+    for result in &results {
+        for outcomes in result["error_outcomes"].as_array().unwrap() {
+            assert_eq!(outcomes, "skipped_budget");
+        }
+    }
+    let keys = server.keys("polyrelay:b:*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = &keys[0];
+    assert!(key.starts_with("polyrelay:b:{budgets}:chat:"), "{key}");
+    assert_eq!(
+        server.cli(&["GET", key]),
+        "1600",
+        "refused calls take nothing"
+    );
+    assert!(server.pttl(key) > 0, "{key} has no TTL");
 }
 
 /// Cross-process cache: A fetches, B is served from Redis.

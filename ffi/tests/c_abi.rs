@@ -709,6 +709,11 @@ fn c_test_program_passes_against_the_shared_and_the_static_library() {
             0,
             "a refused prompt is not sent on"
         );
+        assert_eq!(
+            emulator.hits("/openai/*"),
+            1,
+            "the call past its budget was not sent"
+        );
     }
 }
 

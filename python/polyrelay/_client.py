@@ -189,9 +189,12 @@ class _Base:
         a ``status`` (``healthy``, ``degraded`` or ``down``), the ``ready``
         providers and the ``unavailable`` ones with the reason; the same per
         model group under ``groups`` (its deployments by name, with its
-        ``capability`` and ``strategy``). In-memory;
-        never blocks on the network. A plain dict that Jupyter shows as a
-        table."""
+        ``capability`` and ``strategy``); per configured budget
+        (``budgets``, by name) its ``unit`` (``usd`` or ``tokens``),
+        ``limit``, ``spent``, ``remaining``, ``period``, ``timezone``,
+        ``date`` and ``reset_at``. In-memory (a budget on Redis shows what
+        Redis last said); never blocks on the network. A plain dict that
+        Jupyter shows as a table."""
         return Health(self._native.health())
 
     def stats(self) -> Stats:

@@ -167,6 +167,7 @@ class Llm(Family[R], Generic[R, S]):
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
         response_format: Optional[ResponseFormat] = None,
+        tag: Optional[str] = None,
     ) -> R:
         """A chat completion for ``messages`` (``llm.chat``), whole;
         ``stream`` must stay ``False``: :meth:`stream` streams it. With
@@ -178,7 +179,12 @@ class Llm(Family[R], Generic[R, S]):
         checked against it (one that does not hold falls over to the next
         provider) and parsed: ``result.parsed`` is the value as plain data,
         a dict even for a pydantic model (``Model.model_validate(result.parsed)``
-        makes the model)."""
+        makes the model).
+
+        ``tag`` names the caller for budgets (``[budgets.NAME]`` with
+        ``tags``): a call their estimate does not fit in is not sent, and
+        one refused by every provider raises
+        :class:`~polyrelay.QuotaExhaustedError`."""
         return self._call(
             "llm.chat",
             messages=[dict(m) for m in messages],
@@ -189,6 +195,7 @@ class Llm(Family[R], Generic[R, S]):
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
             response_format=_response_format(response_format),
+            tag=tag,
         )
 
     def stream(
@@ -201,6 +208,7 @@ class Llm(Family[R], Generic[R, S]):
         tools: Optional[Sequence[Tool]] = None,
         tool_choice: Optional[ToolChoice] = None,
         response_format: Optional[ResponseFormat] = None,
+        tag: Optional[str] = None,
     ) -> S:
         """A chat completion for ``messages`` (``llm.chat``), streamed: its
         chunks as the provider writes them (``chunk.text``), then the whole
@@ -231,6 +239,7 @@ class Llm(Family[R], Generic[R, S]):
             tools=None if tools is None else [dict(t) for t in tools],
             tool_choice=tool_choice,
             response_format=_response_format(response_format),
+            tag=tag,
         )
 
     def embeddings(
@@ -240,14 +249,21 @@ class Llm(Family[R], Generic[R, S]):
         model: Optional[str] = None,
         purpose: Literal["document", "query"] = "document",
         space: Optional[str] = None,
+        tag: Optional[str] = None,
     ) -> R:
         """Embedding vectors of ``inputs``, one text or several
         (``llm.embeddings``). Every result names its vector ``space``
         (``provider/model``); pass it back as ``space`` to pin an index's
-        later calls to that provider and model, never another."""
+        later calls to that provider and model, never another. ``tag``
+        names the caller for budgets, as in :meth:`chat`."""
         texts = inputs if isinstance(inputs, str) else list(inputs)
         return self._call(
-            "llm.embeddings", inputs=texts, model=model, purpose=purpose, space=space
+            "llm.embeddings",
+            inputs=texts,
+            model=model,
+            purpose=purpose,
+            space=space,
+            tag=tag,
         )
 
 

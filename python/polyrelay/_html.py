@@ -104,10 +104,23 @@ def health_html(health: Mapping[str, Any]) -> str:
         )
     backend = _text(health.get("state_backend"))
     degraded = " (degraded)" if health.get("redis_degraded") else ""
+    budgets = [
+        [
+            _text(name),
+            _text(f"{b.get('spent')} / {b.get('limit')} {b.get('unit')}"),
+            _text(b.get("period")),
+            _text(b.get("reset_at")),
+        ]
+        for name, b in health.get("budgets", {}).items()
+    ]
+    budget_table = (
+        _table(["budget", "spent", "period", "resets"], budgets) if budgets else ""
+    )
     return (
         '<div class="polyrelay-health">'
         f"<div>state: {backend}{degraded}</div>"
-        f"{_table(['capability', 'status', 'ready', 'unavailable'], rows)}</div>"
+        f"{_table(['capability', 'status', 'ready', 'unavailable'], rows)}"
+        f"{budget_table}</div>"
     )
 
 

@@ -20,8 +20,8 @@ class Attempt:
     ``"unsupported"``, ``"context_length_exceeded"``,
     ``"content_filtered"``), a skip (``"skipped_no_key"``,
     ``"skipped_benched"``, ``"skipped_quota"``, ``"skipped_rate_limit"``,
-    ``"skipped_circuit_open"``, ``"skipped_context_window"``) or
-    ``"cancelled"`` (a hedged call's loser).
+    ``"skipped_circuit_open"``, ``"skipped_context_window"``,
+    ``"skipped_budget"``) or ``"cancelled"`` (a hedged call's loser).
     ``reason`` is a sentence a person can act on, e.g.
     ``"skipped: OPENWEATHER_API_KEY is not set"``. ``hedged`` is true when
     the provider was asked as a hedge because the one before it was slow.
@@ -65,8 +65,8 @@ class Attempt:
 
 class Health(Dict[str, Any]):
     """What ``health()`` returns: the plain dict documented there
-    (``state_backend``, ``redis_degraded``, ``capabilities``), which Jupyter
-    shows as a table."""
+    (``state_backend``, ``redis_degraded``, ``capabilities``, ``budgets``),
+    which Jupyter shows as a table."""
 
     def _repr_html_(self) -> str:
         from ._html import health_html

@@ -182,6 +182,41 @@ const MODEL: Param = Param::new(
     r#""gpt-4o-mini""#,
 );
 
+/// Longest caller tag (and budget name).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Checks a caller's tag (or a budget's name): 1 to [`MAX_TAG_LEN`]
+/// letters, digits and `_ - . : /`, as they name trail entries and Redis
+/// keys.
+pub(crate) fn check_tag(text: &str) -> std::result::Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    if text.is_empty() || text.chars().count() > MAX_TAG_LEN || !text.chars().all(allowed) {
+        return Err(format!(
+            "must be 1 to {MAX_TAG_LEN} letters, digits or _ - . : /, got {}",
+            echo(text)
+        ));
+    }
+    Ok(())
+}
+
+const TAG: Param = Param::new(
+    "tag",
+    ParamKind::String {
+        max_chars: Some(MAX_TAG_LEN as u32),
+    },
+    "A caller tag (letters, digits, _ - . : /): budgets whose `tags` name it count the call.",
+    r#""team-a""#,
+);
+
+/// Reads the `tag` parameter.
+fn parse_tag(params: &mut Params) -> Result<Option<String>> {
+    let Some(tag) = params.opt_str("tag")? else {
+        return Ok(None);
+    };
+    check_tag(&tag).map_err(|e| Error::invalid("tag", e))?;
+    Ok(Some(tag))
+}
+
 /// Largest `max_tokens` accepted; no model writes more in one answer.
 const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
@@ -212,6 +247,8 @@ pub struct ChatQuery {
     pub tool_choice: Option<ToolChoice>,
     /// The form the answer must take; `None` for free text.
     pub response_format: Option<ResponseFormat>,
+    /// The caller's tag, for budgets; never sent to a provider.
+    pub tag: Option<String>,
 }
 
 /// What a provider continuing another's interrupted answer is asked.
@@ -219,7 +256,7 @@ const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exa
 
 impl ChatQuery {
     /// The parameters: `messages`, `model`, `max_tokens`, `temperature`,
-    /// `tools`, `tool_choice`, `response_format`, `stream`.
+    /// `tools`, `tool_choice`, `response_format`, `stream`, `tag`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -273,6 +310,7 @@ impl ChatQuery {
                 "false",
             )
             .or(ParamDefault::Boolean(false)),
+            TAG,
         ],
         alternatives: Alternatives::None,
     };
@@ -323,6 +361,7 @@ impl ChatQuery {
                 ))
             }
         }
+        let tag = parse_tag(&mut params)?;
         params.finish()?;
         Ok(Self {
             messages,
@@ -332,6 +371,7 @@ impl ChatQuery {
             tools,
             tool_choice,
             response_format,
+            tag,
         })
     }
 
@@ -829,6 +869,8 @@ pub struct EmbeddingsQuery {
     /// The vector space the call is pinned to: only its provider is asked,
     /// with its model, and the call never falls over to another.
     pub space: Option<VectorSpace>,
+    /// The caller's tag, for budgets; never sent to a provider.
+    pub tag: Option<String>,
 }
 
 /// A vector space: the provider and model that made an index's vectors.
@@ -863,7 +905,7 @@ impl std::fmt::Display for VectorSpace {
 }
 
 impl EmbeddingsQuery {
-    /// The parameters: `inputs`, `model`, `purpose`, `space`.
+    /// The parameters: `inputs`, `model`, `purpose`, `space`, `tag`.
     pub const PARAMS: ParamTable = ParamTable {
         params: &[
             Param::new(
@@ -894,6 +936,7 @@ impl EmbeddingsQuery {
                 "Pins the call to an index's vector space (`provider/model`, as a result's `space` names it): only that provider and model are asked, never another.",
                 r#""openai/text-embedding-3-small""#,
             ),
+            TAG,
         ],
         alternatives: Alternatives::None,
     };
@@ -978,12 +1021,14 @@ impl EmbeddingsQuery {
                 ))
             }
         };
+        let tag = parse_tag(&mut params)?;
         params.finish()?;
         Ok(Self {
             inputs,
             model,
             purpose,
             space,
+            tag,
         })
     }
 }

@@ -285,6 +285,15 @@ impl Request {
         }
     }
 
+    /// The caller's tag of an LLM call, which budgets may count by.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Request::LlmChat(q) => q.tag.as_deref(),
+            Request::LlmEmbeddings(q) => q.tag.as_deref(),
+            _ => None,
+        }
+    }
+
     /// This request asking for `model` (a deployment's model id) instead.
     pub(crate) fn with_model(&self, model: &str) -> Request {
         let mut request = self.clone();

@@ -23,6 +23,7 @@ use crate::echo::{echo, echo_key};
 use crate::error::{Error, Result};
 use crate::intern::intern;
 use crate::provider::{Auth, Provider, Quota};
+use crate::resilience::budget::Budget;
 use crate::resilience::cache::{CacheConfig, TtlPolicy};
 use crate::resilience::hedge::HedgeConfig;
 use crate::resilience::rate_limit::{Rate, RateLimitConfig};
@@ -56,6 +57,8 @@ pub(crate) struct Plan {
     pub redis: Option<RedisConfig>,
     /// LLM prices and limits: the shipped table with `[models]` over it.
     pub models: ModelTable,
+    /// Spending budgets, in name order.
+    pub budgets: Vec<Budget>,
     /// Settings that work but defeat their purpose.
     pub warnings: Vec<String>,
 }
@@ -255,6 +258,20 @@ pub(crate) fn resolve(
         })
         .collect::<Result<Vec<_>>>()?;
     let warnings = timeout_warnings(&providers, &chains);
+    let mut budgets = Vec::with_capacity(config.budgets.len());
+    for (name, settings) in &config.budgets {
+        if let Some(unknown) = settings
+            .providers
+            .iter()
+            .find(|id| !registry.iter().any(|p| p.info().id == id.as_str()))
+        {
+            return Err(Error::config(
+                format!("budgets.{}.providers", echo_key(name)),
+                format!("no provider is named {}", echo(unknown)),
+            ));
+        }
+        budgets.push(Budget::new(intern(name), settings, config.time_zone()));
+    }
     Ok(Plan {
         providers,
         chains,
@@ -266,6 +283,7 @@ pub(crate) fn resolve(
         cache: config.cache.clone(),
         redis: config.redis.clone(),
         models: model_table(config)?,
+        budgets,
         warnings,
     })
 }

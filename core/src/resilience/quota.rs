@@ -341,6 +341,15 @@ impl CalendarQuota {
         counter.used = counter.used.saturating_sub(cost);
     }
 
+    /// Adds `units` to the current window even past the limit: what was
+    /// spent beyond an estimate (a budget's settlement).
+    pub fn charge(&self, units: u64) {
+        let now = self.clock.wall();
+        let mut counter = self.counter.lock();
+        counter.roll_over(now, self.tz);
+        counter.used = counter.used.saturating_add(units);
+    }
+
     /// Units left in the current window.
     pub fn remaining(&self) -> u64 {
         self.snapshot().remaining

@@ -1,4 +1,5 @@
-//! Shared state behind one trait: request quotas and rate limits.
+//! Shared state behind one trait: request quotas, rate limits and spending
+//! budgets.
 //!
 //! The pipeline only ever asks two atomic questions per request it is about
 //! to send: "may I spend one unit of this provider's quota?" and "does
@@ -23,7 +24,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::Either;
 
+use parking_lot::Mutex;
+
 use crate::clock::SharedClock;
+use crate::resilience::budget::{BudgetCharge, BudgetDecision, BudgetLimit};
 use crate::resilience::quota::{CalendarQuota, Quota, QuotaDecision, QuotaSnapshot};
 use crate::resilience::rate_limit::{RateDecision, RateLimitConfig, RateLimiter};
 
@@ -87,6 +91,22 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// A short name for health reports (`memory`, `redis`).
     fn backend(&self) -> &'static str;
 
+    /// Takes each charge's units from its budget's current window: from
+    /// every budget, or, when one has fewer units left than asked, from
+    /// none. A store knows a budget from the first charge naming it.
+    fn reserve_budgets<'a>(
+        &'a self,
+        charges: &'a [BudgetCharge],
+    ) -> StateFuture<'a, BudgetDecision>;
+
+    /// Adds `delta` units to `budget`'s current window: a negative delta
+    /// gives a reservation back (never below zero), a positive one charges
+    /// what an answer used beyond its estimate, even past the limit.
+    fn adjust_budget(&self, budget: BudgetLimit, delta: i64) -> StateFuture<'_, ()>;
+
+    /// `budget`'s counter now, in its units.
+    fn budget_snapshot(&self, budget: BudgetLimit) -> QuotaSnapshot;
+
     /// The quota, then the rate limiter, for one request about to be
     /// sent: takes `cost` from both or from neither. A shared store overrides
     /// this to answer in one round trip; the default asks
@@ -137,6 +157,10 @@ pub struct InMemoryState {
     /// Looked up on every call: foldhash, not SipHash (the keys are our own
     /// provider ids, so there is nothing to defend against).
     providers: HashMap<&'static str, Guards, foldhash::fast::RandomState>,
+    /// Budget counters by name, made on first use; one lock makes a
+    /// reservation on several budgets all or nothing.
+    budgets: Mutex<HashMap<&'static str, CalendarQuota, foldhash::fast::RandomState>>,
+    clock: SharedClock,
 }
 
 struct Guards {
@@ -172,7 +196,59 @@ impl InMemoryState {
                 .map(|quota| CalendarQuota::new(quota, limit.timezone, clock.clone()));
             providers.insert(limit.provider, Guards { limiter, quota });
         }
-        Ok(Self { providers })
+        Ok(Self {
+            providers,
+            budgets: Mutex::default(),
+            clock,
+        })
+    }
+}
+
+/// A budget's counter as a calendar quota of its units.
+pub(crate) fn budget_counter(budget: BudgetLimit, clock: SharedClock) -> CalendarQuota {
+    CalendarQuota::new(
+        Quota {
+            limit: budget.limit,
+            period: budget.period,
+        },
+        budget.timezone,
+        clock,
+    )
+}
+
+/// Reserves `charges` on local counters, all or none.
+pub(crate) fn reserve_locally(
+    counters: &mut HashMap<&'static str, CalendarQuota, foldhash::fast::RandomState>,
+    charges: &[BudgetCharge],
+    new_counter: impl Fn(BudgetLimit) -> CalendarQuota,
+) -> BudgetDecision {
+    for (i, charge) in charges.iter().enumerate() {
+        let counter = counters
+            .entry(charge.budget.name)
+            .or_insert_with(|| new_counter(charge.budget));
+        if let QuotaDecision::Exhausted { reset_at, .. } = counter.try_consume(charge.units) {
+            let left = counter.remaining();
+            for taken in &charges[..i] {
+                if let Some(counter) = counters.get(taken.budget.name) {
+                    counter.refund(taken.units);
+                }
+            }
+            return BudgetDecision::Exhausted {
+                budget: charge.budget.name,
+                left,
+                reset_at,
+            };
+        }
+    }
+    BudgetDecision::Reserved
+}
+
+/// Adds a signed `delta` to a local counter.
+pub(crate) fn adjust_locally(counter: &CalendarQuota, delta: i64) {
+    if delta < 0 {
+        counter.refund(delta.unsigned_abs());
+    } else {
+        counter.charge(delta.unsigned_abs());
     }
 }
 
@@ -215,6 +291,35 @@ impl StateStore for InMemoryState {
 
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn reserve_budgets<'a>(
+        &'a self,
+        charges: &'a [BudgetCharge],
+    ) -> StateFuture<'a, BudgetDecision> {
+        let clock = &self.clock;
+        ready(reserve_locally(
+            &mut self.budgets.lock(),
+            charges,
+            |budget| budget_counter(budget, clock.clone()),
+        ))
+    }
+
+    fn adjust_budget(&self, budget: BudgetLimit, delta: i64) -> StateFuture<'_, ()> {
+        let mut budgets = self.budgets.lock();
+        let counter = budgets
+            .entry(budget.name)
+            .or_insert_with(|| budget_counter(budget, self.clock.clone()));
+        adjust_locally(counter, delta);
+        ready(())
+    }
+
+    fn budget_snapshot(&self, budget: BudgetLimit) -> QuotaSnapshot {
+        let mut budgets = self.budgets.lock();
+        budgets
+            .entry(budget.name)
+            .or_insert_with(|| budget_counter(budget, self.clock.clone()))
+            .snapshot()
     }
 
     fn admit(&self, provider: &'static str, cost: u32) -> StateFuture<'_, Admission> {

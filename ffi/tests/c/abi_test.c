@@ -110,6 +110,21 @@ static const char *REFUSE_CONFIG =
     "[capabilities.\"llm.chat\"]\n"
     "chain = [\"openai\", \"mistral\"]\n";
 
+/* llm.chat: openai alone, under a budget of 20 tokens for team-a's calls.
+ * The first call (estimated at 16: "Hello" and max_tokens 10) fits; its
+ * answer reports 29 tokens (the fixture's usage), so the next is refused
+ * before it is sent. */
+static const char *BUDGET_CONFIG =
+    "[cache]\n"
+    "enabled = false\n"
+    "[providers.openai]\n"
+    "base_url = \"%s/openai\"\n"
+    "[capabilities.\"llm.chat\"]\n"
+    "chain = [\"openai\"]\n"
+    "[budgets.team-a]\n"
+    "tokens = 20\n"
+    "tags = [\"team-a\"]\n";
+
 /* ---- async calls: what one callback saw ---- */
 
 typedef struct {
@@ -358,6 +373,40 @@ static void test_content_filtered(const pr_client *refusing) {
           strstr(or_dash(pr_error_message(error)), "safety system") != NULL &&
               pr_error_retry_after(error) < 0);
     pr_error_free(error);
+}
+
+static void test_budget(const pr_client *budgeted) {
+    const char *tagged = "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], "
+                         "\"max_tokens\": 10, \"tag\": \"team-a\"}";
+    pr_result *result = NULL;
+    pr_error *error = NULL;
+    pr_status status = pr_call(budgeted, "llm.chat", tagged, &result, &error);
+    CHECK("a tagged call within its budget is answered", status == PR_OK && result != NULL);
+    pr_result_free(result);
+    result = NULL;
+    pr_error_free(error);
+    error = NULL;
+
+    status = pr_call(budgeted, "llm.chat", tagged, &result, &error);
+    const char *attempts = or_dash(pr_error_attempts_json(error));
+    printf("fact budget.status %d %s\n", (int)status, or_dash(pr_error_kind(error)));
+    printf("fact budget.attempts %s\n", attempts);
+    CHECK("a call past its budget is PR_ERR_QUOTA_EXHAUSTED, skipped_budget in its trail",
+          status == PR_ERR_QUOTA_EXHAUSTED && result == NULL &&
+              strcmp(or_dash(pr_error_kind(error)), "quota_exhausted") == 0 &&
+              strstr(attempts, "skipped_budget") != NULL &&
+              strstr(attempts, "budget team-a") != NULL);
+    pr_error_free(error);
+
+    char *health = NULL;
+    CHECK("health JSON reports the budget",
+          pr_client_health_json(budgeted, &health, NULL) == PR_OK && health != NULL &&
+              strstr(health, "\"budgets\":{\"team-a\":{") != NULL &&
+              strstr(health, "\"limit\":20.0") != NULL &&
+              strstr(health, "\"spent\":29.0") != NULL &&
+              strstr(health, "\"unit\":\"tokens\"") != NULL);
+    printf("fact budget.health %s\n", health ? health : "-");
+    pr_string_free(health);
 }
 
 static void test_async(const pr_client *client, const pr_client *down) {
@@ -921,6 +970,7 @@ int main(void) {
     setenv("OPENAI_API_KEY", "sk-test-c-abi-openai", 1);
     setenv("MISTRAL_API_KEY", "test-c-abi-mistral", 1);
     pr_client *refusing = client_from(emulator, REFUSE_CONFIG);
+    pr_client *budgeted = client_from(emulator, BUDGET_CONFIG);
 
     test_version();
     test_bad_input(client);
@@ -928,6 +978,7 @@ int main(void) {
     test_errors(down);
     test_rate_limited(throttled);
     test_content_filtered(refusing);
+    test_budget(budgeted);
     test_async(client, down);
     test_cancel(hang);
     test_shutdown(emulator);
@@ -937,6 +988,7 @@ int main(void) {
     test_auth_config();
     test_auth();
 
+    pr_client_free(budgeted);
     pr_client_free(refusing);
     pr_client_free(throttled);
     pr_client_free(hang);

@@ -136,19 +136,61 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return value
 ";
 
+/// Reserves units on several budget counters, on all or none (the budget
+/// script).
+///
+/// `KEYS`: the counters (one hash tag). `ARGV`, five per key: units, limit,
+/// window start ms, window end ms, expire-at ms.
+///
+/// Reply `{code, now_ms, index, left, used…}`: code 0 (reserved; `used` is
+/// each counter after it), [`code::QUOTA_EXHAUSTED`] (the 1-based `index`
+/// of a counter with only `left` units; nothing taken) or
+/// [`code::WRONG_DAY`] (a window does not contain the server's time;
+/// nothing read or written). A counter may be past its limit: an answer
+/// that used more than its estimate is charged in full.
+const BUDGET_BODY: &str = r"
+local now_ms = math.floor(now / 1000)
+local n = #KEYS
+for i = 1, n do
+  local base = (i - 1) * 5
+  if now_ms < tonumber(ARGV[base + 3]) or now_ms >= tonumber(ARGV[base + 4]) then
+    return {4, now_ms, i, 0}
+  end
+end
+for i = 1, n do
+  local base = (i - 1) * 5
+  local units = tonumber(ARGV[base + 1])
+  local limit = tonumber(ARGV[base + 2])
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if units > limit - used then
+    return {1, now_ms, i, math.max(limit - used, 0)}
+  end
+end
+local reply = {0, now_ms, 0, 0}
+for i = 1, n do
+  local base = (i - 1) * 5
+  reply[4 + i] = redis.call('INCRBY', KEYS[i], ARGV[base + 1])
+  redis.call('PEXPIREAT', KEYS[i], ARGV[base + 5])
+end
+return reply
+";
+
 /// The scripts of one store, hashed once.
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub admit: Script,
     pub adjust: Script,
+    pub budget: Script,
 }
 
 impl Scripts {
     pub fn new(time: TimeSource) -> Self {
         let admit = format!("{PRELUDE}{}{ADMIT_BODY}", now_line(time));
+        let budget = format!("{PRELUDE}{}{BUDGET_BODY}", now_line(time));
         Self {
             admit: Script::new(&admit),
             adjust: Script::new(ADJUST),
+            budget: Script::new(&budget),
         }
     }
 }

@@ -15,11 +15,14 @@ use parking_lot::Mutex;
 use super::backend::{RedisBackend, RedisStats, Unavailable};
 use super::scripts::{code, Scripts, TimeSource};
 use super::QuotaFallback;
+use crate::resilience::budget::{budget_key, BudgetCharge, BudgetDecision, BudgetLimit};
 use crate::resilience::quota::{
     quota_key, CalendarQuota, Quota, QuotaDecision, QuotaPeriod, QuotaSnapshot, QuotaWindow,
 };
 use crate::resilience::rate_limit::{Rate, RateDecision, RateLimitConfig, RateLimiter};
-use crate::state::{ready, Admission, ProviderLimits, StateFuture, StateStore};
+use crate::state::{
+    adjust_locally, budget_counter, ready, Admission, ProviderLimits, StateFuture, StateStore,
+};
 
 /// Name of the one quota (per day or per month) each provider has, in its key.
 const QUOTA_NAME: &str = "requests";
@@ -57,6 +60,25 @@ struct Inner {
     providers: HashMap<&'static str, ProviderState>,
     /// Some quota units were spent locally and not yet added to Redis.
     needs_reconcile: AtomicBool,
+    /// Budget counters by name, made on first use.
+    budgets: Mutex<HashMap<&'static str, Arc<BudgetState>>>,
+    /// The share of a limit one process keeps while Redis is unreachable;
+    /// `None` under `deny`.
+    local_share: Option<f64>,
+}
+
+/// One budget's counter on Redis, and its local stand-in.
+struct BudgetState {
+    limit: BudgetLimit,
+    /// The current window and its counter key, named from the server's time.
+    window: Mutex<(QuotaWindow, String)>,
+    /// The last counter Redis reported, for snapshots.
+    last: Mutex<Option<QuotaSnapshot>>,
+    /// The counter while Redis is unreachable (`None` under `deny`).
+    local: Option<CalendarQuota>,
+    /// Units moved locally in a window (named by its first date), not yet
+    /// added to Redis.
+    pending: Mutex<Option<(NaiveDate, i64)>>,
 }
 
 /// The GCRA parameters sent to the script.
@@ -123,6 +145,7 @@ impl RedisState {
             QuotaFallback::LocalFull => 1.0,
             QuotaFallback::LocalShare | QuotaFallback::Deny => config.local_share_fraction,
         };
+        let local_share = (config.quota_fallback != QuotaFallback::Deny).then_some(share);
         let scale = |n: u64| ((n as f64 * share).ceil() as u64).max(1);
         let mut providers = HashMap::with_capacity(limits.len());
         for limit in limits {
@@ -201,6 +224,8 @@ impl RedisState {
                 backend,
                 providers,
                 needs_reconcile: AtomicBool::new(false),
+                budgets: Mutex::default(),
+                local_share,
             }),
         })
     }
@@ -380,6 +405,193 @@ impl Inner {
         }
     }
 
+    /// Budget `limit`'s state, made on first use.
+    fn budget(&self, limit: BudgetLimit) -> Arc<BudgetState> {
+        let mut budgets = self.budgets.lock();
+        let state = budgets.entry(limit.name).or_insert_with(|| {
+            let window =
+                QuotaWindow::containing(self.backend.clock().wall(), limit.timezone, limit.period);
+            let key = self.backend.key(&budget_key(limit.name, &window));
+            let local = self.local_share.map(|share| {
+                let scaled = BudgetLimit {
+                    limit: ((limit.limit as f64 * share).ceil() as u64).max(1),
+                    ..limit
+                };
+                budget_counter(scaled, self.backend.clock().clone())
+            });
+            Arc::new(BudgetState {
+                limit,
+                window: Mutex::new((window, key)),
+                last: Mutex::new(None),
+                local,
+                pending: Mutex::new(None),
+            })
+        });
+        Arc::clone(state)
+    }
+
+    /// The budget's window holding the server's (estimated) time, and its key.
+    fn budget_window(&self, state: &BudgetState, server_ms: i64) -> (QuotaWindow, String) {
+        let now = DateTime::<Utc>::from_timestamp_millis(server_ms).unwrap_or_default();
+        let mut current = state.window.lock();
+        if !(current.0.start <= now && now < current.0.end) {
+            let window = QuotaWindow::containing(now, state.limit.timezone, state.limit.period);
+            *current = (
+                window,
+                self.backend.key(&budget_key(state.limit.name, &window)),
+            );
+        }
+        current.clone()
+    }
+
+    fn remember_budget(&self, state: &BudgetState, window: &QuotaWindow, used: i64) {
+        let used = u64::try_from(used).unwrap_or(0);
+        *state.last.lock() = Some(QuotaSnapshot {
+            limit: state.limit.limit,
+            period: state.limit.period,
+            used,
+            remaining: state.limit.limit.saturating_sub(used),
+            timezone: state.limit.timezone.name(),
+            date: window.date,
+            reset_at: window.end,
+        });
+    }
+
+    /// One budget script call (two when a window we named is not the
+    /// server's).
+    async fn reserve_shared(
+        &self,
+        states: &[Arc<BudgetState>],
+        charges: &[BudgetCharge],
+    ) -> Result<BudgetDecision, Unavailable> {
+        let mut server_ms = self
+            .now_argument()
+            .map_or_else(|| self.backend.server_now_ms(), |us| us / 1000);
+        for _ in 0..2 {
+            let windows: Vec<(QuotaWindow, String)> = states
+                .iter()
+                .map(|state| self.budget_window(state, server_ms))
+                .collect();
+            let now_argument = self.now_argument();
+            let deadline = self.backend.config().state_timeout;
+            let values: Vec<i64> = self
+                .backend
+                .run(deadline, |mut connection| {
+                    let mut invocation = self.scripts.budget.prepare_invoke();
+                    for ((window, key), charge) in windows.iter().zip(charges) {
+                        invocation
+                            .key(key)
+                            .arg(charge.units)
+                            .arg(charge.budget.limit)
+                            .arg(window.start.timestamp_millis())
+                            .arg(window.end.timestamp_millis())
+                            .arg(self.expire_at_ms(window));
+                    }
+                    if let Some(now) = now_argument {
+                        invocation.arg(now);
+                    }
+                    async move { invocation.invoke_async(&mut connection).await }
+                })
+                .await?;
+            let field = |i: usize| values.get(i).copied().unwrap_or_default();
+            server_ms = field(1);
+            if self.time == TimeSource::Server {
+                self.backend.observe_server_time(server_ms);
+            }
+            match field(0) {
+                code::WRONG_DAY => continue,
+                code::QUOTA_EXHAUSTED => {
+                    let i = usize::try_from(field(2) - 1).unwrap_or(0);
+                    let (Some(state), Some((window, _))) = (states.get(i), windows.get(i)) else {
+                        return Err(Unavailable::Failed);
+                    };
+                    let left = u64::try_from(field(3)).unwrap_or(0);
+                    self.remember_budget(
+                        state,
+                        window,
+                        signed(state.limit.limit.saturating_sub(left)),
+                    );
+                    return Ok(BudgetDecision::Exhausted {
+                        budget: state.limit.name,
+                        left,
+                        reset_at: window.end,
+                    });
+                }
+                _ => {
+                    for (i, (state, (window, _))) in states.iter().zip(&windows).enumerate() {
+                        self.remember_budget(state, window, field(4 + i));
+                    }
+                    return Ok(BudgetDecision::Reserved);
+                }
+            }
+        }
+        Err(Unavailable::Failed)
+    }
+
+    /// A reservation from local counters, while Redis is unreachable.
+    fn reserve_local(
+        &self,
+        states: &[Arc<BudgetState>],
+        charges: &[BudgetCharge],
+    ) -> BudgetDecision {
+        let clock = self.backend.clock();
+        for (i, (state, charge)) in states.iter().zip(charges).enumerate() {
+            let refused = match &state.local {
+                Some(local) => match local.try_consume(charge.units) {
+                    QuotaDecision::Exhausted { reset_at, .. } => {
+                        Some((local.remaining(), reset_at))
+                    }
+                    QuotaDecision::Allowed { .. } => None,
+                },
+                // `deny`: refuse until the breaker lets us ask Redis again.
+                None => Some((0, clock.wall() + self.backend.config().breaker_open)),
+            };
+            if let Some((left, reset_at)) = refused {
+                for (state, charge) in states.iter().zip(charges).take(i) {
+                    if let Some(local) = &state.local {
+                        local.refund(charge.units);
+                    }
+                }
+                return BudgetDecision::Exhausted {
+                    budget: state.limit.name,
+                    left,
+                    reset_at,
+                };
+            }
+        }
+        for (state, charge) in states.iter().zip(charges) {
+            self.add_budget_pending(state, signed(charge.units));
+        }
+        BudgetDecision::Reserved
+    }
+
+    /// Records `delta` units moved locally in the budget's current window,
+    /// for the next reconciliation.
+    fn add_budget_pending(&self, state: &BudgetState, delta: i64) {
+        let clock = self.backend.clock();
+        let date =
+            QuotaWindow::containing(clock.wall(), state.limit.timezone, state.limit.period).date;
+        let mut pending = state.pending.lock();
+        *pending = match *pending {
+            Some((day, more)) if day == date => Some((day, more.saturating_add(delta))),
+            Some((day, more)) if day > date => Some((day, more)),
+            _ => Some((date, delta)),
+        };
+        self.needs_reconcile.store(true, Ordering::Release);
+    }
+
+    async fn adjust_budget(&self, state: &BudgetState, delta: i64) {
+        let (window, key) = self.budget_window(state, self.backend.server_now_ms());
+        if let Ok(used) = self.adjust(&key, &window, delta).await {
+            self.remember_budget(state, &window, used);
+            return;
+        }
+        if let Some(local) = &state.local {
+            adjust_locally(local, delta);
+        }
+        self.add_budget_pending(state, delta);
+    }
+
     /// The decision from local state, while Redis is unreachable.
     fn local(
         &self,
@@ -464,6 +676,29 @@ impl Inner {
                     provider = state.id,
                     units,
                     "reconciled quota units spent during the redis outage"
+                );
+            }
+        }
+        let budgets: Vec<Arc<BudgetState>> = self.budgets.lock().values().cloned().collect();
+        for state in budgets {
+            let Some((date, units)) = state.pending.lock().take() else {
+                continue;
+            };
+            let window = QuotaWindow::for_date(date, state.limit.timezone, state.limit.period);
+            if units == 0
+                || DateTime::<Utc>::from_timestamp_millis(self.backend.server_now_ms())
+                    .is_some_and(|now| now >= window.end)
+            {
+                continue;
+            }
+            let key = self.backend.key(&budget_key(state.limit.name, &window));
+            if self.adjust(&key, &window, units).await.is_err() {
+                self.add_budget_pending(&state, units);
+            } else {
+                tracing::info!(
+                    budget = state.limit.name,
+                    units,
+                    "reconciled budget units moved during the redis outage"
                 );
             }
         }
@@ -576,6 +811,61 @@ impl StateStore for RedisState {
         "redis"
     }
 
+    fn reserve_budgets<'a>(
+        &'a self,
+        charges: &'a [BudgetCharge],
+    ) -> StateFuture<'a, BudgetDecision> {
+        if charges.is_empty() {
+            return ready(BudgetDecision::Reserved);
+        }
+        let states: Vec<Arc<BudgetState>> = charges
+            .iter()
+            .map(|charge| self.inner.budget(charge.budget))
+            .collect();
+        Either::Right(Box::pin(async move {
+            match self.inner.reserve_shared(&states, charges).await {
+                Ok(decision) => {
+                    self.reconcile_if_needed();
+                    decision
+                }
+                Err(_) => self.inner.reserve_local(&states, charges),
+            }
+        }))
+    }
+
+    fn adjust_budget(&self, budget: BudgetLimit, delta: i64) -> StateFuture<'_, ()> {
+        if delta == 0 {
+            return ready(());
+        }
+        let state = self.inner.budget(budget);
+        Either::Right(Box::pin(async move {
+            self.inner.adjust_budget(&state, delta).await;
+        }))
+    }
+
+    fn budget_snapshot(&self, budget: BudgetLimit) -> QuotaSnapshot {
+        let state = self.inner.budget(budget);
+        if self.inner.backend.degraded() {
+            if let Some(local) = &state.local {
+                return local.snapshot();
+            }
+        }
+        let last = state.last.lock().clone();
+        last.unwrap_or_else(|| {
+            let now = self.inner.backend.clock().wall();
+            let window = QuotaWindow::containing(now, budget.timezone, budget.period);
+            QuotaSnapshot {
+                limit: budget.limit,
+                period: budget.period,
+                used: 0,
+                remaining: budget.limit,
+                timezone: budget.timezone.name(),
+                date: window.date,
+                reset_at: window.end,
+            }
+        })
+    }
+
     fn admit(&self, provider: &'static str, cost: u32) -> StateFuture<'_, Admission> {
         self.run(provider, cost, true, true)
     }
@@ -644,6 +934,146 @@ mod tests {
 
     fn allowed(decision: RateDecision) -> bool {
         matches!(decision, RateDecision::Allowed { .. })
+    }
+
+    fn budget(name: &'static str, limit: u64, period: QuotaPeriod) -> BudgetLimit {
+        BudgetLimit {
+            name,
+            limit,
+            period,
+            timezone: Tz::UTC,
+        }
+    }
+
+    fn charge(budget: BudgetLimit, units: u64) -> BudgetCharge {
+        BudgetCharge { budget, units }
+    }
+
+    // Several budgets in one script: all take their units or none does; a
+    // settlement may charge past the limit and a refund stops at zero.
+    #[tokio::test]
+    async fn budgets_reserve_all_or_none_and_settle_past_their_limit() {
+        let server = RedisServer::start();
+        let clock = clock_near_now();
+        let state = store(&server.url(), &clock, &[], RedisConfig::default());
+        let month = budget("month", 100, QuotaPeriod::Month);
+        let day = budget("day", 30, QuotaPeriod::Day);
+        let both = [charge(month, 20), charge(day, 20)];
+        assert_eq!(state.reserve_budgets(&both).await, BudgetDecision::Reserved);
+        let now = crate::clock::Clock::wall(&clock);
+        let day_window = QuotaWindow::containing(now, Tz::UTC, QuotaPeriod::Day);
+        assert_eq!(
+            state.reserve_budgets(&both).await,
+            BudgetDecision::Exhausted {
+                budget: "day",
+                left: 10,
+                reset_at: day_window.end,
+            }
+        );
+        let month_key = format!("polyrelay:b:{{budgets}}:month:{}", now.format("%Y-%m"));
+        let day_key = format!("polyrelay:b:{{budgets}}:day:{}", now.format("%Y-%m-%d"));
+        assert_eq!(server.cli(&["GET", &month_key]), "20", "none taken");
+        assert_eq!(server.cli(&["GET", &day_key]), "20");
+        for key in [&month_key, &day_key] {
+            assert!(server.pttl(key) > 0, "{key}");
+        }
+
+        state.adjust_budget(month, 100).await;
+        assert_eq!(
+            server.cli(&["GET", &month_key]),
+            "120",
+            "charged past the limit"
+        );
+        let snapshot = state.budget_snapshot(month);
+        assert_eq!((snapshot.used, snapshot.remaining), (120, 0));
+        assert!(matches!(
+            state.reserve_budgets(&[charge(month, 1)]).await,
+            BudgetDecision::Exhausted { left: 0, .. }
+        ));
+        state.adjust_budget(day, -50).await;
+        assert_eq!(
+            server.cli(&["GET", &day_key]),
+            "0",
+            "a refund stops at zero"
+        );
+        assert_eq!(state.budget_snapshot(day).remaining, 30);
+    }
+
+    // Redis down: each process keeps its share of a budget, or none (deny).
+    #[tokio::test]
+    async fn without_redis_budgets_keep_a_local_share() {
+        let dead = format!("redis://127.0.0.1:{}", free_port(false));
+        let clock = clock_near_now();
+        for (policy, expected) in [
+            (QuotaFallback::LocalShare, 5),
+            (QuotaFallback::LocalFull, 10),
+            (QuotaFallback::Deny, 0),
+        ] {
+            let state = store(
+                &dead,
+                &clock,
+                &[],
+                RedisConfig {
+                    quota_fallback: policy,
+                    local_share_fraction: 0.5,
+                    ..RedisConfig::default()
+                },
+            );
+            let limit = budget("b", 10, QuotaPeriod::Day);
+            let mut reserved = 0;
+            for _ in 0..12 {
+                if state.reserve_budgets(&[charge(limit, 1)]).await == BudgetDecision::Reserved {
+                    reserved += 1;
+                }
+            }
+            assert_eq!(reserved, expected, "{policy:?}");
+            if expected > 0 {
+                state.adjust_budget(limit, -2).await;
+                assert_eq!(
+                    state.budget_snapshot(limit).used,
+                    expected - 2,
+                    "{policy:?}: a refund is local too"
+                );
+            }
+        }
+    }
+
+    // What a process reserved while Redis was unreachable is added to the
+    // shared counter once Redis answers.
+    #[tokio::test]
+    async fn budget_units_reserved_during_an_outage_reach_redis_when_it_answers() {
+        let port = free_port(false);
+        let clock = clock_near_now();
+        let state = store(
+            &format!("redis://127.0.0.1:{port}"),
+            &clock,
+            &[],
+            RedisConfig::default(),
+        );
+        let limit = budget("b", 100, QuotaPeriod::Day);
+        for _ in 0..3 {
+            assert_eq!(
+                state.reserve_budgets(&[charge(limit, 5)]).await,
+                BudgetDecision::Reserved
+            );
+        }
+        state.adjust_budget(limit, -2).await;
+        let server = RedisServer::start_on(port, false).expect("redis starts on the port");
+        assert_eq!(
+            state.reserve_budgets(&[charge(limit, 1)]).await,
+            BudgetDecision::Reserved
+        );
+        let now = crate::clock::Clock::wall(&clock);
+        let key = format!("polyrelay:b:{{budgets}}:b:{}", now.format("%Y-%m-%d"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.cli(&["GET", &key]) != "14" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reconciled: {}",
+                server.cli(&["GET", &key])
+            );
+            tokio::time::sleep(ms(10)).await;
+        }
     }
 
     // Against Redis: governor's `rejects_too_many`.
