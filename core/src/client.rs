@@ -224,6 +224,7 @@ impl Client {
                 .as_ref()
                 .map(|hedge| Hedging::new(hedge, clock.clone())),
             content_filtered_fallback: chain.content_filtered_fallback,
+            engine_weights: chain.engine_weights,
             stream: chain.stream,
             group: None,
             probe_answered: tokio::sync::Notify::new(),

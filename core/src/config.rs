@@ -285,6 +285,9 @@ pub struct CapabilitySettings {
     pub chunk_timeout: Option<Duration>,
     /// Streams only: what a failure after the first token does.
     pub mid_stream: MidStream,
+    /// `search.meta` only: each engine's weight in the merged ranking
+    /// (default 1), by provider id, e.g. `{ brave = 2.0 }`.
+    pub engine_weights: BTreeMap<String, f64>,
 }
 
 /// How a capability's streams are read (its `[capabilities.X]` settings).

@@ -40,6 +40,7 @@
 //! what follows a failure in [`crate::policy`]; this file only composes them.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -430,6 +431,9 @@ pub(crate) struct Chain {
     pub min_fallback_time: Duration,
     pub hedging: Option<Hedging>,
     pub content_filtered_fallback: bool,
+    /// A composed capability's weights of the providers whose answers it
+    /// merges (`search.meta`), by provider id.
+    pub engine_weights: BTreeMap<String, f64>,
     /// How streams of this capability are read.
     pub stream: StreamSettings,
     /// The model group whose deployments these are, for budgets' scopes.

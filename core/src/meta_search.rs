@@ -20,7 +20,7 @@ use crate::answer::Answer;
 use crate::capability::meta_search::{fuse, MetaQuery, MetaResult, MetaResults, RankedList};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::engine::{Engine, Plain, WalkScope};
-use crate::error::{Attempt, AttemptOutcome, Error};
+use crate::error::{Attempt, AttemptOutcome, Error, FailureClass};
 
 impl Engine {
     /// Asks the engines of `query`, merges what they found.
@@ -95,7 +95,44 @@ impl Engine {
                 self.walk_chain(&plain, scope).await
             }
         });
-        let outcomes = join_all(walks).await;
+        // search.meta's own deadline bounds the whole merge: an engine still
+        // walking then is cut off and counted as timed out.
+        let meta = self.chain(CapabilityId::MetaSearch);
+        let deadline = now.saturating_add(meta.total_timeout);
+        let walks = walks.map(|walk| async move {
+            tokio::select! {
+                outcome = walk => Some(outcome),
+                () = self.clock.sleep_until(deadline) => None,
+            }
+        });
+        let outcomes: Vec<Result<_, Error>> = join_all(walks)
+            .await
+            .into_iter()
+            .zip(&asked)
+            .map(|(outcome, slot)| {
+                outcome.unwrap_or_else(|| {
+                    Err(Error::Timeout {
+                        capability: CapabilityId::WebSearch.as_str(),
+                        deadline: meta.total_timeout,
+                        attempts: vec![Attempt {
+                            provider: slot.id(),
+                            deployment: None,
+                            outcome: AttemptOutcome::Failed(FailureClass::Transient),
+                            status: None,
+                            tries: 1,
+                            elapsed: meta.total_timeout,
+                            reason: Cow::Owned(format!(
+                                "timeout: no answer within search.meta's deadline of {:.1} s",
+                                meta.total_timeout.as_secs_f64()
+                            )),
+                            retry_after: None,
+                            hedged: false,
+                            cost_usd: None,
+                        }],
+                    })
+                })
+            })
+            .collect();
 
         let mut lists = Vec::new();
         let mut answer = None;
@@ -112,7 +149,7 @@ impl Engine {
                         }
                         lists.push(RankedList {
                             engine: slot.name(),
-                            weight: 1.0,
+                            weight: meta.engine_weights.get(slot.name()).copied().unwrap_or(1.0),
                             results: &results.results,
                         });
                         answered.push(slot.name().to_owned());

@@ -218,3 +218,87 @@ async fn a_merged_answer_is_cached_as_one() {
     assert_eq!(emulator.requests().len(), sent);
     assert_eq!(results(&again), results(&first));
 }
+
+#[tokio::test]
+async fn engine_weights_scale_an_engines_votes() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let toml = r#"
+        [capabilities."search.meta"]
+        engine_weights = { wikipedia = 10.0 }
+        "#;
+    let client = client(&emulator, &clock, toml, BRAVE_KEY);
+    let reply = client.call("search.meta", rust()).await.unwrap();
+    let top = &results(&reply).results[0];
+    // Wikipedia's first result alone (10/61) beats three engines' (3/61).
+    assert_eq!(top.engines, ["wikipedia"]);
+    assert!((top.score - 10.0 / 61.0).abs() < 1e-12);
+
+    let refused = |toml: &str| {
+        let config = polyrelay::config::Config::from_toml_str(toml).unwrap();
+        polyrelay::Client::builder()
+            .config(config)
+            .env_vars(Vec::<(String, String)>::new())
+            .build()
+            .unwrap_err()
+            .to_string()
+    };
+    let error = refused("[capabilities.\"web.search\"]\nengine_weights = { brave = 2.0 }\n");
+    assert!(
+        error.contains("`capabilities.web.search.engine_weights`: only a capability"),
+        "{error}"
+    );
+    let error = refused("[capabilities.\"search.meta\"]\nengine_weights = { openai = 2.0 }\n");
+    assert!(error.contains("is not a web.search provider"), "{error}");
+    assert!(error.contains("openai"), "{error}");
+    let error = refused("[capabilities.\"search.meta\"]\nengine_weights = { brave = 0.0 }\n");
+    assert!(
+        error.contains("engine_weights.brave`: must be a number above 0"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_still_busy_at_the_deadline_is_cut_off_and_the_others_answer() {
+    let emulator = emulator().await;
+    let clock = polyrelay::clock::FakeClock::at_epoch();
+    let toml = r#"
+        [capabilities."search.meta"]
+        total_timeout = "2s"
+        "#;
+    let client = client(&emulator, &clock, toml, BRAVE_KEY);
+    emulator.fault_always("/brave/*", Fault::Hang);
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call("search.meta", rust()).await })
+    };
+    for _ in 0..100_000 {
+        if emulator.hits("/brave/*") > 0 && emulator.hits("/wikipedia/*") > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Let the fast engines answer, then pass the deadline.
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(std::time::Duration::from_millis(2_100));
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(5), call)
+        .await
+        .expect("the deadline ends the call")
+        .unwrap()
+        .unwrap();
+    let merged = results(&reply);
+    assert_eq!(merged.missing, ["brave"]);
+    assert_eq!(merged.answered, ["wikipedia", "duckduckgo", "searxng"]);
+    let brave = reply
+        .attempts
+        .iter()
+        .find(|a| a.provider == "brave")
+        .unwrap();
+    assert!(
+        brave.reason.contains("search.meta's deadline of 2.0 s"),
+        "{}",
+        brave.reason
+    );
+}

@@ -133,6 +133,8 @@ pub(crate) struct ChainPlan {
     pub min_fallback_time: Duration,
     pub hedge: Option<HedgeConfig>,
     pub content_filtered_fallback: bool,
+    /// Weights of the providers whose answers a composed capability merges.
+    pub engine_weights: BTreeMap<String, f64>,
     pub stream: StreamSettings,
     pub ttl: TtlPolicy,
 }
@@ -391,6 +393,9 @@ fn chain_plan(
             .unwrap_or(DEFAULT_MIN_FALLBACK_TIME),
         hedge: settings.and_then(|s| s.hedge.clone()),
         content_filtered_fallback: settings.is_some_and(|s| s.content_filtered_fallback),
+        engine_weights: settings
+            .map(|s| s.engine_weights.clone())
+            .unwrap_or_default(),
         stream: StreamSettings {
             first_token_timeout: settings.and_then(|s| s.first_token_timeout),
             chunk_timeout: settings
@@ -473,6 +478,29 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
                 "no capability has this name",
             )
         })?;
+        if !settings.engine_weights.is_empty() {
+            let field = format!("capabilities.{}.engine_weights", echo_key(name));
+            let Some(parts) = capability.composed_of() else {
+                return Err(Error::config(
+                    field,
+                    "only a capability that merges several providers' answers (search.meta) weighs them",
+                ));
+            };
+            for (id, weight) in &settings.engine_weights {
+                if !find(id).is_some_and(|p| p.capabilities().contains(&parts)) {
+                    return Err(Error::config(
+                        &field,
+                        format!("{} is not a {} provider", echo(id), parts.as_str()),
+                    ));
+                }
+                if !(weight.is_finite() && *weight > 0.0) {
+                    return Err(Error::config(
+                        format!("{field}.{}", echo_key(id)),
+                        "must be a number above 0",
+                    ));
+                }
+            }
+        }
         for id in settings.chain.iter().flatten() {
             let provider = find(id).ok_or_else(|| {
                 Error::config(
