@@ -189,6 +189,9 @@ def _cmd_health(args: argparse.Namespace) -> int:
         print(f"group {name:<12} {group['status']:<9} ready: {ready}")
         for deployment, reason in sorted(group["unavailable"].items()):
             print(f"{'':<28} {deployment}: {reason}")
+    for name, budget in sorted(health.get("budgets", {}).items()):
+        spent = f"{budget['spent']} of {budget['limit']} {budget['unit']}"
+        print(f"budget {name:<11} {spent} this {budget['period']}, resets {budget['reset_at']}")
     return 0
 
 

@@ -117,12 +117,14 @@ def test_health_lists_model_groups(emu: Emulator, tmp_path: Path) -> None:
         'api_key_env = "POLYRELAY_TEST_UNSET_KEY"\n'
         '[deployments.groq-llama]\nprovider = "groq"\nmodel = "llama-3.1-8b-instant"\n'
         '[groups.fast]\ndeployments = ["gpt-eu", "groq-llama"]\n'
+        '[budgets.team-a]\ntokens = 1000\nperiod = "day"\n'
     )
     env = {"GROQ_API_KEY": "gsk_test"}
     done = run("--config", str(config), "health", env=env)
     assert done.returncode == 0, done.stderr
     assert "group fast" in done.stdout and "degraded" in done.stdout
     assert "gpt-eu: POLYRELAY_TEST_UNSET_KEY is not set" in done.stdout
+    assert "budget team-a      0 of 1000 tokens this day, resets " in done.stdout
     health = json.loads(run("--config", str(config), "health", "--json", env=env).stdout)
     fast = health["groups"]["fast"]
     assert (fast["capability"], fast["strategy"], fast["ready"]) == ("llm.chat", "ordered", ["groq-llama"])
