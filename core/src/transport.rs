@@ -123,7 +123,25 @@ impl Transport {
             builder = builder.header(name.as_ref(), value);
         }
         if let Some(body) = &request.body {
-            builder = builder.json(body);
+            let bytes = body.to_bytes().map_err(|e| {
+                ProviderFailure::new(
+                    FailureClass::InvalidRequest,
+                    format!("cannot serialize the request body: {e}"),
+                )
+                .not_sent()
+            })?;
+            // As reqwest's `json` does: the type unless the provider set one.
+            if !request
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            {
+                builder = builder.header(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+            }
+            builder = builder.body(bytes);
         }
         if let Some((header, value)) = idempotency {
             builder = builder.header(header, value);
