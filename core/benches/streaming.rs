@@ -406,6 +406,7 @@ daily_quota = 1000000000
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000);
         let mut runs = Vec::new();
+        let allocated_before = allocations();
         for _ in 0..answers {
             runs.push(match side.as_str() {
                 "raw" => raw_call().await,
@@ -418,10 +419,11 @@ daily_quota = 1000000000
         first.sort();
         per_chunk.sort();
         println!(
-            "{side}: {answers} answers, {} chunks; time to first token p50 {:.1} µs, per chunk p50 {:.3} µs",
+            "{side}: {answers} answers, {} chunks; time to first token p50 {:.1} µs, per chunk p50 {:.3} µs; {} heap allocations (client and server)",
             runs.iter().map(|t| t.chunks).sum::<usize>(),
             micros(percentile(&first, 0.5)),
             micros(percentile(&per_chunk, 0.5)),
+            allocations() - allocated_before,
         );
         return;
     }

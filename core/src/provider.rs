@@ -382,7 +382,37 @@ pub struct HttpRequest {
     /// Extra headers (User-Agent is added by the pipeline).
     pub headers: Vec<(Cow<'static, str>, String)>,
     /// JSON body, if any.
-    pub body: Option<serde_json::Value>,
+    pub body: Option<Body>,
+}
+
+/// The JSON body of an [`HttpRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// A JSON value, serialized when sent.
+    Json(serde_json::Value),
+    /// JSON already serialized: a provider writing its body straight from
+    /// the query, without building a [`serde_json::Value`] tree first (on
+    /// every chat call, that tree cost more than the rest of the request).
+    Serialized(Bytes),
+}
+
+impl Body {
+    /// The body as a JSON value (a serialized one parsed back; `None` if
+    /// it is not JSON), for tests and for code amending a body.
+    pub fn to_value(&self) -> Option<serde_json::Value> {
+        match self {
+            Body::Json(value) => Some(value.clone()),
+            Body::Serialized(bytes) => serde_json::from_slice(bytes).ok(),
+        }
+    }
+
+    /// The bytes sent.
+    pub(crate) fn to_bytes(&self) -> Result<Bytes, serde_json::Error> {
+        match self {
+            Body::Json(value) => serde_json::to_vec(value).map(Bytes::from),
+            Body::Serialized(bytes) => Ok(bytes.clone()),
+        }
+    }
 }
 
 impl HttpRequest {
@@ -394,8 +424,35 @@ impl HttpRequest {
     /// A POST of `base` + `path` with a JSON body.
     pub fn post_json(base: &str, path: &str, body: serde_json::Value) -> Self {
         let mut req = Self::new(Method::POST, base, path);
-        req.body = Some(body);
+        req.body = Some(Body::Json(body));
         req
+    }
+
+    /// A POST of `base` + `path` with `body` serialized as JSON now,
+    /// straight from its `Serialize` implementation (no
+    /// [`serde_json::Value`] built on the way).
+    pub fn post_serialized(
+        base: &str,
+        path: &str,
+        body: &impl Serialize,
+        size_hint: usize,
+    ) -> Result<Self, ProviderFailure> {
+        let mut bytes = Vec::with_capacity(size_hint);
+        serde_json::to_writer(&mut bytes, body).map_err(|e| {
+            ProviderFailure::new(
+                FailureClass::InvalidRequest,
+                format!("cannot serialize the request body: {e}"),
+            )
+            .not_sent()
+        })?;
+        let mut req = Self::new(Method::POST, base, path);
+        req.body = Some(Body::Serialized(Bytes::from(bytes)));
+        Ok(req)
+    }
+
+    /// The JSON body as a value (see [`Body::to_value`]).
+    pub fn json_body(&self) -> Option<serde_json::Value> {
+        self.body.as_ref().and_then(Body::to_value)
     }
 
     fn new(method: Method, base: &str, path: &str) -> Self {

@@ -60,7 +60,7 @@ async fn open(
     let response = reqwest::Client::new()
         .post(&request.url)
         .query(&request.query)
-        .json(&request.body)
+        .json(&request.json_body())
         .send()
         .await
         .unwrap();

@@ -39,6 +39,11 @@ impl Params {
     /// (`null` counts as not given). An undeclared name stays in the object,
     /// for [`Params::finish`] to refuse.
     fn take(&mut self, name: &str) -> Option<Value> {
+        // Most optional fields are left out: once every given field is
+        // read, skip the table's lookup (a scan comparing names).
+        if self.fields.is_empty() {
+            return None;
+        }
         self.table.param(name)?;
         match self.fields.remove(name) {
             Some(Value::Null) | None => None,

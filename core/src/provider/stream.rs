@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::ndjson::LineDecoder;
 use super::sse::{SseDecoder, SseEvent};
-use super::{tolerant, CallContext, Fixture, HttpRequest, HttpResponse};
+use super::{tolerant, Body, CallContext, Fixture, HttpRequest, HttpResponse};
 use crate::capability::llm::{ChatDelta, ChatQuery};
 use crate::error::ProviderFailure;
 
@@ -178,7 +178,7 @@ pub(crate) fn refusal(
 /// `request` with `"stream": true` in its JSON body: the switch of every
 /// provider whose streaming request is otherwise the plain one.
 pub(crate) fn streaming(mut request: HttpRequest) -> HttpRequest {
-    if let Some(serde_json::Value::Object(body)) = &mut request.body {
+    if let Some(Body::Json(serde_json::Value::Object(body))) = &mut request.body {
         body.insert("stream".into(), serde_json::Value::Bool(true));
     }
     request

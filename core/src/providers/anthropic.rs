@@ -752,6 +752,7 @@ mod tests {
     use crate::provider::stream::testing::{
         assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
     };
+    use crate::provider::Body;
     use crate::providers::openai_compat::testing::{chat_query, chat_request, class_of, reply_of};
     use crate::providers::test_response;
     use crate::providers::testing::*;
@@ -786,7 +787,7 @@ mod tests {
             )]
         );
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({
                 "model": "claude-haiku-4-5",
                 "max_tokens": 64,
@@ -815,7 +816,7 @@ mod tests {
         let body = Anthropic
             .request(&tool_round_trip_request(), &ctx(&Anthropic))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(body["system"], "Be brief.");
         assert_eq!(
@@ -850,7 +851,7 @@ mod tests {
         let body = Anthropic
             .request(&r, &ctx(&Anthropic))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(body["max_tokens"], 4096);
         assert!(body.get("system").is_none() && body.get("temperature").is_none());
@@ -1074,14 +1075,10 @@ mod tests {
         let mut streamed = Anthropic
             .stream_request(&chat_query(), &ctx(&Anthropic))
             .unwrap();
-        assert_eq!(streamed.body.as_mut().unwrap()["stream"], true);
-        streamed
-            .body
-            .as_mut()
-            .unwrap()
-            .as_object_mut()
-            .unwrap()
-            .remove("stream");
+        let mut body = streamed.json_body().unwrap();
+        assert_eq!(body["stream"], true);
+        body.as_object_mut().unwrap().remove("stream");
+        streamed.body = Some(Body::Json(body));
         assert_eq!(streamed, plain);
         assert_eq!(Anthropic.framing(), Framing::Sse);
         assert!(Anthropic.streams_chat().is_some());

@@ -604,6 +604,7 @@ mod tests {
     use crate::provider::stream::testing::{
         assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
     };
+    use crate::provider::Body;
     use crate::providers::openai_compat::testing::{
         chat_query, chat_request, class_of, embeddings_request, reply_of,
     };
@@ -625,7 +626,7 @@ mod tests {
         assert_eq!(req.url, "https://api.cohere.com/v2/chat");
         assert!(req.query.is_empty() && req.headers.is_empty());
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({
                 "model": "command-r-08-2024",
                 "messages": [
@@ -644,7 +645,7 @@ mod tests {
         let req = Cohere.request(&query, &ctx(&Cohere)).unwrap();
         assert_eq!(req.url, "https://api.cohere.com/v2/embed");
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({"model": "embed-v4.0", "texts": ["capital of France"], "input_type": "search_query", "embedding_types": ["float"]})
         );
         assert_eq!(
@@ -814,8 +815,10 @@ mod tests {
     #[test]
     fn the_recorded_stream_folds_into_the_plain_reply() {
         let mut streamed = Cohere.stream_request(&chat_query(), &ctx(&Cohere)).unwrap();
-        assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
-        streamed.body.as_mut().unwrap()["stream"] = json!(false);
+        let mut body = streamed.json_body().unwrap();
+        assert_eq!(body["stream"], true);
+        body["stream"] = json!(false);
+        streamed.body = Some(Body::Json(body));
         assert_eq!(
             streamed,
             Cohere.request(&chat_request(), &ctx(&Cohere)).unwrap()

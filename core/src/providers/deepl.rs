@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(req.url, "https://api-free.deepl.com/v2/translate");
         assert!(req.query.is_empty() && req.headers.is_empty());
         assert_eq!(
-            req.body,
+            req.json_body(),
             Some(json!({
                 "text": ["Hello", "World"],
                 "target_lang": "PT",

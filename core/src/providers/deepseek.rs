@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.deepseek.com/chat/completions");
         assert!(req.headers.is_empty());
-        assert_eq!(req.body.unwrap()["model"], "deepseek-chat");
+        assert_eq!(req.json_body().unwrap()["model"], "deepseek-chat");
         assert!(matches!(
             INFO.auth,
             Auth::Key {

@@ -847,7 +847,7 @@ mod tests {
         let body = Gemini
             .request(&tool_round_trip_request(), &ctx(&Gemini))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(
             body["contents"],
@@ -882,7 +882,7 @@ mod tests {
         );
         assert!(req.query.is_empty() && req.headers.is_empty());
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({
                 "contents": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}],
                 "systemInstruction": {"parts": [{"text": "Answer in one sentence."}]},
@@ -913,7 +913,7 @@ mod tests {
         assert!(req
             .url
             .ends_with("/v1beta/models/gemini-2.5-pro:generateContent"));
-        let body = req.body.unwrap();
+        let body = req.json_body().unwrap();
         assert_eq!(body["contents"][1]["role"], "model");
         assert!(body.get("systemInstruction").is_none() && body.get("generationConfig").is_none());
 
@@ -925,7 +925,7 @@ mod tests {
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
         );
         assert_eq!(
-            req.body.unwrap()["requests"][1],
+            req.json_body().unwrap()["requests"][1],
             json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "Paris is in France."}]}, "taskType": "RETRIEVAL_DOCUMENT"})
         );
     }

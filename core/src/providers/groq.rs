@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.groq.com/openai/v1/chat/completions");
         assert!(req.headers.is_empty());
-        assert_eq!(req.body.unwrap()["model"], "llama-3.3-70b-versatile");
+        assert_eq!(req.json_body().unwrap()["model"], "llama-3.3-70b-versatile");
         assert!(matches!(
             INFO.auth,
             Auth::Key {

@@ -97,12 +97,12 @@ mod tests {
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.mistral.ai/v1/chat/completions");
         assert!(req.headers.is_empty());
-        assert_eq!(req.body.unwrap()["max_tokens"], 64);
+        assert_eq!(req.json_body().unwrap()["max_tokens"], 64);
         let req = MISTRAL
             .request(&embeddings_request(), &ctx(&MISTRAL))
             .unwrap();
         assert_eq!(req.url, "https://api.mistral.ai/v1/embeddings");
-        assert_eq!(req.body.unwrap()["model"], "mistral-embed");
+        assert_eq!(req.json_body().unwrap()["model"], "mistral-embed");
         assert!(matches!(
             INFO.auth,
             Auth::Key {

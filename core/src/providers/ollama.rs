@@ -487,6 +487,7 @@ mod tests {
     use crate::provider::stream::testing::{
         assert_cuts_fail, decode_in_pieces, decode_whole, stream_fixture,
     };
+    use crate::provider::Body;
     use crate::providers::openai_compat::testing::{
         chat_query, chat_request, class_of, embeddings_request, reply_of,
     };
@@ -500,7 +501,7 @@ mod tests {
         assert_eq!(req.url, "http://localhost:11434/api/chat");
         assert!(req.query.is_empty() && req.headers.is_empty());
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({
                 "model": "llama3.2",
                 "messages": [
@@ -517,7 +518,7 @@ mod tests {
             .unwrap();
         assert_eq!(req.url, "http://localhost:11434/api/embed");
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({"model": "nomic-embed-text", "input": ["The capital of France is Paris.", "Paris is in France."], "truncate": false})
         );
         assert_eq!(INFO.auth, Auth::Keyless);
@@ -529,7 +530,7 @@ mod tests {
         let body = Ollama
             .request(&aliased, &ctx(&Ollama))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(body["model"], "llama3.3");
         assert!(body.get("options").is_none());
@@ -665,8 +666,10 @@ mod tests {
     #[test]
     fn the_recorded_stream_folds_into_the_plain_reply() {
         let mut streamed = Ollama.stream_request(&chat_query(), &ctx(&Ollama)).unwrap();
-        assert_eq!(streamed.body.as_ref().unwrap()["stream"], true);
-        streamed.body.as_mut().unwrap()["stream"] = json!(false);
+        let mut body = streamed.json_body().unwrap();
+        assert_eq!(body["stream"], true);
+        body["stream"] = json!(false);
+        streamed.body = Some(Body::Json(body));
         assert_eq!(
             streamed,
             Ollama.request(&chat_request(), &ctx(&Ollama)).unwrap()

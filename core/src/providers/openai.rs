@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
         assert!(req.headers.is_empty() && req.query.is_empty());
-        let body = req.body.unwrap();
+        let body = req.json_body().unwrap();
         assert_eq!(body["max_completion_tokens"], 64);
         assert!(body.get("max_tokens").is_none());
 
@@ -108,7 +108,7 @@ mod tests {
             .unwrap();
         assert_eq!(req.url, "https://api.openai.com/v1/embeddings");
         assert_eq!(
-            req.body.unwrap(),
+            req.json_body().unwrap(),
             json!({"model": "text-embedding-3-small", "input": ["The capital of France is Paris.", "Paris is in France."]})
         );
         assert_eq!(

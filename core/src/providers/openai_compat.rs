@@ -57,14 +57,15 @@
 //! idempotency header, so a sent request is never repeated: a failure falls
 //! back to the next provider.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::clip;
 use crate::capability::llm::{
-    is_context_overflow, pick_model, ChatDelta, ChatMeta, ChatQuery, ChatReply, EmbeddingUsage,
-    Embeddings, EmbeddingsQuery, FinishReason, ResponseFormat, Role, TokenUsage, Tool, ToolCall,
-    ToolCallDelta, ToolChoice,
+    is_context_overflow, pick_model, ChatDelta, ChatMessage, ChatMeta, ChatQuery, ChatReply,
+    EmbeddingUsage, Embeddings, EmbeddingsQuery, FinishReason, JsonSchema, ResponseFormat, Role,
+    TokenUsage, Tool, ToolCall, ToolCallDelta, ToolChoice,
 };
 use crate::capability::marker;
 use crate::error::{FailureClass, ProviderFailure};
@@ -295,49 +296,97 @@ impl<E> OpenAiCompatible<E> {
             Some(format) => self.wire_format(format, model, q),
             None => (None, None),
         };
-        let messages: Vec<Value> = instructed
-            .as_ref()
-            .unwrap_or(q)
-            .messages
+        let sent = instructed.as_ref().unwrap_or(q);
+        let body = ChatBody {
+            max_tokens: q.max_tokens.map(|n| (self.max_tokens_field, n)),
+            messages: &sent.messages,
+            model,
+            require_parameters: self.require_parameters,
+            response_format: format,
+            stream,
+            include_usage: stream && self.stream_usage_option,
+            temperature: q.temperature.map(|t| t.get()),
+            tool_choice: q.tool_choice.as_ref(),
+            tools: &q.tools,
+        };
+        HttpRequest::post_serialized(ctx.base_url, self.chat_path, &body, body.size_hint())
+    }
+}
+
+/// The body of a chat request, serialized straight from the query: no
+/// `Value` tree built, serialized and dropped on every call (which cost
+/// more than the rest of the request). Keys are written in sorted order,
+/// as a `serde_json::Map` writes them, so the bytes sent are those a
+/// `Value` body gave.
+struct ChatBody<'a> {
+    /// The output limit's field (sorting before `messages` for both names
+    /// in use, `max_tokens` and `max_completion_tokens`) and value.
+    max_tokens: Option<(&'static str, u32)>,
+    messages: &'a [ChatMessage],
+    model: &'a str,
+    /// `provider.require_parameters`, sent with a `response_format`.
+    require_parameters: bool,
+    response_format: Option<Value>,
+    stream: bool,
+    /// `stream_options.include_usage`.
+    include_usage: bool,
+    temperature: Option<f64>,
+    tool_choice: Option<&'a ToolChoice>,
+    tools: &'a [Tool],
+}
+
+impl ChatBody<'_> {
+    /// About the body's length, so that its buffer is rarely regrown.
+    fn size_hint(&self) -> usize {
+        let texts: usize = self.messages.iter().map(|m| m.content.len() + 48).sum();
+        let schemas: usize = self
+            .tools
             .iter()
-            .map(wire_message)
-            .collect();
-        let mut body = Map::new();
-        body.insert("model".into(), json!(model));
-        body.insert("messages".into(), Value::Array(messages));
-        if let Some(format) = format {
-            body.insert("response_format".into(), format);
+            .map(|t| t.parameters.as_str().len() + 96)
+            .sum();
+        160 + texts + schemas
+    }
+}
+
+impl Serialize for ChatBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut body = s.serialize_map(None)?;
+        if let Some((field, n)) = self.max_tokens {
+            body.serialize_entry(field, &n)?;
+        }
+        body.serialize_entry("messages", &WireMessages(self.messages))?;
+        body.serialize_entry("model", self.model)?;
+        if let Some(format) = &self.response_format {
             if self.require_parameters {
-                body.insert("provider".into(), json!({"require_parameters": true}));
+                body.serialize_entry("provider", &TrueFlag("require_parameters"))?;
             }
+            body.serialize_entry("response_format", format)?;
         }
-        if !q.tools.is_empty() {
-            body.insert("tools".into(), wire_tools(&q.tools));
+        body.serialize_entry("stream", &self.stream)?;
+        if self.include_usage {
+            body.serialize_entry("stream_options", &TrueFlag("include_usage"))?;
         }
-        if let Some(choice) = &q.tool_choice {
-            let choice = match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Required => json!("required"),
-                ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-            };
-            body.insert("tool_choice".into(), choice);
+        if let Some(t) = self.temperature {
+            body.serialize_entry("temperature", &t)?;
         }
-        if let Some(n) = q.max_tokens {
-            body.insert(self.max_tokens_field.into(), json!(n));
+        if let Some(choice) = self.tool_choice {
+            body.serialize_entry("tool_choice", &WireToolChoice(choice))?;
         }
-        if let Some(t) = q.temperature {
-            body.insert("temperature".into(), json!(t.get()));
+        if !self.tools.is_empty() {
+            body.serialize_entry("tools", &WireTools(self.tools))?;
         }
-        body.insert("stream".into(), json!(stream));
-        if stream && self.stream_usage_option {
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        }
-        Ok(HttpRequest::post_json(
-            ctx.base_url,
-            self.chat_path,
-            Value::Object(body),
-        ))
+        body.end()
+    }
+}
+
+/// `{"<name>": true}`.
+struct TrueFlag(&'static str);
+
+impl Serialize for TrueFlag {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut flag = s.serialize_map(Some(1))?;
+        flag.serialize_entry(self.0, &true)?;
+        flag.end()
     }
 }
 
@@ -554,38 +603,161 @@ impl<E> OpenAiCompatible<E> {
 /// `tools` as OpenAI takes them (`{"type": "function", "function": {name,
 /// description, parameters}}`), as Cohere and Ollama do too.
 pub(crate) fn wire_tools(tools: &[Tool]) -> Value {
-    let tools = tools.iter().map(|t| {
-        let mut function = json!({"name": t.name, "parameters": t.parameters.to_value()});
-        if let Some(description) = &t.description {
-            function["description"] = json!(description);
-        }
-        json!({"type": "function", "function": function})
-    });
-    Value::Array(tools.collect())
+    // Cannot fail: every key is a string.
+    serde_json::to_value(WireTools(tools)).unwrap_or_default()
 }
 
 /// An assistant's call as OpenAI takes it back, its arguments as text (as
 /// Cohere does too).
 pub(crate) fn wire_call(call: &ToolCall) -> Value {
-    json!({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+    // Cannot fail: every key is a string.
+    serde_json::to_value(WireCall(call)).unwrap_or_default()
+}
+
+/// The conversation as the family takes it ([`WireMessage`]).
+struct WireMessages<'a>(&'a [ChatMessage]);
+
+impl Serialize for WireMessages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(WireMessage))
+    }
 }
 
 /// A conversation message as the family takes it: an assistant's calls
 /// under `tool_calls` (its content `null` when it has no text), a tool
-/// result with the `tool_call_id` it answers.
-fn wire_message(m: &crate::capability::llm::ChatMessage) -> Value {
-    let mut message = json!({"role": m.role.as_str(), "content": m.content});
-    if !m.tool_calls.is_empty() {
-        let calls: Vec<Value> = m.tool_calls.iter().map(wire_call).collect();
-        message["tool_calls"] = Value::Array(calls);
-        if m.content.is_empty() {
-            message["content"] = Value::Null;
+/// result with the `tool_call_id` it answers. Keys in sorted order (see
+/// [`ChatBody`]).
+struct WireMessage<'a>(&'a ChatMessage);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut message = s.serialize_map(None)?;
+        if m.content.is_empty() && !m.tool_calls.is_empty() {
+            message.serialize_entry("content", &())?;
+        } else {
+            message.serialize_entry("content", &m.content)?;
+        }
+        message.serialize_entry("role", m.role.as_str())?;
+        if m.role == Role::Tool {
+            message.serialize_entry("tool_call_id", &m.tool_call_id)?;
+        }
+        if !m.tool_calls.is_empty() {
+            message.serialize_entry("tool_calls", &WireCalls(&m.tool_calls))?;
+        }
+        message.end()
+    }
+}
+
+struct WireCalls<'a>(&'a [ToolCall]);
+
+impl Serialize for WireCalls<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(WireCall))
+    }
+}
+
+/// `{"function": {"arguments", "name"}, "id", "type": "function"}`.
+struct WireCall<'a>(&'a ToolCall);
+
+impl Serialize for WireCall<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let call = self.0;
+        let mut wire = s.serialize_map(Some(3))?;
+        wire.serialize_entry(
+            "function",
+            &NamedFunction {
+                arguments: Some(&call.arguments),
+                description: None,
+                name: &call.name,
+                parameters: None,
+            },
+        )?;
+        wire.serialize_entry("id", &call.id)?;
+        wire.serialize_entry("type", "function")?;
+        wire.end()
+    }
+}
+
+/// A `function` object of a tool, a call or a tool choice, its keys
+/// sorted; absent fields are left out.
+struct NamedFunction<'a> {
+    arguments: Option<&'a str>,
+    description: Option<&'a str>,
+    name: &'a str,
+    parameters: Option<&'a JsonSchema>,
+}
+
+impl Serialize for NamedFunction<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut function = s.serialize_map(None)?;
+        if let Some(arguments) = self.arguments {
+            function.serialize_entry("arguments", arguments)?;
+        }
+        if let Some(description) = self.description {
+            function.serialize_entry("description", description)?;
+        }
+        function.serialize_entry("name", self.name)?;
+        if let Some(parameters) = self.parameters {
+            function.serialize_entry("parameters", parameters)?;
+        }
+        function.end()
+    }
+}
+
+/// `{"type": "function", "function": {…}}` around a [`NamedFunction`].
+fn serialize_function<S: Serializer>(s: S, function: NamedFunction<'_>) -> Result<S::Ok, S::Error> {
+    let mut wire = s.serialize_map(Some(2))?;
+    wire.serialize_entry("function", &function)?;
+    wire.serialize_entry("type", "function")?;
+    wire.end()
+}
+
+struct WireTools<'a>(&'a [Tool]);
+
+impl Serialize for WireTools<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(WireTool))
+    }
+}
+
+struct WireTool<'a>(&'a Tool);
+
+impl Serialize for WireTool<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tool = self.0;
+        serialize_function(
+            s,
+            NamedFunction {
+                arguments: None,
+                description: tool.description.as_deref(),
+                name: &tool.name,
+                parameters: Some(&tool.parameters),
+            },
+        )
+    }
+}
+
+/// `tool_choice` as the family takes it.
+struct WireToolChoice<'a>(&'a ToolChoice);
+
+impl Serialize for WireToolChoice<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => s.serialize_str("auto"),
+            ToolChoice::None => s.serialize_str("none"),
+            ToolChoice::Required => s.serialize_str("required"),
+            ToolChoice::Tool(name) => serialize_function(
+                s,
+                NamedFunction {
+                    arguments: None,
+                    description: None,
+                    name,
+                    parameters: None,
+                },
+            ),
         }
     }
-    if m.role == Role::Tool {
-        message["tool_call_id"] = json!(m.tool_call_id);
-    }
-    message
 }
 
 /// The calls of an answer's `tool_calls` (at `at`, for the message) as
@@ -1099,6 +1271,7 @@ mod tests {
     use crate::capability::llm::FinishReason;
     use crate::capability::CapabilityId;
     use crate::provider::stream::testing::{assert_cuts_fail, decode_in_pieces, decode_whole};
+    use crate::provider::Body;
     use crate::providers::test_response;
     use crate::providers::testing::{assert_truncations_are_malformed, ctx, failure, request};
     use crate::providers::{
@@ -1144,7 +1317,7 @@ mod tests {
             let req = provider.request(&chat_request(), &ctx(provider)).unwrap();
             assert_eq!(req.method, Method::POST, "{}", provider.info.id);
             assert!(req.query.is_empty() && req.headers.is_empty());
-            let body = req.body.unwrap();
+            let body = req.json_body().unwrap();
             assert_eq!(body["model"], provider.chat_model);
             assert_eq!(body["stream"], false);
             assert_eq!(body[provider.max_tokens_field], 64);
@@ -1173,12 +1346,84 @@ mod tests {
         let body = OPENAI
             .request(&minimal, &ctx(&OPENAI))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(
             body,
             json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": false})
         );
+    }
+
+    #[test]
+    fn bodies_are_written_straight_as_the_json_a_value_tree_gave() {
+        let everything = request(
+            "llm.chat",
+            json!({
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather in Paris?"},
+                    {"role": "assistant", "content": "", "tool_calls": [
+                        {"id": "call_p", "name": "get_weather", "arguments": {"city": "Paris"}},
+                    ]},
+                    {"role": "tool", "tool_call_id": "call_p", "content": "14 C"},
+                    {"role": "user", "content": "Warm?"},
+                ],
+                "tools": [{"name": "get_weather", "description": "Weather now",
+                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "response_format": {"type": "json_schema", "json_schema": {"name": "warm",
+                    "schema": {"type": "object", "properties": {"warm": {"type": "boolean"}}}}},
+                "max_tokens": 5,
+                "temperature": 0.5,
+            }),
+        );
+        let crate::Request::LlmChat(query) = &everything else {
+            panic!("a chat request")
+        };
+        let sent = |req: HttpRequest| match req.body {
+            Some(Body::Serialized(bytes)) => bytes,
+            other => panic!("not serialized: {other:?}"),
+        };
+        let plain = sent(OPENROUTER.request(&everything, &ctx(&OPENROUTER)).unwrap());
+        let streamed = sent(OPENROUTER.stream_request(query, &ctx(&OPENROUTER)).unwrap());
+        for bytes in [&plain, &streamed] {
+            // The same bytes a `Value` (keys sorted, no spaces) serializes to.
+            let value: Value = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(serde_json::to_vec(&value).unwrap(), bytes.to_vec());
+        }
+        let mut value: Value = serde_json::from_slice(&plain).unwrap();
+        let format = value.as_object_mut().unwrap().remove("response_format");
+        assert_eq!(
+            format,
+            serde_json::to_value(query.response_format.as_ref().unwrap()).ok()
+        );
+        let weather = json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"});
+        assert_eq!(
+            value,
+            json!({
+                "model": OPENROUTER.chat_model,
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather in Paris?"},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "call_p", "type": "function", "function": weather},
+                    ]},
+                    {"role": "tool", "tool_call_id": "call_p", "content": "14 C"},
+                    {"role": "user", "content": "Warm?"},
+                ],
+                "tools": [{"type": "function", "function": {"name": "get_weather",
+                    "description": "Weather now",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "provider": {"require_parameters": true},
+                "max_tokens": 5,
+                "temperature": 0.5,
+                "stream": false,
+            })
+        );
+        let streamed: Value = serde_json::from_slice(&streamed).unwrap();
+        assert_eq!(streamed["stream"], true);
+        assert_eq!(streamed["stream_options"], json!({"include_usage": true}));
     }
 
     #[test]
@@ -1189,7 +1434,7 @@ mod tests {
         );
         let model = |p: &dyn Provider| {
             p.request(&aliased, &ctx(p))
-                .map(|r| r.body.unwrap()["model"].clone())
+                .map(|r| r.json_body().unwrap()["model"].clone())
         };
         assert_eq!(model(&GROQ).unwrap(), "llama-3.3-70b-versatile");
         assert_eq!(
@@ -1211,7 +1456,7 @@ mod tests {
         let body = DEEPSEEK
             .request(&exact, &ctx(&DEEPSEEK))
             .unwrap()
-            .body
+            .json_body()
             .unwrap();
         assert_eq!(body["model"], "my-org/finetune");
     }
@@ -1477,7 +1722,7 @@ mod tests {
             let plain = provider.request(&chat_request(), &ctx(provider)).unwrap();
             let streamed = provider.stream_request(&chat_query(), &ctx(provider)).unwrap();
             assert_eq!((&streamed.method, &streamed.url), (&plain.method, &plain.url));
-            let mut body = streamed.body.unwrap();
+            let mut body = streamed.json_body().unwrap();
             assert_eq!(body["stream"], true, "{}", provider.info.id);
             let options = body.as_object_mut().unwrap().remove("stream_options");
             assert_eq!(
@@ -1489,7 +1734,7 @@ mod tests {
                 provider.info.id
             );
             body["stream"] = json!(false);
-            assert_eq!(body, plain.body.unwrap(), "otherwise the plain request");
+            assert_eq!(body, plain.json_body().unwrap(), "otherwise the plain request");
             assert_eq!(provider.framing(), Framing::Sse);
             assert!(provider.streams_chat().is_some());
         });

@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(req.url, "https://openrouter.ai/api/v1/chat/completions");
         assert!(req.headers.is_empty());
         assert_eq!(
-            req.body.unwrap()["model"],
+            req.json_body().unwrap()["model"],
             "meta-llama/llama-3.3-70b-instruct:free"
         );
         assert!(matches!(

@@ -105,7 +105,7 @@ mod tests {
             .request(&embeddings_request(), &ctx(&TOGETHER))
             .unwrap();
         assert_eq!(req.url, "https://api.together.xyz/v1/embeddings");
-        assert_eq!(req.body.unwrap()["model"], "BAAI/bge-large-en-v1.5");
+        assert_eq!(req.json_body().unwrap()["model"], "BAAI/bge-large-en-v1.5");
         assert!(matches!(
             INFO.auth,
             Auth::Key {
