@@ -173,6 +173,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _amount(value: float) -> str:
+    """A budget amount without a float's noise: ``1000``, ``2.5``, ``0.000125``."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def _cmd_health(args: argparse.Namespace) -> int:
     with _client(args) as client:
         health = client.health()
@@ -190,7 +195,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
         for deployment, reason in sorted(group["unavailable"].items()):
             print(f"{'':<28} {deployment}: {reason}")
     for name, budget in sorted(health.get("budgets", {}).items()):
-        spent = f"{budget['spent']} of {budget['limit']} {budget['unit']}"
+        spent = f"{_amount(budget['spent'])} of {_amount(budget['limit'])} {budget['unit']}"
         print(f"budget {name:<11} {spent} this {budget['period']}, resets {budget['reset_at']}")
     return 0
 
