@@ -356,15 +356,27 @@ fn quota_keys(keys: Vec<String>, get: impl Fn(&str) -> String, pttl: impl Fn(&st
 /// The deadline is 1 s: this is about atomicity across processes, and 200
 /// calls starting at once on a loaded machine can take longer than the
 /// default 100 ms to connect (the outage tests cover that path).
-async fn quota_across_processes(url: &str) -> u64 {
+async fn quota_across_processes(url: &str) {
     let emulator = emulator().await;
     let toml = config(url, 100, false, "state_timeout = \"1s\"");
+    exactly_100_of_4_times_50("calls", &toml, &emulator, "skipped_quota").await;
+}
+
+/// Four child processes in `role` make 50 calls each with configuration
+/// `toml`: exactly 100 succeed and reach the upstream, every other one is
+/// refused with `refusal` before anything is sent.
+async fn exactly_100_of_4_times_50(
+    role: &str,
+    toml: &str,
+    emulator: &polyrelay::emulation::Emulator,
+    refusal: &str,
+) -> u64 {
     let children: Vec<Child> = (0..4)
         .map(|_| {
             spawn(
-                "calls",
+                role,
                 &[
-                    ("CONFIG", toml.clone()),
+                    ("CONFIG", toml.to_string()),
                     ("EMULATOR_URL", emulator.base_url()),
                     ("COUNT", "50".to_string()),
                 ],
@@ -380,10 +392,9 @@ async fn quota_across_processes(url: &str) -> u64 {
     assert_eq!(emulator.served(), 100, "upstream calls");
     for result in &results {
         for outcomes in result["error_outcomes"].as_array().unwrap() {
-            assert_eq!(outcomes, "skipped_quota");
+            assert_eq!(outcomes, refusal);
         }
     }
-    ok
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,30 +467,7 @@ state_timeout = "1s"
 "#,
         server.url()
     );
-    let children: Vec<Child> = (0..4)
-        .map(|_| {
-            spawn(
-                "chats",
-                &[
-                    ("CONFIG", toml.clone()),
-                    ("EMULATOR_URL", emulator.base_url()),
-                    ("COUNT", "50".to_string()),
-                ],
-            )
-        })
-        .collect();
-    let results: Vec<Value> =
-        tokio::task::spawn_blocking(|| children.into_iter().map(finish).collect())
-            .await
-            .unwrap();
-    let ok: u64 = results.iter().map(|r| r["ok"].as_u64().unwrap()).sum();
-    assert_eq!(ok, 100, "{results:?}");
-    assert_eq!(emulator.served(), 100, "upstream calls");
-    for result in &results {
-        for outcomes in result["error_outcomes"].as_array().unwrap() {
-            assert_eq!(outcomes, "skipped_budget");
-        }
-    }
+    exactly_100_of_4_times_50("chats", &toml, &emulator, "skipped_budget").await;
     let keys = server.keys("polyrelay:b:*");
     assert_eq!(keys.len(), 1, "{keys:?}");
     let key = &keys[0];
