@@ -370,7 +370,7 @@ async fn exactly_100_of_4_times_50(
     toml: &str,
     emulator: &polyrelay::emulation::Emulator,
     refusal: &str,
-) -> u64 {
+) {
     let children: Vec<Child> = (0..4)
         .map(|_| {
             spawn(
