@@ -1277,8 +1277,8 @@ impl Engine {
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
         let span =
             tracing::info_span!("polyrelay.call", capability = request.capability().as_str());
-        if let Request::MetaSearch(query) = request {
-            return self.meta_search(query).instrument(span).await;
+        if request.capability().composed_of().is_some() {
+            return self.meta_search(request).instrument(span).await;
         }
         self.walk_chain(&Plain(request), WalkScope::default())
             .instrument(span)

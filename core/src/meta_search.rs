@@ -1,9 +1,9 @@
-//! `search.meta`: every available `web.search` engine asked at once under
-//! the capability's one deadline, their answers merged
-//! ([`crate::capability::meta_search`]).
+//! `search.meta` and `news.meta`: every available engine of `web.search`
+//! (or `news.search`) asked at once under the composed capability's one
+//! deadline, their answers merged ([`crate::capability::meta_search`]).
 //!
 //! Each engine is asked through the normal pipeline (its quota, limiter,
-//! breaker, retries and second chance), alone: a walk of the `web.search`
+//! breaker, retries and second chance), alone: a walk of its capability's
 //! chain with every other engine excluded. An engine that cannot be asked
 //! now (no key, benched, breaker open) is not asked, as a meta-search
 //! engine suspends a failing engine, and the answer is whatever the others
@@ -13,22 +13,127 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use crate::answer::Answer;
-use crate::capability::meta_search::{fuse, MetaQuery, MetaResult, MetaResults, RankedList};
+use crate::capability::meta_search::{
+    fuse, MetaArticle, MetaQuery, MetaResult, MetaResults, NewsMetaResults, RankedList,
+    DEFAULT_RRF_K,
+};
 use crate::capability::{CapabilityId, Data, Request};
 use crate::engine::{Engine, Plain, WalkScope};
 use crate::error::{Attempt, AttemptOutcome, Error, FailureClass};
 
+/// What a composed call's engines answered.
+struct Answers {
+    /// The answering engines' answers, in chain order.
+    answers: Vec<(&'static str, Arc<Answer>)>,
+    /// Every engine's trail entries.
+    attempts: Vec<Attempt>,
+    /// The engines without an answer.
+    missing: Vec<String>,
+    /// Which merge weighs which engine how much.
+    weights: Vec<f64>,
+    /// The newest answer's time.
+    fetched_at: Option<DateTime<Utc>>,
+}
+
 impl Engine {
-    /// Asks the engines of `query`, merges what they found.
+    /// `search.meta` or `news.meta`: asks the engines, merges their answers.
     pub(crate) async fn meta_search(
         &self,
-        query: &MetaQuery,
+        request: &Request,
     ) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
-        let chain = self.chain(CapabilityId::WebSearch);
+        let (query, part) = match request {
+            Request::MetaSearch(q) => (q, Request::WebSearch(q.web_query())),
+            Request::NewsMeta(q) => (q, Request::NewsSearch(q.news_query())),
+            _ => unreachable_composed(request)?,
+        };
+        let capability = request.capability();
+        let found = self.ask_engines(capability, query, &part).await?;
+        let wall = self.clock.wall();
+        let data = match capability {
+            CapabilityId::NewsMeta => {
+                let ranked: Vec<RankedList<'_, _>> = found
+                    .answers
+                    .iter()
+                    .zip(&found.weights)
+                    .filter_map(|((engine, answer), weight)| match &answer.data {
+                        Data::NewsSearch(news) => Some(RankedList {
+                            engine,
+                            weight: *weight,
+                            results: news.articles.as_slice(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                let mut articles: Vec<MetaArticle> = fuse(&ranked, DEFAULT_RRF_K)
+                    .into_iter()
+                    .map(MetaArticle::from)
+                    .collect();
+                articles.truncate(usize::from(query.limit));
+                Data::NewsMeta(NewsMetaResults {
+                    query: query.query.clone(),
+                    articles,
+                    answered: found.answers.iter().map(|(e, _)| (*e).to_owned()).collect(),
+                    missing: found.missing,
+                })
+            }
+            _ => {
+                let mut answer = None;
+                let ranked: Vec<RankedList<'_, _>> = found
+                    .answers
+                    .iter()
+                    .zip(&found.weights)
+                    .filter_map(|((engine, found), weight)| match &found.data {
+                        Data::WebSearch(web) => {
+                            if answer.is_none() {
+                                answer.clone_from(&web.answer);
+                            }
+                            Some(RankedList {
+                                engine,
+                                weight: *weight,
+                                results: web.results.as_slice(),
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut results: Vec<MetaResult> = fuse(&ranked, DEFAULT_RRF_K)
+                    .into_iter()
+                    .map(MetaResult::from)
+                    .collect();
+                results.truncate(usize::from(query.limit));
+                Data::MetaSearch(MetaResults {
+                    query: query.query.clone(),
+                    answer,
+                    results,
+                    answered: found.answers.iter().map(|(e, _)| (*e).to_owned()).collect(),
+                    missing: found.missing,
+                })
+            }
+        };
+        let answer = Answer {
+            data,
+            provider: META_PROVIDER,
+            fetched_at: found.fetched_at.unwrap_or(wall),
+        };
+        Ok((Arc::new(answer), found.attempts))
+    }
+
+    /// Asks `part` of every engine of `capability` (those `query` names, or
+    /// all) at once; fails when none answers.
+    async fn ask_engines(
+        &self,
+        capability: CapabilityId,
+        query: &MetaQuery,
+        part: &Request,
+    ) -> Result<Answers, Error> {
+        let parts = part.capability();
+        let chain = self.chain(parts);
         if let Some(wanted) = &query.engines {
             if let Some(unknown) = wanted
                 .iter()
@@ -38,165 +143,138 @@ impl Engine {
                 return Err(Error::invalid(
                     "engines",
                     format!(
-                        "must be web.search providers of this client ({}), got {}",
+                        "must be {} providers of this client ({}), got {}",
+                        parts.as_str(),
                         known.join(", "),
                         crate::echo::echo(unknown)
                     ),
                 ));
             }
         }
-        let engines: Vec<_> = chain
-            .slots
-            .iter()
-            .filter(|slot| {
-                query
-                    .engines
-                    .as_ref()
-                    .is_none_or(|wanted| wanted.iter().any(|w| w == slot.name()))
-            })
-            .collect();
         let now = self.clock.now();
         let mut attempts = Vec::new();
         let mut asked = Vec::new();
-        for slot in &engines {
-            match slot.unavailable(CapabilityId::WebSearch, now) {
+        let wanted = |name: &str| {
+            query
+                .engines
+                .as_ref()
+                .is_none_or(|wanted| wanted.iter().any(|w| w == name))
+        };
+        for slot in chain.slots.iter().filter(|slot| wanted(slot.name())) {
+            match slot.unavailable(parts, now) {
                 Some((reason, text, retry_after)) => attempts.push(Attempt {
                     provider: slot.id(),
                     deployment: slot.deployment_name(),
                     outcome: AttemptOutcome::Skipped(reason),
                     status: None,
                     tries: 0,
-                    elapsed: std::time::Duration::ZERO,
+                    elapsed: Duration::ZERO,
                     reason: Cow::Owned(format!("skipped: {text}")),
                     retry_after,
                     hedged: false,
                     cost_usd: None,
                 }),
-                None => asked.push(*slot),
+                None => asked.push(slot),
             }
         }
-        let request = Request::WebSearch(query.web_query());
         let all: Vec<&str> = chain.slots.iter().map(|s| s.name()).collect();
+        // The composed capability's own deadline bounds the whole merge: an
+        // engine still walking then is cut off and counted as timed out.
+        let own = self.chain(capability);
+        let deadline = now.saturating_add(own.total_timeout);
         let walks = asked.iter().map(|slot| {
             let others: Vec<&str> = all
                 .iter()
                 .copied()
                 .filter(|name| *name != slot.name())
                 .collect();
-            let request = &request;
             async move {
-                let plain = Plain(request);
                 // A suspended engine stays suspended: no last-resort probe,
                 // the others' results are the answer.
                 let scope = WalkScope {
                     exclude: &others,
                     no_last_resort_probe: true,
                 };
-                self.walk_chain(&plain, scope).await
+                let plain = Plain(part);
+                tokio::select! {
+                    outcome = self.walk_chain(&plain, scope) => outcome,
+                    () = self.clock.sleep_until(deadline) => Err(cut_off(slot.id(), capability, own.total_timeout)),
+                }
             }
         });
-        // search.meta's own deadline bounds the whole merge: an engine still
-        // walking then is cut off and counted as timed out.
-        let meta = self.chain(CapabilityId::MetaSearch);
-        let deadline = now.saturating_add(meta.total_timeout);
-        let walks = walks.map(|walk| async move {
-            tokio::select! {
-                outcome = walk => Some(outcome),
-                () = self.clock.sleep_until(deadline) => None,
-            }
-        });
-        let outcomes: Vec<Result<_, Error>> = join_all(walks)
-            .await
-            .into_iter()
-            .zip(&asked)
-            .map(|(outcome, slot)| {
-                outcome.unwrap_or_else(|| {
-                    Err(Error::Timeout {
-                        capability: CapabilityId::WebSearch.as_str(),
-                        deadline: meta.total_timeout,
-                        attempts: vec![Attempt {
-                            provider: slot.id(),
-                            deployment: None,
-                            outcome: AttemptOutcome::Failed(FailureClass::Transient),
-                            status: None,
-                            tries: 1,
-                            elapsed: meta.total_timeout,
-                            reason: Cow::Owned(format!(
-                                "timeout: no answer within search.meta's deadline of {:.1} s",
-                                meta.total_timeout.as_secs_f64()
-                            )),
-                            retry_after: None,
-                            hedged: false,
-                            cost_usd: None,
-                        }],
-                    })
-                })
-            })
-            .collect();
+        let outcomes = join_all(walks).await;
 
-        let mut lists = Vec::new();
-        let mut answer = None;
-        let mut answered = Vec::new();
-        let mut missing: Vec<String> = attempts.iter().map(|a| a.provider.to_owned()).collect();
-        let mut fetched_at = None;
-        for (slot, outcome) in asked.iter().zip(&outcomes) {
+        let mut found = Answers {
+            answers: Vec::new(),
+            weights: Vec::new(),
+            missing: attempts.iter().map(|a| a.provider.to_owned()).collect(),
+            attempts,
+            fetched_at: None,
+        };
+        let mut all_not_found = !outcomes.is_empty();
+        for (slot, outcome) in asked.iter().zip(outcomes) {
             match outcome {
-                Ok((found, trail)) => {
-                    attempts.extend(trail.iter().cloned());
-                    if let Data::WebSearch(results) = &found.data {
-                        if answer.is_none() {
-                            answer.clone_from(&results.answer);
-                        }
-                        lists.push(RankedList {
-                            engine: slot.name(),
-                            weight: meta.engine_weights.get(slot.name()).copied().unwrap_or(1.0),
-                            results: &results.results,
-                        });
-                        answered.push(slot.name().to_owned());
-                        fetched_at = fetched_at.max(Some(found.fetched_at));
-                    }
+                Ok((answer, trail)) => {
+                    found.attempts.extend(trail);
+                    found.fetched_at = found.fetched_at.max(Some(answer.fetched_at));
+                    found
+                        .weights
+                        .push(own.engine_weights.get(slot.name()).copied().unwrap_or(1.0));
+                    found.answers.push((slot.name(), answer));
+                    all_not_found = false;
                 }
                 Err(error) => {
-                    attempts.extend(error.attempts().iter().cloned());
-                    missing.push(slot.name().to_owned());
+                    all_not_found &= matches!(error, Error::NotFound { .. });
+                    found.attempts.extend(error.attempts().iter().cloned());
+                    found.missing.push(slot.name().to_owned());
                 }
             }
         }
-        if lists.is_empty() {
-            let capability = CapabilityId::MetaSearch.as_str();
+        if found.answers.is_empty() {
+            let name = capability.as_str();
             // Every engine asked found nothing: an answer, not an outage.
-            if !outcomes.is_empty()
-                && outcomes
-                    .iter()
-                    .all(|o| matches!(o, Err(Error::NotFound { .. })))
-            {
+            if all_not_found {
                 return Err(Error::NotFound {
-                    capability,
-                    attempts,
+                    capability: name,
+                    attempts: found.attempts,
                 });
             }
-            return Err(Error::all_failed(capability, attempts, self.clock.wall()));
+            return Err(Error::all_failed(name, found.attempts, self.clock.wall()));
         }
-        let mut results: Vec<MetaResult> =
-            fuse(&lists, crate::capability::meta_search::DEFAULT_RRF_K)
-                .into_iter()
-                .map(MetaResult::from)
-                .collect();
-        results.truncate(usize::from(query.limit));
-        let data = Data::MetaSearch(MetaResults {
-            query: query.query.clone(),
-            answer,
-            results,
-            answered,
-            missing,
-        });
-        let answer = Answer {
-            data,
-            provider: META_PROVIDER,
-            fetched_at: fetched_at.unwrap_or_else(|| self.clock.wall()),
-        };
-        Ok((Arc::new(answer), attempts))
+        Ok(found)
     }
+}
+
+/// The error of an engine still busy at the composed call's deadline.
+fn cut_off(provider: &'static str, capability: CapabilityId, deadline: Duration) -> Error {
+    Error::Timeout {
+        capability: capability.as_str(),
+        deadline,
+        attempts: vec![Attempt {
+            provider,
+            deployment: None,
+            outcome: AttemptOutcome::Failed(FailureClass::Transient),
+            status: None,
+            tries: 1,
+            elapsed: deadline,
+            reason: Cow::Owned(format!(
+                "timeout: no answer within {}'s deadline of {:.1} s",
+                capability.as_str(),
+                deadline.as_secs_f64()
+            )),
+            retry_after: None,
+            hedged: false,
+            cost_usd: None,
+        }],
+    }
+}
+
+/// Only composed requests reach [`Engine::meta_search`].
+fn unreachable_composed<T>(request: &Request) -> Result<T, Error> {
+    Err(Error::invalid(
+        "capability",
+        format!("{} is not a merged search", request.capability()),
+    ))
 }
 
 /// What a merged answer names as its provider: several engines wrote it

@@ -103,7 +103,7 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
         StockQuote => vec![json!({"symbol": "BRK.B"})],
         NewsSearch => vec![json!({"query": "climate", "language": "en", "limit": 10})],
         WebSearch => vec![json!({"query": "rust", "language": "english", "limit": 10})],
-        MetaSearch => vec![
+        MetaSearch | NewsMeta => vec![
             json!({"query": "rust", "language": "en", "limit": 10, "engines": ["brave", "searxng"]}),
             json!({"query": "rust", "engines": "brave,searxng"}),
         ],

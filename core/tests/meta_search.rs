@@ -302,3 +302,51 @@ async fn an_engine_still_busy_at_the_deadline_is_cut_off_and_the_others_answer()
         brave.reason
     );
 }
+
+#[tokio::test]
+async fn news_meta_merges_every_news_engines_articles() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let keys = &[
+        ("GNEWS_API_KEY", "k-gnews"),
+        ("NEWSAPI_API_KEY", "k-newsapi"),
+        ("GUARDIAN_API_KEY", "k-guardian"),
+    ];
+    let client = client(&emulator, &clock, "", keys);
+    emulator.fault_always("/hn-algolia/*", Fault::status(503));
+
+    let reply = client
+        .call("news.meta", json!({"query": "climate", "limit": 3}))
+        .await
+        .unwrap();
+
+    let Data::NewsMeta(merged) = reply.data() else {
+        panic!("{:?}", reply.data())
+    };
+    assert_eq!(merged.answered, ["gdelt", "gnews", "newsapi", "guardian"]);
+    assert_eq!(merged.missing, ["hn-algolia"]);
+    assert_eq!(merged.articles.len(), 3);
+    // GDELT's and the Guardian's examples hold the same article: one
+    // result, first, the Guardian's author and summary filling GDELT's copy.
+    let top = &merged.articles[0];
+    assert_eq!(top.engines, ["gdelt", "guardian"]);
+    assert_eq!(
+        top.article.url,
+        "https://www.theguardian.com/environment/2025/jan/15/climate-crisis-record-heat-2024"
+    );
+    assert_eq!(top.article.author.as_deref(), Some("Damian Carrington"));
+    assert!(top.article.summary.is_some());
+    assert!((top.article.score.unwrap() - 2.0 / 61.0).abs() < 1e-12);
+    let json = serde_json::to_value(reply.data()).unwrap();
+    assert_eq!(json["articles"][0]["engines"], json!(["gdelt", "guardian"]));
+    assert_eq!(json["articles"][0]["source"]["name"], "The Guardian");
+    // The engines' names must be news engines.
+    let error = client
+        .call("news.meta", json!({"query": "climate", "engines": "brave"}))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("news.search providers"),
+        "{error}"
+    );
+}

@@ -295,9 +295,26 @@ class TextSearch(Family[R]):
 
 
 class News(TextSearch[R]):
-    """``news.search``: news articles."""
+    """``news.search``: news articles; ``news.meta``: every news engine at
+    once, merged."""
 
     capability = "news.search"
+
+    def meta(
+        self,
+        *,
+        query: str,
+        language: Optional[str] = None,
+        limit: int = 10,
+        engines: Optional[Names] = None,
+    ) -> R:
+        """Asks every available news engine (or those in ``engines``) at
+        once and merges their articles (``news.meta``), as
+        :meth:`Search.meta` merges web results: each article lists the
+        ``engines`` that found it, its ``score`` the fusion's."""
+        return self._call(
+            "news.meta", query=query, language=language, limit=limit, engines=engines
+        )
 
 
 class Web(TextSearch[R]):

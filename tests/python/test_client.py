@@ -254,3 +254,14 @@ def test_meta_search_merges_every_engine(emu: Emulator) -> None:
         assert top["engines"] == ["duckduckgo", "brave"]
         assert data["missing"] == ["searxng"]
         assert [a.outcome for a in reply.attempts if a.provider == "searxng"] == ["transient"]
+
+
+def test_news_meta_merges_every_news_engine(emu: Emulator) -> None:
+    with polyrelay.Client() as client:
+        reply = client.news.meta(query="climate", limit=2)
+        articles = reply.data["articles"]
+        assert len(articles) == 2
+        assert all(len(a["engines"]) == 1 for a in articles)
+        assert articles[0]["score"] >= articles[1]["score"] > 0
+        assert set(reply.data["answered"]) == {"gdelt", "hn-algolia"}
+        assert {"gnews", "newsapi", "guardian"} <= set(reply.data["missing"])

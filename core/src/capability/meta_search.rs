@@ -24,9 +24,10 @@
 //! );
 //! ```
 //!
-//! The capability `search.meta` ([`MetaQuery`], [`MetaResults`]) asks every
-//! available `web.search` provider at once and merges their answers this
-//! way; the engine's part is in `crate::meta_search`.
+//! The capabilities `search.meta` ([`MetaQuery`], [`MetaResults`]) and
+//! `news.meta` ([`NewsMetaResults`]) ask every available `web.search` (or
+//! `news.search`) provider at once and merge their answers this way; the
+//! engine's part is in `crate::meta_search`.
 
 use std::collections::HashMap;
 
@@ -34,13 +35,14 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::language::Language;
+use super::news::{NewsArticle, NewsQuery};
 use super::params::Params;
 use super::query;
 use super::schema::{Alternatives, Param, ParamKind, ParamTable};
 use super::search::{WebAnswer, WebResult};
 use crate::error::Result;
 
-/// Request of `search.meta`.
+/// Request of `search.meta` and `news.meta`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct MetaQuery {
     /// Search terms.
@@ -49,8 +51,8 @@ pub struct MetaQuery {
     pub language: Option<Language>,
     /// Most merged results wanted (1 to 50; default 10).
     pub limit: u8,
-    /// The engines (`web.search` providers) to ask; every configured one
-    /// when absent.
+    /// The engines (`web.search` or `news.search` providers) to ask; every
+    /// configured one when absent.
     pub engines: Option<Vec<String>>,
 }
 
@@ -64,7 +66,7 @@ impl MetaQuery {
             Param::new(
                 "engines",
                 ParamKind::StringList,
-                "The web.search providers to ask (default: every configured one).",
+                "The providers to ask (default: every configured one).",
                 r#"["brave", "searxng"]"#,
             ),
         ],
@@ -91,10 +93,19 @@ impl MetaQuery {
         })
     }
 
-    /// What each engine is asked: the same search, as many results as the
-    /// merged list may keep.
+    /// What each web engine is asked: the same search, as many results as
+    /// the merged list may keep.
     pub(crate) fn web_query(&self) -> super::search::WebQuery {
         super::search::WebQuery {
+            query: self.query.clone(),
+            language: self.language.clone(),
+            limit: self.limit,
+        }
+    }
+
+    /// What each news engine is asked.
+    pub(crate) fn news_query(&self) -> NewsQuery {
+        NewsQuery {
             query: self.query.clone(),
             language: self.language.clone(),
             limit: self.limit,
@@ -133,6 +144,68 @@ pub struct MetaResults {
     pub answered: Vec<String>,
     /// The engines asked (or skipped) without results: the trail says why.
     pub missing: Vec<String>,
+}
+
+/// One merged article of `news.meta`: the article as the best-ranked engine
+/// returned it (its `score` now the reciprocal-rank fusion score), and the
+/// engines that returned it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaArticle {
+    /// The article, its missing fields filled in from other engines' copies.
+    #[serde(flatten)]
+    pub article: NewsArticle,
+    /// The engines that returned it.
+    pub engines: Vec<String>,
+}
+
+/// Answer of `news.meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewsMetaResults {
+    /// The query as asked.
+    pub query: String,
+    /// The merged articles, best first, at most the requested number.
+    pub articles: Vec<MetaArticle>,
+    /// The engines whose articles were merged.
+    pub answered: Vec<String>,
+    /// The engines asked (or skipped) without results: the trail says why.
+    pub missing: Vec<String>,
+}
+
+impl Mergeable for NewsArticle {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn set_url(&mut self, url: String) {
+        self.url = url;
+    }
+
+    fn fill_from(&mut self, other: &Self) {
+        let fill = |mine: &mut Option<String>, theirs: &Option<String>| {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        };
+        fill(&mut self.published_at, &other.published_at);
+        fill(&mut self.summary, &other.summary);
+        fill(&mut self.image_url, &other.image_url);
+        fill(&mut self.language, &other.language);
+        fill(&mut self.author, &other.author);
+        fill(&mut self.source.name, &other.source.name);
+        fill(&mut self.source.domain, &other.source.domain);
+        fill(&mut self.source.country, &other.source.country);
+    }
+}
+
+impl From<Fused<NewsArticle>> for MetaArticle {
+    fn from(fused: Fused<NewsArticle>) -> Self {
+        let mut article = fused.item;
+        article.score = Some(fused.score);
+        Self {
+            article,
+            engines: fused.engines.into_iter().map(str::to_owned).collect(),
+        }
+    }
 }
 
 impl Mergeable for WebResult {

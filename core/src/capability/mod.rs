@@ -225,6 +225,8 @@ capabilities! {
     WebSearch => "web.search", search::WebQuery, search::WebResults, ttl Duration::from_secs(3600), side_effects false;
     // Composed: every `web.search` engine at once, merged (no provider serves it alone).
     MetaSearch => "search.meta", meta_search::MetaQuery, meta_search::MetaResults, ttl Duration::from_secs(3600), side_effects false;
+    // Composed: every `news.search` engine at once, merged.
+    NewsMeta => "news.meta", meta_search::MetaQuery, meta_search::NewsMetaResults, ttl Duration::from_secs(900), side_effects false;
     TranslateText => "translate.text", translate::TranslateQuery, translate::Translations, ttl Duration::from_secs(7 * 86_400), side_effects false;
     DictionaryDefine => "dictionary.define", dictionary::DefineQuery, dictionary::DictionaryEntry, ttl Duration::from_secs(7 * 86_400), side_effects false;
 }
@@ -243,11 +245,12 @@ impl Serialize for CapabilityId {
 
 impl CapabilityId {
     /// The capability whose providers a composed capability asks
-    /// (`search.meta` asks every `web.search` engine); `None` for one that
-    /// providers serve themselves.
+    /// (`search.meta` asks every `web.search` engine, `news.meta` every
+    /// `news.search` one); `None` for one that providers serve themselves.
     pub fn composed_of(self) -> Option<CapabilityId> {
         match self {
             Self::MetaSearch => Some(Self::WebSearch),
+            Self::NewsMeta => Some(Self::NewsSearch),
             _ => None,
         }
     }

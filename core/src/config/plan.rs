@@ -483,7 +483,7 @@ fn check_registry(config: &Config, registry: &[Arc<dyn Provider>]) -> Result<()>
             let Some(parts) = capability.composed_of() else {
                 return Err(Error::config(
                     field,
-                    "only a capability that merges several providers' answers (search.meta) weighs them",
+                    "only a capability that merges several providers' answers (search.meta, news.meta) weighs them",
                 ));
             };
             for (id, weight) in &settings.engine_weights {
