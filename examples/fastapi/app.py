@@ -37,7 +37,7 @@ import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -67,7 +67,7 @@ for handler in logging.getLogger().handlers:
 log = logging.getLogger("example")
 
 #: Every scope a user can be granted.
-SCOPES = ("chat", "weather", "finance", "medical", "entertainment", "search")
+SCOPES = ("chat", "weather", "finance", "medical", "entertainment", "search", "news", "reference")
 
 
 class UserStore:
@@ -274,6 +274,109 @@ async def movies(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any
 async def search(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
     result = await client.web.search(query=query, limit=limit)
     return {"results": result.data, "provider": result.provider}
+
+
+@app.get("/search/meta", dependencies=[Depends(require_user(["search"]))])
+async def meta_search(
+    client: ClientDep, query: str, limit: int = 10, engines: Optional[str] = None
+) -> Dict[str, Any]:
+    # Every web engine at once, merged: each result lists its engines; the
+    # engines that failed are in `missing`.
+    result = await client.search.meta(query=query, limit=limit, engines=engines)
+    return {"results": result.data, "provider": result.provider}
+
+
+@app.get("/news", dependencies=[Depends(require_user(["news"]))])
+async def news(client: ClientDep, query: str, limit: int = 10) -> Dict[str, Any]:
+    result = await client.news.search(query=query, limit=limit)
+    return {"news": result.data, "provider": result.provider}
+
+
+@app.get("/news/meta", dependencies=[Depends(require_user(["news"]))])
+async def news_meta(client: ClientDep, query: str, limit: int = 10) -> Dict[str, Any]:
+    result = await client.news.meta(query=query, limit=limit)
+    return {"news": result.data, "provider": result.provider}
+
+
+@app.get("/finance/crypto", dependencies=[Depends(require_user(["finance"]))])
+async def crypto(client: ClientDep, assets: str, vs: str = "usd") -> Dict[str, Any]:
+    result = await client.crypto.price(assets=assets, vs_currencies=vs)
+    return {"prices": result.data, "provider": result.provider}
+
+
+@app.get("/finance/quote", dependencies=[Depends(require_user(["finance"]))])
+async def quote(client: ClientDep, symbol: str) -> Dict[str, Any]:
+    result = await client.finance.quote(symbol=symbol)
+    return {"quote": result.data, "provider": result.provider}
+
+
+@app.get("/entertainment/tv", dependencies=[Depends(require_user(["entertainment"]))])
+async def tv(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
+    result = await client.tv.show_search(query=query, limit=limit)
+    return {"shows": result.data, "provider": result.provider}
+
+
+@app.get("/entertainment/books", dependencies=[Depends(require_user(["entertainment"]))])
+async def books(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
+    result = await client.books.search(query=query, limit=limit)
+    return {"books": result.data, "provider": result.provider}
+
+
+@app.get("/entertainment/music", dependencies=[Depends(require_user(["entertainment"]))])
+async def music(
+    client: ClientDep,
+    query: str,
+    type: Literal["track", "album", "artist"] = "track",
+    limit: int = 5,
+) -> Dict[str, Any]:
+    result = await client.music.search(query=query, type=type, limit=limit)
+    return {"music": result.data, "provider": result.provider}
+
+
+@app.get("/entertainment/videos", dependencies=[Depends(require_user(["entertainment"]))])
+async def videos(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
+    result = await client.video.search(query=query, limit=limit)
+    return {"videos": result.data, "provider": result.provider}
+
+
+@app.get("/medical/literature", dependencies=[Depends(require_user(["medical"]))])
+async def literature(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
+    result = await client.medical.literature_search(query=query, limit=limit)
+    return {"papers": result.data, "provider": result.provider}
+
+
+@app.get("/medical/trials", dependencies=[Depends(require_user(["medical"]))])
+async def trials(
+    client: ClientDep, query: Optional[str] = None, condition: Optional[str] = None, limit: int = 5
+) -> Dict[str, Any]:
+    result = await client.medical.clinical_trials(query=query, condition=condition, limit=limit)
+    return {"trials": result.data, "provider": result.provider}
+
+
+@app.get("/geo/geocode", dependencies=[Depends(require_user(["reference"]))])
+async def geocode(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
+    result = await client.geo.geocode(query=query, limit=limit)
+    return {"places": result.data, "provider": result.provider}
+
+
+class Translation(BaseModel):
+    text: List[str]
+    target_lang: str
+    source_lang: str = "auto"
+
+
+@app.post("/translate", dependencies=[Depends(require_user(["reference"]))])
+async def translate(body: Translation, client: ClientDep) -> Dict[str, Any]:
+    result = await client.translate.text(
+        text=body.text, target_lang=body.target_lang, source_lang=body.source_lang
+    )
+    return {"translations": result.data, "provider": result.provider}
+
+
+@app.get("/dictionary/define", dependencies=[Depends(require_user(["reference"]))])
+async def define(client: ClientDep, word: str, language: str = "en") -> Dict[str, Any]:
+    result = await client.dictionary.define(word=word, language=language)
+    return {"entry": result.data, "provider": result.provider}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

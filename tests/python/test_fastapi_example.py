@@ -157,7 +157,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             RATE_PER_USER="6000/min",
             LOGIN_ATTEMPTS_PER_USER="600/min",
         )
-        add_user(env, "alice", "chat weather finance medical entertainment search")
+        add_user(env, "alice", "chat weather finance medical entertainment search news reference")
         add_user(env, "bob", "weather")
         # Handing uvicorn an already-bound socket leaves no race for the port.
         listener = free_socket()
@@ -309,11 +309,27 @@ def test_provider_routes_answer_through_the_emulator(app: App) -> None:
         ("GET", "/medical/drugs?name=ibuprofen", None),
         ("GET", "/entertainment/movies?query=alien", None),
         ("GET", "/search?query=rust", None),
+        ("GET", "/search/meta?query=rust", None),
+        ("GET", "/news?query=climate", None),
+        ("GET", "/news/meta?query=climate", None),
+        ("GET", "/finance/crypto?assets=BTC,ETH&vs=usd,eur", None),
+        ("GET", "/entertainment/tv?query=girls", None),
+        ("GET", "/entertainment/books?query=dune", None),
+        ("GET", "/entertainment/music?query=daft%20punk&type=artist", None),
+        ("GET", "/entertainment/videos?query=rust", None),
+        ("GET", "/medical/literature?query=ibuprofen", None),
+        ("GET", "/medical/trials?condition=asthma", None),
+        ("GET", "/geo/geocode?query=Berlin", None),
+        ("POST", "/translate", {"text": ["Hello"], "target_lang": "de"}),
+        ("GET", "/dictionary/define?word=hello", None),
     ]
     for method, path, payload in routes:
         status, _, body = app.request(method, path, payload, token=token)
         assert status == 200, (path, body)
         assert body["provider"], path
+    # Stock quotes have no keyless provider: without a key, a clean 503.
+    status, _, body = app.request("GET", "/finance/quote?symbol=AAPL", token=token)
+    assert (status, body["error"]) == (503, "missing_key"), body
     assert app.emu.served > before
 
 
