@@ -120,7 +120,8 @@ impl Serves<marker::LlmChat> for Cohere {
         if let Some(t) = q.temperature {
             body.insert("temperature".into(), json!(t.get()));
         }
-        // JSON mode, held to the schema when there is one.
+        // JSON mode, held to the schema when there is one: v2 names it
+        // `json_schema` (the SDK's `JsonResponseFormatV2`; v1 said `schema`).
         if let Some(format) = &q.response_format {
             let mut wire = json!({"type": "json_object"});
             if let Some(schema) = format.schema() {
