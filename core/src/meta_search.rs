@@ -20,8 +20,7 @@ use futures::future::join_all;
 
 use crate::answer::Answer;
 use crate::capability::meta_search::{
-    fuse, MetaArticle, MetaQuery, MetaResult, MetaResults, NewsMetaResults, RankedList,
-    DEFAULT_RRF_K,
+    fuse, Fused, Mergeable, MetaQuery, MetaResults, NewsMetaResults, RankedList, DEFAULT_RRF_K,
 };
 use crate::capability::{CapabilityId, Data, Request};
 use crate::engine::{Engine, Plain, WalkScope};
@@ -29,14 +28,13 @@ use crate::error::{Attempt, AttemptOutcome, Error, FailureClass};
 
 /// What a composed call's engines answered.
 struct Answers {
-    /// The answering engines' answers, in chain order.
-    answers: Vec<(&'static str, Arc<Answer>)>,
+    /// The answering engines, their weights in the merge and their
+    /// answers, in chain order.
+    answers: Vec<(&'static str, f64, Arc<Answer>)>,
     /// Every engine's trail entries.
     attempts: Vec<Attempt>,
     /// The engines without an answer.
     missing: Vec<String>,
-    /// Which merge weighs which engine how much.
-    weights: Vec<f64>,
     /// The newest answer's time.
     fetched_at: Option<DateTime<Utc>>,
 }
@@ -54,72 +52,41 @@ impl Engine {
         };
         let capability = request.capability();
         let found = self.ask_engines(capability, query, &part).await?;
-        let wall = self.clock.wall();
+        let limit = usize::from(query.limit);
+        let answered = found
+            .answers
+            .iter()
+            .map(|(e, ..)| (*e).to_owned())
+            .collect();
         let data = match capability {
-            CapabilityId::NewsMeta => {
-                let ranked: Vec<RankedList<'_, _>> = found
-                    .answers
-                    .iter()
-                    .zip(&found.weights)
-                    .filter_map(|((engine, answer), weight)| match &answer.data {
-                        Data::NewsSearch(news) => Some(RankedList {
-                            engine,
-                            weight: *weight,
-                            results: news.articles.as_slice(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                let mut articles: Vec<MetaArticle> = fuse(&ranked, DEFAULT_RRF_K)
-                    .into_iter()
-                    .map(MetaArticle::from)
-                    .collect();
-                articles.truncate(usize::from(query.limit));
-                Data::NewsMeta(NewsMetaResults {
-                    query: query.query.clone(),
-                    articles,
-                    answered: found.answers.iter().map(|(e, _)| (*e).to_owned()).collect(),
-                    missing: found.missing,
-                })
-            }
-            _ => {
-                let mut answer = None;
-                let ranked: Vec<RankedList<'_, _>> = found
-                    .answers
-                    .iter()
-                    .zip(&found.weights)
-                    .filter_map(|((engine, found), weight)| match &found.data {
-                        Data::WebSearch(web) => {
-                            if answer.is_none() {
-                                answer.clone_from(&web.answer);
-                            }
-                            Some(RankedList {
-                                engine,
-                                weight: *weight,
-                                results: web.results.as_slice(),
-                            })
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let mut results: Vec<MetaResult> = fuse(&ranked, DEFAULT_RRF_K)
-                    .into_iter()
-                    .map(MetaResult::from)
-                    .collect();
-                results.truncate(usize::from(query.limit));
-                Data::MetaSearch(MetaResults {
-                    query: query.query.clone(),
-                    answer,
-                    results,
-                    answered: found.answers.iter().map(|(e, _)| (*e).to_owned()).collect(),
-                    missing: found.missing,
-                })
-            }
+            CapabilityId::NewsMeta => Data::NewsMeta(NewsMetaResults {
+                query: query.query.clone(),
+                articles: merge(&found, limit, |data| match data {
+                    Data::NewsSearch(news) => Some(&news.articles),
+                    _ => None,
+                }),
+                answered,
+                missing: found.missing,
+            }),
+            _ => Data::MetaSearch(MetaResults {
+                query: query.query.clone(),
+                // The first engine (in chain order) with a direct answer.
+                answer: found.answers.iter().find_map(|(.., a)| match &a.data {
+                    Data::WebSearch(web) => web.answer.clone(),
+                    _ => None,
+                }),
+                results: merge(&found, limit, |data| match data {
+                    Data::WebSearch(web) => Some(&web.results),
+                    _ => None,
+                }),
+                answered,
+                missing: found.missing,
+            }),
         };
         let answer = Answer {
             data,
             provider: META_PROVIDER,
-            fetched_at: found.fetched_at.unwrap_or(wall),
+            fetched_at: found.fetched_at.unwrap_or_else(|| self.clock.wall()),
         };
         Ok((Arc::new(answer), found.attempts))
     }
@@ -206,7 +173,6 @@ impl Engine {
 
         let mut found = Answers {
             answers: Vec::new(),
-            weights: Vec::new(),
             missing: attempts.iter().map(|a| a.provider.to_owned()).collect(),
             attempts,
             fetched_at: None,
@@ -217,10 +183,10 @@ impl Engine {
                 Ok((answer, trail)) => {
                     found.attempts.extend(trail);
                     found.fetched_at = found.fetched_at.max(Some(answer.fetched_at));
+                    let weight = own.engine_weights.get(slot.name()).copied();
                     found
-                        .weights
-                        .push(own.engine_weights.get(slot.name()).copied().unwrap_or(1.0));
-                    found.answers.push((slot.name(), answer));
+                        .answers
+                        .push((slot.name(), weight.unwrap_or(1.0), answer));
                     all_not_found = false;
                 }
                 Err(error) => {
@@ -243,6 +209,29 @@ impl Engine {
         }
         Ok(found)
     }
+}
+
+/// The engines' lists that `pick` finds in their answers, fused into one
+/// ranking of at most `limit` results.
+fn merge<T, R>(found: &Answers, limit: usize, pick: impl Fn(&Data) -> Option<&Vec<T>>) -> Vec<R>
+where
+    T: Mergeable,
+    R: From<Fused<T>>,
+{
+    let ranked: Vec<RankedList<'_, T>> = found
+        .answers
+        .iter()
+        .filter_map(|(engine, weight, answer)| {
+            Some(RankedList {
+                engine,
+                weight: *weight,
+                results: pick(&answer.data)?,
+            })
+        })
+        .collect();
+    let mut fused = fuse(&ranked, DEFAULT_RRF_K);
+    fused.truncate(limit);
+    fused.into_iter().map(R::from).collect()
 }
 
 /// The error of an engine still busy at the composed call's deadline.
