@@ -861,7 +861,10 @@ async fn ping_redis_says_whether_redis_answers_now() {
     assert_eq!(live.ping_redis().await, Some(true));
     server.kill();
     assert_eq!(live.ping_redis().await, Some(false));
-    assert!(live.health().redis_degraded, "a failed ping is a failed operation");
+    assert!(
+        live.health().redis_degraded,
+        "a failed ping is a failed operation"
+    );
 
     let dead_url = format!("redis://127.0.0.1:{}", free_port(false));
     let dead = client(&config(&dead_url, 100, false, ""), &emulator.base_url());
