@@ -260,6 +260,10 @@ _DEMO_CONFIG = {
         "weather.current": {
             "chain": ["open-meteo", "met-norway", "wttr-in"],
             "cache_ttl": "500ms",
+            # Every provider is tried again while the deadline allows (an
+            # outage may be a blip); the tour's stale step should not wait
+            # the default 30 s for that.
+            "total_timeout": "2s",
         }
     },
     "providers": {
@@ -321,8 +325,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         show(weather(client, "Rome"))
 
         step(5, "A stale answer",
-             "Once the answer is past its freshness and every provider is down, "
-             "the last good answer is served, flagged stale, with the trail saying why.")
+             "Once the answer is past its freshness and every provider stays down "
+             "until the call's 2 s deadline, the last good answer is served, flagged "
+             "stale, with the trail saying why.")
         emu.fault_always("*", Fault.status(503))
         time.sleep(0.6)
         show(weather(client, "Rome"))
