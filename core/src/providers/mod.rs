@@ -118,6 +118,9 @@ pub mod openai_compat;
 // Group "reference": wire-format pieces its providers share.
 mod wire;
 
+// `video.transcript`: the caption-file parser its providers share.
+mod captions;
+
 /// Every built-in provider, in the default fallback order.
 pub fn builtin() -> &'static [&'static dyn Provider] {
     BUILTIN
@@ -185,6 +188,7 @@ pub(crate) fn test_response(
         headers: map,
         body: bytes::Bytes::copy_from_slice(body.as_bytes()),
         received_at: "2025-01-15T14:05:00Z".parse().unwrap(),
+        url: String::new(),
     }
 }
 
