@@ -371,10 +371,10 @@ static FIXTURES: &[Fixture] = fixtures![
         status: 200,
         body: include_str!("fixtures/dailymotion/videos.json"),
     },
-    // `GET /video/x7tgad0?fields=…` (any id: the one video).
+    // `GET /video/x7tgad0?fields=…`.
     Fixture {
         method: "GET",
-        path: "/video/*",
+        path: "/video/x7tgad0",
         status: 200,
         body: include_str!("fixtures/dailymotion/video.json"),
     },
@@ -521,7 +521,7 @@ mod tests {
         let req = Dailymotion.request(&details(), &ctx(&Dailymotion)).unwrap();
         assert_eq!(req.url, "https://api.dailymotion.com/video/x7tgad0");
         assert_eq!(query(&req), [("fields", DETAIL_FIELDS)]);
-        let body = fixture(&Dailymotion, "/video/*");
+        let body = fixture(&Dailymotion, "/video/x7tgad0");
         let Data::VideoDetails(v) = answer(&Dailymotion, &details(), test_response(200, &[], body))
         else {
             panic!()
