@@ -24,18 +24,15 @@ use super::schema::{Alternatives, Param, ParamKind, ParamTable};
 use crate::echo::echo;
 use crate::error::{Error, Result};
 
-/// Longest video id accepted (Internet Archive identifiers are the longest,
-/// at most 100 characters).
-const MAX_ID_CHARS: usize = 100;
-
-/// Longest `id` parameter, URL included.
-const MAX_ID_PARAM_CHARS: u32 = 500;
+/// Longest `id` parameter, a URL or an id (Internet Archive identifiers,
+/// the longest ids, have at most 100 characters; the rest is for URLs).
+const MAX_ID_CHARS: u32 = 500;
 
 /// The `id` parameter both capabilities take.
 const ID: Param = Param::new(
     "id",
     ParamKind::String {
-        max_chars: Some(MAX_ID_PARAM_CHARS),
+        max_chars: Some(MAX_ID_CHARS),
     },
     "The provider's video id (x7tgad0, S9HdPi9Ikhk, an Internet Archive identifier), \
      or a URL of a YouTube, Dailymotion or Internet Archive video page.",
@@ -85,8 +82,8 @@ impl VideoRef {
             return Err(Error::invalid(
                 field,
                 format!(
-                    "must be a video id (letters, digits, '.', '_' or '-', at most \
-                     {MAX_ID_CHARS}) or a video page URL, got {}",
+                    "must be a video id (letters, digits, '.', '_' or '-') or a video page \
+                     URL, got {}",
                     echo(text)
                 ),
             ));
@@ -105,7 +102,7 @@ impl VideoRef {
 
 fn is_id(text: &str) -> bool {
     !text.is_empty()
-        && text.len() <= MAX_ID_CHARS
+        && text.len() <= MAX_ID_CHARS as usize
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -385,7 +382,7 @@ mod tests {
             json!({"id": 42}),
             json!({"id": "a b"}),
             json!({"id": "../etc/passwd"}),
-            json!({"id": "x".repeat(101)}),
+            json!({"id": "x".repeat(501)}),
             json!({"id": "https://example.com/watch?v=S9HdPi9Ikhk"}),
             json!({"id": "https://www.youtube.com/watch"}),
             json!({"id": "https://www.youtube.com/watch?v=a%2Fb"}),

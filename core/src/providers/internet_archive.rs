@@ -549,7 +549,7 @@ mod tests {
             Some("https://archive.org/services/img/Apollo11Highlights")
         );
         assert_eq!((v.duration_s, v.views), (Some(1421), Some(183564)));
-        assert_eq!(v.published_at.as_deref(), Some("1969-07-16"));
+        assert_eq!(v.published_at.as_deref(), Some("2009-07-16T12:34:56Z"));
         assert_eq!(v.channel.as_deref(), Some("NASA"));
         assert_eq!(
             v.description.as_deref(),
@@ -644,7 +644,7 @@ mod tests {
         // The original file's length, 1421.43 s, rounded.
         assert_eq!(v.duration_s, Some(1421));
         assert_eq!(v.channel.as_deref(), Some("NASA"));
-        assert_eq!(v.published_at.as_deref(), Some("2009-07-16T12:34:56Z"));
+        assert_eq!(v.published_at.as_deref(), Some("1969-07-16"));
         assert_eq!(
             v.description.as_deref(),
             Some("Highlights of the Apollo 11 mission, July 16–24, 1969.")
