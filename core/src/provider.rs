@@ -502,6 +502,11 @@ pub struct HttpResponse {
     pub body: Bytes,
     /// Wall time at which it arrived, for `Retry-After` dates.
     pub received_at: DateTime<Utc>,
+    /// The URL asked, as the provider wrote it in its [`HttpRequest`]
+    /// (without the query string). A fragment stays in it and is never
+    /// sent, so a provider may note there what it chose for a follow-up
+    /// (the language of a caption file it asks for).
+    pub url: String,
 }
 
 impl HttpResponse {
@@ -615,6 +620,7 @@ mod tests {
             headers: map,
             body: Bytes::copy_from_slice(body.as_bytes()),
             received_at: "2015-10-21T07:27:30Z".parse().unwrap(),
+            url: "https://example.com/".into(),
         }
     }
 

@@ -75,7 +75,7 @@ impl Transport {
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Result<HttpResponse, ProviderFailure> {
         let response = self.start(request, base, key, idempotency).await?;
-        self.read_whole(response, received_at).await
+        self.read_whole(response, request, received_at).await
     }
 
     /// Sends a streaming request: a 2xx response's body is left to be read
@@ -96,7 +96,9 @@ impl Transport {
                 received_at: received_at(),
             }))
         } else {
-            Ok(Opened::Whole(self.read_whole(response, received_at).await?))
+            Ok(Opened::Whole(
+                self.read_whole(response, request, received_at).await?,
+            ))
         }
     }
 
@@ -173,6 +175,7 @@ impl Transport {
     async fn read_whole(
         &self,
         mut response: reqwest::Response,
+        request: &HttpRequest,
         received_at: impl FnOnce() -> chrono::DateTime<chrono::Utc>,
     ) -> Result<HttpResponse, ProviderFailure> {
         let status = response.status().as_u16();
@@ -217,6 +220,7 @@ impl Transport {
             headers,
             body,
             received_at: received_at(),
+            url: request.url.clone(),
         })
     }
 }

@@ -97,6 +97,11 @@ fn examples(capability: CapabilityId) -> Vec<Value> {
             json!({"imdb_id": "tt0088247", "limit": 5}),
         ],
         MusicSearch => vec![json!({"query": "daft punk", "type": "album", "limit": 5})],
+        VideoDetails => vec![
+            json!({"id": "x7tgad0"}),
+            json!({"id": "https://www.youtube.com/watch?v=S9HdPi9Ikhk"}),
+        ],
+        VideoTranscript => vec![json!({"id": "x7tgad0", "language": "en"})],
         Geocode => vec![json!({
             "query": "Berlin", "limit": 5, "language": "de", "country_code": "DE"
         })],

@@ -339,6 +339,25 @@ async def videos(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any
     return {"videos": result.data, "provider": result.provider}
 
 
+@app.get(
+    "/entertainment/videos/{video_id}", dependencies=[Depends(require_user(["entertainment"]))]
+)
+async def video_details(client: ClientDep, video_id: str) -> Dict[str, Any]:
+    result = await client.video.details(id=video_id)
+    return {"video": result.data, "provider": result.provider}
+
+
+@app.get(
+    "/entertainment/videos/{video_id}/transcript",
+    dependencies=[Depends(require_user(["entertainment"]))],
+)
+async def video_transcript(
+    client: ClientDep, video_id: str, language: Optional[str] = None
+) -> Dict[str, Any]:
+    result = await client.video.transcript(id=video_id, language=language)
+    return {"transcript": result.data, "provider": result.provider}
+
+
 @app.get("/medical/literature", dependencies=[Depends(require_user(["medical"]))])
 async def literature(client: ClientDep, query: str, limit: int = 5) -> Dict[str, Any]:
     result = await client.medical.literature_search(query=query, limit=limit)

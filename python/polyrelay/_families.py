@@ -471,8 +471,24 @@ class Music(Family[R]):
 
 
 class Video(Family[R]):
-    """``video.*``: video search."""
+    """``video.*``: video search, one video's details and its transcript.
+
+    A video is ``id``: its provider's id (``x7tgad0``, ``S9HdPi9Ikhk``, an
+    Internet Archive identifier) or the URL of its YouTube, Dailymotion or
+    Internet Archive page, which asks only that site's provider.
+    """
 
     def search(self, *, query: str, limit: int = 10) -> R:
         """Videos matching ``query`` (``video.search``)."""
         return self._call("video.search", query=query, limit=limit)
+
+    def details(self, *, id: str) -> R:
+        """Title, duration, channel, publication date and thumbnails of
+        one video (``video.details``)."""
+        return self._call("video.details", id=id)
+
+    def transcript(self, *, id: str, language: Optional[str] = None) -> R:
+        """A video's captions as timed segments and full text, in
+        ``language`` when a track has it, else the first track
+        (``video.transcript``)."""
+        return self._call("video.transcript", id=id, language=language)

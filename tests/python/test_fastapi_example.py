@@ -317,6 +317,8 @@ def test_provider_routes_answer_through_the_emulator(app: App) -> None:
         ("GET", "/entertainment/books?query=dune", None),
         ("GET", "/entertainment/music?query=daft%20punk&type=artist", None),
         ("GET", "/entertainment/videos?query=rust", None),
+        ("GET", "/entertainment/videos/x7tgad0", None),
+        ("GET", "/entertainment/videos/x7tgad0/transcript?language=en", None),
         ("GET", "/medical/literature?query=ibuprofen", None),
         ("GET", "/medical/trials?condition=asthma", None),
         ("GET", "/geo/geocode?query=Berlin", None),
@@ -340,6 +342,22 @@ def test_invalid_parameters_answer_422_naming_the_field(app: App) -> None:
     assert status == 422
     assert body["error"] == "invalid_request" and body["field"] == "lat"
     assert app.emu.served == served  # nothing was sent
+    status, _, body = app.request("GET", "/entertainment/videos/not%20an%20id", token=token)
+    assert (status, body["error"], body["field"]) == (422, "invalid_request", "id"), body
+    assert app.emu.served == served
+
+
+def test_a_video_without_a_transcript_anywhere_answers_404(app: App) -> None:
+    token = app.login("alice")["access_token"]
+    for provider in ["internet-archive", "dailymotion"]:
+        app.emu.fault_always(f"/{provider}/*", Fault.status(404))
+    try:
+        status, _, body = app.request(
+            "GET", "/entertainment/videos/x7tgad0/transcript", token=token
+        )
+    finally:
+        app.emu.clear_faults()
+    assert (status, body["error"]) == (404, "not_found"), body
 
 
 def test_rate_limited_answers_429_with_retry_after(app: App) -> None:

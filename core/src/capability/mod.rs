@@ -29,6 +29,7 @@ pub mod news;
 mod query;
 pub mod search;
 pub mod translate;
+pub mod video;
 
 use std::fmt;
 use std::str::FromStr;
@@ -218,6 +219,9 @@ capabilities! {
     BooksSearch => "books.search", media::TextQuery, media::BookSearch, ttl Duration::from_secs(86_400), side_effects false;
     MusicSearch => "music.search", media::MusicQuery, media::MusicSearch, ttl Duration::from_secs(86_400), side_effects false;
     VideoSearch => "video.search", media::TextQuery, media::VideoSearch, ttl Duration::from_secs(3_600), side_effects false;
+    // A video's facts change little (its view count does); its captions rarely.
+    VideoDetails => "video.details", video::DetailsQuery, video::VideoDetails, ttl Duration::from_secs(21_600), side_effects false;
+    VideoTranscript => "video.transcript", video::TranscriptQuery, video::Transcript, ttl Duration::from_secs(7 * 86_400), side_effects false;
     // Group "reference".
     Geocode => "geo.geocode", geo::GeocodeQuery, geo::Places, ttl Duration::from_secs(7 * 86_400), side_effects false;
     StockQuote => "finance.quote", finance::StockQuery, finance::StockQuote, ttl Duration::from_secs(60), side_effects false;

@@ -119,6 +119,9 @@ pub mod openai_compat;
 // the providers declared in the configuration, `crate::custom`).
 pub(crate) mod wire;
 
+// `video.transcript`: the caption-file parser its providers share.
+mod captions;
+
 /// Every built-in provider, in the default fallback order.
 pub fn builtin() -> &'static [&'static dyn Provider] {
     BUILTIN
@@ -186,6 +189,7 @@ pub(crate) fn test_response(
         headers: map,
         body: bytes::Bytes::copy_from_slice(body.as_bytes()),
         received_at: "2025-01-15T14:05:00Z".parse().unwrap(),
+        url: String::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! YouTube Data API v3: `video.search`.
+//! YouTube Data API v3: `video.search` and `video.details`.
 //!
 //! Needs a key (`YOUTUBE_API_KEY`, sent as the `x-goog-api-key` header).
 //! Two requests: `search.list` finds video ids (it has its own bucket of
@@ -7,6 +7,10 @@
 //! the separate 10,000-unit bucket). Titles come HTML-escaped. Errors use
 //! Google's envelope: 403 `quotaExceeded` is the daily quota, which resets
 //! at midnight Pacific time.
+//!
+//! `video.details` is one `videos.list` call (1 unit of the 10,000), which
+//! this client still counts in the provider's one daily quota. Captions
+//! are not offered: `captions.download` needs the owner's OAuth consent.
 
 use serde::Deserialize;
 
@@ -14,8 +18,9 @@ use super::google_books::google_api_failure;
 use super::utc_text;
 use crate::capability::media::{VideoResult, VideoSearch};
 use crate::capability::normalize::{lenient_u64, strip_html};
+use crate::capability::video::{self, DetailsQuery, VideoDetails, VideoSite};
 use crate::capability::{marker, media};
-use crate::error::ProviderFailure;
+use crate::error::{FailureClass, ProviderFailure};
 use crate::provider::{
     Auth, CallContext, Fixture, HttpRequest, HttpResponse, KeyPlacement, Provider, ProviderInfo,
     Quota, Serves, Step,
@@ -55,7 +60,76 @@ impl Provider for YouTube {
     }
 }
 
-crate::serves!(YouTube: VideoSearch);
+crate::serves!(YouTube: VideoSearch, VideoDetails);
+
+impl Serves<marker::VideoDetails> for YouTube {
+    fn build_request(
+        &self,
+        q: &DetailsQuery,
+        ctx: &CallContext<'_>,
+    ) -> Result<HttpRequest, ProviderFailure> {
+        // YouTube ids are 11 characters of the URL-safe base64 alphabet;
+        // anything else is another site's, and costs no quota.
+        let id = &q.video.id;
+        let fits = q.video.fits(VideoSite::YouTube)
+            && id.len() == 11
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !fits {
+            return Err(
+                ProviderFailure::unsupported(format!("{id:?} is not a YouTube video id"))
+                    .not_sent(),
+            );
+        }
+        Ok(HttpRequest::get(ctx.base_url, "/youtube/v3/videos")
+            .query("part", "snippet,contentDetails,statistics")
+            .query("id", id.as_str()))
+    }
+
+    fn read_response(
+        &self,
+        _q: &DetailsQuery,
+        _ctx: &CallContext<'_>,
+        response: HttpResponse,
+    ) -> Result<Step<VideoDetails>, ProviderFailure> {
+        if !response.is_success() {
+            return Err(google_api_failure(&response, "YouTube"));
+        }
+        let reply: Reply = response.json()?;
+        let item = reply
+            .items
+            .ok_or_else(|| {
+                ProviderFailure::malformed("YouTube reply lacks `items`").status(response.status)
+            })?
+            .into_iter()
+            .next()
+            // An unknown or private video is an empty list.
+            .ok_or_else(|| response.failure(FailureClass::NotFound, "YouTube has no such video"))?;
+        let thumbnails = item
+            .snippet
+            .as_ref()
+            .and_then(|s| s.thumbnails.as_ref())
+            .map(Thumbnails::all)
+            .unwrap_or_default();
+        let result = item.into_result().ok_or_else(|| {
+            ProviderFailure::malformed("YouTube video without `id` or `snippet`")
+                .status(response.status)
+        })?;
+        Ok(Step::Done(VideoDetails {
+            id: result.id,
+            title: result.title,
+            url: result.url,
+            embed_url: result.embed_url,
+            duration_s: result.duration_s,
+            channel: result.channel,
+            published_at: result.published_at,
+            thumbnails,
+            description: result.description,
+            views: result.views,
+        }))
+    }
+}
 
 impl Serves<marker::VideoSearch> for YouTube {
     fn build_request(
@@ -225,11 +299,36 @@ struct Thumbnails {
     high: Option<Thumbnail>,
     medium: Option<Thumbnail>,
     default: Option<Thumbnail>,
+    standard: Option<Thumbnail>,
+    maxres: Option<Thumbnail>,
+}
+
+impl Thumbnails {
+    /// Every size given, smallest first.
+    fn all(&self) -> Vec<video::Thumbnail> {
+        [
+            &self.default,
+            &self.medium,
+            &self.high,
+            &self.standard,
+            &self.maxres,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| video::Thumbnail {
+            url: t.url.clone(),
+            width: t.width,
+            height: t.height,
+        })
+        .collect()
+    }
 }
 
 #[derive(Deserialize)]
 struct Thumbnail {
     url: String,
+    width: Option<u32>,
+    height: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +507,73 @@ mod tests {
             .as_deref()
             .unwrap()
             .ends_with("mqdefault.jpg"));
+    }
+
+    #[test]
+    fn details_are_one_videos_call() {
+        let q = request(
+            "video.details",
+            json!({"id": "https://youtu.be/S9HdPi9Ikhk"}),
+        );
+        let req = YouTube.request(&q, &ctx(&YouTube)).unwrap();
+        assert_eq!(req.url, "https://www.googleapis.com/youtube/v3/videos");
+        assert_eq!(
+            query(&req),
+            [
+                ("part", "snippet,contentDetails,statistics"),
+                ("id", "S9HdPi9Ikhk")
+            ]
+        );
+        let body = fixture(&YouTube, "/youtube/v3/videos");
+        let Data::VideoDetails(v) = answer(&YouTube, &q, test_response(200, &[], body)) else {
+            panic!()
+        };
+        assert_eq!(
+            (v.id.as_str(), v.title.as_str()),
+            ("S9HdPi9Ikhk", "Apollo 11 Launch & Landing")
+        );
+        assert_eq!((v.duration_s, v.views), (Some(3723), Some(2_457_812)));
+        assert_eq!(v.published_at.as_deref(), Some("2019-07-16T13:00:10Z"));
+        assert_eq!(v.channel.as_deref(), Some("NASA"));
+        let sizes: Vec<_> = v
+            .thumbnails
+            .iter()
+            .map(|t| (t.url.as_str(), t.width, t.height))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                (
+                    "https://i.ytimg.com/vi/S9HdPi9Ikhk/default.jpg",
+                    Some(120),
+                    Some(90)
+                ),
+                (
+                    "https://i.ytimg.com/vi/S9HdPi9Ikhk/hqdefault.jpg",
+                    Some(480),
+                    Some(360)
+                ),
+            ]
+        );
+        let empty = r#"{"kind":"youtube#videoListResponse","items":[],"pageInfo":{"totalResults":0,"resultsPerPage":0}}"#;
+        assert_eq!(
+            failure(&YouTube, &q, test_response(200, &[], empty)).class,
+            FailureClass::NotFound
+        );
+        assert_truncations_are_malformed(&YouTube, &q, body);
+        for other in ["x7tgad0", "https://dai.ly/x7tgad0"] {
+            let f = YouTube
+                .request(
+                    &request("video.details", json!({ "id": other })),
+                    &ctx(&YouTube),
+                )
+                .unwrap_err();
+            assert_eq!(
+                (f.class, f.request_sent),
+                (FailureClass::Unsupported, false),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -253,6 +253,8 @@ pub fn example_params(capability: CapabilityId) -> serde_json::Value {
         "books.search" => serde_json::json!({"query": "dune"}),
         "music.search" => serde_json::json!({"query": "daft punk"}),
         "video.search" => serde_json::json!({"query": "apollo 11"}),
+        // Dailymotion's fixture id; the Internet Archive answers any.
+        "video.details" | "video.transcript" => serde_json::json!({"id": "x7tgad0"}),
         other => panic!("add an example request for {other} to core/tests/common/mod.rs"),
     }
 }
