@@ -474,6 +474,9 @@ pub enum ErrorKind {
     /// prompt as too long. Shorten the prompt (or `max_tokens`), or add a
     /// model with a larger window.
     ContextLengthExceeded,
+    /// An assistant reached one of its limits (steps, tokens, cost) before
+    /// the model answered; the error carries the conversation so far.
+    LimitReached,
 }
 
 impl ErrorKind {
@@ -495,6 +498,7 @@ impl ErrorKind {
             Self::Usage => "usage",
             Self::StreamInterrupted => "stream_interrupted",
             Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::LimitReached => "limit_reached",
         }
     }
 }
@@ -593,6 +597,21 @@ pub enum Error {
         /// What each provider did.
         attempts: Vec<Attempt>,
     },
+    /// An [`Assistant`](crate::assistant::Assistant) reached one of its
+    /// [`Limits`](crate::assistant::Limits) before the model answered in
+    /// text. The conversation so far (the last tool results included) can
+    /// be continued with another question.
+    #[error("assistant: stopped by its {limit} limit after {spent}, before the model answered")]
+    LimitReached {
+        /// The limit reached.
+        limit: crate::assistant::Limit,
+        /// What had been spent of it, e.g. `3 LLM turns`.
+        spent: String,
+        /// The conversation so far.
+        conversation: Box<crate::assistant::Conversation>,
+        /// Every LLM turn taken, with its tool calls.
+        steps: Vec<crate::assistant::Step>,
+    },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]
     Timeout {
@@ -676,6 +695,7 @@ impl Error {
             Self::ContentFiltered { .. } => ErrorKind::ContentFiltered,
             Self::StreamInterrupted { .. } => ErrorKind::StreamInterrupted,
             Self::ContextLengthExceeded { .. } => ErrorKind::ContextLengthExceeded,
+            Self::LimitReached { .. } => ErrorKind::LimitReached,
             Self::AllProvidersFailed { attempts, .. } => {
                 // Outcomes that say nothing (unsupported, cancelled) are
                 // left out.
