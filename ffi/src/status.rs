@@ -331,7 +331,7 @@ mod tests {
             let by_number = unsafe { CStr::from_ptr(pr_status_name(*status as i32)) };
             assert_eq!(by_number, status.name());
         }
-        for number in [-1, 16, 19, 30, 99, 106, 199, 201, 9999] {
+        for number in [-1, 17, 19, 30, 99, 106, 199, 201, 9999] {
             // SAFETY: a static NUL-terminated string.
             let unknown = unsafe { CStr::from_ptr(pr_status_name(number)) };
             assert_eq!(unknown, c"unknown");

@@ -58,29 +58,25 @@ impl AssistantStream {
 
     /// The next event's JSON, `None` at the end; the stream is dropped
     /// after its last event or an error.
-    fn read(
-        inner: Arc<Mutex<Option<CoreStream>>>,
-    ) -> impl std::future::Future<Output = polyrelay::Result<Option<String>>> + Send + 'static {
-        async move {
-            let mut guard = inner.lock().await;
-            let Some(stream) = guard.as_mut() else {
-                return Ok(None);
-            };
-            match stream.next().await {
-                Some(Ok(event)) => {
-                    if matches!(event, polyrelay::assistant::AssistantEvent::Done(_)) {
-                        *guard = None;
-                    }
-                    Ok(Some(event.to_json().to_string()))
-                }
-                Some(Err(error)) => {
+    async fn read(inner: Arc<Mutex<Option<CoreStream>>>) -> polyrelay::Result<Option<String>> {
+        let mut guard = inner.lock().await;
+        let Some(stream) = guard.as_mut() else {
+            return Ok(None);
+        };
+        match stream.next().await {
+            Some(Ok(event)) => {
+                if matches!(event, polyrelay::assistant::AssistantEvent::Done(_)) {
                     *guard = None;
-                    Err(error)
                 }
-                None => {
-                    *guard = None;
-                    Ok(None)
-                }
+                Ok(Some(event.to_json().to_string()))
+            }
+            Some(Err(error)) => {
+                *guard = None;
+                Err(error)
+            }
+            None => {
+                *guard = None;
+                Ok(None)
             }
         }
     }
