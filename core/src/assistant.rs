@@ -112,7 +112,8 @@ impl Default for Limits {
     }
 }
 
-/// Which [`Limits`] field stopped an assistant ([`Error::LimitReached`]).
+/// Which [`Limits`] field stopped an assistant ([`Error::LimitReached`]
+/// names it by [`Limit::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Limit {
     /// [`Limits::max_steps`].
@@ -765,10 +766,10 @@ impl Run {
             };
             if let Some((limit, spent)) = reached {
                 return Err(Error::LimitReached {
-                    limit,
+                    limit: limit.as_str(),
                     spent,
-                    conversation: Box::new(self.conversation.clone()),
-                    steps: self.steps.clone(),
+                    conversation: Box::new(self.conversation.to_json()),
+                    steps: Box::new(serde_json::to_value(&self.steps).unwrap_or(Value::Null)),
                 });
             }
         }

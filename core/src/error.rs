@@ -600,17 +600,22 @@ pub enum Error {
     /// An [`Assistant`](crate::assistant::Assistant) reached one of its
     /// [`Limits`](crate::assistant::Limits) before the model answered in
     /// text. The conversation so far (the last tool results included) can
-    /// be continued with another question.
+    /// be read back with
+    /// [`Conversation::from_json`](crate::assistant::Conversation::from_json)
+    /// and continued with another question. Carried as JSON so that errors
+    /// stay below the assistant in the module graph.
     #[error("assistant: stopped by its {limit} limit after {spent}, before the model answered")]
     LimitReached {
-        /// The limit reached.
-        limit: crate::assistant::Limit,
+        /// The limit reached: `max_steps`, `max_tokens` or `max_cost_usd`.
+        limit: &'static str,
         /// What had been spent of it, e.g. `3 LLM turns`.
         spent: String,
-        /// The conversation so far.
-        conversation: Box<crate::assistant::Conversation>,
-        /// Every LLM turn taken, with its tool calls.
-        steps: Vec<crate::assistant::Step>,
+        /// The conversation so far, as
+        /// [`Conversation::to_json`](crate::assistant::Conversation::to_json) writes it.
+        conversation: Box<serde_json::Value>,
+        /// Every LLM turn taken, with its tool calls: a list of
+        /// [`Step`](crate::assistant::Step)s as JSON.
+        steps: Box<serde_json::Value>,
     },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]

@@ -149,7 +149,14 @@ fn limit_of(error: Error) -> (Limit, Conversation, usize) {
             conversation,
             steps,
             ..
-        } => (limit, *conversation, steps.len()),
+        } => {
+            let limit = [Limit::Steps, Limit::Tokens, Limit::CostUsd]
+                .into_iter()
+                .find(|l| l.as_str() == limit)
+                .unwrap();
+            let conversation = Conversation::from_json(*conversation).unwrap();
+            (limit, conversation, steps.as_array().unwrap().len())
+        }
         other => panic!("expected LimitReached, got {other:?}"),
     }
 }

@@ -168,9 +168,9 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
             steps,
             ..
         } => {
-            details.set_item("limit", limit.as_str())?;
-            details.set_item("conversation", convert::serialize(py, conversation)?)?;
-            details.set_item("steps", convert::serialize(py, steps)?)?;
+            details.set_item("limit", limit)?;
+            details.set_item("conversation", convert::to_py(py, conversation)?)?;
+            details.set_item("steps", convert::to_py(py, steps)?)?;
         }
         Error::Timeout {
             capability,
