@@ -611,7 +611,8 @@ impl Assistant {
         }
     }
 
-    /// [`Assistant::ask`] as events: each tool call as it finishes, then
+    /// [`Assistant::ask`] as events: each tool call once the calls of its
+    /// turn have run (they run concurrently), then
     /// the final answer's text as the model writes it (every LLM turn is
     /// streamed with [`Client::stream`]; a turn that calls tools writes
     /// little or no text), then [`AssistantEvent::Done`]. The question is

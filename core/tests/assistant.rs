@@ -180,6 +180,21 @@ async fn the_step_limit_stops_a_model_that_keeps_calling_tools() {
     assert_eq!(emulator.hits(CHAT), 3, "no fourth LLM turn");
     // The question and three rounds of call and result.
     assert_eq!(conversation.messages.len(), 1 + 3 * 2);
+
+    // The conversation so far continues: the model now answers.
+    script_chat(
+        &emulator,
+        "openai",
+        "gpt-4.1",
+        &json!([looping_script(10, 5)[0], {"text": "Bitcoin is up."}]),
+    )
+    .unwrap();
+    let resumed = assistant
+        .ask("Just tell me what you found.", Some(conversation))
+        .await
+        .unwrap();
+    assert_eq!(resumed.text, "Bitcoin is up.");
+    assert_eq!(resumed.conversation.messages.len(), 7 + 2);
 }
 
 #[tokio::test]

@@ -344,8 +344,8 @@ class Client(_Base):
         system: Optional[str] = None,
         model: Optional[str] = None,
     ) -> Iterator[AssistantEvent]:
-        """:meth:`assistant` as events, read with ``for``: each tool call as
-        it finishes (``kind == "tool"``), then the answer's text as it is
+        """:meth:`assistant` as events, read with ``for``: each tool call
+        once its turn's calls have run (``kind == "tool"``), then the answer's text as it is
         written (``"text"``), then ``"done"`` with the whole reply. The
         arguments are checked now; leaving the loop early cancels the turn
         in flight."""
