@@ -84,6 +84,7 @@ async fn two_tools_answer_through_the_pipeline_and_the_weather_call_falls_back()
         .unwrap();
 
     assert_eq!(reply.text, ANSWER);
+    assert!(reply.cost_usd > 0.0, "gpt-4.1 is priced");
     assert_eq!(reply.steps.len(), 2, "a tool turn, then the answer");
     let step = &reply.steps[0];
     assert_eq!(step.provider, "openai");
@@ -131,6 +132,18 @@ async fn two_tools_answer_through_the_pipeline_and_the_weather_call_falls_back()
         .map(|m| m.role.as_str())
         .collect();
     assert_eq!(roles, ["user", "assistant", "tool", "tool", "assistant"]);
+
+    // The same question again: the cache answers the turns and the tools,
+    // as it does any call, and nothing is spent.
+    let again = Assistant::new(&client)
+        .ask("What is the weather in Oslo and the EUR→NOK rate?", None)
+        .await
+        .unwrap();
+    assert_eq!(again.text, ANSWER);
+    assert!(again.steps.iter().all(|s| s.cached));
+    assert!(again.steps[0].tools.iter().all(|t| t.cached));
+    assert_eq!(again.cost_usd, 0.0);
+    assert_eq!(chat_bodies(&emulator).len(), 2, "no new LLM request");
 }
 
 /// A model that calls a tool forever.
