@@ -648,3 +648,15 @@ def test_assistant_streams_tool_progress_then_the_answer_and_resumes(app: App) -
         "POST", "/assistant", {"question": "Hi", "tools": ["llm.chat"]}, token=token
     )
     assert status == 422 and body["field"] == "tools[0]"
+
+    # A model that keeps calling tools meets the route's step limit.
+    app.emu.script_chat(
+        "openrouter",
+        [{"tool_calls": [{"name": "geo_geocode", "arguments": {"query": "Oslo"}}]}],
+    )
+    looped = ask({"question": "Where is Oslo, exactly?"})
+    assert [name for name, _ in looped[:-1]] == ["tool"] * 6
+    name, error = looped[-1]
+    assert name == "error"
+    assert error["error"]["type"] == "limit_reached"
+    assert "openrouter" not in json.dumps(error)
