@@ -119,6 +119,11 @@ enum pr_status
    */
   PR_ERR_CONTEXT_LENGTH_EXCEEDED = 15,
   /**
+   * An assistant reached one of its limits (steps, tokens, cost) before
+   * the model answered.
+   */
+  PR_ERR_LIMIT_REACHED = 16,
+  /**
    * Not a token at all: wrong number of segments, bad base64url, a header
    * that is not a JSON object, or too long.
    */

@@ -474,6 +474,9 @@ pub enum ErrorKind {
     /// prompt as too long. Shorten the prompt (or `max_tokens`), or add a
     /// model with a larger window.
     ContextLengthExceeded,
+    /// An assistant reached one of its limits (steps, tokens, cost) before
+    /// the model answered; the error carries the conversation so far.
+    LimitReached,
 }
 
 impl ErrorKind {
@@ -495,6 +498,7 @@ impl ErrorKind {
             Self::Usage => "usage",
             Self::StreamInterrupted => "stream_interrupted",
             Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::LimitReached => "limit_reached",
         }
     }
 }
@@ -593,6 +597,26 @@ pub enum Error {
         /// What each provider did.
         attempts: Vec<Attempt>,
     },
+    /// An [`Assistant`](crate::assistant::Assistant) reached one of its
+    /// [`Limits`](crate::assistant::Limits) before the model answered in
+    /// text. The conversation so far (the last tool results included) can
+    /// be read back with
+    /// [`Conversation::from_json`](crate::assistant::Conversation::from_json)
+    /// and continued with another question. Carried as JSON so that errors
+    /// stay below the assistant in the module graph.
+    #[error("assistant: stopped by its {limit} limit after {spent}, before the model answered")]
+    LimitReached {
+        /// The limit reached: `max_steps`, `max_tokens` or `max_cost_usd`.
+        limit: &'static str,
+        /// What had been spent of it, e.g. `3 LLM turns`.
+        spent: String,
+        /// The conversation so far, as
+        /// [`Conversation::to_json`](crate::assistant::Conversation::to_json) writes it.
+        conversation: Box<serde_json::Value>,
+        /// Every LLM turn taken, with its tool calls: a list of
+        /// [`Step`](crate::assistant::Step)s as JSON.
+        steps: Box<serde_json::Value>,
+    },
     /// The total deadline passed.
     #[error("{capability}: no answer within the total deadline of {:.3} s. {}", .deadline.as_secs_f64(), summary(.attempts))]
     Timeout {
@@ -676,6 +700,7 @@ impl Error {
             Self::ContentFiltered { .. } => ErrorKind::ContentFiltered,
             Self::StreamInterrupted { .. } => ErrorKind::StreamInterrupted,
             Self::ContextLengthExceeded { .. } => ErrorKind::ContextLengthExceeded,
+            Self::LimitReached { .. } => ErrorKind::LimitReached,
             Self::AllProvidersFailed { attempts, .. } => {
                 // Outcomes that say nothing (unsupported, cancelled) are
                 // left out.

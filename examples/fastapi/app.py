@@ -50,6 +50,7 @@ from polyrelay.auth import Claims, Key, Keyset, TokenIssuer
 from polyrelay.fastapi import (
     ClientDep,
     LoginGuard,
+    assistant_response,
     RequestIdFilter,
     harden,
     lifespan,
@@ -187,6 +188,14 @@ class Chat(BaseModel):
     max_tokens: Optional[int] = None
 
 
+class AssistantAsk(BaseModel):
+    question: str
+    # The `conversation` of the previous answer's `done` event, to continue.
+    conversation: Optional[Dict[str, Any]] = None
+    # Capability names (default: every one the assistant offers).
+    tools: Optional[List[str]] = None
+
+
 @app.post("/auth/login")
 async def login(body: Login, request: Request) -> Dict[str, Any]:
     # 429 while this username or address is locked out or over its limit.
@@ -239,6 +248,22 @@ async def chat_stream(body: Chat, client: ClientDep) -> Response:
         max_tokens=body.max_tokens,
     )
     return await stream_response(stream, model=body.model)
+
+
+@app.post("/assistant", dependencies=[Depends(require_user(["chat"]))])
+async def assistant(body: AssistantAsk, client: ClientDep) -> Response:
+    # An LLM answering with polyrelay's capabilities as tools, streamed as
+    # server-sent events: `event: tool` per finished tool call, the answer
+    # as `{"text": ...}` pieces, then `event: done` with the conversation
+    # to send back next time. At most 6 LLM turns and 5 cents a question.
+    events = client.assistant_stream(
+        body.question,
+        conversation=body.conversation,
+        tools=body.tools,
+        max_steps=6,
+        max_cost_usd=0.05,
+    )
+    return await assistant_response(events)
 
 
 @app.get("/weather/current", dependencies=[Depends(require_user(["weather"]))])

@@ -54,6 +54,9 @@ pub enum pr_status {
     /// over for its context window or refused the prompt as too long;
     /// shorten the prompt (or `max_tokens`).
     PR_ERR_CONTEXT_LENGTH_EXCEEDED = 15,
+    /// An assistant reached one of its limits (steps, tokens, cost) before
+    /// the model answered.
+    PR_ERR_LIMIT_REACHED = 16,
     /// Not a token at all: wrong number of segments, bad base64url, a header
     /// that is not a JSON object, or too long.
     PR_ERR_AUTH_MALFORMED = 20,
@@ -97,7 +100,7 @@ pub enum pr_status {
 
 impl pr_status {
     /// Every status, in numeric order.
-    fn all() -> [Self; 33] {
+    fn all() -> [Self; 34] {
         use pr_status::*;
         [
             PR_OK,
@@ -116,6 +119,7 @@ impl pr_status {
             PR_ERR_CONTENT_FILTERED,
             PR_ERR_STREAM_INTERRUPTED,
             PR_ERR_CONTEXT_LENGTH_EXCEEDED,
+            PR_ERR_LIMIT_REACHED,
             PR_ERR_AUTH_MALFORMED,
             PR_ERR_AUTH_EXPIRED,
             PR_ERR_AUTH_NOT_YET_VALID,
@@ -157,6 +161,7 @@ impl pr_status {
             PR_ERR_CONTENT_FILTERED => c"content_filtered",
             PR_ERR_STREAM_INTERRUPTED => c"stream_interrupted",
             PR_ERR_CONTEXT_LENGTH_EXCEEDED => c"context_length_exceeded",
+            PR_ERR_LIMIT_REACHED => c"limit_reached",
             PR_ERR_AUTH_MALFORMED => c"malformed",
             PR_ERR_AUTH_EXPIRED => c"expired",
             PR_ERR_AUTH_NOT_YET_VALID => c"not_yet_valid",
@@ -196,6 +201,7 @@ impl From<ErrorKind> for pr_status {
             ErrorKind::ContentFiltered => Self::PR_ERR_CONTENT_FILTERED,
             ErrorKind::StreamInterrupted => Self::PR_ERR_STREAM_INTERRUPTED,
             ErrorKind::ContextLengthExceeded => Self::PR_ERR_CONTEXT_LENGTH_EXCEEDED,
+            ErrorKind::LimitReached => Self::PR_ERR_LIMIT_REACHED,
             // A kind added to the core later, before it has a number here.
             _ => Self::PR_ERR_ALL_PROVIDERS_FAILED,
         }
@@ -239,7 +245,7 @@ pub extern "C" fn pr_status_name(status: i32) -> *const c_char {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 15] = [
+    const KINDS: [ErrorKind; 16] = [
         ErrorKind::Config,
         ErrorKind::InvalidRequest,
         ErrorKind::NotFound,
@@ -255,6 +261,7 @@ mod tests {
         ErrorKind::ContentFiltered,
         ErrorKind::StreamInterrupted,
         ErrorKind::ContextLengthExceeded,
+        ErrorKind::LimitReached,
     ];
 
     #[test]
@@ -324,7 +331,7 @@ mod tests {
             let by_number = unsafe { CStr::from_ptr(pr_status_name(*status as i32)) };
             assert_eq!(by_number, status.name());
         }
-        for number in [-1, 16, 19, 30, 99, 106, 199, 201, 9999] {
+        for number in [-1, 17, 19, 30, 99, 106, 199, 201, 9999] {
             // SAFETY: a static NUL-terminated string.
             let unknown = unsafe { CStr::from_ptr(pr_status_name(number)) };
             assert_eq!(unknown, c"unknown");

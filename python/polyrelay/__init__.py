@@ -21,6 +21,7 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from . import _native
+from ._assistant import AssistantEvent, AssistantReply
 from ._client import AsyncClient, Client, ConfigSource
 from ._models import Attempt, Health, Stats
 from ._native import AsyncChatStream, ChatChunk, ChatStream, InboundLimiter, Result
@@ -38,6 +39,7 @@ from .exceptions import (
     ContextLengthExceededError,
     Error,
     InvalidRequestError,
+    LimitReachedError,
     MalformedTokenError,
     MissingKeyError,
     NotFoundError,
@@ -60,6 +62,8 @@ __version__: str = _native.__version__
 __all__ = [
     "AllProvidersFailedError",
     "AsyncChatStream",
+    "AssistantEvent",
+    "AssistantReply",
     "AsyncClient",
     "Attempt",
     "AuthError",
@@ -79,6 +83,7 @@ __all__ = [
     "Health",
     "InboundLimiter",
     "InvalidRequestError",
+    "LimitReachedError",
     "MalformedTokenError",
     "MissingKeyError",
     "NotFoundError",

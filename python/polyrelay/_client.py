@@ -12,21 +12,25 @@ import os
 from types import TracebackType
 from typing import (
     Any,
+    AsyncIterator,
     Awaitable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Literal,
     Mapping,
     Optional,
+    Sequence,
     Type,
     TypeVar,
     Union,
     overload,
 )
 
-from . import _native
+from . import _assistant, _native
 from . import testing as _testing
+from ._assistant import AssistantEvent, AssistantReply
 from ._families import (
     Books,
     Crypto,
@@ -306,6 +310,60 @@ class Client(_Base):
         check`` uses it)."""
         return self._native.ping_redis()
 
+    def assistant(
+        self,
+        question: str,
+        *,
+        conversation: Optional[_assistant.Conversation] = None,
+        tools: Optional[Sequence[str]] = None,
+        max_steps: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        max_cost_usd: Optional[float] = None,
+        system: Optional[str] = None,
+        model: Optional[str] = None,
+    ) -> AssistantReply:
+        """Asks an LLM that answers with polyrelay's own capabilities as
+        tools (weather, FX, crypto, quotes, geocoding, news, meta-search,
+        translation, dictionary, books, movies, TV, music, video, drug
+        labels, literature, trials; ``tools=`` picks some by capability
+        name). Each tool call goes through the normal pipeline (fallback,
+        quotas, cache). Continue a conversation by passing the previous
+        reply's ``conversation``.
+
+        Limits, per call: ``max_steps`` LLM turns (default 8),
+        ``max_tokens``, ``max_cost_usd``; one reached raises
+        :class:`~polyrelay.LimitReachedError` carrying the conversation so
+        far. ``system`` replaces the system prompt, ``model`` names the
+        model of every turn."""
+        options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
+        text = self._native.assistant(
+            question, options, _assistant.conversation_text(conversation)
+        )
+        return _assistant.reply(text)
+
+    def assistant_stream(
+        self,
+        question: str,
+        *,
+        conversation: Optional[_assistant.Conversation] = None,
+        tools: Optional[Sequence[str]] = None,
+        max_steps: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        max_cost_usd: Optional[float] = None,
+        system: Optional[str] = None,
+        model: Optional[str] = None,
+    ) -> Iterator[AssistantEvent]:
+        """:meth:`assistant` as events, read with ``for``: each tool call
+        once its turn's calls have run (``kind == "tool"``), then the answer's text as it is
+        written (``"text"``), then ``"done"`` with the whole reply. The
+        arguments are checked now; leaving the loop early cancels the turn
+        in flight."""
+        options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
+        stream = self._native.assistant_stream(
+            question, options, _assistant.conversation_text(conversation)
+        )
+        return _assistant.events(stream)
+
     @overload
     def batch(
         self,
@@ -429,6 +487,45 @@ class AsyncClient(_Base):
         streams), read with ``async for`` (awaiting it first is optional);
         see :meth:`Client.stream`. Parameters are checked now."""
         return self._native.astream(capability, params)
+
+    async def assistant(
+        self,
+        question: str,
+        *,
+        conversation: Optional[_assistant.Conversation] = None,
+        tools: Optional[Sequence[str]] = None,
+        max_steps: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        max_cost_usd: Optional[float] = None,
+        system: Optional[str] = None,
+        model: Optional[str] = None,
+    ) -> AssistantReply:
+        """Asks the assistant; see :meth:`Client.assistant`. Cancelling
+        the awaiting task cancels the turn or tool calls in flight."""
+        options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
+        text = await self._native.aassistant(
+            question, options, _assistant.conversation_text(conversation)
+        )
+        return _assistant.reply(text)
+
+    def assistant_stream(
+        self,
+        question: str,
+        *,
+        conversation: Optional[_assistant.Conversation] = None,
+        tools: Optional[Sequence[str]] = None,
+        max_steps: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        max_cost_usd: Optional[float] = None,
+        system: Optional[str] = None,
+        model: Optional[str] = None,
+    ) -> AsyncIterator[AssistantEvent]:
+        """:meth:`Client.assistant_stream`, read with ``async for``."""
+        options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
+        stream = self._native.assistant_stream(
+            question, options, _assistant.conversation_text(conversation)
+        )
+        return _assistant.aevents(stream)
 
     @overload
     async def batch(

@@ -30,6 +30,7 @@ __all__ = [
     "ChatStream",
     "AsyncChatStream",
     "BatchProgress",
+    "AssistantStream",
     "Emulator",
     "Fault",
     "RecordedRequest",
@@ -108,6 +109,18 @@ class Client:
         self, capability: str, params: Optional[Mapping[str, Any]] = None
     ) -> AsyncChatStream:
         """A streamed answer, read with ``async for``; parameters checked now."""
+    def assistant(
+        self, question: str, options: str, conversation: Optional[str] = None
+    ) -> str:
+        """The assistant's reply as JSON text; options and conversation as JSON text."""
+    def aassistant(
+        self, question: str, options: str, conversation: Optional[str] = None
+    ) -> Awaitable[str]:
+        """:meth:`assistant` from asyncio."""
+    def assistant_stream(
+        self, question: str, options: str, conversation: Optional[str] = None
+    ) -> AssistantStream:
+        """The assistant's events; the question is checked now."""
     def chain(self, capability: str) -> List[str]: ...
     def close(self) -> None: ...
     @property
@@ -248,6 +261,16 @@ class BatchProgress:
         """Calls finished so far (answered, failed or refused as invalid)."""
 
 @final
+class AssistantStream:
+    """A streamed assistant answer: each event as JSON text."""
+
+    def next_event(self) -> Optional[str]:
+        """The next event, blocking; ``None`` at the end."""
+    def anext_event(self) -> Awaitable[Optional[str]]:
+        """The next event from asyncio; ``None`` at the end."""
+    def close(self) -> None: ...
+
+@final
 class Emulator:
     """An offline emulator of every built-in provider on 127.0.0.1."""
 
@@ -263,6 +286,8 @@ class Emulator:
     def fault_always(self, path: str, fault: Fault) -> None: ...
     def stream(self, provider: str, delay: float = 0.0) -> str:
         """Serves ``provider``'s recorded chat stream; the path it answers."""
+    def script_chat(self, provider: str, script: str, model: str = "gpt-4.1") -> str:
+        """Plays a scripted model (``script``: JSON text) on ``provider``'s chat path."""
     def clear_faults(self) -> None: ...
     def requests(self, path: Optional[str] = None) -> List[RecordedRequest]: ...
     def hits(self, path: str) -> int: ...

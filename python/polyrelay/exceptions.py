@@ -15,6 +15,7 @@ Hierarchy::
     ├── ContentFilteredError        a provider refused the content (.provider, .reason)
     ├── StreamInterruptedError      a stream failed after its first text (.partial_text)
     ├── ContextLengthExceededError  the prompt fits no model's context window (also ValueError)
+    ├── LimitReachedError           an assistant hit max_steps, max_tokens or max_cost_usd (.conversation)
     └── AllProvidersFailedError     no provider could answer; see .attempts
         ├── MissingKeyError         every provider needs a key that is not set
         ├── RateLimitedError        every provider is rate limited (.retry_after)
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from ._models import Attempt
 
@@ -61,6 +62,7 @@ __all__ = [
     "ContentFilteredError",
     "StreamInterruptedError",
     "ContextLengthExceededError",
+    "LimitReachedError",
     "AllProvidersFailedError",
     "MissingKeyError",
     "RateLimitedError",
@@ -247,6 +249,31 @@ class ContextLengthExceededError(Error, ValueError):
         super().__init__(message, **details)
         self.estimated_tokens: int = estimated_tokens
         self.largest_window: Optional[int] = largest_window
+
+
+class LimitReachedError(Error):
+    """An assistant (:meth:`Client.assistant <polyrelay.Client.assistant>`)
+    reached one of its limits before the model answered in text.
+
+    ``limit`` names it (``"max_steps"``, ``"max_tokens"`` or
+    ``"max_cost_usd"``); ``conversation`` is the conversation so far (pass
+    it as ``conversation=`` with another question to continue) and
+    ``steps`` the LLM turns taken, with their tool calls.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str = "",
+        conversation: Optional[Dict[str, Any]] = None,
+        steps: Sequence[Dict[str, Any]] = (),
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.limit: str = limit
+        self.conversation: Dict[str, Any] = conversation or {"messages": []}
+        self.steps: List[Dict[str, Any]] = list(steps)
 
 
 class AllProvidersFailedError(Error):

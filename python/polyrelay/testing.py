@@ -26,9 +26,10 @@ network.
 
 from __future__ import annotations
 
+import json
 import os
 from types import TracebackType
-from typing import List, Optional, Type
+from typing import Any, Dict, List, Optional, Type
 
 from . import _native
 from ._native import FakeClock, Fault, RecordedRequest
@@ -89,6 +90,20 @@ class Emulator:
         ``Fault.at_chunk(3, "cut")``. Plain chat calls to that provider
         then receive the stream too."""
         return self._native.stream(provider, delay)
+
+    def script_chat(
+        self, provider: str, script: List[Dict[str, Any]], model: str = "gpt-4.1"
+    ) -> str:
+        """Plays a scripted model on ``provider``'s chat path (an
+        OpenAI-compatible provider: ``openai``, ``groq``, ``mistral``, …),
+        plain and streamed, and returns the path. ``script`` is a list of
+        turns, ``{"text": ...}`` or ``{"tool_calls": [{"name": ...,
+        "arguments": {...}}]}``, each with an optional ``"usage":
+        {"input_tokens": n, "output_tokens": n}``; a request gets the turn
+        at the number of assistant messages it carries, the last turn once
+        past the end (so a script ending with a tool call loops). ``model``
+        is the model the replies claim, priced like it."""
+        return self._native.script_chat(provider, json.dumps(script), model)
 
     def clear_faults(self) -> None:
         """Removes every injected fault."""

@@ -14,7 +14,7 @@ use crate::batch::{Batch, BatchProgress};
 use crate::clock::FakeClock;
 use crate::result::CallResult;
 use crate::stream::{AsyncChatStream, ChatStream};
-use crate::{bridge, convert, errors, logs};
+use crate::{assistant, bridge, convert, errors, logs};
 
 /// One polyrelay client: providers, breakers, limits and cache, shared by
 /// every thread and task that uses it.
@@ -190,6 +190,65 @@ impl Client {
         Ok(AsyncChatStream::new(
             self.open_stream(py, capability, params)?,
         ))
+    }
+
+    /// Asks the assistant `question` (continuing `conversation`, JSON
+    /// text) with `options` (JSON text: tools and limits), blocking with
+    /// the GIL released; returns the reply as JSON text.
+    #[pyo3(signature = (question, options, conversation=None))]
+    fn assistant(
+        &self,
+        py: Python<'_>,
+        question: String,
+        options: &str,
+        conversation: Option<&str>,
+    ) -> PyResult<String> {
+        let client = self.core(py)?;
+        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
+        let reply = bridge::block_on(
+            py,
+            async move { assistant.ask(&question, conversation).await },
+        )?
+        .map_err(|e| errors::to_py(py, e))?;
+        Ok(assistant::reply_json(&reply))
+    }
+
+    /// [`assistant`](Self::assistant) from asyncio: an awaitable of the
+    /// reply's JSON text.
+    #[pyo3(signature = (question, options, conversation=None))]
+    fn aassistant<'py>(
+        &self,
+        py: Python<'py>,
+        question: String,
+        options: &str,
+        conversation: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
+        bridge::awaitable(py, async move {
+            assistant
+                .ask(&question, conversation)
+                .await
+                .map(|reply| assistant::reply_json(&reply))
+        })
+    }
+
+    /// [`assistant`](Self::assistant) as a stream of events (JSON text);
+    /// the question is checked now, nothing is sent before the first read.
+    #[pyo3(signature = (question, options, conversation=None))]
+    fn assistant_stream(
+        &self,
+        py: Python<'_>,
+        question: &str,
+        options: &str,
+        conversation: Option<&str>,
+    ) -> PyResult<assistant::AssistantStream> {
+        let client = self.core(py)?;
+        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
+        let stream = assistant
+            .ask_stream(question, conversation)
+            .map_err(|e| errors::to_py(py, e))?;
+        Ok(assistant::AssistantStream::new(stream))
     }
 
     /// Calls `capability` once per item of `params` with at most

@@ -93,6 +93,24 @@ impl Emulator {
         Ok(path)
     }
 
+    /// Plays a scripted model on `provider`'s chat path (an
+    /// OpenAI-compatible provider): `script` is JSON text of a list of
+    /// turns (see `polyrelay::emulation::script_chat`); returns the path.
+    #[pyo3(signature = (provider, script, model = "gpt-4.1"))]
+    fn script_chat(
+        &self,
+        py: Python<'_>,
+        provider: &str,
+        script: &str,
+        model: &str,
+    ) -> PyResult<String> {
+        let emulator = self.running()?;
+        let script: serde_json::Value = serde_json::from_str(script)
+            .map_err(|e| PyValueError::new_err(format!("the script is not JSON: {e}")))?;
+        py.detach(|| emulation::script_chat(&emulator, provider, model, &script))
+            .map_err(PyValueError::new_err)
+    }
+
     /// Removes every fault.
     fn clear_faults(&self, py: Python<'_>) -> PyResult<()> {
         let emulator = self.running()?;

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
 
-use crate::result;
+use crate::{convert, result};
 
 static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -36,6 +36,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::ContentFiltered => "ContentFilteredError",
         ErrorKind::StreamInterrupted => "StreamInterruptedError",
         ErrorKind::ContextLengthExceeded => "ContextLengthExceededError",
+        ErrorKind::LimitReached => "LimitReachedError",
         // A kind added to the core later, before it has its own class.
         _ => "Error",
     }
@@ -160,6 +161,16 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
             details.set_item("capability", capability)?;
             details.set_item("estimated_tokens", estimated_tokens)?;
             details.set_item("largest_window", largest_window)?;
+        }
+        Error::LimitReached {
+            limit,
+            conversation,
+            steps,
+            ..
+        } => {
+            details.set_item("limit", limit)?;
+            details.set_item("conversation", convert::to_py(py, conversation)?)?;
+            details.set_item("steps", convert::to_py(py, steps)?)?;
         }
         Error::Timeout {
             capability,

@@ -6,6 +6,7 @@
 //! `polyrelay/exceptions.py` ([`errors`]), and forwards `tracing` events to
 //! Python `logging` ([`logs`]). The pure-Python package `polyrelay` wraps it.
 
+mod assistant;
 mod auth;
 mod batch;
 mod bridge;
@@ -57,6 +58,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::ChatStream>()?;
     m.add_class::<stream::AsyncChatStream>()?;
     m.add_class::<batch::BatchProgress>()?;
+    m.add_class::<assistant::AssistantStream>()?;
     m.add_class::<emulator::Emulator>()?;
     m.add_class::<emulator::Fault>()?;
     m.add_class::<emulator::RecordedRequest>()?;

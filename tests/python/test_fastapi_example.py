@@ -615,3 +615,66 @@ def test_a_client_leaving_a_chat_stream_closes_the_upstream_request(app: App) ->
     [abandoned] = app.emu.wait_for_closed_early(path, 1, 5.0)[-1:]
     assert abandoned.closed_early
     assert len(app.emu.requests(path)) == before + 1
+
+
+def test_assistant_streams_tool_progress_then_the_answer_and_resumes(app: App) -> None:
+    # Runs last: it replaces openrouter's chat route with a scripted model.
+    app.emu.script_chat(
+        "openrouter",
+        [
+            {
+                "tool_calls": [
+                    {"name": "weather_current", "arguments": {"lat": 59.91, "lon": 10.75}},
+                    {
+                        "name": "crypto_price",
+                        "arguments": {"assets": ["BTC"], "vs_currencies": ["EUR"]},
+                    },
+                ]
+            },
+            {"text": "Oslo is cloudy; a bitcoin costs a lot."},
+            {"text": "Still cloudy tomorrow."},
+        ],
+    )
+    token = app.login("alice")["access_token"]
+    auth = {"authorization": f"Bearer {token}"}
+
+    def ask(body: Dict[str, Any]) -> List[Tuple[Optional[str], Any]]:
+        with httpx.Client(trust_env=False) as http, http.stream(
+            "POST", app.base_url + "/assistant", json=body, headers=auth, timeout=15
+        ) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            return [(name, json.loads(data)) for name, data in sse_events(response.iter_lines())]
+
+    events = ask({"question": "Weather in Oslo and the bitcoin price?"})
+    tools = [data for name, data in events if name == "tool"]
+    assert tools == [
+        {"name": "weather_current", "capability": "weather.current", "ok": True},
+        {"name": "crypto_price", "capability": "crypto.price", "ok": True},
+    ]
+    text = "".join(data["text"] for name, data in events if name is None)
+    assert text == "Oslo is cloudy; a bitcoin costs a lot."
+    name, done = events[-1]
+    assert name == "done" and done["text"] == text and done["steps"] == 2
+    for leak in (CHAT_KEY, PROVIDER_KEY):
+        assert leak not in json.dumps(events)
+
+    again = ask({"question": "And tomorrow?", "conversation": done["conversation"]})
+    assert again[-1][0] == "done" and again[-1][1]["text"] == "Still cloudy tomorrow."
+
+    status, _, body = app.request(
+        "POST", "/assistant", {"question": "Hi", "tools": ["llm.chat"]}, token=token
+    )
+    assert status == 422 and body["field"] == "tools[0]"
+
+    # A model that keeps calling tools meets the route's step limit.
+    app.emu.script_chat(
+        "openrouter",
+        [{"tool_calls": [{"name": "geo_geocode", "arguments": {"query": "Oslo"}}]}],
+    )
+    looped = ask({"question": "Where is Oslo, exactly?"})
+    assert [name for name, _ in looped[:-1]] == ["tool"] * 6
+    name, error = looped[-1]
+    assert name == "error"
+    assert error["error"]["type"] == "limit_reached"
+    assert "openrouter" not in json.dumps(error)

@@ -513,7 +513,7 @@ fn parse_messages(value: Value) -> Result<Vec<ChatMessage>> {
     Ok(messages)
 }
 
-fn parse_message(item: Value, i: usize) -> Result<ChatMessage> {
+pub(crate) fn parse_message(item: Value, i: usize) -> Result<ChatMessage> {
     let Value::Object(mut fields) = item else {
         return Err(Error::invalid(
             format!("messages[{i}]"),

@@ -132,6 +132,25 @@ pub fn find(id: &str) -> Option<&'static dyn Provider> {
     BUILTIN.iter().copied().find(|p| p.info().id == id)
 }
 
+/// The chat-completions path of a built-in provider speaking OpenAI's wire
+/// format, by id (for the emulator's scripted models).
+#[cfg(feature = "emulator")]
+pub(crate) fn openai_chat_path(id: &str) -> Option<&'static str> {
+    [
+        (openai::OPENAI.info.id, openai::OPENAI.chat_path),
+        (groq::GROQ.info.id, groq::GROQ.chat_path),
+        (mistral::MISTRAL.info.id, mistral::MISTRAL.chat_path),
+        (deepseek::DEEPSEEK.info.id, deepseek::DEEPSEEK.chat_path),
+        (
+            openrouter::OPENROUTER.info.id,
+            openrouter::OPENROUTER.chat_path,
+        ),
+        (together::TOGETHER.info.id, together::TOGETHER.chat_path),
+    ]
+    .into_iter()
+    .find_map(|(known, path)| (known == id).then_some(path))
+}
+
 /// The items of a list reply that can be read: one broken item is left
 /// out rather than refusing the others; when every item is broken, the
 /// reply is malformed and says why the first was (`provider` names it).

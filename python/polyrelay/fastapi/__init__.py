@@ -84,7 +84,7 @@ from ._security import (
     add_cors,
     add_security_headers,
 )
-from ._streaming import StreamFormat, stream_response
+from ._streaming import StreamFormat, assistant_response, stream_response
 
 __all__ = [
     "AddressRateLimitMiddleware",
@@ -105,6 +105,7 @@ __all__ = [
     "add_request_id",
     "add_security_headers",
     "app_client",
+    "assistant_response",
     "client_address",
     "error_response",
     "harden",

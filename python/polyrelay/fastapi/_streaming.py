@@ -6,10 +6,11 @@ import json
 import logging
 import secrets
 import time
-from typing import AsyncIterator, Dict, Literal, Mapping, Optional
+from typing import Any, AsyncIterator, Dict, Literal, Mapping, Optional
 
 from fastapi.responses import Response, StreamingResponse
 
+from .._assistant import AssistantEvent
 from .._native import AsyncChatStream, ChatChunk, Result
 from ..exceptions import Error
 from ._errors import _public, error_response
@@ -160,6 +161,92 @@ async def stream_response(
         finally:
             # Also when the client disconnected (the task is cancelled).
             stream.close()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+    )
+
+
+def _tool_event(tool: Mapping[str, Any]) -> bytes:
+    """A finished tool call, without its trail (provider names and
+    reasons stay in the server log)."""
+    return _event(
+        {
+            "name": tool.get("name"),
+            "capability": tool.get("capability"),
+            "ok": tool.get("error") is None,
+        },
+        "tool",
+    )
+
+
+async def assistant_response(
+    events: AsyncIterator[AssistantEvent],
+    *,
+    headers: Optional[Mapping[str, str]] = None,
+) -> Response:
+    """Answers with a streamed assistant reply
+    (:meth:`AsyncClient.assistant_stream
+    <polyrelay.AsyncClient.assistant_stream>`) as server-sent events.
+
+    The first event is awaited first: an assistant that fails before it
+    (its first LLM turn failing, …) answers with the same HTTP error as a
+    plain call (:func:`error_response`). Then an ``event: tool`` per
+    finished tool call (``{"name", "capability", "ok"}``), ``{"text": ...}``
+    per piece of the answer, and an ``event: done`` with ``{"text",
+    "conversation", "steps"}`` (``conversation`` continues the dialogue,
+    ``steps`` counts the LLM turns). A failure later (a limit reached, an
+    LLM turn failing) ends it with an ``event: error`` of fixed texts, as
+    :func:`stream_response` does; a client that disconnects cancels the
+    turn in flight.
+    """
+    iterator = events.__aiter__()
+    try:
+        first: Optional[AssistantEvent] = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except Error as error:
+        _log.warning("an assistant failed to start: %s (%s)", error.kind, error)
+        return error_response(error)
+
+    async def body() -> AsyncIterator[bytes]:
+        event = first
+        sent = 0
+        try:
+            while event is not None:
+                if event.kind == "tool" and event.tool is not None:
+                    yield _tool_event(event.tool)
+                elif event.kind == "text":
+                    sent += len(event.text)
+                    yield _event({"text": event.text})
+                elif event.kind == "done" and event.reply is not None:
+                    reply = event.reply
+                    yield _event(
+                        {
+                            "text": reply.text,
+                            "conversation": reply.conversation,
+                            "steps": len(reply.steps),
+                        },
+                        "done",
+                    )
+                try:
+                    event = await iterator.__anext__()
+                except StopAsyncIteration:
+                    event = None
+        except Exception as error:
+            if isinstance(error, Error):
+                _log.warning("an assistant failed: %s (%s)", error.kind, error)
+            else:
+                _log.exception("an assistant failed")
+            yield _Events.error(error, sent)
+        finally:
+            # Also when the client disconnected: closing the generator
+            # closes the native stream.
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
 
     return StreamingResponse(
         body(),

@@ -1,0 +1,157 @@
+"""The assistant from Python: ``client.assistant(...)`` (sync and async)
+and ``client.assistant_stream(...)`` against a scripted model in the
+emulator (``Emulator.script_chat``). A two-tool question whose weather
+call falls back past a provider that is down; a looping model stopped by
+``max_steps`` and by ``max_cost_usd`` with ``LimitReachedError`` carrying
+the conversation; a JSON round trip of the conversation that resumes; an
+unknown tool and invalid arguments as error results, without any network
+call. The loop itself is tested in the core (``core/tests/assistant.rs``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import pytest
+
+import polyrelay
+from polyrelay.testing import Emulator, Fault
+
+CHAT = "/openai/v1/chat/completions"
+CONFIG: Dict[str, Any] = {
+    "capabilities": {
+        "llm.chat": {"chain": ["openai"]},
+        "weather.current": {"chain": ["open-meteo", "met-norway", "wttr-in"]},
+        "finance.fx_rates": {"chain": ["frankfurter"]},
+    }
+}
+KEYS = {"openai": "sk-test-openai-0123456789"}
+ANSWER = "Oslo is cloudy at 3 °C, and 1 EUR buys 11.75 NOK."
+OSLO = {"name": "weather_current", "arguments": {"lat": 59.91, "lon": 10.75}}
+EUR_NOK = {"name": "finance_fx_rates", "arguments": {"base": "EUR", "symbols": ["NOK"]}}
+LOOP: List[Dict[str, Any]] = [
+    {
+        "tool_calls": [
+            {"name": "crypto_price", "arguments": {"assets": ["BTC"], "vs_currencies": ["USD"]}}
+        ],
+        # gpt-4.1 at $2 in and $8 out a million: 0.006 USD a turn.
+        "usage": {"input_tokens": 1000, "output_tokens": 500},
+    }
+]
+
+
+def client() -> polyrelay.Client:
+    return polyrelay.Client(CONFIG, api_keys=KEYS)
+
+
+def test_two_tools_with_the_weather_call_falling_back(emu: Emulator) -> None:
+    emu.script_chat("openai", [{"tool_calls": [OSLO, EUR_NOK]}, {"text": ANSWER}])
+    emu.fault_always("/open-meteo/*", Fault.status(503))
+    with client() as c:
+        reply = c.assistant("What is the weather in Oslo and the EUR→NOK rate?")
+    assert reply.text == ANSWER
+    assert len(reply.steps) == 2
+    weather, fx = reply.steps[0]["tools"]
+    assert weather["capability"] == "weather.current"
+    assert weather["provider"] == "met-norway"
+    assert weather["attempts"][0]["provider"] == "open-meteo"
+    assert weather["attempts"][0]["outcome"] != "success"
+    assert fx["provider"] == "frankfurter"
+    assert reply.steps[0]["provider"] == "openai"
+    json.dumps(reply.conversation)  # plain JSON data
+    roles = [m["role"] for m in reply.conversation["messages"]]
+    assert roles == ["user", "assistant", "tool", "tool", "assistant"]
+
+
+def test_the_step_and_cost_limits_stop_a_looping_model(emu: Emulator) -> None:
+    emu.script_chat("openai", LOOP)
+    with client() as c:
+        with pytest.raises(polyrelay.LimitReachedError) as steps:
+            c.assistant("Bitcoin?", max_steps=3)
+        assert steps.value.kind == "limit_reached"
+        assert steps.value.limit == "max_steps"
+        assert len(steps.value.steps) == 3
+        assert len(steps.value.conversation["messages"]) == 1 + 3 * 2
+        assert emu.hits(CHAT) == 3
+        emu.clear_log()
+        # Another question: the same one would be answered by the cache,
+        # which costs nothing.
+        with pytest.raises(polyrelay.LimitReachedError) as cost:
+            c.assistant("Ether?", max_cost_usd=0.01)
+        assert cost.value.limit == "max_cost_usd"
+        assert len(cost.value.steps) == 2
+        assert emu.hits(CHAT) == 2
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.assistant("Bitcoin?", max_steps=0)
+
+
+def test_a_conversation_survives_json_and_resumes(emu: Emulator) -> None:
+    emu.script_chat(
+        "openai",
+        [{"tool_calls": [OSLO]}, {"text": "It is 3 °C."}, {"text": "Same tomorrow."}],
+    )
+    with client() as c:
+        first = c.assistant("Weather in Oslo?")
+        saved = json.dumps(first.conversation)
+        # The JSON text itself is accepted as well as the dict.
+        second = c.assistant("And tomorrow?", conversation=saved)
+        assert second.text == "Same tomorrow."
+        assert len(second.conversation["messages"]) == 6
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.assistant("x", conversation={"messages": [{"role": "robot", "content": "x"}]})
+    sent = json.loads(emu.requests(CHAT)[-1].body)
+    questions = [m["content"] for m in sent["messages"] if m["role"] == "user"]
+    assert questions == ["Weather in Oslo?", "And tomorrow?"]
+
+
+def test_an_unknown_tool_and_bad_arguments_become_error_results(emu: Emulator) -> None:
+    emu.script_chat(
+        "openai",
+        [
+            {
+                "tool_calls": [
+                    {"name": "launch_rockets", "arguments": {}},
+                    {"name": "weather_current", "arguments": {"lat": "north", "lon": 1}},
+                ]
+            },
+            {"text": "Sorry."},
+        ],
+    )
+    with client() as c:
+        reply = c.assistant("Weather?", tools=["weather.current"])
+    assert reply.text == "Sorry."
+    unknown, invalid = reply.steps[0]["tools"]
+    assert unknown["error_kind"] == "invalid_request"
+    assert "unknown tool" in unknown["error"]
+    assert invalid["error_kind"] == "invalid_request"
+    assert "`lat`" in invalid["error"]
+    assert emu.hits("/open-meteo/*") == emu.hits("/met-norway/*") == 0
+    declared = json.loads(emu.requests(CHAT)[0].body)["tools"]
+    assert [t["function"]["name"] for t in declared] == ["weather_current"]
+
+
+def test_the_stream_yields_tool_progress_then_text(emu: Emulator) -> None:
+    emu.script_chat("openai", [{"tool_calls": [OSLO, EUR_NOK]}, {"text": ANSWER}])
+    with client() as c:
+        events = list(c.assistant_stream("Oslo weather and EUR→NOK?"))
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["tool", "tool"]
+    assert kinds[-1] == "done"
+    assert "".join(e.text for e in events if e.kind == "text") == ANSWER
+    done = events[-1].reply
+    assert done is not None and done.text == ANSWER
+
+
+async def test_async_assistant_and_stream(emu: Emulator) -> None:
+    emu.script_chat("openai", LOOP)
+    async with polyrelay.AsyncClient(CONFIG, api_keys=KEYS) as c:
+        with pytest.raises(polyrelay.LimitReachedError) as stopped:
+            await c.assistant("Bitcoin?", max_steps=2)
+        assert stopped.value.limit == "max_steps"
+        emu.script_chat("openai", [{"tool_calls": [EUR_NOK]}, {"text": "11.75 NOK."}])
+        reply = await c.assistant("EUR→NOK?")
+        assert reply.text == "11.75 NOK."
+        text = ""
+        async for event in c.assistant_stream("EUR→NOK again?"):
+            text += event.text
+        assert text == "11.75 NOK."
