@@ -351,11 +351,17 @@ fn the_installed_library_builds_and_runs_the_weather_example() {
                 .expect("pkg-config is not installed: run tests/setup.sh");
             assert!(output.status.success(), "pkg-config {flag}");
             let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let name = library.pkg_config_name();
             assert!(
-                !text.contains(&*repo().to_string_lossy()),
-                "the installed {} points into the checkout: {text}",
-                library.pkg_config_name()
+                text.contains(&*prefix.to_string_lossy()),
+                "the installed {name} does not point at the prefix: {text}"
             );
+            for built in [repo().join("include"), libdir()] {
+                assert!(
+                    !text.contains(&format!("{} ", built.display())),
+                    "the installed {name} points at the build tree: {text}"
+                );
+            }
             text.split_whitespace().map(String::from).collect()
         };
         let program = work_dir().join(format!("installed-weather-{}", library.pkg_config_name()));
