@@ -17,6 +17,9 @@ rustfmt --edition 2021 --check core/src/providers/*.rs
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== supply chain (deny.toml: licences, banned crates, crates.io only)"
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
 echo "== rust tests"
 cargo test --workspace --locked
 
