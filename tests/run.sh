@@ -25,7 +25,11 @@ echo "== rust tests, with line coverage"
 # target/llvm-cov-target); the C programs of ffi/tests/c_abi.rs run against
 # the instrumented libraries and count too. Prints the table per file, then
 # the total; 95.6% of lines when the floor was set.
-cargo llvm-cov --workspace --locked --fail-under-lines 92
+floor=92
+cargo llvm-cov --workspace --locked --fail-under-lines "$floor" || {
+    echo "rust tests failed, or line coverage (TOTAL above) is under $floor%" >&2
+    exit 1
+}
 
 echo "== a plain build of the core carries no provider fixtures"
 bash tests/no_fixtures_in_build.sh
