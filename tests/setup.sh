@@ -24,6 +24,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+# cargo-llvm-cov's coverage reports read the profiles with LLVM's own tools.
+rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
 
 # cbindgen, at the version include/polyrelay.h is generated with (pinned in
 # ffi/tests/c_abi.rs, whose header_is_up_to_date test runs it).
@@ -31,6 +33,16 @@ cbindgen_version=$(sed -n 's/^const CBINDGEN_VERSION: &str = "\(.*\)";$/\1/p' \
     "$(dirname "$0")/../ffi/tests/c_abi.rs")
 if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $cbindgen_version" ]; then
     cargo install cbindgen --version "$cbindgen_version" --locked
+fi
+
+# The supply-chain check (deny.toml) and the Rust tests' line coverage.
+cargo_deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
+    cargo install cargo-deny --version "$cargo_deny_version" --locked
+fi
+cargo_llvm_cov_version=0.9.1
+if [ "$(cargo llvm-cov --version 2>/dev/null)" != "cargo-llvm-cov $cargo_llvm_cov_version" ]; then
+    cargo install cargo-llvm-cov --version "$cargo_llvm_cov_version" --locked
 fi
 
 # The Python package's tests run in a project venv (.venv, git-ignored) with

@@ -204,15 +204,23 @@ struct Run {
 }
 
 /// Runs `program` (after `wrapper`, e.g. valgrind) with only `PATH` and the
-/// emulator's URL in its environment; killed after `limit`.
+/// emulator's URL in its environment; killed after `limit`. Under
+/// `cargo llvm-cov` the libraries are instrumented: `LLVM_PROFILE_FILE` is
+/// passed on too, so the program's profile joins the coverage report instead
+/// of landing as `default.profraw` in the working directory.
 fn run(wrapper: &[&str], program: &Path, emulator: &Emulator, limit: Duration) -> Run {
     let mut line: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_ref()).collect();
     line.push(program.as_os_str());
-    let mut child = Command::new(line[0])
+    let mut command = Command::new(line[0]);
+    command
         .args(&line[1..])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("POLYRELAY_EMULATOR_URL", emulator.base_url())
+        .env("POLYRELAY_EMULATOR_URL", emulator.base_url());
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        command.env("LLVM_PROFILE_FILE", profile);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
