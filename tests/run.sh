@@ -31,6 +31,9 @@ cargo llvm-cov --workspace --locked --fail-under-lines "$floor" || {
     exit 1
 }
 
+echo "== rust doc tests (cargo llvm-cov runs the others)"
+cargo test --workspace --doc --locked
+
 echo "== a plain build of the core carries no provider fixtures"
 bash tests/no_fixtures_in_build.sh
 
