@@ -10,6 +10,10 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::analytics::{
+    AnalyticsQuery, AnalyticsRow, AnalyticsStatus, AnalyticsStore, MemoryStore, Recorder,
+    SqliteStore,
+};
 use crate::answer::Envelope;
 use crate::capability::{CapabilityId, Request};
 use crate::catalog::Catalog;
@@ -74,6 +78,7 @@ pub struct ClientBuilder {
     seed: Option<u64>,
     testing: bool,
     extra: Vec<Arc<dyn Provider>>,
+    analytics: Option<Arc<dyn AnalyticsStore>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -120,6 +125,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Records calls into `store` instead of the configured one.
+    pub fn analytics_store(mut self, store: Arc<dyn AnalyticsStore>) -> Self {
+        self.analytics = Some(store);
+        self
+    }
+
     /// Adds a provider of your own (after the built-in ones in default chains).
     pub fn provider(mut self, provider: Arc<dyn Provider>) -> Self {
         self.extra.push(provider);
@@ -153,7 +164,7 @@ impl ClientBuilder {
             (None, true) => 0,
             (None, false) => rand::random(),
         };
-        Client::wire(plan, clock, self.state, self.testing, seed)
+        Client::wire(plan, clock, self.state, self.analytics, self.testing, seed)
     }
 }
 
@@ -164,6 +175,7 @@ impl Client {
         plan: Plan,
         clock: SharedClock,
         state: Option<Arc<dyn StateStore>>,
+        analytics: Option<Arc<dyn AnalyticsStore>>,
         testing: bool,
         seed: u64,
     ) -> Result<Client> {
@@ -264,6 +276,17 @@ impl Client {
             ),
             None => ResponseCache::new(&plan.cache, clock.clone()),
         };
+        let analytics = match (plan.analytics.enabled, analytics) {
+            (false, _) => None,
+            (true, store) => {
+                let store: Arc<dyn AnalyticsStore> = match (store, &plan.analytics.sqlite) {
+                    (Some(store), _) => store,
+                    (None, Some(path)) => Arc::new(SqliteStore::open(path)?),
+                    (None, None) => Arc::new(MemoryStore::new()),
+                };
+                Some(Recorder::new(store, &plan.analytics, clock.clone())?)
+            }
+        };
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
@@ -281,6 +304,7 @@ impl Client {
                 config_warnings: plan.warnings,
                 models: plan.models,
                 budgets: plan.budgets,
+                analytics,
             }),
             catalog,
         })
@@ -297,6 +321,7 @@ impl Client {
             seed: None,
             testing: false,
             extra: Vec::new(),
+            analytics: None,
         }
     }
 
@@ -317,9 +342,26 @@ impl Client {
 
     /// Calls with an already validated request.
     pub async fn request(&self, request: Request) -> Result<Envelope> {
+        self.request_tagged(request, None).await
+    }
+
+    /// [`Client::request`] recorded in analytics under the caller's `tag`
+    /// (a user, a route: 1 to 64 letters, digits or `_ - . : /`); an LLM
+    /// call's own `tag` parameter is used when `tag` is `None`.
+    pub async fn request_tagged(&self, request: Request, tag: Option<&str>) -> Result<Envelope> {
+        if let Some(tag) = tag {
+            crate::capability::llm::check_tag(tag).map_err(|e| crate::Error::invalid("tag", e))?;
+        }
         let started = self.engine.clock.now();
         let capability = request.capability();
-        let result = self.engine.call(request).await?;
+        let tag = self.engine.record_tag(&request, tag);
+        let result = match self.engine.call(request).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.engine.record_failure(capability, started, &error, tag);
+                return Err(error);
+            }
+        };
         let cost_usd = self.engine.call_cost(&result.answer, result.cached);
         let mut envelope = Envelope::new(
             capability,
@@ -330,7 +372,42 @@ impl Client {
             cost_usd,
         );
         envelope.stale = result.stale;
+        self.engine.record_answer(&envelope, tag);
         Ok(envelope)
+    }
+
+    /// The analytics of the calls recorded so far (by every process sharing
+    /// the store), after writing this client's pending records: rows per
+    /// hour or day × the query's dimensions. See [`crate::analytics`].
+    pub async fn analytics(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsRow>> {
+        match &self.engine.analytics {
+            Some(recorder) => recorder.query(query).await,
+            None => Err(crate::Error::Usage {
+                message: "analytics is off (`[analytics] enabled = false`)".to_string(),
+            }),
+        }
+    }
+
+    /// Writes this client's pending analytics records to the store now.
+    pub async fn flush_analytics(&self) {
+        if let Some(recorder) = &self.engine.analytics {
+            recorder.flush().await;
+        }
+    }
+
+    /// The analytics recorder's counters: records queued, dropped, written.
+    pub fn analytics_status(&self) -> AnalyticsStatus {
+        match &self.engine.analytics {
+            Some(recorder) => recorder.status(),
+            None => AnalyticsStatus {
+                store: "off",
+                recorded: 0,
+                dropped: 0,
+                written: 0,
+                write_errors: 0,
+                degraded: false,
+            },
+        }
     }
 
     /// Streams `capability`'s answer as it is written: see [`ChatStream`].
