@@ -216,10 +216,35 @@ impl Client {
             .as_ref()
             .map(|redis| ClientRedis::new(redis, &limits, &clock))
             .transpose()?;
+        let sqlite = plan
+            .analytics
+            .sqlite
+            .as_deref()
+            .map(SqliteStore::open)
+            .transpose()?
+            .map(Arc::new);
+        // With the state in this process and an SQLite file, the quota
+        // counters are kept in the file across restarts.
+        let mut save_quotas: Option<crate::analytics::AfterDrain> = None;
         let state = match (state, &redis) {
             (Some(state), _) => state,
             (None, Some(redis)) => Arc::clone(&redis.state),
-            (None, None) => Arc::new(InMemoryState::new(&limits, clock.clone())?),
+            (None, None) => {
+                let local = InMemoryState::new(&limits, clock.clone())?;
+                let local = Arc::new(match &sqlite {
+                    Some(file) => local.keep_quotas_in(Arc::clone(file)),
+                    None => local,
+                });
+                if sqlite.is_some() {
+                    let weak = Arc::downgrade(&local);
+                    save_quotas = Some(Box::new(move || {
+                        if let Some(local) = weak.upgrade() {
+                            local.save_quotas();
+                        }
+                    }));
+                }
+                local
+            }
         };
         let chain_of = |chain: ChainPlan| Chain {
             slots: chain
@@ -279,12 +304,17 @@ impl Client {
         let analytics = match (plan.analytics.enabled, analytics) {
             (false, _) => None,
             (true, store) => {
-                let store: Arc<dyn AnalyticsStore> = match (store, &plan.analytics.sqlite) {
+                let store: Arc<dyn AnalyticsStore> = match (store, sqlite) {
                     (Some(store), _) => store,
-                    (None, Some(path)) => Arc::new(SqliteStore::open(path)?),
+                    (None, Some(file)) => file,
                     (None, None) => Arc::new(MemoryStore::new()),
                 };
-                Some(Recorder::new(store, &plan.analytics, clock.clone())?)
+                Some(Recorder::new(
+                    store,
+                    &plan.analytics,
+                    clock.clone(),
+                    save_quotas,
+                )?)
             }
         };
         for warning in &plan.warnings {

@@ -550,3 +550,58 @@ async fn four_processes_writing_one_sqlite_file_lose_no_record() {
     let path = temp_file("four");
     four_processes_record(&format!("sqlite = {:?}", path.display().to_string())).await;
 }
+
+// ------------------------------------------------------------ quotas
+
+fn quota_client(emulator: &Emulator, clock: &FakeClock, path: &std::path::Path) -> Client {
+    let config = format!(
+        "{CONFIG}\n[providers.open-meteo]\ndaily_quota = 10\n[analytics]\nsqlite = {:?}\n",
+        path.display().to_string()
+    );
+    client(emulator, clock, &config, &[])
+}
+
+fn quota_used(client: &Client) -> u64 {
+    client.stats().providers["open-meteo"]
+        .quota
+        .as_ref()
+        .expect("open-meteo has a quota")
+        .used
+}
+
+#[tokio::test]
+async fn a_restarted_client_on_the_sqlite_file_keeps_its_quota_until_the_day_resets() {
+    let emulator = emulator().await;
+    let clock = clock();
+    let path = temp_file("quota");
+    let first = quota_client(&emulator, &clock, &path);
+    for lat in 1..=4 {
+        first
+            .call("weather.current", at(f64::from(lat)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(quota_used(&first), 4);
+    drop(first);
+    // The same day: the 4 requests stay spent.
+    let second = quota_client(&emulator, &clock, &path);
+    assert_eq!(quota_used(&second), 4);
+    second.call("weather.current", at(5.0)).await.unwrap();
+    assert_eq!(quota_used(&second), 5);
+    // Without a file, a new client starts from zero (the old behaviour).
+    let plain = client(
+        &emulator,
+        &clock,
+        "[providers.open-meteo]\ndaily_quota = 10",
+        &[],
+    );
+    assert_eq!(quota_used(&plain), 0);
+    drop(second);
+    // The next day the saved count is out of date: the quota has reset.
+    clock.advance(Duration::from_secs(24 * 3600));
+    let third = quota_client(&emulator, &clock, &path);
+    assert_eq!(quota_used(&third), 0);
+    // Its analytics are in the file too: 5 calls, on the first day.
+    let rows = third.analytics(&query(Period::Day, &[])).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), 5, "{rows:#?}");
+}

@@ -481,7 +481,12 @@ struct Shared {
     wake: Notify,
     closed: AtomicBool,
     drain: tokio::sync::Mutex<Drain>,
+    /// Run after each drain (saving the quota counters to the same file).
+    after_drain: Option<AfterDrain>,
 }
+
+/// What runs after each drain.
+pub(crate) type AfterDrain = Box<dyn Fn() + Send + Sync>;
 
 struct Drain {
     receiver: mpsc::Receiver<CallRecord>,
@@ -504,6 +509,7 @@ impl Recorder {
         store: Arc<dyn AnalyticsStore>,
         config: &AnalyticsConfig,
         clock: SharedClock,
+        after_drain: Option<AfterDrain>,
     ) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(config.queue);
         let shared = Arc::new(Shared {
@@ -521,6 +527,7 @@ impl Recorder {
                 batch: Vec::with_capacity(BATCH),
                 pruned_before: i64::MIN,
             }),
+            after_drain,
         });
         let task = Arc::clone(&shared);
         crate::runtime::shared()?.spawn(async move {
@@ -631,6 +638,9 @@ impl Shared {
                     tracing::warn!(store = self.store.kind(), %reason, "analytics batch lost");
                 }
             }
+        }
+        if let Some(after) = &self.after_drain {
+            after();
         }
         let cutoff = self.cutoff(self.clock.wall());
         if cutoff > drain.pruned_before {

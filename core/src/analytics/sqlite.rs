@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS analytics_latency (
     bucket INTEGER NOT NULL, calls INTEGER NOT NULL,
     PRIMARY KEY (hour, capability, provider, tag, bucket));
 CREATE TABLE IF NOT EXISTS quota_counters (
-    provider TEXT NOT NULL PRIMARY KEY, window_start TEXT NOT NULL, used INTEGER NOT NULL);
+    provider TEXT NOT NULL PRIMARY KEY, window_label TEXT NOT NULL, used INTEGER NOT NULL);
 ";
 
 /// Hourly buckets (and quota counters) in one SQLite file.
@@ -206,14 +206,13 @@ impl SqliteStore {
         tx.commit()
     }
 
-    #[allow(dead_code)] // used by the quota persistence, next
-    /// `provider`'s saved quota counter: the start of its window (RFC 3339)
-    /// and the units used in it.
+    /// `provider`'s saved quota counter: its window's label (`2025-10-26`,
+    /// `2025-10`) and the units used in it.
     pub(crate) fn load_quota(&self, provider: &str) -> Option<(String, u64)> {
         let connection = self.connection.lock();
         connection
             .query_row(
-                "SELECT window_start, used FROM quota_counters WHERE provider = ?1",
+                "SELECT window_label, used FROM quota_counters WHERE provider = ?1",
                 [provider],
                 |row| {
                     Ok((
@@ -229,16 +228,29 @@ impl SqliteStore {
             })
     }
 
-    #[allow(dead_code)]
-    /// Saves `provider`'s quota counter.
-    pub(crate) fn save_quota(&self, provider: &str, window_start: &str, used: u64) {
-        let connection = self.connection.lock();
-        if let Err(e) = connection.execute(
-            "INSERT INTO quota_counters VALUES (?1, ?2, ?3)
-             ON CONFLICT DO UPDATE SET window_start = excluded.window_start, used = excluded.used",
-            params![provider, window_start, used as i64],
-        ) {
-            tracing::warn!(provider, error = %e, "quota counter not saved");
+    /// Saves quota counters: `(provider, window label, used)`, in one
+    /// transaction.
+    pub(crate) fn save_quotas(&self, counters: &[(&str, String, u64)]) {
+        if counters.is_empty() {
+            return;
+        }
+        let mut connection = self.connection.lock();
+        let saved = (|| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut save = tx.prepare_cached(
+                    "INSERT INTO quota_counters VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET window_label = excluded.window_label,
+                       used = excluded.used",
+                )?;
+                for (provider, window, used) in counters {
+                    save.execute(params![provider, window, *used as i64])?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "quota counters not saved");
         }
     }
 }
