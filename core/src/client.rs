@@ -307,6 +307,15 @@ impl Client {
                 let store: Arc<dyn AnalyticsStore> = match (store, sqlite) {
                     (Some(store), _) => store,
                     (None, Some(file)) => file,
+                    (None, None) if plan.analytics.redis => match &redis {
+                        Some(redis) => redis.analytics_store(plan.analytics.retention),
+                        None => {
+                            return Err(crate::Error::config(
+                                "analytics.redis",
+                                "needs a [redis] table (its url)",
+                            ))
+                        }
+                    },
                     (None, None) => Arc::new(MemoryStore::new()),
                 };
                 Some(Recorder::new(
@@ -436,6 +445,7 @@ impl Client {
                 written: 0,
                 write_errors: 0,
                 degraded: false,
+                fallback_writes: 0,
             },
         }
     }

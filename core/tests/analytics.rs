@@ -605,3 +605,69 @@ async fn a_restarted_client_on_the_sqlite_file_keeps_its_quota_until_the_day_res
     let rows = third.analytics(&query(Period::Day, &[])).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), 5, "{rows:#?}");
 }
+
+// ------------------------------------------------------------ redis
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_writing_one_redis_lose_no_record() {
+    let _serial = SERIAL.lock().await;
+    let server = redis_server::RedisServer::start();
+    four_processes_record(&format!(
+        "redis = true\n[redis]\nurl = \"{}\"\ncache = false\n",
+        server.url()
+    ))
+    .await;
+    // One hash per hour, under the prefix, expiring.
+    let keys = server.keys("polyrelay:a:*");
+    assert!(!keys.is_empty() && keys.len() <= 2, "{keys:?}");
+    for key in &keys {
+        assert!(key.starts_with("polyrelay:a:{"), "{key}");
+        assert!(server.pttl(key) > 29 * 24 * 3600 * 1000, "{key} expires");
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_records_in_memory_and_hands_them_over_later() {
+    let _serial = SERIAL.lock().await;
+    let mut server = redis_server::RedisServer::start();
+    let emulator = emulator().await;
+    let toml = format!(
+        "{CONFIG}\n[analytics]\nredis = true\n[redis]\nurl = \"{}\"\ncache = false\nbreaker_open = \"50ms\"\n",
+        server.url()
+    );
+    let client = Client::builder()
+        .config(polyrelay::Config::from_toml_str(&toml).unwrap())
+        .env_vars([("POLYRELAY_EMULATOR_URL".to_string(), emulator.base_url())])
+        .build()
+        .unwrap();
+    let calls = |n: usize| {
+        let client = client.clone();
+        async move {
+            for i in 0..n {
+                client.call("weather.current", at(i as f64)).await.unwrap();
+            }
+            client.flush_analytics().await;
+        }
+    };
+    calls(3).await;
+    server.kill();
+    calls(4).await;
+    let status = client.analytics_status();
+    assert!(status.fallback_writes >= 1, "{status:?}");
+    assert!(status.degraded, "{status:?}");
+    assert_eq!(status.write_errors, 0);
+    // While Redis is down, the rows hold what memory kept.
+    let rows = client.analytics(&query(Period::Day, &[])).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), 4, "{rows:#?}");
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    calls(2).await;
+    let status = client.analytics_status();
+    assert!(!status.degraded, "{status:?}");
+    // The restarted server (no persistence) has the outage's and the new
+    // calls: none lost, none counted twice.
+    let rows = client.analytics(&query(Period::Day, &[])).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), 6, "{rows:#?}");
+}

@@ -63,6 +63,12 @@ impl MemoryStore {
     pub(crate) fn forget_before(&self, hour: i64) {
         self.buckets.lock().retain(|k, _| k.hour >= hour);
     }
+
+    /// Takes every bucket out.
+    #[cfg(feature = "redis")]
+    pub(crate) fn take(&self) -> Vec<(BucketKey, BucketTotals)> {
+        self.buckets.lock().drain().collect()
+    }
 }
 
 impl AnalyticsStore for MemoryStore {

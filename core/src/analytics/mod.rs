@@ -17,6 +17,8 @@
 //! histogram's ~12 % buckets whatever the number of calls.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +37,8 @@ use crate::duration::serde_secs;
 use crate::error::{Error, Result};
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub(crate) use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 /// Outcome class of an answered call.
@@ -258,6 +262,11 @@ pub trait AnalyticsStore: Send + Sync + fmt::Debug + 'static {
     fn degraded(&self) -> bool {
         false
     }
+
+    /// Batches written to the fallback instead (Redis unreachable).
+    fn fallback_writes(&self) -> u64 {
+        0
+    }
 }
 
 /// Per hour or per day.
@@ -462,6 +471,9 @@ pub struct AnalyticsStatus {
     pub write_errors: u64,
     /// The store runs on its fallback (Redis unreachable).
     pub degraded: bool,
+    /// Batches kept in memory because Redis was unreachable (handed to
+    /// Redis with a later batch).
+    pub fallback_writes: u64,
 }
 
 /// The hot-path end of analytics: a bounded queue and the task draining it.
@@ -590,6 +602,7 @@ impl Recorder {
             written: s.written.load(Ordering::Relaxed),
             write_errors: s.write_errors.load(Ordering::Relaxed),
             degraded: s.store.degraded(),
+            fallback_writes: s.store.fallback_writes(),
         }
     }
 }
