@@ -367,8 +367,12 @@ impl Client {
     /// Calls `capability` with loosely typed `params` (validated first:
     /// a bad parameter fails with [`Error::InvalidRequest`](crate::Error::InvalidRequest) before any
     /// network call).
+    ///
+    /// A `tag` parameter (a user, a route) is recorded with the call in
+    /// analytics, whatever the capability.
     pub async fn call(&self, capability: &str, params: Value) -> Result<Envelope> {
-        self.request(Request::parse(capability, params)?).await
+        let (request, tag) = Request::parse_tagged(capability, params)?;
+        self.request_tagged(request, tag.as_deref()).await
     }
 
     /// [`Client::call`] for code without an async runtime: runs on the

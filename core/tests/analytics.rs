@@ -671,3 +671,33 @@ async fn a_redis_outage_keeps_records_in_memory_and_hands_them_over_later() {
     let rows = client.analytics(&query(Period::Day, &[])).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), 6, "{rows:#?}");
 }
+
+#[tokio::test]
+async fn any_call_takes_a_tag_parameter_recorded_not_sent() {
+    let emulator = emulator().await;
+    let client = client(&emulator, &clock(), CONFIG, &[]);
+    let mut params = at(7.0);
+    params["tag"] = json!("route:/weather");
+    client.call("weather.current", params).await.unwrap();
+    let sent = emulator.requests();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].query_pairs.iter().all(|(name, _)| name != "tag"),
+        "{:?}",
+        sent[0].query_pairs
+    );
+    let rows = client.analytics(&query_by_tag()).await.unwrap();
+    assert_eq!(rows[0].tag.as_deref(), Some("route:/weather"));
+    let mut bad = at(7.0);
+    bad["tag"] = json!(42);
+    let error = client.call("weather.current", bad).await.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        polyrelay::ErrorKind::InvalidRequest,
+        "{error}"
+    );
+}
+
+fn query_by_tag() -> AnalyticsQuery {
+    query(Period::Day, &[Dimension::Tag])
+}

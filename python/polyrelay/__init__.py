@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from . import _native
 from ._client import AsyncClient, Client, ConfigSource
-from ._models import Attempt, Health, Stats
+from ._models import AnalyticsRows, Attempt, Health, Stats
 from ._native import AsyncChatStream, ChatChunk, ChatStream, InboundLimiter, Result
 from ._stream_display import display_stream
 from .exceptions import (
@@ -59,6 +59,7 @@ __version__: str = _native.__version__
 
 __all__ = [
     "AllProvidersFailedError",
+    "AnalyticsRows",
     "AsyncChatStream",
     "AsyncClient",
     "Attempt",
