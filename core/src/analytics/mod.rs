@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! call ends ─ CallRecord ─ try_send ─▶ bounded queue ─▶ drain task ─▶ store
-//!             (≤ 1 µs; a full queue drops the record and counts it)   (batches)
+//!             (≤ 1 µs; a full queue drops the record and counts it)   (batches:
+//!              every 256 records or 200 ms, and before each query)
 //! ```
 //!
 //! A [`CallRecord`] holds no parameter, key or answer: time, capability,
@@ -49,6 +50,15 @@ const HOUR_SECS: i64 = 3600;
 
 /// Most records one store write takes.
 const BATCH: usize = 1024;
+
+/// Records queued before the drain task is woken: waking it for each one
+/// would cost every call a cross-thread wake-up.
+const WAKE_AT: usize = 256;
+
+/// Longest a record waits in the queue when fewer than [`WAKE_AT`] are
+/// queued (a query writes pending records first anyway). Real time: a
+/// write cadence, not logic a test needs to move.
+const DRAIN_EVERY: Duration = Duration::from_millis(200);
 
 /// The `[analytics]` table.
 ///
@@ -544,7 +554,7 @@ impl Recorder {
         let task = Arc::clone(&shared);
         crate::runtime::shared()?.spawn(async move {
             loop {
-                task.wake.notified().await;
+                let _ = tokio::time::timeout(DRAIN_EVERY, task.wake.notified()).await;
                 task.drain().await;
                 if task.closed.load(Ordering::Acquire) {
                     break;
@@ -559,7 +569,10 @@ impl Recorder {
         match self.sender.try_send(record) {
             Ok(()) => {
                 self.shared.recorded.fetch_add(1, Ordering::Relaxed);
-                self.shared.wake.notify_one();
+                let max = self.sender.max_capacity();
+                if max - self.sender.capacity() >= WAKE_AT.min(max / 2).max(1) {
+                    self.shared.wake.notify_one();
+                }
             }
             Err(_) => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
