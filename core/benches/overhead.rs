@@ -7,6 +7,11 @@
 //! noise hits both alike. polyrelay runs with the cache off and every guard
 //! on: daily quota, GCRA limiter, breaker, retry, attempt timeout, deadline.
 //!
+//! `-- --analytics` measures only what recording a call in analytics adds
+//! on the caller: the same client configuration with `[analytics]` on (the
+//! default) and off, cache hits and uncached calls at concurrency 1, in
+//! alternating rounds.
+//!
 //! For profilers: `-- --only raw|polyrelay [--secs N]` runs just one side at
 //! concurrency 64 for N seconds (default 10) and prints how many requests it
 //! made, e.g. to count instructions per request under
@@ -259,6 +264,11 @@ daily_quota = 1000000000
         relay_call().await;
     }
 
+    if std::env::args().any(|a| a == "--analytics") {
+        analytics_overhead(&emulator, &request, quick).await;
+        return;
+    }
+
     if let Some(side) = arg_after("--only") {
         let secs: f64 = arg_after("--secs")
             .and_then(|s| s.parse().ok())
@@ -400,5 +410,85 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
     println!(
         "| open-breaker skip (mean) | | {:.3} µs | | ≤ 20 µs |",
         micros(skip_mean)
+    );
+}
+
+/// Recording on vs off: mean cache hit and p50 / p99 of uncached calls, in
+/// alternating rounds so that machine noise hits both alike.
+async fn analytics_overhead(emulator: &Emulator, request: &Request, quick: bool) {
+    let config = |cache: bool, recording: bool| {
+        format!(
+            "[cache]\nenabled = {cache}\n[analytics]\nenabled = {recording}\n\
+             [capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n\
+             [providers.bench-ok]\nrate_limit = \"1000000/s\"\ndaily_quota = 1000000000\n"
+        )
+    };
+    let (rounds, hits, calls) = if quick {
+        (10, 20_000, 200)
+    } else {
+        (20, 100_000, 1_000)
+    };
+    // [off, on]
+    let hit_clients = [
+        client(emulator, &config(true, false)),
+        client(emulator, &config(true, true)),
+    ];
+    let call_clients = [
+        client(emulator, &config(false, false)),
+        client(emulator, &config(false, true)),
+    ];
+    for c in hit_clients.iter().chain(&call_clients) {
+        for _ in 0..200 {
+            c.request(request.clone()).await.expect("warm up");
+        }
+    }
+    let mut hit_means = [Vec::new(), Vec::new()];
+    let mut latencies = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for side in [round % 2, 1 - round % 2] {
+            let c = &hit_clients[side];
+            let t = Instant::now();
+            for _ in 0..hits {
+                std::hint::black_box(c.request(request.clone()).await.expect("hit"));
+            }
+            hit_means[side].push(micros(t.elapsed() / hits));
+            let c = &call_clients[side];
+            for _ in 0..calls {
+                let t = Instant::now();
+                std::hint::black_box(c.request(request.clone()).await.expect("call"));
+                latencies[side].push(t.elapsed());
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (hit_off, hit_on) = (median(&mut hit_means[0]), median(&mut hit_means[1]));
+    for l in &mut latencies {
+        l.sort();
+    }
+    let p = |side: usize, q| micros(percentile(&latencies[side], q));
+    let status = call_clients[1].analytics_status();
+    println!(
+        "analytics recording overhead ({rounds} alternating rounds; {hits} hits and {calls} calls per round and side)\n"
+    );
+    println!("| measure | recording off | recording on | added |");
+    println!("|---|---|---|---|");
+    println!(
+        "| cache hit (median of round means) | {hit_off:.3} µs | {hit_on:.3} µs | {:+.3} µs |",
+        hit_on - hit_off
+    );
+    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "| uncached call {name}, concurrency 1 | {:.1} µs | {:.1} µs | {:+.1} µs |",
+            p(0, q),
+            p(1, q),
+            p(1, q) - p(0, q)
+        );
+    }
+    println!(
+        "\nrecorded {} calls, dropped {}, written {}",
+        status.recorded, status.dropped, status.written
     );
 }

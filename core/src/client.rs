@@ -10,6 +10,10 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::analytics::{
+    AnalyticsQuery, AnalyticsRow, AnalyticsStatus, AnalyticsStore, MemoryStore, Recorder,
+    SqliteStore,
+};
 use crate::answer::Envelope;
 use crate::capability::{CapabilityId, Request};
 use crate::catalog::Catalog;
@@ -74,6 +78,7 @@ pub struct ClientBuilder {
     seed: Option<u64>,
     testing: bool,
     extra: Vec<Arc<dyn Provider>>,
+    analytics: Option<Arc<dyn AnalyticsStore>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -120,6 +125,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Records calls into `store` instead of the configured one.
+    pub fn analytics_store(mut self, store: Arc<dyn AnalyticsStore>) -> Self {
+        self.analytics = Some(store);
+        self
+    }
+
     /// Adds a provider of your own (after the built-in ones in default chains).
     pub fn provider(mut self, provider: Arc<dyn Provider>) -> Self {
         self.extra.push(provider);
@@ -153,7 +164,7 @@ impl ClientBuilder {
             (None, true) => 0,
             (None, false) => rand::random(),
         };
-        Client::wire(plan, clock, self.state, self.testing, seed)
+        Client::wire(plan, clock, self.state, self.analytics, self.testing, seed)
     }
 }
 
@@ -164,6 +175,7 @@ impl Client {
         plan: Plan,
         clock: SharedClock,
         state: Option<Arc<dyn StateStore>>,
+        analytics: Option<Arc<dyn AnalyticsStore>>,
         testing: bool,
         seed: u64,
     ) -> Result<Client> {
@@ -204,10 +216,35 @@ impl Client {
             .as_ref()
             .map(|redis| ClientRedis::new(redis, &limits, &clock))
             .transpose()?;
+        let sqlite = plan
+            .analytics
+            .sqlite
+            .as_deref()
+            .map(SqliteStore::open)
+            .transpose()?
+            .map(Arc::new);
+        // With the state in this process and an SQLite file, the quota
+        // counters are kept in the file across restarts.
+        let mut save_quotas: Option<crate::analytics::AfterDrain> = None;
         let state = match (state, &redis) {
             (Some(state), _) => state,
             (None, Some(redis)) => Arc::clone(&redis.state),
-            (None, None) => Arc::new(InMemoryState::new(&limits, clock.clone())?),
+            (None, None) => {
+                let local = InMemoryState::new(&limits, clock.clone())?;
+                let local = Arc::new(match &sqlite {
+                    Some(file) => local.keep_quotas_in(Arc::clone(file)),
+                    None => local,
+                });
+                if sqlite.is_some() {
+                    let weak = Arc::downgrade(&local);
+                    save_quotas = Some(Box::new(move || {
+                        if let Some(local) = weak.upgrade() {
+                            local.save_quotas();
+                        }
+                    }));
+                }
+                local
+            }
         };
         let chain_of = |chain: ChainPlan| Chain {
             slots: chain
@@ -264,6 +301,31 @@ impl Client {
             ),
             None => ResponseCache::new(&plan.cache, clock.clone()),
         };
+        let analytics = match (plan.analytics.enabled, analytics) {
+            (false, _) => None,
+            (true, store) => {
+                let store: Arc<dyn AnalyticsStore> = match (store, sqlite) {
+                    (Some(store), _) => store,
+                    (None, Some(file)) => file,
+                    (None, None) if plan.analytics.redis => match &redis {
+                        Some(redis) => redis.analytics_store(plan.analytics.retention),
+                        None => {
+                            return Err(crate::Error::config(
+                                "analytics.redis",
+                                "needs a [redis] table (its url)",
+                            ))
+                        }
+                    },
+                    (None, None) => Arc::new(MemoryStore::new()),
+                };
+                Some(Recorder::new(
+                    store,
+                    &plan.analytics,
+                    clock.clone(),
+                    save_quotas,
+                )?)
+            }
+        };
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
@@ -281,6 +343,7 @@ impl Client {
                 config_warnings: plan.warnings,
                 models: plan.models,
                 budgets: plan.budgets,
+                analytics,
             }),
             catalog,
         })
@@ -297,14 +360,19 @@ impl Client {
             seed: None,
             testing: false,
             extra: Vec::new(),
+            analytics: None,
         }
     }
 
     /// Calls `capability` with loosely typed `params` (validated first:
     /// a bad parameter fails with [`Error::InvalidRequest`](crate::Error::InvalidRequest) before any
     /// network call).
+    ///
+    /// A `tag` parameter (a user, a route) is recorded with the call in
+    /// analytics, whatever the capability.
     pub async fn call(&self, capability: &str, params: Value) -> Result<Envelope> {
-        self.request(Request::parse(capability, params)?).await
+        let (request, tag) = Request::parse_tagged(capability, params)?;
+        self.request_tagged(request, tag.as_deref()).await
     }
 
     /// [`Client::call`] for code without an async runtime: runs on the
@@ -317,9 +385,26 @@ impl Client {
 
     /// Calls with an already validated request.
     pub async fn request(&self, request: Request) -> Result<Envelope> {
+        self.request_tagged(request, None).await
+    }
+
+    /// [`Client::request`] recorded in analytics under the caller's `tag`
+    /// (a user, a route: 1 to 64 letters, digits or `_ - . : /`); an LLM
+    /// call's own `tag` parameter is used when `tag` is `None`.
+    pub async fn request_tagged(&self, request: Request, tag: Option<&str>) -> Result<Envelope> {
+        if let Some(tag) = tag {
+            crate::capability::llm::check_tag(tag).map_err(|e| crate::Error::invalid("tag", e))?;
+        }
         let started = self.engine.clock.now();
         let capability = request.capability();
-        let result = self.engine.call(request).await?;
+        let tag = self.engine.record_tag(&request, tag);
+        let result = match self.engine.call(request).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.engine.record_failure(capability, started, &error, tag);
+                return Err(error);
+            }
+        };
         let cost_usd = self.engine.call_cost(&result.answer, result.cached);
         let mut envelope = Envelope::new(
             capability,
@@ -330,7 +415,43 @@ impl Client {
             cost_usd,
         );
         envelope.stale = result.stale;
+        self.engine.record_answer(&envelope, tag);
         Ok(envelope)
+    }
+
+    /// The analytics of the calls recorded so far (by every process sharing
+    /// the store), after writing this client's pending records: rows per
+    /// hour or day × the query's dimensions. See [`crate::analytics`].
+    pub async fn analytics(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsRow>> {
+        match &self.engine.analytics {
+            Some(recorder) => recorder.query(query).await,
+            None => Err(crate::Error::Usage {
+                message: "analytics is off (`[analytics] enabled = false`)".to_string(),
+            }),
+        }
+    }
+
+    /// Writes this client's pending analytics records to the store now.
+    pub async fn flush_analytics(&self) {
+        if let Some(recorder) = &self.engine.analytics {
+            recorder.flush().await;
+        }
+    }
+
+    /// The analytics recorder's counters: records queued, dropped, written.
+    pub fn analytics_status(&self) -> AnalyticsStatus {
+        match &self.engine.analytics {
+            Some(recorder) => recorder.status(),
+            None => AnalyticsStatus {
+                store: "off",
+                recorded: 0,
+                dropped: 0,
+                written: 0,
+                write_errors: 0,
+                degraded: false,
+                fallback_writes: 0,
+            },
+        }
     }
 
     /// Streams `capability`'s answer as it is written: see [`ChatStream`].

@@ -66,6 +66,7 @@ use crate::echo::{bound_message, echo, echo_key, type_name};
 use crate::error::{Error, Result};
 
 // The types of the configuration's sections, named here for users.
+pub use crate::analytics::AnalyticsConfig;
 pub use crate::custom::{CustomAuth, CustomProviderSpec, ErrorRule};
 pub use crate::resilience::breaker::{BreakerConfig, SlidingWindowType, StateAfterHalfOpenWait};
 pub use crate::resilience::budget::BudgetSettings;
@@ -158,6 +159,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Shared state on Redis; absent: everything stays in this process.
     pub redis: Option<RedisConfig>,
+    /// Call analytics: where calls are recorded and for how long.
+    pub analytics: AnalyticsConfig,
     /// Settings applied to every provider before its own table.
     pub defaults: Map<String, Value>,
     /// Per-capability settings, by capability name.

@@ -533,6 +533,8 @@ pub(crate) struct Engine {
     pub models: ModelTable,
     /// Spending budgets of LLM calls.
     pub budgets: Vec<Budget>,
+    /// Where finished calls are recorded; `None` with analytics off.
+    pub analytics: Option<crate::analytics::Recorder>,
 }
 
 /// What a request reserved on its budgets, to settle once its usage is

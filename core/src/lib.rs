@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 // The API: the modules users name, and the root re-exports below.
+pub mod analytics;
 pub mod assistant;
 pub mod auth;
 pub mod capability;

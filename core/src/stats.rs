@@ -142,7 +142,7 @@ impl ProviderStats {
     }
 }
 
-fn bucket_of(latency: Duration) -> usize {
+pub(crate) fn bucket_of(latency: Duration) -> usize {
     let micros = latency.as_micros().max(1) as u64;
     let octave = 63 - micros.leading_zeros(); // floor(log2)
     let sub = if octave >= 3 {
@@ -153,7 +153,7 @@ fn bucket_of(latency: Duration) -> usize {
     ((octave * SUB_BUCKETS + sub as u32) as usize).min(BUCKETS - 1)
 }
 
-fn bucket_upper_ms(index: usize) -> f64 {
+pub(crate) fn bucket_upper_ms(index: usize) -> f64 {
     let octave = index as u32 / SUB_BUCKETS;
     let sub = index as u32 % SUB_BUCKETS;
     let upper_micros = (1u64 << octave) as f64 * (1.0 + (sub + 1) as f64 / SUB_BUCKETS as f64);

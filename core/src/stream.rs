@@ -149,6 +149,7 @@ impl ChatStream {
         // Boxed: the state moves in and out of `unfold` at every chunk.
         let chunks = futures::stream::unfold(Box::new(reading), |mut reading| async move {
             let chunk = reading.next_chunk().await?;
+            reading.record(&chunk);
             Some((chunk, reading))
         });
         Self {
@@ -786,6 +787,20 @@ impl Reading {
         let mut attempts = std::mem::take(&mut self.attempts);
         attempts.extend(error.attempts().iter().cloned());
         error.with_attempts(attempts)
+    }
+
+    /// A stream's end (its last chunk, or its error) is recorded in
+    /// analytics once, as a call is.
+    fn record(&self, chunk: &Result<ChatChunk>) {
+        let tag = || self.engine.record_tag(&self.request, None);
+        match chunk {
+            Ok(ChatChunk::Done(end)) => self.engine.record_answer(&end.envelope, tag()),
+            Ok(_) => {}
+            Err(error) => {
+                self.engine
+                    .record_failure(CapabilityId::LlmChat, self.started, error, tag())
+            }
+        }
     }
 
     fn envelope(&mut self, answer: Arc<Answer>, cached: bool, cost_usd: Option<f64>) -> Envelope {

@@ -6,12 +6,13 @@
 //! line on stdout, and a stop file.
 #![cfg(feature = "redis")]
 
+#[path = "common/processes.rs"]
+mod processes;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,9 @@ use polyrelay::config::Config;
 use polyrelay::internal::state::redis::{RedisBackend, RedisConfig, RedisState};
 use polyrelay::internal::state::{ProviderLimits, StateStore};
 use polyrelay::Client;
+use processes::{env, finish, result_line, spawn, ROLE};
 use redis_server::{free_port, RedisCluster, RedisServer};
 use serde_json::{json, Value};
-
-const ROLE: &str = "POLYRELAY_TEST_ROLE";
 
 /// The tests of this file run one at a time: they start processes and
 /// measure latencies, which concurrent runs would distort.
@@ -79,53 +79,6 @@ fn berlin() -> Value {
 }
 
 // ---------------------------------------------------------------- children
-
-/// Starts this test binary as a child playing `role`, with `vars`.
-fn spawn(role: &str, vars: &[(&str, String)]) -> Child {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut command = Command::new(exe);
-    command
-        .args([
-            "child_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "--quiet",
-        ])
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    command.spawn().expect("child starts")
-}
-
-/// The `RESULT` line of a child (waits for it, not for the child's exit; the
-/// rest of its output is drained so that it never writes to a closed pipe).
-fn result_line(child: &mut Child) -> Value {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(result) = line.strip_prefix("RESULT ") {
-                let _ = sender.send(result.to_string());
-            }
-        }
-    });
-    let line = receiver.recv().expect("child printed a RESULT line");
-    serde_json::from_str(&line).expect("RESULT is JSON")
-}
-
-fn finish(mut child: Child) -> Value {
-    let result = result_line(&mut child);
-    assert!(child.wait().expect("child exits").success());
-    result
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_default()
-}
 
 /// The child side: does nothing unless started by [`spawn`].
 #[test]

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 from . import _native
 from ._assistant import AssistantEvent, AssistantReply
 from ._client import AsyncClient, Client, ConfigSource
-from ._models import Attempt, Health, Stats
+from ._models import AnalyticsRows, Attempt, Health, Stats
 from ._native import AsyncChatStream, ChatChunk, ChatStream, InboundLimiter, Result
 from ._stream_display import display_stream
 from .exceptions import (
@@ -61,6 +61,7 @@ __version__: str = _native.__version__
 
 __all__ = [
     "AllProvidersFailedError",
+    "AnalyticsRows",
     "AsyncChatStream",
     "AssistantEvent",
     "AssistantReply",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import (
     Any,
@@ -49,7 +50,7 @@ from ._families import (
     Weather,
     Web,
 )
-from ._models import Health, Stats
+from ._models import AnalyticsRows, Health, Stats
 from ._native import AsyncChatStream, BatchProgress, ChatStream, Result
 from ._progress import REFRESH_SECONDS, open_bar
 from .exceptions import Error
@@ -65,6 +66,43 @@ DEFAULT_BATCH_CONCURRENCY = 8
 ConfigSource = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
 
 _C = TypeVar("_C", bound="_Base")
+
+
+_Time = Union[None, str, datetime]
+
+
+def _rfc3339(value: _Time) -> Optional[str]:
+    """A time as RFC 3339 text; a naive datetime is taken as UTC."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def _analytics_query(
+    by: str,
+    group_by: Iterable[str],
+    capability: Optional[str],
+    provider: Optional[str],
+    tag: Optional[str],
+    since: _Time,
+    until: _Time,
+) -> Dict[str, Any]:
+    """The core's analytics query; unset filters left out."""
+    if isinstance(group_by, str):
+        group_by = [group_by]
+    query: Dict[str, Any] = {"by": by, "group_by": list(group_by)}
+    for name, value in (
+        ("capability", capability),
+        ("provider", provider),
+        ("tag", tag),
+        ("since", _rfc3339(since)),
+        ("until", _rfc3339(until)),
+    ):
+        if value is not None:
+            query[name] = value
+    return query
 
 
 class _TomlText(str):
@@ -210,6 +248,13 @@ class _Base:
         C ABI's; a plain dict that Jupyter shows as a table."""
         return Stats(self._native.stats())
 
+    def analytics_status(self) -> Dict[str, Any]:
+        """The analytics recorder's counters: ``store`` (``memory``,
+        ``sqlite``, ``redis`` or ``off``), ``recorded``, ``dropped`` (the
+        queue was full), ``written``, ``write_errors``, ``degraded`` and
+        ``fallback_writes`` (Redis unreachable: kept in memory)."""
+        return self._native.analytics_status()
+
     def providers(self) -> List[Dict[str, Any]]:
         """Every provider this client knows, enabled or not: the core's
         catalog (the same entries as :func:`polyrelay.providers`, here for
@@ -292,8 +337,34 @@ class Client(_Base):
     def call(self, capability: str, /, **params: Any) -> Result:
         """Calls ``capability`` (e.g. ``"weather.current"``) with ``params``
         and returns its :class:`~polyrelay.Result`, or raises a
-        :class:`~polyrelay.Error`. Parameters set to ``None`` are not sent."""
+        :class:`~polyrelay.Error`. Parameters set to ``None`` are not sent.
+        ``tag=`` (a user, a route: letters, digits, ``_ - . : /``) is
+        recorded with the call in :meth:`analytics`, whatever the
+        capability."""
         return self._native.call(capability, params)
+
+    def analytics(
+        self,
+        by: Literal["hour", "day"] = "hour",
+        group_by: Iterable[str] = (),
+        *,
+        capability: Optional[str] = None,
+        provider: Optional[str] = None,
+        tag: Optional[str] = None,
+        since: _Time = None,
+        until: _Time = None,
+    ) -> AnalyticsRows:
+        """Analytics of the calls recorded so far (by every process sharing
+        the ``[analytics]`` store), this client's pending records included:
+        one row per hour or day (``by``) and per value of the ``group_by``
+        dimensions (``"capability"``, ``"provider"``, ``"tag"``), over the
+        calls the filters keep (``provider="none"``: calls no provider
+        answered). ``since`` and ``until`` are datetimes (naive ones are
+        UTC) or RFC 3339 text. Rows are plain dicts (see
+        :class:`~polyrelay.AnalyticsRows`), with ``to_pandas()``, and a
+        chart in Jupyter."""
+        query = _analytics_query(by, group_by, capability, provider, tag, since, until)
+        return AnalyticsRows(self._native.analytics(query))
 
     def stream(self, capability: str, /, **params: Any) -> ChatStream:
         """A streamed answer of ``capability`` (only ``"llm.chat"``
@@ -481,6 +552,21 @@ class AsyncClient(_Base):
     async def acall(self, capability: str, /, **params: Any) -> Result:
         """Same as :meth:`call` (for code written against both clients)."""
         return await self._native.acall(capability, params)
+
+    async def analytics(
+        self,
+        by: Literal["hour", "day"] = "hour",
+        group_by: Iterable[str] = (),
+        *,
+        capability: Optional[str] = None,
+        provider: Optional[str] = None,
+        tag: Optional[str] = None,
+        since: _Time = None,
+        until: _Time = None,
+    ) -> AnalyticsRows:
+        """Analytics rows; see :meth:`Client.analytics`."""
+        query = _analytics_query(by, group_by, capability, provider, tag, since, until)
+        return AnalyticsRows(await self._native.aanalytics(query))
 
     def stream(self, capability: str, /, **params: Any) -> AsyncChatStream:
         """A streamed answer of ``capability`` (only ``"llm.chat"``

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 if TYPE_CHECKING:
     from ._native import Result
 
-__all__ = ["result_html", "health_html", "stats_html"]
+__all__ = ["result_html", "health_html", "stats_html", "analytics_html"]
 
 _STATUS_COLOURS = {"healthy": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e"}
 _STATE_COLOURS = {"closed": "#1a7f37", "half_open": "#9a6700", "open": "#cf222e"}
@@ -163,3 +163,76 @@ def stats_html(stats: Mapping[str, Mapping[str, Any]]) -> str:
         "key set",
     ]
     return f'<div class="polyrelay-stats">{_table(header, rows)}</div>'
+
+
+def _bars_svg(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Calls per period as bars, the failed part of each in red; periods
+    summed over the rows' groups. Plain SVG: no plotting dependency."""
+    periods: dict = {}
+    for row in rows:
+        calls, ok = periods.get(row["period"], (0, 0))
+        periods[row["period"]] = (calls + int(row["calls"]), ok + int(row["successes"]))
+    if not periods:
+        return ""
+    width, height, gap = 640, 160, 2
+    top = max(calls for calls, _ in periods.values()) or 1
+    step = width / len(periods)
+    bars = []
+    for i, (period, (calls, ok)) in enumerate(sorted(periods.items())):
+        x = i * step
+        w = max(step - gap, 1)
+        h_all = height * calls / top
+        h_ok = height * ok / top
+        title = f"{period}: {calls} calls, {calls - ok} failed"
+        bars.append(
+            f'<g><title>{_text(title)}</title>'
+            f'<rect x="{x:.1f}" y="{height - h_all:.1f}" width="{w:.1f}" '
+            f'height="{h_all - h_ok:.1f}" fill="#cf222e"/>'
+            f'<rect x="{x:.1f}" y="{height - h_ok:.1f}" width="{w:.1f}" '
+            f'height="{h_ok:.1f}" fill="#1a7f37"/></g>'
+        )
+    first, last = min(periods), max(periods)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" '
+        f'role="img" aria-label="calls per period">'
+        + "".join(bars)
+        + f'<text x="0" y="{height + 15}" font-size="11">{_text(first)}</text>'
+        + f'<text x="{width}" y="{height + 15}" font-size="11" text-anchor="end">'
+        + f"{_text(last)} · max {top} calls</text></svg>"
+    )
+
+
+def analytics_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Analytics rows: an SVG chart of calls per period (answered green,
+    failed red) over a table of the rows."""
+    if not rows:
+        return "<p>no calls recorded</p>"
+
+    def ratio(value: Any) -> str:
+        return f"{float(value) * 100:.0f} %"
+
+    def latency(value: Any) -> str:
+        return "" if value is None else f"{float(value):.1f} ms"
+
+    dims = [d for d in ("capability", "provider", "tag") if any(r.get(d) for r in rows)]
+    header = ["period", *dims, "calls", "success", "cache hits", "p50", "p95", "tokens",
+              "cost (USD)", "top errors"]
+    table = _table(
+        header,
+        (
+            [
+                _text(row["period"]),
+                *(_text(row.get(d) or "-") for d in dims),
+                _text(row["calls"]),
+                ratio(row["success_rate"]),
+                ratio(row["cache_hit_ratio"]),
+                latency(row.get("latency_ms_p50")),
+                latency(row.get("latency_ms_p95")),
+                _text(int(row["input_tokens"]) + int(row["output_tokens"])),
+                _text(f"{float(row['cost_usd']):.6f}".rstrip("0").rstrip(".")),
+                _text(", ".join(f"{e['class']} ({e['calls']})" for e in row["top_errors"])),
+            ]
+            for row in rows
+        ),
+    )
+    return _bars_svg(rows) + table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -82,6 +82,35 @@ class Stats(Dict[str, Dict[str, Any]]):
         from ._html import stats_html
 
         return stats_html(self)
+
+
+class AnalyticsRows(List[Dict[str, Any]]):
+    """What ``analytics()`` returns: a list of plain dict rows (``period``,
+    the grouped ``capability`` / ``provider`` / ``tag``, ``calls``,
+    ``successes``, ``success_rate``, ``cached``, ``cache_hit_ratio``,
+    ``stale``, ``latency_ms_p50``, ``latency_ms_p95``, ``input_tokens``,
+    ``output_tokens``, ``cost_usd``, ``top_errors``), which Jupyter shows as
+    a chart and a table."""
+
+    def to_pandas(self) -> Any:
+        """The rows as a pandas DataFrame (``period`` as UTC timestamps);
+        needs pandas installed."""
+        try:
+            import pandas
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from error
+        frame = pandas.DataFrame(list(self))
+        if "period" in frame:
+            frame["period"] = pandas.to_datetime(frame["period"], utc=True)
+        return frame
+
+    #: The same as :meth:`to_pandas`.
+    to_dataframe = to_pandas
+
+    def _repr_html_(self) -> str:
+        from ._html import analytics_html
+
+        return analytics_html(self)
 
 
 def utc_from_micros(micros: int) -> datetime:

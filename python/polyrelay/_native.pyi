@@ -99,6 +99,15 @@ class Client:
         """:meth:`ping_redis` as an awaitable."""
     def stats(self) -> Dict[str, Dict[str, Any]]:
         """Per enabled provider, by id: the core's stats."""
+    def analytics(self, query: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
+        """Analytics rows of ``query`` (``by``, ``group_by``, ``capability``,
+        ``provider``, ``tag``, ``since``, ``until``)."""
+    def aanalytics(
+        self, query: Optional[Mapping[str, Any]] = None
+    ) -> Awaitable[List[Dict[str, Any]]]:
+        """:meth:`analytics` as an awaitable."""
+    def analytics_status(self) -> Dict[str, Any]:
+        """The analytics recorder's counters."""
     def providers(self) -> List[Dict[str, Any]]:
         """The core's catalog of every provider this client knows."""
     def stream(

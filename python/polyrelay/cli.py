@@ -230,6 +230,50 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analytics(args: argparse.Namespace) -> int:
+    group_by = [d for part in args.group_by for d in part.split(",") if d]
+    with _client(args) as client:
+        rows = client.analytics(
+            args.by,
+            group_by,
+            capability=args.capability,
+            provider=args.provider,
+            tag=args.tag,
+            since=args.since,
+            until=args.until,
+        )
+    if args.json:
+        print(_dump(list(rows)))
+        return 0
+    if not rows:
+        print("no calls recorded (an [analytics] sqlite file or redis store keeps them "
+              "across processes)")
+        return 0
+    dims = [d for d in ("capability", "provider", "tag") if d in group_by]
+
+    def latency(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    table = [
+        [
+            row["period"],
+            *(row.get(d) or "-" for d in dims),
+            str(row["calls"]),
+            f"{row['success_rate'] * 100:.0f}%",
+            f"{row['cache_hit_ratio'] * 100:.0f}%",
+            latency(row["latency_ms_p50"]),
+            latency(row["latency_ms_p95"]),
+            str(row["input_tokens"] + row["output_tokens"]),
+            _amount(row["cost_usd"]),
+            ", ".join(f"{e['class']} ({e['calls']})" for e in row["top_errors"]) or "-",
+        ]
+        for row in rows
+    ]
+    _table(["period", *dims, "calls", "success", "cached", "p50 ms", "p95 ms", "tokens",
+            "cost usd", "top errors"], table)
+    return 0
+
+
 def _wait_for_interrupt() -> None:
     """Blocks until Ctrl-C (SIGINT) or SIGTERM."""
     stop = threading.Event()
@@ -373,6 +417,19 @@ def _parser() -> argparse.ArgumentParser:
         help="capabilities that must have a usable provider, comma-separated "
              "(e.g. weather.current,llm.chat); repeatable")
     command("health", _cmd_health, "show which providers are ready for each capability")
+    analytics = command("analytics", _cmd_analytics,
+                        "calls, success and cache hit rates, latency, tokens and cost "
+                        "per hour or day from the [analytics] store")
+    analytics.add_argument("--by", choices=["hour", "day"], default="hour",
+                           help="one row per hour (default) or day")
+    analytics.add_argument("--group-by", action="append", default=[], metavar="DIM",
+                           help="capability, provider or tag (repeat, or comma-separated)")
+    analytics.add_argument("--capability", help="only this capability's calls")
+    analytics.add_argument("--provider", help="only calls this provider answered ('none': "
+                           "calls no provider answered)")
+    analytics.add_argument("--tag", help="only calls with this tag")
+    analytics.add_argument("--since", metavar="TIME", help="RFC 3339, e.g. 2026-01-01T00:00:00Z")
+    analytics.add_argument("--until", metavar="TIME", help="RFC 3339")
     command("emulate", _cmd_emulate, "run the offline provider emulator until Ctrl-C",
             json_flag=False)
     command("demo", _cmd_demo,

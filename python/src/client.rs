@@ -49,6 +49,31 @@ impl Client {
         Request::parse(capability, params).map_err(|e| errors::to_py(py, e))
     }
 
+    /// [`Client::request`] with the caller's `tag` taken out of `params`
+    /// (recorded in analytics; see `Request::parse_tagged`).
+    fn tagged_request(
+        py: Python<'_>,
+        capability: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(Request, Option<String>)> {
+        let params = match params {
+            Some(params) => convert::params(py, params)?,
+            None => Value::Null,
+        };
+        Request::parse_tagged(capability, params).map_err(|e| errors::to_py(py, e))
+    }
+
+    fn analytics_query(
+        py: Python<'_>,
+        query: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<polyrelay::analytics::AnalyticsQuery> {
+        let query = match query {
+            Some(query) => convert::params(py, query)?,
+            None => Value::Object(Default::default()),
+        };
+        polyrelay::analytics::AnalyticsQuery::from_json(query).map_err(|e| errors::to_py(py, e))
+    }
+
     /// A core stream of `capability`, its parameters checked.
     fn open_stream(
         &self,
@@ -143,9 +168,11 @@ impl Client {
     ) -> PyResult<CallResult> {
         logs::refresh(py);
         let client = self.core(py)?;
-        let request = Self::request(py, capability, params)?;
-        let envelope = bridge::block_on(py, async move { client.request(request).await })?
-            .map_err(|e| errors::to_py(py, e))?;
+        let (request, tag) = Self::tagged_request(py, capability, params)?;
+        let envelope = bridge::block_on(py, async move {
+            client.request_tagged(request, tag.as_deref()).await
+        })?
+        .map_err(|e| errors::to_py(py, e))?;
         Ok(CallResult::new(envelope))
     }
 
@@ -160,10 +187,49 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         logs::refresh(py);
         let client = self.core(py)?;
-        let request = Self::request(py, capability, params)?;
+        let (request, tag) = Self::tagged_request(py, capability, params)?;
         bridge::awaitable(py, async move {
-            client.request(request).await.map(CallResult::new)
+            client
+                .request_tagged(request, tag.as_deref())
+                .await
+                .map(CallResult::new)
         })
+    }
+
+    /// Analytics rows (plain dicts) of `query`: `by`, `group_by`,
+    /// `capability`, `provider`, `tag`, `since`, `until` (RFC 3339).
+    #[pyo3(signature = (query=None))]
+    fn analytics(&self, py: Python<'_>, query: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let client = self.core(py)?;
+        let query = Self::analytics_query(py, query)?;
+        let rows = bridge::block_on(py, async move { client.analytics(&query).await })?
+            .map_err(|e| errors::to_py(py, e))?;
+        convert::serialize(py, &rows)
+    }
+
+    /// [`Client::analytics`] from asyncio.
+    #[pyo3(signature = (query=None))]
+    fn aanalytics<'py>(
+        &self,
+        py: Python<'py>,
+        query: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        let query = Self::analytics_query(py, query)?;
+        bridge::awaitable(py, async move {
+            client.analytics(&query).await.and_then(|rows| {
+                serde_json::to_value(rows)
+                    .map(convert::Json)
+                    .map_err(|e| Error::Usage {
+                        message: format!("cannot serialise analytics rows: {e}"),
+                    })
+            })
+        })
+    }
+
+    /// The analytics recorder's counters: `store`, `recorded`, `dropped`, …
+    fn analytics_status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::serialize(py, &self.core(py)?.analytics_status())
     }
 
     /// Opens a streamed answer of `capability` (only `llm.chat` streams),
@@ -354,8 +420,13 @@ impl Client {
 
     /// Releases providers, cache and connections; later calls raise
     /// `UsageError`. Calls already running finish normally.
-    fn close(&self) {
-        self.inner.write().take();
+    fn close(&self, py: Python<'_>) {
+        let closed = self.inner.write().take();
+        if let Some(client) = closed {
+            // What the client recorded reaches the analytics store before
+            // it goes (a command-line call, then the process exits).
+            let _ = bridge::block_on(py, async move { client.flush_analytics().await });
+        }
     }
 
     /// Whether `close()` was called.

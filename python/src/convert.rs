@@ -127,3 +127,16 @@ pub(crate) fn from_py(py: Python<'_>, value: &Bound<'_, PyAny>, path: &str) -> P
         pyo3::exceptions::PyTypeError::new_err(format!("{type_name} is not JSON-like")),
     ))
 }
+
+/// A JSON value an awaitable resolves to, as plain Python data.
+pub(crate) struct Json(pub(crate) Value);
+
+impl<'py> IntoPyObject<'py> for Json {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.0)
+    }
+}

@@ -283,6 +283,31 @@ impl Request {
         capability.parse::<CapabilityId>()?.parse(params)
     }
 
+    /// [`Request::parse`], with the caller's analytics tag taken out of
+    /// `params`: every capability accepts `tag` this way (LLM calls keep
+    /// theirs as their own parameter, which budgets count by).
+    pub fn parse_tagged(capability: &str, mut params: Value) -> Result<(Self, Option<String>)> {
+        let id = capability.parse::<CapabilityId>()?;
+        let tag = match (&mut params, id) {
+            (_, CapabilityId::LlmChat | CapabilityId::LlmEmbeddings) => None,
+            (Value::Object(fields), _) => match fields.remove("tag") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(tag)) => {
+                    llm::check_tag(&tag).map_err(|e| crate::Error::invalid("tag", e))?;
+                    Some(tag)
+                }
+                Some(other) => {
+                    return Err(crate::Error::invalid(
+                        "tag",
+                        format!("must be a string, got {}", crate::echo::type_name(&other)),
+                    ))
+                }
+            },
+            _ => None,
+        };
+        Ok((id.parse(params)?, tag))
+    }
+
     /// The model the request asks for, for the capabilities that take one.
     pub fn model(&self) -> Option<&str> {
         match self {

@@ -55,6 +55,7 @@ pub(crate) struct Plan {
     pub max_response_bytes: usize,
     pub cache: CacheConfig,
     pub redis: Option<RedisConfig>,
+    pub analytics: crate::analytics::AnalyticsConfig,
     /// LLM prices and limits: the shipped table with `[models]` over it.
     pub models: ModelTable,
     /// Spending budgets, in name order.
@@ -284,6 +285,10 @@ pub(crate) fn resolve(
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         cache: config.cache.clone(),
         redis: config.redis.clone(),
+        analytics: {
+            config.analytics.validate()?;
+            config.analytics.clone()
+        },
         models: model_table(config)?,
         budgets,
         warnings,

@@ -350,6 +350,27 @@ impl CalendarQuota {
         counter.used = counter.used.saturating_add(units);
     }
 
+    /// The current window's label ([`QuotaWindow::label`]) and the units
+    /// used in it: what is saved to keep the count across restarts.
+    pub(crate) fn saved(&self) -> (String, u64) {
+        let now = self.clock.wall();
+        let mut counter = self.counter.lock();
+        counter.roll_over(now, self.tz);
+        (counter.window.label(), counter.used)
+    }
+
+    /// Takes back `used` units saved for the window labelled `label`, when
+    /// that is still the current window (a saved count of an earlier day
+    /// or month has reset since).
+    pub(crate) fn restore(&self, label: &str, used: u64) {
+        let now = self.clock.wall();
+        let mut counter = self.counter.lock();
+        counter.roll_over(now, self.tz);
+        if counter.window.label() == label {
+            counter.used = counter.used.max(used);
+        }
+    }
+
     /// Units left in the current window.
     pub fn remaining(&self) -> u64 {
         self.snapshot().remaining

@@ -19,6 +19,7 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ use futures::future::Either;
 
 use parking_lot::Mutex;
 
+use crate::analytics::SqliteStore;
 use crate::clock::SharedClock;
 use crate::resilience::budget::{BudgetCharge, BudgetDecision, BudgetLimit};
 use crate::resilience::quota::{CalendarQuota, Quota, QuotaDecision, QuotaSnapshot};
@@ -169,6 +171,8 @@ pub struct InMemoryState {
     /// reservation on several budgets all or nothing.
     budgets: Mutex<HashMap<&'static str, CalendarQuota, foldhash::fast::RandomState>>,
     clock: SharedClock,
+    /// The file the quota counters are kept in across restarts, if any.
+    saved_to: Option<Arc<SqliteStore>>,
 }
 
 struct Guards {
@@ -208,7 +212,44 @@ impl InMemoryState {
             providers,
             budgets: Mutex::default(),
             clock,
+            saved_to: None,
         })
+    }
+
+    /// Keeps the quota counters in `file`: the counts saved there for the
+    /// current day or month are taken back now, and saved again by
+    /// [`InMemoryState::save_quotas`] and when this store is dropped.
+    pub(crate) fn keep_quotas_in(mut self, file: Arc<SqliteStore>) -> Self {
+        for (provider, guards) in &self.providers {
+            if let (Some(quota), Some((label, used))) = (&guards.quota, file.load_quota(provider)) {
+                quota.restore(&label, used);
+            }
+        }
+        self.saved_to = Some(file);
+        self
+    }
+
+    /// Saves every quota counter to the file given to
+    /// [`InMemoryState::keep_quotas_in`], if any.
+    pub(crate) fn save_quotas(&self) {
+        let Some(file) = &self.saved_to else {
+            return;
+        };
+        let counters: Vec<(&str, String, u64)> = self
+            .providers
+            .iter()
+            .filter_map(|(provider, guards)| {
+                let (label, used) = guards.quota.as_ref()?.saved();
+                Some((*provider, label, used))
+            })
+            .collect();
+        file.save_quotas(&counters);
+    }
+}
+
+impl Drop for InMemoryState {
+    fn drop(&mut self) {
+        self.save_quotas();
     }
 }
 

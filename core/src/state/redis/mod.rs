@@ -274,6 +274,8 @@ impl RedisConfig {
 pub(crate) struct ClientRedis {
     pub(crate) state: Arc<dyn StateStore>,
     cache_tier: Option<Arc<dyn SharedCacheTier>>,
+    #[cfg(feature = "redis")]
+    backend: RedisBackend,
 }
 
 /// The response cache of a client.
@@ -297,9 +299,31 @@ impl ClientRedis {
             .cache
             .then(|| Arc::new(RedisCacheTier::new(backend.clone())) as Arc<dyn SharedCacheTier>);
         Ok(Self {
-            state: Arc::new(RedisState::new(backend, limits)?),
+            state: Arc::new(RedisState::new(backend.clone(), limits)?),
             cache_tier,
+            backend,
         })
+    }
+
+    /// The analytics store on this connection, keeping hours for `retention`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn analytics_store(
+        &self,
+        retention: Duration,
+    ) -> Arc<dyn crate::analytics::AnalyticsStore> {
+        Arc::new(crate::analytics::RedisStore::new(
+            self.backend.clone(),
+            retention,
+        ))
+    }
+
+    /// Never called: without Redis support there is no `ClientRedis`.
+    #[cfg(not(feature = "redis"))]
+    pub(crate) fn analytics_store(
+        &self,
+        _retention: Duration,
+    ) -> Arc<dyn crate::analytics::AnalyticsStore> {
+        Arc::new(crate::analytics::MemoryStore::new())
     }
 
     /// This build has no Redis support: a `[redis]` table is an error.

@@ -1,0 +1,284 @@
+//! Hourly buckets in an SQLite file (`[analytics] sqlite = "path"`).
+//!
+//! Several processes may write one file: WAL journal, every batch one
+//! `BEGIN IMMEDIATE` transaction of upserts that add to the stored sums,
+//! and a busy timeout, so a writer waits for another instead of failing.
+//! The same file keeps the quota counters ([`SqliteStore::load_quota`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{AnalyticsStore, BucketKey, BucketTotals};
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS analytics_buckets (
+    hour INTEGER NOT NULL, capability TEXT NOT NULL, provider TEXT NOT NULL, tag TEXT NOT NULL,
+    calls INTEGER NOT NULL, cached INTEGER NOT NULL, stale INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
+    PRIMARY KEY (hour, capability, provider, tag));
+CREATE TABLE IF NOT EXISTS analytics_outcomes (
+    hour INTEGER NOT NULL, capability TEXT NOT NULL, provider TEXT NOT NULL, tag TEXT NOT NULL,
+    outcome TEXT NOT NULL, calls INTEGER NOT NULL,
+    PRIMARY KEY (hour, capability, provider, tag, outcome));
+CREATE TABLE IF NOT EXISTS analytics_latency (
+    hour INTEGER NOT NULL, capability TEXT NOT NULL, provider TEXT NOT NULL, tag TEXT NOT NULL,
+    bucket INTEGER NOT NULL, calls INTEGER NOT NULL,
+    PRIMARY KEY (hour, capability, provider, tag, bucket));
+CREATE TABLE IF NOT EXISTS quota_counters (
+    provider TEXT NOT NULL PRIMARY KEY, window_label TEXT NOT NULL, used INTEGER NOT NULL);
+";
+
+/// Hourly buckets (and quota counters) in one SQLite file.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn text(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the file at `path` with its tables.
+    pub fn open(path: &Path) -> Result<Self> {
+        let fail = |e: rusqlite::Error| {
+            Error::config(
+                "analytics.sqlite",
+                format!("cannot open {}: {e}", path.display()),
+            )
+        };
+        let connection = Connection::open(path).map_err(fail)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        // Readers never block the writer, and a commit needs no fsync of
+        // the main file.
+        let _: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(fail)?;
+        connection
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(fail)?;
+        connection.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn add(&self, buckets: &[(BucketKey, BucketTotals)]) -> rusqlite::Result<()> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut totals = tx.prepare_cached(
+                "INSERT INTO analytics_buckets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,
+                   cached = cached + excluded.cached, stale = stale + excluded.stale,
+                   input_tokens = input_tokens + excluded.input_tokens,
+                   output_tokens = output_tokens + excluded.output_tokens,
+                   cost_usd = cost_usd + excluded.cost_usd",
+            )?;
+            let mut outcomes = tx.prepare_cached(
+                "INSERT INTO analytics_outcomes VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET calls = calls + excluded.calls",
+            )?;
+            let mut latency = tx.prepare_cached(
+                "INSERT INTO analytics_latency VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET calls = calls + excluded.calls",
+            )?;
+            for (k, t) in buckets {
+                totals.execute(params![
+                    k.hour,
+                    k.capability,
+                    k.provider,
+                    k.tag,
+                    t.calls as i64,
+                    t.cached as i64,
+                    t.stale as i64,
+                    t.input_tokens as i64,
+                    t.output_tokens as i64,
+                    t.cost_usd
+                ])?;
+                for (outcome, n) in &t.outcomes {
+                    outcomes.execute(params![
+                        k.hour,
+                        k.capability,
+                        k.provider,
+                        k.tag,
+                        outcome,
+                        *n as i64
+                    ])?;
+                }
+                for (bucket, n) in &t.latency {
+                    latency.execute(params![
+                        k.hour,
+                        k.capability,
+                        k.provider,
+                        k.tag,
+                        bucket,
+                        *n as i64
+                    ])?;
+                }
+            }
+        }
+        tx.commit()
+    }
+
+    fn range(&self, from: i64, to: i64) -> rusqlite::Result<Vec<(BucketKey, BucketTotals)>> {
+        let connection = self.connection.lock();
+        let key = |row: &rusqlite::Row<'_>| -> rusqlite::Result<BucketKey> {
+            Ok(BucketKey {
+                hour: row.get(0)?,
+                capability: row.get(1)?,
+                provider: row.get(2)?,
+                tag: row.get(3)?,
+            })
+        };
+        let mut found: std::collections::BTreeMap<BucketKey, BucketTotals> = Default::default();
+        let mut totals = connection.prepare_cached(
+            "SELECT hour, capability, provider, tag, calls, cached, stale, input_tokens,
+                    output_tokens, cost_usd
+             FROM analytics_buckets WHERE hour BETWEEN ?1 AND ?2",
+        )?;
+        let rows = totals.query_map(params![from, to], |row| {
+            let count = |i: usize| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
+            Ok((
+                key(row)?,
+                BucketTotals {
+                    calls: count(4)?,
+                    cached: count(5)?,
+                    stale: count(6)?,
+                    input_tokens: count(7)?,
+                    output_tokens: count(8)?,
+                    cost_usd: row.get(9)?,
+                    ..BucketTotals::default()
+                },
+            ))
+        })?;
+        for row in rows {
+            let (k, t) = row?;
+            found.insert(k, t);
+        }
+        for (table, column) in [
+            ("analytics_outcomes", "outcome"),
+            ("analytics_latency", "bucket"),
+        ] {
+            let mut parts = connection.prepare_cached(&format!(
+                "SELECT hour, capability, provider, tag, {column}, calls
+                 FROM {table} WHERE hour BETWEEN ?1 AND ?2"
+            ))?;
+            let mut rows = parts.query(params![from, to])?;
+            while let Some(row) = rows.next()? {
+                let Some(totals) = found.get_mut(&key(row)?) else {
+                    continue;
+                };
+                let n = row.get::<_, i64>(5)?.max(0) as u64;
+                if column == "outcome" {
+                    totals.outcomes.insert(row.get(4)?, n);
+                } else {
+                    totals.latency.insert(row.get(4)?, n);
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    fn forget_before(&self, hour: i64) -> rusqlite::Result<()> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for table in [
+            "analytics_buckets",
+            "analytics_outcomes",
+            "analytics_latency",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE hour < ?1"), [hour])?;
+        }
+        tx.commit()
+    }
+
+    /// `provider`'s saved quota counter: its window's label (`2025-10-26`,
+    /// `2025-10`) and the units used in it.
+    pub(crate) fn load_quota(&self, provider: &str) -> Option<(String, u64)> {
+        let connection = self.connection.lock();
+        connection
+            .query_row(
+                "SELECT window_label, used FROM quota_counters WHERE provider = ?1",
+                [provider],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                },
+            )
+            .optional()
+            .unwrap_or_else(|e| {
+                tracing::warn!(provider, error = %e, "quota counter not read");
+                None
+            })
+    }
+
+    /// Saves quota counters: `(provider, window label, used)`, in one
+    /// transaction.
+    pub(crate) fn save_quotas(&self, counters: &[(&str, String, u64)]) {
+        if counters.is_empty() {
+            return;
+        }
+        let mut connection = self.connection.lock();
+        let saved = (|| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut save = tx.prepare_cached(
+                    "INSERT INTO quota_counters VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET window_label = excluded.window_label,
+                       used = excluded.used",
+                )?;
+                for (provider, window, used) in counters {
+                    save.execute(params![provider, window, *used as i64])?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "quota counters not saved");
+        }
+    }
+}
+
+impl AnalyticsStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn write<'a>(
+        &'a self,
+        buckets: &'a [(BucketKey, BucketTotals)],
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        let done = self.add(buckets).map_err(text);
+        Box::pin(async move { done })
+    }
+
+    fn read(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<(BucketKey, BucketTotals)>, String>> {
+        let found = self.range(from, to).map_err(text);
+        Box::pin(async move { found })
+    }
+
+    fn prune(&self, hour: i64) -> BoxFuture<'_, std::result::Result<(), String>> {
+        let done = self.forget_before(hour).map_err(text);
+        Box::pin(async move { done })
+    }
+}
