@@ -27,6 +27,9 @@ echo "== each crate builds alone (features are not unified with the others')"
 cargo check -p polyrelay --no-default-features --locked
 cargo check -p polyrelay-ffi --locked
 
+echo "== CI workflow files"
+bash tests/lint_workflows.sh
+
 echo "== python package (installed into .venv from source)"
 # A dev-profile build keeps the suite's build time down; `pip install .`
 # without it builds the optimised wheel users get. The `testing` feature adds
@@ -40,4 +43,7 @@ status=0
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no Python tests: tests/python must not be empty" >&2
 fi
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+echo "== what users install: the wheel, a fresh venv, the sdist"
+bash tests/dist.sh

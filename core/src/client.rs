@@ -578,7 +578,21 @@ impl Client {
             config_warnings: self.engine.config_warnings.clone(),
         }
     }
+
+    /// Whether the Redis this client shares state through answers a `PING`
+    /// now, within `REDIS_PING_TIMEOUT` (1 s: long enough for a first
+    /// connection, which [`health`](Self::health)'s `redis_degraded`, set by
+    /// calls, has not seen on a fresh client); `None` when the client keeps
+    /// its state in memory. For start-up checks such as `polyrelay check`:
+    /// calls never wait for it, and a failed ping counts towards the Redis
+    /// breaker like any failed operation.
+    pub async fn ping_redis(&self) -> Option<bool> {
+        self.engine.state.ping(REDIS_PING_TIMEOUT).await
+    }
 }
+
+/// How long [`Client::ping_redis`] waits for Redis.
+const REDIS_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which slots of `chain` would be asked now for `capability`, and why the
 /// others would not.

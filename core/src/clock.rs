@@ -83,8 +83,64 @@ impl Clock for SystemClock {
     }
 
     fn sleep_until(&self, deadline: Duration) -> Sleep {
+        timer_anchor::keep_armed();
         let at = tokio::time::Instant::from_std(self.origin + deadline);
         Box::pin(tokio::time::sleep_until(at))
+    }
+}
+
+/// Keeps the runtime's timer wheel from running empty while calls come.
+///
+/// Tokio wakes a parked runtime thread (an eventfd write, then a context
+/// switch) whenever a timer is registered earlier than the wheel's next
+/// expiry, and an empty wheel has none. Between calls every deadline timer
+/// is gone, so each call's first timer woke a thread for nothing: measured
+/// at about two extra context switches per streamed answer, most of what
+/// polyrelay added to the time to first token. One timer per thread kept up
+/// to a second ahead makes call deadlines, seconds away, land after the
+/// wheel's next expiry, so registering them wakes no one. The cost is one
+/// wake-up per second per thread while calls keep coming, and none once they
+/// stop: only a call re-arms it.
+mod timer_anchor {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    const AHEAD: Duration = Duration::from_secs(1);
+
+    thread_local! {
+        static ANCHOR: RefCell<Option<(Instant, Pin<Box<tokio::time::Sleep>>)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Arms this thread's anchor if it is missing or has fired. A new timer
+    /// each time (not a reset) so that it follows the thread to whichever
+    /// runtime it now runs on.
+    pub(super) fn keep_armed() {
+        let now = Instant::now();
+        // `try_with`: nothing to do while the thread is being torn down.
+        let _ = ANCHOR.try_with(|anchor| {
+            let Ok(mut anchor) = anchor.try_borrow_mut() else {
+                return;
+            };
+            if anchor.as_ref().is_some_and(|(at, _)| *at > now) {
+                return;
+            }
+            let at = now + AHEAD;
+            let mut sleep = Box::pin(tokio::time::sleep_until(at));
+            // The first poll registers it; nobody awaits it.
+            let _ = sleep.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            *anchor = Some((at, sleep));
+        });
+    }
+
+    #[cfg(test)]
+    pub(super) fn armed_until() -> Option<Instant> {
+        ANCHOR.with(|anchor| anchor.borrow().as_ref().map(|(at, _)| *at))
     }
 }
 
@@ -280,6 +336,22 @@ impl Drop for FakeSleep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_system_timer_keeps_the_threads_anchor_a_second_ahead() {
+        let clock = SystemClock::new();
+        let _first = clock.sleep_until(Duration::from_secs(30));
+        let armed = timer_anchor::armed_until().expect("armed by the first timer");
+        let ahead = armed.saturating_duration_since(tokio::time::Instant::now());
+        assert!(ahead > Duration::from_millis(900) && ahead <= Duration::from_secs(1));
+        // Later timers within that second leave it as it is...
+        let _second = clock.sleep_until(Duration::from_secs(31));
+        assert_eq!(timer_anchor::armed_until(), Some(armed));
+        // ...and once it has fired, the next one arms it again.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let _third = clock.sleep_until(Duration::from_secs(32));
+        assert!(timer_anchor::armed_until().is_some_and(|at| at > armed));
+    }
 
     #[tokio::test]
     async fn fake_timer_fires_only_when_time_reaches_deadline() {

@@ -47,6 +47,7 @@ use crate::provider::{
     not_served, Auth, CallContext, Dispatch, HttpRequest, HttpResponse, KeyPlacement, Provider,
     ProviderInfo, Step,
 };
+use crate::providers::wire::path_segment;
 
 /// A provider as declared under `[custom_providers.<id>]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +60,9 @@ pub struct CustomProviderSpec {
     /// `GET` (default) or `POST` (then the query table becomes a JSON body).
     #[serde(default = "default_method")]
     pub method: String,
-    /// Path after the base URL; may hold placeholders.
+    /// Path after the base URL; may hold placeholders, whose values are
+    /// percent-encoded as one path segment each (a value cannot add a path
+    /// level or a query).
     #[serde(default)]
     pub path: String,
     /// Query parameters (or body fields for POST); values may hold placeholders.
@@ -279,8 +282,14 @@ fn check_mapping(mapping: &Map<String, Value>, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replaces `{a.b}` placeholders with values from the request's JSON form.
-fn fill(template: &str, request: &Value) -> std::result::Result<String, ProviderFailure> {
+/// Replaces `{a.b}` placeholders with values from the request's JSON form,
+/// each passed through `encode` (a caller's value must not add a path level
+/// or a query to a path; query values are encoded by the transport).
+fn fill(
+    template: &str,
+    request: &Value,
+    encode: fn(&str) -> Option<String>,
+) -> std::result::Result<String, ProviderFailure> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -293,19 +302,32 @@ fn fill(template: &str, request: &Value) -> std::result::Result<String, Provider
         let value = request
             .pointer(&pointer)
             .ok_or_else(|| ProviderFailure::unsupported(format!("the request has no {path}")))?;
-        match value {
-            Value::String(s) => out.push_str(s),
+        let text = match value {
+            Value::String(s) => s.clone(),
             Value::Null => {
                 return Err(ProviderFailure::unsupported(format!(
                     "the request has no {path}"
                 )))
             }
-            other => out.push_str(&other.to_string()),
-        }
+            other => other.to_string(),
+        };
+        let encoded = encode(&text).ok_or_else(|| {
+            ProviderFailure::unsupported(format!(
+                "{path} cannot be a path segment: {}",
+                echo(&text)
+            ))
+        })?;
+        out.push_str(&encoded);
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A caller's value as one path segment: percent-encoded, and never `.` or
+/// `..`, which URL parsing resolves (`%2E%2E` too) into a move up the path.
+fn segment(value: &str) -> Option<String> {
+    (!matches!(value, "." | "..")).then(|| path_segment(value))
 }
 
 /// Builds the answer object from `mapping` over `reply`.
@@ -384,10 +406,13 @@ impl Dispatch for CustomProvider {
         }
         let params = serde_json::to_value(request)
             .map_err(|e| ProviderFailure::unsupported(e.to_string()))?;
-        let path = fill(&self.spec.path, &params)?;
+        let path = fill(&self.spec.path, &params, segment)?;
         let mut fields = Vec::with_capacity(self.spec.query.len());
         for (name, template) in &self.spec.query {
-            fields.push((name.clone(), fill(template, &params)?));
+            fields.push((
+                name.clone(),
+                fill(template, &params, |v| Some(v.to_string()))?,
+            ));
         }
         let mut http = if self.spec.method == "POST" {
             let body: Map<String, Value> = fields

@@ -116,3 +116,49 @@ fn mistakes_in_a_declaration_name_the_field() {
         "custom_providers.acme.errors[0].class"
     );
 }
+
+#[tokio::test]
+async fn a_value_in_a_path_placeholder_cannot_add_a_path_level_or_a_query() {
+    let emulator = emulator().await;
+    emulator.route(Method::GET, "/acme-weather/*", acme_reply());
+    let clock = clock();
+    let config = CONFIG
+        .replace(
+            r#"path = "/v2/now""#,
+            r#"path = "/v2/city/{location.city}/now""#,
+        )
+        .replace(
+            r#"query = { latitude = "{location.lat}", longitude = "{location.lon}", units = "metric" }"#,
+            r#"query = { units = "metric" }"#,
+        )
+        .replace(r#"["acme-weather", "open-meteo"]"#, r#"["acme-weather"]"#);
+    let client = client(
+        &emulator,
+        &clock,
+        &config,
+        &[("ACME_API_KEY", "acme-secret-1234")],
+    );
+
+    let reply = client
+        .call("weather.current", json!({"city": "../admin?x=1#y"}))
+        .await
+        .unwrap();
+
+    assert_eq!(reply.provider, "acme-weather");
+    let sent = &emulator.requests_to("/acme-weather/*")[0];
+    assert_eq!(
+        sent.path,
+        "/acme-weather/v2/city/..%2Fadmin%3Fx%3D1%23y/now"
+    );
+    assert_eq!(sent.query_param("x"), None);
+    assert_eq!(sent.query_param("units"), Some("metric"));
+
+    // `..` alone would be resolved into a move up the path: never sent.
+    let refused = client
+        .call("weather.current", json!({"city": ".."}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.attempts()[0].provider, "acme-weather");
+    assert_eq!(refused.attempts()[0].outcome, "unsupported");
+    assert_eq!(emulator.requests_to("/acme-weather/*").len(), 1);
+}

@@ -801,3 +801,32 @@ async fn redis_killed_mid_run_falls_back_to_the_local_share_then_recovers() {
     })
     .await;
 }
+
+// `Client::ping_redis`, behind `polyrelay check`: a fresh client has made no
+// Redis operation yet, so only a ping tells whether Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_redis_says_whether_redis_answers_now() {
+    let _serial = SERIAL.lock().await;
+    let emulator = emulator().await;
+    let mut server = RedisServer::start();
+    let live = client(&config(&server.url(), 100, false, ""), &emulator.base_url());
+    assert!(!live.health().redis_degraded);
+    assert_eq!(live.ping_redis().await, Some(true));
+    server.kill();
+    assert_eq!(live.ping_redis().await, Some(false));
+    assert!(
+        live.health().redis_degraded,
+        "a failed ping is a failed operation"
+    );
+
+    let dead_url = format!("redis://127.0.0.1:{}", free_port(false));
+    let dead = client(&config(&dead_url, 100, false, ""), &emulator.base_url());
+    assert!(!dead.health().redis_degraded, "nothing asked Redis yet");
+    assert_eq!(dead.ping_redis().await, Some(false));
+
+    let memory = Client::builder()
+        .env_vars([])
+        .build()
+        .expect("client builds");
+    assert_eq!(memory.ping_redis().await, None);
+}

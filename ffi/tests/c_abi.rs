@@ -320,6 +320,69 @@ fn header_compiles_as_strict_c99_and_as_cpp17() {
     }
 }
 
+/// `ffi/install.sh` puts the header, both libraries and their pkg-config
+/// files under a prefix; a program built only from what the installed
+/// `.pc` files say (no checkout paths) runs against either library.
+#[test]
+fn the_installed_library_builds_and_runs_the_weather_example() {
+    let prefix = work_dir().join("installed");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let install = Command::new("bash")
+        .arg(repo().join("ffi/install.sh"))
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("--lib-dir")
+        .arg(libdir())
+        .output()
+        .expect("bash runs");
+    assert!(
+        install.status.success(),
+        "install.sh: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert!(prefix.join("include/polyrelay.h").exists());
+    let emulator = emulator();
+    for library in [Library::Shared, Library::Static] {
+        let flags = |flag: &str| -> Vec<String> {
+            let output = Command::new("pkg-config")
+                .args([flag, library.pkg_config_name()])
+                .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+                .output()
+                .expect("pkg-config is not installed: run tests/setup.sh");
+            assert!(output.status.success(), "pkg-config {flag}");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(
+                !text.contains(&*repo().to_string_lossy()),
+                "the installed {} points into the checkout: {text}",
+                library.pkg_config_name()
+            );
+            text.split_whitespace().map(String::from).collect()
+        };
+        let program = work_dir().join(format!("installed-weather-{}", library.pkg_config_name()));
+        let mut command = Command::new("cc");
+        command
+            .args(["-std=c99", "-Wall", "-Werror"])
+            .args(flags("--cflags"))
+            .arg(source("examples/c/weather.c"))
+            .args(flags("--libs"))
+            .arg("-pthread")
+            .arg("-o")
+            .arg(&program);
+        if library == Library::Shared {
+            command.arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+        }
+        let built = command.output().expect("cc runs");
+        assert!(
+            built.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let run = run(&[], &program, &emulator, Duration::from_secs(60));
+        assert!(run.success, "{library:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("answered by: "), "{}", run.stdout);
+    }
+}
+
 #[test]
 fn c_examples_run_against_the_shared_and_the_static_library() {
     let emulator = emulator();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python clients benchmark (issue #4), in its own venv (.venv-bench,
 # git-ignored): installs the contenders' libraries (python/bench/requirements.txt),
-# builds and installs polyrelay from this checkout in release mode, then runs
+# builds and installs polyrelay from this checkout as pip does, then runs
 # python/bench/clients.py with the arguments given (e.g. --quick), or, with
 # --streaming first, python/bench/streaming.py (issue #14) with the rest. Safe
 # to run again: pip skips what is installed and cargo rebuilds only what changed.
@@ -14,8 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/python/bench/requirements.txt"
 
-# A release build (maturin's default for pip): a dev build would measure the
-# wrong thing.
+# The build users get from pip (pyproject.toml: Cargo's `dist` profile): a dev
+# build would measure the wrong thing.
 unset MATURIN_PEP517_ARGS
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --disable-pip-version-check \

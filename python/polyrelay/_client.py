@@ -297,6 +297,15 @@ class Client(_Base):
         <polyrelay._families.Llm.stream>`. Parameters are checked now."""
         return self._native.stream(capability, params)
 
+    def ping_redis(self) -> Optional[bool]:
+        """Whether the Redis this client shares quotas, limits, budgets and
+        its cache through answers a ``PING`` now (waiting at most 1 s, with
+        the GIL released); ``None`` when the client keeps its state in
+        memory. :meth:`health`'s ``redis_degraded`` only reflects operations
+        already made, so a fresh client needs this to know (``polyrelay
+        check`` uses it)."""
+        return self._native.ping_redis()
+
     @overload
     def batch(
         self,
@@ -481,6 +490,12 @@ class AsyncClient(_Base):
 
     #: Same as :meth:`batch` (for code written against both clients).
     abatch = batch
+
+    async def ping_redis(self) -> Optional[bool]:
+        """Whether the client's Redis answers a ``PING`` now (at most 1 s),
+        ``None`` without Redis; as :meth:`Client.ping_redis`."""
+        answer: Optional[bool] = await self._native.aping_redis()
+        return answer
 
     async def aclose(self) -> None:
         """Same as :meth:`close`, awaitable."""

@@ -92,6 +92,10 @@ class Client:
     ) -> Awaitable[List[Any]]:
         """:meth:`batch` as an awaitable; cancelling it cancels every call."""
     def health(self) -> Any: ...
+    def ping_redis(self) -> Optional[bool]:
+        """Whether the client's Redis answers a PING now; None without Redis."""
+    def aping_redis(self) -> Awaitable[Optional[bool]]:
+        """:meth:`ping_redis` as an awaitable."""
     def stats(self) -> Dict[str, Dict[str, Any]]:
         """Per enabled provider, by id: the core's stats."""
     def providers(self) -> List[Dict[str, Any]]:

@@ -5,6 +5,7 @@
     polyrelay call weather.current city=Berlin     # the answer and the trail
     polyrelay providers                            # what is built in, which keys are set
     polyrelay check                                # is the configuration valid, what can be served
+    polyrelay check --critical llm.chat            # ... and exit 1 unless llm.chat has a usable provider
     polyrelay health                               # which providers are ready right now
     polyrelay emulate                              # an offline emulator of every provider
     polyrelay demo                                 # a guided tour against the emulator
@@ -136,8 +137,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _critical(args: argparse.Namespace) -> List[str]:
+    """The capabilities named by ``--critical`` (repeatable, comma-separated)."""
+    return [name.strip() for group in args.critical for name in group.split(",") if name.strip()]
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     source = args.config or os.environ.get("POLYRELAY_CONFIG") or "defaults (no file)"
+    critical = _critical(args)
+    known = {entry["name"] for entry in _native.capabilities()}
+    unknown = [name for name in critical if name not in known]
+    if unknown:
+        print(f"--critical: unknown capabilities: {', '.join(unknown)}", file=sys.stderr)
+        print(f"  known: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     try:
         client = _client(args)
     except ConfigError as error:
@@ -147,11 +160,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with client:
         providers = client.providers()
         health = client.health()
+        redis_answers = client.ping_redis()
     print(f"configuration: ok ({source})")
     for warning in health.get("config_warnings", []):
         print(f"  warning: {warning}")
     if os.environ.get("POLYRELAY_EMULATOR_URL"):
         print(f"emulator: every provider points at {os.environ['POLYRELAY_EMULATOR_URL']}")
+    if redis_answers is None:
+        print("redis: not configured (quotas, limits, budgets and the cache are per process)")
+    elif redis_answers:
+        print("redis: reachable (quotas, limits, budgets and the cache are shared)")
+    else:
+        print("redis: UNREACHABLE (calls would go on with this process's local state)")
     print("keys:")
     keyed = [p for p in providers if p["auth"] != "keyless"]
     if not keyed:
@@ -164,13 +184,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     down = 0
     for name, cap in sorted(health["capabilities"].items()):
         ready = ", ".join(cap["ready"]) or "nobody"
-        print(f"  {name:<18} {cap['status']:<9} served by: {ready}")
+        mark = " (critical)" if name in critical else ""
+        print(f"  {name:<18} {cap['status']:<9} served by: {ready}{mark}")
         for provider, reason in sorted(cap["unavailable"].items()):
             print(f"  {'':<18} {'':<9} {provider}: {reason}")
         down += cap["status"] == "down"
     if down:
         print(f"{down} capabilit{'y' if down == 1 else 'ies'} cannot be served now")
-    return 0
+    unserved = [name for name in critical if not health["capabilities"][name]["ready"]]
+    failed = False
+    if unserved:
+        print(f"FAILED: critical capabilities without a usable provider: {', '.join(unserved)}",
+              file=sys.stderr)
+        failed = True
+    if redis_answers is False:
+        print("FAILED: the configured Redis does not answer", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
 
 
 def _amount(value: float) -> str:
@@ -230,6 +260,10 @@ _DEMO_CONFIG = {
         "weather.current": {
             "chain": ["open-meteo", "met-norway", "wttr-in"],
             "cache_ttl": "500ms",
+            # Every provider is tried again while the deadline allows (an
+            # outage may be a blip); the tour's stale step should not wait
+            # the default 30 s for that.
+            "total_timeout": "2s",
         }
     },
     "providers": {
@@ -291,8 +325,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         show(weather(client, "Rome"))
 
         step(5, "A stale answer",
-             "Once the answer is past its freshness and every provider is down, "
-             "the last good answer is served, flagged stale, with the trail saying why.")
+             "Once the answer is past its freshness and every provider stays down "
+             "until the call's 2 s deadline, the last good answer is served, flagged "
+             "stale, with the trail saying why.")
         emu.fault_always("*", Fault.status(503))
         time.sleep(0.6)
         show(weather(client, "Rome"))
@@ -327,9 +362,16 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("params", nargs="*", metavar="NAME=VALUE",
                       help="parameters, e.g. city=Berlin or lat=52.52 lon=13.41")
     command("providers", _cmd_providers, "list the built-in providers and their keys")
-    command("check", _cmd_check,
-            "validate the configuration; show which keys are set and what can be served",
-            json_flag=False)
+    check = command(
+        "check", _cmd_check,
+        "validate the configuration; show which keys are set, whether Redis answers and "
+        "what can be served; exit 1 when a critical capability has no usable provider "
+        "or the configured Redis does not answer",
+        json_flag=False)
+    check.add_argument(
+        "--critical", action="append", default=[], metavar="CAPABILITIES",
+        help="capabilities that must have a usable provider, comma-separated "
+             "(e.g. weather.current,llm.chat); repeatable")
     command("health", _cmd_health, "show which providers are ready for each capability")
     command("emulate", _cmd_emulate, "run the offline provider emulator until Ctrl-C",
             json_flag=False)

@@ -259,6 +259,21 @@ impl Client {
         convert::serialize(py, &health)
     }
 
+    /// Whether the client's Redis answers a `PING` now (`None` without
+    /// Redis); the GIL is released while waiting (at most 1 s).
+    fn ping_redis(&self, py: Python<'_>) -> PyResult<Option<bool>> {
+        let client = self.core(py)?;
+        bridge::block_on(py, async move { client.ping_redis().await })
+    }
+
+    /// `ping_redis` from asyncio: an awaitable of the same answer.
+    fn aping_redis<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        bridge::awaitable(py, async move {
+            Ok::<_, polyrelay::Error>(client.ping_redis().await)
+        })
+    }
+
     /// Counters, latency, breakers and quota of every enabled provider, by id.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let client = self.core(py)?;

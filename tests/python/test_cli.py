@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +101,54 @@ def test_check_shows_keys_without_values_and_what_can_be_served(emu: Emulator, t
     done = run("check", env={"POLYRELAY_TIMEZONE": "Mars/Olympus"})
     assert done.returncode == 1
     assert "INVALID" in done.stderr and "Mars/Olympus" in done.stderr
+
+
+def test_check_exits_non_zero_when_a_critical_capability_has_no_usable_provider(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "polyrelay.toml"
+    config.write_text('[capabilities."finance.quote"]\nchain = ["finnhub"]\n')
+    # finnhub takes a key, and none is set: nobody can serve finance.quote.
+    done = run("--config", str(config), "check", "--critical", "weather.current,finance.quote")
+    assert done.returncode == 1, done.stdout
+    assert "critical capabilities without a usable provider: finance.quote" in done.stderr
+    assert "finnhub: FINNHUB_API_KEY is not set" in done.stdout
+    assert "weather.current" not in done.stderr
+    # Not critical: reported, but the check passes.
+    assert run("--config", str(config), "check").returncode == 0
+
+    secret = "finnhub-check-secret-42"
+    done = run("--config", str(config), "check", "--critical", "weather.current",
+               "--critical", "finance.quote", env={"FINNHUB_API_KEY": secret})
+    assert done.returncode == 0, done.stderr
+    assert "served by: finnhub (critical)" in done.stdout
+    assert secret not in done.stdout + done.stderr
+
+    done = run("check", "--critical", "weather.nowcast")
+    assert done.returncode == 2
+    assert "unknown capabilities: weather.nowcast" in done.stderr
+
+
+def test_check_reports_whether_the_configured_redis_answers(
+    emu: Emulator, tmp_path: Path, redis_url: str
+) -> None:
+    done = run("check")
+    assert done.returncode == 0, done.stderr
+    assert "redis: not configured" in done.stdout
+
+    done = run("check", env={"POLYRELAY_REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr
+    assert "redis: reachable" in done.stdout
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}"
+    config = tmp_path / "polyrelay.toml"
+    config.write_text(f'[redis]\nurl = "{dead}"\n')
+    done = run("--config", str(config), "check")
+    assert done.returncode == 1
+    assert "redis: UNREACHABLE" in done.stdout
+    assert "the configured Redis does not answer" in done.stderr
 
 
 def test_health(emu: Emulator) -> None:

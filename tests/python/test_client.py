@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -265,3 +266,18 @@ def test_news_meta_merges_every_news_engine(emu: Emulator) -> None:
         assert articles[0]["score"] >= articles[1]["score"] > 0
         assert set(reply.data["answered"]) == {"gdelt", "hn-algolia"}
         assert {"gnews", "newsapi", "guardian"} <= set(reply.data["missing"])
+
+
+async def test_ping_redis_says_whether_the_configured_redis_answers(redis_url: str) -> None:
+    with polyrelay.Client() as memory:
+        assert memory.ping_redis() is None
+    with polyrelay.Client({"redis": {"url": redis_url}}) as shared:
+        assert shared.ping_redis() is True
+    async with polyrelay.AsyncClient({"redis": {"url": redis_url}}) as shared_async:
+        assert await shared_async.ping_redis() is True
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}"
+    async with polyrelay.AsyncClient({"redis": {"url": dead}}) as unreachable:
+        assert await unreachable.ping_redis() is False
+        assert unreachable.health()["redis_degraded"]

@@ -115,8 +115,9 @@ providers! {
 // LLM: the OpenAI chat-completions wire format, shared by several providers.
 pub mod openai_compat;
 
-// Group "reference": wire-format pieces its providers share.
-mod wire;
+// Group "reference": wire-format pieces its providers share (also used by
+// the providers declared in the configuration, `crate::custom`).
+pub(crate) mod wire;
 
 /// Every built-in provider, in the default fallback order.
 pub fn builtin() -> &'static [&'static dyn Provider] {

@@ -140,6 +140,14 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn degraded(&self) -> bool {
         false
     }
+
+    /// Asks the shared backend to answer now (one round trip within
+    /// `deadline`, through its breaker): `None` for a store without one
+    /// (in-memory state), else whether it answered.
+    fn ping(&self, deadline: Duration) -> StateFuture<'_, Option<bool>> {
+        let _ = deadline;
+        ready(None)
+    }
 }
 
 impl From<RateDecision> for Admission {

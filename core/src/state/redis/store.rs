@@ -873,6 +873,19 @@ impl StateStore for RedisState {
     fn degraded(&self) -> bool {
         self.inner.backend.degraded()
     }
+
+    fn ping(&self, deadline: Duration) -> StateFuture<'_, Option<bool>> {
+        Either::Right(Box::pin(async move {
+            let answered = self
+                .inner
+                .backend
+                .run(deadline, |mut connection| async move {
+                    redis::cmd("PING").query_async::<()>(&mut connection).await
+                })
+                .await;
+            Some(answered.is_ok())
+        }))
+    }
 }
 
 #[cfg(test)]
