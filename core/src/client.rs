@@ -450,6 +450,41 @@ impl Client {
         }
     }
 
+    /// The Prometheus text (format 0.0.4, [`crate::metrics::CONTENT_TYPE`])
+    /// of this client's calls, providers, breakers, quotas and Redis state,
+    /// after writing its pending call records. See [`crate::metrics`].
+    pub async fn metrics_text(&self) -> String {
+        self.flush_analytics().await;
+        let providers = self
+            .stats()
+            .providers
+            .into_iter()
+            // Providers never asked have nothing to show but zeros.
+            .filter(|(_, stats)| stats.counters.requests > 0 || !stats.counters.outcomes.is_empty())
+            .filter_map(|(name, stats)| {
+                let slot = self.engine.slots.iter().find(|s| s.name() == name)?;
+                Some(crate::metrics::ProviderScrape {
+                    name,
+                    stats,
+                    latency: slot.stats.latency_histogram(),
+                })
+            })
+            .collect();
+        crate::metrics::Scrape::new(
+            self.engine.analytics.as_ref().map(|r| r.call_metrics()),
+            providers,
+            self.health(),
+            self.analytics_status(),
+        )
+        .render()
+    }
+
+    /// [`Client::metrics_text`] for code without an async runtime.
+    pub fn metrics_text_blocking(&self) -> Result<String> {
+        let client = self.clone();
+        crate::runtime::block_on(async move { client.metrics_text().await })
+    }
+
     /// Streams `capability`'s answer as it is written: see [`ChatStream`].
     /// Only `llm.chat` streams. `params` are those of [`Client::call`]
     /// (`"stream": true`, as in an OpenAI request body, is accepted) and

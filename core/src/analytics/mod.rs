@@ -123,6 +123,9 @@ pub struct CallRecord {
     pub outcome: &'static str,
     /// From the call to its answer or error.
     pub latency: Duration,
+    /// Of which spent in HTTP exchanges with providers (the attempts'
+    /// [`crate::Attempt::upstream`]); the rest is polyrelay's overhead.
+    pub upstream: Duration,
     /// Served from the cache.
     pub cached: bool,
     /// Served stale (past its freshness).
@@ -493,6 +496,8 @@ struct Shared {
     wake: Notify,
     closed: AtomicBool,
     drain: tokio::sync::Mutex<Drain>,
+    /// The per-call Prometheus series, fed by each drain.
+    metrics: crate::metrics::CallMetrics,
     /// Run after each drain (saving the quota counters to the same file).
     after_drain: Option<AfterDrain>,
 }
@@ -539,6 +544,7 @@ impl Recorder {
                 batch: Vec::with_capacity(BATCH),
                 pruned_before: i64::MIN,
             }),
+            metrics: crate::metrics::CallMetrics::default(),
             after_drain,
         });
         let task = Arc::clone(&shared);
@@ -593,6 +599,11 @@ impl Recorder {
         Ok(rows(query, buckets))
     }
 
+    /// The per-call Prometheus series (current up to the last drain).
+    pub(crate) fn call_metrics(&self) -> &crate::metrics::CallMetrics {
+        &self.shared.metrics
+    }
+
     pub(crate) fn status(&self) -> AnalyticsStatus {
         let s = &self.shared;
         AnalyticsStatus {
@@ -640,6 +651,7 @@ impl Shared {
             if drain.batch.is_empty() {
                 break;
             }
+            self.metrics.observe(&drain.batch);
             let buckets = fold(&drain.batch);
             match self.store.write(&buckets).await {
                 Ok(()) => {
@@ -686,6 +698,7 @@ impl crate::engine::Engine {
             provider: Some(envelope.provider),
             outcome: SUCCESS,
             latency: envelope.elapsed,
+            upstream: envelope.attempts.iter().map(|a| a.upstream).sum(),
             cached: envelope.cached,
             stale: envelope.stale,
             input_tokens,
@@ -713,6 +726,7 @@ impl crate::engine::Engine {
             provider: None,
             outcome: error.kind().as_str(),
             latency: self.clock.now().saturating_sub(started),
+            upstream: error.attempts().iter().map(|a| a.upstream).sum(),
             cached: false,
             stale: false,
             input_tokens: 0,
