@@ -49,6 +49,8 @@ use crate::transport::Transport;
 pub struct Client {
     engine: Arc<Engine>,
     catalog: Arc<Catalog>,
+    /// The per-call Prometheus series, fed by the analytics drain.
+    call_metrics: Arc<crate::metrics::CallMetrics>,
 }
 
 impl fmt::Debug for Client {
@@ -301,6 +303,7 @@ impl Client {
             ),
             None => ResponseCache::new(&plan.cache, clock.clone()),
         };
+        let call_metrics = Arc::new(crate::metrics::CallMetrics::default());
         let analytics = match (plan.analytics.enabled, analytics) {
             (false, _) => None,
             (true, store) => {
@@ -318,11 +321,13 @@ impl Client {
                     },
                     (None, None) => Arc::new(MemoryStore::new()),
                 };
+                let metrics = Arc::clone(&call_metrics);
                 Some(Recorder::new(
                     store,
                     &plan.analytics,
                     clock.clone(),
                     save_quotas,
+                    Some(Box::new(move |batch| metrics.observe(batch))),
                 )?)
             }
         };
@@ -346,6 +351,7 @@ impl Client {
                 analytics,
             }),
             catalog,
+            call_metrics,
         })
     }
 
@@ -455,28 +461,42 @@ impl Client {
     /// after writing its pending call records. See [`crate::metrics`].
     pub async fn metrics_text(&self) -> String {
         self.flush_analytics().await;
-        let providers = self
+        let mut scrape = crate::metrics::Scrape::new(
+            self.engine
+                .analytics
+                .is_some()
+                .then_some(&*self.call_metrics),
+        );
+        // Providers never asked have nothing to show but zeros.
+        scrape.providers = self
             .stats()
             .providers
             .into_iter()
-            // Providers never asked have nothing to show but zeros.
-            .filter(|(_, stats)| stats.counters.requests > 0 || !stats.counters.outcomes.is_empty())
-            .filter_map(|(name, stats)| {
-                let slot = self.engine.slots.iter().find(|s| s.name() == name)?;
+            .filter(|(_, s)| s.counters.requests > 0 || !s.counters.outcomes.is_empty())
+            .filter_map(|(name, s)| {
+                let slot = self.engine.slots.iter().find(|slot| slot.name() == name)?;
                 Some(crate::metrics::ProviderScrape {
                     name,
-                    stats,
-                    latency: slot.stats.latency_histogram(),
+                    breakers: s
+                        .breakers
+                        .iter()
+                        .map(|(capability, b)| (*capability, b.state.as_str()))
+                        .collect(),
+                    quota_remaining: s.quota.as_ref().map(|q| q.remaining),
+                    counters: s.counters,
+                    latency: crate::metrics::Histogram::of_requests(&slot.stats),
                 })
             })
             .collect();
-        crate::metrics::Scrape::new(
-            self.engine.analytics.as_ref().map(|r| r.call_metrics()),
-            providers,
-            self.health(),
-            self.analytics_status(),
-        )
-        .render()
+        let health = self.health();
+        scrape.ready = health
+            .capabilities
+            .iter()
+            .map(|(capability, h)| (*capability, h.ready.len()))
+            .collect();
+        scrape.redis_degraded = health.redis_degraded;
+        scrape.dropped_records = self.analytics_status().dropped;
+        scrape.render()
     }
 
     /// [`Client::metrics_text`] for code without an async runtime.

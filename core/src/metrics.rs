@@ -8,8 +8,9 @@
 //!   are absent with `[analytics] enabled = false`);
 //! - per provider (attempts by outcome, upstream latency, tokens, cost):
 //!   the counters of [`crate::stats`], kept by every call anyway;
-//! - breaker states, quota left, Redis degradation: [`crate::Client::stats`]
-//!   and [`crate::Client::health`].
+//! - breaker states, quota left, Redis degradation: what
+//!   [`crate::Client::stats`] and [`crate::Client::health`] report (the
+//!   client hands them over: this module depends on no client type).
 //!
 //! Latency histograms have one `le` bound per power of two of microseconds
 //! from 1.024 ms to 67.1 s: each is an exact union of the log-scale
@@ -52,6 +53,17 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
+    /// A provider's HTTP request latencies, from its counters.
+    pub(crate) fn of_requests(stats: &crate::stats::ProviderStats) -> Self {
+        let (counts, sum_micros) = stats.latency_buckets();
+        let mut histogram = Self::default();
+        for (i, count) in counts.into_iter().enumerate() {
+            histogram.add_bucket(i, count);
+        }
+        histogram.sum_seconds = sum_micros as f64 / 1_000_000.0;
+        histogram
+    }
+
     /// Adds `count` observations of the [`crate::stats`] bucket `index`:
     /// its octave decides the bound, exactly.
     pub(crate) fn add_bucket(&mut self, index: usize, count: u64) {
@@ -131,39 +143,41 @@ impl CallMetrics {
 pub(crate) struct ProviderScrape {
     /// Provider id or deployment name.
     pub(crate) name: &'static str,
-    pub(crate) stats: crate::ProviderStats,
+    pub(crate) counters: crate::stats::StatsCounters,
+    /// State of its breaker per capability.
+    pub(crate) breakers: Vec<(&'static str, &'static str)>,
+    /// Units left in its quota window, when it has a quota.
+    pub(crate) quota_remaining: Option<u64>,
     pub(crate) latency: Histogram,
 }
 
 impl ProviderScrape {
     /// Has LLM answers counted: tokens and cost are shown for it.
     fn answers_llm(&self) -> bool {
-        let c = &self.stats.counters;
+        let c = &self.counters;
         c.input_tokens > 0 || c.output_tokens > 0 || c.cost_usd > 0.0 || c.unpriced_answers > 0
     }
 }
 
 /// Everything one scrape shows, read at once.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Scrape {
     calls: BTreeMap<&'static str, CapabilityCalls>,
-    providers: Vec<ProviderScrape>,
-    health: crate::Health,
-    analytics: crate::analytics::AnalyticsStatus,
+    /// Providers asked at least once.
+    pub(crate) providers: Vec<ProviderScrape>,
+    /// Providers that would be asked now, by capability.
+    pub(crate) ready: Vec<(&'static str, usize)>,
+    pub(crate) redis_degraded: bool,
+    pub(crate) dropped_records: u64,
 }
 
 impl Scrape {
-    pub(crate) fn new(
-        calls: Option<&CallMetrics>,
-        providers: Vec<ProviderScrape>,
-        health: crate::Health,
-        analytics: crate::analytics::AnalyticsStatus,
-    ) -> Self {
+    /// A scrape of the per-call series `calls` (none with analytics off);
+    /// the caller fills in the rest.
+    pub(crate) fn new(calls: Option<&CallMetrics>) -> Self {
         Self {
             calls: calls.map(CallMetrics::snapshot).unwrap_or_default(),
-            providers,
-            health,
-            analytics,
+            ..Self::default()
         }
     }
 
@@ -284,7 +298,7 @@ impl Collector for Scrape {
             "Provider turns by outcome: success, a failure class or a skip reason.",
             MetricType::Counter,
             providers.iter().flat_map(|p| {
-                p.stats.counters.outcomes.iter().map(|(outcome, n)| {
+                p.counters.outcomes.iter().map(|(outcome, n)| {
                     (
                         vec![("provider", p.name), ("outcome", *outcome)],
                         counter(*n),
@@ -306,7 +320,7 @@ impl Collector for Scrape {
             "LLM tokens reported by providers, by provider and direction (input or output).",
             MetricType::Counter,
             providers.iter().filter(|p| p.answers_llm()).flat_map(|p| {
-                let c = &p.stats.counters;
+                let c = &p.counters;
                 [("input", c.input_tokens), ("output", c.output_tokens)]
                     .into_iter()
                     .map(|(direction, n)| {
@@ -325,7 +339,7 @@ impl Collector for Scrape {
             providers.iter().filter(|p| p.answers_llm()).map(|p| {
                 (
                     vec![("provider", p.name)],
-                    ConstCounter::new(p.stats.counters.cost_usd),
+                    ConstCounter::new(p.counters.cost_usd),
                 )
             }),
         )?;
@@ -335,7 +349,7 @@ impl Collector for Scrape {
             "1 for the state each breaker (provider × capability) is in, else 0.",
             MetricType::Gauge,
             providers.iter().flat_map(|p| {
-                p.stats.breakers.iter().flat_map(move |(capability, b)| {
+                p.breakers.iter().flat_map(move |(capability, current)| {
                     ["closed", "open", "half_open"]
                         .into_iter()
                         .map(move |state| {
@@ -345,7 +359,7 @@ impl Collector for Scrape {
                                     ("capability", *capability),
                                     ("state", state),
                                 ],
-                                gauge(i64::from(b.state.as_str() == state)),
+                                gauge(i64::from(*current == state)),
                             )
                         })
                 })
@@ -357,25 +371,21 @@ impl Collector for Scrape {
             "Units left in a provider's quota window (day or month).",
             MetricType::Gauge,
             providers.iter().filter_map(|p| {
-                let quota = p.stats.quota.as_ref()?;
+                let remaining = p.quota_remaining?;
                 Some((
                     vec![("provider", p.name)],
-                    gauge(i64::try_from(quota.remaining).unwrap_or(i64::MAX)),
+                    gauge(i64::try_from(remaining).unwrap_or(i64::MAX)),
                 ))
             }),
         )?;
 
-        let health = &self.health;
         family(
             &mut e,
             "polyrelay_capability_ready_providers",
             "Providers that would be asked now, by capability (0: the capability is down).",
             MetricType::Gauge,
-            health.capabilities.iter().map(|(capability, h)| {
-                (
-                    vec![("capability", *capability)],
-                    gauge(h.ready.len() as i64),
-                )
+            self.ready.iter().map(|(capability, ready)| {
+                (vec![("capability", *capability)], gauge(*ready as i64))
             }),
         )?;
         family(
@@ -383,14 +393,14 @@ impl Collector for Scrape {
             "polyrelay_redis_degraded",
             "1 while Redis is unreachable and quotas, limits and the cache run on local state.",
             MetricType::Gauge,
-            [(Vec::new(), gauge(i64::from(health.redis_degraded)))],
+            [(Vec::new(), gauge(i64::from(self.redis_degraded)))],
         )?;
         family(
             &mut e,
             "polyrelay_analytics_dropped_records",
             "Call records dropped because the analytics queue was full (not in the call series).",
             MetricType::Counter,
-            [(Vec::new(), counter(self.analytics.dropped))],
+            [(Vec::new(), counter(self.dropped_records))],
         )?;
         Ok(())
     }
@@ -446,7 +456,8 @@ mod tests {
             record(true, true, "success"),
             record(false, false, "timeout"),
         ]);
-        let calls = &metrics.snapshot()["weather.current"];
+        let snapshot = metrics.snapshot();
+        let calls = &snapshot["weather.current"];
         let outcomes: Vec<(&str, u64)> = calls.outcomes.iter().map(|(o, n)| (*o, *n)).collect();
         assert_eq!(
             outcomes,

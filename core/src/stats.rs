@@ -107,16 +107,15 @@ impl ProviderStats {
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The request latencies as Prometheus histogram buckets (see
-    /// [`crate::metrics::Histogram`]).
-    pub(crate) fn latency_histogram(&self) -> crate::metrics::Histogram {
-        let mut histogram = crate::metrics::Histogram::default();
-        for (i, count) in self.latency.iter().enumerate() {
-            histogram.add_bucket(i, count.load(Ordering::Relaxed));
-        }
-        histogram.sum_seconds =
-            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1_000_000.0;
-        histogram
+    /// The request latencies: count per log-scale bucket, and their sum
+    /// in µs.
+    pub(crate) fn latency_buckets(&self) -> (Vec<u64>, u64) {
+        let counts = self
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        (counts, self.latency_sum_micros.load(Ordering::Relaxed))
     }
 
     pub(crate) fn snapshot(&self) -> StatsCounters {

@@ -496,14 +496,17 @@ struct Shared {
     wake: Notify,
     closed: AtomicBool,
     drain: tokio::sync::Mutex<Drain>,
-    /// The per-call Prometheus series, fed by each drain.
-    metrics: crate::metrics::CallMetrics,
+    /// Shown each drained batch before the store (the per-call metrics).
+    on_batch: Option<OnBatch>,
     /// Run after each drain (saving the quota counters to the same file).
     after_drain: Option<AfterDrain>,
 }
 
 /// What runs after each drain.
 pub(crate) type AfterDrain = Box<dyn Fn() + Send + Sync>;
+
+/// What each drained batch of records is shown to, off the hot path.
+pub(crate) type OnBatch = Box<dyn Fn(&[CallRecord]) + Send + Sync>;
 
 struct Drain {
     receiver: mpsc::Receiver<CallRecord>,
@@ -527,6 +530,7 @@ impl Recorder {
         config: &AnalyticsConfig,
         clock: SharedClock,
         after_drain: Option<AfterDrain>,
+        on_batch: Option<OnBatch>,
     ) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(config.queue);
         let shared = Arc::new(Shared {
@@ -544,7 +548,7 @@ impl Recorder {
                 batch: Vec::with_capacity(BATCH),
                 pruned_before: i64::MIN,
             }),
-            metrics: crate::metrics::CallMetrics::default(),
+            on_batch,
             after_drain,
         });
         let task = Arc::clone(&shared);
@@ -599,11 +603,6 @@ impl Recorder {
         Ok(rows(query, buckets))
     }
 
-    /// The per-call Prometheus series (current up to the last drain).
-    pub(crate) fn call_metrics(&self) -> &crate::metrics::CallMetrics {
-        &self.shared.metrics
-    }
-
     pub(crate) fn status(&self) -> AnalyticsStatus {
         let s = &self.shared;
         AnalyticsStatus {
@@ -651,7 +650,9 @@ impl Shared {
             if drain.batch.is_empty() {
                 break;
             }
-            self.metrics.observe(&drain.batch);
+            if let Some(on_batch) = &self.on_batch {
+                on_batch(&drain.batch);
+            }
             let buckets = fold(&drain.batch);
             match self.store.write(&buckets).await {
                 Ok(()) => {
