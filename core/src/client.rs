@@ -49,6 +49,8 @@ use crate::transport::Transport;
 pub struct Client {
     engine: Arc<Engine>,
     catalog: Arc<Catalog>,
+    /// The per-call Prometheus series, fed by the analytics drain.
+    call_metrics: Arc<crate::metrics::CallMetrics>,
 }
 
 impl fmt::Debug for Client {
@@ -301,6 +303,7 @@ impl Client {
             ),
             None => ResponseCache::new(&plan.cache, clock.clone()),
         };
+        let call_metrics = Arc::new(crate::metrics::CallMetrics::default());
         let analytics = match (plan.analytics.enabled, analytics) {
             (false, _) => None,
             (true, store) => {
@@ -318,11 +321,13 @@ impl Client {
                     },
                     (None, None) => Arc::new(MemoryStore::new()),
                 };
+                let metrics = Arc::clone(&call_metrics);
                 Some(Recorder::new(
                     store,
                     &plan.analytics,
                     clock.clone(),
                     save_quotas,
+                    Some(Box::new(move |batch| metrics.observe(batch))),
                 )?)
             }
         };
@@ -346,6 +351,7 @@ impl Client {
                 analytics,
             }),
             catalog,
+            call_metrics,
         })
     }
 
@@ -452,6 +458,55 @@ impl Client {
                 fallback_writes: 0,
             },
         }
+    }
+
+    /// The Prometheus text (format 0.0.4, [`crate::metrics::CONTENT_TYPE`])
+    /// of this client's calls, providers, breakers, quotas and Redis state,
+    /// after writing its pending call records. See [`crate::metrics`].
+    pub async fn metrics_text(&self) -> String {
+        self.flush_analytics().await;
+        let mut scrape = crate::metrics::Scrape::new(
+            self.engine
+                .analytics
+                .is_some()
+                .then_some(&*self.call_metrics),
+        );
+        // Providers never asked have nothing to show but zeros.
+        scrape.providers = self
+            .stats()
+            .providers
+            .into_iter()
+            .filter(|(_, s)| s.counters.requests > 0 || !s.counters.outcomes.is_empty())
+            .filter_map(|(name, s)| {
+                let slot = self.engine.slots.iter().find(|slot| slot.name() == name)?;
+                Some(crate::metrics::ProviderScrape {
+                    name,
+                    breakers: s
+                        .breakers
+                        .iter()
+                        .map(|(capability, b)| (*capability, b.state.as_str()))
+                        .collect(),
+                    quota_remaining: s.quota.as_ref().map(|q| q.remaining),
+                    counters: s.counters,
+                    latency: crate::metrics::Histogram::of_requests(&slot.stats),
+                })
+            })
+            .collect();
+        let health = self.health();
+        scrape.ready = health
+            .capabilities
+            .iter()
+            .map(|(capability, h)| (*capability, h.ready.len()))
+            .collect();
+        scrape.redis_degraded = health.redis_degraded;
+        scrape.dropped_records = self.analytics_status().dropped;
+        scrape.render()
+    }
+
+    /// [`Client::metrics_text`] for code without an async runtime.
+    pub fn metrics_text_blocking(&self) -> Result<String> {
+        let client = self.clone();
+        crate::runtime::block_on(async move { client.metrics_text().await })
     }
 
     /// Streams `capability`'s answer as it is written: see [`ChatStream`].

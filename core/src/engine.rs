@@ -897,6 +897,7 @@ impl<'a> Walk<'a> {
                 let old = &self.attempts[k];
                 entry.tries += old.tries;
                 entry.elapsed += old.elapsed;
+                entry.upstream += old.upstream;
                 entry.hedged |= old.hedged;
                 self.attempts[k] = entry;
             }
@@ -1515,6 +1516,7 @@ impl Engine {
                         status: None,
                         tries: 0,
                         elapsed: Duration::ZERO,
+                        upstream: std::time::Duration::ZERO,
                         reason: Cow::Owned(reason),
                         retry_after: None,
                         hedged: false,
@@ -1811,6 +1813,7 @@ impl Engine {
             status: None,
             tries: 0,
             elapsed: Duration::ZERO,
+            upstream: std::time::Duration::ZERO,
             reason: Cow::Borrowed(""),
             retry_after: None,
             hedged: plan.hedged,
@@ -2135,6 +2138,7 @@ impl Engine {
             let now = self.clock.now();
             let latency = now.saturating_sub(sent_at);
             slot.stats.request(latency);
+            entry.upstream += latency;
             let failure = match result {
                 Ok((mut answer, status)) => {
                     slot.recent.record(latency);
@@ -2494,6 +2498,7 @@ fn cancelled<A>(slot: &ProviderSlot, started: Duration, now: Duration) -> TurnEn
             status: None,
             tries: 1,
             elapsed: now.saturating_sub(started),
+            upstream: std::time::Duration::ZERO,
             reason: Cow::Borrowed("cancelled: another provider answered first"),
             retry_after: None,
             hedged: false,

@@ -393,6 +393,11 @@ pub struct Attempt {
     /// Time spent on this provider, retries and backoff included.
     #[serde(with = "crate::duration::serde_secs")]
     pub elapsed: Duration,
+    /// Time spent in HTTP exchanges with this provider (retries included,
+    /// backoff and guards not): what the metrics' overhead subtracts from a
+    /// call's time. Not serialised.
+    #[serde(skip)]
+    pub upstream: Duration,
     /// A sentence a person can act on, e.g.
     /// "skipped: OPENWEATHER_API_KEY is not set".
     pub reason: Cow<'static, str>,
@@ -819,6 +824,7 @@ mod tests {
             status: None,
             tries: 0,
             elapsed: Duration::ZERO,
+            upstream: std::time::Duration::ZERO,
             reason: Cow::Borrowed("test"),
             retry_after: None,
             hedged: false,

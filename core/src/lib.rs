@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "emulator")]
 pub mod emulation;
+pub mod metrics;
 pub mod provider;
 
 mod answer;

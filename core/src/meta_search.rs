@@ -136,6 +136,7 @@ impl Engine {
                     status: None,
                     tries: 0,
                     elapsed: Duration::ZERO,
+                    upstream: std::time::Duration::ZERO,
                     reason: Cow::Owned(format!("skipped: {text}")),
                     retry_after,
                     hedged: false,
@@ -246,6 +247,7 @@ fn cut_off(provider: &'static str, capability: CapabilityId, deadline: Duration)
             status: None,
             tries: 1,
             elapsed: deadline,
+            upstream: std::time::Duration::ZERO,
             reason: Cow::Owned(format!(
                 "timeout: no answer within {}'s deadline of {:.1} s",
                 capability.as_str(),

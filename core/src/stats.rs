@@ -35,7 +35,7 @@ pub(crate) const OUTCOMES: &[&str] = &[
     "skipped_budget",
 ];
 
-const SUB_BUCKETS: u32 = 8;
+pub(crate) const SUB_BUCKETS: u32 = 8;
 const OCTAVES: u32 = 32; // 1 µs · 2^32 ≈ 71 min
 const BUCKETS: usize = (SUB_BUCKETS * OCTAVES) as usize;
 
@@ -45,6 +45,8 @@ pub(crate) struct ProviderStats {
     outcomes: [AtomicU64; OUTCOMES.len()],
     requests: AtomicU64,
     latency: Box<[AtomicU64; BUCKETS]>,
+    /// The latencies' sum in µs, for the Prometheus histogram's `_sum`.
+    latency_sum_micros: AtomicU64,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
     /// US dollars, as `f64` bits.
@@ -58,6 +60,7 @@ impl ProviderStats {
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             requests: AtomicU64::new(0),
             latency: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            latency_sum_micros: AtomicU64::new(0),
             input_tokens: AtomicU64::new(0),
             output_tokens: AtomicU64::new(0),
             cost_usd: AtomicU64::new(0.0f64.to_bits()),
@@ -100,6 +103,19 @@ impl ProviderStats {
     pub(crate) fn request(&self, latency: Duration) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.latency[bucket_of(latency)].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The request latencies: count per log-scale bucket, and their sum
+    /// in µs.
+    pub(crate) fn latency_buckets(&self) -> (Vec<u64>, u64) {
+        let counts = self
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        (counts, self.latency_sum_micros.load(Ordering::Relaxed))
     }
 
     pub(crate) fn snapshot(&self) -> StatsCounters {

@@ -770,6 +770,7 @@ impl Reading {
                 status: failure.status,
                 tries: 1,
                 elapsed,
+                upstream: std::time::Duration::ZERO,
                 reason: Cow::Owned(reason),
                 retry_after: None,
                 hedged: false,

@@ -236,6 +236,38 @@ pub unsafe extern "C" fn pr_client_health_json(
     }
 }
 
+/// The client's metrics in the Prometheus text format (version 0.0.4,
+/// served as `text/plain; version=0.0.4; charset=utf-8`): calls by
+/// capability and outcome, call and upstream latency histograms, overhead,
+/// attempts by provider and outcome, tokens, cost, breaker states, quota
+/// left and Redis degradation, after writing the client's pending call
+/// records. Series carry capability, provider and outcome names, never a
+/// key. `*metrics` is freed with `pr_string_free`.
+///
+/// Thread safety: safe from any thread, concurrently with calls; blocks
+/// the calling thread briefly (not from a polyrelay callback).
+///
+/// # Safety
+/// `client` is NULL or a live client; `metrics` is valid for one pointer
+/// write; `error` is NULL or valid for one pointer write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pr_client_metrics_text(
+    client: *const pr_client,
+    metrics: *mut *mut c_char,
+    error: *mut *mut pr_error,
+) -> pr_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        report(error, || {
+            let out = out_param(metrics, "metrics")?;
+            let client = live(client, "client")?;
+            let rendered = client.client.metrics_text_blocking()?;
+            *out = give_string(rendered);
+            Ok(())
+        })
+    }
+}
+
 /// Every enabled provider's counters, breakers and quota, as a JSON object
 /// keyed by provider id: `{"open-meteo": {"key_set": false, "benched_for":
 /// null, "requests": 3, "outcomes": {"success": 3, ...}, "latency_ms_p50":

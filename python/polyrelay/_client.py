@@ -239,6 +239,14 @@ class _Base:
         Jupyter shows as a table."""
         return Health(self._native.health())
 
+    def metrics_text(self) -> str:
+        """The client's metrics in the Prometheus text format (0.0.4):
+        calls by capability and outcome, latency and overhead histograms,
+        attempts by provider, tokens, cost, breaker states, quota left and
+        Redis degradation; see :mod:`polyrelay.metrics`. Writes the pending
+        call records first (briefly blocking; the GIL is released)."""
+        return self._native.metrics_text()
+
     def stats(self) -> Stats:
         """Per enabled provider, keyed by id: requests, outcomes, latency
         percentiles, LLM tokens (``input_tokens``, ``output_tokens``) and

@@ -93,6 +93,7 @@ class Client:
     ) -> Awaitable[List[Any]]:
         """:meth:`batch` as an awaitable; cancelling it cancels every call."""
     def health(self) -> Any: ...
+    def metrics_text(self) -> str: ...
     def ping_redis(self) -> Optional[bool]:
         """Whether the client's Redis answers a PING now; None without Redis."""
     def aping_redis(self) -> Awaitable[Optional[bool]]:

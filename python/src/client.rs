@@ -384,6 +384,14 @@ impl Client {
         convert::serialize(py, &health)
     }
 
+    /// The Prometheus text of the client's metrics (see the core's
+    /// `Client::metrics_text`); the GIL is released while pending call
+    /// records are written.
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        let client = self.core(py)?;
+        bridge::block_on(py, async move { client.metrics_text().await })
+    }
+
     /// Whether the client's Redis answers a `PING` now (`None` without
     /// Redis); the GIL is released while waiting (at most 1 s).
     fn ping_redis(&self, py: Python<'_>) -> PyResult<Option<bool>> {

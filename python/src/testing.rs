@@ -56,6 +56,7 @@ fn sample(py: Python<'_>, kind: &str) -> PyErr {
         status: None,
         tries: 0,
         elapsed: Duration::ZERO,
+        upstream: std::time::Duration::ZERO,
         reason: Cow::Borrowed(reason),
         retry_after: None,
         hedged: false,

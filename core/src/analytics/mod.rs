@@ -133,6 +133,9 @@ pub struct CallRecord {
     pub outcome: &'static str,
     /// From the call to its answer or error.
     pub latency: Duration,
+    /// Of which spent in HTTP exchanges with providers (the attempts'
+    /// [`crate::Attempt::upstream`]); the rest is polyrelay's overhead.
+    pub upstream: Duration,
     /// Served from the cache.
     pub cached: bool,
     /// Served stale (past its freshness).
@@ -503,12 +506,17 @@ struct Shared {
     wake: Notify,
     closed: AtomicBool,
     drain: tokio::sync::Mutex<Drain>,
+    /// Shown each drained batch before the store (the per-call metrics).
+    on_batch: Option<OnBatch>,
     /// Run after each drain (saving the quota counters to the same file).
     after_drain: Option<AfterDrain>,
 }
 
 /// What runs after each drain.
 pub(crate) type AfterDrain = Box<dyn Fn() + Send + Sync>;
+
+/// What each drained batch of records is shown to, off the hot path.
+pub(crate) type OnBatch = Box<dyn Fn(&[CallRecord]) + Send + Sync>;
 
 struct Drain {
     receiver: mpsc::Receiver<CallRecord>,
@@ -532,6 +540,7 @@ impl Recorder {
         config: &AnalyticsConfig,
         clock: SharedClock,
         after_drain: Option<AfterDrain>,
+        on_batch: Option<OnBatch>,
     ) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(config.queue);
         let shared = Arc::new(Shared {
@@ -549,6 +558,7 @@ impl Recorder {
                 batch: Vec::with_capacity(BATCH),
                 pruned_before: i64::MIN,
             }),
+            on_batch,
             after_drain,
         });
         let task = Arc::clone(&shared);
@@ -653,6 +663,9 @@ impl Shared {
             if drain.batch.is_empty() {
                 break;
             }
+            if let Some(on_batch) = &self.on_batch {
+                on_batch(&drain.batch);
+            }
             let buckets = fold(&drain.batch);
             match self.store.write(&buckets).await {
                 Ok(()) => {
@@ -699,6 +712,7 @@ impl crate::engine::Engine {
             provider: Some(envelope.provider),
             outcome: SUCCESS,
             latency: envelope.elapsed,
+            upstream: envelope.attempts.iter().map(|a| a.upstream).sum(),
             cached: envelope.cached,
             stale: envelope.stale,
             input_tokens,
@@ -726,6 +740,7 @@ impl crate::engine::Engine {
             provider: None,
             outcome: error.kind().as_str(),
             latency: self.clock.now().saturating_sub(started),
+            upstream: error.attempts().iter().map(|a| a.upstream).sum(),
             cached: false,
             stale: false,
             input_tokens: 0,

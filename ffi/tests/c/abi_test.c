@@ -644,6 +644,32 @@ static void test_views(const pr_client *client) {
     pr_string_free(json);
 }
 
+/* Prometheus text after test_budget's two chat calls: one answered, one
+ * refused by its budget; the key never shows. */
+static void test_metrics(const pr_client *budgeted) {
+    char *text = NULL;
+    pr_error *error = NULL;
+    expect_status("metrics_text", pr_client_metrics_text(budgeted, &text, &error), PR_OK, &error);
+    const char *t = text ? text : "";
+    CHECK("metrics text counts the answered chat call",
+          strstr(t, "# TYPE polyrelay_calls_total counter\n") != NULL &&
+              strstr(t, "\npolyrelay_calls_total{capability=\"llm.chat\",outcome=\"success\"} 1\n") !=
+                  NULL);
+    CHECK("metrics text counts the call refused by its budget",
+          strstr(t, "\npolyrelay_calls_total{capability=\"llm.chat\",outcome=\"quota_exhausted\"} "
+                    "1\n") != NULL);
+    CHECK("metrics text has the call latency histogram",
+          strstr(t, "\npolyrelay_call_duration_seconds_count{capability=\"llm.chat\"} 2\n") != NULL);
+    CHECK("metrics text never carries the key", strstr(t, "sk-test-c-abi-openai") == NULL);
+    pr_string_free(text);
+    text = NULL;
+    expect_status("metrics_null_client", pr_client_metrics_text(NULL, &text, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+    CHECK("no text for a NULL client", text == NULL);
+    expect_status("metrics_null_out", pr_client_metrics_text(budgeted, NULL, &error),
+                  PR_ERR_NULL_ARGUMENT, &error);
+}
+
 /* The provider list of a client with keys set and its own chain, and of one
  * made from JSON configuration; the driver compares both with the core's. */
 static const char *JSON_CONFIG =
@@ -984,6 +1010,7 @@ int main(void) {
     test_shutdown(emulator);
     test_threads(client);
     test_views(down);
+    test_metrics(budgeted);
     test_catalog(refusing);
     test_auth_config();
     test_auth();

@@ -21,7 +21,9 @@ CORS (:func:`add_cors`), the body-size limit (:func:`add_body_limit`), the
 per-address rate limit (:func:`add_rate_limits`, whose per-user limit
 :func:`require_user` charges), the error handlers
 (:func:`add_exception_handlers`) and ``/healthz`` and ``/readyz``
-(:func:`add_health_routes`). Each can be used on its own.
+(:func:`add_health_routes`), and ``/metrics`` when asked
+(:func:`add_metrics_route`, ``harden(..., metrics=True)``). Each can be
+used on its own.
 :class:`LoginGuard` protects a login route.
 
 Status codes: a refused token 401 (``WWW-Authenticate: Bearer`` with
@@ -67,6 +69,7 @@ from ._auth import TokenAuthority, require_user
 from ._client import ClientDep, app_client, lifespan, polyrelay_client
 from ._errors import add_exception_handlers, error_response
 from ._health import add_health_routes, readiness
+from ._metrics import add_metrics_route
 from ._limits import (
     AddressRateLimitMiddleware,
     LoginGuard,
@@ -101,6 +104,7 @@ __all__ = [
     "add_cors",
     "add_exception_handlers",
     "add_health_routes",
+    "add_metrics_route",
     "add_rate_limits",
     "add_request_id",
     "add_security_headers",
@@ -139,14 +143,19 @@ def harden(
     hsts: bool = False,
     critical: Sequence[str] = (),
     clock: Optional[FakeClock] = None,
+    metrics: bool = False,
 ) -> None:
     """Every protection of the kit, in the right order (see the module):
     CORS only when ``cors_origins`` are given; rate limits only when rates
     are; the health routes always (``critical`` as in
-    :func:`add_health_routes`). Call it once, after creating the app and
-    before it starts."""
+    :func:`add_health_routes`); ``/metrics`` only with ``metrics=True``
+    (off by default: it shows traffic, so a public app exposes it to its
+    scraper alone). Call it once, after creating the app and before it
+    starts."""
     add_exception_handlers(app)
     add_health_routes(app, critical=critical)
+    if metrics:
+        add_metrics_route(app)
     # Starlette runs the middleware added last first: innermost first here.
     add_rate_limits(
         app,
