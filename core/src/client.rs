@@ -234,7 +234,7 @@ impl Client {
             (None, None) => {
                 let local = InMemoryState::new(&limits, clock.clone())?;
                 let local = Arc::new(match &sqlite {
-                    Some(file) => local.keep_quotas_in(Arc::clone(file)),
+                    Some(file) => local.keep_quotas_in(file.clone()),
                     None => local,
                 });
                 if sqlite.is_some() {
@@ -311,7 +311,7 @@ impl Client {
                     (Some(store), _) => store,
                     (None, Some(file)) => file,
                     (None, None) if plan.analytics.redis => match &redis {
-                        Some(redis) => redis.analytics_store(plan.analytics.retention),
+                        Some(redis) => redis_analytics_store(redis, plan.analytics.retention),
                         None => {
                             return Err(crate::Error::config(
                                 "analytics.redis",
@@ -753,4 +753,19 @@ pub struct GroupHealth {
     /// Its deployments' readiness.
     #[serde(flatten)]
     pub health: CapabilityHealth,
+}
+
+/// The analytics store in the client's Redis, keeping hours for `retention`.
+#[cfg(feature = "redis")]
+fn redis_analytics_store(redis: &ClientRedis, retention: Duration) -> Arc<dyn AnalyticsStore> {
+    Arc::new(crate::analytics::RedisStore::new(
+        redis.backend().clone(),
+        retention,
+    ))
+}
+
+/// Never called: without Redis support there is no `ClientRedis`.
+#[cfg(not(feature = "redis"))]
+fn redis_analytics_store(_: &ClientRedis, _: Duration) -> Arc<dyn AnalyticsStore> {
+    Arc::new(crate::analytics::MemoryStore::new())
 }

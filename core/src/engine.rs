@@ -2596,3 +2596,74 @@ fn content_filtered(walk: &mut Walk<'_>, reason: String) -> Error {
         attempts: std::mem::take(&mut walk.attempts),
     }
 }
+
+/// Recording finished calls for analytics.
+impl Engine {
+    /// Records a call that ended with `envelope`.
+    pub(crate) fn record_answer(&self, envelope: &crate::Envelope, tag: Option<Arc<str>>) {
+        let Some(recorder) = &self.analytics else {
+            return;
+        };
+        let spend = if envelope.cached {
+            None
+        } else {
+            self.models.spend(envelope.provider, envelope.data())
+        };
+        let (input_tokens, output_tokens) = spend.map_or((0, 0), |s| {
+            (s.input_tokens.unwrap_or(0), s.output_tokens.unwrap_or(0))
+        });
+        recorder.record(crate::analytics::CallRecord {
+            at: self.clock.wall(),
+            capability: envelope.capability.as_str(),
+            provider: Some(envelope.provider),
+            outcome: crate::analytics::SUCCESS,
+            latency: envelope.elapsed,
+            upstream: envelope.attempts.iter().map(|a| a.upstream).sum(),
+            cached: envelope.cached,
+            stale: envelope.stale,
+            input_tokens,
+            output_tokens,
+            cost_usd: envelope.cost_usd.unwrap_or(0.0),
+            tag,
+        });
+    }
+
+    /// Records a call of `capability`, started at `started` (monotonic),
+    /// that failed with `error`.
+    pub(crate) fn record_failure(
+        &self,
+        capability: crate::CapabilityId,
+        started: Duration,
+        error: &Error,
+        tag: Option<Arc<str>>,
+    ) {
+        let Some(recorder) = &self.analytics else {
+            return;
+        };
+        recorder.record(crate::analytics::CallRecord {
+            at: self.clock.wall(),
+            capability: capability.as_str(),
+            provider: None,
+            outcome: error.kind().as_str(),
+            latency: self.clock.now().saturating_sub(started),
+            upstream: error.attempts().iter().map(|a| a.upstream).sum(),
+            cached: false,
+            stale: false,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            tag,
+        });
+    }
+
+    /// The tag a call of `request` is recorded with: the caller's, else the
+    /// request's own (LLM calls). Allocated only when analytics is on.
+    pub(crate) fn record_tag(
+        &self,
+        request: &crate::Request,
+        tag: Option<&str>,
+    ) -> Option<Arc<str>> {
+        self.analytics.as_ref()?;
+        tag.or(request.tag()).map(Arc::from)
+    }
+}

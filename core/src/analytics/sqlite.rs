@@ -205,54 +205,6 @@ impl SqliteStore {
         }
         tx.commit()
     }
-
-    /// `provider`'s saved quota counter: its window's label (`2025-10-26`,
-    /// `2025-10`) and the units used in it.
-    pub(crate) fn load_quota(&self, provider: &str) -> Option<(String, u64)> {
-        let connection = self.connection.lock();
-        connection
-            .query_row(
-                "SELECT window_label, used FROM quota_counters WHERE provider = ?1",
-                [provider],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?.max(0) as u64,
-                    ))
-                },
-            )
-            .optional()
-            .unwrap_or_else(|e| {
-                tracing::warn!(provider, error = %e, "quota counter not read");
-                None
-            })
-    }
-
-    /// Saves quota counters: `(provider, window label, used)`, in one
-    /// transaction.
-    pub(crate) fn save_quotas(&self, counters: &[(&str, String, u64)]) {
-        if counters.is_empty() {
-            return;
-        }
-        let mut connection = self.connection.lock();
-        let saved = (|| {
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut save = tx.prepare_cached(
-                    "INSERT INTO quota_counters VALUES (?1, ?2, ?3)
-                     ON CONFLICT DO UPDATE SET window_label = excluded.window_label,
-                       used = excluded.used",
-                )?;
-                for (provider, window, used) in counters {
-                    save.execute(params![provider, window, *used as i64])?;
-                }
-            }
-            tx.commit()
-        })();
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "quota counters not saved");
-        }
-    }
 }
 
 impl AnalyticsStore for SqliteStore {
@@ -280,5 +232,51 @@ impl AnalyticsStore for SqliteStore {
     fn prune(&self, hour: i64) -> BoxFuture<'_, std::result::Result<(), String>> {
         let done = self.forget_before(hour).map_err(text);
         Box::pin(async move { done })
+    }
+}
+
+impl crate::state::QuotaFile for SqliteStore {
+    fn load_quota(&self, provider: &str) -> Option<(String, u64)> {
+        let connection = self.connection.lock();
+        connection
+            .query_row(
+                "SELECT window_label, used FROM quota_counters WHERE provider = ?1",
+                [provider],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                },
+            )
+            .optional()
+            .unwrap_or_else(|e| {
+                tracing::warn!(provider, error = %e, "quota counter not read");
+                None
+            })
+    }
+
+    fn save_quotas(&self, counters: &[(&str, String, u64)]) {
+        if counters.is_empty() {
+            return;
+        }
+        let mut connection = self.connection.lock();
+        let saved = (|| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut save = tx.prepare_cached(
+                    "INSERT INTO quota_counters VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET window_label = excluded.window_label,
+                       used = excluded.used",
+                )?;
+                for (provider, window, used) in counters {
+                    save.execute(params![provider, window, *used as i64])?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "quota counters not saved");
+        }
     }
 }

@@ -27,7 +27,6 @@ use futures::future::Either;
 
 use parking_lot::Mutex;
 
-use crate::analytics::SqliteStore;
 use crate::clock::SharedClock;
 use crate::resilience::budget::{BudgetCharge, BudgetDecision, BudgetLimit};
 use crate::resilience::quota::{CalendarQuota, Quota, QuotaDecision, QuotaSnapshot};
@@ -162,6 +161,16 @@ impl From<RateDecision> for Admission {
     }
 }
 
+/// Where quota counters outlive the process: the analytics SQLite file
+/// (`[analytics] sqlite`), which implements it.
+pub(crate) trait QuotaFile: Send + Sync {
+    /// `provider`'s saved counter: its window's label (`2025-10-26`,
+    /// `2025-10`) and the units used in it.
+    fn load_quota(&self, provider: &str) -> Option<(String, u64)>;
+    /// Saves counters, `(provider, window label, used)`, all at once.
+    fn save_quotas(&self, counters: &[(&str, String, u64)]);
+}
+
 /// The embedded default: everything in this process's memory.
 pub struct InMemoryState {
     /// Looked up on every call: foldhash, not SipHash (the keys are our own
@@ -172,7 +181,7 @@ pub struct InMemoryState {
     budgets: Mutex<HashMap<&'static str, CalendarQuota, foldhash::fast::RandomState>>,
     clock: SharedClock,
     /// The file the quota counters are kept in across restarts, if any.
-    saved_to: Option<Arc<SqliteStore>>,
+    saved_to: Option<Arc<dyn QuotaFile>>,
 }
 
 struct Guards {
@@ -219,7 +228,7 @@ impl InMemoryState {
     /// Keeps the quota counters in `file`: the counts saved there for the
     /// current day or month are taken back now, and saved again by
     /// [`InMemoryState::save_quotas`] and when this store is dropped.
-    pub(crate) fn keep_quotas_in(mut self, file: Arc<SqliteStore>) -> Self {
+    pub(crate) fn keep_quotas_in(mut self, file: Arc<dyn QuotaFile>) -> Self {
         for (provider, guards) in &self.providers {
             if let (Some(quota), Some((label, used))) = (&guards.quota, file.load_quota(provider)) {
                 quota.restore(&label, used);

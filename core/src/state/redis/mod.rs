@@ -305,25 +305,11 @@ impl ClientRedis {
         })
     }
 
-    /// The analytics store on this connection, keeping hours for `retention`.
+    /// The connection, for the other stores that live in this Redis
+    /// (analytics).
     #[cfg(feature = "redis")]
-    pub(crate) fn analytics_store(
-        &self,
-        retention: Duration,
-    ) -> Arc<dyn crate::analytics::AnalyticsStore> {
-        Arc::new(crate::analytics::RedisStore::new(
-            self.backend.clone(),
-            retention,
-        ))
-    }
-
-    /// Never called: without Redis support there is no `ClientRedis`.
-    #[cfg(not(feature = "redis"))]
-    pub(crate) fn analytics_store(
-        &self,
-        _retention: Duration,
-    ) -> Arc<dyn crate::analytics::AnalyticsStore> {
-        Arc::new(crate::analytics::MemoryStore::new())
+    pub(crate) fn backend(&self) -> &RedisBackend {
+        &self.backend
     }
 
     /// This build has no Redis support: a `[redis]` table is an error.
