@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== rust tests"
 cargo test --workspace --locked
+# The OpenTelemetry spans (feature `otel`, which the workspace run leaves off).
+cargo clippy -p polyrelay --features otel --all-targets --locked -- -D warnings
+cargo test -p polyrelay --features otel --test otel --locked
 
 echo "== a plain build of the core carries no provider fixtures"
 bash tests/no_fixtures_in_build.sh

@@ -29,6 +29,8 @@ pub mod config;
 #[cfg(feature = "emulator")]
 pub mod emulation;
 pub mod provider;
+#[cfg(feature = "otel")]
+pub mod telemetry;
 
 mod answer;
 mod batch;
