@@ -34,6 +34,10 @@ cargo llvm-cov --workspace --locked --fail-under-lines "$floor" || {
 echo "== rust doc tests (cargo llvm-cov runs the others)"
 cargo test --workspace --doc --locked
 
+echo "== the OpenTelemetry spans (feature otel, which the workspace run leaves off)"
+cargo clippy -p polyrelay --features otel --all-targets --locked -- -D warnings
+cargo test -p polyrelay --features otel --test otel --locked
+
 echo "== a plain build of the core carries no provider fixtures"
 bash tests/no_fixtures_in_build.sh
 

@@ -1215,8 +1215,42 @@ impl Engine {
         }
     }
 
-    /// Runs one call through cache, deadline and fallback chain.
+    /// Runs one call through cache, deadline and fallback chain, in its
+    /// `polyrelay.call` span (the root of the call's attempts; a cache hit
+    /// has none). Its fields are names and classes only, never a parameter,
+    /// URL or key: the span is exported as is by the `otel` feature.
     pub(crate) async fn call(self: &Arc<Self>, request: Request) -> Result<CallResult, Error> {
+        use tracing::field::Empty;
+        let span = tracing::info_span!(
+            "polyrelay.call",
+            capability = request.capability().as_str(),
+            outcome = Empty,
+            cached = Empty,
+            stale = Empty,
+            provider = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let result = self.call_in_span(request).instrument(span.clone()).await;
+        match &result {
+            Ok(result) => {
+                span.record("outcome", "success");
+                span.record("cached", result.cached);
+                span.record("stale", result.stale);
+                span.record("provider", result.answer.provider);
+            }
+            Err(error) => {
+                let kind = error.kind().as_str();
+                span.record("outcome", kind);
+                span.record("error.type", kind);
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
+    }
+
+    /// [`Engine::call`] inside its span.
+    async fn call_in_span(self: &Arc<Self>, request: Request) -> Result<CallResult, Error> {
         let capability = request.capability();
         if !self.cache_enabled {
             let (answer, attempts) = self.run_chain(&request).await?;
@@ -1276,10 +1310,18 @@ impl Engine {
         })
     }
 
-    /// The fallback chain under one total deadline, in its tracing span.
+    /// The fallback chain under one total deadline: in the caller's
+    /// `polyrelay.call` span, or, as a background cache refresh (spawned,
+    /// outside any call), in a `polyrelay.refresh` span of its own.
     async fn run_chain(&self, request: &Request) -> Result<(Arc<Answer>, Vec<Attempt>), Error> {
-        let span =
-            tracing::info_span!("polyrelay.call", capability = request.capability().as_str());
+        let span = if tracing::Span::current().is_none() {
+            tracing::info_span!(
+                "polyrelay.refresh",
+                capability = request.capability().as_str()
+            )
+        } else {
+            tracing::Span::current()
+        };
         if request.capability().composed_of().is_some() {
             return self.meta_search(request).instrument(span).await;
         }
@@ -2105,8 +2147,19 @@ impl Engine {
 
             entry.tries += 1;
             let attempt_deadline = sent_at.saturating_add(try_timeout).min(stop_at);
-            let span =
-                tracing::debug_span!("polyrelay.attempt", provider = id, attempt = entry.tries);
+            // One HTTP exchange (`otel.kind`: an OpenTelemetry client span).
+            // Names, numbers and classes only, never a URL, header or key.
+            let span = tracing::debug_span!(
+                "polyrelay.attempt",
+                provider = id,
+                // As i64: an OpenTelemetry integer (u64s become text).
+                attempt = i64::from(entry.tries),
+                otel.kind = "client",
+                outcome = tracing::field::Empty,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             // Pinned in place: `select!` then moves a reference, not the
             // (large) future.
             let idempotency = idempotency_key.as_ref().map(|(h, k)| (*h, k.as_str()));
@@ -2171,6 +2224,8 @@ impl Engine {
                         }
                         chain.probe_answered.notify_waiters();
                     }
+                    span.record("outcome", "success");
+                    span.record("http.response.status_code", i64::from(status));
                     span.in_scope(|| {
                         tracing::debug!(
                             outcome = "success",
@@ -2221,6 +2276,12 @@ impl Engine {
                 if let Some(breaker) = slot.breaker(capability) {
                     breaker.transition_to_open();
                 }
+            }
+            span.record("outcome", failure.class.as_str());
+            span.record("error.type", failure.class.as_str());
+            span.record("otel.status_code", "error");
+            if let Some(status) = failure.status {
+                span.record("http.response.status_code", i64::from(status));
             }
             span.in_scope(|| {
                 tracing::debug!(

@@ -31,6 +31,8 @@ pub mod config;
 pub mod emulation;
 pub mod metrics;
 pub mod provider;
+#[cfg(feature = "otel")]
+pub mod telemetry;
 
 mod answer;
 mod batch;
