@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Sequence, Tuple
 
 if TYPE_CHECKING:
     from ._native import Result
@@ -168,7 +168,7 @@ def stats_html(stats: Mapping[str, Mapping[str, Any]]) -> str:
 def _bars_svg(rows: Sequence[Mapping[str, Any]]) -> str:
     """Calls per period as bars, the failed part of each in red; periods
     summed over the rows' groups. Plain SVG: no plotting dependency."""
-    periods: dict = {}
+    periods: Dict[str, Tuple[int, int]] = {}
     for row in rows:
         calls, ok = periods.get(row["period"], (0, 0))
         periods[row["period"]] = (calls + int(row["calls"]), ok + int(row["successes"]))

@@ -96,7 +96,7 @@ class AnalyticsRows(List[Dict[str, Any]]):
         """The rows as a pandas DataFrame (``period`` as UTC timestamps);
         needs pandas installed."""
         try:
-            import pandas
+            import pandas  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError("to_pandas() needs pandas: pip install pandas") from error
         frame = pandas.DataFrame(list(self))
