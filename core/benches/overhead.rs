@@ -357,6 +357,9 @@ daily_quota = 1000000000
 enabled = false
 [capabilities."weather.current"]
 chain = ["bench-down"]
+# Fail at once instead of waiting the deadline out for the breaker (the
+# default since resilience.md 2b): this measures the skip itself.
+max_wait = "0s"
 [providers.bench-down]
 retry = { max_attempts = 1 }
 breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_in_open_state = "1h" }
