@@ -1598,7 +1598,11 @@ impl Engine {
             };
             let turn = match hedge {
                 Some((j, after)) => {
-                    let (turn, asked) = self.hedged_turns(x, walk, i, j, plan, after).await;
+                    // Boxed: two provider turns side by side would double
+                    // the size of every call's future, hedged or not, and
+                    // each move of it costs a copy (hedging is off by default).
+                    let (turn, asked) =
+                        Box::pin(self.hedged_turns(x, walk, i, j, plan, after)).await;
                     if asked {
                         // The partner had its turn: the pass goes on after it.
                         i = j;
@@ -1606,7 +1610,11 @@ impl Engine {
                     turn
                 }
                 None => {
-                    let mut end = self.provider_turn(walk.slot(i), chain, x, plan).await;
+                    // Boxed, for the same reason: the turn's future is
+                    // the bulk of a call's (HTTP exchange, timers, budget
+                    // and quota steps), and every layer above it would
+                    // carry and copy it whole.
+                    let mut end = Box::pin(self.provider_turn(walk.slot(i), chain, x, plan)).await;
                     walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }

@@ -324,7 +324,11 @@ where
                 return Ok(state.fresh_hit(&entry, now));
             }
         }
-        self.slow_path(key, ttl, fetch).await
+        // Boxed: the slow path (single flight, stale serving, shared tier)
+        // is the larger part of this future, and callers carry and copy it
+        // whole on every call, hits included; a miss fetches over HTTP, so
+        // one allocation there does not show.
+        Box::pin(self.slow_path(key, ttl, fetch)).await
     }
 
     /// A fresh answer for `key` (from L1, else the shared tier), counted as
