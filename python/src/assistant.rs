@@ -31,20 +31,19 @@ pub(crate) fn prepare(
     let options: Value = serde_json::from_str(options)
         .map_err(|e| errors::internal(py, &format!("assistant options: {e}")))?;
     let assistant = Assistant::from_options(client, &options).map_err(|e| errors::to_py(py, e))?;
-    let start = match (conversation, conversation_id) {
-        (Some(_), Some(_)) => {
-            return Err(errors::to_py(
+    let start =
+        match (conversation, conversation_id) {
+            (Some(_), Some(_)) => return Err(errors::to_py(
                 py,
                 polyrelay::Error::invalid(
                     "conversation",
                     "cannot be given with conversation_id: the stored conversation is continued",
                 ),
-            ))
-        }
-        (None, Some(id)) => Start::Saved(id),
-        (None, None) => Start::Given(None),
-        (Some(text), None) => Start::Given(Some(parse_conversation(py, text)?)),
-    };
+            )),
+            (None, Some(id)) => Start::Saved(id),
+            (None, None) => Start::Given(None),
+            (Some(text), None) => Start::Given(Some(parse_conversation(py, text)?)),
+        };
     Ok((assistant, start))
 }
 

@@ -520,7 +520,10 @@ impl Client {
 }
 
 /// The conversation saved under `id` as JSON text.
-async fn conversation_text(client: &polyrelay::Client, id: &str) -> polyrelay::Result<Option<String>> {
+async fn conversation_text(
+    client: &polyrelay::Client,
+    id: &str,
+) -> polyrelay::Result<Option<String>> {
     Ok(client
         .conversation(id)
         .await?
