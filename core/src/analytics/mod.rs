@@ -16,6 +16,10 @@
 //! (`[analytics] redis = true`, shared by every process). Latency is kept as
 //! the log-scale histogram of [`crate::stats`], so p50/p95 are exact to the
 //! histogram's ~12 % buckets whatever the number of calls.
+//!
+//! The store also keeps the assistant's conversations by id (see
+//! `conversations.rs` and [`crate::Client::save_conversation`]), pruned
+//! with the old hours.
 
 mod conversations;
 mod memory;
@@ -69,7 +73,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// [analytics]
 /// sqlite = "/var/lib/app/polyrelay.sqlite"  # else in memory (or Redis)
 /// redis = false          # true: aggregates in the [redis] server
-/// retention = "30d"      # older hours are pruned
+/// retention = "30d"      # older hours (and conversations) are pruned
 /// queue = 65536          # records waiting for the store; more are dropped
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -83,7 +87,8 @@ pub struct AnalyticsConfig {
     /// Keep the aggregates in the `[redis]` server, shared by every process
     /// (memory is used while Redis is unreachable).
     pub redis: bool,
-    /// How long hourly aggregates are kept.
+    /// How long hourly aggregates are kept, and the assistant's
+    /// conversations after their last save.
     #[serde(deserialize_with = "serde_secs::deserialize")]
     pub retention: Duration,
     /// Records waiting for the store at most; a call finding the queue full
