@@ -33,6 +33,10 @@
 //! let saved = reply.conversation.to_json();
 //! let conversation = polyrelay::assistant::Conversation::from_json(saved)?;
 //! let next = assistant.ask("And tomorrow?", Some(conversation)).await?;
+//! // Or kept by id in the analytics store, loaded and saved by the ask.
+//! let first = assistant.ask_saved("Weather in Oslo?", "user-42").await?;
+//! let again = assistant.ask_saved("And in Bergen?", "user-42").await?;
+//! assert_eq!(client.conversation_ids(10).await?, ["user-42"]);
 //! # Ok(()) }
 //! ```
 
@@ -45,6 +49,7 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::analytics::check_conversation_id;
 use crate::answer::Envelope;
 use crate::capability::llm::{parse_message, ChatMessage, Role, TokenUsage, ToolCall};
 use crate::capability::{CapabilityId, Data, Request};
@@ -611,6 +616,67 @@ impl Assistant {
         }
     }
 
+    /// [`Assistant::ask`] continuing the conversation kept under
+    /// `conversation_id` in the analytics store (a new one when none is),
+    /// which is saved with this question and answer once the model has
+    /// answered (see [`Client::save_conversation`]). A call that fails
+    /// (a limit reached, every LLM provider down) saves nothing, so the
+    /// stored conversation never holds half a turn; nor does one whose
+    /// save fails, which fails with the store's error (the answer is not
+    /// returned: the caller would otherwise continue a conversation the
+    /// store lacks). The id and question are checked before any I/O.
+    pub async fn ask_saved(&self, question: &str, conversation_id: &str) -> Result<AssistantReply> {
+        check_question(question)?;
+        check_conversation_id(conversation_id)?;
+        let conversation = self.client.conversation(conversation_id).await?;
+        let reply = self.ask(question, conversation).await?;
+        self.client
+            .save_conversation(conversation_id, &reply.conversation)
+            .await?;
+        Ok(reply)
+    }
+
+    /// [`Assistant::ask_stream`] continuing the conversation kept under
+    /// `conversation_id`, as [`Assistant::ask_saved`] does: it is loaded on
+    /// the first `next`, and saved when the answer is complete, just
+    /// before [`AssistantEvent::Done`] (a failed save ends the stream with
+    /// its error instead). A stream that fails or is dropped before `Done`
+    /// saves nothing. The id and question are checked now.
+    pub fn ask_stream_saved(
+        &self,
+        question: &str,
+        conversation_id: &str,
+    ) -> Result<AssistantStream> {
+        check_question(question)?;
+        check_conversation_id(conversation_id)?;
+        let assistant = self.clone();
+        let question = question.to_string();
+        let id: Arc<str> = Arc::from(conversation_id);
+        let opened = async move {
+            let conversation = assistant.client.conversation(&id).await?;
+            let stream = assistant.ask_stream(&question, conversation)?;
+            Ok::<_, Error>((stream, assistant.client, id))
+        };
+        let events = futures::stream::once(opened).flat_map(|opened| match opened {
+            Err(error) => futures::stream::once(async { Err(error) }).boxed(),
+            Ok((stream, client, id)) => stream
+                .then(move |event| {
+                    let client = client.clone();
+                    let id = Arc::clone(&id);
+                    async move {
+                        if let Ok(AssistantEvent::Done(reply)) = &event {
+                            client.save_conversation(&id, &reply.conversation).await?;
+                        }
+                        event
+                    }
+                })
+                .boxed(),
+        });
+        Ok(AssistantStream {
+            events: events.boxed(),
+        })
+    }
+
     /// [`Assistant::ask`] as events: each tool call once the calls of its
     /// turn have run (they run concurrently), then
     /// the final answer's text as the model writes it (every LLM turn is
@@ -714,6 +780,60 @@ impl Assistant {
     }
 }
 
+/// A question must say something.
+fn check_question(question: &str) -> Result<()> {
+    if question.trim().is_empty() {
+        return Err(Error::invalid("question", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// The assistant's conversations kept by id in the analytics store
+/// (`[analytics]`: memory by default, the SQLite file, or Redis), beside
+/// the call aggregates and under the same retention: a conversation not
+/// updated for `retention` is no longer found, and is deleted with the old
+/// hours. Ids are the caller's (a user, a session): 1 to
+/// [`MAX_CONVERSATION_ID_CHARS`](crate::analytics::MAX_CONVERSATION_ID_CHARS) ASCII letters, digits or `_ - . :`,
+/// checked before any I/O ([`Error::InvalidRequest`] on
+/// `conversation_id`). A store that cannot be reached (Redis down) fails
+/// with [`Error::Usage`] naming the store: conversations have no fallback,
+/// so none is silently lost or kept where other processes cannot see it.
+impl Client {
+    /// Saves `conversation` under `id`, replacing what was there, stamped
+    /// with the time of the save. Two processes saving the same id at once:
+    /// the last write wins (each save is whole, never a mix of both).
+    pub async fn save_conversation(&self, id: &str, conversation: &Conversation) -> Result<()> {
+        let body = conversation.to_json().to_string();
+        self.conversation_store().save(id, &body).await
+    }
+
+    /// The conversation saved under `id`; `None` when none is (never
+    /// saved, deleted, or older than the retention).
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        let Some(body) = self.conversation_store().load(id).await? else {
+            return Ok(None);
+        };
+        let unreadable = |reason: String| Error::Usage {
+            message: format!("the conversation stored under that id is unreadable: {reason}"),
+        };
+        let value: Value = serde_json::from_str(&body).map_err(|e| unreadable(e.to_string()))?;
+        Conversation::from_json(value)
+            .map(Some)
+            .map_err(|e| unreadable(e.to_string()))
+    }
+
+    /// Deletes the conversation saved under `id`; whether there was one.
+    pub async fn delete_conversation(&self, id: &str) -> Result<bool> {
+        self.conversation_store().delete(id).await
+    }
+
+    /// The ids of the saved conversations, most recently updated first,
+    /// `limit` (at least 1) at most.
+    pub async fn conversation_ids(&self, limit: usize) -> Result<Vec<String>> {
+        self.conversation_store().ids(limit).await
+    }
+}
+
 /// One [`Assistant::ask`] in progress: the conversation, the steps so far
 /// and what they spent.
 struct Run {
@@ -731,9 +851,7 @@ impl Run {
         question: &str,
         conversation: Option<Conversation>,
     ) -> Result<Self> {
-        if question.trim().is_empty() {
-            return Err(Error::invalid("question", "must not be empty"));
-        }
+        check_question(question)?;
         let mut conversation = conversation.unwrap_or_default();
         conversation
             .messages

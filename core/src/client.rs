@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::analytics::{
-    AnalyticsQuery, AnalyticsRow, AnalyticsStatus, AnalyticsStore, MemoryStore, Recorder,
-    SqliteStore,
+    AnalyticsQuery, AnalyticsRow, AnalyticsStatus, AnalyticsStore, ConversationStore, MemoryStore,
+    Recorder, SqliteStore,
 };
 use crate::answer::Envelope;
 use crate::capability::{CapabilityId, Request};
@@ -51,6 +51,8 @@ pub struct Client {
     catalog: Arc<Catalog>,
     /// The per-call Prometheus series, fed by the analytics drain.
     call_metrics: Arc<crate::metrics::CallMetrics>,
+    /// The assistant's conversations by id, in the analytics store.
+    conversations: Arc<ConversationStore>,
 }
 
 impl fmt::Debug for Client {
@@ -304,32 +306,38 @@ impl Client {
             None => ResponseCache::new(&plan.cache, clock.clone()),
         };
         let call_metrics = Arc::new(crate::metrics::CallMetrics::default());
-        let analytics = match (plan.analytics.enabled, analytics) {
-            (false, _) => None,
-            (true, store) => {
-                let store: Arc<dyn AnalyticsStore> = match (store, sqlite) {
-                    (Some(store), _) => store,
-                    (None, Some(file)) => file,
-                    (None, None) if plan.analytics.redis => match &redis {
-                        Some(redis) => redis_analytics_store(redis, plan.analytics.retention),
-                        None => {
-                            return Err(crate::Error::config(
-                                "analytics.redis",
-                                "needs a [redis] table (its url)",
-                            ))
-                        }
-                    },
-                    (None, None) => Arc::new(MemoryStore::new()),
-                };
-                let metrics = Arc::clone(&call_metrics);
-                Some(Recorder::new(
-                    store,
-                    &plan.analytics,
-                    clock.clone(),
-                    save_quotas,
-                    Some(Box::new(move |batch| metrics.observe(batch))),
-                )?)
-            }
+        let store: Arc<dyn AnalyticsStore> = match (analytics, sqlite) {
+            (Some(store), _) => store,
+            (None, Some(file)) => file,
+            (None, None) if plan.analytics.redis => match &redis {
+                Some(redis) => redis_analytics_store(redis, plan.analytics.retention),
+                None => {
+                    return Err(crate::Error::config(
+                        "analytics.redis",
+                        "needs a [redis] table (its url)",
+                    ))
+                }
+            },
+            (None, None) => Arc::new(MemoryStore::new()),
+        };
+        // Conversations are kept in the store whether calls are recorded
+        // or not.
+        let conversations = Arc::new(ConversationStore::new(
+            Arc::clone(&store),
+            clock.clone(),
+            plan.analytics.retention,
+        ));
+        let analytics = if plan.analytics.enabled {
+            let metrics = Arc::clone(&call_metrics);
+            Some(Recorder::new(
+                store,
+                &plan.analytics,
+                clock.clone(),
+                save_quotas,
+                Some(Box::new(move |batch| metrics.observe(batch))),
+            )?)
+        } else {
+            None
         };
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
@@ -352,6 +360,7 @@ impl Client {
             }),
             catalog,
             call_metrics,
+            conversations,
         })
     }
 
@@ -435,6 +444,12 @@ impl Client {
                 message: "analytics is off (`[analytics] enabled = false`)".to_string(),
             }),
         }
+    }
+
+    /// The conversations kept by id in the analytics store (see
+    /// [`Client::save_conversation`]).
+    pub(crate) fn conversation_store(&self) -> &ConversationStore {
+        &self.conversations
     }
 
     /// Writes this client's pending analytics records to the store now.

@@ -110,6 +110,18 @@ def conversation_text(conversation: Optional[Conversation]) -> Optional[str]:
     return json.dumps(conversation)
 
 
+def conversation_json(conversation: Conversation) -> str:
+    """A conversation to save, as JSON text (required, unlike
+    :func:`conversation_text`)."""
+    return conversation if isinstance(conversation, str) else json.dumps(conversation)
+
+
+def conversation_data(text: str) -> Dict[str, Any]:
+    """A stored conversation's JSON text as plain data."""
+    data: Dict[str, Any] = json.loads(text)
+    return data
+
+
 def reply(text: str) -> AssistantReply:
     return AssistantReply(json.loads(text))
 

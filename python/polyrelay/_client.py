@@ -394,6 +394,7 @@ class Client(_Base):
         question: str,
         *,
         conversation: Optional[_assistant.Conversation] = None,
+        conversation_id: Optional[str] = None,
         tools: Optional[Sequence[str]] = None,
         max_steps: Optional[int] = None,
         max_tokens: Optional[int] = None,
@@ -407,7 +408,11 @@ class Client(_Base):
         labels, literature, trials; ``tools=`` picks some by capability
         name). Each tool call goes through the normal pipeline (fallback,
         quotas, cache). Continue a conversation by passing the previous
-        reply's ``conversation``.
+        reply's ``conversation``, or keep it in the analytics store by
+        ``conversation_id`` (1 to 128 letters, digits or ``_ - . :``): the
+        stored one is continued (a new one started when there is none) and
+        saved with the answer; a call that fails saves nothing (see
+        :meth:`conversation`).
 
         Limits, per call: ``max_steps`` LLM turns (default 8),
         ``max_tokens``, ``max_cost_usd``; one reached raises
@@ -416,15 +421,45 @@ class Client(_Base):
         model of every turn."""
         options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
         text = self._native.assistant(
-            question, options, _assistant.conversation_text(conversation)
+            question, options, _assistant.conversation_text(conversation), conversation_id
         )
         return _assistant.reply(text)
+
+    def conversation(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The conversation kept under ``conversation_id`` in the
+        ``[analytics]`` store (memory by default, the SQLite file, or Redis,
+        shared by every process using it), as
+        :attr:`AssistantReply.conversation <polyrelay.AssistantReply>` gives
+        it; ``None`` when there is none (never saved, deleted, or not
+        updated within the analytics retention). A store that cannot be
+        reached (Redis down) raises :class:`~polyrelay.UsageError`; a bad
+        id raises :class:`~polyrelay.InvalidRequestError`."""
+        text = self._native.conversation(conversation_id)
+        return None if text is None else _assistant.conversation_data(text)
+
+    def save_conversation(
+        self, conversation_id: str, conversation: _assistant.Conversation
+    ) -> None:
+        """Saves ``conversation`` under ``conversation_id``, replacing what
+        was there (two processes saving one id: the last write wins)."""
+        self._native.save_conversation(conversation_id, _assistant.conversation_json(conversation))
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Deletes the conversation kept under ``conversation_id``; whether
+        there was one."""
+        return self._native.delete_conversation(conversation_id)
+
+    def conversation_ids(self, limit: int = 100) -> List[str]:
+        """The ids of the kept conversations, most recently updated first,
+        ``limit`` (at least 1) at most."""
+        return self._native.conversation_ids(limit)
 
     def assistant_stream(
         self,
         question: str,
         *,
         conversation: Optional[_assistant.Conversation] = None,
+        conversation_id: Optional[str] = None,
         tools: Optional[Sequence[str]] = None,
         max_steps: Optional[int] = None,
         max_tokens: Optional[int] = None,
@@ -436,10 +471,11 @@ class Client(_Base):
         once its turn's calls have run (``kind == "tool"``), then the answer's text as it is
         written (``"text"``), then ``"done"`` with the whole reply. The
         arguments are checked now; leaving the loop early cancels the turn
-        in flight."""
+        in flight. With ``conversation_id``, the conversation is saved
+        just before ``"done"``; a stream left early saves nothing."""
         options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
         stream = self._native.assistant_stream(
-            question, options, _assistant.conversation_text(conversation)
+            question, options, _assistant.conversation_text(conversation), conversation_id
         )
         return _assistant.events(stream)
 
@@ -587,6 +623,7 @@ class AsyncClient(_Base):
         question: str,
         *,
         conversation: Optional[_assistant.Conversation] = None,
+        conversation_id: Optional[str] = None,
         tools: Optional[Sequence[str]] = None,
         max_steps: Optional[int] = None,
         max_tokens: Optional[int] = None,
@@ -595,18 +632,45 @@ class AsyncClient(_Base):
         model: Optional[str] = None,
     ) -> AssistantReply:
         """Asks the assistant; see :meth:`Client.assistant`. Cancelling
-        the awaiting task cancels the turn or tool calls in flight."""
+        the awaiting task cancels the turn or tool calls in flight (and
+        saves nothing under ``conversation_id``)."""
         options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
         text = await self._native.aassistant(
-            question, options, _assistant.conversation_text(conversation)
+            question, options, _assistant.conversation_text(conversation), conversation_id
         )
         return _assistant.reply(text)
+
+    async def conversation(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The conversation kept under ``conversation_id``; see
+        :meth:`Client.conversation`."""
+        text = await self._native.aconversation(conversation_id)
+        return None if text is None else _assistant.conversation_data(text)
+
+    async def save_conversation(
+        self, conversation_id: str, conversation: _assistant.Conversation
+    ) -> None:
+        """Saves ``conversation`` under ``conversation_id``; see
+        :meth:`Client.save_conversation`."""
+        await self._native.asave_conversation(
+            conversation_id, _assistant.conversation_json(conversation)
+        )
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """Deletes the conversation kept under ``conversation_id``; whether
+        there was one."""
+        return await self._native.adelete_conversation(conversation_id)
+
+    async def conversation_ids(self, limit: int = 100) -> List[str]:
+        """The ids of the kept conversations, most recently updated first;
+        see :meth:`Client.conversation_ids`."""
+        return await self._native.aconversation_ids(limit)
 
     def assistant_stream(
         self,
         question: str,
         *,
         conversation: Optional[_assistant.Conversation] = None,
+        conversation_id: Optional[str] = None,
         tools: Optional[Sequence[str]] = None,
         max_steps: Optional[int] = None,
         max_tokens: Optional[int] = None,
@@ -617,7 +681,7 @@ class AsyncClient(_Base):
         """:meth:`Client.assistant_stream`, read with ``async for``."""
         options = _assistant.options(tools, max_steps, max_tokens, max_cost_usd, system, model)
         stream = self._native.assistant_stream(
-            question, options, _assistant.conversation_text(conversation)
+            question, options, _assistant.conversation_text(conversation), conversation_id
         )
         return _assistant.aevents(stream)
 

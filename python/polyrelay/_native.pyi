@@ -120,17 +120,46 @@ class Client:
     ) -> AsyncChatStream:
         """A streamed answer, read with ``async for``; parameters checked now."""
     def assistant(
-        self, question: str, options: str, conversation: Optional[str] = None
+        self,
+        question: str,
+        options: str,
+        conversation: Optional[str] = None,
+        conversation_id: Optional[str] = None,
     ) -> str:
-        """The assistant's reply as JSON text; options and conversation as JSON text."""
+        """The assistant's reply as JSON text; options and conversation as
+        JSON text, or the conversation kept under ``conversation_id``."""
     def aassistant(
-        self, question: str, options: str, conversation: Optional[str] = None
+        self,
+        question: str,
+        options: str,
+        conversation: Optional[str] = None,
+        conversation_id: Optional[str] = None,
     ) -> Awaitable[str]:
         """:meth:`assistant` from asyncio."""
     def assistant_stream(
-        self, question: str, options: str, conversation: Optional[str] = None
+        self,
+        question: str,
+        options: str,
+        conversation: Optional[str] = None,
+        conversation_id: Optional[str] = None,
     ) -> AssistantStream:
         """The assistant's events; the question is checked now."""
+    def save_conversation(self, id: str, conversation: str) -> None:
+        """Saves ``conversation`` (JSON text) under ``id`` in the analytics store."""
+    def asave_conversation(self, id: str, conversation: str) -> Awaitable[None]:
+        """:meth:`save_conversation` as an awaitable."""
+    def conversation(self, id: str) -> Optional[str]:
+        """The conversation kept under ``id`` as JSON text, ``None`` when none is."""
+    def aconversation(self, id: str) -> Awaitable[Optional[str]]:
+        """:meth:`conversation` as an awaitable."""
+    def delete_conversation(self, id: str) -> bool:
+        """Deletes the conversation kept under ``id``; whether there was one."""
+    def adelete_conversation(self, id: str) -> Awaitable[bool]:
+        """:meth:`delete_conversation` as an awaitable."""
+    def conversation_ids(self, limit: int) -> List[str]:
+        """Ids of the kept conversations, most recently updated first."""
+    def aconversation_ids(self, limit: int) -> Awaitable[List[str]]:
+        """:meth:`conversation_ids` as an awaitable."""
     def chain(self, capability: str) -> List[str]: ...
     def close(self) -> None: ...
     @property

@@ -11,34 +11,80 @@ use tokio::sync::Mutex;
 
 use crate::{bridge, errors, logs};
 
-/// The assistant, question and conversation of one ask, checked now.
+/// Where an ask's conversation comes from: given (or none), or kept under
+/// an id in the analytics store.
+pub(crate) enum Start {
+    Given(Option<Conversation>),
+    Saved(String),
+}
+
+/// The assistant and conversation of one ask, checked now: a conversation
+/// and a conversation id together are refused.
 pub(crate) fn prepare(
     py: Python<'_>,
     client: &polyrelay::Client,
     options: &str,
     conversation: Option<&str>,
-) -> PyResult<(Assistant, Option<Conversation>)> {
+    conversation_id: Option<String>,
+) -> PyResult<(Assistant, Start)> {
     logs::refresh(py);
     let options: Value = serde_json::from_str(options)
         .map_err(|e| errors::internal(py, &format!("assistant options: {e}")))?;
     let assistant = Assistant::from_options(client, &options).map_err(|e| errors::to_py(py, e))?;
-    let conversation = match conversation {
-        None => None,
-        Some(text) => {
-            let value: Value = serde_json::from_str(text).map_err(|_| {
-                errors::to_py(
-                    py,
-                    polyrelay::Error::invalid("conversation", "must be JSON"),
-                )
-            })?;
-            Some(Conversation::from_json(value).map_err(|e| errors::to_py(py, e))?)
-        }
+    let start =
+        match (conversation, conversation_id) {
+            (Some(_), Some(_)) => return Err(errors::to_py(
+                py,
+                polyrelay::Error::invalid(
+                    "conversation",
+                    "cannot be given with conversation_id: the stored conversation is continued",
+                ),
+            )),
+            (None, Some(id)) => Start::Saved(id),
+            (None, None) => Start::Given(None),
+            (Some(text), None) => Start::Given(Some(parse_conversation(py, text)?)),
+        };
+    Ok((assistant, start))
+}
+
+/// A conversation from its JSON text.
+pub(crate) fn parse_conversation(py: Python<'_>, text: &str) -> PyResult<Conversation> {
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        errors::to_py(
+            py,
+            polyrelay::Error::invalid("conversation", "must be JSON"),
+        )
+    })?;
+    Conversation::from_json(value).map_err(|e| errors::to_py(py, e))
+}
+
+/// Asks `question`, from `start`.
+pub(crate) async fn ask(
+    assistant: Assistant,
+    question: String,
+    start: Start,
+) -> polyrelay::Result<String> {
+    let reply = match start {
+        Start::Given(conversation) => assistant.ask(&question, conversation).await?,
+        Start::Saved(id) => assistant.ask_saved(&question, &id).await?,
     };
-    Ok((assistant, conversation))
+    Ok(reply_json(&reply))
+}
+
+/// The events of `question`, from `start`; checked now.
+pub(crate) fn ask_stream(
+    assistant: &Assistant,
+    question: &str,
+    start: Start,
+) -> polyrelay::Result<CoreStream> {
+    match start {
+        Start::Given(conversation) => assistant.ask_stream(question, conversation),
+        Start::Saved(id) => assistant.ask_stream_saved(question, &id),
+    }
 }
 
 /// The JSON text of a reply.
-pub(crate) fn reply_json(reply: &polyrelay::assistant::AssistantReply) -> String {
+fn reply_json(reply: &polyrelay::assistant::AssistantReply) -> String {
     reply.to_json().to_string()
 }
 

@@ -259,62 +259,130 @@ impl Client {
     }
 
     /// Asks the assistant `question` (continuing `conversation`, JSON
-    /// text) with `options` (JSON text: tools and limits), blocking with
-    /// the GIL released; returns the reply as JSON text.
-    #[pyo3(signature = (question, options, conversation=None))]
+    /// text, or the conversation stored under `conversation_id`, saved
+    /// again with the answer) with `options` (JSON text: tools and limits),
+    /// blocking with the GIL released; returns the reply as JSON text.
+    #[pyo3(signature = (question, options, conversation=None, conversation_id=None))]
     fn assistant(
         &self,
         py: Python<'_>,
         question: String,
         options: &str,
         conversation: Option<&str>,
+        conversation_id: Option<String>,
     ) -> PyResult<String> {
         let client = self.core(py)?;
-        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
-        let reply = bridge::block_on(
-            py,
-            async move { assistant.ask(&question, conversation).await },
-        )?
-        .map_err(|e| errors::to_py(py, e))?;
-        Ok(assistant::reply_json(&reply))
+        let (assistant, start) =
+            assistant::prepare(py, &client, options, conversation, conversation_id)?;
+        bridge::block_on(py, assistant::ask(assistant, question, start))?
+            .map_err(|e| errors::to_py(py, e))
     }
 
     /// [`assistant`](Self::assistant) from asyncio: an awaitable of the
     /// reply's JSON text.
-    #[pyo3(signature = (question, options, conversation=None))]
+    #[pyo3(signature = (question, options, conversation=None, conversation_id=None))]
     fn aassistant<'py>(
         &self,
         py: Python<'py>,
         question: String,
         options: &str,
         conversation: Option<&str>,
+        conversation_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.core(py)?;
-        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
-        bridge::awaitable(py, async move {
-            assistant
-                .ask(&question, conversation)
-                .await
-                .map(|reply| assistant::reply_json(&reply))
-        })
+        let (assistant, start) =
+            assistant::prepare(py, &client, options, conversation, conversation_id)?;
+        bridge::awaitable(py, assistant::ask(assistant, question, start))
     }
 
     /// [`assistant`](Self::assistant) as a stream of events (JSON text);
     /// the question is checked now, nothing is sent before the first read.
-    #[pyo3(signature = (question, options, conversation=None))]
+    #[pyo3(signature = (question, options, conversation=None, conversation_id=None))]
     fn assistant_stream(
         &self,
         py: Python<'_>,
         question: &str,
         options: &str,
         conversation: Option<&str>,
+        conversation_id: Option<String>,
     ) -> PyResult<assistant::AssistantStream> {
         let client = self.core(py)?;
-        let (assistant, conversation) = assistant::prepare(py, &client, options, conversation)?;
-        let stream = assistant
-            .ask_stream(question, conversation)
-            .map_err(|e| errors::to_py(py, e))?;
+        let (assistant, start) =
+            assistant::prepare(py, &client, options, conversation, conversation_id)?;
+        let stream =
+            assistant::ask_stream(&assistant, question, start).map_err(|e| errors::to_py(py, e))?;
         Ok(assistant::AssistantStream::new(stream))
+    }
+
+    /// Saves `conversation` (JSON text) under `id` in the analytics store,
+    /// replacing what was there; blocking with the GIL released.
+    fn save_conversation(&self, py: Python<'_>, id: String, conversation: &str) -> PyResult<()> {
+        let client = self.core(py)?;
+        let conversation = assistant::parse_conversation(py, conversation)?;
+        bridge::block_on(py, async move {
+            client.save_conversation(&id, &conversation).await
+        })?
+        .map_err(|e| errors::to_py(py, e))
+    }
+
+    /// [`save_conversation`](Self::save_conversation) from asyncio.
+    fn asave_conversation<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        conversation: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        let conversation = assistant::parse_conversation(py, conversation)?;
+        bridge::awaitable(py, async move {
+            client.save_conversation(&id, &conversation).await
+        })
+    }
+
+    /// The conversation saved under `id` as JSON text; `None` when none is.
+    fn conversation(&self, py: Python<'_>, id: String) -> PyResult<Option<String>> {
+        let client = self.core(py)?;
+        bridge::block_on(py, async move { conversation_text(&client, &id).await })?
+            .map_err(|e| errors::to_py(py, e))
+    }
+
+    /// [`conversation`](Self::conversation) from asyncio.
+    fn aconversation<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        bridge::awaitable(py, async move { conversation_text(&client, &id).await })
+    }
+
+    /// Deletes the conversation saved under `id`; whether there was one.
+    fn delete_conversation(&self, py: Python<'_>, id: String) -> PyResult<bool> {
+        let client = self.core(py)?;
+        bridge::block_on(py, async move { client.delete_conversation(&id).await })?
+            .map_err(|e| errors::to_py(py, e))
+    }
+
+    /// [`delete_conversation`](Self::delete_conversation) from asyncio.
+    fn adelete_conversation<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        bridge::awaitable(py, async move { client.delete_conversation(&id).await })
+    }
+
+    /// The ids of the saved conversations, most recently updated first,
+    /// `limit` at most (a limit below 1 is refused).
+    fn conversation_ids(&self, py: Python<'_>, limit: i64) -> PyResult<Vec<String>> {
+        let client = self.core(py)?;
+        let limit = usize::try_from(limit).unwrap_or(0);
+        bridge::block_on(py, async move { client.conversation_ids(limit).await })?
+            .map_err(|e| errors::to_py(py, e))
+    }
+
+    /// [`conversation_ids`](Self::conversation_ids) from asyncio.
+    fn aconversation_ids<'py>(&self, py: Python<'py>, limit: i64) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.core(py)?;
+        let limit = usize::try_from(limit).unwrap_or(0);
+        bridge::awaitable(py, async move { client.conversation_ids(limit).await })
     }
 
     /// Calls `capability` once per item of `params` with at most
@@ -449,6 +517,17 @@ impl Client {
             None => "<polyrelay._native.Client (closed)>".to_string(),
         }
     }
+}
+
+/// The conversation saved under `id` as JSON text.
+async fn conversation_text(
+    client: &polyrelay::Client,
+    id: &str,
+) -> polyrelay::Result<Option<String>> {
+    Ok(client
+        .conversation(id)
+        .await?
+        .map(|conversation| conversation.to_json().to_string()))
 }
 
 fn config_type_error(py: Python<'_>) -> PyErr {

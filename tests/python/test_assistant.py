@@ -5,7 +5,10 @@ call falls back past a provider that is down; a looping model stopped by
 ``max_steps`` and by ``max_cost_usd`` with ``LimitReachedError`` carrying
 the conversation; a JSON round trip of the conversation that resumes; an
 unknown tool and invalid arguments as error results, without any network
-call. The loop itself is tested in the core (``core/tests/assistant.rs``)."""
+call; conversations kept by id (``conversation_id=``) in memory and in
+the SQLite file across clients, streamed and async, with bad ids refused
+before anything is sent. The loop itself is tested in the core
+(``core/tests/assistant.rs``, ``core/tests/conversations.rs``)."""
 
 from __future__ import annotations
 
@@ -155,3 +158,101 @@ async def test_async_assistant_and_stream(emu: Emulator) -> None:
         async for event in c.assistant_stream("EUR→NOK again?"):
             text += event.text
         assert text == "11.75 NOK."
+
+
+def _user_questions(emu: Emulator) -> List[str]:
+    sent = json.loads(emu.requests(CHAT)[-1].body)
+    return [m["content"] for m in sent["messages"] if m["role"] == "user"]
+
+
+def test_a_conversation_kept_by_id_resumes_in_a_new_client_on_the_sqlite_file(
+    emu: Emulator, tmp_path: Any
+) -> None:
+    emu.script_chat(
+        "openai",
+        [{"tool_calls": [OSLO]}, {"text": "It is 3 °C."}, {"text": "Same tomorrow."}],
+    )
+    config = dict(CONFIG, analytics={"sqlite": str(tmp_path / "analytics.sqlite")})
+    with polyrelay.Client(config, api_keys=KEYS) as c:
+        assert c.conversation("chat-1") is None
+        first = c.assistant("Weather in Oslo?", conversation_id="chat-1")
+        assert first.text == "It is 3 °C."
+        assert c.conversation("chat-1") == first.conversation
+    with polyrelay.Client(config, api_keys=KEYS) as c:
+        second = c.assistant("And tomorrow?", conversation_id="chat-1")
+        assert second.text == "Same tomorrow."
+        # The model was sent the earlier turn.
+        assert _user_questions(emu) == ["Weather in Oslo?", "And tomorrow?"]
+        stored = c.conversation("chat-1")
+        assert stored == second.conversation
+        assert stored is not None and len(stored["messages"]) == 6
+        # Saved and listed, most recent first.
+        c.save_conversation("chat-2", {"messages": [{"role": "user", "content": "hi"}]})
+        c.save_conversation("chat-3", json.dumps(first.conversation))
+        # (Saved in the same millisecond, the greater id comes first.)
+        assert c.conversation_ids(limit=2) == ["chat-3", "chat-2"]
+        assert set(c.conversation_ids()) == {"chat-1", "chat-2", "chat-3"}
+        assert c.delete_conversation("chat-2") is True
+        assert c.delete_conversation("chat-2") is False
+        assert c.conversation("chat-2") is None
+
+
+def test_conversation_ids_are_checked_before_anything_is_sent(emu: Emulator) -> None:
+    emu.script_chat("openai", [{"text": "Hello."}])
+    with client() as c:
+        for bad in ["", "has space", "a/b", "x" * 129]:
+            with pytest.raises(polyrelay.InvalidRequestError) as error:
+                c.assistant("Hi?", conversation_id=bad)
+            assert "conversation_id" in str(error.value)
+            with pytest.raises(polyrelay.InvalidRequestError):
+                c.assistant_stream("Hi?", conversation_id=bad)
+            with pytest.raises(polyrelay.InvalidRequestError):
+                c.conversation(bad)
+            with pytest.raises(polyrelay.InvalidRequestError):
+                c.save_conversation(bad, {"messages": []})
+            with pytest.raises(polyrelay.InvalidRequestError):
+                c.delete_conversation(bad)
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.conversation_ids(limit=0)
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.conversation_ids(limit=-1)
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.save_conversation("ok", {"messages": [{"role": "robot", "content": "x"}]})
+        # A conversation and an id together: which one to continue?
+        with pytest.raises(polyrelay.InvalidRequestError):
+            c.assistant("Hi?", conversation={"messages": []}, conversation_id="ok")
+    assert emu.hits(CHAT) == 0
+
+
+def test_a_streamed_answer_is_saved_when_done_and_not_when_left_early(emu: Emulator) -> None:
+    emu.script_chat("openai", [{"tool_calls": [OSLO]}, {"text": "It is 3 °C."}])
+    with client() as c:
+        for event in c.assistant_stream("Weather in Oslo?", conversation_id="s"):
+            assert event.kind == "tool"
+            break
+        assert c.conversation("s") is None
+        events = list(c.assistant_stream("Weather in Oslo?", conversation_id="s"))
+        done = events[-1].reply
+        assert done is not None
+        assert c.conversation("s") == done.conversation
+        assert c.conversation_ids() == ["s"]
+
+
+async def test_async_conversations_by_id(emu: Emulator) -> None:
+    emu.script_chat("openai", [{"text": "Hello."}, {"text": "Hello again."}])
+    async with polyrelay.AsyncClient(CONFIG, api_keys=KEYS) as c:
+        first = await c.assistant("Hi?", conversation_id="a-1")
+        assert await c.conversation("a-1") == first.conversation
+        text = ""
+        async for event in c.assistant_stream("Hi again?", conversation_id="a-1"):
+            text += event.text
+        assert text == "Hello again."
+        assert _user_questions(emu) == ["Hi?", "Hi again?"]
+        stored = await c.conversation("a-1")
+        assert stored is not None and len(stored["messages"]) == 4
+        await c.save_conversation("a-2", first.conversation)
+        assert await c.conversation_ids(limit=5) == ["a-2", "a-1"]
+        assert await c.delete_conversation("a-1") is True
+        assert await c.conversation("a-1") is None
+        with pytest.raises(polyrelay.InvalidRequestError):
+            await c.conversation_ids(limit=0)

@@ -16,7 +16,12 @@
 //! (`[analytics] redis = true`, shared by every process). Latency is kept as
 //! the log-scale histogram of [`crate::stats`], so p50/p95 are exact to the
 //! histogram's ~12 % buckets whatever the number of calls.
+//!
+//! The store also keeps the assistant's conversations by id (see
+//! `conversations.rs` and [`crate::Client::save_conversation`]), pruned
+//! with the old hours.
 
+mod conversations;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -37,7 +42,9 @@ use crate::clock::SharedClock;
 use crate::duration::serde_secs;
 use crate::error::{Error, Result};
 
-pub use memory::MemoryStore;
+pub(crate) use conversations::ConversationStore;
+pub use conversations::{check_conversation_id, MAX_CONVERSATION_ID_CHARS};
+pub use memory::{MemoryStore, MAX_MEMORY_CONVERSATIONS};
 #[cfg(feature = "redis")]
 pub(crate) use redis::RedisStore;
 pub use sqlite::SqliteStore;
@@ -66,7 +73,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// [analytics]
 /// sqlite = "/var/lib/app/polyrelay.sqlite"  # else in memory (or Redis)
 /// redis = false          # true: aggregates in the [redis] server
-/// retention = "30d"      # older hours are pruned
+/// retention = "30d"      # older hours (and conversations) are pruned
 /// queue = 65536          # records waiting for the store; more are dropped
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,7 +87,8 @@ pub struct AnalyticsConfig {
     /// Keep the aggregates in the `[redis]` server, shared by every process
     /// (memory is used while Redis is unreachable).
     pub redis: bool,
-    /// How long hourly aggregates are kept.
+    /// How long hourly aggregates are kept, and the assistant's
+    /// conversations after their last save.
     #[serde(deserialize_with = "serde_secs::deserialize")]
     pub retention: Duration,
     /// Records waiting for the store at most; a call finding the queue full
@@ -292,6 +300,61 @@ pub trait AnalyticsStore: Send + Sync + fmt::Debug + 'static {
     /// Forgets the buckets of hours before `hour`.
     fn prune(&self, hour: i64) -> BoxFuture<'_, std::result::Result<(), String>>;
 
+    /// Forgets the conversations last updated before `before_ms` (Unix
+    /// ms). Nothing to do for a store that keeps none (the default).
+    fn prune_conversations(
+        &self,
+        before_ms: i64,
+    ) -> BoxFuture<'_, std::result::Result<(), String>> {
+        let _ = before_ms;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Keeps `body` (a conversation's JSON text) under `id`, updated at
+    /// `updated_ms` (Unix ms), replacing what was there. `id` is checked
+    /// ([`check_conversation_id`]). Stores that keep no conversations
+    /// (the default of this method) fail.
+    fn save_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        updated_ms: i64,
+        body: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        let _ = (id, updated_ms, body);
+        Box::pin(async move { Err(no_conversations(self.kind())) })
+    }
+
+    /// The body saved under `id`, unless absent or updated before
+    /// `since_ms`.
+    fn load_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, String>> {
+        let _ = (id, since_ms);
+        Box::pin(async move { Err(no_conversations(self.kind())) })
+    }
+
+    /// Forgets the conversation saved under `id`; whether there was one.
+    fn delete_conversation<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<bool, String>> {
+        let _ = id;
+        Box::pin(async move { Err(no_conversations(self.kind())) })
+    }
+
+    /// The ids of the conversations updated since `since_ms`, most
+    /// recently updated first, `limit` at most.
+    fn conversation_ids(
+        &self,
+        limit: usize,
+        since_ms: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<String>, String>> {
+        let _ = (limit, since_ms);
+        Box::pin(async move { Err(no_conversations(self.kind())) })
+    }
+
     /// The store is running on a fallback (Redis unreachable: memory).
     fn degraded(&self) -> bool {
         false
@@ -301,6 +364,11 @@ pub trait AnalyticsStore: Send + Sync + fmt::Debug + 'static {
     fn fallback_writes(&self) -> u64 {
         0
     }
+}
+
+/// Why a store that keeps no conversations fails their methods.
+fn no_conversations(kind: &str) -> String {
+    format!("the {kind} analytics store keeps no conversations")
 }
 
 /// Per hour or per day.
@@ -702,9 +770,17 @@ impl Shared {
         if let Some(after) = &self.after_drain {
             after();
         }
-        let cutoff = self.cutoff(self.clock.wall());
+        let now = self.clock.wall();
+        let cutoff = self.cutoff(now);
         if cutoff > drain.pruned_before {
-            if let Err(reason) = self.store.prune(cutoff).await {
+            let pruned = match self.store.prune(cutoff).await {
+                Ok(()) => {
+                    let before_ms = conversations::cutoff_ms(now, self.retention);
+                    self.store.prune_conversations(before_ms).await
+                }
+                failed => failed,
+            };
+            if let Err(reason) = pruned {
                 tracing::warn!(store = self.store.kind(), %reason, "analytics pruning failed");
             } else {
                 drain.pruned_before = cutoff;

@@ -9,6 +9,14 @@
 //! never a single point of failure: a batch it does not take is kept in
 //! memory (and counted), and handed to Redis with a later batch once it
 //! answers again; reads add what memory holds.
+//!
+//! Conversations are one string key each, `<prefix>conv:{<id>}` (the
+//! conversation's JSON, expiring after the retention from its last save),
+//! and one sorted set of ids by last update, `<prefix>conv-ids`, for
+//! listing. Unlike the aggregates they have no memory fallback: a
+//! conversation kept in one process's memory would be missing from the
+//! others, and lost with it. While Redis is unreachable, saving, loading,
+//! deleting and listing fail with an error the caller sees.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +37,8 @@ pub(crate) struct RedisStore {
     backend: RedisBackend,
     /// How long an hour's hash lives after its last write.
     ttl: Duration,
+    /// How long a conversation lives after its last save.
+    retention: Duration,
     /// Batches Redis did not take yet.
     fallback: MemoryStore,
     /// Batches that went to memory because Redis was unreachable.
@@ -40,6 +50,7 @@ impl RedisStore {
         Self {
             backend,
             ttl: retention + Duration::from_secs(3600),
+            retention,
             fallback: MemoryStore::new(),
             fallback_writes: AtomicU64::new(0),
         }
@@ -47,6 +58,27 @@ impl RedisStore {
 
     fn hour_key(&self, hour: i64) -> String {
         self.backend.key(&format!("a:{{{hour}}}"))
+    }
+
+    /// The key of conversation `id` (checked: no `{`, `}` or space).
+    fn conversation_key(&self, id: &str) -> String {
+        self.backend.key(&format!("conv:{{{id}}}"))
+    }
+
+    /// The sorted set of conversation ids by last update (Unix ms).
+    fn conversation_index(&self) -> String {
+        self.backend.key("conv-ids")
+    }
+
+    /// Runs `pipe` within the deadline; "redis unreachable" when it fails.
+    async fn query<T: redis::FromRedisValue>(&self, pipe: redis::Pipeline) -> Result<T, String> {
+        self.backend
+            .run(DEADLINE, |mut connection| {
+                let pipe = pipe.clone();
+                async move { pipe.query_async::<T>(&mut connection).await }
+            })
+            .await
+            .map_err(|_| "redis is unreachable".to_string())
     }
 
     async fn push(&self, buckets: &[(BucketKey, BucketTotals)]) -> bool {
@@ -192,6 +224,90 @@ impl AnalyticsStore for RedisStore {
         // Redis expires the hours itself; memory is pruned here.
         self.fallback.forget_before(hour);
         Box::pin(async { Ok(()) })
+    }
+
+    fn save_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        updated_ms: i64,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let ttl_ms = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(self.conversation_key(id))
+                .arg(body)
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+            pipe.zadd(self.conversation_index(), id, updated_ms)
+                .ignore();
+            self.query::<()>(pipe).await
+        })
+    }
+
+    fn load_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.get(self.conversation_key(id));
+            pipe.zscore(self.conversation_index(), id);
+            let (body, updated): (Option<String>, Option<i64>) = self.query(pipe).await?;
+            // The key expires by itself; the score says the same on the
+            // client's clock.
+            Ok(body.filter(|_| updated.is_none_or(|at| at >= since_ms)))
+        })
+    }
+
+    fn delete_conversation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.del(self.conversation_key(id));
+            pipe.zrem(self.conversation_index(), id).ignore();
+            let (deleted,): (u64,) = self.query(pipe).await?;
+            Ok(deleted > 0)
+        })
+    }
+
+    fn conversation_ids(
+        &self,
+        limit: usize,
+        since_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let index = self.conversation_index();
+            let mut pipe = redis::pipe();
+            // Ids whose conversations expired leave the index first.
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(format!("({since_ms}"))
+                .ignore();
+            let last = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
+            pipe.zrevrange(&index, 0, last);
+            let (ids,): (Vec<String>,) = self.query(pipe).await?;
+            Ok(ids)
+        })
+    }
+
+    fn prune_conversations(&self, before_ms: i64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            // The keys expire by themselves; the index is trimmed here, or
+            // by the next listing if Redis does not answer now (so an
+            // outage does not fail the hourly pruning of the rest).
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(self.conversation_index())
+                .arg("-inf")
+                .arg(format!("({before_ms}"))
+                .ignore();
+            let _ = self.query::<()>(pipe).await;
+            Ok(())
+        })
     }
 
     fn degraded(&self) -> bool {

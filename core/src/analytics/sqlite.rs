@@ -3,7 +3,9 @@
 //! Several processes may write one file: WAL journal, every batch one
 //! `BEGIN IMMEDIATE` transaction of upserts that add to the stored sums,
 //! and a busy timeout, so a writer waits for another instead of failing.
-//! The same file keeps the quota counters ([`SqliteStore::load_quota`]).
+//! The same file keeps the quota counters ([`SqliteStore::load_quota`])
+//! and the assistant's conversations by id (`assistant_conversations`:
+//! one row per id, replaced on each save, so the last write wins).
 
 use std::path::Path;
 use std::time::Duration;
@@ -34,9 +36,14 @@ CREATE TABLE IF NOT EXISTS analytics_latency (
     PRIMARY KEY (hour, capability, provider, tag, bucket));
 CREATE TABLE IF NOT EXISTS quota_counters (
     provider TEXT NOT NULL PRIMARY KEY, window_label TEXT NOT NULL, used INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS assistant_conversations (
+    id TEXT NOT NULL PRIMARY KEY, updated_ms INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS assistant_conversations_updated
+    ON assistant_conversations (updated_ms);
 ";
 
-/// Hourly buckets (and quota counters) in one SQLite file.
+/// Hourly buckets (and quota counters, and conversations) in one SQLite
+/// file.
 pub struct SqliteStore {
     connection: Mutex<Connection>,
 }
@@ -231,6 +238,91 @@ impl AnalyticsStore for SqliteStore {
 
     fn prune(&self, hour: i64) -> BoxFuture<'_, std::result::Result<(), String>> {
         let done = self.forget_before(hour).map_err(text);
+        Box::pin(async move { done })
+    }
+
+    fn save_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        updated_ms: i64,
+        body: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        let done = self
+            .connection
+            .lock()
+            .prepare_cached(
+                "INSERT INTO assistant_conversations VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO UPDATE SET updated_ms = excluded.updated_ms, body = excluded.body",
+            )
+            .and_then(|mut save| save.execute(params![id, updated_ms, body]))
+            .map(drop)
+            .map_err(text);
+        Box::pin(async move { done })
+    }
+
+    fn load_conversation<'a>(
+        &'a self,
+        id: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, String>> {
+        let found = self
+            .connection
+            .lock()
+            .query_row(
+                "SELECT body FROM assistant_conversations WHERE id = ?1 AND updated_ms >= ?2",
+                params![id, since_ms],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(text);
+        Box::pin(async move { found })
+    }
+
+    fn delete_conversation<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<bool, String>> {
+        let done = self
+            .connection
+            .lock()
+            .execute("DELETE FROM assistant_conversations WHERE id = ?1", [id])
+            .map(|deleted| deleted > 0)
+            .map_err(text);
+        Box::pin(async move { done })
+    }
+
+    fn conversation_ids(
+        &self,
+        limit: usize,
+        since_ms: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<String>, String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found = (|| {
+            let connection = self.connection.lock();
+            let mut ids = connection.prepare_cached(
+                "SELECT id FROM assistant_conversations WHERE updated_ms >= ?1
+                 ORDER BY updated_ms DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = ids.query_map(params![since_ms, limit], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })()
+        .map_err(text);
+        Box::pin(async move { found })
+    }
+
+    fn prune_conversations(
+        &self,
+        before_ms: i64,
+    ) -> BoxFuture<'_, std::result::Result<(), String>> {
+        let done = self
+            .connection
+            .lock()
+            .execute(
+                "DELETE FROM assistant_conversations WHERE updated_ms < ?1",
+                [before_ms],
+            )
+            .map(drop)
+            .map_err(text);
         Box::pin(async move { done })
     }
 }
