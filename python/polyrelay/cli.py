@@ -323,8 +323,14 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     print(f"polyrelay dashboard on http://{shown}:{port}/ (refreshes every {args.refresh:g} s; "
           "Ctrl-C stops it)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    with listener:
-        server.run(sockets=[listener])
+    try:
+        with listener:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again.
+        print("stopped")
+    finally:
+        client.close()  # the lifespan closed it, unless the server never started
     return 0
 
 
@@ -487,10 +493,11 @@ def _parser() -> argparse.ArgumentParser:
     dashboard = command(
         "dashboard", _cmd_dashboard,
         "serve a read-only web page of health, circuit breakers, quotas left and hourly "
-        "calls, errors and latency (needs FastAPI and uvicorn). This process has its own "
-        "client: calls and latency come from the shared [analytics] store (SQLite or Redis) "
-        "and quotas from what it shares, but health and breaker states are this process's "
-        "own (an app's live state: mount polyrelay.fastapi.dashboard_router in the app)",
+        "calls, errors and latency (needs FastAPI and uvicorn). This process has a client "
+        "of its own: calls and latency come from the shared [analytics] store (SQLite or "
+        "Redis), quotas are shared with other processes only through [redis], and health "
+        "and breaker states are its own (for an app's live state, mount "
+        "polyrelay.fastapi.dashboard_router in the app)",
         json_flag=False)
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="address to listen on (default 127.0.0.1: this machine only)")

@@ -33,7 +33,8 @@ main { padding: 20px 24px 8px; display: grid; gap: 16px; max-width: 1400px; marg
 .tile { padding: 12px 14px; }
 .tile .label { font-size: 12px; color: var(--muted); text-transform: uppercase;
   letter-spacing: .4px; }
-.tile .value { font-size: 24px; font-weight: 600; margin-top: 2px; font-variant-numeric: tabular-nums; }
+.tile .value { font-size: 24px; font-weight: 600; margin-top: 2px; font-variant-numeric: tabular-nums;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .tile .note { font-size: 12px; color: var(--muted); }
 .tile.bad .value { color: var(--bad); }
 .tile.warn .value { color: var(--warn); }
@@ -119,6 +120,12 @@ _SCRIPT = r"""
     if (!num(value)) return "–";
     if (value === 0) return "0";
     return value >= 1000 ? (value / 1000).toFixed(2) + " s" : value.toFixed(value < 10 ? 1 : 0) + " ms";
+  }
+  // "2.0 / 5.1 ms": one unit for both when they share it.
+  function pair(a, b) {
+    const [x, y] = [millis(a), millis(b)];
+    const unit = (text) => text.split(" ")[1];
+    return unit(x) === unit(y) ? x.split(" ")[0] + " / " + y : x + " / " + y;
   }
   function badge(state, text) {
     const known = ["healthy", "degraded", "down", "closed", "half_open", "open", "forced_open",
@@ -293,7 +300,7 @@ _SCRIPT = r"""
     node.appendChild(tile("Cache hit ratio", percent(calls ? cached / calls : null),
       count(cached) + " from the cache"));
     node.appendChild(tile("Latency p50 / p95",
-      latest ? millis(latest.row.latency_ms_p50) + " / " + millis(latest.row.latency_ms_p95) : "–",
+      latest ? pair(latest.row.latency_ms_p50, latest.row.latency_ms_p95) : "–",
       latest ? "hour of " + hourLabel(latest.time) + " UTC" : "no calls yet"));
     node.appendChild(tile("Open breakers", String(open.length),
       open.length ? open.slice(0, 2).map((b) => b[0]).join(", ") + (open.length > 2 ? ", …" : "")
@@ -341,7 +348,7 @@ _SCRIPT = r"""
       cell(row, count(ok), "num");
       const failures = cell(row, count(failed), "num");
       failures.title = outcomes.map(([k, v]) => k + ": " + v).join("\n");
-      cell(row, millis(p.latency_ms_p50) + " / " + millis(p.latency_ms_p90), "num");
+      cell(row, pair(p.latency_ms_p50, p.latency_ms_p90), "num");
       const states = cell(row, null, "breakers");
       const notClosed = breakers.filter(([, b]) => b.state !== "closed");
       for (const [capability, b] of notClosed) {
