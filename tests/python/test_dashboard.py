@@ -182,11 +182,11 @@ def test_the_page_shows_an_open_breaker_and_updates_itself(
             page.screenshot(path=str(SCREENSHOT), full_page=False)
 
         # New calls appear without the page being reloaded.
-        page.evaluate("window.__same_page = true")
+        page.evaluate("() => { window.__same_page = true; }")
         for lat in (10.0, 11.0, 12.0):
             assert http.get("/weather", params={"lat": lat}).status_code == 200
         calls_shown(page, made + 3)
-        assert page.evaluate("window.__same_page") is True
+        assert page.evaluate("() => window.__same_page") is True
         assert "497" not in page.locator('tr[data-provider="met-norway"] .quota').inner_text()
 
         html = page.content()
@@ -211,17 +211,17 @@ def test_data_is_shown_as_text_never_as_markup(
             ),
         )
         page.goto(f"{http.base_url}/dashboard")
-        page.wait_for_function("document.querySelector('#capabilities tr') !== null")
+        page.wait_for_function("() => document.querySelector('#capabilities tr') !== null")
         assert hostile in page.locator('tr[data-capability="weather.current"]').inner_text()
         assert hostile in page.locator("h1").inner_text()
         assert page.locator("#injected").count() == 0
-        assert page.evaluate("window.__pwned") is None
+        assert page.evaluate("() => window.__pwned") is None
         # The Content-Security-Policy runs no script without the page's nonce.
         page.evaluate(
             "() => { const s = document.createElement('script');"
             " s.textContent = 'window.__pwned = 2'; document.body.appendChild(s); }"
         )
-        assert page.evaluate("window.__pwned") is None
+        assert page.evaluate("() => window.__pwned") is None
         assert any("Content Security Policy" in seen for seen in problems.seen)
         page.close()
 
