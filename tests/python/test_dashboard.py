@@ -168,6 +168,9 @@ def test_the_page_shows_an_open_breaker_and_updates_itself(
         assert breaker.inner_text() == "open · weather.current"
         assert page.locator('tr[data-provider="met-norway"] .badge').first.inner_text() != "open"
         assert page.locator("#open-breakers").inner_text() == "1"
+        health = page.locator('tr[data-provider="open-meteo"] .health').inner_text()
+        assert "unavailable" in health and "weather.current: circuit open" in health
+        assert page.locator('tr[data-provider="met-norway"] .health').inner_text() == "ready"
         weather = page.locator('tr[data-capability="weather.current"]')
         assert "degraded" in weather.inner_text() and "open-meteo: circuit open" in (
             weather.inner_text()
@@ -270,7 +273,9 @@ def test_loopback_only_refuses_other_machines_and_proxies(emu: Emulator) -> None
             for address, headers in [
                 ("127.0.0.1", {}),
                 ("::1", {}),
+                ("::ffff:127.0.0.1", {}),
                 ("203.0.113.7", {}),
+                ("::ffff:203.0.113.7", {}),
                 ("not-an-address", {}),
                 ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}),
                 ("127.0.0.1", {"Forwarded": "for=203.0.113.7"}),
@@ -283,7 +288,7 @@ def test_loopback_only_refuses_other_machines_and_proxies(emu: Emulator) -> None
 
     # On a thread of its own: the browser fixture's loop holds this one.
     with ThreadPoolExecutor(1) as thread:
-        assert thread.submit(asyncio.run, statuses()).result() == [200, 200, 403, 403, 403, 403]
+        assert thread.submit(asyncio.run, statuses()).result() == [200, 200, 200, 403, 403, 403, 403, 403]
 
 
 @pytest.mark.parametrize(

@@ -132,9 +132,12 @@ def _is_loopback(host: Optional[str]) -> bool:
     if host is None:
         return False
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 from a dual-stack socket
+    return address.is_loopback
 
 
 async def loopback_only(request: Request) -> None:

@@ -334,12 +334,29 @@ _SCRIPT = r"""
     });
     entries.sort((a, b) => (b.trouble - a.trouble) || (b.p.requests - a.p.requests) ||
       a.id.localeCompare(b.id));
+    // Why a provider is unavailable, per capability, from health.
+    const reasons = new Map();
+    for (const [capability, entry] of Object.entries(snapshot.capabilities)) {
+      for (const [provider, reason] of Object.entries(entry.unavailable || {})) {
+        if (!reasons.has(provider)) reasons.set(provider, []);
+        reasons.get(provider).push([capability, reason]);
+      }
+    }
     let hidden = 0;
     for (const { id, p, breakers, trouble, active } of entries) {
       if (!active && !showIdle) { hidden += 1; continue; }
       const row = el("tr");
       row.dataset.provider = id;
       cell(row, id, "name");
+      const health = cell(row, null, "health");
+      const why = reasons.get(id) || [];
+      health.appendChild(badge(why.length ? "unavailable" : "ready"));
+      for (const [capability, reason] of why) {
+        const line = el("span", "reason");
+        line.appendChild(el("b", "", capability));
+        line.appendChild(document.createTextNode(": " + reason));
+        health.appendChild(line);
+      }
       cell(row, count(p.requests), "num requests");
       const outcomes = Object.entries(p.outcomes || {}).sort((a, b) => b[1] - a[1]);
       const ok = (p.outcomes || {}).success || 0;
@@ -485,7 +502,7 @@ _PAGE = """<!doctype html>
     <h2>Providers <span class="toolbar"><span id="idle-note"></span>
       <label><input type="checkbox" id="show-idle"> show idle</label></span></h2>
     <table>
-      <thead><tr><th>provider</th><th class="num">requests</th><th class="num">answered</th>
+      <thead><tr><th>provider</th><th>health</th><th class="num">requests</th><th class="num">answered</th>
       <th class="num">failed</th><th class="num">latency p50 / p90</th><th>circuit breakers</th>
       <th>quota left</th></tr></thead>
       <tbody id="providers"></tbody>
