@@ -20,7 +20,6 @@ are never printed.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
@@ -278,21 +277,13 @@ def _cmd_analytics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         import uvicorn
         from fastapi import FastAPI
 
         from .fastapi import dashboard_router, lifespan
+        from .fastapi._dashboard import is_loopback
     except ImportError as missing:
         print(f"polyrelay dashboard needs FastAPI and uvicorn ({missing.name} is missing): "
               "pip install 'polyrelay[dashboard]'", file=sys.stderr)
@@ -313,9 +304,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         client.close()
         print(f"error: cannot listen on {args.host} port {args.port}: {error}", file=sys.stderr)
         return 1
-    port = listener.getsockname()[1]
+    bound, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    if not _is_loopback(host):
+    if not is_loopback(bound):
         print(f"warning: listening on {host}, reachable from other machines: the dashboard has "
               "no login and shows traffic, provider names and configuration problems (never a "
               "key); keep it on 127.0.0.1 unless a proxy in front checks who asks",

@@ -128,7 +128,8 @@ def dashboard_router(
     return router
 
 
-def _is_loopback(host: Optional[str]) -> bool:
+def is_loopback(host: Optional[str]) -> bool:
+    """Whether ``host`` is an address of this machine's loopback."""
     if host is None:
         return False
     try:
@@ -147,5 +148,5 @@ async def loopback_only(request: Request) -> None:
     request comes from loopback)."""
     client = request.client
     proxied = "forwarded" in request.headers or "x-forwarded-for" in request.headers
-    if proxied or not _is_loopback(client.host if client else None):
+    if proxied or not is_loopback(client.host if client else None):
         raise HTTPException(status_code=403, detail="the dashboard is served to this machine only")
