@@ -11,6 +11,9 @@ command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 # Real Redis servers for the shared-state tests (standalone and cluster).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+# The dashboard's browser test (tests/python/test_dashboard.py) drives
+# Debian's Chromium through Playwright, which never downloads a browser.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The CI workflow linters (tests/lint_workflows.sh) run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)

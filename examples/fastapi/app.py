@@ -22,6 +22,14 @@ not one). Settings come from the environment:
 * ``HSTS=1`` when every client comes over HTTPS; ``MAX_BODY_BYTES``
   (``65536``); ``CRITICAL_CAPABILITIES`` (``llm.chat,weather.current``):
   what ``/readyz`` requires.
+* ``DASHBOARD=1``: serve polyrelay's dashboard page at ``/dashboard`` (off
+  by default). It has no login (a browser opening a page sends no bearer
+  token), so it is served to this machine only: requests from another
+  address, or carrying ``Forwarded`` / ``X-Forwarded-For`` (through a
+  proxy, where every request seems to come from loopback), get 403. Reach
+  it from elsewhere through an SSH tunnel, not by exposing it.
+  ``GET /analytics`` (scope ``admin``) gives the same hourly figures as
+  JSON to any authorised client.
 * Provider keys (``GROQ_API_KEY``, …) and ``POLYRELAY_*`` settings, read by
   ``polyrelay.AsyncClient()``.
 """
@@ -52,8 +60,10 @@ from polyrelay.fastapi import (
     LoginGuard,
     assistant_response,
     RequestIdFilter,
+    dashboard_router,
     harden,
     lifespan,
+    loopback_only,
     require_user,
     stream_response,
 )
@@ -68,7 +78,10 @@ for handler in logging.getLogger().handlers:
 log = logging.getLogger("example")
 
 #: Every scope a user can be granted.
-SCOPES = ("chat", "weather", "finance", "medical", "entertainment", "search", "news", "reference")
+SCOPES = (
+    "chat", "weather", "finance", "medical", "entertainment", "search", "news", "reference",
+    "admin",
+)
 
 
 class UserStore:
@@ -161,6 +174,11 @@ harden(
     hsts=_setting("HSTS", "0") == "1",
     critical=_setting("CRITICAL_CAPABILITIES", "llm.chat,weather.current").split(","),
 )
+if _setting("DASHBOARD", "0") == "1":
+    # No login on a page a browser opens: this machine only (see above).
+    app.include_router(
+        dashboard_router(prefix="/dashboard", dependencies=[Depends(loopback_only)])
+    )
 guard = LoginGuard(
     attempts_per_username=_setting("LOGIN_ATTEMPTS_PER_USER", "20/min"),
     trusted_proxies=proxies,
@@ -421,6 +439,30 @@ async def translate(body: Translation, client: ClientDep) -> Dict[str, Any]:
 async def define(client: ClientDep, word: str, language: str = "en") -> Dict[str, Any]:
     result = await client.dictionary.define(word=word, language=language)
     return {"entry": result.data, "provider": result.provider}
+
+
+@app.get("/analytics", dependencies=[Depends(require_user(["admin"]))])
+async def analytics(
+    client: ClientDep,
+    by: Literal["hour", "day"] = "hour",
+    group_by: str = "",
+    capability: Optional[str] = None,
+    provider: Optional[str] = None,
+    since: Optional[str] = None,
+    until: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Calls, success and cache hit rates, latency, tokens and cost per hour
+    or day; ``group_by`` is comma-separated (``capability``, ``provider``,
+    ``tag``); ``since`` and ``until`` are RFC 3339 times."""
+    rows = await client.analytics(
+        by,
+        [d.strip() for d in group_by.split(",") if d.strip()],
+        capability=capability,
+        provider=provider,
+        since=since,
+        until=until,
+    )
+    return {"rows": list(rows)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -7,6 +7,8 @@
     polyrelay check                                # is the configuration valid, what can be served
     polyrelay check --critical llm.chat            # ... and exit 1 unless llm.chat has a usable provider
     polyrelay health                               # which providers are ready right now
+    polyrelay analytics --group-by provider         # calls, latency, cost per hour
+    polyrelay dashboard                            # a live web page on http://127.0.0.1:8765/
     polyrelay emulate                              # an offline emulator of every provider
     polyrelay demo                                 # a guided tour against the emulator
 
@@ -21,13 +23,14 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from . import _native
-from ._client import Client
+from ._client import AsyncClient, Client
 from ._models import Attempt
 from ._native import Result
 from .exceptions import ConfigError, Error, InvalidRequestError
@@ -274,6 +277,54 @@ def _cmd_analytics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+        from fastapi import FastAPI
+
+        from .fastapi import dashboard_router, lifespan
+        from .fastapi._dashboard import is_loopback
+    except ImportError as missing:
+        print(f"polyrelay dashboard needs FastAPI and uvicorn ({missing.name} is missing): "
+              "pip install 'polyrelay[dashboard]'", file=sys.stderr)
+        return 1
+    router = dashboard_router(prefix="", refresh_seconds=args.refresh, window_hours=args.hours)
+    # Built first, so that a bad configuration fails here, not at start-up.
+    client = AsyncClient(args.config)
+    app = FastAPI(lifespan=lifespan(lambda: client), docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.include_router(router)
+    host = args.host.strip("[]")
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, args.port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as error:
+        client.close()
+        print(f"error: cannot listen on {args.host} port {args.port}: {error}", file=sys.stderr)
+        return 1
+    bound, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if not is_loopback(bound):
+        print(f"warning: listening on {host}, reachable from other machines: the dashboard has "
+              "no login and shows traffic, provider names and configuration problems (never a "
+              "key); keep it on 127.0.0.1 unless a proxy in front checks who asks",
+              file=sys.stderr)
+    print(f"polyrelay dashboard on http://{shown}:{port}/ (refreshes every {args.refresh:g} s; "
+          "Ctrl-C stops it)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    try:
+        with listener:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again.
+        print("stopped")
+    finally:
+        client.close()  # the lifespan closed it, unless the server never started
+    return 0
+
+
 def _wait_for_interrupt() -> None:
     """Blocks until Ctrl-C (SIGINT) or SIGTERM."""
     stop = threading.Event()
@@ -430,6 +481,23 @@ def _parser() -> argparse.ArgumentParser:
     analytics.add_argument("--tag", help="only calls with this tag")
     analytics.add_argument("--since", metavar="TIME", help="RFC 3339, e.g. 2026-01-01T00:00:00Z")
     analytics.add_argument("--until", metavar="TIME", help="RFC 3339")
+    dashboard = command(
+        "dashboard", _cmd_dashboard,
+        "serve a read-only web page of health, circuit breakers, quotas left and hourly "
+        "calls, errors and latency (needs FastAPI and uvicorn). This process has a client "
+        "of its own: calls and latency come from the shared [analytics] store (SQLite or "
+        "Redis), quotas are shared with other processes only through [redis], and health "
+        "and breaker states are its own (for an app's live state, mount "
+        "polyrelay.fastapi.dashboard_router in the app)",
+        json_flag=False)
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine only)")
+    dashboard.add_argument("--port", type=int, default=8765,
+                           help="port (default 8765; 0 picks a free one)")
+    dashboard.add_argument("--refresh", type=float, default=5.0, metavar="SECS",
+                           help="how often the page refreshes itself (default 5)")
+    dashboard.add_argument("--hours", type=int, default=24,
+                           help="hours of analytics the charts show (default 24)")
     command("emulate", _cmd_emulate, "run the offline provider emulator until Ctrl-C",
             json_flag=False)
     command("demo", _cmd_demo,

@@ -3,14 +3,19 @@ pointed at it. The suite runs against the installed package."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, ContextManager, Iterator
 
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 import polyrelay
 from polyrelay.testing import Emulator, emulator
@@ -85,3 +90,34 @@ def redis_url() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def _serve(app: FastAPI) -> Iterator[httpx.Client]:
+    """``app`` on a real uvicorn (lifespan included) in a thread, on a
+    loopback port, and a client for it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=15) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        listener.close()
+
+
+@pytest.fixture
+def serve() -> Callable[[FastAPI], ContextManager[httpx.Client]]:
+    """``with serve(app) as http:`` runs ``app`` on a real uvicorn in a
+    thread, on a loopback port, lifespan included, with an httpx client
+    for it."""
+    return _serve

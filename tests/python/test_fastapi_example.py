@@ -156,9 +156,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             RATE_PER_ADDRESS="6000/min",
             RATE_PER_USER="6000/min",
             LOGIN_ATTEMPTS_PER_USER="600/min",
+            DASHBOARD="1",
         )
         add_user(env, "alice", "chat weather finance medical entertainment search news reference")
         add_user(env, "bob", "weather")
+        add_user(env, "carol", "admin")
         # Handing uvicorn an already-bound socket leaves no race for the port.
         listener = free_socket()
         port = listener.getsockname()[1]
@@ -240,7 +242,7 @@ def test_protected_routes_answer_401_403_and_200(app: App) -> None:
 def test_users_live_in_sqlite_with_argon2id_hashes_and_logins_reveal_nothing(app: App) -> None:
     with contextlib.closing(sqlite3.connect(app.users_db)) as db:
         rows = dict(db.execute("SELECT username, password_hash FROM users").fetchall())
-    assert set(rows) == {"alice", "bob"}
+    assert set(rows) == {"alice", "bob", "carol"}
     assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in rows.values())
     assert app.login("alice")["token_type"] == "Bearer"
     # A wrong password and an unknown user get the same answer.
@@ -257,9 +259,9 @@ def test_users_live_in_sqlite_with_argon2id_hashes_and_logins_reveal_nothing(app
 
 def test_add_user_refuses_short_passwords_and_unknown_scopes(tmp_path: Path) -> None:
     env = dict(os.environ, USERS_DB=str(tmp_path / "users.db"), JWT_SECRET=JWT_SECRET)
-    for scopes, password in (("weather", "short"), ("admin", PASSWORD)):
+    for scopes, password in (("weather", "short"), ("root", PASSWORD)):
         done = subprocess.run(
-            [sys.executable, str(APP_DIR / "app.py"), "add-user", "carol", "--scopes", scopes],
+            [sys.executable, str(APP_DIR / "app.py"), "add-user", "dave", "--scopes", scopes],
             input=password + "\n",
             env=env,
             capture_output=True,
@@ -678,3 +680,72 @@ def test_assistant_streams_tool_progress_then_the_answer_and_resumes(app: App) -
     assert name == "error"
     assert error["error"]["type"] == "limit_reached"
     assert "openrouter" not in json.dumps(error)
+
+
+def test_analytics_answers_admins_only_with_the_calls_made(app: App) -> None:
+    alice = app.login("alice")["access_token"]
+    status, headers, _ = app.request("GET", "/analytics", token=alice)
+    assert status == 403 and 'scope="admin"' in challenge(headers)
+    assert app.request("GET", "/analytics")[0] == 401
+    carol = app.login("carol")["access_token"]
+    path = "/analytics?group_by=capability,provider&capability=weather.current"
+    before = app.request("GET", path, token=carol)
+    assert before[0] == 200, before
+    assert app.request("GET", "/weather/current?lat=1.5&lon=2.5", token=alice)[0] == 200
+    status, _, body = app.request("GET", path, token=carol)
+    assert status == 200, body
+
+    def answered(rows: List[Dict[str, Any]]) -> int:
+        return sum(r["successes"] for r in rows if r["provider"] == "open-meteo")
+
+    assert answered(body["rows"]) == answered(before[2]["rows"]) + 1
+    row = body["rows"][0]
+    assert row["capability"] == "weather.current" and "latency_ms_p95" in row
+    status, _, body = app.request("GET", "/analytics?by=week", token=carol)
+    assert status == 422
+    status, _, body = app.request("GET", "/analytics?group_by=model", token=carol)
+    assert status == 422, body
+
+
+def test_the_dashboard_is_served_to_this_machine_only(app: App) -> None:
+    with httpx.Client(base_url=app.base_url, trust_env=False, timeout=15) as http:
+        page = http.get("/dashboard")
+        snapshot = http.get("/dashboard/snapshot")
+        proxied = http.get("/dashboard", headers={"X-Forwarded-For": "203.0.113.9"})
+        posted = http.post("/dashboard/snapshot")
+    assert page.status_code == 200 and "default-src 'none'" in page.headers[
+        "content-security-policy"
+    ]
+    assert snapshot.status_code == 200 and "weather.current" in snapshot.json()["capabilities"]
+    for answer in (page, snapshot):
+        assert PROVIDER_KEY not in answer.text and CHAT_KEY not in answer.text
+    assert proxied.status_code == 403
+    assert posted.status_code == 405
+
+
+def test_the_dashboard_is_off_unless_enabled(tmp_path: Path) -> None:
+    def routes(**env: str) -> List[str]:
+        """The paths of the analytics route and the dashboard's snapshot,
+        when the app has them."""
+        script = (
+            "import app\n"
+            "from starlette.routing import NoMatchFound\n"
+            "for name in ('analytics', 'polyrelay_dashboard_snapshot'):\n"
+            "    try:\n"
+            "        print(app.app.url_path_for(name))\n"
+            "    except NoMatchFound:\n"
+            "        pass\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=APP_DIR,
+            env={**os.environ, "USERS_DB": str(tmp_path / "users.db"), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert routes() == ["/analytics"]
+    assert routes(DASHBOARD="1") == ["/analytics", "/dashboard/snapshot"]

@@ -5,17 +5,13 @@ limits on a fake clock."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import subprocess
-import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
@@ -39,32 +35,13 @@ from polyrelay.testing import Emulator, FakeClock, Fault
 SECRET = b"an HMAC secret that is 32 bytes+"
 ORIGIN = "https://app.example"
 
+#: The conftest fixture running an app on a real uvicorn.
+Serve = Callable[[FastAPI], ContextManager[httpx.Client]]
+
 
 def issuer() -> TokenIssuer:
     keys = Keyset([Key.hmac("k", SECRET)], signing_kid="k")
     return TokenIssuer(keys, issuer="i", audience="a")
-
-
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[httpx.Client]:
-    """``app`` on a real uvicorn (lifespan included) and a client for it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=15) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        listener.close()
 
 
 def kit_app(
@@ -96,7 +73,7 @@ def kit_app(
     return app
 
 
-def test_cors_preflight_accepts_named_origins_and_refuses_others() -> None:
+def test_cors_preflight_accepts_named_origins_and_refuses_others(serve: Serve) -> None:
     with serve(kit_app(cors_origins=[ORIGIN], cors_credentials=True)) as http:
         preflight = {"Access-Control-Request-Method": "POST"}
         allowed = http.options("/echo", headers={"Origin": ORIGIN, **preflight})
@@ -123,7 +100,7 @@ def test_cors_refuses_unsafe_settings_at_setup(origins: List[str], credentials: 
         add_cors(FastAPI(), origins, allow_credentials=credentials)
 
 
-def test_per_address_limit_answers_429_with_ratelimit_fields() -> None:
+def test_per_address_limit_answers_429_with_ratelimit_fields(serve: Serve) -> None:
     clock = FakeClock(1_700_000_000.0)
     with serve(kit_app(clock=clock, per_address="3/min")) as http:
         for left in (2, 1, 0):
@@ -149,7 +126,7 @@ def test_per_address_limit_answers_429_with_ratelimit_fields() -> None:
         assert http.get("/ping").status_code == 429
 
 
-def test_per_user_limit_charges_each_token_subject() -> None:
+def test_per_user_limit_charges_each_token_subject(serve: Serve) -> None:
     clock = FakeClock(1_700_000_000.0)
     tokens = issuer()
     alice = tokens.issue("alice").access_token
@@ -189,7 +166,7 @@ def login_app(guard: LoginGuard) -> FastAPI:
     return app
 
 
-def test_login_lockout_grows_and_a_success_resets_it() -> None:
+def test_login_lockout_grows_and_a_success_resets_it(serve: Serve) -> None:
     clock = FakeClock(1_700_000_000.0)
     guard = LoginGuard(failures_before_lockout=3, lockout=10, clock=clock)
 
@@ -220,7 +197,7 @@ def test_login_lockout_grows_and_a_success_resets_it() -> None:
         assert answers[3].headers["Retry-After"] == "10"
 
 
-def test_the_21st_login_attempt_in_a_minute_is_refused() -> None:
+def test_the_21st_login_attempt_in_a_minute_is_refused(serve: Serve) -> None:
     clock = FakeClock(1_700_000_000.0)
     guard = LoginGuard(failures_before_lockout=100, address_failures_before_lockout=100, clock=clock)
     with serve(login_app(guard)) as http:
@@ -241,7 +218,7 @@ def test_the_21st_login_attempt_in_a_minute_is_refused() -> None:
         assert ok.status_code == 200
 
 
-def test_bodies_over_the_limit_get_413_declared_or_streamed() -> None:
+def test_bodies_over_the_limit_get_413_declared_or_streamed(serve: Serve) -> None:
     with serve(kit_app(max_body_bytes=1000)) as http:
         assert http.post("/echo", content=b"x" * 1000).json() == {"received": 1000}
         declared = http.post("/echo", content=b"x" * 1001)
@@ -257,7 +234,7 @@ def test_bodies_over_the_limit_get_413_declared_or_streamed() -> None:
         assert "request_id" in streamed.json()
 
 
-def test_security_headers_on_every_answer() -> None:
+def test_security_headers_on_every_answer(serve: Serve) -> None:
     with serve(kit_app()) as http:
         answer = http.get("/ping")
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
@@ -302,7 +279,7 @@ def weather_app() -> FastAPI:
 
 
 def test_readyz_turns_503_while_a_critical_capability_is_down_and_back(
-    emu: Emulator, caplog: pytest.LogCaptureFixture
+    emu: Emulator, caplog: pytest.LogCaptureFixture, serve: Serve
 ) -> None:
     caplog.set_level(logging.WARNING, logger="polyrelay.fastapi")
     with serve(weather_app()) as http:
@@ -353,7 +330,7 @@ def test_readiness_requires_redis_when_used() -> None:
 
 
 def test_request_ids_are_echoed_or_made_and_reach_log_records(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, serve: Serve
 ) -> None:
     app = kit_app()
     seen: List[Optional[str]] = []
@@ -408,7 +385,7 @@ def test_token_issuer_close_is_idempotent_and_fails_closed() -> None:
     asyncio.run(closes_async())
 
 
-def test_lifespan_closes_the_token_issuer() -> None:
+def test_lifespan_closes_the_token_issuer(serve: Serve) -> None:
     tokens = issuer()
     with serve(kit_app(auth=tokens)) as http:
         token = tokens.issue("alice").access_token

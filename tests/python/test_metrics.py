@@ -4,15 +4,10 @@ calls that succeed, fail and hit the cache; ``polyrelay.metrics`` alone."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Callable, ContextManager, Dict, Tuple
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,27 +27,8 @@ CONFIG = {
     },
 }
 
-
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[httpx.Client]:
-    """``app`` on a real uvicorn (lifespan included) and a client for it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=15) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        listener.close()
+#: The conftest fixture running an app on a real uvicorn.
+Serve = Callable[[FastAPI], ContextManager[httpx.Client]]
 
 
 def kit_app(**options: Any) -> FastAPI:
@@ -94,7 +70,7 @@ def metrics_app() -> FastAPI:
 
 
 def test_metrics_route_counts_successes_failures_and_cache_hits(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, serve: Serve
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     emu.fault_always("/frankfurter/*", Fault.status(503))
@@ -141,7 +117,7 @@ def test_metrics_route_counts_successes_failures_and_cache_hits(
     assert value(found, "polyrelay_redis_degraded") == 0
 
 
-def test_metrics_route_is_off_unless_asked(emu: Emulator) -> None:
+def test_metrics_route_is_off_unless_asked(emu: Emulator, serve: Serve) -> None:
     with serve(kit_app()) as http:
         assert http.get("/metrics").status_code == 404
 

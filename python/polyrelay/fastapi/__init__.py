@@ -45,6 +45,12 @@ a call's trail by the kit's error handler, which logs the trail with the
 id, and by :class:`RequestIdFilter` on the app's own log records; the
 core's own events (logged from its runtime threads) do not carry it.
 
+Dashboard: :func:`dashboard_router` serves a read-only page of health,
+circuit breakers, quotas left and hourly analytics (``polyrelay
+dashboard`` serves it alone)::
+
+    app.include_router(dashboard_router(dependencies=[Depends(loopback_only)]))
+
 Streaming: :func:`stream_response` answers with a streamed chat reply as
 server-sent events, OpenAI's ``chat.completion.chunk`` format by default::
 
@@ -67,6 +73,7 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
 from .._native import FakeClock
 from ._auth import TokenAuthority, require_user
 from ._client import ClientDep, app_client, lifespan, polyrelay_client
+from ._dashboard import dashboard_router, dashboard_snapshot, loopback_only
 from ._errors import add_exception_handlers, error_response
 from ._health import add_health_routes, readiness
 from ._metrics import add_metrics_route
@@ -111,10 +118,13 @@ __all__ = [
     "app_client",
     "assistant_response",
     "client_address",
+    "dashboard_router",
+    "dashboard_snapshot",
     "error_response",
     "harden",
     "json_error",
     "lifespan",
+    "loopback_only",
     "polyrelay_client",
     "rate_limit_headers",
     "readiness",
