@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -19,6 +20,13 @@ from fastapi import FastAPI
 
 import polyrelay
 from polyrelay.testing import Emulator, emulator
+
+# Started in the background without job control (`cmd &` in a script,
+# nohup), the suite inherits Ctrl-C ignored, and so would the children the
+# Ctrl-C tests start: an exec keeps SIG_IGN, and Python then never raises
+# KeyboardInterrupt. A handler of this process becomes SIG_DFL in a child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: A fixed weather chain, so tests do not depend on the default order.
 WEATHER = {"capabilities": {"weather.current": {"chain": ["open-meteo", "met-norway", "wttr-in"]}}}
