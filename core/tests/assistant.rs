@@ -404,3 +404,212 @@ async fn tools_are_named_after_capabilities_and_configurable() {
         assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{bad:?}");
     }
 }
+
+/// The tool results a chat request carries, in `provider`'s wire format:
+/// each as the call it answers (its id, or for Gemini the tool's name)
+/// and the result's data.
+fn results_in_format(provider: &str, body: &Value) -> Vec<(String, Value)> {
+    let text = |content: &Value| serde_json::from_str(content.as_str().unwrap()).unwrap();
+    let list = |field: &str| body[field].as_array().unwrap().clone();
+    match provider {
+        // A user turn of `tool_result` blocks.
+        "anthropic" => list("messages")
+            .iter()
+            .filter(|m| m["role"] == "user" && m["content"].is_array())
+            .flat_map(|m| m["content"].as_array().unwrap().clone())
+            .filter(|b| b["type"] == "tool_result")
+            .map(|b| {
+                (
+                    b["tool_use_id"].as_str().unwrap().into(),
+                    text(&b["content"]),
+                )
+            })
+            .collect(),
+        // A user content of `functionResponse` parts, by the tool's name.
+        "gemini" => list("contents")
+            .iter()
+            .filter(|c| c["role"] == "user")
+            .flat_map(|c| c["parts"].as_array().unwrap().clone())
+            .filter_map(|p| p.get("functionResponse").cloned())
+            .map(|r| (r["name"].as_str().unwrap().into(), r["response"].clone()))
+            .collect(),
+        // `tool` messages naming the tool.
+        "ollama" => list("messages")
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| (m["tool_name"].as_str().unwrap().into(), text(&m["content"])))
+            .collect(),
+        // `tool` messages with the call's id (OpenAI's format, Cohere's).
+        _ => list("messages")
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| {
+                (
+                    m["tool_call_id"].as_str().unwrap().into(),
+                    text(&m["content"]),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The names of the tools a chat request declares, in `provider`'s format.
+fn declared_in_format(provider: &str, body: &Value) -> Vec<String> {
+    let names = |tools: &Value, at: &str| -> Vec<String> {
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.pointer(at).and_then(Value::as_str).unwrap().to_string())
+            .collect()
+    };
+    match provider {
+        "anthropic" => names(&body["tools"], "/name"),
+        "gemini" => names(&body["tools"][0]["functionDeclarations"], "/name"),
+        _ => names(&body["tools"], "/function/name"),
+    }
+}
+
+/// The call ids (or, for Gemini, tool names) a provider's second request
+/// gives the two results.
+fn result_keys(provider: &str) -> [&'static str; 2] {
+    match provider {
+        "anthropic" => ["toolu_0_0", "toolu_0_1"],
+        "gemini" | "ollama" => ["weather_current", "finance_fx_rates"],
+        _ => ["call_0_0", "call_0_1"],
+    }
+}
+
+/// The weather-and-FX conversation on a model scripted in `provider`'s
+/// own wire format (`model`: the one its requests ask for), asked plainly
+/// and then streamed: the same tool calls, the same answer, and requests
+/// in that provider's format.
+async fn two_tools_over(provider: &str, model: &str) {
+    let config = CONFIG.replace(
+        r#"chain = ["openai"]"#,
+        &format!(r#"chain = ["{provider}"]"#),
+    );
+    let question = "What is the weather in Oslo and the EUR→NOK rate?";
+
+    // Plain.
+    let emulator = emulator().await;
+    let path = script_chat(&emulator, provider, model, &oslo_script()).unwrap();
+    let client = client(&emulator, &clock(), &config, LLM_KEYS);
+    let reply = Assistant::new(&client).ask(question, None).await.unwrap();
+    assert_eq!(reply.text, ANSWER, "{provider}");
+    assert_eq!(reply.steps.len(), 2, "{provider}");
+    assert_eq!(reply.steps[0].provider, provider);
+    let tools: Vec<(&str, Option<&str>)> = reply.steps[0]
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.provider))
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            ("weather_current", Some("open-meteo")),
+            ("finance_fx_rates", Some("frankfurter"))
+        ],
+        "{provider}"
+    );
+    assert!(reply.steps[1].tools.is_empty());
+
+    let requests = emulator.requests_to(&path);
+    assert_eq!(
+        requests.len(),
+        2,
+        "{provider}: a tool turn, then the answer"
+    );
+    let bodies: Vec<Value> = requests
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let declared = declared_in_format(provider, &bodies[0]);
+    assert_eq!(declared.len(), polyrelay::assistant::DEFAULT_TOOLS.len());
+    assert!(declared.iter().any(|name| name == "weather_current"));
+    assert!(results_in_format(provider, &bodies[0]).is_empty());
+    let results = results_in_format(provider, &bodies[1]);
+    let keys: Vec<&str> = results.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, result_keys(provider), "{provider}: {}", bodies[1]);
+    assert!(
+        results[0].1["temperature_c"].is_number(),
+        "{}",
+        results[0].1
+    );
+    assert!(results[1].1["rates"]["NOK"].is_number(), "{}", results[1].1);
+
+    // Streamed, on a fresh emulator and client (nothing cached).
+    let emulator = common::emulator().await;
+    let path = script_chat(&emulator, provider, model, &oslo_script()).unwrap();
+    let client = common::client(&emulator, &clock(), &config, LLM_KEYS);
+    let mut stream = Assistant::new(&client).ask_stream(question, None).unwrap();
+    let (mut tools, mut text, mut texts, mut done) = (Vec::new(), String::new(), 0, None);
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            AssistantEvent::Tool(run) => {
+                assert_eq!(run.error, None, "{provider}: {run:?}");
+                tools.push(run.name.clone());
+            }
+            AssistantEvent::Text(chunk) => {
+                text.push_str(&chunk);
+                texts += 1;
+            }
+            AssistantEvent::Done(reply) => done = Some(reply),
+            _ => {}
+        }
+    }
+    assert_eq!(tools, ["weather_current", "finance_fx_rates"], "{provider}");
+    assert_eq!(text, ANSWER, "{provider}");
+    assert!(texts > 1, "{provider}: the answer came in pieces");
+    assert_eq!(done.expect("a Done event").steps.len(), 2);
+    let requests = emulator.requests_to(&path);
+    assert_eq!(requests.len(), 2, "{provider}");
+    for request in &requests {
+        let streamed = if provider == "gemini" {
+            request.path.ends_with(":streamGenerateContent")
+                && request.query.as_deref() == Some("alt=sse")
+        } else {
+            serde_json::from_slice::<Value>(&request.body).unwrap()["stream"] == true
+        };
+        assert!(streamed, "{provider}: {}", request.path);
+    }
+    let second: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(results_in_format(provider, &second).len(), 2, "{provider}");
+}
+
+#[tokio::test]
+async fn two_tools_over_a_scripted_openai_model() {
+    two_tools_over("openai", "gpt-4.1").await;
+}
+
+#[tokio::test]
+async fn two_tools_over_a_scripted_anthropic_model() {
+    two_tools_over("anthropic", "claude-haiku-4-5").await;
+}
+
+#[tokio::test]
+async fn two_tools_over_a_scripted_gemini_model() {
+    two_tools_over("gemini", "gemini-2.5-flash").await;
+}
+
+#[tokio::test]
+async fn two_tools_over_a_scripted_cohere_model() {
+    two_tools_over("cohere", "command-r-08-2024").await;
+}
+
+#[tokio::test]
+async fn two_tools_over_a_scripted_ollama_model() {
+    two_tools_over("ollama", "llama3.2").await;
+}
+
+#[tokio::test]
+async fn a_script_is_refused_for_a_provider_without_chat_or_a_bad_gemini_model() {
+    let emulator = emulator().await;
+    let script = oslo_script();
+    let error = script_chat(&emulator, "open-meteo", "x", &script).unwrap_err();
+    assert!(error.contains("open-meteo"), "{error}");
+    let error = script_chat(&emulator, "gemini", "../x", &script).unwrap_err();
+    assert!(error.contains("Gemini model"), "{error}");
+    let error = script_chat(&emulator, "anthropic", "c", &json!([{}])).unwrap_err();
+    assert_eq!(error, "script[0]: a turn needs `text` or `tool_calls`");
+}

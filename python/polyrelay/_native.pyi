@@ -326,7 +326,8 @@ class Emulator:
     def stream(self, provider: str, delay: float = 0.0) -> str:
         """Serves ``provider``'s recorded chat stream; the path it answers."""
     def script_chat(self, provider: str, script: str, model: str = "gpt-4.1") -> str:
-        """Plays a scripted model (``script``: JSON text) on ``provider``'s chat path."""
+        """Plays a scripted model (``script``: JSON text) on any built-in LLM
+        provider's chat path, in its own wire format; the path it answers."""
     def clear_faults(self) -> None: ...
     def requests(self, path: Optional[str] = None) -> List[RecordedRequest]: ...
     def hits(self, path: str) -> int: ...

@@ -94,15 +94,21 @@ class Emulator:
     def script_chat(
         self, provider: str, script: List[Dict[str, Any]], model: str = "gpt-4.1"
     ) -> str:
-        """Plays a scripted model on ``provider``'s chat path (an
-        OpenAI-compatible provider: ``openai``, ``groq``, ``mistral``, …),
-        plain and streamed, and returns the path. ``script`` is a list of
-        turns, ``{"text": ...}`` or ``{"tool_calls": [{"name": ...,
-        "arguments": {...}}]}``, each with an optional ``"usage":
-        {"input_tokens": n, "output_tokens": n}``; a request gets the turn
-        at the number of assistant messages it carries, the last turn once
-        past the end (so a script ending with a tool call loops). ``model``
-        is the model the replies claim, priced like it."""
+        """Plays a scripted model on ``provider``'s chat path, plain and
+        streamed, in that provider's own wire format: any built-in LLM
+        provider (``openai``, ``groq``, ``mistral``, ``deepseek``,
+        ``openrouter``, ``together``, ``anthropic``, ``gemini``,
+        ``cohere``, ``ollama``). Returns the path its requests arrive at
+        (for Gemini a pattern covering its plain and streamed paths), for
+        ``requests`` and ``hits``. ``script`` is a list of turns,
+        ``{"text": ...}`` or ``{"tool_calls": [{"name": ..., "arguments":
+        {...}}]}``, each with an optional ``"usage": {"input_tokens": n,
+        "output_tokens": n}``; a request gets the turn at the number of the
+        model's turns it carries (assistant messages; Gemini's ``model``
+        contents), the last turn once past the end (so a script ending with
+        a tool call loops). ``model`` is the model the replies claim,
+        priced like it; for Gemini, whose path names the model, it must be
+        the model the requests ask for (``gemini-2.5-flash`` by default)."""
         return self._native.script_chat(provider, json.dumps(script), model)
 
     def clear_faults(self) -> None:

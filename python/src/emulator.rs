@@ -93,9 +93,10 @@ impl Emulator {
         Ok(path)
     }
 
-    /// Plays a scripted model on `provider`'s chat path (an
-    /// OpenAI-compatible provider): `script` is JSON text of a list of
-    /// turns (see `polyrelay::emulation::script_chat`); returns the path.
+    /// Plays a scripted model on `provider`'s chat path (any built-in LLM
+    /// provider, in its own wire format): `script` is JSON text of a list
+    /// of turns (see `polyrelay::emulation::script_chat`); returns the
+    /// path (for Gemini a pattern covering its plain and streamed paths).
     #[pyo3(signature = (provider, script, model = "gpt-4.1"))]
     fn script_chat(
         &self,

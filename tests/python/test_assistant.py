@@ -256,3 +256,33 @@ async def test_async_conversations_by_id(emu: Emulator) -> None:
         assert await c.conversation("a-1") is None
         with pytest.raises(polyrelay.InvalidRequestError):
             await c.conversation_ids(limit=0)
+
+
+def test_a_scripted_anthropic_model_speaks_its_own_format(emu: Emulator) -> None:
+    # Any built-in LLM provider can be scripted, in its own wire format.
+    path = emu.script_chat(
+        "anthropic", [{"tool_calls": [OSLO, EUR_NOK]}, {"text": ANSWER}], "claude-haiku-4-5"
+    )
+    assert path == "/anthropic/v1/messages"
+    chain: Dict[str, Any] = {"llm.chat": {"chain": ["anthropic"]}}
+    config = dict(CONFIG, capabilities=dict(CONFIG["capabilities"], **chain))
+    with polyrelay.Client(config, api_keys={"anthropic": "sk-ant-test"}) as c:
+        reply = c.assistant("What is the weather in Oslo and the EUR→NOK rate?")
+        assert reply.text == ANSWER
+        tools = reply.steps[0]["tools"]
+        assert [t["capability"] for t in tools] == ["weather.current", "finance.fx_rates"]
+        events = list(c.assistant_stream("Oslo weather and EUR→NOK, streamed?"))
+    assert [e.kind for e in events][:2] == ["tool", "tool"]
+    assert "".join(e.text for e in events if e.kind == "text") == ANSWER
+    sent = [json.loads(r.body) for r in emu.requests(path)]
+    assert len(sent) == 4
+    # The results went back as `tool_result` blocks of a user turn.
+    results = [
+        block
+        for message in sent[1]["messages"]
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for block in message["content"]
+        if block["type"] == "tool_result"
+    ]
+    assert [b["tool_use_id"] for b in results] == ["toolu_0_0", "toolu_0_1"]
+    assert [b.get("stream") for b in sent] == [None, None, True, True]
