@@ -1610,11 +1610,10 @@ impl Engine {
                     turn
                 }
                 None => {
-                    // Boxed, for the same reason: the turn's future is
-                    // the bulk of a call's (HTTP exchange, timers, budget
-                    // and quota steps), and every layer above it would
-                    // carry and copy it whole.
-                    let mut end = Box::pin(self.provider_turn(walk.slot(i), chain, x, plan)).await;
+                    // Not boxed, unlike the hedged pair: it would save
+                    // copies, but its allocation cost more than they did
+                    // (BENCHMARKS.md, instructions per request).
+                    let mut end = self.provider_turn(walk.slot(i), chain, x, plan).await;
                     walk.record(i, &mut end, self.clock.now());
                     end.turn
                 }

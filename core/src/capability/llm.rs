@@ -419,12 +419,22 @@ impl ChatQuery {
         &self.messages[start..]
     }
 
-    /// The name of the tool the conversation's call `id` called, for
-    /// providers that answer a call by the tool's name (Gemini, Ollama).
-    pub fn tool_name(&self, id: &str) -> Option<&str> {
-        self.messages
+    /// The name of the tool whose call the tool message `result` answers,
+    /// for providers that answer a call by the tool's name (Gemini,
+    /// Ollama): the latest call with its id before it. Providers that send
+    /// no call ids get ids numbered again in every answer (`call_0`, …), so
+    /// an id alone may name several calls of one conversation.
+    pub fn tool_name(&self, result: &ChatMessage) -> Option<&str> {
+        let id = result.tool_call_id.as_deref()?;
+        let before = self
+            .messages
             .iter()
-            .flat_map(|m| &m.tool_calls)
+            .position(|m| std::ptr::eq(m, result))
+            .unwrap_or(self.messages.len());
+        self.messages[..before]
+            .iter()
+            .rev()
+            .flat_map(|m| m.tool_calls.iter().rev())
             .find(|c| c.id == id)
             .map(|c| c.name.as_str())
     }
@@ -1110,6 +1120,29 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "content": text})
+    }
+
+    #[test]
+    fn a_tool_result_is_named_by_the_latest_call_with_its_id_before_it() {
+        // Gemini and Ollama send no call ids: each answer numbers its calls
+        // from `call_0` again, so one id names a call of every turn.
+        let call = |name: &str| {
+            json!({"id": "call_0", "type": "function",
+                   "function": {"name": name, "arguments": "{}"}})
+        };
+        let result =
+            |text: &str| json!({"role": "tool", "tool_call_id": "call_0", "content": text});
+        let q = chat(json!({"messages": [
+            user("Weather in Oslo, then the EUR rate?"),
+            {"role": "assistant", "content": "", "tool_calls": [call("current_weather")]},
+            result("12 °C"),
+            {"role": "assistant", "content": "", "tool_calls": [call("fx_rates")]},
+            result("11.7"),
+        ]}))
+        .unwrap();
+        assert_eq!(q.tool_name(&q.messages[2]), Some("current_weather"));
+        assert_eq!(q.tool_name(&q.messages[4]), Some("fx_rates"));
+        assert_eq!(q.tool_name(&q.messages[0]), None, "not a tool result");
     }
 
     #[test]

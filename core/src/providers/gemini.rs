@@ -370,13 +370,12 @@ fn contents(q: &ChatQuery) -> Vec<Value> {
                 ("model", text.into_iter().chain(calls).collect::<Vec<_>>())
             }
             Role::Tool => {
-                let id = m.tool_call_id.as_deref().unwrap_or_default();
                 let response = match serde_json::from_str::<Value>(&m.content) {
                     Ok(object @ Value::Object(_)) => object,
                     Ok(other) => json!({"output": other}),
                     Err(_) => json!({"output": m.content}),
                 };
-                let name = q.tool_name(id).unwrap_or_default();
+                let name = q.tool_name(m).unwrap_or_default();
                 (
                     "user",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],

@@ -294,8 +294,7 @@ fn wire_message(q: &ChatQuery, m: &crate::capability::llm::ChatMessage) -> Value
         message["tool_calls"] = Value::Array(calls);
     }
     if m.role == Role::Tool {
-        let id = m.tool_call_id.as_deref().unwrap_or_default();
-        message["tool_name"] = json!(q.tool_name(id));
+        message["tool_name"] = json!(q.tool_name(m));
     }
     message
 }
