@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{builder, client, clock, emulator, Emulator, Fault, Method, Reply, TestWeather};
+use common::{builder, client, clock, emulator, openai_chat_reply, Emulator, Fault, TestWeather};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use polyrelay::analytics::{
@@ -55,21 +55,6 @@ chain = ["openai"]
 retry = { max_attempts = 1 }
 "#;
 
-fn chat_reply(emulator: &Emulator) {
-    emulator.route(
-        Method::POST,
-        "/openai/v1/chat/completions",
-        Reply::json(&json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "Hi."}}],
-            "usage": {"prompt_tokens": 6, "completion_tokens": 10, "total_tokens": 16}
-        })),
-    );
-}
-
 fn query(by: Period, group_by: &[Dimension]) -> AnalyticsQuery {
     AnalyticsQuery {
         by,
@@ -87,7 +72,7 @@ fn row<'a>(rows: &'a [AnalyticsRow], capability: &str) -> &'a AnalyticsRow {
 #[tokio::test]
 async fn totals_equal_the_calls_made_with_failures_cache_hits_tokens_and_tags() {
     let emulator = emulator().await;
-    chat_reply(&emulator);
+    openai_chat_reply(&emulator);
     emulator.fault_always("/frankfurter/*", Fault::status(503));
     let clock = clock();
     let client = client(

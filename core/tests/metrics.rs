@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{client, clock, emulator, Fault, Method, Reply};
+use common::{client, clock, emulator, openai_chat_reply, Fault};
 use serde_json::json;
 
 /// Weather: open-meteo, then met-norway (cached by default); FX:
@@ -147,18 +147,7 @@ fn histogram_count(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f
 #[tokio::test]
 async fn the_text_counts_successes_fallbacks_failures_and_cache_hits_exactly() {
     let emulator = emulator().await;
-    emulator.route(
-        Method::POST,
-        "/openai/v1/chat/completions",
-        Reply::json(&json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "Hi."}}],
-            "usage": {"prompt_tokens": 6, "completion_tokens": 10, "total_tokens": 16}
-        })),
-    );
+    openai_chat_reply(&emulator);
     emulator.fault_always("/open-meteo/*", Fault::status(503));
     emulator.fault_always("/frankfurter/*", Fault::status(503));
     let clock = clock();

@@ -42,10 +42,7 @@ impl Client {
         capability: &str,
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Request> {
-        let params = match params {
-            Some(params) => convert::params(py, params)?,
-            None => Value::Null,
-        };
+        let params = convert::optional_params(py, params)?;
         Request::parse(capability, params).map_err(|e| errors::to_py(py, e))
     }
 
@@ -56,10 +53,7 @@ impl Client {
         capability: &str,
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(Request, Option<String>)> {
-        let params = match params {
-            Some(params) => convert::params(py, params)?,
-            None => Value::Null,
-        };
+        let params = convert::optional_params(py, params)?;
         Request::parse_tagged(capability, params).map_err(|e| errors::to_py(py, e))
     }
 
@@ -83,10 +77,7 @@ impl Client {
     ) -> PyResult<polyrelay::ChatStream> {
         logs::refresh(py);
         let client = self.core(py)?;
-        let params = match params {
-            Some(params) => convert::params(py, params)?,
-            None => Value::Null,
-        };
+        let params = convert::optional_params(py, params)?;
         client
             .stream(capability, params)
             .map_err(|e| errors::to_py(py, e))

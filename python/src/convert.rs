@@ -59,6 +59,15 @@ pub(crate) fn params(py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Val
     Ok(Value::Object(fields))
 }
 
+/// [`params`] of an optional dict: `null` when the caller gave none (the
+/// core then says what a capability requires).
+pub(crate) fn optional_params(
+    py: Python<'_>,
+    params: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Value> {
+    params.map_or(Ok(Value::Null), |params| self::params(py, params))
+}
+
 /// A Python value as JSON; `path` names it in errors (`symbols[1]`).
 pub(crate) fn from_py(py: Python<'_>, value: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if value.is_none() {

@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::language::Language;
+use super::media::VideoResult;
 use super::params::Params;
 use super::query;
 use super::schema::{Alternatives, Param, ParamKind, ParamTable};
@@ -261,6 +262,25 @@ pub struct VideoDetails {
     pub description: Option<String>,
     /// View (or download) count.
     pub views: Option<u64>,
+}
+
+impl VideoDetails {
+    /// The details a `video.search` result already holds, with the
+    /// provider's sized `thumbnails` in place of the result's one.
+    pub fn from_result(result: VideoResult, thumbnails: Vec<Thumbnail>) -> Self {
+        Self {
+            id: result.id,
+            title: result.title,
+            url: result.url,
+            embed_url: result.embed_url,
+            duration_s: result.duration_s,
+            channel: result.channel,
+            published_at: result.published_at,
+            thumbnails,
+            description: result.description,
+            views: result.views,
+        }
+    }
 }
 
 /// One cue of a transcript.

@@ -129,18 +129,7 @@ impl Serves<marker::VideoDetails> for Dailymotion {
             ProviderFailure::malformed("Dailymotion video without `id`, `title` or `url`")
                 .status(response.status)
         })?;
-        Ok(Step::Done(VideoDetails {
-            id: result.id,
-            title: result.title,
-            url: result.url,
-            embed_url: result.embed_url,
-            duration_s: result.duration_s,
-            channel: result.channel,
-            published_at: result.published_at,
-            thumbnails,
-            description: result.description,
-            views: result.views,
-        }))
+        Ok(Step::Done(VideoDetails::from_result(result, thumbnails)))
     }
 }
 

@@ -31,6 +31,23 @@ pub const LLM_KEYS: &[(&str, &str)] = &[
     ("TOGETHER_API_KEY", "test-together"),
 ];
 
+/// OpenAI's chat completions answer every request with "Hi." (6 prompt
+/// and 10 completion tokens of gpt-4o-mini).
+pub fn openai_chat_reply(emulator: &Emulator) {
+    emulator.route(
+        Method::POST,
+        "/openai/v1/chat/completions",
+        Reply::json(&serde_json::json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "Hi."}}],
+            "usage": {"prompt_tokens": 6, "completion_tokens": 10, "total_tokens": 16}
+        })),
+    );
+}
+
 /// An emulator serving the fixtures of every built-in provider under `/{id}`.
 pub async fn emulator() -> Emulator {
     let emulator = Emulator::start().await.expect("emulator starts");
