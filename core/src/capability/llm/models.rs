@@ -40,6 +40,7 @@
 //! price. An unknown model, an unknown price or usage the provider did not
 //! report gives `None`, never a guessed 0; a model known to be free gives 0.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -149,8 +150,10 @@ impl ModelInfo {
 /// One provider's entries.
 #[derive(Debug, Clone, Default)]
 struct ProviderModels {
-    /// By lower-case model id.
-    exact: HashMap<String, ModelInfo>,
+    /// By lower-case model id. Looked up at the end of every LLM call:
+    /// foldhash, not SipHash (only the shipped table and the configuration
+    /// insert keys).
+    exact: HashMap<String, ModelInfo, foldhash::fast::RandomState>,
     /// `*<suffix>` entries, longest suffix first (`*` alone last).
     wildcards: Vec<(String, ModelInfo)>,
 }
@@ -182,7 +185,7 @@ impl ProviderModels {
 /// docs for how a model is found.
 #[derive(Debug, Clone, Default)]
 pub struct ModelTable {
-    providers: HashMap<String, ProviderModels>,
+    providers: HashMap<String, ProviderModels, foldhash::fast::RandomState>,
     as_of: String,
 }
 
@@ -264,10 +267,16 @@ impl ModelTable {
     /// ```
     pub fn lookup(&self, provider: &str, model: &str) -> Option<ModelInfo> {
         let models = self.providers.get(provider)?;
-        let model = model.trim().to_ascii_lowercase();
+        let model = model.trim();
+        // Replies mostly name their model in lower case: no copy then.
+        let model: Cow<'_, str> = if model.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(model.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(model)
+        };
         let unprefixed = model.strip_prefix("models/").unwrap_or(&model);
         let undated = without_date(unprefixed);
-        let found = [model.as_str(), unprefixed, undated]
+        let found = [&*model, unprefixed, undated]
             .into_iter()
             .find_map(|id| models.exact.get(id))
             .or_else(|| {
@@ -321,25 +330,25 @@ pub(crate) struct Spend {
 /// `model` without a trailing `-YYYY-MM-DD` or `-YYYYMMDD` snapshot date
 /// (unchanged when it has none).
 fn without_date(model: &str) -> &str {
-    let is_date = |s: &str| {
-        let digits: String = s.chars().filter(|c| *c != '-').collect();
+    // Bytes, not `str` slices: a name from a reply may hold any character,
+    // and the cut is made only after an ASCII date, on a boundary.
+    let is_date = |s: &[u8]| {
+        let digit_at = |i: usize| s[i].is_ascii_digit();
         let shape_ok = match s.len() {
-            10 => s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-',
-            8 => true,
+            10 => {
+                s[4] == b'-' && s[7] == b'-' && [0, 1, 2, 3, 5, 6, 8, 9].into_iter().all(digit_at)
+            }
+            8 => (0..8).all(digit_at),
             _ => false,
         };
-        shape_ok
-            && digits.len() == 8
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits.starts_with("19") || digits.starts_with("20"))
+        shape_ok && (s.starts_with(b"19") || s.starts_with(b"20"))
     };
+    let bytes = model.as_bytes();
     for len in [10, 8] {
-        if model.len() > len + 1 {
-            let (head, tail) = model.split_at(model.len() - len);
-            if let Some(head) = head.strip_suffix('-') {
-                if is_date(tail) {
-                    return head;
-                }
+        if bytes.len() > len + 1 {
+            let cut = bytes.len() - len;
+            if bytes[cut - 1] == b'-' && is_date(&bytes[cut..]) {
+                return &model[..cut - 1];
             }
         }
     }
@@ -539,6 +548,13 @@ mod tests {
         assert_eq!(without_date("command-r-08-2024"), "command-r-08-2024");
         assert_eq!(without_date("20250805"), "20250805");
         assert_eq!(without_date("x-2024-0806"), "x-2024-0806");
+        // A name from a reply may hold any character: no cut inside one
+        // (here the 8th and 10th bytes from the end are inside a two-byte
+        // letter).
+        for name in ["жжжжжжжжжжx", "жжжжжжжжж-x", "x-жжжж"] {
+            assert_eq!(without_date(name), name);
+        }
+        assert_eq!(ModelTable::shipped().lookup("openai", "ЖЖЖЖЖЖЖЖЖЖx"), None);
     }
 
     #[test]
