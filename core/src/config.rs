@@ -283,7 +283,9 @@ pub struct CapabilitySettings {
     #[serde(with = "crate::duration::serde_secs::option")]
     pub first_token_timeout: Option<Duration>,
     /// Streams only: longest silence between two chunks once a stream has
-    /// started; a longer stall interrupts the stream (default 30 s).
+    /// started, counted while the consumer waits for the next one (time
+    /// it spends between chunks does not count); a longer stall interrupts
+    /// the stream (default 30 s).
     #[serde(with = "crate::duration::serde_secs::option")]
     pub chunk_timeout: Option<Duration>,
     /// Streams only: what a failure after the first token does.

@@ -198,11 +198,9 @@ pub(crate) struct OpenStream {
     deltas: Vec<ChatDelta>,
     /// The body has ended.
     ended: bool,
-    /// When the last piece of the body came (monotonic).
-    last_chunk_at: Duration,
-    /// The stall timer, set for a moment no later than `last_chunk_at` +
-    /// `chunk_timeout`: kept across chunks and re-armed only when it fires
-    /// early, rather than one timer (an allocation) per chunk.
+    /// The stall timer, set for a moment no later than the current wait's
+    /// end: kept across chunks and re-armed only when it fires early,
+    /// rather than one timer (an allocation) per chunk.
     stall: Option<Sleep>,
 }
 
@@ -270,7 +268,6 @@ impl Exchange for StreamOpening<'_> {
             decoder: ChatStreamDecoder::new(streams.framing()),
             deltas: Vec::new(),
             ended: false,
-            last_chunk_at: Duration::ZERO,
             stall: None,
         };
         let mut decoded = Vec::new();
@@ -295,7 +292,6 @@ impl Exchange for StreamOpening<'_> {
             answer.finish()?;
         }
         open.deltas = decoded;
-        open.last_chunk_at = engine.clock.now();
         Ok((open, status))
     }
 }
@@ -572,26 +568,31 @@ impl Reading {
         // A chunk already there needs no timer.
         let chunk = match futures::poll!(next.as_mut()) {
             Poll::Ready(chunk) => chunk?,
-            Poll::Pending => loop {
-                let due = open.last_chunk_at.saturating_add(chunk_timeout);
-                let stall = open.stall.get_or_insert_with(|| clock.sleep_until(due));
-                tokio::select! {
-                    biased;
-                    chunk = next.as_mut() => break chunk?,
-                    _ = stall => {
-                        open.stall = None;
-                        if clock.now() >= due {
-                            return Err(ProviderFailure::new(
-                                FailureClass::Transient,
-                                format!("no chunk within {:.3} s", chunk_timeout.as_secs_f64()),
-                            )
-                            .status(status));
+            Poll::Pending => {
+                // The provider's silence counts from when this read starts
+                // waiting, not from its last chunk: a consumer slow to ask
+                // for the next one is not a stalled provider (what came
+                // meanwhile may be waiting in the connection's buffers).
+                let due = clock.now().saturating_add(chunk_timeout);
+                loop {
+                    let stall = open.stall.get_or_insert_with(|| clock.sleep_until(due));
+                    tokio::select! {
+                        biased;
+                        chunk = next.as_mut() => break chunk?,
+                        _ = stall => {
+                            open.stall = None;
+                            if clock.now() >= due {
+                                return Err(ProviderFailure::new(
+                                    FailureClass::Transient,
+                                    format!("no chunk within {:.3} s", chunk_timeout.as_secs_f64()),
+                                )
+                                .status(status));
+                            }
                         }
                     }
                 }
-            },
+            }
         };
-        open.last_chunk_at = clock.now();
         let query = open.deployed.as_ref().unwrap_or(self.sent_query());
         match chunk {
             Some(bytes) => open

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use polyrelay::capability::llm::ChatQuery;
 use polyrelay::capability::{Data, Request};
+use polyrelay::clock::FakeClock;
 use polyrelay::config::Config;
 use polyrelay::emulation::{self, ChunkFault};
 use polyrelay::internal::builtin_providers;
@@ -468,6 +469,33 @@ async fn a_stall_after_the_first_token_is_cut_by_the_chunk_timeout() {
         .wait_for_closed_early(&stream_path("anthropic"), 1, WAIT)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_consumer_slower_than_the_chunk_timeout_is_not_taken_for_a_stalled_provider() {
+    // The provider writes an event every 20 ms; between chunks the consumer
+    // spends a minute (on the fake clock) against a chunk timeout of 5 s.
+    let emulator = Emulator::start().await.unwrap();
+    serve(&emulator, "openai", Duration::from_millis(20));
+    let clock = FakeClock::at_epoch();
+    let toml = config(&["openai"], "chunk_timeout = \"5s\"");
+    let client = builder(&emulator, &clock, &toml, LLM_KEYS).build().unwrap();
+    let mut stream = client.stream("llm.chat", question()).unwrap();
+    let mut texts = Vec::new();
+    let end = loop {
+        match stream.next().await.expect("a chunk or the end") {
+            Ok(ChatChunk::Text(text)) => {
+                texts.push(text);
+                clock.advance(Duration::from_secs(60));
+            }
+            Ok(ChatChunk::Done(end)) => break end,
+            Ok(_) => {}
+            Err(error) => panic!("a slow consumer failed the stream: {error}"),
+        }
+    };
+    assert!(texts.len() > 1, "{texts:?}");
+    assert_eq!(texts.concat(), recorded_text("openai"));
+    assert_eq!(reply_text(&end), texts.concat());
 }
 
 #[tokio::test]
