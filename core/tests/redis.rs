@@ -6,6 +6,7 @@
 //! line on stdout, and a stop file.
 #![cfg(feature = "redis")]
 
+mod common;
 #[path = "common/processes.rs"]
 mod processes;
 #[path = "common/redis_server.rs"]
@@ -386,18 +387,7 @@ async fn four_processes_share_a_budget_of_100_calls() {
     let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
     let emulator = emulator().await;
-    emulator.route(
-        polyrelay::emulation::Method::POST,
-        "/openai/v1/chat/completions",
-        polyrelay::emulation::Reply::json(&json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "Hi."}}],
-            "usage": {"prompt_tokens": 6, "completion_tokens": 10, "total_tokens": 16}
-        })),
-    );
+    common::openai_chat_reply(&emulator);
     let toml = format!(
         r#"
 [cache]
