@@ -33,7 +33,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use crate::errors::{self, ToPyErr};
 
 /// How often a blocked call checks for Ctrl-C.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+pub(crate) const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 /// Runs `future` to completion with the GIL released; `KeyboardInterrupt`
 /// (or any exception raised by a signal handler) cancels it.
@@ -176,6 +176,64 @@ where
         (AbortOnDone(task.abort_handle()),),
     )?;
     Ok(asyncio_future)
+}
+
+/// Runs `future` on the runtime in the background, its first poll right
+/// here (with the GIL released), so that a request it makes is on the wire
+/// before the runtime takes over. A panic ends it quietly: `future` must
+/// not panic (nobody would hear of it).
+pub(crate) fn start<F>(py: Python<'_>, future: F) -> PyResult<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = polyrelay::internal::shared_runtime().map_err(|e| errors::to_py(py, e))?;
+    let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
+    py.detach(|| {
+        let _entered = runtime.enter();
+        let first = future
+            .as_mut()
+            .poll(&mut Context::from_waker(futures::task::noop_waker_ref()));
+        if first.is_pending() {
+            // A wake-up lost by the no-op waker is made good by the
+            // runtime's first poll.
+            drop(runtime.spawn(future));
+        }
+    });
+    Ok(())
+}
+
+/// An asyncio future of the running event loop that any thread can resolve
+/// later with [`Promise::keep`]: the value is converted on the loop's thread.
+pub(crate) struct Promise {
+    future: Py<PyAny>,
+    delivery: Delivery,
+}
+
+impl Promise {
+    /// A new pending asyncio future of the running loop, and its promise.
+    pub(crate) fn new(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Self)> {
+        let event_loop = GET_RUNNING_LOOP
+            .import(py, "asyncio", "get_running_loop")?
+            .call0()?;
+        let future = event_loop.call_method0(intern!(py, "create_future"))?;
+        let delivery = Delivery::to(&event_loop)?;
+        let promise = Self {
+            future: future.clone().unbind(),
+            delivery,
+        };
+        Ok((future, promise))
+    }
+
+    /// Resolves the future with `value` (its conversion may raise), unless
+    /// it was cancelled meanwhile. Callable from any thread, without the GIL.
+    pub(crate) fn keep<T>(self, value: T)
+    where
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        let delivered = Delivered::<T, std::convert::Infallible>::Value(value);
+        self.delivery
+            .deliver(Completion::new(self.future, delivered));
+    }
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

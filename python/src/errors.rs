@@ -53,6 +53,12 @@ pub(crate) trait ToPyErr {
     fn to_py_err(self, py: Python<'_>) -> PyErr;
 }
 
+impl ToPyErr for std::convert::Infallible {
+    fn to_py_err(self, _py: Python<'_>) -> PyErr {
+        match self {}
+    }
+}
+
 impl ToPyErr for Error {
     fn to_py_err(self, py: Python<'_>) -> PyErr {
         to_py(py, self)

@@ -2,15 +2,26 @@
 //! `AsyncChatStream` (iterated by `async for`), each over one core
 //! [`polyrelay::ChatStream`].
 //!
-//! A read takes the core stream out of the shared state for its duration
-//! ([`Lease`]) and brings back every chunk that is ready by then, so a
-//! burst of chunks costs one crossing into the runtime; the chunks are
-//! handed to Python one by one. A read that is abandoned (Ctrl-C, a
-//! cancelled task) drops the core stream, which closes the upstream
-//! request; so do `close()` and the stream object being collected.
+//! The first read starts a *pump*: a task on the runtime that reads the
+//! core stream ahead of Python into a bounded queue. Reading on the
+//! runtime's own threads matters because hyper reads a response's next
+//! piece only when asked: a reader on another thread (the event loop's)
+//! would pay two thread crossings per chunk, and on a virtual machine a
+//! crossing to a sleeping CPU costs tens of microseconds. Python takes
+//! what is queued without leaving its thread and waits only when the
+//! queue is empty: the pump wakes a waiting `for` loop's thread, or
+//! resolves a waiting `async for` read's future through the event loop's
+//! inbox.
+//!
+//! `close()`, Ctrl-C, a cancelled read and the stream object being
+//! collected stop the pump, which drops the core stream and so closes the
+//! upstream request.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::thread::Thread;
+use std::time::Instant;
 
 use futures::FutureExt;
 use parking_lot::Mutex;
@@ -21,12 +32,13 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 use tokio::sync::Notify;
 
+use crate::bridge::{self, Promise};
 use crate::result::CallResult;
-use crate::{bridge, convert, errors};
+use crate::{convert, errors};
 
-/// The most chunks one read brings back: enough to amortise a crossing,
-/// few enough that a fast stream is still handed on in pieces.
-const MOST_PER_READ: usize = 64;
+/// The most chunks the pump reads ahead of Python: plenty to absorb a
+/// burst, and a bound on what a consumer that stopped reading holds.
+const READ_AHEAD: usize = 256;
 
 type Item = polyrelay::Result<CoreChunk>;
 
@@ -40,14 +52,27 @@ enum End {
     Closed,
 }
 
-/// One stream's state, shared by its Python object and a read in flight.
-struct Shared {
-    /// The core stream while no read holds it.
+/// Who waits for the pump's next item.
+enum Waiter {
+    /// A thread blocked in `for`.
+    Thread(Thread),
+    /// An `async for` read's future.
+    Loop(Promise),
+}
+
+/// One stream's state.
+struct State {
+    /// The core stream until the first read hands it to the pump.
     idle: Option<polyrelay::ChatStream>,
-    /// A read holds the core stream.
-    reading: bool,
-    /// Read, not yet handed to Python.
+    /// Read by the pump, not yet handed to Python.
     pending: VecDeque<Item>,
+    /// The pump read the stream's last item.
+    pumped: bool,
+    /// The pump waits for room in `pending`.
+    full: bool,
+    /// A read is in progress: it waits, or its item is on its way.
+    reading: bool,
+    waiter: Option<Waiter>,
     /// The answer text handed to Python so far.
     text: String,
     end: Option<End>,
@@ -58,61 +83,79 @@ enum Next {
     Chunk(CoreChunk),
     Failed(Error),
     Stop,
-    /// A read is already in flight (two readers at once).
+    /// A read is already in progress (two readers at once).
     Busy,
 }
 
 /// The next step of an iteration.
 enum Step {
     Now(Next),
-    /// Nothing is ready: read the core stream.
-    Read(polyrelay::ChatStream),
+    /// Nothing read yet: start the pump with the core stream.
+    Start(polyrelay::ChatStream),
+    /// Nothing queued: wait for the pump.
+    Wait,
 }
 
-impl Shared {
-    /// The next item to hand to Python, or the core stream to read.
-    fn step(&mut self) -> Step {
-        if let Some(item) = self.pending.pop_front() {
-            return Step::Now(match item {
-                Ok(CoreChunk::Done(end)) => {
-                    self.end = Some(End::Completed(end));
-                    Next::Stop
-                }
-                Ok(chunk) => {
-                    self.text.push_str(chunk.text());
-                    Next::Chunk(chunk)
-                }
-                Err(error) => {
-                    self.end = Some(End::Failed);
-                    Next::Failed(error)
-                }
-            });
+impl State {
+    fn new(stream: polyrelay::ChatStream) -> Self {
+        Self {
+            idle: Some(stream),
+            pending: VecDeque::new(),
+            pumped: false,
+            full: false,
+            reading: false,
+            waiter: None,
+            text: String::new(),
+            end: None,
         }
-        if self.end.is_some() {
-            return Step::Now(Next::Stop);
-        }
+    }
+
+    /// The next step of a read (not yet in progress), without waiting;
+    /// whether the pump was waiting for room and should be told there is.
+    fn step(&mut self) -> (Step, bool) {
         if self.reading {
-            return Step::Now(Next::Busy);
+            return (Step::Now(Next::Busy), false);
         }
-        match self.idle.take() {
-            Some(stream) => {
-                self.reading = true;
-                Step::Read(stream)
+        if let Some(item) = self.pending.pop_front() {
+            let room = std::mem::take(&mut self.full);
+            return (Step::Now(self.hand_over(item)), room);
+        }
+        let step = if self.end.is_some() || self.pumped {
+            self.end.get_or_insert(End::Closed);
+            Step::Now(Next::Stop)
+        } else {
+            match self.idle.take() {
+                Some(stream) => Step::Start(stream),
+                None => Step::Wait,
             }
-            None => {
-                self.end = Some(End::Closed);
-                Step::Now(Next::Stop)
+        };
+        (step, false)
+    }
+
+    /// `item` as Python will see it, noting what it ends.
+    fn hand_over(&mut self, item: Item) -> Next {
+        match item {
+            Ok(CoreChunk::Done(end)) => {
+                self.end = Some(End::Completed(end));
+                Next::Stop
+            }
+            Ok(chunk) => {
+                self.text.push_str(chunk.text());
+                Next::Chunk(chunk)
+            }
+            Err(error) => {
+                self.end = Some(End::Failed);
+                Next::Failed(error)
             }
         }
     }
 
-    /// Ends the stream unless it already ended; what it held, to drop.
-    fn close(&mut self) -> Option<polyrelay::ChatStream> {
-        if self.end.is_none() {
-            self.end = Some(End::Closed);
-        }
+    /// Ends the stream unless it already ended; what it held, to drop
+    /// and to wake.
+    fn close(&mut self) -> (Option<polyrelay::ChatStream>, Option<Waiter>) {
+        self.end.get_or_insert(End::Closed);
         self.pending.clear();
-        self.idle.take()
+        (self.idle.take(), self.waiter.take())
     }
 }
 
@@ -125,10 +168,159 @@ fn usage(py: Python<'_>, message: &str) -> PyErr {
     )
 }
 
-/// The state of one stream and the signal that stops a read in flight.
+/// A stream's state and the signals to its pump, shared by the Python
+/// object and the pump.
+struct Pipe {
+    state: Mutex<State>,
+    /// Stops the pump.
+    closing: Notify,
+    /// Tells the pump there is room in `pending` again.
+    room: Notify,
+}
+
+impl Pipe {
+    /// The next step of a read, without waiting.
+    fn step(&self) -> Step {
+        let (step, room) = self.state.lock().step();
+        if room {
+            self.room.notify_one();
+        }
+        step
+    }
+
+    /// Waits as `waiter` unless an item came meanwhile: then its step.
+    fn wait_as(&self, waiter: Waiter) -> Option<Next> {
+        let mut state = self.state.lock();
+        let (step, room) = state.step();
+        match step {
+            Step::Wait => {
+                state.reading = true;
+                state.waiter = Some(waiter);
+                None
+            }
+            step => {
+                drop(state);
+                if room {
+                    self.room.notify_one();
+                }
+                Some(after_start(step))
+            }
+        }
+    }
+
+    /// The step of a read the pump woke; `None` for a spurious wake-up
+    /// (the read still waits).
+    fn woken(&self) -> Option<Next> {
+        let mut state = self.state.lock();
+        if state.waiter.is_some() {
+            return None;
+        }
+        state.reading = false;
+        let (step, room) = state.step();
+        drop(state);
+        if room {
+            self.room.notify_one();
+        }
+        Some(after_start(step))
+    }
+
+    /// Ends the stream (unless it already ended) and stops the pump; the
+    /// core stream if the pump never took it, to drop.
+    fn close(self: &Arc<Self>) -> Option<polyrelay::ChatStream> {
+        let (stream, waiter) = self.state.lock().close();
+        // Stops the pump, now or as soon as it next looks.
+        self.closing.notify_one();
+        if let Some(waiter) = waiter {
+            wake(waiter, self);
+        }
+        stream
+    }
+}
+
+/// A step taken once the pump started (it can neither start again nor
+/// leave a woken read waiting).
+fn after_start(step: Step) -> Next {
+    match step {
+        Step::Now(next) => next,
+        Step::Start(_) | Step::Wait => Next::Stop,
+    }
+}
+
+/// Wakes `waiter`: its read takes the next step.
+fn wake(waiter: Waiter, pipe: &Arc<Pipe>) {
+    match waiter {
+        Waiter::Thread(thread) => thread.unpark(),
+        Waiter::Loop(promise) => promise.keep(Woken(Arc::clone(pipe))),
+    }
+}
+
+/// A waiting `async for` read, woken: its step is taken on the loop's
+/// thread, where the chunk becomes the asyncio future's value.
+struct Woken(Arc<Pipe>);
+
+impl<'py> IntoPyObject<'py> for Woken {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let next = self.0.woken().unwrap_or(Next::Stop);
+        next_async(py, next, false)
+    }
+}
+
+/// The pump: reads `stream` into `pipe` until its last item, or until
+/// `closing` is signalled, then drops it (which closes the upstream
+/// request if it was not over).
+async fn pump(mut stream: polyrelay::ChatStream, pipe: Arc<Pipe>) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = pipe.closing.notified() => return,
+            next = AssertUnwindSafe(stream.next()).catch_unwind() => next,
+        };
+        let item = match next {
+            Ok(Some(item)) => item,
+            // Cannot happen: the core stream ends with `Done` or an error.
+            Ok(None) => Err(Error::Usage {
+                message: "the stream ended without its final chunk".to_string(),
+            }),
+            // A bug; reported rather than leaving the reader waiting.
+            Err(panic) => Err(Error::Usage {
+                message: format!("the stream failed: {}", errors::panic_message(&panic)),
+            }),
+        };
+        let over = !matches!(item, Ok(CoreChunk::Text(_) | CoreChunk::Reasoning(_)));
+        let (waiter, full) = {
+            let mut state = pipe.state.lock();
+            if state.end.is_some() {
+                return; // closed meanwhile
+            }
+            state.pending.push_back(item);
+            state.pumped = over;
+            let waiter = state.waiter.take();
+            state.full = !over && state.pending.len() >= READ_AHEAD;
+            (waiter, state.full)
+        };
+        if let Some(waiter) = waiter {
+            wake(waiter, &pipe);
+        }
+        if over {
+            return;
+        }
+        if full {
+            tokio::select! {
+                biased;
+                () = pipe.closing.notified() => return,
+                () = pipe.room.notified() => {}
+            }
+        }
+    }
+}
+
+/// A stream's pipe and its Python `Result`.
 struct Handle {
-    shared: Arc<Mutex<Shared>>,
-    closing: Arc<Notify>,
+    pipe: Arc<Pipe>,
     /// The Python `Result`, made on first access.
     result: PyOnceLock<Py<CallResult>>,
 }
@@ -136,52 +328,81 @@ struct Handle {
 impl Handle {
     fn new(stream: polyrelay::ChatStream) -> Self {
         Self {
-            shared: Arc::new(Mutex::new(Shared {
-                idle: Some(stream),
-                reading: false,
-                pending: VecDeque::new(),
-                text: String::new(),
-                end: None,
-            })),
-            closing: Arc::new(Notify::new()),
+            pipe: Arc::new(Pipe {
+                state: Mutex::new(State::new(stream)),
+                closing: Notify::new(),
+                room: Notify::new(),
+            }),
             result: PyOnceLock::new(),
         }
     }
 
-    /// The next step. (The state's lock is never held while Python code
-    /// runs, which could wait for it with the GIL held.)
-    fn step(&self) -> Step {
-        self.shared.lock().step()
+    /// The next step of a read, without waiting; the first read starts
+    /// the pump. (The state's lock is never held while Python code runs,
+    /// which could wait for it with the GIL held.)
+    fn step(&self, py: Python<'_>) -> PyResult<Step> {
+        match self.pipe.step() {
+            Step::Start(stream) => {
+                if let Err(error) = bridge::start(py, pump(stream, Arc::clone(&self.pipe))) {
+                    self.pipe.close();
+                    return Err(error);
+                }
+                // A cache hit is all queued by the pump's first poll.
+                Ok(self.pipe.step())
+            }
+            step => Ok(step),
+        }
     }
 
-    fn lease(&self, stream: polyrelay::ChatStream) -> Lease {
-        Lease {
-            shared: Arc::clone(&self.shared),
-            stream: Some(stream),
-            items: Vec::new(),
-            returned: false,
+    /// Blocks this thread (GIL released) until the pump's next item;
+    /// Ctrl-C closes the stream and raises.
+    fn wait(&self, py: Python<'_>) -> PyResult<Next> {
+        if let Some(next) = self.pipe.wait_as(Waiter::Thread(std::thread::current())) {
+            return Ok(next);
+        }
+        loop {
+            let woken = py.detach(|| {
+                let until = Instant::now() + bridge::SIGNAL_SLICE;
+                loop {
+                    if let Some(next) = self.pipe.woken() {
+                        return Some(next);
+                    }
+                    let now = Instant::now();
+                    if now >= until {
+                        return None;
+                    }
+                    std::thread::park_timeout(until - now);
+                }
+            });
+            match woken {
+                Some(next) => return Ok(next),
+                None => {
+                    if let Err(interrupted) = py.check_signals() {
+                        self.close(py);
+                        return Err(interrupted);
+                    }
+                }
+            }
         }
     }
 
     fn close(&self, py: Python<'_>) {
-        let stream = self.shared.lock().close();
-        // Stops a read in flight, now or as soon as it starts waiting.
-        self.closing.notify_one();
+        let stream = self.pipe.close();
         py.detach(move || drop(stream));
     }
 
     fn text(&self) -> String {
-        self.shared.lock().text.clone()
+        self.pipe.state.lock().text.clone()
     }
 
     fn closed(&self) -> bool {
-        self.shared.lock().end.is_some()
+        self.pipe.state.lock().end.is_some()
     }
 
     /// `f` of the completed stream's end, or `UsageError` saying why there
     /// is none.
     fn completed<T>(&self, py: Python<'_>, f: impl FnOnce(&StreamEnd) -> T) -> PyResult<T> {
-        let why = match &self.shared.lock().end {
+        let why = match &self.pipe.state.lock().end {
             Some(End::Completed(end)) => return Ok(f(end)),
             Some(End::Failed) => "the stream failed: it has no result",
             Some(End::Closed) => "the stream was closed before its end: it has no result",
@@ -211,101 +432,10 @@ impl Handle {
     }
 }
 
-/// A read in flight: holds the core stream and brings back what it read.
-/// Dropped before it was returned (the read was abandoned), it closes the
-/// stream.
-struct Lease {
-    shared: Arc<Mutex<Shared>>,
-    /// `None` once the stream ended or was closed during the read.
-    stream: Option<polyrelay::ChatStream>,
-    items: Vec<Item>,
-    returned: bool,
-}
-
-impl Lease {
-    /// Reads the next item, waiting for it unless `closing` is signalled,
-    /// then every item already there.
-    async fn read(mut self, closing: Arc<Notify>) -> Self {
-        let over = match self.stream.as_mut() {
-            Some(stream) => read_into(stream, &mut self.items, &closing).await,
-            None => true,
-        };
-        if over {
-            self.stream = None;
-        }
-        self
-    }
-
-    /// Puts the stream and what was read back into the shared state (a
-    /// stream closed meanwhile is dropped), then takes the next step.
-    fn give_back(mut self) -> Next {
-        self.returned = true;
-        let stream = self.stream.take();
-        let items = std::mem::take(&mut self.items);
-        let mut shared = self.shared.lock();
-        shared.reading = false;
-        let mut leftover = None;
-        if shared.end.is_none() {
-            shared.pending.extend(items);
-            shared.idle = stream;
-        } else {
-            leftover = stream;
-        }
-        let next = match shared.step() {
-            Step::Now(next) => next,
-            // Cannot happen: a read that keeps the stream brings an item
-            // back. Ending the stream beats leaving it unread.
-            Step::Read(stream) => {
-                shared.reading = false;
-                shared.end = Some(End::Closed);
-                leftover = Some(stream);
-                Next::Stop
-            }
-        };
-        drop(shared);
-        drop(leftover);
-        next
-    }
-}
-
-/// Reads `stream` into `items` (see [`Lease::read`]); whether the stream
-/// is over: ended, or closed by `closing`.
-async fn read_into(
-    stream: &mut polyrelay::ChatStream,
-    items: &mut Vec<Item>,
-    closing: &Notify,
-) -> bool {
-    let mut next = tokio::select! {
-        biased;
-        () = closing.notified() => return true,
-        item = stream.next() => item,
-    };
-    loop {
-        let Some(item) = next else {
-            return true;
-        };
-        let last = !matches!(item, Ok(CoreChunk::Text(_) | CoreChunk::Reasoning(_)));
-        items.push(item);
-        if last {
-            return true;
-        }
-        if items.len() >= MOST_PER_READ {
-            return false;
-        }
-        next = match stream.next().now_or_never() {
-            Some(item) => item,
-            None => return false,
-        };
-    }
-}
-
-impl Drop for Lease {
+impl Drop for Handle {
+    /// The stream object was collected: its pump stops.
     fn drop(&mut self) {
-        if !self.returned {
-            let mut shared = self.shared.lock();
-            shared.reading = false;
-            shared.close();
-        }
+        drop(self.pipe.close());
     }
 }
 
@@ -409,20 +539,9 @@ impl ChatStream {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyChatChunk>> {
-        let next = match self.0.step() {
+        let next = match self.0.step(py)? {
             Step::Now(next) => next,
-            Step::Read(stream) => {
-                let read = self.0.lease(stream).read(Arc::clone(&self.0.closing));
-                match bridge::block_on(py, read) {
-                    Ok(lease) => lease.give_back(),
-                    Err(interrupted) => {
-                        // Ctrl-C dropped the read, and with it the stream
-                        // (maybe a little later, on the runtime).
-                        self.0.close(py);
-                        return Err(interrupted);
-                    }
-                }
-            }
+            Step::Start(_) | Step::Wait => self.0.wait(py)?,
         };
         next_sync(py, next)
     }
@@ -484,7 +603,7 @@ impl ChatStream {
 }
 
 fn repr(class: &str, handle: &Handle) -> String {
-    let state = match &handle.shared.lock().end {
+    let state = match &handle.pipe.state.lock().end {
         None => "open",
         Some(End::Completed(_)) => "completed",
         Some(End::Failed) => "failed",
@@ -536,20 +655,6 @@ fn next_async(py: Python<'_>, next: Next, ready: bool) -> PyResult<Bound<'_, PyA
     }
 }
 
-/// A finished read on its way to the event loop: given back there.
-struct Arrived(Lease);
-
-impl<'py> IntoPyObject<'py> for Arrived {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        // The asyncio future's value: the chunk itself.
-        next_async(py, self.0.give_back(), false)
-    }
-}
-
 /// A streamed chat answer, read with `async for`: each item a `ChatChunk`;
 /// at the end, `result` is the whole answer. Reading never blocks the
 /// event loop; cancelling a read, `aclose()` or collecting the stream
@@ -562,8 +667,8 @@ impl AsyncChatStream {
         Self(Handle::new(stream), Mutex::new(None))
     }
 
-    /// Whether the last read's asyncio future was cancelled (its Rust
-    /// task, aborted, closes the stream when it is dropped, maybe later).
+    /// Whether the last read's asyncio future was cancelled (its done
+    /// callback, which closes the stream, may not have run yet).
     fn read_cancelled(&self, py: Python<'_>) -> bool {
         let last = self.1.lock().as_ref().map(|f| f.clone_ref(py));
         last.is_some_and(|future| {
@@ -582,16 +687,22 @@ impl AsyncChatStream {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.0.step() {
+        match self.0.step(py)? {
             Step::Now(Next::Busy) if self.read_cancelled(py) => {
                 self.0.close(py);
                 Err(PyStopAsyncIteration::new_err(()))
             }
             Step::Now(next) => next_async(py, next, true),
-            Step::Read(stream) => {
-                let read = self.0.lease(stream).read(Arc::clone(&self.0.closing));
-                let future =
-                    bridge::awaitable(py, read.map(|lease| Ok::<_, Never>(Arrived(lease))))?;
+            Step::Start(_) | Step::Wait => {
+                let (future, promise) = Promise::new(py)?;
+                if let Some(next) = self.0.pipe.wait_as(Waiter::Loop(promise)) {
+                    // Queued meanwhile: the unused future is dropped.
+                    return next_async(py, next, true);
+                }
+                future.call_method1(
+                    pyo3::intern!(py, "add_done_callback"),
+                    (CloseIfCancelled(Arc::clone(&self.0.pipe)),),
+                )?;
                 *self.1.lock() = Some(future.clone().unbind());
                 Ok(future)
             }
@@ -666,11 +777,21 @@ impl AsyncChatStream {
     }
 }
 
-/// The error of a read, which cannot fail (its failures are items).
-enum Never {}
+/// Done callback of a waiting read's asyncio future: a cancelled read
+/// (a cancelled task, a timeout) closes the stream.
+#[pyclass(module = "polyrelay._native", frozen)]
+struct CloseIfCancelled(Arc<Pipe>);
 
-impl errors::ToPyErr for Never {
-    fn to_py_err(self, _py: Python<'_>) -> PyErr {
-        match self {}
+#[pymethods]
+impl CloseIfCancelled {
+    fn __call__(&self, py: Python<'_>, future: &Bound<'_, PyAny>) {
+        let cancelled = future
+            .call_method0(pyo3::intern!(py, "cancelled"))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false);
+        if cancelled {
+            let stream = self.0.close();
+            py.detach(move || drop(stream));
+        }
     }
 }

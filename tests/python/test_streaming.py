@@ -432,3 +432,80 @@ async def test_display_stream_of_an_async_stream_is_awaited(
             await polyrelay.display_stream(stream)
     assert capsys.readouterr().out == "The capital of\n", "the partial text stays shown"
     assert stream.closed
+
+
+# The pump: a task on the runtime reads each stream ahead of Python into
+# a bounded queue (READ_AHEAD = 256 chunks in python/src/stream.rs).
+
+#: Longer than the read-ahead bound: the pump stops until Python reads.
+LONG_WORDS = [f"w{i} " for i in range(700)]
+
+
+def test_an_answer_longer_than_the_read_ahead_is_read_whole_by_a_slow_reader(
+    emu: Emulator,
+) -> None:
+    emu.script_chat("groq", [{"text": "".join(LONG_WORDS)}])
+    with client("groq") as c, c.llm.stream(messages=HELLO) as stream:
+        chunks = [next(stream).text]
+        time.sleep(0.3)  # the pump fills its queue, then waits for room
+        chunks += [chunk.text for chunk in stream]
+        assert chunks == LONG_WORDS
+        assert stream.result.data["text"] == "".join(LONG_WORDS)
+
+
+async def test_an_async_reader_pausing_past_the_read_ahead_gets_every_chunk(
+    emu: Emulator,
+) -> None:
+    emu.script_chat("groq", [{"text": "".join(LONG_WORDS)}])
+    async with aclient("groq") as c:
+        stream = c.llm.stream(messages=HELLO)
+
+        async def read() -> List[str]:
+            texts = []
+            async for chunk in stream:
+                texts.append(chunk.text)
+                if len(texts) in (1, 300):
+                    await asyncio.sleep(0.3)
+            return texts
+
+        assert await asyncio.wait_for(read(), 20) == LONG_WORDS
+        assert stream.result.data["text"] == "".join(LONG_WORDS)
+
+
+async def test_many_streams_read_at_once_each_get_their_own_answer(emu: Emulator) -> None:
+    # The model's turn is the number of assistant messages a request carries.
+    answers = [f"answer {n} " * (5 + n) for n in range(4)]
+    emu.script_chat("groq", [{"text": text} for text in answers])
+
+    def question(turn: int) -> List[Dict[str, str]]:
+        earlier = [{"role": "assistant", "content": "earlier"}] * turn
+        return [{"role": "user", "content": "hi"}, *earlier, {"role": "user", "content": "next"}]
+
+    settings = {**config("groq"), "providers": {"groq": {"rate_limit": "1000/s"}}}
+    async with polyrelay.AsyncClient(settings, api_keys=KEYS) as c:
+
+        async def ask(turn: int) -> str:
+            text = ""
+            async for chunk in c.llm.stream(messages=question(turn)):
+                text += chunk.text
+                await asyncio.sleep(0)  # interleave the readers
+            return text
+
+        turns = [n % len(answers) for n in range(40)]
+        got = await asyncio.wait_for(asyncio.gather(*(ask(t) for t in turns)), 30)
+    assert got == [answers[t] for t in turns]
+
+
+async def test_collecting_a_stream_while_a_read_waits_ends_that_read_and_the_upstream(
+    emu: Emulator,
+) -> None:
+    path = stalled_groq(emu)
+    async with aclient("groq") as c:
+        stream = c.llm.stream(messages=HELLO)
+        assert [(await stream.__anext__()).text for _ in range(2)] == GROQ_TEXTS[:2]
+        pending = stream.__anext__()  # waits: the provider stalls
+        del stream
+        gc.collect()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(pending, 5)
+    emu.wait_for_closed_early(path, 1, 5.0)
