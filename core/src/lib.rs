@@ -79,7 +79,7 @@ pub use resilience::quota::QuotaSnapshot;
 #[cfg(feature = "redis")]
 pub use state::redis::RedisTokenStore;
 pub use stats::StatsCounters;
-pub use stream::{ChatChunk, ChatStream, StreamEnd, StreamPart};
+pub use stream::{ChatChunk, ChatStream, ReadAhead, StreamEnd, StreamPart};
 
 /// Not part of the API and without any stability promise: what the two
 /// binding crates (`python/`, `ffi/`) and the core's own integration tests

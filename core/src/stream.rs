@@ -48,6 +48,9 @@ use crate::resilience::breaker::Outcome;
 use crate::resilience::retry::RetryConfig;
 use crate::transport::{redact, BodyStream, Opened};
 
+mod read_ahead;
+pub use read_ahead::ReadAhead;
+
 /// One piece of a streamed answer.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

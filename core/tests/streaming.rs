@@ -832,3 +832,107 @@ async fn a_continued_stream_keeps_the_tool_calls_written_whole_before_the_cut() 
     let sent = emulator.requests_to(&stream_path("openai"));
     assert!(String::from_utf8_lossy(&sent[0].body).contains("Let me look that up. "));
 }
+
+/// Takes the next item of `ahead`, waiting for it.
+async fn next_ahead(ahead: &polyrelay::ReadAhead) -> Option<polyrelay::Result<ChatChunk>> {
+    std::future::poll_fn(|cx| ahead.poll_next(cx)).await
+}
+
+#[tokio::test]
+async fn a_stream_read_ahead_queues_up_to_its_capacity_then_waits_for_its_consumer() {
+    let emulator = Emulator::start().await.unwrap();
+    let words: Vec<String> = (0..50).map(|i| format!("w{i} ")).collect();
+    polyrelay::emulation::script_chat(
+        &emulator,
+        "openai",
+        "gpt-4.1",
+        &json!([{"text": words.concat()}]),
+    )
+    .unwrap();
+    let client = client(&emulator, &["openai"], "");
+    let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
+    tokio::spawn(pump);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ahead.buffered() < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing read ahead");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The whole answer came at once: only the bound stops the pump.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(ahead.buffered(), 8);
+    let mut texts = Vec::new();
+    let end = loop {
+        match next_ahead(&ahead).await {
+            Some(Ok(ChatChunk::Text(text))) => texts.push(text),
+            Some(Ok(ChatChunk::Done(end))) => break end,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(texts, words);
+    assert_eq!(reply_text(&end), words.concat());
+    assert!(next_ahead(&ahead).await.is_none());
+}
+
+#[tokio::test]
+async fn dropping_a_read_ahead_closes_the_upstream_while_the_provider_is_silent() {
+    let emulator = Emulator::start().await.unwrap();
+    let id = "openai";
+    // The events after the first text come an hour apart.
+    let first = first_text_chunk(id);
+    let chunks: Vec<_> = emulation::Chunk::events(
+        provider(id).streams_chat().unwrap().stream_fixtures()[0]
+            .body
+            .as_bytes(),
+        Duration::from_secs(3600),
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, mut c)| {
+        if i <= first {
+            c.delay = Duration::ZERO;
+        }
+        c
+    })
+    .collect();
+    emulator.route(
+        Method::POST,
+        &stream_path(id),
+        emulation::Reply::stream(chunks),
+    );
+    let client = client(&emulator, &[id], "");
+    let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
+    tokio::spawn(pump);
+    assert!(matches!(
+        next_ahead(&ahead).await,
+        Some(Ok(ChatChunk::Text(_)))
+    ));
+    drop(ahead);
+    emulator
+        .wait_for_closed_early(&stream_path(id), 1, WAIT)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn closing_a_read_ahead_wakes_its_waiting_consumer_with_the_end() {
+    let emulator = Emulator::start().await.unwrap();
+    serve(&emulator, "openai", Duration::from_secs(3600));
+    let client = client(&emulator, &["openai"], "");
+    let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
+    tokio::spawn(pump);
+    let ahead = std::sync::Arc::new(ahead);
+    let waiting = tokio::spawn({
+        let ahead = std::sync::Arc::clone(&ahead);
+        async move { next_ahead(&ahead).await.is_none() }
+    });
+    emulator
+        .wait_for_requests(&stream_path("openai"), 1, WAIT)
+        .await
+        .unwrap();
+    ahead.close();
+    assert!(tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap());
+    emulator
+        .wait_for_closed_early(&stream_path("openai"), 1, WAIT)
+        .await
+        .unwrap();
+}

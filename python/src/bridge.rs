@@ -122,7 +122,7 @@ thread_local! {
     static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
 }
 
-fn thread_waker() -> Waker {
+pub(crate) fn thread_waker() -> Waker {
     THREAD_WAKER.with(Waker::clone)
 }
 

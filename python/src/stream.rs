@@ -2,42 +2,35 @@
 //! `AsyncChatStream` (iterated by `async for`), each over one core
 //! [`polyrelay::ChatStream`].
 //!
-//! The first read starts a *pump*: a task on the runtime that reads the
-//! core stream ahead of Python into a bounded queue. Reading on the
-//! runtime's own threads matters because hyper reads a response's next
-//! piece only when asked: a reader on another thread (the event loop's)
-//! would pay two thread crossings per chunk, and on a virtual machine a
-//! crossing to a sleeping CPU costs tens of microseconds. Python takes
-//! what is queued without leaving its thread and waits only when the
-//! queue is empty: the pump wakes a waiting `for` loop's thread, or
-//! resolves a waiting `async for` read's future through the event loop's
+//! The first read has the core stream read ahead on the runtime
+//! ([`ReadAhead`]), its pump's first poll (which sends the request) on
+//! this thread. Python then takes what was read without leaving its
+//! thread and waits only when nothing is queued: a `for` loop's thread
+//! parks until the pump wakes it; an `async for` read is an asyncio
+//! future that the pump's wake-up resolves through the event loop's
 //! inbox.
 //!
 //! `close()`, Ctrl-C, a cancelled read and the stream object being
-//! collected stop the pump, which drops the core stream and so closes the
-//! upstream request.
+//! collected drop the read-ahead, which stops the pump; it drops the core
+//! stream, and so closes the upstream request.
 
-use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::thread::Thread;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use futures::FutureExt;
 use parking_lot::Mutex;
-use polyrelay::{ChatChunk as CoreChunk, Error, StreamEnd};
+use polyrelay::{ChatChunk as CoreChunk, Error, ReadAhead, StreamEnd};
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
-use tokio::sync::Notify;
 
 use crate::bridge::{self, Promise};
 use crate::result::CallResult;
 use crate::{convert, errors};
 
-/// The most chunks the pump reads ahead of Python: plenty to absorb a
-/// burst, and a bound on what a consumer that stopped reading holds.
+/// The most chunks read ahead of Python: plenty to absorb a burst, and a
+/// bound on what a consumer that stopped reading holds.
 const READ_AHEAD: usize = 256;
 
 type Item = polyrelay::Result<CoreChunk>;
@@ -52,27 +45,14 @@ enum End {
     Closed,
 }
 
-/// Who waits for the pump's next item.
-enum Waiter {
-    /// A thread blocked in `for`.
-    Thread(Thread),
-    /// An `async for` read's future.
-    Loop(Promise),
-}
-
-/// One stream's state.
+/// One stream's state, shared by its Python object and a waiting read.
 struct State {
-    /// The core stream until the first read hands it to the pump.
+    /// The core stream until the first read.
     idle: Option<polyrelay::ChatStream>,
-    /// Read by the pump, not yet handed to Python.
-    pending: VecDeque<Item>,
-    /// The pump read the stream's last item.
-    pumped: bool,
-    /// The pump waits for room in `pending`.
-    full: bool,
-    /// A read is in progress: it waits, or its item is on its way.
+    /// The core stream read ahead, from the first read until it is closed.
+    ahead: Option<ReadAhead>,
+    /// A read waits, or its chunk is on its way to the event loop.
     reading: bool,
-    waiter: Option<Waiter>,
     /// The answer text handed to Python so far.
     text: String,
     end: Option<End>,
@@ -90,46 +70,26 @@ enum Next {
 /// The next step of an iteration.
 enum Step {
     Now(Next),
-    /// Nothing read yet: start the pump with the core stream.
-    Start(polyrelay::ChatStream),
-    /// Nothing queued: wait for the pump.
+    /// Nothing read yet: wait.
     Wait,
 }
 
 impl State {
-    fn new(stream: polyrelay::ChatStream) -> Self {
-        Self {
-            idle: Some(stream),
-            pending: VecDeque::new(),
-            pumped: false,
-            full: false,
-            reading: false,
-            waiter: None,
-            text: String::new(),
-            end: None,
-        }
-    }
-
-    /// The next step of a read (not yet in progress), without waiting;
-    /// whether the pump was waiting for room and should be told there is.
-    fn step(&mut self) -> (Step, bool) {
-        if self.reading {
-            return (Step::Now(Next::Busy), false);
-        }
-        if let Some(item) = self.pending.pop_front() {
-            let room = std::mem::take(&mut self.full);
-            return (Step::Now(self.hand_over(item)), room);
-        }
-        let step = if self.end.is_some() || self.pumped {
+    /// The next item read ahead, handed over; `None` if there is none yet
+    /// (then `cx`'s waker is woken when there is).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Option<Next> {
+        let Some(ahead) = &self.ahead else {
             self.end.get_or_insert(End::Closed);
-            Step::Now(Next::Stop)
-        } else {
-            match self.idle.take() {
-                Some(stream) => Step::Start(stream),
-                None => Step::Wait,
-            }
+            return Some(Next::Stop);
         };
-        (step, false)
+        match ahead.poll_next(cx) {
+            Poll::Ready(Some(item)) => Some(self.hand_over(item)),
+            Poll::Ready(None) => {
+                self.end.get_or_insert(End::Closed);
+                Some(Next::Stop)
+            }
+            Poll::Pending => None,
+        }
     }
 
     /// `item` as Python will see it, noting what it ends.
@@ -151,11 +111,10 @@ impl State {
     }
 
     /// Ends the stream unless it already ended; what it held, to drop
-    /// and to wake.
-    fn close(&mut self) -> (Option<polyrelay::ChatStream>, Option<Waiter>) {
+    /// (dropping the read-ahead stops its pump and wakes a waiting read).
+    fn close(&mut self) -> (Option<polyrelay::ChatStream>, Option<ReadAhead>) {
         self.end.get_or_insert(End::Closed);
-        self.pending.clear();
-        (self.idle.take(), self.waiter.take())
+        (self.idle.take(), self.ahead.take())
     }
 }
 
@@ -168,95 +127,36 @@ fn usage(py: Python<'_>, message: &str) -> PyErr {
     )
 }
 
-/// A stream's state and the signals to its pump, shared by the Python
-/// object and the pump.
-struct Pipe {
-    state: Mutex<State>,
-    /// Stops the pump.
-    closing: Notify,
-    /// Tells the pump there is room in `pending` again.
-    room: Notify,
+type Shared = Arc<Mutex<State>>;
+
+/// Closes the stream in `shared` (see [`State::close`]).
+fn close(py: Python<'_>, shared: &Shared) {
+    let held = shared.lock().close();
+    py.detach(move || drop(held));
 }
 
-impl Pipe {
-    /// The next step of a read, without waiting.
-    fn step(&self) -> Step {
-        let (step, room) = self.state.lock().step();
-        if room {
-            self.room.notify_one();
-        }
-        step
-    }
-
-    /// Waits as `waiter` unless an item came meanwhile: then its step.
-    fn wait_as(&self, waiter: Waiter) -> Option<Next> {
-        let mut state = self.state.lock();
-        let (step, room) = state.step();
-        match step {
-            Step::Wait => {
-                state.reading = true;
-                state.waiter = Some(waiter);
-                None
-            }
-            step => {
-                drop(state);
-                if room {
-                    self.room.notify_one();
-                }
-                Some(after_start(step))
-            }
-        }
-    }
-
-    /// The step of a read the pump woke; `None` for a spurious wake-up
-    /// (the read still waits).
-    fn woken(&self) -> Option<Next> {
-        let mut state = self.state.lock();
-        if state.waiter.is_some() {
-            return None;
-        }
-        state.reading = false;
-        let (step, room) = state.step();
-        drop(state);
-        if room {
-            self.room.notify_one();
-        }
-        Some(after_start(step))
-    }
-
-    /// Ends the stream (unless it already ended) and stops the pump; the
-    /// core stream if the pump never took it, to drop.
-    fn close(self: &Arc<Self>) -> Option<polyrelay::ChatStream> {
-        let (stream, waiter) = self.state.lock().close();
-        // Stops the pump, now or as soon as it next looks.
-        self.closing.notify_one();
-        if let Some(waiter) = waiter {
-            wake(waiter, self);
-        }
-        stream
-    }
+/// Wakes a waiting `async for` read: its asyncio future gets the next
+/// item, taken on the loop's thread.
+struct LoopWaker {
+    promise: Mutex<Option<Promise>>,
+    shared: Shared,
 }
 
-/// A step taken once the pump started (it can neither start again nor
-/// leave a woken read waiting).
-fn after_start(step: Step) -> Next {
-    match step {
-        Step::Now(next) => next,
-        Step::Start(_) | Step::Wait => Next::Stop,
+impl Wake for LoopWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
     }
-}
 
-/// Wakes `waiter`: its read takes the next step.
-fn wake(waiter: Waiter, pipe: &Arc<Pipe>) {
-    match waiter {
-        Waiter::Thread(thread) => thread.unpark(),
-        Waiter::Loop(promise) => promise.keep(Woken(Arc::clone(pipe))),
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(promise) = self.promise.lock().take() {
+            promise.keep(Woken(Arc::clone(&self.shared)));
+        }
     }
 }
 
 /// A waiting `async for` read, woken: its step is taken on the loop's
 /// thread, where the chunk becomes the asyncio future's value.
-struct Woken(Arc<Pipe>);
+struct Woken(Shared);
 
 impl<'py> IntoPyObject<'py> for Woken {
     type Target = PyAny;
@@ -264,63 +164,26 @@ impl<'py> IntoPyObject<'py> for Woken {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let next = self.0.woken().unwrap_or(Next::Stop);
+        let next = {
+            let mut state = self.0.lock();
+            state.reading = false;
+            // A read-ahead wakes its reader only once it has an item, has
+            // ended or was closed.
+            state
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .unwrap_or_else(|| {
+                    Next::Failed(Error::Usage {
+                        message: "a stream read was woken with nothing to read".to_string(),
+                    })
+                })
+        };
         next_async(py, next, false)
     }
 }
 
-/// The pump: reads `stream` into `pipe` until its last item, or until
-/// `closing` is signalled, then drops it (which closes the upstream
-/// request if it was not over).
-async fn pump(mut stream: polyrelay::ChatStream, pipe: Arc<Pipe>) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = pipe.closing.notified() => return,
-            next = AssertUnwindSafe(stream.next()).catch_unwind() => next,
-        };
-        let item = match next {
-            Ok(Some(item)) => item,
-            // Cannot happen: the core stream ends with `Done` or an error.
-            Ok(None) => Err(Error::Usage {
-                message: "the stream ended without its final chunk".to_string(),
-            }),
-            // A bug; reported rather than leaving the reader waiting.
-            Err(panic) => Err(Error::Usage {
-                message: format!("the stream failed: {}", errors::panic_message(&panic)),
-            }),
-        };
-        let over = !matches!(item, Ok(CoreChunk::Text(_) | CoreChunk::Reasoning(_)));
-        let (waiter, full) = {
-            let mut state = pipe.state.lock();
-            if state.end.is_some() {
-                return; // closed meanwhile
-            }
-            state.pending.push_back(item);
-            state.pumped = over;
-            let waiter = state.waiter.take();
-            state.full = !over && state.pending.len() >= READ_AHEAD;
-            (waiter, state.full)
-        };
-        if let Some(waiter) = waiter {
-            wake(waiter, &pipe);
-        }
-        if over {
-            return;
-        }
-        if full {
-            tokio::select! {
-                biased;
-                () = pipe.closing.notified() => return,
-                () = pipe.room.notified() => {}
-            }
-        }
-    }
-}
-
-/// A stream's pipe and its Python `Result`.
+/// A stream's state and its Python `Result`.
 struct Handle {
-    pipe: Arc<Pipe>,
+    shared: Shared,
     /// The Python `Result`, made on first access.
     result: PyOnceLock<Py<CallResult>>,
 }
@@ -328,45 +191,59 @@ struct Handle {
 impl Handle {
     fn new(stream: polyrelay::ChatStream) -> Self {
         Self {
-            pipe: Arc::new(Pipe {
-                state: Mutex::new(State::new(stream)),
-                closing: Notify::new(),
-                room: Notify::new(),
-            }),
+            shared: Arc::new(Mutex::new(State {
+                idle: Some(stream),
+                ahead: None,
+                reading: false,
+                text: String::new(),
+                end: None,
+            })),
             result: PyOnceLock::new(),
         }
     }
 
     /// The next step of a read, without waiting; the first read starts
-    /// the pump. (The state's lock is never held while Python code runs,
-    /// which could wait for it with the GIL held.)
+    /// reading ahead. (The state's lock is never held while Python code
+    /// runs, which could wait for it with the GIL held.)
     fn step(&self, py: Python<'_>) -> PyResult<Step> {
-        match self.pipe.step() {
-            Step::Start(stream) => {
-                if let Err(error) = bridge::start(py, pump(stream, Arc::clone(&self.pipe))) {
-                    self.pipe.close();
-                    return Err(error);
-                }
-                // A cache hit is all queued by the pump's first poll.
-                Ok(self.pipe.step())
-            }
-            step => Ok(step),
+        let mut state = self.shared.lock();
+        if state.reading {
+            return Ok(Step::Now(Next::Busy));
         }
+        if state.end.is_some() {
+            return Ok(Step::Now(Next::Stop));
+        }
+        if let Some(stream) = state.idle.take() {
+            let (ahead, pump) = stream.read_ahead(READ_AHEAD);
+            state.ahead = Some(ahead);
+            drop(state);
+            if let Err(error) = bridge::start(py, pump) {
+                close(py, &self.shared);
+                return Err(error);
+            }
+            state = self.shared.lock();
+        }
+        // A cache hit was all read by the pump's first poll.
+        let ready = state.poll(&mut Context::from_waker(Waker::noop()));
+        Ok(ready.map_or(Step::Wait, Step::Now))
     }
 
-    /// Blocks this thread (GIL released) until the pump's next item;
-    /// Ctrl-C closes the stream and raises.
+    /// Blocks this thread (GIL released) until the next item; Ctrl-C
+    /// closes the stream and raises.
     fn wait(&self, py: Python<'_>) -> PyResult<Next> {
-        if let Some(next) = self.pipe.wait_as(Waiter::Thread(std::thread::current())) {
-            return Ok(next);
-        }
+        self.shared.lock().reading = true;
+        let waker = bridge::thread_waker();
         loop {
             let woken = py.detach(|| {
+                let mut cx = Context::from_waker(&waker);
                 let until = Instant::now() + bridge::SIGNAL_SLICE;
                 loop {
-                    if let Some(next) = self.pipe.woken() {
+                    let mut state = self.shared.lock();
+                    if let Some(next) = state.poll(&mut cx) {
+                        state.reading = false;
                         return Some(next);
                     }
+                    drop(state);
                     let now = Instant::now();
                     if now >= until {
                         return None;
@@ -378,7 +255,8 @@ impl Handle {
                 Some(next) => return Ok(next),
                 None => {
                     if let Err(interrupted) = py.check_signals() {
-                        self.close(py);
+                        self.shared.lock().reading = false;
+                        close(py, &self.shared);
                         return Err(interrupted);
                     }
                 }
@@ -386,23 +264,43 @@ impl Handle {
         }
     }
 
+    /// An asyncio future of the next item, or the item if it came
+    /// meanwhile.
+    fn wait_async<'py>(&self, py: Python<'py>) -> PyResult<Result<Bound<'py, PyAny>, Next>> {
+        let (future, promise) = Promise::new(py)?;
+        let waker = Waker::from(Arc::new(LoopWaker {
+            promise: Mutex::new(Some(promise)),
+            shared: Arc::clone(&self.shared),
+        }));
+        let mut state = self.shared.lock();
+        if let Some(next) = state.poll(&mut Context::from_waker(&waker)) {
+            return Ok(Err(next)); // the unused future is dropped
+        }
+        state.reading = true;
+        drop(state);
+        future.call_method1(
+            pyo3::intern!(py, "add_done_callback"),
+            (CloseIfCancelled(Arc::clone(&self.shared)),),
+        )?;
+        Ok(Ok(future))
+    }
+
     fn close(&self, py: Python<'_>) {
-        let stream = self.pipe.close();
-        py.detach(move || drop(stream));
+        close(py, &self.shared);
     }
 
     fn text(&self) -> String {
-        self.pipe.state.lock().text.clone()
+        self.shared.lock().text.clone()
     }
 
     fn closed(&self) -> bool {
-        self.pipe.state.lock().end.is_some()
+        self.shared.lock().end.is_some()
     }
 
     /// `f` of the completed stream's end, or `UsageError` saying why there
     /// is none.
     fn completed<T>(&self, py: Python<'_>, f: impl FnOnce(&StreamEnd) -> T) -> PyResult<T> {
-        let why = match &self.pipe.state.lock().end {
+        let why = match &self.shared.lock().end {
             Some(End::Completed(end)) => return Ok(f(end)),
             Some(End::Failed) => "the stream failed: it has no result",
             Some(End::Closed) => "the stream was closed before its end: it has no result",
@@ -433,9 +331,10 @@ impl Handle {
 }
 
 impl Drop for Handle {
-    /// The stream object was collected: its pump stops.
+    /// The stream object was collected: its read-ahead stops.
     fn drop(&mut self) {
-        drop(self.pipe.close());
+        let held = self.shared.lock().close();
+        drop(held);
     }
 }
 
@@ -541,7 +440,7 @@ impl ChatStream {
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyChatChunk>> {
         let next = match self.0.step(py)? {
             Step::Now(next) => next,
-            Step::Start(_) | Step::Wait => self.0.wait(py)?,
+            Step::Wait => self.0.wait(py)?,
         };
         next_sync(py, next)
     }
@@ -603,7 +502,7 @@ impl ChatStream {
 }
 
 fn repr(class: &str, handle: &Handle) -> String {
-    let state = match &handle.pipe.state.lock().end {
+    let state = match &handle.shared.lock().end {
         None => "open",
         Some(End::Completed(_)) => "completed",
         Some(End::Failed) => "failed",
@@ -693,19 +592,13 @@ impl AsyncChatStream {
                 Err(PyStopAsyncIteration::new_err(()))
             }
             Step::Now(next) => next_async(py, next, true),
-            Step::Start(_) | Step::Wait => {
-                let (future, promise) = Promise::new(py)?;
-                if let Some(next) = self.0.pipe.wait_as(Waiter::Loop(promise)) {
-                    // Queued meanwhile: the unused future is dropped.
-                    return next_async(py, next, true);
+            Step::Wait => match self.0.wait_async(py)? {
+                Ok(future) => {
+                    *self.1.lock() = Some(future.clone().unbind());
+                    Ok(future)
                 }
-                future.call_method1(
-                    pyo3::intern!(py, "add_done_callback"),
-                    (CloseIfCancelled(Arc::clone(&self.0.pipe)),),
-                )?;
-                *self.1.lock() = Some(future.clone().unbind());
-                Ok(future)
-            }
+                Err(next) => next_async(py, next, true),
+            },
         }
     }
 
@@ -780,7 +673,7 @@ impl AsyncChatStream {
 /// Done callback of a waiting read's asyncio future: a cancelled read
 /// (a cancelled task, a timeout) closes the stream.
 #[pyclass(module = "polyrelay._native", frozen)]
-struct CloseIfCancelled(Arc<Pipe>);
+struct CloseIfCancelled(Shared);
 
 #[pymethods]
 impl CloseIfCancelled {
@@ -790,8 +683,7 @@ impl CloseIfCancelled {
             .and_then(|c| c.is_truthy())
             .unwrap_or(false);
         if cancelled {
-            let stream = self.0.close();
-            py.detach(move || drop(stream));
+            close(py, &self.0);
         }
     }
 }
