@@ -88,7 +88,7 @@ pub use stream::{ChatChunk, ChatStream, ReadAhead, StreamEnd, StreamPart};
 pub mod internal {
     pub use crate::catalog::markdown_table;
     pub use crate::providers::{builtin as builtin_providers, find as find_provider};
-    pub use crate::runtime::{block_on, shared as shared_runtime};
+    pub use crate::runtime::{block_on, on_worker_thread, shared as shared_runtime};
 
     /// The routing decision of a call of `request` on `client` (its model
     /// group's order, or its capability's chain): how many providers it

@@ -37,6 +37,12 @@ pub fn shared() -> Result<&'static Runtime> {
         })
 }
 
+/// Whether this thread is one of polyrelay's runtime workers (inside a
+/// callback), where blocking on the runtime could deadlock.
+pub fn on_worker_thread() -> bool {
+    ON_WORKER.with(Cell::get)
+}
+
 /// Runs `future` to completion on the shared runtime, blocking this thread.
 ///
 /// Works from any thread, including one inside another tokio runtime. On one
@@ -47,7 +53,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if ON_WORKER.with(Cell::get) {
+    if on_worker_thread() {
         return Err(Error::Usage {
             message: "a blocking polyrelay call was made from a polyrelay worker thread \
                       (e.g. inside a callback); use the async API there"

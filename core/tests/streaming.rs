@@ -936,3 +936,23 @@ async fn closing_a_read_ahead_wakes_its_waiting_consumer_with_the_end() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_read_ahead_whose_pump_is_dropped_ends_for_its_consumer() {
+    let emulator = Emulator::start().await.unwrap();
+    serve(&emulator, "openai", Duration::from_secs(3600));
+    let client = client(&emulator, &["openai"], "");
+    let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
+    let pumping = tokio::spawn(pump);
+    let ahead = std::sync::Arc::new(ahead);
+    let waiting = tokio::spawn({
+        let ahead = std::sync::Arc::clone(&ahead);
+        async move { next_ahead(&ahead).await.is_none() }
+    });
+    emulator
+        .wait_for_requests(&stream_path("openai"), 1, WAIT)
+        .await
+        .unwrap();
+    pumping.abort();
+    assert!(tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap());
+}

@@ -7,8 +7,9 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 
-use polyrelay::{ChatChunk, ChatStream};
-use tokio::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use polyrelay::{ChatChunk, ChatStream, ReadAhead};
 
 use crate::boundary::{
     free_handle, json, live, optional_out_param, out_param, report, text, Outcome,
@@ -232,51 +233,105 @@ pub struct pr_stream {
 }
 
 enum StreamState {
-    /// Chunks to come. Shared with the task reading it, so that a read that
-    /// could not start (`PR_ERR_USAGE`) leaves it in place.
-    Reading(Arc<Mutex<ChatStream>>),
+    /// Not read yet: the request goes out on the first read.
+    Idle(ChatStream),
+    /// Read ahead on the runtime (see [`ReadAhead`]): a read takes what was
+    /// read without leaving its thread, and blocks only when nothing was.
+    Reading(Arc<ReadAhead>),
     /// Completed (`PR_STREAM_DONE`).
     Done(pr_result),
     /// Ended by this error, returned again by every later read.
     Failed(pr_error),
+    /// Between two states, only while `next` runs.
+    Moving,
 }
+
+/// The most chunks read ahead of the caller.
+const READ_AHEAD: usize = 256;
 
 impl pr_stream {
     /// The next chunk's text (in `self.chunk`) and kind, `None` at the end.
     fn next(&mut self) -> Outcome<Option<pr_chunk_kind>> {
         loop {
-            let stream = match &self.state {
-                StreamState::Reading(stream) => Arc::clone(stream),
+            match &self.state {
                 StreamState::Done(_) => return Ok(None),
                 StreamState::Failed(error) => return Err(error.clone()),
-            };
-            let call = match self.calls.enter() {
-                Ok(call) => call,
-                Err(shutdown) => return Err(self.fail(shutdown)),
-            };
-            let read = polyrelay::internal::block_on(async move {
-                let shutdown = call.shutdown_signal();
-                let read = async { Ok(stream.lock().await.next().await) };
-                let chunk = settle(read, shutdown, None).await;
-                drop(call);
-                chunk
-            })?;
-            match read {
-                Ok(Some(Ok(ChatChunk::Done(end)))) => {
+                StreamState::Idle(_) | StreamState::Reading(_) | StreamState::Moving => {}
+            }
+            match self.read()? {
+                Some(Ok(ChatChunk::Done(end))) => {
                     self.state = StreamState::Done(pr_result::streamed(*end));
                     return Ok(None);
                 }
-                Ok(Some(Ok(chunk))) => {
+                Some(Ok(chunk)) => {
                     if let Some((text, kind)) = shown(chunk) {
                         self.chunk = nul_terminated(text);
                         return Ok(Some(kind));
                     }
                 }
-                Ok(Some(Err(error))) => return Err(self.fail(error.into())),
-                Ok(None) => return Err(self.fail(ended_early())),
-                Err(error) => return Err(self.fail(error)),
+                Some(Err(error)) => return Err(self.fail(error.into())),
+                // The read-ahead ended without the final chunk: its pump
+                // was stopped by a shutdown, or (a bug) the stream ended.
+                None => {
+                    let why = self.calls.enter().err().unwrap_or_else(ended_early);
+                    return Err(self.fail(why));
+                }
             }
         }
+    }
+
+    /// The next item read ahead, waiting for it if there is none yet; the
+    /// first read starts reading ahead. On a polyrelay thread (inside a
+    /// callback), where waiting would block the runtime, `PR_ERR_USAGE`,
+    /// and the stream stays as it was.
+    fn read(&mut self) -> Outcome<Option<polyrelay::Result<ChatChunk>>> {
+        if polyrelay::internal::on_worker_thread() {
+            return Err(pr_error::new(
+                pr_status::PR_ERR_USAGE,
+                "pr_stream_next was called on a polyrelay thread (inside a callback), \
+                 where it could block the runtime: read the stream from another thread",
+            ));
+        }
+        if let StreamState::Reading(ahead) = &self.state {
+            if let Poll::Ready(item) = ahead.poll_next(&mut Context::from_waker(Waker::noop())) {
+                return Ok(item);
+            }
+        }
+        let call = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;
+        let ahead = match std::mem::replace(&mut self.state, StreamState::Moving) {
+            StreamState::Idle(stream) => {
+                let (ahead, pump) = stream.read_ahead(READ_AHEAD);
+                // The pump is a call in flight: a shutdown stops it.
+                let pumping = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;
+                let runtime = polyrelay::internal::shared_runtime()
+                    .map_err(|error| self.fail(error.into()))?;
+                runtime.spawn(async move {
+                    let pump = async {
+                        pump.await;
+                        Ok(())
+                    };
+                    // Stopped or not, the pump's end wakes the reader.
+                    let _ = settle(pump, pumping.shutdown_signal(), None).await;
+                    drop(pumping);
+                });
+                Arc::new(ahead)
+            }
+            StreamState::Reading(ahead) => ahead,
+            other => {
+                self.state = other;
+                return Ok(None);
+            }
+        };
+        self.state = StreamState::Reading(Arc::clone(&ahead));
+        let read = polyrelay::internal::block_on(async move {
+            let shutdown = call.shutdown_signal();
+            let next = async { Ok(std::future::poll_fn(|cx| ahead.poll_next(cx)).await) };
+            let read = settle(next, shutdown, None).await;
+            drop(call);
+            read
+        })
+        .map_err(|error| self.fail(error.into()))?;
+        read.map_err(|error| self.fail(error))
     }
 
     /// Ends the stream with `error` (dropping it closes its HTTP request).
@@ -321,7 +376,7 @@ pub unsafe extern "C" fn pr_stream_open(
             drop(client.calls.enter()?);
             *out = Box::into_raw(Box::new(pr_stream {
                 calls: Arc::clone(&client.calls),
-                state: StreamState::Reading(Arc::new(Mutex::new(chat))),
+                state: StreamState::Idle(chat),
                 chunk: Vec::new(),
             }));
             Ok(())

@@ -146,8 +146,27 @@ impl Drop for ReadAhead {
     }
 }
 
+/// Ends the read-ahead when its pump ends, however it ends: dropped
+/// before the stream's end (its task aborted, its runtime shut down), it
+/// still wakes the consumer, to find the end.
+struct PumpEnd(Arc<Shared>);
+
+impl Drop for PumpEnd {
+    fn drop(&mut self) {
+        let waiter = {
+            let mut state = self.0.state.lock();
+            state.over = true;
+            state.waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+}
+
 /// Reads `stream` into `shared` until its last item or until closed.
 async fn pump(mut stream: ChatStream, shared: Arc<Shared>) {
+    let _end = PumpEnd(Arc::clone(&shared));
     loop {
         let next = tokio::select! {
             biased;
