@@ -7,8 +7,6 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 
-use std::task::{Context, Poll, Waker};
-
 use polyrelay::{ChatChunk, ChatStream, ReadAhead};
 
 use crate::boundary::{
@@ -237,7 +235,7 @@ enum StreamState {
     Idle(ChatStream),
     /// Read ahead on the runtime (see [`ReadAhead`]): a read takes what was
     /// read without leaving its thread, and blocks only when nothing was.
-    Reading(Arc<ReadAhead>),
+    Reading(ReadAhead),
     /// Completed (`PR_STREAM_DONE`).
     Done(pr_result),
     /// Ended by this error, returned again by every later read.
@@ -292,46 +290,36 @@ impl pr_stream {
                  where it could block the runtime: read the stream from another thread",
             ));
         }
-        if let StreamState::Reading(ahead) = &self.state {
-            if let Poll::Ready(item) = ahead.poll_next(&mut Context::from_waker(Waker::noop())) {
-                return Ok(item);
-            }
-        }
+        // Counted as a call in flight while it waits, so that a shutdown
+        // waits for it; the shutdown stops the pump, whose end wakes it.
         let call = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;
-        let ahead = match std::mem::replace(&mut self.state, StreamState::Moving) {
-            StreamState::Idle(stream) => {
-                let (ahead, pump) = stream.read_ahead(READ_AHEAD);
-                // The pump is a call in flight: a shutdown stops it.
-                let pumping = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;
-                let runtime = polyrelay::internal::shared_runtime()
-                    .map_err(|error| self.fail(error.into()))?;
-                runtime.spawn(async move {
-                    let pump = async {
-                        pump.await;
-                        Ok(())
-                    };
-                    // Stopped or not, the pump's end wakes the reader.
-                    let _ = settle(pump, pumping.shutdown_signal(), None).await;
-                    drop(pumping);
-                });
-                Arc::new(ahead)
-            }
-            StreamState::Reading(ahead) => ahead,
-            other => {
-                self.state = other;
+        if let StreamState::Idle(_) = self.state {
+            let StreamState::Idle(stream) = std::mem::replace(&mut self.state, StreamState::Moving)
+            else {
                 return Ok(None);
-            }
+            };
+            let (ahead, pump) = stream.read_ahead(READ_AHEAD);
+            self.state = StreamState::Reading(ahead);
+            // The pump is a call in flight too: a shutdown stops it.
+            let pumping = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;
+            let runtime =
+                polyrelay::internal::shared_runtime().map_err(|error| self.fail(error.into()))?;
+            runtime.spawn(async move {
+                let pump = async {
+                    pump.await;
+                    Ok(())
+                };
+                let _ = settle(pump, pumping.shutdown_signal(), None).await;
+                drop(pumping);
+            });
+        }
+        let StreamState::Reading(ahead) = &self.state else {
+            return Ok(None);
         };
-        self.state = StreamState::Reading(Arc::clone(&ahead));
-        let read = polyrelay::internal::block_on(async move {
-            let shutdown = call.shutdown_signal();
-            let next = async { Ok(std::future::poll_fn(|cx| ahead.poll_next(cx)).await) };
-            let read = settle(next, shutdown, None).await;
-            drop(call);
-            read
-        })
-        .map_err(|error| self.fail(error.into()))?;
-        read.map_err(|error| self.fail(error))
+        // Parks this thread until the pump wakes it, if nothing was read.
+        let item = futures::executor::block_on(std::future::poll_fn(|cx| ahead.poll_next(cx)));
+        drop(call);
+        Ok(item)
     }
 
     /// Ends the stream with `error` (dropping it closes its HTTP request).
