@@ -2,7 +2,10 @@
 //! format: fallback before the first token in every failure class,
 //! `mid_stream = error` and `continue` after chunk N, a consumer leaving
 //! closes the upstream request, and a completed stream is replayed from the
-//! cache while an interrupted one is not stored.
+//! cache while an interrupted one is not stored. A stream read ahead
+//! (`ReadAhead`) stops at its bound, wakes a waiting consumer with the end
+//! when closed or when its pump is dropped, and closes the upstream request
+//! when dropped.
 
 mod common;
 

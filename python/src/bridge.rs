@@ -180,8 +180,8 @@ where
 
 /// Runs `future` on the runtime in the background, its first poll right
 /// here (with the GIL released), so that a request it makes is on the wire
-/// before the runtime takes over. A panic ends it quietly: `future` must
-/// not panic (nobody would hear of it).
+/// before the runtime takes over. A panic ends it without unwinding into
+/// Python; nobody hears of it, so `future` reports its own failures.
 pub(crate) fn start<F>(py: Python<'_>, future: F) -> PyResult<()>
 where
     F: Future<Output = ()> + Send + 'static,
