@@ -565,34 +565,38 @@ async fn with_mid_stream_continue_and_no_one_left_the_stream_is_interrupted() {
     assert_eq!(partial, seen.text());
 }
 
+/// Serves `id`'s recorded stream up to its first text at once, and the
+/// events after it an hour apart.
+fn serve_silent_after_the_first_text(emulator: &Emulator, id: &str) {
+    let first = first_text_chunk(id);
+    let chunks: Vec<_> = emulation::Chunk::events(
+        provider(id).streams_chat().unwrap().stream_fixtures()[0]
+            .body
+            .as_bytes(),
+        Duration::from_secs(3600),
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, mut c)| {
+        if i <= first {
+            c.delay = Duration::ZERO;
+        }
+        c
+    })
+    .collect();
+    emulator.route(
+        Method::POST,
+        &stream_path(id),
+        emulation::Reply::stream(chunks),
+    );
+}
+
 #[tokio::test]
 async fn a_consumer_dropping_the_stream_closes_the_upstream_request() {
     for p in streaming_providers() {
         let id = p.info().id;
         let emulator = Emulator::start().await.unwrap();
-        // The events after the first come an hour apart.
-        let chunks = emulation::Chunk::events(
-            p.streams_chat().unwrap().stream_fixtures()[0]
-                .body
-                .as_bytes(),
-            Duration::from_secs(3600),
-        );
-        let first = first_text_chunk(id);
-        let chunks: Vec<_> = chunks
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut c)| {
-                if i <= first {
-                    c.delay = Duration::ZERO;
-                }
-                c
-            })
-            .collect();
-        emulator.route(
-            Method::POST,
-            &stream_path(id),
-            emulation::Reply::stream(chunks),
-        );
+        serve_silent_after_the_first_text(&emulator, id);
         let client = client(&emulator, &[id], "");
         let mut stream = client.stream("llm.chat", question()).unwrap();
         match stream.next().await {
@@ -880,28 +884,7 @@ async fn a_stream_read_ahead_queues_up_to_its_capacity_then_waits_for_its_consum
 async fn dropping_a_read_ahead_closes_the_upstream_while_the_provider_is_silent() {
     let emulator = Emulator::start().await.unwrap();
     let id = "openai";
-    // The events after the first text come an hour apart.
-    let first = first_text_chunk(id);
-    let chunks: Vec<_> = emulation::Chunk::events(
-        provider(id).streams_chat().unwrap().stream_fixtures()[0]
-            .body
-            .as_bytes(),
-        Duration::from_secs(3600),
-    )
-    .into_iter()
-    .enumerate()
-    .map(|(i, mut c)| {
-        if i <= first {
-            c.delay = Duration::ZERO;
-        }
-        c
-    })
-    .collect();
-    emulator.route(
-        Method::POST,
-        &stream_path(id),
-        emulation::Reply::stream(chunks),
-    );
+    serve_silent_after_the_first_text(&emulator, id);
     let client = client(&emulator, &[id], "");
     let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
     tokio::spawn(pump);
@@ -916,35 +899,18 @@ async fn dropping_a_read_ahead_closes_the_upstream_while_the_provider_is_silent(
         .unwrap();
 }
 
-#[tokio::test]
-async fn closing_a_read_ahead_wakes_its_waiting_consumer_with_the_end() {
-    let emulator = Emulator::start().await.unwrap();
-    serve(&emulator, "openai", Duration::from_secs(3600));
-    let client = client(&emulator, &["openai"], "");
-    let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
-    tokio::spawn(pump);
-    let ahead = std::sync::Arc::new(ahead);
-    let waiting = tokio::spawn({
-        let ahead = std::sync::Arc::clone(&ahead);
-        async move { next_ahead(&ahead).await.is_none() }
-    });
-    emulator
-        .wait_for_requests(&stream_path("openai"), 1, WAIT)
-        .await
-        .unwrap();
-    ahead.close();
-    assert!(tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap());
-    emulator
-        .wait_for_closed_early(&stream_path("openai"), 1, WAIT)
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn a_read_ahead_whose_pump_is_dropped_ends_for_its_consumer() {
-    let emulator = Emulator::start().await.unwrap();
-    serve(&emulator, "openai", Duration::from_secs(3600));
-    let client = client(&emulator, &["openai"], "");
+/// A read-ahead of a provider silent for an hour, once its request is
+/// out: the read-ahead, its pump's task, and a consumer waiting for the
+/// first item (`true` once it finds the end).
+async fn waiting_on_a_silent_provider(
+    emulator: &Emulator,
+) -> (
+    std::sync::Arc<polyrelay::ReadAhead>,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<bool>,
+) {
+    serve(emulator, "openai", Duration::from_secs(3600));
+    let client = client(emulator, &["openai"], "");
     let (ahead, pump) = client.stream("llm.chat", question()).unwrap().read_ahead(8);
     let pumping = tokio::spawn(pump);
     let ahead = std::sync::Arc::new(ahead);
@@ -956,6 +922,25 @@ async fn a_read_ahead_whose_pump_is_dropped_ends_for_its_consumer() {
         .wait_for_requests(&stream_path("openai"), 1, WAIT)
         .await
         .unwrap();
+    (ahead, pumping, waiting)
+}
+
+#[tokio::test]
+async fn closing_a_read_ahead_wakes_its_waiting_consumer_with_the_end() {
+    let emulator = Emulator::start().await.unwrap();
+    let (ahead, _pumping, waiting) = waiting_on_a_silent_provider(&emulator).await;
+    ahead.close();
+    assert!(tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap());
+    emulator
+        .wait_for_closed_early(&stream_path("openai"), 1, WAIT)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_read_ahead_whose_pump_is_dropped_ends_for_its_consumer() {
+    let emulator = Emulator::start().await.unwrap();
+    let (_ahead, pumping, waiting) = waiting_on_a_silent_provider(&emulator).await;
     pumping.abort();
     assert!(tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap());
 }
