@@ -244,9 +244,6 @@ enum StreamState {
     Moving,
 }
 
-/// The most chunks read ahead of the caller.
-const READ_AHEAD: usize = 256;
-
 impl pr_stream {
     /// The next chunk's text (in `self.chunk`) and kind, `None` at the end.
     fn next(&mut self) -> Outcome<Option<pr_chunk_kind>> {
@@ -298,7 +295,7 @@ impl pr_stream {
             else {
                 return Ok(None);
             };
-            let (ahead, pump) = stream.read_ahead(READ_AHEAD);
+            let (ahead, pump) = stream.read_ahead(ReadAhead::DEFAULT_CAPACITY);
             self.state = StreamState::Reading(ahead);
             // The pump is a call in flight too: a shutdown stops it.
             let pumping = self.calls.enter().map_err(|shutdown| self.fail(shutdown))?;

@@ -61,11 +61,7 @@ where
     let waker = thread_waker();
     // First poll on this thread: a cache hit finishes here, without the
     // cost of a hand-off to a worker thread and back.
-    let first = py.detach(|| {
-        let _entered = runtime.enter();
-        future.as_mut().poll(&mut Context::from_waker(&waker))
-    });
-    if let Poll::Ready(output) = first {
+    if let Poll::Ready(output) = poll_here(py, runtime, future.as_mut(), &waker) {
         return output.map_err(|panic| errors::panic_to_py(py, &panic));
     }
     // The runtime polls it from now on with its own waker.
@@ -151,13 +147,7 @@ where
             Err(panic) => Delivered::Panicked(errors::panic_message(&panic)),
         }
     });
-    let first = py.detach(|| {
-        let _entered = runtime.enter();
-        future
-            .as_mut()
-            .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-    });
-    if let Poll::Ready(delivered) = first {
+    if let Poll::Ready(delivered) = poll_here(py, runtime, future.as_mut(), Waker::noop()) {
         Completion::new(asyncio_future.clone().unbind(), delivered).resolve(py);
         return Ok(asyncio_future);
     }
@@ -188,18 +178,30 @@ where
 {
     let runtime = polyrelay::internal::shared_runtime().map_err(|e| errors::to_py(py, e))?;
     let mut future = Box::pin(AssertUnwindSafe(future).catch_unwind());
+    if poll_here(py, runtime, future.as_mut(), Waker::noop()).is_pending() {
+        // A wake-up lost by the no-op waker is made good by the runtime's
+        // first poll.
+        drop(runtime.spawn(future));
+    }
+    Ok(())
+}
+
+/// Polls `future` once on this thread, inside the runtime (so that what it
+/// spawns or times goes there) and with the GIL released.
+fn poll_here<F>(
+    py: Python<'_>,
+    runtime: &tokio::runtime::Runtime,
+    future: Pin<&mut F>,
+    waker: &Waker,
+) -> Poll<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     py.detach(|| {
         let _entered = runtime.enter();
-        let first = future
-            .as_mut()
-            .poll(&mut Context::from_waker(futures::task::noop_waker_ref()));
-        if first.is_pending() {
-            // A wake-up lost by the no-op waker is made good by the
-            // runtime's first poll.
-            drop(runtime.spawn(future));
-        }
-    });
-    Ok(())
+        future.poll(&mut Context::from_waker(waker))
+    })
 }
 
 /// An asyncio future of the running event loop that any thread can resolve

@@ -29,10 +29,6 @@ use crate::bridge::{self, Promise};
 use crate::result::CallResult;
 use crate::{convert, errors};
 
-/// The most chunks read ahead of Python: plenty to absorb a burst, and a
-/// bound on what a consumer that stopped reading holds.
-const READ_AHEAD: usize = 256;
-
 type Item = polyrelay::Result<CoreChunk>;
 
 /// How a stream ended.
@@ -214,7 +210,7 @@ impl Handle {
             return Ok(Step::Now(Next::Stop));
         }
         if let Some(stream) = state.idle.take() {
-            let (ahead, pump) = stream.read_ahead(READ_AHEAD);
+            let (ahead, pump) = stream.read_ahead(ReadAhead::DEFAULT_CAPACITY);
             state.ahead = Some(ahead);
             drop(state);
             if let Err(error) = bridge::start(py, pump) {

@@ -435,7 +435,8 @@ async def test_display_stream_of_an_async_stream_is_awaited(
 
 
 # The pump: a task on the runtime reads each stream ahead of Python into
-# a bounded queue (READ_AHEAD = 256 chunks in python/src/stream.rs).
+# a bounded queue (`ReadAhead::DEFAULT_CAPACITY`, 256 chunks, in
+# core/src/stream/read_ahead.rs).
 
 #: Longer than the read-ahead bound: the pump stops until Python reads.
 LONG_WORDS = [f"w{i} " for i in range(700)]

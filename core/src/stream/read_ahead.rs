@@ -71,6 +71,13 @@ struct State {
     waiter: Option<Waker>,
 }
 
+impl ReadAhead {
+    /// A bound for consumers with no reason to pick another: plenty to
+    /// absorb a burst, and a bound on what a consumer that stopped reading
+    /// holds.
+    pub const DEFAULT_CAPACITY: usize = 256;
+}
+
 impl ChatStream {
     /// Reads this stream ahead of its consumer, at most `capacity` chunks
     /// (at least 1): the [`ReadAhead`] to take them from, and the pump to
@@ -126,14 +133,24 @@ impl ReadAhead {
     /// request if it was not over) and what was read is dropped; a waiting
     /// consumer is woken, to find the end.
     pub fn close(&self) {
-        let waiter = {
-            let mut state = self.shared.state.lock();
-            state.over = true;
-            state.queue.clear();
-            state.waiter.take()
-        };
+        self.shared.end(true);
         // Stops the pump, now or as soon as it next looks.
         self.shared.closing.notify_one();
+    }
+}
+
+impl Shared {
+    /// Marks the end (dropping what was read if `drop_read`) and wakes a
+    /// waiting consumer, to find it.
+    fn end(&self, drop_read: bool) {
+        let waiter = {
+            let mut state = self.state.lock();
+            state.over = true;
+            if drop_read {
+                state.queue.clear();
+            }
+            state.waiter.take()
+        };
         if let Some(waiter) = waiter {
             waiter.wake();
         }
@@ -153,14 +170,7 @@ struct PumpEnd(Arc<Shared>);
 
 impl Drop for PumpEnd {
     fn drop(&mut self) {
-        let waiter = {
-            let mut state = self.0.state.lock();
-            state.over = true;
-            state.waiter.take()
-        };
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
+        self.0.end(false);
     }
 }
 
