@@ -300,6 +300,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         listener = socket.socket(family, kind)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
+        # Listening before the address is printed: a client that reads it and connects at once
+        # waits in the backlog until uvicorn accepts, rather than being refused.
+        listener.listen(2048)
     except OSError as error:
         client.close()
         print(f"error: cannot listen on {args.host} port {args.port}: {error}", file=sys.stderr)

@@ -354,6 +354,24 @@ def test_the_command_serves_the_shared_analytics_store(emu: Emulator, tmp_path: 
     assert KEY not in page.text and KEY not in snapshot.text
 
 
+def test_the_printed_address_accepts_connections_before_the_server_starts(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import uvicorn
+
+    # Whoever reads the printed address may connect before uvicorn runs: the socket must
+    # already listen, so the connection waits in the backlog instead of being refused.
+    def connect_first(self: Any, sockets: List[socket.socket]) -> None:
+        with socket.create_connection(sockets[0].getsockname()[:2], timeout=5):
+            pass
+
+    monkeypatch.setattr(uvicorn.Server, "run", connect_first)
+    assert main(["dashboard", "--port", "0"]) == 0
+    assert "polyrelay dashboard on http://127.0.0.1:" in capsys.readouterr().out
+
+
 def test_the_command_warns_when_reachable_from_elsewhere(
     emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
