@@ -273,10 +273,22 @@ daily_quota = 1000000000
         let secs: f64 = arg_after("--secs")
             .and_then(|s| s.parse().ok())
             .unwrap_or(10.0);
+        let calls: u32 = arg_after("--calls")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200_000);
         let rate = match side.as_str() {
             "raw" => throughput(raw_call.clone(), secs).await,
             "polyrelay" => throughput(relay_call.clone(), secs).await,
-            other => panic!("--only raw|polyrelay, not {other}"),
+            "hit" | "skip" => {
+                let mean = if side == "hit" {
+                    cache_hits(&emulator, &request, calls).await
+                } else {
+                    breaker_skips(&emulator, &request, calls).await
+                };
+                println!("{side}: {calls} calls, mean {:.3} µs", micros(mean));
+                return;
+            }
+            other => panic!("--only raw|polyrelay|hit|skip, not {other}"),
         };
         println!("{side}: {rate:.0} req/s, {:.0} requests", rate * secs);
         return;
@@ -337,46 +349,10 @@ daily_quota = 1000000000
     let (ratio_q1, ratio_q3) = (quantile(&mut ratios, 0.25), quantile(&mut ratios, 0.75));
 
     // Cache hit latency (cache on, entry warm).
-    let cached = client(
-        &emulator,
-        "[capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n",
-    );
-    cached.request(request.clone()).await.expect("warm cache");
-    let hits = if quick { 100_000 } else { 1_000_000 };
-    let t = Instant::now();
-    for _ in 0..hits {
-        std::hint::black_box(cached.request(request.clone()).await.expect("hit"));
-    }
-    let hit_mean = t.elapsed() / hits;
+    let hit_mean = cache_hits(&emulator, &request, if quick { 100_000 } else { 1_000_000 }).await;
 
     // Skipping a provider whose breaker is open: the call fails without I/O.
-    let down = client(
-        &emulator,
-        r#"
-[cache]
-enabled = false
-[capabilities."weather.current"]
-chain = ["bench-down"]
-# Fail at once instead of waiting the deadline out for the breaker (the
-# default since resilience.md 2b): this measures the skip itself.
-max_wait = "0s"
-[providers.bench-down]
-retry = { max_attempts = 1 }
-breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_in_open_state = "1h" }
-"#,
-    );
-    let _ = down.request(request.clone()).await;
-    let skips = if quick { 20_000 } else { 200_000 };
-    let t = Instant::now();
-    for _ in 0..skips {
-        let error = down
-            .request(request.clone())
-            .await
-            .expect_err("breaker open");
-        debug_assert_eq!(error.attempts()[0].outcome, "skipped_circuit_open");
-        std::hint::black_box(error);
-    }
-    let skip_mean = t.elapsed() / skips;
+    let skip_mean = breaker_skips(&emulator, &request, if quick { 20_000 } else { 200_000 }).await;
 
     let p = |v: &[Duration], q| micros(percentile(v, q));
     let added50 = p(&relay_lat, 0.50) - p(&raw_lat, 0.50);
@@ -414,6 +390,51 @@ breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_
         "| open-breaker skip (mean) | | {:.3} µs | | ≤ 20 µs |",
         micros(skip_mean)
     );
+}
+
+/// Mean time of `hits` cache hits (cache on, entry warm), one after another.
+async fn cache_hits(emulator: &Emulator, request: &Request, hits: u32) -> Duration {
+    let cached = client(
+        emulator,
+        "[capabilities.\"weather.current\"]\nchain = [\"bench-ok\"]\n",
+    );
+    cached.request(request.clone()).await.expect("warm cache");
+    let t = Instant::now();
+    for _ in 0..hits {
+        std::hint::black_box(cached.request(request.clone()).await.expect("hit"));
+    }
+    t.elapsed() / hits
+}
+
+/// Mean time of `skips` calls whose only provider's breaker is open: each
+/// fails without I/O.
+async fn breaker_skips(emulator: &Emulator, request: &Request, skips: u32) -> Duration {
+    let down = client(
+        emulator,
+        r#"
+[cache]
+enabled = false
+[capabilities."weather.current"]
+chain = ["bench-down"]
+# Fail at once instead of waiting the deadline out for the breaker (the
+# default since resilience.md 2b): this measures the skip itself.
+max_wait = "0s"
+[providers.bench-down]
+retry = { max_attempts = 1 }
+breaker = { sliding_window_size = 1, minimum_number_of_calls = 1, wait_duration_in_open_state = "1h" }
+"#,
+    );
+    let _ = down.request(request.clone()).await;
+    let t = Instant::now();
+    for _ in 0..skips {
+        let error = down
+            .request(request.clone())
+            .await
+            .expect_err("breaker open");
+        debug_assert_eq!(error.attempts()[0].outcome, "skipped_circuit_open");
+        std::hint::black_box(error);
+    }
+    t.elapsed() / skips
 }
 
 /// Recording on vs off: mean cache hit and p50 / p99 of uncached calls, in
