@@ -31,6 +31,14 @@ Each contender runs ``--rounds`` times for ``--seconds`` at concurrency 64
 (time to first token: from the call to the first content chunk in hand,
 percentiles over every answer of every round); the order rotates between
 rounds so that machine drift hits all alike.
+
+``--isolate-upstream`` gives the upstream the first CPU of this process's
+set and the contenders the others, as a load generator is run beside the
+system it measures. Without it, the upstream's write bursts (an answer's
+200 chunks in about 300 µs) share the contenders' CPUs: on a 2-CPU machine
+a contender whose reading takes two threads (an event loop and a runtime
+worker) waits behind the burst in the first-token race, while a
+single-threaded one does not (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 MESSAGES: List[Dict[str, str]] = [{"role": "user", "content": "Count to two hundred."}]
 API_KEY = "sk-bench-not-a-real-key"
@@ -62,7 +70,7 @@ class Upstream:
     """The Rust benchmark's SSE upstream in its own process, built (release)
     and run by cargo; it serves until its standard input closes."""
 
-    def __init__(self, chunks: int) -> None:
+    def __init__(self, chunks: int, cpus: Optional[Set[int]] = None) -> None:
         print("starting the upstream (cargo bench -p polyrelay --bench streaming -- --serve)", file=sys.stderr)
         self.process = subprocess.Popen(
             ["cargo", "bench", "-q", "-p", "polyrelay", "--bench", "streaming", "--", "--serve",
@@ -71,6 +79,7 @@ class Upstream:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
@@ -303,6 +312,8 @@ def report(
         f"Python streaming benchmark: {args.chunks} content chunks per answer, {args.rounds} rounds × "
         f"{args.seconds:g} s per contender and concurrency; Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs"
+        + (f"; upstream on CPU {sorted(args.upstream_cpus)}, contenders on CPUs "
+           f"{sorted(os.sched_getaffinity(0))}" if args.upstream_cpus else "; CPUs shared with the upstream")
     )
     print()
     print("| contender | concurrency | chunks/s | answers | TTFT p50 µs | TTFT p99 µs | chunks/s vs raw aiohttp |")
@@ -363,7 +374,7 @@ def report(
 
 async def main_async(args: argparse.Namespace) -> None:
     wanted = [n for n in CONTENDERS if n in args.only] if args.only else list(CONTENDERS)
-    upstream = Upstream(args.chunks)
+    upstream = Upstream(args.chunks, args.upstream_cpus)
     contenders: Dict[str, Contender] = {}
     missing: Dict[str, str] = {}
     try:
@@ -405,7 +416,17 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=200, help="content chunks per answer")
     parser.add_argument("--only", nargs="+", choices=list(CONTENDERS), help="run only these contenders")
     parser.add_argument("--quick", action="store_true", help="1 round of 1 s")
+    parser.add_argument("--isolate-upstream", action="store_true",
+                        help="upstream on one CPU, contenders on the others (needs 2 or more)")
     args = parser.parse_args()
+    args.upstream_cpus = None
+    if args.isolate_upstream:
+        cpus = os.sched_getaffinity(0)
+        if len(cpus) < 2:
+            parser.error("--isolate-upstream needs at least 2 CPUs")
+        args.upstream_cpus = {min(cpus)}
+        # Before any contender starts a thread: threads inherit this set.
+        os.sched_setaffinity(0, cpus - args.upstream_cpus)
     if args.quick:
         args.seconds, args.rounds, args.warmup = 1.0, 1, 0.5
     asyncio.run(main_async(args))
