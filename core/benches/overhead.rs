@@ -15,7 +15,9 @@
 //! For profilers: `-- --only raw|polyrelay [--secs N]` runs just one side at
 //! concurrency 64 for N seconds (default 10) and prints how many requests it
 //! made, e.g. to count instructions per request under
-//! `valgrind --tool=callgrind` (see BENCHMARKS.md).
+//! `valgrind --tool=callgrind` (see BENCHMARKS.md). `-- --only hit|skip
+//! [--calls N]` makes N cache hits, or N calls skipping an open breaker, one
+//! after another (default 200 000) and prints their mean.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -33,8 +33,8 @@ percentiles over every answer of every round); the order rotates between
 rounds so that machine drift hits all alike.
 
 ``--isolate-upstream`` gives the upstream the first CPU of this process's
-set and the contenders the others, as a load generator is run beside the
-system it measures. Without it, the upstream's write bursts (an answer's
+set and the contenders the others, keeping the load generator off the
+CPUs of what it measures. Without it, the upstream's write bursts (an answer's
 200 chunks in about 300 µs) share the contenders' CPUs: on a 2-CPU machine
 a contender whose reading takes two threads (an event loop and a runtime
 worker) waits behind the burst in the first-token race, while a
