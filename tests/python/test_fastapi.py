@@ -23,7 +23,7 @@ from polyrelay.fastapi import (
     require_user,
     stream_response,
 )
-from polyrelay.testing import Emulator
+from polyrelay.testing import Emulator, Fault
 
 SECRET = b"an HMAC secret that is 32 bytes+"
 
@@ -207,3 +207,46 @@ async def test_stream_response_formats_and_reasoning(emu: Emulator) -> None:
     name, done = text[-1]
     assert name == "done" and done["finish_reason"] == "stop" and done["model"] == "deepseek-reasoner"
     assert done["usage"]["output_tokens"] > 0
+
+
+async def test_stream_response_reasoning_deltas_a_cut_and_a_stream_that_cannot_open(
+    emu: Emulator,
+) -> None:
+    path = emu.stream("deepseek")
+    config = {
+        "cache": {"enabled": False},
+        # One try, no waiting for the provider to recover: refusals fail at once.
+        "capabilities": {"llm.chat": {"chain": ["deepseek"], "max_wait": "0s"}},
+        "providers": {"deepseek": {"retry": {"max_attempts": 1}}},
+    }
+    hello = [{"role": "user", "content": "hi"}]
+    key = "sk-deepseek-test-key-never-shown"
+    async with polyrelay.AsyncClient(config, api_keys={"deepseek": key}) as client:
+        reasoned = await events_of(
+            await stream_response(client.llm.stream(messages=hello), include_reasoning=True)
+        )
+        emu.fault_next(path, Fault.at_chunk(7, "cut"))
+        cut = await events_of(await stream_response(client.llm.stream(messages=hello)))
+        emu.fault_always(path, Fault.status(503))
+        refused = await stream_response(client.llm.stream(messages=hello))
+    # OpenAI's own field for hidden reasoning, before the answer's deltas.
+    deltas = [data["choices"][0]["delta"] for _, data in reasoned[:-2]]
+    assert deltas[0].get("reasoning_content", "").startswith("The user")
+    assert "".join(d.get("content", "") for d in deltas) == "Paris."
+    assert reasoned[-1] == (None, "[DONE]")
+    # Cut after the first texts: what was sent, then one error event of fixed texts.
+    *sent, (name, error) = cut
+    assert sent and name == "error"
+    chars = sum(len(data["choices"][0]["delta"].get("content", "")) for _, data in sent)
+    assert error == {
+        "error": {
+            "type": "stream_interrupted",
+            "message": "the upstream stream was interrupted",
+            "partial_chars": chars,
+        }
+    }
+    # Nothing sent yet: a plain HTTP error, as for a plain call.
+    assert refused.status_code == 503 and body_of(refused)["error"] == "provider_error"
+    for _, data in reasoned + cut:
+        assert key not in json.dumps(data)
+    assert key not in bytes(refused.body).decode()
