@@ -74,11 +74,12 @@ impl State {
     /// The next item read ahead, handed over; `None` if there is none yet
     /// (then `cx`'s waker is woken when there is).
     fn poll(&mut self, cx: &mut Context<'_>) -> Option<Next> {
-        let Some(ahead) = &self.ahead else {
-            self.end.get_or_insert(End::Closed);
-            return Some(Next::Stop);
-        };
-        match ahead.poll_next(cx) {
+        // Without a read-ahead, the stream was closed.
+        let polled = self
+            .ahead
+            .as_ref()
+            .map_or(Poll::Ready(None), |ahead| ahead.poll_next(cx));
+        match polled {
             Poll::Ready(Some(item)) => Some(self.hand_over(item)),
             Poll::Ready(None) => {
                 self.end.get_or_insert(End::Closed);

@@ -71,13 +71,6 @@ struct State {
     waiter: Option<Waker>,
 }
 
-impl ReadAhead {
-    /// A bound for consumers with no reason to pick another: plenty to
-    /// absorb a burst, and a bound on what a consumer that stopped reading
-    /// holds.
-    pub const DEFAULT_CAPACITY: usize = 256;
-}
-
 impl ChatStream {
     /// Reads this stream ahead of its consumer, at most `capacity` chunks
     /// (at least 1): the [`ReadAhead`] to take them from, and the pump to
@@ -101,6 +94,11 @@ impl ChatStream {
 }
 
 impl ReadAhead {
+    /// A bound for consumers with no reason to pick another: plenty to
+    /// absorb a burst, and a bound on what a consumer that stopped reading
+    /// holds.
+    pub const DEFAULT_CAPACITY: usize = 256;
+
     /// The next chunk if one was read, `Ready(None)` after the last (or
     /// once closed); otherwise `Pending`, and `cx`'s waker is woken when
     /// there is one. One consumer: a second one's waker replaces the first.
