@@ -58,6 +58,31 @@ fn text(e: rusqlite::Error) -> String {
     e.to_string()
 }
 
+/// Sets the WAL journal (kept in the file, so done once per file).
+///
+/// Switching needs the file to itself, and SQLite answers "database is
+/// locked" at once, without its busy handler, when another connection is
+/// opening the same new file: processes started together do that. So the
+/// switch is retried, within the same [`BUSY_TIMEOUT`] any writer waits.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        }) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other.map(drop),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the file at `path` with its tables.
     pub fn open(path: &Path) -> Result<Self> {
@@ -71,9 +96,7 @@ impl SqliteStore {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         // Readers never block the writer, and a commit needs no fsync of
         // the main file.
-        let _: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(fail)?;
+        switch_to_wal(&connection).map_err(fail)?;
         connection
             .execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(fail)?;
@@ -370,5 +393,42 @@ impl crate::state::QuotaFile for SqliteStore {
         if let Err(e) = saved {
             tracing::warn!(error = %e, "quota counters not saved");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes started together open one new file at the same moment;
+    /// each must wait for the others' set-up, never fail with "locked".
+    /// (Threads stand in for processes: each has its own connection.)
+    #[test]
+    fn many_connections_opening_one_new_file_at_once_all_succeed() {
+        let dir =
+            std::env::temp_dir().join(format!("polyrelay-sqlite-open-{}", std::process::id()));
+        for round in 0..40 {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("analytics.sqlite");
+            let start = std::sync::Barrier::new(8);
+            let opened: Vec<_> = std::thread::scope(|s| {
+                let openers: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            SqliteStore::open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                openers.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            for result in opened {
+                if let Err(e) = result {
+                    panic!("round {round}: {e}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
