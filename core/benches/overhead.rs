@@ -12,9 +12,12 @@
 //! default) and off, cache hits and uncached calls at concurrency 1, in
 //! alternating rounds.
 //!
-//! For profilers: `-- --only raw|polyrelay [--secs N]` runs just one side at
-//! concurrency 64 for N seconds (default 10) and prints how many requests it
-//! made, e.g. to count instructions per request under
+//! `-- --workers N` sets the client runtime's threads (default 2) and
+//! `-- --concurrency N` the throughput runs' tasks (default 64).
+//!
+//! For profilers: `-- --only raw|polyrelay [--secs N]` runs just one side
+//! (at that concurrency) for N seconds (default 10) and prints how many
+//! requests it made, e.g. to count instructions per request under
 //! `valgrind --tool=callgrind` (see BENCHMARKS.md). `-- --only hit|skip
 //! [--calls N]` makes N cache hits, or N calls skipping an open breaker, one
 //! after another (default 200 000) and prints their mean.
@@ -153,7 +156,7 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Requests per second of `make` run by 64 concurrent tasks for `secs`.
+/// Requests per second of `make` run by [`concurrency`] tasks for `secs`.
 async fn throughput<F, Fut>(make: F, secs: f64) -> f64
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
@@ -161,7 +164,7 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..64)
+    let tasks: Vec<_> = (0..concurrency())
         .map(|_| {
             let make = make.clone();
             tokio::spawn(async move {
@@ -187,8 +190,28 @@ fn arg_after(flag: &str) -> Option<String> {
     args.get(at + 1).cloned()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// Tasks calling at once in the throughput runs (`--concurrency N`, 64).
+fn concurrency() -> usize {
+    arg_after("--concurrency")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64)
+}
+
+fn main() {
+    // `--workers N`: the client runtime's threads (default 2). With 1, no
+    // state is shared between cores, which tells contention from work.
+    let workers = arg_after("--workers")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let quick = std::env::args().any(|a| a == "--quick");
     // Throughput: pairs of short slices, one per side, back to back.
     let (rounds, per_round, slice_pairs) = if quick { (4, 500, 16) } else { (10, 2_000, 80) };
@@ -378,7 +401,8 @@ daily_quota = 1000000000
         added99
     );
     println!(
-        "| throughput, concurrency 64 | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× (quartiles {ratio_q1:.3}–{ratio_q3:.3}) | ≥ 0.9× |"
+        "| throughput, concurrency {} | {raw_tput:.0} req/s | {relay_tput:.0} req/s | {ratio:.3}× (quartiles {ratio_q1:.3}–{ratio_q3:.3}) | ≥ 0.9× |",
+        concurrency()
     );
     println!(
         "| heap allocations per call, client + server | {raw_allocs:.1} | {relay_allocs:.1} | {:+.1} | |",
