@@ -1231,7 +1231,14 @@ impl Engine {
             error.type = Empty,
             otel.status_code = Empty,
         );
-        let result = self.call_in_span(request).instrument(span.clone()).await;
+        // Pinned in place and polled inside the span, rather than moved
+        // into `Instrumented`: the call's future is several KB and each
+        // move copies it whole (two copies a call, cache hits included).
+        let mut call = std::pin::pin!(self.call_in_span(request));
+        let result = std::future::poll_fn(|cx| {
+            span.in_scope(|| std::future::Future::poll(call.as_mut(), cx))
+        })
+        .await;
         match &result {
             Ok(result) => {
                 span.record("outcome", "success");

@@ -508,17 +508,18 @@ impl Reading {
         };
         let span = tracing::info_span!("polyrelay.stream", capability = "llm.chat");
         // Boxed: the chain's future is large, and inline it would make the
-        // future of every chunk's read as large.
-        let walked = Box::pin(tracing::Instrument::instrument(
-            self.engine.walk_chain(
+        // future of every chunk's read as large. Boxed before it is
+        // instrumented, so that it is copied once, into the box.
+        let walked = tracing::Instrument::instrument(
+            Box::pin(self.engine.walk_chain(
                 &opening,
                 WalkScope {
                     exclude: &self.interrupted,
                     ..WalkScope::default()
                 },
-            ),
+            )),
             span,
-        ))
+        )
         .await;
         match walked {
             Ok((open, attempts)) => {
