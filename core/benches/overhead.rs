@@ -190,19 +190,22 @@ fn arg_after(flag: &str) -> Option<String> {
     args.get(at + 1).cloned()
 }
 
+/// The number after `flag`, or `default` when it is absent or not a number.
+fn number_after<T: std::str::FromStr>(flag: &str, default: T) -> T {
+    arg_after(flag)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Tasks calling at once in the throughput runs (`--concurrency N`, 64).
 fn concurrency() -> usize {
-    arg_after("--concurrency")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(64)
+    number_after("--concurrency", 64)
 }
 
 fn main() {
     // `--workers N`: the client runtime's threads (default 2). With 1, no
     // state is shared between cores, which tells contention from work.
-    let workers = arg_after("--workers")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
+    let workers = number_after("--workers", 2);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -295,12 +298,8 @@ daily_quota = 1000000000
     }
 
     if let Some(side) = arg_after("--only") {
-        let secs: f64 = arg_after("--secs")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10.0);
-        let calls: u32 = arg_after("--calls")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200_000);
+        let secs: f64 = number_after("--secs", 10.0);
+        let calls: u32 = number_after("--calls", 200_000);
         let rate = match side.as_str() {
             "raw" => throughput(raw_call.clone(), secs).await,
             "polyrelay" => throughput(relay_call.clone(), secs).await,
